@@ -1,0 +1,22 @@
+"""The one exception type for bad user input."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["GdscopeError", "check_finite"]
+
+
+class GdscopeError(ValueError):
+    """Invalid input: the CLI prints the message on one line and exits with status 2."""
+
+
+def check_finite(name: str, value: float) -> float:
+    """Return ``value`` as a float, or raise if it is NaN or infinite."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise GdscopeError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise GdscopeError(f"{name} must be finite, got {value!r}")
+    return number

@@ -1,0 +1,176 @@
+"""Loss landscapes: a loss sampled on a grid of (weight, bias), computed as broadcast tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .data import Dataset
+from .errors import GdscopeError, check_finite
+from .losses import LossSpec
+
+__all__ = [
+    "ARTICLE_GRID",
+    "MAX_GRID_SIZE",
+    "Grid",
+    "Landscape",
+    "loss_and_gradient",
+    "loss_map",
+    "loss_map_pointwise",
+]
+
+MAX_GRID_SIZE = 4001
+# Upper bound on the elements of one (rows, columns, points) prediction block; keeps memory flat.
+_BLOCK_ELEMENTS = 1 << 22
+
+
+@dataclass(frozen=True)
+class Grid:
+    """``w_size`` weights evenly spaced over ``w_range`` (ends included), likewise for biases."""
+
+    w_range: tuple[float, float] = (-5.0, 8.0)
+    b_range: tuple[float, float] = (-5.0, 8.0)
+    w_size: int = 101
+    b_size: int = 101
+
+    def __post_init__(self) -> None:
+        for axis in ("w", "b"):
+            lo, hi = getattr(self, f"{axis}_range")
+            lo = check_finite(f"{axis}-range low", lo)
+            hi = check_finite(f"{axis}-range high", hi)
+            if not lo < hi:
+                raise GdscopeError(f"{axis}-range must have low < high, got ({lo:g}, {hi:g})")
+            object.__setattr__(self, f"{axis}_range", (lo, hi))
+            size = getattr(self, f"{axis}_size")
+            if isinstance(size, bool) or not isinstance(size, int):
+                raise GdscopeError(f"grid size must be an integer, got {size!r}")
+            if not 2 <= size <= MAX_GRID_SIZE:
+                raise GdscopeError(f"grid size must be in [2, {MAX_GRID_SIZE}], got {size}")
+
+    @classmethod
+    def square(cls, lo: float = -5.0, hi: float = 8.0, size: int = 101) -> Grid:
+        return cls((lo, hi), (lo, hi), size, size)
+
+    @staticmethod
+    def _axis(lo: float, hi: float, size: int) -> np.ndarray:
+        # The article's formula, lo + span * i / (size - 1), in float64.
+        return lo + (hi - lo) * np.arange(size, dtype=np.float64) / (size - 1)
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self._axis(*self.w_range, self.w_size)
+
+    @property
+    def biases(self) -> np.ndarray:
+        return self._axis(*self.b_range, self.b_size)
+
+    @property
+    def cell(self) -> tuple[float, float]:
+        """Spacing ``(dw, db)`` between neighbouring samples."""
+        (wl, wh), (bl, bh) = self.w_range, self.b_range
+        return (wh - wl) / (self.w_size - 1), (bh - bl) / (self.b_size - 1)
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        """``(left, right, bottom, top)`` for ``imshow`` with samples at pixel centres."""
+        dw, db = self.cell
+        (wl, wh), (bl, bh) = self.w_range, self.b_range
+        return bl - db / 2, bh + db / 2, wl - dw / 2, wh + dw / 2
+
+    def contains(self, w: float, b: float) -> bool:
+        left, right, bottom, top = self.extent
+        return left <= b <= right and bottom <= w <= top
+
+
+ARTICLE_GRID = Grid()
+
+
+@dataclass(frozen=True, eq=False)
+class Landscape:
+    """``values[i, j]`` is the objective at ``(grid.weights[i], grid.biases[j])``.
+
+    With ``weight_decay > 0`` the values are SGD's *effective* objective,
+    ``loss + weight_decay / 2 · (w² + b²)``, which is what SGD with weight decay minimizes.
+    """
+
+    grid: Grid
+    values: Tensor
+    loss: LossSpec
+    weight_decay: float = 0.0
+
+    @property
+    def effective(self) -> bool:
+        return self.weight_decay > 0
+
+    def argmin(self) -> tuple[float, float, float]:
+        """``(weight, bias, value)`` of the smallest grid value."""
+        flat = int(torch.argmin(self.values))
+        i, j = divmod(flat, self.grid.b_size)
+        return float(self.grid.weights[i]), float(self.grid.biases[j]), float(self.values[i, j])
+
+    def with_weight_decay(self, weight_decay: float) -> Landscape:
+        """The effective objective for SGD with this ``weight_decay`` (from a plain-loss map)."""
+        if self.effective:
+            raise ValueError("this landscape already includes weight decay")
+        if weight_decay == 0:
+            return self
+        w = torch.as_tensor(self.grid.weights, dtype=self.values.dtype, device=self.values.device)
+        b = torch.as_tensor(self.grid.biases, dtype=self.values.dtype, device=self.values.device)
+        penalty = 0.5 * weight_decay * (w[:, None] ** 2 + b[None, :] ** 2)
+        return Landscape(self.grid, self.values + penalty, self.loss, weight_decay)
+
+
+def loss_map(
+    data: Dataset,
+    loss: LossSpec | None = None,
+    grid: Grid = ARTICLE_GRID,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Landscape:
+    """The mean loss at every grid point in one broadcast computation (blocked over weight rows).
+
+    Predictions ``w·x + b`` are formed in ``dtype`` from the float64 grid, exactly as the article's
+    per-point loop does with Python floats, then reduced with the ``torch.nn.functional`` loss.
+    """
+    loss = loss or LossSpec()
+    elementwise = loss.elementwise()
+    x = torch.tensor(data.x, dtype=dtype, device=device)
+    y = torch.tensor(data.y, dtype=dtype, device=device)
+    w = torch.tensor(grid.weights, dtype=dtype, device=device)
+    b = torch.tensor(grid.biases, dtype=dtype, device=device)
+    rows = max(1, _BLOCK_ELEMENTS // (grid.b_size * len(x)))
+    blocks = []
+    for start in range(0, grid.w_size, rows):
+        w_block = w[start : start + rows, None, None]
+        prediction = x * w_block + b[None, :, None]
+        blocks.append(elementwise(prediction, y.expand_as(prediction)).mean(dim=-1))
+    return Landscape(grid, torch.cat(blocks), loss)
+
+
+def loss_map_pointwise(data: Dataset, loss: LossSpec | None = None, grid: Grid = ARTICLE_GRID) -> Landscape:
+    """The article's slow method: one ``nn`` loss call per grid point. Reference for tests/benchmarks."""
+    loss = loss or LossSpec()
+    loss_fn = loss.module()
+    x = torch.from_numpy(data.x.copy())
+    y = torch.from_numpy(data.y.copy())
+    values = torch.empty(grid.w_size, grid.b_size)
+    for i, w in enumerate(grid.weights.tolist()):
+        for j, b in enumerate(grid.biases.tolist()):
+            values[i, j] = loss_fn(x * w + b, y).item()
+    return Landscape(grid, values, loss)
+
+
+def loss_and_gradient(
+    data: Dataset, loss: LossSpec, w: float, b: float, *, dtype: torch.dtype = torch.float64
+) -> tuple[float, tuple[float, float]]:
+    """The mean loss at ``(w, b)`` and its gradient ``(dL/dw, dL/db)``, by autograd."""
+    params = torch.tensor([w, b], dtype=dtype, requires_grad=True)
+    x = torch.tensor(data.x, dtype=dtype)
+    y = torch.tensor(data.y, dtype=dtype)
+    value = loss.module()(x * params[0] + params[1], y)
+    (grad,) = torch.autograd.grad(value, params)
+    return float(value.detach()), (float(grad[0]), float(grad[1]))

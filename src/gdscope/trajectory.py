@@ -1,0 +1,67 @@
+"""The record of one optimizer run through (weight, bias) space."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .losses import LossSpec
+from .sgd import SGDConfig
+
+__all__ = ["Trajectory"]
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectory:
+    """One run: ``epochs + 1`` points (start included) and the loss at each of them.
+
+    ``losses[i]`` is the loss at ``(weights[i], biases[i])``, i.e. the value torch reports in
+    epoch ``i`` before its step; the last entry is the loss after the final step. If the run
+    diverged, ``diverged_at`` is the first index whose parameters or loss are not finite, and that
+    entry and all later ones are NaN.
+    """
+
+    weights: np.ndarray
+    biases: np.ndarray
+    losses: np.ndarray
+    diverged_at: int | None
+    loss: LossSpec
+    sgd: SGDConfig
+    start: tuple[float, float]
+
+    def __post_init__(self) -> None:
+        for name in ("weights", "biases", "losses"):
+            array = np.array(getattr(self, name), dtype=np.float64)
+            array.flags.writeable = False
+            object.__setattr__(self, name, array)
+        if not self.weights.shape == self.biases.shape == self.losses.shape:
+            raise ValueError("weights, biases and losses must have the same length")
+
+    @property
+    def epochs(self) -> int:
+        return len(self.weights) - 1
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
+
+    @property
+    def path(self) -> np.ndarray:
+        """``(epochs + 1, 2)`` array of ``(weight, bias)``; NaN rows after divergence."""
+        return np.stack([self.weights, self.biases], axis=1)
+
+    @property
+    def n_finite(self) -> int:
+        """Number of leading points that are finite."""
+        return self.epochs + 1 if self.diverged_at is None else self.diverged_at
+
+    @property
+    def final(self) -> tuple[float, float]:
+        """The last finite ``(weight, bias)``."""
+        i = self.n_finite - 1
+        return float(self.weights[i]), float(self.biases[i])
+
+    def log_lines(self) -> list[str]:
+        """``epoch {i}, loss {value}`` lines as the article prints them (one per training epoch)."""
+        return [f"epoch {i}, loss {float(self.losses[i])!r}" for i in range(self.epochs)]
