@@ -9,7 +9,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .config import PlotConfig
-from .data import DataSpec, Dataset, make_data
+from .data import Dataset, DataSpec, make_data
 from .errors import GdscopeError
 from .landscape import Grid, Landscape, loss_map
 from .losses import ARTICLE_LOSSES, LossSpec

@@ -53,64 +53,91 @@ def _panels(key: str, slug: str, title: str, caption: str, sgd: SGDConfig) -> Ar
 
 ARTICLE_FIGURES: tuple[ArticleFigure, ...] = (
     ArticleFigure(
-        "fig01", "data", "The toy data",
-        "Fifty points y = 0.75x² + x + 2 + 0.3ε drawn with NumPy's legacy generator, seed 20240215.",
-        PlotConfig(losses=MSE_ONLY), "data",
+        "fig01",
+        "data",
+        "The toy data",
+        "Fifty points y = 0.75x² + x + 2 + 0.3ε drawn with NumPy's legacy generator, "
+        "seed 20240215.",
+        PlotConfig(losses=MSE_ONLY),
+        "data",
     ),
     ArticleFigure(
-        "fig02", "fit", "The fitted line",
+        "fig02",
+        "fit",
+        "The fitted line",
         "The line w·x + b that a single neuron reaches after 100 epochs of full-batch SGD "
-        "(lr 0.1, MSELoss) from w = 6, b = −3. A line cannot follow the parabola, so it compromises.",
-        PlotConfig(losses=MSE_ONLY), "fit",
+        "(lr 0.1, MSELoss) from w = 6, b = −3. A line cannot follow the parabola, so it "
+        "compromises.",
+        PlotConfig(losses=MSE_ONLY),
+        "fit",
     ),
     ArticleFigure(
-        "fig03", "mse-map", "The MSE loss landscape",
+        "fig03",
+        "mse-map",
+        "The MSE loss landscape",
         "MSELoss sampled on a 101×101 grid of (weight, bias) over [−5, 8]²; each sample sits at "
         "its pixel's centre. The diamond marks the grid's minimum.",
-        PlotConfig(losses=MSE_ONLY, path=False), "plot",
+        PlotConfig(losses=MSE_ONLY, path=False),
+        "plot",
     ),
     ArticleFigure(
-        "fig04", "mse-path", "Gradient descent on the MSE landscape",
+        "fig04",
+        "mse-path",
+        "Gradient descent on the MSE landscape",
         "The path of SGD (lr 0.1, 100 epochs) from the forced start (w = 6, b = −3): steps shrink "
         "as the gradient flattens near the minimum.",
-        PlotConfig(losses=MSE_ONLY), "plot",
+        PlotConfig(losses=MSE_ONLY),
+        "plot",
     ),
     _panels(
-        "fig05", "losses", "Four loss functions",
+        "fig05",
+        "losses",
+        "Four loss functions",
         "The same run (lr 0.1, 100 epochs) under MSELoss, L1Loss, HuberLoss and SmoothL1Loss, each "
         "with its own colour scale. MSE's steep walls give large early steps; the L1-like losses "
         "approach more gradually.",
         SGDConfig(),
     ),
     _panels(
-        "fig06", "momentum", "Momentum 0.9",
+        "fig06",
+        "momentum",
+        "Momentum 0.9",
         "Heavy-ball momentum 0.9 overshoots the minimum and swings back; on MSELoss it comes close "
         "to diverging.",
         SGDConfig(momentum=0.9),
     ),
     ArticleFigure(
-        "fig07", "nesterov-diagram", "Momentum versus Nesterov look-ahead",
+        "fig07",
+        "nesterov-diagram",
+        "Momentum versus Nesterov look-ahead",
         "Both updates at the same point, drawn to scale from the article's problem: classical "
         "momentum adds the gradient at the current point; Nesterov takes it at the point the "
         "momentum is about to carry us to. (torch implements Nesterov in the equivalent "
         "reformulated form, g + μ·v, whose parameters are the look-ahead points.)",
-        PlotConfig(losses=MSE_ONLY), "nesterov",
+        PlotConfig(losses=MSE_ONLY),
+        "nesterov",
     ),
     _panels(
-        "fig08", "nesterov", "Nesterov momentum 0.9",
+        "fig08",
+        "nesterov",
+        "Nesterov momentum 0.9",
         "Nesterov's look-ahead gradient corrects course earlier and cuts the overshoot of plain "
         "momentum, most visibly on MSELoss.",
         SGDConfig(momentum=0.9, nesterov=True),
     ),
     _panels(
-        "fig09", "weight-decay", "Weight decay 2.0 (with Nesterov momentum 0.9)",
+        "fig09",
+        "weight-decay",
+        "Weight decay 2.0 (with Nesterov momentum 0.9)",
         "Weight decay pulls every solution toward the origin: SGD now minimizes "
         "loss + (2.0/2)·(w² + b²), whose minimum (the magenta cross) is where each path ends, "
         "not at the loss's own minimum (the diamond).",
         SGDConfig(momentum=0.9, nesterov=True, weight_decay=2.0),
     ),
     _panels(
-        "fig10", "dampening", "Momentum 0.9 with dampening 0.8",
+        "fig10",
+        "dampening",
+        "Momentum 0.9 with dampening 0.8",
         "Dampening scales each new gradient by (1 − 0.8) before it enters the momentum buffer, "
         "which tames the momentum's swings.",
         SGDConfig(momentum=0.9, dampening=0.8),

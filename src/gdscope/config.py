@@ -56,7 +56,9 @@ class PlotConfig:
         """Arguments of ``gdscope plot`` that re-make this figure (defaults left out)."""
         args: list[str] = []
         names = [loss.name for loss in self.losses]
-        args += ["--loss", "all"] if names == [x.name for x in ARTICLE_LOSSES] else ["--loss", *names]
+        args += (
+            ["--loss", "all"] if names == [x.name for x in ARTICLE_LOSSES] else ["--loss", *names]
+        )
         huber = next((x.delta for x in self.losses if x.name == "huber"), 1.0)
         beta = next((x.beta for x in self.losses if x.name == "smoothl1"), 1.0)
         if huber != 1.0:
@@ -92,7 +94,9 @@ class PlotConfig:
             args += ["--w-range", *(f"{v!r}" for v in grid.w_range)]
         if grid.b_range != ARTICLE_GRID.b_range:
             args += ["--b-range", *(f"{v!r}" for v in grid.b_range)]
-        args += [flag for flag, on in (("--log-color", self.log), ("--effective", self.effective)) if on]
+        args += [
+            flag for flag, on in (("--log-color", self.log), ("--effective", self.effective)) if on
+        ]
         if not self.path:
             args += ["--no-path"]
         return args

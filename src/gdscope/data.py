@@ -40,7 +40,7 @@ class DataSpec:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Points ``x``, ``y`` (read-only float32 arrays of equal length) and the spec that made them."""
+    """Points ``x``, ``y`` (read-only float32 arrays of equal length) and their spec."""
 
     x: np.ndarray
     y: np.ndarray

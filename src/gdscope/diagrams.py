@@ -1,4 +1,4 @@
-"""Fig. 7: the classical-momentum step next to the Nesterov look-ahead step, drawn from real numbers.
+"""Fig. 7: the classical momentum step beside the Nesterov look-ahead step, from real numbers.
 
 The article drew this by hand. Here the vectors come from the article's own problem: the point
 and velocity after a few steps of SGD with momentum, and the true gradients there and at the
@@ -69,7 +69,15 @@ def momentum_vectors(
     )
 
 
-def _arrow(ax: Axes, origin: np.ndarray, vector: np.ndarray, color: str, label: str) -> None:
+def _arrow(
+    ax: Axes,
+    origin: np.ndarray,
+    vector: np.ndarray,
+    color: str,
+    label: str,
+    *,
+    above: bool = True,
+) -> None:
     # Coordinates are (weight, bias); the plot puts bias on x.
     ax.annotate(
         "",
@@ -77,12 +85,15 @@ def _arrow(ax: Axes, origin: np.ndarray, vector: np.ndarray, color: str, label: 
         xytext=(origin[1], origin[0]),
         arrowprops={"arrowstyle": "-|>", "color": color, "lw": 2, "mutation_scale": 16},
     )
+    # Labels sit beside the arrow's middle, above-right or below-left, so pairs never collide.
     mid = origin + vector / 2
     ax.annotate(
         label,
         xy=(mid[1], mid[0]),
-        xytext=(6, 6),
+        xytext=(8, 6) if above else (-8, -8),
         textcoords="offset points",
+        ha="left" if above else "right",
+        va="bottom" if above else "top",
         fontsize=8,
         color=color,
         bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1},
@@ -102,12 +113,12 @@ def plot_momentum_step(
     if nesterov:
         ahead = p + vectors.momentum
         _arrow(ax, ahead, vectors.lookahead_gradient_step, "#d7191c", "gradient at look-ahead")
-        _arrow(ax, p, vectors.nesterov_step, "black", "Nesterov step")
+        _arrow(ax, p, vectors.nesterov_step, "black", "Nesterov step", above=False)
         ax.plot([ahead[1]], [ahead[0]], "o", color="#d7191c", markersize=5)
         ax.set_title("(b) Nesterov: gradient taken at the look-ahead point")
     else:
         _arrow(ax, p, vectors.gradient_step, "#d7191c", "gradient step  −lr·∇L(p)")
-        _arrow(ax, p, vectors.classical_step, "black", "momentum step")
+        _arrow(ax, p, vectors.classical_step, "black", "momentum step", above=False)
         ax.set_title("(a) Momentum: gradient taken at the current point")
     ax.plot([p[1]], [p[0]], "o", color="#1a9641", markersize=7)
     ax.annotate("p", xy=(p[1], p[0]), xytext=(-12, -4), textcoords="offset points")
@@ -129,17 +140,28 @@ def plot_nesterov_diagram(
         fig = plt.figure()
     fig.set_size_inches(11, 5.4)
     axes = fig.subplots(1, 2)
-    tips = [vectors.point + v for v in (vectors.momentum, vectors.classical_step,
-                                        vectors.nesterov_step, vectors.momentum + vectors.gradient_step)]
+    tips = [
+        vectors.point + v
+        for v in (
+            vectors.momentum,
+            vectors.classical_step,
+            vectors.nesterov_step,
+            vectors.momentum + vectors.gradient_step,
+        )
+    ]
     tips.append(vectors.point + vectors.momentum + vectors.lookahead_gradient_step)
     corners = np.array([vectors.point, *tips])
     lo, hi = corners.min(axis=0), corners.max(axis=0)
     pad = 0.25 * float((hi - lo).max()) + 0.1
     grid = Grid((lo[0] - pad, hi[0] + pad), (lo[1] - pad, hi[1] + pad), 81, 81)
     landscape = loss_map(data, loss, grid)
-    for ax, nesterov in zip(axes, (False, True)):
+    for ax, nesterov in zip(axes, (False, True), strict=True):
         ax.contour(
-            grid.biases, grid.weights, landscape.values.numpy(), levels=14, cmap="terrain",
+            grid.biases,
+            grid.weights,
+            landscape.values.numpy(),
+            levels=14,
+            cmap="terrain",
             linewidths=0.8,
         )
         plot_momentum_step(vectors, ax=ax, nesterov=nesterov)

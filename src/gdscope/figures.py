@@ -56,7 +56,7 @@ def _maps_only(
     config: PlotConfig, landscapes: list[Landscape], fig: Figure, title: str | None
 ) -> PanelFigure:
     axes = panel_axes(fig, len(landscapes), extra_height=0.4)
-    for ax, landscape in zip(axes, landscapes):
+    for ax, landscape in zip(axes, landscapes, strict=True):
         shown = landscape
         if config.effective and config.sgd.weight_decay > 0:
             shown = landscape.with_weight_decay(config.sgd.weight_decay)
@@ -66,4 +66,3 @@ def _maps_only(
     fig.suptitle(caption)
     fig.tight_layout()
     return PanelFigure(fig, axes, [], caption)
-

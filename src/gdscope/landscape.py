@@ -151,8 +151,10 @@ def loss_map(
     return Landscape(grid, torch.cat(blocks), loss)
 
 
-def loss_map_pointwise(data: Dataset, loss: LossSpec | None = None, grid: Grid = ARTICLE_GRID) -> Landscape:
-    """The article's slow method: one ``nn`` loss call per grid point. Reference for tests/benchmarks."""
+def loss_map_pointwise(
+    data: Dataset, loss: LossSpec | None = None, grid: Grid = ARTICLE_GRID
+) -> Landscape:
+    """The article's slow method, one ``nn`` loss call per grid point (reference for tests)."""
     loss = loss or LossSpec()
     loss_fn = loss.module()
     x = torch.from_numpy(data.x.copy())

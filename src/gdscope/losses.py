@@ -18,7 +18,7 @@ _CLASS_NAMES = {"mse": "MSELoss", "l1": "L1Loss", "huber": "HuberLoss", "smoothl
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A loss by name; ``delta`` is HuberLoss's parameter, ``beta`` SmoothL1Loss's (both default 1)."""
+    """A loss by name; ``delta`` is HuberLoss's parameter, ``beta`` SmoothL1Loss's (default 1)."""
 
     name: str = "mse"
     delta: float = 1.0
@@ -29,9 +29,7 @@ class LossSpec:
         name = {"mseloss": "mse", "l1loss": "l1", "huberloss": "huber"}.get(name, name)
         name = {"smoothl1loss": "smoothl1", "l2": "mse"}.get(name, name)
         if name not in LOSS_NAMES:
-            raise GdscopeError(
-                f"unknown loss {self.name!r}; choose one of {', '.join(LOSS_NAMES)}"
-            )
+            raise GdscopeError(f"unknown loss {self.name!r}; choose one of {', '.join(LOSS_NAMES)}")
         object.__setattr__(self, "name", name)
         delta = check_finite("huber delta", self.delta)
         beta = check_finite("smoothl1 beta", self.beta)
@@ -77,7 +75,7 @@ class LossSpec:
         return lambda p, t: F.smooth_l1_loss(p, t, reduction="none", beta=self.beta)
 
     def same_function_as(self, other: LossSpec) -> bool:
-        """True when both specs compute the same values (HuberLoss(δ) ≡ SmoothL1Loss(β) iff δ=β=1)."""
+        """True when both compute the same values (HuberLoss(δ) ≡ SmoothL1Loss(β) iff δ=β=1)."""
         if self == other:
             return True
         pair = {self.name, other.name}

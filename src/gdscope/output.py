@@ -19,7 +19,9 @@ __all__ = ["FIGURE_FORMATS", "figure_format", "save_figure", "write_atomic", "wr
 FIGURE_FORMATS = ("png", "svg", "pdf")
 
 
-def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], None], *, force: bool = False) -> Path:
+def write_atomic(
+    path: str | os.PathLike[str], write: Callable[[Path], None], *, force: bool = False
+) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
 
     Readers never see a half-written file. Without ``force`` an existing ``path`` is an error,
@@ -41,10 +43,14 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], None], *,
             try:
                 os.link(tmp, target)
             except FileExistsError:
-                raise GdscopeError(f"{target} already exists; pass --force to overwrite it") from None
+                raise GdscopeError(
+                    f"{target} already exists; pass --force to overwrite it"
+                ) from None
             except OSError:  # file systems without hard links
                 if target.exists():
-                    raise GdscopeError(f"{target} already exists; pass --force to overwrite it") from None
+                    raise GdscopeError(
+                        f"{target} already exists; pass --force to overwrite it"
+                    ) from None
                 os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -60,7 +66,9 @@ def figure_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
     """The format to save in: ``fmt`` if given, else the file's suffix; must be png, svg or pdf."""
     chosen = (fmt or Path(path).suffix.lstrip(".") or "png").lower()
     if chosen not in FIGURE_FORMATS:
-        raise GdscopeError(f"unsupported figure format {chosen!r}; use one of {', '.join(FIGURE_FORMATS)}")
+        raise GdscopeError(
+            f"unsupported figure format {chosen!r}; use one of {', '.join(FIGURE_FORMATS)}"
+        )
     return chosen
 
 

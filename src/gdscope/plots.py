@@ -102,8 +102,10 @@ def plot_data(data: Dataset, *, ax: Axes | None = None, **kwargs: Any) -> PathCo
     return artist
 
 
-def plot_fit(data: Dataset, trajectory: Trajectory, *, ax: Axes | None = None, **kwargs: Any) -> Line2D:
-    """The line ``y = w·x + b`` of the trajectory's final point, across the data's x-range (Fig. 2)."""
+def plot_fit(
+    data: Dataset, trajectory: Trajectory, *, ax: Axes | None = None, **kwargs: Any
+) -> Line2D:
+    """The line ``y = w·x + b`` at the run's final point, over the data's x-range (Fig. 2)."""
     ax = _axes(ax)
     w, b = trajectory.final
     xs = np.array([float(data.x.min()), float(data.x.max())])
@@ -168,11 +170,15 @@ def plot_landscape(
     if mark_minimum:
         w, b, _ = landscape.argmin()
         label = "objective minimum" if landscape.effective else "loss minimum"
-        minimum = _mark(ax, w, b, EFFECTIVE_MIN_STYLE if landscape.effective else LOSS_MIN_STYLE, label)
+        minimum = _mark(
+            ax, w, b, EFFECTIVE_MIN_STYLE if landscape.effective else LOSS_MIN_STYLE, label
+        )
     return LandscapeArtists(image, bar, minimum)
 
 
-def visible_path(trajectory: Trajectory, grid: Grid | None) -> tuple[np.ndarray, np.ndarray, int | None]:
+def visible_path(
+    trajectory: Trajectory, grid: Grid | None
+) -> tuple[np.ndarray, np.ndarray, int | None]:
     """The ``(weights, biases)`` to draw and the step at which the path left the map, if it did.
 
     Takes the finite prefix. A diverged path is cut at its first point off the map (the last
@@ -287,7 +293,7 @@ def plot_descent(
     shown = objective if effective else landscape
     drawn = plot_landscape(shown, ax=ax, log=log, colorbar=colorbar, mark_minimum=False)
     w, b, _ = landscape.argmin()
-    loss_minimum = _mark(ax, w, b, LOSS_MIN_STYLE, "loss minimum")
+    loss_minimum = _mark(ax, w, b, LOSS_MIN_STYLE, "loss minimum", zorder=7)
     effective_minimum = None
     if wd > 0:
         w, b, _ = objective.argmin()
@@ -345,7 +351,7 @@ def plot_panels(
     axes = panel_axes(fig, len(landscapes), extra_height=0.9)
     panels = [
         plot_descent(landscape, trajectory, ax=ax, log=log, effective=effective)
-        for landscape, trajectory, ax in zip(landscapes, trajectories, axes)
+        for landscape, trajectory, ax in zip(landscapes, trajectories, axes, strict=True)
     ]
     first = trajectories[0]
     caption = title or f"SGD({first.sgd.describe()}), {first.epochs} epochs, start {first.start}"
@@ -363,6 +369,6 @@ def _legend_entries(axes: Sequence[Axes]) -> tuple[list[Any], list[str]]:
     """Unique legend entries across panels (markers only, the path itself is self-evident)."""
     seen: dict[str, Any] = {}
     for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             seen.setdefault(label, handle)
     return list(seen.values()), list(seen.keys())

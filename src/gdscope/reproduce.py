@@ -1,4 +1,4 @@
-"""``gdscope reproduce``: every figure of the article into a folder, with an ``index.html`` gallery."""
+"""``gdscope reproduce``: every article figure into a folder, with an ``index.html`` gallery."""
 
 from __future__ import annotations
 

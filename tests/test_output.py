@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from gdscope.errors import GdscopeError
+from gdscope.output import figure_format, write_atomic, write_text
+
+
+def test_write_is_atomic_and_cleans_up_on_failure(tmp_path):
+    target = tmp_path / "a.txt"
+
+    def boom(tmp):
+        tmp.write_text("partial")
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(target, boom)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_silent_overwrite(tmp_path):
+    target = write_text(tmp_path / "a.txt", "one")
+    with pytest.raises(GdscopeError, match="already exists"):
+        write_text(target, "two")
+    assert target.read_text() == "one"
+    write_text(target, "three", force=True)
+    assert target.read_text() == "three"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(GdscopeError, match="does not exist"):
+        write_text(tmp_path / "nope" / "a.txt", "x")
+
+
+def test_formats():
+    assert figure_format("a.PNG") == "png"
+    assert figure_format("a", "svg") == "svg"
+    with pytest.raises(GdscopeError):
+        figure_format("a.jpg")
