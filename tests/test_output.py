@@ -28,6 +28,17 @@ def test_no_silent_overwrite(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
 
 
+def test_written_files_get_the_umask_mode(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        target = write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
 def test_missing_directory(tmp_path):
     with pytest.raises(GdscopeError, match="does not exist"):
         write_text(tmp_path / "nope" / "a.txt", "x")

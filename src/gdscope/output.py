@@ -37,6 +37,7 @@ def write_atomic(
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, _file_mode())  # mkstemp makes 0600 files; outputs get the usual umask mode
         if force:
             os.replace(tmp, target)
         else:
@@ -56,6 +57,12 @@ def write_atomic(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return target
+
+
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, force: bool = False) -> Path:
