@@ -156,5 +156,7 @@ def test_build_plot_computes_each_map_once(monkeypatch):
     config = PlotConfig(grid=SMALL, epochs=5)
     figures.build_plot(config, fig=Figure(), cache=cache)
     assert len(calls) == 4
-    figures.build_plot(PlotConfig(grid=SMALL, epochs=5, sgd=SGDConfig(momentum=0.9)), cache=cache)
+    figures.build_plot(
+        PlotConfig(grid=SMALL, epochs=5, optimizer=SGDConfig(momentum=0.9).spec()), cache=cache
+    )
     assert len(calls) == 4  # the second configuration reuses the maps

@@ -48,7 +48,7 @@ class ArticleFigure:
 
 
 def _panels(key: str, slug: str, title: str, caption: str, sgd: SGDConfig) -> ArticleFigure:
-    return ArticleFigure(key, slug, title, caption, PlotConfig(sgd=sgd), "plot")
+    return ArticleFigure(key, slug, title, caption, PlotConfig(optimizer=sgd.spec()), "plot")
 
 
 ARTICLE_FIGURES: tuple[ArticleFigure, ...] = (
@@ -171,7 +171,9 @@ def draw_article_figure(
         ax = fig.subplots()
         plot_data(data, ax=ax)
         if spec.kind == "fit":
-            run = train(data, loss=config.losses[0], sgd=config.sgd, epochs=config.epochs)
+            run = train(
+                data, loss=config.losses[0], optimizer=config.optimizer, epochs=config.epochs
+            )
             plot_fit(data, run, ax=ax)
         ax.legend()
         ax.set_title(title)

@@ -18,6 +18,7 @@ from .data import DataSpec
 from .errors import GdscopeError
 from .landscape import ARTICLE_GRID, MAX_GRID_SIZE, Grid
 from .losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
+from .optimizers import OPTIMIZERS, OptimizerSpec, SchedulerSpec, parse_assignments
 from .output import FIGURE_FORMATS
 from .sgd import SGDConfig
 from .train import ARTICLE_START, MAX_EPOCHS
@@ -68,8 +69,29 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_sgd_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("torch.optim.SGD")
-    group.add_argument("--lr", type=_number, default=0.1, help="learning rate (default 0.1)")
+    group = parser.add_argument_group("optimizer (default: torch.optim.SGD)")
+    group.add_argument(
+        "--optimizer",
+        default="sgd",
+        metavar="NAME",
+        help=f"any of {', '.join(OPTIMIZERS)} (default sgd)",
+    )
+    group.add_argument(
+        "--opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="optimizer keyword argument, repeatable (e.g. --opt betas=0.9,0.99)",
+    )
+    group.add_argument(
+        "--scheduler", metavar="NAME", help="a torch.optim.lr_scheduler class, e.g. steplr"
+    )
+    group.add_argument(
+        "--sched", action="append", default=[], metavar="KEY=VALUE", help="scheduler argument"
+    )
+    group.add_argument(
+        "--lr", type=_number, help="learning rate (SGD default 0.1, others torch's default)"
+    )
     group.add_argument("--momentum", type=_number, default=0.0)
     group.add_argument("--dampening", type=_number, default=0.0)
     group.add_argument("--weight-decay", type=_number, default=0.0)
@@ -162,15 +184,37 @@ def _losses(names: Sequence[str], delta: float, beta: float) -> tuple[LossSpec, 
     return tuple(LossSpec(name, delta=delta, beta=beta) for name in chosen)
 
 
-def _sgd(ns: argparse.Namespace) -> SGDConfig:
-    return SGDConfig(
-        lr=ns.lr,
-        momentum=ns.momentum,
-        dampening=ns.dampening,
-        weight_decay=ns.weight_decay,
-        nesterov=ns.nesterov,
-        maximize=ns.maximize,
-    )
+_SGD_FLAGS = ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
+
+
+def _optimizer(ns: argparse.Namespace) -> OptimizerSpec:
+    """SGD from its own flags (and --opt), any other optimizer from --opt (and --lr)."""
+    opts = parse_assignments(ns.opt, what="--opt")
+    name = ns.optimizer.lower()
+    if name == "sgd":
+        given = {flag: getattr(ns, flag) for flag in _SGD_FLAGS}
+        given["lr"] = 0.1 if ns.lr is None else ns.lr
+        unknown = set(opts) - {"lr", *_SGD_FLAGS}
+        if unknown:
+            raise GdscopeError(f"SGD got unknown argument(s) {', '.join(sorted(unknown))}")
+        return SGDConfig(**{**given, **opts}).spec()
+    defaults = SGDConfig()
+    used = [
+        f"--{f.replace('_', '-')}" for f in _SGD_FLAGS if getattr(ns, f) != getattr(defaults, f)
+    ]
+    if used:
+        raise GdscopeError(f"{', '.join(used)} apply to SGD only; use --opt KEY=VALUE for {name}")
+    if ns.lr is not None:
+        opts.setdefault("lr", ns.lr)
+    return OptimizerSpec.of(name, **opts)
+
+
+def _scheduler(ns: argparse.Namespace) -> SchedulerSpec | None:
+    if ns.scheduler is None:
+        if ns.sched:
+            raise GdscopeError("--sched needs --scheduler")
+        return None
+    return SchedulerSpec.of(ns.scheduler, **parse_assignments(ns.sched, what="--sched"))
 
 
 def _data(ns: argparse.Namespace) -> DataSpec:
@@ -187,7 +231,8 @@ def plot_config(ns: argparse.Namespace) -> PlotConfig:
     return PlotConfig(
         data=_data(ns),
         losses=_losses(ns.loss, ns.huber_delta, ns.smoothl1_beta),
-        sgd=_sgd(ns),
+        optimizer=_optimizer(ns),
+        scheduler=_scheduler(ns),
         epochs=ns.epochs,
         start=tuple(ns.start),
         grid=Grid(tuple(ns.w_range), tuple(ns.b_range), w_size, b_size),
@@ -210,16 +255,22 @@ def _run_train(ns: argparse.Namespace) -> int:
     from .train import train
 
     loss = LossSpec(ns.loss, delta=ns.huber_delta, beta=ns.smoothl1_beta)
-    sgd, data = _sgd(ns), _data(ns)
     dtype = torch.float64 if ns.dtype == "float64" else torch.float32
-    start = tuple(ns.start)
-    run = train(make_data(data), loss=loss, sgd=sgd, epochs=ns.epochs, start=start, dtype=dtype)
+    run = train(
+        make_data(_data(ns)),
+        loss=loss,
+        optimizer=_optimizer(ns),
+        scheduler=_scheduler(ns),
+        epochs=ns.epochs,
+        start=tuple(ns.start),
+        dtype=dtype,
+    )
     # With --log, stdout carries exactly the article's lines; the summary goes to stderr.
     out = sys.stderr if ns.log else sys.stdout
     if ns.log:
         print("\n".join(run.log_lines()[: run.n_finite]))
     w, b = run.final
-    print(f"{loss.title}, SGD({sgd.describe()}): weight {w!r}, bias {b!r}", file=out)
+    print(f"{loss.title}, {run.label}: weight {w!r}, bias {b!r}", file=out)
     if run.diverged:
         print(f"diverged at step {run.diverged_at}", file=out)
     else:

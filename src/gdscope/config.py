@@ -12,6 +12,7 @@ from typing import Any
 from .data import DataSpec
 from .landscape import ARTICLE_GRID, Grid
 from .losses import ARTICLE_LOSSES, LossSpec
+from .optimizers import OptimizerSpec, SchedulerSpec
 from .sgd import SGDConfig
 from .train import ARTICLE_START, check_epochs, check_start
 
@@ -24,7 +25,8 @@ class PlotConfig:
 
     data: DataSpec = field(default_factory=DataSpec)
     losses: tuple[LossSpec, ...] = ARTICLE_LOSSES
-    sgd: SGDConfig = field(default_factory=SGDConfig)
+    optimizer: OptimizerSpec = field(default_factory=lambda: SGDConfig().spec())
+    scheduler: SchedulerSpec | None = None
     epochs: int = 100
     start: tuple[float, float] = ARTICLE_START
     grid: Grid = ARTICLE_GRID
@@ -42,6 +44,9 @@ class PlotConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dictionary of every setting."""
         out = asdict(self)
+        out["optimizer"] = {"name": self.optimizer.name, **self.optimizer.kwargs()}
+        if self.scheduler is not None:
+            out["scheduler"] = {"name": self.scheduler.name, **self.scheduler.kwargs()}
         out["losses"] = [asdict(loss) for loss in self.losses]
         out["start"] = list(self.start)
         out["grid"] = {
@@ -65,12 +70,7 @@ class PlotConfig:
             args += ["--huber-delta", f"{huber!r}"]
         if beta != 1.0:
             args += ["--smoothl1-beta", f"{beta!r}"]
-        default_sgd = SGDConfig()
-        for name in ("lr", "momentum", "dampening", "weight_decay"):
-            value = getattr(self.sgd, name)
-            if value != getattr(default_sgd, name):
-                args += [f"--{name.replace('_', '-')}", f"{value!r}"]
-        args += [f"--{name}" for name in ("nesterov", "maximize") if getattr(self.sgd, name)]
+        args += _optimizer_args(self.optimizer, self.scheduler)
         if self.epochs != 100:
             args += ["--epochs", str(self.epochs)]
         if self.start != ARTICLE_START:
@@ -104,3 +104,28 @@ class PlotConfig:
     def command(self, out: str) -> str:
         """The shell command that re-makes this figure into ``out``."""
         return shlex.join(["gdscope", "plot", *self.cli_args(), "--out", out])
+
+
+def _optimizer_args(optimizer: OptimizerSpec, scheduler: SchedulerSpec | None) -> list[str]:
+    """SGD as its own flags (``--lr 0.1 --momentum 0.9``), others as ``--optimizer/--opt``."""
+    args: list[str] = []
+    kwargs = optimizer.kwargs()
+    if optimizer.name == "sgd":
+        default = SGDConfig()
+        for name in ("lr", "momentum", "dampening", "weight_decay"):
+            if name in kwargs and kwargs[name] != getattr(default, name):
+                args += [f"--{name.replace('_', '-')}", f"{kwargs[name]!r}"]
+        args += [f"--{name}" for name in ("nesterov", "maximize") if kwargs.get(name)]
+    else:
+        args += ["--optimizer", optimizer.name]
+        args += [f"--opt={key}={_literal(value)}" for key, value in optimizer.options]
+    if scheduler is not None:
+        args += ["--scheduler", scheduler.name]
+        args += [f"--sched={key}={_literal(value)}" for key, value in scheduler.options]
+    return args
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(_literal(v) for v in value)
+    return repr(value)

@@ -44,7 +44,14 @@ def build_plot(
     if not config.path:
         return _maps_only(config, landscapes, fig, title)
     trajectories = [
-        train(data, loss=loss, sgd=config.sgd, epochs=config.epochs, start=config.start)
+        train(
+            data,
+            loss=loss,
+            optimizer=config.optimizer,
+            scheduler=config.scheduler,
+            epochs=config.epochs,
+            start=config.start,
+        )
         for loss in config.losses
     ]
     return plot_panels(
@@ -58,8 +65,9 @@ def _maps_only(
     axes = panel_axes(fig, len(landscapes), extra_height=0.4)
     for ax, landscape in zip(axes, landscapes, strict=True):
         shown = landscape
-        if config.effective and config.sgd.weight_decay > 0:
-            shown = landscape.with_weight_decay(config.sgd.weight_decay)
+        decay = config.optimizer.l2_weight_decay
+        if config.effective and decay > 0:
+            shown = landscape.with_weight_decay(decay)
         plot_landscape(shown, ax=ax, log=config.log)
         ax.set_title(landscape.loss.title)
     caption = title or "Loss landscape"

@@ -288,7 +288,7 @@ def plot_descent(
     if landscape.effective:
         raise ValueError("pass the plain loss landscape; weight decay is taken from the trajectory")
     ax = _axes(ax)
-    wd = trajectory.sgd.weight_decay
+    wd = trajectory.optimizer.l2_weight_decay
     objective = landscape.with_weight_decay(wd) if wd > 0 else landscape
     shown = objective if effective else landscape
     drawn = plot_landscape(shown, ax=ax, log=log, colorbar=colorbar, mark_minimum=False)
@@ -354,7 +354,7 @@ def plot_panels(
         for landscape, trajectory, ax in zip(landscapes, trajectories, axes, strict=True)
     ]
     first = trajectories[0]
-    caption = title or f"SGD({first.sgd.describe()}), {first.epochs} epochs, start {first.start}"
+    caption = title or f"{first.label}, {first.epochs} epochs, start {first.start}"
     fig.suptitle(caption)
     notes = _identical_pairs(landscapes)
     handles, labels = _legend_entries(axes)

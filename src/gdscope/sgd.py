@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import GdscopeError, check_finite
+from .optimizers import OptimizerSpec
 
 __all__ = ["SGDConfig"]
 
@@ -43,6 +44,12 @@ class SGDConfig:
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``torch.optim.SGD``."""
         return asdict(self)
+
+    def spec(self) -> OptimizerSpec:
+        """The generic optimizer spec: ``lr`` always, other arguments where not torch's default."""
+        defaults = SGDConfig()
+        given = {k: v for k, v in self.kwargs().items() if k == "lr" or v != getattr(defaults, k)}
+        return OptimizerSpec.of("sgd", **given)
 
     def describe(self) -> str:
         """Short human label listing the non-default settings, e.g. ``lr=0.1, momentum=0.9``."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .losses import LossSpec
-from .sgd import SGDConfig
+from .optimizers import OptimizerSpec, SchedulerSpec
 
 __all__ = ["Trajectory"]
 
@@ -17,7 +17,8 @@ class Trajectory:
     """One run: ``epochs + 1`` points (start included) and the loss at each of them.
 
     ``losses[i]`` is the loss at ``(weights[i], biases[i])``, i.e. the value torch reports in
-    epoch ``i`` before its step; the last entry is the loss after the final step. If the run
+    epoch ``i`` before its step; the last entry is the loss after the final step. ``lrs[i]`` is
+    the learning rate step ``i`` used (NaN for the last point, which takes no step). If the run
     diverged, ``diverged_at`` is the first index whose parameters or loss are not finite, and that
     entry and all later ones are NaN.
     """
@@ -27,16 +28,20 @@ class Trajectory:
     losses: np.ndarray
     diverged_at: int | None
     loss: LossSpec
-    sgd: SGDConfig
+    optimizer: OptimizerSpec
     start: tuple[float, float]
+    lrs: np.ndarray | None = None
+    scheduler: SchedulerSpec | None = None
 
     def __post_init__(self) -> None:
-        for name in ("weights", "biases", "losses"):
+        lrs = np.full(len(self.weights), np.nan) if self.lrs is None else self.lrs
+        object.__setattr__(self, "lrs", lrs)
+        for name in ("weights", "biases", "losses", "lrs"):
             array = np.array(getattr(self, name), dtype=np.float64)
             array.flags.writeable = False
             object.__setattr__(self, name, array)
-        if not self.weights.shape == self.biases.shape == self.losses.shape:
-            raise ValueError("weights, biases and losses must have the same length")
+        if not self.weights.shape == self.biases.shape == self.losses.shape == self.lrs.shape:
+            raise ValueError("weights, biases, losses and lrs must have the same length")
 
     @property
     def epochs(self) -> int:
@@ -61,6 +66,12 @@ class Trajectory:
         """The last finite ``(weight, bias)``."""
         i = self.n_finite - 1
         return float(self.weights[i]), float(self.biases[i])
+
+    @property
+    def label(self) -> str:
+        """``SGD(lr=0.1, momentum=0.9)``, plus the scheduler if there is one."""
+        text = self.optimizer.describe()
+        return f"{text} + {self.scheduler.describe()}" if self.scheduler else text
 
     def log_lines(self) -> list[str]:
         """``epoch {i}, loss {value}`` lines as the article prints them (one per training epoch)."""

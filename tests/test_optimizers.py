@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gdscope.cli import main
+from gdscope.errors import GdscopeError
+from gdscope.losses import LossSpec
+from gdscope.optimizers import (
+    OPTIMIZERS,
+    SCHEDULERS,
+    OptimizerSpec,
+    SchedulerSpec,
+    parse_assignments,
+    parse_value,
+)
+from gdscope.train import train
+
+KWARGS = {
+    "sgd": {"lr": 0.05, "momentum": 0.5},
+    "adam": {"lr": 0.1, "betas": (0.8, 0.95), "amsgrad": True},
+    "adamw": {"lr": 0.1, "weight_decay": 0.1},
+    "nadam": {"lr": 0.1},
+    "radam": {"lr": 0.1},
+    "rmsprop": {"lr": 0.01, "centered": True, "momentum": 0.3},
+    "adagrad": {"lr": 0.5, "lr_decay": 0.01},
+    "adadelta": {"lr": 1.0},
+    "adamax": {"lr": 0.1},
+    "asgd": {"lr": 0.05, "t0": 5.0},
+    "rprop": {"lr": 0.01},
+    "lbfgs": {"lr": 0.5, "max_iter": 4},
+}
+
+
+def reference(data, cls, kwargs, loss_module, epochs, start, scheduler=None):
+    model = torch.nn.Linear(1, 1)
+    model.weight.data.fill_(start[0])
+    model.bias.data.fill_(start[1])
+    opt = cls(model.parameters(), **kwargs)
+    sched = scheduler(opt) if scheduler else None
+    x = torch.tensor(data.x).reshape(-1, 1)
+    y = torch.tensor(data.y).reshape(-1, 1)
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_module(model(x), y)
+        loss.backward()
+        return loss
+
+    path = [(model.weight.item(), model.bias.item())]
+    for _ in range(epochs):
+        opt.step(closure)
+        if sched:
+            sched.step()
+        path.append((model.weight.item(), model.bias.item()))
+    return np.array(path)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_matches_a_plain_torch_loop(article_data, name):
+    assert set(KWARGS) == set(OPTIMIZERS)
+    spec = OptimizerSpec.of(name, **KWARGS[name])
+    run = train(article_data, loss=LossSpec("huber"), optimizer=spec, epochs=25, start=(3.0, -1.0))
+    expected = reference(
+        article_data, OPTIMIZERS[name], KWARGS[name], torch.nn.HuberLoss(), 25, (3.0, -1.0)
+    )
+    np.testing.assert_allclose(run.path, expected, rtol=1e-6, atol=1e-7)
+    assert not run.diverged
+
+
+def test_scheduler_changes_the_lr_like_torch(article_data):
+    sched = SchedulerSpec.of("steplr", step_size=5, gamma=0.5)
+    run = train(article_data, optimizer=OptimizerSpec.of("sgd", lr=0.1), scheduler=sched, epochs=12)
+    np.testing.assert_allclose(run.lrs[:12], [0.1] * 5 + [0.05] * 5 + [0.025] * 2)
+    expected = reference(
+        article_data,
+        torch.optim.SGD,
+        {"lr": 0.1},
+        torch.nn.MSELoss(),
+        12,
+        (6.0, -3.0),
+        scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5),
+    )
+    np.testing.assert_allclose(run.path, expected, rtol=1e-6)
+    assert "StepLR" in run.label
+
+
+def test_plateau_scheduler_gets_the_loss(article_data):
+    sched = SchedulerSpec.of("reducelronplateau", patience=0, factor=0.5)
+    run = train(article_data, optimizer=OptimizerSpec.of("sgd", lr=1.5), scheduler=sched, epochs=30)
+    assert np.nanmin(run.lrs) < 1.5
+
+
+def test_torch_errors_surface_as_one_line():
+    with pytest.raises(GdscopeError, match="Invalid beta"):
+        OptimizerSpec.of("adam", betas=(1.5, 0.9))
+    with pytest.raises(GdscopeError, match="unknown argument"):
+        OptimizerSpec.of("adam", momentum=0.9)
+    with pytest.raises(GdscopeError, match="unknown optimizer"):
+        OptimizerSpec.of("adamx")
+    with pytest.raises(GdscopeError, match="unknown scheduler"):
+        SchedulerSpec.of("warmup")
+    with pytest.raises(GdscopeError):
+        SchedulerSpec.of("steplr")  # step_size is required
+
+
+def test_value_parsing():
+    assert parse_value("0.9,0.99") == (0.9, 0.99)
+    assert parse_value("true") is True
+    assert parse_value("[20, 40]") == [20, 40]
+    assert parse_value("3") == 3 and parse_value("1e-3") == 1e-3
+    assert parse_assignments(["lr=0.1", "amsgrad=false"], what="--opt") == {
+        "lr": 0.1,
+        "amsgrad": False,
+    }
+    with pytest.raises(GdscopeError):
+        parse_assignments(["lr"], what="--opt")
+
+
+def test_l2_weight_decay_only_for_coupled_decay():
+    assert OptimizerSpec.of("adam", weight_decay=0.5).l2_weight_decay == 0.5
+    assert OptimizerSpec.of("adamw", weight_decay=0.5).l2_weight_decay == 0.0
+    assert OptimizerSpec.of("sgd", lr=0.1).l2_weight_decay == 0.0
+
+
+def test_schedulers_listed():
+    assert {"steplr", "exponentiallr", "cosineannealinglr", "reducelronplateau"} <= set(SCHEDULERS)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--optimizer", "adam", "--opt", "betas=0.9,0.99", "--lr", "0.05"],
+        ["--optimizer", "lbfgs", "--opt", "lr=0.5"],
+        ["--scheduler", "steplr", "--sched", "step_size=20"],
+    ],
+)
+def test_cli_any_optimizer(args, capsys):
+    assert main(["train", "--epochs", "30", *args]) == 0
+    assert "final loss" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--optimizer", "adam", "--opt", "betas=2,0.9"], "Invalid beta"),
+        (["--optimizer", "adam", "--momentum", "0.9"], "apply to SGD only"),
+        (["--optimizer", "nope"], "unknown optimizer"),
+        (["--opt", "foo=1"], "unknown argument"),
+        (["--sched", "gamma=0.5"], "needs --scheduler"),
+        (["--scheduler", "steplr", "--sched", "gamma=0.5"], "StepLR"),
+    ],
+)
+def test_cli_optimizer_errors(args, message, capsys):
+    assert main(["train", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
