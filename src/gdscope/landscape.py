@@ -17,6 +17,7 @@ __all__ = [
     "MAX_GRID_SIZE",
     "Grid",
     "Landscape",
+    "find_minimum",
     "loss_and_gradient",
     "loss_map",
     "loss_map_pointwise",
@@ -176,3 +177,54 @@ def loss_and_gradient(
     value = loss.module()(x * params[0] + params[1], y)
     (grad,) = torch.autograd.grad(value, params)
     return float(value.detach()), (float(grad[0]), float(grad[1]))
+
+
+def find_minimum(
+    data: Dataset, loss: LossSpec | None = None, *, weight_decay: float = 0.0
+) -> tuple[float, float, float]:
+    """``(w, b, value)`` minimizing ``loss + weight_decay/2·(w² + b²)``, in float64.
+
+    MSE has a closed form (ridge-regularized least squares). The other losses are convex but
+    not smooth everywhere: L-BFGS from the least-squares point, then a compass search that
+    halves its step down to 1e-12 polishes kinks such as L1's.
+    """
+    loss = loss or LossSpec()
+    x = data.x.astype(np.float64)
+    y = data.y.astype(np.float64)
+    n = len(x)
+    design = np.stack([x, np.ones(n)], axis=1)
+    normal = 2.0 / n * design.T @ design + weight_decay * np.eye(2)
+    point = np.linalg.solve(normal, 2.0 / n * design.T @ y)
+
+    xt, yt = torch.tensor(x), torch.tensor(y)
+    module = loss.module()
+
+    def objective(p: Tensor) -> Tensor:
+        return module(xt * p[0] + p[1], yt) + 0.5 * weight_decay * (p * p).sum()
+
+    if loss.name != "mse":
+        params = torch.tensor(point, requires_grad=True)
+        opt = torch.optim.LBFGS([params], max_iter=200, line_search_fn="strong_wolfe")
+
+        def closure() -> Tensor:
+            opt.zero_grad()
+            value = objective(params)
+            value.backward()
+            return value
+
+        opt.step(closure)
+        best = params.detach().clone()
+        value = float(objective(best))
+        step = 0.1
+        moves = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]], dtype=best.dtype)
+        while step > 1e-12:
+            trial = best + step * moves
+            values = torch.stack([objective(t) for t in trial])
+            k = int(torch.argmin(values))
+            if float(values[k]) < value:
+                best, value = trial[k], float(values[k])
+            else:
+                step /= 2
+        point = best.numpy()
+    value = float(objective(torch.tensor(point)))
+    return float(point[0]), float(point[1]), value
