@@ -27,7 +27,7 @@ from .losses import LOSS_NAMES, LossSpec
 from .optimizers import OptimizerSpec
 from .train import ARTICLE_START, check_epochs
 from .trajectory import Trajectory
-from .transforms import TRANSFORMS, Hyper, make_hyper
+from .transforms import TRANSFORMS, Hyper, make_hyper, torch_kwargs
 
 __all__ = ["BatchResult", "LossBatch", "run_batched"]
 
@@ -141,17 +141,7 @@ class BatchResult:
 
     def options(self, k: int) -> dict[str, Any]:
         """Configuration ``k``'s hyperparameters as torch keyword arguments."""
-        out: dict[str, Any] = {}
-        for key, value in self.hyper.items():
-            item = value[k, 0].item()
-            out[key] = bool(item) if value.dtype == torch.bool else float(item)
-        if "beta1" in out:
-            out["betas"] = (out.pop("beta1"), out.pop("beta2"))
-        if self.optimizer == "adam" and not out.get("decoupled_weight_decay"):
-            out.pop("decoupled_weight_decay", None)
-        if self.optimizer == "adamw":
-            out.pop("decoupled_weight_decay", None)
-        return out
+        return torch_kwargs(self.optimizer, {key: v[k, 0].item() for key, v in self.hyper.items()})
 
     def optimizer_spec(self, k: int) -> OptimizerSpec:
         return OptimizerSpec.of(self.optimizer, **self.options(k))

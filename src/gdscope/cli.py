@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
+
+import numpy as np
 
 from . import __version__
 from .config import PlotConfig
@@ -20,6 +22,7 @@ from .landscape import ARTICLE_GRID, MAX_GRID_SIZE, Grid
 from .losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
 from .optimizers import OPTIMIZERS, OptimizerSpec, SchedulerSpec, parse_assignments
 from .output import FIGURE_FORMATS
+from .phase import METRICS
 from .sgd import SGDConfig
 from .train import ARTICLE_START, MAX_EPOCHS
 
@@ -118,6 +121,28 @@ def _add_output_options(parser: argparse.ArgumentParser, *, what: str) -> None:
     parser.add_argument("--dpi", type=_number, default=110, help="raster resolution")
 
 
+def _add_grid_options(parser: argparse.ArgumentParser) -> None:
+    grid = parser.add_argument_group("landscape grid")
+    grid.add_argument(
+        "--grid-size",
+        type=_integer,
+        nargs="+",
+        metavar="N",
+        default=[ARTICLE_GRID.w_size],
+        help=f"samples per axis (one value, or weight and bias), 2..{MAX_GRID_SIZE}",
+    )
+    grid.add_argument("--w-range", type=_number, nargs=2, metavar=("LO", "HI"), default=(-5.0, 8.0))
+    grid.add_argument("--b-range", type=_number, nargs=2, metavar=("LO", "HI"), default=(-5.0, 8.0))
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    engine = parser.add_argument_group("batched engine")
+    engine.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    engine.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    engine.add_argument("--compile", action="store_true", help="torch.compile the step")
+    engine.add_argument("--save", type=Path, help="results file: .npz, .csv or .json")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gdscope",
@@ -143,17 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sgd_options(plot)
     _add_data_options(plot)
-    grid = plot.add_argument_group("grid")
-    grid.add_argument(
-        "--grid-size",
-        type=_integer,
-        nargs="+",
-        metavar="N",
-        default=[ARTICLE_GRID.w_size],
-        help=f"samples per axis (one value, or weight and bias), 2..{MAX_GRID_SIZE}",
-    )
-    grid.add_argument("--w-range", type=_number, nargs=2, metavar=("LO", "HI"), default=(-5.0, 8.0))
-    grid.add_argument("--b-range", type=_number, nargs=2, metavar=("LO", "HI"), default=(-5.0, 8.0))
+    _add_grid_options(plot)
     show = plot.add_argument_group("display")
     show.add_argument("--log-color", action="store_true", help="logarithmic colour scale")
     show.add_argument(
@@ -168,6 +183,59 @@ def build_parser() -> argparse.ArgumentParser:
     figure = commands.add_parser("figure", help="draw one of the article's figures")
     figure.add_argument("key", help="fig01 … fig10 (or its number or name)")
     _add_output_options(figure, what="image file (.png, .svg or .pdf)")
+
+    sweep = commands.add_parser("sweep", help="small multiples: one panel per configuration")
+    sweep.add_argument(
+        "--vary",
+        action="append",
+        required=True,
+        metavar="NAME=VALUES",
+        help="a hyperparameter and its values: lr=0.01:0.5:6, lr=1e-3:1:5:log, momentum=0,0.9",
+    )
+    sweep.add_argument("--loss", choices=LOSS_NAMES, default="mse")
+    sweep.add_argument("--log-color", action="store_true")
+    _add_sgd_options(sweep)
+    _add_data_options(sweep)
+    _add_grid_options(sweep)
+    _add_engine_options(sweep)
+    _add_output_options(sweep, what="image file (.png, .svg or .pdf)")
+
+    phase = commands.add_parser("phase", help="phase diagram of a metric over two hyperparameters")
+    phase.add_argument("--x", required=True, metavar="NAME=RANGE", help="e.g. lr=1e-3:2:256:log")
+    phase.add_argument("--y", required=True, metavar="NAME=RANGE", help="e.g. momentum=0:0.99:128")
+    phase.add_argument("--metric", choices=METRICS, default="diverged")
+    phase.add_argument("--tol", type=_number, default=1e-3, help="for --metric steps")
+    phase.add_argument("--mark", type=_number, nargs=2, metavar=("X", "Y"), help="star a cell")
+    phase.add_argument("--loss", choices=LOSS_NAMES, default="mse")
+    phase.add_argument("--chunk", type=_integer, default=65_536, help="configurations per batch")
+    _add_sgd_options(phase)
+    _add_data_options(phase)
+    _add_engine_options(phase)
+    _add_output_options(phase, what="image file (.png, .svg or .pdf)")
+
+    compare = commands.add_parser("compare", help="tune optimizers fairly and compare them")
+    compare.add_argument(
+        "--optimizers", default="sgd,adam,rmsprop,adagrad", help="comma-separated names"
+    )
+    compare.add_argument("--budget", type=_integer, default=100, help="steps per run")
+    compare.add_argument("--starts", type=_integer, default=5, help="start points (1st: 6,-3)")
+    compare.add_argument(
+        "--start-seed", type=_integer, default=0, help="seed of the random start points"
+    )
+    compare.add_argument(
+        "--tune",
+        action="append",
+        default=[],
+        metavar="NAME=RANGE",
+        help="lr=LO:HI:N:log (default 1e-4:1:25:log); momentum=… also tunes momentum/beta1",
+    )
+    compare.add_argument("--loss", choices=LOSS_NAMES, default="mse")
+    compare.add_argument("--huber-delta", type=_number, default=1.0)
+    compare.add_argument("--smoothl1-beta", type=_number, default=1.0)
+    _add_data_options(compare)
+    _add_grid_options(compare)
+    compare.add_argument("--save", type=Path, help="results file (.json)")
+    _add_output_options(compare, what="image file (.png, .svg or .pdf)")
 
     reproduce = commands.add_parser("reproduce", help="draw all the article's figures + gallery")
     _add_output_options(reproduce, what="output directory")
@@ -222,12 +290,16 @@ def _data(ns: argparse.Namespace) -> DataSpec:
     return DataSpec(seed=ns.seed, n=ns.n, quadratic=a, linear=b, constant=c, noise=ns.noise)
 
 
-def plot_config(ns: argparse.Namespace) -> PlotConfig:
-    """The typed configuration behind ``gdscope plot``."""
+def _grid(ns: argparse.Namespace) -> Grid:
     sizes = ns.grid_size
     if len(sizes) > 2:
         raise GdscopeError("--grid-size takes one value or two (weight, bias)")
     w_size, b_size = (sizes[0], sizes[0]) if len(sizes) == 1 else sizes
+    return Grid(tuple(ns.w_range), tuple(ns.b_range), w_size, b_size)
+
+
+def plot_config(ns: argparse.Namespace) -> PlotConfig:
+    """The typed configuration behind ``gdscope plot``."""
     return PlotConfig(
         data=_data(ns),
         losses=_losses(ns.loss, ns.huber_delta, ns.smoothl1_beta),
@@ -235,17 +307,31 @@ def plot_config(ns: argparse.Namespace) -> PlotConfig:
         scheduler=_scheduler(ns),
         epochs=ns.epochs,
         start=tuple(ns.start),
-        grid=Grid(tuple(ns.w_range), tuple(ns.b_range), w_size, b_size),
+        grid=_grid(ns),
         log=ns.log_color,
         effective=ns.effective,
         path=not ns.no_path,
     )
 
 
-def _check_dpi(dpi: float) -> float:
-    if not 10 <= dpi <= 1200:
-        raise GdscopeError(f"--dpi must be in [10, 1200], got {dpi:g}")
-    return dpi
+def _check_outputs(ns: argparse.Namespace, *, saves: tuple[str, ...] = ()) -> None:
+    """Refuse bad output names before any work is done, so nothing is computed in vain."""
+    from .output import figure_format
+
+    figure_format(ns.out)
+    if not 10 <= ns.dpi <= 1200:
+        raise GdscopeError(f"--dpi must be in [10, 1200], got {ns.dpi:g}")
+    targets = [ns.out]
+    save = getattr(ns, "save", None)
+    if save is not None:
+        if save.suffix.lower() not in saves:
+            raise GdscopeError(f"--save takes a {' or '.join(saves)} file, got {save.name!r}")
+        targets.append(save)
+    for target in targets:
+        if not ns.force and target.exists():
+            raise GdscopeError(f"{target} already exists; pass --force to overwrite it")
+        if not target.parent.is_dir() and str(target.parent) != "":
+            raise GdscopeError(f"directory {target.parent} does not exist")
 
 
 def _run_train(ns: argparse.Namespace) -> int:
@@ -280,11 +366,10 @@ def _run_train(ns: argparse.Namespace) -> int:
 
 def _run_plot(ns: argparse.Namespace) -> int:
     from .figures import build_plot
-    from .output import figure_format, save_figure
+    from .output import save_figure
 
     config = plot_config(ns)
-    figure_format(ns.out)
-    _check_dpi(ns.dpi)
+    _check_outputs(ns)
     drawn = build_plot(config, title=ns.title)
     path = save_figure(drawn.figure, ns.out, force=ns.force, dpi=ns.dpi, config=config.to_dict())
     print(path)
@@ -293,11 +378,10 @@ def _run_plot(ns: argparse.Namespace) -> int:
 
 def _run_figure(ns: argparse.Namespace) -> int:
     from .article import article_figure, draw_article_figure
-    from .output import figure_format, save_figure
+    from .output import save_figure
 
     spec = article_figure(ns.key)
-    figure_format(ns.out)
-    _check_dpi(ns.dpi)
+    _check_outputs(ns)
     fig = draw_article_figure(spec)
     record = {"figure": spec.key, "config": spec.config.to_dict()}
     print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=record))
@@ -307,7 +391,8 @@ def _run_figure(ns: argparse.Namespace) -> int:
 def _run_reproduce(ns: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
-    _check_dpi(ns.dpi)
+    if not 10 <= ns.dpi <= 1200:
+        raise GdscopeError(f"--dpi must be in [10, 1200], got {ns.dpi:g}")
     paths = reproduce(
         ns.out,
         fmt=ns.format,
@@ -319,6 +404,189 @@ def _run_reproduce(ns: argparse.Namespace) -> int:
     return 0
 
 
+MAX_PANELS = 64
+
+
+def _fixed(ns: argparse.Namespace, varied: set[str]) -> tuple[str, dict[str, object]]:
+    """The optimizer's name and its fixed (not varied) hyperparameters, validated by torch."""
+    spec = _optimizer(ns)
+    fixed = spec.kwargs()
+    if varied & {"beta1", "beta2"} and "betas" in fixed:
+        beta1, beta2 = fixed.pop("betas")
+        fixed.update({"beta1": beta1, "beta2": beta2})
+    return spec.name, {k: v for k, v in fixed.items() if k not in varied}
+
+
+def _engine(ns: argparse.Namespace) -> dict[str, object]:
+    import torch
+
+    if ns.device.startswith("cuda") and not torch.cuda.is_available():
+        raise GdscopeError("--device cuda: no CUDA device is available")
+    dtype = torch.float64 if ns.dtype == "float64" else torch.float32
+    return {"dtype": dtype, "device": ns.device, "compile": ns.compile}
+
+
+def _progress(
+    label: str,
+) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
+    """A tqdm bar on a terminal, nothing when stderr is piped."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(desc=label, unit="cfg", file=sys.stderr, dynamic_ncols=True)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return update, bar.close
+
+
+def _interrupted(run: object) -> int:
+    if getattr(run, "interrupted", False):
+        done = int(run.completed.sum())  # type: ignore[attr-defined]
+        total = len(run.completed)  # type: ignore[attr-defined]
+        print(f"gdscope: interrupted: kept {done} of {total} configurations", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _run_sweep(ns: argparse.Namespace) -> int:
+    from matplotlib.figure import Figure
+
+    from .charts import plot_small_multiples
+    from .data import make_data
+    from .landscape import loss_map
+    from .output import save_figure
+    from .sweep import Axis, run_grid, save_grid
+
+    axes = [Axis.parse(text) for text in ns.vary]
+    if len(axes) > 2:
+        raise GdscopeError("sweep varies one or two hyperparameters; use phase for dense grids")
+    count = 1
+    for axis in axes:
+        count *= len(axis.values)
+    if count > MAX_PANELS:
+        raise GdscopeError(
+            f"{count} panels; a sweep draws at most {MAX_PANELS} (try gdscope phase)"
+        )
+    _check_outputs(ns, saves=(".npz", ".csv", ".json"))
+    name, fixed = _fixed(ns, {axis.name for axis in axes})
+    loss = LossSpec(ns.loss, delta=ns.huber_delta, beta=ns.smoothl1_beta)
+    data = make_data(_data(ns))
+    run = run_grid(
+        data, name, axes, fixed=fixed, loss=loss, start=tuple(ns.start), epochs=ns.epochs,
+        record="path", **_engine(ns),
+    )  # fmt: skip
+    landscape = loss_map(data, loss, _grid(ns))
+    titles = [
+        ", ".join(f"{a.name}={_show(run.options[a.name][k])}" for a in axes)
+        for k in range(len(run.completed))
+    ]
+    trajectories = [run.trajectory(k) for k in range(len(run.completed))]
+    fig, _ = plot_small_multiples(landscape, trajectories, titles, fig=Figure(), log=ns.log_color)
+    held = ", ".join(f"{k}={v}" for k, v in sorted(fixed.items()))
+    fig.suptitle(f"{name} on {loss.title}, {ns.epochs} epochs" + (f"; {held}" if held else ""))
+    record = {"command": "sweep", "argv": sys.argv[1:], "fixed": fixed, "optimizer": name}
+    print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=record))
+    if ns.save is not None:
+        print(save_grid(run, ns.save, force=ns.force))
+    return 0
+
+
+def _show(value: object) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value)).lower()
+    return f"{float(value):.4g}"  # type: ignore[arg-type]
+
+
+def _run_phase(ns: argparse.Namespace) -> int:
+    from matplotlib.figure import Figure
+
+    from .charts import plot_phase
+    from .data import make_data
+    from .output import save_figure
+    from .phase import analytic_stable, phase_diagram
+    from .sweep import Axis, save_grid
+
+    x, y = Axis.parse(ns.x), Axis.parse(ns.y)
+    _check_outputs(ns, saves=(".npz", ".csv", ".json"))
+    if ns.chunk < 1:
+        raise GdscopeError(f"--chunk must be >= 1, got {ns.chunk}")
+    name, fixed = _fixed(ns, {x.name, y.name})
+    loss = LossSpec(ns.loss, delta=ns.huber_delta, beta=ns.smoothl1_beta)
+    data = make_data(_data(ns))
+    update, close = _progress("phase")
+    try:
+        run = phase_diagram(
+            data, x=x, y=y, optimizer=name, fixed=fixed, loss=loss, start=tuple(ns.start),
+            epochs=ns.epochs, tol=ns.tol, chunk=ns.chunk, progress=update, **_engine(ns),
+        )  # fmt: skip
+    finally:
+        close()
+    fig = Figure(figsize=(8, 6.5))
+    ax = fig.subplots()
+    stable = analytic_stable(run, data)
+    plot_phase(run, ns.metric, ax=ax, stable=stable, mark=tuple(ns.mark) if ns.mark else None)
+    if stable is not None:
+        ax.plot([], [], color="white", lw=2, label="analytic stability border")
+        ax.legend(loc="upper right", fontsize=8, facecolor="#888888")
+    fig.tight_layout()
+    record = {"command": "phase", "argv": sys.argv[1:], "fixed": fixed, "optimizer": name}
+    print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=record))
+    if ns.save is not None:
+        print(save_grid(run, ns.save, force=ns.force))
+    return _interrupted(run)
+
+
+def _run_compare(ns: argparse.Namespace) -> int:
+    import json
+
+    from matplotlib.figure import Figure
+
+    from .charts import plot_shootout
+    from .compare import DEFAULT_LR, compare
+    from .data import make_data
+    from .landscape import loss_map
+    from .output import save_figure, write_text
+    from .sweep import Axis
+
+    _check_outputs(ns, saves=(".json",))
+    tuned = {axis.name: axis for axis in (Axis.parse(text) for text in ns.tune)}
+    unknown = set(tuned) - {"lr", "momentum"}
+    if unknown:
+        raise GdscopeError(f"--tune takes lr and momentum, got {', '.join(sorted(unknown))}")
+    loss = LossSpec(ns.loss, delta=ns.huber_delta, beta=ns.smoothl1_beta)
+    data = make_data(_data(ns))
+    names = [n.strip() for n in ns.optimizers.split(",") if n.strip()]
+    result = compare(
+        data, names, loss=loss, budget=ns.budget, starts=ns.starts, seed=ns.start_seed,
+        lr=tuned.get("lr", DEFAULT_LR), momentum=tuned.get("momentum"),
+    )  # fmt: skip
+    for row in result.table():
+        print("  ".join(f"{k}={v}" for k, v in row.items()))
+    fig = plot_shootout(loss_map(data, loss, _grid(ns)), result, fig=Figure())
+    record = {"command": "compare", "argv": sys.argv[1:], **result.meta}
+    print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=record))
+    if ns.save is not None:
+        payload = {
+            **result.meta,
+            "loss": loss.title,
+            "starts": result.starts.tolist(),
+            "table": result.table(),
+            "tried": {
+                c.name: [
+                    {**s, "score": float(v)} for s, v in zip(c.settings, c.scores, strict=True)
+                ]
+                for c in result.contenders
+            },
+        }
+        print(write_text(ns.save, json.dumps(payload, default=str), force=ns.force))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
@@ -326,6 +594,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _run_train,
         "plot": _run_plot,
         "figure": _run_figure,
+        "sweep": _run_sweep,
+        "phase": _run_phase,
+        "compare": _run_compare,
         "reproduce": _run_reproduce,
     }
     try:

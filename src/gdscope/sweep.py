@@ -25,9 +25,11 @@ from .batched import BatchResult, run_batched
 from .data import Dataset
 from .errors import GdscopeError
 from .losses import LossSpec
-from .optimizers import parse_value
+from .optimizers import OptimizerSpec, parse_value
 from .output import write_atomic
 from .train import ARTICLE_START
+from .trajectory import Trajectory
+from .transforms import torch_kwargs
 
 __all__ = ["Axis", "GridRun", "expand", "run_grid", "save_grid"]
 
@@ -116,11 +118,30 @@ class GridRun:
     completed: np.ndarray
     interrupted: bool = False
     paths: np.ndarray | None = None
+    losses: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(len(axis.values) for axis in self.axes)
+
+    def options_of(self, k: int) -> dict[str, Any]:
+        """Cell ``k``'s hyperparameters as torch keyword arguments."""
+        return torch_kwargs(self.optimizer, {key: v[k] for key, v in self.options.items()})
+
+    def trajectory(self, k: int) -> Trajectory:
+        """Cell ``k`` as a ``Trajectory`` (runs with ``record="path"``)."""
+        if self.paths is None or self.losses is None:
+            raise ValueError('trajectory() needs a run with record="path"')
+        at = int(self.metrics["diverged_at"][k])
+        spec = OptimizerSpec.of(self.optimizer, **self.options_of(k))
+        lrs = np.full(self.epochs + 1, float(self.options["lr"][k]))
+        lrs[-1] = np.nan
+        path = self.paths[k]
+        return Trajectory(
+            path[:, 0], path[:, 1], self.losses[k], None if at < 0 else at, self.loss, spec,
+            self.start, lrs,
+        )  # fmt: skip
 
     def grid(self, metric: str) -> np.ndarray:
         """A metric reshaped to the axes' shape (NaN where not completed)."""
@@ -162,7 +183,7 @@ def run_grid(
     completed = np.zeros(total, dtype=bool)
     metrics: dict[str, np.ndarray] = {}
     options: dict[str, np.ndarray] = {}
-    paths = None
+    paths = losses = None
     interrupted = False
     try:
         for begin in range(0, total, chunk):
@@ -190,10 +211,12 @@ def run_grid(
             for key, value in result.hyper.items():
                 column = value[:, 0].cpu().numpy()
                 options.setdefault(key, np.zeros(total, dtype=column.dtype))[index] = column
-            if record == "path" and result.path is not None:
-                if paths is None:
+            if record == "path" and result.path is not None and result.losses is not None:
+                if paths is None or losses is None:
                     paths = np.full((total, epochs + 1, 2), np.nan)
+                    losses = np.full((total, epochs + 1), np.nan)
                 paths[index] = result.path.permute(1, 0, 2).double().cpu().numpy()
+                losses[index] = result.losses.T.double().cpu().numpy()
             completed[index] = True
             if progress is not None:
                 progress(int(completed.sum()), total)
@@ -207,7 +230,7 @@ def run_grid(
     }
     return GridRun(
         optimizer, tuple(axes), fixed, loss, tuple(start), epochs, options, metrics, completed,
-        interrupted, paths, meta,
+        interrupted, paths, losses, meta,
     )  # fmt: skip
 
 

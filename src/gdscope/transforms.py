@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from .errors import GdscopeError
 
-__all__ = ["TRANSFORMS", "Hyper", "State", "Transform", "make_hyper"]
+__all__ = ["TRANSFORMS", "Hyper", "State", "Transform", "make_hyper", "torch_kwargs"]
 
 Hyper = dict[str, Tensor]
 State = dict[str, Tensor]
@@ -222,6 +223,16 @@ TRANSFORMS: dict[str, Transform] = {
         _adagrad_update,
     ),
 }
+
+
+def torch_kwargs(name: str, row: dict[str, Any]) -> dict[str, Any]:
+    """One configuration's batched hyperparameters as ``torch.optim`` keyword arguments."""
+    out = {k: (bool(v) if isinstance(v, (bool, np.bool_)) else float(v)) for k, v in row.items()}
+    if "beta1" in out:
+        out["betas"] = (out.pop("beta1"), out.pop("beta2"))
+    if name == "adamw" or (name == "adam" and not out.get("decoupled_weight_decay")):
+        out.pop("decoupled_weight_decay", None)
+    return out
 
 
 def _refuse(bad: Tensor, message: str) -> None:
