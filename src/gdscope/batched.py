@@ -12,6 +12,7 @@ with ``record="metrics"`` only running metrics are kept, so memory does not grow
 
 from __future__ import annotations
 
+import ctypes
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from torch import Tensor
 from .data import Dataset
 from .errors import GdscopeError
 from .losses import LOSS_NAMES, LossSpec
+from .native import load as native_library
 from .optimizers import OptimizerSpec
 from .train import ARTICLE_START, check_epochs
 from .trajectory import Trajectory
@@ -33,6 +35,7 @@ __all__ = ["BatchResult", "LossBatch", "run_batched"]
 
 _KIND = {name: code for code, name in enumerate(LOSS_NAMES)}
 Record = Literal["path", "metrics"]
+Engine = Literal["auto", "torch", "native"]
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ class BatchResult:
     late_spread: Tensor | None = None
     completed: int = 0
     """Steps completed (``epochs`` unless interrupted)."""
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -248,7 +251,9 @@ _COMPILED: dict[tuple[str, tuple[int, ...]], Callable[..., Any]] = {}
 def _compiled_step(name: str, kinds: tuple[int, ...]) -> Callable[..., Any]:
     key = (name, kinds)
     if key not in _COMPILED:
-        _COMPILED[key] = torch.compile(_make_step(TRANSFORMS[name].update, kinds), dynamic=False)
+        # dynamic=True: one kernel serves every K. Static shapes would recompile per K, and
+        # past dynamo's recompile limit it silently falls back to eager.
+        _COMPILED[key] = torch.compile(_make_step(TRANSFORMS[name].update, kinds), dynamic=True)
     return _COMPILED[key]
 
 
@@ -266,6 +271,7 @@ def run_batched(
     target: Tensor | float | None = None,
     compile: bool = False,
     centre: Any = None,
+    engine: Engine = "auto",
     should_stop: Callable[[], bool] | None = None,
 ) -> BatchResult:
     """Run K configurations of ``optimizer`` for ``epochs`` full-batch steps.
@@ -273,7 +279,11 @@ def run_batched(
     ``hyper`` maps hyperparameter names (torch's, ``betas`` allowed) to a scalar or K values;
     ``loss`` is one ``LossSpec`` or K of them; ``start`` one ``(w, b)`` or a ``(K, 2)`` array.
     ``centre`` (one point or K) is what ``early_spread``/``late_spread`` measure distances to.
-    ``compile=True`` runs the step through ``torch.compile`` (one-off compile, then faster).
+    ``engine``: ``"torch"`` runs tensor operations (eager, or ``torch.compile``d with
+    ``compile=True``); ``"native"`` runs SGD on the CPU in the fused C kernel
+    (``gdscope.native``), which keeps every configuration's state in registers for the whole
+    run; ``"auto"`` picks native where it applies (SGD, CPU, no ``should_stop``, kernel built)
+    and torch otherwise. ``compile=True`` runs the torch step through ``torch.compile``.
     ``should_stop`` is polled between steps; when it returns True the run ends early and the
     result says how many steps were ``completed``.
     """
@@ -300,6 +310,16 @@ def run_batched(
     centre_t = torch.zeros(size, 2, dtype=dtype, device=device)
     if centre is not None:
         centre_t = _starts(centre, size, dtype, device)
+    if engine not in ("auto", "torch", "native"):
+        raise GdscopeError(f"engine must be auto, torch or native, got {engine!r}")
+    applies = optimizer == "sgd" and device.type == "cpu" and should_stop is None and not compile
+    library = native_library() if engine != "torch" and applies else None
+    if engine == "native" and library is None:
+        raise GdscopeError("the native engine runs SGD on the CPU and needs a C compiler")
+    if library is not None:
+        return _run_native(
+            library, x, y, hp, losses, params, centre_t, goal, epochs, record, optimizer, starts
+        )
     transform = TRANSFORMS[optimizer]
     step_fn = _compiled_step(optimizer, kinds) if compile else _make_step(transform.update, kinds)
 
@@ -310,7 +330,7 @@ def run_batched(
         "params": params,
         "state": transform.init(params, hp),
         "alive": torch.ones(size, dtype=torch.bool, device=device),
-        "last_ok": params,
+        "last_ok": params.clone(),  # no aliasing between carry entries (it forces recompiles)
         "diverged_at": full(-1, torch.int64),
         "best": full(torch.inf),
         "reached": full(-1, torch.int64),
@@ -329,7 +349,7 @@ def run_batched(
         losses_out = torch.empty((epochs + 1, size), dtype=dtype, device=device)
 
     began = time.perf_counter()
-    timings: dict[str, float] = {}
+    timings: dict[str, Any] = {"engine": "torch.compile" if compile else "torch"}
     steps = torch.arange(epochs + 1, device=device)
     completed = 0
     for i in range(epochs + 1):
@@ -349,4 +369,60 @@ def run_batched(
         optimizer, hp, losses, starts, epochs, carry["diverged_at"], carry["last_ok"],
         carry["final_loss"], carry["best"], carry["length"], carry["reached"], path, losses_out,
         carry["early_spread"], carry["late_spread"], completed, timings,
+    )  # fmt: skip
+
+
+def _run_native(
+    library: Any,
+    x: Tensor,
+    y: Tensor,
+    hp: Hyper,
+    losses: LossBatch,
+    params: Tensor,
+    centre: Tensor,
+    goal: Tensor,
+    epochs: int,
+    record: Record,
+    optimizer: str,
+    starts: Tensor,
+) -> BatchResult:
+    """Run SGD through the fused C kernel; same results and metrics as the tensor engine."""
+    size, dtype = params.shape[0], params.dtype
+    began = time.perf_counter()
+
+    def arr(t: Tensor, kind: torch.dtype) -> Tensor:
+        return t.reshape(-1).to(kind).contiguous()
+
+    f64 = {k: arr(hp[k], torch.float64) for k in ("lr", "momentum", "dampening", "weight_decay")}
+    flags = {k: arr(hp[k], torch.uint8) for k in ("nesterov", "maximize")}
+    kind = arr(losses.kind, torch.int8)
+    delta, beta = arr(losses.delta, torch.float64), arr(losses.beta, torch.float64)
+    inputs = [x.contiguous(), y.contiguous(), params.contiguous(), centre.contiguous(), goal]
+    path = losses_out = None
+    if record == "path":
+        path = torch.empty((epochs + 1, size, 2), dtype=dtype)
+        losses_out = torch.empty((epochs + 1, size), dtype=dtype)
+    diverged_at = torch.empty(size, dtype=torch.int64)
+    reached = torch.empty(size, dtype=torch.int64)
+    final = torch.empty(size, 2, dtype=dtype)
+    final_loss, best, length, early, late = (torch.empty(size, dtype=dtype) for _ in range(5))
+    window = max(1, (epochs + 1) // 10)
+    run = library.gdscope_sgd_f32 if dtype == torch.float32 else library.gdscope_sgd_f64
+
+    def ptr(t: Tensor | None) -> ctypes.c_void_p:
+        return ctypes.c_void_p(0 if t is None else t.data_ptr())
+
+    ints = [ctypes.c_int64(v) for v in (size, x.shape[0], epochs, window)]
+    run(
+        *ints, ptr(inputs[0]), ptr(inputs[1]),
+        *(ptr(f64[k]) for k in ("lr", "momentum", "dampening", "weight_decay")),
+        ptr(flags["nesterov"]), ptr(flags["maximize"]), ptr(kind), ptr(delta), ptr(beta),
+        ptr(inputs[2]), ptr(inputs[3]), ptr(inputs[4]), ptr(path), ptr(losses_out),
+        ptr(diverged_at), ptr(final), ptr(final_loss), ptr(best), ptr(length), ptr(reached),
+        ptr(early), ptr(late),
+    )  # fmt: skip
+    timings = {"total_s": time.perf_counter() - began, "engine": "native"}
+    return BatchResult(
+        optimizer, hp, losses, starts, epochs, diverged_at, final, final_loss, best, length,
+        reached, path, losses_out, early, late, epochs, timings,
     )  # fmt: skip
