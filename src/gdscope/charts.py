@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from .compare import Shootout
 from .landscape import Landscape
+from .optimizers import format_value
 from .plots import CMAP, plot_landscape, plot_path
 from .sweep import Axis, GridRun
 from .trajectory import Trajectory
@@ -181,7 +182,7 @@ def plot_shootout(landscape: Landscape, shootout: Shootout, *, fig: Figure | Non
     table_ax.axis("off")
     rows = []
     for row in shootout.table():
-        setting = ", ".join(f"{k}={_fmt(v)}" for k, v in row.items()
+        setting = ", ".join(f"{k}={format_value(v, '.3g')}" for k, v in row.items()
                             if k not in {"optimizer", "mean_final_loss", "diverged"})  # fmt: skip
         rows.append(
             [row["optimizer"], setting, f"{row['mean_final_loss']:.6g}", str(row["diverged"])]
@@ -195,11 +196,3 @@ def plot_shootout(landscape: Landscape, shootout: Shootout, *, fig: Figure | Non
     table.scale(1, 1.3)
     fig.tight_layout()
     return fig
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    if isinstance(value, tuple):
-        return ",".join(_fmt(v) for v in value)
-    return str(value)

@@ -20,6 +20,7 @@ __all__ = [
     "SCHEDULERS",
     "OptimizerSpec",
     "SchedulerSpec",
+    "format_value",
     "parse_assignments",
     "parse_value",
 ]
@@ -173,15 +174,16 @@ class OptimizerSpec:
     def describe(self) -> str:
         """``SGD(lr=0.1, momentum=0.9)``: the class and the arguments given."""
         ordered = sorted(self.options, key=lambda item: item[0] != "lr")  # lr first
-        args = ", ".join(f"{k}={_show(v)}" for k, v in ordered)
+        args = ", ".join(f"{k}={format_value(v)}" for k, v in ordered)
         return f"{self.cls.__name__}({args})"
 
 
-def _show(value: Any) -> str:
+def format_value(value: Any, spec: str = "g") -> str:
+    """A hyperparameter for people: floats with ``spec``, tuples as ``0.9,0.999``."""
     if isinstance(value, float):
-        return f"{value:g}"
+        return format(value, spec)
     if isinstance(value, tuple):
-        return ",".join(_show(v) for v in value)
+        return ",".join(format_value(v, spec) for v in value)
     return str(value)
 
 
@@ -233,5 +235,5 @@ class SchedulerSpec:
             raise GdscopeError(f"{self.cls.__name__}: {error}") from None
 
     def describe(self) -> str:
-        args = ", ".join(f"{k}={_show(v)}" for k, v in self.options)
+        args = ", ".join(f"{k}={format_value(v)}" for k, v in self.options)
         return f"{self.cls.__name__}({args})"

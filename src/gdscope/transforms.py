@@ -63,8 +63,13 @@ def _l2(grad: Tensor, params: Tensor, hyper: Hyper) -> Tensor:
 # --- SGD -----------------------------------------------------------------------------------
 
 
-def _sgd_init(params: Tensor, hyper: Hyper) -> State:
-    return {"momentum_buffer": torch.zeros_like(params)}
+def _zeros(*names: str) -> Callable[[Tensor, Hyper], State]:
+    """An ``init`` whose state is the named buffers, all zero."""
+
+    def init(params: Tensor, hyper: Hyper) -> State:
+        return {name: torch.zeros_like(params) for name in names}
+
+    return init
 
 
 def _sgd_update(
@@ -86,11 +91,6 @@ def _sgd_check(hyper: Hyper) -> None:
 
 
 # --- Adam / AdamW --------------------------------------------------------------------------
-
-
-def _adam_init(params: Tensor, hyper: Hyper) -> State:
-    zeros = torch.zeros_like(params)
-    return {"exp_avg": zeros, "exp_avg_sq": zeros, "max_exp_avg_sq": zeros}
 
 
 def _adam_update(
@@ -116,11 +116,6 @@ def _adam_update(
 
 
 # --- RMSprop -------------------------------------------------------------------------------
-
-
-def _rmsprop_init(params: Tensor, hyper: Hyper) -> State:
-    zeros = torch.zeros_like(params)
-    return {"square_avg": zeros, "grad_avg": zeros, "momentum_buffer": zeros}
 
 
 def _rmsprop_update(
@@ -158,6 +153,7 @@ def _adagrad_update(
     return params - _c(clr, g) * (g / std), {"sum": total}
 
 
+_ADAM_INIT = _zeros("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 _ADAM_PARAMS = {
     "lr": Param(1e-3, low=0.0),
     "beta1": Param(0.9, low=0.0, below=1.0),
@@ -180,11 +176,11 @@ TRANSFORMS: dict[str, Transform] = {
             "nesterov": Param(False),
             "maximize": Param(False),
         },
-        _sgd_init,
+        _zeros("momentum_buffer"),
         _sgd_update,
         _sgd_check,
     ),
-    "adam": Transform("adam", _ADAM_PARAMS, _adam_init, _adam_update),
+    "adam": Transform("adam", _ADAM_PARAMS, _ADAM_INIT, _adam_update),
     "adamw": Transform(
         "adamw",
         {
@@ -192,7 +188,7 @@ TRANSFORMS: dict[str, Transform] = {
             "weight_decay": Param(1e-2, low=0.0),
             "decoupled_weight_decay": Param(True),
         },
-        _adam_init,
+        _ADAM_INIT,
         _adam_update,
     ),
     "rmsprop": Transform(
@@ -206,7 +202,7 @@ TRANSFORMS: dict[str, Transform] = {
             "centered": Param(False),
             "maximize": Param(False),
         },
-        _rmsprop_init,
+        _zeros("square_avg", "grad_avg", "momentum_buffer"),
         _rmsprop_update,
     ),
     "adagrad": Transform(
