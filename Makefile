@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 OUT ?= article-figures
 STAMP := $(VENV)/.gdscope-installed
 
-.PHONY: reproduce test lint bench venv clean
+.PHONY: reproduce test lint bench venv clean browser serve
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-test: lint
+# The browser tests drive Debian's Chromium (never a browser a test tool downloads itself).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium could not be installed: the browser tests will be skipped"
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_loss_map.py
+	$(BIN)/python benchmarks/bench_engine.py
+
+serve: $(STAMP)
+	$(BIN)/gdscope serve --open
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

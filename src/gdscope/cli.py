@@ -237,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--save", type=Path, help="results file (.json)")
     _add_output_options(compare, what="image file (.png, .svg or .pdf)")
 
+    serve = commands.add_parser("serve", help="the interactive explorer in the browser")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    serve.add_argument("--port", type=_integer, default=8000)
+    serve.add_argument("--open", action="store_true", help="open the page in a browser")
+
     reproduce = commands.add_parser("reproduce", help="draw all the article's figures + gallery")
     _add_output_options(reproduce, what="output directory")
     reproduce.add_argument("--format", choices=FIGURE_FORMATS, default="png")
@@ -587,6 +592,39 @@ def _run_compare(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _run_serve(ns: argparse.Namespace) -> int:
+    import ipaddress
+
+    if not 0 < ns.port < 65536:
+        raise GdscopeError(f"--port must be in 1..65535, got {ns.port}")
+    try:
+        import uvicorn
+
+        from .server import create_app
+    except ImportError as error:
+        raise GdscopeError(
+            f"the explorer needs the web extra: pip install 'gdscope[web]' ({error})"
+        ) from None
+    try:
+        loopback = ns.host == "localhost" or ipaddress.ip_address(ns.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        print(
+            f"gdscope: warning: serving on {ns.host}, reachable from other machines",
+            file=sys.stderr,
+        )
+    url = f"http://{'127.0.0.1' if ns.host in ('0.0.0.0', '::') else ns.host}:{ns.port}/"
+    print(f"gdscope explorer on {url}", file=sys.stderr)
+    if ns.open:
+        import threading
+        import webbrowser
+
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    uvicorn.run(create_app(), host=ns.host, port=ns.port, log_level="warning")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
@@ -597,6 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sweep": _run_sweep,
         "phase": _run_phase,
         "compare": _run_compare,
+        "serve": _run_serve,
         "reproduce": _run_reproduce,
     }
     try:

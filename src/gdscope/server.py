@@ -1,0 +1,276 @@
+"""``gdscope serve``: the explorer's web app (FastAPI). Parses, calls the library, formats.
+
+Every request is a pydantic model with bounds (epochs, grid size, configurations, ranges,
+finite numbers) and a work budget, so no request can keep the server busy for long or use
+much memory. Invalid requests get 422 with the reason. Files are served only from the
+package's own ``web`` folder and Plotly.js from the installed ``plotly`` package.
+"""
+
+from __future__ import annotations
+
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import __version__
+from .batched import run_batched
+from .data import DataSpec, make_data
+from .errors import GdscopeError
+from .landscape import Grid, find_minimum, loss_map
+from .losses import LossSpec
+from .phase import analytic_stable, phase_diagram
+from .sweep import Axis
+from .transforms import TRANSFORMS
+
+__all__ = ["create_app"]
+
+WEB = Path(str(resources.files("gdscope") / "web"))
+MAX_WORK = 3e8
+"""Point evaluations (configurations × steps × data points) one request may ask for."""
+
+Bounded = Annotated[float, Field(ge=-1e4, le=1e4)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class DataModel(Strict):
+    seed: int = Field(20240215, ge=0, lt=2**32)
+    n: int = Field(50, ge=2, le=1000)
+    quadratic: Bounded = 0.75
+    linear: Bounded = 1.0
+    constant: Bounded = 2.0
+    noise: float = Field(0.3, ge=0, le=1e3)
+
+    def spec(self) -> DataSpec:
+        return DataSpec(**self.model_dump())
+
+
+class LossModel(Strict):
+    name: Literal["mse", "l1", "huber", "smoothl1"] = "mse"
+    delta: float = Field(1.0, gt=0, le=1e3)
+    beta: float = Field(1.0, ge=0, le=1e3)
+
+    def spec(self) -> LossSpec:
+        return LossSpec(self.name, self.delta, self.beta)
+
+
+class OptimizerModel(Strict):
+    name: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"] = "sgd"
+    hyper: dict[str, Annotated[float, Field(ge=-1e4, le=1e4)] | bool] = Field(
+        default_factory=lambda: {"lr": 0.1}, max_length=12
+    )
+
+
+class GridModel(Strict):
+    w_range: tuple[Bounded, Bounded] = (-5.0, 8.0)
+    b_range: tuple[Bounded, Bounded] = (-5.0, 8.0)
+    size: int = Field(101, ge=2, le=201)
+
+    def grid(self) -> Grid:
+        return Grid(self.w_range, self.b_range, self.size, self.size)
+
+
+class LandscapeRequest(Strict):
+    data: DataModel = Field(default_factory=DataModel)
+    losses: list[LossModel] = Field(
+        default_factory=lambda: [LossModel()], min_length=1, max_length=4
+    )
+    grid: GridModel = Field(default_factory=GridModel)
+    weight_decay: float = Field(0.0, ge=0, le=100)
+
+
+class TrajectoryRequest(Strict):
+    data: DataModel = Field(default_factory=DataModel)
+    losses: list[LossModel] = Field(
+        default_factory=lambda: [LossModel()], min_length=1, max_length=4
+    )
+    optimizer: OptimizerModel = Field(default_factory=OptimizerModel)
+    epochs: int = Field(100, ge=1, le=2000)
+    start: tuple[Bounded, Bounded] = (6.0, -3.0)
+
+
+class AxisModel(Strict):
+    name: str = Field(pattern=r"^[a-z_0-9]{1,32}$")
+    lo: float = Field(ge=-1e4, le=1e4)
+    hi: float = Field(ge=-1e4, le=1e4)
+    count: int = Field(ge=1, le=64)
+    log: bool = False
+
+    def axis(self) -> Axis:
+        if self.log and (self.lo <= 0 or self.hi <= 0):
+            raise GdscopeError(f"{self.name}: a log axis needs positive ends")
+        space = np.geomspace if self.log else np.linspace
+        return Axis(
+            self.name, tuple(float(v) for v in space(self.lo, self.hi, self.count)), self.log
+        )
+
+
+class PhaseRequest(Strict):
+    data: DataModel = Field(default_factory=DataModel)
+    loss: LossModel = Field(default_factory=LossModel)
+    optimizer: OptimizerModel = Field(default_factory=OptimizerModel)
+    x: AxisModel
+    y: AxisModel
+    metric: Literal["final_loss", "best_loss", "steps", "diverged", "path_length"] = "diverged"
+    epochs: int = Field(100, ge=1, le=500)
+    start: tuple[Bounded, Bounded] = (6.0, -3.0)
+
+
+def _clean(values: Any) -> Any:
+    """Lists for JSON, NaN and ±inf as null."""
+    array = np.asarray(values, dtype=np.float64)
+    out = array.tolist()
+
+    def fix(item: Any) -> Any:
+        if isinstance(item, list):
+            return [fix(x) for x in item]
+        return item if math.isfinite(item) else None
+
+    return fix(out)
+
+
+def _budget(work: float) -> None:
+    if work > MAX_WORK:
+        raise GdscopeError(
+            f"request too large: {work:.3g} point evaluations (limit {MAX_WORK:.0e})"
+        )
+
+
+def landscape(request: LandscapeRequest) -> dict[str, Any]:
+    data_spec = request.data.spec()
+    grid = request.grid.grid()
+    _budget(len(request.losses) * grid.w_size * grid.b_size * data_spec.n)
+    data = make_data(data_spec)
+    maps = []
+    for loss_model in request.losses:
+        loss = loss_model.spec()
+        plain = loss_map(data, loss, grid)
+        item: dict[str, Any] = {
+            "loss": loss.title,
+            "values": _clean(plain.values.numpy()),
+            "minimum": list(plain.argmin()),
+        }
+        if request.weight_decay > 0:
+            effective = plain.with_weight_decay(request.weight_decay)
+            item["effective_values"] = _clean(effective.values.numpy())
+            item["effective_minimum"] = list(effective.argmin())
+        maps.append(item)
+    return {
+        "weights": grid.weights.tolist(),
+        "biases": grid.biases.tolist(),
+        "maps": maps,
+        "points": {"x": data.x.tolist(), "y": data.y.tolist()},
+    }
+
+
+def trajectories(request: TrajectoryRequest) -> dict[str, Any]:
+    data_spec = request.data.spec()
+    _budget(len(request.losses) * request.epochs * data_spec.n)
+    data = make_data(data_spec)
+    losses = [model.spec() for model in request.losses]
+    result = run_batched(
+        data, request.optimizer.name, request.optimizer.hyper, loss=losses,
+        start=request.start, epochs=request.epochs,
+    )  # fmt: skip
+    assert result.path is not None and result.losses is not None
+    runs = []
+    for k, loss in enumerate(losses):
+        path = result.path[:, k].double().numpy()
+        at = int(result.diverged_at[k])
+        runs.append(
+            {
+                "loss": loss.title,
+                "weights": _clean(path[:, 0]),
+                "biases": _clean(path[:, 1]),
+                "losses": _clean(result.losses[:, k].double().numpy()),
+                "diverged_at": None if at < 0 else at,
+                "final": _clean(result.final[k].double().numpy()),
+                "optimizer": result.optimizer_spec(k).describe(),
+            }
+        )
+    return {"epochs": request.epochs, "start": list(request.start), "runs": runs}
+
+
+def phase(request: PhaseRequest) -> dict[str, Any]:
+    data_spec = request.data.spec()
+    _budget(request.x.count * request.y.count * request.epochs * data_spec.n)
+    data = make_data(data_spec)
+    x, y = request.x.axis(), request.y.axis()
+    fixed = {k: v for k, v in request.optimizer.hyper.items() if k not in {x.name, y.name}}
+    run = phase_diagram(
+        data, x=x, y=y, optimizer=request.optimizer.name, fixed=fixed, loss=request.loss.spec(),
+        start=request.start, epochs=request.epochs,
+    )  # fmt: skip
+    stable = analytic_stable(run, data)
+    return {
+        "x": list(x.values),
+        "y": list(y.values),
+        "metric": request.metric,
+        "values": _clean(run.grid(request.metric)),
+        "stable": None if stable is None else stable.astype(int).tolist(),
+        "minimum": list(find_minimum(data, request.loss.spec())),
+    }
+
+
+def create_app() -> Any:
+    """The FastAPI application (imported lazily: the web extra is optional)."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+
+    app = FastAPI(title="gdscope explorer", version=__version__)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+
+    @app.exception_handler(GdscopeError)
+    async def bad_input(request: Request, error: GdscopeError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(error)})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        # Reasons without the offending input: it may hold NaN, which JSON cannot carry.
+        detail = [
+            {
+                "loc": list(item.get("loc", ())),
+                "msg": item.get("msg", ""),
+                "type": item.get("type", ""),
+            }
+            for item in error.errors()
+        ]
+        return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "optimizers": sorted(TRANSFORMS)}
+
+    @app.get("/api/optimizers")
+    def optimizers() -> dict[str, Any]:
+        """Every batched optimizer's hyperparameters with torch's defaults."""
+        return {
+            name: {key: param.default for key, param in t.params.items()}
+            for name, t in TRANSFORMS.items()
+        }
+
+    app.post("/api/landscape")(landscape)
+    app.post("/api/trajectories")(trajectories)
+    app.post("/api/phase")(phase)
+
+    plotly_js = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    def plotly() -> FileResponse:
+        return FileResponse(plotly_js, media_type="text/javascript")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(WEB / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
+    return app

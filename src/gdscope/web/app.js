@@ -1,0 +1,434 @@
+// gdscope explorer: every knob redraws the optimizer's path on the landscape.
+// State lives in one object that is mirrored into the URL (#state=...), so a reload or a
+// shared link shows the same view. The server does all the maths (see /docs for the API).
+
+const $ = (id) => document.getElementById(id);
+const LOSSES = ["mse", "l1", "huber", "smoothl1"];
+const TITLES = { mse: "MSELoss", l1: "L1Loss", huber: "HuberLoss", smoothl1: "SmoothL1Loss" };
+const PIN_COLOURS = ["#000000", "#ff00ff", "#00bcd4", "#ff9800", "#ffffff", "#8bc34a"];
+// Slider ranges for the hyperparameters (the number box beside each accepts any value).
+const RANGES = {
+  lr: [0, 2], momentum: [0, 0.999], dampening: [0, 1], weight_decay: [0, 5], beta1: [0, 0.999],
+  beta2: [0, 0.9999], eps: [0, 0.01], alpha: [0, 0.999], lr_decay: [0, 1],
+  initial_accumulator_value: [0, 5],
+};
+// matplotlib's 'terrain', sampled.
+const TERRAIN = [[0, "#333399"], [0.15, "#0099ff"], [0.25, "#00cc66"], [0.5, "#ffff99"],
+  [0.75, "#805c54"], [1, "#ffffff"]];
+
+const DEFAULT_STATE = {
+  optimizer: "sgd", hyper: { lr: 0.1 }, epochs: 100, loss: "all", delta: 1, beta: 1,
+  data: { seed: 20240215, n: 50, quadratic: 0.75, linear: 1, constant: 2, noise: 0.3 },
+  grid: { w: [-5, 8], b: [-5, 8], size: 101 }, color: "linear", view: "heatmap",
+  start: [6, -3], pins: [],
+  phase: { x: { name: "lr", lo: 0.01, hi: 3, log: true }, y: { name: "momentum", lo: 0, hi: 0.99, log: false },
+    metric: "diverged" },
+};
+
+let state = loadState();
+let defaults = {};      // optimizer name -> {hyper: default}
+let landscape = null;   // last /api/landscape answer
+let runs = null;        // last /api/trajectories answer
+let pinnedRuns = [];    // answers for pinned configurations
+let landscapeKey = "";
+let playing = null;
+
+function loadState() {
+  const match = location.hash.match(/state=([^&]*)/);
+  if (match) {
+    try { return { ...structuredClone(DEFAULT_STATE), ...JSON.parse(decodeURIComponent(match[1])) }; }
+    catch (error) { console.warn("bad state in URL", error); }
+  }
+  return structuredClone(DEFAULT_STATE);
+}
+
+function saveState() {
+  history.replaceState(null, "", "#state=" + encodeURIComponent(JSON.stringify(state)));
+}
+
+async function api(path, body) {
+  const response = await fetch(path, {
+    method: body ? "POST" : "GET",
+    headers: { "content-type": "application/json" },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const answer = await response.json();
+  if (!response.ok) {
+    const detail = typeof answer.detail === "string" ? answer.detail
+      : (answer.detail || []).map((d) => `${d.loc.slice(1).join(".")}: ${d.msg}`).join("; ");
+    throw new Error(detail || response.statusText);
+  }
+  return answer;
+}
+
+function losses() {
+  const names = state.loss === "all" ? LOSSES : [state.loss];
+  return names.map((name) => ({ name, delta: state.delta, beta: state.beta }));
+}
+
+function trajectoryRequest(config = state) {
+  return { data: state.data, losses: losses(), epochs: config.epochs, start: config.start,
+    optimizer: { name: config.optimizer, hyper: config.hyper } };
+}
+
+function landscapeRequest() {
+  return { data: state.data, losses: losses(), weight_decay: 0,
+    grid: { w_range: state.grid.w, b_range: state.grid.b, size: state.grid.size } };
+}
+
+function debounce(fn, ms) {
+  let timer;
+  return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+}
+
+// --- controls --------------------------------------------------------------------------
+
+function buildHyperControls() {
+  const box = $("hyper");
+  box.innerHTML = "";
+  const known = defaults[state.optimizer] || {};
+  for (const [key, fallback] of Object.entries(known)) {
+    const value = key in state.hyper ? state.hyper[key] : fallback;
+    const row = document.createElement("div");
+    row.className = "knob";
+    if (typeof fallback === "boolean") {
+      row.innerHTML = `<label><input type="checkbox" id="h-${key}"> ${key}</label>`;
+      box.append(row);
+      const input = $(`h-${key}`);
+      input.checked = Boolean(value);
+      input.addEventListener("change", () => { state.hyper[key] = input.checked; changed(); });
+      continue;
+    }
+    const [lo, hi] = RANGES[key] || [0, Math.max(1, 2 * fallback)];
+    row.innerHTML = `<span>${key}</span><input type="number" id="n-${key}" step="any">
+      <input type="range" id="h-${key}" min="${lo}" max="${hi}" step="any">`;
+    box.append(row);
+    const slider = $(`h-${key}`), number = $(`n-${key}`);
+    slider.value = value; number.value = value;
+    slider.addEventListener("input", () => { number.value = slider.value; state.hyper[key] = Number(slider.value); changed(); });
+    number.addEventListener("change", () => { slider.value = number.value; state.hyper[key] = Number(number.value); changed(); });
+  }
+}
+
+function bindField(id, get, set, landscapeToo = false) {
+  const input = $(id);
+  input.value = get();
+  input.addEventListener("change", () => { set(input.value); changed(landscapeToo); });
+}
+
+function bindControls() {
+  const select = $("optimizer");
+  for (const name of Object.keys(defaults)) select.add(new Option(name, name));
+  select.value = state.optimizer;
+  select.addEventListener("change", () => {
+    const lr = state.hyper.lr;
+    state.optimizer = select.value;
+    state.hyper = lr !== undefined ? { lr } : {};
+    buildHyperControls(); buildPhaseControls(); changed();
+  });
+  bindField("epochs", () => state.epochs, (v) => { state.epochs = Math.round(Number(v)); });
+  bindField("loss", () => state.loss, (v) => { state.loss = v; }, true);
+  bindField("delta", () => state.delta, (v) => { state.delta = Number(v); }, true);
+  bindField("beta", () => state.beta, (v) => { state.beta = Number(v); }, true);
+  for (const key of ["seed", "n", "noise", "quadratic", "linear", "constant"]) {
+    bindField(key, () => state.data[key], (v) => { state.data[key] = Number(v); }, true);
+  }
+  bindField("wlo", () => state.grid.w[0], (v) => { state.grid.w[0] = Number(v); }, true);
+  bindField("whi", () => state.grid.w[1], (v) => { state.grid.w[1] = Number(v); }, true);
+  bindField("blo", () => state.grid.b[0], (v) => { state.grid.b[0] = Number(v); }, true);
+  bindField("bhi", () => state.grid.b[1], (v) => { state.grid.b[1] = Number(v); }, true);
+  bindField("size", () => state.grid.size, (v) => { state.grid.size = Math.round(Number(v)); }, true);
+  bindField("color", () => state.color, (v) => { state.color = v; }, true);
+  bindField("view", () => state.view, (v) => { state.view = v; }, true);
+  $("step").addEventListener("input", drawMarkers);
+  $("play").addEventListener("click", togglePlay);
+  $("pin").addEventListener("click", pin);
+  $("clearPins").addEventListener("click", () => { state.pins = []; pinnedRuns = []; changed(); });
+  $("downloadPng").addEventListener("click", () =>
+    Plotly.downloadImage($("map-0"), { format: "png", filename: "gdscope", width: 900, height: 800 }));
+  $("downloadCsv").addEventListener("click", () => download("gdscope.csv", toCsv(), "text/csv"));
+  $("downloadJson").addEventListener("click", () =>
+    download("gdscope.json", JSON.stringify({ request: trajectoryRequest(), response: runs }), "application/json"));
+}
+
+function buildPhaseControls() {
+  const names = Object.keys(defaults[state.optimizer] || {}).filter((k) => typeof defaults[state.optimizer][k] !== "boolean");
+  for (const axis of ["X", "Y"]) {
+    const select = $(`phase${axis}`);
+    select.innerHTML = "";
+    for (const name of names) select.add(new Option(name, name));
+    const spec = state.phase[axis.toLowerCase()];
+    if (!names.includes(spec.name)) spec.name = names[axis === "X" ? 0 : 1] || names[0];
+    select.value = spec.name;
+    select.onchange = () => { spec.name = select.value; const r = RANGES[spec.name] || [0, 1];
+      spec.lo = r[0]; spec.hi = r[1]; spec.log = false; buildPhaseControls(); changed(); };
+    for (const end of ["lo", "hi"]) {
+      const input = $(`phase${axis}${end}`);
+      input.value = spec[end];
+      input.onchange = () => { spec[end] = Number(input.value); changed(); };
+    }
+  }
+  $("phaseXlog").checked = state.phase.x.log;
+  $("phaseXlog").onchange = () => { state.phase.x.log = $("phaseXlog").checked; changed(); };
+  $("metric").value = state.phase.metric;
+  $("metric").onchange = () => { state.phase.metric = $("metric").value; changed(); };
+}
+
+// --- drawing ---------------------------------------------------------------------------
+
+function status(text, isError = false) {
+  $("status").innerHTML = "";
+  if (text) {
+    const span = document.createElement("span");
+    span.textContent = text;
+    if (isError) span.className = "diverged";
+    $("status").append(span);
+  }
+}
+
+function mapTraces(index) {
+  const map = landscape.maps[index];
+  const log = state.color === "log";
+  const z = log ? map.values.map((row) => row.map((v) => (v > 0 ? Math.log10(v) : null))) : map.values;
+  const traces = [{
+    type: state.view === "contour" ? "contour" : "heatmap", x: landscape.biases, y: landscape.weights, z,
+    colorscale: TERRAIN, colorbar: { title: { text: log ? "log10 loss" : "loss" }, len: 0.9 },
+    hovertemplate: "bias %{x:.3f}<br>weight %{y:.3f}<br>loss %{z:.4g}<extra></extra>", name: "loss",
+  }, {
+    type: "scatter", mode: "markers", x: [map.minimum[1]], y: [map.minimum[0]], name: "grid minimum",
+    marker: { symbol: "diamond", size: 10, color: "white", line: { color: "black", width: 1 } },
+  }];
+  const all = [{ answer: runs, colour: "red", label: "current" },
+    ...pinnedRuns.map((answer, i) => ({ answer, colour: PIN_COLOURS[i % PIN_COLOURS.length], label: `pin ${i + 1}` }))];
+  for (const { answer, colour, label } of all) {
+    if (!answer || !answer.runs[index]) continue;
+    const run = answer.runs[index];
+    traces.push({ type: "scatter", mode: "lines+markers", x: run.biases, y: run.weights, name: label,
+      line: { color: colour, width: 1.5 }, marker: { symbol: "cross-thin", size: 6, color: colour,
+        line: { color: colour, width: 1 } } });
+  }
+  if (runs && runs.runs[index]) {
+    const run = runs.runs[index];
+    traces.push({ type: "scatter", mode: "markers", x: [run.biases[0]], y: [run.weights[0]], name: "start",
+      marker: { size: 11, color: "#1a9641", line: { color: "white", width: 1 } } });
+    const last = lastFinite(run);
+    traces.push({ type: "scatter", mode: "markers", x: [run.biases[last]], y: [run.weights[last]], name: "end",
+      marker: { symbol: run.diverged_at === null ? "star" : "x", size: 14, color: "#d7191c", line: { color: "white", width: 1 } } });
+    traces.push({ type: "scatter", mode: "markers", x: [run.biases[0]], y: [run.weights[0]], name: "step",
+      marker: { size: 12, color: "yellow", line: { color: "black", width: 1 } } });
+  }
+  return traces;
+}
+
+function lastFinite(run) {
+  let last = 0;
+  run.weights.forEach((w, i) => { if (w !== null && run.biases[i] !== null) last = i; });
+  return last;
+}
+
+function drawMaps() {
+  const box = $("maps");
+  const count = landscape.maps.length;
+  while (box.children.length > count) box.lastChild.remove();
+  while (box.children.length < count) {
+    const div = document.createElement("div");
+    div.id = `map-${box.children.length}`;
+    box.append(div);
+  }
+  landscape.maps.forEach((map, index) => {
+    const div = $(`map-${index}`);
+    const [bl, bh] = state.grid.b, [wl, wh] = state.grid.w;
+    Plotly.react(div, mapTraces(index), {
+      title: { text: map.loss, font: { size: 14 } }, margin: { l: 50, r: 10, t: 36, b: 40 },
+      xaxis: { title: { text: "Bias" }, range: [bl, bh], zeroline: false },
+      yaxis: { title: { text: "Weight" }, range: [wl, wh], scaleanchor: "x", zeroline: false },
+      showlegend: false, uirevision: "keep",
+    }, { displaylogo: false, responsive: true });
+    if (!div.dataset.bound) {
+      div.dataset.bound = "1";
+      div.on("plotly_click", (event) => {
+        const point = event.points[0];
+        state.start = [Number(point.y.toFixed(4)), Number(point.x.toFixed(4))];
+        changed();
+      });
+    }
+  });
+  drawMarkers();
+}
+
+function drawMarkers() {
+  if (!runs || !landscape) return;
+  const step = Number($("step").value);
+  $("stepLabel").textContent = `step ${step} / ${runs.epochs}`;
+  runs.runs.forEach((run, index) => {
+    const div = $(`map-${index}`);
+    if (!div || !div.data) return;
+    const at = Math.min(step, lastFinite(run));
+    Plotly.restyle(div, { x: [[run.biases[at]]], y: [[run.weights[at]]] }, [div.data.length - 1]);
+  });
+}
+
+function drawLossChart() {
+  const traces = runs.runs.map((run) => ({ type: "scatter", mode: "lines", name: run.loss,
+    x: run.losses.map((_, i) => i), y: run.losses }));
+  Plotly.react($("lossChart"), traces, { title: { text: "loss per epoch", font: { size: 13 } },
+    xaxis: { title: { text: "epoch" } }, yaxis: { type: "log", title: { text: "loss" } },
+    margin: { l: 60, r: 10, t: 32, b: 40 } }, { displaylogo: false, responsive: true });
+}
+
+function drawStatus() {
+  const messages = runs.runs.filter((r) => r.diverged_at !== null)
+    .map((r) => `${r.loss}: diverged at step ${r.diverged_at}`);
+  status(messages.join(" · "), messages.length > 0);
+  document.body.dataset.diverged = messages.length ? "true" : "false";
+}
+
+function drawCommand() {
+  const args = ["gdscope", "plot"];
+  args.push("--loss", state.loss);
+  if (state.optimizer === "sgd") {
+    for (const [k, v] of Object.entries(state.hyper)) {
+      if (typeof v === "boolean") { if (v) args.push(`--${k}`); }
+      else args.push(`--${k.replace("_", "-")}`, String(v));
+    }
+  } else {
+    args.push("--optimizer", state.optimizer);
+    const h = { ...state.hyper };
+    if ("beta1" in h || "beta2" in h) {
+      const d = defaults[state.optimizer];
+      h.betas = `${h.beta1 ?? d.beta1},${h.beta2 ?? d.beta2}`; delete h.beta1; delete h.beta2;
+    }
+    for (const [k, v] of Object.entries(h)) args.push(`--opt=${k}=${v}`);
+  }
+  if (state.delta !== 1) args.push("--huber-delta", String(state.delta));
+  if (state.beta !== 1) args.push("--smoothl1-beta", String(state.beta));
+  args.push("--epochs", String(state.epochs), "--start", String(state.start[0]), String(state.start[1]));
+  const d = state.data, base = DEFAULT_STATE.data;
+  if (d.seed !== base.seed) args.push("--seed", String(d.seed));
+  if (d.n !== base.n) args.push("--n", String(d.n));
+  if (d.noise !== base.noise) args.push("--noise", String(d.noise));
+  if (d.quadratic !== base.quadratic || d.linear !== base.linear || d.constant !== base.constant)
+    args.push("--coefficients", String(d.quadratic), String(d.linear), String(d.constant));
+  args.push("--grid-size", String(state.grid.size), "--w-range", ...state.grid.w.map(String),
+    "--b-range", ...state.grid.b.map(String));
+  if (state.color === "log") args.push("--log-color");
+  args.push("--out", "explorer.png");
+  $("command").textContent = args.join(" ");
+}
+
+async function drawPhase() {
+  const { x, y, metric } = state.phase;
+  const request = { data: state.data, loss: losses()[0], metric, epochs: Math.min(state.epochs, 500),
+    start: state.start, optimizer: { name: state.optimizer, hyper: state.hyper },
+    x: { name: x.name, lo: x.lo, hi: x.hi, count: 40, log: x.log },
+    y: { name: y.name, lo: y.lo, hi: y.hi, count: 32, log: y.log } };
+  const answer = await api("/api/phase", request);
+  const current = { ...defaults[state.optimizer], ...state.hyper };
+  const traces = [{ type: "heatmap", x: answer.x, y: answer.y, z: answer.values,
+    colorscale: metric === "diverged" ? [[0, "#2c7bb6"], [1, "#d7191c"]] : "Viridis", name: metric,
+    hovertemplate: `${x.name} %{x:.4g}<br>${y.name} %{y:.4g}<br>${metric} %{z:.4g}<extra></extra>` },
+  { type: "scatter", mode: "markers", x: [current[x.name]], y: [current[y.name]], name: "current",
+    marker: { symbol: "star", size: 16, color: "white", line: { color: "black", width: 1 } } }];
+  if (answer.stable) {
+    traces.push({ type: "contour", x: answer.x, y: answer.y, z: answer.stable, showscale: false,
+      contours: { start: 0.5, end: 0.5, size: 1, coloring: "none" }, line: { color: "white", width: 2 },
+      name: "analytic border", hoverinfo: "skip" });
+  }
+  const div = $("phase");
+  Plotly.react(div, traces, { title: { text: `${metric} (${answer.values.length}×${answer.x.length})`, font: { size: 13 } },
+    xaxis: { title: { text: x.name }, type: x.log ? "log" : "linear" }, yaxis: { title: { text: y.name } },
+    margin: { l: 60, r: 10, t: 32, b: 40 }, showlegend: false }, { displaylogo: false, responsive: true });
+  if (!div.dataset.bound) {
+    div.dataset.bound = "1";
+    div.on("plotly_click", (event) => {
+      const point = event.points[0];
+      state.hyper[state.phase.x.name] = Number(Number(point.x).toPrecision(4));
+      state.hyper[state.phase.y.name] = Number(Number(point.y).toPrecision(4));
+      buildHyperControls(); changed();
+    });
+  }
+}
+
+// --- actions ---------------------------------------------------------------------------
+
+function togglePlay() {
+  if (playing) { clearInterval(playing); playing = null; $("play").textContent = "▶ play"; return; }
+  const slider = $("step");
+  if (Number(slider.value) >= Number(slider.max)) slider.value = 0;
+  $("play").textContent = "❚❚ pause";
+  playing = setInterval(() => {
+    slider.value = Number(slider.value) + 1;
+    drawMarkers();
+    if (Number(slider.value) >= Number(slider.max)) stopPlaying();
+  }, 60);
+}
+
+function stopPlaying() { clearInterval(playing); playing = null; $("play").textContent = "▶ play"; }
+
+function pin() {
+  state.pins.push({ optimizer: state.optimizer, hyper: { ...state.hyper }, epochs: state.epochs, start: [...state.start] });
+  changed();
+}
+
+function toCsv() {
+  const rows = ["loss,step,weight,bias,value"];
+  for (const run of runs.runs) {
+    run.weights.forEach((w, i) => {
+      rows.push([run.loss, i, w ?? "", run.biases[i] ?? "", run.losses[i] ?? ""].join(","));
+    });
+  }
+  return rows.join("\n") + "\n";
+}
+
+function download(name, text, type) {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([text], { type }));
+  link.download = name;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+// --- the update loop ---------------------------------------------------------------------
+
+let generation = 0;
+
+async function update(landscapeToo) {
+  const mine = ++generation;
+  saveState();
+  document.body.dataset.ready = "false";
+  try {
+    const key = JSON.stringify(landscapeRequest());
+    const wantMap = landscapeToo || key !== landscapeKey || !landscape;
+    const [map, answer, ...pins] = await Promise.all([
+      wantMap ? api("/api/landscape", landscapeRequest()) : Promise.resolve(landscape),
+      api("/api/trajectories", trajectoryRequest()),
+      ...state.pins.map((p) => api("/api/trajectories", trajectoryRequest(p))),
+    ]);
+    if (mine !== generation) return;  // a newer change superseded this one
+    landscape = map; landscapeKey = key; runs = answer; pinnedRuns = pins;
+    $("step").max = runs.epochs;
+    if (Number($("step").value) > runs.epochs || !playing) $("step").value = runs.epochs;
+    drawMaps(); drawLossChart(); drawStatus(); drawCommand();
+    $("pins").innerHTML = state.pins.map((p, i) =>
+      `<li style="color:${PIN_COLOURS[i % PIN_COLOURS.length]}">pin ${i + 1}: ${p.optimizer} ${JSON.stringify(p.hyper)} from (${p.start})</li>`).join("");
+    document.body.dataset.ready = "true";
+    window.gdscope = { state, runs, landscape, renders: (window.gdscope?.renders || 0) + 1 };
+    drawPhasePanel();
+  } catch (error) {
+    if (mine === generation) { status(String(error.message || error), true); document.body.dataset.ready = "error"; }
+  }
+}
+
+const drawPhasePanel = debounce(() => drawPhase().catch((e) => status(String(e.message || e), true)), 250);
+const changed = debounce((landscapeToo = false) => update(landscapeToo), 30);
+
+async function main() {
+  defaults = await api("/api/optimizers");
+  if (!(state.optimizer in defaults)) state.optimizer = "sgd";
+  bindControls();
+  buildHyperControls();
+  buildPhaseControls();
+  await update(true);
+}
+
+main();

@@ -1,0 +1,190 @@
+"""End-to-end: the real server on a free loopback port, driven in Debian's Chromium."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+GDSCOPE = shutil.which("gdscope") or str(Path(sys.executable).with_name("gdscope"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    process = subprocess.Popen([GDSCOPE, "serve", "--port", str(port)], stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url + "/api/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail("the server did not start")
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"],
+        )  # fmt: skip
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server + "/")
+    wait_ready(page)
+    yield page
+    assert errors == []
+    page.close()
+
+
+def wait_ready(page, renders: int = 0) -> None:
+    ready = "document.body.dataset.ready === 'true' && window.gdscope"
+    page.wait_for_function(f"{ready} && window.gdscope.renders > {renders}", timeout=30_000)
+
+
+def renders(page) -> int:
+    return page.evaluate("window.gdscope.renders")
+
+
+def current_path(page, index: int = 0) -> list[list[float]]:
+    run = f"window.gdscope.runs.runs[{index}]"
+    return page.evaluate(f"[{run}.weights, {run}.biases]")
+
+
+def post(server: str, path: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        server + path, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+
+def set_slider(page, key: str, value: float) -> None:
+    before = renders(page)
+    page.evaluate(
+        f"""(() => {{ const s = document.getElementById('h-{key}'); s.value = {value};
+            s.dispatchEvent(new Event('input', {{bubbles: true}})); }})()"""
+    )
+    wait_ready(page, before)
+
+
+def test_page_draws_the_four_article_panels_like_the_api(page, server):
+    assert page.locator("#maps .js-plotly-plot").count() == 4
+    drawn = current_path(page, 0)
+    expected = post(server, "/api/trajectories", {
+        "losses": [{"name": n} for n in ("mse", "l1", "huber", "smoothl1")],
+        "optimizer": {"name": "sgd", "hyper": {"lr": 0.1}}, "epochs": 100, "start": [6, -3],
+    })["runs"][0]  # fmt: skip
+    assert drawn == [expected["weights"], expected["biases"]]
+    assert "gdscope plot --loss all --lr 0.1" in page.text_content("#command")
+
+
+def test_slider_moves_the_path_and_the_url(page):
+    before = current_path(page)
+    set_slider(page, "lr", 0.3)
+    assert current_path(page) != before
+    state = json.loads(urllib.request.unquote(page.evaluate("location.hash").split("=", 1)[1]))
+    assert state["hyper"]["lr"] == pytest.approx(0.3)
+
+
+def test_click_on_the_map_sets_the_start(page):
+    box = page.locator("#map-0 .nsewdrag").first.bounding_box()
+    before = renders(page)
+    page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.8)
+    wait_ready(page, before)
+    weights, biases = current_path(page)
+    start = page.evaluate("window.gdscope.state.start")
+    assert start != [6, -3]
+    assert weights[0] == pytest.approx(start[0], abs=1e-4) and biases[0] == pytest.approx(
+        start[1], abs=1e-4
+    )
+    assert start[0] < 1.5 and start[1] < 1.5  # lower left of the map
+
+
+def test_nesterov_toggle_and_reload_keep_the_state(page, server):
+    set_slider(page, "momentum", 0.9)
+    plain = current_path(page)
+    before = renders(page)
+    page.check("#h-nesterov")
+    wait_ready(page, before)
+    assert current_path(page) != plain
+    url = page.url
+    assert "nesterov%22%3Atrue" in url
+    page.goto(server + "/static/index.html")  # elsewhere, then back to the shared link
+    page.goto(url)
+    page.reload()
+    wait_ready(page)
+    assert page.is_checked("#h-nesterov")
+    assert page.input_value("#n-momentum") == "0.9"
+
+
+def test_diverged_run_says_where(page):
+    set_slider(page, "lr", 2.0)
+    assert "MSELoss: diverged at step 36" in page.text_content("#status")
+
+
+def test_csv_download_matches_the_api(page, server):
+    with page.expect_download() as info:
+        page.click("#downloadCsv")
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+    answer = post(server, "/api/trajectories", {
+        "losses": [{"name": n} for n in ("mse", "l1", "huber", "smoothl1")],
+        "optimizer": {"name": "sgd", "hyper": {"lr": 0.1}}, "epochs": 100, "start": [6, -3],
+    })  # fmt: skip
+    mse = [r for r in rows if r["loss"] == "MSELoss"]
+    assert len(rows) == 4 * 101 and len(mse) == 101
+    for row, w, value in zip(
+        mse, answer["runs"][0]["weights"], answer["runs"][0]["losses"], strict=True
+    ):
+        assert float(row["weight"]) == pytest.approx(w) and float(row["value"]) == pytest.approx(
+            value
+        )
+
+
+def test_playback_moves_the_marker(page):
+    page.fill("#step", "0")
+    page.dispatch_event("#step", "input")
+    marker = page.evaluate(
+        "(() => { const d = document.getElementById('map-0').data; return d[d.length-1].y[0]; })()"
+    )
+    assert marker == pytest.approx(6.0)
+    assert page.text_content("#stepLabel") == "step 0 / 100"
+
+
+def test_screenshot(page, tmp_path):
+    shot = tmp_path / "explorer.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 50_000

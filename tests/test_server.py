@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+
+from gdscope.batched import run_batched
+from gdscope.data import make_data
+from gdscope.landscape import Grid, loss_map
+from gdscope.losses import LossSpec
+from gdscope.optimizers import OptimizerSpec
+from gdscope.server import create_app
+from gdscope.train import train
+
+
+@pytest.fixture(scope="module")
+def client():
+    return TestClient(create_app())
+
+
+def test_page_and_vendor_script_are_served_offline(client):
+    page = client.get("/")
+    assert page.status_code == 200 and '<script type="module" src="/static/app.js">' in page.text
+    assert "cdn" not in page.text.lower()
+    plotly = client.get("/vendor/plotly.min.js")
+    assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/openapi.json").json()["paths"].keys() >= {"/api/trajectories", "/api/phase"}
+
+
+@pytest.mark.parametrize(
+    "path", ["/static/../server.py", "/static/%2e%2e/server.py", "/static/../../etc/passwd"]
+)
+def test_no_file_outside_the_static_folder(client, path):
+    assert client.get(path).status_code == 404
+
+
+def test_four_losses_in_one_batched_call_match_torch_optim(client):
+    body = {
+        "losses": [{"name": n} for n in ("mse", "l1", "huber", "smoothl1")],
+        "optimizer": {"name": "sgd", "hyper": {"lr": 0.1, "momentum": 0.9}},
+        "epochs": 60,
+        "start": [2.0, -1.0],
+    }
+    answer = client.post("/api/trajectories", json=body).json()
+    assert [r["loss"] for r in answer["runs"]] == [
+        "MSELoss", "L1Loss", "HuberLoss(delta=1)", "SmoothL1Loss(beta=1)"
+    ]  # fmt: skip
+    data = make_data()
+    for run, name in zip(answer["runs"], ("mse", "l1", "huber", "smoothl1"), strict=True):
+        spec = OptimizerSpec.of("sgd", lr=0.1, momentum=0.9)
+        ref = train(data, loss=LossSpec(name), optimizer=spec, epochs=60, start=(2.0, -1.0))
+        np.testing.assert_allclose(run["weights"], ref.weights, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(run["losses"], ref.losses, rtol=1e-4, atol=1e-5)
+
+
+def test_diverged_run_is_reported_with_nulls(client):
+    body = {"optimizer": {"name": "sgd", "hyper": {"lr": 2.0}}, "epochs": 100}
+    run = client.post("/api/trajectories", json=body).json()["runs"][0]
+    assert run["diverged_at"] == 36
+    assert run["weights"][36] is None and run["weights"][35] is not None
+
+
+def test_landscape_matches_the_library(client):
+    body = {"losses": [{"name": "huber", "delta": 0.5}], "grid": {"size": 21}, "weight_decay": 1.0}
+    answer = client.post("/api/landscape", json=body).json()
+    expected = loss_map(make_data(), LossSpec("huber", delta=0.5), Grid(w_size=21, b_size=21))
+    np.testing.assert_allclose(answer["maps"][0]["values"], expected.values.numpy(), rtol=1e-6)
+    assert answer["maps"][0]["effective_minimum"] != answer["maps"][0]["minimum"]
+
+
+def test_phase_endpoint(client):
+    body = {
+        "x": {"name": "lr", "lo": 0.05, "hi": 3, "count": 16, "log": True},
+        "y": {"name": "momentum", "lo": 0, "hi": 0.9, "count": 8},
+        "metric": "diverged",
+    }
+    answer = client.post("/api/phase", json=body).json()
+    values = np.array(answer["values"])
+    assert values.shape == (8, 16) and set(np.unique(values)) == {0.0, 1.0}
+    assert np.array(answer["stable"]).shape == (8, 16)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "reason"),
+    [
+        ("/api/trajectories", {"epochs": 5000}, "less than or equal to 2000"),
+        ("/api/trajectories", {"epochs": 0}, "greater than or equal to 1"),
+        ("/api/trajectories", {"optimizer": {"name": "lbfgs"}}, "Input should be"),
+        ("/api/trajectories", {"optimizer": {"hyper": {"lr": -1}}}, "lr must be >= 0"),
+        ("/api/trajectories", {"optimizer": {"hyper": {"warp": 1}}}, "unknown argument"),
+        ("/api/trajectories", {"start": [1e9, 0]}, "less than or equal"),
+        ("/api/trajectories", {"losses": []}, "at least 1"),
+        ("/api/trajectories", {"surprise": 1}, "Extra inputs are not permitted"),
+        ("/api/landscape", {"grid": {"size": 5000}}, "less than or equal to 201"),
+        ("/api/landscape", {"data": {"n": 10**6}}, "less than or equal to 1000"),
+        (
+            "/api/phase",
+            {
+                "x": {"name": "lr", "lo": 0.1, "hi": 1, "count": 64},
+                "y": {"name": "momentum", "lo": 0, "hi": 0.9, "count": 64},
+                "epochs": 500,
+                "data": {"n": 1000},
+            },
+            "request too large",
+        ),
+        (
+            "/api/phase",
+            {
+                "x": {"name": "lr", "lo": 0, "hi": 1, "count": 4, "log": True},
+                "y": {"name": "momentum", "lo": 0, "hi": 0.9, "count": 4},
+            },
+            "log axis",
+        ),
+        (
+            "/api/phase",
+            {
+                "x": {"name": "lr;import os", "lo": 0, "hi": 1, "count": 4},
+                "y": {"name": "momentum", "lo": 0, "hi": 0.9, "count": 4},
+            },
+            "pattern",
+        ),
+    ],
+)
+def test_bad_requests_get_422_with_a_reason(client, path, body, reason):
+    response = client.post(path, json=body)
+    assert response.status_code == 422
+    assert reason in str(response.json()["detail"])
+
+
+def test_non_finite_numbers_are_refused(client):
+    response = client.post("/api/trajectories", content=b'{"start": [NaN, 0]}',
+                           headers={"content-type": "application/json"})  # fmt: skip
+    assert response.status_code == 422
+
+
+def test_batched_default_matches_engine(client):
+    answer = client.post(
+        "/api/trajectories", json={"optimizer": {"name": "adam", "hyper": {"lr": 0.05}}}
+    ).json()
+    result = run_batched(make_data(), "adam", {"lr": 0.05}, epochs=100)
+    np.testing.assert_allclose(answer["runs"][0]["weights"], result.path[:, 0, 0].double().numpy())
