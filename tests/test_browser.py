@@ -141,6 +141,8 @@ def test_nesterov_toggle_and_reload_keep_the_state(page, server):
     page.check("#h-nesterov")
     wait_ready(page, before)
     assert current_path(page) != plain
+    page.wait_for_timeout(1500)  # the phase panel follows the knobs
+    assert page.text_content("#status") == "" and page.text_content("#phaseStatus") == ""
     url = page.url
     assert "nesterov%22%3Atrue" in url
     page.goto(server + "/static/index.html")  # elsewhere, then back to the shared link

@@ -8,7 +8,10 @@ package's own ``web`` folder and Plotly.js from the installed ``plotly`` package
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -258,9 +261,21 @@ def create_app() -> Any:
             for name, t in TRANSFORMS.items()
         }
 
-    app.post("/api/landscape")(landscape)
-    app.post("/api/trajectories")(trajectories)
-    app.post("/api/phase")(phase)
+    # At most one computation per core at a time; the others wait their turn. Without this,
+    # dozens of worker threads (each with torch's and OpenMP's own threads) thrash the CPU.
+    gate = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+
+    def gated(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def run(request: Any) -> Any:
+            with gate:
+                return fn(request)
+
+        return run
+
+    app.post("/api/landscape")(gated(landscape))
+    app.post("/api/trajectories")(gated(trajectories))
+    app.post("/api/phase")(gated(phase))
 
     plotly_js = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
 

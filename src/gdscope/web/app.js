@@ -186,18 +186,70 @@ function status(text, isError = false) {
   }
 }
 
+// The landscape is painted once into an image (per map, colour scale and landscape) and laid
+// under the axes; the figure itself holds only light traces, so redraws stay fast.
+const imageCache = new Map();
+
+function colourAt(t) {
+  for (let i = 1; i < TERRAIN.length; i++) {
+    const [t1, c1] = TERRAIN[i], [t0, c0] = TERRAIN[i - 1];
+    if (t <= t1) {
+      const f = (t - t0) / (t1 - t0), a = parseInt(c0.slice(1), 16), b = parseInt(c1.slice(1), 16);
+      return [16, 8, 0].map((s) => Math.round(((a >> s) & 255) * (1 - f) + ((b >> s) & 255) * f));
+    }
+  }
+  return [255, 255, 255];
+}
+
+function shownValues(map) {
+  const log = state.color === "log";
+  return log ? map.values.map((row) => row.map((v) => (v > 0 ? Math.log10(v) : null))) : map.values;
+}
+
+function landscapeImage(index) {
+  const key = `${landscapeKey}|${state.color}|${index}`;
+  if (imageCache.has(key)) return imageCache.get(key);
+  const z = shownValues(landscape.maps[index]);
+  const flat = z.flat().filter((v) => v !== null);
+  const lo = Math.min(...flat), hi = Math.max(...flat);
+  const rows = z.length, cols = z[0].length;
+  const canvas = document.createElement("canvas");
+  canvas.width = cols; canvas.height = rows;
+  const context = canvas.getContext("2d");
+  const pixels = context.createImageData(cols, rows);
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) {
+      const v = z[i][j], at = 4 * ((rows - 1 - i) * cols + j);  // row 0 = lowest weight, at the bottom
+      const [r, g, b] = v === null ? [200, 200, 200] : colourAt(hi > lo ? (v - lo) / (hi - lo) : 0);
+      pixels.data.set([r, g, b, 255], at);
+    }
+  }
+  context.putImageData(pixels, 0, 0);
+  const image = { source: canvas.toDataURL(), lo, hi };
+  imageCache.set(key, image);
+  if (imageCache.size > 24) imageCache.delete(imageCache.keys().next().value);
+  return image;
+}
+
 function mapTraces(index) {
   const map = landscape.maps[index];
   const log = state.color === "log";
-  const z = log ? map.values.map((row) => row.map((v) => (v > 0 ? Math.log10(v) : null))) : map.values;
-  const traces = [{
-    type: state.view === "contour" ? "contour" : "heatmap", x: landscape.biases, y: landscape.weights, z,
-    colorscale: TERRAIN, colorbar: { title: { text: log ? "log10 loss" : "loss" }, len: 0.9 },
-    hovertemplate: "bias %{x:.3f}<br>weight %{y:.3f}<br>loss %{z:.4g}<extra></extra>", name: "loss",
-  }, {
+  const traces = [];
+  if (state.view === "contour") {
+    traces.push({ type: "contour", x: landscape.biases, y: landscape.weights, z: shownValues(map),
+      colorscale: TERRAIN, colorbar: { title: { text: log ? "log10 loss" : "loss" }, len: 0.9 },
+      hovertemplate: "bias %{x:.3f}<br>weight %{y:.3f}<br>loss %{z:.4g}<extra></extra>", name: "loss" });
+  } else {
+    const { lo, hi } = landscapeImage(index);
+    // A 2×2 transparent heatmap carries the colour bar for the painted image.
+    traces.push({ type: "heatmap", z: [[lo, hi], [lo, hi]], x: [landscape.biases[0], landscape.biases[1]],
+      y: [landscape.weights[0], landscape.weights[1]], opacity: 0, hoverinfo: "skip", colorscale: TERRAIN,
+      zmin: lo, zmax: hi, colorbar: { title: { text: log ? "log10 loss" : "loss" }, len: 0.9 }, name: "scale" });
+  }
+  traces.push({
     type: "scatter", mode: "markers", x: [map.minimum[1]], y: [map.minimum[0]], name: "grid minimum",
     marker: { symbol: "diamond", size: 10, color: "white", line: { color: "black", width: 1 } },
-  }];
+  });
   const all = [{ answer: runs, colour: "red", label: "current" },
     ...pinnedRuns.map((answer, i) => ({ answer, colour: PIN_COLOURS[i % PIN_COLOURS.length], label: `pin ${i + 1}` }))];
   for (const { answer, colour, label } of all) {
@@ -238,21 +290,29 @@ function drawMaps() {
   landscape.maps.forEach((map, index) => {
     const div = $(`map-${index}`);
     const [bl, bh] = state.grid.b, [wl, wh] = state.grid.w;
+    const db = (bh - bl) / (landscape.biases.length - 1), dw = (wh - wl) / (landscape.weights.length - 1);
+    const images = state.view === "contour" ? [] : [{ source: landscapeImage(index).source, xref: "x", yref: "y",
+      x: bl - db / 2, y: wh + dw / 2, sizex: bh - bl + db, sizey: wh - wl + dw, sizing: "stretch",
+      layer: "below" }];
     Plotly.react(div, mapTraces(index), {
       title: { text: map.loss, font: { size: 14 } }, margin: { l: 50, r: 10, t: 36, b: 40 },
-      xaxis: { title: { text: "Bias" }, range: [bl, bh], zeroline: false },
-      yaxis: { title: { text: "Weight" }, range: [wl, wh], scaleanchor: "x", zeroline: false },
-      showlegend: false, uirevision: "keep",
+      xaxis: { title: { text: "Bias" }, range: [bl - db / 2, bh + db / 2], zeroline: false, showgrid: false },
+      yaxis: { title: { text: "Weight" }, range: [wl - dw / 2, wh + dw / 2], scaleanchor: "x",
+        zeroline: false, showgrid: false },
+      images, showlegend: false, uirevision: "keep", dragmode: false,
     }, { displaylogo: false, responsive: true });
     if (!div.dataset.bound) {
       div.dataset.bound = "1";
-      div.on("plotly_click", (event) => {
-        const point = event.points[0];
-        state.start = [Number(point.y.toFixed(4)), Number(point.x.toFixed(4))];
+      // A click anywhere on the plot area (not only on a trace) sets the start point.
+      div.addEventListener("click", (event) => {
+        const layout = div._fullLayout, xa = layout.xaxis, ya = layout.yaxis;
+        const rect = div.getBoundingClientRect();
+        const px = event.clientX - rect.left - xa._offset, py = event.clientY - rect.top - ya._offset;
+        if (px < 0 || py < 0 || px > xa._length || py > ya._length) return;
+        state.start = [Number(ya.p2d(py).toFixed(4)), Number(xa.p2d(px).toFixed(4))];
         changed();
       });
-    }
-  });
+    }  });
   drawMarkers();
 }
 
@@ -318,10 +378,12 @@ function drawCommand() {
 
 async function drawPhase() {
   const { x, y, metric } = state.phase;
+  // torch refuses Nesterov without momentum: with it on, a momentum axis starts just above 0.
+  const positive = (axis) => (state.hyper.nesterov && axis.name === "momentum" ? Math.max(axis.lo, 1e-3) : axis.lo);
   const request = { data: state.data, loss: losses()[0], metric, epochs: Math.min(state.epochs, 500),
     start: state.start, optimizer: { name: state.optimizer, hyper: state.hyper },
-    x: { name: x.name, lo: x.lo, hi: x.hi, count: 40, log: x.log },
-    y: { name: y.name, lo: y.lo, hi: y.hi, count: 32, log: y.log } };
+    x: { name: x.name, lo: positive(x), hi: x.hi, count: 40, log: x.log },
+    y: { name: y.name, lo: positive(y), hi: y.hi, count: 32, log: y.log } };
   const answer = await api("/api/phase", request);
   const current = { ...defaults[state.optimizer], ...state.hyper };
   const traces = [{ type: "heatmap", x: answer.x, y: answer.y, z: answer.values,
@@ -394,6 +456,7 @@ let generation = 0;
 
 async function update(landscapeToo) {
   const mine = ++generation;
+  const t0 = performance.now();
   saveState();
   document.body.dataset.ready = "false";
   try {
@@ -405,22 +468,38 @@ async function update(landscapeToo) {
       ...state.pins.map((p) => api("/api/trajectories", trajectoryRequest(p))),
     ]);
     if (mine !== generation) return;  // a newer change superseded this one
+    const t1 = performance.now();
     landscape = map; landscapeKey = key; runs = answer; pinnedRuns = pins;
     $("step").max = runs.epochs;
     if (Number($("step").value) > runs.epochs || !playing) $("step").value = runs.epochs;
-    drawMaps(); drawLossChart(); drawStatus(); drawCommand();
+    drawMaps();
+    const t2 = performance.now();
+    drawLossChart(); drawStatus(); drawCommand();
     $("pins").innerHTML = state.pins.map((p, i) =>
       `<li style="color:${PIN_COLOURS[i % PIN_COLOURS.length]}">pin ${i + 1}: ${p.optimizer} ${JSON.stringify(p.hyper)} from (${p.start})</li>`).join("");
     document.body.dataset.ready = "true";
-    window.gdscope = { state, runs, landscape, renders: (window.gdscope?.renders || 0) + 1 };
+    const timing = { fetch_ms: t1 - t0, draw_ms: performance.now() - t1, maps_ms: t2 - t1 };
+    window.gdscope = { state, runs, landscape, timing, renders: (window.gdscope?.renders || 0) + 1 };
     drawPhasePanel();
   } catch (error) {
     if (mine === generation) { status(String(error.message || error), true); document.body.dataset.ready = "error"; }
   }
 }
 
-const drawPhasePanel = debounce(() => drawPhase().catch((e) => status(String(e.message || e), true)), 250);
-const changed = debounce((landscapeToo = false) => update(landscapeToo), 30);
+const drawPhasePanel = debounce(() => drawPhase()
+  .then(() => { $("phaseStatus").textContent = ""; })
+  .catch((e) => { $("phaseStatus").textContent = `phase diagram: ${e.message || e}`; }), 250);
+// Coalesce the changes of one frame (a dragged slider fires many input events) into one update.
+let pendingFrame = null, pendingLandscape = false;
+function changed(landscapeToo = false) {
+  pendingLandscape = pendingLandscape || landscapeToo;
+  if (pendingFrame !== null) return;
+  pendingFrame = requestAnimationFrame(() => {
+    const withLandscape = pendingLandscape;
+    pendingFrame = null; pendingLandscape = false;
+    update(withLandscape);
+  });
+}
 
 async function main() {
   defaults = await api("/api/optimizers");

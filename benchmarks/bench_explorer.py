@@ -1,0 +1,96 @@
+"""Explorer latency: from moving a slider to the redrawn maps, measured inside Chromium.
+
+Starts ``gdscope serve`` on a free loopback port, opens the page in Debian's Chromium
+(headless), moves the learning-rate slider N times (waiting for each redraw) and prints the
+distribution of input-to-redraw times, for the four article panels and for one panel.
+Run: ``python benchmarks/bench_explorer.py [--moves 60]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+MEASURE = """async (value) => {
+  const before = window.gdscope.renders;
+  const t0 = performance.now();
+  const s = document.getElementById('h-lr');
+  s.value = value; s.dispatchEvent(new Event('input', {bubbles: true}));
+  while (!(window.gdscope.renders > before && document.body.dataset.ready === 'true')) {
+    await new Promise(r => requestAnimationFrame(r));
+  }
+  await new Promise(r => requestAnimationFrame(r));  // the frame that shows it
+  return performance.now() - t0;
+}"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--moves", type=int, default=60)
+    args = parser.parse_args()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gdscope = shutil.which("gdscope") or str(Path(sys.executable).with_name("gdscope"))
+    server = subprocess.Popen([gdscope, "serve", "--port", str(port)], stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(url + "api/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=shutil.which("chromium"),
+                args=["--no-sandbox", "--disable-background-networking", "--no-first-run"],
+            )
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            print("| view | moves | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) |")
+            print("|---|---:|---:|---:|---:|---:|")
+            for view, fragment in (("four panels", ""), ("one panel (MSE)", "loss-mse")):
+                page.goto(url)
+                page.wait_for_function("document.body.dataset.ready === 'true'", timeout=60_000)
+                if fragment:
+                    page.select_option("#loss", "mse")
+                    page.wait_for_timeout(1500)
+                page.wait_for_timeout(1000)
+                times, fetch, draw, maps = [], [], [], []
+                for i in range(args.moves):
+                    times.append(page.evaluate(MEASURE, 0.02 + 0.9 * (i % 37) / 37))
+                    timing = page.evaluate("window.gdscope.timing")
+                    fetch.append(timing["fetch_ms"])
+                    draw.append(timing["draw_ms"])
+                    maps.append(timing["maps_ms"])
+                print(
+                    f"<!-- {view}: median fetch {statistics.median(fetch):.0f} ms, draw "
+                    f"{statistics.median(draw):.0f} ms (maps {statistics.median(maps):.0f}) -->"
+                )
+                p95, p99 = percentile(times, 95), percentile(times, 99)
+                print(
+                    f"| {view} | {len(times)} | {statistics.median(times):.0f} | "
+                    f"{p95:.0f} | {p99:.0f} | {max(times):.0f} |"
+                )
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
