@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+
+from gdscope.server import running_server
 
 MEASURE = """async (value) => {
   const before = window.gdscope.renders;
@@ -42,54 +38,38 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--moves", type=int, default=60)
     args = parser.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    gdscope = shutil.which("gdscope") or str(Path(sys.executable).with_name("gdscope"))
-    server = subprocess.Popen([gdscope, "serve", "--port", str(port)], stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url + "api/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=shutil.which("chromium"),
-                args=["--no-sandbox", "--disable-background-networking", "--no-first-run"],
+    with running_server() as url, sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=shutil.which("chromium"),
+            args=["--no-sandbox", "--disable-background-networking", "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        print("| view | moves | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for view, fragment in (("four panels", ""), ("one panel (MSE)", "loss-mse")):
+            page.goto(url + "/")
+            page.wait_for_function("document.body.dataset.ready === 'true'", timeout=60_000)
+            if fragment:
+                page.select_option("#loss", "mse")
+                page.wait_for_timeout(1500)
+            page.wait_for_timeout(1000)
+            times, fetch, draw, maps = [], [], [], []
+            for i in range(args.moves):
+                times.append(page.evaluate(MEASURE, 0.02 + 0.9 * (i % 37) / 37))
+                timing = page.evaluate("window.gdscope.timing")
+                fetch.append(timing["fetch_ms"])
+                draw.append(timing["draw_ms"])
+                maps.append(timing["maps_ms"])
+            print(
+                f"<!-- {view}: median fetch {statistics.median(fetch):.0f} ms, draw "
+                f"{statistics.median(draw):.0f} ms (maps {statistics.median(maps):.0f}) -->"
             )
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            print("| view | moves | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) |")
-            print("|---|---:|---:|---:|---:|---:|")
-            for view, fragment in (("four panels", ""), ("one panel (MSE)", "loss-mse")):
-                page.goto(url)
-                page.wait_for_function("document.body.dataset.ready === 'true'", timeout=60_000)
-                if fragment:
-                    page.select_option("#loss", "mse")
-                    page.wait_for_timeout(1500)
-                page.wait_for_timeout(1000)
-                times, fetch, draw, maps = [], [], [], []
-                for i in range(args.moves):
-                    times.append(page.evaluate(MEASURE, 0.02 + 0.9 * (i % 37) / 37))
-                    timing = page.evaluate("window.gdscope.timing")
-                    fetch.append(timing["fetch_ms"])
-                    draw.append(timing["draw_ms"])
-                    maps.append(timing["maps_ms"])
-                print(
-                    f"<!-- {view}: median fetch {statistics.median(fetch):.0f} ms, draw "
-                    f"{statistics.median(draw):.0f} ms (maps {statistics.median(maps):.0f}) -->"
-                )
-                p95, p99 = percentile(times, 95), percentile(times, 99)
-                print(
-                    f"| {view} | {len(times)} | {statistics.median(times):.0f} | "
-                    f"{p95:.0f} | {p99:.0f} | {max(times):.0f} |"
-                )
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+            p95, p99 = percentile(times, 95), percentile(times, 99)
+            print(
+                f"| {view} | {len(times)} | {statistics.median(times):.0f} | "
+                f"{p95:.0f} | {p99:.0f} | {max(times):.0f} |"
+            )
+        browser.close()
 
 
 if __name__ == "__main__":

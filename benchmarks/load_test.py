@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
+
+from gdscope.server import running_server
 
 MIX = [
     (
@@ -126,19 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    gdscope = shutil.which("gdscope") or str(Path(sys.executable).with_name("gdscope"))
-    server = subprocess.Popen([gdscope, "serve", "--port", str(port)], stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url + "/api/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with running_server() as url:
         print("| clients | requests | req/s | p50 ms | p95 ms | p99 ms | unexpected | valid ok |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for clients in (1, 10, 50):
@@ -148,9 +133,6 @@ def main() -> None:
                 f"{r['p95']:.0f} | {r['p99']:.0f} | {r['unexpected']} | {r['valid']} |",
                 flush=True,
             )
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,17 @@ package's own ``web`` folder and Plotly.js from the installed ``plotly`` package
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,7 +37,7 @@ from .phase import analytic_stable, phase_diagram
 from .sweep import Axis
 from .transforms import TRANSFORMS
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "running_server"]
 
 WEB = Path(str(resources.files("gdscope") / "web"))
 MAX_WORK = 3e8
@@ -80,20 +87,19 @@ class GridModel(Strict):
         return Grid(self.w_range, self.b_range, self.size, self.size)
 
 
-class LandscapeRequest(Strict):
+class ProblemRequest(Strict):
     data: DataModel = Field(default_factory=DataModel)
     losses: list[LossModel] = Field(
         default_factory=lambda: [LossModel()], min_length=1, max_length=4
     )
+
+
+class LandscapeRequest(ProblemRequest):
     grid: GridModel = Field(default_factory=GridModel)
     weight_decay: float = Field(0.0, ge=0, le=100)
 
 
-class TrajectoryRequest(Strict):
-    data: DataModel = Field(default_factory=DataModel)
-    losses: list[LossModel] = Field(
-        default_factory=lambda: [LossModel()], min_length=1, max_length=4
-    )
+class TrajectoryRequest(ProblemRequest):
     optimizer: OptimizerModel = Field(default_factory=OptimizerModel)
     epochs: int = Field(100, ge=1, le=2000)
     start: tuple[Bounded, Bounded] = (6.0, -3.0)
@@ -289,3 +295,31 @@ def create_app() -> Any:
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     return app
+
+
+@contextlib.contextmanager
+def running_server(timeout: float = 30.0) -> Iterator[str]:
+    """Run ``gdscope serve`` in a subprocess on a free loopback port; yields its base URL.
+
+    For notebooks, tests and benchmarks; the server is stopped when the block ends.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "gdscope.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(url + "/api/health", timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"gdscope serve did not start on {url}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
