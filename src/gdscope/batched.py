@@ -153,17 +153,14 @@ class BatchResult:
         """Configuration ``k`` as a ``Trajectory`` (needs ``record="path"``)."""
         if self.path is None or self.losses is None:
             raise ValueError('trajectory() needs a run with record="path"')
-        path = self.path[:, k].double().cpu().numpy()
-        losses = self.losses[:, k].double().cpu().numpy()
-        at = int(self.diverged_at[k])
-        start = (float(self.starts[k, 0]), float(self.starts[k, 1]))
-        lr = float(self.hyper["lr"][k, 0])
-        lrs = np.full(self.epochs + 1, lr)
-        lrs[-1] = np.nan
-        return Trajectory(
-            path[:, 0], path[:, 1], losses, None if at < 0 else at,
-            self.losses_spec.spec(k), self.optimizer_spec(k), start, lrs,
-        )  # fmt: skip
+        return Trajectory.from_path(
+            self.path[:, k].double().cpu().numpy(),
+            self.losses[:, k].double().cpu().numpy(),
+            int(self.diverged_at[k]),
+            self.losses_spec.spec(k),
+            self.optimizer_spec(k),
+            (float(self.starts[k, 0]), float(self.starts[k, 1])),
+        )
 
 
 def _starts(start: Any, size: int, dtype: torch.dtype, device: Any) -> Tensor:

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from .compare import Shootout
 from .landscape import Landscape
 from .optimizers import format_value
-from .plots import CMAP, plot_landscape, plot_path
+from .plots import CMAP, panel_axes, plot_landscape, plot_path
 from .sweep import Axis, GridRun
 from .trajectory import Trajectory
 
@@ -135,12 +135,7 @@ def plot_small_multiples(
         fig = plt.figure()
     count = len(trajectories)
     cols = columns or min(count, max(1, int(np.ceil(np.sqrt(count)))))
-    rows = int(np.ceil(count / cols))
-    fig.set_size_inches(3.0 * cols + 1.2, 3.0 * rows + 0.8)
-    axes = list(fig.subplots(rows, cols, squeeze=False).ravel())
-    for extra in axes[count:]:
-        extra.remove()
-    axes = axes[:count]
+    axes = panel_axes(fig, count, columns=cols, cell=(3.0, 3.0), extra=(1.2, 0.8))
     image = None
     for ax, run, title in zip(axes, trajectories, titles, strict=True):
         drawn = plot_landscape(landscape, ax=ax, log=log, colorbar=False, mark_minimum=True)

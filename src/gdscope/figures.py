@@ -62,7 +62,7 @@ def build_plot(
 def _maps_only(
     config: PlotConfig, landscapes: list[Landscape], fig: Figure, title: str | None
 ) -> PanelFigure:
-    axes = panel_axes(fig, len(landscapes), extra_height=0.4)
+    axes = panel_axes(fig, len(landscapes), extra=(0.0, 0.4))
     for ax, landscape in zip(axes, landscapes, strict=True):
         shown = landscape
         decay = config.optimizer.l2_weight_decay

@@ -321,11 +321,19 @@ def _identical_pairs(landscapes: Sequence[Landscape]) -> list[str]:
     return notes
 
 
-def panel_axes(fig: Figure, count: int, *, extra_height: float = 0.0) -> list[Axes]:
-    """``count`` axes in a grid two wide (one for a single panel), sized for square maps."""
-    cols = 1 if count == 1 else 2
+def panel_axes(
+    fig: Figure,
+    count: int,
+    *,
+    columns: int | None = None,
+    cell: tuple[float, float] = (5.6, 4.9),
+    extra: tuple[float, float] = (0.0, 0.0),
+) -> list[Axes]:
+    """``count`` axes in a grid ``columns`` wide (default: two, one for a single panel); the
+    figure gets ``cell`` inches per panel plus ``extra`` (width, height) inches."""
+    cols = columns or (1 if count == 1 else 2)
     rows = (count + cols - 1) // cols
-    fig.set_size_inches(5.6 * cols, 4.9 * rows + extra_height)
+    fig.set_size_inches(cell[0] * cols + extra[0], cell[1] * rows + extra[1])
     axes = list(fig.subplots(rows, cols, squeeze=False).ravel())
     for extra in axes[count:]:
         extra.remove()
@@ -348,7 +356,7 @@ def plot_panels(
         import matplotlib.pyplot as plt
 
         fig = plt.figure()
-    axes = panel_axes(fig, len(landscapes), extra_height=0.9)
+    axes = panel_axes(fig, len(landscapes), extra=(0.0, 0.9))
     panels = [
         plot_descent(landscape, trajectory, ax=ax, log=log, effective=effective)
         for landscape, trajectory, ax in zip(landscapes, trajectories, axes, strict=True)

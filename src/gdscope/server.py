@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import __version__
@@ -236,7 +235,6 @@ def create_app() -> Any:
     from fastapi.staticfiles import StaticFiles
 
     app = FastAPI(title="gdscope explorer", version=__version__)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
 
     @app.exception_handler(GdscopeError)
     async def bad_input(request: Request, error: GdscopeError) -> JSONResponse:

@@ -133,15 +133,9 @@ class GridRun:
         """Cell ``k`` as a ``Trajectory`` (runs with ``record="path"``)."""
         if self.paths is None or self.losses is None:
             raise ValueError('trajectory() needs a run with record="path"')
-        at = int(self.metrics["diverged_at"][k])
         spec = OptimizerSpec.of(self.optimizer, **self.options_of(k))
-        lrs = np.full(self.epochs + 1, float(self.options["lr"][k]))
-        lrs[-1] = np.nan
-        path = self.paths[k]
-        return Trajectory(
-            path[:, 0], path[:, 1], self.losses[k], None if at < 0 else at, self.loss, spec,
-            self.start, lrs,
-        )  # fmt: skip
+        at = int(self.metrics["diverged_at"][k])
+        return Trajectory.from_path(self.paths[k], self.losses[k], at, self.loss, spec, self.start)
 
     def grid(self, metric: str) -> np.ndarray:
         """A metric reshaped to the axes' shape (NaN where not completed)."""

@@ -43,6 +43,23 @@ class Trajectory:
         if not self.weights.shape == self.biases.shape == self.losses.shape == self.lrs.shape:
             raise ValueError("weights, biases, losses and lrs must have the same length")
 
+    @classmethod
+    def from_path(
+        cls,
+        path: np.ndarray,
+        losses: np.ndarray,
+        diverged_at: int,
+        loss: LossSpec,
+        optimizer: OptimizerSpec,
+        start: tuple[float, float],
+    ) -> Trajectory:
+        """From an engine's ``(epochs + 1, 2)`` path (``diverged_at`` < 0: none), no scheduler:
+        every step used the optimizer's ``lr``."""
+        lrs = np.full(len(path), float(optimizer.get("lr")))
+        lrs[-1] = np.nan
+        at = None if diverged_at < 0 else int(diverged_at)
+        return cls(path[:, 0], path[:, 1], losses, at, loss, optimizer, start, lrs)
+
     @property
     def epochs(self) -> int:
         return len(self.weights) - 1
