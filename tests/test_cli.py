@@ -93,7 +93,7 @@ def test_plot_writes_and_refuses_to_overwrite(tmp_path, capsys):
     ]
     assert main(args) == 0
     first = out.read_bytes()
-    config = json.loads(Image.open(out).text["Description"])
+    config = json.loads(Image.open(out).text["Description"])["config"]
     assert config["optimizer"]["momentum"] == 0.9 and [x["name"] for x in config["losses"]] == [
         "mse",
         "l1",

@@ -83,7 +83,9 @@ def test_native_float32_and_divergence(kernel, article_data):
 def test_auto_picks_native_for_sgd_on_cpu_only(kernel, article_data):
     assert run_batched(article_data, "sgd", {"lr": 0.1}, epochs=3).timings["engine"] == "native"
     assert run_batched(article_data, "adam", {"lr": 0.1}, epochs=3).timings["engine"] == "torch"
-    with pytest.raises(GdscopeError, match="native engine runs SGD"):
+    minibatch = run_batched(article_data, "sgd", {"lr": 0.1}, epochs=3, batch_size=10)
+    assert minibatch.timings["engine"] == "torch"
+    with pytest.raises(GdscopeError, match="native engine runs full-batch SGD"):
         run_batched(article_data, "adam", {"lr": 0.1}, epochs=3, engine="native")
 
 

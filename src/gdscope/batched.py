@@ -24,10 +24,11 @@ from torch import Tensor
 
 from .data import Dataset
 from .errors import GdscopeError
+from .functions import TestFunction
 from .losses import LOSS_NAMES, LossSpec
 from .native import load as native_library
 from .optimizers import OptimizerSpec
-from .train import ARTICLE_START, check_epochs
+from .train import ARTICLE_START, check_batch, check_epochs
 from .trajectory import Trajectory
 from .transforms import TRANSFORMS, Hyper, make_hyper, torch_kwargs
 
@@ -101,6 +102,24 @@ def loss_and_grad(
     return value.mean(1), grad
 
 
+def function_and_grad(params: Tensor, function: TestFunction) -> tuple[Tensor, Tensor]:
+    """A test function's value ``(K,)`` and gradient ``(K, 2)`` at every row, by autograd (the
+    same formula on the same values as the reference engine's 2-element ``nn.Parameter``)."""
+    with torch.enable_grad():
+        point = params.detach().requires_grad_()
+        value = function(point)
+        (grad,) = torch.autograd.grad(value.sum(), point)
+    return value.detach(), grad
+
+
+def _evaluator(
+    loss: LossBatch | TestFunction, kinds: tuple[int, ...]
+) -> Callable[[Tensor, Tensor | None, Tensor | None], tuple[Tensor, Tensor]]:
+    if isinstance(loss, TestFunction):
+        return lambda params, x, y: function_and_grad(params, loss)
+    return lambda params, x, y: loss_and_grad(params, x, y, kinds, loss)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, eq=False)
 class BatchResult:
     """What a batched run produced. Tensors stay on the run's device.
@@ -117,7 +136,7 @@ class BatchResult:
 
     optimizer: str
     hyper: Hyper
-    losses_spec: LossBatch
+    losses_spec: LossBatch | TestFunction
     starts: Tensor
     epochs: int
     diverged_at: Tensor
@@ -133,6 +152,11 @@ class BatchResult:
     completed: int = 0
     """Steps completed (``epochs`` unless interrupted)."""
     timings: dict[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None
+    shuffle_seed: int | None = None
+    steps_per_epoch: int = 1
+    batch_losses: Tensor | None = None
+    """``(steps+1, K)`` with ``record="path"``: the loss each step saw (its mini-batch's)."""
 
     @property
     def size(self) -> int:
@@ -153,13 +177,20 @@ class BatchResult:
         """Configuration ``k`` as a ``Trajectory`` (needs ``record="path"``)."""
         if self.path is None or self.losses is None:
             raise ValueError('trajectory() needs a run with record="path"')
+        spec = self.losses_spec
         return Trajectory.from_path(
             self.path[:, k].double().cpu().numpy(),
             self.losses[:, k].double().cpu().numpy(),
             int(self.diverged_at[k]),
-            self.losses_spec.spec(k),
+            spec if isinstance(spec, TestFunction) else spec.spec(k),
             self.optimizer_spec(k),
             (float(self.starts[k, 0]), float(self.starts[k, 1])),
+            steps_per_epoch=self.steps_per_epoch,
+            batch_size=self.batch_size,
+            shuffle_seed=self.shuffle_seed,
+            batch_losses=None
+            if self.batch_losses is None
+            else self.batch_losses[:, k].double().cpu().numpy(),
         )
 
 
@@ -177,7 +208,7 @@ def _size(hyper: Mapping[str, Any], losses: Any, start: Any) -> int:
     for value in hyper.values():
         if isinstance(value, (Tensor, np.ndarray, list)) and not isinstance(value, tuple):
             sizes.add(int(np.prod(np.shape(value))) or 1)
-    if not isinstance(losses, LossSpec):
+    if not isinstance(losses, (LossSpec, TestFunction)):
         sizes.add(len(losses))
     sizes.add(int(np.prod(np.shape(start))) // 2 or 1)
     sizes.discard(1)
@@ -193,14 +224,27 @@ def _make_step(update: Callable[..., Any], kinds: tuple[int, ...]) -> Callable[.
     """One pure step over the carry: evaluate point i, record metrics, move to point i+1.
 
     Invariant: ``params`` are finite. A configuration is *ok* at point i when it was alive and
-    its loss there is finite; a step whose result is not finite is not taken, and the
-    configuration is marked dead from point i+1 on (where the reference engine sees the
-    non-finite parameters).
+    its loss (on all the data) there is finite; a step whose result is not finite is not taken,
+    and the configuration is marked dead from point i+1 on (where the reference engine sees the
+    non-finite parameters). With a mini-batch ``xb, yb`` the step follows that batch's gradient.
     """
 
-    def step(carry: Carry, i: Tensor, x: Tensor, y: Tensor, hyper: Hyper, losses: LossBatch):
+    def step(
+        carry: Carry,
+        i: Tensor,
+        x: Tensor | None,
+        y: Tensor | None,
+        hyper: Hyper,
+        losses: LossBatch | TestFunction,
+        xb: Tensor | None = None,
+        yb: Tensor | None = None,
+    ):
         params, alive = carry["params"], carry["alive"]
-        loss, grad = loss_and_grad(params, x, y, kinds, losses)
+        evaluate = _evaluator(losses, kinds)
+        loss, grad = evaluate(params, x, y)
+        seen = loss
+        if xb is not None:
+            seen, grad = evaluate(params, xb, yb)
         ok = alive & torch.isfinite(loss)
         safe = torch.where(ok, loss, torch.inf)
         new_params, new_state = update(grad, carry["state"], params, hyper, i + 1)
@@ -237,7 +281,7 @@ def _make_step(update: Callable[..., Any], kinds: tuple[int, ...]) -> Callable[.
             ),
         }
         row = torch.where(ok[:, None], params, torch.nan)
-        return out, row, torch.where(ok, loss, torch.nan)
+        return out, row, torch.where(ok, loss, torch.nan), torch.where(ok, seen, torch.nan)
 
     return step
 
@@ -255,12 +299,12 @@ def _compiled_step(name: str, kinds: tuple[int, ...]) -> Callable[..., Any]:
 
 
 def run_batched(
-    data: Dataset,
+    data: Dataset | None,
     optimizer: str = "sgd",
     hyper: Mapping[str, Any] | None = None,
     *,
-    loss: LossSpec | Sequence[LossSpec] | None = None,
-    start: Any = ARTICLE_START,
+    loss: LossSpec | Sequence[LossSpec] | TestFunction | None = None,
+    start: Any = None,
     epochs: int = 100,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
@@ -270,6 +314,8 @@ def run_batched(
     centre: Any = None,
     engine: Engine = "auto",
     should_stop: Callable[[], bool] | None = None,
+    batch_size: int | None = None,
+    shuffle_seed: int = 0,
 ) -> BatchResult:
     """Run K configurations of ``optimizer`` for ``epochs`` full-batch steps.
 
@@ -283,6 +329,12 @@ def run_batched(
     and torch otherwise. ``compile=True`` runs the torch step through ``torch.compile``.
     ``should_stop`` is polled between steps; when it returns True the run ends early and the
     result says how many steps were ``completed``.
+
+    ``loss`` may be a ``TestFunction`` (then ``data`` is not used; the default ``start`` is the
+    function's customary one). ``batch_size``/``shuffle_seed`` make every configuration take one
+    step per mini-batch, visiting the data in the order ``DataLoader(shuffle=True)`` with that
+    seed does (the same for all configurations), as ``train`` does; the recorded ``losses`` are
+    on all the data, ``batch_losses`` the mini-batch's.
     """
     check_epochs(epochs)
     if record not in ("path", "metrics"):
@@ -291,15 +343,32 @@ def run_batched(
         raise GdscopeError("dtype must be torch.float32 or torch.float64")
     hyper = dict(hyper or {})
     loss = loss if loss is not None else LossSpec()
+    function = loss if isinstance(loss, TestFunction) else None
+    if start is None:
+        start = function.start if function is not None else ARTICLE_START
     size = _size(hyper, loss, start)
     device = torch.device(device) if device is not None else torch.device("cpu")
     hp = make_hyper(optimizer, hyper, size, device=device)
-    losses = LossBatch.of(loss, size, device)
-    kinds = losses.present
+    losses: LossBatch | TestFunction = function or LossBatch.of(loss, size, device)  # type: ignore[arg-type]
+    kinds = losses.present if isinstance(losses, LossBatch) else ()
     params = _starts(start, size, dtype, device)
     starts = params.clone()
-    x = torch.tensor(data.x, dtype=dtype, device=device)
-    y = torch.tensor(data.y, dtype=dtype, device=device)
+    x = y = None
+    if function is None:
+        if data is None:
+            raise GdscopeError("regression losses need data")
+        x = torch.tensor(data.x, dtype=dtype, device=device)
+        y = torch.tensor(data.y, dtype=dtype, device=device)
+    check_batch(batch_size, shuffle_seed, None if data is None or function else len(data))
+    order: list[Tensor] | None = None
+    per_epoch = 1
+    if batch_size is not None:
+        from .batches import batch_indices
+
+        assert data is not None
+        order = [b.to(device) for b in batch_indices(len(data), batch_size, shuffle_seed, epochs)]
+        per_epoch = len(order) // epochs
+    steps = epochs * per_epoch
     goal = torch.full((size,), -torch.inf, dtype=dtype, device=device)
     if target is not None:
         goal = torch.as_tensor(target, dtype=dtype, device=device).expand(size).clone()
@@ -309,10 +378,19 @@ def run_batched(
         centre_t = _starts(centre, size, dtype, device)
     if engine not in ("auto", "torch", "native"):
         raise GdscopeError(f"engine must be auto, torch or native, got {engine!r}")
-    applies = optimizer == "sgd" and device.type == "cpu" and should_stop is None and not compile
+    applies = (
+        optimizer == "sgd"
+        and device.type == "cpu"
+        and should_stop is None
+        and not compile
+        and function is None
+        and order is None
+    )
     library = native_library() if engine != "torch" and applies else None
     if engine == "native" and library is None:
-        raise GdscopeError("the native engine runs SGD on the CPU and needs a C compiler")
+        raise GdscopeError(
+            "the native engine runs full-batch SGD regression on the CPU and needs a C compiler"
+        )
     if library is not None:
         return _run_native(
             library, x, y, hp, losses, params, centre_t, goal, epochs, record, optimizer, starts
@@ -334,38 +412,45 @@ def run_batched(
         "final_loss": full(torch.nan),
         "length": full(0.0),
         "goal": goal,
-        "epochs": torch.tensor(epochs, device=device),
+        "epochs": torch.tensor(steps, device=device),
         "centre": centre_t,
-        "window": torch.tensor(max(1, (epochs + 1) // 10), device=device),
+        "window": torch.tensor(max(1, (steps + 1) // 10), device=device),
         "early_spread": full(0.0),
         "late_spread": full(0.0),
     }
-    path = losses_out = None
+    path = losses_out = seen_out = None
     if record == "path":
-        path = torch.empty((epochs + 1, size, 2), dtype=dtype, device=device)
-        losses_out = torch.empty((epochs + 1, size), dtype=dtype, device=device)
+        path = torch.empty((steps + 1, size, 2), dtype=dtype, device=device)
+        losses_out = torch.empty((steps + 1, size), dtype=dtype, device=device)
+        seen_out = torch.empty((steps + 1, size), dtype=dtype, device=device)
 
     began = time.perf_counter()
     timings: dict[str, Any] = {"engine": "torch.compile" if compile else "torch"}
-    steps = torch.arange(epochs + 1, device=device)
+    counter = torch.arange(steps + 1, device=device)
     completed = 0
-    for i in range(epochs + 1):
-        carry, row, loss_row = step_fn(carry, steps[i], x, y, hp, losses)
-        if path is not None and losses_out is not None:
+    for i in range(steps + 1):
+        batch = (None, None)
+        if order is not None and x is not None and y is not None and i < steps:
+            batch = (x[order[i]], y[order[i]])
+        carry, row, loss_row, seen_row = step_fn(carry, counter[i], x, y, hp, losses, *batch)
+        if path is not None and losses_out is not None and seen_out is not None:
             path[i] = row
             losses_out[i] = loss_row
+            seen_out[i] = seen_row if i < steps else torch.nan
         if i == 0:
             timings["first_step_s"] = time.perf_counter() - began
         completed = i
-        if i < epochs and should_stop is not None and should_stop():
+        if i < steps and should_stop is not None and should_stop():
             path = path[: i + 1] if path is not None else None
             losses_out = losses_out[: i + 1] if losses_out is not None else None
+            seen_out = seen_out[: i + 1] if seen_out is not None else None
             break
     timings["total_s"] = time.perf_counter() - began
     return BatchResult(
         optimizer, hp, losses, starts, epochs, carry["diverged_at"], carry["last_ok"],
         carry["final_loss"], carry["best"], carry["length"], carry["reached"], path, losses_out,
         carry["early_spread"], carry["late_spread"], completed, timings,
+        batch_size, shuffle_seed if batch_size is not None else None, per_epoch, seen_out,
     )  # fmt: skip
 
 

@@ -15,16 +15,19 @@ from typing import NoReturn
 import numpy as np
 
 from . import __version__
-from .config import PlotConfig
-from .data import DataSpec
+from .config import VIEWS, PlotConfig, load_toml, parse_function
+from .data import CsvData, DataSpec, make_data
 from .errors import GdscopeError
-from .landscape import ARTICLE_GRID, MAX_GRID_SIZE, Grid
+from .functions import FUNCTIONS, TestFunction
+from .landscape import MAX_GRID_SIZE, Grid
 from .losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
+from .objectives import Objective, default_grid
 from .optimizers import OPTIMIZERS, OptimizerSpec, SchedulerSpec, parse_assignments
 from .output import FIGURE_FORMATS
+from .overlays import OVERLAYS
 from .phase import METRICS
 from .sgd import SGDConfig
-from .train import ARTICLE_START, MAX_EPOCHS
+from .train import MAX_EPOCHS
 
 __all__ = ["build_parser", "main"]
 
@@ -58,6 +61,9 @@ def _integer(text: str) -> int:
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data (defaults: the article's)")
     spec = DataSpec()
+    group.add_argument(
+        "--data", type=Path, metavar="CSV", help="read the points from a CSV file (columns x,y)"
+    )
     group.add_argument("--seed", type=_integer, default=spec.seed, help="NumPy legacy seed")
     group.add_argument("--n", type=_integer, default=spec.n, help="number of points")
     group.add_argument(
@@ -101,15 +107,22 @@ def _add_sgd_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--nesterov", action="store_true")
     group.add_argument("--maximize", action="store_true")
     group.add_argument(
-        "--epochs", type=_integer, default=100, help=f"full-batch steps, 1..{MAX_EPOCHS}"
+        "--epochs", type=_integer, default=100, help=f"passes over the data, 1..{MAX_EPOCHS}"
     )
     group.add_argument(
         "--start",
         type=_number,
         nargs=2,
         metavar=("W", "B"),
-        default=ARTICLE_START,
-        help="start weight and bias (default 6 -3)",
+        help="start weight and bias (default 6 -3), or a function's y and x (default: its own)",
+    )
+    group.add_argument(
+        "--batch-size",
+        type=_integer,
+        help="mini-batch SGD: one step per batch of this many points (default: full batch)",
+    )
+    group.add_argument(
+        "--shuffle-seed", type=_integer, default=0, help="seed of the mini-batch shuffle"
     )
     group.add_argument("--huber-delta", type=_number, default=1.0, help="HuberLoss delta")
     group.add_argument("--smoothl1-beta", type=_number, default=1.0, help="SmoothL1Loss beta")
@@ -122,17 +135,32 @@ def _add_output_options(parser: argparse.ArgumentParser, *, what: str) -> None:
 
 
 def _add_grid_options(parser: argparse.ArgumentParser) -> None:
-    grid = parser.add_argument_group("landscape grid")
+    grid = parser.add_argument_group("landscape grid (default: -5..8, or a function's domain)")
     grid.add_argument(
         "--grid-size",
         type=_integer,
         nargs="+",
         metavar="N",
-        default=[ARTICLE_GRID.w_size],
-        help=f"samples per axis (one value, or weight and bias), 2..{MAX_GRID_SIZE}",
+        help=f"samples per axis (one value, or weight and bias), 2..{MAX_GRID_SIZE} (101)",
     )
-    grid.add_argument("--w-range", type=_number, nargs=2, metavar=("LO", "HI"), default=(-5.0, 8.0))
-    grid.add_argument("--b-range", type=_number, nargs=2, metavar=("LO", "HI"), default=(-5.0, 8.0))
+    grid.add_argument(
+        "--w-range", "--y-range", type=_number, nargs=2, metavar=("LO", "HI"),
+        help="vertical range: the weight, or a function's y",
+    )  # fmt: skip
+    grid.add_argument(
+        "--b-range", "--x-range", type=_number, nargs=2, metavar=("LO", "HI"),
+        help="horizontal range: the bias, or a function's x",
+    )  # fmt: skip
+
+
+def _add_function_option(parser: argparse.ArgumentParser, *, many: bool) -> None:
+    parser.add_argument(
+        "--function",
+        nargs="+" if many else None,
+        metavar="NAME[:KEY=VALUE,...]",
+        help=f"a test function instead of the regression: {', '.join(FUNCTIONS)} "
+        "(e.g. quadratic:condition=100)",
+    )
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -143,29 +171,17 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--save", type=Path, help="results file: .npz, .csv or .json")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="gdscope",
-        description="See what a PyTorch optimizer does: loss landscapes and optimizer paths.",
+def _add_plot_options(plot: argparse.ArgumentParser) -> None:
+    plot.add_argument(
+        "--config", type=Path, metavar="TOML", help="read the whole configuration from a TOML file"
     )
-    parser.add_argument("--version", action="version", version=f"gdscope {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    train = commands.add_parser("train", help="train the neuron and print the losses")
-    train.add_argument("--loss", choices=LOSS_NAMES, default="mse")
-    train.add_argument("--log", action="store_true", help="print the article's epoch log")
-    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    _add_sgd_options(train)
-    _add_data_options(train)
-
-    plot = commands.add_parser("plot", help="draw a loss map with the optimizer's path")
     plot.add_argument(
         "--loss",
         nargs="+",
         choices=(*LOSS_NAMES, "all"),
-        default=["all"],
         help="one or more losses, one panel each; 'all' = the article's four (default)",
     )
+    _add_function_option(plot, many=True)
     _add_sgd_options(plot)
     _add_data_options(plot)
     _add_grid_options(plot)
@@ -178,7 +194,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--no-path", action="store_true", help="draw the map only")
     show.add_argument("--title", help="figure title")
+    show.add_argument("--view", choices=VIEWS, default="heatmap", help="map kind (default heatmap)")
+    show.add_argument(
+        "--overlay", nargs="+", choices=OVERLAYS, default=[], help="look behind the step: "
+        "gradient field, actual steps, momentum buffer, lr per step, per-batch gradients",
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gdscope",
+        description="See what a PyTorch optimizer does: loss landscapes and optimizer paths.",
+    )
+    parser.add_argument("--version", action="version", version=f"gdscope {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train the neuron and print the losses")
+    train.add_argument("--loss", choices=LOSS_NAMES, default="mse")
+    _add_function_option(train, many=False)
+    train.add_argument("--log", action="store_true", help="print the article's epoch log")
+    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    train.add_argument("--save", type=Path, help="write the path: .csv, .json or .npz")
+    train.add_argument("--force", action="store_true", help="overwrite an existing --save file")
+    _add_sgd_options(train)
+    _add_data_options(train)
+
+    plot = commands.add_parser("plot", help="draw a loss map with the optimizer's path")
+    _add_plot_options(plot)
     _add_output_options(plot, what="image file (.png, .svg or .pdf)")
+    plot.add_argument("--save", type=Path, help="also write the paths: .csv, .json or .npz")
+
+    animate = commands.add_parser("animate", help="an animated GIF or MP4 of the descent")
+    _add_plot_options(animate)
+    movie = animate.add_argument_group("animation")
+    movie.add_argument("--fps", type=_integer, default=20, help="frames per second (default 20)")
+    movie.add_argument(
+        "--frames", type=_integer, help="number of frames (default: one per step, at most 300)"
+    )
+    movie.add_argument("--seconds", type=_number, help="length; sets --frames from --fps")
+    movie.add_argument(
+        "--size", type=_integer, nargs=2, metavar=("W", "H"), help="pixels (default: the figure's)"
+    )
+    _add_output_options(animate, what="animation file (.gif or .mp4)")
+
+    replay = commands.add_parser("replay", help="re-make a figure or animation from its file")
+    replay.add_argument("file", type=Path, help="a PNG/SVG/PDF/GIF/MP4 that gdscope wrote")
+    replay.add_argument("--out", type=Path, help="where to write (default: FILE-replay.EXT)")
+    replay.add_argument("--force", action="store_true", help="overwrite existing output")
 
     figure = commands.add_parser("figure", help="draw one of the article's figures")
     figure.add_argument("key", help="fig01 … fig10 (or its number or name)")
@@ -193,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a hyperparameter and its values: lr=0.01:0.5:6, lr=1e-3:1:5:log, momentum=0,0.9",
     )
     sweep.add_argument("--loss", choices=LOSS_NAMES, default="mse")
+    _add_function_option(sweep, many=False)
     sweep.add_argument("--log-color", action="store_true")
     _add_sgd_options(sweep)
     _add_data_options(sweep)
@@ -207,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     phase.add_argument("--tol", type=_number, default=1e-3, help="for --metric steps")
     phase.add_argument("--mark", type=_number, nargs=2, metavar=("X", "Y"), help="star a cell")
     phase.add_argument("--loss", choices=LOSS_NAMES, default="mse")
+    _add_function_option(phase, many=False)
     phase.add_argument("--chunk", type=_integer, default=65_536, help="configurations per batch")
     _add_sgd_options(phase)
     _add_data_options(phase)
@@ -260,13 +324,19 @@ def _losses(names: Sequence[str], delta: float, beta: float) -> tuple[LossSpec, 
 _SGD_FLAGS = ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
 
 
-def _optimizer(ns: argparse.Namespace) -> OptimizerSpec:
-    """SGD from its own flags (and --opt), any other optimizer from --opt (and --lr)."""
+def _optimizer(ns: argparse.Namespace, objectives: Sequence[Objective] = ()) -> OptimizerSpec:
+    """SGD from its own flags (and --opt), any other optimizer from --opt (and --lr).
+
+    SGD's default lr is the article's 0.1, or on test functions the smallest of their
+    customary learning rates (0.1 overshoots most of them)."""
     opts = parse_assignments(ns.opt, what="--opt")
     name = ns.optimizer.lower()
     if name == "sgd":
         given = {flag: getattr(ns, flag) for flag in _SGD_FLAGS}
-        given["lr"] = 0.1 if ns.lr is None else ns.lr
+        rates = [x.definition.lr for x in objectives if isinstance(x, TestFunction)]
+        if any(isinstance(x, LossSpec) for x in objectives) or not rates:
+            rates.append(0.1)
+        given["lr"] = min(rates) if ns.lr is None else ns.lr
         unknown = set(opts) - {"lr", *_SGD_FLAGS}
         if unknown:
             raise GdscopeError(f"SGD got unknown argument(s) {', '.join(sorted(unknown))}")
@@ -290,32 +360,78 @@ def _scheduler(ns: argparse.Namespace) -> SchedulerSpec | None:
     return SchedulerSpec.of(ns.scheduler, **parse_assignments(ns.sched, what="--sched"))
 
 
-def _data(ns: argparse.Namespace) -> DataSpec:
+def _data(ns: argparse.Namespace) -> DataSpec | CsvData:
     a, b, c = ns.coefficients
-    return DataSpec(seed=ns.seed, n=ns.n, quadratic=a, linear=b, constant=c, noise=ns.noise)
+    spec = DataSpec(seed=ns.seed, n=ns.n, quadratic=a, linear=b, constant=c, noise=ns.noise)
+    if ns.data is None:
+        return spec
+    if spec != DataSpec():
+        raise GdscopeError("--data reads the points; --seed/--n/--coefficients/--noise make them")
+    csv = CsvData.of(ns.data)
+    make_data(csv)  # check the file now: a bad CSV is an input error, before any work
+    return csv
 
 
-def _grid(ns: argparse.Namespace) -> Grid:
-    sizes = ns.grid_size
+def _objective(ns: argparse.Namespace) -> Objective:
+    """One objective: ``--function`` if given, else ``--loss`` (train, sweep, phase)."""
+    if ns.function is not None:
+        return parse_function(ns.function)
+    return LossSpec(ns.loss, delta=ns.huber_delta, beta=ns.smoothl1_beta)
+
+
+def _grid(ns: argparse.Namespace, objective: Objective) -> Grid | None:
+    """The grid the options ask for; ``None`` when none is given (each objective's own)."""
+    if ns.grid_size is None and ns.w_range is None and ns.b_range is None:
+        return None
+    default = default_grid(objective)
+    sizes = ns.grid_size or [default.w_size]
     if len(sizes) > 2:
         raise GdscopeError("--grid-size takes one value or two (weight, bias)")
     w_size, b_size = (sizes[0], sizes[0]) if len(sizes) == 1 else sizes
-    return Grid(tuple(ns.w_range), tuple(ns.b_range), w_size, b_size)
+    w_range = tuple(ns.w_range) if ns.w_range is not None else default.w_range
+    b_range = tuple(ns.b_range) if ns.b_range is not None else default.b_range
+    return Grid(w_range, b_range, w_size, b_size)
+
+
+def _start(ns: argparse.Namespace) -> tuple[float, float] | None:
+    return None if ns.start is None else tuple(ns.start)
+
+
+_CONFIG_FREE = {"config", "out", "force", "dpi", "title", "save", "fps", "frames", "seconds",
+                "size", "command", "argv"}  # fmt: skip
 
 
 def plot_config(ns: argparse.Namespace) -> PlotConfig:
-    """The typed configuration behind ``gdscope plot``."""
+    """The typed configuration behind ``gdscope plot``/``animate``: from ``--config`` (which then
+    is the only source) or from the flags."""
+    if ns.config is not None:
+        defaults = vars(build_parser().parse_args([ns.command, "--out", "x"]))
+        given = sorted(
+            k for k, v in vars(ns).items() if k not in _CONFIG_FREE and v != defaults.get(k)
+        )
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise GdscopeError(f"--config holds the whole configuration; drop {flags}")
+        return load_toml(ns.config)
+    objectives: list[Objective] = []
+    if ns.loss is not None or ns.function is None:
+        objectives += _losses(ns.loss or ["all"], ns.huber_delta, ns.smoothl1_beta)
+    objectives += [parse_function(text) for text in ns.function or []]
     return PlotConfig(
-        data=_data(ns),
-        losses=_losses(ns.loss, ns.huber_delta, ns.smoothl1_beta),
-        optimizer=_optimizer(ns),
+        data=_data(ns) if any(isinstance(x, LossSpec) for x in objectives) else DataSpec(),
+        losses=tuple(objectives),
+        optimizer=_optimizer(ns, objectives),
         scheduler=_scheduler(ns),
         epochs=ns.epochs,
-        start=tuple(ns.start),
-        grid=_grid(ns),
+        start=_start(ns),
+        grid=_grid(ns, objectives[0]),
         log=ns.log_color,
         effective=ns.effective,
         path=not ns.no_path,
+        batch_size=ns.batch_size,
+        shuffle_seed=ns.shuffle_seed,
+        view=ns.view,
+        overlays=tuple(ns.overlay),
     )
 
 
@@ -342,54 +458,99 @@ def _check_outputs(ns: argparse.Namespace, *, saves: tuple[str, ...] = ()) -> No
 def _run_train(ns: argparse.Namespace) -> int:
     import torch
 
-    from .data import make_data
     from .train import train
 
-    loss = LossSpec(ns.loss, delta=ns.huber_delta, beta=ns.smoothl1_beta)
+    objective = _objective(ns)
+    data = make_data(_data(ns)) if isinstance(objective, LossSpec) else None
     dtype = torch.float64 if ns.dtype == "float64" else torch.float32
+    if ns.save is not None:
+        _check_save(ns.save, ns.force)
     run = train(
-        make_data(_data(ns)),
-        loss=loss,
-        optimizer=_optimizer(ns),
-        scheduler=_scheduler(ns),
-        epochs=ns.epochs,
-        start=tuple(ns.start),
-        dtype=dtype,
-    )
+        data, loss=objective, optimizer=_optimizer(ns, [objective]), scheduler=_scheduler(ns),
+        epochs=ns.epochs, start=_start(ns), dtype=dtype, batch_size=ns.batch_size,
+        shuffle_seed=ns.shuffle_seed,
+    )  # fmt: skip
     # With --log, stdout carries exactly the article's lines; the summary goes to stderr.
     out = sys.stderr if ns.log else sys.stdout
     if ns.log:
         print("\n".join(run.log_lines()[: run.n_finite]))
     w, b = run.final
-    print(f"{loss.title}, {run.label}: weight {w!r}, bias {b!r}", file=out)
+    vertical, horizontal = run.labels
+    print(f"{objective.title}, {run.label}: {vertical.lower()} {w!r}, {horizontal.lower()} {b!r}",
+          file=out)  # fmt: skip
     if run.diverged:
         print(f"diverged at step {run.diverged_at}", file=out)
     else:
         print(f"final loss {float(run.losses[-1])!r} after {run.epochs} epochs", file=out)
+    if ns.save is not None:
+        from .export import save_trajectories
+
+        print(save_trajectories([run], ns.save, force=ns.force), file=out)
     return 0
 
 
+def _check_save(save: Path, force: bool) -> None:
+    from .export import EXPORT_FORMATS
+
+    if save.suffix.lower() not in EXPORT_FORMATS:
+        raise GdscopeError(f"--save takes a .csv, .json or .npz file, got {save.name!r}")
+    if not force and save.exists():
+        raise GdscopeError(f"{save} already exists; pass --force to overwrite it")
+    if str(save.parent) not in ("", ".") and not save.parent.is_dir():
+        raise GdscopeError(f"directory {save.parent} does not exist")
+
+
 def _run_plot(ns: argparse.Namespace) -> int:
-    from .figures import build_plot
-    from .output import save_figure
+    from .figures import plot_results, run_config
+    from .jobs import make_plot
 
     config = plot_config(ns)
-    _check_outputs(ns)
-    drawn = build_plot(config, title=ns.title)
-    path = save_figure(drawn.figure, ns.out, force=ns.force, dpi=ns.dpi, config=config.to_dict())
-    print(path)
+    _check_outputs(ns, saves=(".csv", ".json", ".npz"))
+    if ns.save is None:
+        print(make_plot(config, ns.out, title=ns.title, dpi=ns.dpi, force=ns.force))
+        return 0
+    from .export import save_trajectories
+    from .jobs import _record
+    from .output import save_figure
+
+    data, landscapes, trajectories = run_config(config)
+    drawn = plot_results(config, data, landscapes, trajectories, title=ns.title)
+    record = _record("plot", config=config.to_dict(), title=ns.title, dpi=ns.dpi)
+    print(save_figure(drawn.figure, ns.out, force=ns.force, dpi=ns.dpi, config=record))
+    print(save_trajectories(trajectories, ns.save, force=ns.force, config=config.to_dict()))
+    return 0
+
+
+def _run_animate(ns: argparse.Namespace) -> int:
+    from .animation import AnimationOptions, animation_format
+    from .jobs import make_animation
+
+    config = plot_config(ns)
+    animation_format(ns.out)
+    if str(ns.out.parent) not in ("", ".") and not ns.out.parent.is_dir():
+        raise GdscopeError(f"directory {ns.out.parent} does not exist")
+    options = AnimationOptions(
+        fps=ns.fps, frames=ns.frames, seconds=ns.seconds,
+        size=tuple(ns.size) if ns.size else None,
+    )  # fmt: skip
+    print(make_animation(config, ns.out, options=options, title=ns.title, force=ns.force))
+    return 0
+
+
+def _run_replay(ns: argparse.Namespace) -> int:
+    from .replay import replay
+
+    print(replay(ns.file, ns.out, force=ns.force))
     return 0
 
 
 def _run_figure(ns: argparse.Namespace) -> int:
-    from .article import article_figure, draw_article_figure
-    from .output import save_figure
+    from .article import article_figure
+    from .jobs import make_article_figure
 
     spec = article_figure(ns.key)
     _check_outputs(ns)
-    fig = draw_article_figure(spec)
-    record = {"figure": spec.key, "config": spec.config.to_dict()}
-    print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=record))
+    print(make_article_figure(spec.key, ns.out, dpi=ns.dpi, force=ns.force))
     return 0
 
 
@@ -412,9 +573,11 @@ def _run_reproduce(ns: argparse.Namespace) -> int:
 MAX_PANELS = 64
 
 
-def _fixed(ns: argparse.Namespace, varied: set[str]) -> tuple[str, dict[str, object]]:
+def _fixed(
+    ns: argparse.Namespace, varied: set[str], objective: Objective
+) -> tuple[str, dict[str, object]]:
     """The optimizer's name and its fixed (not varied) hyperparameters, validated by torch."""
-    spec = _optimizer(ns)
+    spec = _optimizer(ns, [objective])
     fixed = spec.kwargs()
     if varied & {"beta1", "beta2"} and "betas" in fixed:
         beta1, beta2 = fixed.pop("betas")
@@ -478,14 +641,14 @@ def _run_sweep(ns: argparse.Namespace) -> int:
             f"{count} panels; a sweep draws at most {MAX_PANELS} (try gdscope phase)"
         )
     _check_outputs(ns, saves=(".npz", ".csv", ".json"))
-    name, fixed = _fixed(ns, {axis.name for axis in axes})
-    loss = LossSpec(ns.loss, delta=ns.huber_delta, beta=ns.smoothl1_beta)
-    data = make_data(_data(ns))
+    loss = _objective(ns)
+    name, fixed = _fixed(ns, {axis.name for axis in axes}, loss)
+    data = make_data(_data(ns)) if isinstance(loss, LossSpec) else None
     run = run_grid(
-        data, name, axes, fixed=fixed, loss=loss, start=tuple(ns.start), epochs=ns.epochs,
-        record="path", **_engine(ns),
+        data, name, axes, fixed=fixed, loss=loss, start=_start(ns), epochs=ns.epochs,
+        record="path", batch_size=ns.batch_size, shuffle_seed=ns.shuffle_seed, **_engine(ns),
     )  # fmt: skip
-    landscape = loss_map(data, loss, _grid(ns))
+    landscape = loss_map(data, loss, _grid(ns, loss) or default_grid(loss))
     titles = [
         ", ".join(f"{a.name}={_show(run.options[a.name][k])}" for a in axes)
         for k in range(len(run.completed))
@@ -494,7 +657,7 @@ def _run_sweep(ns: argparse.Namespace) -> int:
     fig, _ = plot_small_multiples(landscape, trajectories, titles, fig=Figure(), log=ns.log_color)
     held = ", ".join(f"{k}={v}" for k, v in sorted(fixed.items()))
     fig.suptitle(f"{name} on {loss.title}, {ns.epochs} epochs" + (f"; {held}" if held else ""))
-    record = {"command": "sweep", "argv": sys.argv[1:], "fixed": fixed, "optimizer": name}
+    record = {"kind": "argv", "argv": ns.argv, "fixed": fixed, "optimizer": name}
     print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=record))
     if ns.save is not None:
         print(save_grid(run, ns.save, force=ns.force))
@@ -520,26 +683,27 @@ def _run_phase(ns: argparse.Namespace) -> int:
     _check_outputs(ns, saves=(".npz", ".csv", ".json"))
     if ns.chunk < 1:
         raise GdscopeError(f"--chunk must be >= 1, got {ns.chunk}")
-    name, fixed = _fixed(ns, {x.name, y.name})
-    loss = LossSpec(ns.loss, delta=ns.huber_delta, beta=ns.smoothl1_beta)
-    data = make_data(_data(ns))
+    loss = _objective(ns)
+    name, fixed = _fixed(ns, {x.name, y.name}, loss)
+    data = make_data(_data(ns)) if isinstance(loss, LossSpec) else None
     update, close = _progress("phase")
     try:
         run = phase_diagram(
-            data, x=x, y=y, optimizer=name, fixed=fixed, loss=loss, start=tuple(ns.start),
-            epochs=ns.epochs, tol=ns.tol, chunk=ns.chunk, progress=update, **_engine(ns),
+            data, x=x, y=y, optimizer=name, fixed=fixed, loss=loss, start=_start(ns),
+            epochs=ns.epochs, tol=ns.tol, chunk=ns.chunk, progress=update,
+            batch_size=ns.batch_size, shuffle_seed=ns.shuffle_seed, **_engine(ns),
         )  # fmt: skip
     finally:
         close()
     fig = Figure(figsize=(8, 6.5))
     ax = fig.subplots()
-    stable = analytic_stable(run, data)
+    stable = analytic_stable(run, data) if data is not None else None
     plot_phase(run, ns.metric, ax=ax, stable=stable, mark=tuple(ns.mark) if ns.mark else None)
     if stable is not None:
         ax.plot([], [], color="white", lw=2, label="analytic stability border")
         ax.legend(loc="upper right", fontsize=8, facecolor="#888888")
     fig.tight_layout()
-    record = {"command": "phase", "argv": sys.argv[1:], "fixed": fixed, "optimizer": name}
+    record = {"kind": "argv", "argv": ns.argv, "fixed": fixed, "optimizer": name}
     print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=record))
     if ns.save is not None:
         print(save_grid(run, ns.save, force=ns.force))
@@ -572,8 +736,10 @@ def _run_compare(ns: argparse.Namespace) -> int:
     )  # fmt: skip
     for row in result.table():
         print("  ".join(f"{k}={v}" for k, v in row.items()))
-    fig = plot_shootout(loss_map(data, loss, _grid(ns)), result, fig=Figure())
-    record = {"command": "compare", "argv": sys.argv[1:], **result.meta}
+    fig = plot_shootout(
+        loss_map(data, loss, _grid(ns, loss) or default_grid(loss)), result, fig=Figure()
+    )
+    record = {"kind": "argv", "argv": ns.argv, **result.meta}
     print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=record))
     if ns.save is not None:
         payload = {
@@ -628,9 +794,12 @@ def _run_serve(ns: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
+    ns.argv = list(sys.argv[1:] if argv is None else argv)
     handlers = {
         "train": _run_train,
         "plot": _run_plot,
+        "animate": _run_animate,
+        "replay": _run_replay,
         "figure": _run_figure,
         "sweep": _run_sweep,
         "phase": _run_phase,

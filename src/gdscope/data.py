@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .errors import GdscopeError, check_finite
 
-__all__ = ["ARTICLE_SEED", "DataSpec", "Dataset", "make_data"]
+__all__ = ["ARTICLE_SEED", "CsvData", "DataSpec", "Dataset", "load_csv", "make_data"]
 
 ARTICLE_SEED = 20240215
 MAX_POINTS = 1_000_000
@@ -44,7 +48,7 @@ class Dataset:
 
     x: np.ndarray
     y: np.ndarray
-    spec: DataSpec | None = None
+    spec: DataSpec | CsvData | None = None
 
     def __post_init__(self) -> None:
         x = np.array(self.x, dtype=np.float32)
@@ -64,7 +68,74 @@ class Dataset:
         return len(self.x)
 
 
-def make_data(spec: DataSpec | None = None) -> Dataset:
+@dataclass(frozen=True)
+class CsvData:
+    """Points read from a CSV file with columns ``x`` and ``y``; ``sha256`` pins its content, so
+    a figure made from it can be re-made only from the very same points."""
+
+    path: str
+    sha256: str | None = None
+
+    @classmethod
+    def of(cls, path: str | Path) -> CsvData:
+        file = Path(path)
+        return cls(str(file), _digest(file))
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise GdscopeError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def load_csv(path: str | Path, *, sha256: str | None = None) -> Dataset:
+    """Read ``x,y`` points (a header row naming both columns; other columns are ignored).
+
+    Errors name the file, row and column: missing columns, non-numeric or non-finite values,
+    fewer than 2 rows; with ``sha256``, a file whose content changed.
+    """
+    file = Path(path)
+    if sha256 is not None and _digest(file) != sha256:
+        raise GdscopeError(f"{file} has changed since the figure was made (sha256 differs)")
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            missing = [c for c in ("x", "y") if c not in columns]
+            if missing:
+                found = ", ".join(columns) if columns else "no header"
+                raise GdscopeError(
+                    f"{file}: missing column(s) {', '.join(missing)} (found: {found})"
+                )
+            reader.fieldnames = columns
+            xs, ys = [], []
+            for row_number, row in enumerate(reader, start=2):
+                for name, into in (("x", xs), ("y", ys)):
+                    text = (row.get(name) or "").strip()
+                    try:
+                        value = float(text)
+                    except ValueError:
+                        raise GdscopeError(
+                            f"{file}, line {row_number}: column {name} is not a number: {text!r}"
+                        ) from None
+                    if not math.isfinite(value):
+                        raise GdscopeError(
+                            f"{file}, line {row_number}: column {name} is not finite: {text!r}"
+                        )
+                    into.append(value)
+    except OSError as error:
+        raise GdscopeError(f"cannot read {file}: {error.strerror or error}") from None
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise GdscopeError(f"{file} is not a readable CSV file ({error})") from None
+    if len(xs) < 2:
+        raise GdscopeError(f"{file}: need at least 2 rows of points, found {len(xs)}")
+    if len(xs) > MAX_POINTS:
+        raise GdscopeError(f"{file}: at most {MAX_POINTS} points, found {len(xs)}")
+    return Dataset(np.array(xs, dtype=np.float32), np.array(ys, dtype=np.float32), None)
+
+
+def make_data(spec: DataSpec | CsvData | None = None) -> Dataset:
     """Generate the points bit for bit as the article does.
 
     The article seeds NumPy's legacy global generator and draws ``x`` then the noise; a private
@@ -72,6 +143,8 @@ def make_data(spec: DataSpec | None = None) -> Dataset:
     ``x`` is cast to float32 *before* ``y`` is computed from it, as in the article.
     """
     spec = spec or DataSpec()
+    if isinstance(spec, CsvData):
+        return load_csv(spec.path, sha256=spec.sha256)
     rng = np.random.RandomState(spec.seed)
     x = np.array(rng.randn(spec.n), dtype=np.float32)
     y = np.array(

@@ -6,28 +6,59 @@ figures can share them) and return what the renderers drew.
 
 from __future__ import annotations
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .config import PlotConfig
-from .data import make_data
-from .landscape import Landscape, loss_map
+from .data import Dataset, make_data
+from .landscape import Landscape, gradient_field, loss_map
 from .losses import LossSpec
+from .objectives import Objective
 from .plots import PanelFigure, panel_axes, plot_landscape, plot_panels
 from .train import train
+from .trajectory import Trajectory
 
-__all__ = ["MapCache", "build_plot"]
+__all__ = ["MapCache", "build_plot", "plot_results", "run_config"]
 
 MapCache = dict[tuple[object, ...], Landscape]
 
 
-def _landscape(config: PlotConfig, loss: LossSpec, cache: MapCache | None) -> Landscape:
-    key = (config.data, loss, config.grid)
+def _landscape(
+    config: PlotConfig, data: Dataset | None, loss: Objective, cache: MapCache | None
+) -> Landscape:
+    grid = config.grid_for(loss)
+    key = (config.data if isinstance(loss, LossSpec) else None, loss, grid)
     if cache is not None and key in cache:
         return cache[key]
-    landscape = loss_map(make_data(config.data), loss, config.grid)
+    landscape = loss_map(data, loss, grid)
     if cache is not None:
         cache[key] = landscape
     return landscape
+
+
+def run_config(
+    config: PlotConfig, *, cache: MapCache | None = None
+) -> tuple[Dataset | None, list[Landscape], list[Trajectory]]:
+    """The data, one landscape per objective and (unless ``config.path`` is off) one trajectory
+    each, from the reference engine (real ``torch.optim`` on a real module)."""
+    data = make_data(config.data) if config.needs_data else None
+    landscapes = [_landscape(config, data, loss, cache) for loss in config.losses]
+    if not config.path:
+        return data, landscapes, []
+    trajectories = [
+        train(
+            data,
+            loss=loss,
+            optimizer=config.optimizer,
+            scheduler=config.scheduler,
+            epochs=config.epochs,
+            start=config.start_for(loss),
+            batch_size=config.batch_size,
+            shuffle_seed=config.shuffle_seed,
+        )
+        for loss in config.losses
+    ]
+    return data, landscapes, trajectories
 
 
 def build_plot(
@@ -37,26 +68,92 @@ def build_plot(
     cache: MapCache | None = None,
     title: str | None = None,
 ) -> PanelFigure:
-    """One panel per loss in ``config``: the map, and unless ``config.path`` is off, the path."""
+    """One panel per objective in ``config``: the map, and unless ``config.path`` is off, the
+    path, in the configured view with the configured overlays."""
+    data, landscapes, trajectories = run_config(config, cache=cache)
+    return plot_results(config, data, landscapes, trajectories, fig=fig, title=title)
+
+
+def plot_results(
+    config: PlotConfig,
+    data: Dataset | None,
+    landscapes: list[Landscape],
+    trajectories: list[Trajectory],
+    *,
+    fig: Figure | None = None,
+    title: str | None = None,
+) -> PanelFigure:
+    """Draw results that ``run_config`` computed (renderers only; nothing trains here)."""
     fig = fig if fig is not None else Figure()
-    data = make_data(config.data)
-    landscapes = [_landscape(config, loss, cache) for loss in config.losses]
-    if not config.path:
+    if config.view == "surface":
+        return _surfaces(config, landscapes, trajectories, fig, title)
+    if not trajectories:
         return _maps_only(config, landscapes, fig, title)
-    trajectories = [
-        train(
-            data,
-            loss=loss,
-            optimizer=config.optimizer,
-            scheduler=config.scheduler,
-            epochs=config.epochs,
-            start=config.start,
-        )
-        for loss in config.losses
-    ]
-    return plot_panels(
-        landscapes, trajectories, fig=fig, log=config.log, effective=config.effective, title=title
-    )
+    drawn = plot_panels(
+        landscapes, trajectories, fig=fig, log=config.log, effective=config.effective,
+        title=title, kind=config.view,
+    )  # fmt: skip
+    for ax, landscape, trajectory in zip(drawn.axes, landscapes, trajectories, strict=True):
+        _overlay(config, data, landscape, trajectory, ax)
+    return drawn
+
+
+def _overlay(
+    config: PlotConfig,
+    data: Dataset | None,
+    landscape: Landscape,
+    trajectory: Trajectory,
+    ax: Axes,
+) -> None:
+    from . import overlays
+
+    decay = trajectory.optimizer.l2_weight_decay
+    if "gradient" in config.overlays:
+        points, grads, _ = gradient_field(data, landscape.loss, landscape.grid, weight_decay=decay)
+        overlays.plot_gradient_field(points, grads, ax=ax, grid=landscape.grid)
+    if "steps" in config.overlays:
+        overlays.plot_steps(trajectory, ax=ax)
+    if "momentum" in config.overlays:
+        overlays.plot_momentum(trajectory, ax=ax)
+    if "batches" in config.overlays and data is not None and isinstance(landscape.loss, LossSpec):
+        from .batches import batch_gradients
+
+        stride = overlays.thin(trajectory.n_finite, 12)
+        points_at = list(range(0, trajectory.n_finite - 1, stride))
+        grads = batch_gradients(data, landscape.loss, trajectory, points_at)
+        overlays.plot_batch_spread(trajectory, points_at, grads, ax=ax)
+    if "lr" in config.overlays:
+        overlays.plot_lr(trajectory, ax=ax)
+    if config.overlays:
+        ax.legend(loc="upper right", fontsize=6, framealpha=0.8)
+
+
+def _surfaces(
+    config: PlotConfig,
+    landscapes: list[Landscape],
+    trajectories: list[Trajectory],
+    fig: Figure,
+    title: str | None,
+) -> PanelFigure:
+    from .surface import plot_surface3d
+
+    count = len(landscapes)
+    cols = 1 if count == 1 else 2
+    rows = -(-count // cols)
+    fig.set_size_inches(6.0 * cols, 5.2 * rows + 0.4)
+    axes = []
+    for i, landscape in enumerate(landscapes):
+        ax = fig.add_subplot(rows, cols, i + 1, projection="3d")
+        shown = landscape
+        if trajectories and config.effective and trajectories[i].optimizer.l2_weight_decay > 0:
+            shown = landscape.with_weight_decay(trajectories[i].optimizer.l2_weight_decay)
+        plot_surface3d(shown, trajectories[i] if trajectories else None, ax=ax, log=config.log)
+        axes.append(ax)
+    first = trajectories[0] if trajectories else None
+    caption = title or (f"{first.label}, {first.epochs} epochs" if first else "Loss landscape")
+    fig.suptitle(caption)
+    fig.tight_layout()
+    return PanelFigure(fig, axes, [], caption)
 
 
 def _maps_only(
@@ -68,7 +165,7 @@ def _maps_only(
         decay = config.optimizer.l2_weight_decay
         if config.effective and decay > 0:
             shown = landscape.with_weight_decay(decay)
-        plot_landscape(shown, ax=ax, log=config.log)
+        plot_landscape(shown, ax=ax, log=config.log, kind=config.view)
         ax.set_title(landscape.loss.title)
     caption = title or "Loss landscape"
     fig.suptitle(caption)

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from .data import Dataset
 from .errors import GdscopeError, check_finite
+from .functions import TestFunction
 from .losses import LossSpec
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Grid",
     "Landscape",
     "find_minimum",
+    "gradient_field",
     "loss_and_gradient",
     "loss_map",
     "loss_map_pointwise",
@@ -99,7 +101,7 @@ class Landscape:
 
     grid: Grid
     values: Tensor
-    loss: LossSpec
+    loss: LossSpec | TestFunction
     weight_decay: float = 0.0
 
     @property
@@ -125,8 +127,8 @@ class Landscape:
 
 
 def loss_map(
-    data: Dataset,
-    loss: LossSpec | None = None,
+    data: Dataset | None,
+    loss: LossSpec | TestFunction | None = None,
     grid: Grid = ARTICLE_GRID,
     *,
     dtype: torch.dtype = torch.float32,
@@ -136,8 +138,15 @@ def loss_map(
 
     Predictions ``w·x + b`` are formed in ``dtype`` from the float64 grid, exactly as the article's
     per-point loop does with Python floats, then reduced with the ``torch.nn.functional`` loss.
+    A ``TestFunction`` needs no data: its formula is evaluated on the grid directly.
     """
     loss = loss or LossSpec()
+    if isinstance(loss, TestFunction):
+        w = torch.tensor(grid.weights, dtype=dtype, device=device)
+        b = torch.tensor(grid.biases, dtype=dtype, device=device)
+        return Landscape(grid, loss.value(w[:, None], b[None, :]), loss)
+    if data is None:
+        raise GdscopeError(f"{loss.title} is a regression loss and needs data")
     elementwise = loss.elementwise()
     x = torch.tensor(data.x, dtype=dtype, device=device)
     y = torch.tensor(data.y, dtype=dtype, device=device)
@@ -167,20 +176,62 @@ def loss_map_pointwise(
     return Landscape(grid, values, loss)
 
 
+def _objective_at(data: Dataset | None, loss: LossSpec | TestFunction, params: Tensor) -> Tensor:
+    """The objective at ``params[..., 0]`` (weight / y), ``params[..., 1]`` (bias / x)."""
+    if isinstance(loss, TestFunction):
+        return loss(params)
+    if data is None:
+        raise GdscopeError(f"{loss.title} is a regression loss and needs data")
+    x = torch.tensor(data.x, dtype=params.dtype)
+    y = torch.tensor(data.y, dtype=params.dtype)
+    prediction = x * params[..., :1] + params[..., 1:]
+    return loss.elementwise()(prediction, y.expand_as(prediction)).mean(-1)
+
+
 def loss_and_gradient(
-    data: Dataset, loss: LossSpec, w: float, b: float, *, dtype: torch.dtype = torch.float64
+    data: Dataset | None,
+    loss: LossSpec | TestFunction,
+    w: float,
+    b: float,
+    *,
+    dtype: torch.dtype = torch.float64,
 ) -> tuple[float, tuple[float, float]]:
-    """The mean loss at ``(w, b)`` and its gradient ``(dL/dw, dL/db)``, by autograd."""
+    """The objective at ``(w, b)`` and its gradient ``(d/dw, d/db)``, by autograd."""
     params = torch.tensor([w, b], dtype=dtype, requires_grad=True)
-    x = torch.tensor(data.x, dtype=dtype)
-    y = torch.tensor(data.y, dtype=dtype)
-    value = loss.module()(x * params[0] + params[1], y)
+    value = _objective_at(data, loss, params)
     (grad,) = torch.autograd.grad(value, params)
     return float(value.detach()), (float(grad[0]), float(grad[1]))
 
 
+def gradient_field(
+    data: Dataset | None,
+    loss: LossSpec | TestFunction,
+    grid: Grid,
+    *,
+    size: int = 15,
+    weight_decay: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(points, gradients, values)`` on a coarse ``size``×``size`` grid spanning ``grid``.
+
+    ``points[i, j] = (w, b)``; ``gradients`` is the gradient of the objective plus
+    ``weight_decay/2·|p|²`` there (autograd, float64), the direction a gradient step goes against.
+    """
+    if not 2 <= size <= 200:
+        raise GdscopeError(f"gradient field size must be in [2, 200], got {size}")
+    coarse = Grid(grid.w_range, grid.b_range, size, size)
+    w, b = np.meshgrid(coarse.weights, coarse.biases, indexing="ij")
+    points = torch.tensor(np.stack([w, b], axis=-1), requires_grad=True)
+    values = _objective_at(data, loss, points)
+    values = values + 0.5 * weight_decay * (points * points).sum(-1)
+    (grads,) = torch.autograd.grad(values.sum(), points)
+    return points.detach().numpy(), grads.numpy(), values.detach().numpy()
+
+
 def find_minimum(
-    data: Dataset, loss: LossSpec | None = None, *, weight_decay: float = 0.0
+    data: Dataset | None,
+    loss: LossSpec | TestFunction | None = None,
+    *,
+    weight_decay: float = 0.0,
 ) -> tuple[float, float, float]:
     """``(w, b, value)`` minimizing ``loss + weight_decay/2·(w² + b²)``, in float64.
 
@@ -189,6 +240,10 @@ def find_minimum(
     halves its step down to 1e-12 polishes kinks such as L1's.
     """
     loss = loss or LossSpec()
+    if isinstance(loss, TestFunction):
+        raise GdscopeError("a test function's minima are known: use its .minima")
+    if data is None:
+        raise GdscopeError(f"{loss.title} is a regression loss and needs data")
     x = data.x.astype(np.float64)
     y = data.y.astype(np.float64)
     n = len(x)

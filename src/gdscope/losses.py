@@ -41,6 +41,9 @@ class LossSpec:
         object.__setattr__(self, "delta", delta)
         object.__setattr__(self, "beta", beta)
 
+    labels = ("Weight", "Bias")
+    """Axis names of the (vertical, horizontal) coordinates: ``nn.Linear(1, 1)``'s parameters."""
+
     @property
     def class_name(self) -> str:
         return _CLASS_NAMES[self.name]

@@ -88,18 +88,26 @@ def save_figure(
     dpi: float = 110,
     config: dict[str, Any] | None = None,
 ) -> Path:
-    """Save ``fig`` atomically; ``config`` is embedded as JSON in the file's metadata."""
+    """Save ``fig`` atomically; ``config`` is embedded as JSON in the file's metadata.
+
+    Output is reproducible: no dates, fixed SVG ids, so the same figure gives the same bytes.
+    """
+    import matplotlib
+
     chosen = figure_format(path, fmt)
-    metadata: dict[str, str] = {}
+    metadata: dict[str, str | None] = {}
     if config is not None:
         text = json.dumps(config, sort_keys=True)
         metadata = {"Subject": text} if chosen == "pdf" else {"Description": text}
     if chosen == "png":
         metadata["Software"] = "gdscope"
     if chosen == "pdf":
-        metadata["Creator"] = "gdscope"
+        metadata.update(Creator="gdscope", Producer="gdscope", CreationDate=None)
+    if chosen == "svg":
+        metadata["Date"] = None
 
     def write(tmp: Path) -> None:
-        fig.savefig(tmp, format=chosen, dpi=dpi, metadata=metadata)
+        with matplotlib.rc_context({"svg.hashsalt": "gdscope", "pdf.compression": 6}):
+            fig.savefig(tmp, format=chosen, dpi=dpi, metadata=metadata)
 
     return write_atomic(path, write, force=force)

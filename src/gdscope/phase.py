@@ -28,11 +28,12 @@ import torch
 from .batched import BatchResult
 from .data import Dataset
 from .errors import GdscopeError
+from .functions import TestFunction
 from .landscape import find_minimum
 from .losses import LossSpec
+from .objectives import default_start
 from .stability import hessian_eigenvalues, is_stable
 from .sweep import Axis, GridRun, run_grid
-from .train import ARTICLE_START
 
 __all__ = ["METRICS", "analytic_stable", "phase_diagram"]
 
@@ -41,14 +42,14 @@ _COUPLED = {"sgd", "adam", "rmsprop", "adagrad"}
 
 
 def phase_diagram(
-    data: Dataset,
+    data: Dataset | None,
     *,
     x: Axis,
     y: Axis,
     optimizer: str = "sgd",
     fixed: Mapping[str, Any] | None = None,
-    loss: LossSpec | None = None,
-    start: tuple[float, float] = ARTICLE_START,
+    loss: LossSpec | TestFunction | None = None,
+    start: tuple[float, float] | None = None,
     epochs: int = 100,
     tol: float = 1e-3,
     dtype: torch.dtype = torch.float32,
@@ -56,16 +57,32 @@ def phase_diagram(
     compile: bool = False,
     chunk: int = 65_536,
     progress: Callable[[int, int], None] | None = None,
+    batch_size: int | None = None,
+    shuffle_seed: int = 0,
 ) -> GridRun:
-    """Run the ``y × x`` grid (rows are ``y``) and compute every metric in ``METRICS``."""
+    """Run the ``y × x`` grid (rows are ``y``) and compute every metric in ``METRICS``.
+
+    For a test function the spreads are measured to its known minimum nearest to ``start``
+    (weight decay's shift of that minimum is not accounted for), and ``steps`` counts steps to
+    within ``tol`` of the lowest known minimum's value.
+    """
     loss = loss or LossSpec()
     if not tol > 0:
         raise GdscopeError(f"tol must be > 0, got {tol}")
     fixed = dict(fixed or {})
-    lowest = find_minimum(data, loss)[2]
+    start = start if start is not None else default_start(loss)
     minima: dict[float, np.ndarray] = {}
+    if isinstance(loss, TestFunction):
+        known = np.array(loss.minima)
+        values = loss(torch.tensor(known, dtype=torch.float64))
+        lowest = float(values.min())
+        nearest = known[int(np.argmin(np.linalg.norm(known - np.array(start), axis=1)))]
+    else:
+        lowest = find_minimum(data, loss)[2]
 
     def minimum_for(decay: float) -> np.ndarray:
+        if isinstance(loss, TestFunction):
+            return nearest
         if decay not in minima:
             minima[decay] = np.array(find_minimum(data, loss, weight_decay=decay)[:2])
         return minima[decay]
@@ -96,13 +113,16 @@ def phase_diagram(
     return run_grid(
         data, optimizer, (y, x), fixed=fixed, loss=loss, start=start, epochs=epochs,
         record="metrics", target=lowest + tol, chunk=chunk, dtype=dtype, device=device,
-        compile=compile, progress=progress, finish=finish, centre=centre,
+        compile=compile, progress=progress, finish=finish, centre=centre, batch_size=batch_size,
+        shuffle_seed=shuffle_seed,
     )  # fmt: skip
 
 
 def analytic_stable(run: GridRun, data: Dataset) -> np.ndarray | None:
     """The analytic stable region on the run's grid (rows ``y``), for SGD on MSE; else None."""
-    if run.optimizer != "sgd" or run.loss.name != "mse":
+    if run.optimizer != "sgd" or not isinstance(run.loss, LossSpec) or run.loss.name != "mse":
+        return None
+    if run.meta.get("batch_size") is not None:
         return None
     if run.options.get("maximize", np.zeros(1, dtype=bool)).any():
         return None

@@ -7,6 +7,7 @@ inspecting artists rather than pixels.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,20 +17,25 @@ from matplotlib.axes import Axes
 from matplotlib.collections import PathCollection
 from matplotlib.colorbar import Colorbar
 from matplotlib.colors import LogNorm, Normalize
+from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.text import Text
 
 from .data import Dataset
+from .functions import TestFunction
 from .landscape import Grid, Landscape
 from .trajectory import Trajectory
 
 __all__ = [
+    "MAP_KINDS",
     "DescentArtists",
     "LandscapeArtists",
     "PanelFigure",
     "PathArtists",
+    "contour_levels",
+    "mark_minima",
     "panel_axes",
     "plot_data",
     "plot_descent",
@@ -59,11 +65,17 @@ def _axes(ax: Axes | None) -> Axes:
     return plt.gca()
 
 
+MAP_KINDS = ("heatmap", "contour")
+
+
 @dataclass(frozen=True)
 class LandscapeArtists:
-    image: AxesImage
+    image: AxesImage | ContourSet
+    """The colour layer: an image (heatmap) or filled contours."""
     colorbar: Colorbar | None
     minimum: Line2D | None
+    lines: ContourSet | None = None
+    """Labelled contour lines (``kind="contour"``)."""
 
 
 @dataclass(frozen=True)
@@ -116,12 +128,25 @@ def plot_fit(
 
 def _norm(values: np.ndarray, log: bool) -> Normalize:
     finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return Normalize(0.0, 1.0)
     if not log:
         return Normalize(float(finite.min()), float(finite.max()))
     positive = finite[finite > 0]
     if positive.size == 0:
         return Normalize(float(finite.min()), float(finite.max()))
     return LogNorm(float(positive.min()), float(positive.max()))
+
+
+def contour_levels(values: np.ndarray, count: int, log: bool) -> np.ndarray:
+    """``count`` levels spanning the finite values, evenly (or evenly in log for ``log``)."""
+    norm = _norm(values, log)
+    lo, hi = float(norm.vmin), float(norm.vmax)  # type: ignore[arg-type]
+    if hi <= lo:
+        hi = lo + 1.0
+    if isinstance(norm, LogNorm):
+        return np.geomspace(lo, hi, count)
+    return np.linspace(lo, hi, count)
 
 
 def _mark(
@@ -139,41 +164,76 @@ def plot_landscape(
     log: bool = False,
     colorbar: bool = True,
     mark_minimum: bool = True,
+    kind: str = "heatmap",
+    levels: int = 12,
     **kwargs: Any,
 ) -> LandscapeArtists:
-    """The map as an image, bias on x and weight on y, each sample at its pixel's centre (Fig. 3).
+    """The map, bias (or ``x``) across and weight (or ``y``) up (Fig. 3).
 
-    Each call gets its own colorbar, so panels with different scales never share one.
+    ``kind="heatmap"`` draws each sample at its pixel's centre; ``kind="contour"`` draws
+    ``levels`` filled bands with labelled lines (spaced evenly in log with ``log``). Each call gets
+    its own colorbar, so panels with different scales never share one. Non-finite samples (a
+    function that overflows) are left blank.
     """
+    if kind not in MAP_KINDS:
+        raise ValueError(f"kind must be one of {MAP_KINDS}, got {kind!r}")
     ax = _axes(ax)
     values = landscape.values.detach().cpu().double().numpy()
-    image = ax.imshow(
-        values,
-        origin="lower",
-        extent=landscape.grid.extent,
-        cmap=cmap,
-        norm=_norm(values, log),
-        interpolation="nearest",
-        aspect="equal",
-        **kwargs,
-    )
-    ax.set_xlabel("Bias")
-    ax.set_ylabel("Weight")
+    norm = _norm(values, log)
+    lines = None
+    if kind == "heatmap":
+        image: AxesImage | ContourSet = ax.imshow(
+            values, origin="lower", extent=landscape.grid.extent, cmap=cmap, norm=norm,
+            interpolation="nearest", aspect="equal", **kwargs,
+        )  # fmt: skip
+    else:
+        shown = np.where(np.isfinite(values), values, np.nan)
+        steps = contour_levels(values, levels, log)
+        if log:
+            shown = np.where(shown > 0, shown, np.nan)
+        mesh = (landscape.grid.biases, landscape.grid.weights)
+        image = ax.contourf(*mesh, shown, levels=steps, cmap=cmap, norm=norm, extend="both",
+                            **kwargs)  # fmt: skip
+        lines = ax.contour(*mesh, shown, levels=steps, colors="black", linewidths=0.6, alpha=0.7)
+        ax.clabel(lines, fontsize=7, fmt=lambda v: f"{v:.3g}")
+        ax.set_aspect("equal")
+        left, right, bottom, top = landscape.grid.extent
+        ax.set_xlim(left, right)
+        ax.set_ylim(bottom, top)
+    vertical, horizontal = landscape.loss.labels
+    ax.set_xlabel(horizontal)
+    ax.set_ylabel(vertical)
     bar = None
     if colorbar:
         bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+        if kind == "contour":
+            bar.set_ticks(steps[::2], labels=[f"{v:.3g}" for v in steps[::2]])
         if landscape.effective:
             bar.set_label(f"loss + {landscape.weight_decay:g}/2·(w²+b²)")
         else:
             bar.set_label(landscape.loss.title + (" (log)" if log else ""))
     minimum = None
     if mark_minimum:
-        w, b, _ = landscape.argmin()
-        label = "objective minimum" if landscape.effective else "loss minimum"
-        minimum = _mark(
-            ax, w, b, EFFECTIVE_MIN_STYLE if landscape.effective else LOSS_MIN_STYLE, label
-        )
-    return LandscapeArtists(image, bar, minimum)
+        minimum = mark_minima(landscape, ax=ax)
+    return LandscapeArtists(image, bar, minimum, lines)
+
+
+def mark_minima(landscape: Landscape, *, ax: Axes | None = None, zorder: float = 5) -> Line2D:
+    """Mark the minimum: a test function's known minima (or saddle point), else the grid's
+    smallest value (of the effective objective, with weight decay)."""
+    ax = _axes(ax)
+    function = landscape.loss
+    if isinstance(function, TestFunction) and not landscape.effective:
+        points = np.array(function.minima)
+        stationary = function.definition.stationary
+        label = f"known {'minima' if stationary == 'minimum' and len(points) > 1 else stationary}"
+        (marker,) = ax.plot(points[:, 1], points[:, 0], linestyle="none", label=label,
+                            zorder=zorder, **LOSS_MIN_STYLE)  # fmt: skip
+        return marker
+    w, b, _ = landscape.argmin()
+    label = "objective minimum" if landscape.effective else "loss minimum"
+    style = EFFECTIVE_MIN_STYLE if landscape.effective else LOSS_MIN_STYLE
+    return _mark(ax, w, b, style, label, zorder=zorder)
 
 
 def visible_path(
@@ -278,6 +338,7 @@ def plot_descent(
     colorbar: bool = True,
     legend: bool = False,
     title: str | None = None,
+    kind: str = "heatmap",
 ) -> DescentArtists:
     """A loss map with the optimizer's path on top (Figs. 4–6, 8–10).
 
@@ -291,9 +352,8 @@ def plot_descent(
     wd = trajectory.optimizer.l2_weight_decay
     objective = landscape.with_weight_decay(wd) if wd > 0 else landscape
     shown = objective if effective else landscape
-    drawn = plot_landscape(shown, ax=ax, log=log, colorbar=colorbar, mark_minimum=False)
-    w, b, _ = landscape.argmin()
-    loss_minimum = _mark(ax, w, b, LOSS_MIN_STYLE, "loss minimum", zorder=7)
+    drawn = plot_landscape(shown, ax=ax, log=log, colorbar=colorbar, mark_minimum=False, kind=kind)
+    loss_minimum = mark_minima(landscape, ax=ax, zorder=7)
     effective_minimum = None
     if wd > 0:
         w, b, _ = objective.argmin()
@@ -348,6 +408,7 @@ def plot_panels(
     log: bool = False,
     effective: bool = False,
     title: str | None = None,
+    kind: str = "heatmap",
 ) -> PanelFigure:
     """One panel per loss (2×2 for the article's four), each with its own colour scale."""
     if len(landscapes) != len(trajectories) or not landscapes:
@@ -358,11 +419,12 @@ def plot_panels(
         fig = plt.figure()
     axes = panel_axes(fig, len(landscapes), extra=(0.0, 0.9))
     panels = [
-        plot_descent(landscape, trajectory, ax=ax, log=log, effective=effective)
+        plot_descent(landscape, trajectory, ax=ax, log=log, effective=effective, kind=kind)
         for landscape, trajectory, ax in zip(landscapes, trajectories, axes, strict=True)
     ]
     first = trajectories[0]
-    caption = title or f"{first.label}, {first.epochs} epochs, start {first.start}"
+    caption = title or f"{first.label}, {first.epochs} epochs, start {_point(first)}"
+    caption = "\n".join(textwrap.wrap(caption, width=int(fig.get_figwidth() * 11)))
     fig.suptitle(caption)
     notes = _identical_pairs(landscapes)
     handles, labels = _legend_entries(axes)
@@ -371,6 +433,14 @@ def plot_panels(
         fig.text(0.5, 0.045, "\n".join(notes), ha="center", va="bottom", fontsize=8, style="italic")
     fig.tight_layout(rect=(0, 0.08 if notes else 0.05, 1, 0.97))
     return PanelFigure(fig, axes, panels, caption, notes)
+
+
+def _point(trajectory: Trajectory) -> str:
+    """The start as ``(w, b)``, or ``(x=…, y=…)`` for a test function."""
+    w, b = trajectory.start
+    if isinstance(trajectory.loss, TestFunction):
+        return f"(x={b:g}, y={w:g})"
+    return f"({w:g}, {b:g})"
 
 
 def _legend_entries(axes: Sequence[Axes]) -> tuple[list[Any], list[str]]:

@@ -24,10 +24,11 @@ from . import __version__
 from .batched import BatchResult, run_batched
 from .data import Dataset
 from .errors import GdscopeError
+from .functions import TestFunction
 from .losses import LossSpec
+from .objectives import default_start
 from .optimizers import OptimizerSpec, parse_value
 from .output import write_atomic
-from .train import ARTICLE_START
 from .trajectory import Trajectory
 from .transforms import torch_kwargs
 
@@ -109,7 +110,7 @@ class GridRun:
     optimizer: str
     axes: tuple[Axis, ...]
     fixed: dict[str, Any]
-    loss: LossSpec
+    loss: LossSpec | TestFunction
     start: tuple[float, float]
     epochs: int
     options: dict[str, np.ndarray]
@@ -135,7 +136,15 @@ class GridRun:
             raise ValueError('trajectory() needs a run with record="path"')
         spec = OptimizerSpec.of(self.optimizer, **self.options_of(k))
         at = int(self.metrics["diverged_at"][k])
-        return Trajectory.from_path(self.paths[k], self.losses[k], at, self.loss, spec, self.start)
+        batch = self.meta.get("batch_size")
+        extra: dict[str, Any] = {}
+        if batch is not None:
+            per_epoch = (self.paths.shape[1] - 1) // self.epochs
+            extra = {"steps_per_epoch": per_epoch, "batch_size": batch,
+                     "shuffle_seed": self.meta.get("shuffle_seed")}  # fmt: skip
+        return Trajectory.from_path(
+            self.paths[k], self.losses[k], at, self.loss, spec, self.start, **extra
+        )
 
     def grid(self, metric: str) -> np.ndarray:
         """A metric reshaped to the axes' shape (NaN where not completed)."""
@@ -144,13 +153,13 @@ class GridRun:
 
 
 def run_grid(
-    data: Dataset,
+    data: Dataset | None,
     optimizer: str,
     axes: Sequence[Axis],
     *,
     fixed: Mapping[str, Any] | None = None,
-    loss: LossSpec | None = None,
-    start: tuple[float, float] = ARTICLE_START,
+    loss: LossSpec | TestFunction | None = None,
+    start: tuple[float, float] | None = None,
     epochs: int = 100,
     record: str = "metrics",
     target: float | None = None,
@@ -161,14 +170,19 @@ def run_grid(
     progress: Callable[[int, int], None] | None = None,
     finish: Callable[[BatchResult, np.ndarray], dict[str, np.ndarray]] | None = None,
     centre: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
+    batch_size: int | None = None,
+    shuffle_seed: int = 0,
 ) -> GridRun:
     """Run every cell of ``axes`` (with ``fixed`` hyperparameters) through the batched engine.
 
     ``centre(hyper)`` gives each chunk's reference points for the spread metrics, and
-    ``finish(result, cells)`` may add metrics per chunk.
+    ``finish(result, cells)`` may add metrics per chunk. ``batch_size``/``shuffle_seed``: mini-batch
+    SGD, the same batches for every cell.
     """
     fixed = dict(fixed or {})
     loss = loss or LossSpec()
+    if start is None:
+        start = default_start(loss)
     clash = set(fixed) & {axis.name for axis in axes}
     if clash:
         raise GdscopeError(f"{', '.join(sorted(clash))} is both varied and fixed")
@@ -186,7 +200,8 @@ def run_grid(
             result = run_batched(
                 data, optimizer, hyper, loss=loss, start=start, epochs=epochs, record=record,
                 target=target, dtype=dtype, device=device, compile=compile,
-                centre=None if centre is None else centre(hyper),
+                centre=None if centre is None else centre(hyper), batch_size=batch_size,
+                shuffle_seed=shuffle_seed,
             )  # fmt: skip
             chunk_metrics = {
                 "final_loss": result.final_loss,
@@ -207,8 +222,9 @@ def run_grid(
                 options.setdefault(key, np.zeros(total, dtype=column.dtype))[index] = column
             if record == "path" and result.path is not None and result.losses is not None:
                 if paths is None or losses is None:
-                    paths = np.full((total, epochs + 1, 2), np.nan)
-                    losses = np.full((total, epochs + 1), np.nan)
+                    points = result.path.shape[0]
+                    paths = np.full((total, points, 2), np.nan)
+                    losses = np.full((total, points), np.nan)
                 paths[index] = result.path.permute(1, 0, 2).double().cpu().numpy()
                 losses[index] = result.losses.T.double().cpu().numpy()
             completed[index] = True
@@ -222,6 +238,8 @@ def run_grid(
         "dtype": str(dtype).replace("torch.", ""),
         "device": str(device or "cpu"),
     }
+    if batch_size is not None:
+        meta.update(batch_size=batch_size, shuffle_seed=shuffle_seed)
     return GridRun(
         optimizer, tuple(axes), fixed, loss, tuple(start), epochs, options, metrics, completed,
         interrupted, paths, losses, meta,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from .functions import TestFunction
 from .losses import LossSpec
 from .optimizers import OptimizerSpec, SchedulerSpec
 
@@ -14,34 +16,51 @@ __all__ = ["Trajectory"]
 
 @dataclass(frozen=True, eq=False)
 class Trajectory:
-    """One run: ``epochs + 1`` points (start included) and the loss at each of them.
+    """One run: ``steps + 1`` points (start included) and the loss at each of them.
 
-    ``losses[i]`` is the loss at ``(weights[i], biases[i])``, i.e. the value torch reports in
-    epoch ``i`` before its step; the last entry is the loss after the final step. ``lrs[i]`` is
-    the learning rate step ``i`` used (NaN for the last point, which takes no step). If the run
-    diverged, ``diverged_at`` is the first index whose parameters or loss are not finite, and that
-    entry and all later ones are NaN.
+    ``weights``/``biases`` are the vertical/horizontal coordinates (a test function's ``y``/``x``).
+    ``losses[i]`` is the objective on all the data at point ``i``, i.e. the value torch reports
+    before step ``i`` in full-batch training; the last entry is the loss after the final step.
+    ``lrs[i]`` is the learning rate step ``i`` used (NaN for the last point, which takes no
+    step); ``batch_losses[i]`` the loss step ``i`` saw (its mini-batch's); ``buffers[i]`` the
+    optimizer's momentum-like buffer after the step into point ``i`` (NaN if it keeps none). With
+    mini-batches an epoch is ``steps_per_epoch`` steps. If the run diverged, ``diverged_at`` is
+    the first index whose parameters or loss are not finite, and that entry and all later ones are
+    NaN.
     """
 
     weights: np.ndarray
     biases: np.ndarray
     losses: np.ndarray
     diverged_at: int | None
-    loss: LossSpec
+    loss: LossSpec | TestFunction
     optimizer: OptimizerSpec
     start: tuple[float, float]
     lrs: np.ndarray | None = None
     scheduler: SchedulerSpec | None = None
+    steps_per_epoch: int = 1
+    batch_size: int | None = None
+    shuffle_seed: int | None = None
+    batch_losses: np.ndarray | None = None
+    buffers: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        lrs = np.full(len(self.weights), np.nan) if self.lrs is None else self.lrs
-        object.__setattr__(self, "lrs", lrs)
-        for name in ("weights", "biases", "losses", "lrs"):
+        size = len(self.weights)
+        if self.lrs is None:
+            object.__setattr__(self, "lrs", np.full(size, np.nan))
+        if self.batch_losses is None:
+            batch = np.array(self.losses, dtype=np.float64).copy()
+            batch[-1:] = np.nan
+            object.__setattr__(self, "batch_losses", batch)
+        if self.buffers is None:
+            object.__setattr__(self, "buffers", np.full((size, 2), np.nan))
+        for name in ("weights", "biases", "losses", "lrs", "batch_losses", "buffers"):
             array = np.array(getattr(self, name), dtype=np.float64)
             array.flags.writeable = False
             object.__setattr__(self, name, array)
-        if not self.weights.shape == self.biases.shape == self.losses.shape == self.lrs.shape:
-            raise ValueError("weights, biases, losses and lrs must have the same length")
+        lengths = {len(getattr(self, n)) for n in ("biases", "losses", "lrs", "batch_losses")}
+        if lengths != {size} or self.buffers.shape != (size, 2):
+            raise ValueError("every per-point array must have one entry per point")
 
     @classmethod
     def from_path(
@@ -49,20 +68,35 @@ class Trajectory:
         path: np.ndarray,
         losses: np.ndarray,
         diverged_at: int,
-        loss: LossSpec,
+        loss: LossSpec | TestFunction,
         optimizer: OptimizerSpec,
         start: tuple[float, float],
+        **extra: Any,
     ) -> Trajectory:
-        """From an engine's ``(epochs + 1, 2)`` path (``diverged_at`` < 0: none), no scheduler:
-        every step used the optimizer's ``lr``."""
+        """From an engine's ``(steps + 1, 2)`` path (``diverged_at`` < 0: none), no scheduler:
+        every step used the optimizer's ``lr``. ``extra``: the mini-batch fields."""
         lrs = np.full(len(path), float(optimizer.get("lr")))
         lrs[-1] = np.nan
         at = None if diverged_at < 0 else int(diverged_at)
-        return cls(path[:, 0], path[:, 1], losses, at, loss, optimizer, start, lrs)
+        return cls(path[:, 0], path[:, 1], losses, at, loss, optimizer, start, lrs, **extra)
+
+    @property
+    def steps(self) -> int:
+        return len(self.weights) - 1
 
     @property
     def epochs(self) -> int:
-        return len(self.weights) - 1
+        return self.steps // self.steps_per_epoch
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        """Names of the (vertical, horizontal) coordinates."""
+        return self.loss.labels
+
+    @property
+    def steps_taken(self) -> np.ndarray:
+        """``(steps, 2)``: each step's actual move, point ``i+1`` minus point ``i``."""
+        return np.diff(self.path, axis=0)
 
     @property
     def diverged(self) -> bool:
@@ -76,7 +110,7 @@ class Trajectory:
     @property
     def n_finite(self) -> int:
         """Number of leading points that are finite."""
-        return self.epochs + 1 if self.diverged_at is None else self.diverged_at
+        return self.steps + 1 if self.diverged_at is None else self.diverged_at
 
     @property
     def final(self) -> tuple[float, float]:
@@ -88,8 +122,12 @@ class Trajectory:
     def label(self) -> str:
         """``SGD(lr=0.1, momentum=0.9)``, plus the scheduler if there is one."""
         text = self.optimizer.describe()
-        return f"{text} + {self.scheduler.describe()}" if self.scheduler else text
+        if self.scheduler:
+            text += f" + {self.scheduler.describe()}"
+        if self.batch_size is not None:
+            text += f", batch {self.batch_size} (shuffle seed {self.shuffle_seed})"
+        return text
 
     def log_lines(self) -> list[str]:
-        """``epoch {i}, loss {value}`` lines as the article prints them (one per training epoch)."""
-        return [f"epoch {i}, loss {float(self.losses[i])!r}" for i in range(self.epochs)]
+        """``epoch {i}, loss {value}`` lines as the article prints them (one per training step)."""
+        return [f"epoch {i}, loss {float(self.batch_losses[i])!r}" for i in range(self.steps)]

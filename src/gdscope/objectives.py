@@ -1,0 +1,41 @@
+"""What is minimized: a regression loss on data (``LossSpec``) or a ``TestFunction``.
+
+Both are two-parameter objectives. Their first coordinate is drawn on the vertical axis (the
+weight, or a test function's ``y``), the second on the horizontal one (the bias, or ``x``).
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+from .data import Dataset
+from .errors import GdscopeError
+from .functions import TestFunction
+from .landscape import ARTICLE_GRID, Grid
+from .losses import LossSpec
+from .train import ARTICLE_START
+
+__all__ = ["Objective", "default_grid", "default_start", "needs_data"]
+
+Objective = Union[LossSpec, TestFunction]  # noqa: UP007 (a runtime alias, Python 3.10 too)
+
+
+def needs_data(objective: Objective) -> bool:
+    return isinstance(objective, LossSpec)
+
+
+def default_grid(objective: Objective, size: int = ARTICLE_GRID.w_size) -> Grid:
+    """The article's grid for a regression loss, a test function's standard domain otherwise."""
+    if isinstance(objective, TestFunction):
+        vertical, horizontal = objective.domain
+        return Grid(vertical, horizontal, size, size)
+    return Grid(ARTICLE_GRID.w_range, ARTICLE_GRID.b_range, size, size)
+
+
+def default_start(objective: Objective) -> tuple[float, float]:
+    return objective.start if isinstance(objective, TestFunction) else ARTICLE_START
+
+
+def check_data(objective: Objective, data: Dataset | None) -> None:
+    if needs_data(objective) and data is None:
+        raise GdscopeError(f"{objective.title} is a regression loss and needs data")
