@@ -794,7 +794,11 @@ def _run_serve(ns: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
-    ns.argv = list(sys.argv[1:] if argv is None else argv)
+    from .replay import strip_outputs
+
+    # What replay re-runs: the arguments without the output names, so a replay's record (and
+    # so its bytes) equals the original's.
+    ns.argv = strip_outputs(list(sys.argv[1:] if argv is None else argv))
     handlers = {
         "train": _run_train,
         "plot": _run_plot,

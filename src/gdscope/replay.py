@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import GdscopeError
 
-__all__ = ["read_record", "replay"]
+__all__ = ["read_record", "replay", "strip_outputs"]
 
 
 def _pdf_subject(data: bytes) -> str | None:
@@ -93,7 +93,8 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
 _OUTPUT_FLAGS = {"--out": 1, "--force": 0, "--save": 1}
 
 
-def _strip_outputs(argv: list[str]) -> list[str]:
+def strip_outputs(argv: list[str]) -> list[str]:
+    """``argv`` without ``--out``/``--save`` and their values, and without ``--force``."""
     kept, skip = [], 0
     for arg in argv:
         if skip:
@@ -136,7 +137,7 @@ def replay(
         if kind == "argv":
             from .cli import main
 
-            argv = [*_strip_outputs(list(record["argv"])), "--out", str(target)]
+            argv = [*strip_outputs(list(record["argv"])), "--out", str(target)]
             if force:
                 argv.append("--force")
             if main(argv) != 0:
