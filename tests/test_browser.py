@@ -168,3 +168,30 @@ def test_screenshot(page, tmp_path):
     shot = tmp_path / "explorer.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
+
+
+def test_test_function_problem_and_3d_surface(page, server):
+    page.select_option("#problem", "rosenbrock")  # reloads the page from the new state
+    page.wait_for_function("location.hash.includes('rosenbrock')")
+    wait_ready(page)
+    state = page.evaluate("window.gdscope.state")
+    assert state["grid"]["w"] == [-1, 3] and state["grid"]["b"] == [-2, 2]
+    assert state["start"] == [1, -1.2] and state["hyper"]["lr"] == 0.001
+    assert page.evaluate("document.getElementById('map-0').layout.xaxis.title.text") == "x"
+    expected = post(server, "/api/trajectories", {
+        "function": {"name": "rosenbrock"}, "start": [1, -1.2], "epochs": 100,
+        "optimizer": {"name": "sgd", "hyper": state["hyper"]}})["runs"][0]  # fmt: skip
+    weights, biases = current_path(page)
+    assert weights == pytest.approx(expected["weights"]) and biases == pytest.approx(
+        expected["biases"]
+    )
+    assert "--function rosenbrock" in page.text_content("#command")
+    before = renders(page)
+    page.select_option("#view", "surface")
+    wait_ready(page, before)
+    kinds = page.evaluate("document.getElementById('map-0').data.map((t) => t.type)")
+    assert kinds[0] == "surface" and "scatter3d" in kinds
+    lifted = page.evaluate(
+        "document.getElementById('map-0').data.find((t) => t.type === 'scatter3d').z"
+    )
+    assert lifted == pytest.approx(expected["losses"])

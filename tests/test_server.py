@@ -142,3 +142,38 @@ def test_batched_default_matches_engine(client):
     ).json()
     result = run_batched(make_data(), "adam", {"lr": 0.05}, epochs=100)
     np.testing.assert_allclose(answer["runs"][0]["weights"], result.path[:, 0, 0].double().numpy())
+
+
+def test_functions_in_the_api(client):
+    listed = client.get("/api/functions").json()
+    assert set(listed) >= {"rosenbrock", "himmelblau", "saddle"}
+    assert listed["rosenbrock"]["domain"] == [[-1.0, 3.0], [-2.0, 2.0]]
+    grid = {"w_range": [-1, 3], "b_range": [-2, 2], "size": 11}
+    answer = client.post("/api/landscape", json={"function": {"name": "booth"}, "grid": grid})
+    assert answer.status_code == 200
+    booth = answer.json()
+    w, b = booth["weights"][3], booth["biases"][7]
+    assert booth["maps"][0]["values"][3][7] == pytest.approx(
+        (b + 2 * w - 7) ** 2 + (2 * b + w - 5) ** 2, rel=1e-6
+    )
+    assert booth["maps"][0]["minima"] == [[3.0, 1.0]] and booth["points"] is None
+    body = {
+        "function": {"name": "quadratic", "options": {"condition": 5}},
+        "optimizer": {"name": "adam", "hyper": {"lr": 0.1}},
+        "start": [2, -3],
+        "epochs": 20,
+    }
+    runs = client.post("/api/trajectories", json=body).json()["runs"]
+    from gdscope.functions import TestFunction
+    from gdscope.optimizers import OptimizerSpec
+    from gdscope.train import train
+
+    ref = train(None, loss=TestFunction.of("quadratic", condition=5),
+                optimizer=OptimizerSpec.of("adam", lr=0.1), start=(2, -3), epochs=20)  # fmt: skip
+    assert runs[0]["weights"] == pytest.approx(ref.weights.tolist(), rel=1e-5)
+    bad = client.post(
+        "/api/trajectories", json={"function": {"name": "quadratic", "options": {"k": 1}}}
+    )
+    assert bad.status_code == 422 and "no option 'k'" in bad.json()["detail"]
+    bad = client.post("/api/landscape", json={"function": {"name": "os.system"}})
+    assert bad.status_code == 422

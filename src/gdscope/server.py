@@ -30,6 +30,7 @@ from . import __version__
 from .batched import run_batched
 from .data import DataSpec, make_data
 from .errors import GdscopeError
+from .functions import FUNCTIONS, TestFunction
 from .landscape import Grid, find_minimum, loss_map
 from .losses import LossSpec
 from .phase import analytic_stable, phase_diagram
@@ -86,11 +87,33 @@ class GridModel(Strict):
         return Grid(self.w_range, self.b_range, self.size, self.size)
 
 
+class FunctionModel(Strict):
+    name: Literal[tuple(FUNCTIONS)]  # type: ignore[valid-type]
+    options: dict[str, Annotated[float, Field(ge=-1e4, le=1e4)]] = Field(
+        default_factory=dict, max_length=4
+    )
+
+    def spec(self) -> TestFunction:
+        return TestFunction.of(self.name, **self.options)
+
+
 class ProblemRequest(Strict):
+    """The regression (``data`` + ``losses``), or a test ``function`` (then those are unused)."""
+
     data: DataModel = Field(default_factory=DataModel)
     losses: list[LossModel] = Field(
         default_factory=lambda: [LossModel()], min_length=1, max_length=4
     )
+    function: FunctionModel | None = None
+
+    def objectives(self) -> list[LossSpec | TestFunction]:
+        if self.function is not None:
+            return [self.function.spec()]
+        return [model.spec() for model in self.losses]
+
+    def points(self) -> int:
+        """Data points one evaluation touches (a test function: one)."""
+        return 1 if self.function is not None else self.data.n
 
 
 class LandscapeRequest(ProblemRequest):
@@ -123,6 +146,7 @@ class AxisModel(Strict):
 class PhaseRequest(Strict):
     data: DataModel = Field(default_factory=DataModel)
     loss: LossModel = Field(default_factory=LossModel)
+    function: FunctionModel | None = None
     optimizer: OptimizerModel = Field(default_factory=OptimizerModel)
     x: AxisModel
     y: AxisModel
@@ -152,18 +176,20 @@ def _budget(work: float) -> None:
 
 
 def landscape(request: LandscapeRequest) -> dict[str, Any]:
-    data_spec = request.data.spec()
     grid = request.grid.grid()
-    _budget(len(request.losses) * grid.w_size * grid.b_size * data_spec.n)
-    data = make_data(data_spec)
+    objectives = request.objectives()
+    _budget(len(objectives) * grid.w_size * grid.b_size * request.points())
+    data = make_data(request.data.spec()) if request.function is None else None
     maps = []
-    for loss_model in request.losses:
-        loss = loss_model.spec()
+    for loss in objectives:
         plain = loss_map(data, loss, grid)
+        known = loss.minima if isinstance(loss, TestFunction) else None
         item: dict[str, Any] = {
             "loss": loss.title,
+            "labels": list(loss.labels),
             "values": _clean(plain.values.numpy()),
-            "minimum": list(plain.argmin()),
+            "minimum": list(plain.argmin()) if known is None else [*known[0], 0.0],
+            "minima": [list(plain.argmin()[:2])] if known is None else [list(m) for m in known],
         }
         if request.weight_decay > 0:
             effective = plain.with_weight_decay(request.weight_decay)
@@ -174,17 +200,17 @@ def landscape(request: LandscapeRequest) -> dict[str, Any]:
         "weights": grid.weights.tolist(),
         "biases": grid.biases.tolist(),
         "maps": maps,
-        "points": {"x": data.x.tolist(), "y": data.y.tolist()},
+        "points": None if data is None else {"x": data.x.tolist(), "y": data.y.tolist()},
     }
 
 
 def trajectories(request: TrajectoryRequest) -> dict[str, Any]:
-    data_spec = request.data.spec()
-    _budget(len(request.losses) * request.epochs * data_spec.n)
-    data = make_data(data_spec)
-    losses = [model.spec() for model in request.losses]
+    losses = request.objectives()
+    _budget(len(losses) * request.epochs * request.points())
+    data = make_data(request.data.spec()) if request.function is None else None
     result = run_batched(
-        data, request.optimizer.name, request.optimizer.hyper, loss=losses,
+        data, request.optimizer.name, request.optimizer.hyper,
+        loss=losses[0] if request.function is not None else losses,
         start=request.start, epochs=request.epochs,
     )  # fmt: skip
     assert result.path is not None and result.losses is not None
@@ -207,23 +233,26 @@ def trajectories(request: TrajectoryRequest) -> dict[str, Any]:
 
 
 def phase(request: PhaseRequest) -> dict[str, Any]:
-    data_spec = request.data.spec()
-    _budget(request.x.count * request.y.count * request.epochs * data_spec.n)
-    data = make_data(data_spec)
+    function = request.function.spec() if request.function is not None else None
+    points = 1 if function is not None else request.data.n
+    _budget(request.x.count * request.y.count * request.epochs * points)
+    data = make_data(request.data.spec()) if function is None else None
     x, y = request.x.axis(), request.y.axis()
     fixed = {k: v for k, v in request.optimizer.hyper.items() if k not in {x.name, y.name}}
+    objective = function or request.loss.spec()
     run = phase_diagram(
-        data, x=x, y=y, optimizer=request.optimizer.name, fixed=fixed, loss=request.loss.spec(),
+        data, x=x, y=y, optimizer=request.optimizer.name, fixed=fixed, loss=objective,
         start=request.start, epochs=request.epochs,
     )  # fmt: skip
-    stable = analytic_stable(run, data)
+    stable = analytic_stable(run, data) if data is not None else None
+    minimum = [*function.minima[0], 0.0] if function else list(find_minimum(data, objective))
     return {
         "x": list(x.values),
         "y": list(y.values),
         "metric": request.metric,
         "values": _clean(run.grid(request.metric)),
         "stable": None if stable is None else stable.astype(int).tolist(),
-        "minimum": list(find_minimum(data, request.loss.spec())),
+        "minimum": minimum,
     }
 
 
@@ -264,6 +293,17 @@ def create_app() -> Any:
             name: {key: param.default for key, param in t.params.items()}
             for name, t in TRANSFORMS.items()
         }
+
+    @app.get("/api/functions")
+    def functions() -> dict[str, Any]:
+        """Each test function's standard domain, start and learning rate, as (y, x) pairs."""
+        out = {}
+        for name in FUNCTIONS:
+            f = TestFunction(name)
+            out[name] = {"title": f.title, "domain": f.domain, "start": f.start,
+                         "lr": f.definition.lr, "options": f.definition.defaults,
+                         "minima": f.minima}  # fmt: skip
+        return out
 
     # At most one computation per core at a time; the others wait their turn. Without this,
     # dozens of worker threads (each with torch's and OpenMP's own threads) thrash the CPU.

@@ -17,7 +17,7 @@ const TERRAIN = [[0, "#333399"], [0.15, "#0099ff"], [0.25, "#00cc66"], [0.5, "#f
   [0.75, "#805c54"], [1, "#ffffff"]];
 
 const DEFAULT_STATE = {
-  optimizer: "sgd", hyper: { lr: 0.1 }, epochs: 100, loss: "all", delta: 1, beta: 1,
+  optimizer: "sgd", hyper: { lr: 0.1 }, epochs: 100, problem: "regression", loss: "all", delta: 1, beta: 1,
   data: { seed: 20240215, n: 50, quadratic: 0.75, linear: 1, constant: 2, noise: 0.3 },
   grid: { w: [-5, 8], b: [-5, 8], size: 101 }, color: "linear", view: "heatmap",
   start: [6, -3], pins: [],
@@ -27,6 +27,7 @@ const DEFAULT_STATE = {
 
 let state = loadState();
 let defaults = {};      // optimizer name -> {hyper: default}
+let functions = {};     // test function name -> {domain, start, lr, minima}
 let landscape = null;   // last /api/landscape answer
 let runs = null;        // last /api/trajectories answer
 let pinnedRuns = [];    // answers for pinned configurations
@@ -66,13 +67,18 @@ function losses() {
   return names.map((name) => ({ name, delta: state.delta, beta: state.beta }));
 }
 
+// A test function replaces the regression: the server then ignores data and losses.
+function problem() {
+  return state.problem in functions ? { function: { name: state.problem } } : {};
+}
+
 function trajectoryRequest(config = state) {
   return { data: state.data, losses: losses(), epochs: config.epochs, start: config.start,
-    optimizer: { name: config.optimizer, hyper: config.hyper } };
+    optimizer: { name: config.optimizer, hyper: config.hyper }, ...problem() };
 }
 
 function landscapeRequest() {
-  return { data: state.data, losses: losses(), weight_decay: 0,
+  return { data: state.data, losses: losses(), weight_decay: 0, ...problem(),
     grid: { w_range: state.grid.w, b_range: state.grid.b, size: state.grid.size } };
 }
 
@@ -127,6 +133,19 @@ function bindControls() {
     buildHyperControls(); buildPhaseControls(); changed();
   });
   bindField("epochs", () => state.epochs, (v) => { state.epochs = Math.round(Number(v)); });
+  const problemSelect = $("problem");
+  for (const [name, f] of Object.entries(functions)) problemSelect.add(new Option(f.title, name));
+  problemSelect.value = state.problem in functions ? state.problem : "regression";
+  problemSelect.addEventListener("change", () => {
+    // A new problem brings its own map, start and step size; reload the page from the new state.
+    const f = functions[problemSelect.value];
+    const base = structuredClone(DEFAULT_STATE);
+    state.problem = problemSelect.value; state.pins = [];
+    state.grid = f ? { w: [...f.domain[0]], b: [...f.domain[1]], size: state.grid.size } : base.grid;
+    state.start = f ? [...f.start] : base.start;
+    state.hyper = { ...state.hyper, lr: f ? f.lr : base.hyper.lr };
+    saveState(); location.reload();
+  });
   bindField("loss", () => state.loss, (v) => { state.loss = v; }, true);
   bindField("delta", () => state.delta, (v) => { state.delta = Number(v); }, true);
   bindField("beta", () => state.beta, (v) => { state.beta = Number(v); }, true);
@@ -247,7 +266,8 @@ function mapTraces(index) {
       zmin: lo, zmax: hi, colorbar: { title: { text: log ? "log10 loss" : "loss" }, len: 0.9 }, name: "scale" });
   }
   traces.push({
-    type: "scatter", mode: "markers", x: [map.minimum[1]], y: [map.minimum[0]], name: "grid minimum",
+    type: "scatter", mode: "markers", x: map.minima.map((m) => m[1]), y: map.minima.map((m) => m[0]),
+    name: state.problem in functions ? "known minimum" : "grid minimum",
     marker: { symbol: "diamond", size: 10, color: "white", line: { color: "black", width: 1 } },
   });
   const all = [{ answer: runs, colour: "red", label: "current" },
@@ -289,6 +309,8 @@ function drawMaps() {
   }
   landscape.maps.forEach((map, index) => {
     const div = $(`map-${index}`);
+    if (state.view === "surface") { drawSurface(div, map, index); return; }
+    if (div.dataset.surface) { Plotly.purge(div); delete div.dataset.surface; }
     const [bl, bh] = state.grid.b, [wl, wh] = state.grid.w;
     const db = (bh - bl) / (landscape.biases.length - 1), dw = (wh - wl) / (landscape.weights.length - 1);
     const images = state.view === "contour" ? [] : [{ source: landscapeImage(index).source, xref: "x", yref: "y",
@@ -296,8 +318,8 @@ function drawMaps() {
       layer: "below" }];
     Plotly.react(div, mapTraces(index), {
       title: { text: map.loss, font: { size: 14 } }, margin: { l: 50, r: 10, t: 36, b: 40 },
-      xaxis: { title: { text: "Bias" }, range: [bl - db / 2, bh + db / 2], zeroline: false, showgrid: false },
-      yaxis: { title: { text: "Weight" }, range: [wl - dw / 2, wh + dw / 2], scaleanchor: "x",
+      xaxis: { title: { text: map.labels[1] }, range: [bl - db / 2, bh + db / 2], zeroline: false, showgrid: false },
+      yaxis: { title: { text: map.labels[0] }, range: [wl - dw / 2, wh + dw / 2], scaleanchor: "x",
         zeroline: false, showgrid: false },
       images, showlegend: false, uirevision: "keep", dragmode: false,
     }, { displaylogo: false, responsive: true });
@@ -305,6 +327,7 @@ function drawMaps() {
       div.dataset.bound = "1";
       // A click anywhere on the plot area (not only on a trace) sets the start point.
       div.addEventListener("click", (event) => {
+        if (state.view === "surface") return;  // a 3D view has no plane to click on
         const layout = div._fullLayout, xa = layout.xaxis, ya = layout.yaxis;
         const rect = div.getBoundingClientRect();
         const px = event.clientX - rect.left - xa._offset, py = event.clientY - rect.top - ya._offset;
@@ -316,6 +339,31 @@ function drawMaps() {
   drawMarkers();
 }
 
+// The landscape as a Plotly surface, each path lifted onto it at its recorded loss.
+function drawSurface(div, map, index) {
+  const log = state.color === "log";
+  const lift = (v) => (v === null ? null : log ? (v > 0 ? Math.log10(v) : null) : v);
+  const traces = [{ type: "surface", x: landscape.biases, y: landscape.weights, z: shownValues(map),
+    colorscale: TERRAIN, opacity: 0.9, colorbar: { title: { text: log ? "log10 loss" : "loss" }, len: 0.8 },
+    hovertemplate: `${map.labels[1]} %{x:.3f}<br>${map.labels[0]} %{y:.3f}<br>loss %{z:.4g}<extra></extra>` }];
+  const all = [{ answer: runs, colour: "red", label: "current" },
+    ...pinnedRuns.map((answer, i) => ({ answer, colour: PIN_COLOURS[i % PIN_COLOURS.length], label: `pin ${i + 1}` }))];
+  for (const { answer, colour, label } of all) {
+    if (!answer || !answer.runs[index]) continue;
+    const run = answer.runs[index];
+    traces.push({ type: "scatter3d", mode: "lines+markers", x: run.biases, y: run.weights,
+      z: run.losses.map(lift), name: label, line: { color: colour, width: 5 }, marker: { size: 2, color: colour } });
+  }
+  traces.push({ type: "scatter3d", mode: "markers", x: [], y: [], z: [], name: "step",
+    marker: { size: 6, color: "yellow", line: { color: "black", width: 1 } } });
+  Plotly.react(div, traces, {
+    title: { text: map.loss, font: { size: 14 } }, margin: { l: 0, r: 0, t: 36, b: 0 }, showlegend: false,
+    scene: { xaxis: { title: { text: map.labels[1] } }, yaxis: { title: { text: map.labels[0] } },
+      zaxis: { title: { text: log ? "log10 loss" : "loss" } } }, uirevision: "keep",
+  }, { displaylogo: false, responsive: true });
+  div.dataset.surface = "1";
+}
+
 function drawMarkers() {
   if (!runs || !landscape) return;
   const step = Number($("step").value);
@@ -324,7 +372,12 @@ function drawMarkers() {
     const div = $(`map-${index}`);
     if (!div || !div.data) return;
     const at = Math.min(step, lastFinite(run));
-    Plotly.restyle(div, { x: [[run.biases[at]]], y: [[run.weights[at]]] }, [div.data.length - 1]);
+    const moved = { x: [[run.biases[at]]], y: [[run.weights[at]]] };
+    if (div.dataset.surface) {
+      const v = run.losses[at];
+      moved.z = [[state.color === "log" ? (v > 0 ? Math.log10(v) : null) : v]];
+    }
+    Plotly.restyle(div, moved, [div.data.length - 1]);
   });
 }
 
@@ -345,7 +398,8 @@ function drawStatus() {
 
 function drawCommand() {
   const args = ["gdscope", "plot"];
-  args.push("--loss", state.loss);
+  if (state.problem in functions) args.push("--function", state.problem);
+  else args.push("--loss", state.loss);
   if (state.optimizer === "sgd") {
     for (const [k, v] of Object.entries(state.hyper)) {
       if (typeof v === "boolean") { if (v) args.push(`--${k}`); }
@@ -372,6 +426,7 @@ function drawCommand() {
   args.push("--grid-size", String(state.grid.size), "--w-range", ...state.grid.w.map(String),
     "--b-range", ...state.grid.b.map(String));
   if (state.color === "log") args.push("--log-color");
+  if (state.view !== "heatmap") args.push("--view", state.view);
   args.push("--out", "explorer.png");
   $("command").textContent = args.join(" ");
 }
@@ -383,7 +438,7 @@ async function drawPhase() {
   const request = { data: state.data, loss: losses()[0], metric, epochs: Math.min(state.epochs, 500),
     start: state.start, optimizer: { name: state.optimizer, hyper: state.hyper },
     x: { name: x.name, lo: positive(x), hi: x.hi, count: 40, log: x.log },
-    y: { name: y.name, lo: positive(y), hi: y.hi, count: 32, log: y.log } };
+    y: { name: y.name, lo: positive(y), hi: y.hi, count: 32, log: y.log }, ...problem() };
   const answer = await api("/api/phase", request);
   const current = { ...defaults[state.optimizer], ...state.hyper };
   const traces = [{ type: "heatmap", x: answer.x, y: answer.y, z: answer.values,
@@ -502,7 +557,7 @@ function changed(landscapeToo = false) {
 }
 
 async function main() {
-  defaults = await api("/api/optimizers");
+  [defaults, functions] = await Promise.all([api("/api/optimizers"), api("/api/functions")]);
   if (!(state.optimizer in defaults)) state.optimizer = "sgd";
   bindControls();
   buildHyperControls();
