@@ -34,6 +34,7 @@ test: lint browser
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_loss_map.py
 	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_animation.py
 
 serve: $(STAMP)
 	$(BIN)/gdscope serve --open

@@ -423,7 +423,9 @@ def plot_panels(
         for landscape, trajectory, ax in zip(landscapes, trajectories, axes, strict=True)
     ]
     first = trajectories[0]
-    caption = title or f"{first.label}, {first.epochs} epochs, start {_point(first)}"
+    same_start = all(t.start == first.start for t in trajectories)
+    where = f"start {_point(first)}" if same_start else "each from its own start"
+    caption = title or f"{first.label}, {first.epochs} epochs, {where}"
     caption = "\n".join(textwrap.wrap(caption, width=int(fig.get_figwidth() * 11)))
     fig.suptitle(caption)
     notes = _identical_pairs(landscapes)
