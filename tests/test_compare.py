@@ -65,3 +65,20 @@ def test_momentum_tuning_maps_to_beta1_for_adam(article_data):
 def test_unknown_optimizer(article_data):
     with pytest.raises(GdscopeError, match="unknown optimizer"):
         compare(article_data, ["sgd", "adamz"])
+
+
+def test_compare_on_a_test_function_starts_in_its_domain():
+    from gdscope.functions import TestFunction
+    from gdscope.optimizers import OptimizerSpec
+    from gdscope.train import train
+
+    booth = TestFunction("booth")
+    result = compare(None, ["sgd", "adam"], loss=booth, budget=50, starts=4, seed=3)
+    assert tuple(result.starts[0]) == booth.start
+    (ylo, yhi), (xlo, xhi) = booth.domain
+    assert ((result.starts[1:, 0] >= ylo) & (result.starts[1:, 0] <= yhi)).all()
+    assert ((result.starts[1:, 1] >= xlo) & (result.starts[1:, 1] <= xhi)).all()
+    best = result.contenders[0]
+    reference = train(None, loss=booth, optimizer=OptimizerSpec.of(best.name, **best.options),
+                      epochs=50, start=booth.start)  # fmt: skip
+    np.testing.assert_array_equal(best.path.path, reference.path)

@@ -294,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="lr=LO:HI:N:log (default 1e-4:1:25:log); momentum=… also tunes momentum/beta1",
     )
     compare.add_argument("--loss", choices=LOSS_NAMES, default="mse")
+    _add_function_option(compare, many=False)
     compare.add_argument("--huber-delta", type=_number, default=1.0)
     compare.add_argument("--smoothl1-beta", type=_number, default=1.0)
     _add_data_options(compare)
@@ -727,8 +728,8 @@ def _run_compare(ns: argparse.Namespace) -> int:
     unknown = set(tuned) - {"lr", "momentum"}
     if unknown:
         raise GdscopeError(f"--tune takes lr and momentum, got {', '.join(sorted(unknown))}")
-    loss = LossSpec(ns.loss, delta=ns.huber_delta, beta=ns.smoothl1_beta)
-    data = make_data(_data(ns))
+    loss = _objective(ns)
+    data = make_data(_data(ns)) if isinstance(loss, LossSpec) else None
     names = [n.strip() for n in ns.optimizers.split(",") if n.strip()]
     result = compare(
         data, names, loss=loss, budget=ns.budget, starts=ns.starts, seed=ns.start_seed,

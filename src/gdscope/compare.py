@@ -22,11 +22,13 @@ from . import __version__
 from .batched import run_batched
 from .data import Dataset
 from .errors import GdscopeError
-from .landscape import ARTICLE_GRID, Grid
+from .functions import TestFunction
+from .landscape import Grid
 from .losses import LossSpec
+from .objectives import default_grid, default_start
 from .optimizers import OPTIMIZERS, OptimizerSpec
 from .sweep import Axis
-from .train import ARTICLE_START, check_epochs, train
+from .train import check_epochs, train
 from .trajectory import Trajectory
 from .transforms import TRANSFORMS
 
@@ -53,7 +55,7 @@ class Contender:
 
 @dataclass(frozen=True, eq=False)
 class Shootout:
-    loss: LossSpec
+    loss: LossSpec | TestFunction
     budget: int
     starts: np.ndarray
     seed: int
@@ -69,15 +71,24 @@ class Shootout:
         return sorted(rows, key=lambda row: row["mean_final_loss"])
 
 
-def start_points(count: int, *, seed: int = 0, grid: Grid = ARTICLE_GRID) -> np.ndarray:
-    """The article's start, then ``count - 1`` uniform points in the grid's box (seeded)."""
+def start_points(
+    count: int,
+    *,
+    seed: int = 0,
+    grid: Grid | None = None,
+    first: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """``first`` (default: the article's start), then ``count - 1`` uniform points in the grid's
+    box (default: the article's grid), seeded."""
     if count < 1:
         raise GdscopeError(f"need at least one start point, got {count}")
+    grid = grid or default_grid(LossSpec())
+    first = first or default_start(LossSpec())
     rng = np.random.RandomState(seed)
     extra = np.stack(
         [rng.uniform(*grid.w_range, count - 1), rng.uniform(*grid.b_range, count - 1)], axis=1
     )
-    return np.concatenate([np.array([ARTICLE_START]), extra])
+    return np.concatenate([np.array([first]), extra])
 
 
 def _settings(name: str, lr: Axis, momentum: Axis | None) -> list[dict[str, Any]]:
@@ -97,10 +108,10 @@ def _scores(finals: np.ndarray) -> np.ndarray:
 
 
 def compare(
-    data: Dataset,
+    data: Dataset | None,
     optimizers: Sequence[str],
     *,
-    loss: LossSpec | None = None,
+    loss: LossSpec | TestFunction | None = None,
     budget: int = 100,
     starts: int | np.ndarray = 5,
     seed: int = 0,
@@ -109,7 +120,8 @@ def compare(
     fixed: Mapping[str, Mapping[str, Any]] | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Shootout:
-    """Tune and score each optimizer; see the module docstring for the rules."""
+    """Tune and score each optimizer; see the module docstring for the rules. On a test function
+    the starts are its customary one and random points of its standard domain."""
     loss = loss or LossSpec()
     check_epochs(budget)
     names = [name.lower() for name in optimizers]
@@ -119,7 +131,9 @@ def compare(
             f"unknown optimizer(s) {unknown or names}; choose from {', '.join(OPTIMIZERS)}"
         )
     points = (
-        start_points(starts, seed=seed) if isinstance(starts, int) else np.asarray(starts, float)
+        start_points(starts, seed=seed, grid=default_grid(loss), first=default_start(loss))
+        if isinstance(starts, int)
+        else np.asarray(starts, float)
     )
     fixed = dict(fixed or {})
     contenders = []
@@ -140,11 +154,11 @@ def compare(
 
 
 def _final_losses(
-    data: Dataset,
+    data: Dataset | None,
     name: str,
     settings: list[dict[str, Any]],
     points: np.ndarray,
-    loss: LossSpec,
+    loss: LossSpec | TestFunction,
     budget: int,
     dtype: torch.dtype,
 ) -> np.ndarray:
