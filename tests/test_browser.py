@@ -58,8 +58,22 @@ def renders(page) -> int:
 
 
 def current_path(page, index: int = 0) -> list[list[float]]:
-    run = f"window.gdscope.runs.runs[{index}]"
-    return page.evaluate(f"[{run}.weights, {run}.biases]")
+    """The current run's path as the map's canvas drew it (data coordinates)."""
+    drawn = f"window.gdscope.drawn[{index}].paths.at(-1)"
+    return page.evaluate(f"[{drawn}.weights, {drawn}.biases]")
+
+
+def canvas_pixel(page, index: int, w: float, b: float) -> list[int]:
+    """RGBA of the path canvas of map ``index`` at data point (w, b)."""
+    return page.evaluate(f"""(() => {{
+        const div = document.getElementById('map-{index}');
+        const canvas = div.querySelector('canvas.paths');
+        const size = {{w: div._fullLayout.xaxis._length, h: div._fullLayout.yaxis._length}};
+        const [x0, x1] = div._fullLayout.xaxis.range, [y0, y1] = div._fullLayout.yaxis.range;
+        const r = canvas.width / size.w;
+        const x = Math.round(({b} - x0) / (x1 - x0) * size.w * r);
+        const y = Math.round((size.h - ({w} - y0) / (y1 - y0) * size.h) * r);
+        return Array.from(canvas.getContext('2d').getImageData(x, y, 1, 1).data); }})()""")
 
 
 def post(server: str, path: str, body: dict) -> dict:
@@ -88,6 +102,12 @@ def test_page_draws_the_four_article_panels_like_the_api(page, server):
     })["runs"][0]  # fmt: skip
     assert drawn == [expected["weights"], expected["biases"]]
     assert "gdscope plot --loss all --lr 0.1" in page.text_content("#command")
+    # The canvas really shows it: the green start dot at (6, -3), nothing far from the path.
+    red, green, blue, alpha = canvas_pixel(page, 0, 6.0, -3.0)
+    assert alpha == 255 and green > red and green > blue
+    assert canvas_pixel(page, 0, -4.5, 7.5)[3] == 0
+    # Hovering the map still tells the loss there (the landscape is a painted image).
+    assert page.evaluate("document.getElementById('map-0').data[0].z.length") == 101
 
 
 def test_slider_moves_the_path_and_the_url(page):
@@ -157,10 +177,9 @@ def test_csv_download_matches_the_api(page, server):
 def test_playback_moves_the_marker(page):
     page.fill("#step", "0")
     page.dispatch_event("#step", "input")
-    marker = page.evaluate(
-        "(() => { const d = document.getElementById('map-0').data; return d[d.length-1].y[0]; })()"
-    )
-    assert marker == pytest.approx(6.0)
+    assert page.evaluate("window.gdscope.drawn[0].marker") == pytest.approx([6.0, -3.0])
+    red, green, blue, alpha = canvas_pixel(page, 0, 6.0, -3.0)
+    assert alpha == 255 and red > 200 and green > 200 and blue < 100  # the yellow step marker
     assert page.text_content("#stepLabel") == "step 0 / 100"
 
 

@@ -33,6 +33,7 @@ let runs = null;        // last /api/trajectories answer
 let pinnedRuns = [];    // answers for pinned configurations
 let landscapeKey = "";
 let playing = null;
+let drawnPaths = [];     // what each map's canvas shows, in data coordinates (for tests and tools)
 
 function loadState() {
   const match = location.hash.match(/state=([^&]*)/);
@@ -163,8 +164,7 @@ function bindControls() {
   $("play").addEventListener("click", togglePlay);
   $("pin").addEventListener("click", pin);
   $("clearPins").addEventListener("click", () => { state.pins = []; pinnedRuns = []; changed(); });
-  $("downloadPng").addEventListener("click", () =>
-    Plotly.downloadImage($("map-0"), { format: "png", filename: "gdscope", width: 900, height: 800 }));
+  $("downloadPng").addEventListener("click", () => downloadPng().catch((e) => status(String(e), true)));
   $("downloadCsv").addEventListener("click", () => download("gdscope.csv", toCsv(), "text/csv"));
   $("downloadJson").addEventListener("click", () =>
     download("gdscope.json", JSON.stringify({ request: trajectoryRequest(), response: runs }), "application/json"));
@@ -250,45 +250,32 @@ function landscapeImage(index) {
   return image;
 }
 
+// The landscape (and its minima) is drawn by Plotly and only when it changes; the paths,
+// start/end/step markers go on a canvas laid over each plot area, so that moving a knob
+// redraws a few hundred canvas segments instead of four Plotly figures.
 function mapTraces(index) {
   const map = landscape.maps[index];
   const log = state.color === "log";
   const traces = [];
+  const [v, h] = map.labels;
   if (state.view === "contour") {
     traces.push({ type: "contour", x: landscape.biases, y: landscape.weights, z: shownValues(map),
       colorscale: TERRAIN, colorbar: { title: { text: log ? "log10 loss" : "loss" }, len: 0.9 },
-      hovertemplate: "bias %{x:.3f}<br>weight %{y:.3f}<br>loss %{z:.4g}<extra></extra>", name: "loss" });
+      hovertemplate: `${h} %{x:.3f}<br>${v} %{y:.3f}<br>loss %{z:.4g}<extra></extra>`, name: "loss" });
   } else {
     const { lo, hi } = landscapeImage(index);
-    // A 2×2 transparent heatmap carries the colour bar for the painted image.
-    traces.push({ type: "heatmap", z: [[lo, hi], [lo, hi]], x: [landscape.biases[0], landscape.biases[1]],
-      y: [landscape.weights[0], landscape.weights[1]], opacity: 0, hoverinfo: "skip", colorscale: TERRAIN,
-      zmin: lo, zmax: hi, colorbar: { title: { text: log ? "log10 loss" : "loss" }, len: 0.9 }, name: "scale" });
+    // A transparent heatmap at the samples carries the colour bar and the hover values of the
+    // painted image beneath it.
+    traces.push({ type: "heatmap", z: shownValues(map), x: landscape.biases, y: landscape.weights,
+      opacity: 0, colorscale: TERRAIN, zmin: lo, zmax: hi, name: "loss",
+      hovertemplate: `${h} %{x:.3f}<br>${v} %{y:.3f}<br>loss %{z:.4g}<extra></extra>`,
+      colorbar: { title: { text: log ? "log10 loss" : "loss" }, len: 0.9 } });
   }
   traces.push({
     type: "scatter", mode: "markers", x: map.minima.map((m) => m[1]), y: map.minima.map((m) => m[0]),
-    name: state.problem in functions ? "known minimum" : "grid minimum",
+    name: state.problem in functions ? "known minimum" : "grid minimum", hoverinfo: "name",
     marker: { symbol: "diamond", size: 10, color: "white", line: { color: "black", width: 1 } },
   });
-  const all = [{ answer: runs, colour: "red", label: "current" },
-    ...pinnedRuns.map((answer, i) => ({ answer, colour: PIN_COLOURS[i % PIN_COLOURS.length], label: `pin ${i + 1}` }))];
-  for (const { answer, colour, label } of all) {
-    if (!answer || !answer.runs[index]) continue;
-    const run = answer.runs[index];
-    traces.push({ type: "scatter", mode: "lines+markers", x: run.biases, y: run.weights, name: label,
-      line: { color: colour, width: 1.5 }, marker: { symbol: "cross-thin", size: 6, color: colour,
-        line: { color: colour, width: 1 } } });
-  }
-  if (runs && runs.runs[index]) {
-    const run = runs.runs[index];
-    traces.push({ type: "scatter", mode: "markers", x: [run.biases[0]], y: [run.weights[0]], name: "start",
-      marker: { size: 11, color: "#1a9641", line: { color: "white", width: 1 } } });
-    const last = lastFinite(run);
-    traces.push({ type: "scatter", mode: "markers", x: [run.biases[last]], y: [run.weights[last]], name: "end",
-      marker: { symbol: run.diverged_at === null ? "star" : "x", size: 14, color: "#d7191c", line: { color: "white", width: 1 } } });
-    traces.push({ type: "scatter", mode: "markers", x: [run.biases[0]], y: [run.weights[0]], name: "step",
-      marker: { size: 12, color: "yellow", line: { color: "black", width: 1 } } });
-  }
   return traces;
 }
 
@@ -298,49 +285,153 @@ function lastFinite(run) {
   return last;
 }
 
-function drawMaps() {
+function mapBoxes(count) {
   const box = $("maps");
-  const count = landscape.maps.length;
   while (box.children.length > count) box.lastChild.remove();
   while (box.children.length < count) {
     const div = document.createElement("div");
     div.id = `map-${box.children.length}`;
+    div.className = "map";
     box.append(div);
   }
+}
+
+function drawMaps() {
+  mapBoxes(landscape.maps.length);
+  const key = `${landscapeKey}|${state.view}|${state.color}|${JSON.stringify(state.grid)}`;
   landscape.maps.forEach((map, index) => {
     const div = $(`map-${index}`);
     if (state.view === "surface") { drawSurface(div, map, index); return; }
-    if (div.dataset.surface) { Plotly.purge(div); delete div.dataset.surface; }
-    const [bl, bh] = state.grid.b, [wl, wh] = state.grid.w;
-    const db = (bh - bl) / (landscape.biases.length - 1), dw = (wh - wl) / (landscape.weights.length - 1);
-    const images = state.view === "contour" ? [] : [{ source: landscapeImage(index).source, xref: "x", yref: "y",
-      x: bl - db / 2, y: wh + dw / 2, sizex: bh - bl + db, sizey: wh - wl + dw, sizing: "stretch",
-      layer: "below" }];
-    Plotly.react(div, mapTraces(index), {
-      title: { text: map.loss, font: { size: 14 } }, margin: { l: 50, r: 10, t: 36, b: 40 },
-      xaxis: { title: { text: map.labels[1] }, range: [bl - db / 2, bh + db / 2], zeroline: false, showgrid: false },
-      yaxis: { title: { text: map.labels[0] }, range: [wl - dw / 2, wh + dw / 2], scaleanchor: "x",
-        zeroline: false, showgrid: false },
-      images, showlegend: false, uirevision: "keep", dragmode: false,
-    }, { displaylogo: false, responsive: true });
-    if (!div.dataset.bound) {
-      div.dataset.bound = "1";
-      // A click anywhere on the plot area (not only on a trace) sets the start point.
-      div.addEventListener("click", (event) => {
-        if (state.view === "surface") return;  // a 3D view has no plane to click on
-        const layout = div._fullLayout, xa = layout.xaxis, ya = layout.yaxis;
-        const rect = div.getBoundingClientRect();
-        const px = event.clientX - rect.left - xa._offset, py = event.clientY - rect.top - ya._offset;
-        if (px < 0 || py < 0 || px > xa._length || py > ya._length) return;
-        state.start = [Number(ya.p2d(py).toFixed(4)), Number(xa.p2d(px).toFixed(4))];
-        changed();
-      });
-    }  });
-  drawMarkers();
+    if (div.dataset.surface) { Plotly.purge(div); delete div.dataset.surface; delete div.dataset.key; }
+    if (div.dataset.key !== key) {
+      drawLandscape(div, map, index);
+      div.dataset.key = key;
+    }
+    drawPaths(index);
+  });
+}
+
+function drawLandscape(div, map, index) {
+  const [bl, bh] = state.grid.b, [wl, wh] = state.grid.w;
+  const db = (bh - bl) / (landscape.biases.length - 1), dw = (wh - wl) / (landscape.weights.length - 1);
+  const images = state.view === "contour" ? [] : [{ source: landscapeImage(index).source, xref: "x", yref: "y",
+    x: bl - db / 2, y: wh + dw / 2, sizex: bh - bl + db, sizey: wh - wl + dw, sizing: "stretch",
+    layer: "below" }];
+  Plotly.react(div, mapTraces(index), {
+    title: { text: map.loss, font: { size: 14 } }, margin: { l: 50, r: 10, t: 36, b: 40 },
+    xaxis: { title: { text: map.labels[1] }, range: [bl - db / 2, bh + db / 2], zeroline: false, showgrid: false,
+      constrain: "domain" },
+    yaxis: { title: { text: map.labels[0] }, range: [wl - dw / 2, wh + dw / 2], scaleanchor: "x",
+      zeroline: false, showgrid: false, constrain: "domain" },
+    images, showlegend: false, uirevision: "keep", dragmode: false,
+  }, { displaylogo: false, responsive: true });
+  if (!div.dataset.bound) {
+    div.dataset.bound = "1";
+    // Plotly re-lays the figure out on resizes: keep the canvas on the plot area.
+    div.on("plotly_afterplot", () => drawPaths(index));
+    // A click anywhere on the plot area (not only on a trace) sets the start point.
+    div.addEventListener("click", (event) => {
+      if (state.view === "surface") return;  // a 3D view has no plane to click on
+      const layout = div._fullLayout, xa = layout.xaxis, ya = layout.yaxis;
+      const rect = div.getBoundingClientRect();
+      const px = event.clientX - rect.left - xa._offset, py = event.clientY - rect.top - ya._offset;
+      if (px < 0 || py < 0 || px > xa._length || py > ya._length) return;
+      state.start = [Number(ya.p2d(py).toFixed(4)), Number(xa.p2d(px).toFixed(4))];
+      changed();
+    });
+  }
+}
+
+// The plot area in pixels: where the axes really are (an equal aspect may shrink one of them).
+function plotArea(div) {
+  const xa = div._fullLayout.xaxis, ya = div._fullLayout.yaxis;
+  return { l: xa._offset, t: ya._offset, w: xa._length, h: ya._length };
+}
+
+function overlay(div) {
+  let canvas = div.querySelector("canvas.paths");
+  if (!canvas) {
+    canvas = document.createElement("canvas");
+    canvas.className = "paths";
+    div.style.position = "relative";
+    div.append(canvas);
+  }
+  const size = plotArea(div), ratio = window.devicePixelRatio || 1;
+  Object.assign(canvas.style, { left: `${size.l}px`, top: `${size.t}px`, width: `${size.w}px`, height: `${size.h}px` });
+  if (canvas.width !== Math.round(size.w * ratio) || canvas.height !== Math.round(size.h * ratio)) {
+    canvas.width = Math.round(size.w * ratio); canvas.height = Math.round(size.h * ratio);
+  }
+  const context = canvas.getContext("2d");
+  context.setTransform(ratio, 0, 0, ratio, 0, 0);
+  context.clearRect(0, 0, size.w, size.h);
+  return { context, width: size.w, height: size.h };
+}
+
+function drawPaths(index) {
+  const div = $(`map-${index}`);
+  if (!div || !div._fullLayout || !div._fullLayout.xaxis || div.dataset.surface || !runs) return;
+  const { context: c, width, height } = overlay(div);
+  const [x0, x1] = div._fullLayout.xaxis.range, [y0, y1] = div._fullLayout.yaxis.range;
+  // Far-off points (a diverging run) are clamped so the segment still runs off the edge.
+  const clamp = (v) => Math.max(-1e5, Math.min(1e5, v));
+  const px = (b) => clamp(((b - x0) / (x1 - x0)) * width);
+  const py = (w) => clamp(height - ((w - y0) / (y1 - y0)) * height);
+  const drawn = { paths: [], marker: null };
+  const all = [...pinnedRuns.map((answer, i) => ({ answer, colour: PIN_COLOURS[i % PIN_COLOURS.length] })),
+    { answer: runs, colour: "red" }];
+  for (const { answer, colour } of all) {
+    const run = answer && answer.runs[index];
+    if (!run) continue;
+    const last = lastFinite(run);
+    c.strokeStyle = colour; c.lineWidth = 1.5; c.beginPath();
+    for (let i = 0; i <= last; i++) {
+      const x = px(run.biases[i]), y = py(run.weights[i]);
+      if (i === 0) c.moveTo(x, y); else c.lineTo(x, y);
+    }
+    c.stroke();
+    c.lineWidth = 1; c.beginPath();  // a small cross at every step, as the article draws them
+    for (let i = 0; i <= last; i++) {
+      const x = px(run.biases[i]), y = py(run.weights[i]);
+      c.moveTo(x - 3, y); c.lineTo(x + 3, y); c.moveTo(x, y - 3); c.lineTo(x, y + 3);
+    }
+    c.stroke();
+    drawn.paths.push({ colour, weights: run.weights.slice(0, last + 1), biases: run.biases.slice(0, last + 1) });
+  }
+  const run = runs.runs[index];
+  if (run) {
+    const last = lastFinite(run);
+    dot(c, px(run.biases[0]), py(run.weights[0]), 6, "#1a9641", "white");
+    if (run.diverged_at === null) star(c, px(run.biases[last]), py(run.weights[last]), 8, "#d7191c");
+    else cross(c, px(run.biases[last]), py(run.weights[last]), 7, "#d7191c");
+    const at = Math.min(Number($("step").value), last);
+    dot(c, px(run.biases[at]), py(run.weights[at]), 6, "yellow", "black");
+    drawn.marker = [run.weights[at], run.biases[at]];
+  }
+  drawnPaths[index] = drawn;
+}
+
+function dot(c, x, y, r, fill, edge) {
+  c.beginPath(); c.arc(x, y, r, 0, 2 * Math.PI); c.fillStyle = fill; c.fill();
+  c.lineWidth = 1.2; c.strokeStyle = edge; c.stroke();
+}
+
+function star(c, x, y, r, fill) {
+  c.beginPath();
+  for (let k = 0; k < 10; k++) {
+    const radius = k % 2 ? r * 0.45 : r, angle = -Math.PI / 2 + (k * Math.PI) / 5;
+    c.lineTo(x + radius * Math.cos(angle), y + radius * Math.sin(angle));
+  }
+  c.closePath(); c.fillStyle = fill; c.fill(); c.strokeStyle = "white"; c.lineWidth = 1; c.stroke();
+}
+
+function cross(c, x, y, r, colour) {
+  c.strokeStyle = colour; c.lineWidth = 3; c.beginPath();
+  c.moveTo(x - r, y - r); c.lineTo(x + r, y + r); c.moveTo(x - r, y + r); c.lineTo(x + r, y - r); c.stroke();
 }
 
 // The landscape as a Plotly surface, each path lifted onto it at its recorded loss.
 function drawSurface(div, map, index) {
+  div.querySelector("canvas.paths")?.remove();
   const log = state.color === "log";
   const lift = (v) => (v === null ? null : log ? (v > 0 ? Math.log10(v) : null) : v);
   const traces = [{ type: "surface", x: landscape.biases, y: landscape.weights, z: shownValues(map),
@@ -371,14 +462,31 @@ function drawMarkers() {
   runs.runs.forEach((run, index) => {
     const div = $(`map-${index}`);
     if (!div || !div.data) return;
+    if (!div.dataset.surface) { drawPaths(index); return; }
     const at = Math.min(step, lastFinite(run));
-    const moved = { x: [[run.biases[at]]], y: [[run.weights[at]]] };
-    if (div.dataset.surface) {
-      const v = run.losses[at];
-      moved.z = [[state.color === "log" ? (v > 0 ? Math.log10(v) : null) : v]];
-    }
-    Plotly.restyle(div, moved, [div.data.length - 1]);
+    const v = run.losses[at];
+    const z = state.color === "log" ? (v > 0 ? Math.log10(v) : null) : v;
+    Plotly.restyle(div, { x: [[run.biases[at]]], y: [[run.weights[at]]], z: [[z]] }, [div.data.length - 1]);
   });
+}
+
+// The PNG download: Plotly's picture of the map with the path canvas drawn over it.
+async function downloadPng() {
+  const div = $("map-0");
+  const url = await Plotly.toImage(div, { format: "png", width: div.clientWidth, height: div.clientHeight });
+  const image = new Image();
+  await new Promise((done) => { image.onload = done; image.src = url; });
+  const canvas = document.createElement("canvas");
+  canvas.width = image.width; canvas.height = image.height;
+  const context = canvas.getContext("2d");
+  context.drawImage(image, 0, 0);
+  const paths = div.querySelector("canvas.paths");
+  if (paths) {
+    const size = plotArea(div);
+    context.drawImage(paths, size.l, size.t, size.w, size.h);
+  }
+  const link = document.createElement("a");
+  link.download = "gdscope.png"; link.href = canvas.toDataURL("image/png"); link.click();
 }
 
 function drawLossChart() {
@@ -534,7 +642,9 @@ async function update(landscapeToo) {
       `<li style="color:${PIN_COLOURS[i % PIN_COLOURS.length]}">pin ${i + 1}: ${p.optimizer} ${JSON.stringify(p.hyper)} from (${p.start})</li>`).join("");
     document.body.dataset.ready = "true";
     const timing = { fetch_ms: t1 - t0, draw_ms: performance.now() - t1, maps_ms: t2 - t1 };
-    window.gdscope = { state, runs, landscape, timing, renders: (window.gdscope?.renders || 0) + 1 };
+    drawnPaths.length = landscape.maps.length;
+    window.gdscope = { state, runs, landscape, timing, drawn: drawnPaths,
+      renders: (window.gdscope?.renders || 0) + 1 };
     drawPhasePanel();
   } catch (error) {
     if (mine === generation) { status(String(error.message || error), true); document.body.dataset.ready = "error"; }
