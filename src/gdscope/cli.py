@@ -302,6 +302,82 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--save", type=Path, help="results file (.json)")
     _add_output_options(compare, what="image file (.png, .svg or .pdf)")
 
+    scape = commands.add_parser(
+        "landscape", help="the loss landscape of your own model, with its optimizer's path"
+    )
+    scape.add_argument(
+        "--model",
+        required=True,
+        metavar="MODULE:FUNCTION",
+        help="returns the nn.Module (e.g. gdscope.examples.cnn:make_model)",
+    )
+    scape.add_argument(
+        "--data",
+        required=True,
+        metavar="MODULE:FUNCTION",
+        help="returns a DataLoader (or an (inputs, targets) pair)",
+    )
+    scape.add_argument(
+        "--loss",
+        default="crossentropy",
+        metavar="NAME|MODULE:FUNCTION",
+        help="crossentropy (default), mse, l1, nll, bce, or a factory",
+    )
+    scape.add_argument("--checkpoint", type=Path, help="state_dict to load (torch.save)")
+    scape.add_argument("--path", type=Path, help="a recording (Recorder(path=...)) to project")
+    scape.add_argument(
+        "--directions",
+        choices=("random", "pca", "line"),
+        default="random",
+        help="filter-normalized random (default), PCA of --path, or a line --to",
+    )
+    scape.add_argument("--to", type=Path, help="checkpoint at the end of a line")
+    scape.add_argument("--norm", choices=("filter", "layer", "none"), default="filter")
+    scape.add_argument(
+        "--ignore",
+        choices=("biasbn", "keep"),
+        default="biasbn",
+        help="1-D parameters (biases, norm layers): zero them, or keep them",
+    )
+    scape.add_argument("--seed", type=_integer, default=0, help="seed of the random directions")
+    scape.add_argument(
+        "--x",
+        type=_number,
+        nargs=3,
+        default=(-1.0, 1.0, 21),
+        metavar=("LO", "HI", "N"),
+        help="x coordinates (default -1 1 21)",
+    )
+    scape.add_argument(
+        "--y",
+        type=_number,
+        nargs=3,
+        default=(-1.0, 1.0, 21),
+        metavar=("LO", "HI", "N"),
+        help="y coordinates (default -1 1 21)",
+    )
+    scape.add_argument("--line", action="store_true", help="1-D: along x only")
+    scape.add_argument("--device", default="cpu")
+    scape.add_argument("--chunk", type=_integer, default=16, help="grid points per evaluation")
+    scape.add_argument("--strategy", choices=("auto", "vmap", "loop"), default="auto")
+    scape.add_argument("--backend", choices=("local", "ray"), default="local")
+    scape.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    scape.add_argument("--gpus-per-task", type=_number, default=0.0, help="Ray: GPUs per chunk")
+    scape.add_argument("--resume", type=Path, help="save finished chunks here; resume from it")
+    scape.add_argument("--view", choices=VIEWS, default="contour")
+    scape.add_argument("--log-color", action="store_true")
+    scape.add_argument("--title")
+    scape.add_argument("--save", type=Path, help="the surface: .npz, or .h5 (reference layout)")
+    _add_output_options(scape, what="image file (.png, .svg or .pdf)")
+
+    example = commands.add_parser("example", help="train an example network, draw its landscape")
+    example.add_argument("name", choices=("mlp", "cnn"))
+    example.add_argument("--out", type=Path, required=True, help="output directory")
+    example.add_argument("--epochs", type=_integer, default=3)
+    example.add_argument("--grid", type=_integer, default=21, help="samples per axis")
+    example.add_argument("--device", default="cpu")
+    example.add_argument("--force", action="store_true")
+
     serve = commands.add_parser("serve", help="the interactive explorer in the browser")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     serve.add_argument("--port", type=_integer, default=8000)
@@ -759,6 +835,64 @@ def _run_compare(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _grid_axis(values: Sequence[float], flag: str) -> tuple[float, float, int]:
+    lo, hi, count = values
+    if count != int(count):
+        raise GdscopeError(f"{flag}: the number of points must be an integer, got {count:g}")
+    return lo, hi, int(count)
+
+
+def _run_landscape(ns: argparse.Namespace) -> int:
+    from .netjobs import LandscapeJob, draw, run_job
+    from .output import save_figure
+
+    _check_outputs(ns, saves=(".npz", ".h5"))
+    backend = None
+    if ns.backend == "ray":
+        from .distributed import RayBackend
+
+        backend = RayBackend(address=ns.address, gpus_per_task=ns.gpus_per_task)
+    elif ns.address is not None:
+        raise GdscopeError("--address needs --backend ray")
+    job = LandscapeJob(
+        model=ns.model, data=ns.data, loss=ns.loss, checkpoint=ns.checkpoint, path=ns.path,
+        directions=ns.directions, to=ns.to, norm=ns.norm, ignore=ns.ignore, seed=ns.seed,
+        x=_grid_axis(ns.x, "--x"), y=None if ns.line else _grid_axis(ns.y, "--y"),
+        device=ns.device, chunk=ns.chunk, strategy=ns.strategy, backend=backend,
+        resume=ns.resume,
+    )  # fmt: skip
+    update, close = _progress("landscape")
+    try:
+        result = run_job(job, progress=update)
+    finally:
+        close()
+    for note in result.notes:
+        print(f"gdscope: warning: {note}", file=sys.stderr)
+    fig = draw(result, view=ns.view, log=ns.log_color, title=ns.title)
+    record = {"kind": "argv", "argv": ns.argv}
+    print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=record))
+    if ns.save is not None:
+        from .surfacefiles import save_surface
+
+        for path in save_surface(result.surface, ns.save, projected=result.projected,
+                                 explained=result.explained, force=ns.force):  # fmt: skip
+            print(path)
+    return 0
+
+
+def _run_example(ns: argparse.Namespace) -> int:
+    from .netjobs import run_example
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr)
+
+    written = run_example(ns.name, ns.out, epochs=ns.epochs, grid=ns.grid, device=ns.device,
+                          force=ns.force, log=log)  # fmt: skip
+    for path in written:
+        print(path)
+    return 0
+
+
 def _run_serve(ns: argparse.Namespace) -> int:
     import ipaddress
 
@@ -810,6 +944,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "phase": _run_phase,
         "compare": _run_compare,
         "serve": _run_serve,
+        "landscape": _run_landscape,
+        "example": _run_example,
         "reproduce": _run_reproduce,
     }
     try:

@@ -1,0 +1,290 @@
+"""Loss landscapes of any ``nn.Module`` on a plane (or a line) through its parameter space.
+
+The value at ``(x, y)`` is the model's mean loss (and accuracy, for classification) over the
+data with parameters ``centre + x·dx + y·dy``, in eval mode (BatchNorm uses its running
+statistics, dropout is off). Grid points are evaluated in chunks: ``torch.func.functional_call``
+under ``torch.vmap`` runs a whole chunk of parameter vectors through each batch at once. Finished
+chunks can be saved as they complete and a later run resumes from them; chunks can also be
+spread over Ray workers (``gdscope.distributed``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .errors import GdscopeError
+from .output import write_atomic
+from .recorder import ParamLayout
+
+__all__ = [
+    "Batches",
+    "ModelSurface",
+    "evaluate_plane",
+    "evaluate_plane_loop",
+    "evaluate_vectors",
+    "materialize",
+]
+
+Batches = list[tuple[Tensor, Tensor]]
+STRATEGIES = ("auto", "vmap", "loop")
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def materialize(data: Any, device: torch.device | str | None = None) -> Batches:
+    """The data as a list of ``(inputs, targets)`` batches on ``device``: from a ``DataLoader``
+    (or any iterable of pairs) or one ``(inputs, targets)`` pair. Evaluating a grid passes over
+    the data many times, so it is loaded once."""
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Tensor):
+        pairs: Iterable[Any] = [data]
+    else:
+        pairs = data
+    batches = []
+    for item in pairs:
+        if not (isinstance(item, (tuple, list)) and len(item) >= 2):
+            raise GdscopeError("the data must yield (inputs, targets) pairs")
+        batches.append((item[0].to(device), item[1].to(device)))
+    if not batches:
+        raise GdscopeError("the data has no batches")
+    return batches
+
+
+def _is_classification(outputs: Tensor, targets: Tensor) -> bool:
+    return outputs.dim() == 2 and targets.dim() == 1 and not targets.is_floating_point()
+
+
+def evaluate_vectors(
+    model: nn.Module,
+    batches: Batches,
+    loss_fn: LossFn,
+    vectors: Tensor,
+    *,
+    layout: ParamLayout | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Mean loss ``(C,)`` and accuracy ``(C,)`` (None if not a classification) of the model
+    with each row of ``vectors`` ``(C, N)`` as its parameters, in one vmapped pass per batch.
+
+    Like the reference implementation's ``eval_loss``, the mean is over samples: each batch's
+    mean loss is weighted by its size. Accuracy is the fraction of argmax hits.
+    """
+    from torch.func import functional_call
+
+    layout = layout or ParamLayout.of(model)
+    buffers = dict(model.named_buffers())
+    frozen = {n: p for n, p in model.named_parameters() if n not in layout.names}
+
+    def forward(vector: Tensor, inputs: Tensor) -> Tensor:
+        return functional_call(model, ({**layout.unflatten(vector), **frozen}, buffers), (inputs,))
+
+    run = torch.vmap(forward, in_dims=(0, None))
+    total = torch.zeros(len(vectors), dtype=torch.float64, device=vectors.device)
+    correct = torch.zeros_like(total)
+    seen, classify = 0, None
+    with torch.no_grad():
+        for inputs, targets in batches:
+            outputs = run(vectors, inputs)
+            losses = torch.vmap(lambda out, t=targets: loss_fn(out, t))(outputs)
+            total += losses.double() * len(targets)
+            if classify is None:
+                classify = _is_classification(outputs[0], targets)
+            if classify:
+                correct += (outputs.argmax(-1) == targets).double().sum(-1)
+            seen += len(targets)
+    return total / seen, (correct / seen if classify else None)
+
+
+def evaluate_plane_loop(
+    model: nn.Module,
+    batches: Batches,
+    loss_fn: LossFn,
+    vectors: Tensor,
+    *,
+    layout: ParamLayout | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """The reference implementation's method: for each point, load the weights into the model
+    and evaluate it batch by batch. The model's own parameters are restored afterwards."""
+    layout = layout or ParamLayout.of(model)
+    params = dict(model.named_parameters())
+    original = {n: params[n].detach().clone() for n in layout.names}
+    losses, accuracies, classify = [], [], None
+    try:
+        with torch.no_grad():
+            for vector in vectors:
+                for name, value in layout.unflatten(vector).items():
+                    params[name].copy_(value)
+                total = correct = 0.0
+                seen = 0
+                for inputs, targets in batches:
+                    outputs = model(inputs)
+                    total += float(loss_fn(outputs, targets)) * len(targets)
+                    if classify is None:
+                        classify = _is_classification(outputs, targets)
+                    if classify:
+                        correct += float((outputs.argmax(-1) == targets).sum())
+                    seen += len(targets)
+                losses.append(total / seen)
+                accuracies.append(correct / seen)
+    finally:
+        with torch.no_grad():
+            for name, value in original.items():
+                params[name].copy_(value)
+    loss = torch.tensor(losses, dtype=torch.float64)
+    return loss, (torch.tensor(accuracies, dtype=torch.float64) if classify else None)
+
+
+@dataclass(frozen=True, eq=False)
+class ModelSurface:
+    """``loss[j, i]`` (and ``accuracy``) at ``centre + xs[i]·dx + ys[j]·dy``: rows are ``y``.
+    A line (1-D) has ``ys == [0]`` and ``dy`` None. Arrays are NumPy, on the CPU."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    loss: np.ndarray
+    accuracy: np.ndarray | None
+    centre: Tensor
+    dx: Tensor
+    dy: Tensor | None
+    layout: ParamLayout
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_line(self) -> bool:
+        return self.dy is None
+
+    def point(self, x: float, y: float = 0.0) -> Tensor:
+        """The parameter vector at plane coordinates ``(x, y)``."""
+        vector = self.centre + x * self.dx
+        return vector if self.dy is None else vector + y * self.dy
+
+
+def _fingerprint(*arrays: Tensor | np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        data = array.detach().cpu().numpy() if isinstance(array, Tensor) else np.asarray(array)
+        digest.update(np.ascontiguousarray(data, dtype=np.float64).tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _load_resume(path: Path, key: str, shape: tuple[int, int]) -> dict[str, np.ndarray] | None:
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as saved:
+            state = {k: saved[k] for k in saved.files}
+    except (OSError, ValueError) as error:
+        raise GdscopeError(f"{path} is not a gdscope resume file ({error})") from None
+    if str(state.get("key")) != key or state["loss"].shape != shape:
+        raise GdscopeError(
+            f"{path} belongs to another computation (model, directions or grid differ); "
+            "remove it or choose another --resume file"
+        )
+    return state
+
+
+def _save_resume(path: Path, key: str, loss: np.ndarray, acc: np.ndarray, done: np.ndarray) -> None:
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as handle:
+            np.savez(handle, key=np.array(key), loss=loss, accuracy=acc, done=done)
+
+    write_atomic(path, write, force=True)
+
+
+def evaluate_plane(
+    model: nn.Module,
+    data: Any,
+    loss_fn: LossFn,
+    *,
+    dx: Tensor,
+    dy: Tensor | None = None,
+    xs: Sequence[float],
+    ys: Sequence[float] = (0.0,),
+    centre: Tensor | None = None,
+    chunk: int = 16,
+    device: torch.device | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    backend: Any = None,
+    strategy: str = "auto",
+) -> ModelSurface:
+    """The landscape on the ``ys × xs`` grid (see ``ModelSurface``); ``centre`` defaults to the
+    model's own parameters. ``chunk`` grid points go through the model together (memory grows
+    with it). ``progress(done, total)`` is called after every chunk. With ``resume``, finished
+    chunks are saved to that file as they complete, and points already there are not computed
+    again. ``backend`` (e.g. ``gdscope.distributed.RayBackend``) evaluates chunks elsewhere.
+
+    ``strategy``: ``"vmap"`` runs a chunk of points through each batch at once
+    (``evaluate_vectors``); ``"loop"`` loads one point at a time into the model
+    (``evaluate_plane_loop``, the reference implementation's way); ``"auto"`` picks vmap on CUDA
+    and the loop on the CPU, where vmapped convolutions become grouped convolutions that are
+    slower than the loop (see the README's benchmark).
+    """
+    if strategy not in STRATEGIES:
+        raise GdscopeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise GdscopeError(f"chunk must be a positive integer, got {chunk!r}")
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GdscopeError("no CUDA device is available")
+    layout = ParamLayout.of(model)
+    model = model.to(device).eval()
+    base = layout.vector(model) if centre is None else centre
+    base = base.to(device, torch.float32)
+    dx = dx.to(device, torch.float32)
+    dy = dy.to(device, torch.float32) if dy is not None else None
+    for name, vector in (("centre", base), ("dx", dx), ("dy", dy)):
+        if vector is not None and vector.shape != (layout.size,):
+            raise GdscopeError(f"{name} has {vector.numel()} entries, the model {layout.size}")
+    xs_a = np.asarray(xs, dtype=np.float64)
+    ys_a = np.asarray(ys if dy is not None else (0.0,), dtype=np.float64)
+    if xs_a.ndim != 1 or ys_a.ndim != 1 or not len(xs_a) or not np.isfinite(xs_a).all():
+        raise GdscopeError("grid coordinates must be finite 1-D sequences")
+    shape = (len(ys_a), len(xs_a))
+    batches = materialize(data, device)
+    key = _fingerprint(base, dx, dy if dy is not None else torch.zeros(1), xs_a, ys_a)
+    loss = np.full(shape, np.nan)
+    acc = np.full(shape, np.nan)
+    done = np.zeros(shape, dtype=bool)
+    resume_path = Path(resume) if resume is not None else None
+    if resume_path is not None:
+        saved = _load_resume(resume_path, key, shape)
+        if saved is not None:
+            loss, acc, done = saved["loss"], saved["accuracy"], saved["done"].astype(bool)
+    todo = np.flatnonzero(~done.ravel())
+    chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
+    coords = np.stack(np.meshgrid(xs_a, ys_a, indexing="xy"), axis=-1).reshape(-1, 2)
+
+    def vectors_of(indices: np.ndarray) -> Tensor:
+        c = torch.tensor(coords[indices], dtype=torch.float32, device=device)
+        out = base[None] + c[:, :1] * dx[None]
+        return out + c[:, 1:] * dy[None] if dy is not None else out
+
+    def store(indices: np.ndarray, values: Tensor, accuracy: Tensor | None) -> None:
+        loss.ravel()[indices] = values.cpu().numpy()
+        if accuracy is not None:
+            acc.ravel()[indices] = accuracy.cpu().numpy()
+        done.ravel()[indices] = True
+        if resume_path is not None:
+            _save_resume(resume_path, key, loss, acc, done)
+        if progress is not None:
+            progress(int(done.sum()), done.size)
+
+    if strategy == "auto":
+        strategy = "vmap" if device.type == "cuda" else "loop"
+    evaluate = evaluate_vectors if strategy == "vmap" else evaluate_plane_loop
+    if backend is not None:
+        backend.run(model, batches, loss_fn, strategy, chunks, vectors_of, store)
+    else:
+        for indices in chunks:
+            store(indices, *evaluate(model, batches, loss_fn, vectors_of(indices)))
+    has_acc = bool(np.isfinite(acc).any())
+    meta = {"chunk": chunk, "device": str(device), "points": int(done.size), "strategy": strategy}
+    return ModelSurface(xs_a, ys_a, loss, acc if has_acc else None, base.cpu(), dx.cpu(),
+                        dy.cpu() if dy is not None else None, layout, meta)  # fmt: skip

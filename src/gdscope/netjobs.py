@@ -1,0 +1,264 @@
+"""Whole model-landscape jobs behind ``gdscope landscape`` and ``gdscope example``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from .directions import line_direction, pca_plane, random_direction
+from .errors import GdscopeError
+from .modelscape import ModelSurface, evaluate_plane, materialize
+from .projection import Honesty, ProjectedPath, honesty, project
+from .recorder import RecordedPath, open_path
+
+__all__ = ["LandscapeJob", "LandscapeResult", "draw", "load_callable", "run_example", "run_job"]
+
+LOSSES: dict[str, Callable[[], nn.Module]] = {
+    "crossentropy": nn.CrossEntropyLoss, "mse": nn.MSELoss, "l1": nn.L1Loss,
+    "nll": nn.NLLLoss, "bce": nn.BCEWithLogitsLoss,
+}  # fmt: skip
+
+
+def load_callable(spec: str, what: str) -> Callable[..., Any]:
+    """``package.module:function`` (the current directory is importable, as with ``python -m``)."""
+    module_name, sep, name = spec.partition(":")
+    if not sep or not module_name or not name:
+        raise GdscopeError(f"{what} must look like module:function, got {spec!r}")
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise GdscopeError(f"{what}: cannot import {module_name!r} ({error})") from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise GdscopeError(f"{what}: {module_name} has no callable {name!r}")
+    return function
+
+
+@dataclass(frozen=True)
+class LandscapeJob:
+    """Everything ``gdscope landscape`` needs, parsed and typed."""
+
+    model: str
+    data: str
+    loss: str = "crossentropy"
+    checkpoint: Path | None = None
+    path: Path | None = None
+    directions: str = "random"
+    to: Path | None = None
+    norm: str = "filter"
+    ignore: str = "biasbn"
+    seed: int = 0
+    x: tuple[float, float, int] = (-1.0, 1.0, 21)
+    y: tuple[float, float, int] | None = (-1.0, 1.0, 21)
+    device: str = "cpu"
+    chunk: int = 16
+    strategy: str = "auto"
+    backend: Any = None
+    resume: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.directions not in ("random", "pca", "line"):
+            raise GdscopeError(f"directions must be random, pca or line, got {self.directions!r}")
+        if self.directions == "pca" and self.path is None:
+            raise GdscopeError("PCA directions need a recorded path (--path)")
+        if self.directions == "line" and self.to is None:
+            raise GdscopeError("a line needs the model at its end (--to CHECKPOINT)")
+        for axis in (self.x, self.y):
+            if axis is not None and not (axis[0] < axis[1] and 2 <= axis[2] <= 501):
+                raise GdscopeError(f"a grid axis needs LO < HI and 2..501 points, got {axis}")
+
+
+@dataclass(frozen=True, eq=False)
+class LandscapeResult:
+    surface: ModelSurface
+    path: RecordedPath | None = None
+    projected: ProjectedPath | None = None
+    honesty: Honesty | None = None
+    explained: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _load_state(model: nn.Module, file: Path) -> None:
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as error:
+        raise GdscopeError(f"cannot load the checkpoint {file}: {error}") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as error:
+        first = str(error).splitlines()[0]
+        raise GdscopeError(f"{file} does not fit the model: {first}") from None
+
+
+def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = None
+            ) -> LandscapeResult:  # fmt: skip
+    make_model = load_callable(job.model, "--model")
+    make_data = load_callable(job.data, "--data")
+    loss_fn = LOSSES[job.loss]() if job.loss in LOSSES else load_callable(job.loss, "--loss")()
+    model = make_model()
+    if not isinstance(model, nn.Module):
+        raise GdscopeError(f"--model {job.model} returned {type(model).__name__}, not nn.Module")
+    if job.checkpoint is not None:
+        _load_state(model, job.checkpoint)
+    model.eval()
+    path = open_path(job.path) if job.path is not None else None
+    if path is not None:
+        path.layout.check(model)
+    explained = None
+    centre = None
+    if job.directions == "pca":
+        assert path is not None
+        plane = pca_plane(path)
+        dx, dy, centre, explained = plane.dx, plane.dy, plane.centre, plane.explained_variance_ratio
+    elif job.directions == "line":
+        assert job.to is not None
+        end = make_model()
+        _load_state(end, job.to)
+        dx, dy = line_direction(model, end), None
+    else:
+        dx = random_direction(model, norm=job.norm, ignore=job.ignore, seed=job.seed)
+        dy = random_direction(model, norm=job.norm, ignore=job.ignore, seed=job.seed + 1)
+    if job.y is None:
+        dy = None
+    xs = np.linspace(*job.x[:2], job.x[2])
+    ys = np.linspace(*job.y[:2], job.y[2]) if job.y is not None and dy is not None else [0.0]
+    data = make_data()
+    surface = evaluate_plane(
+        model, data, loss_fn, dx=dx, dy=dy, xs=xs, ys=ys, centre=centre, chunk=job.chunk,
+        device=job.device, progress=progress, resume=job.resume, backend=job.backend,
+        strategy=job.strategy,
+    )  # fmt: skip
+    projected = check = None
+    notes = []
+    if path is not None and not surface.is_line:
+        projected = project(path, surface)
+        batches = materialize(data, job.device)
+        check = honesty(model.to(job.device), batches, loss_fn, path, projected, surface)
+        if check.warning():
+            notes.append(check.warning())
+    return LandscapeResult(surface, path, projected, check, explained, notes)
+
+
+def draw(result: LandscapeResult, *, view: str = "contour", log: bool = False,
+         title: str | None = None, fig: Figure | None = None) -> Figure:  # fmt: skip
+    """The map (or line) with the projected path, and the honesty chart when there is a path."""
+    from .netviews import path_trajectory, plot_honesty, plot_line, surface_landscape
+    from .plots import plot_descent, plot_landscape
+
+    fig = fig if fig is not None else Figure(figsize=(12 if result.honesty else 6.5, 5.4))
+    surface = result.surface
+    if surface.is_line:
+        ax = fig.add_subplot()
+        plot_line(surface, ax=ax, log=log)
+        ax.set_title(title or "loss along the direction")
+        fig.tight_layout()
+        return fig
+    columns = 2 if result.honesty is not None else 1
+    landscape = surface_landscape(surface)
+    if view == "surface":
+        from .surface import plot_surface3d
+
+        ax = fig.add_subplot(1, columns, 1, projection="3d")
+        trajectory = None
+        if result.projected is not None and result.honesty is not None:
+            trajectory = path_trajectory(result.projected, result.honesty.true_loss)
+        plot_surface3d(landscape, trajectory, ax=ax, log=log)
+    else:
+        ax = fig.add_subplot(1, columns, 1)
+        if result.projected is not None and result.honesty is not None:
+            name = result.path.optimizer if result.path else None
+            trajectory = path_trajectory(result.projected, result.honesty.true_loss, optimizer=name)
+            plot_descent(landscape, trajectory, ax=ax, log=log, kind=view, legend=True)
+        else:
+            plot_landscape(landscape, ax=ax, log=log, kind=view)
+    if view != "surface":
+        ax.set_aspect("auto")  # the two directions' scales are unrelated
+    if result.explained is not None:
+        ratio = result.explained
+        ax.set_xlabel(f"PC1 ({100 * ratio[0]:.1f}% of the path's variance)")
+        ax.set_ylabel(f"PC2 ({100 * ratio[1]:.1f}%)")
+    ax.set_title(title or "loss landscape")
+    if result.honesty is not None and result.path is not None:
+        plot_honesty(result.honesty, np.asarray(result.path.steps), ax=fig.add_subplot(1, 2, 2))
+    fig.tight_layout()
+    return fig
+
+
+EXAMPLES = {"mlp": "gdscope.examples.mlp", "cnn": "gdscope.examples.cnn"}
+
+
+def run_example(
+    name: str,
+    out: Path,
+    *,
+    epochs: int = 3,
+    grid: int = 21,
+    device: str = "cpu",
+    force: bool = False,
+    log: Callable[[str], None] = print,
+) -> list[Path]:
+    """Train the example with SGD+momentum and with Adam (recording every few steps), draw each
+    path on its PCA plane with the honesty chart, and save figures and surfaces into ``out``."""
+    from .output import save_figure
+    from .surfacefiles import save_surface
+
+    if name not in EXAMPLES:
+        raise GdscopeError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
+    if not out.is_dir():
+        raise GdscopeError(f"directory {out} does not exist")
+    module = importlib.import_module(EXAMPLES[name])
+    written: list[Path] = []
+    optimizers = {
+        "sgd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
+        "adam": lambda p: torch.optim.Adam(p, lr=0.01),
+    }
+    for label, make_optimizer in optimizers.items():
+        targets = [out / f"{name}-{label}.png", out / f"{name}-{label}.npz"]
+        for target in targets:
+            if target.exists() and not force:
+                raise GdscopeError(f"{target} already exists; pass --force to overwrite it")
+        from .fit import fit
+
+        model = module.make_model()
+        trained = fit(model, module.make_loader(shuffle=True), nn.CrossEntropyLoss(),
+                      make_optimizer(model.parameters()), epochs=epochs,
+                      every=max(1, epochs * len(module.make_loader()) // 60))  # fmt: skip
+        plane = pca_plane(trained.path)
+        probe = ModelSurface(np.zeros(1), np.zeros(1), np.zeros((1, 1)), None, plane.centre,
+                             plane.dx, plane.dy, trained.path.layout)  # fmt: skip
+        spots = project(trained.path, probe)
+        pad_x = 0.25 * (np.ptp(spots.xs) or 1.0)
+        pad_y = 0.25 * (np.ptp(spots.ys) or 1.0)
+        xs = np.linspace(spots.xs.min() - pad_x, spots.xs.max() + pad_x, grid)
+        ys = np.linspace(spots.ys.min() - pad_y, spots.ys.max() + pad_y, grid)
+        data = module.make_loader()
+        surface = evaluate_plane(model, data, nn.CrossEntropyLoss(), dx=plane.dx, dy=plane.dy,
+                                 xs=xs, ys=ys, centre=plane.centre, device=device)  # fmt: skip
+        projected = project(trained.path, surface)
+        check = honesty(model, materialize(data, device), nn.CrossEntropyLoss(), trained.path,
+                        projected, surface)  # fmt: skip
+        result = LandscapeResult(surface, trained.path, projected, check,
+                                 plane.explained_variance_ratio)  # fmt: skip
+        title = f"{name}, {type(make_optimizer(model.parameters())).__name__}, {epochs} epochs"
+        fig = draw(result, view="contour", log=True, title=title)
+        written.append(save_figure(fig, targets[0], force=force))
+        written += save_surface(surface, targets[1], projected=projected,
+                                explained=plane.explained_variance_ratio, force=force)  # fmt: skip
+        ratio = plane.explained_variance_ratio
+        log(f"{name} {label}: PCA explains {100 * ratio[0]:.1f}% + {100 * ratio[1]:.1f}%; "
+            f"largest gap between the surface and the true loss {np.abs(check.gap).max():.3g}"
+            + (f" — {check.warning()}" if check.warning() else ""))  # fmt: skip
+    return written

@@ -1,0 +1,87 @@
+"""Views of a model's landscape, drawn by the same renderers as the article's maps.
+
+A ``ModelSurface`` becomes a ``Landscape`` (rows: the y direction) and a projected path a
+``Trajectory`` (vertical: y, horizontal: x), so heatmaps, contours, 3D surfaces and animations
+all work unchanged. ``plot_honesty`` draws the recorded models' true loss beside the surface's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+
+from .landscape import Grid, Landscape
+from .modelscape import ModelSurface
+from .optimizers import OPTIMIZERS, OptimizerSpec
+from .projection import Honesty, ProjectedPath
+from .trajectory import Trajectory
+
+__all__ = ["ModelObjective", "path_trajectory", "plot_honesty", "plot_line", "surface_landscape"]
+
+
+@dataclass(frozen=True)
+class ModelObjective:
+    """What a model landscape shows, for the renderers: a title and the axis names."""
+
+    title: str = "loss"
+    labels: tuple[str, str] = ("y direction", "x direction")
+
+    def same_function_as(self, other: object) -> bool:
+        return self == other
+
+
+def surface_landscape(surface: ModelSurface, title: str = "loss") -> Landscape:
+    if surface.is_line:
+        raise ValueError("a line has no map; use plot_line")
+    ys, xs = surface.ys, surface.xs
+    grid = Grid((float(ys[0]), float(ys[-1])), (float(xs[0]), float(xs[-1])), len(ys), len(xs))
+    return Landscape(grid, torch.from_numpy(surface.loss), ModelObjective(title))  # type: ignore[arg-type]
+
+
+def path_trajectory(
+    projected: ProjectedPath, losses: np.ndarray, *, optimizer: str | None = None
+) -> Trajectory:
+    """The projected path as a ``Trajectory`` whose losses are the models' true losses."""
+    name = (optimizer or "sgd").lower()
+    spec = OptimizerSpec.of(name if name in OPTIMIZERS else "sgd")
+    start = (float(projected.ys[0]), float(projected.xs[0]))
+    return Trajectory(projected.ys, projected.xs, np.asarray(losses, dtype=np.float64), None,
+                      ModelObjective(), spec, start)  # type: ignore[arg-type]  # fmt: skip
+
+
+def plot_honesty(honesty: Honesty, steps: np.ndarray, *, ax: Axes) -> tuple[Line2D, Line2D]:
+    """The true loss of each recorded model and the surface's value at its projection."""
+    (true,) = ax.plot(steps, honesty.true_loss, color="black", lw=1.6, label="true loss")
+    (plane,) = ax.plot(steps, honesty.plane_loss, color="#d7191c", lw=1.2, ls="--",
+                       label="surface at the projected point")  # fmt: skip
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    if (honesty.true_loss > 0).all() and (honesty.plane_loss > 0).all():
+        ax.set_yscale("log")
+    warning = honesty.warning()
+    if warning:
+        ax.text(0.02, 0.02, "⚠ " + warning, transform=ax.transAxes, fontsize=7, color="#d7191c",
+                va="bottom", wrap=True)  # fmt: skip
+    ax.legend(fontsize=7, loc="upper right")
+    return true, plane
+
+
+def plot_line(surface: ModelSurface, *, ax: Axes, log: bool = False) -> list[Line2D]:
+    """A 1-D landscape: loss (and accuracy on a second axis) along the direction."""
+    (loss,) = ax.plot(surface.xs, surface.loss[0], color="tab:blue", label="loss")
+    ax.set_xlabel("step along the direction")
+    ax.set_ylabel("loss", color="tab:blue")
+    if log:
+        ax.set_yscale("log")
+    lines = [loss]
+    if surface.accuracy is not None:
+        twin = ax.twinx()
+        (acc,) = twin.plot(surface.xs, 100 * surface.accuracy[0], color="tab:red",
+                           label="accuracy")  # fmt: skip
+        twin.set_ylabel("accuracy (%)", color="tab:red")
+        lines.append(acc)
+    return lines

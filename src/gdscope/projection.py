@@ -1,0 +1,90 @@
+"""Projecting a recorded path onto a landscape's plane, and saying how honest that picture is.
+
+A 2-D picture of a million-parameter path can mislead: the recorded models lie off the plane,
+so their true loss need not be the surface's value where they are drawn. ``project`` finds each
+model's plane coordinates (least squares, so non-orthogonal directions are handled) and
+``honesty`` evaluates, for each, the true loss and the loss at its projected point on the plane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .modelscape import Batches, ModelSurface, evaluate_plane_loop
+from .recorder import RecordedPath
+
+__all__ = ["Honesty", "ProjectedPath", "honesty", "project"]
+
+
+@dataclass(frozen=True, eq=False)
+class ProjectedPath:
+    xs: np.ndarray
+    ys: np.ndarray
+    off_plane: np.ndarray
+    """Distance of each model from the plane, relative to its distance from the centre."""
+    steps: np.ndarray
+
+
+def project(path: RecordedPath, surface: ModelSurface) -> ProjectedPath:
+    """Plane coordinates of every snapshot: least squares of ``w − centre`` on ``[dx, dy]``."""
+    basis = surface.dx[None].double() if surface.dy is None else torch.stack(
+        [surface.dx, surface.dy]).double()  # fmt: skip
+    gram = basis @ basis.T
+    xs, ys, off = [], [], []
+    for i in range(len(path)):
+        delta = path.vector(i).double() - surface.centre.double()
+        coef = torch.linalg.solve(gram, basis @ delta)
+        residual = delta - coef @ basis
+        xs.append(float(coef[0]))
+        ys.append(float(coef[1]) if len(coef) > 1 else 0.0)
+        scale = float(delta.norm())
+        off.append(float(residual.norm()) / scale if scale > 0 else 0.0)
+    return ProjectedPath(np.array(xs), np.array(ys), np.array(off), np.asarray(path.steps))
+
+
+@dataclass(frozen=True, eq=False)
+class Honesty:
+    true_loss: np.ndarray
+    """Each recorded model's own loss on the data."""
+    plane_loss: np.ndarray
+    """The loss at its projected point on the plane (what the picture shows there)."""
+
+    @property
+    def gap(self) -> np.ndarray:
+        return self.plane_loss - self.true_loss
+
+    @property
+    def relative_gap(self) -> float:
+        """Largest ``|gap|`` relative to the range of true losses along the path."""
+        spread = float(np.ptp(self.true_loss)) or float(np.abs(self.true_loss).max()) or 1.0
+        return float(np.abs(self.gap).max() / spread)
+
+    def warning(self, threshold: float = 0.1) -> str | None:
+        if self.relative_gap <= threshold:
+            return None
+        return (f"the projected path misleads: the surface differs from the recorded models' "
+                f"true loss by up to {np.abs(self.gap).max():.3g} "
+                f"({100 * self.relative_gap:.0f}% of the path's loss range)")  # fmt: skip
+
+
+def honesty(
+    model: nn.Module,
+    batches: Batches,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    path: RecordedPath,
+    projected: ProjectedPath,
+    surface: ModelSurface,
+) -> Honesty:
+    """Evaluate every recorded model and its projection (exactly, not interpolated)."""
+    device = batches[0][0].device
+    true = torch.stack([path.vector(i) for i in range(len(path))]).to(device)
+    pairs = zip(projected.xs, projected.ys, strict=True)
+    on_plane = torch.stack([surface.point(x, y) for x, y in pairs]).to(device)
+    true_loss, _ = evaluate_plane_loop(model, batches, loss_fn, true)
+    plane_loss, _ = evaluate_plane_loop(model, batches, loss_fn, on_plane)
+    return Honesty(true_loss.numpy(), plane_loss.numpy())

@@ -1,0 +1,311 @@
+"""Landscapes of real networks: directions, evaluation, PCA, projections, resume, files."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gdscope.directions import line_direction, normalize, pca_plane, random_direction
+from gdscope.errors import GdscopeError
+from gdscope.examples import cnn, mlp
+from gdscope.fit import fit
+from gdscope.modelscape import (
+    evaluate_plane,
+    evaluate_plane_loop,
+    evaluate_vectors,
+    materialize,
+)
+from gdscope.projection import honesty, project
+from gdscope.recorder import ParamLayout, RecordedPath, Recorder, open_path
+
+
+def small_cnn_data(n=256, batch=64):
+    data = cnn.make_dataset(n, seed=1)
+    return torch.utils.data.DataLoader(data, batch_size=batch)
+
+
+def direct_loss(model, loader, loss_fn):
+    """The plain way: model in eval mode, batch by batch, mean over samples."""
+    model.eval()
+    total = seen = correct = 0
+    with torch.no_grad():
+        for x, y in loader:
+            out = model(x)
+            total += float(loss_fn(out, y)) * len(y)
+            correct += int((out.argmax(1) == y).sum())
+            seen += len(y)
+    return total / seen, correct / seen
+
+
+@pytest.fixture(scope="module")
+def trained_cnn():
+    model = cnn.make_model(seed=3)
+    generator = torch.Generator().manual_seed(0)
+    data = cnn.make_dataset(512, seed=2)
+    loader = torch.utils.data.DataLoader(data, batch_size=64, shuffle=True, generator=generator)
+    fit(model, loader, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.05,
+        momentum=0.9), epochs=1)  # fmt: skip
+    return model.eval()
+
+
+@pytest.mark.parametrize("ignore", ["biasbn", "keep"])
+def test_filter_normalized_directions_have_the_filters_norms(trained_cnn, ignore):
+    direction = random_direction(trained_cnn, norm="filter", ignore=ignore, seed=5)
+    layout = ParamLayout.of(trained_cnn)
+    parts = layout.unflatten(direction)
+    params = dict(trained_cnn.named_parameters())
+    for name in layout.names:
+        d, w = parts[name], params[name].detach()
+        if w.dim() <= 1:  # biases and BatchNorm's scales and shifts
+            expected = torch.zeros_like(w) if ignore == "biasbn" else w
+            torch.testing.assert_close(d, expected)
+            continue
+        for i in range(w.shape[0]):  # filter by filter
+            assert float(d[i].norm()) == pytest.approx(float(w[i].norm()), rel=1e-5)
+
+
+def test_layer_normalization_and_seeds(trained_cnn):
+    direction = random_direction(trained_cnn, norm="layer", seed=1)
+    parts = ParamLayout.of(trained_cnn).unflatten(direction)
+    conv = dict(trained_cnn.named_parameters())["features.0.weight"]
+    assert float(parts["features.0.weight"].norm()) == pytest.approx(float(conv.norm()), rel=1e-5)
+    assert torch.equal(random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=1))
+    assert not torch.equal(
+        random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
+    )
+    with pytest.raises(GdscopeError, match="norm must be one of"):
+        normalize(direction, trained_cnn, norm="weird")
+
+
+def test_origin_is_the_models_own_loss_and_a_grid_value_is_a_direct_evaluation(trained_cnn):
+    loader = small_cnn_data()
+    loss_fn = nn.CrossEntropyLoss()
+    dx = random_direction(trained_cnn, seed=1)
+    dy = random_direction(trained_cnn, seed=2)
+    xs, ys = [-0.5, 0.0, 0.25], [-0.2, 0.0, 0.4]
+    surface = evaluate_plane(trained_cnn, loader, loss_fn, dx=dx, dy=dy, xs=xs, ys=ys,
+                             strategy="vmap", chunk=4)  # fmt: skip
+    own, own_acc = direct_loss(trained_cnn, loader, loss_fn)
+    assert surface.loss[1, 1] == pytest.approx(own, rel=1e-5)
+    assert surface.accuracy[1, 1] == pytest.approx(own_acc)
+    shifted = copy.deepcopy(trained_cnn)
+    layout = ParamLayout.of(shifted)
+    moved = layout.vector(trained_cnn) + 0.25 * dx + 0.4 * dy
+    with torch.no_grad():
+        for name, value in layout.unflatten(moved).items():
+            dict(shifted.named_parameters())[name].copy_(value)
+    value, accuracy = direct_loss(shifted, loader, loss_fn)
+    assert surface.loss[2, 2] == pytest.approx(value, rel=1e-5)  # rows are y, columns x
+    assert surface.accuracy[2, 2] == pytest.approx(accuracy)
+    # the model itself is untouched, and still in eval mode
+    assert torch.equal(layout.vector(trained_cnn), surface.centre)
+
+
+def test_vmap_and_loop_strategies_agree_with_batchnorm(trained_cnn):
+    batches = materialize(small_cnn_data(), "cpu")
+    centre = ParamLayout.of(trained_cnn).vector(trained_cnn)
+    vectors = centre + 0.3 * torch.randn(
+        5, centre.numel(), generator=torch.Generator().manual_seed(0)
+    )
+    a = evaluate_vectors(trained_cnn, batches, nn.CrossEntropyLoss(), vectors)
+    b = evaluate_plane_loop(trained_cnn, batches, nn.CrossEntropyLoss(), vectors)
+    torch.testing.assert_close(a[0], b[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a[1], b[1])
+
+
+def plane_path(count=12, size=300, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    basis, _ = torch.linalg.qr(torch.randn(size, 2, generator=generator, dtype=torch.float64))
+    u, v = basis[:, 0], basis[:, 1]
+    centre = torch.randn(size, generator=generator, dtype=torch.float64)
+    t = torch.linspace(0, 1, count, dtype=torch.float64)
+    points = centre + (3 * t)[:, None] * u + torch.sin(4 * t)[:, None] * v
+    layout = ParamLayout(("w",), ((size,),))
+    path = RecordedPath(layout, points.float().numpy(), np.arange(count),
+                        np.full(count, np.nan))  # fmt: skip
+    return path, u, v
+
+
+def test_pca_of_a_path_in_a_known_plane_recovers_the_plane():
+    path, u, v = plane_path()
+    plane = pca_plane(path)
+    basis = torch.stack([plane.dx, plane.dy]).double()
+    for true in (u, v):
+        inside = basis.T @ (basis @ true)
+        assert float((true - inside).norm()) < 1e-5  # u and v lie in the recovered plane
+    assert plane.explained_variance_ratio.sum() == pytest.approx(1.0, abs=1e-6)
+    assert plane.explained_variance_ratio[0] >= plane.explained_variance_ratio[1]
+    assert abs(float(plane.dx @ plane.dy)) < 1e-5
+    torch.testing.assert_close(plane.centre, torch.from_numpy(path.snapshots[-1]))
+
+
+def test_pca_matches_a_dense_svd_in_blocks():
+    path, _, _ = plane_path(count=9, size=50, seed=3)
+    noisy = path.snapshots + 0.01 * np.random.RandomState(0).randn(*path.snapshots.shape)
+    path = RecordedPath(path.layout, noisy.astype(np.float32), path.steps, path.losses)
+    dense = pca_plane(path, block=10_000)
+    blocked = pca_plane(path, block=7)
+    for a, b in ((dense.dx, blocked.dx), (dense.dy, blocked.dy)):
+        assert abs(float(a @ b)) == pytest.approx(1.0, abs=1e-5)
+    matrix = noisy.astype(np.float64) - noisy[-1]
+    matrix -= matrix.mean(0)
+    singular = np.linalg.svd(matrix, compute_uv=False) ** 2
+    np.testing.assert_allclose(dense.explained_variance_ratio, singular[:2] / singular.sum(),
+                               rtol=1e-6)  # fmt: skip
+
+
+def test_recorder_memory_and_disk_agree(tmp_path):
+    runs = []
+    for path in (None, tmp_path / "rec"):
+        model = mlp.make_model(seed=1)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        rec = Recorder(model, every=3, path=path, optimizer=optimizer)
+        for x, y in mlp.make_loader(batch_size=150):
+            optimizer.zero_grad()
+            loss = nn.CrossEntropyLoss()(model(x), y)
+            loss.backward()
+            optimizer.step()
+            rec.step(loss)
+        runs.append(rec.result())
+    memory, disk = runs
+    assert len(memory) == 1 + 10 // 3 and list(memory.steps) == [0, 3, 6, 9]
+    np.testing.assert_array_equal(memory.snapshots, disk.snapshots)
+    assert isinstance(disk.snapshots, np.memmap) and disk.optimizer == "Adam"
+    np.testing.assert_array_equal(open_path(tmp_path / "rec").losses, memory.losses)
+    with pytest.raises(GdscopeError, match="already holds a recording"):
+        Recorder(mlp.make_model(), path=tmp_path / "rec")
+
+
+def test_projection_and_honesty(trained_cnn):
+    loader = small_cnn_data(128)
+    batches = materialize(loader, "cpu")
+    layout = ParamLayout.of(trained_cnn)
+    centre = layout.vector(trained_cnn)
+    dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
+    surface = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), dx=dx, dy=dy,
+                             xs=[-1, 1], ys=[-1, 1])  # fmt: skip
+    on_plane = torch.stack([centre + a * dx + b * dy for a, b in ((0.5, -0.3), (0.1, 0.2))])
+    off = centre + 0.2 * dx + 0.5 * random_direction(trained_cnn, seed=9)
+    snapshots = torch.cat([on_plane, off[None]]).numpy()
+    path = RecordedPath(layout, snapshots, np.arange(3), np.full(3, np.nan))
+    projected = project(path, surface)
+    np.testing.assert_allclose(projected.xs[:2], [0.5, 0.1], atol=1e-4)
+    np.testing.assert_allclose(projected.ys[:2], [-0.3, 0.2], atol=1e-4)
+    assert projected.off_plane[:2].max() < 1e-4 and projected.off_plane[2] > 0.3
+    check = honesty(trained_cnn, batches, nn.CrossEntropyLoss(), path, projected, surface)
+    assert abs(check.gap[:2]).max() < 1e-4  # on the plane, the picture is the truth
+    assert abs(check.gap[2]) > 1e-3
+
+
+def test_resume_computes_only_what_is_missing(trained_cnn, tmp_path):
+    loader = small_cnn_data(128)
+    dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
+    grid = {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 4), "ys": np.linspace(-1, 1, 3)}
+    full = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), chunk=2, **grid)
+    calls = []
+
+    def crash_after_two(done, total):
+        calls.append(done)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    resume = tmp_path / "run.npz"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), chunk=2, resume=resume,
+                       progress=crash_after_two, **grid)  # fmt: skip
+    assert calls == [2, 4]
+    later = []
+    again = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), chunk=2, resume=resume,
+                           progress=lambda d, t: later.append(d), **grid)  # fmt: skip
+    assert later == [6, 8, 10, 12]  # the first four points were not computed again
+    np.testing.assert_array_equal(again.loss, full.loss)
+    other = {**grid, "xs": np.linspace(-2, 2, 4)}
+    with pytest.raises(GdscopeError, match="belongs to another computation"):
+        evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), resume=resume, **other)
+
+
+def test_line_between_two_models():
+    # Directions move parameters only (the reference's dir_type=weights): a model without
+    # buffers, so that the line's end is exactly the other model.
+    start, end = mlp.make_model(seed=1).eval(), mlp.make_model(seed=2).eval()
+    loader = mlp.make_loader()
+    surface = evaluate_plane(start, loader, nn.CrossEntropyLoss(),
+                             dx=line_direction(start, end), xs=[0.0, 0.5, 1.0])  # fmt: skip
+    assert surface.is_line and surface.loss.shape == (1, 3)
+    for x, model in ((0.0, start), (1.0, end)):
+        own = direct_loss(model, loader, nn.CrossEntropyLoss())[0]
+        assert surface.loss[0, int(2 * x)] == pytest.approx(own, rel=1e-5)
+
+
+def test_hdf5_in_the_reference_layout(trained_cnn, tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from gdscope.surfacefiles import save_surface
+
+    loader = small_cnn_data(64)
+    dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
+    surface = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), dx=dx, dy=dy,
+                             xs=np.linspace(-1, 1, 3), ys=np.linspace(-1, 1, 3))  # fmt: skip
+    files = save_surface(surface, tmp_path / "s.h5")
+    assert [f.name for f in files] == ["s_directions.h5", "s.h5"]
+    with h5py.File(tmp_path / "s.h5") as f:
+        np.testing.assert_array_equal(f["xcoordinates"][:], surface.xs)
+        np.testing.assert_array_equal(f["train_loss"][:], surface.loss)
+        np.testing.assert_allclose(f["train_acc"][:], 100 * surface.accuracy)
+    with h5py.File(tmp_path / "s_directions.h5") as f:
+        params = list(trained_cnn.parameters())
+        assert len(f["xdirection"]) == len(params)
+        for i, p in enumerate(params):
+            assert f["xdirection"][str(i)].shape == tuple(p.shape)
+        np.testing.assert_array_equal(f["ydirection"]["0"][:], ParamLayout.of(
+            trained_cnn).unflatten(dy)["features.0.weight"].numpy())  # fmt: skip
+    with pytest.raises(GdscopeError, match="already exists"):
+        save_surface(surface, tmp_path / "s.h5")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_surface_equals_cpu(trained_cnn):
+    loader = small_cnn_data(128)
+    dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
+    grid = {"dx": dx, "dy": dy, "xs": [-1, 0, 1], "ys": [-1, 0, 1]}
+    cpu = evaluate_plane(copy.deepcopy(trained_cnn), loader, nn.CrossEntropyLoss(), **grid)
+    gpu = evaluate_plane(copy.deepcopy(trained_cnn), loader, nn.CrossEntropyLoss(),
+                         device="cuda", strategy="vmap", **grid)  # fmt: skip
+    np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-4)
+
+
+def test_landscape_cli_pca_with_a_checkpoint_and_errors(tmp_path, capsys):
+    from gdscope.cli import main
+
+    model = mlp.make_model(seed=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    fit(model, mlp.make_loader(shuffle=True), nn.CrossEntropyLoss(), optimizer, epochs=2,
+        path=tmp_path / "rec")  # fmt: skip
+    torch.save(model.state_dict(), tmp_path / "final.pt")
+    out = tmp_path / "pca.png"
+    args = [
+        *("landscape", "--model", "gdscope.examples.mlp:make_model"),
+        *("--data", "gdscope.examples.mlp:make_loader"),
+        *("--checkpoint", str(tmp_path / "final.pt"), "--path", str(tmp_path / "rec")),
+        *("--directions", "pca", "--x", "-2", "2", "5", "--y", "-1", "1", "4"),
+        *("--out", str(out), "--save", str(tmp_path / "pca.npz")),
+    ]
+    assert main(args) == 0
+    saved = np.load(tmp_path / "pca.npz")
+    assert saved["loss"].shape == (4, 5) and len(saved["path_x"]) == 31
+    assert saved["explained_variance_ratio"].sum() <= 1.0 + 1e-9
+    capsys.readouterr()
+    for extra, message in (
+        (["--model", "nope:make"], "cannot import 'nope'"),
+        (["--model", "gdscope.examples.mlp:nothing"], "has no callable 'nothing'"),
+        (["--model", "gdscope.examples.cnn:make_model"], "does not fit the model"),
+        (["--x", "1", "-1", "5"], "LO < HI"),
+        (["--directions", "line"], "needs the model at its end"),
+        (["--address", "x"], "--address needs --backend ray"),
+    ):
+        code = main([*args[:-4], *extra, "--out", str(tmp_path / "x.png")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, (extra, err)
