@@ -309,3 +309,23 @@ def test_landscape_cli_pca_with_a_checkpoint_and_errors(tmp_path, capsys):
         code = main([*args[:-4], *extra, "--out", str(tmp_path / "x.png")])
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.count("\n") == 1, (extra, err)
+
+
+def test_landscape_cli_animates_the_projected_path(tmp_path):
+    from PIL import Image
+
+    from gdscope.cli import main
+
+    model = mlp.make_model(seed=1)
+    fit(model, mlp.make_loader(), nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters()),
+        epochs=1, path=tmp_path / "rec")  # fmt: skip
+    out, movie = tmp_path / "p.png", tmp_path / "p.gif"
+    args = [
+        *("landscape", "--model", "gdscope.examples.mlp:make_model"),
+        *("--data", "gdscope.examples.mlp:make_loader", "--path", str(tmp_path / "rec")),
+        *("--directions", "pca", "--x", "-1", "1", "3", "--y", "-1", "1", "3"),
+        *("--out", str(out), "--animate", str(movie)),
+    ]
+    assert main(args) == 0
+    with Image.open(movie) as image:
+        assert image.n_frames == len(open_path(tmp_path / "rec"))

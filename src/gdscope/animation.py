@@ -104,6 +104,7 @@ class Animator:
     """Draws the static figure once and yields each frame as an ``(H, W, 3)`` uint8 array.
 
     ``runs[i]`` are the paths on panel ``i`` (one or several, in different colours).
+    ``equal_aspect=False`` for maps whose axes have unrelated units (a model's directions).
     """
 
     def __init__(
@@ -116,8 +117,10 @@ class Animator:
         kind: str = "heatmap",
         effective: bool = False,
         title: str | None = None,
+        equal_aspect: bool = True,
     ) -> None:
         options = options or AnimationOptions()
+        self.equal_aspect = equal_aspect
         if len(landscapes) != len(runs) or not landscapes or not all(runs):
             raise GdscopeError("need at least one path per landscape")
         self.landscapes, self.runs, self.options = list(landscapes), list(runs), options
@@ -163,6 +166,8 @@ class Animator:
             left, right, bottom, top = landscape.grid.extent
             ax.set_xlim(left, right)
             ax.set_ylim(bottom, top)
+            if not self.equal_aspect:
+                ax.set_aspect("auto")
         first = self.runs[0][0]
         self.loss_ax.set_xlim(0, max(1, self.steps))
         self.loss_ax.set_xlabel("step" if first.steps_per_epoch == 1 else "step (mini-batch)")

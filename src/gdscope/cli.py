@@ -368,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     scape.add_argument("--log-color", action="store_true")
     scape.add_argument("--title")
     scape.add_argument("--save", type=Path, help="the surface: .npz, or .h5 (reference layout)")
+    scape.add_argument(
+        "--animate",
+        type=Path,
+        metavar="GIF|MP4",
+        help="also animate the projected path over the map (needs --path)",
+    )
     _add_output_options(scape, what="image file (.png, .svg or .pdf)")
 
     example = commands.add_parser("example", help="train an example network, draw its landscape")
@@ -847,6 +853,14 @@ def _run_landscape(ns: argparse.Namespace) -> int:
     from .output import save_figure
 
     _check_outputs(ns, saves=(".npz", ".h5"))
+    if ns.animate is not None:
+        from .animation import animation_format
+
+        animation_format(ns.animate)
+        if ns.path is None:
+            raise GdscopeError("--animate draws the recorded path: give --path")
+        if ns.animate.exists() and not ns.force:
+            raise GdscopeError(f"{ns.animate} already exists; pass --force to overwrite it")
     backend = None
     if ns.backend == "ray":
         from .distributed import RayBackend
@@ -877,6 +891,17 @@ def _run_landscape(ns: argparse.Namespace) -> int:
         for path in save_surface(result.surface, ns.save, projected=result.projected,
                                  explained=result.explained, force=ns.force):  # fmt: skip
             print(path)
+    if ns.animate is not None and result.projected is not None and result.honesty is not None:
+        from .animation import Animator, write_animation
+        from .netviews import path_trajectory, surface_landscape
+
+        name = result.path.optimizer if result.path is not None else None
+        trajectory = path_trajectory(result.projected, result.honesty.true_loss, optimizer=name)
+        animator = Animator([surface_landscape(result.surface)], [[trajectory]], log=ns.log_color,
+                            kind="heatmap" if ns.view == "heatmap" else "contour",
+                            title=ns.title or "the recorded path on its plane",
+                            equal_aspect=False)  # fmt: skip
+        print(write_animation(animator.frames(), ns.animate, fps=15, force=ns.force))
     return 0
 
 
