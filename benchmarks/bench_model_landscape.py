@@ -1,0 +1,81 @@
+"""Grid points per second for a 51×51 model landscape: the per-point loop vs the batched one.
+
+The per-point loop is the reference implementation's method (load the weights, evaluate the
+data set); the batched evaluator runs a chunk of grid points through each batch at once with
+``torch.func.functional_call`` under ``vmap``. Both evaluate a sample of the 2,601 points (the
+time per point does not depend on the point) and the full surface's time is extrapolated.
+
+    python benchmarks/bench_model_landscape.py                      # small CNN, 10k images, CPU
+    python benchmarks/bench_model_landscape.py --model resnet56 --device cuda --points 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from gdscope.directions import random_direction
+from gdscope.examples import cnn, resnet
+from gdscope.modelscape import evaluate_plane_loop, evaluate_vectors, materialize
+from gdscope.recorder import ParamLayout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", choices=("cnn", "resnet56"), default="cnn")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--points", type=int, default=32, help="grid points timed per method")
+    parser.add_argument("--chunks", type=int, nargs="+", default=[4, 16])
+    args = parser.parse_args()
+    module = cnn if args.model == "cnn" else resnet
+    model = module.make_model().to(args.device).eval()
+    batches = materialize(module.make_loader(), args.device)
+    samples = sum(len(y) for _, y in batches)
+    layout = ParamLayout.of(model)
+    centre = layout.vector(model)
+    dx = random_direction(model, seed=1).to(args.device)
+    dy = random_direction(model, seed=2).to(args.device)
+    coords = np.stack(np.meshgrid(np.linspace(-1, 1, 51), np.linspace(-1, 1, 51)), -1)
+    coords = torch.tensor(coords.reshape(-1, 2)[: args.points], dtype=torch.float32,
+                          device=args.device)  # fmt: skip
+    vectors = centre[None] + coords[:, :1] * dx[None] + coords[:, 1:] * dy[None]
+    loss_fn = nn.CrossEntropyLoss()
+
+    def timed(run) -> float:
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        began = time.perf_counter()
+        run()
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - began
+
+    evaluate_vectors(model, batches[:1], loss_fn, vectors[:2])  # warm-up
+    rows = [("per-point loop (reference method)",
+             timed(lambda: evaluate_plane_loop(model, batches, loss_fn, vectors)))]  # fmt: skip
+    for chunk in args.chunks:
+
+        def batched(chunk: int = chunk) -> None:
+            for start in range(0, len(vectors), chunk):
+                evaluate_vectors(model, batches, loss_fn, vectors[start : start + chunk])
+
+        rows.append((f"batched, vmap over {chunk} points", timed(batched)))
+    device = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    if args.device.startswith("cuda"):
+        device = torch.cuda.get_device_name()
+    print(f"{args.model}: {layout.size:,} parameters, {samples:,} samples; {device}")
+    print("| method | points/s | s per point | 51×51 surface (s) | vs loop |")
+    print("|---|---:|---:|---:|---:|")
+    base = rows[0][1]
+    for name, seconds in rows:
+        per = seconds / len(vectors)
+        print(f"| {name} | {1 / per:.2f} | {per:.3f} | {2601 * per:.0f} | {base / seconds:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
