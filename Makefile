@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_loss_map.py
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_animation.py
+	$(BIN)/python benchmarks/bench_model_landscape.py
 
 serve: $(STAMP)
 	$(BIN)/gdscope serve --open
