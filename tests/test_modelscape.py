@@ -12,7 +12,7 @@ from torch import nn
 from gdscope.directions import line_direction, normalize, pca_plane, random_direction
 from gdscope.errors import GdscopeError
 from gdscope.examples import cnn, mlp
-from gdscope.fit import fit
+from gdscope.trainer import fit
 from gdscope.modelscape import (
     evaluate_plane,
     evaluate_plane_loop,

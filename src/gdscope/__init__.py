@@ -15,6 +15,7 @@ from .errors import GdscopeError
 from .functions import FUNCTIONS, TestFunction
 from .landscape import Grid, Landscape, loss_map
 from .losses import ARTICLE_LOSSES, LossSpec
+from .recorder import Recorder
 from .sgd import SGDConfig
 from .train import train
 from .trajectory import Trajectory
@@ -26,7 +27,7 @@ def __getattr__(name: str) -> object:
     import importlib
 
     homes = {"make_plot": "jobs", "make_animation": "jobs",
-             "save_trajectories": "export", "run_batched": "batched"}  # fmt: skip
+             "save_trajectories": "export", "run_batched": "batched", "fit": "trainer"}  # fmt: skip
     if name in homes:
         return getattr(importlib.import_module(f".{homes[name]}", __name__), name)
     raise AttributeError(f"module 'gdscope' has no attribute {name!r}")
@@ -43,10 +44,12 @@ __all__ = [
     "Landscape",
     "LossSpec",
     "PlotConfig",
+    "Recorder",
     "SGDConfig",
     "TestFunction",
     "Trajectory",
     "__version__",
+    "fit",
     "load_csv",
     "load_toml",
     "loss_map",

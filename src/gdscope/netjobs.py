@@ -217,8 +217,9 @@ def run_example(
 
     if name not in EXAMPLES:
         raise GdscopeError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
-    if not out.is_dir():
-        raise GdscopeError(f"directory {out} does not exist")
+    if out.exists() and not out.is_dir():
+        raise GdscopeError(f"{out} is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
     module = importlib.import_module(EXAMPLES[name])
     written: list[Path] = []
     optimizers = {
@@ -230,7 +231,7 @@ def run_example(
         for target in targets:
             if target.exists() and not force:
                 raise GdscopeError(f"{target} already exists; pass --force to overwrite it")
-        from .fit import fit
+        from .trainer import fit
 
         model = module.make_model()
         trained = fit(model, module.make_loader(shuffle=True), nn.CrossEntropyLoss(),
