@@ -12,7 +12,6 @@ from torch import nn
 from gdscope.directions import line_direction, normalize, pca_plane, random_direction
 from gdscope.errors import GdscopeError
 from gdscope.examples import cnn, mlp
-from gdscope.trainer import fit
 from gdscope.modelscape import (
     evaluate_plane,
     evaluate_plane_loop,
@@ -21,6 +20,7 @@ from gdscope.modelscape import (
 )
 from gdscope.projection import honesty, project
 from gdscope.recorder import ParamLayout, RecordedPath, Recorder, open_path
+from gdscope.trainer import fit
 
 
 def small_cnn_data(n=256, batch=64):
