@@ -340,22 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="1-D parameters (biases, norm layers): zero them, or keep them",
     )
     scape.add_argument("--seed", type=_integer, default=0, help="seed of the random directions")
-    scape.add_argument(
-        "--x",
-        type=_number,
-        nargs=3,
-        default=(-1.0, 1.0, 21),
-        metavar=("LO", "HI", "N"),
-        help="x coordinates (default -1 1 21)",
-    )
-    scape.add_argument(
-        "--y",
-        type=_number,
-        nargs=3,
-        default=(-1.0, 1.0, 21),
-        metavar=("LO", "HI", "N"),
-        help="y coordinates (default -1 1 21)",
-    )
+    for axis in ("x", "y"):
+        scape.add_argument(
+            f"--{axis}", type=_number, nargs=3, default=(-1.0, 1.0, 21), metavar=("LO", "HI", "N")
+        )
     scape.add_argument("--line", action="store_true", help="1-D: along x only")
     scape.add_argument("--device", default="cpu")
     scape.add_argument("--chunk", type=_integer, default=16, help="grid points per evaluation")
