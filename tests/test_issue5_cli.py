@@ -88,6 +88,19 @@ def test_gif_has_one_frame_per_step_and_the_asked_size(tmp_path, capsys):
         image.seek(30)
         last = np.asarray(image.convert("RGB"))
     assert (first != last).any()  # the path moved
+    # Frames store only changed pixels; decoding must still give the whole picture.
+    from gdscope.animation import AnimationOptions, Animator
+    from gdscope.figures import run_config
+
+    config = PlotConfig(optimizer=OptimizerSpec.of("sgd", lr=0.1, momentum=0.9), epochs=30)
+    _, landscapes, trajectories = run_config(config)
+    raw = list(Animator(landscapes, [[t] for t in trajectories],
+                        options=AnimationOptions(fps=10, size=(640, 480))).frames())  # fmt: skip
+    for index, decoded in ((0, first), (30, last)):
+        error = np.abs(decoded.astype(int) - raw[index].astype(int))
+        # 255 colours cost a few levels; a wrong composition would cost ~100 where paths are.
+        assert error.mean() < 6 and np.percentile(error, 99.9) < 60
+    assert out.stat().st_size < 1_500_000
     record = json.loads((tmp_path / "a.gif.json").read_text())
     assert record["kind"] == "animate" and record["animation"]["fps"] == 10
 

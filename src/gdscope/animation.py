@@ -239,15 +239,28 @@ def write_animation(
         if not rgb:
             raise GdscopeError("no frames to write")
         # One palette for the whole film (from the first and last frames, which hold every
-        # colour the paths use), no dithering: unchanged pixels stay identical between frames,
-        # so Pillow stores each frame as the small rectangle that changed.
+        # colour the paths use), no dithering, 255 colours: index 255 is left free to mean
+        # "unchanged". Each later frame keeps only the pixels that changed and is drawn over the
+        # previous one (disposal 1), so the runs of transparent pixels compress to almost nothing
+        # even when the changes are far apart (paths in four panels, the counter, the curve).
         sample = Image.new("RGB", (rgb[0].width, rgb[0].height * 2))
         sample.paste(rgb[0], (0, 0))
         sample.paste(rgb[-1], (0, rgb[0].height))
         palette = sample.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
-        images = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in rgb]
+        colours = palette.getpalette()[: 3 * 256]
+        images, previous = [], None
+        for frame in rgb:
+            indices = np.asarray(frame.quantize(palette=palette, dither=Image.Dither.NONE))
+            shown = indices.copy()
+            if previous is not None:
+                shown[indices == previous] = 255
+            previous = indices
+            image = Image.frombytes("P", (shown.shape[1], shown.shape[0]), shown.tobytes())
+            image.putpalette(colours)
+            images.append(image)
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=max(20, round(1000 / fps)), loop=0, optimize=False)  # fmt: skip
+                       duration=max(20, round(1000 / fps)), loop=0, transparency=255, disposal=1,
+                       optimize=False)  # fmt: skip
 
     def write_mp4(tmp: Path) -> None:
         try:
