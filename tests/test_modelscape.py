@@ -329,3 +329,23 @@ def test_landscape_cli_animates_the_projected_path(tmp_path):
     assert main(args) == 0
     with Image.open(movie) as image:
         assert image.n_frames == len(open_path(tmp_path / "rec"))
+
+
+def test_auto_chunk_follows_free_memory(trained_cnn, monkeypatch):
+    from gdscope import modelscape
+
+    batches = materialize(small_cnn_data(), "cpu")
+    layout = ParamLayout.of(trained_cnn)
+    monkeypatch.setattr(modelscape, "_free_memory", lambda device: 1 << 30)
+    big = modelscape.auto_chunk(trained_cnn, batches, layout)
+    monkeypatch.setattr(modelscape, "_free_memory", lambda device: 1 << 24)
+    small = modelscape.auto_chunk(trained_cnn, batches, layout)
+    # largest activation: the first conv's output for a batch of 64 (64×8×16×16 floats)
+    per_point = 4 * (64 * 8 * 16 * 16 * 4) + 4 * layout.size
+    assert big == min(1024, (1 << 28) // per_point) and small == max(1, (1 << 22) // per_point)
+    dx = random_direction(trained_cnn, seed=1)
+    auto = evaluate_plane(trained_cnn, small_cnn_data(), nn.CrossEntropyLoss(), dx=dx,
+                          xs=np.linspace(-1, 1, 5), strategy="vmap")  # fmt: skip
+    fixed = evaluate_plane(trained_cnn, small_cnn_data(), nn.CrossEntropyLoss(), dx=dx,
+                           xs=np.linspace(-1, 1, 5), strategy="vmap", chunk=2)  # fmt: skip
+    np.testing.assert_allclose(auto.loss, fixed.loss, rtol=1e-6)

@@ -346,7 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
     scape.add_argument("--line", action="store_true", help="1-D: along x only")
     scape.add_argument("--device", default="cpu")
-    scape.add_argument("--chunk", type=_integer, default=16, help="grid points per evaluation")
+    scape.add_argument(
+        "--chunk",
+        default="auto",
+        help="grid points per vmapped evaluation (default: sized to free memory)",
+    )
     scape.add_argument("--strategy", choices=("auto", "vmap", "loop"), default="auto")
     scape.add_argument("--backend", choices=("local", "ray"), default="local")
     scape.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
@@ -836,6 +840,15 @@ def _grid_axis(values: Sequence[float], flag: str) -> tuple[float, float, int]:
     return lo, hi, int(count)
 
 
+def _chunk(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise GdscopeError(f"--chunk takes a positive integer or 'auto', got {text!r}") from None
+
+
 def _run_landscape(ns: argparse.Namespace) -> int:
     from .netjobs import LandscapeJob, draw, run_job
     from .output import save_figure
@@ -860,7 +873,7 @@ def _run_landscape(ns: argparse.Namespace) -> int:
         model=ns.model, data=ns.data, loss=ns.loss, checkpoint=ns.checkpoint, path=ns.path,
         directions=ns.directions, to=ns.to, norm=ns.norm, ignore=ns.ignore, seed=ns.seed,
         x=_grid_axis(ns.x, "--x"), y=None if ns.line else _grid_axis(ns.y, "--y"),
-        device=ns.device, chunk=ns.chunk, strategy=ns.strategy, backend=backend,
+        device=ns.device, chunk=_chunk(ns.chunk), strategy=ns.strategy, backend=backend,
         resume=ns.resume,
     )  # fmt: skip
     update, close = _progress("landscape")

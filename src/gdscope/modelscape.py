@@ -28,6 +28,7 @@ from .recorder import ParamLayout
 __all__ = [
     "Batches",
     "ModelSurface",
+    "auto_chunk",
     "evaluate_plane",
     "evaluate_plane_loop",
     "evaluate_vectors",
@@ -165,6 +166,47 @@ class ModelSurface:
         return vector if self.dy is None else vector + y * self.dy
 
 
+def _free_memory(device: torch.device) -> int:
+    """Bytes free on ``device`` (CUDA: the driver's count; CPU: MemAvailable, else 4 GiB)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def auto_chunk(
+    model: nn.Module, batches: Batches, layout: ParamLayout, *, fraction: float = 0.25
+) -> int:
+    """Grid points per vmapped chunk so that one chunk uses about ``fraction`` of the free
+    memory. Without autograd only a few activations are alive at a time, so a point costs its
+    parameter vector plus 4× the largest single activation of the largest batch (a layer's input
+    and output, a residual branch, vmap's temporaries), measured with forward hooks on one plain
+    forward pass. Between 1 and 1024."""
+    inputs = max(batches, key=lambda b: len(b[0]))[0]
+    sizes: list[int] = []
+
+    def hook(module: nn.Module, args: object, output: object) -> None:
+        if isinstance(output, Tensor):
+            sizes.append(output.numel() * output.element_size())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    per_point = 4 * max(sizes, default=0) + 4 * layout.size
+    device = inputs.device
+    return int(max(1, min(1024, fraction * _free_memory(device) // max(per_point, 1))))
+
+
 def _fingerprint(*arrays: Tensor | np.ndarray) -> str:
     digest = hashlib.sha256()
     for array in arrays:
@@ -207,7 +249,7 @@ def evaluate_plane(
     xs: Sequence[float],
     ys: Sequence[float] = (0.0,),
     centre: Tensor | None = None,
-    chunk: int = 16,
+    chunk: int | str = "auto",
     device: torch.device | str | None = None,
     progress: Callable[[int, int], None] | None = None,
     resume: str | os.PathLike[str] | None = None,
@@ -216,9 +258,10 @@ def evaluate_plane(
 ) -> ModelSurface:
     """The landscape on the ``ys × xs`` grid (see ``ModelSurface``); ``centre`` defaults to the
     model's own parameters. ``chunk`` grid points go through the model together (memory grows
-    with it). ``progress(done, total)`` is called after every chunk. With ``resume``, finished
-    chunks are saved to that file as they complete, and points already there are not computed
-    again. ``backend`` (e.g. ``gdscope.distributed.RayBackend``) evaluates chunks elsewhere.
+    with it); ``"auto"`` sizes them to a quarter of the free memory (``auto_chunk``).
+    ``progress(done, total)`` is called after every chunk. With ``resume``, finished chunks are
+    saved to that file as they complete, and points already there are not computed again.
+    ``backend`` (e.g. ``gdscope.distributed.RayBackend``) evaluates chunks elsewhere.
 
     ``strategy``: ``"vmap"`` runs a chunk of points through each batch at once
     (``evaluate_vectors``); ``"loop"`` loads one point at a time into the model
@@ -228,8 +271,8 @@ def evaluate_plane(
     """
     if strategy not in STRATEGIES:
         raise GdscopeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise GdscopeError(f"chunk must be a positive integer, got {chunk!r}")
+    if chunk != "auto" and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise GdscopeError(f"chunk must be a positive integer or 'auto', got {chunk!r}")
     device = torch.device(device) if device is not None else torch.device("cpu")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise GdscopeError("no CUDA device is available")
@@ -257,6 +300,10 @@ def evaluate_plane(
         saved = _load_resume(resume_path, key, shape)
         if saved is not None:
             loss, acc, done = saved["loss"], saved["accuracy"], saved["done"].astype(bool)
+    if strategy == "auto":
+        strategy = "vmap" if device.type == "cuda" else "loop"
+    if chunk == "auto":
+        chunk = auto_chunk(model, batches, layout) if strategy == "vmap" else 16
     todo = np.flatnonzero(~done.ravel())
     chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
     coords = np.stack(np.meshgrid(xs_a, ys_a, indexing="xy"), axis=-1).reshape(-1, 2)
@@ -276,8 +323,6 @@ def evaluate_plane(
         if progress is not None:
             progress(int(done.sum()), done.size)
 
-    if strategy == "auto":
-        strategy = "vmap" if device.type == "cuda" else "loop"
     evaluate = evaluate_vectors if strategy == "vmap" else evaluate_plane_loop
     if backend is not None:
         backend.run(model, batches, loss_fn, strategy, chunks, vectors_of, store)

@@ -62,7 +62,7 @@ class LandscapeJob:
     x: tuple[float, float, int] = (-1.0, 1.0, 21)
     y: tuple[float, float, int] | None = (-1.0, 1.0, 21)
     device: str = "cpu"
-    chunk: int = 16
+    chunk: int | str = "auto"
     strategy: str = "auto"
     backend: Any = None
     resume: Path | None = None
