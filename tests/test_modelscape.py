@@ -305,6 +305,8 @@ def test_landscape_cli_pca_with_a_checkpoint_and_errors(tmp_path, capsys):
         (["--x", "1", "-1", "5"], "LO < HI"),
         (["--directions", "line"], "needs the model at its end"),
         (["--address", "x"], "--address needs --backend ray"),
+        (["--data", "gdscope.examples.cnn:make_loader"], "mat1 and mat2 shapes cannot be"),
+        (["--checkpoint", str(tmp_path / "pca.npz")], "cannot load the checkpoint"),
     ):
         code = main([*args[:-4], *extra, "--out", str(tmp_path / "x.png")])
         err = capsys.readouterr().err

@@ -92,8 +92,9 @@ class LandscapeResult:
 def _load_state(model: nn.Module, file: Path) -> None:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as error:
-        raise GdscopeError(f"cannot load the checkpoint {file}: {error}") from None
+    except Exception as error:  # the file is the user's: any failure means "not a checkpoint"
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise GdscopeError(f"cannot load the checkpoint {file}: {first}") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     try:
@@ -136,19 +137,26 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
     xs = np.linspace(*job.x[:2], job.x[2])
     ys = np.linspace(*job.y[:2], job.y[2]) if job.y is not None and dy is not None else [0.0]
     data = make_data()
-    surface = evaluate_plane(
-        model, data, loss_fn, dx=dx, dy=dy, xs=xs, ys=ys, centre=centre, chunk=job.chunk,
-        device=job.device, progress=progress, resume=job.resume, backend=job.backend,
-        strategy=job.strategy,
-    )  # fmt: skip
-    projected = check = None
-    notes = []
-    if path is not None and not surface.is_line:
-        projected = project(path, surface)
-        batches = materialize(data, job.device)
-        check = honesty(model.to(job.device), batches, loss_fn, path, projected, surface)
-        if check.warning():
-            notes.append(check.warning())
+    try:
+        surface = evaluate_plane(
+            model, data, loss_fn, dx=dx, dy=dy, xs=xs, ys=ys, centre=centre, chunk=job.chunk,
+            device=job.device, progress=progress, resume=job.resume, backend=job.backend,
+            strategy=job.strategy,
+        )  # fmt: skip
+        projected = check = None
+        notes = []
+        if path is not None and not surface.is_line:
+            projected = project(path, surface)
+            batches = materialize(data, job.device)
+            check = honesty(model.to(job.device), batches, loss_fn, path, projected, surface)
+            if check.warning():
+                notes.append(check.warning())
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        # The model, data and loss are the user's: say which ones failed together, and how.
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise GdscopeError(
+            f"evaluating {job.model} on {job.data} with loss {job.loss} failed: {first}"
+        ) from None
     return LandscapeResult(surface, path, projected, check, explained, notes)
 
 
