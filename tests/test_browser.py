@@ -197,6 +197,8 @@ def test_test_function_problem_and_3d_surface(page, server):
     assert state["grid"]["w"] == [-1, 3] and state["grid"]["b"] == [-2, 2]
     assert state["start"] == [1, -1.2] and state["hyper"]["lr"] == 0.001
     assert page.evaluate("document.getElementById('map-0').layout.xaxis.title.text") == "x"
+    assert page.is_hidden("#seed") and page.is_hidden("#loss")  # no data, no regression loss
+    assert page.text_content("#vname") == "y"
     expected = post(server, "/api/trajectories", {
         "function": {"name": "rosenbrock"}, "start": [1, -1.2], "epochs": 100,
         "optimizer": {"name": "sgd", "hyper": state["hyper"]}})["runs"][0]  # fmt: skip

@@ -666,10 +666,20 @@ function changed(landscapeToo = false) {
   });
 }
 
+// A test function has no data and no regression loss: hide those controls, rename the axes.
+function showProblem() {
+  const isFunction = state.problem in functions;
+  for (const id of ["loss", "delta", "beta"]) $(id).closest("label").hidden = isFunction;
+  $("seed").closest("section").hidden = isFunction;
+  $("vname").textContent = isFunction ? "y" : "weight";
+  $("hname").textContent = isFunction ? "x" : "bias";
+}
+
 async function main() {
   [defaults, functions] = await Promise.all([api("/api/optimizers"), api("/api/functions")]);
   if (!(state.optimizer in defaults)) state.optimizer = "sgd";
   bindControls();
+  showProblem();
   buildHyperControls();
   buildPhaseControls();
   await update(true);
