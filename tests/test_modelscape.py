@@ -351,3 +351,30 @@ def test_auto_chunk_follows_free_memory(trained_cnn, monkeypatch):
     fixed = evaluate_plane(trained_cnn, small_cnn_data(), nn.CrossEntropyLoss(), dx=dx,
                            xs=np.linspace(-1, 1, 5), strategy="vmap", chunk=2)  # fmt: skip
     np.testing.assert_allclose(auto.loss, fixed.loss, rtol=1e-6)
+
+
+def test_states_directions_carry_batchnorm_statistics(trained_cnn):
+    # Two BatchNorm networks with different running statistics: with weights-only directions
+    # the line's end keeps the start's statistics; with states=True it is the other model.
+    start = cnn.make_model(seed=3).eval()
+    loader = small_cnn_data(128)
+    end_loss = direct_loss(trained_cnn, loader, nn.CrossEntropyLoss())[0]
+    weights = evaluate_plane(start, loader, nn.CrossEntropyLoss(),
+                             dx=line_direction(start, trained_cnn), xs=[1.0])  # fmt: skip
+    line = line_direction(start, trained_cnn, states=True)
+    states = evaluate_plane(start, loader, nn.CrossEntropyLoss(), states=True, dx=line, xs=[1.0])
+    assert states.loss[0, 0] == pytest.approx(end_loss, rel=1e-5)
+    assert weights.loss[0, 0] != pytest.approx(end_loss, rel=1e-3)
+    for strategy in ("vmap", "loop"):
+        again = evaluate_plane(start, loader, nn.CrossEntropyLoss(), states=True,
+                               strategy=strategy, xs=[1.0],
+                               dx=line_direction(start, trained_cnn, states=True))  # fmt: skip
+        assert again.loss[0, 0] == pytest.approx(end_loss, rel=1e-5)
+    # the model's own buffers are restored after the loop
+    fresh = dict(cnn.make_model(seed=3).named_buffers())["features.1.running_mean"]
+    torch.testing.assert_close(dict(start.named_buffers())["features.1.running_mean"], fresh)
+    layout = ParamLayout.of(trained_cnn, states=True)
+    direction = random_direction(trained_cnn, states=True, seed=4)
+    parts = layout.unflatten(direction)
+    assert "features.1.running_var" in parts and not parts["features.1.running_var"].any()
+    assert "features.1.num_batches_tracked" not in parts  # counters are not directions

@@ -340,6 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="1-D parameters (biases, norm layers): zero them, or keep them",
     )
     scape.add_argument("--seed", type=_integer, default=0, help="seed of the random directions")
+    scape.add_argument(
+        "--states",
+        action="store_true",
+        help="directions also move BatchNorm's running statistics (dir_type=states)",
+    )
     for axis in ("x", "y"):
         scape.add_argument(
             f"--{axis}", type=_number, nargs=3, default=(-1.0, 1.0, 21), metavar=("LO", "HI", "N")
@@ -872,6 +877,7 @@ def _run_landscape(ns: argparse.Namespace) -> int:
     job = LandscapeJob(
         model=ns.model, data=ns.data, loss=ns.loss, checkpoint=ns.checkpoint, path=ns.path,
         directions=ns.directions, to=ns.to, norm=ns.norm, ignore=ns.ignore, seed=ns.seed,
+        states=ns.states,
         x=_grid_axis(ns.x, "--x"), y=None if ns.line else _grid_axis(ns.y, "--y"),
         device=ns.device, chunk=_chunk(ns.chunk), strategy=ns.strategy, backend=backend,
         resume=ns.resume,

@@ -1,8 +1,10 @@
 """Directions in a network's parameter space, as Li et al. (2018) draw landscapes along them.
 
-A direction is a flat vector laid out like ``ParamLayout`` (``named_parameters()`` order). It
-moves the trainable parameters only, like the reference's ``dir_type=weights``: buffers such as
-BatchNorm's running statistics stay those of the model the plane is centred on.
+A direction is a flat vector laid out like ``ParamLayout`` (``named_parameters()`` order). By
+default it moves the trainable parameters only, like the reference's ``dir_type=weights``:
+buffers such as BatchNorm's running statistics stay those of the model the plane is centred on.
+With ``states=True`` it also covers the floating-point buffers (``dir_type=states``), so that a
+line between two BatchNorm networks really ends at the second one.
 """
 
 from __future__ import annotations
@@ -23,21 +25,31 @@ IGNORES = ("biasbn", "keep")
 
 
 def normalize(
-    direction: Tensor, model: nn.Module, *, norm: str = "filter", ignore: str = "biasbn"
+    direction: Tensor,
+    model: nn.Module,
+    *,
+    norm: str = "filter",
+    ignore: str = "biasbn",
+    states: bool = False,
 ) -> Tensor:
     """Rescale ``direction`` like the reference implementation does.
 
     ``filter``: each filter (slice along the first dimension) of each weight gets the norm of the
     matching filter of the model (``d_i · |w_i| / (|d_i| + 1e-10)``); ``layer``: each weight
     tensor gets the norm of the model's; ``none``: unchanged. One-dimensional parameters (biases,
-    normalization layers' scales and shifts) are zeroed with ``ignore="biasbn"`` or set equal to
-    the model's own values with ``ignore="keep"`` (the reference's two choices).
+    normalization layers' scales and shifts, and with ``states`` their running statistics) are
+    zeroed with ``ignore="biasbn"`` or set equal to the model's own values with ``ignore="keep"``
+    (the reference's two choices).
     """
     if norm not in NORMS:
         raise GdscopeError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
     if ignore not in IGNORES:
         raise GdscopeError(f"ignore must be one of {', '.join(IGNORES)}, got {ignore!r}")
-    layout = ParamLayout.of(model)
+    layout = ParamLayout.of(model, states=states)
+    if direction.shape != (layout.size,):
+        raise GdscopeError(
+            f"the direction has {direction.numel()} entries, the model {layout.size}"
+        )
     weights = layout.unflatten(layout.vector(model).to(direction))
     parts = layout.unflatten(direction.clone())
     for name in layout.names:
@@ -62,17 +74,18 @@ def random_direction(
     norm: str = "filter",
     ignore: str = "biasbn",
     seed: int | None = 0,
+    states: bool = False,
 ) -> Tensor:
     """A Gaussian direction, normalized (see ``normalize``); ``seed`` makes it reproducible."""
-    layout = ParamLayout.of(model)
+    layout = ParamLayout.of(model, states=states)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     raw = torch.randn(layout.size, generator=generator, dtype=torch.float32)
-    return normalize(raw, model, norm=norm, ignore=ignore)
+    return normalize(raw, model, norm=norm, ignore=ignore, states=states)
 
 
-def line_direction(start: nn.Module, end: nn.Module) -> Tensor:
+def line_direction(start: nn.Module, end: nn.Module, *, states: bool = False) -> Tensor:
     """``end − start``: 0 is ``start``, 1 is ``end`` (1-D interpolation between two models)."""
-    layout = ParamLayout.of(start)
+    layout = ParamLayout.of(start, states=states)
     layout.check(end)
     return layout.vector(end).float() - layout.vector(start).float()
 

@@ -30,6 +30,7 @@ def _evaluate_chunk(
     batches: list[tuple[Tensor, Tensor]],
     loss_fn: Callable[[Tensor, Tensor], Tensor],
     strategy: str,
+    layout: Any,
     vectors: Tensor,
     threads: int,
     use_gpu: bool,
@@ -46,7 +47,7 @@ def _evaluate_chunk(
     model = model.to(device).eval()
     batches = [(x.to(device), y.to(device)) for x, y in batches]
     evaluate = evaluate_vectors if strategy == "vmap" else evaluate_plane_loop
-    loss, accuracy = evaluate(model, batches, loss_fn, vectors.to(device))
+    loss, accuracy = evaluate(model, batches, loss_fn, vectors.to(device), layout=layout)
     return loss.cpu(), (accuracy.cpu() if accuracy is not None else None)
 
 
@@ -84,6 +85,7 @@ class RayBackend:
         batches: list[tuple[Tensor, Tensor]],
         loss_fn: Callable[[Tensor, Tensor], Tensor],
         strategy: str,
+        layout: Any,
         chunks: list[np.ndarray],
         vectors_of: Callable[[np.ndarray], Tensor],
         store: Callable[[np.ndarray, Tensor, Tensor | None], None],
@@ -100,8 +102,8 @@ class RayBackend:
 
         def submit(indices: np.ndarray) -> Any:
             vectors = vectors_of(indices).cpu()
-            return task.remote(model_ref, batches_ref, loss_ref, strategy, vectors, threads,
-                               use_gpu, self.crash_marker)  # fmt: skip
+            return task.remote(model_ref, batches_ref, loss_ref, strategy, layout, vectors,
+                               threads, use_gpu, self.crash_marker)  # fmt: skip
 
         pending = {submit(indices): (indices, 0) for indices in chunks}
         while pending:

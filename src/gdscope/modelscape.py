@@ -79,11 +79,12 @@ def evaluate_vectors(
     from torch.func import functional_call
 
     layout = layout or ParamLayout.of(model)
-    buffers = dict(model.named_buffers())
-    frozen = {n: p for n, p in model.named_parameters() if n not in layout.names}
+    # Everything the vector does not cover (frozen parameters, buffers) stays the model's own.
+    fixed = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    fixed = {n: t for n, t in fixed.items() if n not in layout.names}
 
     def forward(vector: Tensor, inputs: Tensor) -> Tensor:
-        return functional_call(model, ({**layout.unflatten(vector), **frozen}, buffers), (inputs,))
+        return functional_call(model, {**fixed, **layout.unflatten(vector)}, (inputs,))
 
     run = torch.vmap(forward, in_dims=(0, None))
     total = torch.zeros(len(vectors), dtype=torch.float64, device=vectors.device)
@@ -113,7 +114,7 @@ def evaluate_plane_loop(
     """The reference implementation's method: for each point, load the weights into the model
     and evaluate it batch by batch. The model's own parameters are restored afterwards."""
     layout = layout or ParamLayout.of(model)
-    params = dict(model.named_parameters())
+    params = layout.targets(model)
     original = {n: params[n].detach().clone() for n in layout.names}
     losses, accuracies, classify = [], [], None
     try:
@@ -255,6 +256,7 @@ def evaluate_plane(
     resume: str | os.PathLike[str] | None = None,
     backend: Any = None,
     strategy: str = "auto",
+    states: bool = False,
 ) -> ModelSurface:
     """The landscape on the ``ys × xs`` grid (see ``ModelSurface``); ``centre`` defaults to the
     model's own parameters. ``chunk`` grid points go through the model together (memory grows
@@ -267,7 +269,8 @@ def evaluate_plane(
     (``evaluate_vectors``); ``"loop"`` loads one point at a time into the model
     (``evaluate_plane_loop``, the reference implementation's way); ``"auto"`` picks vmap on CUDA
     and the loop on the CPU, where vmapped convolutions become grouped convolutions that are
-    slower than the loop (see the README's benchmark).
+    slower than the loop (see the README's benchmark). ``states``: the vectors also cover the
+    floating-point buffers (directions made with ``states=True``).
     """
     if strategy not in STRATEGIES:
         raise GdscopeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -276,7 +279,7 @@ def evaluate_plane(
     device = torch.device(device) if device is not None else torch.device("cpu")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise GdscopeError("no CUDA device is available")
-    layout = ParamLayout.of(model)
+    layout = ParamLayout.of(model, states=states)
     model = model.to(device).eval()
     base = layout.vector(model) if centre is None else centre
     base = base.to(device, torch.float32)
@@ -325,10 +328,10 @@ def evaluate_plane(
 
     evaluate = evaluate_vectors if strategy == "vmap" else evaluate_plane_loop
     if backend is not None:
-        backend.run(model, batches, loss_fn, strategy, chunks, vectors_of, store)
+        backend.run(model, batches, loss_fn, strategy, layout, chunks, vectors_of, store)
     else:
         for indices in chunks:
-            store(indices, *evaluate(model, batches, loss_fn, vectors_of(indices)))
+            store(indices, *evaluate(model, batches, loss_fn, vectors_of(indices), layout=layout))
     has_acc = bool(np.isfinite(acc).any())
     meta = {"chunk": chunk, "device": str(device), "points": int(done.size), "strategy": strategy}
     return ModelSurface(xs_a, ys_a, loss, acc if has_acc else None, base.cpu(), dx.cpu(),

@@ -58,6 +58,8 @@ class LandscapeJob:
     to: Path | None = None
     norm: str = "filter"
     ignore: str = "biasbn"
+    states: bool = False
+    """Directions over parameters and BatchNorm's running statistics (``dir_type=states``)."""
     seed: int = 0
     x: tuple[float, float, int] = (-1.0, 1.0, 21)
     y: tuple[float, float, int] | None = (-1.0, 1.0, 21)
@@ -72,6 +74,8 @@ class LandscapeJob:
             raise GdscopeError(f"directions must be random, pca or line, got {self.directions!r}")
         if self.directions == "pca" and self.path is None:
             raise GdscopeError("PCA directions need a recorded path (--path)")
+        if self.states and self.directions == "pca":
+            raise GdscopeError("a recorded path holds parameters only: PCA takes no --states")
         if self.directions == "line" and self.to is None:
             raise GdscopeError("a line needs the model at its end (--to CHECKPOINT)")
         for axis in (self.x, self.y):
@@ -128,10 +132,11 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
         assert job.to is not None
         end = make_model()
         _load_state(end, job.to)
-        dx, dy = line_direction(model, end), None
+        dx, dy = line_direction(model, end, states=job.states), None
     else:
-        dx = random_direction(model, norm=job.norm, ignore=job.ignore, seed=job.seed)
-        dy = random_direction(model, norm=job.norm, ignore=job.ignore, seed=job.seed + 1)
+        options = {"norm": job.norm, "ignore": job.ignore, "states": job.states}
+        dx = random_direction(model, seed=job.seed, **options)
+        dy = random_direction(model, seed=job.seed + 1, **options)
     if job.y is None:
         dy = None
     xs = np.linspace(*job.x[:2], job.x[2])
@@ -141,7 +146,7 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
         surface = evaluate_plane(
             model, data, loss_fn, dx=dx, dy=dy, xs=xs, ys=ys, centre=centre, chunk=job.chunk,
             device=job.device, progress=progress, resume=job.resume, backend=job.backend,
-            strategy=job.strategy,
+            strategy=job.strategy, states=job.states,
         )  # fmt: skip
         projected = check = None
         notes = []

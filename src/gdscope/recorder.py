@@ -30,19 +30,31 @@ from .output import write_text
 __all__ = ["ParamLayout", "RecordedPath", "Recorder", "open_path"]
 
 
+def _tensors(model: nn.Module, states: bool) -> dict[str, Tensor]:
+    """Trainable parameters (``named_parameters()`` order), then with ``states`` the
+    floating-point buffers (BatchNorm's running statistics; not counters)."""
+    out = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if states:
+        out.update({n: b for n, b in model.named_buffers() if b.is_floating_point()})
+    return out
+
+
 @dataclass(frozen=True)
 class ParamLayout:
-    """Names and shapes of a model's trainable parameters, in ``named_parameters()`` order."""
+    """Names and shapes of a model's trainable parameters, in ``named_parameters()`` order;
+    with ``states``, followed by its floating-point buffers (the reference's ``dir_type=states``).
+    """
 
     names: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
+    states: bool = False
 
     @classmethod
-    def of(cls, model: nn.Module) -> ParamLayout:
-        pairs = [(n, tuple(p.shape)) for n, p in model.named_parameters() if p.requires_grad]
+    def of(cls, model: nn.Module, *, states: bool = False) -> ParamLayout:
+        pairs = [(n, tuple(t.shape)) for n, t in _tensors(model, states).items()]
         if not pairs:
             raise GdscopeError("the model has no trainable parameters")
-        return cls(tuple(n for n, _ in pairs), tuple(s for _, s in pairs))
+        return cls(tuple(n for n, _ in pairs), tuple(s for _, s in pairs), states)
 
     @property
     def sizes(self) -> list[int]:
@@ -65,16 +77,21 @@ class ParamLayout:
         return out
 
     def vector(self, model: nn.Module) -> Tensor:
-        params = dict(model.named_parameters())
-        return self.flatten({n: params[n] for n in self.names})
+        tensors = _tensors(model, self.states)
+        return self.flatten({n: tensors[n] for n in self.names})
+
+    def targets(self, model: nn.Module) -> dict[str, Tensor]:
+        """The model's own tensors (parameters and, with ``states``, buffers) by name."""
+        return _tensors(model, self.states)
 
     def check(self, model: nn.Module) -> None:
-        other = ParamLayout.of(model)
+        other = ParamLayout.of(model, states=self.states)
         if other != self:
             raise GdscopeError("the model's parameters do not match the recorded path's")
 
     def to_dict(self) -> dict[str, object]:
-        return {"names": list(self.names), "shapes": [list(s) for s in self.shapes]}
+        return {"names": list(self.names), "shapes": [list(s) for s in self.shapes],
+                "states": self.states}  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
