@@ -191,7 +191,8 @@ def format_value(value: Any, spec: str = "g") -> str:
 class SchedulerSpec:
     """A ``torch.optim.lr_scheduler`` class by (lower-case) name with keyword arguments.
 
-    ``ReduceLROnPlateau`` is stepped with the epoch's loss; every other scheduler once per step.
+    ``ReduceLROnPlateau`` is stepped with the epoch's loss; every other scheduler once per epoch
+    (one epoch is one step in full-batch training).
     """
 
     name: str

@@ -179,57 +179,42 @@ def train(
         weights[step], biases[step], losses[step] = w, b, current
         return True
 
-    def take(batch: Any) -> torch.Tensor:
-        """One optimizer step on ``batch`` (None: all the data); returns the loss it saw."""
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            value = objective(batch)
-            value.backward()
-            return value
-
+    def take(batch: Any, value: torch.Tensor | None = None) -> torch.Tensor:
+        """One optimizer step on ``batch`` (None: all the data); returns the loss it saw.
+        ``value`` is that loss when the caller already computed it (the article's full-batch
+        loop computes it once, prints it, then steps)."""
         lrs[step] = opt.param_groups[0]["lr"]
         if spec.needs_closure:
-            seen = opt.step(closure)
+            seen = opt.step(lambda: _backward(opt, lambda: objective(batch)))
         else:
-            opt.zero_grad()
-            seen = objective(batch)
-            seen.backward()
+            if value is None:
+                opt.zero_grad()
+                value = objective(batch)
+            value.backward()
             opt.step()
+            seen = value
         buffers[step + 1] = _momentum(opt, params)
         return seen
 
-    for epoch in range(epochs + 1):
+    for _ in range(epochs):
         if batches is None:
             opt.zero_grad()
             value = full()
-            if not record(value) or epoch == epochs:
-                break  # the last point only needs its loss
-            lrs[step] = opt.param_groups[0]["lr"]
-            if spec.needs_closure:
-                opt.step(lambda: _backward(opt, full))
-            else:
-                value.backward()
-                opt.step()
-            buffers[step + 1] = _momentum(opt, params)
+            if not record(value):
+                break
             batch_losses[step] = current = value.item()
+            take(None, value)
             step += 1
         else:
-            with torch.no_grad():
-                finite = record(full())
-            if not finite or epoch == epochs:
-                break
             seen = []
-            for i, batch in enumerate(batches):
-                if i > 0:
-                    with torch.no_grad():
-                        finite = record(full())
-                    if not finite:
+            for batch in batches:
+                with torch.no_grad():
+                    if not record(full()):
                         break
-                batch_losses[step] = float(take(batch).detach())
-                seen.append(batch_losses[step])
+                seen.append(float(take(batch).detach()))
+                batch_losses[step] = seen[-1]
                 step += 1
-            if not finite:
+            if diverged_at is not None:
                 break
             current = float(np.mean(seen))  # the epoch's loss, as a training loop reports it
         if sched is not None:
@@ -237,6 +222,9 @@ def train(
                 sched.step(current)
             else:
                 sched.step()
+    else:
+        with torch.no_grad():
+            record(full())  # the last point only needs its loss
     return Trajectory(
         weights, biases, losses, diverged_at, loss, spec, start, lrs, scheduler,
         steps_per_epoch=per_epoch, batch_size=batch_size,
