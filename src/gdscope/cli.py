@@ -23,7 +23,7 @@ from .landscape import MAX_GRID_SIZE, Grid
 from .losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
 from .objectives import Objective, default_grid
 from .optimizers import OPTIMIZERS, OptimizerSpec, SchedulerSpec, parse_assignments
-from .output import FIGURE_FORMATS
+from .output import FIGURE_FORMATS, check_target
 from .overlays import OVERLAYS
 from .phase import METRICS
 from .sgd import SGDConfig
@@ -522,17 +522,16 @@ def _check_outputs(ns: argparse.Namespace, *, saves: tuple[str, ...] = ()) -> No
     figure_format(ns.out)
     if not 10 <= ns.dpi <= 1200:
         raise GdscopeError(f"--dpi must be in [10, 1200], got {ns.dpi:g}")
-    targets = [ns.out]
+    check_target(ns.out, force=ns.force)
     save = getattr(ns, "save", None)
     if save is not None:
-        if save.suffix.lower() not in saves:
-            raise GdscopeError(f"--save takes a {' or '.join(saves)} file, got {save.name!r}")
-        targets.append(save)
-    for target in targets:
-        if not ns.force and target.exists():
-            raise GdscopeError(f"{target} already exists; pass --force to overwrite it")
-        if not target.parent.is_dir() and str(target.parent) != "":
-            raise GdscopeError(f"directory {target.parent} does not exist")
+        _check_save(save, saves, ns.force)
+
+
+def _check_save(save: Path, saves: Sequence[str], force: bool) -> None:
+    if save.suffix.lower() not in saves:
+        raise GdscopeError(f"--save takes a {' or '.join(saves)} file, got {save.name!r}")
+    check_target(save, force=force)
 
 
 def _run_train(ns: argparse.Namespace) -> int:
@@ -544,7 +543,9 @@ def _run_train(ns: argparse.Namespace) -> int:
     data = make_data(_data(ns)) if isinstance(objective, LossSpec) else None
     dtype = torch.float64 if ns.dtype == "float64" else torch.float32
     if ns.save is not None:
-        _check_save(ns.save, ns.force)
+        from .export import EXPORT_FORMATS
+
+        _check_save(ns.save, EXPORT_FORMATS, ns.force)
     run = train(
         data, loss=objective, optimizer=_optimizer(ns, [objective]), scheduler=_scheduler(ns),
         epochs=ns.epochs, start=_start(ns), dtype=dtype, batch_size=ns.batch_size,
@@ -569,35 +570,15 @@ def _run_train(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _check_save(save: Path, force: bool) -> None:
-    from .export import EXPORT_FORMATS
-
-    if save.suffix.lower() not in EXPORT_FORMATS:
-        raise GdscopeError(f"--save takes a .csv, .json or .npz file, got {save.name!r}")
-    if not force and save.exists():
-        raise GdscopeError(f"{save} already exists; pass --force to overwrite it")
-    if str(save.parent) not in ("", ".") and not save.parent.is_dir():
-        raise GdscopeError(f"directory {save.parent} does not exist")
-
-
 def _run_plot(ns: argparse.Namespace) -> int:
-    from .figures import plot_results, run_config
+    from .export import EXPORT_FORMATS
     from .jobs import make_plot
 
     config = plot_config(ns)
-    _check_outputs(ns, saves=(".csv", ".json", ".npz"))
-    if ns.save is None:
-        print(make_plot(config, ns.out, title=ns.title, dpi=ns.dpi, force=ns.force))
-        return 0
-    from .export import save_trajectories
-    from .jobs import _record
-    from .output import save_figure
-
-    data, landscapes, trajectories = run_config(config)
-    drawn = plot_results(config, data, landscapes, trajectories, title=ns.title)
-    record = _record("plot", config=config.to_dict(), title=ns.title, dpi=ns.dpi)
-    print(save_figure(drawn.figure, ns.out, force=ns.force, dpi=ns.dpi, config=record))
-    print(save_trajectories(trajectories, ns.save, force=ns.force, config=config.to_dict()))
+    _check_outputs(ns, saves=EXPORT_FORMATS)
+    print(make_plot(config, ns.out, title=ns.title, dpi=ns.dpi, force=ns.force, save=ns.save))
+    if ns.save is not None:
+        print(ns.save)
     return 0
 
 
@@ -607,8 +588,6 @@ def _run_animate(ns: argparse.Namespace) -> int:
 
     config = plot_config(ns)
     animation_format(ns.out)
-    if str(ns.out.parent) not in ("", ".") and not ns.out.parent.is_dir():
-        raise GdscopeError(f"directory {ns.out.parent} does not exist")
     options = AnimationOptions(
         fps=ns.fps, frames=ns.frames, seconds=ns.seconds,
         size=tuple(ns.size) if ns.size else None,
@@ -865,8 +844,7 @@ def _run_landscape(ns: argparse.Namespace) -> int:
         animation_format(ns.animate)
         if ns.path is None:
             raise GdscopeError("--animate draws the recorded path: give --path")
-        if ns.animate.exists() and not ns.force:
-            raise GdscopeError(f"{ns.animate} already exists; pass --force to overwrite it")
+        check_target(ns.animate, force=ns.force)
     backend = None
     if ns.backend == "ray":
         from .distributed import RayBackend

@@ -11,8 +11,8 @@ from typing import Any
 from . import __version__
 from .animation import AnimationOptions, Animator, animation_format, write_animation
 from .config import PlotConfig
-from .figures import build_plot, run_config
-from .output import save_figure, write_text
+from .figures import plot_results, run_config
+from .output import check_target, save_figure, write_text
 
 __all__ = ["make_animation", "make_article_figure", "make_plot", "sidecar"]
 
@@ -28,11 +28,19 @@ def make_plot(
     title: str | None = None,
     dpi: float = 110,
     force: bool = False,
+    save: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Draw ``config`` (``gdscope plot``) into ``out`` (.png/.svg/.pdf)."""
-    drawn = build_plot(config, title=title)
+    """Draw ``config`` (``gdscope plot``) into ``out`` (.png/.svg/.pdf); with ``save``, also
+    write its paths there (.csv/.json/.npz, ``save_trajectories``)."""
+    from .export import save_trajectories
+
+    data, landscapes, trajectories = run_config(config)
+    drawn = plot_results(config, data, landscapes, trajectories, title=title)
     record = _record("plot", config=config.to_dict(), title=title, dpi=dpi)
-    return save_figure(drawn.figure, out, force=force, dpi=dpi, config=record)
+    path = save_figure(drawn.figure, out, force=force, dpi=dpi, config=record)
+    if save is not None:
+        save_trajectories(trajectories, save, force=force, config=config.to_dict())
+    return path
 
 
 def make_article_figure(
@@ -67,10 +75,8 @@ def make_animation(
 
     options = options or AnimationOptions()
     animation_format(out)
-    side = sidecar(out)
-    for target in (Path(out), side):
-        if not force and target.exists():
-            raise GdscopeError(f"{target} already exists; pass --force to overwrite it")
+    for target in (out, sidecar(out)):
+        check_target(target, force=force)
     if not config.path:
         raise GdscopeError("an animation shows the paths; drop --no-path")
     if config.view == "surface":
@@ -82,5 +88,5 @@ def make_animation(
     )  # fmt: skip
     path = write_animation(animator.frames(), out, fps=options.fps, force=force)
     record = _record("animate", config=config.to_dict(), animation=options.to_dict(), title=title)
-    write_text(side, json.dumps(record, sort_keys=True, indent=1), force=force)
+    write_text(sidecar(out), json.dumps(record, sort_keys=True, indent=1), force=force)
     return path

@@ -14,7 +14,26 @@ from matplotlib.figure import Figure
 
 from .errors import GdscopeError
 
-__all__ = ["FIGURE_FORMATS", "figure_format", "save_figure", "write_atomic", "write_text"]
+__all__ = [
+    "FIGURE_FORMATS",
+    "check_target",
+    "figure_format",
+    "save_figure",
+    "write_atomic",
+    "write_text",
+]
+
+
+def check_target(path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """``path`` as a ``Path`` if a file may be written there: its folder exists, and it does not
+    exist unless ``force``. Jobs call it for every output before they start working."""
+    target = Path(path)
+    if not force and target.exists():
+        raise GdscopeError(f"{target} already exists; pass --force to overwrite it")
+    if not target.parent.is_dir():
+        raise GdscopeError(f"directory {target.parent} does not exist")
+    return target
+
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
 
@@ -27,11 +46,7 @@ def write_atomic(
     Readers never see a half-written file. Without ``force`` an existing ``path`` is an error,
     checked again at the moment of publishing (a hard link fails if the name was taken since).
     """
-    target = Path(path)
-    if not force and target.exists():
-        raise GdscopeError(f"{target} already exists; pass --force to overwrite it")
-    if not target.parent.is_dir():
-        raise GdscopeError(f"directory {target.parent} does not exist")
+    target = check_target(path, force=force)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
