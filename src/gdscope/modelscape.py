@@ -33,11 +33,23 @@ __all__ = [
     "evaluate_plane_loop",
     "evaluate_vectors",
     "materialize",
+    "resolve_device",
 ]
 
 Batches = list[tuple[Tensor, Tensor]]
 STRATEGIES = ("auto", "vmap", "loop")
 LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """``device`` as a ``torch.device`` (default CPU); a clear error for CUDA without a GPU."""
+    try:
+        resolved = torch.device(device) if device is not None else torch.device("cpu")
+    except RuntimeError as error:
+        raise GdscopeError(f"not a device: {device!r} ({error})") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise GdscopeError("no CUDA device is available")
+    return resolved
 
 
 def materialize(data: Any, device: torch.device | str | None = None) -> Batches:
@@ -276,9 +288,7 @@ def evaluate_plane(
         raise GdscopeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if chunk != "auto" and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise GdscopeError(f"chunk must be a positive integer or 'auto', got {chunk!r}")
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise GdscopeError("no CUDA device is available")
+    device = resolve_device(device)
     layout = ParamLayout.of(model, states=states)
     model = model.to(device).eval()
     base = layout.vector(model) if centre is None else centre

@@ -16,7 +16,7 @@ from torch import nn
 
 from .directions import line_direction, pca_plane, random_direction
 from .errors import GdscopeError
-from .modelscape import ModelSurface, evaluate_plane, materialize
+from .modelscape import ModelSurface, evaluate_plane, materialize, resolve_device
 from .projection import Honesty, ProjectedPath, honesty, project
 from .recorder import RecordedPath, open_path
 
@@ -141,19 +141,19 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
         dy = None
     xs = np.linspace(*job.x[:2], job.x[2])
     ys = np.linspace(*job.y[:2], job.y[2]) if job.y is not None and dy is not None else [0.0]
-    data = make_data()
+    device = resolve_device(job.device)
     try:
+        batches = materialize(make_data(), device)
         surface = evaluate_plane(
-            model, data, loss_fn, dx=dx, dy=dy, xs=xs, ys=ys, centre=centre, chunk=job.chunk,
-            device=job.device, progress=progress, resume=job.resume, backend=job.backend,
+            model, batches, loss_fn, dx=dx, dy=dy, xs=xs, ys=ys, centre=centre, chunk=job.chunk,
+            device=device, progress=progress, resume=job.resume, backend=job.backend,
             strategy=job.strategy, states=job.states,
         )  # fmt: skip
         projected = check = None
         notes = []
         if path is not None and not surface.is_line:
             projected = project(path, surface)
-            batches = materialize(data, job.device)
-            check = honesty(model.to(job.device), batches, loss_fn, path, projected, surface)
+            check = honesty(model, batches, loss_fn, path, projected, surface)
             if check.warning():
                 notes.append(check.warning())
     except (RuntimeError, ValueError, TypeError, IndexError) as error:
@@ -225,8 +225,9 @@ def run_example(
 ) -> list[Path]:
     """Train the example with SGD+momentum and with Adam (recording every few steps), draw each
     path on its PCA plane with the honesty chart, and save figures and surfaces into ``out``."""
-    from .output import save_figure
+    from .output import check_target, save_figure
     from .surfacefiles import save_surface
+    from .trainer import fit
 
     if name not in EXAMPLES:
         raise GdscopeError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
@@ -239,37 +240,35 @@ def run_example(
         "sgd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
         "adam": lambda p: torch.optim.Adam(p, lr=0.01),
     }
+    targets = {label: (out / f"{name}-{label}.png", out / f"{name}-{label}.npz")
+               for label in optimizers}  # fmt: skip
+    for pair in targets.values():
+        for target in pair:
+            check_target(target, force=force)
+    batches = materialize(module.make_loader(), resolve_device(device))
     for label, make_optimizer in optimizers.items():
-        targets = [out / f"{name}-{label}.png", out / f"{name}-{label}.npz"]
-        for target in targets:
-            if target.exists() and not force:
-                raise GdscopeError(f"{target} already exists; pass --force to overwrite it")
-        from .trainer import fit
-
         model = module.make_model()
-        trained = fit(model, module.make_loader(shuffle=True), nn.CrossEntropyLoss(),
-                      make_optimizer(model.parameters()), epochs=epochs,
-                      every=max(1, epochs * len(module.make_loader()) // 60))  # fmt: skip
+        # A fresh seeded loader per optimizer: both see the same shuffles.
+        train_loader = module.make_loader(shuffle=True)
+        every = max(1, epochs * len(train_loader) // 60)
+        trained = fit(model, train_loader, nn.CrossEntropyLoss(),
+                      make_optimizer(model.parameters()), epochs=epochs, every=every)  # fmt: skip
         plane = pca_plane(trained.path)
-        probe = ModelSurface(np.zeros(1), np.zeros(1), np.zeros((1, 1)), None, plane.centre,
-                             plane.dx, plane.dy, trained.path.layout)  # fmt: skip
-        spots = project(trained.path, probe)
-        pad_x = 0.25 * (np.ptp(spots.xs) or 1.0)
-        pad_y = 0.25 * (np.ptp(spots.ys) or 1.0)
-        xs = np.linspace(spots.xs.min() - pad_x, spots.xs.max() + pad_x, grid)
-        ys = np.linspace(spots.ys.min() - pad_y, spots.ys.max() + pad_y, grid)
-        data = module.make_loader()
-        surface = evaluate_plane(model, data, nn.CrossEntropyLoss(), dx=plane.dx, dy=plane.dy,
+        projected = project(trained.path, plane)
+        pad_x = 0.25 * (np.ptp(projected.xs) or 1.0)
+        pad_y = 0.25 * (np.ptp(projected.ys) or 1.0)
+        xs = np.linspace(projected.xs.min() - pad_x, projected.xs.max() + pad_x, grid)
+        ys = np.linspace(projected.ys.min() - pad_y, projected.ys.max() + pad_y, grid)
+        surface = evaluate_plane(model, batches, nn.CrossEntropyLoss(), dx=plane.dx, dy=plane.dy,
                                  xs=xs, ys=ys, centre=plane.centre, device=device)  # fmt: skip
-        projected = project(trained.path, surface)
-        check = honesty(model, materialize(data, device), nn.CrossEntropyLoss(), trained.path,
-                        projected, surface)  # fmt: skip
+        check = honesty(model, batches, nn.CrossEntropyLoss(), trained.path, projected, surface)
         result = LandscapeResult(surface, trained.path, projected, check,
                                  plane.explained_variance_ratio)  # fmt: skip
-        title = f"{name}, {type(make_optimizer(model.parameters())).__name__}, {epochs} epochs"
+        title = f"{name}, {trained.path.optimizer}, {epochs} epochs"
         fig = draw(result, view="contour", log=True, title=title)
-        written.append(save_figure(fig, targets[0], force=force))
-        written += save_surface(surface, targets[1], projected=projected,
+        figure, arrays = targets[label]
+        written.append(save_figure(fig, figure, force=force))
+        written += save_surface(surface, arrays, projected=projected,
                                 explained=plane.explained_variance_ratio, force=force)  # fmt: skip
         ratio = plane.explained_variance_ratio
         log(f"{name} {label}: PCA explains {100 * ratio[0]:.1f}% + {100 * ratio[1]:.1f}%; "

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .directions import PCAPlane
 from .modelscape import Batches, ModelSurface, evaluate_plane_loop
 from .recorder import RecordedPath
 
@@ -30,8 +31,9 @@ class ProjectedPath:
     steps: np.ndarray
 
 
-def project(path: RecordedPath, surface: ModelSurface) -> ProjectedPath:
-    """Plane coordinates of every snapshot: least squares of ``w − centre`` on ``[dx, dy]``."""
+def project(path: RecordedPath, surface: ModelSurface | PCAPlane) -> ProjectedPath:
+    """Plane coordinates of every snapshot: least squares of ``w − centre`` on ``[dx, dy]`` (of a
+    landscape, or of a PCA plane before any landscape is computed on it)."""
     basis = surface.dx[None].double() if surface.dy is None else torch.stack(
         [surface.dx, surface.dy]).double()  # fmt: skip
     gram = basis @ basis.T
