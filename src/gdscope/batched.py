@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .data import Dataset
+from .data import Dataset, require
 from .errors import GdscopeError
 from .functions import TestFunction
 from .losses import LOSS_NAMES, LossSpec
@@ -355,8 +355,7 @@ def run_batched(
     starts = params.clone()
     x = y = None
     if function is None:
-        if data is None:
-            raise GdscopeError("regression losses need data")
+        data = require(data, losses.spec(0).title)  # type: ignore[union-attr]
         x = torch.tensor(data.x, dtype=dtype, device=device)
         y = torch.tensor(data.y, dtype=dtype, device=device)
     check_batch(batch_size, shuffle_seed, None if data is None or function else len(data))

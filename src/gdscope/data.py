@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import GdscopeError, check_finite
 
-__all__ = ["ARTICLE_SEED", "CsvData", "DataSpec", "Dataset", "load_csv", "make_data"]
+__all__ = ["ARTICLE_SEED", "CsvData", "DataSpec", "Dataset", "load_csv", "make_data", "require"]
 
 ARTICLE_SEED = 20240215
 MAX_POINTS = 1_000_000
@@ -152,3 +152,10 @@ def make_data(spec: DataSpec | CsvData | None = None) -> Dataset:
         dtype=np.float32,
     )
     return Dataset(x, y, spec)
+
+
+def require(data: Dataset | None, title: str) -> Dataset:
+    """``data``, or a clear error naming the regression loss ``title`` that needs it."""
+    if data is None:
+        raise GdscopeError(f"{title} is a regression loss and needs data")
+    return data

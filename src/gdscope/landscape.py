@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .data import Dataset
+from .data import Dataset, require
 from .errors import GdscopeError, check_finite
 from .functions import TestFunction
 from .losses import LossSpec
@@ -145,8 +145,7 @@ def loss_map(
         w = torch.tensor(grid.weights, dtype=dtype, device=device)
         b = torch.tensor(grid.biases, dtype=dtype, device=device)
         return Landscape(grid, loss.value(w[:, None], b[None, :]), loss)
-    if data is None:
-        raise GdscopeError(f"{loss.title} is a regression loss and needs data")
+    data = require(data, loss.title)
     elementwise = loss.elementwise()
     x = torch.tensor(data.x, dtype=dtype, device=device)
     y = torch.tensor(data.y, dtype=dtype, device=device)
@@ -180,8 +179,7 @@ def _objective_at(data: Dataset | None, loss: LossSpec | TestFunction, params: T
     """The objective at ``params[..., 0]`` (weight / y), ``params[..., 1]`` (bias / x)."""
     if isinstance(loss, TestFunction):
         return loss(params)
-    if data is None:
-        raise GdscopeError(f"{loss.title} is a regression loss and needs data")
+    data = require(data, loss.title)
     x = torch.tensor(data.x, dtype=params.dtype)
     y = torch.tensor(data.y, dtype=params.dtype)
     prediction = x * params[..., :1] + params[..., 1:]
@@ -242,8 +240,7 @@ def find_minimum(
     loss = loss or LossSpec()
     if isinstance(loss, TestFunction):
         raise GdscopeError("a test function's minima are known: use its .minima")
-    if data is None:
-        raise GdscopeError(f"{loss.title} is a regression loss and needs data")
+    data = require(data, loss.title)
     x = data.x.astype(np.float64)
     y = data.y.astype(np.float64)
     n = len(x)

@@ -8,20 +8,14 @@ from __future__ import annotations
 
 from typing import Union
 
-from .data import Dataset
-from .errors import GdscopeError
 from .functions import TestFunction
 from .landscape import ARTICLE_GRID, Grid
 from .losses import LossSpec
 from .train import ARTICLE_START
 
-__all__ = ["Objective", "default_grid", "default_start", "needs_data"]
+__all__ = ["Objective", "default_grid", "default_start"]
 
 Objective = Union[LossSpec, TestFunction]  # noqa: UP007 (a runtime alias, Python 3.10 too)
-
-
-def needs_data(objective: Objective) -> bool:
-    return isinstance(objective, LossSpec)
 
 
 def default_grid(objective: Objective, size: int = ARTICLE_GRID.w_size) -> Grid:
@@ -34,8 +28,3 @@ def default_grid(objective: Objective, size: int = ARTICLE_GRID.w_size) -> Grid:
 
 def default_start(objective: Objective) -> tuple[float, float]:
     return objective.start if isinstance(objective, TestFunction) else ARTICLE_START
-
-
-def check_data(objective: Objective, data: Dataset | None) -> None:
-    if needs_data(objective) and data is None:
-        raise GdscopeError(f"{objective.title} is a regression loss and needs data")

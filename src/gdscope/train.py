@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import Dataset
+from .data import Dataset, require
 from .errors import GdscopeError, check_finite
 from .functions import TestFunction
 from .losses import LossSpec
@@ -111,8 +111,8 @@ def train(
     if start is None:
         start = loss.start if isinstance(loss, TestFunction) else ARTICLE_START
     start = check_start(start)
-    if isinstance(loss, LossSpec) and data is None:
-        raise GdscopeError(f"{loss.title} is a regression loss and needs data")
+    if isinstance(loss, LossSpec):
+        require(data, loss.title)
     check_batch(batch_size, shuffle_seed, None if data is None or isinstance(loss, TestFunction)
                 else len(data))  # fmt: skip
 

@@ -94,11 +94,6 @@ class Trajectory:
         return self.loss.labels
 
     @property
-    def steps_taken(self) -> np.ndarray:
-        """``(steps, 2)``: each step's actual move, point ``i+1`` minus point ``i``."""
-        return np.diff(self.path, axis=0)
-
-    @property
     def diverged(self) -> bool:
         return self.diverged_at is not None
 
