@@ -183,13 +183,17 @@ def landscape(request: LandscapeRequest) -> dict[str, Any]:
     maps = []
     for loss in objectives:
         plain = loss_map(data, loss, grid)
-        known = loss.minima if isinstance(loss, TestFunction) else None
+        if isinstance(loss, TestFunction):
+            minimum, minima = [*loss.minima[0], 0.0], [list(m) for m in loss.minima]
+        else:
+            minimum = list(plain.argmin())
+            minima = [minimum[:2]]
         item: dict[str, Any] = {
             "loss": loss.title,
             "labels": list(loss.labels),
             "values": _clean(plain.values.numpy()),
-            "minimum": list(plain.argmin()) if known is None else [*known[0], 0.0],
-            "minima": [list(plain.argmin()[:2])] if known is None else [list(m) for m in known],
+            "minimum": minimum,
+            "minima": minima,
         }
         if request.weight_decay > 0:
             effective = plain.with_weight_decay(request.weight_decay)
