@@ -378,3 +378,37 @@ def test_states_directions_carry_batchnorm_statistics(trained_cnn):
     parts = layout.unflatten(direction)
     assert "features.1.running_var" in parts and not parts["features.1.running_var"].any()
     assert "features.1.num_batches_tracked" not in parts  # counters are not directions
+
+
+@pytest.mark.parametrize("states", [False, True])
+def test_hdf5_directions_are_listed_like_the_reference(trained_cnn, tmp_path, states):
+    # The reference reads a direction as a list zipped with parameters() (weights) or with
+    # state_dict() (states: module by module, counters included); a frozen parameter or a
+    # counter that the direction does not move is listed as zeros.
+    h5py = pytest.importorskip("h5py")
+    from gdscope.surfacefiles import save_surface
+
+    model = copy.deepcopy(trained_cnn)
+    frozen = model.features[0].bias
+    frozen.requires_grad_(False)
+    loader = small_cnn_data(64)
+    dx = random_direction(model, seed=1, states=states, ignore="keep")
+    surface = evaluate_plane(model, loader, nn.CrossEntropyLoss(), dx=dx, xs=[0.0, 1.0],
+                             states=states)  # fmt: skip
+    save_surface(surface, tmp_path / "s.h5")
+    listed = model.state_dict() if states else dict(model.named_parameters())
+    moved = ParamLayout.of(model, states=states).unflatten(dx)
+    with h5py.File(tmp_path / "s_directions.h5") as f:
+        group = f["xdirection"]
+        assert len(group) == len(listed)
+        for i, (name, tensor) in enumerate(listed.items()):
+            array = group[str(i)][()]
+            assert array.shape == tuple(tensor.shape), name
+            expected = moved[name].numpy() if name in moved else np.zeros(tensor.shape)
+            np.testing.assert_array_equal(array, expected, err_msg=name)
+    assert "features.0.bias" not in moved
+    if states:  # the ``keep`` choice copies BatchNorm's statistics into the direction
+        index = list(listed).index("features.1.running_mean")
+        with h5py.File(tmp_path / "s_directions.h5") as f:
+            np.testing.assert_array_equal(f["xdirection"][str(index)][:],
+                                          model.features[1].running_mean.numpy())  # fmt: skip

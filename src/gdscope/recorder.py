@@ -17,7 +17,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,18 +43,25 @@ def _tensors(model: nn.Module, states: bool) -> dict[str, Tensor]:
 class ParamLayout:
     """Names and shapes of a model's trainable parameters, in ``named_parameters()`` order;
     with ``states``, followed by its floating-point buffers (the reference's ``dir_type=states``).
+
+    ``listing`` is how the reference implementation lists the same model (``parameters()``, or
+    with ``states`` the ``state_dict()``: module by module, counters and frozen tensors
+    included), for files that its scripts read; it is not part of the layout's identity.
     """
 
     names: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
     states: bool = False
+    listing: tuple[tuple[str, tuple[int, ...]], ...] = field(default=(), compare=False)
 
     @classmethod
     def of(cls, model: nn.Module, *, states: bool = False) -> ParamLayout:
         pairs = [(n, tuple(t.shape)) for n, t in _tensors(model, states).items()]
         if not pairs:
             raise GdscopeError("the model has no trainable parameters")
-        return cls(tuple(n for n, _ in pairs), tuple(s for _, s in pairs), states)
+        listed = model.state_dict().items() if states else model.named_parameters()
+        listing = tuple((n, tuple(t.shape)) for n, t in listed)
+        return cls(tuple(n for n, _ in pairs), tuple(s for _, s in pairs), states, listing)
 
     @property
     def sizes(self) -> list[int]:

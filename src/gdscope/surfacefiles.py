@@ -2,8 +2,10 @@
 
 HDF5 (needs ``h5py``): ``NAME.h5`` is the surface file (``xcoordinates``, ``ycoordinates``,
 ``train_loss``, ``train_acc`` in percent, ``dir_file``), ``NAME_directions.h5`` holds the
-``xdirection``/``ydirection`` groups (one dataset per parameter, named ``"0"``, ``"1"``, … in
-``named_parameters()`` order, shaped like the parameter), plus the PCA's
+``xdirection``/``ydirection`` groups (one dataset per tensor, named ``"0"``, ``"1"``, …, listed
+as the reference lists the model: ``parameters()``, or with ``states`` the ``state_dict()``;
+tensors the direction does not move, such as frozen parameters or BatchNorm's batch counter,
+are zeros), plus the PCA's
 ``explained_variance_ratio_``; with a projected path, ``NAME_proj.h5`` holds ``proj_xcoord`` and
 ``proj_ycoord``. The loss array is indexed ``[y, x]``, which is what the reference's
 ``plot_2D.py`` (``meshgrid(x, y)``) reads.
@@ -29,7 +31,10 @@ SURFACE_FORMATS = (".npz", ".h5")
 
 
 def _split(surface: ModelSurface, vector: Any) -> list[np.ndarray]:
-    return [v.numpy() for v in surface.layout.unflatten(vector.float()).values()]
+    """``vector`` as the reference's list of tensors (see the module docstring)."""
+    parts = {k: v.numpy() for k, v in surface.layout.unflatten(vector.float()).items()}
+    listing = surface.layout.listing or tuple(zip(parts, surface.layout.shapes, strict=True))
+    return [parts.get(name, np.zeros(shape, np.float32)) for name, shape in listing]
 
 
 def save_surface(
