@@ -412,3 +412,41 @@ def test_hdf5_directions_are_listed_like_the_reference(trained_cnn, tmp_path, st
         with h5py.File(tmp_path / "s_directions.h5") as f:
             np.testing.assert_array_equal(f["xdirection"][str(index)][:],
                                           model.features[1].running_mean.numpy())  # fmt: skip
+
+
+def test_landscape_job_default_grids_frame_the_path_and_the_line(tmp_path):
+    from gdscope.netjobs import LandscapeJob, draw, run_job
+
+    model = mlp.make_model(seed=1)
+    torch.save(model.state_dict(), tmp_path / "a.pt")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    fit(model, mlp.make_loader(shuffle=True), nn.CrossEntropyLoss(), optimizer, epochs=1,
+        every=4, path=tmp_path / "rec")  # fmt: skip
+    torch.save(model.state_dict(), tmp_path / "b.pt")
+    common = {
+        "model": "gdscope.examples.mlp:make_model",
+        "data": "gdscope.examples.mlp:make_loader",
+    }
+    # PCA without --x/--y: the grid spans the whole projected path, with margins.
+    pca = run_job(LandscapeJob(**common, checkpoint=tmp_path / "b.pt", path=tmp_path / "rec",
+                               directions="pca"))  # fmt: skip
+    xs, ys, projected = pca.surface.xs, pca.surface.ys, pca.projected
+    assert len(xs) == len(ys) == 21
+    assert xs[0] < projected.xs.min() < projected.xs.max() < xs[-1]
+    assert ys[0] < projected.ys.min() < projected.ys.max() < ys[-1]
+    # A line without --x: both models and half the line beyond each, marked on the figure.
+    line = run_job(LandscapeJob(**common, checkpoint=tmp_path / "a.pt", directions="line",
+                                to=tmp_path / "b.pt"))  # fmt: skip
+    assert line.surface.is_line and (line.surface.xs[[0, -1]] == [-0.5, 1.5]).all()
+    loader = mlp.make_loader()
+    for x, name in ((0.0, "a.pt"), (1.0, "b.pt")):
+        own = mlp.make_model()
+        own.load_state_dict(torch.load(tmp_path / name))
+        i = int(np.argmin(np.abs(line.surface.xs - x)))
+        assert line.surface.loss[0, i] == pytest.approx(
+            direct_loss(own, loader, nn.CrossEntropyLoss())[0], rel=1e-5)  # fmt: skip
+    ax = draw(line).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["a.pt", "b.pt"]
+    assert sorted(float(v.get_xdata()[0]) for v in ax.lines[1:]) == [0.0, 1.0]
+    with pytest.raises(GdscopeError, match="a line has no y axis"):
+        LandscapeJob(**common, directions="line", to=tmp_path / "b.pt", y=(-1, 1, 3))

@@ -332,7 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="filter-normalized random (default), PCA of --path, or a line --to",
     )
     scape.add_argument("--to", type=Path, help="checkpoint at the end of a line")
-    scape.add_argument("--norm", choices=("filter", "layer", "none"), default="filter")
+    scape.add_argument(
+        "--norm",
+        choices=("filter", "layer", "none"),
+        default="filter",
+        help="scale random directions filter by filter (default), per layer, or not at all",
+    )
     scape.add_argument(
         "--ignore",
         choices=("biasbn", "keep"),
@@ -345,19 +350,41 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="directions also move BatchNorm's running statistics (dir_type=states)",
     )
-    for axis in ("x", "y"):
-        scape.add_argument(
-            f"--{axis}", type=_number, nargs=3, default=(-1.0, 1.0, 21), metavar=("LO", "HI", "N")
-        )
+    scape.add_argument(
+        "--x",
+        type=_number,
+        nargs=3,
+        metavar=("LO", "HI", "N"),
+        help="grid along the first direction (default: the path's extent plus margins on a "
+        "PCA plane; -0.5 1.5 41 on a line; else -1 1 21)",
+    )
+    scape.add_argument(
+        "--y",
+        type=_number,
+        nargs=3,
+        metavar=("LO", "HI", "N"),
+        help="grid along the second direction (default: as --x, 21 points)",
+    )
     scape.add_argument("--line", action="store_true", help="1-D: along x only")
-    scape.add_argument("--device", default="cpu")
+    scape.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     scape.add_argument(
         "--chunk",
         default="auto",
         help="grid points per vmapped evaluation (default: sized to free memory)",
     )
-    scape.add_argument("--strategy", choices=("auto", "vmap", "loop"), default="auto")
-    scape.add_argument("--backend", choices=("local", "ray"), default="local")
+    scape.add_argument(
+        "--strategy",
+        choices=("auto", "vmap", "loop"),
+        default="auto",
+        help="vmap: many grid points per forward pass; loop: one at a time (auto: vmap on CUDA, "
+        "the loop on the CPU)",
+    )
+    scape.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="ray: split the grid across a Ray cluster's workers",
+    )
     scape.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     scape.add_argument("--gpus-per-task", type=_number, default=0.0, help="Ray: GPUs per chunk")
     scape.add_argument("--resume", type=Path, help="save finished chunks here; resume from it")
@@ -856,7 +883,8 @@ def _run_landscape(ns: argparse.Namespace) -> int:
         model=ns.model, data=ns.data, loss=ns.loss, checkpoint=ns.checkpoint, path=ns.path,
         directions=ns.directions, to=ns.to, norm=ns.norm, ignore=ns.ignore, seed=ns.seed,
         states=ns.states,
-        x=_grid_axis(ns.x, "--x"), y=None if ns.line else _grid_axis(ns.y, "--y"),
+        x=_grid_axis(ns.x, "--x") if ns.x else None,
+        y=_grid_axis(ns.y, "--y") if ns.y else None, line=ns.line,
         device=ns.device, chunk=_chunk(ns.chunk), strategy=ns.strategy, backend=backend,
         resume=ns.resume,
     )  # fmt: skip

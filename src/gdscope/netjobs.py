@@ -61,8 +61,12 @@ class LandscapeJob:
     states: bool = False
     """Directions over parameters and BatchNorm's running statistics (``dir_type=states``)."""
     seed: int = 0
-    x: tuple[float, float, int] = (-1.0, 1.0, 21)
-    y: tuple[float, float, int] | None = (-1.0, 1.0, 21)
+    x: tuple[float, float, int] | None = None
+    """``(lo, hi, count)``; None: the path's extent with margins on a PCA plane, 0 and 1 with
+    half a line's length either side on a line, else ``(-1, 1, 21)`` (the reference's habit)."""
+    y: tuple[float, float, int] | None = None
+    line: bool = False
+    """A 1-D landscape along ``x`` only (always so for ``directions="line"``)."""
     device: str = "cpu"
     chunk: int | str = "auto"
     strategy: str = "auto"
@@ -81,6 +85,14 @@ class LandscapeJob:
         for axis in (self.x, self.y):
             if axis is not None and not (axis[0] < axis[1] and 2 <= axis[2] <= 501):
                 raise GdscopeError(f"a grid axis needs LO < HI and 2..501 points, got {axis}")
+        if self.y is not None and (self.line or self.directions == "line"):
+            raise GdscopeError("a line has no y axis: drop --y")
+
+
+def fit_axis(values: np.ndarray, count: int) -> tuple[float, float, int]:
+    """An axis over ``values`` with a quarter of their spread as margin on either side."""
+    pad = 0.25 * (float(np.ptp(values)) or 1.0)
+    return float(values.min()) - pad, float(values.max()) + pad, count
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,6 +103,8 @@ class LandscapeResult:
     honesty: Honesty | None = None
     explained: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    marks: dict[float, str] = field(default_factory=dict)
+    """Labelled positions along a line (the two models of a line between them)."""
 
 
 def _load_state(model: nn.Module, file: Path) -> None:
@@ -122,25 +136,33 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
     path = open_path(job.path) if job.path is not None else None
     if path is not None:
         path.layout.check(model)
-    explained = None
-    centre = None
+    explained = centre = on_plane = None
+    marks: dict[float, str] = {}
+    x, y = job.x or (-1.0, 1.0, 21), job.y or (-1.0, 1.0, 21)
     if job.directions == "pca":
         assert path is not None
         plane = pca_plane(path)
         dx, dy, centre, explained = plane.dx, plane.dy, plane.centre, plane.explained_variance_ratio
+        # The plane is known before any loss is computed: frame the path unless told otherwise.
+        on_plane = project(path, plane)
+        x = job.x or fit_axis(on_plane.xs, 21)
+        y = job.y or fit_axis(on_plane.ys, 21)
     elif job.directions == "line":
         assert job.to is not None
         end = make_model()
         _load_state(end, job.to)
         dx, dy = line_direction(model, end, states=job.states), None
+        x = job.x or (-0.5, 1.5, 41)
+        first = job.checkpoint.name if job.checkpoint is not None else "the model"
+        marks = {0.0: first, 1.0: job.to.name}
     else:
         options = {"norm": job.norm, "ignore": job.ignore, "states": job.states}
         dx = random_direction(model, seed=job.seed, **options)
         dy = random_direction(model, seed=job.seed + 1, **options)
-    if job.y is None:
+    if job.line:
         dy = None
-    xs = np.linspace(*job.x[:2], job.x[2])
-    ys = np.linspace(*job.y[:2], job.y[2]) if job.y is not None and dy is not None else [0.0]
+    xs = np.linspace(*x[:2], x[2])
+    ys = np.linspace(*y[:2], y[2]) if dy is not None else [0.0]
     device = resolve_device(job.device)
     try:
         batches = materialize(make_data(), device)
@@ -152,7 +174,7 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
         projected = check = None
         notes = []
         if path is not None and not surface.is_line:
-            projected = project(path, surface)
+            projected = on_plane if on_plane is not None else project(path, surface)
             check = honesty(model, batches, loss_fn, path, projected, surface)
             if check.warning():
                 notes.append(check.warning())
@@ -162,7 +184,7 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
         raise GdscopeError(
             f"evaluating {job.model} on {job.data} with loss {job.loss} failed: {first}"
         ) from None
-    return LandscapeResult(surface, path, projected, check, explained, notes)
+    return LandscapeResult(surface, path, projected, check, explained, notes, marks)
 
 
 def draw(result: LandscapeResult, *, view: str = "contour", log: bool = False,
@@ -175,7 +197,7 @@ def draw(result: LandscapeResult, *, view: str = "contour", log: bool = False,
     surface = result.surface
     if surface.is_line:
         ax = fig.add_subplot()
-        plot_line(surface, ax=ax, log=log)
+        plot_line(surface, ax=ax, log=log, marks=result.marks)
         ax.set_title(title or "loss along the direction")
         fig.tight_layout()
         return fig
@@ -255,10 +277,8 @@ def run_example(
                       make_optimizer(model.parameters()), epochs=epochs, every=every)  # fmt: skip
         plane = pca_plane(trained.path)
         projected = project(trained.path, plane)
-        pad_x = 0.25 * (np.ptp(projected.xs) or 1.0)
-        pad_y = 0.25 * (np.ptp(projected.ys) or 1.0)
-        xs = np.linspace(projected.xs.min() - pad_x, projected.xs.max() + pad_x, grid)
-        ys = np.linspace(projected.ys.min() - pad_y, projected.ys.max() + pad_y, grid)
+        (x_lo, x_hi, _), (y_lo, y_hi, _) = fit_axis(projected.xs, 0), fit_axis(projected.ys, 0)
+        xs, ys = np.linspace(x_lo, x_hi, grid), np.linspace(y_lo, y_hi, grid)
         surface = evaluate_plane(model, batches, nn.CrossEntropyLoss(), dx=plane.dx, dy=plane.dy,
                                  xs=xs, ys=ys, centre=plane.centre, device=device)  # fmt: skip
         check = honesty(model, batches, nn.CrossEntropyLoss(), trained.path, projected, surface)

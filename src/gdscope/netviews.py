@@ -7,6 +7,7 @@ all work unchanged. ``plot_honesty`` draws the recorded models' true loss beside
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,10 +71,21 @@ def plot_honesty(honesty: Honesty, steps: np.ndarray, *, ax: Axes) -> tuple[Line
     return true, plane
 
 
-def plot_line(surface: ModelSurface, *, ax: Axes, log: bool = False) -> list[Line2D]:
-    """A 1-D landscape: loss (and accuracy on a second axis) along the direction."""
+def plot_line(
+    surface: ModelSurface,
+    *,
+    ax: Axes,
+    log: bool = False,
+    marks: Mapping[float, str] | None = None,
+) -> list[Line2D]:
+    """A 1-D landscape: loss (and accuracy on a second axis) along the direction; ``marks``
+    labels positions on it (e.g. ``{0: "start.pt", 1: "end.pt"}`` on a line between models)."""
     (loss,) = ax.plot(surface.xs, surface.loss[0], color="tab:blue", label="loss")
     ax.set_xlabel("step along the direction")
+    for x, label in (marks or {}).items():
+        ax.axvline(x, color="0.4", linestyle=":", linewidth=1)
+        ax.annotate(label, (x, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                    textcoords="offset points", fontsize=8, color="0.3")  # fmt: skip
     ax.set_ylabel("loss", color="tab:blue")
     if log:
         ax.set_yscale("log")
