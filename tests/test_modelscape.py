@@ -307,6 +307,13 @@ def test_landscape_cli_pca_with_a_checkpoint_and_errors(tmp_path, capsys):
         (["--address", "x"], "--address needs --backend ray"),
         (["--data", "gdscope.examples.cnn:make_loader"], "mat1 and mat2 shapes cannot be"),
         (["--checkpoint", str(tmp_path / "pca.npz")], "cannot load the checkpoint"),
+        (["--data", "gdscope.examples.mlp:make_model"], "must be a DataLoader or Dataset, got"),
+        (["--chunk", "0"], "--chunk takes a positive integer"),
+        (["--loss", "hinge"], "--loss must be one of crossentropy, mse"),
+        (
+            ["--directions", "line", "--to", str(tmp_path / "final.pt"), "--y", "0", "1", "3"],
+            "a line has no y axis",
+        ),
     ):
         code = main([*args[:-4], *extra, "--out", str(tmp_path / "x.png")])
         err = capsys.readouterr().err
@@ -450,3 +457,20 @@ def test_landscape_job_default_grids_frame_the_path_and_the_line(tmp_path):
     assert sorted(float(v.get_xdata()[0]) for v in ax.lines[1:]) == [0.0, 1.0]
     with pytest.raises(GdscopeError, match="a line has no y axis"):
         LandscapeJob(**common, directions="line", to=tmp_path / "b.pt", y=(-1, 1, 3))
+
+
+def test_data_may_be_a_loader_a_dataset_or_one_pair():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = torch.randn(300, 2, generator=torch.Generator().manual_seed(0)), torch.arange(300) % 2
+    dataset = TensorDataset(x, y)
+    from_dataset = materialize(dataset)
+    from_loader = materialize(DataLoader(dataset, batch_size=256))
+    assert [len(b[0]) for b in from_dataset] == [256, 44]
+    for (a, b), (c, d) in zip(from_dataset, from_loader, strict=True):
+        assert torch.equal(a, c) and torch.equal(b, d)
+    assert torch.equal(materialize((x, y))[0][0], x)
+    with pytest.raises(GdscopeError, match=r"yield \(inputs, targets\) pairs, got dict"):
+        materialize([{"x": x, "y": y}])
+    with pytest.raises(GdscopeError, match="DataLoader or Dataset, got int"):
+        materialize(3)

@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         required=True,
         metavar="MODULE:FUNCTION",
-        help="returns a DataLoader (or an (inputs, targets) pair)",
+        help="returns a DataLoader, a Dataset, or one (inputs, targets) pair",
     )
     scape.add_argument(
         "--loss",
@@ -855,9 +855,12 @@ def _chunk(text: str) -> int | str:
     if text == "auto":
         return text
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise GdscopeError(f"--chunk takes a positive integer or 'auto', got {text!r}") from None
+        value = 0
+    if value < 1:
+        raise GdscopeError(f"--chunk takes a positive integer or 'auto', got {text!r}")
+    return value
 
 
 def _run_landscape(ns: argparse.Namespace) -> int:

@@ -54,16 +54,25 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
 
 def materialize(data: Any, device: torch.device | str | None = None) -> Batches:
     """The data as a list of ``(inputs, targets)`` batches on ``device``: from a ``DataLoader``
-    (or any iterable of pairs) or one ``(inputs, targets)`` pair. Evaluating a grid passes over
-    the data many times, so it is loaded once."""
+    (or any iterable of pairs), a map-style ``Dataset`` of samples (batched by 256), or one
+    ``(inputs, targets)`` pair. Evaluating a grid passes over the data many times, so it is
+    loaded once."""
+    from torch.utils.data import DataLoader, Dataset, IterableDataset
+
     if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Tensor):
         pairs: Iterable[Any] = [data]
+    elif isinstance(data, Dataset) and not isinstance(data, IterableDataset):
+        pairs = DataLoader(data, batch_size=256)  # samples, not batches: batch them in order
     else:
         pairs = data
     batches = []
+    if isinstance(data, nn.Module) or not isinstance(pairs, Iterable):
+        raise GdscopeError(f"the data must be a DataLoader or Dataset, got {type(data).__name__}")
     for item in pairs:
         if not (isinstance(item, (tuple, list)) and len(item) >= 2):
-            raise GdscopeError("the data must yield (inputs, targets) pairs")
+            raise GdscopeError(
+                f"the data must yield (inputs, targets) pairs, got {type(item).__name__}"
+            )
         batches.append((item[0].to(device), item[1].to(device)))
     if not batches:
         raise GdscopeError("the data has no batches")

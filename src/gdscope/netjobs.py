@@ -126,6 +126,9 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
             ) -> LandscapeResult:  # fmt: skip
     make_model = load_callable(job.model, "--model")
     make_data = load_callable(job.data, "--data")
+    if job.loss not in LOSSES and ":" not in job.loss:
+        names = ", ".join(LOSSES)
+        raise GdscopeError(f"--loss must be one of {names}, or module:function, got {job.loss!r}")
     loss_fn = LOSSES[job.loss]() if job.loss in LOSSES else load_callable(job.loss, "--loss")()
     model = make_model()
     if not isinstance(model, nn.Module):
@@ -178,6 +181,8 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
             check = honesty(model, batches, loss_fn, path, projected, surface)
             if check.warning():
                 notes.append(check.warning())
+    except GdscopeError:
+        raise  # already says what to fix
     except (RuntimeError, ValueError, TypeError, IndexError) as error:
         # The model, data and loss are the user's: say which ones failed together, and how.
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
