@@ -63,5 +63,6 @@ def test_a_crashed_workers_chunk_is_run_again(local_ray, tmp_path):
     backend = RayBackend(crash_marker=str(marker))
     surface = evaluate_plane(model, loader, nn.CrossEntropyLoss(), backend=backend, **grid)
     assert marker.exists()  # one worker really died
-    local = evaluate_plane(model, loader, nn.CrossEntropyLoss(), **grid)
+    assert surface.meta["strategy"] == "loop"  # "auto" with a backend: the loop on CPU workers
+    local = evaluate_plane(model, loader, nn.CrossEntropyLoss(), strategy="loop", **grid)
     np.testing.assert_array_equal(surface.loss, local.loss)

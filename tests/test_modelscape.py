@@ -204,7 +204,8 @@ def test_projection_and_honesty(trained_cnn):
 def test_resume_computes_only_what_is_missing(trained_cnn, tmp_path):
     loader = small_cnn_data(128)
     dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
-    grid = {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 4), "ys": np.linspace(-1, 1, 3)}
+    grid = {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 4), "ys": np.linspace(-1, 1, 3),
+            "strategy": "loop"}  # fmt: skip
     full = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), chunk=2, **grid)
     calls = []
 
@@ -474,3 +475,69 @@ def test_data_may_be_a_loader_a_dataset_or_one_pair():
         materialize([{"x": x, "y": y}])
     with pytest.raises(GdscopeError, match="DataLoader or Dataset, got int"):
         materialize(3)
+
+
+def fake_run(costs: dict[str, float | dict[int, float]], points: int):
+    """A ``run`` for ``choose_strategy`` whose timings are given: the decision rule, not the
+    clock, is under test. Records what was evaluated."""
+    calls: list[tuple[str, int]] = []
+    left = [points]
+
+    def run(name: str, count: int) -> float | None:
+        count = min(count, left[0])
+        if not count:
+            return None
+        left[0] -= count
+        calls.append((name, count))
+        cost = costs[name]
+        return cost if isinstance(cost, float) else cost[count]
+
+    return run, calls
+
+
+@pytest.mark.parametrize(
+    ("vmap", "limit", "expected", "sizes"),
+    [
+        # an MLP on a CPU: vmap loses on small chunks, wins on large ones
+        ({4: 2.0, 16: 0.5, 64: 0.3, 256: 0.29}, 1024, ("vmap", 256), [4, 16, 64, 256]),
+        # a CNN on a CPU: grouped convolutions get slower with the chunk; the loop wins
+        ({4: 2.0, 16: 3.0}, 1024, ("loop", 16), [4, 16]),
+        # the chunk limit (memory, or the user's --chunk) caps the trials
+        ({4: 0.5, 10: 0.2}, 10, ("vmap", 10), [4, 10]),
+        ({1: 0.9}, 1, ("vmap", 1), [1]),
+    ],
+)
+def test_choose_strategy_times_both_and_keeps_the_faster(vmap, limit, expected, sizes):
+    from gdscope.modelscape import choose_strategy
+
+    run, calls = fake_run({"loop": 1.0, "vmap": vmap}, 10_000)
+    strategy, chunk, trials = choose_strategy(run, limit=limit)
+    assert (strategy, chunk) == expected
+    assert calls == [("loop", 1), ("loop", 2), *(("vmap", n) for n in sizes)]
+    assert trials == [("loop", 1, 1.0), *(("vmap", n, vmap[n]) for n in sizes)]
+
+
+def test_choose_strategy_on_a_grid_smaller_than_its_trials():
+    from gdscope.modelscape import choose_strategy
+
+    run, calls = fake_run({"loop": 1.0, "vmap": {4: 0.5, 2: 0.5}}, 9)
+    assert choose_strategy(run, limit=64)[:2] == ("vmap", 4)
+    assert calls == [("loop", 1), ("loop", 2), ("vmap", 4), ("vmap", 2)]
+    run, calls = fake_run({"loop": 1.0, "vmap": 1.0}, 2)
+    assert choose_strategy(run, limit=64) == ("loop", 16, [("loop", 1, 1.0)])
+    assert calls == [("loop", 1), ("loop", 1)]
+
+
+def test_auto_strategy_computes_every_point_once_and_records_its_choice(trained_cnn):
+    loader = small_cnn_data(64)
+    dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
+    grid = {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 6), "ys": np.linspace(-1, 1, 5)}
+    seen = []
+    auto = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), chunk=8,
+                          progress=lambda done, total: seen.append(done), **grid)  # fmt: skip
+    loop = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy="loop", **grid)
+    assert seen == sorted(set(seen)) and seen[-1] == 30
+    assert auto.meta["strategy"] in ("vmap", "loop") and auto.meta["trials"][0][0] == "loop"
+    assert [t[1] for t in auto.meta["trials"][1:]] in ([4], [4, 8])
+    np.testing.assert_allclose(auto.loss, loop.loss, rtol=1e-5)
+    np.testing.assert_allclose(auto.accuracy, loop.accuracy, atol=1e-6)

@@ -376,8 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategy",
         choices=("auto", "vmap", "loop"),
         default="auto",
-        help="vmap: many grid points per forward pass; loop: one at a time (auto: vmap on CUDA, "
-        "the loop on the CPU)",
+        help="vmap: many grid points per forward pass; loop: one at a time; auto (default): "
+        "time both on the first points, go on with the faster",
     )
     scape.add_argument(
         "--backend",
