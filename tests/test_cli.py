@@ -47,6 +47,8 @@ BAD = [
     ("train", "--epochs", "ten"),
     ("train", "--n", "0"),
     ("train", "--huber-delta", "0"),
+    ("train", "--lr", "1e39"),  # torch refuses at its first step: beyond float32
+    ("plot", "--optimizer", "adam", "--opt", "lr=1e39", "--out", "x.png"),
     ("plot", "--grid-size", "1", "--out", "x.png"),
     ("plot", "--grid-size", "5", "5", "5", "--out", "x.png"),
     ("plot", "--w-range", "3", "1", "--out", "x.png"),

@@ -184,15 +184,22 @@ def train(
         ``value`` is that loss when the caller already computed it (the article's full-batch
         loop computes it once, prints it, then steps)."""
         lrs[step] = opt.param_groups[0]["lr"]
-        if spec.needs_closure:
-            seen = opt.step(lambda: _backward(opt, lambda: objective(batch)))
-        else:
-            if value is None:
-                opt.zero_grad()
-                value = objective(batch)
-            value.backward()
-            opt.step()
-            seen = value
+        try:
+            if spec.needs_closure:
+                seen = opt.step(lambda: _backward(opt, lambda: objective(batch)))
+            else:
+                if value is None:
+                    opt.zero_grad()
+                    value = objective(batch)
+                value.backward()
+                opt.step()
+                seen = value
+        except RuntimeError as error:
+            # torch refuses some settings only when it steps, e.g. an lr beyond float32's range
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise GdscopeError(
+                f"torch.optim.{type(opt).__name__} failed at step {step + 1}: {first}"
+            ) from None
         buffers[step + 1] = _momentum(opt, params)
         return seen
 
