@@ -13,11 +13,13 @@ from gdscope.directions import line_direction, normalize, pca_plane, random_dire
 from gdscope.errors import GdscopeError
 from gdscope.examples import cnn, mlp
 from gdscope.modelscape import (
+    ModelSurface,
     evaluate_plane,
     evaluate_plane_loop,
     evaluate_vectors,
     materialize,
 )
+from gdscope.netjobs import LandscapeResult
 from gdscope.projection import honesty, project
 from gdscope.recorder import ParamLayout, RecordedPath, Recorder, open_path
 from gdscope.trainer import fit
@@ -541,3 +543,45 @@ def test_auto_strategy_computes_every_point_once_and_records_its_choice(trained_
     assert [t[1] for t in auto.meta["trials"][1:]] in ([4], [4, 8])
     np.testing.assert_allclose(auto.loss, loop.loss, rtol=1e-5)
     np.testing.assert_allclose(auto.accuracy, loop.accuracy, atol=1e-6)
+
+
+def test_accuracy_map_and_its_refusals(tmp_path, capsys):
+    from gdscope.cli import main
+    from gdscope.netjobs import LandscapeJob, draw, run_job
+
+    model = mlp.make_model(seed=1)
+    fit(model, mlp.make_loader(), nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters()),
+        epochs=1, every=2, path=tmp_path / "rec")  # fmt: skip
+    common = {
+        "model": "gdscope.examples.mlp:make_model",
+        "data": "gdscope.examples.mlp:make_loader",
+    }
+    result = run_job(LandscapeJob(**common, path=tmp_path / "rec", directions="pca",
+                                  x=(-1, 1, 4), y=(-1, 1, 3)))  # fmt: skip
+    ax = draw(result, metric="accuracy", view="heatmap").axes[0]
+    # the map is the accuracy in percent, row y, column x; no "minimum" marked on it
+    np.testing.assert_allclose(ax.images[0].get_array(), 100 * result.surface.accuracy)
+    assert ax.get_title() == "accuracy landscape"
+    assert "loss minimum" not in ax.get_legend_handles_labels()[1]
+    assert "start" in ax.get_legend_handles_labels()[1]  # the path is drawn on it
+    with pytest.raises(GdscopeError, match="not a surface"):
+        draw(result, metric="accuracy", view="surface")
+    one = torch.zeros(1)
+    layout = ParamLayout(("w",), ((1,),))
+    regression = ModelSurface(
+        np.zeros(2), np.zeros(2), np.ones((2, 2)), None, one, one, one, layout
+    )
+    with pytest.raises(GdscopeError, match="has no accuracy"):
+        draw(LandscapeResult(regression), metric="accuracy")
+    # refused before any work: a surface view of the accuracy; HDF5 side files that exist
+    args = ["landscape", *("--model", common["model"], "--data", common["data"]),
+            "--out", str(tmp_path / "a.png")]  # fmt: skip
+    (tmp_path / "s_directions.h5").write_bytes(b"")
+    for extra, message in (
+        (["--metric", "accuracy", "--view", "surface"], "drop --view surface"),
+        (["--save", str(tmp_path / "s.h5")], "s_directions.h5 already exists"),
+        (["--save", str(tmp_path / "s.txt")], "saved as .npz or .h5"),
+    ):
+        assert main([*args, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec", "s_directions.h5"]

@@ -389,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
     scape.add_argument("--gpus-per-task", type=_number, default=0.0, help="Ray: GPUs per chunk")
     scape.add_argument("--resume", type=Path, help="save finished chunks here; resume from it")
     scape.add_argument("--view", choices=VIEWS, default="contour")
+    scape.add_argument(
+        "--metric",
+        choices=("loss", "accuracy"),
+        default="loss",
+        help="what the map shows (accuracy: classification only; heatmap or contour)",
+    )
     scape.add_argument("--log-color", action="store_true")
     scape.add_argument("--title")
     scape.add_argument("--save", type=Path, help="the surface: .npz, or .h5 (reference layout)")
@@ -551,7 +557,7 @@ def _check_outputs(ns: argparse.Namespace, *, saves: tuple[str, ...] = ()) -> No
         raise GdscopeError(f"--dpi must be in [10, 1200], got {ns.dpi:g}")
     check_target(ns.out, force=ns.force)
     save = getattr(ns, "save", None)
-    if save is not None:
+    if save is not None and saves:  # no ``saves``: the caller checks ``--save`` itself
         _check_save(save, saves, ns.force)
 
 
@@ -867,13 +873,21 @@ def _run_landscape(ns: argparse.Namespace) -> int:
     from .netjobs import LandscapeJob, draw, run_job
     from .output import save_figure
 
-    _check_outputs(ns, saves=(".npz", ".h5"))
+    _check_outputs(ns)
+    if ns.save is not None:
+        from .surfacefiles import surface_targets
+
+        surface_targets(ns.save, force=ns.force)
     if ns.animate is not None:
         from .animation import animation_format
 
         animation_format(ns.animate)
         if ns.path is None:
             raise GdscopeError("--animate draws the recorded path: give --path")
+        if ns.metric != "loss":
+            raise GdscopeError("--animate draws the path over the loss: drop --metric")
+    if ns.metric == "accuracy" and ns.view == "surface":
+        raise GdscopeError("the accuracy is mapped as a heatmap or contours: drop --view surface")
         check_target(ns.animate, force=ns.force)
     backend = None
     if ns.backend == "ray":
@@ -898,15 +912,15 @@ def _run_landscape(ns: argparse.Namespace) -> int:
         close()
     for note in result.notes:
         print(f"gdscope: warning: {note}", file=sys.stderr)
-    fig = draw(result, view=ns.view, log=ns.log_color, title=ns.title)
-    record = {"kind": "argv", "argv": ns.argv}
-    print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=record))
-    if ns.save is not None:
+    if ns.save is not None:  # first: the computation is kept even if drawing it fails
         from .surfacefiles import save_surface
 
         for path in save_surface(result.surface, ns.save, projected=result.projected,
                                  explained=result.explained, force=ns.force):  # fmt: skip
             print(path)
+    fig = draw(result, view=ns.view, metric=ns.metric, log=ns.log_color, title=ns.title)
+    record = {"kind": "argv", "argv": ns.argv}
+    print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=record))
     if ns.animate is not None and result.projected is not None and result.honesty is not None:
         from .animation import Animator, write_animation
         from .netviews import path_trajectory, surface_landscape

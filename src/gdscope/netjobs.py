@@ -192,11 +192,15 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
     return LandscapeResult(surface, path, projected, check, explained, notes, marks)
 
 
-def draw(result: LandscapeResult, *, view: str = "contour", log: bool = False,
-         title: str | None = None, fig: Figure | None = None) -> Figure:  # fmt: skip
-    """The map (or line) with the projected path, and the honesty chart when there is a path."""
+def draw(result: LandscapeResult, *, view: str = "contour", metric: str = "loss",
+         log: bool = False, title: str | None = None, fig: Figure | None = None
+         ) -> Figure:  # fmt: skip
+    """The map (or line) with the projected path, and the honesty chart when there is a path.
+
+    ``metric="accuracy"`` maps the accuracy instead of the loss (heatmap or contours; a line
+    always shows both)."""
     from .netviews import path_trajectory, plot_honesty, plot_line, surface_landscape
-    from .plots import plot_descent, plot_landscape
+    from .plots import plot_descent, plot_landscape, plot_path
 
     fig = fig if fig is not None else Figure(figsize=(12 if result.honesty else 6.5, 5.4))
     surface = result.surface
@@ -207,8 +211,18 @@ def draw(result: LandscapeResult, *, view: str = "contour", log: bool = False,
         fig.tight_layout()
         return fig
     columns = 2 if result.honesty is not None else 1
-    landscape = surface_landscape(surface)
-    if view == "surface":
+    landscape = surface_landscape(surface, metric)
+    if metric == "accuracy":
+        if view == "surface":
+            raise GdscopeError("the accuracy is mapped as a heatmap or contours, not a surface")
+        ax = fig.add_subplot(1, columns, 1)
+        plot_landscape(landscape, ax=ax, log=log, kind=view, mark_minimum=False)
+        if result.projected is not None and result.honesty is not None:
+            name = result.path.optimizer if result.path else None
+            trajectory = path_trajectory(result.projected, result.honesty.true_loss, optimizer=name)
+            plot_path(trajectory, ax=ax, grid=landscape.grid)
+            ax.legend(loc="lower right", fontsize=7, framealpha=0.8)
+    elif view == "surface":
         from .surface import plot_surface3d
 
         ax = fig.add_subplot(1, columns, 1, projection="3d")
@@ -230,7 +244,7 @@ def draw(result: LandscapeResult, *, view: str = "contour", log: bool = False,
         ratio = result.explained
         ax.set_xlabel(f"PC1 ({100 * ratio[0]:.1f}% of the path's variance)")
         ax.set_ylabel(f"PC2 ({100 * ratio[1]:.1f}%)")
-    ax.set_title(title or "loss landscape")
+    ax.set_title(title or f"{metric} landscape")
     if result.honesty is not None and result.path is not None:
         plot_honesty(result.honesty, np.asarray(result.path.steps), ax=fig.add_subplot(1, 2, 2))
     fig.tight_layout()

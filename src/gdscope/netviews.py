@@ -15,13 +15,21 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
+from .errors import GdscopeError
 from .landscape import Grid, Landscape
 from .modelscape import ModelSurface
 from .optimizers import OPTIMIZERS, OptimizerSpec
 from .projection import Honesty, ProjectedPath
 from .trajectory import Trajectory
 
-__all__ = ["ModelObjective", "path_trajectory", "plot_honesty", "plot_line", "surface_landscape"]
+__all__ = [
+    "METRICS",
+    "ModelObjective",
+    "path_trajectory",
+    "plot_honesty",
+    "plot_line",
+    "surface_landscape",
+]
 
 
 @dataclass(frozen=True)
@@ -35,12 +43,25 @@ class ModelObjective:
         return self == other
 
 
-def surface_landscape(surface: ModelSurface, title: str = "loss") -> Landscape:
+METRICS = ("loss", "accuracy")
+
+
+def surface_landscape(surface: ModelSurface, metric: str = "loss") -> Landscape:
+    """The surface's loss, or its accuracy in percent, as a ``Landscape`` for the renderers."""
     if surface.is_line:
         raise ValueError("a line has no map; use plot_line")
+    if metric not in METRICS:
+        raise GdscopeError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if metric == "accuracy" and surface.accuracy is None:
+        raise GdscopeError(
+            "this landscape has no accuracy: it is measured for classification (outputs of shape "
+            "(N, classes) and integer targets of shape (N,))"
+        )
+    values = surface.loss if metric == "loss" else 100 * surface.accuracy
+    title = "loss" if metric == "loss" else "accuracy (%)"
     ys, xs = surface.ys, surface.xs
     grid = Grid((float(ys[0]), float(ys[-1])), (float(xs[0]), float(xs[-1])), len(ys), len(xs))
-    return Landscape(grid, torch.from_numpy(surface.loss), ModelObjective(title))  # type: ignore[arg-type]
+    return Landscape(grid, torch.from_numpy(values), ModelObjective(title))  # type: ignore[arg-type]
 
 
 def path_trajectory(

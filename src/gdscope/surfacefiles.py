@@ -22,12 +22,35 @@ import numpy as np
 
 from .errors import GdscopeError
 from .modelscape import ModelSurface
-from .output import write_atomic
+from .output import check_target, write_atomic
 from .projection import ProjectedPath
 
-__all__ = ["SURFACE_FORMATS", "save_surface"]
+__all__ = ["SURFACE_FORMATS", "save_surface", "surface_targets"]
 
 SURFACE_FORMATS = (".npz", ".h5")
+
+
+def surface_targets(path: str | os.PathLike[str], *, force: bool = False) -> list[Path]:
+    """Every file ``save_surface`` may write for ``path``, checked before any work is done: the
+    format, h5py for HDF5, and no file overwritten without ``force``."""
+    target = Path(path)
+    if target.suffix.lower() not in SURFACE_FORMATS:
+        raise GdscopeError(f"a surface is saved as .npz or .h5, got {target.name!r}")
+    targets = [target]
+    if target.suffix.lower() == ".h5":
+        _h5py()
+        stem = target.with_suffix("")
+        targets += [stem.with_name(stem.name + "_directions.h5"),
+                    stem.with_name(stem.name + "_proj.h5")]  # fmt: skip
+    return [check_target(t, force=force) for t in targets]
+
+
+def _h5py() -> Any:
+    try:
+        import h5py
+    except ImportError:
+        raise GdscopeError("HDF5 output needs h5py: pip install 'gdscope[hdf5]'") from None
+    return h5py
 
 
 def _split(surface: ModelSurface, vector: Any) -> list[np.ndarray]:
@@ -71,10 +94,7 @@ def save_surface(
                 np.savez(handle, **arrays)
 
         return [write_atomic(target, write_npz, force=force)]
-    try:
-        import h5py
-    except ImportError:
-        raise GdscopeError("HDF5 output needs h5py: pip install 'gdscope[hdf5]'") from None
+    h5py = _h5py()
     stem = target.with_suffix("")
     directions = stem.with_name(stem.name + "_directions.h5")
     written = []
