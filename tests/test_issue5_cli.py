@@ -105,6 +105,32 @@ def test_gif_has_one_frame_per_step_and_the_asked_size(tmp_path, capsys):
     assert record["kind"] == "animate" and record["animation"]["fps"] == 10
 
 
+def test_surface_animation_moves_the_path_on_the_3d_surface(tmp_path, capsys):
+    from gdscope.animation import AnimationOptions, Animator
+    from gdscope.figures import run_config
+
+    config = PlotConfig(optimizer=OptimizerSpec.of("sgd", lr=0.1, momentum=0.9), epochs=20,
+                        losses=(LossSpec("mse"), LossSpec("l1")))  # fmt: skip
+    _, landscapes, trajectories = run_config(config)
+    animator = Animator(landscapes, [[t] for t in trajectories], kind="surface",
+                        options=AnimationOptions(size=(640, 480)))  # fmt: skip
+    assert all(ax.name == "3d" for ax in animator.map_axes)
+    frames = list(animator.frames())
+    assert len(frames) == 21 and (frames[0] != frames[-1]).any()
+    for (line, head, *_), run_ in zip(animator.heads, trajectories, strict=True):
+        b, w, z = line.get_data_3d()
+        # the whole path, each point at the loss torch computed for it: on the surface
+        np.testing.assert_array_equal(w, run_.weights)
+        np.testing.assert_array_equal(b, run_.biases)
+        np.testing.assert_array_equal(z, run_.losses)
+        assert head.get_data_3d()[2][0] == run_.losses[-1]
+    code, _, _ = run(capsys, "animate", "--view", "surface", "--epochs", "5", "--out",
+                     tmp_path / "s.gif")  # fmt: skip
+    assert code == 0
+    with Image.open(tmp_path / "s.gif") as image:
+        assert image.n_frames == 6
+
+
 def test_mp4_frames_decode_with_the_asked_count_and_size(tmp_path, capsys):
     import imageio_ffmpeg
 

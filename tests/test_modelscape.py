@@ -341,6 +341,39 @@ def test_landscape_cli_animates_the_projected_path(tmp_path):
     assert main(args) == 0
     with Image.open(movie) as image:
         assert image.n_frames == len(open_path(tmp_path / "rec"))
+    # on the 3D surface too; refused before any work along a line
+    surface_args = [*args[:-4], "--view", "surface", "--out", str(tmp_path / "q.png"),
+                    "--animate", str(tmp_path / "q.gif")]  # fmt: skip
+    assert main(surface_args) == 0
+    assert main([*surface_args[:-6], "--line", "--out", str(tmp_path / "r.png"),
+                 "--animate", str(tmp_path / "r.gif")]) == 2  # fmt: skip
+    assert not (tmp_path / "r.png").exists()
+
+
+@pytest.mark.parametrize("view", ["contour", "surface"])
+def test_path_animation_counts_snapshots_and_steps(tmp_path, view):
+    from gdscope.netjobs import LandscapeJob, animate, run_job
+
+    model = mlp.make_model(seed=1)
+    fit(model, mlp.make_loader(), nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters()),
+        epochs=1, every=3, path=tmp_path / "rec")  # fmt: skip
+    job = LandscapeJob(model="gdscope.examples.mlp:make_model", path=tmp_path / "rec",
+                       data="gdscope.examples.mlp:make_loader", directions="pca",
+                       x=(-1, 1, 3), y=(-1, 1, 3))  # fmt: skip
+    result = run_job(job)
+    animator = animate(result, view=view)
+    frames = list(animator.frames())
+    steps = open_path(tmp_path / "rec").steps
+    assert len(frames) == len(steps)
+    assert animator.counter.get_text() == f"snapshot {len(steps) - 1:>4}  step {steps[-1]:>6}"
+    assert animator.loss_ax.get_xlabel() == "snapshot"
+    assert animator.loss_ax.get_legend().get_texts()[0].get_text() == "Adam: true loss"
+    ax = animator.map_axes[0]
+    assert ax.get_xlabel().startswith("PC1 (") and ax.get_ylabel().startswith("PC2 (")
+    line = animator.heads[0][0]
+    heights = line.get_data_3d()[2] if view == "surface" else None
+    if heights is not None:  # each snapshot at its true loss
+        np.testing.assert_allclose(heights, result.honesty.true_loss)
 
 
 def test_auto_chunk_follows_free_memory(trained_cnn, monkeypatch):

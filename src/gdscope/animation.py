@@ -8,7 +8,7 @@ the background (blitting), so a 100-step, four-panel animation takes seconds. Fr
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from .errors import GdscopeError
 from .landscape import Landscape
 from .output import write_atomic
 from .plots import mark_minima, plot_landscape, visible_path
+from .surface import lifted_path, plot_surface3d
 from .trajectory import Trajectory
 
 __all__ = [
@@ -105,6 +106,9 @@ class Animator:
 
     ``runs[i]`` are the paths on panel ``i`` (one or several, in different colours).
     ``equal_aspect=False`` for maps whose axes have unrelated units (a model's directions).
+    ``counter(i)`` is the text shown at path point ``i`` (default: the epoch, and the step with
+    mini-batches), ``step_label`` names the loss chart's horizontal axis and ``curve_labels``
+    its curves (one per path, in order); a recorded network's path counts snapshots, not epochs.
     """
 
     def __init__(
@@ -118,19 +122,26 @@ class Animator:
         effective: bool = False,
         title: str | None = None,
         equal_aspect: bool = True,
+        counter: Callable[[int], str] | None = None,
+        step_label: str | None = None,
+        curve_labels: Sequence[str] | None = None,
     ) -> None:
         options = options or AnimationOptions()
         self.equal_aspect = equal_aspect
+        self.counter_text, self.step_label = counter, step_label
+        self.curve_labels = list(curve_labels) if curve_labels is not None else None
         if len(landscapes) != len(runs) or not landscapes or not all(runs):
             raise GdscopeError("need at least one path per landscape")
         self.landscapes, self.runs, self.options = list(landscapes), list(runs), options
         self.steps = max(t.steps for paths in runs for t in paths)
         self.frame_steps = frame_steps(self.steps, options.count(self.steps))
-        self.figure = self._layout(len(landscapes))
+        if kind not in ("heatmap", "contour", "surface"):
+            raise GdscopeError(f"an animation draws a heatmap, contour or surface, got {kind!r}")
+        self.figure = self._layout(len(landscapes), three_d=kind == "surface")
         self.moving: list[Artist] = []
         self._draw(log=log, kind=kind, effective=effective, title=title)
 
-    def _layout(self, count: int) -> Figure:
+    def _layout(self, count: int, *, three_d: bool = False) -> Figure:
         cols = 1 if count == 1 else 2
         rows = -(-count // cols)
         dpi = 80
@@ -141,28 +152,46 @@ class Animator:
         fig = Figure(figsize=(width, height), dpi=dpi)
         FigureCanvasAgg(fig)
         grid = fig.add_gridspec(rows + 1, cols, height_ratios=[*([4.4] * rows), 1.9])
-        self.map_axes = [fig.add_subplot(grid[i // cols, i % cols]) for i in range(count)]
+        projection = "3d" if three_d else None
+        self.map_axes = [fig.add_subplot(grid[i // cols, i % cols], projection=projection)
+                         for i in range(count)]  # fmt: skip
         self.loss_ax = fig.add_subplot(grid[rows, :])
         return fig
 
     def _draw(self, *, log: bool, kind: str, effective: bool, title: str | None) -> None:
-        self.heads: list[tuple[Artist, Artist, np.ndarray, np.ndarray]] = []
+        # (line, head, weights, biases, heights): heights only on a 3D surface
+        self.heads: list[tuple[Artist, Artist, np.ndarray, np.ndarray, np.ndarray | None]] = []
         self.curves: list[tuple[Artist, np.ndarray]] = []
+        three_d = kind == "surface"
         for ax, landscape, paths in zip(self.map_axes, self.landscapes, self.runs, strict=True):
             decay = paths[0].optimizer.l2_weight_decay
             shown = landscape.with_weight_decay(decay) if effective and decay > 0 else landscape
-            plot_landscape(shown, ax=ax, log=log, kind=kind, mark_minimum=False)
-            mark_minima(landscape, ax=ax, zorder=7)
+            if three_d:
+                plot_surface3d(shown, ax=ax, log=log)
+            else:
+                plot_landscape(shown, ax=ax, log=log, kind=kind, mark_minimum=False)
+                mark_minima(landscape, ax=ax, zorder=7)
             ax.set_title(landscape.loss.title, fontsize=10)
             for j, trajectory in enumerate(paths):
                 color = COLORS[j % len(COLORS)]
-                w, b, _ = visible_path(trajectory, landscape.grid)
-                ax.plot(b[:1], w[:1], "o", color="#1a9641", mec="white", ms=7, zorder=8)
-                (line,) = ax.plot([], [], color=color, marker="+", lw=1.2, ms=5, zorder=8)
-                (head,) = ax.plot([], [], "o", color=color, mec="black", ms=7, zorder=9)
-                self.heads.append((line, head, w, b))
+                z = None
+                if three_d:  # the path lies on the surface: each point at its loss
+                    w, b, z = lifted_path(trajectory, shown, log=log)
+                    ax.plot(b[:1], w[:1], z[:1], "o", color="#1a9641", mec="white", ms=7)
+                    (line,) = ax.plot([], [], [], color=color, marker="+", lw=1.4, ms=5)
+                    (head,) = ax.plot([], [], [], "o", color=color, mec="black", ms=7)
+                else:
+                    w, b, _ = visible_path(trajectory, landscape.grid)
+                    ax.plot(b[:1], w[:1], "o", color="#1a9641", mec="white", ms=7, zorder=8)
+                    (line,) = ax.plot([], [], color=color, marker="+", lw=1.2, ms=5, zorder=8)
+                    (head,) = ax.plot([], [], "o", color=color, mec="black", ms=7, zorder=9)
+                self.heads.append((line, head, w, b, z))
                 label = trajectory.loss.title if len(self.landscapes) > 1 else trajectory.label
+                if self.curve_labels is not None:
+                    label = self.curve_labels[len(self.heads) - 1]
                 self._loss_curve(trajectory, color if len(paths) > 1 else None, label)
+            if three_d:
+                continue  # mplot3d fits its box to the surface
             left, right, bottom, top = landscape.grid.extent
             ax.set_xlim(left, right)
             ax.set_ylim(bottom, top)
@@ -170,15 +199,20 @@ class Animator:
                 ax.set_aspect("auto")
         first = self.runs[0][0]
         self.loss_ax.set_xlim(0, max(1, self.steps))
-        self.loss_ax.set_xlabel("step" if first.steps_per_epoch == 1 else "step (mini-batch)")
+        default = "step" if first.steps_per_epoch == 1 else "step (mini-batch)"
+        self.loss_ax.set_xlabel(self.step_label or default)
         self.loss_ax.set_ylabel("loss")
         finite = np.concatenate([t.losses[np.isfinite(t.losses)] for p in self.runs for t in p])
         if finite.size and (finite > 0).all() and finite.max() / finite.min() > 50:
             self.loss_ax.set_yscale("log")
         self.loss_ax.legend(loc="upper right", fontsize=7, ncol=2)
         self.figure.suptitle(title or f"{first.label}, {first.epochs} epochs", fontsize=11)
-        self.counter = self.figure.text(0.01, 0.985, "", va="top", ha="left", fontsize=11,
-                                        family="monospace")  # fmt: skip
+        # Above the loss chart, where the title can never cover it; laid out with its longest
+        # text (animated artists are left out of the background, so that text never shows).
+        longest = max((self._count(int(s)) for s in self.frame_steps), key=len)
+        self.counter = self.loss_ax.text(0.0, 1.03, longest, transform=self.loss_ax.transAxes,
+                                         va="bottom", ha="left", fontsize=10,
+                                         family="monospace")  # fmt: skip
         self.figure.tight_layout(rect=(0, 0, 1, 0.96))
         self.moving = [a for line, head, *_ in self.heads for a in (line, head)]
         self.moving += [curve for curve, _ in self.curves] + [self.counter]
@@ -187,6 +221,21 @@ class Animator:
         canvas = self.figure.canvas
         canvas.draw()
         self.background = canvas.copy_from_bbox(self.figure.bbox)  # type: ignore[attr-defined]
+
+    def _count(self, step: int) -> str:
+        """The counter's text at path point ``step``."""
+        first = self.runs[0][0]
+        if self.counter_text is not None:
+            text = self.counter_text(step)
+        else:
+            text = f"epoch {step // first.steps_per_epoch:>4}"
+            if first.steps_per_epoch > 1:
+                text += f"  step {step:>5}"
+        diverged = [t for p in self.runs for t in p if t.diverged_at is not None
+                    and t.diverged_at <= step]  # fmt: skip
+        if diverged:
+            text += f"  ({len(diverged)} diverged)"
+        return text
 
     def _loss_curve(self, trajectory: Trajectory, color: str | None, label: str) -> None:
         steps = np.arange(trajectory.steps + 1)
@@ -197,25 +246,21 @@ class Animator:
 
     def frames(self) -> Iterator[np.ndarray]:
         canvas = self.figure.canvas
-        first = self.runs[0][0]
         for step in self.frame_steps:
             canvas.restore_region(self.background)  # type: ignore[attr-defined]
-            for line, head, w, b in self.heads:
+            for line, head, w, b, z in self.heads:
                 upto = min(int(step) + 1, len(w))
-                line.set_data(b[:upto], w[:upto])  # type: ignore[attr-defined]
-                head.set_data(b[upto - 1 : upto], w[upto - 1 : upto])  # type: ignore[attr-defined]
+                if z is None:
+                    line.set_data(b[:upto], w[:upto])  # type: ignore[attr-defined]
+                    head.set_data(b[upto - 1 : upto], w[upto - 1 : upto])  # type: ignore[attr-defined]
+                else:  # drawn with the projection the background was drawn with
+                    line.set_data_3d(b[:upto], w[:upto], z[:upto])  # type: ignore[attr-defined]
+                    head.set_data_3d(b[upto - 1 : upto], w[upto - 1 : upto],  # type: ignore[attr-defined]
+                                     z[upto - 1 : upto])  # fmt: skip
             for curve, losses in self.curves:
                 upto = int(step) + 1
                 curve.set_data(np.arange(upto), losses[:upto])  # type: ignore[attr-defined]
-            epoch = int(step) // first.steps_per_epoch
-            text = f"epoch {epoch:>4}"
-            if first.steps_per_epoch > 1:
-                text += f"  step {int(step):>5}"
-            diverged = [t for p in self.runs for t in p if t.diverged_at is not None
-                        and t.diverged_at <= step]  # fmt: skip
-            if diverged:
-                text += f"  ({len(diverged)} diverged)"
-            self.counter.set_text(text)  # type: ignore[attr-defined]
+            self.counter.set_text(self._count(int(step)))  # type: ignore[attr-defined]
             for artist in self.moving:
                 self.figure.draw_artist(artist)
             yield np.asarray(canvas.buffer_rgba())[..., :3].copy()  # type: ignore[attr-defined]

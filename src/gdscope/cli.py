@@ -886,6 +886,8 @@ def _run_landscape(ns: argparse.Namespace) -> int:
             raise GdscopeError("--animate draws the recorded path: give --path")
         if ns.metric != "loss":
             raise GdscopeError("--animate draws the path over the loss: drop --metric")
+        if ns.line or ns.directions == "line":
+            raise GdscopeError("--animate moves the path over a plane, not along a line")
     if ns.metric == "accuracy" and ns.view == "surface":
         raise GdscopeError("the accuracy is mapped as a heatmap or contours: drop --view surface")
         check_target(ns.animate, force=ns.force)
@@ -921,16 +923,11 @@ def _run_landscape(ns: argparse.Namespace) -> int:
     fig = draw(result, view=ns.view, metric=ns.metric, log=ns.log_color, title=ns.title)
     record = {"kind": "argv", "argv": ns.argv}
     print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=record))
-    if ns.animate is not None and result.projected is not None and result.honesty is not None:
-        from .animation import Animator, write_animation
-        from .netviews import path_trajectory, surface_landscape
+    if ns.animate is not None:
+        from .animation import write_animation
+        from .netjobs import animate
 
-        name = result.path.optimizer if result.path is not None else None
-        trajectory = path_trajectory(result.projected, result.honesty.true_loss, optimizer=name)
-        animator = Animator([surface_landscape(result.surface)], [[trajectory]], log=ns.log_color,
-                            kind="heatmap" if ns.view == "heatmap" else "contour",
-                            title=ns.title or "the recorded path on its plane",
-                            equal_aspect=False)  # fmt: skip
+        animator = animate(result, view=ns.view, log=ns.log_color, title=ns.title)
         print(write_animation(animator.frames(), ns.animate, fps=15, force=ns.force))
     return 0
 

@@ -79,8 +79,6 @@ def make_animation(
         check_target(target, force=force)
     if not config.path:
         raise GdscopeError("an animation shows the paths; drop --no-path")
-    if config.view == "surface":
-        raise GdscopeError("animations draw heatmap or contour views")
     _, landscapes, trajectories = run_config(config)
     animator = Animator(
         landscapes, [[t] for t in trajectories], options=options, log=config.log,

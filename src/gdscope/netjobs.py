@@ -20,7 +20,16 @@ from .modelscape import ModelSurface, evaluate_plane, materialize, resolve_devic
 from .projection import Honesty, ProjectedPath, honesty, project
 from .recorder import RecordedPath, open_path
 
-__all__ = ["LandscapeJob", "LandscapeResult", "draw", "load_callable", "run_example", "run_job"]
+__all__ = [
+    "LandscapeJob",
+    "LandscapeResult",
+    "animate",
+    "draw",
+    "load_callable",
+    "plane_labels",
+    "run_example",
+    "run_job",
+]
 
 LOSSES: dict[str, Callable[[], nn.Module]] = {
     "crossentropy": nn.CrossEntropyLoss, "mse": nn.MSELoss, "l1": nn.L1Loss,
@@ -211,7 +220,7 @@ def draw(result: LandscapeResult, *, view: str = "contour", metric: str = "loss"
         fig.tight_layout()
         return fig
     columns = 2 if result.honesty is not None else 1
-    landscape = surface_landscape(surface, metric)
+    landscape = surface_landscape(surface, metric, labels=plane_labels(result))
     if metric == "accuracy":
         if view == "surface":
             raise GdscopeError("the accuracy is mapped as a heatmap or contours, not a surface")
@@ -240,15 +249,40 @@ def draw(result: LandscapeResult, *, view: str = "contour", metric: str = "loss"
             plot_landscape(landscape, ax=ax, log=log, kind=view)
     if view != "surface":
         ax.set_aspect("auto")  # the two directions' scales are unrelated
-    if result.explained is not None:
-        ratio = result.explained
-        ax.set_xlabel(f"PC1 ({100 * ratio[0]:.1f}% of the path's variance)")
-        ax.set_ylabel(f"PC2 ({100 * ratio[1]:.1f}%)")
     ax.set_title(title or f"{metric} landscape")
     if result.honesty is not None and result.path is not None:
         plot_honesty(result.honesty, np.asarray(result.path.steps), ax=fig.add_subplot(1, 2, 2))
     fig.tight_layout()
     return fig
+
+
+def plane_labels(result: LandscapeResult) -> tuple[str, str]:
+    """Names of the plane's (vertical, horizontal) axes: the principal components with their
+    share of the path's variance (as the reference labels them), or the two directions."""
+    if result.explained is None:
+        return "y direction", "x direction"
+    ratio = result.explained
+    return f"PC2 ({100 * ratio[1]:.1f}%)", f"PC1 ({100 * ratio[0]:.1f}%)"
+
+
+def animate(result: LandscapeResult, *, view: str = "contour", log: bool = False,
+            title: str | None = None, options: Any = None) -> Any:  # fmt: skip
+    """An ``Animator`` of the recorded path moving over its plane (a map, or the 3D surface),
+    counting snapshots and optimizer steps, with the models' true loss drawn alongside."""
+    from .animation import Animator
+    from .netviews import path_trajectory, surface_landscape
+
+    if result.path is None or result.projected is None or result.honesty is None:
+        raise GdscopeError("an animation shows a recorded path on a plane: give --path")
+    name = result.path.optimizer
+    trajectory = path_trajectory(result.projected, result.honesty.true_loss, optimizer=name)
+    steps = np.asarray(result.path.steps)
+    return Animator(
+        [surface_landscape(result.surface, labels=plane_labels(result))], [[trajectory]],
+        options=options, log=log, kind=view, title=title or "the recorded path on its plane",
+        equal_aspect=False, counter=lambda i: f"snapshot {i:>4}  step {int(steps[i]):>6}",
+        step_label="snapshot", curve_labels=[f"{name or 'model'}: true loss"],
+    )  # fmt: skip
 
 
 EXAMPLES = {"mlp": "gdscope.examples.mlp", "cnn": "gdscope.examples.cnn"}

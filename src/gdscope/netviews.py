@@ -46,8 +46,11 @@ class ModelObjective:
 METRICS = ("loss", "accuracy")
 
 
-def surface_landscape(surface: ModelSurface, metric: str = "loss") -> Landscape:
-    """The surface's loss, or its accuracy in percent, as a ``Landscape`` for the renderers."""
+def surface_landscape(
+    surface: ModelSurface, metric: str = "loss", *, labels: tuple[str, str] | None = None
+) -> Landscape:
+    """The surface's loss, or its accuracy in percent, as a ``Landscape`` for the renderers;
+    ``labels`` name its (vertical, horizontal) axes."""
     if surface.is_line:
         raise ValueError("a line has no map; use plot_line")
     if metric not in METRICS:
@@ -61,7 +64,8 @@ def surface_landscape(surface: ModelSurface, metric: str = "loss") -> Landscape:
     title = "loss" if metric == "loss" else "accuracy (%)"
     ys, xs = surface.ys, surface.xs
     grid = Grid((float(ys[0]), float(ys[-1])), (float(xs[0]), float(xs[-1])), len(ys), len(xs))
-    return Landscape(grid, torch.from_numpy(values), ModelObjective(title))  # type: ignore[arg-type]
+    objective = ModelObjective(title, labels or ModelObjective.labels)
+    return Landscape(grid, torch.from_numpy(values), objective)  # type: ignore[arg-type]
 
 
 def path_trajectory(

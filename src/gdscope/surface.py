@@ -14,7 +14,7 @@ from .landscape import Landscape
 from .plots import CMAP, _norm, visible_path
 from .trajectory import Trajectory
 
-__all__ = ["SurfaceArtists", "plot_surface3d"]
+__all__ = ["SurfaceArtists", "lifted_path", "plot_surface3d"]
 
 # A surface of more than this many cells per side draws slowly and looks no better.
 _MAX_CELLS = 80
@@ -33,6 +33,21 @@ def _height(values: np.ndarray, log: bool) -> np.ndarray:
         return values
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(values > 0, np.log10(values), np.nan)
+
+
+def lifted_path(
+    trajectory: Trajectory, landscape: Landscape, *, log: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The path's ``(weights, biases, heights)`` on ``landscape``'s surface: each point at its
+    recorded loss (plus the weight-decay penalty on the effective objective), as
+    ``plot_surface3d`` draws it; no height where the path is off the map."""
+    pw, pb, _ = visible_path(trajectory, landscape.grid)
+    losses = trajectory.losses[: len(pw)].copy()
+    if landscape.effective:
+        losses += 0.5 * landscape.weight_decay * (pw**2 + pb**2)
+    (wl, wh), (bl, bh) = landscape.grid.w_range, landscape.grid.b_range
+    inside = (pw >= wl) & (pw <= wh) & (pb >= bl) & (pb <= bh)
+    return pw, pb, _height(np.where(inside, losses, np.nan), log)
 
 
 def plot_surface3d(
@@ -65,14 +80,7 @@ def plot_surface3d(
     ax.set_zlabel(f"log10 {name}" if log else name)  # type: ignore[attr-defined]
     path = start = end = None
     if trajectory is not None:
-        pw, pb, _ = visible_path(trajectory, landscape.grid)
-        count = len(pw)
-        losses = trajectory.losses[:count].copy()
-        if landscape.effective:
-            losses += 0.5 * landscape.weight_decay * (pw**2 + pb**2)
-        (wl, wh), (bl, bh) = landscape.grid.w_range, landscape.grid.b_range
-        inside = (pw >= wl) & (pw <= wh) & (pb >= bl) & (pb <= bh)
-        z = _height(np.where(inside, losses, np.nan), log)
+        pw, pb, z = lifted_path(trajectory, landscape, log=log)
         (path,) = ax.plot(pb, pw, z, color="red", marker="+", lw=1.5, zorder=10)
         (start,) = ax.plot(pb[:1], pw[:1], z[:1], "o", color="#1a9641", zorder=11)
         (end,) = ax.plot(pb[-1:], pw[-1:], z[-1:], "*", color="#d7191c", ms=12, zorder=11)
