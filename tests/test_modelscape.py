@@ -458,7 +458,7 @@ def test_hdf5_directions_are_listed_like_the_reference(trained_cnn, tmp_path, st
 
 
 def test_landscape_job_default_grids_frame_the_path_and_the_line(tmp_path):
-    from gdscope.netjobs import LandscapeJob, draw, run_job
+    from gdscope.netjobs import LandscapeJob, draw_landscape, run_job
 
     model = mlp.make_model(seed=1)
     torch.save(model.state_dict(), tmp_path / "a.pt")
@@ -488,7 +488,7 @@ def test_landscape_job_default_grids_frame_the_path_and_the_line(tmp_path):
         i = int(np.argmin(np.abs(line.surface.xs - x)))
         assert line.surface.loss[0, i] == pytest.approx(
             direct_loss(own, loader, nn.CrossEntropyLoss())[0], rel=1e-5)  # fmt: skip
-    ax = draw(line).axes[0]
+    ax = draw_landscape(line).axes[0]
     assert [t.get_text() for t in ax.texts] == ["a.pt", "b.pt"]
     assert sorted(float(v.get_xdata()[0]) for v in ax.lines[1:]) == [0.0, 1.0]
     with pytest.raises(GdscopeError, match="a line has no y axis"):
@@ -580,7 +580,7 @@ def test_auto_strategy_computes_every_point_once_and_records_its_choice(trained_
 
 def test_accuracy_map_and_its_refusals(tmp_path, capsys):
     from gdscope.cli import main
-    from gdscope.netjobs import LandscapeJob, draw, run_job
+    from gdscope.netjobs import LandscapeJob, draw_landscape, run_job
 
     model = mlp.make_model(seed=1)
     fit(model, mlp.make_loader(), nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters()),
@@ -591,21 +591,21 @@ def test_accuracy_map_and_its_refusals(tmp_path, capsys):
     }
     result = run_job(LandscapeJob(**common, path=tmp_path / "rec", directions="pca",
                                   x=(-1, 1, 4), y=(-1, 1, 3)))  # fmt: skip
-    ax = draw(result, metric="accuracy", view="heatmap").axes[0]
+    ax = draw_landscape(result, metric="accuracy", view="heatmap").axes[0]
     # the map is the accuracy in percent, row y, column x; no "minimum" marked on it
     np.testing.assert_allclose(ax.images[0].get_array(), 100 * result.surface.accuracy)
     assert ax.get_title() == "accuracy landscape"
     assert "loss minimum" not in ax.get_legend_handles_labels()[1]
     assert "start" in ax.get_legend_handles_labels()[1]  # the path is drawn on it
     with pytest.raises(GdscopeError, match="not a surface"):
-        draw(result, metric="accuracy", view="surface")
+        draw_landscape(result, metric="accuracy", view="surface")
     one = torch.zeros(1)
     layout = ParamLayout(("w",), ((1,),))
     regression = ModelSurface(
         np.zeros(2), np.zeros(2), np.ones((2, 2)), None, one, one, one, layout
     )
     with pytest.raises(GdscopeError, match="has no accuracy"):
-        draw(LandscapeResult(regression), metric="accuracy")
+        draw_landscape(LandscapeResult(regression), metric="accuracy")
     # refused before any work: a surface view of the accuracy; HDF5 side files that exist
     args = ["landscape", *("--model", common["model"], "--data", common["data"]),
             "--out", str(tmp_path / "a.png")]  # fmt: skip
@@ -618,3 +618,38 @@ def test_accuracy_map_and_its_refusals(tmp_path, capsys):
         assert main([*args, *extra]) == 2
         assert message in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rec", "s_directions.h5"]
+
+
+def test_model_landscape_from_a_notebook_equals_the_cli_job(tmp_path):
+    import gdscope
+    from gdscope.netjobs import LandscapeJob, run_job
+
+    model = mlp.make_model(seed=1)
+    recorder = gdscope.Recorder(model, every=4, path=tmp_path / "rec")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for inputs, targets in mlp.make_loader(shuffle=True):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        recorder.step(loss)
+    torch.save(model.state_dict(), tmp_path / "final.pt")
+    pca = {"directions": "pca", "strategy": "loop"}
+    result = gdscope.model_landscape(
+        model, mlp.make_loader(), nn.CrossEntropyLoss(), path=recorder.result(), **pca
+    )
+    spec = {"model": "gdscope.examples.mlp:make_model", "data": "gdscope.examples.mlp:make_loader"}
+    job = run_job(
+        LandscapeJob(**spec, checkpoint=tmp_path / "final.pt", path=tmp_path / "rec", **pca)
+    )
+    np.testing.assert_array_equal(result.surface.loss, job.surface.loss)
+    np.testing.assert_array_equal(result.projected.xs, job.projected.xs)
+    assert result.surface.loss.shape == (21, 21)
+    fig = gdscope.draw_landscape(result, view="heatmap")
+    assert len(fig.axes) == 3  # map, its colorbar, the honesty chart
+    small = gdscope.model_landscape(model, mlp.make_loader(), nn.CrossEntropyLoss(), points=5)
+    assert small.surface.loss.shape == (5, 5) and small.surface.xs[0] == -1.0
+    with pytest.raises(GdscopeError, match="a line needs the model at its end"):
+        gdscope.model_landscape(model, mlp.make_loader(), nn.CrossEntropyLoss(), directions="line")
+    with pytest.raises(GdscopeError, match="points per axis"):
+        gdscope.model_landscape(model, mlp.make_loader(), nn.CrossEntropyLoss(), points=1)

@@ -23,11 +23,13 @@ from .trajectory import Trajectory
 
 def __getattr__(name: str) -> object:
     """Heavier entry points, imported on first use: ``make_plot``, ``make_animation``,
-    ``save_trajectories``, ``run_batched`` (and ``gdscope.replay.replay`` for re-making files)."""
+    ``save_trajectories``, ``run_batched``, ``fit``, ``model_landscape``, ``draw_landscape``
+    (and ``gdscope.replay.replay`` for re-making files)."""
     import importlib
 
     homes = {"make_plot": "jobs", "make_animation": "jobs",
-             "save_trajectories": "export", "run_batched": "batched", "fit": "trainer"}  # fmt: skip
+             "save_trajectories": "export", "run_batched": "batched", "fit": "trainer",
+             "model_landscape": "netjobs", "draw_landscape": "netjobs"}  # fmt: skip
     if name in homes:
         return getattr(importlib.import_module(f".{homes[name]}", __name__), name)
     raise AttributeError(f"module 'gdscope' has no attribute {name!r}")
@@ -49,6 +51,7 @@ __all__ = [
     "TestFunction",
     "Trajectory",
     "__version__",
+    "draw_landscape",
     "fit",
     "load_csv",
     "load_toml",
@@ -56,6 +59,7 @@ __all__ = [
     "make_animation",
     "make_data",
     "make_plot",
+    "model_landscape",
     "run_batched",
     "save_trajectories",
     "train",

@@ -870,7 +870,7 @@ def _chunk(text: str) -> int | str:
 
 
 def _run_landscape(ns: argparse.Namespace) -> int:
-    from .netjobs import LandscapeJob, draw, run_job
+    from .netjobs import LandscapeJob, draw_landscape, run_job
     from .output import save_figure
 
     _check_outputs(ns)
@@ -920,7 +920,7 @@ def _run_landscape(ns: argparse.Namespace) -> int:
         for path in save_surface(result.surface, ns.save, projected=result.projected,
                                  explained=result.explained, force=ns.force):  # fmt: skip
             print(path)
-    fig = draw(result, view=ns.view, metric=ns.metric, log=ns.log_color, title=ns.title)
+    fig = draw_landscape(result, view=ns.view, metric=ns.metric, log=ns.log_color, title=ns.title)
     record = {"kind": "argv", "argv": ns.argv}
     print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=record))
     if ns.animate is not None:

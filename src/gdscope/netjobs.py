@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch import nn
+from torch import Tensor, nn
 
 from .directions import line_direction, pca_plane, random_direction
 from .errors import GdscopeError
@@ -24,8 +25,9 @@ __all__ = [
     "LandscapeJob",
     "LandscapeResult",
     "animate",
-    "draw",
+    "draw_landscape",
     "load_callable",
+    "model_landscape",
     "plane_labels",
     "run_example",
     "run_job",
@@ -54,6 +56,9 @@ def load_callable(spec: str, what: str) -> Callable[..., Any]:
     return function
 
 
+Axis = tuple[float, float, int]
+
+
 @dataclass(frozen=True)
 class LandscapeJob:
     """Everything ``gdscope landscape`` needs, parsed and typed."""
@@ -70,10 +75,10 @@ class LandscapeJob:
     states: bool = False
     """Directions over parameters and BatchNorm's running statistics (``dir_type=states``)."""
     seed: int = 0
-    x: tuple[float, float, int] | None = None
+    x: Axis | None = None
     """``(lo, hi, count)``; None: the path's extent with margins on a PCA plane, 0 and 1 with
     half a line's length either side on a line, else ``(-1, 1, 21)`` (the reference's habit)."""
-    y: tuple[float, float, int] | None = None
+    y: Axis | None = None
     line: bool = False
     """A 1-D landscape along ``x`` only (always so for ``directions="line"``)."""
     device: str = "cpu"
@@ -83,19 +88,26 @@ class LandscapeJob:
     resume: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.directions not in ("random", "pca", "line"):
-            raise GdscopeError(f"directions must be random, pca or line, got {self.directions!r}")
-        if self.directions == "pca" and self.path is None:
-            raise GdscopeError("PCA directions need a recorded path (--path)")
-        if self.states and self.directions == "pca":
-            raise GdscopeError("a recorded path holds parameters only: PCA takes no --states")
-        if self.directions == "line" and self.to is None:
-            raise GdscopeError("a line needs the model at its end (--to CHECKPOINT)")
-        for axis in (self.x, self.y):
-            if axis is not None and not (axis[0] < axis[1] and 2 <= axis[2] <= 501):
-                raise GdscopeError(f"a grid axis needs LO < HI and 2..501 points, got {axis}")
-        if self.y is not None and (self.line or self.directions == "line"):
-            raise GdscopeError("a line has no y axis: drop --y")
+        _check_plane(self.directions, path=self.path is not None, to=self.to is not None,
+                     states=self.states, x=self.x, y=self.y, line=self.line)  # fmt: skip
+
+
+def _check_plane(directions: str, *, path: bool, to: bool, states: bool, x: Axis | None,
+                 y: Axis | None, line: bool) -> None:  # fmt: skip
+    """The options of a plane (or line) that cannot work together, refused before any work."""
+    if directions not in ("random", "pca", "line"):
+        raise GdscopeError(f"directions must be random, pca or line, got {directions!r}")
+    if directions == "pca" and not path:
+        raise GdscopeError("PCA directions need a recorded path (--path)")
+    if states and directions == "pca":
+        raise GdscopeError("a recorded path holds parameters only: PCA takes no --states")
+    if directions == "line" and not to:
+        raise GdscopeError("a line needs the model at its end (--to CHECKPOINT)")
+    for axis in (x, y):
+        if axis is not None and not (len(axis) == 3 and axis[0] < axis[1] and 2 <= axis[2] <= 501):
+            raise GdscopeError(f"a grid axis needs LO < HI and 2..501 points, got {axis}")
+    if y is not None and (line or directions == "line"):
+        raise GdscopeError("a line has no y axis: drop --y")
 
 
 def fit_axis(values: np.ndarray, count: int) -> tuple[float, float, int]:
@@ -131,8 +143,91 @@ def _load_state(model: nn.Module, file: Path) -> None:
         raise GdscopeError(f"{file} does not fit the model: {first}") from None
 
 
+def model_landscape(
+    model: nn.Module,
+    data: Any,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    *,
+    path: RecordedPath | str | os.PathLike[str] | None = None,
+    directions: str = "random",
+    to: nn.Module | None = None,
+    norm: str = "filter",
+    ignore: str = "biasbn",
+    seed: int = 0,
+    states: bool = False,
+    x: Axis | None = None,
+    y: Axis | None = None,
+    line: bool = False,
+    device: str | torch.device = "cpu",
+    chunk: int | str = "auto",
+    strategy: str = "auto",
+    backend: Any = None,
+    resume: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    names: tuple[str, str] = ("the model", "the other model"),
+    points: int | None = None,
+) -> LandscapeResult:
+    """The landscape of ``model`` (at its current weights) on ``data``, from a notebook.
+
+    ``directions``: ``"random"`` (normalized with ``norm``/``ignore``, seeds ``seed`` and
+    ``seed + 1``), ``"pca"`` of the recorded ``path`` (a ``Recorder.result()`` or its folder),
+    or ``"line"`` towards the model ``to`` (``names`` label its two ends). ``x``/``y`` are
+    ``(lo, hi, count)``; by default the grid frames a PCA path, spans -0.5…1.5 on a line, else
+    -1…1, with ``points`` samples per axis (default 21; 41 on a line). A ``path`` is projected
+    on the plane and checked for honesty. The rest is passed to ``evaluate_plane``. Draw the
+    result with ``draw_landscape``.
+    """
+    _check_plane(directions, path=path is not None, to=to is not None, states=states, x=x, y=y,
+                 line=line)  # fmt: skip
+    model.eval()
+    recorded = path if isinstance(path, RecordedPath) or path is None else open_path(path)
+    if recorded is not None:
+        recorded.layout.check(model)
+    if points is not None and not 2 <= points <= 501:
+        raise GdscopeError(f"points per axis must be in [2, 501], got {points}")
+    explained = centre = on_plane = None
+    marks: dict[float, str] = {}
+    count = points or 21
+    grid_x, grid_y = x or (-1.0, 1.0, count), y or (-1.0, 1.0, count)
+    if directions == "pca":
+        assert recorded is not None
+        plane = pca_plane(recorded)
+        dx, dy, centre, explained = plane.dx, plane.dy, plane.centre, plane.explained_variance_ratio
+        # The plane is known before any loss is computed: frame the path unless told otherwise.
+        on_plane = project(recorded, plane)
+        grid_x, grid_y = x or fit_axis(on_plane.xs, count), y or fit_axis(on_plane.ys, count)
+    elif directions == "line":
+        assert to is not None
+        dx, dy = line_direction(model, to, states=states), None
+        grid_x, marks = x or (-0.5, 1.5, points or 41), {0.0: names[0], 1.0: names[1]}
+    else:
+        options = {"norm": norm, "ignore": ignore, "states": states}
+        dx = random_direction(model, seed=seed, **options)
+        dy = random_direction(model, seed=seed + 1, **options)
+    if line:
+        dy = None
+    xs = np.linspace(*grid_x[:2], grid_x[2])
+    ys = np.linspace(*grid_y[:2], grid_y[2]) if dy is not None else [0.0]
+    device = resolve_device(device)
+    batches = materialize(data, device)
+    surface = evaluate_plane(
+        model, batches, loss_fn, dx=dx, dy=dy, xs=xs, ys=ys, centre=centre, chunk=chunk,
+        device=device, progress=progress, resume=resume, backend=backend, strategy=strategy,
+        states=states,
+    )  # fmt: skip
+    projected = check = None
+    notes = []
+    if recorded is not None and not surface.is_line:
+        projected = on_plane if on_plane is not None else project(recorded, surface)
+        check = honesty(model, batches, loss_fn, recorded, projected, surface)
+        if check.warning():
+            notes.append(check.warning())
+    return LandscapeResult(surface, recorded, projected, check, explained, notes, marks)
+
+
 def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = None
             ) -> LandscapeResult:  # fmt: skip
+    """Import the job's model, data and loss, load its checkpoints, run ``model_landscape``."""
     make_model = load_callable(job.model, "--model")
     make_data = load_callable(job.data, "--data")
     if job.loss not in LOSSES and ":" not in job.loss:
@@ -144,52 +239,19 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
         raise GdscopeError(f"--model {job.model} returned {type(model).__name__}, not nn.Module")
     if job.checkpoint is not None:
         _load_state(model, job.checkpoint)
-    model.eval()
-    path = open_path(job.path) if job.path is not None else None
-    if path is not None:
-        path.layout.check(model)
-    explained = centre = on_plane = None
-    marks: dict[float, str] = {}
-    x, y = job.x or (-1.0, 1.0, 21), job.y or (-1.0, 1.0, 21)
-    if job.directions == "pca":
-        assert path is not None
-        plane = pca_plane(path)
-        dx, dy, centre, explained = plane.dx, plane.dy, plane.centre, plane.explained_variance_ratio
-        # The plane is known before any loss is computed: frame the path unless told otherwise.
-        on_plane = project(path, plane)
-        x = job.x or fit_axis(on_plane.xs, 21)
-        y = job.y or fit_axis(on_plane.ys, 21)
-    elif job.directions == "line":
-        assert job.to is not None
+    end = None
+    if job.to is not None:
         end = make_model()
         _load_state(end, job.to)
-        dx, dy = line_direction(model, end, states=job.states), None
-        x = job.x or (-0.5, 1.5, 41)
-        first = job.checkpoint.name if job.checkpoint is not None else "the model"
-        marks = {0.0: first, 1.0: job.to.name}
-    else:
-        options = {"norm": job.norm, "ignore": job.ignore, "states": job.states}
-        dx = random_direction(model, seed=job.seed, **options)
-        dy = random_direction(model, seed=job.seed + 1, **options)
-    if job.line:
-        dy = None
-    xs = np.linspace(*x[:2], x[2])
-    ys = np.linspace(*y[:2], y[2]) if dy is not None else [0.0]
-    device = resolve_device(job.device)
+    first = job.checkpoint.name if job.checkpoint is not None else "the model"
     try:
-        batches = materialize(make_data(), device)
-        surface = evaluate_plane(
-            model, batches, loss_fn, dx=dx, dy=dy, xs=xs, ys=ys, centre=centre, chunk=job.chunk,
-            device=device, progress=progress, resume=job.resume, backend=job.backend,
-            strategy=job.strategy, states=job.states,
+        return model_landscape(
+            model, make_data(), loss_fn, path=job.path, directions=job.directions, to=end,
+            norm=job.norm, ignore=job.ignore, seed=job.seed, states=job.states, x=job.x,
+            y=job.y, line=job.line, device=job.device, chunk=job.chunk, strategy=job.strategy,
+            backend=job.backend, resume=job.resume, progress=progress,
+            names=(first, job.to.name if job.to is not None else ""),
         )  # fmt: skip
-        projected = check = None
-        notes = []
-        if path is not None and not surface.is_line:
-            projected = on_plane if on_plane is not None else project(path, surface)
-            check = honesty(model, batches, loss_fn, path, projected, surface)
-            if check.warning():
-                notes.append(check.warning())
     except GdscopeError:
         raise  # already says what to fix
     except (RuntimeError, ValueError, TypeError, IndexError) as error:
@@ -198,10 +260,9 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
         raise GdscopeError(
             f"evaluating {job.model} on {job.data} with loss {job.loss} failed: {first}"
         ) from None
-    return LandscapeResult(surface, path, projected, check, explained, notes, marks)
 
 
-def draw(result: LandscapeResult, *, view: str = "contour", metric: str = "loss",
+def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: str = "loss",
          log: bool = False, title: str | None = None, fig: Figure | None = None
          ) -> Figure:  # fmt: skip
     """The map (or line) with the projected path, and the honesty chart when there is a path.
@@ -328,22 +389,16 @@ def run_example(
         every = max(1, epochs * len(train_loader) // 60)
         trained = fit(model, train_loader, nn.CrossEntropyLoss(),
                       make_optimizer(model.parameters()), epochs=epochs, every=every)  # fmt: skip
-        plane = pca_plane(trained.path)
-        projected = project(trained.path, plane)
-        (x_lo, x_hi, _), (y_lo, y_hi, _) = fit_axis(projected.xs, 0), fit_axis(projected.ys, 0)
-        xs, ys = np.linspace(x_lo, x_hi, grid), np.linspace(y_lo, y_hi, grid)
-        surface = evaluate_plane(model, batches, nn.CrossEntropyLoss(), dx=plane.dx, dy=plane.dy,
-                                 xs=xs, ys=ys, centre=plane.centre, device=device)  # fmt: skip
-        check = honesty(model, batches, nn.CrossEntropyLoss(), trained.path, projected, surface)
-        result = LandscapeResult(surface, trained.path, projected, check,
-                                 plane.explained_variance_ratio)  # fmt: skip
+        result = model_landscape(model, batches, nn.CrossEntropyLoss(), path=trained.path,
+                                 directions="pca", points=grid, device=device)  # fmt: skip
+        assert result.honesty is not None and result.explained is not None
         title = f"{name}, {trained.path.optimizer}, {epochs} epochs"
-        fig = draw(result, view="contour", log=True, title=title)
+        fig = draw_landscape(result, view="contour", log=True, title=title)
         figure, arrays = targets[label]
         written.append(save_figure(fig, figure, force=force))
-        written += save_surface(surface, arrays, projected=projected,
-                                explained=plane.explained_variance_ratio, force=force)  # fmt: skip
-        ratio = plane.explained_variance_ratio
+        written += save_surface(result.surface, arrays, projected=result.projected,
+                                explained=result.explained, force=force)  # fmt: skip
+        ratio, check = result.explained, result.honesty
         log(f"{name} {label}: PCA explains {100 * ratio[0]:.1f}% + {100 * ratio[1]:.1f}%; "
             f"largest gap between the surface and the true loss {np.abs(check.gap).max():.3g}"
             + (f" — {check.warning()}" if check.warning() else ""))  # fmt: skip
