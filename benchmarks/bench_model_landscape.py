@@ -34,13 +34,20 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=32, help="grid points timed per method")
     parser.add_argument("--chunks", type=int, nargs="+", default=[4, 16])
     parser.add_argument("--repeat", type=int, default=1, help="best of this many runs")
+    parser.add_argument("--samples", type=int, help="fewer images (a quick check of the script)")
     parser.add_argument(
-        "--auto-points", type=int, default=153, help="points for strategy='auto' (rows of 51)"
+        "--auto-points",
+        type=int,
+        default=153,
+        help="points for strategy='auto' (rows of 51; 0: none)",
     )
     args = parser.parse_args()
     module = {"mlp": mlp, "cnn": cnn, "resnet56": resnet}[args.model]
     model = module.make_model().to(args.device).eval()
-    batches = materialize(module.make_loader(), args.device)
+    if args.samples is not None and args.model == "mlp":
+        parser.error("--samples is for the image examples (the MLP's spiral has 1,500 points)")
+    sized = {} if args.samples is None else {"n": args.samples}
+    batches = materialize(module.make_loader(**sized), args.device)
     samples = sum(len(y) for _, y in batches)
     layout = ParamLayout.of(model)
     centre = layout.vector(model)
@@ -87,10 +94,11 @@ def main() -> None:
                                  xs=np.linspace(-1, 1, 51),
                                  ys=np.linspace(-1, 1, 51)[:rows_of_grid])  # fmt: skip
 
-    seconds = timed(auto)
-    assert surface is not None
-    choice = f"{surface.meta['strategy']} over {surface.meta['chunk']}"
-    rows.append((f"auto: chose {choice}, trials included", seconds, 51 * rows_of_grid))
+    if rows_of_grid:
+        seconds = timed(auto)
+        assert surface is not None
+        choice = f"{surface.meta['strategy']} over {surface.meta['chunk']}"
+        rows.append((f"auto: chose {choice}, trials included", seconds, 51 * rows_of_grid))
     device = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     if args.device.startswith("cuda"):
         device = torch.cuda.get_device_name()

@@ -546,7 +546,7 @@ def test_choose_strategy_times_both_and_keeps_the_faster(vmap, limit, expected, 
     from gdscope.modelscape import choose_strategy
 
     run, calls = fake_run({"loop": 1.0, "vmap": vmap}, 10_000)
-    strategy, chunk, trials = choose_strategy(run, limit=limit)
+    strategy, chunk, trials = choose_strategy(run, limit=limit, total=10_000)
     assert (strategy, chunk) == expected
     assert calls == [("loop", 1), ("loop", 2), *(("vmap", n) for n in sizes)]
     assert trials == [("loop", 1, 1.0), *(("vmap", n, vmap[n]) for n in sizes)]
@@ -556,24 +556,38 @@ def test_choose_strategy_on_a_grid_smaller_than_its_trials():
     from gdscope.modelscape import choose_strategy
 
     run, calls = fake_run({"loop": 1.0, "vmap": {4: 0.5, 2: 0.5}}, 9)
-    assert choose_strategy(run, limit=64)[:2] == ("vmap", 4)
+    assert choose_strategy(run, limit=64, total=9, budget=10.0)[:2] == ("vmap", 4)
     assert calls == [("loop", 1), ("loop", 2), ("vmap", 4), ("vmap", 2)]
     run, calls = fake_run({"loop": 1.0, "vmap": 1.0}, 2)
-    assert choose_strategy(run, limit=64) == ("loop", 16, [("loop", 1, 1.0)])
+    assert choose_strategy(run, limit=64, total=2) == ("loop", 16, [("loop", 1, 1.0)])
     assert calls == [("loop", 1), ("loop", 1)]
+
+
+def test_choose_strategy_keeps_tuning_within_its_budget():
+    from gdscope.modelscape import choose_strategy
+
+    # 100 points at the loop's 1 s: trials may take 10 s. vmap over 4 (4 s expected) is tried and
+    # is slow (2 s a point); 16 more at that speed (32 s) would blow the budget: the loop stays.
+    run, calls = fake_run({"loop": 1.0, "vmap": {4: 2.0, 16: 0.5}}, 100)
+    assert choose_strategy(run, limit=1024, total=100)[:2] == ("loop", 16)
+    assert calls == [("loop", 1), ("loop", 2), ("vmap", 4)]
+    # a grid too small to pay for any trial is simply looped
+    run, calls = fake_run({"loop": 1.0, "vmap": 0.1}, 30)
+    assert choose_strategy(run, limit=1024, total=30) == ("loop", 16, [("loop", 1, 1.0)])
+    assert calls == [("loop", 1), ("loop", 2)]
 
 
 def test_auto_strategy_computes_every_point_once_and_records_its_choice(trained_cnn):
     loader = small_cnn_data(64)
     dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
-    grid = {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 6), "ys": np.linspace(-1, 1, 5)}
+    grid = {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 10), "ys": np.linspace(-1, 1, 8)}
     seen = []
     auto = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), chunk=8,
                           progress=lambda done, total: seen.append(done), **grid)  # fmt: skip
     loop = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy="loop", **grid)
-    assert seen == sorted(set(seen)) and seen[-1] == 30
+    assert seen == sorted(set(seen)) and seen[-1] == 80
     assert auto.meta["strategy"] in ("vmap", "loop") and auto.meta["trials"][0][0] == "loop"
-    assert [t[1] for t in auto.meta["trials"][1:]] in ([4], [4, 8])
+    assert [t[1] for t in auto.meta["trials"][1:]] in ([], [4], [4, 8])  # as the clock says
     np.testing.assert_allclose(auto.loss, loop.loss, rtol=1e-5)
     np.testing.assert_allclose(auto.accuracy, loop.accuracy, atol=1e-6)
 

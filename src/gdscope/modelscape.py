@@ -232,17 +232,19 @@ def auto_chunk(
 
 
 def choose_strategy(
-    run: Callable[[str, int], float | None], *, limit: int
+    run: Callable[[str, int], float | None], *, limit: int, total: int, budget: float = 0.1
 ) -> tuple[str, int, list[tuple[str, int, float]]]:
     """Pick the faster way to evaluate a grid on this machine by timing both on its first points.
 
-    ``run(strategy, count)`` evaluates (and keeps) the next ``count`` grid points and returns the
-    seconds per point, or None when no points are left. The loop is timed on two points after a
-    warm-up point; vmap on chunks of 4, 16, 64, … up to ``limit`` for as long as a larger chunk
-    is at least 10% faster per point. Which wins depends on the model and the hardware (on this
-    project's 2-core CPU the loop wins for a small CNN, vmap over 256 points for an MLP), so it
-    is measured rather than guessed. No point is computed twice. Returns the strategy, its
-    chunk, and the trials ``(strategy, chunk, seconds per point)``.
+    ``run(strategy, count)`` evaluates (and keeps) the next ``count`` of the grid's ``total``
+    points and returns the seconds per point, or None when no points are left. The loop is
+    timed on two points after a warm-up point; vmap on chunks of 4, 16, 64, … up to ``limit``
+    for as long as a larger chunk is at least 10% faster per point, and as long as a trial is
+    expected (at the last speed measured) to take at most ``budget`` of the grid's time at the
+    best speed so far, which bounds what tuning can cost. Which wins depends on the model and
+    the hardware (on this project's 2-core CPU the loop for a small CNN, vmap over 64–256
+    points for an MLP), so it is measured, not guessed. No point is computed twice. Returns the
+    strategy, its chunk, and the trials ``(strategy, chunk, seconds per point)``.
     """
     trials: list[tuple[str, int, float]] = []
     if run("loop", 1) is None:  # the first point pays one-off costs: not timed
@@ -251,9 +253,9 @@ def choose_strategy(
     if loop is None:
         return "loop", 16, trials
     trials.append(("loop", 1, loop))
-    best, best_size, previous = math.inf, 0, math.inf
+    best, best_size, previous, last = math.inf, 0, math.inf, loop
     size = min(4, limit)
-    while True:
+    while size * last <= budget * total * min(loop, best):
         per_point = run("vmap", size)
         if per_point is None:
             break
@@ -262,7 +264,8 @@ def choose_strategy(
             best, best_size = per_point, size
         if per_point > 0.9 * previous or size >= limit:
             break
-        previous, size = per_point, min(4 * size, limit)
+        previous = last = per_point
+        size = min(4 * size, limit)
     return ("vmap", best_size, trials) if best < loop else ("loop", 16, trials)
 
 
@@ -395,7 +398,7 @@ def evaluate_plane(
                                              layout=layout))  # fmt: skip
             return (time.perf_counter() - began) / len(indices)  # store() synchronized
 
-        strategy, chunk, trials = choose_strategy(trial, limit=limit)
+        strategy, chunk, trials = choose_strategy(trial, limit=limit, total=len(todo))
         meta["trials"] = [list(t) for t in trials]
         todo = todo[taken:]
     elif strategy == "auto":
