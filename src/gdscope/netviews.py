@@ -7,6 +7,7 @@ all work unchanged. ``plot_honesty`` draws the recorded models' true loss beside
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -89,9 +90,8 @@ def plot_honesty(honesty: Honesty, steps: np.ndarray, *, ax: Axes) -> tuple[Line
     if (honesty.true_loss > 0).all() and (honesty.plane_loss > 0).all():
         ax.set_yscale("log")
     warning = honesty.warning()
-    if warning:
-        ax.text(0.02, 0.02, "⚠ " + warning, transform=ax.transAxes, fontsize=7, color="#d7191c",
-                va="bottom", wrap=True)  # fmt: skip
+    if warning:  # above the chart, where no curve runs
+        ax.set_title(textwrap.fill("⚠ " + warning, 80), fontsize=8, color="#d7191c", loc="left")
     ax.legend(fontsize=7, loc="upper right")
     return true, plane
 
