@@ -178,6 +178,7 @@ def test_interruption_keeps_finished_steps(article_data):
         ("sgd", {"lr": [-1.0, 0.1]}, "configuration 0: lr must be >= 0"),
         ("sgd", {"lr": 0.1, "nesterov": True}, "nesterov requires"),
         ("adam", {"betas": (1.0, 0.9)}, "beta1 must be < 1"),
+        ("adam", {"betas": 0.9}, r"betas must be a pair \(beta1, beta2\), got 0.9"),
         ("adam", {"lr": float("nan")}, "finite"),
         ("adam", {"momentum": 0.9}, "unknown argument"),
         ("lbfgs", {}, "no optimizer"),

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
@@ -91,6 +93,7 @@ def test_phase_endpoint(client):
         ("/api/trajectories", {"optimizer": {"name": "lbfgs"}}, "Input should be"),
         ("/api/trajectories", {"optimizer": {"hyper": {"lr": -1}}}, "lr must be >= 0"),
         ("/api/trajectories", {"optimizer": {"hyper": {"warp": 1}}}, "unknown argument"),
+        ("/api/trajectories", {"optimizer": {"name": "adam", "hyper": {"betas": 1}}}, "a pair"),
         ("/api/trajectories", {"start": [1e9, 0]}, "less than or equal"),
         ("/api/trajectories", {"losses": []}, "at least 1"),
         ("/api/trajectories", {"surprise": 1}, "Extra inputs are not permitted"),
@@ -177,3 +180,87 @@ def test_functions_in_the_api(client):
     assert bad.status_code == 422 and "no option 'k'" in bad.json()["detail"]
     bad = client.post("/api/landscape", json={"function": {"name": "os.system"}})
     assert bad.status_code == 422
+
+
+# --- any request: 200 or 422, never a server error -----------------------------------------
+
+VALID = [
+    ("/api/trajectories", {
+        "losses": [{"name": "huber", "delta": 0.5}, {"name": "mse"}],
+        "optimizer": {"name": "sgd", "hyper": {"lr": 0.1, "momentum": 0.9, "nesterov": True}},
+        "epochs": 20, "start": [2.0, -1.0], "batch_size": 10, "shuffle_seed": 1,
+        "data": {"seed": 1, "n": 40, "noise": 0.5},
+    }),
+    ("/api/trajectories", {
+        "function": {"name": "quadratic", "options": {"condition": 10}},
+        "optimizer": {"name": "adam", "hyper": {"lr": 0.05, "beta1": 0.8}}, "epochs": 20,
+    }),
+    ("/api/landscape", {
+        "losses": [{"name": "huber", "delta": 0.5}], "grid": {"size": 15}, "weight_decay": 1.0,
+    }),
+    ("/api/phase", {
+        "x": {"name": "lr", "lo": 0.05, "hi": 3, "count": 5, "log": True},
+        "y": {"name": "momentum", "lo": 0, "hi": 0.9, "count": 3}, "metric": "final_loss",
+    }),
+]  # fmt: skip
+KEYS = [
+    "lr",
+    "betas",
+    "beta2",
+    "momentum",
+    "alpha",
+    "eps",
+    "delta",
+    "beta",
+    "name",
+    "size",
+    "count",
+    "lo",
+    "hi",
+    "epochs",
+    "start",
+    "n",
+    "seed",
+    "metric",
+    "function",
+    "losses",
+]
+ODD = [0, -1, 1, 0.5, 1e4, -1e4, 1e-300, 1e300, 2**63, 3.5, "x", "", None, True, [], {}, [1, 2],
+       [1e4, -1e4], "sgd", "mse", "adam", "lr", "diverged", "nan"]  # fmt: skip
+
+
+def _places(value, at=()):
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return
+    for key, inner in items:
+        yield (*at, key)
+        yield from _places(inner, (*at, key))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_any_mangled_request_gets_200_or_422(client, data):
+    import copy
+
+    path, body = copy.deepcopy(data.draw(st.sampled_from(VALID)))
+    for _ in range(data.draw(st.integers(1, 3))):
+        places = list(_places(body))
+        if not places:
+            break
+        place = data.draw(st.sampled_from(places))
+        parent = body
+        for key in place[:-1]:
+            parent = parent[key]
+        action = data.draw(st.sampled_from(["delete", "rename", "replace"]))
+        if isinstance(parent, dict) and action == "delete":
+            del parent[place[-1]]
+        elif isinstance(parent, dict) and action == "rename":  # another field's name
+            parent[data.draw(st.sampled_from(KEYS))] = parent.pop(place[-1])
+        else:
+            parent[place[-1]] = copy.deepcopy(data.draw(st.sampled_from(ODD)))
+    response = client.post(path, json=body)
+    assert response.status_code in (200, 422), (path, body, response.text[:300])

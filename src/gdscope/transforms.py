@@ -250,6 +250,8 @@ def make_hyper(
     values = dict(values)
     if "betas" in values:  # torch's spelling
         betas = values.pop("betas")
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise GdscopeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         values["beta1"], values["beta2"] = betas[0], betas[1]
     unknown = set(values) - set(transform.params)
     if unknown:
