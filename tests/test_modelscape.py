@@ -546,7 +546,8 @@ def test_choose_strategy_times_both_and_keeps_the_faster(vmap, limit, expected, 
     from gdscope.modelscape import choose_strategy
 
     run, calls = fake_run({"loop": 1.0, "vmap": vmap}, 10_000)
-    strategy, chunk, trials = choose_strategy(run, limit=limit, total=10_000)
+    strategy, chunk, trials, failure = choose_strategy(run, limit=limit, total=10_000)
+    assert failure is None
     assert (strategy, chunk) == expected
     assert calls == [("loop", 1), ("loop", 2), *(("vmap", n) for n in sizes)]
     assert trials == [("loop", 1, 1.0), *(("vmap", n, vmap[n]) for n in sizes)]
@@ -559,7 +560,7 @@ def test_choose_strategy_on_a_grid_smaller_than_its_trials():
     assert choose_strategy(run, limit=64, total=9, budget=10.0)[:2] == ("vmap", 4)
     assert calls == [("loop", 1), ("loop", 2), ("vmap", 4), ("vmap", 2)]
     run, calls = fake_run({"loop": 1.0, "vmap": 1.0}, 2)
-    assert choose_strategy(run, limit=64, total=2) == ("loop", 16, [("loop", 1, 1.0)])
+    assert choose_strategy(run, limit=64, total=2) == ("loop", 16, [("loop", 1, 1.0)], None)
     assert calls == [("loop", 1), ("loop", 1)]
 
 
@@ -573,7 +574,7 @@ def test_choose_strategy_keeps_tuning_within_its_budget():
     assert calls == [("loop", 1), ("loop", 2), ("vmap", 4)]
     # a grid too small to pay for any trial is simply looped
     run, calls = fake_run({"loop": 1.0, "vmap": 0.1}, 30)
-    assert choose_strategy(run, limit=1024, total=30) == ("loop", 16, [("loop", 1, 1.0)])
+    assert choose_strategy(run, limit=1024, total=30) == ("loop", 16, [("loop", 1, 1.0)], None)
     assert calls == [("loop", 1), ("loop", 2)]
 
 
@@ -689,3 +690,33 @@ def test_honesty_chart_draws_both_curves_and_warns_above_them():
     title = ax.get_title(loc="left")
     assert title.startswith("⚠ the projected path misleads") and "50%" in title
     assert max(len(line) for line in title.splitlines()) <= 80
+
+
+class ItemInForward(nn.Module):
+    """A module vmap cannot run (``.item()`` in ``forward``) but the loop can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = 1.0 if self.linear.weight.sum().item() > -1e9 else 2.0
+        return scale * self.linear(x)
+
+
+def test_auto_falls_back_to_the_loop_when_vmap_cannot_run_the_module():
+    torch.manual_seed(0)
+    model = ItemInForward()
+    data = (torch.randn(64, 2), torch.randint(0, 3, (64,)))
+    dx, dy = random_direction(model, seed=1), random_direction(model, seed=2)
+    grid = {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 30), "ys": np.linspace(-1, 1, 30)}
+    with pytest.raises(RuntimeError):  # what vmap says about .item()
+        evaluate_plane(model, data, nn.CrossEntropyLoss(), strategy="vmap", **grid)
+    seen = []
+    auto = evaluate_plane(model, data, nn.CrossEntropyLoss(), chunk=16,
+                          progress=lambda done, total: seen.append(done), **grid)  # fmt: skip
+    loop = evaluate_plane(model, data, nn.CrossEntropyLoss(), strategy="loop", **grid)
+    assert auto.meta["strategy"] == "loop" and ".item()" in auto.meta["vmap_failure"]
+    assert auto.meta["trials"][-1][0] == "vmap" and np.isnan(auto.meta["trials"][-1][2])
+    np.testing.assert_array_equal(auto.loss, loop.loss)  # every point, by the loop
+    assert seen == sorted(set(seen)) and seen[-1] == 900

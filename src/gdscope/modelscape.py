@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -30,7 +30,9 @@ from .recorder import ParamLayout
 __all__ = [
     "Batches",
     "ModelSurface",
+    "StrategyChoice",
     "auto_chunk",
+    "choose_strategy",
     "evaluate_plane",
     "evaluate_plane_loop",
     "evaluate_vectors",
@@ -231,9 +233,19 @@ def auto_chunk(
     return int(max(1, min(1024, fraction * _free_memory(device) // max(per_point, 1))))
 
 
+class StrategyChoice(NamedTuple):
+    """What ``choose_strategy`` found: the strategy, its chunk, the trials ``(strategy, chunk,
+    seconds per point)`` (NaN: it failed), and why vmap could not run, if it could not."""
+
+    strategy: str
+    chunk: int
+    trials: list[tuple[str, int, float]]
+    failure: str | None = None
+
+
 def choose_strategy(
     run: Callable[[str, int], float | None], *, limit: int, total: int, budget: float = 0.1
-) -> tuple[str, int, list[tuple[str, int, float]]]:
+) -> StrategyChoice:
     """Pick the faster way to evaluate a grid on this machine by timing both on its first points.
 
     ``run(strategy, count)`` evaluates (and keeps) the next ``count`` of the grid's ``total``
@@ -243,20 +255,30 @@ def choose_strategy(
     expected (at the last speed measured) to take at most ``budget`` of the grid's time at the
     best speed so far, which bounds what tuning can cost. Which wins depends on the model and
     the hardware (on this project's 2-core CPU the loop for a small CNN, vmap over 64–256
-    points for an MLP), so it is measured, not guessed. No point is computed twice. Returns the
-    strategy, its chunk, and the trials ``(strategy, chunk, seconds per point)``.
+    points for an MLP), so it is measured, not guessed. No point is computed twice. A vmap trial
+    that raises (a module vmap cannot run) ends the trials: the loop goes on.
     """
     trials: list[tuple[str, int, float]] = []
+    failure = None
     if run("loop", 1) is None:  # the first point pays one-off costs: not timed
-        return "loop", 16, trials
+        return StrategyChoice("loop", 16, trials)
     loop = run("loop", 2)
     if loop is None:
-        return "loop", 16, trials
+        return StrategyChoice("loop", 16, trials)
     trials.append(("loop", 1, loop))
     best, best_size, previous, last = math.inf, 0, math.inf, loop
     size = min(4, limit)
     while size * last <= budget * total * min(loop, best):
-        per_point = run("vmap", size)
+        try:
+            per_point = run("vmap", size)
+        except (RuntimeError, NotImplementedError, TypeError, ValueError) as error:
+            # vmap cannot run every module (data-dependent control flow, .item(), memory);
+            # the loop can, so go on with it, and say why. Errors of the model itself would
+            # have shown in the loop's points first.
+            trials.append(("vmap", size, math.nan))
+            message = str(error).splitlines()[0] if str(error) else ""
+            failure = f"vmap failed ({type(error).__name__}: {message[:200]})"
+            break
         if per_point is None:
             break
         trials.append(("vmap", size, per_point))
@@ -266,7 +288,9 @@ def choose_strategy(
             break
         previous = last = per_point
         size = min(4 * size, limit)
-    return ("vmap", best_size, trials) if best < loop else ("loop", 16, trials)
+    if best < loop:
+        return StrategyChoice("vmap", best_size, trials, failure)
+    return StrategyChoice("loop", 16, trials, failure)
 
 
 def _fingerprint(*arrays: Tensor | np.ndarray) -> str:
@@ -392,14 +416,17 @@ def evaluate_plane(
             indices = todo[taken : taken + count]
             if not len(indices):
                 return None
-            taken += len(indices)
             began = time.perf_counter()
             store(indices, *evaluators[name](model, batches, loss_fn, vectors_of(indices),
                                              layout=layout))  # fmt: skip
+            taken += len(indices)  # only once stored: a failed trial leaves its points to do
             return (time.perf_counter() - began) / len(indices)  # store() synchronized
 
-        strategy, chunk, trials = choose_strategy(trial, limit=limit, total=len(todo))
-        meta["trials"] = [list(t) for t in trials]
+        choice = choose_strategy(trial, limit=limit, total=len(todo))
+        strategy, chunk = choice.strategy, choice.chunk
+        meta["trials"] = [list(t) for t in choice.trials]
+        if choice.failure is not None:
+            meta["vmap_failure"] = choice.failure
         todo = todo[taken:]
     elif strategy == "auto":
         strategy = "vmap" if device.type == "cuda" else "loop"

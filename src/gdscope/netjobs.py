@@ -217,6 +217,8 @@ def model_landscape(
     )  # fmt: skip
     projected = check = None
     notes = []
+    if "vmap_failure" in surface.meta:
+        notes.append(f"evaluated point by point: {surface.meta['vmap_failure']}")
     if recorded is not None and not surface.is_line:
         projected = on_plane if on_plane is not None else project(recorded, surface)
         check = honesty(model, batches, loss_fn, recorded, projected, surface)
