@@ -720,3 +720,25 @@ def test_auto_falls_back_to_the_loop_when_vmap_cannot_run_the_module():
     assert auto.meta["trials"][-1][0] == "vmap" and np.isnan(auto.meta["trials"][-1][2])
     np.testing.assert_array_equal(auto.loss, loop.loss)  # every point, by the loop
     assert seen == sorted(set(seen)) and seen[-1] == 900
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda state: state,
+        lambda state: {"epoch": 3, "model_state_dict": state, "optimizer_state_dict": {}},
+        lambda state: {"state_dict": state, "hyper_parameters": {"lr": 0.1}},
+        lambda state: {"model": state},
+        lambda state: {f"module.{k}": v for k, v in state.items()},  # DataParallel / DDP
+    ],
+    ids=["bare", "tutorial", "lightning", "model", "dataparallel"],
+)
+def test_checkpoints_as_people_save_them(tmp_path, wrap):
+    from gdscope.netjobs import _load_state
+
+    trained = mlp.make_model(seed=5)
+    torch.save(wrap(trained.state_dict()), tmp_path / "c.pt")
+    fresh = mlp.make_model(seed=1)
+    _load_state(fresh, tmp_path / "c.pt")
+    for a, b in zip(fresh.parameters(), trained.parameters(), strict=True):
+        assert torch.equal(a, b)

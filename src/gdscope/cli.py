@@ -323,7 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME|MODULE:FUNCTION",
         help="crossentropy (default), mse, l1, nll, bce, or a factory",
     )
-    scape.add_argument("--checkpoint", type=Path, help="state_dict to load (torch.save)")
+    scape.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="weights to load (torch.save of a state_dict, or a checkpoint dict holding one)",
+    )
     scape.add_argument("--path", type=Path, help="a recording (Recorder(path=...)) to project")
     scape.add_argument(
         "--directions",

@@ -128,14 +128,31 @@ class LandscapeResult:
     """Labelled positions along a line (the two models of a line between them)."""
 
 
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
+
+
+def _state_dict_in(saved: Any) -> Any:
+    """The model's weights in a checkpoint as people save them: a bare ``state_dict``, or one
+    under a usual key (``{"model_state_dict": ..., "optimizer_state_dict": ...}`` as in torch's
+    tutorial, Lightning's ``"state_dict"``, ``"model"``, …), with the ``module.`` prefix that
+    ``DataParallel``/DDP add taken off."""
+    if isinstance(saved, dict) and not any(isinstance(v, Tensor) for v in saved.values()):
+        for key in CHECKPOINT_KEYS:
+            if isinstance(saved.get(key), dict):
+                saved = saved[key]
+                break
+    if isinstance(saved, dict) and saved and all(str(k).startswith("module.") for k in saved):
+        saved = {k[len("module.") :]: v for k, v in saved.items()}
+    return saved
+
+
 def _load_state(model: nn.Module, file: Path) -> None:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # the file is the user's: any failure means "not a checkpoint"
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise GdscopeError(f"cannot load the checkpoint {file}: {first}") from None
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
+    state = _state_dict_in(state)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as error:
