@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from gdscope.directions import line_direction, normalize, pca_plane, random_direction
@@ -742,3 +745,32 @@ def test_checkpoints_as_people_save_them(tmp_path, wrap):
     _load_state(fresh, tmp_path / "c.pt")
     for a, b in zip(fresh.parameters(), trained.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    loop=st.floats(1e-4, 10),
+    speeds=st.lists(st.floats(1e-5, 20), min_size=6, max_size=6),
+    limit=st.integers(1, 2048),
+    total=st.integers(1, 5000),
+)
+def test_choose_strategy_properties(loop, speeds, limit, total):
+    from gdscope.modelscape import choose_strategy
+
+    sizes = [min(4**k, limit) for k in range(1, 7)]
+    table = {size: speed for size, speed in zip(sizes, speeds, strict=True)}
+    run, calls = fake_run({"loop": loop, "vmap": table}, total)
+    choice = choose_strategy(run, limit=limit, total=total)
+    assert sum(count for _, count in calls) <= total  # no point twice
+    vmaps = [t for t in choice.trials if t[0] == "vmap"]
+    chunks = [t[1] for t in vmaps]
+    assert chunks == sorted(set(chunks)) and all(c <= limit for c in chunks)
+    fastest = min([loop, *(t[2] for t in vmaps)])
+    if choice.strategy == "vmap":  # the fastest measured, with its chunk
+        assert (choice.chunk, fastest) in {(t[1], t[2]) for t in vmaps} and fastest < loop
+    else:
+        assert choice.chunk == 16 and all(t[2] >= loop for t in vmaps)
+    best, last = math.inf, loop  # every trial was started within the budget
+    for _, size, speed in vmaps:
+        assert size * last <= 0.1 * total * min(loop, best) * (1 + 1e-12)
+        best, last = min(best, speed), speed
