@@ -774,3 +774,24 @@ def test_choose_strategy_properties(loop, speeds, limit, total):
     for _, size, speed in vmaps:
         assert size * last <= 0.1 * total * min(loop, best) * (1 + 1e-12)
         best, last = min(best, speed), speed
+
+
+def test_honesty_of_a_long_path_is_computed_in_pieces_exactly():
+    model = mlp.make_model(seed=2).eval()
+    batches = materialize(mlp.make_loader(), "cpu")
+    layout = ParamLayout.of(model)
+    centre = layout.vector(model)
+    dx, dy = random_direction(model, seed=1), random_direction(model, seed=2)
+    surface = evaluate_plane(model, batches, nn.CrossEntropyLoss(), dx=dx, dy=dy,
+                             xs=[-1, 1], ys=[-1, 1], strategy="loop")  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    snapshots = centre + 0.3 * torch.randn(40, layout.size, generator=g) * centre.abs().mean()
+    path = RecordedPath(layout, snapshots.numpy(), np.arange(40), np.full(40, np.nan))
+    projected = project(path, surface)
+    check = honesty(model, batches, nn.CrossEntropyLoss(), path, projected, surface)
+    whole, _ = evaluate_plane_loop(model, batches, nn.CrossEntropyLoss(), snapshots)
+    np.testing.assert_array_equal(check.true_loss, whole.numpy())
+    pairs = zip(projected.xs, projected.ys, strict=True)
+    points = torch.stack([surface.point(x, y) for x, y in pairs])
+    plane, _ = evaluate_plane_loop(model, batches, nn.CrossEntropyLoss(), points)
+    np.testing.assert_array_equal(check.plane_loss, plane.numpy())

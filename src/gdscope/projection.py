@@ -82,11 +82,15 @@ def honesty(
     projected: ProjectedPath,
     surface: ModelSurface,
 ) -> Honesty:
-    """Evaluate every recorded model and its projection (exactly, not interpolated)."""
+    """Evaluate every recorded model and its projection (exactly, not interpolated), a few
+    snapshots at a time so that a long path of a large model never sits on the device whole."""
     device = batches[0][0].device
-    true = torch.stack([path.vector(i) for i in range(len(path))]).to(device)
-    pairs = zip(projected.xs, projected.ys, strict=True)
-    on_plane = torch.stack([surface.point(x, y) for x, y in pairs]).to(device)
-    true_loss, _ = evaluate_plane_loop(model, batches, loss_fn, true)
-    plane_loss, _ = evaluate_plane_loop(model, batches, loss_fn, on_plane)
-    return Honesty(true_loss.numpy(), plane_loss.numpy())
+    true_loss, plane_loss = [], []
+    for start in range(0, len(path), 16):
+        indices = range(start, min(start + 16, len(path)))
+        true = torch.stack([path.vector(i) for i in indices]).to(device)
+        on_plane = torch.stack([surface.point(projected.xs[i], projected.ys[i])
+                                for i in indices]).to(device)  # fmt: skip
+        true_loss.append(evaluate_plane_loop(model, batches, loss_fn, true)[0].cpu().numpy())
+        plane_loss.append(evaluate_plane_loop(model, batches, loss_fn, on_plane)[0].cpu().numpy())
+    return Honesty(np.concatenate(true_loss), np.concatenate(plane_loss))
