@@ -795,3 +795,20 @@ def test_honesty_of_a_long_path_is_computed_in_pieces_exactly():
     points = torch.stack([surface.point(x, y) for x, y in pairs])
     plane, _ = evaluate_plane_loop(model, batches, nn.CrossEntropyLoss(), points)
     np.testing.assert_array_equal(check.plane_loss, plane.numpy())
+
+
+def test_an_overflowing_landscape_is_drawn_blank_and_said_so():
+    import gdscope
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1))
+    data = (torch.randn(100, 3), torch.randn(100, 1))
+    far = (-1e19, 1e19, 5)  # the loss overflows float32 everywhere but the centre
+    result = gdscope.model_landscape(model, data, nn.MSELoss(), x=far, y=far)
+    assert not np.isfinite(result.surface.loss).all() and np.isfinite(result.surface.loss[2, 2])
+    note = "the loss is not finite at 24 of 25 grid points (drawn blank)"
+    assert result.notes == [note]
+    for view in ("contour", "heatmap", "surface"):
+        for log in (False, True):
+            ax = gdscope.draw_landscape(result, view=view, log=log).axes[0]
+            assert (note in [t.get_text() for t in ax.texts]) == (view != "surface")

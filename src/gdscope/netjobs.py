@@ -236,12 +236,22 @@ def model_landscape(
     notes = []
     if "vmap_failure" in surface.meta:
         notes.append(f"evaluated point by point: {surface.meta['vmap_failure']}")
+    if not_finite := _not_finite(surface):
+        notes.append(not_finite)
     if recorded is not None and not surface.is_line:
         projected = on_plane if on_plane is not None else project(recorded, surface)
         check = honesty(model, batches, loss_fn, recorded, projected, surface)
         if check.warning():
             notes.append(check.warning())
     return LandscapeResult(surface, recorded, projected, check, explained, notes, marks)
+
+
+def _not_finite(surface: ModelSurface) -> str | None:
+    """Says how much of the surface overflowed (drawn blank), if any did."""
+    bad = int((~np.isfinite(surface.loss)).sum())
+    if not bad:
+        return None
+    return f"the loss is not finite at {bad} of {surface.loss.size} grid points (drawn blank)"
 
 
 def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = None
@@ -330,6 +340,9 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
     if view != "surface":
         ax.set_aspect("auto")  # the two directions' scales are unrelated
     ax.set_title(title or f"{metric} landscape")
+    if (not_finite := _not_finite(surface)) and view != "surface":
+        ax.text(0.02, 0.98, not_finite, transform=ax.transAxes, va="top", fontsize=7,
+                color="#d7191c", wrap=True)  # fmt: skip
     if result.honesty is not None and result.path is not None:
         plot_honesty(result.honesty, np.asarray(result.path.steps), ax=fig.add_subplot(1, 2, 2))
     fig.tight_layout()
