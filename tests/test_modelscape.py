@@ -549,8 +549,9 @@ def test_choose_strategy_times_both_and_keeps_the_faster(vmap, limit, expected, 
     from gdscope.modelscape import choose_strategy
 
     run, calls = fake_run({"loop": 1.0, "vmap": vmap}, 10_000)
-    strategy, chunk, trials, failure = choose_strategy(run, limit=limit, total=10_000)
-    assert failure is None
+    strategy, chunk, trials, failure, memory_format = choose_strategy(run, limit=limit,
+                                                                      total=10_000)  # fmt: skip
+    assert failure is None and memory_format == "contiguous"
     assert (strategy, chunk) == expected
     assert calls == [("loop", 1), ("loop", 2), *(("vmap", n) for n in sizes)]
     assert trials == [("loop", 1, 1.0), *(("vmap", n, vmap[n]) for n in sizes)]
@@ -563,8 +564,46 @@ def test_choose_strategy_on_a_grid_smaller_than_its_trials():
     assert choose_strategy(run, limit=64, total=9, budget=10.0)[:2] == ("vmap", 4)
     assert calls == [("loop", 1), ("loop", 2), ("vmap", 4), ("vmap", 2)]
     run, calls = fake_run({"loop": 1.0, "vmap": 1.0}, 2)
-    assert choose_strategy(run, limit=64, total=2) == ("loop", 16, [("loop", 1, 1.0)], None)
+    assert choose_strategy(run, limit=64, total=2)[:3] == ("loop", 16, [("loop", 1, 1.0)])
     assert calls == [("loop", 1), ("loop", 1)]
+
+
+@pytest.mark.parametrize(("other", "expected"), [(0.4, "channels_last"), (1.5, "contiguous")])
+def test_choose_strategy_times_the_loop_in_both_memory_layouts(other, expected):
+    from gdscope.modelscape import choose_strategy
+
+    run, calls = fake_run({"loop": 1.0, "loop/channels_last": other, "vmap": {4: 3.0, 16: 3.5}},
+                          10_000)  # fmt: skip
+    choice = choose_strategy(run, limit=1024, total=10_000,
+                             formats=("contiguous", "channels_last"))  # fmt: skip
+    assert (choice.strategy, choice.memory_format) == ("loop", expected)
+    assert calls[:4] == [("loop", 1), ("loop", 2), ("loop/channels_last", 1),
+                         ("loop/channels_last", 2)]  # fmt: skip
+    # vmap is compared with the faster loop
+    run, _ = fake_run({"loop": 1.0, "loop/channels_last": 0.4, "vmap": {4: 0.6, 16: 0.7}}, 10_000)
+    assert choose_strategy(run, limit=1024, total=10_000,
+                           formats=("contiguous", "channels_last"))[:2] == ("loop", 16)  # fmt: skip
+
+
+def test_channels_last_loop_agrees_and_leaves_the_model_as_it_was(trained_cnn):
+    from gdscope.modelscape import _channels_last
+
+    loader = small_cnn_data(64)
+    batches = materialize(loader, "cpu")
+    nhwc = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
+    dx = random_direction(trained_cnn, seed=1)
+    centre = ParamLayout.of(trained_cnn).vector(trained_cnn)
+    vectors = torch.stack([centre + t * dx for t in (-0.5, 0.0, 0.5)])
+    before = {k: v.clone() for k, v in trained_cnn.state_dict().items()}
+    plain, _ = evaluate_plane_loop(trained_cnn, batches, nn.CrossEntropyLoss(), vectors)
+    with _channels_last(trained_cnn):
+        weight = trained_cnn.features[0].weight
+        assert weight.is_contiguous(memory_format=torch.channels_last)
+        fast, _ = evaluate_plane_loop(trained_cnn, nhwc, nn.CrossEntropyLoss(), vectors)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=0)
+    assert trained_cnn.features[0].weight.is_contiguous()
+    for key, value in trained_cnn.state_dict().items():
+        assert torch.equal(value, before[key]), key
 
 
 def test_choose_strategy_keeps_tuning_within_its_budget():
@@ -577,7 +616,7 @@ def test_choose_strategy_keeps_tuning_within_its_budget():
     assert calls == [("loop", 1), ("loop", 2), ("vmap", 4)]
     # a grid too small to pay for any trial is simply looped
     run, calls = fake_run({"loop": 1.0, "vmap": 0.1}, 30)
-    assert choose_strategy(run, limit=1024, total=30) == ("loop", 16, [("loop", 1, 1.0)], None)
+    assert choose_strategy(run, limit=1024, total=30)[:3] == ("loop", 16, [("loop", 1, 1.0)])
     assert calls == [("loop", 1), ("loop", 2)]
 
 
@@ -591,7 +630,10 @@ def test_auto_strategy_computes_every_point_once_and_records_its_choice(trained_
     loop = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy="loop", **grid)
     assert seen == sorted(set(seen)) and seen[-1] == 80
     assert auto.meta["strategy"] in ("vmap", "loop") and auto.meta["trials"][0][0] == "loop"
-    assert [t[1] for t in auto.meta["trials"][1:]] in ([], [4], [4, 8])  # as the clock says
+    # images: the loop is timed in both memory layouts; then vmap, as the clock says
+    assert auto.meta["trials"][1][0] == "loop/channels_last"
+    assert [t[1] for t in auto.meta["trials"][2:]] in ([], [4], [4, 8])
+    assert auto.meta["memory_format"] in ("contiguous", "channels_last")
     np.testing.assert_allclose(auto.loss, loop.loss, rtol=1e-5)
     np.testing.assert_allclose(auto.accuracy, loop.accuracy, atol=1e-6)
 
