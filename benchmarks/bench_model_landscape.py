@@ -23,7 +23,13 @@ from torch import nn
 
 from gdscope.directions import random_direction
 from gdscope.examples import cnn, mlp, resnet
-from gdscope.modelscape import evaluate_plane, evaluate_plane_loop, evaluate_vectors, materialize
+from gdscope.modelscape import (
+    channels_last,
+    evaluate_plane,
+    evaluate_plane_loop,
+    evaluate_vectors,
+    materialize,
+)
 from gdscope.recorder import ParamLayout
 
 
@@ -76,6 +82,16 @@ def main() -> None:
     rows = [("per-point loop (reference method)",
              timed(lambda: evaluate_plane_loop(model, batches, loss_fn, vectors)),
              len(vectors))]  # fmt: skip
+    if batches[0][0].dim() == 4:  # images: the same loop with channels-last tensors
+        nhwc = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
+
+        def loop_nhwc() -> None:
+            with channels_last(model):
+                evaluate_plane_loop(model, nhwc, loss_fn, vectors)
+
+        with channels_last(model):  # warm-up: the layout's own kernels
+            evaluate_plane_loop(model, nhwc, loss_fn, vectors[:1])
+        rows.append(("per-point loop, channels-last", timed(loop_nhwc), len(vectors)))
     for chunk in args.chunks:
 
         def batched(chunk: int = chunk) -> None:
@@ -98,6 +114,8 @@ def main() -> None:
         seconds = timed(auto)
         assert surface is not None
         choice = f"{surface.meta['strategy']} over {surface.meta['chunk']}"
+        if surface.meta["memory_format"] != "contiguous":
+            choice += f", {surface.meta['memory_format']}"
         rows.append((f"auto: chose {choice}, trials included", seconds, 51 * rows_of_grid))
     device = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     if args.device.startswith("cuda"):

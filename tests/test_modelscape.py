@@ -586,7 +586,7 @@ def test_choose_strategy_times_the_loop_in_both_memory_layouts(other, expected):
 
 
 def test_channels_last_loop_agrees_and_leaves_the_model_as_it_was(trained_cnn):
-    from gdscope.modelscape import _channels_last
+    from gdscope.modelscape import channels_last
 
     loader = small_cnn_data(64)
     batches = materialize(loader, "cpu")
@@ -596,7 +596,7 @@ def test_channels_last_loop_agrees_and_leaves_the_model_as_it_was(trained_cnn):
     vectors = torch.stack([centre + t * dx for t in (-0.5, 0.0, 0.5)])
     before = {k: v.clone() for k, v in trained_cnn.state_dict().items()}
     plain, _ = evaluate_plane_loop(trained_cnn, batches, nn.CrossEntropyLoss(), vectors)
-    with _channels_last(trained_cnn):
+    with channels_last(trained_cnn):
         weight = trained_cnn.features[0].weight
         assert weight.is_contiguous(memory_format=torch.channels_last)
         fast, _ = evaluate_plane_loop(trained_cnn, nhwc, nn.CrossEntropyLoss(), vectors)

@@ -33,6 +33,7 @@ __all__ = [
     "ModelSurface",
     "StrategyChoice",
     "auto_chunk",
+    "channels_last",
     "choose_strategy",
     "evaluate_plane",
     "evaluate_plane_loop",
@@ -312,7 +313,7 @@ def choose_strategy(
 
 
 @contextmanager
-def _channels_last(model: nn.Module) -> Iterator[None]:
+def channels_last(model: nn.Module) -> Iterator[None]:
     """``model``'s 4-D parameters and buffers in channels-last layout for a while (same values;
     oneDNN's convolutions are faster that way), then as they were."""
     was = any(p.dim() == 4 and not p.is_contiguous()
@@ -460,7 +461,7 @@ def evaluate_plane(
             if not len(indices):
                 return None
             began = time.perf_counter()
-            with _channels_last(model) if name.endswith("channels_last") else nullcontext():
+            with channels_last(model) if name.endswith("channels_last") else nullcontext():
                 data = nhwc(batches) if name.endswith("channels_last") else batches
                 evaluate = evaluators[name.partition("/")[0]]
                 store(indices, *evaluate(model, data, loss_fn, vectors_of(indices), layout=layout))
@@ -483,7 +484,7 @@ def evaluate_plane(
         backend.run(model, batches, loss_fn, strategy, layout, chunks, vectors_of, store)
     else:
         fast = memory_format == "channels_last"
-        with _channels_last(model) if fast else nullcontext():
+        with channels_last(model) if fast else nullcontext():
             data = nhwc(batches) if fast else batches
             for indices in chunks:
                 store(indices, *evaluators[strategy](model, data, loss_fn, vectors_of(indices),
