@@ -39,6 +39,19 @@ def sgd_batches(draw):
     return hyper, [draw(losses) for _ in range(size)], [draw(points) for _ in range(size)]
 
 
+def conditioned(data, hyper, common, ref, rtol):
+    """Configurations whose tensor-engine path moves by less than ``rtol / 10`` when the start
+    moves by 1e-14, the size of the rounding that separates two summation orders. A residual
+    within rounding of an L1/Huber kink flips sign between them and the paths part by ~1e-8:
+    no summation order is the right one there, so such runs are compared by verdict only."""
+    nudged = [tuple(v + 1e-14 * max(1.0, abs(v)) for v in start) for start in common["start"]]
+    again = run_batched(data, "sgd", hyper, engine="torch", **{**common, "start": nudged})
+    a, b = again.path.double(), ref.path.double()
+    usable = torch.isfinite(a) & torch.isfinite(b) & (b.abs() < 1e6)
+    moved = ((a - b).abs() > rtol / 10 * b.abs().clamp_min(1.0)) & usable
+    return ~moved.flatten(2).any(-1).any(0) & (again.diverged_at == ref.diverged_at)
+
+
 def compare(data, batch, dtype, epochs=40, rtol=1e-9):
     """Native vs tensor engine: same maths, different summation order (sequential C sums
     vs torch's vectorized reductions), so bouncing L1-like runs drift apart at the float64
@@ -54,8 +67,11 @@ def compare(data, batch, dtype, epochs=40, rtol=1e-9):
     # near the largest float overflows at step t or t+1 depends on the summation order.
     assert ((ours.diverged_at >= 0) == (ref.diverged_at >= 0)).all()
     assert (ours.diverged_at - ref.diverged_at).abs().max() <= 1
-    torch.testing.assert_close(ours.steps_to_target, ref.steps_to_target, rtol=0, atol=0)
-    same = ours.diverged_at == ref.diverged_at  # configurations compared value for value
+    # Compared value for value: configurations that diverge at the same step and whose path does
+    # not itself hinge on rounding (see ``conditioned``).
+    same = (ours.diverged_at == ref.diverged_at) & conditioned(data, hyper, common, ref, rtol)
+    torch.testing.assert_close(ours.steps_to_target[same], ref.steps_to_target[same], rtol=0,
+                               atol=0)  # fmt: skip
     for name in FIELDS:
         a, b = getattr(ours, name).double(), getattr(ref, name).double()
         timed = name in ("path", "losses")  # (steps, K, ...) rather than (K, ...)
@@ -66,10 +82,7 @@ def compare(data, batch, dtype, epochs=40, rtol=1e-9):
         torch.testing.assert_close(a[bounded], b[bounded], rtol=rtol, atol=rtol, equal_nan=True)
 
 
-# Derandomized: the two engines sum the gradient in different orders, and where a residual sits
-# within rounding of an L1/Huber kink that flips its sign and the paths part by ~1e-8 (seen once
-# in random search). The fixed 40 examples keep the 1e-9 check meaningful.
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40, deadline=None)
 @given(batch=sgd_batches())
 def test_native_equals_the_tensor_engine_in_float64(kernel, article_data, batch):
     compare(article_data, batch, torch.float64)
