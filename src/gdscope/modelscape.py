@@ -267,7 +267,7 @@ def choose_strategy(
     points for an MLP), so it is measured, not guessed. No point is computed twice. A vmap trial
     that raises (a module vmap cannot run) ends the trials: the loop goes on. With
     ``"channels_last"`` in ``formats`` (image inputs) the loop is also timed with that memory
-    layout (``run("loop/channels_last", n)``; 2.3× faster for the small CNN on this CPU) and
+    layout (``run("loop/channels_last", n)``; 1.8× faster for the small CNN on this CPU) and
     the faster layout is kept.
     """
     trials: list[tuple[str, int, float]] = []
