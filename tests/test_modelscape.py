@@ -854,3 +854,51 @@ def test_an_overflowing_landscape_is_drawn_blank_and_said_so():
         for log in (False, True):
             ax = gdscope.draw_landscape(result, view=view, log=log).axes[0]
             assert (note in [t.get_text() for t in ax.texts]) == (view != "surface")
+
+
+def test_a_landscape_figure_replays_bit_for_bit_with_autos_choice(tmp_path, capsys):
+    from gdscope.cli import main
+    from gdscope.replay import read_record
+
+    model = cnn.make_model(seed=1)
+    fit(model, small_cnn_data(128), nn.CrossEntropyLoss(),
+        torch.optim.SGD(model.parameters(), lr=0.05), epochs=1, path=tmp_path / "rec")  # fmt: skip
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    out = tmp_path / "l.png"
+    args = ["landscape", "--model", "gdscope.examples.cnn:make_model", "--data",
+            "tests.test_modelscape:small_cnn_data", "--checkpoint", str(tmp_path / "m.pt"),
+            "--path", str(tmp_path / "rec"), "--directions", "pca", "--x", "-1", "1", "7",
+            "--y", "-1", "1", "6", "--out", str(out),
+            "--animate", str(tmp_path / "l.gif")]  # fmt: skip
+    assert main(args) == 0
+    chosen = read_record(out)["evaluation"]
+    assert chosen["strategy"] in ("loop", "vmap") and chosen["memory_format"] in (
+        "contiguous", "channels_last")  # fmt: skip
+    # the trials computed the first points: the replay repeats them as they were done
+    assert chosen["plan"][:3] == [["loop", 1], ["loop", 2], ["loop/channels_last", 1]]
+    capsys.readouterr()
+    assert main(["replay", str(out)]) == 0
+    assert (tmp_path / "l-replay.png").read_bytes() == out.read_bytes()
+    # the layout can be asked for; vmap has no channels-last variant
+    bad = [*args[:-4], "--strategy", "vmap", "--memory-format", "channels_last",
+           "--out", str(tmp_path / "x.png")]  # fmt: skip
+    assert main(bad) == 2
+    assert "channels-last layout is for the loop" in capsys.readouterr().err
+
+
+def test_a_plan_repeats_autos_computation_point_for_point(trained_cnn):
+    loader = small_cnn_data(64)
+    dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
+    grid = {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 9), "ys": np.linspace(-1, 1, 8)}
+    auto = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), **grid)
+    meta = auto.meta
+    again = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy=meta["strategy"],
+                           chunk=meta["chunk"], memory_format=meta["memory_format"],
+                           plan=[tuple(step) for step in meta["plan"]], **grid)  # fmt: skip
+    np.testing.assert_array_equal(again.loss, auto.loss)
+    assert again.meta["plan"] == meta["plan"]
+    with pytest.raises(GdscopeError, match="a plan step is"):
+        evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy="loop",
+                       plan=[("warp", 1)], **grid)  # fmt: skip
+    with pytest.raises(GdscopeError, match="give the strategy they led to"):
+        evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), plan=[("loop", 1)], **grid)

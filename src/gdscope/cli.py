@@ -384,6 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
         "time both on the first points, go on with the faster",
     )
     scape.add_argument(
+        "--memory-format",
+        choices=("auto", "contiguous", "channels_last"),
+        default="auto",
+        help="the loop's layout of image tensors (auto: timed with --strategy auto)",
+    )
+    scape.add_argument("--plan", type=_plan, default=(), help=argparse.SUPPRESS)  # replays
+    scape.add_argument(
         "--backend",
         choices=("local", "ray"),
         default="local",
@@ -861,6 +868,17 @@ def _grid_axis(values: Sequence[float], flag: str) -> tuple[float, float, int]:
     return lo, hi, int(count)
 
 
+def _plan(text: str) -> tuple[tuple[str, int], ...]:
+    """``--plan``: the JSON list of ``[method, count]`` steps a replay repeats."""
+    import json
+
+    try:
+        steps = json.loads(text)
+        return tuple((str(name), int(count)) for name, count in steps)
+    except (ValueError, TypeError) as error:
+        raise argparse.ArgumentTypeError(f"not a plan ({error})") from None
+
+
 def _chunk(text: str) -> int | str:
     if text == "auto":
         return text
@@ -909,7 +927,7 @@ def _run_landscape(ns: argparse.Namespace) -> int:
         x=_grid_axis(ns.x, "--x") if ns.x else None,
         y=_grid_axis(ns.y, "--y") if ns.y else None, line=ns.line,
         device=ns.device, chunk=_chunk(ns.chunk), strategy=ns.strategy, backend=backend,
-        resume=ns.resume,
+        resume=ns.resume, memory_format=ns.memory_format, plan=ns.plan,
     )  # fmt: skip
     update, close = _progress("landscape")
     try:
@@ -925,7 +943,14 @@ def _run_landscape(ns: argparse.Namespace) -> int:
                                  explained=result.explained, force=ns.force):  # fmt: skip
             print(path)
     fig = draw_landscape(result, view=ns.view, metric=ns.metric, log=ns.log_color, title=ns.title)
-    record = {"kind": "argv", "argv": ns.argv}
+    # What auto chose (it times this machine): a replay computes the same way, so the same values.
+    meta = result.surface.meta
+    chosen = {"strategy": meta["strategy"], "chunk": meta["chunk"],
+              "memory_format": meta["memory_format"], "plan": meta["plan"]}  # fmt: skip
+    from .replay import EVALUATION_FLAGS, strip_outputs
+
+    argv = strip_outputs(ns.argv, EVALUATION_FLAGS)  # kept in "evaluation", as it was done
+    record = {"kind": "argv", "argv": argv, "evaluation": chosen}
     print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=record))
     if ns.animate is not None:
         from .animation import write_animation

@@ -44,6 +44,8 @@ __all__ = [
 
 Batches = list[tuple[Tensor, Tensor]]
 STRATEGIES = ("auto", "vmap", "loop")
+MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
+PLAN_METHODS = ("loop", "loop/channels_last", "vmap")
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -259,32 +261,31 @@ def choose_strategy(
 
     ``run(strategy, count)`` evaluates (and keeps) the next ``count`` of the grid's ``total``
     points and returns the seconds per point, or None when no points are left. The loop is
-    timed on two points after a warm-up point; vmap on chunks of 4, 16, 64, … up to ``limit``
-    for as long as a larger chunk is at least 10% faster per point, and as long as a trial is
-    expected (at the last speed measured) to take at most ``budget`` of the grid's time at the
-    best speed so far, which bounds what tuning can cost. Which wins depends on the model and
-    the hardware (on this project's 2-core CPU the loop for a small CNN, vmap over 64–256
-    points for an MLP), so it is measured, not guessed. No point is computed twice. A vmap trial
-    that raises (a module vmap cannot run) ends the trials: the loop goes on. With
-    ``"channels_last"`` in ``formats`` (image inputs) the loop is also timed with that memory
-    layout (``run("loop/channels_last", n)``; 1.8× faster for the small CNN on this CPU) and
-    the faster layout is kept.
+    timed on two points after a warm-up point, in each memory layout of ``formats``
+    (``"loop"``, ``"loop/channels_last"``: 1.8× faster for the small CNN on this CPU), and the
+    faster layout is kept. vmap is timed on chunks of 4, 16, 64, … up to ``limit`` for as long
+    as a larger chunk is at least 10% faster per point and a trial is expected (at the last
+    speed measured) to take at most ``budget`` of the grid's time at the best speed so far,
+    which bounds what tuning can cost. Which wins depends on the model and the hardware (on
+    this project's 2-core CPU the loop for a small CNN, vmap over 64–256 points for an MLP), so
+    it is measured, not guessed. No point is computed twice. A vmap trial that raises (a module
+    vmap cannot run) ends the trials: the loop goes on.
     """
     trials: list[tuple[str, int, float]] = []
     failure = None
-    if run("loop", 1) is None:  # the first point pays one-off costs: not timed
-        return StrategyChoice("loop", 16, trials)
-    loop = run("loop", 2)
-    if loop is None:
-        return StrategyChoice("loop", 16, trials)
-    trials.append(("loop", 1, loop))
-    layout = "contiguous"
-    if "channels_last" in formats and run("loop/channels_last", 1) is not None:  # warm-up
-        other = run("loop/channels_last", 2)
-        if other is not None:
-            trials.append(("loop/channels_last", 1, other))
-            if other < loop:
-                loop, layout = other, "channels_last"
+    loop, layout = math.inf, formats[0]
+    for form in formats:
+        name = "loop" if form == "contiguous" else f"loop/{form}"
+        if run(name, 1) is None:  # the first point in a layout pays one-off costs: not timed
+            break
+        seconds = run(name, 2)
+        if seconds is None:
+            break
+        trials.append((name, 1, seconds))
+        if seconds < loop:
+            loop, layout = seconds, form
+    if not trials:
+        return StrategyChoice("loop", 16, trials, None, layout)
     best, best_size, previous, last = math.inf, 0, math.inf, loop
     size = min(4, limit)
     while size * last <= budget * total * min(loop, best):
@@ -375,6 +376,8 @@ def evaluate_plane(
     backend: Any = None,
     strategy: str = "auto",
     states: bool = False,
+    memory_format: str = "auto",
+    plan: Sequence[tuple[str, int]] = (),
 ) -> ModelSurface:
     """The landscape on the ``ys × xs`` grid (see ``ModelSurface``); ``centre`` defaults to the
     model's own parameters. ``chunk`` grid points go through the model together (memory grows
@@ -387,12 +390,32 @@ def evaluate_plane(
     (``evaluate_vectors``); ``"loop"`` loads one point at a time into the model
     (``evaluate_plane_loop``, the reference implementation's way); ``"auto"`` times both on the
     first grid points and goes on with the faster (``choose_strategy``; with a ``backend``,
-    whose workers may differ, it takes vmap on CUDA and the loop on the CPU). The chosen
-    strategy, chunk and trials are in ``meta``. ``states``: the vectors also cover the
-    floating-point buffers (directions made with ``states=True``).
+    whose workers may differ, it takes vmap on CUDA and the loop on the CPU).
+    ``memory_format``: the loop's layout of image tensors, ``"contiguous"`` or
+    ``"channels_last"``; ``"auto"`` lets ``"auto"`` time both (an explicit strategy stays
+    contiguous). The chosen strategy, chunk, layout and the trials are in ``meta``;
+    ``meta["plan"]`` lists how auto's trials evaluated the first points (``(method, count)``):
+    passing it back as ``plan``, with the strategy, chunk and layout, makes the same computation
+    again, point for point (what ``gdscope replay`` does). ``states``: the vectors also cover
+    the floating-point buffers (directions made with ``states=True``).
     """
     if strategy not in STRATEGIES:
         raise GdscopeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if memory_format not in MEMORY_FORMATS:
+        raise GdscopeError(
+            f"memory_format must be one of {', '.join(MEMORY_FORMATS)}, got {memory_format!r}"
+        )
+    if memory_format == "channels_last" and strategy == "vmap":
+        raise GdscopeError("the channels-last layout is for the loop; vmap takes 'contiguous'")
+    plan = [(str(name), count) for name, count in plan]
+    for name, count in plan:
+        if name not in PLAN_METHODS or isinstance(count, bool) or not isinstance(count, int) \
+                or count < 1:  # fmt: skip
+            raise GdscopeError(f"a plan step is (one of {', '.join(PLAN_METHODS)}, a positive "
+                               f"count), got ({name!r}, {count!r})")  # fmt: skip
+    if plan and (strategy == "auto" or backend is not None):
+        raise GdscopeError("a plan repeats auto's trials: give the strategy they led to, and "
+                           "no backend")  # fmt: skip
     if chunk != "auto" and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise GdscopeError(f"chunk must be a positive integer or 'auto', got {chunk!r}")
     device = resolve_device(device)
@@ -449,47 +472,58 @@ def evaluate_plane(
 
     evaluators = {"vmap": evaluate_vectors, "loop": evaluate_plane_loop}
     meta: dict[str, Any] = {"device": str(device), "points": int(done.size)}
-    memory_format = "contiguous"
+    chosen_format = "contiguous" if memory_format == "auto" else memory_format
+    taken = 0
+    done_plan: list[list[Any]] = []
+
+    def trial(name: str, count: int) -> float | None:
+        """Evaluate the next ``count`` points by ``name`` (a method of ``PLAN_METHODS``)."""
+        nonlocal taken
+        indices = todo[taken : taken + count]
+        if not len(indices):
+            return None
+        began = time.perf_counter()
+        with channels_last(model) if name.endswith("channels_last") else nullcontext():
+            data = nhwc(batches) if name.endswith("channels_last") else batches
+            evaluate = evaluators[name.partition("/")[0]]
+            store(indices, *evaluate(model, data, loss_fn, vectors_of(indices), layout=layout))
+        taken += len(indices)  # only once stored: a failed trial leaves its points to do
+        done_plan.append([name, len(indices)])
+        return (time.perf_counter() - began) / len(indices)  # store() synchronized
+
+    for name, count in plan:  # a replay: the trials of the run it repeats, in their order
+        trial(name, count)
     if strategy == "auto" and backend is None:
         limit = auto_chunk(model, batches, layout) if chunk == "auto" else chunk
-        taken = 0
         images = all(inputs.dim() == 4 for inputs, _ in batches)
-
-        def trial(name: str, count: int) -> float | None:
-            nonlocal taken
-            indices = todo[taken : taken + count]
-            if not len(indices):
-                return None
-            began = time.perf_counter()
-            with channels_last(model) if name.endswith("channels_last") else nullcontext():
-                data = nhwc(batches) if name.endswith("channels_last") else batches
-                evaluate = evaluators[name.partition("/")[0]]
-                store(indices, *evaluate(model, data, loss_fn, vectors_of(indices), layout=layout))
-            taken += len(indices)  # only once stored: a failed trial leaves its points to do
-            return (time.perf_counter() - began) / len(indices)  # store() synchronized
-
-        formats = ("contiguous", "channels_last") if images else ("contiguous",)
+        if memory_format != "auto":
+            formats: tuple[str, ...] = (memory_format,)
+        else:
+            formats = ("contiguous", "channels_last") if images else ("contiguous",)
         choice = choose_strategy(trial, limit=limit, total=len(todo), formats=formats)
-        strategy, chunk, memory_format = choice.strategy, choice.chunk, choice.memory_format
+        strategy, chunk = choice.strategy, choice.chunk
+        chosen_format = choice.memory_format if strategy == "loop" else "contiguous"
         meta["trials"] = [list(t) for t in choice.trials]
         if choice.failure is not None:
             meta["vmap_failure"] = choice.failure
-        todo = todo[taken:]
     elif strategy == "auto":
         strategy = "vmap" if device.type == "cuda" else "loop"
+    meta["plan"] = done_plan
+    todo = todo[taken:]
     if chunk == "auto":
         chunk = auto_chunk(model, batches, layout) if strategy == "vmap" else 16
     chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
     if backend is not None:
         backend.run(model, batches, loss_fn, strategy, layout, chunks, vectors_of, store)
     else:
-        fast = memory_format == "channels_last"
+        fast = chosen_format == "channels_last" and strategy == "loop"
         with channels_last(model) if fast else nullcontext():
             data = nhwc(batches) if fast else batches
             for indices in chunks:
                 store(indices, *evaluators[strategy](model, data, loss_fn, vectors_of(indices),
                                                      layout=layout))  # fmt: skip
     has_acc = bool(np.isfinite(acc).any())
-    meta.update(chunk=chunk, strategy=strategy, memory_format=memory_format)
+    meta.update(chunk=chunk, strategy=strategy,
+                memory_format=chosen_format if strategy == "loop" else "contiguous")  # fmt: skip
     return ModelSurface(xs_a, ys_a, loss, acc if has_acc else None, base.cpu(), dx.cpu(),
                         dy.cpu() if dy is not None else None, layout, meta)  # fmt: skip

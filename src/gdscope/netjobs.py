@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,9 @@ class LandscapeJob:
     device: str = "cpu"
     chunk: int | str = "auto"
     strategy: str = "auto"
+    memory_format: str = "auto"
+    plan: tuple[tuple[str, int], ...] = ()
+    """Auto's trials to repeat (a replay; see ``evaluate_plane``)."""
     backend: Any = None
     resume: Path | None = None
 
@@ -178,6 +181,8 @@ def model_landscape(
     device: str | torch.device = "cpu",
     chunk: int | str = "auto",
     strategy: str = "auto",
+    memory_format: str = "auto",
+    plan: Sequence[tuple[str, int]] = (),
     backend: Any = None,
     resume: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -230,7 +235,7 @@ def model_landscape(
     surface = evaluate_plane(
         model, batches, loss_fn, dx=dx, dy=dy, xs=xs, ys=ys, centre=centre, chunk=chunk,
         device=device, progress=progress, resume=resume, backend=backend, strategy=strategy,
-        states=states,
+        states=states, memory_format=memory_format, plan=plan,
     )  # fmt: skip
     projected = check = None
     notes = []
@@ -278,7 +283,8 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
             model, make_data(), loss_fn, path=job.path, directions=job.directions, to=end,
             norm=job.norm, ignore=job.ignore, seed=job.seed, states=job.states, x=job.x,
             y=job.y, line=job.line, device=job.device, chunk=job.chunk, strategy=job.strategy,
-            backend=job.backend, resume=job.resume, progress=progress,
+            memory_format=job.memory_format, plan=job.plan, backend=job.backend,
+            resume=job.resume, progress=progress,
             names=(first, job.to.name if job.to is not None else ""),
         )  # fmt: skip
     except GdscopeError:

@@ -90,19 +90,22 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     return record
 
 
-_OUTPUT_FLAGS = {"--out": 1, "--force": 0, "--save": 1}
+_OUTPUT_FLAGS = {"--out": 1, "--force": 0, "--save": 1, "--animate": 1}
+EVALUATION_FLAGS = {"--strategy": 1, "--chunk": 1, "--memory-format": 1, "--plan": 1}
 
 
-def strip_outputs(argv: list[str]) -> list[str]:
-    """``argv`` without ``--out``/``--save`` and their values, and without ``--force``."""
+def strip_outputs(argv: list[str], flags: dict[str, int] | None = None) -> list[str]:
+    """``argv`` without ``--out``/``--save``/``--animate`` and their values, and without
+    ``--force`` (or without the given ``flags``: name → number of values)."""
+    flags = _OUTPUT_FLAGS if flags is None else flags
     kept, skip = [], 0
     for arg in argv:
         if skip:
             skip -= 1
             continue
         name = arg.split("=", 1)[0]
-        if name in _OUTPUT_FLAGS:
-            skip = 0 if "=" in arg else _OUTPUT_FLAGS[name]
+        if name in flags:
+            skip = 0 if "=" in arg else flags[name]
             continue
         kept.append(arg)
     return kept
@@ -138,6 +141,12 @@ def replay(
             from .cli import main
 
             argv = [*strip_outputs(list(record["argv"])), "--out", str(target)]
+            chosen = record.get("evaluation")
+            if chosen:  # evaluate as the original did (auto's choice depended on timing)
+                argv = strip_outputs(argv, EVALUATION_FLAGS)
+                argv += ["--strategy", str(chosen["strategy"]), "--chunk", str(chosen["chunk"]),
+                         "--memory-format", str(chosen["memory_format"]),
+                         "--plan", json.dumps(chosen.get("plan", []))]  # fmt: skip
             if force:
                 argv.append("--force")
             if main(argv) != 0:
