@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -405,8 +405,9 @@ def evaluate_plane(
         raise GdscopeError(
             f"memory_format must be one of {', '.join(MEMORY_FORMATS)}, got {memory_format!r}"
         )
-    if memory_format == "channels_last" and strategy == "vmap":
-        raise GdscopeError("the channels-last layout is for the loop; vmap takes 'contiguous'")
+    if memory_format == "channels_last" and (strategy == "vmap" or backend is not None):
+        raise GdscopeError("the channels-last layout is for the loop run here; vmap and "
+                           "backends take 'contiguous'")  # fmt: skip
     plan = [(str(name), count) for name, count in plan]
     for name, count in plan:
         if name not in PLAN_METHODS or isinstance(count, bool) or not isinstance(count, int) \
@@ -446,12 +447,18 @@ def evaluate_plane(
     todo = np.flatnonzero(~done.ravel())
     converted: list[Batches] = []
 
-    def nhwc(plain: Batches) -> Batches:
-        """The batches with their images in channels-last layout (made once, on first use)."""
+    @contextmanager
+    def laid_out(form: str) -> Iterator[Batches]:
+        """The model in memory layout ``form`` for a while, and the batches to feed it (in
+        channels-last layout: made once, on first use)."""
+        if form != "channels_last":
+            yield batches
+            return
         if not converted:
             converted.append([(x.contiguous(memory_format=torch.channels_last), y)
-                              for x, y in plain])  # fmt: skip
-        return converted[0]
+                              for x, y in batches])  # fmt: skip
+        with channels_last(model):
+            yield converted[0]
 
     coords = np.stack(np.meshgrid(xs_a, ys_a, indexing="xy"), axis=-1).reshape(-1, 2)
 
@@ -476,19 +483,23 @@ def evaluate_plane(
     taken = 0
     done_plan: list[list[Any]] = []
 
-    def trial(name: str, count: int) -> float | None:
-        """Evaluate the next ``count`` points by ``name`` (a method of ``PLAN_METHODS``)."""
+    def evaluate(name: str, data: Batches, indices: np.ndarray) -> None:
+        store(indices, *evaluators[name](model, data, loss_fn, vectors_of(indices),
+                                         layout=layout))  # fmt: skip
+
+    def trial(method: str, count: int) -> float | None:
+        """Evaluate the next ``count`` points by ``method`` (one of ``PLAN_METHODS``); the
+        seconds per point."""
         nonlocal taken
         indices = todo[taken : taken + count]
         if not len(indices):
             return None
         began = time.perf_counter()
-        with channels_last(model) if name.endswith("channels_last") else nullcontext():
-            data = nhwc(batches) if name.endswith("channels_last") else batches
-            evaluate = evaluators[name.partition("/")[0]]
-            store(indices, *evaluate(model, data, loss_fn, vectors_of(indices), layout=layout))
+        name, _, form = method.partition("/")
+        with laid_out(form) as data:
+            evaluate(name, data, indices)
         taken += len(indices)  # only once stored: a failed trial leaves its points to do
-        done_plan.append([name, len(indices)])
+        done_plan.append([method, len(indices)])
         return (time.perf_counter() - began) / len(indices)  # store() synchronized
 
     for name, count in plan:  # a replay: the trials of the run it repeats, in their order
@@ -516,14 +527,12 @@ def evaluate_plane(
     if backend is not None:
         backend.run(model, batches, loss_fn, strategy, layout, chunks, vectors_of, store)
     else:
-        fast = chosen_format == "channels_last" and strategy == "loop"
-        with channels_last(model) if fast else nullcontext():
-            data = nhwc(batches) if fast else batches
+        # vmap (and a backend) always run contiguous: chosen_format is only ever the loop's.
+        # One layout change for all the chunks (changing it per chunk cost ~20%).
+        with laid_out(chosen_format) as data:
             for indices in chunks:
-                store(indices, *evaluators[strategy](model, data, loss_fn, vectors_of(indices),
-                                                     layout=layout))  # fmt: skip
+                evaluate(strategy, data, indices)
     has_acc = bool(np.isfinite(acc).any())
-    meta.update(chunk=chunk, strategy=strategy,
-                memory_format=chosen_format if strategy == "loop" else "contiguous")  # fmt: skip
+    meta.update(chunk=chunk, strategy=strategy, memory_format=chosen_format)
     return ModelSurface(xs_a, ys_a, loss, acc if has_acc else None, base.cpu(), dx.cpu(),
                         dy.cpu() if dy is not None else None, layout, meta)  # fmt: skip
