@@ -142,8 +142,8 @@ def replay(
 
             argv = [*strip_outputs(list(record["argv"])), "--out", str(target)]
             chosen = record.get("evaluation")
-            if chosen:  # evaluate as the original did (auto's choice depended on timing)
-                argv = strip_outputs(argv, EVALUATION_FLAGS)
+            if chosen:  # evaluate as the original did (auto's choice depended on timing);
+                # the record's argv holds none of these flags (the CLI strips them)
                 argv += ["--strategy", str(chosen["strategy"]), "--chunk", str(chosen["chunk"]),
                          "--memory-format", str(chosen["memory_format"]),
                          "--plan", json.dumps(chosen.get("plan", []))]  # fmt: skip

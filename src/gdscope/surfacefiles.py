@@ -30,19 +30,27 @@ __all__ = ["SURFACE_FORMATS", "save_surface", "surface_targets"]
 SURFACE_FORMATS = (".npz", ".h5")
 
 
+def _files(path: str | os.PathLike[str]) -> list[Path]:
+    """The files a surface saved at ``path`` consists of: the NPZ, or the HDF5 surface, its
+    ``_directions.h5`` and its ``_proj.h5`` (written when there is a projected path)."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in SURFACE_FORMATS:
+        raise GdscopeError(f"a surface is saved as .npz or .h5, got {target.name!r}")
+    if suffix == ".npz":
+        return [target]
+    stem = target.with_suffix("")
+    return [target, stem.with_name(stem.name + "_directions.h5"),
+            stem.with_name(stem.name + "_proj.h5")]  # fmt: skip
+
+
 def surface_targets(path: str | os.PathLike[str], *, force: bool = False) -> list[Path]:
     """Every file ``save_surface`` may write for ``path``, checked before any work is done: the
     format, h5py for HDF5, and no file overwritten without ``force``."""
-    target = Path(path)
-    if target.suffix.lower() not in SURFACE_FORMATS:
-        raise GdscopeError(f"a surface is saved as .npz or .h5, got {target.name!r}")
-    targets = [target]
-    if target.suffix.lower() == ".h5":
+    files = _files(path)
+    if len(files) > 1:
         _h5py()
-        stem = target.with_suffix("")
-        targets += [stem.with_name(stem.name + "_directions.h5"),
-                    stem.with_name(stem.name + "_proj.h5")]  # fmt: skip
-    return [check_target(t, force=force) for t in targets]
+    return [check_target(f, force=force) for f in files]
 
 
 def _h5py() -> Any:
@@ -69,11 +77,9 @@ def save_surface(
     force: bool = False,
 ) -> list[Path]:
     """Write ``surface`` (and the projected path) to ``path`` (.npz or .h5); returns the files."""
-    target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix not in SURFACE_FORMATS:
-        raise GdscopeError(f"a surface is saved as .npz or .h5, got {target.name!r}")
-    if suffix == ".npz":
+    files = _files(path)
+    target = files[0]
+    if len(files) == 1:
         arrays: dict[str, Any] = {
             "xs": surface.xs, "ys": surface.ys, "loss": surface.loss,
             "centre": surface.centre.numpy(), "dx": surface.dx.numpy(),
@@ -95,8 +101,7 @@ def save_surface(
 
         return [write_atomic(target, write_npz, force=force)]
     h5py = _h5py()
-    stem = target.with_suffix("")
-    directions = stem.with_name(stem.name + "_directions.h5")
+    _, directions, proj = files
     written = []
 
     def write_directions(tmp: Path) -> None:
@@ -126,7 +131,6 @@ def save_surface(
     written.append(write_atomic(directions, write_directions, force=force))
     written.append(write_atomic(target, write_surface, force=force))
     if projected is not None:
-        proj = stem.with_name(stem.name + "_proj.h5")
 
         def write_proj(tmp: Path) -> None:
             with h5py.File(tmp, "w") as f:
