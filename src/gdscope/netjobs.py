@@ -304,7 +304,7 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
 
     ``metric="accuracy"`` maps the accuracy instead of the loss (heatmap or contours; a line
     always shows both)."""
-    from .netviews import path_trajectory, plot_honesty, plot_line, surface_landscape
+    from .netviews import plot_honesty, plot_line, surface_landscape
     from .plots import plot_descent, plot_landscape, plot_path
 
     fig = fig if fig is not None else Figure(figsize=(12 if result.honesty else 6.5, 5.4))
@@ -317,29 +317,23 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
         return fig
     columns = 2 if result.honesty is not None else 1
     landscape = surface_landscape(surface, metric, labels=plane_labels(result))
+    trajectory = recorded_trajectory(result)
     if metric == "accuracy":
         if view == "surface":
             raise GdscopeError("the accuracy is mapped as a heatmap or contours, not a surface")
         ax = fig.add_subplot(1, columns, 1)
         plot_landscape(landscape, ax=ax, log=log, kind=view, mark_minimum=False)
-        if result.projected is not None and result.honesty is not None:
-            name = result.path.optimizer if result.path else None
-            trajectory = path_trajectory(result.projected, result.honesty.true_loss, optimizer=name)
+        if trajectory is not None:
             plot_path(trajectory, ax=ax, grid=landscape.grid)
             ax.legend(loc="lower right", fontsize=7, framealpha=0.8)
     elif view == "surface":
         from .surface import plot_surface3d
 
         ax = fig.add_subplot(1, columns, 1, projection="3d")
-        trajectory = None
-        if result.projected is not None and result.honesty is not None:
-            trajectory = path_trajectory(result.projected, result.honesty.true_loss)
         plot_surface3d(landscape, trajectory, ax=ax, log=log)
     else:
         ax = fig.add_subplot(1, columns, 1)
-        if result.projected is not None and result.honesty is not None:
-            name = result.path.optimizer if result.path else None
-            trajectory = path_trajectory(result.projected, result.honesty.true_loss, optimizer=name)
+        if trajectory is not None:
             plot_descent(landscape, trajectory, ax=ax, log=log, kind=view, legend=True)
         else:
             plot_landscape(landscape, ax=ax, log=log, kind=view)
@@ -353,6 +347,17 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
         plot_honesty(result.honesty, np.asarray(result.path.steps), ax=fig.add_subplot(1, 2, 2))
     fig.tight_layout()
     return fig
+
+
+def recorded_trajectory(result: LandscapeResult) -> Any:
+    """The recorded path on the plane as a ``Trajectory`` at its models' true losses (what the
+    renderers draw), or None without a projected path."""
+    from .netviews import path_trajectory
+
+    if result.path is None or result.projected is None or result.honesty is None:
+        return None
+    return path_trajectory(result.projected, result.honesty.true_loss,
+                           optimizer=result.path.optimizer)  # fmt: skip
 
 
 def plane_labels(result: LandscapeResult) -> tuple[str, str]:
@@ -369,12 +374,12 @@ def animate(result: LandscapeResult, *, view: str = "contour", log: bool = False
     """An ``Animator`` of the recorded path moving over its plane (a map, or the 3D surface),
     counting snapshots and optimizer steps, with the models' true loss drawn alongside."""
     from .animation import Animator
-    from .netviews import path_trajectory, surface_landscape
+    from .netviews import surface_landscape
 
-    if result.path is None or result.projected is None or result.honesty is None:
+    trajectory = recorded_trajectory(result)
+    if trajectory is None or result.path is None:
         raise GdscopeError("an animation shows a recorded path on a plane: give --path")
     name = result.path.optimizer
-    trajectory = path_trajectory(result.projected, result.honesty.true_loss, optimizer=name)
     steps = np.asarray(result.path.steps)
     return Animator(
         [surface_landscape(result.surface, labels=plane_labels(result))], [[trajectory]],
