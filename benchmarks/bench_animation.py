@@ -10,10 +10,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from gdscope.animation import AnimationOptions
-from gdscope.config import PlotConfig
-from gdscope.jobs import make_animation
-from gdscope.optimizers import OptimizerSpec
+from gdscope.jobs.plot import make_animation
+
+from gdscope.jobs.plotconfig import PlotConfig
+from gdscope.optim.specs import OptimizerSpec
+from gdscope.render.animation import AnimationOptions
 
 
 def main() -> None:

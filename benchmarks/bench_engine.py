@@ -13,11 +13,11 @@ import time
 
 import torch
 
-from gdscope.batched import run_batched
-from gdscope.data import make_data
-from gdscope.losses import LossSpec
-from gdscope.optimizers import OptimizerSpec
-from gdscope.train import train
+from gdscope.engines.batched import run_batched
+from gdscope.engines.reference import train
+from gdscope.optim.specs import OptimizerSpec
+from gdscope.problem.data import make_data
+from gdscope.problem.losses import LossSpec
 
 EPOCHS = 100
 

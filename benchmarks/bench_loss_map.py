@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import torch
 
-from gdscope.data import make_data
-from gdscope.landscape import ARTICLE_GRID, loss_map, loss_map_pointwise
-from gdscope.losses import ARTICLE_LOSSES
+from gdscope.problem.data import make_data
+from gdscope.problem.losses import ARTICLE_LOSSES
+from gdscope.problem.maps import ARTICLE_GRID, loss_map, loss_map_pointwise
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:

@@ -21,16 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from gdscope.directions import random_direction
 from gdscope.examples import cnn, mlp, resnet
-from gdscope.modelscape import (
+from gdscope.nets.directions import random_direction
+from gdscope.nets.plane import (
     channels_last,
     evaluate_plane,
     evaluate_plane_loop,
     evaluate_vectors,
     materialize,
 )
-from gdscope.recorder import ParamLayout
+from gdscope.nets.recorder import ParamLayout
 
 
 def main() -> None:

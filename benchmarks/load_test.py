@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 
-from gdscope.server import running_server
+from gdscope.server.app import running_server
 
 MIX = [
     (

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from gdscope.data import Dataset, make_data
+from gdscope.problem.data import Dataset, make_data
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One torch thread per test worker (and per CLI the tests start): the workers already use

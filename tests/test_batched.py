@@ -6,12 +6,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gdscope.batched import run_batched
+from gdscope.engines.batched import run_batched
+from gdscope.engines.reference import train
 from gdscope.errors import GdscopeError
-from gdscope.landscape import loss_and_gradient
-from gdscope.losses import LOSS_NAMES, LossSpec
-from gdscope.optimizers import OptimizerSpec
-from gdscope.train import train
+from gdscope.optim.specs import OptimizerSpec
+from gdscope.problem.losses import LOSS_NAMES, LossSpec
+from gdscope.problem.maps import loss_and_gradient
 
 rates = st.floats(1e-3, 0.6)
 unit = st.floats(0.0, 0.95)

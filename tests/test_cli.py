@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gdscope.cli import main
+from gdscope.cli.main import main
 
 from .test_train import ARTICLE_LOG
 
@@ -119,7 +119,7 @@ def test_plot_vector_formats(tmp_path, fmt):
 
 
 def test_plot_config_round_trips_through_cli_args():
-    from gdscope.cli import build_parser, plot_config
+    from gdscope.cli.main import build_parser, plot_config
 
     args = [
         "plot",

@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gdscope.compare import _final_losses, compare, start_points
 from gdscope.errors import GdscopeError
-from gdscope.losses import LossSpec
-from gdscope.sweep import Axis
+from gdscope.problem.losses import LossSpec
+from gdscope.studies.shootout import _final_losses, compare, start_points
+from gdscope.studies.sweep import Axis
 
 
 def test_start_points_are_seeded_and_start_with_the_articles():
@@ -24,7 +24,7 @@ def test_batched_and_reference_engines_score_alike(article_data):
 
     batched = _final_losses(article_data, "adam", settings, points, loss, 40, torch.float64)
     # "adam" is batched; force the reference path through a name the batched engine lacks.
-    import gdscope.compare as module
+    import gdscope.studies.shootout as module
 
     saved = module.TRANSFORMS
     module.TRANSFORMS = {}
@@ -68,9 +68,9 @@ def test_unknown_optimizer(article_data):
 
 
 def test_compare_on_a_test_function_starts_in_its_domain():
-    from gdscope.functions import TestFunction
-    from gdscope.optimizers import OptimizerSpec
-    from gdscope.train import train
+    from gdscope.engines.reference import train
+    from gdscope.optim.specs import OptimizerSpec
+    from gdscope.problem.testfunctions import TestFunction
 
     booth = TestFunction("booth")
     result = compare(None, ["sgd", "adam"], loss=booth, budget=50, starts=4, seed=3)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gdscope.data import Dataset, DataSpec, make_data
 from gdscope.errors import GdscopeError
+from gdscope.problem.data import Dataset, DataSpec, make_data
 
 
 def article_points(seed=20240215, n=50):

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from gdscope.directions import random_direction
 from gdscope.examples import cnn
-from gdscope.modelscape import evaluate_plane
+from gdscope.nets.directions import random_direction
+from gdscope.nets.plane import evaluate_plane
 
 ray = pytest.importorskip("ray")
 
@@ -36,7 +36,7 @@ def problem():
 
 @pytest.mark.parametrize("strategy", ["loop", "vmap"])
 def test_ray_results_are_identical_to_local(local_ray, strategy):
-    from gdscope.distributed import RayBackend
+    from gdscope.nets.distributed import RayBackend
 
     model, loader, grid = problem()
     local = evaluate_plane(model, loader, nn.CrossEntropyLoss(), strategy=strategy, **grid)
@@ -56,7 +56,7 @@ def test_ray_results_are_identical_to_local(local_ray, strategy):
 
 
 def test_a_crashed_workers_chunk_is_run_again(local_ray, tmp_path):
-    from gdscope.distributed import RayBackend
+    from gdscope.nets.distributed import RayBackend
 
     model, loader, grid = problem()
     marker = tmp_path / "crashed"

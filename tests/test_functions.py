@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gdscope import GdscopeError, loss_map
-from gdscope.batched import run_batched
-from gdscope.functions import FUNCTIONS, TestFunction, register
-from gdscope.landscape import Grid, gradient_field
-from gdscope.objectives import default_grid
-from gdscope.optimizers import OptimizerSpec
-from gdscope.train import train
+from gdscope.engines.batched import run_batched
+from gdscope.engines.reference import train
+from gdscope.optim.specs import OptimizerSpec
+from gdscope.problem.maps import Grid, gradient_field
+from gdscope.problem.objective import default_grid
+from gdscope.problem.testfunctions import FUNCTIONS, TestFunction, register
 
 # Literature values at a few points, written out independently of functions.py.
 REFERENCE = {
@@ -135,7 +135,7 @@ def test_gradient_field_matches_autograd_at_a_point():
 
 
 def test_registry_takes_one_function(monkeypatch):
-    monkeypatch.setattr("gdscope.functions.FUNCTIONS", dict(FUNCTIONS))
+    monkeypatch.setattr("gdscope.problem.testfunctions.FUNCTIONS", dict(FUNCTIONS))
 
     @register(domain=((-1, 1), (-1, 1)), minima=[(0.5, 0.0)], start=(0.9, 0.9), lr=0.1)
     def shifted(x, y, k=2.0):

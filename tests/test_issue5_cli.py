@@ -13,14 +13,14 @@ from matplotlib.quiver import Quiver
 from PIL import Image
 
 from gdscope import LossSpec, make_data, train
-from gdscope.cli import main
-from gdscope.config import PlotConfig, load_toml
-from gdscope.data import load_csv
-from gdscope.figures import build_plot
-from gdscope.functions import TestFunction
-from gdscope.landscape import loss_map
-from gdscope.optimizers import OptimizerSpec
-from gdscope.surface import plot_surface3d
+from gdscope.cli.main import main
+from gdscope.jobs.plot import build_plot
+from gdscope.jobs.plotconfig import PlotConfig, load_toml
+from gdscope.optim.specs import OptimizerSpec
+from gdscope.problem.data import load_csv
+from gdscope.problem.maps import loss_map
+from gdscope.problem.testfunctions import TestFunction
+from gdscope.render.surface3d import plot_surface3d
 
 
 def run(capsys, *args):
@@ -89,8 +89,8 @@ def test_gif_has_one_frame_per_step_and_the_asked_size(tmp_path, capsys):
         last = np.asarray(image.convert("RGB"))
     assert (first != last).any()  # the path moved
     # Frames store only changed pixels; decoding must still give the whole picture.
-    from gdscope.animation import AnimationOptions, Animator
-    from gdscope.figures import run_config
+    from gdscope.jobs.plot import run_config
+    from gdscope.render.animation import AnimationOptions, Animator
 
     config = PlotConfig(optimizer=OptimizerSpec.of("sgd", lr=0.1, momentum=0.9), epochs=30)
     _, landscapes, trajectories = run_config(config)
@@ -106,8 +106,8 @@ def test_gif_has_one_frame_per_step_and_the_asked_size(tmp_path, capsys):
 
 
 def test_surface_animation_moves_the_path_on_the_3d_surface(tmp_path, capsys):
-    from gdscope.animation import AnimationOptions, Animator
-    from gdscope.figures import run_config
+    from gdscope.jobs.plot import run_config
+    from gdscope.render.animation import AnimationOptions, Animator
 
     config = PlotConfig(optimizer=OptimizerSpec.of("sgd", lr=0.1, momentum=0.9), epochs=20,
                         losses=(LossSpec("mse"), LossSpec("l1")))  # fmt: skip

@@ -7,13 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gdscope.errors import GdscopeError
-from gdscope.landscape import (
+from gdscope.problem.losses import LOSS_NAMES, LossSpec
+from gdscope.problem.maps import (
     Grid,
     loss_and_gradient,
     loss_map,
     loss_map_pointwise,
 )
-from gdscope.losses import LOSS_NAMES, LossSpec
 
 
 def article_loss_map(loss_fn, x, y):
@@ -60,7 +60,7 @@ def test_vectorized_equals_one_torch_loss_call_per_point(
 
 
 def test_float64_and_blocked_evaluation(article_data, monkeypatch):
-    import gdscope.landscape as module
+    import gdscope.problem.maps as module
 
     grid = Grid((-3, 4), (-2, 6), 17, 9)
     whole = loss_map(article_data, LossSpec("huber", delta=0.5), grid, dtype=torch.float64)
@@ -95,8 +95,8 @@ def test_argmin_and_effective_objective(article_data):
 
 
 def test_effective_minimum_is_where_sgd_with_weight_decay_converges(article_data):
-    from gdscope.sgd import SGDConfig
-    from gdscope.train import train
+    from gdscope.engines.reference import train
+    from gdscope.optim.sgdconfig import SGDConfig
 
     grid = Grid((-1, 2), (-1, 2), 301, 301)
     effective = loss_map(article_data, LossSpec("mse"), grid).with_weight_decay(2.0)

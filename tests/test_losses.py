@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gdscope.errors import GdscopeError
-from gdscope.losses import LOSS_NAMES, LossSpec
+from gdscope.problem.losses import LOSS_NAMES, LossSpec
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
 from gdscope import GdscopeError, LossSpec
-from gdscope.batched import run_batched
-from gdscope.batches import batch_gradients, batch_indices
-from gdscope.optimizers import OptimizerSpec
-from gdscope.train import train
+from gdscope.engines.batched import run_batched
+from gdscope.engines.minibatch import batch_gradients, batch_indices
+from gdscope.engines.reference import train
+from gdscope.optim.specs import OptimizerSpec
 
 
 def loop(data, *, loss, batch_size, seed, epochs, lr, momentum, dtype=torch.float64):

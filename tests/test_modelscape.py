@@ -12,20 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from gdscope.directions import line_direction, normalize, pca_plane, random_direction
 from gdscope.errors import GdscopeError
 from gdscope.examples import cnn, mlp
-from gdscope.modelscape import (
+from gdscope.jobs.landscape import LandscapeResult
+from gdscope.nets.directions import line_direction, normalize, pca_plane, random_direction
+from gdscope.nets.fit import fit
+from gdscope.nets.plane import (
     ModelSurface,
     evaluate_plane,
     evaluate_plane_loop,
     evaluate_vectors,
     materialize,
 )
-from gdscope.netjobs import LandscapeResult
-from gdscope.projection import honesty, project
-from gdscope.recorder import ParamLayout, RecordedPath, Recorder, open_path
-from gdscope.trainer import fit
+from gdscope.nets.projection import honesty, project
+from gdscope.nets.recorder import ParamLayout, RecordedPath, Recorder, open_path
 
 
 def small_cnn_data(n=256, batch=64):
@@ -249,7 +249,7 @@ def test_line_between_two_models():
 
 def test_hdf5_in_the_reference_layout(trained_cnn, tmp_path):
     h5py = pytest.importorskip("h5py")
-    from gdscope.surfacefiles import save_surface
+    from gdscope.nets.surface_io import save_surface
 
     loader = small_cnn_data(64)
     dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
@@ -284,7 +284,7 @@ def test_cuda_surface_equals_cpu(trained_cnn):
 
 
 def test_landscape_cli_pca_with_a_checkpoint_and_errors(tmp_path, capsys):
-    from gdscope.cli import main
+    from gdscope.cli.main import main
 
     model = mlp.make_model(seed=1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -329,7 +329,7 @@ def test_landscape_cli_pca_with_a_checkpoint_and_errors(tmp_path, capsys):
 def test_landscape_cli_animates_the_projected_path(tmp_path):
     from PIL import Image
 
-    from gdscope.cli import main
+    from gdscope.cli.main import main
 
     model = mlp.make_model(seed=1)
     fit(model, mlp.make_loader(), nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters()),
@@ -355,7 +355,7 @@ def test_landscape_cli_animates_the_projected_path(tmp_path):
 
 @pytest.mark.parametrize("view", ["contour", "surface"])
 def test_path_animation_counts_snapshots_and_steps(tmp_path, view):
-    from gdscope.netjobs import LandscapeJob, animate, run_job
+    from gdscope.jobs.landscape import LandscapeJob, animate, run_job
 
     model = mlp.make_model(seed=1)
     fit(model, mlp.make_loader(), nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters()),
@@ -432,7 +432,7 @@ def test_hdf5_directions_are_listed_like_the_reference(trained_cnn, tmp_path, st
     # state_dict() (states: module by module, counters included); a frozen parameter or a
     # counter that the direction does not move is listed as zeros.
     h5py = pytest.importorskip("h5py")
-    from gdscope.surfacefiles import save_surface
+    from gdscope.nets.surface_io import save_surface
 
     model = copy.deepcopy(trained_cnn)
     frozen = model.features[0].bias
@@ -461,7 +461,7 @@ def test_hdf5_directions_are_listed_like_the_reference(trained_cnn, tmp_path, st
 
 
 def test_landscape_job_default_grids_frame_the_path_and_the_line(tmp_path):
-    from gdscope.netjobs import LandscapeJob, draw_landscape, run_job
+    from gdscope.jobs.landscape import LandscapeJob, draw_landscape, run_job
 
     model = mlp.make_model(seed=1)
     torch.save(model.state_dict(), tmp_path / "a.pt")
@@ -546,7 +546,7 @@ def fake_run(costs: dict[str, float | dict[int, float]], points: int):
     ],
 )
 def test_choose_strategy_times_both_and_keeps_the_faster(vmap, limit, expected, sizes):
-    from gdscope.modelscape import choose_strategy
+    from gdscope.nets.plane import choose_strategy
 
     run, calls = fake_run({"loop": 1.0, "vmap": vmap}, 10_000)
     strategy, chunk, trials, failure, memory_format = choose_strategy(run, limit=limit,
@@ -558,7 +558,7 @@ def test_choose_strategy_times_both_and_keeps_the_faster(vmap, limit, expected, 
 
 
 def test_choose_strategy_on_a_grid_smaller_than_its_trials():
-    from gdscope.modelscape import choose_strategy
+    from gdscope.nets.plane import choose_strategy
 
     run, calls = fake_run({"loop": 1.0, "vmap": {4: 0.5, 2: 0.5}}, 9)
     assert choose_strategy(run, limit=64, total=9, budget=10.0)[:2] == ("vmap", 4)
@@ -570,7 +570,7 @@ def test_choose_strategy_on_a_grid_smaller_than_its_trials():
 
 @pytest.mark.parametrize(("other", "expected"), [(0.4, "channels_last"), (1.5, "contiguous")])
 def test_choose_strategy_times_the_loop_in_both_memory_layouts(other, expected):
-    from gdscope.modelscape import choose_strategy
+    from gdscope.nets.plane import choose_strategy
 
     run, calls = fake_run({"loop": 1.0, "loop/channels_last": other, "vmap": {4: 3.0, 16: 3.5}},
                           10_000)  # fmt: skip
@@ -586,7 +586,7 @@ def test_choose_strategy_times_the_loop_in_both_memory_layouts(other, expected):
 
 
 def test_channels_last_loop_agrees_and_leaves_the_model_as_it_was(trained_cnn):
-    from gdscope.modelscape import channels_last
+    from gdscope.nets.plane import channels_last
 
     loader = small_cnn_data(64)
     batches = materialize(loader, "cpu")
@@ -607,7 +607,7 @@ def test_channels_last_loop_agrees_and_leaves_the_model_as_it_was(trained_cnn):
 
 
 def test_choose_strategy_keeps_tuning_within_its_budget():
-    from gdscope.modelscape import choose_strategy
+    from gdscope.nets.plane import choose_strategy
 
     # 100 points at the loop's 1 s: trials may take 10 s. vmap over 4 (4 s expected) is tried and
     # is slow (2 s a point); 16 more at that speed (32 s) would blow the budget: the loop stays.
@@ -639,8 +639,8 @@ def test_auto_strategy_computes_every_point_once_and_records_its_choice(trained_
 
 
 def test_accuracy_map_and_its_refusals(tmp_path, capsys):
-    from gdscope.cli import main
-    from gdscope.netjobs import LandscapeJob, draw_landscape, run_job
+    from gdscope.cli.main import main
+    from gdscope.jobs.landscape import LandscapeJob, draw_landscape, run_job
 
     model = mlp.make_model(seed=1)
     fit(model, mlp.make_loader(), nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters()),
@@ -682,7 +682,7 @@ def test_accuracy_map_and_its_refusals(tmp_path, capsys):
 
 def test_model_landscape_from_a_notebook_equals_the_cli_job(tmp_path):
     import gdscope
-    from gdscope.netjobs import LandscapeJob, run_job
+    from gdscope.jobs.landscape import LandscapeJob, run_job
 
     model = mlp.make_model(seed=1)
     recorder = gdscope.Recorder(model, every=4, path=tmp_path / "rec")
@@ -718,8 +718,8 @@ def test_model_landscape_from_a_notebook_equals_the_cli_job(tmp_path):
 def test_honesty_chart_draws_both_curves_and_warns_above_them():
     from matplotlib.figure import Figure
 
-    from gdscope.netviews import plot_honesty
-    from gdscope.projection import Honesty
+    from gdscope.nets.projection import Honesty
+    from gdscope.render.models import plot_honesty
 
     steps = np.arange(4)
     true = np.array([1.0, 0.5, 0.3, 0.2])
@@ -779,7 +779,7 @@ def test_auto_falls_back_to_the_loop_when_vmap_cannot_run_the_module():
     ids=["bare", "tutorial", "lightning", "model", "dataparallel"],
 )
 def test_checkpoints_as_people_save_them(tmp_path, wrap):
-    from gdscope.netjobs import _load_state
+    from gdscope.jobs.landscape import _load_state
 
     trained = mlp.make_model(seed=5)
     torch.save(wrap(trained.state_dict()), tmp_path / "c.pt")
@@ -797,7 +797,7 @@ def test_checkpoints_as_people_save_them(tmp_path, wrap):
     total=st.integers(1, 5000),
 )
 def test_choose_strategy_properties(loop, speeds, limit, total):
-    from gdscope.modelscape import choose_strategy
+    from gdscope.nets.plane import choose_strategy
 
     sizes = [min(4**k, limit) for k in range(1, 7)]
     table = {size: speed for size, speed in zip(sizes, speeds, strict=True)}
@@ -857,8 +857,8 @@ def test_an_overflowing_landscape_is_drawn_blank_and_said_so():
 
 
 def test_a_landscape_figure_replays_bit_for_bit_with_autos_choice(tmp_path, capsys):
-    from gdscope.cli import main
-    from gdscope.replay import read_record
+    from gdscope.cli.main import main
+    from gdscope.jobs.replay import read_record
 
     model = cnn.make_model(seed=1)
     fit(model, small_cnn_data(128), nn.CrossEntropyLoss(),

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gdscope import native
-from gdscope.batched import run_batched
+from gdscope.engines.batched import run_batched
 from gdscope.errors import GdscopeError
 
 from .test_batched import HYPER, losses, points
@@ -114,7 +114,7 @@ def test_library_is_cached_by_source_and_cpu(kernel, tmp_path, monkeypatch):
 
 
 def test_no_native_falls_back(article_data, monkeypatch):
-    monkeypatch.setattr("gdscope.batched.native_library", lambda: None)
+    monkeypatch.setattr("gdscope.engines.batched.native_library", lambda: None)
     result = run_batched(article_data, "sgd", {"lr": 0.1}, epochs=3)
     assert result.timings["engine"] == "torch"
     np.testing.assert_array_equal(result.diverged_at.numpy(), [-1])

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from gdscope.cli import main
+from gdscope.cli.main import main
+from gdscope.engines.reference import train
 from gdscope.errors import GdscopeError
-from gdscope.losses import LossSpec
-from gdscope.optimizers import (
+from gdscope.optim.specs import (
     OPTIMIZERS,
     SCHEDULERS,
     OptimizerSpec,
@@ -15,7 +15,7 @@ from gdscope.optimizers import (
     parse_assignments,
     parse_value,
 )
-from gdscope.train import train
+from gdscope.problem.losses import LossSpec
 
 KWARGS = {
     "sgd": {"lr": 0.05, "momentum": 0.5},

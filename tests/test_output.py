@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gdscope.errors import GdscopeError
-from gdscope.output import figure_format, write_atomic, write_text
+from gdscope.files import figure_format, write_atomic, write_text
 
 
 def test_write_is_atomic_and_cleans_up_on_failure(tmp_path):

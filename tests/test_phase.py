@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from gdscope.errors import GdscopeError
-from gdscope.phase import analytic_stable, phase_diagram
-from gdscope.stability import critical_lr, hessian_eigenvalues
-from gdscope.sweep import Axis, expand, run_grid, save_grid
+from gdscope.problem.stability import critical_lr, hessian_eigenvalues
+from gdscope.studies.phase import analytic_stable, phase_diagram
+from gdscope.studies.sweep import Axis, expand, run_grid, save_grid
 
 
 def border_index(row: np.ndarray) -> int:
@@ -112,7 +112,7 @@ def test_chunks_progress_and_save(article_data, tmp_path):
 
 
 def test_interrupted_grid_keeps_finished_chunks(article_data, monkeypatch):
-    import gdscope.sweep as sweep
+    import gdscope.studies.sweep as sweep
 
     real, calls = sweep.run_batched, []
 

@@ -6,10 +6,12 @@ import pytest
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from gdscope.config import PlotConfig
-from gdscope.landscape import Grid, loss_map
-from gdscope.losses import ARTICLE_LOSSES, LossSpec
-from gdscope.plots import (
+from gdscope.engines.reference import train
+from gdscope.jobs.plotconfig import PlotConfig
+from gdscope.optim.sgdconfig import SGDConfig
+from gdscope.problem.losses import ARTICLE_LOSSES, LossSpec
+from gdscope.problem.maps import Grid, loss_map
+from gdscope.render.panels import (
     plot_data,
     plot_descent,
     plot_fit,
@@ -18,8 +20,6 @@ from gdscope.plots import (
     plot_path,
     visible_path,
 )
-from gdscope.sgd import SGDConfig
-from gdscope.train import train
 
 SMALL = Grid((-5, 8), (-5, 8), 27, 27)
 
@@ -147,7 +147,7 @@ def test_distinct_huber_and_smoothl1_get_no_note(article_data):
 
 
 def test_build_plot_computes_each_map_once(monkeypatch):
-    import gdscope.figures as figures
+    import gdscope.jobs.plot as figures
 
     calls = []
     real = figures.loss_map

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gdscope.article import ARTICLE_FIGURES, article_figure
-from gdscope.cli import build_parser, main, plot_config
+from gdscope.cli.main import build_parser, main, plot_config
 from gdscope.errors import GdscopeError
-from gdscope.reproduce import reproduce
+from gdscope.jobs.article import ARTICLE_FIGURES, article_figure
+from gdscope.jobs.reproduce import reproduce
 
 
 class _Images(HTMLParser):

@@ -8,13 +8,13 @@ from hypothesis import strategies as st
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
-from gdscope.batched import run_batched
-from gdscope.data import make_data
-from gdscope.landscape import Grid, loss_map
-from gdscope.losses import LossSpec
-from gdscope.optimizers import OptimizerSpec
-from gdscope.server import create_app
-from gdscope.train import train
+from gdscope.engines.batched import run_batched
+from gdscope.engines.reference import train
+from gdscope.optim.specs import OptimizerSpec
+from gdscope.problem.data import make_data
+from gdscope.problem.losses import LossSpec
+from gdscope.problem.maps import Grid, loss_map
+from gdscope.server.app import create_app
 
 
 @pytest.fixture(scope="module")
@@ -167,9 +167,9 @@ def test_functions_in_the_api(client):
         "epochs": 20,
     }
     runs = client.post("/api/trajectories", json=body).json()["runs"]
-    from gdscope.functions import TestFunction
-    from gdscope.optimizers import OptimizerSpec
-    from gdscope.train import train
+    from gdscope.engines.reference import train
+    from gdscope.optim.specs import OptimizerSpec
+    from gdscope.problem.testfunctions import TestFunction
 
     ref = train(None, loss=TestFunction.of("quadratic", condition=5),
                 optimizer=OptimizerSpec.of("adam", lr=0.1), start=(2, -3), epochs=20)  # fmt: skip

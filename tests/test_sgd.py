@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gdscope.errors import GdscopeError
-from gdscope.sgd import SGDConfig
+from gdscope.optim.sgdconfig import SGDConfig
 
 # Configurations torch.optim.SGD itself refuses: ours must refuse them too.
 TORCH_REJECTS = [

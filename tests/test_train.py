@@ -8,10 +8,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gdscope.engines.reference import MAX_EPOCHS, train
 from gdscope.errors import GdscopeError
-from gdscope.losses import LOSS_NAMES, LossSpec
-from gdscope.sgd import SGDConfig
-from gdscope.train import MAX_EPOCHS, train
+from gdscope.optim.sgdconfig import SGDConfig
+from gdscope.problem.losses import LOSS_NAMES, LossSpec
 
 from .reference import sgd_path
 
@@ -41,7 +41,7 @@ def test_golden_log(article_data):
 
 
 def torch_loop(data, loss_module, sgd_kwargs, epochs, start, dtype=torch.float32):
-    """A plain torch training loop, written here independently of gdscope.train."""
+    """A plain torch training loop, written here independently of gdscope.engines.reference."""
     model = torch.nn.Linear(1, 1).to(dtype)
     model.weight.data.fill_(start[0])
     model.bias.data.fill_(start[1])

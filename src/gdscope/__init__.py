@@ -1,37 +1,49 @@
 """gdscope: see what a PyTorch optimizer does.
 
-The pipeline: a problem (``make_data`` + a ``LossSpec``, or a ``TestFunction``) → ``train`` (or
-``run_batched`` for many configurations) records a ``Trajectory``
-→ ``loss_map`` samples a ``Landscape`` → renderers in ``gdscope.plots`` draw them.
+The pipeline, one subpackage a layer (imports go downwards only): ``problem`` (data, losses,
+test functions, 2-D maps) → ``optim`` (optimizer specs, batched update rules) → ``engines``
+(the reference loop, the batched engine: ``Trajectory``) → ``studies`` (sweeps, phase
+diagrams, shoot-outs) and ``nets`` (landscapes of any ``nn.Module``) → ``render`` (matplotlib
+artists, animations) → ``jobs`` (compute, draw, save with a record) → ``cli`` and ``server``.
+``docs/architecture.md`` has the map.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from gdscope._moved import install as _install_moved_modules
+from gdscope.version import __version__
 
-from .config import PlotConfig, load_toml
-from .data import CsvData, Dataset, DataSpec, load_csv, make_data
-from .errors import GdscopeError
-from .functions import FUNCTIONS, TestFunction
-from .landscape import Grid, Landscape, loss_map
-from .losses import ARTICLE_LOSSES, LossSpec
-from .recorder import Recorder
-from .sgd import SGDConfig
-from .train import train
-from .trajectory import Trajectory
+_install_moved_modules()
+
+from gdscope.engines.reference import train  # noqa: E402
+from gdscope.engines.trajectory import Trajectory  # noqa: E402
+from gdscope.errors import GdscopeError  # noqa: E402
+from gdscope.jobs.plotconfig import PlotConfig, load_toml  # noqa: E402
+from gdscope.nets.recorder import Recorder  # noqa: E402
+from gdscope.optim.sgdconfig import SGDConfig  # noqa: E402
+from gdscope.problem.data import CsvData, Dataset, DataSpec, load_csv, make_data  # noqa: E402
+from gdscope.problem.losses import ARTICLE_LOSSES, LossSpec  # noqa: E402
+from gdscope.problem.maps import Grid, Landscape, loss_map  # noqa: E402
+from gdscope.problem.testfunctions import FUNCTIONS, TestFunction  # noqa: E402
+
+# Heavier entry points, imported on first use (matplotlib, the batched engine, the nets jobs).
+_LAZY = {
+    "make_plot": "jobs.plot",
+    "make_animation": "jobs.plot",
+    "save_trajectories": "jobs.export",
+    "run_batched": "engines.batched",
+    "fit": "nets.fit",
+    "model_landscape": "jobs.landscape",
+    "draw_landscape": "jobs.landscape",
+}
 
 
 def __getattr__(name: str) -> object:
-    """Heavier entry points, imported on first use: ``make_plot``, ``make_animation``,
-    ``save_trajectories``, ``run_batched``, ``fit``, ``model_landscape``, ``draw_landscape``
-    (and ``gdscope.replay.replay`` for re-making files)."""
+    """The entry points in ``_LAZY``, imported when first asked for."""
     import importlib
 
-    homes = {"make_plot": "jobs", "make_animation": "jobs",
-             "save_trajectories": "export", "run_batched": "batched", "fit": "trainer",
-             "model_landscape": "netjobs", "draw_landscape": "netjobs"}  # fmt: skip
-    if name in homes:
-        return getattr(importlib.import_module(f".{homes[name]}", __name__), name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"gdscope.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'gdscope' has no attribute {name!r}")
 
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .cnn import make_dataset
+from gdscope.examples.cnn import make_dataset
 
 
 class BasicBlock(nn.Module):

@@ -1,0 +1,7 @@
+"""``python -m gdscope``: the ``gdscope`` command."""
+
+import sys
+
+from gdscope.cli import main
+
+sys.exit(main())

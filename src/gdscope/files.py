@@ -1,0 +1,128 @@
+"""Writing results to disk: atomically, never silently replacing a file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from gdscope.errors import GdscopeError
+
+__all__ = [
+    "FIGURE_FORMATS",
+    "check_target",
+    "figure_format",
+    "save_figure",
+    "write_atomic",
+    "write_text",
+]
+
+
+def check_target(path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """``path`` as a ``Path`` if a file may be written there: its folder exists, and it does not
+    exist unless ``force``. Jobs call it for every output before they start working."""
+    target = Path(path)
+    if not force and target.exists():
+        raise GdscopeError(f"{target} already exists; pass --force to overwrite it")
+    if not target.parent.is_dir():
+        raise GdscopeError(f"directory {target.parent} does not exist")
+    return target
+
+
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def write_atomic(
+    path: str | os.PathLike[str], write: Callable[[Path], None], *, force: bool = False
+) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
+
+    Readers never see a half-written file. Without ``force`` an existing ``path`` is an error,
+    checked again at the moment of publishing (a hard link fails if the name was taken since).
+    """
+    target = check_target(path, force=force)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.chmod(tmp, _file_mode())  # mkstemp makes 0600 files; outputs get the usual umask mode
+        if force:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                raise GdscopeError(
+                    f"{target} already exists; pass --force to overwrite it"
+                ) from None
+            except OSError:  # file systems without hard links
+                if target.exists():
+                    raise GdscopeError(
+                        f"{target} already exists; pass --force to overwrite it"
+                    ) from None
+                os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return target
+
+
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_text(path: str | os.PathLike[str], text: str, *, force: bool = False) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force)
+
+
+def figure_format(path: str | os.PathLike[str], fmt: str | None = None) -> str:
+    """The format to save in: ``fmt`` if given, else the file's suffix; must be png, svg or pdf."""
+    chosen = (fmt or Path(path).suffix.lstrip(".") or "png").lower()
+    if chosen not in FIGURE_FORMATS:
+        raise GdscopeError(
+            f"unsupported figure format {chosen!r}; use one of {', '.join(FIGURE_FORMATS)}"
+        )
+    return chosen
+
+
+def save_figure(
+    fig: Figure,
+    path: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    fmt: str | None = None,
+    dpi: float = 110,
+    config: dict[str, Any] | None = None,
+) -> Path:
+    """Save ``fig`` atomically; ``config`` is embedded as JSON in the file's metadata.
+
+    Output is reproducible: no dates, fixed SVG ids, so the same figure gives the same bytes.
+    """
+    import matplotlib
+
+    chosen = figure_format(path, fmt)
+    metadata: dict[str, str | None] = {}
+    if config is not None:
+        text = json.dumps(config, sort_keys=True)
+        metadata = {"Subject": text} if chosen == "pdf" else {"Description": text}
+    if chosen == "png":
+        metadata["Software"] = "gdscope"
+    if chosen == "pdf":
+        metadata.update(Creator="gdscope", Producer="gdscope", CreationDate=None)
+    if chosen == "svg":
+        metadata["Date"] = None
+
+    def write(tmp: Path) -> None:
+        with matplotlib.rc_context({"svg.hashsalt": "gdscope", "pdf.compression": 6}):
+            fig.savefig(tmp, format=chosen, dpi=dpi, metadata=metadata)
+
+    return write_atomic(path, write, force=force)

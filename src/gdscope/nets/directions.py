@@ -1,0 +1,140 @@
+"""Directions in a network's parameter space, as Li et al. (2018) draw landscapes along them.
+
+A direction is a flat vector laid out like ``ParamLayout`` (``named_parameters()`` order). By
+default it moves the trainable parameters only, like the reference's ``dir_type=weights``:
+buffers such as BatchNorm's running statistics stay those of the model the plane is centred on.
+With ``states=True`` it also covers the floating-point buffers (``dir_type=states``), so that a
+line between two BatchNorm networks really ends at the second one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gdscope.errors import GdscopeError
+from gdscope.nets.recorder import ParamLayout, RecordedPath
+
+__all__ = ["NORMS", "PCAPlane", "line_direction", "normalize", "pca_plane", "random_direction"]
+
+NORMS = ("filter", "layer", "none")
+IGNORES = ("biasbn", "keep")
+
+
+def normalize(
+    direction: Tensor,
+    model: nn.Module,
+    *,
+    norm: str = "filter",
+    ignore: str = "biasbn",
+    states: bool = False,
+) -> Tensor:
+    """Rescale ``direction`` like the reference implementation does.
+
+    ``filter``: each filter (slice along the first dimension) of each weight gets the norm of the
+    matching filter of the model (``d_i · |w_i| / (|d_i| + 1e-10)``); ``layer``: each weight
+    tensor gets the norm of the model's; ``none``: unchanged. One-dimensional parameters (biases,
+    normalization layers' scales and shifts, and with ``states`` their running statistics) are
+    zeroed with ``ignore="biasbn"`` or set equal to the model's own values with ``ignore="keep"``
+    (the reference's two choices).
+    """
+    if norm not in NORMS:
+        raise GdscopeError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    if ignore not in IGNORES:
+        raise GdscopeError(f"ignore must be one of {', '.join(IGNORES)}, got {ignore!r}")
+    layout = ParamLayout.of(model, states=states)
+    if direction.shape != (layout.size,):
+        raise GdscopeError(
+            f"the direction has {direction.numel()} entries, the model {layout.size}"
+        )
+    weights = layout.unflatten(layout.vector(model).to(direction))
+    parts = layout.unflatten(direction.clone())
+    for name in layout.names:
+        d, w = parts[name], weights[name]
+        if d.dim() <= 1:
+            d.copy_(torch.zeros_like(d) if ignore == "biasbn" else w)
+        elif norm == "filter":
+            dims = tuple(range(1, d.dim()))
+            norm_of = torch.linalg.vector_norm
+            scale = norm_of(w, dim=dims, keepdim=True) / (
+                norm_of(d, dim=dims, keepdim=True) + 1e-10
+            )
+            d.mul_(scale)
+        elif norm == "layer":
+            d.mul_(w.norm() / d.norm())
+    return layout.flatten(parts)
+
+
+def random_direction(
+    model: nn.Module,
+    *,
+    norm: str = "filter",
+    ignore: str = "biasbn",
+    seed: int | None = 0,
+    states: bool = False,
+) -> Tensor:
+    """A Gaussian direction, normalized (see ``normalize``); ``seed`` makes it reproducible."""
+    layout = ParamLayout.of(model, states=states)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    raw = torch.randn(layout.size, generator=generator, dtype=torch.float32)
+    return normalize(raw, model, norm=norm, ignore=ignore, states=states)
+
+
+def line_direction(start: nn.Module, end: nn.Module, *, states: bool = False) -> Tensor:
+    """``end − start``: 0 is ``start``, 1 is ``end`` (1-D interpolation between two models)."""
+    layout = ParamLayout.of(start, states=states)
+    layout.check(end)
+    return layout.vector(end).float() - layout.vector(start).float()
+
+
+@dataclass(frozen=True, eq=False)
+class PCAPlane:
+    """The top two principal directions of a recorded path (unit vectors), through ``centre``
+    (the path's last point), with the explained variance like scikit-learn reports it."""
+
+    centre: Tensor
+    dx: Tensor
+    dy: Tensor
+    explained_variance_ratio: np.ndarray
+    explained_variance: np.ndarray
+
+
+def pca_plane(path: RecordedPath, *, block: int = 1 << 20) -> PCAPlane:
+    """PCA of the snapshots' differences to the final one (as the reference does it), centred.
+
+    Works on the ``T × T`` Gram matrix accumulated over column blocks of at most ``block``
+    parameters, so a million-parameter path streamed to disk is never loaded whole.
+    """
+    count = len(path)
+    if count < 3:
+        raise GdscopeError(f"PCA needs at least 3 snapshots, the path has {count}")
+    final = torch.from_numpy(np.array(path.snapshots[-1], dtype=np.float64))
+    size = final.numel()
+    gram = torch.zeros(count, count, dtype=torch.float64)
+    for start in range(0, size, block):
+        cols = torch.from_numpy(
+            np.array(path.snapshots[:, start : start + block], dtype=np.float64)
+        )
+        cols = cols - final[start : start + block]
+        cols = cols - cols.mean(0, keepdim=True)
+        gram += cols @ cols.T
+    values, vectors = torch.linalg.eigh(gram)  # ascending
+    values, vectors = values.flip(0).clamp_min(0), vectors.flip(1)
+    if values[1] <= 0:
+        raise GdscopeError("the path spans fewer than two dimensions; PCA has no plane")
+    components = torch.zeros(2, size, dtype=torch.float64)
+    for start in range(0, size, block):
+        cols = torch.from_numpy(
+            np.array(path.snapshots[:, start : start + block], dtype=np.float64)
+        )
+        cols = cols - final[start : start + block]
+        cols = cols - cols.mean(0, keepdim=True)
+        components[:, start : start + block] = vectors[:, :2].T @ cols
+    components /= components.norm(dim=1, keepdim=True)
+    total = float(values.sum())
+    ratio = (values[:2] / total).numpy()
+    variance = (values[:2] / (count - 1)).numpy()
+    return PCAPlane(final.float(), components[0].float(), components[1].float(), ratio, variance)

@@ -1,0 +1,66 @@
+"""A ready training loop that records the path for you: model, data, loss, any optimizer."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gdscope.errors import GdscopeError
+from gdscope.nets.recorder import RecordedPath, Recorder
+
+__all__ = ["FitResult", "fit"]
+
+
+@dataclass(frozen=True, eq=False)
+class FitResult:
+    path: RecordedPath
+    losses: np.ndarray
+    """The training loss of every step (the mini-batch's)."""
+    diverged_at: int | None
+
+
+def fit(
+    model: nn.Module,
+    loader: Iterable[Any],
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int = 1,
+    every: int = 1,
+    path: str | os.PathLike[str] | None = None,
+    device: torch.device | str | None = None,
+    force: bool = False,
+) -> FitResult:
+    """Train ``model`` in train mode for ``epochs`` passes over ``loader``, one optimizer step
+    per batch, snapshotting every ``every`` steps (``Recorder``; streamed to ``path`` if given).
+    Stops at the first non-finite loss (the run diverged)."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise GdscopeError(f"epochs must be a positive integer, got {epochs!r}")
+    model.to(device).train()
+    recorder = Recorder(model, every=every, path=path, optimizer=optimizer, force=force)
+    losses: list[float] = []
+    diverged = None
+    for _ in range(epochs):
+        for inputs, targets in loader:
+            inputs, targets = inputs.to(device), targets.to(device)
+            optimizer.zero_grad()
+            loss = loss_fn(model(inputs), targets)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                diverged = len(losses)
+                break
+            loss.backward()
+            optimizer.step()
+            losses.append(value)
+            recorder.step(value)
+        if diverged is not None:
+            break
+    model.eval()
+    return FitResult(recorder.result(), np.array(losses), diverged)

@@ -1,0 +1,280 @@
+"""Batched optimizers as pure functions over explicit state, one row per configuration.
+
+Each optimizer is a pair ``init(params, hyper) -> state`` and
+``update(grad, state, params, hyper, step) -> (params, state)`` in the style of optax: no
+mutation, hyperparameters are ``(K, 1)`` tensors (one per configuration, float64 for the
+coefficients, bool for flags), and the state is a dict of tensors. The arithmetic follows the
+single-tensor code paths of ``torch.optim`` step by step. Scalar coefficients (``1 - beta``,
+bias corrections, ``lr / (1 + (t-1)·lr_decay)``) are formed in float64 and then cast to the
+working dtype, which is what torch does with its Python-float hyperparameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gdscope.errors import GdscopeError
+
+__all__ = ["TRANSFORMS", "Hyper", "State", "Transform", "make_hyper", "torch_kwargs"]
+
+Hyper = dict[str, Tensor]
+State = dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class Param:
+    default: float | bool
+    low: float | None = None
+    """Smallest allowed value (inclusive), ``None`` for flags."""
+    below: float | None = None
+    """Exclusive upper bound, if any."""
+
+
+@dataclass(frozen=True)
+class Transform:
+    name: str
+    params: dict[str, Param]
+    init: Callable[[Tensor, Hyper], State]
+    update: Callable[[Tensor, State, Tensor, Hyper, Tensor], tuple[Tensor, State]]
+    check: Callable[[Hyper], None] | None = None
+
+
+def _c(value: Tensor, like: Tensor) -> Tensor:
+    """A float64 coefficient cast to the working dtype (as torch casts Python floats)."""
+    return value.to(like.dtype)
+
+
+def _sign(grad: Tensor, hyper: Hyper) -> Tensor:
+    return torch.where(hyper["maximize"], -grad, grad)
+
+
+def _l2(grad: Tensor, params: Tensor, hyper: Hyper) -> Tensor:
+    # torch: grad.add(param, alpha=weight_decay), skipped when weight_decay == 0.
+    wd = hyper["weight_decay"]
+    return torch.where(wd != 0, grad + _c(wd, params) * params, grad)
+
+
+# --- SGD -----------------------------------------------------------------------------------
+
+
+def _zeros(*names: str) -> Callable[[Tensor, Hyper], State]:
+    """An ``init`` whose state is the named buffers, all zero."""
+
+    def init(params: Tensor, hyper: Hyper) -> State:
+        return {name: torch.zeros_like(params) for name in names}
+
+    return init
+
+
+def _sgd_update(
+    grad: Tensor, state: State, params: Tensor, hyper: Hyper, step: Tensor
+) -> tuple[Tensor, State]:
+    g = _l2(_sign(grad, hyper), params, hyper)
+    mu = hyper["momentum"]
+    # The buffer starts as a copy of the first gradient, then buf = μ·buf + (1 − dampening)·g.
+    later = _c(mu, g) * state["momentum_buffer"] + _c(1 - hyper["dampening"], g) * g
+    buf = torch.where(step == 1, g, later)
+    direction = torch.where(hyper["nesterov"], g + _c(mu, g) * buf, buf)
+    direction = torch.where(mu != 0, direction, g)
+    return params - _c(hyper["lr"], g) * direction, {"momentum_buffer": buf}
+
+
+def _sgd_check(hyper: Hyper) -> None:
+    bad = hyper["nesterov"] & ((hyper["momentum"] <= 0) | (hyper["dampening"] != 0))
+    _refuse(bad, "nesterov requires momentum > 0 and dampening = 0")
+
+
+# --- Adam / AdamW --------------------------------------------------------------------------
+
+
+def _adam_update(
+    grad: Tensor, state: State, params: Tensor, hyper: Hyper, step: Tensor
+) -> tuple[Tensor, State]:
+    g = _sign(grad, hyper)
+    lr, wd = hyper["lr"], hyper["weight_decay"]
+    decoupled = hyper["decoupled_weight_decay"] & (wd != 0)
+    params = torch.where(decoupled, params * _c(1 - lr * wd, params), params)
+    g = torch.where(decoupled, g, _l2(g, params, hyper))
+    beta1, beta2 = hyper["beta1"], hyper["beta2"]
+    exp_avg = torch.lerp(state["exp_avg"], g, _c(1 - beta1, g))
+    exp_avg_sq = state["exp_avg_sq"] * _c(beta2, g) + _c(1 - beta2, g) * (g * g)
+    t = step.to(torch.float64)
+    step_size = lr / (1 - beta1**t)
+    correction2_sqrt = (1 - beta2**t) ** 0.5
+    amsgrad = hyper["amsgrad"]
+    max_sq = torch.where(amsgrad, torch.maximum(state["max_exp_avg_sq"], exp_avg_sq), exp_avg_sq)
+    second = torch.where(amsgrad, max_sq, exp_avg_sq)
+    denom = second.sqrt() / _c(correction2_sqrt, g) + _c(hyper["eps"], g)
+    new = params - _c(step_size, g) * (exp_avg / denom)
+    return new, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq, "max_exp_avg_sq": max_sq}
+
+
+# --- RMSprop -------------------------------------------------------------------------------
+
+
+def _rmsprop_update(
+    grad: Tensor, state: State, params: Tensor, hyper: Hyper, step: Tensor
+) -> tuple[Tensor, State]:
+    g = _l2(_sign(grad, hyper), params, hyper)
+    alpha = hyper["alpha"]
+    square_avg = state["square_avg"] * _c(alpha, g) + _c(1 - alpha, g) * (g * g)
+    centered = hyper["centered"]
+    grad_avg = torch.where(centered, torch.lerp(state["grad_avg"], g, _c(1 - alpha, g)), 0.0)
+    avg = torch.where(centered, (square_avg - grad_avg * grad_avg).sqrt(), square_avg.sqrt())
+    avg = avg + _c(hyper["eps"], g)
+    mu, lr = hyper["momentum"], _c(hyper["lr"], g)
+    has_momentum = mu > 0
+    buf = torch.where(has_momentum, state["momentum_buffer"] * _c(mu, g) + g / avg, 0.0)
+    new = torch.where(has_momentum, params - lr * buf, params - lr * (g / avg))
+    return new, {"square_avg": square_avg, "grad_avg": grad_avg, "momentum_buffer": buf}
+
+
+# --- Adagrad -------------------------------------------------------------------------------
+
+
+def _adagrad_init(params: Tensor, hyper: Hyper) -> State:
+    start = _c(hyper["initial_accumulator_value"], params)
+    return {"sum": torch.zeros_like(params) + start}
+
+
+def _adagrad_update(
+    grad: Tensor, state: State, params: Tensor, hyper: Hyper, step: Tensor
+) -> tuple[Tensor, State]:
+    g = _l2(_sign(grad, hyper), params, hyper)
+    clr = hyper["lr"] / (1 + (step.to(torch.float64) - 1) * hyper["lr_decay"])
+    total = state["sum"] + g * g
+    std = total.sqrt() + _c(hyper["eps"], g)
+    return params - _c(clr, g) * (g / std), {"sum": total}
+
+
+_ADAM_INIT = _zeros("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+_ADAM_PARAMS = {
+    "lr": Param(1e-3, low=0.0),
+    "beta1": Param(0.9, low=0.0, below=1.0),
+    "beta2": Param(0.999, low=0.0, below=1.0),
+    "eps": Param(1e-8, low=0.0),
+    "weight_decay": Param(0.0, low=0.0),
+    "amsgrad": Param(False),
+    "maximize": Param(False),
+    "decoupled_weight_decay": Param(False),
+}
+
+TRANSFORMS: dict[str, Transform] = {
+    "sgd": Transform(
+        "sgd",
+        {
+            "lr": Param(1e-3, low=0.0),
+            "momentum": Param(0.0, low=0.0),
+            "dampening": Param(0.0, low=0.0),
+            "weight_decay": Param(0.0, low=0.0),
+            "nesterov": Param(False),
+            "maximize": Param(False),
+        },
+        _zeros("momentum_buffer"),
+        _sgd_update,
+        _sgd_check,
+    ),
+    "adam": Transform("adam", _ADAM_PARAMS, _ADAM_INIT, _adam_update),
+    "adamw": Transform(
+        "adamw",
+        {
+            **_ADAM_PARAMS,
+            "weight_decay": Param(1e-2, low=0.0),
+            "decoupled_weight_decay": Param(True),
+        },
+        _ADAM_INIT,
+        _adam_update,
+    ),
+    "rmsprop": Transform(
+        "rmsprop",
+        {
+            "lr": Param(1e-2, low=0.0),
+            "alpha": Param(0.99, low=0.0),
+            "eps": Param(1e-8, low=0.0),
+            "weight_decay": Param(0.0, low=0.0),
+            "momentum": Param(0.0, low=0.0),
+            "centered": Param(False),
+            "maximize": Param(False),
+        },
+        _zeros("square_avg", "grad_avg", "momentum_buffer"),
+        _rmsprop_update,
+    ),
+    "adagrad": Transform(
+        "adagrad",
+        {
+            "lr": Param(1e-2, low=0.0),
+            "lr_decay": Param(0.0, low=0.0),
+            "weight_decay": Param(0.0, low=0.0),
+            "initial_accumulator_value": Param(0.0, low=0.0),
+            "eps": Param(1e-10, low=0.0),
+            "maximize": Param(False),
+        },
+        _adagrad_init,
+        _adagrad_update,
+    ),
+}
+
+
+def torch_kwargs(name: str, row: dict[str, Any]) -> dict[str, Any]:
+    """One configuration's batched hyperparameters as ``torch.optim`` keyword arguments."""
+    out = {k: (bool(v) if isinstance(v, (bool, np.bool_)) else float(v)) for k, v in row.items()}
+    if "beta1" in out:
+        out["betas"] = (out.pop("beta1"), out.pop("beta2"))
+    if name == "adamw" or (name == "adam" and not out.get("decoupled_weight_decay")):
+        out.pop("decoupled_weight_decay", None)
+    return out
+
+
+def _refuse(bad: Tensor, message: str) -> None:
+    if bool(bad.any()):
+        index = int(torch.nonzero(bad.reshape(-1))[0])
+        raise GdscopeError(f"configuration {index}: {message}")
+
+
+def make_hyper(
+    name: str, values: dict[str, Any], size: int, *, device: torch.device | str | None = None
+) -> Hyper:
+    """``(size, 1)`` hyperparameter tensors for ``name``: given values (scalars or length-K
+    sequences/tensors) broadcast, the rest torch's defaults; validated like torch."""
+    if name not in TRANSFORMS:
+        raise GdscopeError(
+            f"the batched engine has no optimizer {name!r}; choose one of {', '.join(TRANSFORMS)}"
+        )
+    transform = TRANSFORMS[name]
+    values = dict(values)
+    if "betas" in values:  # torch's spelling
+        betas = values.pop("betas")
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise GdscopeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        values["beta1"], values["beta2"] = betas[0], betas[1]
+    unknown = set(values) - set(transform.params)
+    if unknown:
+        raise GdscopeError(
+            f"{name} (batched) got unknown argument(s) {', '.join(sorted(unknown))}; "
+            f"it accepts {', '.join(transform.params)}"
+        )
+    hyper: Hyper = {}
+    for key, param in transform.params.items():
+        flag = isinstance(param.default, bool)
+        dtype = torch.bool if flag else torch.float64
+        raw = values.get(key, param.default)
+        tensor = torch.as_tensor(raw, dtype=dtype, device=device).reshape(-1, 1)
+        if tensor.shape[0] not in (1, size):
+            raise GdscopeError(f"{key} has {tensor.shape[0]} values for {size} configurations")
+        tensor = tensor.expand(size, 1).contiguous()
+        if not flag:
+            _refuse(~torch.isfinite(tensor), f"{key} must be finite")
+            if param.low is not None:
+                _refuse(tensor < param.low, f"{key} must be >= {param.low:g}")
+            if param.below is not None:
+                _refuse(tensor >= param.below, f"{key} must be < {param.below:g}")
+        hyper[key] = tensor
+    if transform.check is not None:
+        transform.check(hyper)
+    return hyper

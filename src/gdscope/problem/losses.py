@@ -1,0 +1,91 @@
+"""The four regression losses of the article, as real ``torch.nn`` modules and functionals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from gdscope.errors import GdscopeError, check_finite
+
+__all__ = ["ARTICLE_LOSSES", "LOSS_NAMES", "LossSpec"]
+
+LOSS_NAMES = ("mse", "l1", "huber", "smoothl1")
+_CLASS_NAMES = {"mse": "MSELoss", "l1": "L1Loss", "huber": "HuberLoss", "smoothl1": "SmoothL1Loss"}
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A loss by name; ``delta`` is HuberLoss's parameter, ``beta`` SmoothL1Loss's (default 1)."""
+
+    name: str = "mse"
+    delta: float = 1.0
+    beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        name = str(self.name).lower().replace("_", "").replace("-", "")
+        name = {"mseloss": "mse", "l1loss": "l1", "huberloss": "huber"}.get(name, name)
+        name = {"smoothl1loss": "smoothl1", "l2": "mse"}.get(name, name)
+        if name not in LOSS_NAMES:
+            raise GdscopeError(f"unknown loss {self.name!r}; choose one of {', '.join(LOSS_NAMES)}")
+        object.__setattr__(self, "name", name)
+        delta = check_finite("huber delta", self.delta)
+        beta = check_finite("smoothl1 beta", self.beta)
+        # The same limits torch enforces: HuberLoss needs delta > 0, SmoothL1Loss beta >= 0.
+        if delta <= 0:
+            raise GdscopeError(f"huber delta must be > 0, got {delta}")
+        if beta < 0:
+            raise GdscopeError(f"smoothl1 beta must be >= 0, got {beta}")
+        object.__setattr__(self, "delta", delta)
+        object.__setattr__(self, "beta", beta)
+
+    labels = ("Weight", "Bias")
+    """Axis names of the (vertical, horizontal) coordinates: ``nn.Linear(1, 1)``'s parameters."""
+
+    @property
+    def class_name(self) -> str:
+        return _CLASS_NAMES[self.name]
+
+    @property
+    def title(self) -> str:
+        """Panel title: the torch class, with its parameter where it has one."""
+        if self.name == "huber":
+            return f"HuberLoss(delta={self.delta:g})"
+        if self.name == "smoothl1":
+            return f"SmoothL1Loss(beta={self.beta:g})"
+        return self.class_name
+
+    def module(self) -> nn.Module:
+        """The real ``torch.nn`` loss module (mean reduction), as the article uses."""
+        if self.name == "mse":
+            return nn.MSELoss()
+        if self.name == "l1":
+            return nn.L1Loss()
+        if self.name == "huber":
+            return nn.HuberLoss(delta=self.delta)
+        return nn.SmoothL1Loss(beta=self.beta)
+
+    def elementwise(self) -> Callable[[Tensor, Tensor], Tensor]:
+        """``f(prediction, target)`` with no reduction, for broadcast evaluation on grids."""
+        if self.name == "mse":
+            return lambda p, t: F.mse_loss(p, t, reduction="none")
+        if self.name == "l1":
+            return lambda p, t: F.l1_loss(p, t, reduction="none")
+        if self.name == "huber":
+            return lambda p, t: F.huber_loss(p, t, reduction="none", delta=self.delta)
+        return lambda p, t: F.smooth_l1_loss(p, t, reduction="none", beta=self.beta)
+
+    def same_function_as(self, other: LossSpec) -> bool:
+        """True when both compute the same values (HuberLoss(δ) ≡ SmoothL1Loss(β) iff δ=β=1)."""
+        if self == other:
+            return True
+        pair = {self.name, other.name}
+        if pair == {"huber", "smoothl1"}:
+            huber, smooth = (self, other) if self.name == "huber" else (other, self)
+            return huber.delta == 1.0 and smooth.beta == 1.0
+        return False
+
+
+ARTICLE_LOSSES = (LossSpec("mse"), LossSpec("l1"), LossSpec("huber"), LossSpec("smoothl1"))

@@ -1,0 +1,124 @@
+"""Views of a model's landscape, drawn by the same renderers as the article's maps.
+
+A ``ModelSurface`` becomes a ``Landscape`` (rows: the y direction) and a projected path a
+``Trajectory`` (vertical: y, horizontal: x), so heatmaps, contours, 3D surfaces and animations
+all work unchanged. ``plot_honesty`` draws the recorded models' true loss beside the surface's.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+
+from gdscope.engines.trajectory import Trajectory
+from gdscope.errors import GdscopeError
+from gdscope.nets.plane import ModelSurface
+from gdscope.nets.projection import Honesty, ProjectedPath
+from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec
+from gdscope.problem.maps import Grid, Landscape
+
+__all__ = [
+    "METRICS",
+    "ModelObjective",
+    "path_trajectory",
+    "plot_honesty",
+    "plot_line",
+    "surface_landscape",
+]
+
+
+@dataclass(frozen=True)
+class ModelObjective:
+    """What a model landscape shows, for the renderers: a title and the axis names."""
+
+    title: str = "loss"
+    labels: tuple[str, str] = ("y direction", "x direction")
+
+    def same_function_as(self, other: object) -> bool:
+        return self == other
+
+
+METRICS = ("loss", "accuracy")
+
+
+def surface_landscape(
+    surface: ModelSurface, metric: str = "loss", *, labels: tuple[str, str] | None = None
+) -> Landscape:
+    """The surface's loss, or its accuracy in percent, as a ``Landscape`` for the renderers;
+    ``labels`` name its (vertical, horizontal) axes."""
+    if surface.is_line:
+        raise ValueError("a line has no map; use plot_line")
+    if metric not in METRICS:
+        raise GdscopeError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if metric == "accuracy" and surface.accuracy is None:
+        raise GdscopeError(
+            "this landscape has no accuracy: it is measured for classification (outputs of shape "
+            "(N, classes) and integer targets of shape (N,))"
+        )
+    values = surface.loss if metric == "loss" else 100 * surface.accuracy
+    title = "loss" if metric == "loss" else "accuracy (%)"
+    ys, xs = surface.ys, surface.xs
+    grid = Grid((float(ys[0]), float(ys[-1])), (float(xs[0]), float(xs[-1])), len(ys), len(xs))
+    objective = ModelObjective(title, labels or ModelObjective.labels)
+    return Landscape(grid, torch.from_numpy(values), objective)  # type: ignore[arg-type]
+
+
+def path_trajectory(
+    projected: ProjectedPath, losses: np.ndarray, *, optimizer: str | None = None
+) -> Trajectory:
+    """The projected path as a ``Trajectory`` whose losses are the models' true losses."""
+    name = (optimizer or "sgd").lower()
+    spec = OptimizerSpec.of(name if name in OPTIMIZERS else "sgd")
+    start = (float(projected.ys[0]), float(projected.xs[0]))
+    return Trajectory(projected.ys, projected.xs, np.asarray(losses, dtype=np.float64), None,
+                      ModelObjective(), spec, start)  # type: ignore[arg-type]  # fmt: skip
+
+
+def plot_honesty(honesty: Honesty, steps: np.ndarray, *, ax: Axes) -> tuple[Line2D, Line2D]:
+    """The true loss of each recorded model and the surface's value at its projection."""
+    (true,) = ax.plot(steps, honesty.true_loss, color="black", lw=1.6, label="true loss")
+    (plane,) = ax.plot(steps, honesty.plane_loss, color="#d7191c", lw=1.2, ls="--",
+                       label="surface at the projected point")  # fmt: skip
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    if (honesty.true_loss > 0).all() and (honesty.plane_loss > 0).all():
+        ax.set_yscale("log")
+    warning = honesty.warning()
+    if warning:  # above the chart, where no curve runs
+        ax.set_title(textwrap.fill("⚠ " + warning, 80), fontsize=8, color="#d7191c", loc="left")
+    ax.legend(fontsize=7, loc="upper right")
+    return true, plane
+
+
+def plot_line(
+    surface: ModelSurface,
+    *,
+    ax: Axes,
+    log: bool = False,
+    marks: Mapping[float, str] | None = None,
+) -> list[Line2D]:
+    """A 1-D landscape: loss (and accuracy on a second axis) along the direction; ``marks``
+    labels positions on it (e.g. ``{0: "start.pt", 1: "end.pt"}`` on a line between models)."""
+    (loss,) = ax.plot(surface.xs, surface.loss[0], color="tab:blue", label="loss")
+    ax.set_xlabel("step along the direction")
+    for x, label in (marks or {}).items():
+        ax.axvline(x, color="0.4", linestyle=":", linewidth=1)
+        ax.annotate(label, (x, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                    textcoords="offset points", fontsize=8, color="0.3")  # fmt: skip
+    ax.set_ylabel("loss", color="tab:blue")
+    if log:
+        ax.set_yscale("log")
+    lines = [loss]
+    if surface.accuracy is not None:
+        twin = ax.twinx()
+        (acc,) = twin.plot(surface.xs, 100 * surface.accuracy[0], color="tab:red",
+                           label="accuracy")  # fmt: skip
+        twin.set_ylabel("accuracy (%)", color="tab:red")
+        lines.append(acc)
+    return lines

@@ -1,0 +1,454 @@
+"""Matplotlib renderers: axes-level functions that draw on ``ax`` and return what they drew.
+
+Nothing here trains or reads files: every function takes results (``Dataset``, ``Landscape``,
+``Trajectory``) and returns artists, so figures can be composed in notebooks and tested by
+inspecting artists rather than pixels.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import PathCollection
+from matplotlib.colorbar import Colorbar
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.contour import ContourSet
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.lines import Line2D
+from matplotlib.text import Text
+
+from gdscope.engines.trajectory import Trajectory
+from gdscope.problem.data import Dataset
+from gdscope.problem.maps import Grid, Landscape
+from gdscope.problem.testfunctions import TestFunction
+
+__all__ = [
+    "MAP_KINDS",
+    "DescentArtists",
+    "LandscapeArtists",
+    "PanelFigure",
+    "PathArtists",
+    "contour_levels",
+    "mark_minima",
+    "panel_axes",
+    "plot_data",
+    "plot_descent",
+    "plot_fit",
+    "plot_landscape",
+    "plot_panels",
+    "plot_path",
+    "visible_path",
+]
+
+CMAP = "terrain"
+START_STYLE = {"marker": "o", "markersize": 8, "color": "#1a9641", "markeredgecolor": "white"}
+END_STYLE = {"marker": "*", "markersize": 13, "color": "#d7191c", "markeredgecolor": "white"}
+OFF_MAP_STYLE = {"marker": "X", "markersize": 10, "color": "#d7191c", "markeredgecolor": "white"}
+LOSS_MIN_STYLE = {"marker": "D", "markersize": 7, "color": "white", "markeredgecolor": "black"}
+EFFECTIVE_MIN_STYLE = {"marker": "P", "markersize": 10, "color": "#ff00ff", "markeredgecolor": "k"}
+# Paths are drawn until they pass this many map-widths beyond the map (then cut at that border),
+# so that a diverging run never hands huge coordinates to the renderer.
+_FAR = 10.0
+
+
+def _axes(ax: Axes | None) -> Axes:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt  # lazily: only when the caller wants the current axes
+
+    return plt.gca()
+
+
+MAP_KINDS = ("heatmap", "contour")
+
+
+@dataclass(frozen=True)
+class LandscapeArtists:
+    image: AxesImage | ContourSet
+    """The colour layer: an image (heatmap) or filled contours."""
+    colorbar: Colorbar | None
+    minimum: Line2D | None
+    lines: ContourSet | None = None
+    """Labelled contour lines (``kind="contour"``)."""
+
+
+@dataclass(frozen=True)
+class PathArtists:
+    line: Line2D
+    start: Line2D
+    end: Line2D
+    note: Text | None
+    """``None`` unless the path diverged or left the map (then it says at which step)."""
+
+
+@dataclass(frozen=True)
+class DescentArtists:
+    landscape: LandscapeArtists
+    path: PathArtists
+    loss_minimum: Line2D | None
+    effective_minimum: Line2D | None
+
+
+@dataclass(frozen=True)
+class PanelFigure:
+    figure: Figure
+    axes: list[Axes]
+    panels: list[DescentArtists]
+    caption: str
+    notes: list[str] = field(default_factory=list)
+
+
+def plot_data(data: Dataset, *, ax: Axes | None = None, **kwargs: Any) -> PathCollection:
+    """Scatter the points (Fig. 1)."""
+    ax = _axes(ax)
+    style = {"facecolors": "none", "edgecolors": "tab:blue", "label": f"{len(data)} points"}
+    artist = ax.scatter(data.x, data.y, **{**style, **kwargs})
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    return artist
+
+
+def plot_fit(
+    data: Dataset, trajectory: Trajectory, *, ax: Axes | None = None, **kwargs: Any
+) -> Line2D:
+    """The line ``y = w·x + b`` at the run's final point, over the data's x-range (Fig. 2)."""
+    ax = _axes(ax)
+    w, b = trajectory.final
+    xs = np.array([float(data.x.min()), float(data.x.max())])
+    style = {"color": "tab:red", "label": f"y = {w:.3f}·x + {b:.3f}"}
+    (line,) = ax.plot(xs, w * xs + b, **{**style, **kwargs})
+    return line
+
+
+def _norm(values: np.ndarray, log: bool) -> Normalize:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return Normalize(0.0, 1.0)
+    if not log:
+        return Normalize(float(finite.min()), float(finite.max()))
+    positive = finite[finite > 0]
+    if positive.size == 0:
+        return Normalize(float(finite.min()), float(finite.max()))
+    return LogNorm(float(positive.min()), float(positive.max()))
+
+
+def contour_levels(values: np.ndarray, count: int, log: bool) -> np.ndarray:
+    """``count`` levels spanning the finite values, evenly (or evenly in log for ``log``)."""
+    norm = _norm(values, log)
+    lo, hi = float(norm.vmin), float(norm.vmax)  # type: ignore[arg-type]
+    if hi <= lo:
+        hi = lo + 1.0
+    if isinstance(norm, LogNorm):
+        return np.geomspace(lo, hi, count)
+    return np.linspace(lo, hi, count)
+
+
+def _mark(
+    ax: Axes, w: float, b: float, style: dict[str, Any], label: str, zorder: float = 5
+) -> Line2D:
+    (marker,) = ax.plot([b], [w], linestyle="none", label=label, zorder=zorder, **style)
+    return marker
+
+
+def plot_landscape(
+    landscape: Landscape,
+    *,
+    ax: Axes | None = None,
+    cmap: str = CMAP,
+    log: bool = False,
+    colorbar: bool = True,
+    mark_minimum: bool = True,
+    kind: str = "heatmap",
+    levels: int = 12,
+    **kwargs: Any,
+) -> LandscapeArtists:
+    """The map, bias (or ``x``) across and weight (or ``y``) up (Fig. 3).
+
+    ``kind="heatmap"`` draws each sample at its pixel's centre; ``kind="contour"`` draws
+    ``levels`` filled bands with labelled lines (spaced evenly in log with ``log``). Each call gets
+    its own colorbar, so panels with different scales never share one. Non-finite samples (a
+    function that overflows) are left blank.
+    """
+    if kind not in MAP_KINDS:
+        raise ValueError(f"kind must be one of {MAP_KINDS}, got {kind!r}")
+    ax = _axes(ax)
+    values = landscape.values.detach().cpu().double().numpy()
+    norm = _norm(values, log)
+    lines = None
+    if kind == "heatmap":
+        image: AxesImage | ContourSet = ax.imshow(
+            values, origin="lower", extent=landscape.grid.extent, cmap=cmap, norm=norm,
+            interpolation="nearest", aspect="equal", **kwargs,
+        )  # fmt: skip
+    else:
+        shown = np.where(np.isfinite(values), values, np.nan)
+        steps = contour_levels(values, levels, log)
+        if log:
+            shown = np.where(shown > 0, shown, np.nan)
+        mesh = (landscape.grid.biases, landscape.grid.weights)
+        image = ax.contourf(*mesh, shown, levels=steps, cmap=cmap, norm=norm, extend="both",
+                            **kwargs)  # fmt: skip
+        lines = ax.contour(*mesh, shown, levels=steps, colors="black", linewidths=0.6, alpha=0.7)
+        ax.clabel(lines, fontsize=7, fmt=lambda v: f"{v:.3g}")
+        ax.set_aspect("equal")
+        left, right, bottom, top = landscape.grid.extent
+        ax.set_xlim(left, right)
+        ax.set_ylim(bottom, top)
+    vertical, horizontal = landscape.loss.labels
+    ax.set_xlabel(horizontal)
+    ax.set_ylabel(vertical)
+    bar = None
+    if colorbar:
+        bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+        if kind == "contour":
+            bar.set_ticks(steps[::2], labels=[f"{v:.3g}" for v in steps[::2]])
+        if landscape.effective:
+            bar.set_label(f"loss + {landscape.weight_decay:g}/2·(w²+b²)")
+        else:
+            bar.set_label(landscape.loss.title + (" (log)" if log else ""))
+    minimum = None
+    if mark_minimum:
+        minimum = mark_minima(landscape, ax=ax)
+    return LandscapeArtists(image, bar, minimum, lines)
+
+
+def mark_minima(landscape: Landscape, *, ax: Axes | None = None, zorder: float = 5) -> Line2D:
+    """Mark the minimum: a test function's known minima (or saddle point), else the grid's
+    smallest value (of the effective objective, with weight decay)."""
+    ax = _axes(ax)
+    function = landscape.loss
+    if isinstance(function, TestFunction) and not landscape.effective:
+        points = np.array(function.minima)
+        stationary = function.definition.stationary
+        label = f"known {'minima' if stationary == 'minimum' and len(points) > 1 else stationary}"
+        (marker,) = ax.plot(points[:, 1], points[:, 0], linestyle="none", label=label,
+                            zorder=zorder, **LOSS_MIN_STYLE)  # fmt: skip
+        return marker
+    w, b, _ = landscape.argmin()
+    label = "objective minimum" if landscape.effective else "loss minimum"
+    style = EFFECTIVE_MIN_STYLE if landscape.effective else LOSS_MIN_STYLE
+    return _mark(ax, w, b, style, label, zorder=zorder)
+
+
+def visible_path(
+    trajectory: Trajectory, grid: Grid | None
+) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """The ``(weights, biases)`` to draw and the step at which the path left the map, if it did.
+
+    Takes the finite prefix. A diverged path is cut at its first point off the map (the last
+    segment then runs off the edge). Any other path is drawn whole (it may leave and come back)
+    unless it goes further than ``_FAR`` map-widths outside ``grid``: then it is cut there, its
+    last segment shortened to end on that far border.
+    """
+    w = trajectory.weights[: trajectory.n_finite]
+    b = trajectory.biases[: trajectory.n_finite]
+    if grid is None:
+        return w, b, None
+    left, right, bottom, top = grid.extent
+    inside = (b >= left) & (b <= right) & (w >= bottom) & (w <= top)
+    left_at = int(np.argmin(inside)) if not inside.all() else None
+    if trajectory.diverged and left_at is not None:
+        w, b = w[: left_at + 1], b[: left_at + 1]
+    bw, bb = (top - bottom) * _FAR, (right - left) * _FAR
+    lo_w, hi_w, lo_b, hi_b = bottom - bw, top + bw, left - bb, right + bb
+    near = (w >= lo_w) & (w <= hi_w) & (b >= lo_b) & (b <= hi_b)
+    if near.all():
+        return w, b, left_at
+    k = int(np.argmin(near))
+    w, b = w[: k + 1].copy(), b[: k + 1].copy()
+    if k > 0:
+        # Shorten the segment (k-1 → k) to where it crosses the far border.
+        dw, db = w[k] - w[k - 1], b[k] - b[k - 1]
+        ts = [1.0]
+        for delta, origin, lo, hi in ((dw, w[k - 1], lo_w, hi_w), (db, b[k - 1], lo_b, hi_b)):
+            if delta > 0:
+                ts.append((hi - origin) / delta)
+            elif delta < 0:
+                ts.append((lo - origin) / delta)
+        t = max(0.0, min(ts))
+        w[k], b[k] = w[k - 1] + t * dw, b[k - 1] + t * db
+    return w, b, left_at
+
+
+def plot_path(
+    trajectory: Trajectory,
+    *,
+    ax: Axes | None = None,
+    grid: Grid | None = None,
+    color: str = "red",
+    label: str | None = None,
+    **kwargs: Any,
+) -> PathArtists:
+    """The optimizer's path: every step as ``+``, start and end marked (Fig. 4).
+
+    With ``grid``, a path that leaves the map is drawn to the map's edge and its end is marked
+    where it left; a diverged path stops at its last finite point and says at which step.
+    """
+    ax = _axes(ax)
+    w, b, left_at = visible_path(trajectory, grid)
+    (line,) = ax.plot(
+        b, w, color=color, marker="+", linewidth=1.2, markersize=6, label=label, **kwargs
+    )
+    start = _mark(ax, w[0], b[0], START_STYLE, "start")
+    note = None
+    messages = []
+    if trajectory.diverged:
+        messages.append(f"diverged at step {trajectory.diverged_at}")
+    if left_at is not None:
+        messages.append(f"left the map at step {left_at}")
+    if left_at is not None and left_at > 0:
+        end = _mark(ax, w[left_at - 1], b[left_at - 1], OFF_MAP_STYLE, "last point on the map")
+    elif trajectory.diverged and left_at is None:
+        end = _mark(ax, w[-1], b[-1], OFF_MAP_STYLE, "last finite point")
+    else:
+        end = _mark(ax, w[-1], b[-1], END_STYLE, "end")
+    if messages:
+        note = ax.text(
+            0.03,
+            0.97,
+            "; ".join(messages),
+            transform=ax.transAxes,
+            va="top",
+            ha="left",
+            fontsize=8,
+            color="white",
+            bbox={"facecolor": "#d7191c", "alpha": 0.85, "edgecolor": "none"},
+            zorder=6,
+        )
+    if grid is not None:
+        left, right, bottom, top = grid.extent
+        ax.set_xlim(left, right)
+        ax.set_ylim(bottom, top)
+    return PathArtists(line, start, end, note)
+
+
+def plot_descent(
+    landscape: Landscape,
+    trajectory: Trajectory,
+    *,
+    ax: Axes | None = None,
+    log: bool = False,
+    effective: bool = False,
+    colorbar: bool = True,
+    legend: bool = False,
+    title: str | None = None,
+    kind: str = "heatmap",
+) -> DescentArtists:
+    """A loss map with the optimizer's path on top (Figs. 4–6, 8–10).
+
+    ``landscape`` is the plain loss. When the run uses weight decay, SGD minimizes
+    ``loss + wd/2·(w²+b²)`` instead: that objective's grid minimum is marked beside the loss's
+    own, and ``effective=True`` draws that objective as the map.
+    """
+    if landscape.effective:
+        raise ValueError("pass the plain loss landscape; weight decay is taken from the trajectory")
+    ax = _axes(ax)
+    wd = trajectory.optimizer.l2_weight_decay
+    objective = landscape.with_weight_decay(wd) if wd > 0 else landscape
+    shown = objective if effective else landscape
+    drawn = plot_landscape(shown, ax=ax, log=log, colorbar=colorbar, mark_minimum=False, kind=kind)
+    loss_minimum = mark_minima(landscape, ax=ax, zorder=7)
+    effective_minimum = None
+    if wd > 0:
+        w, b, _ = objective.argmin()
+        # Drawn above the path's end marker, which usually sits right on it.
+        effective_minimum = _mark(
+            ax, w, b, EFFECTIVE_MIN_STYLE, f"minimum of loss + {wd:g}/2·(w²+b²)", zorder=7
+        )
+    path = plot_path(trajectory, ax=ax, grid=landscape.grid)
+    ax.set_title(title if title is not None else landscape.loss.title)
+    if legend:
+        ax.legend(loc="lower right", fontsize=7, framealpha=0.8)
+    return DescentArtists(drawn, path, loss_minimum, effective_minimum)
+
+
+def _identical_pairs(landscapes: Sequence[Landscape]) -> list[str]:
+    notes = []
+    for i, first in enumerate(landscapes):
+        for second in landscapes[i + 1 :]:
+            if first.loss.same_function_as(second.loss) and first.loss != second.loss:
+                notes.append(
+                    f"{first.loss.title} and {second.loss.title} are the same function, "
+                    "so their panels are identical (set --huber-delta / --smoothl1-beta to tell "
+                    "them apart)."
+                )
+    return notes
+
+
+def panel_axes(
+    fig: Figure,
+    count: int,
+    *,
+    columns: int | None = None,
+    cell: tuple[float, float] = (5.6, 4.9),
+    extra: tuple[float, float] = (0.0, 0.0),
+) -> list[Axes]:
+    """``count`` axes in a grid ``columns`` wide (default: two, one for a single panel); the
+    figure gets ``cell`` inches per panel plus ``extra`` (width, height) inches."""
+    cols = columns or (1 if count == 1 else 2)
+    rows = (count + cols - 1) // cols
+    fig.set_size_inches(cell[0] * cols + extra[0], cell[1] * rows + extra[1])
+    axes = list(fig.subplots(rows, cols, squeeze=False).ravel())
+    for extra in axes[count:]:
+        extra.remove()
+    return axes[:count]
+
+
+def plot_panels(
+    landscapes: Sequence[Landscape],
+    trajectories: Sequence[Trajectory],
+    *,
+    fig: Figure | None = None,
+    log: bool = False,
+    effective: bool = False,
+    title: str | None = None,
+    kind: str = "heatmap",
+) -> PanelFigure:
+    """One panel per loss (2×2 for the article's four), each with its own colour scale."""
+    if len(landscapes) != len(trajectories) or not landscapes:
+        raise ValueError("need one trajectory per landscape, and at least one of each")
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure()
+    axes = panel_axes(fig, len(landscapes), extra=(0.0, 0.9))
+    panels = [
+        plot_descent(landscape, trajectory, ax=ax, log=log, effective=effective, kind=kind)
+        for landscape, trajectory, ax in zip(landscapes, trajectories, axes, strict=True)
+    ]
+    first = trajectories[0]
+    same_start = all(t.start == first.start for t in trajectories)
+    where = f"start {_point(first)}" if same_start else "each from its own start"
+    caption = title or f"{first.label}, {first.epochs} epochs, {where}"
+    caption = "\n".join(textwrap.wrap(caption, width=int(fig.get_figwidth() * 11)))
+    fig.suptitle(caption)
+    notes = _identical_pairs(landscapes)
+    handles, labels = _legend_entries(axes)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8)
+    if notes:
+        fig.text(0.5, 0.045, "\n".join(notes), ha="center", va="bottom", fontsize=8, style="italic")
+    fig.tight_layout(rect=(0, 0.08 if notes else 0.05, 1, 0.97))
+    return PanelFigure(fig, axes, panels, caption, notes)
+
+
+def _point(trajectory: Trajectory) -> str:
+    """The start as ``(w, b)``, or ``(x=…, y=…)`` for a test function."""
+    w, b = trajectory.start
+    if isinstance(trajectory.loss, TestFunction):
+        return f"(x={b:g}, y={w:g})"
+    return f"({w:g}, {b:g})"
+
+
+def _legend_entries(axes: Sequence[Axes]) -> tuple[list[Any], list[str]]:
+    """Unique legend entries across panels (markers only, the path itself is self-evident)."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    return list(seen.values()), list(seen.keys())

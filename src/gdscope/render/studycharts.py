@@ -1,0 +1,193 @@
+"""Matplotlib renderers for many runs: phase diagrams, small multiples, the shoot-out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import QuadMesh
+from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
+from matplotlib.contour import QuadContourSet
+from matplotlib.figure import Figure
+
+from gdscope.engines.trajectory import Trajectory
+from gdscope.optim.specs import format_value
+from gdscope.problem.maps import Landscape
+from gdscope.render.panels import CMAP, panel_axes, plot_landscape, plot_path
+from gdscope.studies.shootout import Shootout
+from gdscope.studies.sweep import Axis, GridRun
+
+__all__ = ["PhaseArtists", "plot_phase", "plot_shootout", "plot_small_multiples"]
+
+_LABELS = {
+    "final_loss": "final loss",
+    "best_loss": "best loss",
+    "steps": "steps to reach min + tol",
+    "diverged": "diverged",
+    "path_length": "path length",
+}
+
+
+@dataclass(frozen=True)
+class PhaseArtists:
+    mesh: QuadMesh
+    border: QuadContourSet | None
+    marker: Any
+
+
+def _edges(axis: Axis) -> np.ndarray:
+    values = np.array([float(v) for v in axis.values])
+    if len(values) == 1:
+        return np.array([values[0] - 0.5, values[0] + 0.5])
+    if axis.log:
+        logs = np.log(values)
+        mids = (logs[1:] + logs[:-1]) / 2
+        return np.exp(np.concatenate([[2 * logs[0] - mids[0]], mids, [2 * logs[-1] - mids[-1]]]))
+    mids = (values[1:] + values[:-1]) / 2
+    return np.concatenate([[2 * values[0] - mids[0]], mids, [2 * values[-1] - mids[-1]]])
+
+
+def plot_phase(
+    run: GridRun,
+    metric: str = "final_loss",
+    *,
+    ax: Axes | None = None,
+    stable: np.ndarray | None = None,
+    mark: tuple[float, float] | None = None,
+    colorbar: bool = True,
+) -> PhaseArtists:
+    """Heatmap of ``metric`` over the run's two axes (x: second axis, y: first).
+
+    ``stable`` (the analytic stable region on the same grid) is outlined in white; ``mark``
+    puts a star at an ``(x, y)`` configuration. Diverged cells of loss metrics are grey.
+    """
+    if len(run.axes) != 2:
+        raise ValueError("a phase diagram needs exactly two axes")
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        ax = plt.gca()
+    y_axis, x_axis = run.axes
+    values = run.grid(metric)
+    if metric in ("final_loss", "best_loss", "path_length"):
+        values = np.where(run.grid("diverged") > 0.5, np.nan, values)
+    if metric == "diverged":
+        cmap = ListedColormap(["#2c7bb6", "#d7191c"])
+        norm: Normalize = BoundaryNorm([-0.5, 0.5, 1.5], 2)
+    else:
+        cmap = ListedColormap(["#000000"]) if np.isnan(values).all() else None
+        finite = values[np.isfinite(values)]
+        positive = finite[finite > 0]
+        if metric.endswith("loss") and positive.size:
+            norm = LogNorm(float(positive.min()), float(positive.max()))
+        else:
+            norm = Normalize(
+                float(finite.min()) if finite.size else 0, float(finite.max()) if finite.size else 1
+            )
+    mesh = ax.pcolormesh(_edges(x_axis), _edges(y_axis), values, cmap=cmap or "viridis", norm=norm)
+    mesh.cmap.set_bad("#bdbdbd")
+    if x_axis.log:
+        ax.set_xscale("log")
+    if y_axis.log:
+        ax.set_yscale("log")
+    ax.set_xlabel(x_axis.name)
+    ax.set_ylabel(y_axis.name)
+    ax.set_title(
+        f"{_LABELS.get(metric, metric)}: {run.optimizer}, {run.loss.title}, {run.epochs} epochs"
+    )
+    if colorbar:
+        bar = ax.figure.colorbar(mesh, ax=ax)
+        if metric == "diverged":
+            bar.set_ticks([0, 1], labels=["converged", "diverged"])
+    border = None
+    if stable is not None and stable.any() and (~stable).any():
+        xs = np.array([float(v) for v in x_axis.values])
+        ys = np.array([float(v) for v in y_axis.values])
+        border = ax.contour(
+            xs, ys, stable.astype(float), levels=[0.5], colors="white", linewidths=2
+        )
+    marker = None
+    if mark is not None:
+        (marker,) = ax.plot(
+            [mark[0]], [mark[1]], "*", color="white", markeredgecolor="black", markersize=14
+        )
+    return PhaseArtists(mesh, border, marker)
+
+
+def plot_small_multiples(
+    landscape: Landscape,
+    trajectories: Sequence[Trajectory],
+    titles: Sequence[str],
+    *,
+    fig: Figure | None = None,
+    columns: int | None = None,
+    log: bool = False,
+) -> tuple[Figure, list[Axes]]:
+    """One panel per run on the same landscape, all with one shared colour scale."""
+    if len(trajectories) != len(titles) or not trajectories:
+        raise ValueError("need one title per trajectory, and at least one")
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure()
+    count = len(trajectories)
+    cols = columns or min(count, max(1, int(np.ceil(np.sqrt(count)))))
+    axes = panel_axes(fig, count, columns=cols, cell=(3.0, 3.0), extra=(1.2, 0.8))
+    image = None
+    for ax, run, title in zip(axes, trajectories, titles, strict=True):
+        drawn = plot_landscape(landscape, ax=ax, log=log, colorbar=False, mark_minimum=True)
+        image = drawn.image
+        path = plot_path(run, ax=ax, grid=landscape.grid)
+        if path.note is not None:
+            path.note.set_fontsize(6)
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("Bias", fontsize=7)
+        ax.set_ylabel("Weight", fontsize=7)
+    # All panels draw the same landscape with the same norm: one colorbar serves them all.
+    if image is not None:
+        fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02, label=landscape.loss.title)
+    return fig, axes
+
+
+def plot_shootout(landscape: Landscape, shootout: Shootout, *, fig: Figure | None = None) -> Figure:
+    """Each optimizer's best path on one landscape, and a table of the scores."""
+    if fig is None:
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure()
+    fig.set_size_inches(8.5, 10)
+    map_ax, table_ax = fig.subplots(2, 1, gridspec_kw={"height_ratios": [3, 1.2]})
+    plot_landscape(landscape, ax=map_ax, cmap=CMAP)
+    colours = ["red", "black", "magenta", "cyan", "orange", "white", "yellow", "lime"]
+    for contender, colour in zip(shootout.contenders, colours * 4, strict=False):
+        plot_path(
+            contender.path, ax=map_ax, grid=landscape.grid, color=colour, label=contender.name
+        )
+    handles = [h for h, label in zip(*map_ax.get_legend_handles_labels(), strict=True)
+               if label in {c.name for c in shootout.contenders}]  # fmt: skip
+    map_ax.legend(handles=handles, loc="lower right", fontsize=8)
+    map_ax.set_title(
+        f"Best of each optimizer: {shootout.budget} steps, {len(shootout.starts)} starts, "
+        f"{landscape.loss.title}"
+    )
+    table_ax.axis("off")
+    rows = []
+    for row in shootout.table():
+        setting = ", ".join(f"{k}={format_value(v, '.3g')}" for k, v in row.items()
+                            if k not in {"optimizer", "mean_final_loss", "diverged"})  # fmt: skip
+        rows.append(
+            [row["optimizer"], setting, f"{row['mean_final_loss']:.6g}", str(row["diverged"])]
+        )
+    table = table_ax.table(
+        cellText=rows, colLabels=["optimizer", "best setting", "mean final loss", "diverged"],
+        loc="center",
+    )  # fmt: skip
+    table.auto_set_font_size(False)
+    table.set_fontsize(8)
+    table.scale(1, 1.3)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,145 @@
+"""Phase diagrams: a metric over a 2-D grid of hyperparameters, every cell one batched run.
+
+Metrics (per cell):
+
+* ``final_loss``, ``best_loss``: the loss after the last step, and the lowest seen;
+* ``steps``: the first step whose loss is within ``tol`` of the loss's true minimum
+  (NaN if never);
+* ``path_length``: the summed length of all steps in (weight, bias);
+* ``diverged``: 1 if the run produced a non-finite value, or if its distance to the minimum
+  *grows*: the largest distance over the last tenth of the points exceeds the largest over
+  the first tenth (start included); else 0. Comparing the spread of windows rather than two
+  single points tells a slowly shrinking oscillation (high momentum) from a growing one, so
+  the verdict is decided within the run's epochs. The minimum is that of
+  ``loss + wd/2·|p|²`` for optimizers whose weight decay is an L2 penalty, else the loss's.
+  Near ``momentum → 1`` the oscillation shrinks only by ``√μ`` per step, so a verdict needs
+  epochs ≫ 1/(1 − √μ): about 200 for μ = 0.99, 2,000 for μ = 0.999. With fewer, such rows
+  read as diverged where the analytic border says they converge (slowly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from gdscope.engines.batched import BatchResult
+from gdscope.errors import GdscopeError
+from gdscope.problem.data import Dataset
+from gdscope.problem.losses import LossSpec
+from gdscope.problem.maps import find_minimum
+from gdscope.problem.objective import default_start
+from gdscope.problem.stability import hessian_eigenvalues, is_stable
+from gdscope.problem.testfunctions import TestFunction
+from gdscope.studies.sweep import Axis, GridRun, run_grid
+
+__all__ = ["METRICS", "analytic_stable", "phase_diagram"]
+
+METRICS = ("final_loss", "best_loss", "steps", "diverged", "path_length")
+_COUPLED = {"sgd", "adam", "rmsprop", "adagrad"}
+
+
+def phase_diagram(
+    data: Dataset | None,
+    *,
+    x: Axis,
+    y: Axis,
+    optimizer: str = "sgd",
+    fixed: Mapping[str, Any] | None = None,
+    loss: LossSpec | TestFunction | None = None,
+    start: tuple[float, float] | None = None,
+    epochs: int = 100,
+    tol: float = 1e-3,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    compile: bool = False,
+    chunk: int = 65_536,
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int | None = None,
+    shuffle_seed: int = 0,
+) -> GridRun:
+    """Run the ``y × x`` grid (rows are ``y``) and compute every metric in ``METRICS``.
+
+    For a test function the spreads are measured to its known minimum nearest to ``start``
+    (weight decay's shift of that minimum is not accounted for), and ``steps`` counts steps to
+    within ``tol`` of the lowest known minimum's value.
+    """
+    loss = loss or LossSpec()
+    if not tol > 0:
+        raise GdscopeError(f"tol must be > 0, got {tol}")
+    fixed = dict(fixed or {})
+    start = start if start is not None else default_start(loss)
+    minima: dict[float, np.ndarray] = {}
+    if isinstance(loss, TestFunction):
+        known = np.array(loss.minima)
+        values = loss(torch.tensor(known, dtype=torch.float64))
+        lowest = float(values.min())
+        nearest = known[int(np.argmin(np.linalg.norm(known - np.array(start), axis=1)))]
+    else:
+        lowest = find_minimum(data, loss)[2]
+
+    def minimum_for(decay: float) -> np.ndarray:
+        if isinstance(loss, TestFunction):
+            return nearest
+        if decay not in minima:
+            minima[decay] = np.array(find_minimum(data, loss, weight_decay=decay)[:2])
+        return minima[decay]
+
+    def decay_of(hyper: Mapping[str, Any], size: int) -> np.ndarray:
+        if optimizer not in _COUPLED:
+            return np.zeros(size)
+        decay = np.broadcast_to(np.asarray(hyper.get("weight_decay", 0.0), float), (size,))
+        decoupled = np.asarray(hyper.get("decoupled_weight_decay", False), bool)
+        return np.where(decoupled, 0.0, decay)
+
+    def centre(hyper: dict[str, np.ndarray]) -> np.ndarray:
+        size = max(np.size(v) for v in hyper.values())
+        return np.stack([minimum_for(float(d)) for d in decay_of(hyper, size)])
+
+    def finish(result: BatchResult, cells: np.ndarray) -> dict[str, np.ndarray]:
+        assert result.early_spread is not None and result.late_spread is not None
+        non_finite = result.diverged_at.cpu().numpy() >= 0
+        growing = (result.late_spread > result.early_spread).cpu().numpy()
+        steps = result.steps_to_target.cpu().numpy().astype(np.float64)
+        return {
+            "diverged": (non_finite | growing).astype(np.float64),
+            "steps": np.where(steps >= 0, steps, np.nan),
+            "early_spread": result.early_spread.double().cpu().numpy(),
+            "late_spread": result.late_spread.double().cpu().numpy(),
+        }
+
+    return run_grid(
+        data, optimizer, (y, x), fixed=fixed, loss=loss, start=start, epochs=epochs,
+        record="metrics", target=lowest + tol, chunk=chunk, dtype=dtype, device=device,
+        compile=compile, progress=progress, finish=finish, centre=centre, batch_size=batch_size,
+        shuffle_seed=shuffle_seed,
+    )  # fmt: skip
+
+
+def analytic_stable(run: GridRun, data: Dataset) -> np.ndarray | None:
+    """The analytic stable region on the run's grid (rows ``y``), for SGD on MSE; else None."""
+    if run.optimizer != "sgd" or not isinstance(run.loss, LossSpec) or run.loss.name != "mse":
+        return None
+    if run.meta.get("batch_size") is not None:
+        return None
+    if run.options.get("maximize", np.zeros(1, dtype=bool)).any():
+        return None
+    _, lam = hessian_eigenvalues(data)
+    opts = run.options
+    nesterov = opts["nesterov"]
+    stable = np.where(
+        nesterov,
+        is_stable(
+            opts["lr"], opts["momentum"], lam, nesterov=True, weight_decay=opts["weight_decay"]
+        ),
+        is_stable(
+            opts["lr"],
+            opts["momentum"],
+            lam,
+            dampening=opts["dampening"],
+            weight_decay=opts["weight_decay"],
+        ),
+    )
+    return stable.reshape(run.shape)

@@ -1,0 +1,191 @@
+"""A fair optimizer shoot-out: tune each optimizer under the same budget, from the same starts.
+
+Each optimizer's learning rate (and optionally its momentum, or Adam's beta1) is searched on
+the same grid; every setting runs from every start point for ``budget`` steps; a setting's
+score is the mean final loss over the starts (a diverged run scores +inf). Nothing is
+clipped. Optimizers the batched engine knows run batched, the others through real
+``torch.optim`` one run at a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from gdscope.engines.batched import run_batched
+from gdscope.engines.reference import check_epochs, train
+from gdscope.engines.trajectory import Trajectory
+from gdscope.errors import GdscopeError
+from gdscope.optim.rules import TRANSFORMS
+from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec
+from gdscope.problem.data import Dataset
+from gdscope.problem.losses import LossSpec
+from gdscope.problem.maps import Grid
+from gdscope.problem.objective import default_grid, default_start
+from gdscope.problem.testfunctions import TestFunction
+from gdscope.studies.sweep import Axis
+from gdscope.version import __version__
+
+__all__ = ["Contender", "Shootout", "compare", "start_points"]
+
+_BETA1 = {"adam", "adamw", "nadam", "radam", "adamax"}
+DEFAULT_LR = Axis("lr", tuple(float(v) for v in np.geomspace(1e-4, 1.0, 25)), log=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Contender:
+    name: str
+    options: dict[str, Any]
+    """The winning keyword arguments."""
+    score: float
+    scores: np.ndarray
+    """Score of every tried setting, in the order of ``settings``."""
+    settings: list[dict[str, Any]]
+    diverged: int
+    """How many runs of the winning setting diverged (over all starts)."""
+    path: Trajectory
+    """The winning setting's run from the first start."""
+
+
+@dataclass(frozen=True, eq=False)
+class Shootout:
+    loss: LossSpec | TestFunction
+    budget: int
+    starts: np.ndarray
+    seed: int
+    contenders: list[Contender]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per optimizer, best first."""
+        rows = [
+            {"optimizer": c.name, **c.options, "mean_final_loss": c.score, "diverged": c.diverged}
+            for c in self.contenders
+        ]
+        return sorted(rows, key=lambda row: row["mean_final_loss"])
+
+
+def start_points(
+    count: int,
+    *,
+    seed: int = 0,
+    grid: Grid | None = None,
+    first: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """``first`` (default: the article's start), then ``count - 1`` uniform points in the grid's
+    box (default: the article's grid), seeded."""
+    if count < 1:
+        raise GdscopeError(f"need at least one start point, got {count}")
+    grid = grid or default_grid(LossSpec())
+    first = first or default_start(LossSpec())
+    rng = np.random.RandomState(seed)
+    extra = np.stack(
+        [rng.uniform(*grid.w_range, count - 1), rng.uniform(*grid.b_range, count - 1)], axis=1
+    )
+    return np.concatenate([np.array([first]), extra])
+
+
+def _settings(name: str, lr: Axis, momentum: Axis | None) -> list[dict[str, Any]]:
+    if momentum is None:
+        return [{"lr": v} for v in lr.values]
+    if name in _BETA1:
+        return [
+            {"lr": a, "betas": (b, 0.999)} for a, b in itertools.product(lr.values, momentum.values)
+        ]
+    if name in {"sgd", "rmsprop"}:
+        return [{"lr": a, "momentum": b} for a, b in itertools.product(lr.values, momentum.values)]
+    return [{"lr": v} for v in lr.values]
+
+
+def _scores(finals: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(finals), finals, np.inf).mean(axis=1)
+
+
+def compare(
+    data: Dataset | None,
+    optimizers: Sequence[str],
+    *,
+    loss: LossSpec | TestFunction | None = None,
+    budget: int = 100,
+    starts: int | np.ndarray = 5,
+    seed: int = 0,
+    lr: Axis = DEFAULT_LR,
+    momentum: Axis | None = None,
+    fixed: Mapping[str, Mapping[str, Any]] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Shootout:
+    """Tune and score each optimizer; see the module docstring for the rules. On a test function
+    the starts are its customary one and random points of its standard domain."""
+    loss = loss or LossSpec()
+    check_epochs(budget)
+    names = [name.lower() for name in optimizers]
+    unknown = [name for name in names if name not in OPTIMIZERS]
+    if unknown or not names:
+        raise GdscopeError(
+            f"unknown optimizer(s) {unknown or names}; choose from {', '.join(OPTIMIZERS)}"
+        )
+    points = (
+        start_points(starts, seed=seed, grid=default_grid(loss), first=default_start(loss))
+        if isinstance(starts, int)
+        else np.asarray(starts, float)
+    )
+    fixed = dict(fixed or {})
+    contenders = []
+    for name in names:
+        settings = [{**fixed.get(name, {}), **s} for s in _settings(name, lr, momentum)]
+        finals = _final_losses(data, name, settings, points, loss, budget, dtype)
+        scores = _scores(finals)
+        best = int(np.argmin(scores))
+        options = settings[best]
+        path = train(data, loss=loss, optimizer=OptimizerSpec.of(name, **options), epochs=budget,
+                     start=tuple(points[0]), dtype=dtype)  # fmt: skip
+        diverged = int((~np.isfinite(finals[best])).sum())
+        contenders.append(
+            Contender(name, options, float(scores[best]), scores, settings, diverged, path)
+        )
+    meta = {"gdscope": __version__, "torch": torch.__version__, "seed": seed, "budget": budget}
+    return Shootout(loss, budget, points, seed, contenders, meta)
+
+
+def _final_losses(
+    data: Dataset | None,
+    name: str,
+    settings: list[dict[str, Any]],
+    points: np.ndarray,
+    loss: LossSpec | TestFunction,
+    budget: int,
+    dtype: torch.dtype,
+) -> np.ndarray:
+    """``(settings, starts)`` final losses; NaN for diverged runs."""
+    n_set, n_start = len(settings), len(points)
+    if name in TRANSFORMS:
+        keys = sorted({k for s in settings for k in s})
+        hyper: dict[str, Any] = {}
+        for key in keys:
+            column = [s[key] for s in settings for _ in range(n_start)]
+            if key == "betas":
+                hyper["beta1"], hyper["beta2"] = [b[0] for b in column], [b[1] for b in column]
+            else:
+                hyper[key] = column
+        result = run_batched(
+            data, name, hyper, loss=loss, start=np.tile(points, (n_set, 1)), epochs=budget,
+            record="metrics", dtype=dtype,
+        )  # fmt: skip
+        finals = result.final_loss.double().cpu().numpy()
+        finals = np.where(result.diverged_at.cpu().numpy() >= 0, np.nan, finals)
+        return finals.reshape(n_set, n_start)
+    finals = np.full((n_set, n_start), np.nan)
+    for i, setting in enumerate(settings):
+        spec = OptimizerSpec.of(name, **setting)
+        for j, point in enumerate(points):
+            run = train(
+                data, loss=loss, optimizer=spec, epochs=budget, start=tuple(point), dtype=dtype
+            )
+            finals[i, j] = math.nan if run.diverged else run.losses[-1]
+    return finals

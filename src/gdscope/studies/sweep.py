@@ -1,0 +1,311 @@
+"""Grids of configurations: parse ``--vary`` axes, run them in chunks, save the results.
+
+A grid is the Cartesian product of axes (first axis slowest). It runs through the batched
+engine in chunks, so a progress callback sees each chunk finish, and an interruption
+(Ctrl-C) keeps every finished chunk: unfinished cells are marked as not ``completed``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gdscope.engines.batched import BatchResult, run_batched
+from gdscope.engines.trajectory import Trajectory
+from gdscope.errors import GdscopeError
+from gdscope.files import write_atomic
+from gdscope.optim.rules import torch_kwargs
+from gdscope.optim.specs import OptimizerSpec, parse_value
+from gdscope.problem.data import Dataset
+from gdscope.problem.losses import LossSpec
+from gdscope.problem.objective import default_start
+from gdscope.problem.testfunctions import TestFunction
+from gdscope.version import __version__
+
+__all__ = ["Axis", "GridRun", "expand", "run_grid", "save_grid"]
+
+MAX_AXIS = 4096
+MAX_CELLS = 16_777_216
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One varied hyperparameter: its name and values (``log`` only says how they were made)."""
+
+    name: str
+    values: tuple[Any, ...]
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            raise GdscopeError(f"{self.name} has no values")
+        if len(self.values) > MAX_AXIS:
+            raise GdscopeError(f"{self.name} has {len(self.values)} values; at most {MAX_AXIS}")
+
+    @classmethod
+    def parse(cls, text: str) -> Axis:
+        """``lr=0.01:0.5:6`` (6 evenly spaced, ends included), ``lr=1e-3:2:256:log``,
+        ``momentum=0,0.5,0.9`` or ``nesterov=false,true``."""
+        name, sep, spec = text.partition("=")
+        name = name.strip()
+        if not sep or not name or not spec.strip():
+            raise GdscopeError(f"--vary must look like name=values, got {text!r}")
+        if ":" in spec:
+            parts = spec.split(":")
+            log = parts[-1].strip().lower() == "log"
+            if log:
+                parts = parts[:-1]
+            if len(parts) != 3:
+                raise GdscopeError(f"a range is lo:hi:count[:log], got {spec!r}")
+            try:
+                lo, hi, count = float(parts[0]), float(parts[1]), int(parts[2])
+            except ValueError:
+                raise GdscopeError(f"a range is lo:hi:count[:log], got {spec!r}") from None
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise GdscopeError(f"range ends must be finite, got {spec!r}")
+            if not 1 <= count <= MAX_AXIS:
+                raise GdscopeError(f"a range needs 1..{MAX_AXIS} values, got {count}")
+            if log and (lo <= 0 or hi <= 0):
+                raise GdscopeError(f"a log range needs positive ends, got {spec!r}")
+            values = np.geomspace(lo, hi, count) if log else np.linspace(lo, hi, count)
+            return cls(name, tuple(float(v) for v in values), log)
+        values = []
+        for item in spec.split(","):
+            value = parse_value(item)
+            if isinstance(value, bool):
+                values.append(value)
+            elif isinstance(value, (int, float)) and math.isfinite(value):
+                values.append(float(value))
+            else:
+                raise GdscopeError(f"{name}: {item!r} is not a finite number or true/false")
+        return cls(name, tuple(values))
+
+
+def expand(axes: Sequence[Axis]) -> dict[str, np.ndarray]:
+    """Flattened Cartesian product (first axis slowest) as one array per axis name."""
+    names = [axis.name for axis in axes]
+    if len(set(names)) != len(names):
+        raise GdscopeError(f"an axis is varied twice: {', '.join(names)}")
+    cells = math.prod(len(axis.values) for axis in axes)
+    if cells > MAX_CELLS:
+        raise GdscopeError(f"{cells} configurations; at most {MAX_CELLS}")
+    grids = np.meshgrid(*[np.array(axis.values) for axis in axes], indexing="ij")
+    return {axis.name: grid.reshape(-1) for axis, grid in zip(axes, grids, strict=True)}
+
+
+@dataclass(frozen=True, eq=False)
+class GridRun:
+    """The merged result of a chunked grid run; arrays are NumPy, one entry per cell."""
+
+    optimizer: str
+    axes: tuple[Axis, ...]
+    fixed: dict[str, Any]
+    loss: LossSpec | TestFunction
+    start: tuple[float, float]
+    epochs: int
+    options: dict[str, np.ndarray]
+    """Every hyperparameter of every cell (torch's names), including the fixed ones."""
+    metrics: dict[str, np.ndarray]
+    completed: np.ndarray
+    interrupted: bool = False
+    paths: np.ndarray | None = None
+    losses: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(axis.values) for axis in self.axes)
+
+    def options_of(self, k: int) -> dict[str, Any]:
+        """Cell ``k``'s hyperparameters as torch keyword arguments."""
+        return torch_kwargs(self.optimizer, {key: v[k] for key, v in self.options.items()})
+
+    def trajectory(self, k: int) -> Trajectory:
+        """Cell ``k`` as a ``Trajectory`` (runs with ``record="path"``)."""
+        if self.paths is None or self.losses is None:
+            raise ValueError('trajectory() needs a run with record="path"')
+        spec = OptimizerSpec.of(self.optimizer, **self.options_of(k))
+        at = int(self.metrics["diverged_at"][k])
+        batch = self.meta.get("batch_size")
+        extra: dict[str, Any] = {}
+        if batch is not None:
+            per_epoch = (self.paths.shape[1] - 1) // self.epochs
+            extra = {"steps_per_epoch": per_epoch, "batch_size": batch,
+                     "shuffle_seed": self.meta.get("shuffle_seed")}  # fmt: skip
+        return Trajectory.from_path(
+            self.paths[k], self.losses[k], at, self.loss, spec, self.start, **extra
+        )
+
+    def grid(self, metric: str) -> np.ndarray:
+        """A metric reshaped to the axes' shape (NaN where not completed)."""
+        values = np.where(self.completed, self.metrics[metric].astype(np.float64), np.nan)
+        return values.reshape(self.shape)
+
+
+def run_grid(
+    data: Dataset | None,
+    optimizer: str,
+    axes: Sequence[Axis],
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    loss: LossSpec | TestFunction | None = None,
+    start: tuple[float, float] | None = None,
+    epochs: int = 100,
+    record: str = "metrics",
+    target: float | None = None,
+    chunk: int = 65_536,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    compile: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    finish: Callable[[BatchResult, np.ndarray], dict[str, np.ndarray]] | None = None,
+    centre: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
+    batch_size: int | None = None,
+    shuffle_seed: int = 0,
+) -> GridRun:
+    """Run every cell of ``axes`` (with ``fixed`` hyperparameters) through the batched engine.
+
+    ``centre(hyper)`` gives each chunk's reference points for the spread metrics, and
+    ``finish(result, cells)`` may add metrics per chunk. ``batch_size``/``shuffle_seed``: mini-batch
+    SGD, the same batches for every cell.
+    """
+    fixed = dict(fixed or {})
+    loss = loss or LossSpec()
+    if start is None:
+        start = default_start(loss)
+    clash = set(fixed) & {axis.name for axis in axes}
+    if clash:
+        raise GdscopeError(f"{', '.join(sorted(clash))} is both varied and fixed")
+    cells = expand(axes)
+    total = len(next(iter(cells.values()))) if cells else 1
+    completed = np.zeros(total, dtype=bool)
+    metrics: dict[str, np.ndarray] = {}
+    options: dict[str, np.ndarray] = {}
+    paths = losses = None
+    interrupted = False
+    try:
+        for begin in range(0, total, chunk):
+            index = np.arange(begin, min(total, begin + chunk))
+            hyper = {**fixed, **{name: values[index] for name, values in cells.items()}}
+            result = run_batched(
+                data, optimizer, hyper, loss=loss, start=start, epochs=epochs, record=record,
+                target=target, dtype=dtype, device=device, compile=compile,
+                centre=None if centre is None else centre(hyper), batch_size=batch_size,
+                shuffle_seed=shuffle_seed,
+            )  # fmt: skip
+            chunk_metrics = {
+                "final_loss": result.final_loss,
+                "best_loss": result.best_loss,
+                "path_length": result.path_length,
+                "steps_to_target": result.steps_to_target,
+                "diverged_at": result.diverged_at,
+                "final_w": result.final[:, 0],
+                "final_b": result.final[:, 1],
+            }
+            arrays = {k: v.detach().cpu().numpy() for k, v in chunk_metrics.items()}
+            if finish is not None:
+                arrays.update(finish(result, index))
+            for key, value in arrays.items():
+                metrics.setdefault(key, np.full(total, np.nan, dtype=np.float64))[index] = value
+            for key, value in result.hyper.items():
+                column = value[:, 0].cpu().numpy()
+                options.setdefault(key, np.zeros(total, dtype=column.dtype))[index] = column
+            if record == "path" and result.path is not None and result.losses is not None:
+                if paths is None or losses is None:
+                    points = result.path.shape[0]
+                    paths = np.full((total, points, 2), np.nan)
+                    losses = np.full((total, points), np.nan)
+                paths[index] = result.path.permute(1, 0, 2).double().cpu().numpy()
+                losses[index] = result.losses.T.double().cpu().numpy()
+            completed[index] = True
+            if progress is not None:
+                progress(int(completed.sum()), total)
+    except KeyboardInterrupt:
+        interrupted = True
+    meta = {
+        "gdscope": __version__,
+        "torch": torch.__version__,
+        "dtype": str(dtype).replace("torch.", ""),
+        "device": str(device or "cpu"),
+    }
+    if batch_size is not None:
+        meta.update(batch_size=batch_size, shuffle_seed=shuffle_seed)
+    return GridRun(
+        optimizer, tuple(axes), fixed, loss, tuple(start), epochs, options, metrics, completed,
+        interrupted, paths, losses, meta,
+    )  # fmt: skip
+
+
+def _rows(run: GridRun) -> tuple[list[str], list[list[Any]]]:
+    option_names = sorted(run.options)
+    metric_names = sorted(run.metrics)
+    header = ["cell", *option_names, *metric_names, "completed"]
+    rows = []
+    for k in range(len(run.completed)):
+        row: list[Any] = [k]
+        for name in option_names:
+            value = run.options[name][k]
+            row.append(bool(value) if run.options[name].dtype == bool else float(value))
+        row += [
+            float(run.metrics[name][k]) if name in run.metrics else math.nan
+            for name in metric_names
+        ]
+        row.append(bool(run.completed[k]))
+        rows.append(row)
+    return header, rows
+
+
+def _describe(run: GridRun) -> dict[str, Any]:
+    return {
+        "optimizer": run.optimizer,
+        "axes": [{"name": a.name, "values": list(a.values), "log": a.log} for a in run.axes],
+        "fixed": run.fixed,
+        "loss": {"name": run.loss.name, "delta": run.loss.delta, "beta": run.loss.beta},
+        "start": list(run.start),
+        "epochs": run.epochs,
+        "interrupted": run.interrupted,
+        **run.meta,
+    }
+
+
+def save_grid(run: GridRun, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write every cell's exact configuration and metrics as ``.npz``, ``.csv`` or ``.json``."""
+    target = Path(path)
+    kind = target.suffix.lower()
+    if kind not in {".npz", ".csv", ".json"}:
+        raise GdscopeError(f"--save takes a .npz, .csv or .json file, got {target.name!r}")
+    header, rows = _rows(run)
+    description = _describe(run)
+    if kind == ".csv":
+        buffer = io.StringIO()
+        buffer.write("# " + json.dumps(description) + "\n")
+        writer = csv.writer(buffer)
+        writer.writerow(header)
+        writer.writerows(rows)
+        text = buffer.getvalue()
+        return write_atomic(target, lambda tmp: tmp.write_text(text), force=force)
+    if kind == ".json":
+        cells = [dict(zip(header, row, strict=True)) for row in rows]
+        text = json.dumps({**description, "cells": cells}, allow_nan=True)
+        return write_atomic(target, lambda tmp: tmp.write_text(text), force=force)
+
+    def write_npz(tmp: Path) -> None:
+        arrays = {f"option_{k}": v for k, v in run.options.items()}
+        arrays.update({f"metric_{k}": v for k, v in run.metrics.items()})
+        arrays["completed"] = run.completed
+        if run.paths is not None:
+            arrays["paths"] = run.paths
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, description=json.dumps(description), **arrays)
+
+    return write_atomic(target, write_npz, force=force)
