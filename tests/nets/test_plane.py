@@ -31,15 +31,12 @@ from gdscope.nets.recorder import ParamLayout
 
 
 def small():
+    """An MLP, 120 points in batches of 50 (the last one short), a 3 × 4 grid."""
     model = mlp.make_model(seed=1).eval()
     data = torch.utils.data.DataLoader(mlp.make_dataset(120, seed=2), batch_size=50)
-    grid = {
-        "dx": random_direction(model, seed=1),
-        "dy": random_direction(model, seed=2),
-        "xs": np.linspace(-1, 1, 4),
-        "ys": np.linspace(-0.5, 0.5, 3),
-    }
-    return model, data, grid
+    dx, dy = (random_direction(model, seed=seed) for seed in (1, 2))
+    return model, data, {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 4),
+                         "ys": np.linspace(-0.5, 0.5, 3)}  # fmt: skip
 
 
 @pytest.mark.parametrize(
