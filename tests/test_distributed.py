@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -55,12 +57,21 @@ def test_ray_results_are_identical_to_local(local_ray, strategy):
     assert sorted(done) == [3, 6, 9, 12]
 
 
-def test_a_crashed_workers_chunk_is_run_again(local_ray, tmp_path):
-    from gdscope.nets.distributed import RayBackend
+def test_a_crashed_workers_chunk_is_run_again(local_ray, tmp_path, monkeypatch):
+    from gdscope.nets import distributed
 
     model, loader, grid = problem()
     marker = tmp_path / "crashed"
-    backend = RayBackend(crash_marker=str(marker))
+    evaluate_chunk = distributed._evaluate_chunk
+
+    def crash_once(*args):  # a local function: Ray ships it to the workers by value
+        if not os.path.exists(marker):  # the first task to get here kills its worker process
+            marker.touch()
+            os._exit(1)
+        return evaluate_chunk(*args)
+
+    monkeypatch.setattr(distributed, "_evaluate_chunk", crash_once)
+    backend = distributed.RayBackend()
     surface = evaluate_plane(model, loader, nn.CrossEntropyLoss(), backend=backend, **grid)
     assert marker.exists()  # one worker really died
     assert surface.meta["strategy"] == "loop"  # "auto" with a backend: the loop on CPU workers

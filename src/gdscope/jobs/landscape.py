@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,14 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from gdscope.errors import GdscopeError
-from gdscope.nets.directions import line_direction, pca_plane, random_direction
-from gdscope.nets.plane import ModelSurface, evaluate_plane, materialize, resolve_device
-from gdscope.nets.projection import Honesty, ProjectedPath, honesty, project
-from gdscope.nets.recorder import RecordedPath, open_path
+from gdscope.nets.plane import EvaluationOptions, materialize, resolve_device
+from gdscope.nets.survey import (
+    LandscapeResult,
+    PlaneOptions,
+    model_landscape,
+    not_finite_note,
+    split_options,
+)
 
 __all__ = [
     "LandscapeJob",
@@ -56,79 +59,42 @@ def load_callable(spec: str, what: str) -> Callable[..., Any]:
     return function
 
 
-Axis = tuple[float, float, int]
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class LandscapeJob:
-    """Everything ``gdscope landscape`` needs, parsed and typed."""
+    """Everything ``gdscope landscape`` needs, parsed, typed and checked: the model, data and
+    loss to import (``module:function``), the checkpoints to load (``checkpoint`` into the
+    model, ``to`` into the line's end), the recorded ``path``, the ``plane`` and the
+    ``evaluation``. Like ``model_landscape``, the fields of ``plane`` and ``evaluation`` may
+    also be given as keywords (``directions="pca"``, ``strategy="loop"``, …)."""
 
     model: str
     data: str
-    loss: str = "crossentropy"
-    checkpoint: Path | None = None
-    path: Path | None = None
-    directions: str = "random"
-    to: Path | None = None
-    norm: str = "filter"
-    ignore: str = "biasbn"
-    states: bool = False
-    """Directions over parameters and BatchNorm's running statistics (``dir_type=states``)."""
-    seed: int = 0
-    x: Axis | None = None
-    """``(lo, hi, count)``; None: the path's extent with margins on a PCA plane, 0 and 1 with
-    half a line's length either side on a line, else ``(-1, 1, 21)`` (the reference's habit)."""
-    y: Axis | None = None
-    line: bool = False
-    """A 1-D landscape along ``x`` only (always so for ``directions="line"``)."""
-    device: str = "cpu"
-    chunk: int | str = "auto"
-    strategy: str = "auto"
-    memory_format: str = "auto"
-    plan: tuple[tuple[str, int], ...] = ()
-    """Auto's trials to repeat (a replay; see ``evaluate_plane``)."""
-    backend: Any = None
-    resume: Path | None = None
+    loss: str
+    checkpoint: Path | None
+    path: Path | None
+    to: Path | None
+    plane: PlaneOptions
+    evaluation: EvaluationOptions
 
-    def __post_init__(self) -> None:
-        _check_plane(self.directions, path=self.path is not None, to=self.to is not None,
-                     states=self.states, x=self.x, y=self.y, line=self.line)  # fmt: skip
-
-
-def _check_plane(directions: str, *, path: bool, to: bool, states: bool, x: Axis | None,
-                 y: Axis | None, line: bool) -> None:  # fmt: skip
-    """The options of a plane (or line) that cannot work together, refused before any work."""
-    if directions not in ("random", "pca", "line"):
-        raise GdscopeError(f"directions must be random, pca or line, got {directions!r}")
-    if directions == "pca" and not path:
-        raise GdscopeError("PCA directions need a recorded path (--path)")
-    if states and directions == "pca":
-        raise GdscopeError("a recorded path holds parameters only: PCA takes no --states")
-    if directions == "line" and not to:
-        raise GdscopeError("a line needs the model at its end (--to CHECKPOINT)")
-    for axis in (x, y):
-        if axis is not None and not (len(axis) == 3 and axis[0] < axis[1] and 2 <= axis[2] <= 501):
-            raise GdscopeError(f"a grid axis needs LO < HI and 2..501 points, got {axis}")
-    if y is not None and (line or directions == "line"):
-        raise GdscopeError("a line has no y axis: drop --y")
-
-
-def fit_axis(values: np.ndarray, count: int) -> tuple[float, float, int]:
-    """An axis over ``values`` with a quarter of their spread as margin on either side."""
-    pad = 0.25 * (float(np.ptp(values)) or 1.0)
-    return float(values.min()) - pad, float(values.max()) + pad, count
-
-
-@dataclass(frozen=True, eq=False)
-class LandscapeResult:
-    surface: ModelSurface
-    path: RecordedPath | None = None
-    projected: ProjectedPath | None = None
-    honesty: Honesty | None = None
-    explained: np.ndarray | None = None
-    notes: list[str] = field(default_factory=list)
-    marks: dict[float, str] = field(default_factory=dict)
-    """Labelled positions along a line (the two models of a line between them)."""
+    def __init__(
+        self,
+        model: str,
+        data: str,
+        *,
+        loss: str = "crossentropy",
+        checkpoint: Path | None = None,
+        path: Path | None = None,
+        to: Path | None = None,
+        plane: PlaneOptions | None = None,
+        evaluation: EvaluationOptions | None = None,
+        **options: Any,
+    ) -> None:
+        plane, evaluation = split_options(options, plane, evaluation, path=path is not None,
+                                          to=to is not None)  # fmt: skip
+        for name, value in (("model", model), ("data", data), ("loss", loss),
+                            ("checkpoint", checkpoint), ("path", path), ("to", to),
+                            ("plane", plane), ("evaluation", evaluation)):  # fmt: skip
+            object.__setattr__(self, name, value)
 
 
 CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
@@ -163,102 +129,6 @@ def _load_state(model: nn.Module, file: Path) -> None:
         raise GdscopeError(f"{file} does not fit the model: {first}") from None
 
 
-def model_landscape(
-    model: nn.Module,
-    data: Any,
-    loss_fn: Callable[[Tensor, Tensor], Tensor],
-    *,
-    path: RecordedPath | str | os.PathLike[str] | None = None,
-    directions: str = "random",
-    to: nn.Module | None = None,
-    norm: str = "filter",
-    ignore: str = "biasbn",
-    seed: int = 0,
-    states: bool = False,
-    x: Axis | None = None,
-    y: Axis | None = None,
-    line: bool = False,
-    device: str | torch.device = "cpu",
-    chunk: int | str = "auto",
-    strategy: str = "auto",
-    memory_format: str = "auto",
-    plan: Sequence[tuple[str, int]] = (),
-    backend: Any = None,
-    resume: str | os.PathLike[str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    names: tuple[str, str] = ("the model", "the other model"),
-    points: int | None = None,
-) -> LandscapeResult:
-    """The landscape of ``model`` (at its current weights) on ``data``, from a notebook.
-
-    ``directions``: ``"random"`` (normalized with ``norm``/``ignore``, seeds ``seed`` and
-    ``seed + 1``), ``"pca"`` of the recorded ``path`` (a ``Recorder.result()`` or its folder),
-    or ``"line"`` towards the model ``to`` (``names`` label its two ends). ``x``/``y`` are
-    ``(lo, hi, count)``; by default the grid frames a PCA path, spans -0.5…1.5 on a line, else
-    -1…1, with ``points`` samples per axis (default 21; 41 on a line). A ``path`` is projected
-    on the plane and checked for honesty. The rest is passed to ``evaluate_plane``. Draw the
-    result with ``draw_landscape``.
-    """
-    _check_plane(directions, path=path is not None, to=to is not None, states=states, x=x, y=y,
-                 line=line)  # fmt: skip
-    model.eval()
-    recorded = path if isinstance(path, RecordedPath) or path is None else open_path(path)
-    if recorded is not None:
-        recorded.layout.check(model)
-    if points is not None and not 2 <= points <= 501:
-        raise GdscopeError(f"points per axis must be in [2, 501], got {points}")
-    explained = centre = on_plane = None
-    marks: dict[float, str] = {}
-    count = points or 21
-    grid_x, grid_y = x or (-1.0, 1.0, count), y or (-1.0, 1.0, count)
-    if directions == "pca":
-        assert recorded is not None
-        plane = pca_plane(recorded)
-        dx, dy, centre, explained = plane.dx, plane.dy, plane.centre, plane.explained_variance_ratio
-        # The plane is known before any loss is computed: frame the path unless told otherwise.
-        on_plane = project(recorded, plane)
-        grid_x, grid_y = x or fit_axis(on_plane.xs, count), y or fit_axis(on_plane.ys, count)
-    elif directions == "line":
-        assert to is not None
-        dx, dy = line_direction(model, to, states=states), None
-        grid_x, marks = x or (-0.5, 1.5, points or 41), {0.0: names[0], 1.0: names[1]}
-    else:
-        options = {"norm": norm, "ignore": ignore, "states": states}
-        dx = random_direction(model, seed=seed, **options)
-        dy = random_direction(model, seed=seed + 1, **options)
-    if line:
-        dy = None
-    xs = np.linspace(*grid_x[:2], grid_x[2])
-    ys = np.linspace(*grid_y[:2], grid_y[2]) if dy is not None else [0.0]
-    device = resolve_device(device)
-    batches = materialize(data, device)
-    surface = evaluate_plane(
-        model, batches, loss_fn, dx=dx, dy=dy, xs=xs, ys=ys, centre=centre, chunk=chunk,
-        device=device, progress=progress, resume=resume, backend=backend, strategy=strategy,
-        states=states, memory_format=memory_format, plan=plan,
-    )  # fmt: skip
-    projected = check = None
-    notes = []
-    if "vmap_failure" in surface.meta:
-        notes.append(f"evaluated point by point: {surface.meta['vmap_failure']}")
-    if not_finite := _not_finite(surface):
-        notes.append(not_finite)
-    if recorded is not None and not surface.is_line:
-        projected = on_plane if on_plane is not None else project(recorded, surface)
-        check = honesty(model, batches, loss_fn, recorded, projected, surface)
-        if check.warning():
-            notes.append(check.warning())
-    return LandscapeResult(surface, recorded, projected, check, explained, notes, marks)
-
-
-def _not_finite(surface: ModelSurface) -> str | None:
-    """Says how much of the surface overflowed (drawn blank), if any did."""
-    bad = int((~np.isfinite(surface.loss)).sum())
-    if not bad:
-        return None
-    return f"the loss is not finite at {bad} of {surface.loss.size} grid points (drawn blank)"
-
-
 def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = None
             ) -> LandscapeResult:  # fmt: skip
     """Import the job's model, data and loss, load its checkpoints, run ``model_landscape``."""
@@ -280,12 +150,9 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
     first = job.checkpoint.name if job.checkpoint is not None else "the model"
     try:
         return model_landscape(
-            model, make_data(), loss_fn, path=job.path, directions=job.directions, to=end,
-            norm=job.norm, ignore=job.ignore, seed=job.seed, states=job.states, x=job.x,
-            y=job.y, line=job.line, device=job.device, chunk=job.chunk, strategy=job.strategy,
-            memory_format=job.memory_format, plan=job.plan, backend=job.backend,
-            resume=job.resume, progress=progress,
-            names=(first, job.to.name if job.to is not None else ""),
+            model, make_data(), loss_fn, path=job.path, to=end, progress=progress,
+            names=(first, job.to.name if job.to is not None else ""), plane=job.plane,
+            evaluation=job.evaluation,
         )  # fmt: skip
     except GdscopeError:
         raise  # already says what to fix
@@ -340,7 +207,7 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
     if view != "surface":
         ax.set_aspect("auto")  # the two directions' scales are unrelated
     ax.set_title(title or f"{metric} landscape")
-    if (not_finite := _not_finite(surface)) and view != "surface":
+    if (not_finite := not_finite_note(surface)) and view != "surface":
         ax.text(0.02, 0.98, not_finite, transform=ax.transAxes, va="top", fontsize=7,
                 color="#d7191c", wrap=True)  # fmt: skip
     if result.honesty is not None and result.path is not None:

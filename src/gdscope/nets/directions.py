@@ -10,6 +10,7 @@ line between two BatchNorm networks really ends at the second one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -18,18 +19,32 @@ from torch import Tensor, nn
 from gdscope.errors import GdscopeError
 from gdscope.nets.recorder import ParamLayout, RecordedPath
 
-__all__ = ["NORMS", "PCAPlane", "line_direction", "normalize", "pca_plane", "random_direction"]
+__all__ = [
+    "IGNORES",
+    "NORMS",
+    "Ignore",
+    "Norm",
+    "PCAPlane",
+    "line_direction",
+    "normalize",
+    "pca_plane",
+    "random_direction",
+]
 
-NORMS = ("filter", "layer", "none")
-IGNORES = ("biasbn", "keep")
+Norm = Literal["filter", "layer", "none"]
+"""How a direction is scaled to the model: filter by filter, weight by weight, or not at all."""
+Ignore = Literal["biasbn", "keep"]
+"""What 1-D parameters (biases, normalization layers) get: zeros, or the model's own values."""
+NORMS: tuple[Norm, ...] = get_args(Norm)
+IGNORES: tuple[Ignore, ...] = get_args(Ignore)
 
 
 def normalize(
     direction: Tensor,
     model: nn.Module,
     *,
-    norm: str = "filter",
-    ignore: str = "biasbn",
+    norm: Norm = "filter",
+    ignore: Ignore = "biasbn",
     states: bool = False,
 ) -> Tensor:
     """Rescale ``direction`` like the reference implementation does.
@@ -71,8 +86,8 @@ def normalize(
 def random_direction(
     model: nn.Module,
     *,
-    norm: str = "filter",
-    ignore: str = "biasbn",
+    norm: Norm = "filter",
+    ignore: Ignore = "biasbn",
     seed: int | None = 0,
     states: bool = False,
 ) -> Tensor:

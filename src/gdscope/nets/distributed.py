@@ -10,10 +10,8 @@ re-run: Ray retries it ``max_retries`` times, then this backend resubmits it up 
 from __future__ import annotations
 
 import copy
-import os
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,32 +19,28 @@ import torch
 from torch import Tensor, nn
 
 from gdscope.errors import GdscopeError
+from gdscope.nets.plane import EVALUATORS, Batches, ChunkWork, LossFn, Method, Store
+from gdscope.nets.recorder import ParamLayout
 
 __all__ = ["RayBackend"]
 
 
 def _evaluate_chunk(
     model: nn.Module,
-    batches: list[tuple[Tensor, Tensor]],
-    loss_fn: Callable[[Tensor, Tensor], Tensor],
-    strategy: str,
-    layout: Any,
+    batches: Batches,
+    loss_fn: LossFn,
+    method: Method,
+    layout: ParamLayout,
     vectors: Tensor,
     threads: int,
     use_gpu: bool,
-    crash_marker: str | None,
 ) -> tuple[Tensor, Tensor | None]:
-    from gdscope.nets.plane import evaluate_plane_loop, evaluate_vectors
-
-    if crash_marker is not None and not os.path.exists(crash_marker):
-        # Fault injection for tests: the first task to get here kills its worker process.
-        Path(crash_marker).touch()
-        os._exit(1)
+    """One Ray task: the chunk's loss and accuracy (or None), on the worker's own device."""
     torch.set_num_threads(threads)
     device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
     model = model.to(device).eval()
     batches = [(x.to(device), y.to(device)) for x, y in batches]
-    evaluate = evaluate_vectors if strategy == "vmap" else evaluate_plane_loop
+    evaluate = EVALUATORS[method]
     loss, accuracy = evaluate(model, batches, loss_fn, vectors.to(device), layout=layout)
     return loss.cpu(), (accuracy.cpu() if accuracy is not None else None)
 
@@ -61,8 +55,6 @@ class RayBackend:
     gpus_per_task: float = 0.0
     max_retries: int = 3
     resubmits: int = 2
-    crash_marker: str | None = None
-    """Testing only: a path; the first task that finds it missing creates it and crashes."""
 
     def _ray(self) -> Any:
         try:
@@ -79,31 +71,23 @@ class RayBackend:
                 raise GdscopeError(f"cannot reach Ray at {self.address}: {error}") from None
         return ray
 
-    def run(
-        self,
-        model: nn.Module,
-        batches: list[tuple[Tensor, Tensor]],
-        loss_fn: Callable[[Tensor, Tensor], Tensor],
-        strategy: str,
-        layout: Any,
-        chunks: list[np.ndarray],
-        vectors_of: Callable[[np.ndarray], Tensor],
-        store: Callable[[np.ndarray, Tensor, Tensor | None], None],
-    ) -> None:
+    def run(self, work: ChunkWork, chunks: Sequence[np.ndarray], store: Store) -> None:
+        """Each chunk a Ray task (the ``Backend`` protocol); the work's data is put in Ray's
+        object store once. Runs contiguous: the channels-last layout is the local loop's."""
         ray = self._ray()
         task = ray.remote(max_retries=self.max_retries, num_gpus=self.gpus_per_task)(
             _evaluate_chunk
         )
-        model_ref = ray.put(copy.deepcopy(model).cpu())
-        batches_ref = ray.put([(x.cpu(), y.cpu()) for x, y in batches])
-        loss_ref = ray.put(loss_fn)
+        model_ref = ray.put(copy.deepcopy(work.data.model).cpu())
+        batches_ref = ray.put([(x.cpu(), y.cpu()) for x, y in work.data.batches])
+        loss_ref = ray.put(work.loss_fn)
         threads = torch.get_num_threads()
         use_gpu = self.gpus_per_task > 0
 
         def submit(indices: np.ndarray) -> Any:
-            vectors = vectors_of(indices).cpu()
-            return task.remote(model_ref, batches_ref, loss_ref, strategy, layout, vectors,
-                               threads, use_gpu, self.crash_marker)  # fmt: skip
+            vectors = work.grid.vectors(indices).cpu()
+            return task.remote(model_ref, batches_ref, loss_ref, work.method, work.layout,
+                               vectors, threads, use_gpu)  # fmt: skip
 
         pending = {submit(indices): (indices, 0) for indices in chunks}
         while pending:

@@ -16,9 +16,9 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol, get_args
 
 import numpy as np
 import torch
@@ -29,8 +29,17 @@ from gdscope.files import write_atomic
 from gdscope.nets.recorder import ParamLayout
 
 __all__ = [
+    "Backend",
     "Batches",
+    "Chunk",
+    "ChunkWork",
+    "EvaluationOptions",
+    "LocalBackend",
+    "MemoryFormat",
+    "Method",
     "ModelSurface",
+    "PlanMethod",
+    "Strategy",
     "StrategyChoice",
     "auto_chunk",
     "channels_last",
@@ -43,10 +52,32 @@ __all__ = [
 ]
 
 Batches = list[tuple[Tensor, Tensor]]
-STRATEGIES = ("auto", "vmap", "loop")
-MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
-PLAN_METHODS = ("loop", "loop/channels_last", "vmap")
 LossFn = Callable[[Tensor, Tensor], Tensor]
+Strategy = Literal["auto", "vmap", "loop"]
+"""How to evaluate a grid: ``auto`` (timed, see ``choose_strategy``) or one of the ``Method``."""
+Method = Literal["vmap", "loop"]
+"""How chunks are evaluated: ``evaluate_vectors`` or ``evaluate_plane_loop``."""
+MemoryFormat = Literal["auto", "contiguous", "channels_last"]
+LoopFormat = Literal["contiguous", "channels_last"]
+"""The layout of image tensors the evaluation ran in (``channels_last``: the loop only)."""
+PlanMethod = Literal["loop", "loop/channels_last", "vmap"]
+"""A step of auto's trials: the method and, after a slash, a layout other than contiguous."""
+PlanStep = tuple[PlanMethod, int]
+Chunk = int | Literal["auto"]
+"""Grid points evaluated together, or ``auto`` (see ``auto_chunk``)."""
+Store = Callable[[np.ndarray, Tensor, Tensor | None], None]
+"""Keeps a chunk's results: ``store(flat grid indices, loss, accuracy or None)``."""
+
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+MEMORY_FORMATS: tuple[MemoryFormat, ...] = get_args(MemoryFormat)
+PLAN_STEPS: dict[PlanMethod, tuple[Method, LoopFormat]] = {
+    "loop": ("loop", "contiguous"),
+    "loop/channels_last": ("loop", "channels_last"),
+    "vmap": ("vmap", "contiguous"),
+}
+PLAN_METHODS: tuple[PlanMethod, ...] = tuple(PLAN_STEPS)
+LOOP_CHUNK = 16
+"""Points per chunk for the loop (one at a time anyway: only how often results are saved)."""
 
 
 def resolve_device(device: torch.device | str | None) -> torch.device:
@@ -237,25 +268,28 @@ def auto_chunk(
     return int(max(1, min(1024, fraction * _free_memory(device) // max(per_point, 1))))
 
 
+Trial = tuple[PlanMethod, int, float]
+
+
 class StrategyChoice(NamedTuple):
     """What ``choose_strategy`` found: the strategy, its chunk, the trials ``(strategy, chunk,
     seconds per point)`` (NaN: it failed), and why vmap could not run, if it could not."""
 
-    strategy: str
+    strategy: Method
     chunk: int
-    trials: list[tuple[str, int, float]]
+    trials: list[Trial]
     failure: str | None = None
-    memory_format: str = "contiguous"
+    memory_format: LoopFormat = "contiguous"
     """The loop's layout of image tensors: ``contiguous`` or ``channels_last``."""
 
 
 def choose_strategy(
-    run: Callable[[str, int], float | None],
+    run: Callable[[PlanMethod, int], float | None],
     *,
     limit: int,
     total: int,
     budget: float = 0.1,
-    formats: Sequence[str] = ("contiguous",),
+    formats: Sequence[LoopFormat] = ("contiguous",),
 ) -> StrategyChoice:
     """Pick the faster way to evaluate a grid on this machine by timing both on its first points.
 
@@ -271,11 +305,11 @@ def choose_strategy(
     it is measured, not guessed. No point is computed twice. A vmap trial that raises (a module
     vmap cannot run) ends the trials: the loop goes on.
     """
-    trials: list[tuple[str, int, float]] = []
+    trials: list[Trial] = []
     failure = None
     loop, layout = math.inf, formats[0]
     for form in formats:
-        name = "loop" if form == "contiguous" else f"loop/{form}"
+        name = _plan_method("loop", form)
         if run(name, 1) is None:  # the first point in a layout pays one-off costs: not timed
             break
         seconds = run(name, 2)
@@ -285,7 +319,7 @@ def choose_strategy(
         if seconds < loop:
             loop, layout = seconds, form
     if not trials:
-        return StrategyChoice("loop", 16, trials, None, layout)
+        return StrategyChoice("loop", LOOP_CHUNK, trials, None, layout)
     best, best_size, previous, last = math.inf, 0, math.inf, loop
     size = min(4, limit)
     while size * last <= budget * total * min(loop, best):
@@ -310,7 +344,12 @@ def choose_strategy(
         size = min(4 * size, limit)
     if best < loop:
         return StrategyChoice("vmap", best_size, trials, failure)
-    return StrategyChoice("loop", 16, trials, failure, layout)
+    return StrategyChoice("loop", LOOP_CHUNK, trials, failure, layout)
+
+
+def _plan_method(method: Method, form: LoopFormat) -> PlanMethod:
+    """The plan's name for evaluating by ``method`` in layout ``form`` (see ``PLAN_STEPS``)."""
+    return next(name for name, step in PLAN_STEPS.items() if step == (method, form))
 
 
 @contextmanager
@@ -320,11 +359,35 @@ def channels_last(model: nn.Module) -> Iterator[None]:
     was = any(p.dim() == 4 and not p.is_contiguous()
               and p.is_contiguous(memory_format=torch.channels_last)
               for p in model.parameters())  # fmt: skip
-    model.to(memory_format=torch.channels_last)
+    to: Callable[..., nn.Module] = model.to  # torch's stubs lack Module.to(memory_format=...)
+    to(memory_format=torch.channels_last)
     try:
         yield
     finally:
-        model.to(memory_format=torch.channels_last if was else torch.contiguous_format)
+        to(memory_format=torch.channels_last if was else torch.contiguous_format)
+
+
+class ModelData:
+    """A model (in eval mode, on its device) and the batches it is evaluated on. The
+    channels-last copy of the batches is made once, on first use: auto's trials and the chunks
+    after them share it."""
+
+    def __init__(self, model: nn.Module, batches: Batches) -> None:
+        self.model = model
+        self.batches = batches
+        self._channels_last: Batches | None = None
+
+    @contextmanager
+    def laid_out(self, form: LoopFormat) -> Iterator[Batches]:
+        """The model in memory layout ``form`` for a while, and the batches to feed it."""
+        if form == "contiguous":
+            yield self.batches
+            return
+        if self._channels_last is None:
+            self._channels_last = [(x.contiguous(memory_format=torch.channels_last), y)
+                                   for x, y in self.batches]  # fmt: skip
+        with channels_last(self.model):
+            yield self._channels_last
 
 
 def _fingerprint(*arrays: Tensor | np.ndarray) -> str:
@@ -359,6 +422,278 @@ def _save_resume(path: Path, key: str, loss: np.ndarray, acc: np.ndarray, done: 
     write_atomic(path, write, force=True)
 
 
+@dataclass(frozen=True, eq=False)
+class PlaneGrid:
+    """The points of a landscape: ``centre + x·dx + y·dy`` for ``(x, y)`` in ``ys × xs``, on
+    the evaluation's device. Points are numbered row by row (rows are ``y``), as in
+    ``ModelSurface.loss.ravel()``."""
+
+    centre: Tensor
+    dx: Tensor
+    dy: Tensor | None
+    xs: np.ndarray
+    ys: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        layout: ParamLayout,
+        *,
+        centre: Tensor,
+        dx: Tensor,
+        dy: Tensor | None,
+        xs: Sequence[float] | np.ndarray,
+        ys: Sequence[float] | np.ndarray,
+        device: torch.device,
+    ) -> PlaneGrid:
+        """The grid, checked against the model's ``layout`` (a line has ``dy`` None and
+        ``ys == [0]``); float32 vectors on ``device``."""
+        centre = centre.to(device, torch.float32)
+        dx = dx.to(device, torch.float32)
+        dy = dy.to(device, torch.float32) if dy is not None else None
+        for name, vector in (("centre", centre), ("dx", dx), ("dy", dy)):
+            if vector is not None and vector.shape != (layout.size,):
+                raise GdscopeError(f"{name} has {vector.numel()} entries, the model {layout.size}")
+        xs_a = np.asarray(xs, dtype=np.float64)
+        ys_a = np.asarray(ys if dy is not None else (0.0,), dtype=np.float64)
+        if xs_a.ndim != 1 or ys_a.ndim != 1 or not len(xs_a) or not np.isfinite(xs_a).all():
+            raise GdscopeError("grid coordinates must be finite 1-D sequences")
+        return cls(centre, dx, dy, xs_a, ys_a)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.ys), len(self.xs)
+
+    def fingerprint(self) -> str:
+        """Identifies the computation in a resume file: the centre, directions and grid."""
+        dy = self.dy if self.dy is not None else torch.zeros(1)
+        return _fingerprint(self.centre, self.dx, dy, self.xs, self.ys)
+
+    def vectors(self, indices: np.ndarray) -> Tensor:
+        """The parameter vectors ``(len(indices), N)`` of the points numbered ``indices``."""
+        coords = np.stack([self.xs[indices % len(self.xs)], self.ys[indices // len(self.xs)]], -1)
+        c = torch.tensor(coords, dtype=torch.float32, device=self.centre.device)
+        out = self.centre[None] + c[:, :1] * self.dx[None]
+        return out + c[:, 1:] * self.dy[None] if self.dy is not None else out
+
+
+class ChunkResults:
+    """The grid's loss and accuracy, filled in as chunks finish. With ``resume``, what is done
+    is read from that file first and saved to it after every chunk; ``progress(done, total)``
+    is called after every chunk."""
+
+    def __init__(
+        self,
+        grid: PlaneGrid,
+        *,
+        resume: str | os.PathLike[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.key = grid.fingerprint()
+        self.loss = np.full(grid.shape, np.nan)
+        self.accuracy = np.full(grid.shape, np.nan)
+        self.done = np.zeros(grid.shape, dtype=bool)
+        self.resume = Path(resume) if resume is not None else None
+        self.progress = progress
+        saved = _load_resume(self.resume, self.key, grid.shape) if self.resume else None
+        if saved is not None:
+            self.loss, self.accuracy = saved["loss"], saved["accuracy"]
+            self.done = saved["done"].astype(bool)
+
+    def todo(self) -> np.ndarray:
+        """The numbers of the points not done yet, in order."""
+        return np.flatnonzero(~self.done.ravel())
+
+    def store(self, indices: np.ndarray, loss: Tensor, accuracy: Tensor | None) -> None:
+        self.loss.ravel()[indices] = loss.cpu().numpy()
+        if accuracy is not None:
+            self.accuracy.ravel()[indices] = accuracy.cpu().numpy()
+        self.done.ravel()[indices] = True
+        if self.resume is not None:
+            _save_resume(self.resume, self.key, self.loss, self.accuracy, self.done)
+        if self.progress is not None:
+            self.progress(int(self.done.sum()), self.done.size)
+
+    def surface(self, grid: PlaneGrid, layout: ParamLayout, meta: dict[str, Any]) -> ModelSurface:
+        accuracy = self.accuracy if np.isfinite(self.accuracy).any() else None
+        dy = grid.dy.cpu() if grid.dy is not None else None
+        return ModelSurface(grid.xs, grid.ys, self.loss, accuracy, grid.centre.cpu(),
+                            grid.dx.cpu(), dy, layout, meta)  # fmt: skip
+
+
+EVALUATORS: dict[Method, Callable[..., tuple[Tensor, Tensor | None]]] = {
+    "vmap": evaluate_vectors,
+    "loop": evaluate_plane_loop,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkWork:
+    """What a backend needs to evaluate chunks of a grid: the model and its data, the loss, the
+    parameter layout, the grid, and how (``method``, in layout ``memory_format``)."""
+
+    data: ModelData
+    loss_fn: LossFn
+    layout: ParamLayout
+    grid: PlaneGrid
+    method: Method = "loop"
+    memory_format: LoopFormat = "contiguous"
+
+    def evaluate(self, batches: Batches, indices: np.ndarray) -> tuple[Tensor, Tensor | None]:
+        """Loss and accuracy (or None) of the points numbered ``indices``."""
+        evaluate = EVALUATORS[self.method]
+        vectors = self.grid.vectors(indices)
+        return evaluate(self.data.model, batches, self.loss_fn, vectors, layout=self.layout)
+
+
+class Backend(Protocol):
+    """Evaluates chunks of a grid and hands each chunk's results to ``store`` (in any order:
+    results are placed by their indices). ``LocalBackend`` runs them here, one after the other;
+    ``gdscope.nets.distributed.RayBackend`` on Ray workers."""
+
+    def run(self, work: ChunkWork, chunks: Sequence[np.ndarray], store: Store) -> None: ...
+
+
+class LocalBackend:
+    """The chunks evaluated in this process, in order, in the work's memory layout (changed once
+    for all of them: changing it per chunk cost ~20%)."""
+
+    def run(self, work: ChunkWork, chunks: Sequence[np.ndarray], store: Store) -> None:
+        with work.data.laid_out(work.memory_format) as batches:
+            for indices in chunks:
+                store(indices, *work.evaluate(batches, indices))
+
+
+class Trials:
+    """Evaluates the grid's first points by a given method, a few at a time, here: auto's
+    timing trials, or a replay of them (a plan). Their points are kept, not computed again, and
+    ``plan`` records which method did how many."""
+
+    def __init__(self, work: ChunkWork, todo: np.ndarray, store: Store) -> None:
+        self.work, self.todo, self.store = work, todo, store
+        self.taken = 0
+        self.plan: list[list[Any]] = []
+
+    def __call__(self, method: PlanMethod, count: int) -> float | None:
+        """Evaluate the next ``count`` points by ``method``; the seconds per point, or None
+        when no points are left."""
+        indices = self.todo[self.taken : self.taken + count]
+        if not len(indices):
+            return None
+        began = time.perf_counter()
+        name, form = PLAN_STEPS[method]
+        LocalBackend().run(replace(self.work, method=name, memory_format=form), [indices],
+                           self.store)  # fmt: skip
+        self.taken += len(indices)  # only once stored: a failed trial leaves its points to do
+        self.plan.append([method, len(indices)])
+        return (time.perf_counter() - began) / len(indices)  # store() synchronized
+
+    def rest(self) -> np.ndarray:
+        """The points the trials left to do."""
+        return self.todo[self.taken :]
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """How a grid is evaluated (see ``evaluate_plane``), checked when made. ``plan`` is kept as
+    a tuple of ``(method, count)`` steps."""
+
+    strategy: Strategy = "auto"
+    chunk: Chunk = "auto"
+    device: torch.device | str | None = None
+    memory_format: MemoryFormat = "auto"
+    plan: Sequence[PlanStep] = ()
+    backend: Backend | None = None
+    resume: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise GdscopeError(
+                f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+            )
+        if self.memory_format not in MEMORY_FORMATS:
+            raise GdscopeError(f"memory_format must be one of {', '.join(MEMORY_FORMATS)}, "
+                               f"got {self.memory_format!r}")  # fmt: skip
+        if self.memory_format == "channels_last" and (
+            self.strategy == "vmap" or self.backend is not None
+        ):
+            raise GdscopeError("the channels-last layout is for the loop run here; vmap and "
+                               "backends take 'contiguous'")  # fmt: skip
+        plan = tuple((str(name), count) for name, count in self.plan)
+        for name, count in plan:
+            if name not in PLAN_METHODS or isinstance(count, bool) or not isinstance(count, int) \
+                    or count < 1:  # fmt: skip
+                raise GdscopeError(f"a plan step is (one of {', '.join(PLAN_METHODS)}, a "
+                                   f"positive count), got ({name!r}, {count!r})")  # fmt: skip
+        object.__setattr__(self, "plan", plan)
+        if plan and (self.strategy == "auto" or self.backend is not None):
+            raise GdscopeError("a plan repeats auto's trials: give the strategy they led to, "
+                               "and no backend")  # fmt: skip
+        chunk = self.chunk
+        if chunk != "auto" and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise GdscopeError(f"chunk must be a positive integer or 'auto', got {chunk!r}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How the grid's points after the trials are evaluated, and the trials that decided it
+    (None: not timed, the strategy was given or a backend runs it)."""
+
+    method: Method
+    chunk: int
+    memory_format: LoopFormat
+    trials: list[Trial] | None = None
+    failure: str | None = None
+
+
+def _timed_formats(options: EvaluationOptions, batches: Batches) -> tuple[LoopFormat, ...]:
+    """The loop's layouts auto times: both for images unless one is asked for."""
+    if options.memory_format != "auto":
+        return (options.memory_format,)
+    images = all(inputs.dim() == 4 for inputs, _ in batches)
+    return ("contiguous", "channels_last") if images else ("contiguous",)
+
+
+def decide(options: EvaluationOptions, trials: Trials, device: torch.device) -> Decision:
+    """The method, chunk and layout for ``options``: ``auto`` run here times the methods on
+    the first points (``choose_strategy``, through ``trials``); ``auto`` with a backend, whose
+    workers may differ, takes vmap on CUDA and the loop on the CPU."""
+    work = trials.work
+    model, batches = work.data.model, work.data.batches
+    if options.strategy == "auto" and options.backend is None:
+        chunk = options.chunk
+        limit = auto_chunk(model, batches, work.layout) if chunk == "auto" else chunk
+        choice = choose_strategy(trials, limit=limit, total=len(trials.todo),
+                                 formats=_timed_formats(options, batches))  # fmt: skip
+        timed = choice.memory_format if choice.strategy == "loop" else "contiguous"
+        return Decision(choice.strategy, choice.chunk, timed, choice.trials, choice.failure)
+    method: Method = "vmap" if device.type == "cuda" else "loop"
+    if options.strategy != "auto":
+        method = options.strategy
+    chunk = options.chunk
+    if chunk == "auto":
+        chunk = auto_chunk(model, batches, work.layout) if method == "vmap" else LOOP_CHUNK
+    # vmap (and a backend) always run contiguous: a chosen layout is only ever the loop's.
+    form: LoopFormat = "contiguous"
+    if options.memory_format != "auto":
+        form = options.memory_format
+    return Decision(method, chunk, form)
+
+
+def _meta(device: torch.device, points: int, decision: Decision, plan: list[list[Any]]
+          ) -> dict[str, Any]:  # fmt: skip
+    """The surface's ``meta`` (its keys in this order, as saved files have them)."""
+    meta: dict[str, Any] = {"device": str(device), "points": points}
+    if decision.trials is not None:
+        meta["trials"] = [list(t) for t in decision.trials]
+        if decision.failure is not None:
+            meta["vmap_failure"] = decision.failure
+    meta["plan"] = plan
+    meta.update(chunk=decision.chunk, strategy=decision.method,
+                memory_format=decision.memory_format)  # fmt: skip
+    return meta
+
+
 def evaluate_plane(
     model: nn.Module,
     data: Any,
@@ -366,173 +701,48 @@ def evaluate_plane(
     *,
     dx: Tensor,
     dy: Tensor | None = None,
-    xs: Sequence[float],
-    ys: Sequence[float] = (0.0,),
+    xs: Sequence[float] | np.ndarray,
+    ys: Sequence[float] | np.ndarray = (0.0,),
     centre: Tensor | None = None,
-    chunk: int | str = "auto",
-    device: torch.device | str | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    resume: str | os.PathLike[str] | None = None,
-    backend: Any = None,
-    strategy: str = "auto",
     states: bool = False,
-    memory_format: str = "auto",
-    plan: Sequence[tuple[str, int]] = (),
+    progress: Callable[[int, int], None] | None = None,
+    options: EvaluationOptions | None = None,
+    **evaluation: Any,
 ) -> ModelSurface:
     """The landscape on the ``ys × xs`` grid (see ``ModelSurface``); ``centre`` defaults to the
-    model's own parameters. ``chunk`` grid points go through the model together (memory grows
-    with it); ``"auto"`` sizes them to a quarter of the free memory (``auto_chunk``).
-    ``progress(done, total)`` is called after every chunk. With ``resume``, finished chunks are
-    saved to that file as they complete, and points already there are not computed again.
-    ``backend`` (e.g. ``gdscope.nets.distributed.RayBackend``) evaluates chunks elsewhere.
+    model's own parameters. ``states``: the vectors also cover the floating-point buffers
+    (directions made with ``states=True``). ``progress(done, total)`` is called after every
+    chunk. How it is evaluated: ``options``, or its fields as keywords (they override it):
 
-    ``strategy``: ``"vmap"`` runs a chunk of points through each batch at once
+    ``chunk`` grid points go through the model together (memory grows with it); ``"auto"``
+    sizes them to a quarter of the free memory (``auto_chunk``). With ``resume``, finished
+    chunks are saved to that file as they complete, and points already there are not computed
+    again. ``backend`` (e.g. ``gdscope.nets.distributed.RayBackend``) evaluates chunks
+    elsewhere. ``strategy``: ``"vmap"`` runs a chunk of points through each batch at once
     (``evaluate_vectors``); ``"loop"`` loads one point at a time into the model
     (``evaluate_plane_loop``, the reference implementation's way); ``"auto"`` times both on the
-    first grid points and goes on with the faster (``choose_strategy``; with a ``backend``,
-    whose workers may differ, it takes vmap on CUDA and the loop on the CPU).
-    ``memory_format``: the loop's layout of image tensors, ``"contiguous"`` or
-    ``"channels_last"``; ``"auto"`` lets ``"auto"`` time both (an explicit strategy stays
-    contiguous). The chosen strategy, chunk, layout and the trials are in ``meta``;
-    ``meta["plan"]`` lists how auto's trials evaluated the first points (``(method, count)``):
-    passing it back as ``plan``, with the strategy, chunk and layout, makes the same computation
-    again, point for point (what ``gdscope replay`` does). ``states``: the vectors also cover
-    the floating-point buffers (directions made with ``states=True``).
+    first grid points and goes on with the faster (``decide``). ``memory_format``: the loop's
+    layout of image tensors, ``"contiguous"`` or ``"channels_last"``; ``"auto"`` lets
+    ``"auto"`` time both (an explicit strategy stays contiguous). The chosen strategy, chunk,
+    layout and the trials are in ``meta``; ``meta["plan"]`` lists how auto's trials evaluated
+    the first points (``(method, count)``): passing it back as ``plan``, with the strategy,
+    chunk and layout, makes the same computation again, point for point (what ``gdscope
+    replay`` does).
     """
-    if strategy not in STRATEGIES:
-        raise GdscopeError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    if memory_format not in MEMORY_FORMATS:
-        raise GdscopeError(
-            f"memory_format must be one of {', '.join(MEMORY_FORMATS)}, got {memory_format!r}"
-        )
-    if memory_format == "channels_last" and (strategy == "vmap" or backend is not None):
-        raise GdscopeError("the channels-last layout is for the loop run here; vmap and "
-                           "backends take 'contiguous'")  # fmt: skip
-    plan = [(str(name), count) for name, count in plan]
-    for name, count in plan:
-        if name not in PLAN_METHODS or isinstance(count, bool) or not isinstance(count, int) \
-                or count < 1:  # fmt: skip
-            raise GdscopeError(f"a plan step is (one of {', '.join(PLAN_METHODS)}, a positive "
-                               f"count), got ({name!r}, {count!r})")  # fmt: skip
-    if plan and (strategy == "auto" or backend is not None):
-        raise GdscopeError("a plan repeats auto's trials: give the strategy they led to, and "
-                           "no backend")  # fmt: skip
-    if chunk != "auto" and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
-        raise GdscopeError(f"chunk must be a positive integer or 'auto', got {chunk!r}")
-    device = resolve_device(device)
+    options = replace(options or EvaluationOptions(), **evaluation)
+    device = resolve_device(options.device)
     layout = ParamLayout.of(model, states=states)
     model = model.to(device).eval()
-    base = layout.vector(model) if centre is None else centre
-    base = base.to(device, torch.float32)
-    dx = dx.to(device, torch.float32)
-    dy = dy.to(device, torch.float32) if dy is not None else None
-    for name, vector in (("centre", base), ("dx", dx), ("dy", dy)):
-        if vector is not None and vector.shape != (layout.size,):
-            raise GdscopeError(f"{name} has {vector.numel()} entries, the model {layout.size}")
-    xs_a = np.asarray(xs, dtype=np.float64)
-    ys_a = np.asarray(ys if dy is not None else (0.0,), dtype=np.float64)
-    if xs_a.ndim != 1 or ys_a.ndim != 1 or not len(xs_a) or not np.isfinite(xs_a).all():
-        raise GdscopeError("grid coordinates must be finite 1-D sequences")
-    shape = (len(ys_a), len(xs_a))
-    batches = materialize(data, device)
-    key = _fingerprint(base, dx, dy if dy is not None else torch.zeros(1), xs_a, ys_a)
-    loss = np.full(shape, np.nan)
-    acc = np.full(shape, np.nan)
-    done = np.zeros(shape, dtype=bool)
-    resume_path = Path(resume) if resume is not None else None
-    if resume_path is not None:
-        saved = _load_resume(resume_path, key, shape)
-        if saved is not None:
-            loss, acc, done = saved["loss"], saved["accuracy"], saved["done"].astype(bool)
-    todo = np.flatnonzero(~done.ravel())
-    converted: list[Batches] = []
-
-    @contextmanager
-    def laid_out(form: str) -> Iterator[Batches]:
-        """The model in memory layout ``form`` for a while, and the batches to feed it (in
-        channels-last layout: made once, on first use)."""
-        if form != "channels_last":
-            yield batches
-            return
-        if not converted:
-            converted.append([(x.contiguous(memory_format=torch.channels_last), y)
-                              for x, y in batches])  # fmt: skip
-        with channels_last(model):
-            yield converted[0]
-
-    coords = np.stack(np.meshgrid(xs_a, ys_a, indexing="xy"), axis=-1).reshape(-1, 2)
-
-    def vectors_of(indices: np.ndarray) -> Tensor:
-        c = torch.tensor(coords[indices], dtype=torch.float32, device=device)
-        out = base[None] + c[:, :1] * dx[None]
-        return out + c[:, 1:] * dy[None] if dy is not None else out
-
-    def store(indices: np.ndarray, values: Tensor, accuracy: Tensor | None) -> None:
-        loss.ravel()[indices] = values.cpu().numpy()
-        if accuracy is not None:
-            acc.ravel()[indices] = accuracy.cpu().numpy()
-        done.ravel()[indices] = True
-        if resume_path is not None:
-            _save_resume(resume_path, key, loss, acc, done)
-        if progress is not None:
-            progress(int(done.sum()), done.size)
-
-    evaluators = {"vmap": evaluate_vectors, "loop": evaluate_plane_loop}
-    meta: dict[str, Any] = {"device": str(device), "points": int(done.size)}
-    chosen_format = "contiguous" if memory_format == "auto" else memory_format
-    taken = 0
-    done_plan: list[list[Any]] = []
-
-    def evaluate(name: str, data: Batches, indices: np.ndarray) -> None:
-        store(indices, *evaluators[name](model, data, loss_fn, vectors_of(indices),
-                                         layout=layout))  # fmt: skip
-
-    def trial(method: str, count: int) -> float | None:
-        """Evaluate the next ``count`` points by ``method`` (one of ``PLAN_METHODS``); the
-        seconds per point."""
-        nonlocal taken
-        indices = todo[taken : taken + count]
-        if not len(indices):
-            return None
-        began = time.perf_counter()
-        name, _, form = method.partition("/")
-        with laid_out(form) as data:
-            evaluate(name, data, indices)
-        taken += len(indices)  # only once stored: a failed trial leaves its points to do
-        done_plan.append([method, len(indices)])
-        return (time.perf_counter() - began) / len(indices)  # store() synchronized
-
-    for name, count in plan:  # a replay: the trials of the run it repeats, in their order
-        trial(name, count)
-    if strategy == "auto" and backend is None:
-        limit = auto_chunk(model, batches, layout) if chunk == "auto" else chunk
-        images = all(inputs.dim() == 4 for inputs, _ in batches)
-        if memory_format != "auto":
-            formats: tuple[str, ...] = (memory_format,)
-        else:
-            formats = ("contiguous", "channels_last") if images else ("contiguous",)
-        choice = choose_strategy(trial, limit=limit, total=len(todo), formats=formats)
-        strategy, chunk = choice.strategy, choice.chunk
-        chosen_format = choice.memory_format if strategy == "loop" else "contiguous"
-        meta["trials"] = [list(t) for t in choice.trials]
-        if choice.failure is not None:
-            meta["vmap_failure"] = choice.failure
-    elif strategy == "auto":
-        strategy = "vmap" if device.type == "cuda" else "loop"
-    meta["plan"] = done_plan
-    todo = todo[taken:]
-    if chunk == "auto":
-        chunk = auto_chunk(model, batches, layout) if strategy == "vmap" else 16
-    chunks = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
-    if backend is not None:
-        backend.run(model, batches, loss_fn, strategy, layout, chunks, vectors_of, store)
-    else:
-        # vmap (and a backend) always run contiguous: chosen_format is only ever the loop's.
-        # One layout change for all the chunks (changing it per chunk cost ~20%).
-        with laid_out(chosen_format) as data:
-            for indices in chunks:
-                evaluate(strategy, data, indices)
-    has_acc = bool(np.isfinite(acc).any())
-    meta.update(chunk=chunk, strategy=strategy, memory_format=chosen_format)
-    return ModelSurface(xs_a, ys_a, loss, acc if has_acc else None, base.cpu(), dx.cpu(),
-                        dy.cpu() if dy is not None else None, layout, meta)  # fmt: skip
+    centre = layout.vector(model) if centre is None else centre
+    grid = PlaneGrid.of(layout, centre=centre, dx=dx, dy=dy, xs=xs, ys=ys, device=device)
+    work = ChunkWork(ModelData(model, materialize(data, device)), loss_fn, layout, grid)
+    results = ChunkResults(grid, resume=options.resume, progress=progress)
+    trials = Trials(work, results.todo(), results.store)
+    for method, count in options.plan:  # a replay: the trials of the run it repeats, in order
+        trials(method, count)
+    decision = decide(options, trials, device)
+    rest = trials.rest()
+    chunks = [rest[i : i + decision.chunk] for i in range(0, len(rest), decision.chunk)]
+    chosen = replace(work, method=decision.method, memory_format=decision.memory_format)
+    (options.backend or LocalBackend()).run(chosen, chunks, results.store)
+    return results.surface(grid, layout, _meta(device, results.done.size, decision, trials.plan))

@@ -33,7 +33,7 @@ __all__ = ["ParamLayout", "RecordedPath", "Recorder", "open_path"]
 def _tensors(model: nn.Module, states: bool) -> dict[str, Tensor]:
     """Trainable parameters (``named_parameters()`` order), then with ``states`` the
     floating-point buffers (BatchNorm's running statistics; not counters)."""
-    out = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    out: dict[str, Tensor] = {n: p for n, p in model.named_parameters() if p.requires_grad}
     if states:
         out.update({n: b for n, b in model.named_buffers() if b.is_floating_point()})
     return out

@@ -1,0 +1,68 @@
+"""model_landscape's options: grouped or as keywords, checked before any work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from torch import nn
+
+from gdscope.errors import GdscopeError
+from gdscope.examples import mlp
+from gdscope.nets.plane import EvaluationOptions
+from gdscope.nets.survey import PlaneOptions, model_landscape, split_options
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"directions": "eigen"}, "directions must be random, pca or line"),
+        ({"directions": "pca", "states": True}, "PCA takes no --states"),
+        ({"norm": "unit"}, "norm must be one of filter, layer, none"),
+        ({"ignore": "drop"}, "ignore must be one of biasbn, keep"),
+        ({"x": (1.0, -1.0, 5)}, "LO < HI"),
+        ({"y": (-1.0, 1.0, 502)}, "2..501 points"),
+        ({"line": True, "y": (-1.0, 1.0, 3)}, "a line has no y axis"),
+        ({"directions": "line", "y": (-1.0, 1.0, 3)}, "a line has no y axis"),
+        ({"points": 1}, "points per axis"),
+    ],
+)
+def test_plane_options_refuse_what_cannot_be_drawn(options, message):
+    with pytest.raises(GdscopeError, match=message):
+        PlaneOptions(**options)
+
+
+def test_keywords_override_the_options_and_unknown_ones_are_refused():
+    plane, evaluation = split_options(
+        {"points": 9, "strategy": "loop"}, PlaneOptions(seed=3), EvaluationOptions(chunk=2),
+        path=False, to=False,
+    )  # fmt: skip
+    assert plane == PlaneOptions(seed=3, points=9)
+    assert evaluation == EvaluationOptions(chunk=2, strategy="loop")
+    with pytest.raises(TypeError, match="colour"):
+        split_options({"colour": "red"}, None, None, path=False, to=False)
+
+
+def test_a_missing_source_is_said_first():
+    # a line without its end, and a y axis it cannot have: the end is what to fix first
+    with pytest.raises(GdscopeError, match="a line needs the model at its end"):
+        split_options({"directions": "line", "y": (-1.0, 1.0, 3)}, None, None, path=False,
+                      to=False)  # fmt: skip
+    with pytest.raises(GdscopeError, match="PCA directions need a recorded path"):
+        split_options({}, PlaneOptions(directions="pca"), None, path=False, to=False)
+
+
+def test_grouped_options_and_keywords_give_the_same_landscape():
+    model = mlp.make_model(seed=1)
+    data = mlp.make_loader()
+    flat = model_landscape(model, data, nn.CrossEntropyLoss(), points=3, seed=4, line=True,
+                           strategy="loop", chunk=2)  # fmt: skip
+    grouped = model_landscape(
+        model, data, nn.CrossEntropyLoss(), plane=PlaneOptions(points=3, seed=4, line=True),
+        evaluation=EvaluationOptions(strategy="loop", chunk=2),
+    )  # fmt: skip
+    np.testing.assert_array_equal(grouped.surface.loss, flat.surface.loss)
+    assert flat.surface.is_line and flat.surface.loss.shape == (1, 3)
+    assert flat.surface.meta["chunk"] == 2
+    other_seed = model_landscape(model, data, nn.CrossEntropyLoss(), points=3, line=True,
+                                 strategy="loop")  # fmt: skip
+    assert not np.array_equal(other_seed.surface.loss, flat.surface.loss)
