@@ -223,7 +223,9 @@ TRANSFORMS: dict[str, Transform] = {
 
 def torch_kwargs(name: str, row: dict[str, Any]) -> dict[str, Any]:
     """One configuration's batched hyperparameters as ``torch.optim`` keyword arguments."""
-    out = {k: (bool(v) if isinstance(v, (bool, np.bool_)) else float(v)) for k, v in row.items()}
+    out: dict[str, Any] = {
+        k: (bool(v) if isinstance(v, (bool, np.bool_)) else float(v)) for k, v in row.items()
+    }
     if "beta1" in out:
         out["betas"] = (out.pop("beta1"), out.pop("beta2"))
     if name == "adamw" or (name == "adam" and not out.get("decoupled_weight_decay")):
