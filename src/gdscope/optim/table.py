@@ -2,19 +2,21 @@
 and command-line flag, so the API, the explorer page and the CLI build their options from it.
 
 Nothing here is a new copy: defaults and bounds are the batched rules' (``rules.TRANSFORMS``,
-which follow torch.optim), the flags are ``SGDConfig``'s fields (SGD's own options; ``--lr``
-serves every optimizer), names and classes are ``specs.OPTIMIZERS``'. Only the explorer's slider
-spans (``span``) are written here, because nothing else knows them.
+which follow torch.optim), the arguments are those the torch class takes, the flags are
+``SGDConfig``'s fields (SGD's own options; ``--lr`` serves every optimizer), names and classes
+are ``specs.OPTIMIZERS``'. Only the explorer's slider spans (``span``) are written here, because
+nothing else knows them.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from gdscope.optim.rules import TRANSFORMS, Param, torch_kwargs
+from gdscope.optim.rules import TRANSFORMS, Param, torch_kwargs, torch_name
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec
 
@@ -112,7 +114,10 @@ def _hyperparameter(optimizer: str, name: str, param: Param) -> Hyperparameter:
 
 
 def _entry(name: str) -> OptimizerEntry:
-    params = TRANSFORMS[name].params
+    """The rule's hyperparameters that the torch class takes (AdamW's decay is always decoupled:
+    its rule has the switch, ``torch.optim.AdamW`` does not)."""
+    accepted = inspect.signature(OPTIMIZERS[name]).parameters
+    params = {k: p for k, p in TRANSFORMS[name].params.items() if torch_name(k) in accepted}
     preset: tuple[tuple[str, Value], ...] = ()
     if name == "sgd":
         ours = SGDConfig()

@@ -255,7 +255,7 @@ def create_app() -> Any:
 
     @app.get("/api/optimizers")
     def optimizers() -> dict[str, Any]:
-        """Each batched optimizer's hyperparameters at gdscope's defaults (SGD's lr: the article's)."""
+        """Each batched optimizer's hyperparameters at gdscope's defaults (see /api/schema)."""
         return {name: entry.defaults() for name, entry in OPTIMIZER_TABLE.items()}
 
     @app.get("/api/functions")
