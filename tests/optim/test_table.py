@@ -99,14 +99,11 @@ def test_cli_options_come_from_the_table():
     parser = _parser()
     flags = {s for action in parser._actions for s in action.option_strings} - {"-h", "--help"}
     table = {h.flag for e in ENTRIES for h in e.hyperparameters if h.flag is not None}
-    assert flags == table | {"--optimizer", "--opt"}
-    plain = parser.parse_args([])
-    assert (plain.optimizer, plain.opt, given_flags(plain)) == ("sgd", [], {})
+    assert flags == table
+    assert given_flags(parser.parse_args([])) == {}
     typed = parser.parse_args(
-        ["--optimizer", "adam", "--opt", "eps=1e-6", "--lr", "0.2", "--momentum", "0.9",
-         "--nesterov", "--weight-decay", "0"]
+        ["--lr", "0.2", "--momentum", "0.9", "--nesterov", "--weight-decay", "0"]
     )  # fmt: skip
-    assert typed.optimizer == "adam" and typed.opt == ["eps=1e-6"]
     assert given_flags(typed) == {"lr": 0.2, "momentum": 0.9, "nesterov": True, "weight_decay": 0}
 
 

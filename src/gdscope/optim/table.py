@@ -151,24 +151,12 @@ def _flagged() -> dict[str, Hyperparameter]:
 def add_optimizer_options(
     group: argparse._ActionsContainer, *, number: Callable[[str], float] = float
 ) -> None:
-    """``--optimizer``, ``--opt KEY=VALUE`` and one option per flagged hyperparameter.
+    """One option per flagged hyperparameter (``--lr``, SGD's ``--momentum`` … ``--maximize``).
 
     Every flag defaults to ``None`` (a switch to ``False``): "not given", so the caller can tell
     what was typed; read them with ``given_flags``. ``number`` parses the numeric options.
+    ``--optimizer NAME`` and ``--opt KEY=VALUE`` reach every other argument.
     """
-    group.add_argument(
-        "--optimizer",
-        default="sgd",
-        metavar="NAME",
-        help=f"any of {', '.join(OPTIMIZERS)} (default sgd)",
-    )
-    group.add_argument(
-        "--opt",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="optimizer keyword argument, repeatable (e.g. --opt betas=0.9,0.99)",
-    )
     for flag, hyper in _flagged().items():
         users = [e for e in OPTIMIZER_TABLE.values() if _flag(e.name, hyper.name)]
         defaults = ", ".join(f"{e.title} {e.defaults()[hyper.name]:g}" for e in users)
