@@ -187,7 +187,7 @@ function bindControls() {
   bindField("loss", () => state.loss, (v) => { state.loss = v; }, true);
   bindField("delta", () => state.delta, (v) => { state.delta = Number(v); }, true);
   bindField("beta", () => state.beta, (v) => { state.beta = Number(v); }, true);
-  for (const key of ["seed", "n", "noise", "quadratic", "linear", "constant"]) {
+  for (const key of Object.keys(schema.defaults.data)) {  // DataSpec's fields, one input each
     bindField(key, () => state.data[key], (v) => { state.data[key] = Number(v); }, true);
   }
   bindField("wlo", () => state.grid.w[0], (v) => { state.grid.w[0] = Number(v); }, true);
