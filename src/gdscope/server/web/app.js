@@ -239,7 +239,7 @@ function status(text, isError = false) {
   if (text) {
     const span = document.createElement("span");
     span.textContent = text;
-    if (isError) span.className = "diverged";
+    if (isError) span.className = "failed";
     $("status").append(span);
   }
 }
@@ -553,8 +553,10 @@ async function drawPhase() {
     y: { name: y.name, lo: positive(y), hi: y.hi, count: 32, log: y.log }, ...problem() };
   const answer = await api("/api/phase", request);
   const current = { ...schema.optimizers[state.optimizer].defaults, ...state.hyper };
+  // A yes/no metric (only 0 and 1) in two colours, any other on a continuous scale.
+  const yesNo = answer.values.flat().every((v) => v === 0 || v === 1);
   const traces = [{ type: "heatmap", x: answer.x, y: answer.y, z: answer.values,
-    colorscale: metric === "diverged" ? [[0, "#2c7bb6"], [1, "#d7191c"]] : "Viridis", name: metric,
+    colorscale: yesNo ? [[0, "#2c7bb6"], [1, "#d7191c"]] : "Viridis", name: metric,
     hovertemplate: `${x.name} %{x:.4g}<br>${y.name} %{y:.4g}<br>${metric} %{z:.4g}<extra></extra>` },
   { type: "scatter", mode: "markers", x: [current[x.name]], y: [current[y.name]], name: "current",
     marker: { symbol: "star", size: 16, color: "white", line: { color: "black", width: 1 } } }];
