@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 
 playwright = pytest.importorskip("playwright.sync_api")
-from gdscope.server.app import running_server  # noqa: E402
+from gdscope.jobs.plotconfig import PlotConfig  # noqa: E402
+from gdscope.optim.specs import OptimizerSpec  # noqa: E402
+from gdscope.optim.table import OPTIMIZER_TABLE  # noqa: E402
+from gdscope.problem.losses import ARTICLE_LOSSES  # noqa: E402
+from gdscope.problem.maps import Grid  # noqa: E402
+from gdscope.server.app import OUT, running_server  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
@@ -101,7 +106,9 @@ def test_page_draws_the_four_article_panels_like_the_api(page, server):
         "optimizer": {"name": "sgd", "hyper": {"lr": 0.1}}, "epochs": 100, "start": [6, -3],
     })["runs"][0]  # fmt: skip
     assert drawn == [expected["weights"], expected["biases"]]
-    assert "gdscope plot --loss all --lr 0.1" in page.text_content("#command")
+    # The command is the one a record of this figure holds (SGD's lr 0.1 is the default).
+    figure = PlotConfig(losses=ARTICLE_LOSSES, start=(6.0, -3.0), grid=Grid())
+    assert page.text_content("#command") == figure.command(OUT)
     # The canvas really shows it: the green start dot at (6, -3), nothing far from the path.
     red, green, blue, alpha = canvas_pixel(page, 0, 6.0, -3.0)
     assert alpha == 255 and green > red and green > blue
@@ -216,3 +223,37 @@ def test_test_function_problem_and_3d_surface(page, server):
         "document.getElementById('map-0').data.find((t) => t.type === 'scatter3d').z"
     )
     assert lifted == pytest.approx(expected["losses"])
+
+
+def choose_optimizer(page, name: str) -> None:
+    before = renders(page)
+    page.select_option("#optimizer", name)
+    wait_ready(page, before)
+
+
+def test_a_control_for_every_hyperparameter_of_the_table(page):
+    for name, entry in OPTIMIZER_TABLE.items():
+        choose_optimizer(page, name)
+        shown = page.evaluate(
+            "[...document.querySelectorAll('#hyper [data-hyper]')].map((row) => row.dataset.hyper)"
+        )
+        assert shown == [h.name for h in entry.hyperparameters]
+        for hyper in entry.hyperparameters:
+            kind = page.get_attribute(f"#h-{hyper.name}", "type")
+            assert kind == ("checkbox" if hyper.kind == "bool" else "range")
+            if hyper.below is not None:
+                assert float(page.get_attribute(f"#n-{hyper.name}", "max")) == hyper.below
+        axes = page.evaluate("[...document.getElementById('phaseX').options].map((o) => o.value)")
+        assert axes == [h.name for h in entry.hyperparameters if h.kind == "float"]
+
+
+def test_the_command_is_the_one_the_server_computes(page):
+    choose_optimizer(page, "adam")  # keeps the learning rate, 0.1
+    set_slider(page, "beta1", 0.8)
+    adam = OptimizerSpec.of("adam", lr=0.1, betas=(0.8, 0.999))
+    figure = PlotConfig(losses=ARTICLE_LOSSES, optimizer=adam, start=(6.0, -3.0), grid=Grid())
+    assert page.text_content("#command") == figure.command(OUT)
+    before = renders(page)
+    page.select_option("#view", "contour")
+    wait_ready(page, before)
+    assert page.text_content("#command").endswith(f"--view contour --out {OUT}")

@@ -21,7 +21,16 @@ from torch import Tensor
 
 from gdscope.errors import GdscopeError
 
-__all__ = ["TRANSFORMS", "Hyper", "State", "Transform", "make_hyper", "torch_kwargs"]
+__all__ = [
+    "TORCH_PAIRS",
+    "TRANSFORMS",
+    "Hyper",
+    "State",
+    "Transform",
+    "make_hyper",
+    "torch_kwargs",
+    "torch_name",
+]
 
 Hyper = dict[str, Tensor]
 State = dict[str, Tensor]
@@ -221,11 +230,23 @@ TRANSFORMS: dict[str, Transform] = {
 }
 
 
+TORCH_PAIRS = {"betas": ("beta1", "beta2")}
+"""torch arguments that are pairs, which the rules take as two scalars."""
+
+
+def torch_name(key: str) -> str:
+    """The ``torch.optim`` argument a batched hyperparameter sets (``beta1`` → ``betas``)."""
+    return next((pair for pair, parts in TORCH_PAIRS.items() if key in parts), key)
+
+
 def torch_kwargs(name: str, row: dict[str, Any]) -> dict[str, Any]:
     """One configuration's batched hyperparameters as ``torch.optim`` keyword arguments."""
-    out = {k: (bool(v) if isinstance(v, (bool, np.bool_)) else float(v)) for k, v in row.items()}
-    if "beta1" in out:
-        out["betas"] = (out.pop("beta1"), out.pop("beta2"))
+    out: dict[str, Any] = {
+        k: (bool(v) if isinstance(v, (bool, np.bool_)) else float(v)) for k, v in row.items()
+    }
+    for pair, (first, second) in TORCH_PAIRS.items():
+        if first in out:
+            out[pair] = (out.pop(first), out.pop(second))
     if name == "adamw" or (name == "adam" and not out.get("decoupled_weight_decay")):
         out.pop("decoupled_weight_decay", None)
     return out

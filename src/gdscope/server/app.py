@@ -1,9 +1,10 @@
 """``gdscope serve``: the explorer's web app (FastAPI). Parses, calls the library, formats.
 
-Every request is a pydantic model with bounds (epochs, grid size, configurations, ranges,
-finite numbers) and a work budget, so no request can keep the server busy for long or use
-much memory. Invalid requests get 422 with the reason. Files are served only from the
-package's own ``web`` folder and Plotly.js from the installed ``plotly`` package.
+Every request is a pydantic model with bounds (``server/models.py``) and a work budget, so no
+request can keep the server busy for long or use much memory. Invalid requests get 422 with the
+reason. The page builds its controls from ``/api/schema`` and shows the command that
+``/api/command`` builds, so it holds no copy of names, defaults or flags. Files are served only
+from the package's own ``web`` folder and Plotly.js from the installed ``plotly`` package.
 """
 
 from __future__ import annotations
@@ -19,22 +20,33 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from gdscope.engines.batched import run_batched
 from gdscope.errors import GdscopeError
-from gdscope.optim.rules import TRANSFORMS
-from gdscope.problem.data import DataSpec, make_data
-from gdscope.problem.losses import LossSpec
-from gdscope.problem.maps import Grid, find_minimum, loss_map
+from gdscope.jobs.plotconfig import VIEWS
+from gdscope.optim.table import OPTIMIZER_TABLE
+from gdscope.problem.data import make_data
+from gdscope.problem.losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
+from gdscope.problem.maps import find_minimum, loss_map
 from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
-from gdscope.studies.phase import analytic_stable, phase_diagram
-from gdscope.studies.sweep import Axis
+from gdscope.server.models import (
+    DEFAULT_METRIC,
+    CommandRequest,
+    DataModel,
+    GridModel,
+    LandscapeRequest,
+    LossModel,
+    PhaseRequest,
+    TrajectoryRequest,
+)
+from gdscope.studies.phase import METRICS, analytic_stable, phase_diagram
 from gdscope.version import __version__
 
 __all__ = ["create_app", "running_server"]
@@ -42,117 +54,8 @@ __all__ = ["create_app", "running_server"]
 WEB = Path(str(resources.files("gdscope.server") / "web"))
 MAX_WORK = 3e8
 """Point evaluations (configurations × steps × data points) one request may ask for."""
-
-Bounded = Annotated[float, Field(ge=-1e4, le=1e4)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class DataModel(Strict):
-    seed: int = Field(20240215, ge=0, lt=2**32)
-    n: int = Field(50, ge=2, le=1000)
-    quadratic: Bounded = 0.75
-    linear: Bounded = 1.0
-    constant: Bounded = 2.0
-    noise: float = Field(0.3, ge=0, le=1e3)
-
-    def spec(self) -> DataSpec:
-        return DataSpec(**self.model_dump())
-
-
-class LossModel(Strict):
-    name: Literal["mse", "l1", "huber", "smoothl1"] = "mse"
-    delta: float = Field(1.0, gt=0, le=1e3)
-    beta: float = Field(1.0, ge=0, le=1e3)
-
-    def spec(self) -> LossSpec:
-        return LossSpec(self.name, self.delta, self.beta)
-
-
-class OptimizerModel(Strict):
-    name: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"] = "sgd"
-    hyper: dict[str, Annotated[float, Field(ge=-1e4, le=1e4)] | bool] = Field(
-        default_factory=lambda: {"lr": 0.1}, max_length=12
-    )
-
-
-class GridModel(Strict):
-    w_range: tuple[Bounded, Bounded] = (-5.0, 8.0)
-    b_range: tuple[Bounded, Bounded] = (-5.0, 8.0)
-    size: int = Field(101, ge=2, le=201)
-
-    def grid(self) -> Grid:
-        return Grid(self.w_range, self.b_range, self.size, self.size)
-
-
-class FunctionModel(Strict):
-    name: Literal[tuple(FUNCTIONS)]  # type: ignore[valid-type]
-    options: dict[str, Annotated[float, Field(ge=-1e4, le=1e4)]] = Field(
-        default_factory=dict, max_length=4
-    )
-
-    def spec(self) -> TestFunction:
-        return TestFunction.of(self.name, **self.options)
-
-
-class ProblemRequest(Strict):
-    """The regression (``data`` + ``losses``), or a test ``function`` (then those are unused)."""
-
-    data: DataModel = Field(default_factory=DataModel)
-    losses: list[LossModel] = Field(
-        default_factory=lambda: [LossModel()], min_length=1, max_length=4
-    )
-    function: FunctionModel | None = None
-
-    def objectives(self) -> list[LossSpec | TestFunction]:
-        if self.function is not None:
-            return [self.function.spec()]
-        return [model.spec() for model in self.losses]
-
-    def points(self) -> int:
-        """Data points one evaluation touches (a test function: one)."""
-        return 1 if self.function is not None else self.data.n
-
-
-class LandscapeRequest(ProblemRequest):
-    grid: GridModel = Field(default_factory=GridModel)
-    weight_decay: float = Field(0.0, ge=0, le=100)
-
-
-class TrajectoryRequest(ProblemRequest):
-    optimizer: OptimizerModel = Field(default_factory=OptimizerModel)
-    epochs: int = Field(100, ge=1, le=2000)
-    start: tuple[Bounded, Bounded] = (6.0, -3.0)
-
-
-class AxisModel(Strict):
-    name: str = Field(pattern=r"^[a-z_0-9]{1,32}$")
-    lo: float = Field(ge=-1e4, le=1e4)
-    hi: float = Field(ge=-1e4, le=1e4)
-    count: int = Field(ge=1, le=64)
-    log: bool = False
-
-    def axis(self) -> Axis:
-        if self.log and (self.lo <= 0 or self.hi <= 0):
-            raise GdscopeError(f"{self.name}: a log axis needs positive ends")
-        space = np.geomspace if self.log else np.linspace
-        return Axis(
-            self.name, tuple(float(v) for v in space(self.lo, self.hi, self.count)), self.log
-        )
-
-
-class PhaseRequest(Strict):
-    data: DataModel = Field(default_factory=DataModel)
-    loss: LossModel = Field(default_factory=LossModel)
-    function: FunctionModel | None = None
-    optimizer: OptimizerModel = Field(default_factory=OptimizerModel)
-    x: AxisModel
-    y: AxisModel
-    metric: Literal["final_loss", "best_loss", "steps", "diverged", "path_length"] = "diverged"
-    epochs: int = Field(100, ge=1, le=500)
-    start: tuple[Bounded, Bounded] = (6.0, -3.0)
+OUT = "explorer.png"
+"""The file the page's command writes."""
 
 
 def _clean(values: Any) -> Any:
@@ -213,8 +116,8 @@ def trajectories(request: TrajectoryRequest) -> dict[str, Any]:
     _budget(len(losses) * request.epochs * request.points())
     data = make_data(request.data.spec()) if request.function is None else None
     result = run_batched(
-        data, request.optimizer.name, request.optimizer.hyper,
-        loss=losses[0] if request.function is not None else losses,
+        data, request.optimizer.name, request.optimizer.values(),
+        loss=request.batched_loss(),
         start=request.start, epochs=request.epochs,
     )  # fmt: skip
     assert result.path is not None and result.losses is not None
@@ -242,7 +145,7 @@ def phase(request: PhaseRequest) -> dict[str, Any]:
     _budget(request.x.count * request.y.count * request.epochs * points)
     data = make_data(request.data.spec()) if function is None else None
     x, y = request.x.axis(), request.y.axis()
-    fixed = {k: v for k, v in request.optimizer.hyper.items() if k not in {x.name, y.name}}
+    fixed = {k: v for k, v in request.optimizer.values().items() if k not in {x.name, y.name}}
     objective = function or request.loss.spec()
     run = phase_diagram(
         data, x=x, y=y, optimizer=request.optimizer.name, fixed=fixed, loss=objective,
@@ -258,6 +161,66 @@ def phase(request: PhaseRequest) -> dict[str, Any]:
         "stable": None if stable is None else stable.astype(int).tolist(),
         "minimum": minimum,
     }
+
+
+def _functions() -> dict[str, Any]:
+    out = {}
+    for name in FUNCTIONS:
+        f = TestFunction(name)
+        out[name] = {"title": f.title, "domain": f.domain, "start": f.start,
+                     "lr": f.definition.lr, "options": f.definition.defaults,
+                     "minima": f.minima}  # fmt: skip
+    return out
+
+
+def _bounds(model: type[BaseModel], name: str) -> dict[str, float]:
+    """A field's numeric bounds (``ge``, ``gt``, ``le``, ``lt``), for the page's inputs."""
+    out: dict[str, float] = {}
+    for item in model.model_fields[name].metadata:
+        out.update({k: getattr(item, k) for k in ("ge", "gt", "le", "lt") if hasattr(item, k)})
+    return out
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    request = TrajectoryRequest()
+    optimizers = {
+        name: {
+            "title": entry.title,
+            "defaults": entry.defaults(),
+            "hyperparameters": [{**asdict(h), "kind": h.kind} for h in entry.hyperparameters],
+        }
+        for name, entry in OPTIMIZER_TABLE.items()
+    }
+    return {
+        "optimizers": optimizers,
+        "losses": [{"name": n, "title": LossSpec(n).class_name} for n in LOSS_NAMES],
+        "article_losses": [loss.name for loss in ARTICLE_LOSSES],
+        "metrics": list(METRICS),
+        "views": list(VIEWS),
+        "functions": _functions(),
+        "defaults": {
+            "optimizer": {"name": request.optimizer.name,
+                          "hyper": dict(request.optimizer.entry.preset)},
+            "epochs": request.epochs,
+            "start": list(request.start),
+            "data": DataModel().model_dump(),
+            "loss": LossModel().model_dump(),
+            "grid": GridModel().model_dump(),
+            "metric": DEFAULT_METRIC,
+            "view": CommandRequest().view,
+        },
+        "limits": {
+            "epochs": _bounds(TrajectoryRequest, "epochs"),
+            "phase_epochs": _bounds(PhaseRequest, "epochs"),
+            "n": _bounds(DataModel, "n"),
+            "seed": _bounds(DataModel, "seed"),
+            "noise": _bounds(DataModel, "noise"),
+            "size": _bounds(GridModel, "size"),
+            "delta": _bounds(LossModel, "delta"),
+            "beta": _bounds(LossModel, "beta"),
+        },
+    }  # fmt: skip
 
 
 def create_app() -> Any:
@@ -288,26 +251,28 @@ def create_app() -> Any:
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "optimizers": sorted(TRANSFORMS)}
+        return {"status": "ok", "version": __version__, "optimizers": sorted(OPTIMIZER_TABLE)}
 
     @app.get("/api/optimizers")
     def optimizers() -> dict[str, Any]:
-        """Every batched optimizer's hyperparameters with torch's defaults."""
-        return {
-            name: {key: param.default for key, param in t.params.items()}
-            for name, t in TRANSFORMS.items()
-        }
+        """Each batched optimizer's hyperparameters at gdscope's defaults (see /api/schema)."""
+        return {name: entry.defaults() for name, entry in OPTIMIZER_TABLE.items()}
 
     @app.get("/api/functions")
     def functions() -> dict[str, Any]:
         """Each test function's standard domain, start and learning rate, as (y, x) pairs."""
-        out = {}
-        for name in FUNCTIONS:
-            f = TestFunction(name)
-            out[name] = {"title": f.title, "domain": f.domain, "start": f.start,
-                         "lr": f.definition.lr, "options": f.definition.defaults,
-                         "minima": f.minima}  # fmt: skip
-        return out
+        return _functions()
+
+    @app.get("/api/schema")
+    def schema() -> dict[str, Any]:
+        """What the page builds its controls from: names, defaults, bounds, limits."""
+        return _schema()
+
+    @app.post("/api/command")
+    def command(request: CommandRequest) -> dict[str, Any]:
+        """The ``gdscope plot`` command that draws this request (as records write it)."""
+        config = request.config()
+        return {"command": config.command(OUT), "args": config.cli_args(), "out": OUT}
 
     # At most one computation per core at a time; the others wait their turn. Without this,
     # dozens of worker threads (each with torch's and OpenMP's own threads) thrash the CPU.

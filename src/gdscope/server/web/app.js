@@ -1,32 +1,19 @@
 // gdscope explorer: every knob redraws the optimizer's path on the landscape.
 // State lives in one object that is mirrored into the URL (#state=...), so a reload or a
-// shared link shows the same view. The server does all the maths (see /docs for the API).
+// shared link shows the same view. The server does all the maths (see /docs for the API) and
+// says what there is to choose (/api/schema: optimizers, hyperparameters with defaults and
+// bounds, losses, metrics, views, defaults, limits) and which command draws the same figure
+// (/api/command); the page keeps no copy of those.
 
 const $ = (id) => document.getElementById(id);
-const LOSSES = ["mse", "l1", "huber", "smoothl1"];
-const TITLES = { mse: "MSELoss", l1: "L1Loss", huber: "HuberLoss", smoothl1: "SmoothL1Loss" };
 const PIN_COLOURS = ["#000000", "#ff00ff", "#00bcd4", "#ff9800", "#ffffff", "#8bc34a"];
-// Slider ranges for the hyperparameters (the number box beside each accepts any value).
-const RANGES = {
-  lr: [0, 2], momentum: [0, 0.999], dampening: [0, 1], weight_decay: [0, 5], beta1: [0, 0.999],
-  beta2: [0, 0.9999], eps: [0, 0.01], alpha: [0, 0.999], lr_decay: [0, 1],
-  initial_accumulator_value: [0, 5],
-};
 // matplotlib's 'terrain', sampled.
 const TERRAIN = [[0, "#333399"], [0.15, "#0099ff"], [0.25, "#00cc66"], [0.5, "#ffff99"],
   [0.75, "#805c54"], [1, "#ffffff"]];
 
-const DEFAULT_STATE = {
-  optimizer: "sgd", hyper: { lr: 0.1 }, epochs: 100, problem: "regression", loss: "all", delta: 1, beta: 1,
-  data: { seed: 20240215, n: 50, quadratic: 0.75, linear: 1, constant: 2, noise: 0.3 },
-  grid: { w: [-5, 8], b: [-5, 8], size: 101 }, color: "linear", view: "heatmap",
-  start: [6, -3], pins: [],
-  phase: { x: { name: "lr", lo: 0.01, hi: 3, log: true }, y: { name: "momentum", lo: 0, hi: 0.99, log: false },
-    metric: "diverged" },
-};
-
-let state = loadState();
-let defaults = {};      // optimizer name -> {hyper: default}
+let schema = null;       // /api/schema: what there is to choose, with defaults and limits
+let DEFAULT_STATE = null;
+let state = null;
 let functions = {};     // test function name -> {domain, start, lr, minima}
 let landscape = null;   // last /api/landscape answer
 let runs = null;        // last /api/trajectories answer
@@ -34,6 +21,25 @@ let pinnedRuns = [];    // answers for pinned configurations
 let landscapeKey = "";
 let playing = null;
 let drawnPaths = [];     // what each map's canvas shows, in data coordinates (for tests and tools)
+
+// A phase-diagram axis over a hyperparameter's span (log where it spans decades).
+function phaseAxis(hyper) {
+  return { name: hyper.name, lo: hyper.span[0], hi: hyper.span[1], log: hyper.log };
+}
+
+// The hyperparameters of an optimizer as the server lists them; the numeric ones.
+const hyperparameters = (name) => schema.optimizers[name].hyperparameters;
+const numeric = (name) => hyperparameters(name).filter((h) => h.kind === "float");
+
+function defaultState() {
+  const d = schema.defaults, [x, y] = numeric(d.optimizer.name);
+  return {
+    optimizer: d.optimizer.name, hyper: { ...d.optimizer.hyper }, epochs: d.epochs, problem: "regression",
+    loss: "all", delta: d.loss.delta, beta: d.loss.beta, data: { ...d.data },
+    grid: { w: [...d.grid.w_range], b: [...d.grid.b_range], size: d.grid.size }, color: "linear", view: d.view,
+    start: [...d.start], pins: [], phase: { x: phaseAxis(x), y: phaseAxis(y || x), metric: d.metric },
+  };
+}
 
 function loadState() {
   const match = location.hash.match(/state=([^&]*)/);
@@ -64,7 +70,7 @@ async function api(path, body) {
 }
 
 function losses() {
-  const names = state.loss === "all" ? LOSSES : [state.loss];
+  const names = state.loss === "all" ? schema.article_losses : [state.loss];
   return names.map((name) => ({ name, delta: state.delta, beta: state.beta }));
 }
 
@@ -76,6 +82,12 @@ function problem() {
 function trajectoryRequest(config = state) {
   return { data: state.data, losses: losses(), epochs: config.epochs, start: config.start,
     optimizer: { name: config.optimizer, hyper: config.hyper }, ...problem() };
+}
+
+// What the command line needs to draw the current view (the server writes the command).
+function commandRequest() {
+  return { ...trajectoryRequest(), log: state.color === "log", view: state.view,
+    grid: { w_range: state.grid.w, b_range: state.grid.b, size: state.grid.size } };
 }
 
 function landscapeRequest() {
@@ -93,12 +105,14 @@ function debounce(fn, ms) {
 function buildHyperControls() {
   const box = $("hyper");
   box.innerHTML = "";
-  const known = defaults[state.optimizer] || {};
-  for (const [key, fallback] of Object.entries(known)) {
-    const value = key in state.hyper ? state.hyper[key] : fallback;
+  const fallback = schema.optimizers[state.optimizer].defaults;
+  for (const hyper of hyperparameters(state.optimizer)) {
+    const key = hyper.name;
+    const value = key in state.hyper ? state.hyper[key] : fallback[key];
     const row = document.createElement("div");
     row.className = "knob";
-    if (typeof fallback === "boolean") {
+    row.dataset.hyper = key;
+    if (hyper.kind === "bool") {
       row.innerHTML = `<label><input type="checkbox" id="h-${key}"> ${key}</label>`;
       box.append(row);
       const input = $(`h-${key}`);
@@ -106,11 +120,13 @@ function buildHyperControls() {
       input.addEventListener("change", () => { state.hyper[key] = input.checked; changed(); });
       continue;
     }
-    const [lo, hi] = RANGES[key] || [0, Math.max(1, 2 * fallback)];
+    const [lo, hi] = hyper.span;
     row.innerHTML = `<span>${key}</span><input type="number" id="n-${key}" step="any">
       <input type="range" id="h-${key}" min="${lo}" max="${hi}" step="any">`;
     box.append(row);
     const slider = $(`h-${key}`), number = $(`n-${key}`);
+    if (hyper.low !== null) number.min = hyper.low;  // the server refuses what lies outside
+    if (hyper.below !== null) number.max = hyper.below;
     slider.value = value; number.value = value;
     slider.addEventListener("input", () => { number.value = slider.value; state.hyper[key] = Number(slider.value); changed(); });
     number.addEventListener("change", () => { slider.value = number.value; state.hyper[key] = Number(number.value); changed(); });
@@ -123,9 +139,30 @@ function bindField(id, get, set, landscapeToo = false) {
   input.addEventListener("change", () => { set(input.value); changed(landscapeToo); });
 }
 
+// Number inputs take the server's bounds for the fields they set.
+function applyLimits() {
+  const fields = { epochs: "epochs", n: "n", seed: "seed", noise: "noise", size: "size", delta: "delta", beta: "beta" };
+  for (const [id, key] of Object.entries(fields)) {
+    const bounds = schema.limits[key] || {};
+    const low = bounds.ge ?? bounds.gt, high = bounds.le ?? bounds.lt;
+    if (low !== undefined) $(id).min = low;
+    if (high !== undefined) $(id).max = high;
+  }
+}
+
+function fillSelect(id, options) {
+  const select = $(id);
+  for (const [value, label] of options) select.add(new Option(label, value));
+}
+
 function bindControls() {
   const select = $("optimizer");
-  for (const name of Object.keys(defaults)) select.add(new Option(name, name));
+  for (const [name, entry] of Object.entries(schema.optimizers)) select.add(new Option(`${name} (${entry.title})`, name));
+  fillSelect("loss", [["all", `all ${schema.article_losses.length} (article)`],
+    ...schema.losses.map((loss) => [loss.name, loss.title])]);
+  fillSelect("view", schema.views.map((view) => [view, view]));
+  fillSelect("metric", schema.metrics.map((metric) => [metric, metric.replace("_", " ")]));
+  applyLimits();
   select.value = state.optimizer;
   select.addEventListener("change", () => {
     const lr = state.hyper.lr;
@@ -150,7 +187,7 @@ function bindControls() {
   bindField("loss", () => state.loss, (v) => { state.loss = v; }, true);
   bindField("delta", () => state.delta, (v) => { state.delta = Number(v); }, true);
   bindField("beta", () => state.beta, (v) => { state.beta = Number(v); }, true);
-  for (const key of ["seed", "n", "noise", "quadratic", "linear", "constant"]) {
+  for (const key of Object.keys(schema.defaults.data)) {  // DataSpec's fields, one input each
     bindField(key, () => state.data[key], (v) => { state.data[key] = Number(v); }, true);
   }
   bindField("wlo", () => state.grid.w[0], (v) => { state.grid.w[0] = Number(v); }, true);
@@ -171,7 +208,7 @@ function bindControls() {
 }
 
 function buildPhaseControls() {
-  const names = Object.keys(defaults[state.optimizer] || {}).filter((k) => typeof defaults[state.optimizer][k] !== "boolean");
+  const names = numeric(state.optimizer).map((h) => h.name);
   for (const axis of ["X", "Y"]) {
     const select = $(`phase${axis}`);
     select.innerHTML = "";
@@ -179,8 +216,10 @@ function buildPhaseControls() {
     const spec = state.phase[axis.toLowerCase()];
     if (!names.includes(spec.name)) spec.name = names[axis === "X" ? 0 : 1] || names[0];
     select.value = spec.name;
-    select.onchange = () => { spec.name = select.value; const r = RANGES[spec.name] || [0, 1];
-      spec.lo = r[0]; spec.hi = r[1]; spec.log = false; buildPhaseControls(); changed(); };
+    select.onchange = () => {
+      Object.assign(spec, phaseAxis(numeric(state.optimizer).find((h) => h.name === select.value)));
+      buildPhaseControls(); changed();
+    };
     for (const end of ["lo", "hi"]) {
       const input = $(`phase${axis}${end}`);
       input.value = spec[end];
@@ -200,7 +239,7 @@ function status(text, isError = false) {
   if (text) {
     const span = document.createElement("span");
     span.textContent = text;
-    if (isError) span.className = "diverged";
+    if (isError) span.className = "failed";
     $("status").append(span);
   }
 }
@@ -504,53 +543,20 @@ function drawStatus() {
   document.body.dataset.diverged = messages.length ? "true" : "false";
 }
 
-function drawCommand() {
-  const args = ["gdscope", "plot"];
-  if (state.problem in functions) args.push("--function", state.problem);
-  else args.push("--loss", state.loss);
-  if (state.optimizer === "sgd") {
-    for (const [k, v] of Object.entries(state.hyper)) {
-      if (typeof v === "boolean") { if (v) args.push(`--${k}`); }
-      else args.push(`--${k.replace("_", "-")}`, String(v));
-    }
-  } else {
-    args.push("--optimizer", state.optimizer);
-    const h = { ...state.hyper };
-    if ("beta1" in h || "beta2" in h) {
-      const d = defaults[state.optimizer];
-      h.betas = `${h.beta1 ?? d.beta1},${h.beta2 ?? d.beta2}`; delete h.beta1; delete h.beta2;
-    }
-    for (const [k, v] of Object.entries(h)) args.push(`--opt=${k}=${v}`);
-  }
-  if (state.delta !== 1) args.push("--huber-delta", String(state.delta));
-  if (state.beta !== 1) args.push("--smoothl1-beta", String(state.beta));
-  args.push("--epochs", String(state.epochs), "--start", String(state.start[0]), String(state.start[1]));
-  const d = state.data, base = DEFAULT_STATE.data;
-  if (d.seed !== base.seed) args.push("--seed", String(d.seed));
-  if (d.n !== base.n) args.push("--n", String(d.n));
-  if (d.noise !== base.noise) args.push("--noise", String(d.noise));
-  if (d.quadratic !== base.quadratic || d.linear !== base.linear || d.constant !== base.constant)
-    args.push("--coefficients", String(d.quadratic), String(d.linear), String(d.constant));
-  args.push("--grid-size", String(state.grid.size), "--w-range", ...state.grid.w.map(String),
-    "--b-range", ...state.grid.b.map(String));
-  if (state.color === "log") args.push("--log-color");
-  if (state.view !== "heatmap") args.push("--view", state.view);
-  args.push("--out", "explorer.png");
-  $("command").textContent = args.join(" ");
-}
-
 async function drawPhase() {
   const { x, y, metric } = state.phase;
   // torch refuses Nesterov without momentum: with it on, a momentum axis starts just above 0.
   const positive = (axis) => (state.hyper.nesterov && axis.name === "momentum" ? Math.max(axis.lo, 1e-3) : axis.lo);
-  const request = { data: state.data, loss: losses()[0], metric, epochs: Math.min(state.epochs, 500),
+  const request = { data: state.data, loss: losses()[0], metric, epochs: Math.min(state.epochs, schema.limits.phase_epochs.le),
     start: state.start, optimizer: { name: state.optimizer, hyper: state.hyper },
     x: { name: x.name, lo: positive(x), hi: x.hi, count: 40, log: x.log },
     y: { name: y.name, lo: positive(y), hi: y.hi, count: 32, log: y.log }, ...problem() };
   const answer = await api("/api/phase", request);
-  const current = { ...defaults[state.optimizer], ...state.hyper };
+  const current = { ...schema.optimizers[state.optimizer].defaults, ...state.hyper };
+  // A yes/no metric (only 0 and 1) in two colours, any other on a continuous scale.
+  const yesNo = answer.values.flat().every((v) => v === 0 || v === 1);
   const traces = [{ type: "heatmap", x: answer.x, y: answer.y, z: answer.values,
-    colorscale: metric === "diverged" ? [[0, "#2c7bb6"], [1, "#d7191c"]] : "Viridis", name: metric,
+    colorscale: yesNo ? [[0, "#2c7bb6"], [1, "#d7191c"]] : "Viridis", name: metric,
     hovertemplate: `${x.name} %{x:.4g}<br>${y.name} %{y:.4g}<br>${metric} %{z:.4g}<extra></extra>` },
   { type: "scatter", mode: "markers", x: [current[x.name]], y: [current[y.name]], name: "current",
     marker: { symbol: "star", size: 16, color: "white", line: { color: "black", width: 1 } } }];
@@ -625,9 +631,10 @@ async function update(landscapeToo) {
   try {
     const key = JSON.stringify(landscapeRequest());
     const wantMap = landscapeToo || key !== landscapeKey || !landscape;
-    const [map, answer, ...pins] = await Promise.all([
+    const [map, answer, command, ...pins] = await Promise.all([
       wantMap ? api("/api/landscape", landscapeRequest()) : Promise.resolve(landscape),
       api("/api/trajectories", trajectoryRequest()),
+      api("/api/command", commandRequest()).catch((e) => ({ command: `(no command: ${e.message || e})` })),
       ...state.pins.map((p) => api("/api/trajectories", trajectoryRequest(p))),
     ]);
     if (mine !== generation) return;  // a newer change superseded this one
@@ -637,7 +644,8 @@ async function update(landscapeToo) {
     if (Number($("step").value) > runs.epochs || !playing) $("step").value = runs.epochs;
     drawMaps();
     const t2 = performance.now();
-    drawLossChart(); drawStatus(); drawCommand();
+    drawLossChart(); drawStatus();
+    $("command").textContent = command.command;
     $("pins").innerHTML = state.pins.map((p, i) =>
       `<li style="color:${PIN_COLOURS[i % PIN_COLOURS.length]}">pin ${i + 1}: ${p.optimizer} ${JSON.stringify(p.hyper)} from (${p.start})</li>`).join("");
     document.body.dataset.ready = "true";
@@ -676,8 +684,11 @@ function showProblem() {
 }
 
 async function main() {
-  [defaults, functions] = await Promise.all([api("/api/optimizers"), api("/api/functions")]);
-  if (!(state.optimizer in defaults)) state.optimizer = "sgd";
+  schema = await api("/api/schema");
+  functions = schema.functions;
+  DEFAULT_STATE = defaultState();
+  state = loadState();
+  if (!(state.optimizer in schema.optimizers)) state.optimizer = DEFAULT_STATE.optimizer;
   bindControls();
   showProblem();
   buildHyperControls();
