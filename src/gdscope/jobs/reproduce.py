@@ -10,8 +10,13 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from gdscope.errors import GdscopeError
-from gdscope.files import figure_format, save_figure, write_text
-from gdscope.jobs.article import ARTICLE_FIGURES, ArticleFigure, draw_article_figure
+from gdscope.files import figure_format, write_text
+from gdscope.jobs.article import (
+    ARTICLE_FIGURES,
+    ArticleFigure,
+    draw_article_figure,
+    save_article_figure,
+)
 from gdscope.jobs.plot import MapCache
 from gdscope.version import __version__
 
@@ -43,18 +48,13 @@ def reproduce(
     written = []
     for spec in figures:
         fig = draw_article_figure(spec, fig=Figure(), cache=cache)
-        path = save_figure(
-            fig, out / spec.filename(fmt), fmt=fmt, dpi=dpi, force=force, config=_record(spec)
-        )
+        path = save_article_figure(spec, fig, out / spec.filename(fmt), fmt=fmt, dpi=dpi,
+                                   force=force)  # fmt: skip
         written.append(path)
         if progress is not None:
             progress(spec, path)
     written.append(write_text(out / "index.html", gallery_html(figures, fmt), force=force))
     return written
-
-
-def _record(spec: ArticleFigure) -> dict[str, object]:
-    return {"gdscope": __version__, "figure": spec.key, "config": spec.config.to_dict()}
 
 
 def gallery_html(figures: Sequence[ArticleFigure], fmt: str) -> str:
