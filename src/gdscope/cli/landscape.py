@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gdscope.cli import options
-from gdscope.cli.options import integer, number
+from gdscope.cli.options import IMAGE_FILE, integer, number
 from gdscope.errors import GdscopeError
 from gdscope.files import check_target
 from gdscope.jobs.plotconfig import VIEWS
@@ -116,7 +116,7 @@ def add_parser(commands: Subparsers) -> None:
         metavar="GIF|MP4",
         help="also animate the projected path over the map (needs --path)",
     )
-    options.add_output_options(scape, what="image file (.png, .svg or .pdf)")
+    options.add_output_options(scape, what=IMAGE_FILE)
 
     example = commands.add_parser("example", help="train an example network, draw its landscape")
     example.add_argument("name", choices=("mlp", "cnn"))

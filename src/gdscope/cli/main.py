@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from gdscope.cli import landscape, plotting, serve, studies
-from gdscope.cli.options import EXIT_USAGE, Parser
+from gdscope.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser
 from gdscope.cli.plotting import plot_config
 from gdscope.errors import GdscopeError
 from gdscope.version import __version__
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("gdscope: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

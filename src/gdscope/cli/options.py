@@ -17,6 +17,7 @@ from gdscope.engines.reference import MAX_EPOCHS
 from gdscope.errors import GdscopeError
 from gdscope.files import check_target
 from gdscope.jobs.plotconfig import parse_function
+from gdscope.jobs.records import DEFAULT_DPI
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec, SchedulerSpec, parse_assignments
 from gdscope.problem.data import CsvData, DataSpec, make_data
@@ -26,6 +27,8 @@ from gdscope.problem.objective import Objective, default_grid
 from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+IMAGE_FILE = "image file (.png, .svg or .pdf)"
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -128,7 +131,7 @@ def add_sgd_options(parser: argparse.ArgumentParser) -> None:
 def add_output_options(parser: argparse.ArgumentParser, *, what: str) -> None:
     parser.add_argument("--out", type=Path, required=True, help=what)
     parser.add_argument("--force", action="store_true", help="overwrite existing output")
-    parser.add_argument("--dpi", type=number, default=110, help="raster resolution")
+    parser.add_argument("--dpi", type=number, default=DEFAULT_DPI, help="raster resolution")
 
 
 def add_grid_options(parser: argparse.ArgumentParser) -> None:

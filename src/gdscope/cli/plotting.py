@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gdscope.cli import options
-from gdscope.cli.options import Parser, integer, number
+from gdscope.cli.options import IMAGE_FILE, Parser, integer, number
 from gdscope.errors import GdscopeError
 from gdscope.files import FIGURE_FORMATS
 from gdscope.jobs.plotconfig import VIEWS, PlotConfig, load_toml, parse_function
@@ -67,7 +67,7 @@ def add_parser(commands: Subparsers) -> None:
 
     plot = commands.add_parser("plot", help="draw a loss map with the optimizer's path")
     _add_plot_options(plot)
-    options.add_output_options(plot, what="image file (.png, .svg or .pdf)")
+    options.add_output_options(plot, what=IMAGE_FILE)
     plot.add_argument("--save", type=Path, help="also write the paths: .csv, .json or .npz")
 
     animate = commands.add_parser("animate", help="an animated GIF or MP4 of the descent")
@@ -90,7 +90,7 @@ def add_parser(commands: Subparsers) -> None:
 
     figure = commands.add_parser("figure", help="draw one of the article's figures")
     figure.add_argument("key", help="fig01 … fig10 (or its number or name)")
-    options.add_output_options(figure, what="image file (.png, .svg or .pdf)")
+    options.add_output_options(figure, what=IMAGE_FILE)
 
     reproduce = commands.add_parser("reproduce", help="draw all the article's figures + gallery")
     options.add_output_options(reproduce, what="output directory")

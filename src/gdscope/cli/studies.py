@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gdscope.cli import options
-from gdscope.cli.options import integer, number
+from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
 from gdscope.jobs.studies import (
     COMPARE_FORMATS,
     GRID_FORMATS,
@@ -35,9 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS", "add_parser", "run"]
 
-EXIT_INTERRUPTED = 130
-_IMAGE = "image file (.png, .svg or .pdf)"
-
 
 def add_parser(commands: Subparsers) -> None:
     sweep = commands.add_parser("sweep", help="small multiples: one panel per configuration")
@@ -55,7 +52,7 @@ def add_parser(commands: Subparsers) -> None:
     options.add_data_options(sweep)
     options.add_grid_options(sweep)
     options.add_engine_options(sweep)
-    options.add_output_options(sweep, what=_IMAGE)
+    options.add_output_options(sweep, what=IMAGE_FILE)
 
     phase = commands.add_parser("phase", help="phase diagram of a metric over two hyperparameters")
     phase.add_argument("--x", required=True, metavar="NAME=RANGE", help="e.g. lr=1e-3:2:256:log")
@@ -69,7 +66,7 @@ def add_parser(commands: Subparsers) -> None:
     options.add_sgd_options(phase)
     options.add_data_options(phase)
     options.add_engine_options(phase)
-    options.add_output_options(phase, what=_IMAGE)
+    options.add_output_options(phase, what=IMAGE_FILE)
 
     compare = commands.add_parser("compare", help="tune optimizers fairly and compare them")
     compare.add_argument(
@@ -94,7 +91,7 @@ def add_parser(commands: Subparsers) -> None:
     options.add_data_options(compare)
     options.add_grid_options(compare)
     compare.add_argument("--save", type=Path, help="results file (.json)")
-    options.add_output_options(compare, what=_IMAGE)
+    options.add_output_options(compare, what=IMAGE_FILE)
 
 
 def _problem(ns: argparse.Namespace, objective: Objective, *, grid: bool = True) -> Problem:

@@ -13,7 +13,7 @@ from gdscope.errors import GdscopeError
 from gdscope.files import save_figure
 from gdscope.jobs.plot import MapCache, build_plot
 from gdscope.jobs.plotconfig import PlotConfig
-from gdscope.jobs.records import record
+from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.problem.data import make_data
 from gdscope.problem.losses import LossSpec
@@ -195,7 +195,7 @@ def draw_article_figure(
 
 
 def make_article_figure(
-    key: str, out: str | os.PathLike[str], *, dpi: float = 110, force: bool = False
+    key: str, out: str | os.PathLike[str], *, dpi: float = DEFAULT_DPI, force: bool = False
 ) -> Path:
     """One of the article's figures (``gdscope figure``)."""
     spec = article_figure(key)
@@ -207,7 +207,7 @@ def save_article_figure(
     fig: Figure,
     out: str | os.PathLike[str],
     *,
-    dpi: float = 110,
+    dpi: float = DEFAULT_DPI,
     force: bool = False,
     fmt: str | None = None,
 ) -> Path:

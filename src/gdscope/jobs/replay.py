@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gdscope.errors import GdscopeError
-from gdscope.jobs.records import read_record
+from gdscope.jobs.records import DEFAULT_DPI, read_record
 
 __all__ = ["read_record", "replay", "strip_outputs"]
 
@@ -70,9 +70,9 @@ def replay(
 
 def _upgrade(rec: dict[str, Any]) -> dict[str, Any]:
     """Records older versions wrote without a kind: ``gdscope reproduce``'s figures (their dpi
-    was the default, 110, unless given; it was not recorded)."""
+    was not recorded: the default, unless given)."""
     if rec.get("kind") is None and "figure" in rec:
-        return {**rec, "kind": "figure", "dpi": rec.get("dpi", 110)}
+        return {**rec, "kind": "figure", "dpi": rec.get("dpi", DEFAULT_DPI)}
     return rec
 
 

@@ -18,6 +18,7 @@ from gdscope.jobs.article import (
     save_article_figure,
 )
 from gdscope.jobs.plot import MapCache
+from gdscope.jobs.records import DEFAULT_DPI
 from gdscope.version import __version__
 
 __all__ = ["gallery_html", "reproduce"]
@@ -28,7 +29,7 @@ def reproduce(
     *,
     fmt: str = "png",
     force: bool = False,
-    dpi: float = 110,
+    dpi: float = DEFAULT_DPI,
     figures: Sequence[ArticleFigure] = ARTICLE_FIGURES,
     progress: Callable[[ArticleFigure, Path], None] | None = None,
 ) -> list[Path]:

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from gdscope.errors import GdscopeError
 from gdscope.files import save_figure, write_text
 from gdscope.jobs.plotconfig import PlotConfig
-from gdscope.jobs.records import record
+from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OptimizerSpec
 from gdscope.problem.data import CsvData, Dataset, DataSpec, make_data
@@ -225,7 +225,7 @@ class Outputs:
     record, and with ``save`` the results too; ``force`` overwrites existing files."""
 
     out: Path
-    dpi: float = 110
+    dpi: float = DEFAULT_DPI
     force: bool = False
     save: Path | None = None
 
