@@ -18,6 +18,7 @@ from gdscope.errors import GdscopeError
 from gdscope.files import check_target
 from gdscope.jobs.plotconfig import parse_function
 from gdscope.jobs.records import DEFAULT_DPI
+from gdscope.jobs.studies import DTYPES
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec, SchedulerSpec, parse_assignments
 from gdscope.problem.data import CsvData, DataSpec, make_data
@@ -165,7 +166,7 @@ def add_function_option(parser: argparse.ArgumentParser, *, many: bool) -> None:
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
     engine = parser.add_argument_group("batched engine")
-    engine.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    engine.add_argument("--dtype", choices=DTYPES, default=DTYPES[0])
     engine.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     engine.add_argument("--compile", action="store_true", help="torch.compile the step")
     engine.add_argument("--save", type=Path, help="results file: .npz, .csv or .json")

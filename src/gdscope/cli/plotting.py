@@ -13,6 +13,7 @@ from gdscope.cli.options import IMAGE_FILE, Parser, integer, number
 from gdscope.errors import GdscopeError
 from gdscope.files import FIGURE_FORMATS
 from gdscope.jobs.plotconfig import VIEWS, PlotConfig, load_toml, parse_function
+from gdscope.jobs.studies import DTYPES
 from gdscope.problem.data import DataSpec, make_data
 from gdscope.problem.losses import LOSS_NAMES, LossSpec
 from gdscope.problem.objective import Objective
@@ -59,7 +60,7 @@ def add_parser(commands: Subparsers) -> None:
     train.add_argument("--loss", choices=LOSS_NAMES, default="mse")
     options.add_function_option(train, many=False)
     train.add_argument("--log", action="store_true", help="print the article's epoch log")
-    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    train.add_argument("--dtype", choices=DTYPES, default=DTYPES[0])
     train.add_argument("--save", type=Path, help="write the path: .csv, .json or .npz")
     train.add_argument("--force", action="store_true", help="overwrite an existing --save file")
     options.add_sgd_options(train)

@@ -123,7 +123,8 @@ def _sweep(ns: argparse.Namespace) -> int:
 
 
 def _phase(ns: argparse.Namespace) -> int:
-    Axis.parse(ns.x), Axis.parse(ns.y)
+    for text in (ns.x, ns.y):  # refused first, before the outputs are looked at
+        Axis.parse(text)
     options.check_outputs(ns, saves=GRID_FORMATS)
     objective = options.objective(ns)
     settings = _settings(ns, objective)

@@ -2,7 +2,8 @@
 save the figure (with its record, so ``replay`` can make it again) and the results file.
 
 Each job takes a typed, frozen config that round-trips through ``to_dict``/``from_dict``; the
-record a figure carries is ``record(kind, config=config.to_dict(), dpi=dpi)``.
+record a figure carries is ``record(kind, config=config.to_dict(), dpi=dpi)`` (a comparison's
+also holds the versions and seed it ran with, ``result``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from gdscope.studies.shootout import Shootout
 from gdscope.studies.sweep import Axis, GridRun
 
 __all__ = [
+    "COMPARE_FORMATS",
+    "DTYPES",
     "GRID_FORMATS",
     "MAX_PANELS",
     "CompareConfig",
@@ -51,6 +54,8 @@ MAX_PANELS = 64
 GRID_FORMATS = (".npz", ".csv", ".json")
 """What ``--save`` of a sweep or phase diagram writes (``save_grid``)."""
 COMPARE_FORMATS = (".json",)
+DTYPES = ("float32", "float64")
+"""The engine's float types by name (the first is the default)."""
 
 Progress = Callable[[int, int], None]
 _Config = TypeVar("_Config")
@@ -94,9 +99,13 @@ class RunSettings:
     epochs: int = 100
     batch_size: int | None = None
     shuffle_seed: int = 0
-    dtype: str = "float32"
+    dtype: str = DTYPES[0]
     device: str = "cpu"
     compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise GdscopeError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out = _plain_fields(self, skip=("optimizer",))
@@ -190,10 +199,14 @@ class PhaseConfig(_Study):
     chunk: int = 65_536
 
     def __post_init__(self) -> None:
+        self.axes()
         if self.metric not in METRICS:
             raise GdscopeError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
         if self.chunk < 1:
             raise GdscopeError(f"--chunk must be >= 1, got {self.chunk}")
+
+    def axes(self) -> tuple[Axis, Axis]:
+        return Axis.parse(self.x), Axis.parse(self.y)
 
 
 @dataclass(frozen=True)
@@ -285,7 +298,7 @@ def make_phase(
     from gdscope.render.studycharts import plot_phase
     from gdscope.studies.phase import analytic_stable, phase_diagram
 
-    x, y = Axis.parse(config.x), Axis.parse(config.y)
+    x, y = config.axes()
     settings = config.run
     data = config.problem.dataset()
     run = phase_diagram(
