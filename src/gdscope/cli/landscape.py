@@ -38,10 +38,8 @@ def _choice(parser: argparse.ArgumentParser, flag: str, choices: tuple[str, ...]
     parser.add_argument(flag, choices=choices, default=choices[0], help=_CHOICE_HELP[flag])
 
 
-def add_parser(commands: Subparsers) -> None:
-    scape = commands.add_parser(
-        "landscape", help="the loss landscape of your own model, with its optimizer's path"
-    )
+def _add_model_options(scape: argparse.ArgumentParser) -> None:
+    """What to map: the model, its data and loss, the weights, the recorded path."""
     scape.add_argument(
         "--model",
         required=True,
@@ -66,6 +64,10 @@ def add_parser(commands: Subparsers) -> None:
         help="weights to load (torch.save of a state_dict, or a checkpoint dict holding one)",
     )
     scape.add_argument("--path", type=Path, help="a recording (Recorder(path=...)) to project")
+
+
+def _add_plane_options(scape: argparse.ArgumentParser) -> None:
+    """The directions of the plane (or line) and its grid."""
     _choice(scape, "--directions", ("random", "pca", "line"))
     scape.add_argument("--to", type=Path, help="checkpoint at the end of a line")
     _choice(scape, "--norm", ("filter", "layer", "none"))
@@ -92,6 +94,10 @@ def add_parser(commands: Subparsers) -> None:
         help="grid along the second direction (default: as --x, 21 points)",
     )
     scape.add_argument("--line", action="store_true", help="1-D: along x only")
+
+
+def _add_evaluation_options(scape: argparse.ArgumentParser) -> None:
+    """How the grid is evaluated: device, batching, layout, a Ray cluster, resuming."""
     scape.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     scape.add_argument(
         "--chunk",
@@ -105,6 +111,10 @@ def add_parser(commands: Subparsers) -> None:
     scape.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     scape.add_argument("--gpus-per-task", type=number, default=0.0, help="Ray: GPUs per chunk")
     scape.add_argument("--resume", type=Path, help="save finished chunks here; resume from it")
+
+
+def _add_display_options(scape: argparse.ArgumentParser) -> None:
+    """What is drawn and written."""
     scape.add_argument("--view", choices=VIEWS, default="contour")
     _choice(scape, "--metric", ("loss", "accuracy"))
     scape.add_argument("--log-color", action="store_true")
@@ -117,6 +127,15 @@ def add_parser(commands: Subparsers) -> None:
         help="also animate the projected path over the map (needs --path)",
     )
     options.add_output_options(scape, what=IMAGE_FILE)
+
+
+def add_parser(commands: Subparsers) -> None:
+    scape = commands.add_parser(
+        "landscape", help="the loss landscape of your own model, with its optimizer's path"
+    )
+    for add in (_add_model_options, _add_plane_options, _add_evaluation_options,
+                _add_display_options):  # fmt: skip
+        add(scape)
 
     example = commands.add_parser("example", help="train an example network, draw its landscape")
     example.add_argument("name", choices=("mlp", "cnn"))

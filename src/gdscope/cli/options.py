@@ -22,7 +22,7 @@ from gdscope.jobs.studies import DTYPES
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec, SchedulerSpec, parse_assignments
 from gdscope.problem.data import CsvData, DataSpec, make_data
-from gdscope.problem.losses import ARTICLE_LOSSES, LossSpec
+from gdscope.problem.losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
 from gdscope.problem.maps import MAX_GRID_SIZE, Grid
 from gdscope.problem.objective import Objective, default_grid
 from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
@@ -162,6 +162,12 @@ def add_function_option(parser: argparse.ArgumentParser, *, many: bool) -> None:
         help=f"a test function instead of the regression: {', '.join(FUNCTIONS)} "
         "(e.g. quadratic:condition=100)",
     )
+
+
+def add_objective_options(parser: argparse.ArgumentParser) -> None:
+    """One objective: ``--loss`` (default mse), or ``--function`` instead."""
+    parser.add_argument("--loss", choices=LOSS_NAMES, default="mse")
+    add_function_option(parser, many=False)
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:

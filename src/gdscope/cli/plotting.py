@@ -57,8 +57,7 @@ def _add_plot_options(plot: argparse.ArgumentParser) -> None:
 
 def add_parser(commands: Subparsers) -> None:
     train = commands.add_parser("train", help="train the neuron and print the losses")
-    train.add_argument("--loss", choices=LOSS_NAMES, default="mse")
-    options.add_function_option(train, many=False)
+    options.add_objective_options(train)
     train.add_argument("--log", action="store_true", help="print the article's epoch log")
     train.add_argument("--dtype", choices=DTYPES, default=DTYPES[0])
     train.add_argument("--save", type=Path, help="write the path: .csv, .json or .npz")

@@ -25,7 +25,7 @@ from gdscope.jobs.studies import (
     sweep_axes,
 )
 from gdscope.problem.data import DataSpec
-from gdscope.problem.losses import LOSS_NAMES, LossSpec
+from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
 from gdscope.studies.phase import METRICS
 from gdscope.studies.sweep import Axis, GridRun
@@ -37,6 +37,21 @@ __all__ = ["COMMANDS", "add_parser", "run"]
 
 
 def add_parser(commands: Subparsers) -> None:
+    _add_sweep(commands)
+    _add_phase(commands)
+    _add_compare(commands)
+
+
+def _add_grid_run_options(parser: argparse.ArgumentParser, *, grid: bool) -> None:
+    """A sweep's or phase diagram's run: optimizer, data, (the map's grid,) batched engine."""
+    options.add_sgd_options(parser)
+    options.add_data_options(parser)
+    if grid:
+        options.add_grid_options(parser)
+    options.add_engine_options(parser)
+
+
+def _add_sweep(commands: Subparsers) -> None:
     sweep = commands.add_parser("sweep", help="small multiples: one panel per configuration")
     sweep.add_argument(
         "--vary",
@@ -45,29 +60,26 @@ def add_parser(commands: Subparsers) -> None:
         metavar="NAME=VALUES",
         help="a hyperparameter and its values: lr=0.01:0.5:6, lr=1e-3:1:5:log, momentum=0,0.9",
     )
-    sweep.add_argument("--loss", choices=LOSS_NAMES, default="mse")
-    options.add_function_option(sweep, many=False)
+    options.add_objective_options(sweep)
     sweep.add_argument("--log-color", action="store_true")
-    options.add_sgd_options(sweep)
-    options.add_data_options(sweep)
-    options.add_grid_options(sweep)
-    options.add_engine_options(sweep)
+    _add_grid_run_options(sweep, grid=True)
     options.add_output_options(sweep, what=IMAGE_FILE)
 
+
+def _add_phase(commands: Subparsers) -> None:
     phase = commands.add_parser("phase", help="phase diagram of a metric over two hyperparameters")
     phase.add_argument("--x", required=True, metavar="NAME=RANGE", help="e.g. lr=1e-3:2:256:log")
     phase.add_argument("--y", required=True, metavar="NAME=RANGE", help="e.g. momentum=0:0.99:128")
     phase.add_argument("--metric", choices=METRICS, default="diverged")
     phase.add_argument("--tol", type=number, default=1e-3, help="for --metric steps")
     phase.add_argument("--mark", type=number, nargs=2, metavar=("X", "Y"), help="star a cell")
-    phase.add_argument("--loss", choices=LOSS_NAMES, default="mse")
-    options.add_function_option(phase, many=False)
+    options.add_objective_options(phase)
     phase.add_argument("--chunk", type=integer, default=65_536, help="configurations per batch")
-    options.add_sgd_options(phase)
-    options.add_data_options(phase)
-    options.add_engine_options(phase)
+    _add_grid_run_options(phase, grid=False)
     options.add_output_options(phase, what=IMAGE_FILE)
 
+
+def _add_compare(commands: Subparsers) -> None:
     compare = commands.add_parser("compare", help="tune optimizers fairly and compare them")
     compare.add_argument(
         "--optimizers", default="sgd,adam,rmsprop,adagrad", help="comma-separated names"
@@ -84,8 +96,7 @@ def add_parser(commands: Subparsers) -> None:
         metavar="NAME=RANGE",
         help="lr=LO:HI:N:log (default 1e-4:1:25:log); momentum=… also tunes momentum/beta1",
     )
-    compare.add_argument("--loss", choices=LOSS_NAMES, default="mse")
-    options.add_function_option(compare, many=False)
+    options.add_objective_options(compare)
     compare.add_argument("--huber-delta", type=number, default=1.0)
     compare.add_argument("--smoothl1-beta", type=number, default=1.0)
     options.add_data_options(compare)
