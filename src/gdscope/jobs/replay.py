@@ -60,7 +60,7 @@ def replay(
     where = f"{source.name} record"
     try:
         if kind == "argv":
-            return _replay_argv(rec, target, force=force, run_argv=run_argv)
+            return _replay_argv(rec, source, target, force=force, run_argv=run_argv)
         if kind in _JOBS:
             return _JOBS[kind](rec, target, force, where)
     except KeyError as missing:
@@ -129,6 +129,7 @@ _JOBS: dict[str, Callable[[dict[str, Any], Path, bool, str], Path]] = {
 
 def _replay_argv(
     rec: dict[str, Any],
+    source: Path,
     target: Path,
     *,
     force: bool,
@@ -136,7 +137,10 @@ def _replay_argv(
 ) -> Path:
     """Re-run the recorded command line, with the evaluation the original chose."""
     if run_argv is None:
-        raise GdscopeError(f"{target.name}: its record is a command line; replay it with the CLI")
+        raise GdscopeError(
+            f"{source.name}: its record is a command line: replay it with `gdscope replay` "
+            "(or pass run_argv=gdscope.cli.main.main)"
+        )
     argv = [*strip_outputs(list(rec["argv"])), "--out", str(target)]
     chosen = rec.get("evaluation")
     if chosen:  # evaluate as the original did (auto's choice depended on timing);
