@@ -13,7 +13,7 @@ from gdscope.errors import GdscopeError
 from gdscope.files import save_figure
 from gdscope.jobs.plot import MapCache, build_plot
 from gdscope.jobs.plotconfig import PlotConfig
-from gdscope.jobs.records import record
+from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.problem.data import make_data
 from gdscope.problem.losses import LossSpec
@@ -26,6 +26,7 @@ __all__ = [
     "article_figure",
     "draw_article_figure",
     "make_article_figure",
+    "save_article_figure",
 ]
 
 MSE_ONLY = (LossSpec("mse"),)
@@ -194,10 +195,23 @@ def draw_article_figure(
 
 
 def make_article_figure(
-    key: str, out: str | os.PathLike[str], *, dpi: float = 110, force: bool = False
+    key: str, out: str | os.PathLike[str], *, dpi: float = DEFAULT_DPI, force: bool = False
 ) -> Path:
     """One of the article's figures (``gdscope figure``)."""
     spec = article_figure(key)
-    fig = draw_article_figure(spec)
+    return save_article_figure(spec, draw_article_figure(spec), out, dpi=dpi, force=force)
+
+
+def save_article_figure(
+    spec: ArticleFigure,
+    fig: Figure,
+    out: str | os.PathLike[str],
+    *,
+    dpi: float = DEFAULT_DPI,
+    force: bool = False,
+    fmt: str | None = None,
+) -> Path:
+    """Save a drawn article figure with its record (``gdscope figure`` and ``reproduce``), so
+    ``replay`` re-makes either file."""
     rec = record("figure", figure=spec.key, config=spec.config.to_dict(), dpi=dpi)
-    return save_figure(fig, out, force=force, dpi=dpi, config=rec)
+    return save_figure(fig, out, fmt=fmt, force=force, dpi=dpi, config=rec)

@@ -42,17 +42,25 @@ def describe(trajectory: Trajectory) -> dict[str, Any]:
     }
 
 
-def _number(value: float) -> float | None:
+def _number(value: float | np.floating[Any]) -> float | None:
     return float(value) if np.isfinite(value) else None
+
+
+def _filled(values: np.ndarray | None) -> np.ndarray:
+    """A column ``Trajectory`` may leave ``None`` in its signature but always fills in."""
+    if values is None:
+        raise ValueError("a Trajectory fills lrs, batch_losses and buffers in")
+    return values
 
 
 def _rows(trajectories: Sequence[Trajectory]) -> list[list[Any]]:
     rows = []
     for k, t in enumerate(trajectories):
+        lrs, batch_losses, buffers = _filled(t.lrs), _filled(t.batch_losses), _filled(t.buffers)
         for i in range(t.steps + 1):
             rows.append([
                 k, t.loss.title, i, i // t.steps_per_epoch, t.weights[i], t.biases[i],
-                t.losses[i], t.batch_losses[i], t.lrs[i], t.buffers[i, 0], t.buffers[i, 1],
+                t.losses[i], batch_losses[i], lrs[i], buffers[i, 0], buffers[i, 1],
             ])  # fmt: skip
     return rows
 
@@ -90,7 +98,7 @@ def save_trajectories(
         tmp.write_text(json.dumps({**meta, "points": points}), encoding="utf-8")
 
     def write_npz(tmp: Path) -> None:
-        arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta))}
+        arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta))}
         for k, t in enumerate(trajectories):
             arrays.update({f"run{k}_path": t.path, f"run{k}_losses": t.losses,
                            f"run{k}_batch_losses": t.batch_losses, f"run{k}_lrs": t.lrs,

@@ -19,7 +19,7 @@ from gdscope.errors import GdscopeError
 from gdscope.files import check_target, save_figure, write_text
 from gdscope.jobs.export import save_trajectories
 from gdscope.jobs.plotconfig import PlotConfig
-from gdscope.jobs.records import record, sidecar
+from gdscope.jobs.records import DEFAULT_DPI, record, sidecar
 from gdscope.problem.data import Dataset, make_data
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.maps import Landscape, gradient_field, loss_map
@@ -187,7 +187,7 @@ def make_plot(
     out: str | os.PathLike[str],
     *,
     title: str | None = None,
-    dpi: float = 110,
+    dpi: float = DEFAULT_DPI,
     force: bool = False,
     save: str | os.PathLike[str] | None = None,
 ) -> Path:

@@ -16,7 +16,11 @@ from typing import Any
 from gdscope.errors import GdscopeError
 from gdscope.version import __version__
 
-__all__ = ["read_record", "record", "sidecar"]
+__all__ = ["DEFAULT_DPI", "read_record", "record", "sidecar"]
+
+DEFAULT_DPI = 110
+"""Raster resolution of a saved figure unless told otherwise (records made before ``reproduce``
+wrote its dpi were saved at it)."""
 
 
 def record(kind: str, **fields: Any) -> dict[str, Any]:

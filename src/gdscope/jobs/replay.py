@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from gdscope.errors import GdscopeError
-from gdscope.jobs.records import read_record
+from gdscope.jobs.records import DEFAULT_DPI, read_record
 
 __all__ = ["read_record", "replay", "strip_outputs"]
 
@@ -38,47 +40,116 @@ def strip_outputs(argv: list[str], flags: dict[str, int] | None = None) -> list[
 
 
 def replay(
-    path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *, force: bool = False
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    force: bool = False,
+    run_argv: Callable[[list[str]], int] | None = None,
 ) -> Path:
-    """Make ``path`` again from its record, into ``out`` (default ``NAME-replay.EXT``)."""
-    from gdscope.jobs.article import make_article_figure
-    from gdscope.jobs.plot import make_animation, make_plot
-    from gdscope.jobs.plotconfig import PlotConfig
-    from gdscope.render.animation import AnimationOptions
+    """Make ``path`` again from its record, into ``out`` (default ``NAME-replay.EXT``).
 
+    A record of kind ``argv`` (a landscape, or a sweep/phase/compare file an older gdscope
+    wrote) holds a command line: ``run_argv`` runs it (the CLI passes its ``main``; this layer
+    never imports the CLI)."""
     source = Path(path)
-    record = read_record(source)
+    rec = _upgrade(read_record(source))
     target = (
         Path(out) if out is not None else source.with_name(f"{source.stem}-replay{source.suffix}")
     )
-    kind = record.get("kind")
+    kind = rec.get("kind")
+    where = f"{source.name} record"
     try:
-        if kind == "plot":
-            config = PlotConfig.from_dict(record["config"], where=f"{source.name} record")
-            return make_plot(config, target, title=record.get("title"), dpi=record["dpi"],
-                             force=force)  # fmt: skip
-        if kind == "figure":
-            return make_article_figure(record["figure"], target, dpi=record["dpi"], force=force)
-        if kind == "animate":
-            config = PlotConfig.from_dict(record["config"], where=f"{source.name} record")
-            options = AnimationOptions.from_dict(record["animation"])
-            return make_animation(config, target, options=options, title=record.get("title"),
-                                  force=force)  # fmt: skip
         if kind == "argv":
-            from gdscope.cli.main import main
-
-            argv = [*strip_outputs(list(record["argv"])), "--out", str(target)]
-            chosen = record.get("evaluation")
-            if chosen:  # evaluate as the original did (auto's choice depended on timing);
-                # the record's argv holds none of these flags (the CLI strips them)
-                argv += ["--strategy", str(chosen["strategy"]), "--chunk", str(chosen["chunk"]),
-                         "--memory-format", str(chosen["memory_format"]),
-                         "--plan", json.dumps(chosen.get("plan", []))]  # fmt: skip
-            if force:
-                argv.append("--force")
-            if main(argv) != 0:
-                raise GdscopeError(f"re-running {' '.join(record['argv'][:1])} failed")
-            return target
+            return _replay_argv(rec, source, target, force=force, run_argv=run_argv)
+        if kind in _JOBS:
+            return _JOBS[kind](rec, target, force, where)
     except KeyError as missing:
         raise GdscopeError(f"{source.name}: its record lacks {missing}") from None
     raise GdscopeError(f"{source.name}: unknown record kind {kind!r}")
+
+
+def _upgrade(rec: dict[str, Any]) -> dict[str, Any]:
+    """Records older versions wrote without a kind: ``gdscope reproduce``'s figures (their dpi
+    was not recorded: the default, unless given)."""
+    if rec.get("kind") is None and "figure" in rec:
+        return {**rec, "kind": "figure", "dpi": rec.get("dpi", DEFAULT_DPI)}
+    return rec
+
+
+def _plot(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
+    from gdscope.jobs.plot import make_plot
+    from gdscope.jobs.plotconfig import PlotConfig
+
+    config = PlotConfig.from_dict(rec["config"], where=where)
+    return make_plot(config, target, title=rec.get("title"), dpi=rec["dpi"], force=force)
+
+
+def _figure(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
+    from gdscope.jobs.article import make_article_figure
+
+    return make_article_figure(rec["figure"], target, dpi=rec["dpi"], force=force)
+
+
+def _animate(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
+    from gdscope.jobs.plot import make_animation
+    from gdscope.jobs.plotconfig import PlotConfig
+    from gdscope.render.animation import AnimationOptions
+
+    config = PlotConfig.from_dict(rec["config"], where=where)
+    options = AnimationOptions.from_dict(rec["animation"])
+    return make_animation(config, target, options=options, title=rec.get("title"), force=force)
+
+
+def _sweep(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
+    from gdscope.jobs.studies import Outputs, SweepConfig, make_sweep
+
+    config = SweepConfig.from_dict(rec["config"], where=where)
+    return make_sweep(config, Outputs(target, rec["dpi"], force)).written[0]
+
+
+def _phase(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
+    from gdscope.jobs.studies import Outputs, PhaseConfig, make_phase
+
+    config = PhaseConfig.from_dict(rec["config"], where=where)
+    return make_phase(config, Outputs(target, rec["dpi"], force)).written[0]
+
+
+def _compare(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
+    from gdscope.jobs.studies import CompareConfig, Outputs, make_compare
+
+    config = CompareConfig.from_dict(rec["config"], where=where)
+    return make_compare(config, Outputs(target, rec["dpi"], force)).written[0]
+
+
+_JOBS: dict[str, Callable[[dict[str, Any], Path, bool, str], Path]] = {
+    "plot": _plot, "figure": _figure, "animate": _animate, "sweep": _sweep, "phase": _phase,
+    "compare": _compare,
+}  # fmt: skip
+
+
+def _replay_argv(
+    rec: dict[str, Any],
+    source: Path,
+    target: Path,
+    *,
+    force: bool,
+    run_argv: Callable[[list[str]], int] | None,
+) -> Path:
+    """Re-run the recorded command line, with the evaluation the original chose."""
+    if run_argv is None:
+        raise GdscopeError(
+            f"{source.name}: its record is a command line: replay it with `gdscope replay` "
+            "(or pass run_argv=gdscope.cli.main.main)"
+        )
+    argv = [*strip_outputs(list(rec["argv"])), "--out", str(target)]
+    chosen = rec.get("evaluation")
+    if chosen:  # evaluate as the original did (auto's choice depended on timing);
+        # the record's argv holds none of these flags (the CLI strips them)
+        argv += ["--strategy", str(chosen["strategy"]), "--chunk", str(chosen["chunk"]),
+                 "--memory-format", str(chosen["memory_format"]),
+                 "--plan", json.dumps(chosen.get("plan", []))]  # fmt: skip
+    if force:
+        argv.append("--force")
+    if run_argv(argv) != 0:
+        raise GdscopeError(f"re-running {' '.join(rec['argv'][:1])} failed")
+    return target

@@ -10,9 +10,15 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from gdscope.errors import GdscopeError
-from gdscope.files import figure_format, save_figure, write_text
-from gdscope.jobs.article import ARTICLE_FIGURES, ArticleFigure, draw_article_figure
+from gdscope.files import figure_format, write_text
+from gdscope.jobs.article import (
+    ARTICLE_FIGURES,
+    ArticleFigure,
+    draw_article_figure,
+    save_article_figure,
+)
 from gdscope.jobs.plot import MapCache
+from gdscope.jobs.records import DEFAULT_DPI
 from gdscope.version import __version__
 
 __all__ = ["gallery_html", "reproduce"]
@@ -23,7 +29,7 @@ def reproduce(
     *,
     fmt: str = "png",
     force: bool = False,
-    dpi: float = 110,
+    dpi: float = DEFAULT_DPI,
     figures: Sequence[ArticleFigure] = ARTICLE_FIGURES,
     progress: Callable[[ArticleFigure, Path], None] | None = None,
 ) -> list[Path]:
@@ -43,18 +49,13 @@ def reproduce(
     written = []
     for spec in figures:
         fig = draw_article_figure(spec, fig=Figure(), cache=cache)
-        path = save_figure(
-            fig, out / spec.filename(fmt), fmt=fmt, dpi=dpi, force=force, config=_record(spec)
-        )
+        path = save_article_figure(spec, fig, out / spec.filename(fmt), fmt=fmt, dpi=dpi,
+                                   force=force)  # fmt: skip
         written.append(path)
         if progress is not None:
             progress(spec, path)
     written.append(write_text(out / "index.html", gallery_html(figures, fmt), force=force))
     return written
-
-
-def _record(spec: ArticleFigure) -> dict[str, object]:
-    return {"gdscope": __version__, "figure": spec.key, "config": spec.config.to_dict()}
 
 
 def gallery_html(figures: Sequence[ArticleFigure], fmt: str) -> str:

@@ -1,0 +1,273 @@
+"""``gdscope landscape`` and ``example``: the loss landscape of your own network (computed by
+``gdscope.jobs.landscape``), with its optimizer's path."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gdscope.cli import options
+from gdscope.cli.options import IMAGE_FILE, integer, number
+from gdscope.errors import GdscopeError
+from gdscope.files import check_target
+from gdscope.jobs.plotconfig import VIEWS
+
+if TYPE_CHECKING:
+    from gdscope.cli.options import Subparsers
+
+__all__ = ["COMMANDS", "add_parser", "run"]
+
+
+_CHOICE_HELP = {
+    "--directions": "filter-normalized random (default), PCA of --path, or a line --to",
+    "--norm": "scale random directions filter by filter (default), per layer, or not at all",
+    "--ignore": "1-D parameters (biases, norm layers): zero them, or keep them",
+    "--strategy": "vmap: many grid points per forward pass; loop: one at a time; auto (default): "
+    "time both on the first points, go on with the faster",
+    "--memory-format": "the loop's layout of image tensors (auto: timed with --strategy auto)",
+    "--backend": "ray: split the grid across a Ray cluster's workers",
+    "--metric": "what the map shows (accuracy: classification only; heatmap or contour)",
+}
+
+
+def _choice(parser: argparse.ArgumentParser, flag: str, choices: tuple[str, ...]) -> None:
+    """An option whose default is its first choice."""
+    parser.add_argument(flag, choices=choices, default=choices[0], help=_CHOICE_HELP[flag])
+
+
+def _add_model_options(scape: argparse.ArgumentParser) -> None:
+    """What to map: the model, its data and loss, the weights, the recorded path."""
+    scape.add_argument(
+        "--model",
+        required=True,
+        metavar="MODULE:FUNCTION",
+        help="returns the nn.Module (e.g. gdscope.examples.cnn:make_model)",
+    )
+    scape.add_argument(
+        "--data",
+        required=True,
+        metavar="MODULE:FUNCTION",
+        help="returns a DataLoader, a Dataset, or one (inputs, targets) pair",
+    )
+    scape.add_argument(
+        "--loss",
+        default="crossentropy",
+        metavar="NAME|MODULE:FUNCTION",
+        help="crossentropy (default), mse, l1, nll, bce, or a factory",
+    )
+    scape.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="weights to load (torch.save of a state_dict, or a checkpoint dict holding one)",
+    )
+    scape.add_argument("--path", type=Path, help="a recording (Recorder(path=...)) to project")
+
+
+def _add_plane_options(scape: argparse.ArgumentParser) -> None:
+    """The directions of the plane (or line) and its grid."""
+    _choice(scape, "--directions", ("random", "pca", "line"))
+    scape.add_argument("--to", type=Path, help="checkpoint at the end of a line")
+    _choice(scape, "--norm", ("filter", "layer", "none"))
+    _choice(scape, "--ignore", ("biasbn", "keep"))
+    scape.add_argument("--seed", type=integer, default=0, help="seed of the random directions")
+    scape.add_argument(
+        "--states",
+        action="store_true",
+        help="directions also move BatchNorm's running statistics (dir_type=states)",
+    )
+    scape.add_argument(
+        "--x",
+        type=number,
+        nargs=3,
+        metavar=("LO", "HI", "N"),
+        help="grid along the first direction (default: the path's extent plus margins on a "
+        "PCA plane; -0.5 1.5 41 on a line; else -1 1 21)",
+    )
+    scape.add_argument(
+        "--y",
+        type=number,
+        nargs=3,
+        metavar=("LO", "HI", "N"),
+        help="grid along the second direction (default: as --x, 21 points)",
+    )
+    scape.add_argument("--line", action="store_true", help="1-D: along x only")
+
+
+def _add_evaluation_options(scape: argparse.ArgumentParser) -> None:
+    """How the grid is evaluated: device, batching, layout, a Ray cluster, resuming."""
+    scape.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    scape.add_argument(
+        "--chunk",
+        default="auto",
+        help="grid points per vmapped evaluation (default: sized to free memory)",
+    )
+    _choice(scape, "--strategy", ("auto", "vmap", "loop"))
+    _choice(scape, "--memory-format", ("auto", "contiguous", "channels_last"))
+    scape.add_argument("--plan", type=_plan, default=(), help=argparse.SUPPRESS)  # replays
+    _choice(scape, "--backend", ("local", "ray"))
+    scape.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    scape.add_argument("--gpus-per-task", type=number, default=0.0, help="Ray: GPUs per chunk")
+    scape.add_argument("--resume", type=Path, help="save finished chunks here; resume from it")
+
+
+def _add_display_options(scape: argparse.ArgumentParser) -> None:
+    """What is drawn and written."""
+    scape.add_argument("--view", choices=VIEWS, default="contour")
+    _choice(scape, "--metric", ("loss", "accuracy"))
+    scape.add_argument("--log-color", action="store_true")
+    scape.add_argument("--title")
+    scape.add_argument("--save", type=Path, help="the surface: .npz, or .h5 (reference layout)")
+    scape.add_argument(
+        "--animate",
+        type=Path,
+        metavar="GIF|MP4",
+        help="also animate the projected path over the map (needs --path)",
+    )
+    options.add_output_options(scape, what=IMAGE_FILE)
+
+
+def add_parser(commands: Subparsers) -> None:
+    scape = commands.add_parser(
+        "landscape", help="the loss landscape of your own model, with its optimizer's path"
+    )
+    for add in (_add_model_options, _add_plane_options, _add_evaluation_options,
+                _add_display_options):  # fmt: skip
+        add(scape)
+
+    example = commands.add_parser("example", help="train an example network, draw its landscape")
+    example.add_argument("name", choices=("mlp", "cnn"))
+    example.add_argument("--out", type=Path, required=True, help="output directory")
+    example.add_argument("--epochs", type=integer, default=3)
+    example.add_argument("--grid", type=integer, default=21, help="samples per axis")
+    example.add_argument("--device", default="cpu")
+    example.add_argument("--force", action="store_true")
+
+
+def _grid_axis(values: Sequence[float], flag: str) -> tuple[float, float, int]:
+    lo, hi, count = values
+    if count != int(count):
+        raise GdscopeError(f"{flag}: the number of points must be an integer, got {count:g}")
+    return lo, hi, int(count)
+
+
+def _plan(text: str) -> tuple[tuple[str, int], ...]:
+    """``--plan``: the JSON list of ``[method, count]`` steps a replay repeats."""
+    import json
+
+    try:
+        steps = json.loads(text)
+        return tuple((str(name), int(count)) for name, count in steps)
+    except (ValueError, TypeError) as error:
+        raise argparse.ArgumentTypeError(f"not a plan ({error})") from None
+
+
+def _chunk(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise GdscopeError(f"--chunk takes a positive integer or 'auto', got {text!r}")
+    return value
+
+
+def _check(ns: argparse.Namespace) -> None:
+    """Refuse bad outputs and clashing options before the (long) evaluation starts."""
+    options.check_outputs(ns)
+    if ns.save is not None:
+        from gdscope.nets.surface_io import surface_targets
+
+        surface_targets(ns.save, force=ns.force)
+    if ns.animate is not None:
+        from gdscope.render.animation import animation_format
+
+        animation_format(ns.animate)
+        if ns.path is None:
+            raise GdscopeError("--animate draws the recorded path: give --path")
+        if ns.metric != "loss":
+            raise GdscopeError("--animate draws the path over the loss: drop --metric")
+        if ns.line or ns.directions == "line":
+            raise GdscopeError("--animate moves the path over a plane, not along a line")
+        check_target(ns.animate, force=ns.force)
+    if ns.metric == "accuracy" and ns.view == "surface":
+        raise GdscopeError("the accuracy is mapped as a heatmap or contours: drop --view surface")
+    if ns.backend != "ray" and ns.address is not None:
+        raise GdscopeError("--address needs --backend ray")
+
+
+def _landscape(ns: argparse.Namespace) -> int:
+    from gdscope.files import save_figure
+    from gdscope.jobs.landscape import LandscapeJob, draw_landscape, run_job
+
+    _check(ns)
+    backend = None
+    if ns.backend == "ray":
+        from gdscope.nets.distributed import RayBackend
+
+        backend = RayBackend(address=ns.address, gpus_per_task=ns.gpus_per_task)
+    job = LandscapeJob(
+        model=ns.model, data=ns.data, loss=ns.loss, checkpoint=ns.checkpoint, path=ns.path,
+        directions=ns.directions, to=ns.to, norm=ns.norm, ignore=ns.ignore, seed=ns.seed,
+        states=ns.states,
+        x=_grid_axis(ns.x, "--x") if ns.x else None,
+        y=_grid_axis(ns.y, "--y") if ns.y else None, line=ns.line,
+        device=ns.device, chunk=_chunk(ns.chunk), strategy=ns.strategy, backend=backend,
+        resume=ns.resume, memory_format=ns.memory_format, plan=ns.plan,
+    )  # fmt: skip
+    update, close = options.progress("landscape")
+    try:
+        result = run_job(job, progress=update)
+    finally:
+        close()
+    for note in result.notes:
+        print(f"gdscope: warning: {note}", file=sys.stderr)
+    if ns.save is not None:  # first: the computation is kept even if drawing it fails
+        from gdscope.nets.surface_io import save_surface
+
+        for path in save_surface(result.surface, ns.save, projected=result.projected,
+                                 explained=result.explained, force=ns.force):  # fmt: skip
+            print(path)
+    fig = draw_landscape(result, view=ns.view, metric=ns.metric, log=ns.log_color, title=ns.title)
+    # What auto chose (it times this machine): a replay computes the same way, so the same values.
+    meta = result.surface.meta
+    chosen = {"strategy": meta["strategy"], "chunk": meta["chunk"],
+              "memory_format": meta["memory_format"], "plan": meta["plan"]}  # fmt: skip
+    from gdscope.jobs.records import record
+    from gdscope.jobs.replay import EVALUATION_FLAGS, strip_outputs
+
+    argv = strip_outputs(ns.argv, EVALUATION_FLAGS)  # kept in "evaluation", as it was done
+    rec = record("argv", argv=argv, evaluation=chosen)
+    print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=rec))
+    if ns.animate is not None:
+        from gdscope.jobs.landscape import animate
+        from gdscope.render.animation import write_animation
+
+        animator = animate(result, view=ns.view, log=ns.log_color, title=ns.title)
+        print(write_animation(animator.frames(), ns.animate, fps=15, force=ns.force))
+    return 0
+
+
+def _example(ns: argparse.Namespace) -> int:
+    from gdscope.jobs.landscape import run_example
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr)
+
+    written = run_example(ns.name, ns.out, epochs=ns.epochs, grid=ns.grid, device=ns.device,
+                          force=ns.force, log=log)  # fmt: skip
+    for path in written:
+        print(path)
+    return 0
+
+
+_RUN = {"landscape": _landscape, "example": _example}
+COMMANDS = tuple(_RUN)
+
+
+def run(ns: argparse.Namespace) -> int:
+    return _RUN[ns.command](ns)

@@ -1,0 +1,304 @@
+"""What the ``gdscope`` commands share: the parser class, number parsers, option groups, and the
+functions that turn parsed options into typed values (objective, optimizer, data, grid).
+
+Bad input of any kind ends with one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from gdscope.engines.reference import MAX_EPOCHS
+from gdscope.errors import GdscopeError
+from gdscope.files import check_target
+from gdscope.jobs.plotconfig import parse_function
+from gdscope.jobs.records import DEFAULT_DPI
+from gdscope.jobs.studies import DTYPES
+from gdscope.optim.sgdconfig import SGDConfig
+from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec, SchedulerSpec, parse_assignments
+from gdscope.problem.data import CsvData, DataSpec, make_data
+from gdscope.problem.losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
+from gdscope.problem.maps import MAX_GRID_SIZE, Grid
+from gdscope.problem.objective import Objective, default_grid
+from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+IMAGE_FILE = "image file (.png, .svg or .pdf)"
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are a single line: ``gdscope: error: …``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"gdscope: error: {message} (see '{self.prog} --help')\n")
+
+
+def number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    return value
+
+
+def integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data (defaults: the article's)")
+    spec = DataSpec()
+    group.add_argument(
+        "--data", type=Path, metavar="CSV", help="read the points from a CSV file (columns x,y)"
+    )
+    group.add_argument("--seed", type=integer, default=spec.seed, help="NumPy legacy seed")
+    group.add_argument("--n", type=integer, default=spec.n, help="number of points")
+    group.add_argument(
+        "--coefficients",
+        type=number,
+        nargs=3,
+        metavar=("A", "B", "C"),
+        default=(spec.quadratic, spec.linear, spec.constant),
+        help="y = A·x² + B·x + C + noise (default 0.75 1 2)",
+    )
+    group.add_argument("--noise", type=number, default=spec.noise, help="noise level")
+
+
+def add_sgd_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("optimizer (default: torch.optim.SGD)")
+    group.add_argument(
+        "--optimizer",
+        default="sgd",
+        metavar="NAME",
+        help=f"any of {', '.join(OPTIMIZERS)} (default sgd)",
+    )
+    group.add_argument(
+        "--opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="optimizer keyword argument, repeatable (e.g. --opt betas=0.9,0.99)",
+    )
+    group.add_argument(
+        "--scheduler", metavar="NAME", help="a torch.optim.lr_scheduler class, e.g. steplr"
+    )
+    group.add_argument(
+        "--sched", action="append", default=[], metavar="KEY=VALUE", help="scheduler argument"
+    )
+    group.add_argument(
+        "--lr", type=number, help="learning rate (SGD default 0.1, others torch's default)"
+    )
+    group.add_argument("--momentum", type=number, default=0.0)
+    group.add_argument("--dampening", type=number, default=0.0)
+    group.add_argument("--weight-decay", type=number, default=0.0)
+    group.add_argument("--nesterov", action="store_true")
+    group.add_argument("--maximize", action="store_true")
+    group.add_argument(
+        "--epochs", type=integer, default=100, help=f"passes over the data, 1..{MAX_EPOCHS}"
+    )
+    group.add_argument(
+        "--start",
+        type=number,
+        nargs=2,
+        metavar=("W", "B"),
+        help="start weight and bias (default 6 -3), or a function's y and x (default: its own)",
+    )
+    group.add_argument(
+        "--batch-size",
+        type=integer,
+        help="mini-batch SGD: one step per batch of this many points (default: full batch)",
+    )
+    group.add_argument(
+        "--shuffle-seed", type=integer, default=0, help="seed of the mini-batch shuffle"
+    )
+    group.add_argument("--huber-delta", type=number, default=1.0, help="HuberLoss delta")
+    group.add_argument("--smoothl1-beta", type=number, default=1.0, help="SmoothL1Loss beta")
+
+
+def add_output_options(parser: argparse.ArgumentParser, *, what: str) -> None:
+    parser.add_argument("--out", type=Path, required=True, help=what)
+    parser.add_argument("--force", action="store_true", help="overwrite existing output")
+    parser.add_argument("--dpi", type=number, default=DEFAULT_DPI, help="raster resolution")
+
+
+def add_grid_options(parser: argparse.ArgumentParser) -> None:
+    grid = parser.add_argument_group("landscape grid (default: -5..8, or a function's domain)")
+    grid.add_argument(
+        "--grid-size",
+        type=integer,
+        nargs="+",
+        metavar="N",
+        help=f"samples per axis (one value, or weight and bias), 2..{MAX_GRID_SIZE} (101)",
+    )
+    grid.add_argument(
+        "--w-range", "--y-range", type=number, nargs=2, metavar=("LO", "HI"),
+        help="vertical range: the weight, or a function's y",
+    )  # fmt: skip
+    grid.add_argument(
+        "--b-range", "--x-range", type=number, nargs=2, metavar=("LO", "HI"),
+        help="horizontal range: the bias, or a function's x",
+    )  # fmt: skip
+
+
+def add_function_option(parser: argparse.ArgumentParser, *, many: bool) -> None:
+    parser.add_argument(
+        "--function",
+        nargs="+" if many else None,
+        metavar="NAME[:KEY=VALUE,...]",
+        help=f"a test function instead of the regression: {', '.join(FUNCTIONS)} "
+        "(e.g. quadratic:condition=100)",
+    )
+
+
+def add_objective_options(parser: argparse.ArgumentParser) -> None:
+    """One objective: ``--loss`` (default mse), or ``--function`` instead."""
+    parser.add_argument("--loss", choices=LOSS_NAMES, default="mse")
+    add_function_option(parser, many=False)
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    engine = parser.add_argument_group("batched engine")
+    engine.add_argument("--dtype", choices=DTYPES, default=DTYPES[0])
+    engine.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    engine.add_argument("--compile", action="store_true", help="torch.compile the step")
+    engine.add_argument("--save", type=Path, help="results file: .npz, .csv or .json")
+
+
+def losses(names: Sequence[str], delta: float, beta: float) -> tuple[LossSpec, ...]:
+    chosen: list[str] = []
+    for name in names:
+        for item in [x.name for x in ARTICLE_LOSSES] if name == "all" else [name]:
+            if item not in chosen:
+                chosen.append(item)
+    return tuple(LossSpec(name, delta=delta, beta=beta) for name in chosen)
+
+
+_SGD_FLAGS = ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
+
+
+def optimizer(ns: argparse.Namespace, objectives: Sequence[Objective] = ()) -> OptimizerSpec:
+    """SGD from its own flags (and --opt), any other optimizer from --opt (and --lr).
+
+    SGD's default lr is the article's 0.1, or on test functions the smallest of their
+    customary learning rates (0.1 overshoots most of them)."""
+    opts = parse_assignments(ns.opt, what="--opt")
+    name = ns.optimizer.lower()
+    if name == "sgd":
+        given = {flag: getattr(ns, flag) for flag in _SGD_FLAGS}
+        rates = [x.definition.lr for x in objectives if isinstance(x, TestFunction)]
+        if any(isinstance(x, LossSpec) for x in objectives) or not rates:
+            rates.append(0.1)
+        given["lr"] = min(rates) if ns.lr is None else ns.lr
+        unknown = set(opts) - {"lr", *_SGD_FLAGS}
+        if unknown:
+            raise GdscopeError(f"SGD got unknown argument(s) {', '.join(sorted(unknown))}")
+        return SGDConfig(**{**given, **opts}).spec()
+    defaults = SGDConfig()
+    used = [
+        f"--{f.replace('_', '-')}" for f in _SGD_FLAGS if getattr(ns, f) != getattr(defaults, f)
+    ]
+    if used:
+        raise GdscopeError(f"{', '.join(used)} apply to SGD only; use --opt KEY=VALUE for {name}")
+    if ns.lr is not None:
+        opts.setdefault("lr", ns.lr)
+    return OptimizerSpec.of(name, **opts)
+
+
+def scheduler(ns: argparse.Namespace) -> SchedulerSpec | None:
+    if ns.scheduler is None:
+        if ns.sched:
+            raise GdscopeError("--sched needs --scheduler")
+        return None
+    return SchedulerSpec.of(ns.scheduler, **parse_assignments(ns.sched, what="--sched"))
+
+
+def data_spec(ns: argparse.Namespace) -> DataSpec | CsvData:
+    a, b, c = ns.coefficients
+    spec = DataSpec(seed=ns.seed, n=ns.n, quadratic=a, linear=b, constant=c, noise=ns.noise)
+    if ns.data is None:
+        return spec
+    if spec != DataSpec():
+        raise GdscopeError("--data reads the points; --seed/--n/--coefficients/--noise make them")
+    csv = CsvData.of(ns.data)
+    make_data(csv)  # check the file now: a bad CSV is an input error, before any work
+    return csv
+
+
+def objective(ns: argparse.Namespace) -> Objective:
+    """One objective: ``--function`` if given, else ``--loss`` (train, sweep, phase)."""
+    if ns.function is not None:
+        return parse_function(ns.function)
+    return LossSpec(ns.loss, delta=ns.huber_delta, beta=ns.smoothl1_beta)
+
+
+def grid(ns: argparse.Namespace, objective: Objective) -> Grid | None:
+    """The grid the options ask for; ``None`` when none is given (each objective's own)."""
+    if ns.grid_size is None and ns.w_range is None and ns.b_range is None:
+        return None
+    default = default_grid(objective)
+    sizes = ns.grid_size or [default.w_size]
+    if len(sizes) > 2:
+        raise GdscopeError("--grid-size takes one value or two (weight, bias)")
+    w_size, b_size = (sizes[0], sizes[0]) if len(sizes) == 1 else sizes
+    w_range = tuple(ns.w_range) if ns.w_range is not None else default.w_range
+    b_range = tuple(ns.b_range) if ns.b_range is not None else default.b_range
+    return Grid(w_range, b_range, w_size, b_size)
+
+
+def start(ns: argparse.Namespace) -> tuple[float, float] | None:
+    return None if ns.start is None else tuple(ns.start)
+
+
+def check_outputs(ns: argparse.Namespace, *, saves: tuple[str, ...] = ()) -> None:
+    """Refuse bad output names before any work is done, so nothing is computed in vain."""
+    from gdscope.files import figure_format
+
+    figure_format(ns.out)
+    check_dpi(ns.dpi)
+    check_target(ns.out, force=ns.force)
+    save = getattr(ns, "save", None)
+    if save is not None and saves:  # no ``saves``: the caller checks ``--save`` itself
+        check_save(save, saves, ns.force)
+
+
+def check_dpi(dpi: float) -> None:
+    if not 10 <= dpi <= 1200:
+        raise GdscopeError(f"--dpi must be in [10, 1200], got {dpi:g}")
+
+
+def check_save(save: Path, saves: Sequence[str], force: bool) -> None:
+    if save.suffix.lower() not in saves:
+        raise GdscopeError(f"--save takes a {' or '.join(saves)} file, got {save.name!r}")
+    check_target(save, force=force)
+
+
+def progress(
+    label: str,
+) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
+    """A tqdm bar on a terminal, nothing when stderr is piped."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(desc=label, unit="cfg", file=sys.stderr, dynamic_ncols=True)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return update, bar.close

@@ -1,0 +1,186 @@
+"""``gdscope sweep``, ``phase`` and ``compare``: parse the options into a study config, run the
+job in ``gdscope.jobs.studies`` and print what it wrote."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gdscope.cli import options
+from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
+from gdscope.jobs.studies import (
+    COMPARE_FORMATS,
+    GRID_FORMATS,
+    CompareConfig,
+    Outputs,
+    PhaseConfig,
+    Problem,
+    RunSettings,
+    SweepConfig,
+    make_compare,
+    make_phase,
+    make_sweep,
+    sweep_axes,
+)
+from gdscope.problem.data import DataSpec
+from gdscope.problem.losses import LossSpec
+from gdscope.problem.objective import Objective
+from gdscope.studies.phase import METRICS
+from gdscope.studies.sweep import Axis, GridRun
+
+if TYPE_CHECKING:
+    from gdscope.cli.options import Subparsers
+
+__all__ = ["COMMANDS", "add_parser", "run"]
+
+
+def add_parser(commands: Subparsers) -> None:
+    _add_sweep(commands)
+    _add_phase(commands)
+    _add_compare(commands)
+
+
+def _add_grid_run_options(parser: argparse.ArgumentParser, *, grid: bool) -> None:
+    """A sweep's or phase diagram's run: optimizer, data, (the map's grid,) batched engine."""
+    options.add_sgd_options(parser)
+    options.add_data_options(parser)
+    if grid:
+        options.add_grid_options(parser)
+    options.add_engine_options(parser)
+
+
+def _add_sweep(commands: Subparsers) -> None:
+    sweep = commands.add_parser("sweep", help="small multiples: one panel per configuration")
+    sweep.add_argument(
+        "--vary",
+        action="append",
+        required=True,
+        metavar="NAME=VALUES",
+        help="a hyperparameter and its values: lr=0.01:0.5:6, lr=1e-3:1:5:log, momentum=0,0.9",
+    )
+    options.add_objective_options(sweep)
+    sweep.add_argument("--log-color", action="store_true")
+    _add_grid_run_options(sweep, grid=True)
+    options.add_output_options(sweep, what=IMAGE_FILE)
+
+
+def _add_phase(commands: Subparsers) -> None:
+    phase = commands.add_parser("phase", help="phase diagram of a metric over two hyperparameters")
+    phase.add_argument("--x", required=True, metavar="NAME=RANGE", help="e.g. lr=1e-3:2:256:log")
+    phase.add_argument("--y", required=True, metavar="NAME=RANGE", help="e.g. momentum=0:0.99:128")
+    phase.add_argument("--metric", choices=METRICS, default="diverged")
+    phase.add_argument("--tol", type=number, default=1e-3, help="for --metric steps")
+    phase.add_argument("--mark", type=number, nargs=2, metavar=("X", "Y"), help="star a cell")
+    options.add_objective_options(phase)
+    phase.add_argument("--chunk", type=integer, default=65_536, help="configurations per batch")
+    _add_grid_run_options(phase, grid=False)
+    options.add_output_options(phase, what=IMAGE_FILE)
+
+
+def _add_compare(commands: Subparsers) -> None:
+    compare = commands.add_parser("compare", help="tune optimizers fairly and compare them")
+    compare.add_argument(
+        "--optimizers", default="sgd,adam,rmsprop,adagrad", help="comma-separated names"
+    )
+    compare.add_argument("--budget", type=integer, default=100, help="steps per run")
+    compare.add_argument("--starts", type=integer, default=5, help="start points (1st: 6,-3)")
+    compare.add_argument(
+        "--start-seed", type=integer, default=0, help="seed of the random start points"
+    )
+    compare.add_argument(
+        "--tune",
+        action="append",
+        default=[],
+        metavar="NAME=RANGE",
+        help="lr=LO:HI:N:log (default 1e-4:1:25:log); momentum=… also tunes momentum/beta1",
+    )
+    options.add_objective_options(compare)
+    compare.add_argument("--huber-delta", type=number, default=1.0)
+    compare.add_argument("--smoothl1-beta", type=number, default=1.0)
+    options.add_data_options(compare)
+    options.add_grid_options(compare)
+    compare.add_argument("--save", type=Path, help="results file (.json)")
+    options.add_output_options(compare, what=IMAGE_FILE)
+
+
+def _problem(ns: argparse.Namespace, objective: Objective, *, grid: bool = True) -> Problem:
+    data = options.data_spec(ns) if isinstance(objective, LossSpec) else DataSpec()
+    return Problem(objective, data, options.grid(ns, objective) if grid else None)
+
+
+def _settings(ns: argparse.Namespace, objective: Objective) -> RunSettings:
+    return RunSettings(
+        optimizer=options.optimizer(ns, [objective]), start=options.start(ns), epochs=ns.epochs,
+        batch_size=ns.batch_size, shuffle_seed=ns.shuffle_seed, dtype=ns.dtype,
+        device=ns.device, compile=ns.compile,
+    )  # fmt: skip
+
+
+def _outputs(ns: argparse.Namespace) -> Outputs:
+    return Outputs(ns.out, dpi=ns.dpi, force=ns.force, save=ns.save)
+
+
+def _sweep(ns: argparse.Namespace) -> int:
+    sweep_axes(tuple(ns.vary))
+    options.check_outputs(ns, saves=GRID_FORMATS)
+    objective = options.objective(ns)
+    settings = _settings(ns, objective)
+    config = SweepConfig(tuple(ns.vary), _problem(ns, objective), settings, log=ns.log_color)
+    for path in make_sweep(config, _outputs(ns)).written:
+        print(path)
+    return 0
+
+
+def _phase(ns: argparse.Namespace) -> int:
+    for text in (ns.x, ns.y):  # refused first, before the outputs are looked at
+        Axis.parse(text)
+    options.check_outputs(ns, saves=GRID_FORMATS)
+    objective = options.objective(ns)
+    settings = _settings(ns, objective)
+    config = PhaseConfig(
+        ns.x, ns.y, _problem(ns, objective, grid=False), settings, metric=ns.metric, tol=ns.tol,
+        mark=tuple(ns.mark) if ns.mark else None, chunk=ns.chunk,
+    )  # fmt: skip
+    update, close = options.progress("phase")
+    try:
+        done = make_phase(config, _outputs(ns), progress=update)
+    finally:
+        close()
+    for path in done.written:
+        print(path)
+    return _interrupted(done.run)
+
+
+def _interrupted(run: GridRun) -> int:
+    """Ctrl-C during the run: the files hold the finished cells; say so, exit 130."""
+    if not run.interrupted:
+        return 0
+    done, total = int(run.completed.sum()), len(run.completed)
+    print(f"gdscope: interrupted: kept {done} of {total} configurations", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _compare(ns: argparse.Namespace) -> int:
+    options.check_outputs(ns, saves=COMPARE_FORMATS)
+    objective = options.objective(ns)
+    config = CompareConfig(
+        tuple(n.strip() for n in ns.optimizers.split(",") if n.strip()),
+        _problem(ns, objective), budget=ns.budget, starts=ns.starts, start_seed=ns.start_seed,
+        tune=tuple(ns.tune),
+    )  # fmt: skip
+    done = make_compare(config, _outputs(ns))
+    for row in done.result.table():
+        print("  ".join(f"{k}={v}" for k, v in row.items()))
+    for path in done.written:
+        print(path)
+    return 0
+
+
+_RUN = {"sweep": _sweep, "phase": _phase, "compare": _compare}
+COMMANDS = tuple(_RUN)
+
+
+def run(ns: argparse.Namespace) -> int:
+    return _RUN[ns.command](ns)

@@ -1,0 +1,415 @@
+"""The study jobs behind ``gdscope sweep``, ``phase`` and ``compare``: run the study, draw it,
+save the figure (with its record, so ``replay`` can make it again) and the results file.
+
+Each job takes a typed, frozen config that round-trips through ``to_dict``/``from_dict``; the
+record a figure carries is ``record(kind, config=config.to_dict(), dpi=dpi)`` (a comparison's
+also holds the versions and seed it ran with, ``result``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from gdscope.errors import GdscopeError
+from gdscope.files import save_figure, write_text
+from gdscope.jobs.plotconfig import PlotConfig
+from gdscope.jobs.records import DEFAULT_DPI, record
+from gdscope.optim.sgdconfig import SGDConfig
+from gdscope.optim.specs import OptimizerSpec
+from gdscope.problem.data import CsvData, Dataset, DataSpec, make_data
+from gdscope.problem.losses import LossSpec
+from gdscope.problem.maps import Grid, Landscape, loss_map
+from gdscope.problem.objective import Objective, default_grid
+from gdscope.studies.phase import METRICS
+from gdscope.studies.shootout import Shootout
+from gdscope.studies.sweep import Axis, GridRun
+
+__all__ = [
+    "COMPARE_FORMATS",
+    "DTYPES",
+    "GRID_FORMATS",
+    "MAX_PANELS",
+    "CompareConfig",
+    "CompareOutput",
+    "Outputs",
+    "PhaseConfig",
+    "Problem",
+    "RunSettings",
+    "StudyOutput",
+    "SweepConfig",
+    "make_compare",
+    "make_phase",
+    "make_sweep",
+    "sweep_axes",
+]
+
+MAX_PANELS = 64
+GRID_FORMATS = (".npz", ".csv", ".json")
+"""What ``--save`` of a sweep or phase diagram writes (``save_grid``)."""
+COMPARE_FORMATS = (".json",)
+DTYPES = ("float32", "float64")
+"""The engine's float types by name (the first is the default)."""
+
+Progress = Callable[[int, int], None]
+_Config = TypeVar("_Config")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is minimized: an objective (on data, for a loss) and the grid its map is drawn on
+    (``None``: the objective's own)."""
+
+    objective: Objective = field(default_factory=LossSpec)
+    data: DataSpec | CsvData = field(default_factory=DataSpec)
+    grid: Grid | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The objective, data and grid as ``PlotConfig`` writes them (one format for both)."""
+        plain = PlotConfig(data=self.data, losses=(self.objective,), grid=self.grid).to_dict()
+        return {key: plain[key] for key in ("data", "losses", "grid") if key in plain}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], *, where: str = "problem") -> Problem:
+        config = PlotConfig.from_dict(raw, where=where)
+        if len(config.losses) != 1:
+            raise GdscopeError(f"{where}: a study has one objective, got {len(config.losses)}")
+        return cls(config.losses[0], config.data, config.grid)
+
+    def dataset(self) -> Dataset | None:
+        return make_data(self.data) if isinstance(self.objective, LossSpec) else None
+
+    def landscape(self, data: Dataset | None) -> Landscape:
+        return loss_map(data, self.objective, self.grid or default_grid(self.objective))
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How every configuration of a study runs: the optimizer (its varied settings are replaced
+    per cell), the start (``None``: the objective's own), the length, mini-batches, the engine."""
+
+    optimizer: OptimizerSpec = field(default_factory=lambda: SGDConfig().spec())
+    start: tuple[float, float] | None = None
+    epochs: int = 100
+    batch_size: int | None = None
+    shuffle_seed: int = 0
+    dtype: str = DTYPES[0]
+    device: str = "cpu"
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise GdscopeError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _plain_fields(self, skip=("optimizer",))
+        out["optimizer"] = PlotConfig(optimizer=self.optimizer).to_dict()["optimizer"]
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], *, where: str = "run") -> RunSettings:
+        optimizer = PlotConfig.from_dict({"optimizer": raw.get("optimizer", {})}, where=where)
+        rest = {key: value for key, value in raw.items() if key != "optimizer"}
+        return _from_fields(cls, rest, where, optimizer=optimizer.optimizer)
+
+    def fixed(self, varied: set[str]) -> dict[str, Any]:
+        """The optimizer's settings that are not varied, as the engine's keyword arguments."""
+        kwargs = self.optimizer.kwargs()
+        if varied & {"beta1", "beta2"} and "betas" in kwargs:
+            beta1, beta2 = kwargs.pop("betas")
+            kwargs.update({"beta1": beta1, "beta2": beta2})
+        return {k: v for k, v in kwargs.items() if k not in varied}
+
+    def engine(self) -> dict[str, Any]:
+        """``dtype``, ``device`` and ``compile`` for the batched engine; CUDA checked first."""
+        import torch
+
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise GdscopeError("--device cuda: no CUDA device is available")
+        dtype = torch.float64 if self.dtype == "float64" else torch.float32
+        return {"dtype": dtype, "device": self.device, "compile": self.compile}
+
+    def batches(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "shuffle_seed": self.shuffle_seed}
+
+
+_Study_T = TypeVar("_Study_T", bound="_Study")
+
+
+class _Study:
+    """``to_dict``/``from_dict`` of the study configs: plain fields as JSON values, ``problem``
+    and ``run`` nested as their own dictionaries."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _study_dict(self)
+
+    @classmethod
+    def from_dict(
+        cls: type[_Study_T], raw: Mapping[str, Any], *, where: str = "config"
+    ) -> _Study_T:
+        return _from_fields(cls, raw, where, **_nested(raw, where))
+
+
+def sweep_axes(vary: tuple[str, ...]) -> list[Axis]:
+    """The sweep's axes, refused when there are too many to draw one panel each."""
+    axes = [Axis.parse(text) for text in vary]
+    if len(axes) > 2:
+        raise GdscopeError("sweep varies one or two hyperparameters; use phase for dense grids")
+    count = 1
+    for axis in axes:
+        count *= len(axis.values)
+    if count > MAX_PANELS:
+        raise GdscopeError(
+            f"{count} panels; a sweep draws at most {MAX_PANELS} (try gdscope phase)"
+        )
+    return axes
+
+
+@dataclass(frozen=True)
+class SweepConfig(_Study):
+    """Small multiples: one panel per combination of the ``vary`` values (``lr=0.01,0.1``)."""
+
+    vary: tuple[str, ...]
+    problem: Problem = field(default_factory=Problem)
+    run: RunSettings = field(default_factory=RunSettings)
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vary", tuple(self.vary))
+        sweep_axes(self.vary)
+
+
+@dataclass(frozen=True)
+class PhaseConfig(_Study):
+    """A phase diagram: ``metric`` over the ``x`` × ``y`` grid of two hyperparameters."""
+
+    x: str
+    y: str
+    problem: Problem = field(default_factory=Problem)
+    run: RunSettings = field(default_factory=RunSettings)
+    metric: str = "diverged"
+    tol: float = 1e-3
+    mark: tuple[float, float] | None = None
+    chunk: int = 65_536
+
+    def __post_init__(self) -> None:
+        self.axes()
+        if self.metric not in METRICS:
+            raise GdscopeError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        if self.chunk < 1:
+            raise GdscopeError(f"--chunk must be >= 1, got {self.chunk}")
+
+    def axes(self) -> tuple[Axis, Axis]:
+        return Axis.parse(self.x), Axis.parse(self.y)
+
+
+@dataclass(frozen=True)
+class CompareConfig(_Study):
+    """A fair comparison: each optimizer tuned over ``tune`` (``lr=…``, ``momentum=…``) on the
+    same ``starts`` start points with the same step ``budget``."""
+
+    optimizers: tuple[str, ...]
+    problem: Problem = field(default_factory=Problem)
+    budget: int = 100
+    starts: int = 5
+    start_seed: int = 0
+    tune: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "optimizers", tuple(self.optimizers))
+        object.__setattr__(self, "tune", tuple(self.tune))
+        unknown = set(self.tuned()) - {"lr", "momentum"}
+        if unknown:
+            raise GdscopeError(f"--tune takes lr and momentum, got {', '.join(sorted(unknown))}")
+
+    def tuned(self) -> dict[str, Axis]:
+        return {axis.name: axis for axis in (Axis.parse(text) for text in self.tune)}
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a study job writes: the figure ``out`` (.png/.svg/.pdf) at ``dpi`` with its
+    record, and with ``save`` the results too; ``force`` overwrites existing files."""
+
+    out: Path
+    dpi: float = DEFAULT_DPI
+    force: bool = False
+    save: Path | None = None
+
+    def figure(self, fig: Figure, rec: dict[str, Any]) -> Path:
+        return save_figure(fig, self.out, force=self.force, dpi=self.dpi, config=rec)
+
+
+@dataclass(frozen=True, eq=False)
+class StudyOutput:
+    """What a sweep or phase job wrote (the figure, then the ``save`` file) and its run;
+    ``run.interrupted`` means Ctrl-C stopped it and the files hold the finished part."""
+
+    run: GridRun
+    written: tuple[Path, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class CompareOutput:
+    result: Shootout
+    written: tuple[Path, ...]
+
+
+def make_sweep(config: SweepConfig, outputs: Outputs) -> StudyOutput:
+    """Run every combination along the reference grid and draw one panel each."""
+    from gdscope.render.studycharts import plot_small_multiples
+    from gdscope.studies.sweep import run_grid
+
+    axes = sweep_axes(config.vary)
+    settings, problem = config.run, config.problem
+    fixed = settings.fixed({axis.name for axis in axes})
+    name = settings.optimizer.name
+    data = problem.dataset()
+    run = run_grid(
+        data, name, axes, fixed=fixed, loss=problem.objective, start=settings.start,
+        epochs=settings.epochs, record="path", **settings.batches(), **settings.engine(),
+    )  # fmt: skip
+    titles = [
+        ", ".join(f"{a.name}={_show(run.options[a.name][k])}" for a in axes)
+        for k in range(len(run.completed))
+    ]
+    trajectories = [run.trajectory(k) for k in range(len(run.completed))]
+    fig, _ = plot_small_multiples(
+        problem.landscape(data), trajectories, titles, fig=Figure(), log=config.log
+    )
+    held = ", ".join(f"{k}={v}" for k, v in sorted(fixed.items()))
+    fig.suptitle(
+        f"{name} on {problem.objective.title}, {settings.epochs} epochs"
+        + (f"; {held}" if held else "")
+    )
+    return StudyOutput(run, _save_grid_study(fig, "sweep", config, outputs, run))
+
+
+def make_phase(
+    config: PhaseConfig, outputs: Outputs, *, progress: Progress | None = None
+) -> StudyOutput:
+    """Run the phase grid in chunks (Ctrl-C keeps the finished ones) and draw ``metric``."""
+    from gdscope.render.studycharts import plot_phase
+    from gdscope.studies.phase import analytic_stable, phase_diagram
+
+    x, y = config.axes()
+    settings = config.run
+    data = config.problem.dataset()
+    run = phase_diagram(
+        data, x=x, y=y, optimizer=settings.optimizer.name, fixed=settings.fixed({x.name, y.name}),
+        loss=config.problem.objective, start=settings.start, epochs=settings.epochs,
+        tol=config.tol, chunk=config.chunk, progress=progress, **settings.batches(),
+        **settings.engine(),
+    )  # fmt: skip
+    fig = Figure(figsize=(8, 6.5))
+    ax = fig.subplots()
+    stable = analytic_stable(run, data) if data is not None else None
+    plot_phase(run, config.metric, ax=ax, stable=stable, mark=config.mark)
+    if stable is not None:
+        ax.plot([], [], color="white", lw=2, label="analytic stability border")
+        ax.legend(loc="upper right", fontsize=8, facecolor="#888888")
+    fig.tight_layout()
+    return StudyOutput(run, _save_grid_study(fig, "phase", config, outputs, run))
+
+
+def make_compare(config: CompareConfig, outputs: Outputs) -> CompareOutput:
+    """Tune and score each optimizer, draw the winners' paths, and with ``save`` write every
+    tried setting's score as JSON."""
+    from gdscope.render.studycharts import plot_shootout
+    from gdscope.studies.shootout import DEFAULT_LR, compare
+
+    problem, tuned = config.problem, config.tuned()
+    data = problem.dataset()
+    result = compare(
+        data, config.optimizers, loss=problem.objective, budget=config.budget,
+        starts=config.starts, seed=config.start_seed, lr=tuned.get("lr", DEFAULT_LR),
+        momentum=tuned.get("momentum"),
+    )  # fmt: skip
+    fig = plot_shootout(problem.landscape(data), result, fig=Figure())
+    rec = record("compare", config=config.to_dict(), dpi=outputs.dpi, result=result.meta)
+    written = [outputs.figure(fig, rec)]
+    if outputs.save is not None:
+        payload = {
+            **result.meta,
+            "loss": problem.objective.title,
+            "starts": result.starts.tolist(),
+            "table": result.table(),
+            "tried": {
+                c.name: [
+                    {**s, "score": float(v)} for s, v in zip(c.settings, c.scores, strict=True)
+                ]
+                for c in result.contenders
+            },
+        }
+        text = json.dumps(payload, default=str)
+        written.append(write_text(outputs.save, text, force=outputs.force))
+    return CompareOutput(result, tuple(written))
+
+
+def _save_grid_study(
+    fig: Figure, kind: str, config: SweepConfig | PhaseConfig, outputs: Outputs, run: GridRun
+) -> tuple[Path, ...]:
+    """The figure with its record, then the grid (kept even when Ctrl-C cut the run short)."""
+    from gdscope.studies.sweep import save_grid
+
+    written = [outputs.figure(fig, record(kind, config=config.to_dict(), dpi=outputs.dpi))]
+    if outputs.save is not None:
+        written.append(save_grid(run, outputs.save, force=outputs.force))
+    return tuple(written)
+
+
+def _show(value: object) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value)).lower()
+    return f"{float(value):.4g}"  # type: ignore[arg-type]
+
+
+_NESTED = {"problem": Problem, "run": RunSettings}
+
+
+def _plain_fields(config: object, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A flat dataclass's fields as JSON values (tuples as lists)."""
+    out: dict[str, Any] = {}
+    for item in fields(config):  # type: ignore[arg-type]
+        if item.name in skip:
+            continue
+        value = getattr(config, item.name)
+        out[item.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _from_fields(cls: type[_Config], raw: Mapping[str, Any], where: str, **given: Any) -> _Config:
+    """``cls`` from a dictionary of its plain fields (lists back to tuples); errors say where."""
+    known = {item.name for item in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise GdscopeError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k not in given}
+    try:
+        return cls(**kwargs, **given)
+    except (TypeError, ValueError) as error:
+        raise GdscopeError(f"{where}: {error}") from None
+    except GdscopeError as error:
+        raise GdscopeError(f"{where}: {error}") from None
+
+
+def _study_dict(config: _Study) -> dict[str, Any]:
+    out = _plain_fields(config, skip=tuple(_NESTED))
+    for name in _NESTED:
+        if hasattr(config, name):
+            out[name] = getattr(config, name).to_dict()
+    return out
+
+
+def _nested(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    return {
+        name: kind.from_dict(raw[name], where=f"{where}: {name}")  # type: ignore[attr-defined]
+        for name, kind in _NESTED.items()
+        if name in raw
+    }

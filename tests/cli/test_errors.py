@@ -1,0 +1,95 @@
+"""Bad input to any command: exit status 2, one line on stderr, no traceback, nothing written.
+
+In-process through ``main`` (a subprocess per case cost 2.5-3 s); one subprocess checks the
+installed console script itself."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gdscope.cli.main import main
+
+BAD = [
+    ("train", "--lr", "-0.1"),
+    ("train", "--momentum", "-1"),
+    ("train", "--dampening", "-0.5"),
+    ("train", "--weight-decay", "-2"),
+    ("train", "--nesterov"),
+    ("train", "--nesterov", "--momentum", "0.9", "--dampening", "0.1"),
+    ("train", "--loss", "hinge"),
+    ("train", "--lr", "nan"),
+    ("train", "--lr", "inf"),
+    ("train", "--start", "1", "inf"),
+    ("train", "--epochs", "0"),
+    ("train", "--epochs", "100001"),
+    ("train", "--epochs", "ten"),
+    ("train", "--n", "0"),
+    ("train", "--huber-delta", "0"),
+    ("train", "--lr", "1e39"),  # torch refuses at its first step: beyond float32
+    ("plot", "--optimizer", "adam", "--opt", "lr=1e39", "--out", "x.png"),
+    ("plot", "--grid-size", "1", "--out", "x.png"),
+    ("plot", "--grid-size", "5", "5", "5", "--out", "x.png"),
+    ("plot", "--w-range", "3", "1", "--out", "x.png"),
+    ("plot", "--out", "x.gif"),
+    ("plot", "--dpi", "0", "--out", "x.png"),
+    ("plot",),
+    ("figure", "fig11", "--out", "x.png"),
+    ("reproduce",),
+    ("reproduce", "--dpi", "5", "--out", "gallery"),
+    ("frobnicate",),
+    ("phase", "--x", "lr=0:1:5:log", "--y", "momentum=0,0.5", "--out", "x.png"),
+    ("phase", "--x", "lr=0.1,1", "--y", "lr=0.1,1", "--out", "x.png"),
+    ("phase", "--x", "lr=0.1,1", "--y", "momentum=-1,0.5", "--out", "x.png"),
+    ("phase", "--x", "lr=0.1,1", "--y", "momentum=0,0.5", "--metric", "speed", "--out", "x.png"),
+    ("phase", "--x", "lr=0.1,1", "--y", "momentum=0,0.5", "--out", "x.png", "--save", "x.txt"),
+    ("phase", "--x", "lr=0.1,1", "--y", "momentum=0,0.5", "--chunk", "0", "--out", "x.png"),
+    ("phase", "--x", "lr=0.1,1", "--y", "momentum=0,0.5", "--device", "cuda:7", "--out", "x.png"),
+    ("sweep", "--vary", "lr=0.01:1:100", "--out", "x.png"),
+    ("sweep", "--vary", "lr=1", "--vary", "momentum=0", "--vary", "dampening=0", "--out", "x.png"),
+    ("sweep", "--vary", "warp=1,2", "--out", "x.png"),
+    ("sweep", "--vary", "lr=0.1,1", "--function", "booth", "--batch-size", "4", "--out", "x.png"),
+    ("compare", "--optimizers", "sgd,nope", "--out", "x.png"),
+    ("compare", "--tune", "eps=1,2", "--out", "x.png"),
+    ("compare", "--out", "x.png", "--save", "x.csv"),
+    ("replay", "nothing.png"),
+]
+
+
+def run(args: tuple[str, ...]) -> int:
+    """``main``'s status, or the one argparse exits with on a usage error."""
+    try:
+        return main(list(args))
+    except SystemExit as done:
+        return int(done.code or 0)
+
+
+@pytest.mark.parametrize("args", BAD, ids=[" ".join(a[:5]) for a in BAD])
+def test_bad_input_is_one_line_and_status_2(args, tmp_path, monkeypatch, capsys):
+    if "cuda:7" in args:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a CUDA device is present")
+    monkeypatch.chdir(tmp_path)
+    code = run(args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gdscope: error:"), err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_the_console_script_says_one_line_and_exits_2(tmp_path):
+    script = shutil.which("gdscope") or str(Path(sys.executable).with_name("gdscope"))
+    result = subprocess.run(
+        [script, "train", "--lr", "-0.1"], capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("gdscope: error:")

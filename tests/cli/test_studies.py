@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+from PIL import Image
+
+from gdscope.cli.main import main
+from gdscope.jobs.records import read_record
+
+
+def test_phase_sweep_and_compare_end_to_end(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["phase", "--x", "lr=0.05:3:12:log", "--y", "momentum=0:0.9:6", "--out", "p.png",
+                 "--save", "p.csv"]) == 0  # fmt: skip
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["p.png", "p.csv"]
+    assert "%|" not in err  # no progress bar when stderr is not a terminal
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert len(rows) == 2 + 72 and rows[1].startswith("cell,")
+    assert main(["sweep", "--vary", "momentum=0,0.9", "--vary", "lr=0.05,0.2", "--out", "s.png",
+                 "--grid-size", "31", "--save", "s.npz"]) == 0  # fmt: skip
+    assert capsys.readouterr().out.splitlines() == ["s.png", "s.npz"]
+    assert main(["compare", "--optimizers", "sgd,adam", "--tune", "lr=0.01:1:4:log", "--budget",
+                 "20", "--starts", "2", "--out", "c.png", "--save", "c.json"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[0] for line in printed[:2]] == ["optimizer=sgd", "optimizer=adam"]
+    assert printed[2:] == ["c.png", "c.json"]
+    saved = json.loads((tmp_path / "c.json").read_text())
+    assert saved["budget"] == 20 and saved["seed"] == 0 and len(saved["tried"]["adam"]) == 4
+    for name, kind in (("p.png", "phase"), ("s.png", "sweep"), ("c.png", "compare")):
+        assert Image.open(tmp_path / name).size[0] > 300
+        assert read_record(tmp_path / name)["kind"] == kind
+
+
+def test_ctrl_c_keeps_the_finished_cells_and_exits_130(tmp_path, monkeypatch, capsys):
+    import gdscope.studies.sweep as sweep
+
+    real, chunks = sweep.run_batched, itertools.count()
+
+    def stop_at_the_second_chunk(*args, **kwargs):
+        if next(chunks) == 1:
+            raise KeyboardInterrupt  # as Ctrl-C would
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_batched", stop_at_the_second_chunk)
+    out, save = tmp_path / "p.png", tmp_path / "p.npz"
+    code = main(["phase", "--x", "lr=0.01:0.3:3", "--y", "momentum=0,0.5", "--chunk", "4",
+                 "--epochs", "10", "--out", str(out), "--save", str(save)])  # fmt: skip
+    printed = capsys.readouterr()
+    assert code == 130
+    assert printed.out.splitlines() == [str(out), str(save)]
+    assert printed.err == "gdscope: interrupted: kept 4 of 6 configurations\n"
+    assert np.load(save)["completed"].tolist() == [True] * 4 + [False] * 2

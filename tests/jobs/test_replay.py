@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+import gdscope.jobs
+from gdscope.cli.main import main
+from gdscope.errors import GdscopeError
+from gdscope.files import save_figure
+from gdscope.jobs.article import article_figure, draw_article_figure
+from gdscope.jobs.records import read_record
+from gdscope.jobs.replay import replay
+from gdscope.jobs.reproduce import reproduce
+from gdscope.version import __version__
+
+# two figures per format, a map-and-path one and another kind: all ten thrice is slow
+PER_FORMAT = {"png": ("fig04", "fig01"), "svg": ("fig03", "fig07"), "pdf": ("fig02", "fig03")}
+
+
+@pytest.mark.parametrize("fmt", list(PER_FORMAT))
+def test_files_reproduce_writes_replay_bit_for_bit(tmp_path, fmt):
+    figures = [article_figure(key) for key in PER_FORMAT[fmt]]
+    written = reproduce(tmp_path / "out", fmt=fmt, dpi=80, figures=figures)
+    for path in written[:-1]:  # the last one is the gallery page
+        again = replay(path, tmp_path / path.name)
+        assert again.read_bytes() == path.read_bytes(), path.name
+
+
+def test_a_reproduce_file_of_the_previous_version_replays(tmp_path):
+    spec = article_figure("fig01")
+    old = {"gdscope": __version__, "figure": spec.key, "config": spec.config.to_dict()}
+    path = save_figure(draw_article_figure(spec), tmp_path / "f.png", config=old)
+    again = replay(path)
+    assert read_record(again)["kind"] == "figure"
+    assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(path)))
+
+
+def test_an_argv_record_replays_through_the_command_it_is_given(tmp_path, capsys):
+    argv = ["sweep", "--vary", "lr=0.01,0.1", "--grid-size", "11", "--epochs", "5"]
+    old = {"kind": "argv", "argv": argv, "fixed": {"momentum": 0.0}, "optimizer": "sgd"}
+    path = save_figure(Figure(), tmp_path / "s.png", config=old)  # as an older gdscope wrote
+    with pytest.raises(GdscopeError, match="is a command line"):
+        replay(path)
+    again = replay(path, run_argv=main)
+    assert main([*argv, "--out", str(tmp_path / "fresh.png")]) == 0
+    assert again.read_bytes() == (tmp_path / "fresh.png").read_bytes()
+    assert read_record(again)["kind"] == "sweep"
+
+
+def test_an_unknown_kind_is_refused(tmp_path):
+    path = save_figure(Figure(), tmp_path / "x.png", config={"kind": "nope"})
+    with pytest.raises(GdscopeError, match="unknown record kind 'nope'"):
+        replay(path)
+
+
+def test_the_jobs_layer_never_imports_the_cli():
+    for source in Path(gdscope.jobs.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            assert not any(n == "gdscope.cli" or n.startswith("gdscope.cli.") for n in names), (
+                source.name
+            )
