@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from gdscope.jobs.plot import make_animation
-
 from gdscope.jobs.plotconfig import PlotConfig
 from gdscope.optim.specs import OptimizerSpec
 from gdscope.render.animation import AnimationOptions

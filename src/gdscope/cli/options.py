@@ -10,6 +10,7 @@ import argparse
 import math
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -21,6 +22,7 @@ from gdscope.jobs.records import DEFAULT_DPI
 from gdscope.jobs.studies import DTYPES
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec, SchedulerSpec, parse_assignments
+from gdscope.optim.table import add_optimizer_options, flag_of, given_flags
 from gdscope.problem.data import CsvData, DataSpec, make_data
 from gdscope.problem.losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
 from gdscope.problem.maps import MAX_GRID_SIZE, Grid
@@ -99,14 +101,7 @@ def add_sgd_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--sched", action="append", default=[], metavar="KEY=VALUE", help="scheduler argument"
     )
-    group.add_argument(
-        "--lr", type=number, help="learning rate (SGD default 0.1, others torch's default)"
-    )
-    group.add_argument("--momentum", type=number, default=0.0)
-    group.add_argument("--dampening", type=number, default=0.0)
-    group.add_argument("--weight-decay", type=number, default=0.0)
-    group.add_argument("--nesterov", action="store_true")
-    group.add_argument("--maximize", action="store_true")
+    add_optimizer_options(group, number=number)
     group.add_argument(
         "--epochs", type=integer, default=100, help=f"passes over the data, 1..{MAX_EPOCHS}"
     )
@@ -187,9 +182,6 @@ def losses(names: Sequence[str], delta: float, beta: float) -> tuple[LossSpec, .
     return tuple(LossSpec(name, delta=delta, beta=beta) for name in chosen)
 
 
-_SGD_FLAGS = ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
-
-
 def optimizer(ns: argparse.Namespace, objectives: Sequence[Objective] = ()) -> OptimizerSpec:
     """SGD from its own flags (and --opt), any other optimizer from --opt (and --lr).
 
@@ -197,24 +189,21 @@ def optimizer(ns: argparse.Namespace, objectives: Sequence[Objective] = ()) -> O
     customary learning rates (0.1 overshoots most of them)."""
     opts = parse_assignments(ns.opt, what="--opt")
     name = ns.optimizer.lower()
+    given = given_flags(ns)
+    lr = given.pop("lr", None)
     if name == "sgd":
-        given = {flag: getattr(ns, flag) for flag in _SGD_FLAGS}
         rates = [x.definition.lr for x in objectives if isinstance(x, TestFunction)]
         if any(isinstance(x, LossSpec) for x in objectives) or not rates:
             rates.append(0.1)
-        given["lr"] = min(rates) if ns.lr is None else ns.lr
-        unknown = set(opts) - {"lr", *_SGD_FLAGS}
+        unknown = set(opts) - {f.name for f in fields(SGDConfig)}
         if unknown:
             raise GdscopeError(f"SGD got unknown argument(s) {', '.join(sorted(unknown))}")
-        return SGDConfig(**{**given, **opts}).spec()
-    defaults = SGDConfig()
-    used = [
-        f"--{f.replace('_', '-')}" for f in _SGD_FLAGS if getattr(ns, f) != getattr(defaults, f)
-    ]
-    if used:
-        raise GdscopeError(f"{', '.join(used)} apply to SGD only; use --opt KEY=VALUE for {name}")
-    if ns.lr is not None:
-        opts.setdefault("lr", ns.lr)
+        return SGDConfig(**{**given, "lr": min(rates) if lr is None else lr, **opts}).spec()
+    if given:
+        used = ", ".join(flag_of(key) for key in given)
+        raise GdscopeError(f"{used} apply to SGD only; use --opt KEY=VALUE for {name}")
+    if lr is not None:
+        opts.setdefault("lr", lr)
     return OptimizerSpec.of(name, **opts)
 
 

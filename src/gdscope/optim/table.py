@@ -25,6 +25,7 @@ __all__ = [
     "Hyperparameter",
     "OptimizerEntry",
     "add_optimizer_options",
+    "flag_of",
     "given_flags",
 ]
 
@@ -164,6 +165,14 @@ def add_optimizer_options(
             group.add_argument(flag, action="store_true", help=", ".join(e.title for e in users))
         else:
             group.add_argument(flag, type=number, default=None, help=f"default: {defaults}")
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a flagged hyperparameter (``weight_decay`` → ``--weight-decay``)."""
+    for flag, hyper in _flagged().items():
+        if hyper.name == name:
+            return flag
+    raise KeyError(name)
 
 
 def given_flags(namespace: argparse.Namespace) -> dict[str, Value]:
