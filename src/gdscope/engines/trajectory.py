@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from gdscope.optim.specs import OptimizerSpec, SchedulerSpec
-from gdscope.problem.losses import LossSpec
-from gdscope.problem.testfunctions import TestFunction
+from gdscope.problem.objective import Objective
 
 __all__ = ["Trajectory"]
 
@@ -33,7 +32,7 @@ class Trajectory:
     biases: np.ndarray
     losses: np.ndarray
     diverged_at: int | None
-    loss: LossSpec | TestFunction
+    loss: Objective
     optimizer: OptimizerSpec
     start: tuple[float, float]
     lrs: np.ndarray | None = None
@@ -68,7 +67,7 @@ class Trajectory:
         path: np.ndarray,
         losses: np.ndarray,
         diverged_at: int,
-        loss: LossSpec | TestFunction,
+        loss: Objective,
         optimizer: OptimizerSpec,
         start: tuple[float, float],
         **extra: Any,
@@ -78,7 +77,8 @@ class Trajectory:
         lrs = np.full(len(path), float(optimizer.get("lr")))
         lrs[-1] = np.nan
         at = None if diverged_at < 0 else int(diverged_at)
-        return cls(path[:, 0], path[:, 1], losses, at, loss, optimizer, start, lrs, **extra)
+        return cls(weights=path[:, 0], biases=path[:, 1], losses=losses, diverged_at=at, loss=loss,
+                   optimizer=optimizer, start=start, lrs=lrs, **extra)  # fmt: skip
 
     @property
     def steps(self) -> int:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from gdscope.errors import GdscopeError, check_finite
+from gdscope.problem.data import Dataset, require
+from gdscope.problem.grid import ARTICLE_GRID, ARTICLE_START, Grid, Point
 
 __all__ = ["ARTICLE_LOSSES", "LOSS_NAMES", "LossSpec"]
 
 LOSS_NAMES = ("mse", "l1", "huber", "smoothl1")
+# Upper bound on the elements of one (rows, columns, points) prediction block; keeps memory flat.
+_BLOCK_ELEMENTS = 1 << 22
 _CLASS_NAMES = {"mse": "MSELoss", "l1": "L1Loss", "huber": "HuberLoss", "smoothl1": "SmoothL1Loss"}
 
 
@@ -43,6 +49,68 @@ class LossSpec:
 
     labels = ("Weight", "Bias")
     """Axis names of the (vertical, horizontal) coordinates: ``nn.Linear(1, 1)``'s parameters."""
+
+    needs_data = True
+    """A regression loss is measured on data points."""
+
+    stationary = "minimum"
+
+    known_minima: ClassVar[tuple[Point, ...]] = ()
+    """None known in advance: the minimum depends on the data (``maps.find_minimum``)."""
+
+    @property
+    def regression(self) -> LossSpec:
+        """The loss an ``nn.Linear(1, 1)`` is fitted with: this one."""
+        return self
+
+    @property
+    def start(self) -> Point:
+        """The article's start, ``(weight, bias) = (6, -3)``."""
+        return ARTICLE_START
+
+    def default_grid(self, size: int = ARTICLE_GRID.w_size) -> Grid:
+        """The article's grid, with ``size`` samples per axis."""
+        return Grid(ARTICLE_GRID.w_range, ARTICLE_GRID.b_range, size, size)
+
+    def point_text(self, vertical: float, horizontal: float) -> str:
+        return f"({vertical:g}, {horizontal:g})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"name": ..., "delta": ..., "beta": ...}``, the record format since 0.1."""
+        return asdict(self)
+
+    def at(self, data: Dataset | None, params: Tensor) -> Tensor:
+        """The mean loss of ``w·x + b`` at ``params[..., 0] = w``, ``params[..., 1] = b``."""
+        data = require(data, self.title)
+        x = torch.tensor(data.x, dtype=params.dtype)
+        y = torch.tensor(data.y, dtype=params.dtype)
+        prediction = x * params[..., :1] + params[..., 1:]
+        return self.elementwise()(prediction, y.expand_as(prediction)).mean(-1)
+
+    def on_grid(
+        self,
+        data: Dataset | None,
+        grid: Grid,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
+        """The mean loss at every grid point in one broadcast computation, blocked over weight
+        rows. Predictions ``w·x + b`` are formed in ``dtype`` from the float64 grid, exactly as
+        the article's per-point loop does with Python floats."""
+        data = require(data, self.title)
+        elementwise = self.elementwise()
+        x = torch.tensor(data.x, dtype=dtype, device=device)
+        y = torch.tensor(data.y, dtype=dtype, device=device)
+        w = torch.tensor(grid.weights, dtype=dtype, device=device)
+        b = torch.tensor(grid.biases, dtype=dtype, device=device)
+        rows = max(1, _BLOCK_ELEMENTS // (grid.b_size * len(x)))
+        blocks = []
+        for start in range(0, grid.w_size, rows):
+            w_block = w[start : start + rows, None, None]
+            prediction = x * w_block + b[None, :, None]
+            blocks.append(elementwise(prediction, y.expand_as(prediction)).mean(dim=-1))
+        return torch.cat(blocks)
 
     @property
     def class_name(self) -> str:
@@ -77,10 +145,12 @@ class LossSpec:
             return lambda p, t: F.huber_loss(p, t, reduction="none", delta=self.delta)
         return lambda p, t: F.smooth_l1_loss(p, t, reduction="none", beta=self.beta)
 
-    def same_function_as(self, other: LossSpec) -> bool:
+    def same_function_as(self, other: object) -> bool:
         """True when both compute the same values (HuberLoss(δ) ≡ SmoothL1Loss(β) iff δ=β=1)."""
         if self == other:
             return True
+        if not isinstance(other, LossSpec):  # the type test of __eq__, not a dispatch
+            return False
         pair = {self.name, other.name}
         if pair == {"huber", "smoothl1"}:
             huber, smooth = (self, other) if self.name == "huber" else (other, self)
