@@ -26,7 +26,6 @@ from matplotlib.text import Text
 from gdscope.engines.trajectory import Trajectory
 from gdscope.problem.data import Dataset
 from gdscope.problem.maps import Grid, Landscape
-from gdscope.problem.testfunctions import TestFunction
 
 __all__ = [
     "MAP_KINDS",
@@ -223,9 +222,9 @@ def mark_minima(landscape: Landscape, *, ax: Axes | None = None, zorder: float =
     smallest value (of the effective objective, with weight decay)."""
     ax = _axes(ax)
     function = landscape.loss
-    if isinstance(function, TestFunction) and not landscape.effective:
-        points = np.array(function.minima)
-        stationary = function.definition.stationary
+    if function.known_minima and not landscape.effective:
+        points = np.array(function.known_minima)
+        stationary = function.stationary
         label = f"known {'minima' if stationary == 'minimum' and len(points) > 1 else stationary}"
         (marker,) = ax.plot(points[:, 1], points[:, 0], linestyle="none", label=label,
                             zorder=zorder, **LOSS_MIN_STYLE)  # fmt: skip
@@ -439,10 +438,7 @@ def plot_panels(
 
 def _point(trajectory: Trajectory) -> str:
     """The start as ``(w, b)``, or ``(x=…, y=…)`` for a test function."""
-    w, b = trajectory.start
-    if isinstance(trajectory.loss, TestFunction):
-        return f"(x={b:g}, y={w:g})"
-    return f"({w:g}, {b:g})"
+    return trajectory.loss.point_text(*trajectory.start)
 
 
 def _legend_entries(axes: Sequence[Axes]) -> tuple[list[Any], list[str]]:

@@ -28,8 +28,7 @@ from gdscope.optim.rules import torch_kwargs
 from gdscope.optim.specs import OptimizerSpec, parse_value
 from gdscope.problem.data import Dataset
 from gdscope.problem.losses import LossSpec
-from gdscope.problem.objective import default_start
-from gdscope.problem.testfunctions import TestFunction
+from gdscope.problem.objective import Objective
 from gdscope.version import __version__
 
 __all__ = ["Axis", "GridRun", "expand", "run_grid", "save_grid"]
@@ -110,7 +109,7 @@ class GridRun:
     optimizer: str
     axes: tuple[Axis, ...]
     fixed: dict[str, Any]
-    loss: LossSpec | TestFunction
+    loss: Objective
     start: tuple[float, float]
     epochs: int
     options: dict[str, np.ndarray]
@@ -158,7 +157,7 @@ def run_grid(
     axes: Sequence[Axis],
     *,
     fixed: Mapping[str, Any] | None = None,
-    loss: LossSpec | TestFunction | None = None,
+    loss: Objective | None = None,
     start: tuple[float, float] | None = None,
     epochs: int = 100,
     record: str = "metrics",
@@ -182,7 +181,7 @@ def run_grid(
     fixed = dict(fixed or {})
     loss = loss or LossSpec()
     if start is None:
-        start = default_start(loss)
+        start = loss.start
     clash = set(fixed) & {axis.name for axis in axes}
     if clash:
         raise GdscopeError(f"{', '.join(sorted(clash))} is both varied and fixed")
@@ -241,8 +240,9 @@ def run_grid(
     if batch_size is not None:
         meta.update(batch_size=batch_size, shuffle_seed=shuffle_seed)
     return GridRun(
-        optimizer, tuple(axes), fixed, loss, tuple(start), epochs, options, metrics, completed,
-        interrupted, paths, losses, meta,
+        optimizer=optimizer, axes=tuple(axes), fixed=fixed, loss=loss, start=tuple(start),
+        epochs=epochs, options=options, metrics=metrics, completed=completed,
+        interrupted=interrupted, paths=paths, losses=losses, meta=meta,
     )  # fmt: skip
 
 
@@ -270,7 +270,7 @@ def _describe(run: GridRun) -> dict[str, Any]:
         "optimizer": run.optimizer,
         "axes": [{"name": a.name, "values": list(a.values), "log": a.log} for a in run.axes],
         "fixed": run.fixed,
-        "loss": {"name": run.loss.name, "delta": run.loss.delta, "beta": run.loss.beta},
+        "loss": run.loss.to_dict(),
         "start": list(run.start),
         "epochs": run.epochs,
         "interrupted": run.interrupted,
