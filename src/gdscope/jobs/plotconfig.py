@@ -326,15 +326,19 @@ def _named(raw: Mapping[str, Any], where: str) -> tuple[str, dict[str, Any]]:
 
 
 def _check_options(cls: type[Any] | None, options: Mapping[str, Any], where: str) -> None:
-    """Each option of the type its torch default has (a number, true/false, a list of numbers,
-    a string), so a wrong type names its key instead of failing inside torch."""
+    """Each option of the type its torch default (or, for a required one, its plain annotation)
+    has: a number, true/false, a list of numbers, a string. A wrong type then names its key
+    instead of failing inside torch, or not at all until the first step."""
     if cls is None:
         return  # an unknown name: the spec says which names there are
     parameters = inspect.signature(cls).parameters
     for key, value in options.items():
-        default = parameters[key].default if key in parameters else None
-        if default is None or default is inspect.Parameter.empty:
+        if key not in parameters:
             continue
+        parameter = parameters[key]
+        default = parameter.default
+        if default is inspect.Parameter.empty:
+            default = _EXAMPLES.get(str(parameter.annotation))
         at = f"{where}.{key}"
         if isinstance(default, tuple):
             items = _typed(list(value) if isinstance(value, tuple) else value, list, at)
@@ -344,6 +348,11 @@ def _check_options(cls: type[Any] | None, options: Mapping[str, Any], where: str
             _typed(value, type(default), at)
         elif isinstance(default, int | float):
             _typed(value, float, at)
+
+
+# A value of each plain annotation a required torch argument has (step_size: int, gamma: float).
+_EXAMPLES: dict[str, Any] = {"float": 0.0, "int": 0, "bool": False, "str": "",
+                             "<class 'float'>": 0.0, "<class 'int'>": 0}  # fmt: skip
 
 
 def _grid(raw: Mapping[str, Any], where: str) -> Grid:
