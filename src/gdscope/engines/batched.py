@@ -396,7 +396,7 @@ def _setup(
         goal = torch.as_tensor(target, dtype=dtype, device=device).expand(size).clone()
     return _Setup(
         size=size,
-        hyper=make_hyper(optimizer, hyper, size, device=device),
+        hyper=make_hyper(optimizer, dict(hyper), size, device=device),
         losses=losses,
         kinds=losses.present if isinstance(losses, LossBatch) else (),
         starts=_starts(start, size, dtype, device),
@@ -465,7 +465,7 @@ def _run_torch(
     counter = torch.arange(steps + 1, device=device)
     completed = 0
     for i in range(steps + 1):
-        batch = (None, None)
+        batch: tuple[Tensor | None, Tensor | None] = (None, None)
         if setup.order is not None and setup.x is not None and setup.y is not None and i < steps:
             batch = (setup.x[setup.order[i]], setup.y[setup.order[i]])
         carry, row, loss_row, seen_row = step_fn(

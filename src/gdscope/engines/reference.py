@@ -71,7 +71,7 @@ class _Model:
     """What the loop trains: the real parameters, the objective on a mini-batch (None: on all
     the data), how to read the point, and the mini-batches of one epoch (None: full batch)."""
 
-    params: list[Tensor]
+    params: list[torch.nn.Parameter]
     objective: Callable[[Batch | None], Tensor]
     read: Callable[[], Point]
     batches: Iterable[Batch] | None = None
@@ -118,7 +118,7 @@ def _linear_model(
         generator = torch.Generator().manual_seed(shuffle_seed)
         batches = DataLoader(TensorDataset(inputs.detach(), labels), batch_size=batch_size,
                              shuffle=True, generator=generator)  # fmt: skip
-    return _Model([model.weight, model.bias], objective,
+    return _Model(list(model.parameters()), objective,  # [weight, bias]
                   lambda: (model.weight.item(), model.bias.item()), batches,
                   1 if batches is None else len(batches))  # fmt: skip
 
@@ -159,7 +159,14 @@ def _take(
     run.lrs[run.step] = opt.param_groups[0]["lr"]
     try:
         if spec.needs_closure:
-            seen = opt.step(lambda: _backward(opt, lambda: model.objective(batch)))
+            evaluated: list[Tensor] = []
+
+            def closure() -> float:
+                evaluated.append(_backward(opt, lambda: model.objective(batch)))
+                return float(evaluated[-1])
+
+            opt.step(closure)
+            seen = evaluated[0]  # LBFGS's step returns its first evaluation, too
         else:
             if value is None:
                 opt.zero_grad()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,11 @@ from gdscope.optim.specs import OptimizerSpec, SchedulerSpec
 from gdscope.problem.objective import Objective
 
 __all__ = ["Trajectory"]
+
+
+def _unset() -> np.ndarray:
+    """An empty array: the field was not given (``__post_init__`` fills in its default)."""
+    return np.empty(0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,23 +40,25 @@ class Trajectory:
     loss: Objective
     optimizer: OptimizerSpec
     start: tuple[float, float]
-    lrs: np.ndarray | None = None
+    lrs: np.ndarray = field(default_factory=_unset)
     scheduler: SchedulerSpec | None = None
     steps_per_epoch: int = 1
     batch_size: int | None = None
     shuffle_seed: int | None = None
-    batch_losses: np.ndarray | None = None
-    buffers: np.ndarray | None = None
+    batch_losses: np.ndarray = field(default_factory=_unset)
+    buffers: np.ndarray = field(default_factory=_unset)
 
     def __post_init__(self) -> None:
         size = len(self.weights)
-        if self.lrs is None:
+        given = {n: getattr(self, n) is not None and np.size(getattr(self, n)) > 0
+                 for n in ("lrs", "batch_losses", "buffers")}  # fmt: skip
+        if not given["lrs"]:
             object.__setattr__(self, "lrs", np.full(size, np.nan))
-        if self.batch_losses is None:
+        if not given["batch_losses"]:
             batch = np.array(self.losses, dtype=np.float64).copy()
             batch[-1:] = np.nan
             object.__setattr__(self, "batch_losses", batch)
-        if self.buffers is None:
+        if not given["buffers"]:
             object.__setattr__(self, "buffers", np.full((size, 2), np.nan))
         for name in ("weights", "biases", "losses", "lrs", "batch_losses", "buffers"):
             array = np.array(getattr(self, name), dtype=np.float64)

@@ -102,12 +102,13 @@ def surface_landscape(
         raise ValueError("a line has no map; use plot_line")
     if metric not in METRICS:
         raise GdscopeError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    if metric == "accuracy" and surface.accuracy is None:
+    accuracy = surface.accuracy
+    if metric == "accuracy" and accuracy is None:
         raise GdscopeError(
             "this landscape has no accuracy: it is measured for classification (outputs of shape "
             "(N, classes) and integer targets of shape (N,))"
         )
-    values = surface.loss if metric == "loss" else 100 * surface.accuracy
+    values = surface.loss if metric == "loss" or accuracy is None else 100 * accuracy
     title = "loss" if metric == "loss" else "accuracy (%)"
     ys, xs = surface.ys, surface.xs
     grid = Grid((float(ys[0]), float(ys[-1])), (float(xs[0]), float(xs[-1])), len(ys), len(xs))

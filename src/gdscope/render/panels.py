@@ -49,8 +49,12 @@ CMAP = "terrain"
 START_STYLE = {"marker": "o", "markersize": 8, "color": "#1a9641", "markeredgecolor": "white"}
 END_STYLE = {"marker": "*", "markersize": 13, "color": "#d7191c", "markeredgecolor": "white"}
 OFF_MAP_STYLE = {"marker": "X", "markersize": 10, "color": "#d7191c", "markeredgecolor": "white"}
-LOSS_MIN_STYLE = {"marker": "D", "markersize": 7, "color": "white", "markeredgecolor": "black"}
-EFFECTIVE_MIN_STYLE = {"marker": "P", "markersize": 10, "color": "#ff00ff", "markeredgecolor": "k"}
+LOSS_MIN_STYLE: dict[str, Any] = {
+    "marker": "D", "markersize": 7, "color": "white", "markeredgecolor": "black"
+}  # fmt: skip
+EFFECTIVE_MIN_STYLE: dict[str, Any] = {
+    "marker": "P", "markersize": 10, "color": "#ff00ff", "markeredgecolor": "k"
+}  # fmt: skip
 # Paths are drawn until they pass this many map-widths beyond the map (then cut at that border),
 # so that a diverging run never hands huge coordinates to the renderer.
 _FAR = 10.0
@@ -206,7 +210,8 @@ def plot_landscape(
     if colorbar:
         bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
         if kind == "contour":
-            bar.set_ticks(steps[::2], labels=[f"{v:.3g}" for v in steps[::2]])
+            ticks = [float(v) for v in steps[::2]]
+            bar.set_ticks(ticks, labels=[f"{v:.3g}" for v in ticks])
         if landscape.effective:
             bar.set_label(f"loss + {landscape.weight_decay:g}/2·(w²+b²)")
         else:
@@ -394,8 +399,8 @@ def panel_axes(
     rows = (count + cols - 1) // cols
     fig.set_size_inches(cell[0] * cols + extra[0], cell[1] * rows + extra[1])
     axes = list(fig.subplots(rows, cols, squeeze=False).ravel())
-    for extra in axes[count:]:
-        extra.remove()
+    for unused in axes[count:]:
+        unused.remove()
     return axes[:count]
 
 

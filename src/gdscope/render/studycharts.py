@@ -67,6 +67,7 @@ def plot_phase(
     values = run.grid(metric)
     if metric in LOSS_METRICS:
         values = np.where(run.grid("diverged") > 0.5, np.nan, values)
+    cmap: ListedColormap | None
     if metric == "diverged":
         cmap = ListedColormap(["#2c7bb6", "#d7191c"])
         norm: Normalize = BoundaryNorm([-0.5, 0.5, 1.5], 2)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gdscope.engines.batched import BatchResult, run_batched
+from gdscope.engines.batched import BatchResult, Record, run_batched
 from gdscope.engines.trajectory import Trajectory
 from gdscope.errors import GdscopeError
 from gdscope.files import write_atomic
@@ -76,9 +76,9 @@ class Axis:
                 raise GdscopeError(f"a range needs 1..{MAX_AXIS} values, got {count}")
             if log and (lo <= 0 or hi <= 0):
                 raise GdscopeError(f"a log range needs positive ends, got {spec!r}")
-            values = np.geomspace(lo, hi, count) if log else np.linspace(lo, hi, count)
-            return cls(name, tuple(float(v) for v in values), log)
-        values = []
+            points = np.geomspace(lo, hi, count) if log else np.linspace(lo, hi, count)
+            return cls(name, tuple(float(v) for v in points), log)
+        values: list[bool | float] = []
         for item in spec.split(","):
             value = parse_value(item)
             if isinstance(value, bool):
@@ -160,7 +160,7 @@ def run_grid(
     loss: Objective | None = None,
     start: tuple[float, float] | None = None,
     epochs: int = 100,
-    record: str = "metrics",
+    record: Record = "metrics",
     target: float | None = None,
     chunk: int = 65_536,
     dtype: torch.dtype = torch.float32,
@@ -216,8 +216,8 @@ def run_grid(
                 arrays.update(finish(result, index))
             for key, value in arrays.items():
                 metrics.setdefault(key, np.full(total, np.nan, dtype=np.float64))[index] = value
-            for key, value in result.hyper.items():
-                column = value[:, 0].cpu().numpy()
+            for key, tensor in result.hyper.items():
+                column = tensor[:, 0].cpu().numpy()
                 options.setdefault(key, np.zeros(total, dtype=column.dtype))[index] = column
             if record == "path" and result.path is not None and result.losses is not None:
                 if paths is None or losses is None:
@@ -231,7 +231,7 @@ def run_grid(
                 progress(int(completed.sum()), total)
     except KeyboardInterrupt:
         interrupted = True
-    meta = {
+    meta: dict[str, Any] = {
         "gdscope": __version__,
         "torch": torch.__version__,
         "dtype": str(dtype).replace("torch.", ""),
@@ -240,9 +240,9 @@ def run_grid(
     if batch_size is not None:
         meta.update(batch_size=batch_size, shuffle_seed=shuffle_seed)
     return GridRun(
-        optimizer=optimizer, axes=tuple(axes), fixed=fixed, loss=loss, start=tuple(start),
-        epochs=epochs, options=options, metrics=metrics, completed=completed,
-        interrupted=interrupted, paths=paths, losses=losses, meta=meta,
+        optimizer=optimizer, axes=tuple(axes), fixed=fixed, loss=loss,
+        start=(float(start[0]), float(start[1])), epochs=epochs, options=options, metrics=metrics,
+        completed=completed, interrupted=interrupted, paths=paths, losses=losses, meta=meta,
     )  # fmt: skip
 
 
@@ -278,6 +278,13 @@ def _describe(run: GridRun) -> dict[str, Any]:
     }
 
 
+def _write_text(target: Path, text: str, *, force: bool) -> Path:
+    def write(tmp: Path) -> None:
+        tmp.write_text(text)
+
+    return write_atomic(target, write, force=force)
+
+
 def save_grid(run: GridRun, path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Write every cell's exact configuration and metrics as ``.npz``, ``.csv`` or ``.json``."""
     target = Path(path)
@@ -292,15 +299,14 @@ def save_grid(run: GridRun, path: str | os.PathLike[str], *, force: bool = False
         writer = csv.writer(buffer)
         writer.writerow(header)
         writer.writerows(rows)
-        text = buffer.getvalue()
-        return write_atomic(target, lambda tmp: tmp.write_text(text), force=force)
+        return _write_text(target, buffer.getvalue(), force=force)
     if kind == ".json":
         cells = [dict(zip(header, row, strict=True)) for row in rows]
         text = json.dumps({**description, "cells": cells}, allow_nan=True)
-        return write_atomic(target, lambda tmp: tmp.write_text(text), force=force)
+        return _write_text(target, text, force=force)
 
     def write_npz(tmp: Path) -> None:
-        arrays = {f"option_{k}": v for k, v in run.options.items()}
+        arrays: dict[str, Any] = {f"option_{k}": v for k, v in run.options.items()}
         arrays.update({f"metric_{k}": v for k, v in run.metrics.items()})
         arrays["completed"] = run.completed
         if run.paths is not None:
