@@ -60,7 +60,7 @@ def test_vectorized_equals_one_torch_loss_call_per_point(
 
 
 def test_float64_and_blocked_evaluation(article_data, monkeypatch):
-    import gdscope.problem.losses as module  # where the regression map is blocked
+    import gdscope.problem.maps as module
 
     grid = Grid((-3, 4), (-2, 6), 17, 9)
     whole = loss_map(article_data, LossSpec("huber", delta=0.5), grid, dtype=torch.float64)

@@ -17,8 +17,6 @@ from gdscope.problem.grid import ARTICLE_GRID, ARTICLE_START, Grid, Point
 __all__ = ["ARTICLE_LOSSES", "LOSS_NAMES", "LossSpec"]
 
 LOSS_NAMES = ("mse", "l1", "huber", "smoothl1")
-# Upper bound on the elements of one (rows, columns, points) prediction block; keeps memory flat.
-_BLOCK_ELEMENTS = 1 << 22
 _CLASS_NAMES = {"mse": "MSELoss", "l1": "L1Loss", "huber": "HuberLoss", "smoothl1": "SmoothL1Loss"}
 
 
@@ -80,37 +78,14 @@ class LossSpec:
         return asdict(self)
 
     def at(self, data: Dataset | None, params: Tensor) -> Tensor:
-        """The mean loss of ``w·x + b`` at ``params[..., 0] = w``, ``params[..., 1] = b``."""
+        """The mean loss of ``w·x + b`` at ``params[..., 0] = w``, ``params[..., 1] = b``:
+        predictions are formed in ``params``' dtype, as the article's loop does, then reduced
+        with the ``torch.nn.functional`` loss."""
         data = require(data, self.title)
-        x = torch.tensor(data.x, dtype=params.dtype)
-        y = torch.tensor(data.y, dtype=params.dtype)
+        x = torch.tensor(data.x, dtype=params.dtype, device=params.device)
+        y = torch.tensor(data.y, dtype=params.dtype, device=params.device)
         prediction = x * params[..., :1] + params[..., 1:]
         return self.elementwise()(prediction, y.expand_as(prediction)).mean(-1)
-
-    def on_grid(
-        self,
-        data: Dataset | None,
-        grid: Grid,
-        *,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> Tensor:
-        """The mean loss at every grid point in one broadcast computation, blocked over weight
-        rows. Predictions ``w·x + b`` are formed in ``dtype`` from the float64 grid, exactly as
-        the article's per-point loop does with Python floats."""
-        data = require(data, self.title)
-        elementwise = self.elementwise()
-        x = torch.tensor(data.x, dtype=dtype, device=device)
-        y = torch.tensor(data.y, dtype=dtype, device=device)
-        w = torch.tensor(grid.weights, dtype=dtype, device=device)
-        b = torch.tensor(grid.biases, dtype=dtype, device=device)
-        rows = max(1, _BLOCK_ELEMENTS // (grid.b_size * len(x)))
-        blocks = []
-        for start in range(0, grid.w_size, rows):
-            w_block = w[start : start + rows, None, None]
-            prediction = x * w_block + b[None, :, None]
-            blocks.append(elementwise(prediction, y.expand_as(prediction)).mean(dim=-1))
-        return torch.cat(blocks)
 
     @property
     def class_name(self) -> str:

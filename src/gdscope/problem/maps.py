@@ -14,6 +14,9 @@ from gdscope.problem.grid import ARTICLE_GRID, MAX_GRID_SIZE, Grid
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
 
+# Upper bound on the elements of one (rows, columns, points) prediction block; keeps memory flat.
+_BLOCK_ELEMENTS = 1 << 22
+
 __all__ = [
     "ARTICLE_GRID",
     "MAX_GRID_SIZE",
@@ -70,15 +73,21 @@ def loss_map(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> Landscape:
-    """The objective at every grid point in one broadcast computation (``Objective.on_grid``).
+    """The objective at every grid point in one broadcast computation (blocked over weight rows).
 
-    For a regression loss, predictions ``w·x + b`` are formed in ``dtype`` from the float64 grid,
-    exactly as the article's per-point loop does with Python floats, then reduced with the
-    ``torch.nn.functional`` loss. A test function needs no data: its formula is evaluated on
-    the grid directly.
+    The points are formed in ``dtype`` from the float64 grid and handed to ``Objective.at``: for
+    a regression loss, predictions ``w·x + b`` in ``dtype``, exactly as the article's per-point
+    loop does with Python floats, reduced with the ``torch.nn.functional`` loss; a test function
+    needs no data, its formula is evaluated on the grid directly.
     """
     loss = loss or LossSpec()
-    return Landscape(grid, loss.on_grid(data, grid, dtype=dtype, device=device), loss)
+    w = torch.tensor(grid.weights, dtype=dtype, device=device)
+    b = torch.tensor(grid.biases, dtype=dtype, device=device)
+    points = torch.stack(torch.broadcast_tensors(w[:, None], b[None, :]), dim=-1)
+    per_point = len(data) if data is not None and loss.needs_data else 1
+    rows = max(1, _BLOCK_ELEMENTS // (grid.b_size * per_point))
+    blocks = [loss.at(data, points[start : start + rows]) for start in range(0, grid.w_size, rows)]
+    return Landscape(grid, torch.cat(blocks), loss)
 
 
 def loss_map_pointwise(

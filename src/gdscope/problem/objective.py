@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-import torch
 from torch import Tensor
 
 from gdscope.errors import GdscopeError
@@ -89,18 +88,8 @@ class Objective(Protocol):
 
     def at(self, data: Dataset | None, params: Tensor) -> Tensor:
         """The value at ``params[..., 0]`` (vertical), ``params[..., 1]`` (horizontal), in
-        ``params``' dtype and differentiable."""
-        ...
-
-    def on_grid(
-        self,
-        data: Dataset | None,
-        grid: Grid,
-        *,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> Tensor:
-        """``values[i, j]`` at ``(grid.weights[i], grid.biases[j])``."""
+        ``params``' dtype and device, differentiable; broadcast over the leading dimensions (a
+        whole grid at once in ``maps.loss_map``)."""
         ...
 
 

@@ -210,19 +210,6 @@ class TestFunction:
         """``f`` at ``params[..., 0] = y``, ``params[..., 1] = x``; ``data`` is not used."""
         return self(params)
 
-    def on_grid(
-        self,
-        data: Dataset | None,
-        grid: Grid,
-        *,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> Tensor:
-        """The formula on the grid directly (``data`` is not used)."""
-        w = torch.tensor(grid.weights, dtype=dtype, device=device)
-        b = torch.tensor(grid.biases, dtype=dtype, device=device)
-        return self.value(w[:, None], b[None, :])
-
     def value(self, vertical: Tensor, horizontal: Tensor) -> Tensor:
         """``f(x=horizontal, y=vertical)``, broadcast over tensors."""
         return self.definition.formula(horizontal, vertical, **self.kwargs())

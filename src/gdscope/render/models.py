@@ -76,16 +76,6 @@ class ModelObjective:
     def at(self, data: Dataset | None, params: torch.Tensor) -> torch.Tensor:
         raise GdscopeError("a model's loss is measured with the model (nets.plane), not here")
 
-    def on_grid(
-        self,
-        data: Dataset | None,
-        grid: Grid,
-        *,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> torch.Tensor:
-        raise GdscopeError("a model's loss is measured with the model (nets.plane), not here")
-
 
 register_reader("model", ModelObjective.from_dict)
 
