@@ -142,15 +142,15 @@ class PlotConfig:
                     raise GdscopeError(f"{where}: {key}: {error}") from None
         for key in ("epochs", "batch_size", "shuffle_seed"):
             if key in raw:
-                kwargs[key] = _typed(raw[key], int, f"{where}: {key}")
+                kwargs[key] = typed(raw[key], int, f"{where}: {key}")
         for key in ("log", "effective", "path"):
             if key in raw:
-                kwargs[key] = _typed(raw[key], bool, f"{where}: {key}")
+                kwargs[key] = typed(raw[key], bool, f"{where}: {key}")
         if "view" in raw:
-            kwargs["view"] = _typed(raw["view"], str, f"{where}: view")
+            kwargs["view"] = typed(raw["view"], str, f"{where}: view")
         if "overlays" in raw:
-            items = _typed(raw["overlays"], list, f"{where}: overlays")
-            kwargs["overlays"] = tuple(_typed(o, str, f"{where}: overlays") for o in items)
+            items = typed(raw["overlays"], list, f"{where}: overlays")
+            kwargs["overlays"] = tuple(typed(o, str, f"{where}: overlays") for o in items)
         if "start" in raw:
             kwargs["start"] = _pair(raw["start"], f"{where}: start")
         if "grid" in raw:
@@ -293,13 +293,10 @@ def _table(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
-_typed = typed
-
-
 def _pair(value: Any, where: str) -> tuple[float, float]:
     if not isinstance(value, list | tuple) or len(value) != 2:
         raise GdscopeError(f"{where} must be a list of two numbers, got {value!r}")
-    return (_typed(value[0], float, where), _typed(value[1], float, where))
+    return (typed(value[0], float, where), typed(value[1], float, where))
 
 
 def _data(raw: Mapping[str, Any], where: str) -> DataSpec | CsvData:
@@ -307,14 +304,14 @@ def _data(raw: Mapping[str, Any], where: str) -> DataSpec | CsvData:
         _no_unknown(raw, {"csv", "sha256"}, where)
         sha = raw.get("sha256")
         return CsvData(
-            _typed(raw["csv"], str, f"{where}.csv"),
-            None if sha is None else _typed(sha, str, f"{where}.sha256"),
+            typed(raw["csv"], str, f"{where}.csv"),
+            None if sha is None else typed(sha, str, f"{where}.sha256"),
         )
     _no_unknown(raw, {f.name for f in fields(DataSpec)}, where)
     kwargs = {}
     for key, value in raw.items():
         kind = int if key in ("seed", "n") else float
-        kwargs[key] = _typed(value, kind, f"{where}.{key}")
+        kwargs[key] = typed(value, kind, f"{where}.{key}")
     return DataSpec(**kwargs)
 
 
@@ -322,7 +319,7 @@ def _named(raw: Mapping[str, Any], where: str) -> tuple[str, dict[str, Any]]:
     if "name" not in raw:
         raise GdscopeError(f"{where} needs a name")
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "name"}
-    return _typed(raw["name"], str, f"{where}.name"), options
+    return typed(raw["name"], str, f"{where}.name"), options
 
 
 def _check_options(cls: type[Any] | None, options: Mapping[str, Any], where: str) -> None:
@@ -341,13 +338,13 @@ def _check_options(cls: type[Any] | None, options: Mapping[str, Any], where: str
             default = _EXAMPLES.get(str(parameter.annotation))
         at = f"{where}.{key}"
         if isinstance(default, tuple):
-            items = _typed(list(value) if isinstance(value, tuple) else value, list, at)
+            items = typed(list(value) if isinstance(value, tuple) else value, list, at)
             for item in items:
-                _typed(item, float, at)
+                typed(item, float, at)
         elif isinstance(default, bool | str):
-            _typed(value, type(default), at)
+            typed(value, type(default), at)
         elif isinstance(default, int | float):
-            _typed(value, float, at)
+            typed(value, float, at)
 
 
 # A value of each plain annotation a required torch argument has (step_size: int, gamma: float).
@@ -363,7 +360,7 @@ def _grid(raw: Mapping[str, Any], where: str) -> Grid:
             kwargs[key] = _pair(raw[key], f"{where}.{key}")
     for key in ("w_size", "b_size"):
         if key in raw:
-            kwargs[key] = _typed(raw[key], int, f"{where}.{key}")
+            kwargs[key] = typed(raw[key], int, f"{where}.{key}")
     return Grid(**kwargs)
 
 

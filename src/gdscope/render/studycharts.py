@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.collections import QuadMesh
 from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
@@ -81,8 +82,8 @@ def plot_phase(
             norm = Normalize(
                 float(finite.min()) if finite.size else 0, float(finite.max()) if finite.size else 1
             )
-    mesh = ax.pcolormesh(_edges(x_axis), _edges(y_axis), values, cmap=cmap or "viridis", norm=norm)
-    mesh.cmap.set_bad("#bdbdbd")
+    shown = (cmap or colormaps["viridis"]).with_extremes(bad="#bdbdbd")  # grey: diverged
+    mesh = ax.pcolormesh(_edges(x_axis), _edges(y_axis), values, cmap=shown, norm=norm)
     if x_axis.log:
         ax.set_xscale("log")
     if y_axis.log:
