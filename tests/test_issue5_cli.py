@@ -229,7 +229,7 @@ momentum = 0.9
         ("epochs = 'ten'", "epochs must be an integer"),
         ("log = 1", "log must be true or false"),
         ("[optimizer]\nname = 'sgd'\nlr = 0.1\nmomentumm = 0.9", "optimizer"),
-        ("[[losses]]\nname = 'mse'\nbeta = 'x'", "losses[0]: beta must be a number"),
+        ("[[losses]]\nname = 'mse'\nbeta = 'x'", "losses[0].beta must be a number"),
         ("[grid]\nw_size = 1", "grid size must be in"),
         ("epochs = [", "is not valid TOML"),
     ):

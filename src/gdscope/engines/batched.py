@@ -23,14 +23,14 @@ import torch
 from torch import Tensor
 
 from gdscope.engines.native import load as native_library
-from gdscope.engines.reference import ARTICLE_START, check_batch, check_epochs
+from gdscope.engines.reference import check_batch, check_epochs
 from gdscope.engines.trajectory import Trajectory
 from gdscope.errors import GdscopeError
 from gdscope.optim.rules import TRANSFORMS, Hyper, make_hyper, torch_kwargs
 from gdscope.optim.specs import OptimizerSpec
 from gdscope.problem.data import Dataset, require
 from gdscope.problem.losses import LOSS_NAMES, LossSpec
-from gdscope.problem.testfunctions import TestFunction
+from gdscope.problem.objective import Objective
 
 __all__ = ["BatchResult", "LossBatch", "run_batched"]
 
@@ -49,7 +49,7 @@ class LossBatch:
 
     @classmethod
     def of(cls, losses: LossSpec | Sequence[LossSpec], size: int, device: Any = None) -> LossBatch:
-        specs = [losses] if isinstance(losses, LossSpec) else list(losses)
+        specs = list(losses) if isinstance(losses, Sequence) else [losses]
         if len(specs) not in (1, size):
             raise GdscopeError(f"{len(specs)} losses for {size} configurations")
         kind = torch.tensor([_KIND[s.name] for s in specs], device=device)
@@ -102,22 +102,30 @@ def loss_and_grad(
     return value.mean(1), grad
 
 
-def function_and_grad(params: Tensor, function: TestFunction) -> tuple[Tensor, Tensor]:
-    """A test function's value ``(K,)`` and gradient ``(K, 2)`` at every row, by autograd (the
-    same formula on the same values as the reference engine's 2-element ``nn.Parameter``)."""
+def function_and_grad(params: Tensor, function: Objective) -> tuple[Tensor, Tensor]:
+    """A data-free objective's value ``(K,)`` and gradient ``(K, 2)`` at every row, by autograd
+    (the same formula on the same values as the reference engine's 2-element ``nn.Parameter``)."""
     with torch.enable_grad():
         point = params.detach().requires_grad_()
-        value = function(point)
+        value = function.at(None, point)
         (grad,) = torch.autograd.grad(value.sum(), point)
     return value.detach(), grad
 
 
-def _evaluator(
-    loss: LossBatch | TestFunction, kinds: tuple[int, ...]
-) -> Callable[[Tensor, Tensor | None, Tensor | None], tuple[Tensor, Tensor]]:
-    if isinstance(loss, TestFunction):
-        return lambda params, x, y: function_and_grad(params, loss)
-    return lambda params, x, y: loss_and_grad(params, x, y, kinds, loss)  # type: ignore[arg-type]
+Evaluator = Callable[[Tensor, Tensor | None, Tensor | None], tuple[Tensor, Tensor]]
+
+
+def _evaluator(loss: LossBatch | Objective, kinds: tuple[int, ...]) -> Evaluator:
+    """Regression losses in closed form on the data, a data-free objective by autograd."""
+    if isinstance(loss, LossBatch):
+        batch = loss
+
+        def regression(params: Tensor, x: Tensor | None, y: Tensor | None) -> tuple[Tensor, Tensor]:
+            assert x is not None and y is not None
+            return loss_and_grad(params, x, y, kinds, batch)
+
+        return regression
+    return lambda params, x, y: function_and_grad(params, loss)
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,7 +144,7 @@ class BatchResult:
 
     optimizer: str
     hyper: Hyper
-    losses_spec: LossBatch | TestFunction
+    losses_spec: LossBatch | Objective
     starts: Tensor
     epochs: int
     diverged_at: Tensor
@@ -182,7 +190,7 @@ class BatchResult:
             self.path[:, k].double().cpu().numpy(),
             self.losses[:, k].double().cpu().numpy(),
             int(self.diverged_at[k]),
-            spec if isinstance(spec, TestFunction) else spec.spec(k),
+            spec.spec(k) if isinstance(spec, LossBatch) else spec,
             self.optimizer_spec(k),
             (float(self.starts[k, 0]), float(self.starts[k, 1])),
             steps_per_epoch=self.steps_per_epoch,
@@ -208,7 +216,7 @@ def _size(hyper: Mapping[str, Any], losses: Any, start: Any) -> int:
     for value in hyper.values():
         if isinstance(value, (Tensor, np.ndarray, list)) and not isinstance(value, tuple):
             sizes.add(int(np.prod(np.shape(value))) or 1)
-    if not isinstance(losses, (LossSpec, TestFunction)):
+    if isinstance(losses, Sequence):
         sizes.add(len(losses))
     sizes.add(int(np.prod(np.shape(start))) // 2 or 1)
     sizes.discard(1)
@@ -235,10 +243,10 @@ def _make_step(update: Callable[..., Any], kinds: tuple[int, ...]) -> Callable[.
         x: Tensor | None,
         y: Tensor | None,
         hyper: Hyper,
-        losses: LossBatch | TestFunction,
+        losses: LossBatch | Objective,
         xb: Tensor | None = None,
         yb: Tensor | None = None,
-    ):
+    ) -> tuple[Carry, Tensor, Tensor, Tensor]:
         params, alive = carry["params"], carry["alive"]
         evaluate = _evaluator(losses, kinds)
         loss, grad = evaluate(params, x, y)
@@ -298,12 +306,211 @@ def _compiled_step(name: str, kinds: tuple[int, ...]) -> Callable[..., Any]:
     return _COMPILED[key]
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """A run's configurations as tensors: what is evaluated (``losses``, on ``x``/``y`` for a
+    regression), the mini-batch order, and the targets of the metrics."""
+
+    size: int
+    hyper: Hyper
+    losses: LossBatch | Objective
+    kinds: tuple[int, ...]
+    starts: Tensor
+    x: Tensor | None
+    y: Tensor | None
+    order: list[Tensor] | None
+    per_epoch: int
+    goal: Tensor
+    centre: Tensor
+
+    @property
+    def regression(self) -> bool:
+        return isinstance(self.losses, LossBatch)
+
+
+def _check_options(record: str, dtype: torch.dtype, engine: str) -> None:
+    if record not in ("path", "metrics"):
+        raise GdscopeError(f"record must be 'path' or 'metrics', got {record!r}")
+    if dtype not in (torch.float32, torch.float64):
+        raise GdscopeError("dtype must be torch.float32 or torch.float64")
+    if engine not in ("auto", "torch", "native"):
+        raise GdscopeError(f"engine must be auto, torch or native, got {engine!r}")
+
+
+def _objective(
+    loss: Objective | Sequence[LossSpec], size: int, device: torch.device
+) -> LossBatch | Objective:
+    """Regression losses as one ``LossBatch``; a data-free objective as itself."""
+    if isinstance(loss, Sequence):
+        return LossBatch.of(loss, size, device)
+    spec = loss.regression
+    return loss if spec is None else LossBatch.of(spec, size, device)
+
+
+def _data_tensors(
+    data: Dataset | None, losses: LossBatch | Objective, dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor | None, Tensor | None]:
+    if not isinstance(losses, LossBatch):
+        return None, None
+    found = require(data, losses.spec(0).title)
+    return (torch.tensor(found.x, dtype=dtype, device=device),
+            torch.tensor(found.y, dtype=dtype, device=device))  # fmt: skip
+
+
+def _batch_order(
+    x: Tensor | None, batch_size: int | None, shuffle_seed: int, epochs: int, device: torch.device
+) -> tuple[list[Tensor] | None, int]:
+    """Each step's mini-batch indices (None: full batch) and the steps per epoch."""
+    check_batch(batch_size, shuffle_seed, None if x is None else len(x))
+    if batch_size is None or x is None:
+        return None, 1
+    from gdscope.engines.minibatch import batch_indices
+
+    order = [b.to(device) for b in batch_indices(len(x), batch_size, shuffle_seed, epochs)]
+    return order, len(order) // epochs
+
+
+def _setup(
+    data: Dataset | None,
+    optimizer: str,
+    hyper: Mapping[str, Any],
+    loss: Objective | Sequence[LossSpec],
+    start: Any,
+    *,
+    epochs: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    target: Tensor | float | None,
+    centre: Any,
+    batch_size: int | None,
+    shuffle_seed: int,
+) -> _Setup:
+    if start is None:
+        start = (loss[0] if isinstance(loss, Sequence) else loss).start
+    size = _size(hyper, loss, start)
+    losses = _objective(loss, size, device)
+    x, y = _data_tensors(data, losses, dtype, device)
+    order, per_epoch = _batch_order(x, batch_size, shuffle_seed, epochs, device)
+    goal = torch.full((size,), -torch.inf, dtype=dtype, device=device)
+    if target is not None:
+        goal = torch.as_tensor(target, dtype=dtype, device=device).expand(size).clone()
+    return _Setup(
+        size=size,
+        hyper=make_hyper(optimizer, dict(hyper), size, device=device),
+        losses=losses,
+        kinds=losses.present if isinstance(losses, LossBatch) else (),
+        starts=_starts(start, size, dtype, device),
+        x=x,
+        y=y,
+        order=order,
+        per_epoch=per_epoch,
+        goal=goal,
+        centre=torch.zeros(size, 2, dtype=dtype, device=device)
+        if centre is None
+        else _starts(centre, size, dtype, device),
+    )
+
+
+def _initial_carry(setup: _Setup, state: Carry, steps: int) -> Carry:
+    params = setup.starts.clone()
+    device, dtype = params.device, params.dtype
+
+    def full(value: float, kind: torch.dtype = dtype) -> Tensor:
+        return torch.full((setup.size,), value, dtype=kind, device=device)
+
+    return {
+        "params": params,
+        "state": state,
+        "alive": torch.ones(setup.size, dtype=torch.bool, device=device),
+        "last_ok": params.clone(),  # no aliasing between carry entries (it forces recompiles)
+        "diverged_at": full(-1, torch.int64),
+        "best": full(torch.inf),
+        "reached": full(-1, torch.int64),
+        "final_loss": full(torch.nan),
+        "length": full(0.0),
+        "goal": setup.goal,
+        "epochs": torch.tensor(steps, device=device),
+        "centre": setup.centre,
+        "window": torch.tensor(max(1, (steps + 1) // 10), device=device),
+        "early_spread": full(0.0),
+        "late_spread": full(0.0),
+    }
+
+
+def _run_torch(
+    setup: _Setup,
+    optimizer: str,
+    *,
+    epochs: int,
+    record: Record,
+    compile: bool,
+    should_stop: Callable[[], bool] | None,
+    batch_size: int | None,
+    shuffle_seed: int,
+) -> BatchResult:
+    """The tensor engine: one step program over all configurations, point by point."""
+    transform = TRANSFORMS[optimizer]
+    kinds = setup.kinds
+    step_fn = _compiled_step(optimizer, kinds) if compile else _make_step(transform.update, kinds)
+    steps = epochs * setup.per_epoch
+    carry = _initial_carry(setup, transform.init(setup.starts.clone(), setup.hyper), steps)
+    shape, dtype, device = (steps + 1, setup.size), setup.starts.dtype, setup.starts.device
+    path = losses = seen = None
+    if record == "path":
+        path = torch.empty((*shape, 2), dtype=dtype, device=device)
+        losses = torch.empty(shape, dtype=dtype, device=device)
+        seen = torch.empty(shape, dtype=dtype, device=device)
+    began = time.perf_counter()
+    timings: dict[str, Any] = {"engine": "torch.compile" if compile else "torch"}
+    counter = torch.arange(steps + 1, device=device)
+    completed = 0
+    for i in range(steps + 1):
+        batch: tuple[Tensor | None, Tensor | None] = (None, None)
+        if setup.order is not None and setup.x is not None and setup.y is not None and i < steps:
+            batch = (setup.x[setup.order[i]], setup.y[setup.order[i]])
+        carry, row, loss_row, seen_row = step_fn(
+            carry, counter[i], setup.x, setup.y, setup.hyper, setup.losses, *batch
+        )
+        if path is not None and losses is not None and seen is not None:
+            path[i], losses[i] = row, loss_row
+            seen[i] = seen_row if i < steps else torch.nan
+        if i == 0:
+            timings["first_step_s"] = time.perf_counter() - began
+        completed = i
+        if i < steps and should_stop is not None and should_stop():
+            path, losses, seen = (
+                t[: i + 1] if t is not None else None for t in (path, losses, seen)
+            )
+            break
+    timings["total_s"] = time.perf_counter() - began
+    return BatchResult(
+        optimizer=optimizer, hyper=setup.hyper, losses_spec=setup.losses, starts=setup.starts,
+        epochs=epochs, diverged_at=carry["diverged_at"], final=carry["last_ok"],
+        final_loss=carry["final_loss"], best_loss=carry["best"], path_length=carry["length"],
+        steps_to_target=carry["reached"], path=path, losses=losses,
+        early_spread=carry["early_spread"], late_spread=carry["late_spread"],
+        completed=completed, timings=timings, batch_size=batch_size,
+        shuffle_seed=shuffle_seed if batch_size is not None else None,
+        steps_per_epoch=setup.per_epoch, batch_losses=seen,
+    )  # fmt: skip
+
+
+def _native_library(engine: Engine, applies: bool) -> Any:
+    """The C kernel when the native engine runs this; None for the tensor engine."""
+    library = native_library() if engine != "torch" and applies else None
+    if engine == "native" and library is None:
+        raise GdscopeError(
+            "the native engine runs full-batch SGD regression on the CPU and needs a C compiler"
+        )
+    return library
+
+
 def run_batched(
     data: Dataset | None,
     optimizer: str = "sgd",
     hyper: Mapping[str, Any] | None = None,
     *,
-    loss: LossSpec | Sequence[LossSpec] | TestFunction | None = None,
+    loss: Objective | Sequence[LossSpec] | None = None,
     start: Any = None,
     epochs: int = 100,
     dtype: torch.dtype = torch.float32,
@@ -330,144 +537,39 @@ def run_batched(
     ``should_stop`` is polled between steps; when it returns True the run ends early and the
     result says how many steps were ``completed``.
 
-    ``loss`` may be a ``TestFunction`` (then ``data`` is not used; the default ``start`` is the
-    function's customary one). ``batch_size``/``shuffle_seed`` make every configuration take one
-    step per mini-batch, visiting the data in the order ``DataLoader(shuffle=True)`` with that
-    seed does (the same for all configurations), as ``train`` does; the recorded ``losses`` are
-    on all the data, ``batch_losses`` the mini-batch's.
+    ``loss`` may be a data-free objective such as a ``TestFunction`` (then ``data`` is not used;
+    the default ``start`` is the objective's customary one). ``batch_size``/``shuffle_seed`` make
+    every configuration take one step per mini-batch, visiting the data in the order
+    ``DataLoader(shuffle=True)`` with that seed does (the same for all configurations), as
+    ``train`` does; the recorded ``losses`` are on all the data, ``batch_losses`` the
+    mini-batch's.
     """
     check_epochs(epochs)
-    if record not in ("path", "metrics"):
-        raise GdscopeError(f"record must be 'path' or 'metrics', got {record!r}")
-    if dtype not in (torch.float32, torch.float64):
-        raise GdscopeError("dtype must be torch.float32 or torch.float64")
-    hyper = dict(hyper or {})
-    loss = loss if loss is not None else LossSpec()
-    function = loss if isinstance(loss, TestFunction) else None
-    if start is None:
-        start = function.start if function is not None else ARTICLE_START
-    size = _size(hyper, loss, start)
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    hp = make_hyper(optimizer, hyper, size, device=device)
-    losses: LossBatch | TestFunction = function or LossBatch.of(loss, size, device)  # type: ignore[arg-type]
-    kinds = losses.present if isinstance(losses, LossBatch) else ()
-    params = _starts(start, size, dtype, device)
-    starts = params.clone()
-    x = y = None
-    if function is None:
-        data = require(data, losses.spec(0).title)  # type: ignore[union-attr]
-        x = torch.tensor(data.x, dtype=dtype, device=device)
-        y = torch.tensor(data.y, dtype=dtype, device=device)
-    check_batch(batch_size, shuffle_seed, None if data is None or function else len(data))
-    order: list[Tensor] | None = None
-    per_epoch = 1
-    if batch_size is not None:
-        from gdscope.engines.minibatch import batch_indices
-
-        assert data is not None
-        order = [b.to(device) for b in batch_indices(len(data), batch_size, shuffle_seed, epochs)]
-        per_epoch = len(order) // epochs
-    steps = epochs * per_epoch
-    goal = torch.full((size,), -torch.inf, dtype=dtype, device=device)
-    if target is not None:
-        goal = torch.as_tensor(target, dtype=dtype, device=device).expand(size).clone()
-
-    centre_t = torch.zeros(size, 2, dtype=dtype, device=device)
-    if centre is not None:
-        centre_t = _starts(centre, size, dtype, device)
-    if engine not in ("auto", "torch", "native"):
-        raise GdscopeError(f"engine must be auto, torch or native, got {engine!r}")
-    applies = (
-        optimizer == "sgd"
-        and device.type == "cpu"
-        and should_stop is None
-        and not compile
-        and function is None
-        and order is None
-    )
-    library = native_library() if engine != "torch" and applies else None
-    if engine == "native" and library is None:
-        raise GdscopeError(
-            "the native engine runs full-batch SGD regression on the CPU and needs a C compiler"
-        )
+    _check_options(record, dtype, engine)
+    where = torch.device(device) if device is not None else torch.device("cpu")
+    setup = _setup(
+        data, optimizer, dict(hyper or {}), loss if loss is not None else LossSpec(), start,
+        epochs=epochs, dtype=dtype, device=where, target=target, centre=centre,
+        batch_size=batch_size, shuffle_seed=shuffle_seed,
+    )  # fmt: skip
+    applies = (optimizer == "sgd" and where.type == "cpu" and should_stop is None
+               and not compile and setup.regression and setup.order is None)  # fmt: skip
+    library = _native_library(engine, applies)
     if library is not None:
-        return _run_native(
-            library, x, y, hp, losses, params, centre_t, goal, epochs, record, optimizer, starts
-        )
-    transform = TRANSFORMS[optimizer]
-    step_fn = _compiled_step(optimizer, kinds) if compile else _make_step(transform.update, kinds)
-
-    def full(value: float, kind: torch.dtype = dtype) -> Tensor:
-        return torch.full((size,), value, dtype=kind, device=device)
-
-    carry: Carry = {
-        "params": params,
-        "state": transform.init(params, hp),
-        "alive": torch.ones(size, dtype=torch.bool, device=device),
-        "last_ok": params.clone(),  # no aliasing between carry entries (it forces recompiles)
-        "diverged_at": full(-1, torch.int64),
-        "best": full(torch.inf),
-        "reached": full(-1, torch.int64),
-        "final_loss": full(torch.nan),
-        "length": full(0.0),
-        "goal": goal,
-        "epochs": torch.tensor(steps, device=device),
-        "centre": centre_t,
-        "window": torch.tensor(max(1, (steps + 1) // 10), device=device),
-        "early_spread": full(0.0),
-        "late_spread": full(0.0),
-    }
-    path = losses_out = seen_out = None
-    if record == "path":
-        path = torch.empty((steps + 1, size, 2), dtype=dtype, device=device)
-        losses_out = torch.empty((steps + 1, size), dtype=dtype, device=device)
-        seen_out = torch.empty((steps + 1, size), dtype=dtype, device=device)
-
-    began = time.perf_counter()
-    timings: dict[str, Any] = {"engine": "torch.compile" if compile else "torch"}
-    counter = torch.arange(steps + 1, device=device)
-    completed = 0
-    for i in range(steps + 1):
-        batch = (None, None)
-        if order is not None and x is not None and y is not None and i < steps:
-            batch = (x[order[i]], y[order[i]])
-        carry, row, loss_row, seen_row = step_fn(carry, counter[i], x, y, hp, losses, *batch)
-        if path is not None and losses_out is not None and seen_out is not None:
-            path[i] = row
-            losses_out[i] = loss_row
-            seen_out[i] = seen_row if i < steps else torch.nan
-        if i == 0:
-            timings["first_step_s"] = time.perf_counter() - began
-        completed = i
-        if i < steps and should_stop is not None and should_stop():
-            path = path[: i + 1] if path is not None else None
-            losses_out = losses_out[: i + 1] if losses_out is not None else None
-            seen_out = seen_out[: i + 1] if seen_out is not None else None
-            break
-    timings["total_s"] = time.perf_counter() - began
-    return BatchResult(
-        optimizer, hp, losses, starts, epochs, carry["diverged_at"], carry["last_ok"],
-        carry["final_loss"], carry["best"], carry["length"], carry["reached"], path, losses_out,
-        carry["early_spread"], carry["late_spread"], completed, timings,
-        batch_size, shuffle_seed if batch_size is not None else None, per_epoch, seen_out,
+        return _run_native(library, setup, optimizer, epochs, record)
+    return _run_torch(
+        setup, optimizer, epochs=epochs, record=record, compile=compile,
+        should_stop=should_stop, batch_size=batch_size, shuffle_seed=shuffle_seed,
     )  # fmt: skip
 
 
 def _run_native(
-    library: Any,
-    x: Tensor,
-    y: Tensor,
-    hp: Hyper,
-    losses: LossBatch,
-    params: Tensor,
-    centre: Tensor,
-    goal: Tensor,
-    epochs: int,
-    record: Record,
-    optimizer: str,
-    starts: Tensor,
+    library: Any, setup: _Setup, optimizer: str, epochs: int, record: Record
 ) -> BatchResult:
     """Run SGD through the fused C kernel; same results and metrics as the tensor engine."""
+    assert setup.x is not None and setup.y is not None and isinstance(setup.losses, LossBatch)
+    x, y, hp, losses, goal = setup.x, setup.y, setup.hyper, setup.losses, setup.goal
+    params, centre = setup.starts.clone(), setup.centre
     size, dtype = params.shape[0], params.dtype
     began = time.perf_counter()
 
@@ -504,6 +606,8 @@ def _run_native(
     )  # fmt: skip
     timings = {"total_s": time.perf_counter() - began, "engine": "native"}
     return BatchResult(
-        optimizer, hp, losses, starts, epochs, diverged_at, final, final_loss, best, length,
-        reached, path, losses_out, early, late, epochs, timings,
+        optimizer=optimizer, hyper=hp, losses_spec=losses, starts=setup.starts, epochs=epochs,
+        diverged_at=diverged_at, final=final, final_loss=final_loss, best_loss=best,
+        path_length=length, steps_to_target=reached, path=path, losses=losses_out,
+        early_spread=early, late_spread=late, completed=epochs, timings=timings,
     )  # fmt: skip

@@ -20,18 +20,19 @@ __all__ = ["batch_gradients", "batch_indices"]
 def batch_indices(n: int, batch_size: int, shuffle_seed: int, epochs: int) -> list[Tensor]:
     """Index tensors of every mini-batch of ``epochs`` passes over ``n`` points, in order.
 
-    A real ``DataLoader(shuffle=True)`` over ``range(n)`` with a generator seeded by
+    A real ``DataLoader(shuffle=True)`` over the indices ``0..n-1`` with a generator seeded by
     ``shuffle_seed`` draws them, so the order is the one ``train`` (which loads the data itself
     through a ``DataLoader`` seeded the same way) sees: the loader also consumes a draw from the
     generator for its workers' base seed at every pass, which re-implementing ``randperm`` alone
     would miss.
     """
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, TensorDataset
 
     check_batch(batch_size, shuffle_seed, n)
     generator = torch.Generator().manual_seed(shuffle_seed)
-    loader = DataLoader(range(n), batch_size=batch_size, shuffle=True, generator=generator)
-    return [batch for _ in range(epochs) for batch in loader]
+    indices = TensorDataset(torch.arange(n))
+    loader = DataLoader(indices, batch_size=batch_size, shuffle=True, generator=generator)
+    return [batch for _ in range(epochs) for (batch,) in loader]
 
 
 def batch_gradients(

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from gdscope.optim.specs import OptimizerSpec, SchedulerSpec
-from gdscope.problem.losses import LossSpec
-from gdscope.problem.testfunctions import TestFunction
+from gdscope.problem.objective import Objective
 
 __all__ = ["Trajectory"]
+
+
+def _unset() -> np.ndarray:
+    """An empty array: the field was not given (``__post_init__`` fills in its default)."""
+    return np.empty(0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,26 +37,28 @@ class Trajectory:
     biases: np.ndarray
     losses: np.ndarray
     diverged_at: int | None
-    loss: LossSpec | TestFunction
+    loss: Objective
     optimizer: OptimizerSpec
     start: tuple[float, float]
-    lrs: np.ndarray | None = None
+    lrs: np.ndarray = field(default_factory=_unset)
     scheduler: SchedulerSpec | None = None
     steps_per_epoch: int = 1
     batch_size: int | None = None
     shuffle_seed: int | None = None
-    batch_losses: np.ndarray | None = None
-    buffers: np.ndarray | None = None
+    batch_losses: np.ndarray = field(default_factory=_unset)
+    buffers: np.ndarray = field(default_factory=_unset)
 
     def __post_init__(self) -> None:
         size = len(self.weights)
-        if self.lrs is None:
+        given = {n: getattr(self, n) is not None and np.size(getattr(self, n)) > 0
+                 for n in ("lrs", "batch_losses", "buffers")}  # fmt: skip
+        if not given["lrs"]:
             object.__setattr__(self, "lrs", np.full(size, np.nan))
-        if self.batch_losses is None:
+        if not given["batch_losses"]:
             batch = np.array(self.losses, dtype=np.float64).copy()
             batch[-1:] = np.nan
             object.__setattr__(self, "batch_losses", batch)
-        if self.buffers is None:
+        if not given["buffers"]:
             object.__setattr__(self, "buffers", np.full((size, 2), np.nan))
         for name in ("weights", "biases", "losses", "lrs", "batch_losses", "buffers"):
             array = np.array(getattr(self, name), dtype=np.float64)
@@ -68,7 +74,7 @@ class Trajectory:
         path: np.ndarray,
         losses: np.ndarray,
         diverged_at: int,
-        loss: LossSpec | TestFunction,
+        loss: Objective,
         optimizer: OptimizerSpec,
         start: tuple[float, float],
         **extra: Any,
@@ -78,7 +84,8 @@ class Trajectory:
         lrs = np.full(len(path), float(optimizer.get("lr")))
         lrs[-1] = np.nan
         at = None if diverged_at < 0 else int(diverged_at)
-        return cls(path[:, 0], path[:, 1], losses, at, loss, optimizer, start, lrs, **extra)
+        return cls(weights=path[:, 0], biases=path[:, 1], losses=losses, diverged_at=at, loss=loss,
+                   optimizer=optimizer, start=start, lrs=lrs, **extra)  # fmt: skip
 
     @property
     def steps(self) -> int:

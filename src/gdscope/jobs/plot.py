@@ -21,7 +21,6 @@ from gdscope.jobs.export import save_trajectories
 from gdscope.jobs.plotconfig import PlotConfig
 from gdscope.jobs.records import DEFAULT_DPI, record, sidecar
 from gdscope.problem.data import Dataset, make_data
-from gdscope.problem.losses import LossSpec
 from gdscope.problem.maps import Landscape, gradient_field, loss_map
 from gdscope.problem.objective import Objective
 from gdscope.render.animation import AnimationOptions, Animator, animation_format, write_animation
@@ -36,7 +35,7 @@ def _landscape(
     config: PlotConfig, data: Dataset | None, loss: Objective, cache: MapCache | None
 ) -> Landscape:
     grid = config.grid_for(loss)
-    key = (config.data if isinstance(loss, LossSpec) else None, loss, grid)
+    key = (config.data if loss.needs_data else None, loss, grid)
     if cache is not None and key in cache:
         return cache[key]
     landscape = loss_map(data, loss, grid)
@@ -124,12 +123,13 @@ def _overlay(
         overlays.plot_steps(trajectory, ax=ax)
     if "momentum" in config.overlays:
         overlays.plot_momentum(trajectory, ax=ax)
-    if "batches" in config.overlays and data is not None and isinstance(landscape.loss, LossSpec):
+    regression = landscape.loss.regression
+    if "batches" in config.overlays and data is not None and regression is not None:
         from gdscope.engines.minibatch import batch_gradients
 
         stride = overlays.thin(trajectory.n_finite, 12)
         points_at = list(range(0, trajectory.n_finite - 1, stride))
-        grads = batch_gradients(data, landscape.loss, trajectory, points_at)
+        grads = batch_gradients(data, regression, trajectory, points_at)
         overlays.plot_batch_spread(trajectory, points_at, grads, ax=ax)
     if "lr" in config.overlays:
         overlays.plot_lr(trajectory, ax=ax)

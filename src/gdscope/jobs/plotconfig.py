@@ -7,6 +7,7 @@ re-makes it.
 
 from __future__ import annotations
 
+import inspect
 import shlex
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -16,11 +17,11 @@ from typing import Any
 from gdscope.engines.reference import check_batch, check_epochs, check_start
 from gdscope.errors import GdscopeError
 from gdscope.optim.sgdconfig import SGDConfig
-from gdscope.optim.specs import OptimizerSpec, SchedulerSpec
+from gdscope.optim.specs import OPTIMIZERS, SCHEDULERS, OptimizerSpec, SchedulerSpec
 from gdscope.problem.data import CsvData, DataSpec
-from gdscope.problem.losses import ARTICLE_LOSSES, LossSpec
-from gdscope.problem.maps import Grid
-from gdscope.problem.objective import Objective, default_grid, default_start
+from gdscope.problem.grid import Grid
+from gdscope.problem.losses import ARTICLE_LOSSES
+from gdscope.problem.objective import Objective, objective_from_dict, typed
 from gdscope.problem.testfunctions import TestFunction
 from gdscope.render.overlays import OVERLAYS
 
@@ -69,9 +70,8 @@ class PlotConfig:
                 f"unknown overlay(s) {', '.join(unknown)}; choose from {', '.join(OVERLAYS)}"
             )
         object.__setattr__(self, "overlays", overlays)
-        functions = [x for x in self.losses if isinstance(x, TestFunction)]
         if self.batch_size is not None:
-            if functions:
+            if not all(x.needs_data for x in self.losses):
                 raise GdscopeError("mini-batches need data; test functions have none")
             check_batch(self.batch_size, self.shuffle_seed, None if isinstance(self.data, CsvData)
                         else self.data.n)  # fmt: skip
@@ -79,14 +79,14 @@ class PlotConfig:
             raise GdscopeError("the batches overlay needs a mini-batch run (--batch-size)")
 
     def grid_for(self, objective: Objective) -> Grid:
-        return self.grid if self.grid is not None else default_grid(objective)
+        return self.grid if self.grid is not None else objective.default_grid()
 
     def start_for(self, objective: Objective) -> tuple[float, float]:
-        return self.start if self.start is not None else default_start(objective)
+        return self.start if self.start is not None else objective.start
 
     @property
     def needs_data(self) -> bool:
-        return any(isinstance(x, LossSpec) for x in self.losses)
+        return any(x.needs_data for x in self.losses)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON- and TOML-ready dictionary of every setting (unset options left out)."""
@@ -95,7 +95,7 @@ class PlotConfig:
             out["data"] = {"csv": self.data.path, "sha256": self.data.sha256}
         else:
             out["data"] = asdict(self.data)
-        out["losses"] = [_objective_dict(x) for x in self.losses]
+        out["losses"] = [x.to_dict() for x in self.losses]
         out["optimizer"] = {"name": self.optimizer.name, **_plain(self.optimizer.kwargs())}
         if self.scheduler is not None:
             out["scheduler"] = {"name": self.scheduler.name, **_plain(self.scheduler.kwargs())}
@@ -129,27 +129,28 @@ class PlotConfig:
             if not isinstance(items, list):
                 raise GdscopeError(f"{where}: losses must be a list of tables")
             kwargs["losses"] = tuple(
-                _objective(_table(item, f"{where}: losses[{i}]"), f"{where}: losses[{i}]")
-                for i, item in enumerate(items)
+                objective_from_dict(item, f"{where}: losses[{i}]") for i, item in enumerate(items)
             )
         for key, kind in (("optimizer", OptimizerSpec), ("scheduler", SchedulerSpec)):
             if key in raw:
                 name, options = _named(_table(raw[key], f"{where}: {key}"), f"{where}: {key}")
+                table = OPTIMIZERS if key == "optimizer" else SCHEDULERS
+                _check_options(table.get(name.lower()), options, f"{where}: {key}")
                 try:
                     kwargs[key] = kind.of(name, **options)
                 except GdscopeError as error:
                     raise GdscopeError(f"{where}: {key}: {error}") from None
         for key in ("epochs", "batch_size", "shuffle_seed"):
             if key in raw:
-                kwargs[key] = _typed(raw[key], int, f"{where}: {key}")
+                kwargs[key] = typed(raw[key], int, f"{where}: {key}")
         for key in ("log", "effective", "path"):
             if key in raw:
-                kwargs[key] = _typed(raw[key], bool, f"{where}: {key}")
+                kwargs[key] = typed(raw[key], bool, f"{where}: {key}")
         if "view" in raw:
-            kwargs["view"] = _typed(raw["view"], str, f"{where}: view")
+            kwargs["view"] = typed(raw["view"], str, f"{where}: view")
         if "overlays" in raw:
-            items = _typed(raw["overlays"], list, f"{where}: overlays")
-            kwargs["overlays"] = tuple(_typed(o, str, f"{where}: overlays") for o in items)
+            items = typed(raw["overlays"], list, f"{where}: overlays")
+            kwargs["overlays"] = tuple(typed(o, str, f"{where}: overlays") for o in items)
         if "start" in raw:
             kwargs["start"] = _pair(raw["start"], f"{where}: start")
         if "grid" in raw:
@@ -162,8 +163,8 @@ class PlotConfig:
     def cli_args(self) -> list[str]:
         """Arguments of ``gdscope plot`` that re-make this figure (defaults left out)."""
         args: list[str] = []
-        losses = [x for x in self.losses if isinstance(x, LossSpec)]
-        functions = [x for x in self.losses if isinstance(x, TestFunction)]
+        losses = [r for r in (x.regression for x in self.losses) if r is not None]
+        functions = [x.to_dict() for x in self.losses if not x.needs_data]
         names = [loss.name for loss in losses]
         if names == [x.name for x in ARTICLE_LOSSES]:
             args += ["--loss", "all"]
@@ -226,11 +227,11 @@ def _data_args(spec: DataSpec) -> list[str]:
     return args
 
 
-def _function_arg(function: TestFunction) -> str:
-    """``quadratic:condition=100.0,angle=45.0`` (just the name without options)."""
-    if not function.options:
-        return function.name
-    return function.name + ":" + ",".join(f"{k}={v!r}" for k, v in function.options)
+def _function_arg(record: Mapping[str, Any]) -> str:
+    """``quadratic:condition=100.0,angle=45.0`` (just the name without options), from the test
+    function's record."""
+    options = [f"{k}={v!r}" for k, v in record.items() if k != "function"]
+    return record["function"] + (":" + ",".join(options) if options else "")
 
 
 def parse_function(text: str) -> TestFunction:
@@ -278,12 +279,6 @@ def _plain(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
 
 
-def _objective_dict(objective: Objective) -> dict[str, Any]:
-    if isinstance(objective, TestFunction):
-        return {"function": objective.name, **dict(objective.options)}
-    return asdict(objective)
-
-
 def _no_unknown(raw: Mapping[str, Any], known: set[str], where: str) -> None:
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -298,23 +293,10 @@ def _table(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-               list: "a list"}  # fmt: skip
-
-
-def _typed(value: Any, kind: type, where: str) -> Any:
-    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not ok:
-        raise GdscopeError(f"{where} must be {_TYPE_NAMES[kind]}, got {value!r}")
-    return value
-
-
 def _pair(value: Any, where: str) -> tuple[float, float]:
     if not isinstance(value, list | tuple) or len(value) != 2:
         raise GdscopeError(f"{where} must be a list of two numbers, got {value!r}")
-    return (_typed(value[0], float, where), _typed(value[1], float, where))
+    return (typed(value[0], float, where), typed(value[1], float, where))
 
 
 def _data(raw: Mapping[str, Any], where: str) -> DataSpec | CsvData:
@@ -322,34 +304,52 @@ def _data(raw: Mapping[str, Any], where: str) -> DataSpec | CsvData:
         _no_unknown(raw, {"csv", "sha256"}, where)
         sha = raw.get("sha256")
         return CsvData(
-            _typed(raw["csv"], str, f"{where}: csv"),
-            None if sha is None else _typed(sha, str, f"{where}: sha256"),
+            typed(raw["csv"], str, f"{where}.csv"),
+            None if sha is None else typed(sha, str, f"{where}.sha256"),
         )
     _no_unknown(raw, {f.name for f in fields(DataSpec)}, where)
     kwargs = {}
     for key, value in raw.items():
         kind = int if key in ("seed", "n") else float
-        kwargs[key] = _typed(value, kind, f"{where}: {key}")
+        kwargs[key] = typed(value, kind, f"{where}.{key}")
     return DataSpec(**kwargs)
-
-
-def _objective(raw: Mapping[str, Any], where: str) -> Objective:
-    if "function" in raw:
-        options = {k: _typed(v, float, f"{where}: {k}") for k, v in raw.items() if k != "function"}
-        return TestFunction.of(_typed(raw["function"], str, f"{where}: function"), **options)
-    _no_unknown(raw, {"name", "delta", "beta"}, where)
-    return LossSpec(
-        _typed(raw.get("name", "mse"), str, f"{where}: name"),
-        _typed(raw.get("delta", 1.0), float, f"{where}: delta"),
-        _typed(raw.get("beta", 1.0), float, f"{where}: beta"),
-    )
 
 
 def _named(raw: Mapping[str, Any], where: str) -> tuple[str, dict[str, Any]]:
     if "name" not in raw:
         raise GdscopeError(f"{where} needs a name")
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "name"}
-    return _typed(raw["name"], str, f"{where}: name"), options
+    return typed(raw["name"], str, f"{where}.name"), options
+
+
+def _check_options(cls: type[Any] | None, options: Mapping[str, Any], where: str) -> None:
+    """Each option of the type its torch default (or, for a required one, its plain annotation)
+    has: a number, true/false, a list of numbers, a string. A wrong type then names its key
+    instead of failing inside torch, or not at all until the first step."""
+    if cls is None:
+        return  # an unknown name: the spec says which names there are
+    parameters = inspect.signature(cls).parameters
+    for key, value in options.items():
+        if key not in parameters:
+            continue
+        parameter = parameters[key]
+        default = parameter.default
+        if default is inspect.Parameter.empty:
+            default = _EXAMPLES.get(str(parameter.annotation))
+        at = f"{where}.{key}"
+        if isinstance(default, tuple):
+            items = typed(list(value) if isinstance(value, tuple) else value, list, at)
+            for item in items:
+                typed(item, float, at)
+        elif isinstance(default, bool | str):
+            typed(value, type(default), at)
+        elif isinstance(default, int | float):
+            typed(value, float, at)
+
+
+# A value of each plain annotation a required torch argument has (step_size: int, gamma: float).
+_EXAMPLES: dict[str, Any] = {"float": 0.0, "int": 0, "bool": False, "str": "",
+                             "<class 'float'>": 0.0, "<class 'int'>": 0}  # fmt: skip
 
 
 def _grid(raw: Mapping[str, Any], where: str) -> Grid:
@@ -357,10 +357,10 @@ def _grid(raw: Mapping[str, Any], where: str) -> Grid:
     kwargs: dict[str, Any] = {}
     for key in ("w_range", "b_range"):
         if key in raw:
-            kwargs[key] = _pair(raw[key], f"{where}: {key}")
+            kwargs[key] = _pair(raw[key], f"{where}.{key}")
     for key in ("w_size", "b_size"):
         if key in raw:
-            kwargs[key] = _typed(raw[key], int, f"{where}: {key}")
+            kwargs[key] = typed(raw[key], int, f"{where}.{key}")
     return Grid(**kwargs)
 
 

@@ -109,7 +109,8 @@ def load_csv(path: str | Path, *, sha256: str | None = None) -> Dataset:
                     f"{file}: missing column(s) {', '.join(missing)} (found: {found})"
                 )
             reader.fieldnames = columns
-            xs, ys = [], []
+            xs: list[float] = []
+            ys: list[float] = []
             for row_number, row in enumerate(reader, start=2):
                 for name, into in (("x", xs), ("y", ys)):
                     text = (row.get(name) or "").strip()

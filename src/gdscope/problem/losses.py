@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from gdscope.errors import GdscopeError, check_finite
+from gdscope.problem.data import Dataset, require
+from gdscope.problem.grid import ARTICLE_GRID, ARTICLE_START, Grid, Point
 
 __all__ = ["ARTICLE_LOSSES", "LOSS_NAMES", "LossSpec"]
 
@@ -44,6 +48,45 @@ class LossSpec:
     labels = ("Weight", "Bias")
     """Axis names of the (vertical, horizontal) coordinates: ``nn.Linear(1, 1)``'s parameters."""
 
+    needs_data = True
+    """A regression loss is measured on data points."""
+
+    stationary = "minimum"
+
+    known_minima: ClassVar[tuple[Point, ...]] = ()
+    """None known in advance: the minimum depends on the data (``maps.find_minimum``)."""
+
+    @property
+    def regression(self) -> LossSpec:
+        """The loss an ``nn.Linear(1, 1)`` is fitted with: this one."""
+        return self
+
+    @property
+    def start(self) -> Point:
+        """The article's start, ``(weight, bias) = (6, -3)``."""
+        return ARTICLE_START
+
+    def default_grid(self, size: int = ARTICLE_GRID.w_size) -> Grid:
+        """The article's grid, with ``size`` samples per axis."""
+        return Grid(ARTICLE_GRID.w_range, ARTICLE_GRID.b_range, size, size)
+
+    def point_text(self, vertical: float, horizontal: float) -> str:
+        return f"({vertical:g}, {horizontal:g})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"name": ..., "delta": ..., "beta": ...}``, the record format since 0.1."""
+        return asdict(self)
+
+    def at(self, data: Dataset | None, params: Tensor) -> Tensor:
+        """The mean loss of ``w·x + b`` at ``params[..., 0] = w``, ``params[..., 1] = b``:
+        predictions are formed in ``params``' dtype, as the article's loop does, then reduced
+        with the ``torch.nn.functional`` loss."""
+        data = require(data, self.title)
+        x = torch.tensor(data.x, dtype=params.dtype, device=params.device)
+        y = torch.tensor(data.y, dtype=params.dtype, device=params.device)
+        prediction = x * params[..., :1] + params[..., 1:]
+        return self.elementwise()(prediction, y.expand_as(prediction)).mean(-1)
+
     @property
     def class_name(self) -> str:
         return _CLASS_NAMES[self.name]
@@ -77,10 +120,12 @@ class LossSpec:
             return lambda p, t: F.huber_loss(p, t, reduction="none", delta=self.delta)
         return lambda p, t: F.smooth_l1_loss(p, t, reduction="none", beta=self.beta)
 
-    def same_function_as(self, other: LossSpec) -> bool:
+    def same_function_as(self, other: object) -> bool:
         """True when both compute the same values (HuberLoss(δ) ≡ SmoothL1Loss(β) iff δ=β=1)."""
         if self == other:
             return True
+        if not isinstance(other, LossSpec):  # the type test of __eq__, not a dispatch
+            return False
         pair = {self.name, other.name}
         if pair == {"huber", "smoothl1"}:
             huber, smooth = (self, other) if self.name == "huber" else (other, self)

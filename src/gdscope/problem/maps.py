@@ -8,10 +8,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gdscope.errors import GdscopeError, check_finite
+from gdscope.errors import GdscopeError
 from gdscope.problem.data import Dataset, require
+from gdscope.problem.grid import ARTICLE_GRID, MAX_GRID_SIZE, Grid
 from gdscope.problem.losses import LossSpec
-from gdscope.problem.testfunctions import TestFunction
+from gdscope.problem.objective import Objective
+
+# Upper bound on the elements of one (rows, columns, points) prediction block; keeps memory flat.
+_BLOCK_ELEMENTS = 1 << 22
 
 __all__ = [
     "ARTICLE_GRID",
@@ -25,71 +29,6 @@ __all__ = [
     "loss_map_pointwise",
 ]
 
-MAX_GRID_SIZE = 4001
-# Upper bound on the elements of one (rows, columns, points) prediction block; keeps memory flat.
-_BLOCK_ELEMENTS = 1 << 22
-
-
-@dataclass(frozen=True)
-class Grid:
-    """``w_size`` weights evenly spaced over ``w_range`` (ends included), likewise for biases."""
-
-    w_range: tuple[float, float] = (-5.0, 8.0)
-    b_range: tuple[float, float] = (-5.0, 8.0)
-    w_size: int = 101
-    b_size: int = 101
-
-    def __post_init__(self) -> None:
-        for axis in ("w", "b"):
-            lo, hi = getattr(self, f"{axis}_range")
-            lo = check_finite(f"{axis}-range low", lo)
-            hi = check_finite(f"{axis}-range high", hi)
-            if not lo < hi:
-                raise GdscopeError(f"{axis}-range must have low < high, got ({lo:g}, {hi:g})")
-            object.__setattr__(self, f"{axis}_range", (lo, hi))
-            size = getattr(self, f"{axis}_size")
-            if isinstance(size, bool) or not isinstance(size, int):
-                raise GdscopeError(f"grid size must be an integer, got {size!r}")
-            if not 2 <= size <= MAX_GRID_SIZE:
-                raise GdscopeError(f"grid size must be in [2, {MAX_GRID_SIZE}], got {size}")
-
-    @classmethod
-    def square(cls, lo: float = -5.0, hi: float = 8.0, size: int = 101) -> Grid:
-        return cls((lo, hi), (lo, hi), size, size)
-
-    @staticmethod
-    def _axis(lo: float, hi: float, size: int) -> np.ndarray:
-        # The article's formula, lo + span * i / (size - 1), in float64.
-        return lo + (hi - lo) * np.arange(size, dtype=np.float64) / (size - 1)
-
-    @property
-    def weights(self) -> np.ndarray:
-        return self._axis(*self.w_range, self.w_size)
-
-    @property
-    def biases(self) -> np.ndarray:
-        return self._axis(*self.b_range, self.b_size)
-
-    @property
-    def cell(self) -> tuple[float, float]:
-        """Spacing ``(dw, db)`` between neighbouring samples."""
-        (wl, wh), (bl, bh) = self.w_range, self.b_range
-        return (wh - wl) / (self.w_size - 1), (bh - bl) / (self.b_size - 1)
-
-    @property
-    def extent(self) -> tuple[float, float, float, float]:
-        """``(left, right, bottom, top)`` for ``imshow`` with samples at pixel centres."""
-        dw, db = self.cell
-        (wl, wh), (bl, bh) = self.w_range, self.b_range
-        return bl - db / 2, bh + db / 2, wl - dw / 2, wh + dw / 2
-
-    def contains(self, w: float, b: float) -> bool:
-        left, right, bottom, top = self.extent
-        return left <= b <= right and bottom <= w <= top
-
-
-ARTICLE_GRID = Grid()
-
 
 @dataclass(frozen=True, eq=False)
 class Landscape:
@@ -101,7 +40,7 @@ class Landscape:
 
     grid: Grid
     values: Tensor
-    loss: LossSpec | TestFunction
+    loss: Objective
     weight_decay: float = 0.0
 
     @property
@@ -128,35 +67,26 @@ class Landscape:
 
 def loss_map(
     data: Dataset | None,
-    loss: LossSpec | TestFunction | None = None,
+    loss: Objective | None = None,
     grid: Grid = ARTICLE_GRID,
     *,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> Landscape:
-    """The mean loss at every grid point in one broadcast computation (blocked over weight rows).
+    """The objective at every grid point in one broadcast computation (blocked over weight rows).
 
-    Predictions ``w·x + b`` are formed in ``dtype`` from the float64 grid, exactly as the article's
-    per-point loop does with Python floats, then reduced with the ``torch.nn.functional`` loss.
-    A ``TestFunction`` needs no data: its formula is evaluated on the grid directly.
+    The points are formed in ``dtype`` from the float64 grid and handed to ``Objective.at``: for
+    a regression loss, predictions ``w·x + b`` in ``dtype``, exactly as the article's per-point
+    loop does with Python floats, reduced with the ``torch.nn.functional`` loss; a test function
+    needs no data, its formula is evaluated on the grid directly.
     """
     loss = loss or LossSpec()
-    if isinstance(loss, TestFunction):
-        w = torch.tensor(grid.weights, dtype=dtype, device=device)
-        b = torch.tensor(grid.biases, dtype=dtype, device=device)
-        return Landscape(grid, loss.value(w[:, None], b[None, :]), loss)
-    data = require(data, loss.title)
-    elementwise = loss.elementwise()
-    x = torch.tensor(data.x, dtype=dtype, device=device)
-    y = torch.tensor(data.y, dtype=dtype, device=device)
     w = torch.tensor(grid.weights, dtype=dtype, device=device)
     b = torch.tensor(grid.biases, dtype=dtype, device=device)
-    rows = max(1, _BLOCK_ELEMENTS // (grid.b_size * len(x)))
-    blocks = []
-    for start in range(0, grid.w_size, rows):
-        w_block = w[start : start + rows, None, None]
-        prediction = x * w_block + b[None, :, None]
-        blocks.append(elementwise(prediction, y.expand_as(prediction)).mean(dim=-1))
+    points = torch.stack(torch.broadcast_tensors(w[:, None], b[None, :]), dim=-1)
+    per_point = len(data) if data is not None and loss.needs_data else 1
+    rows = max(1, _BLOCK_ELEMENTS // (grid.b_size * per_point))
+    blocks = [loss.at(data, points[start : start + rows]) for start in range(0, grid.w_size, rows)]
     return Landscape(grid, torch.cat(blocks), loss)
 
 
@@ -175,20 +105,9 @@ def loss_map_pointwise(
     return Landscape(grid, values, loss)
 
 
-def _objective_at(data: Dataset | None, loss: LossSpec | TestFunction, params: Tensor) -> Tensor:
-    """The objective at ``params[..., 0]`` (weight / y), ``params[..., 1]`` (bias / x)."""
-    if isinstance(loss, TestFunction):
-        return loss(params)
-    data = require(data, loss.title)
-    x = torch.tensor(data.x, dtype=params.dtype)
-    y = torch.tensor(data.y, dtype=params.dtype)
-    prediction = x * params[..., :1] + params[..., 1:]
-    return loss.elementwise()(prediction, y.expand_as(prediction)).mean(-1)
-
-
 def loss_and_gradient(
     data: Dataset | None,
-    loss: LossSpec | TestFunction,
+    loss: Objective,
     w: float,
     b: float,
     *,
@@ -196,14 +115,14 @@ def loss_and_gradient(
 ) -> tuple[float, tuple[float, float]]:
     """The objective at ``(w, b)`` and its gradient ``(d/dw, d/db)``, by autograd."""
     params = torch.tensor([w, b], dtype=dtype, requires_grad=True)
-    value = _objective_at(data, loss, params)
+    value = loss.at(data, params)
     (grad,) = torch.autograd.grad(value, params)
     return float(value.detach()), (float(grad[0]), float(grad[1]))
 
 
 def gradient_field(
     data: Dataset | None,
-    loss: LossSpec | TestFunction,
+    loss: Objective,
     grid: Grid,
     *,
     size: int = 15,
@@ -219,7 +138,7 @@ def gradient_field(
     coarse = Grid(grid.w_range, grid.b_range, size, size)
     w, b = np.meshgrid(coarse.weights, coarse.biases, indexing="ij")
     points = torch.tensor(np.stack([w, b], axis=-1), requires_grad=True)
-    values = _objective_at(data, loss, points)
+    values = loss.at(data, points)
     values = values + 0.5 * weight_decay * (points * points).sum(-1)
     (grads,) = torch.autograd.grad(values.sum(), points)
     return points.detach().numpy(), grads.numpy(), values.detach().numpy()
@@ -227,7 +146,7 @@ def gradient_field(
 
 def find_minimum(
     data: Dataset | None,
-    loss: LossSpec | TestFunction | None = None,
+    loss: Objective | None = None,
     *,
     weight_decay: float = 0.0,
 ) -> tuple[float, float, float]:
@@ -237,8 +156,8 @@ def find_minimum(
     not smooth everywhere: L-BFGS from the least-squares point, then a compass search that
     halves its step down to 1e-12 polishes kinks such as L1's.
     """
-    loss = loss or LossSpec()
-    if isinstance(loss, TestFunction):
+    loss = (loss or LossSpec()).regression
+    if loss is None:
         raise GdscopeError("a test function's minima are known: use its .minima")
     data = require(data, loss.title)
     x = data.x.astype(np.float64)

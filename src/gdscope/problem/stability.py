@@ -45,17 +45,17 @@ def critical_lr(
     momentum: ArrayLike = 0.0,
     *,
     nesterov: bool = False,
-    dampening: float = 0.0,
-    weight_decay: float = 0.0,
+    dampening: ArrayLike = 0.0,
+    weight_decay: ArrayLike = 0.0,
 ) -> np.ndarray:
     """The largest stable learning rate for each ``momentum`` (0 where ``momentum >= 1``)."""
     mu = np.asarray(momentum, dtype=np.float64)
-    lam = lam_max + weight_decay
+    lam = lam_max + np.asarray(weight_decay, dtype=np.float64)
     if nesterov:
         border = 2 * (1 + mu) / ((1 + 2 * mu) * lam)
     else:
         # torch ignores dampening when momentum == 0.
-        scale = np.where(mu > 0, 1 - dampening, 1.0)
+        scale = np.where(mu > 0, 1 - np.asarray(dampening, dtype=np.float64), 1.0)
         with np.errstate(divide="ignore"):
             border = np.where(scale > 0, 2 * (1 + mu) / (scale * lam), np.inf)
     return np.where((mu >= 0) & (mu < 1), border, 0.0)
@@ -67,8 +67,8 @@ def is_stable(
     lam_max: float,
     *,
     nesterov: bool = False,
-    dampening: float = 0.0,
-    weight_decay: float = 0.0,
+    dampening: ArrayLike = 0.0,
+    weight_decay: ArrayLike = 0.0,
 ) -> np.ndarray:
     """Whether SGD with these settings converges on the quadratic (element-wise)."""
     border = critical_lr(

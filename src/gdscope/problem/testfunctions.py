@@ -29,10 +29,12 @@ import torch
 from torch import Tensor
 
 from gdscope.errors import GdscopeError, check_finite
+from gdscope.problem.data import Dataset
+from gdscope.problem.grid import ARTICLE_GRID, Grid
 
 __all__ = ["FUNCTIONS", "FunctionDef", "TestFunction", "register"]
 
-Point = tuple[float, float]
+Point = tuple[float, float]  # (x, y) here, as the literature writes it
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,37 @@ class TestFunction:
 
     labels = ("y", "x")
     """Axis names of the (vertical, horizontal) coordinates."""
+
+    needs_data = False
+    """A formula of its two coordinates only."""
+
+    regression = None
+    """No ``nn.Linear`` is fitted: the engines optimize the point itself."""
+
+    @property
+    def stationary(self) -> str:
+        """What the known points are: ``minimum``, or ``saddle point``."""
+        return self.definition.stationary
+
+    @property
+    def known_minima(self) -> tuple[Point, ...]:
+        return tuple(self.minima)
+
+    def default_grid(self, size: int = ARTICLE_GRID.w_size) -> Grid:
+        """The function's standard domain, with ``size`` samples per axis."""
+        vertical, horizontal = self.domain
+        return Grid(vertical, horizontal, size, size)
+
+    def point_text(self, vertical: float, horizontal: float) -> str:
+        return f"(x={horizontal:g}, y={vertical:g})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"function": name, **options}``, the record format since 0.1."""
+        return {"function": self.name, **dict(self.options)}
+
+    def at(self, data: Dataset | None, params: Tensor) -> Tensor:
+        """``f`` at ``params[..., 0] = y``, ``params[..., 1] = x``; ``data`` is not used."""
+        return self(params)
 
     def value(self, vertical: Tensor, horizontal: Tensor) -> Tensor:
         """``f(x=horizontal, y=vertical)``, broadcast over tensors."""

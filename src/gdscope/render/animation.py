@@ -260,7 +260,7 @@ class Animator:
             for curve, losses in self.curves:
                 upto = int(step) + 1
                 curve.set_data(np.arange(upto), losses[:upto])  # type: ignore[attr-defined]
-            self.counter.set_text(self._count(int(step)))  # type: ignore[attr-defined]
+            self.counter.set_text(self._count(int(step)))
             for artist in self.moving:
                 self.figure.draw_artist(artist)
             yield np.asarray(canvas.buffer_rgba())[..., :3].copy()  # type: ignore[attr-defined]
@@ -292,7 +292,7 @@ def write_animation(
         sample.paste(rgb[0], (0, 0))
         sample.paste(rgb[-1], (0, rgb[0].height))
         palette = sample.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
-        colours = palette.getpalette()[: 3 * 256]
+        colours = (palette.getpalette() or [])[: 3 * 256]
         images, previous = [], None
         for frame in rgb:
             indices = np.asarray(frame.quantize(palette=palette, dither=Image.Dither.NONE))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -21,7 +22,10 @@ from gdscope.errors import GdscopeError
 from gdscope.nets.plane import ModelSurface
 from gdscope.nets.projection import Honesty, ProjectedPath
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec
-from gdscope.problem.maps import Grid, Landscape
+from gdscope.problem.data import Dataset
+from gdscope.problem.grid import ARTICLE_GRID, Grid, Point
+from gdscope.problem.maps import Landscape
+from gdscope.problem.objective import register_reader, typed
 
 __all__ = [
     "METRICS",
@@ -35,13 +39,45 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ModelObjective:
-    """What a model landscape shows, for the renderers: a title and the axis names."""
+    """A network's loss (or accuracy) over a plane through its parameters: an ``Objective``
+    whose values were sampled by ``nets.plane.evaluate_plane``, so it names itself and its
+    axes but cannot be evaluated again here (that needs the model and its data)."""
 
     title: str = "loss"
     labels: tuple[str, str] = ("y direction", "x direction")
 
+    needs_data: ClassVar[bool] = False
+    regression: ClassVar[None] = None
+    known_minima: ClassVar[tuple[Point, ...]] = ()
+    stationary: ClassVar[str] = "minimum"
+    start: ClassVar[Point] = (0.0, 0.0)
+    """The model the plane is centred on."""
+
+    def default_grid(self, size: int = ARTICLE_GRID.w_size) -> Grid:
+        raise GdscopeError("a model landscape has the grid it was sampled on (model_landscape)")
+
     def same_function_as(self, other: object) -> bool:
         return self == other
+
+    def point_text(self, vertical: float, horizontal: float) -> str:
+        return f"(x={horizontal:g}, y={vertical:g})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.title, "labels": list(self.labels)}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], where: str = "objective") -> ModelObjective:
+        labels = typed(raw.get("labels", list(cls.labels)), list, f"{where}.labels")
+        if len(labels) != 2:
+            raise GdscopeError(f"{where}.labels must name two axes, got {labels!r}")
+        names = (typed(labels[0], str, f"{where}.labels"), typed(labels[1], str, f"{where}.labels"))
+        return cls(typed(raw["model"], str, f"{where}.model"), names)
+
+    def at(self, data: Dataset | None, params: torch.Tensor) -> torch.Tensor:
+        raise GdscopeError("a model's loss is measured with the model (nets.plane), not here")
+
+
+register_reader("model", ModelObjective.from_dict)
 
 
 METRICS = ("loss", "accuracy")
@@ -56,17 +92,18 @@ def surface_landscape(
         raise ValueError("a line has no map; use plot_line")
     if metric not in METRICS:
         raise GdscopeError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    if metric == "accuracy" and surface.accuracy is None:
+    accuracy = surface.accuracy
+    if metric == "accuracy" and accuracy is None:
         raise GdscopeError(
             "this landscape has no accuracy: it is measured for classification (outputs of shape "
             "(N, classes) and integer targets of shape (N,))"
         )
-    values = surface.loss if metric == "loss" else 100 * surface.accuracy
+    values = surface.loss if metric == "loss" or accuracy is None else 100 * accuracy
     title = "loss" if metric == "loss" else "accuracy (%)"
     ys, xs = surface.ys, surface.xs
     grid = Grid((float(ys[0]), float(ys[-1])), (float(xs[0]), float(xs[-1])), len(ys), len(xs))
     objective = ModelObjective(title, labels or ModelObjective.labels)
-    return Landscape(grid, torch.from_numpy(values), objective)  # type: ignore[arg-type]
+    return Landscape(grid, torch.from_numpy(values), objective)
 
 
 def path_trajectory(
@@ -76,8 +113,9 @@ def path_trajectory(
     name = (optimizer or "sgd").lower()
     spec = OptimizerSpec.of(name if name in OPTIMIZERS else "sgd")
     start = (float(projected.ys[0]), float(projected.xs[0]))
-    return Trajectory(projected.ys, projected.xs, np.asarray(losses, dtype=np.float64), None,
-                      ModelObjective(), spec, start)  # type: ignore[arg-type]  # fmt: skip
+    return Trajectory(weights=projected.ys, biases=projected.xs,
+                      losses=np.asarray(losses, dtype=np.float64), diverged_at=None,
+                      loss=ModelObjective(), optimizer=spec, start=start)  # fmt: skip
 
 
 def plot_honesty(honesty: Honesty, steps: np.ndarray, *, ax: Axes) -> tuple[Line2D, Line2D]:

@@ -13,9 +13,10 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from gdscope.engines.reference import ARTICLE_START, train
+from gdscope.engines.reference import train
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.problem.data import Dataset
+from gdscope.problem.grid import ARTICLE_START
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.maps import Grid, loss_and_gradient, loss_map
 
@@ -122,8 +123,9 @@ def plot_momentum_step(
         ax.set_title("(a) Momentum: gradient taken at the current point")
     ax.plot([p[1]], [p[0]], "o", color="#1a9641", markersize=7)
     ax.annotate("p", xy=(p[1], p[0]), xytext=(-12, -4), textcoords="offset points")
-    ax.set_xlabel("Bias")
-    ax.set_ylabel("Weight")
+    vertical, horizontal = LossSpec.labels  # the article's figure: nn.Linear(1, 1)'s parameters
+    ax.set_xlabel(horizontal)
+    ax.set_ylabel(vertical)
     ax.set_aspect("equal")
     return ax
 

@@ -26,7 +26,6 @@ from matplotlib.text import Text
 from gdscope.engines.trajectory import Trajectory
 from gdscope.problem.data import Dataset
 from gdscope.problem.maps import Grid, Landscape
-from gdscope.problem.testfunctions import TestFunction
 
 __all__ = [
     "MAP_KINDS",
@@ -50,8 +49,12 @@ CMAP = "terrain"
 START_STYLE = {"marker": "o", "markersize": 8, "color": "#1a9641", "markeredgecolor": "white"}
 END_STYLE = {"marker": "*", "markersize": 13, "color": "#d7191c", "markeredgecolor": "white"}
 OFF_MAP_STYLE = {"marker": "X", "markersize": 10, "color": "#d7191c", "markeredgecolor": "white"}
-LOSS_MIN_STYLE = {"marker": "D", "markersize": 7, "color": "white", "markeredgecolor": "black"}
-EFFECTIVE_MIN_STYLE = {"marker": "P", "markersize": 10, "color": "#ff00ff", "markeredgecolor": "k"}
+LOSS_MIN_STYLE: dict[str, Any] = {
+    "marker": "D", "markersize": 7, "color": "white", "markeredgecolor": "black"
+}  # fmt: skip
+EFFECTIVE_MIN_STYLE: dict[str, Any] = {
+    "marker": "P", "markersize": 10, "color": "#ff00ff", "markeredgecolor": "k"
+}  # fmt: skip
 # Paths are drawn until they pass this many map-widths beyond the map (then cut at that border),
 # so that a diverging run never hands huge coordinates to the renderer.
 _FAR = 10.0
@@ -207,7 +210,8 @@ def plot_landscape(
     if colorbar:
         bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
         if kind == "contour":
-            bar.set_ticks(steps[::2], labels=[f"{v:.3g}" for v in steps[::2]])
+            ticks = [float(v) for v in steps[::2]]
+            bar.set_ticks(ticks, labels=[f"{v:.3g}" for v in ticks])
         if landscape.effective:
             bar.set_label(f"loss + {landscape.weight_decay:g}/2·(w²+b²)")
         else:
@@ -223,9 +227,9 @@ def mark_minima(landscape: Landscape, *, ax: Axes | None = None, zorder: float =
     smallest value (of the effective objective, with weight decay)."""
     ax = _axes(ax)
     function = landscape.loss
-    if isinstance(function, TestFunction) and not landscape.effective:
-        points = np.array(function.minima)
-        stationary = function.definition.stationary
+    if function.known_minima and not landscape.effective:
+        points = np.array(function.known_minima)
+        stationary = function.stationary
         label = f"known {'minima' if stationary == 'minimum' and len(points) > 1 else stationary}"
         (marker,) = ax.plot(points[:, 1], points[:, 0], linestyle="none", label=label,
                             zorder=zorder, **LOSS_MIN_STYLE)  # fmt: skip
@@ -395,8 +399,8 @@ def panel_axes(
     rows = (count + cols - 1) // cols
     fig.set_size_inches(cell[0] * cols + extra[0], cell[1] * rows + extra[1])
     axes = list(fig.subplots(rows, cols, squeeze=False).ravel())
-    for extra in axes[count:]:
-        extra.remove()
+    for unused in axes[count:]:
+        unused.remove()
     return axes[:count]
 
 
@@ -439,10 +443,7 @@ def plot_panels(
 
 def _point(trajectory: Trajectory) -> str:
     """The start as ``(w, b)``, or ``(x=…, y=…)`` for a test function."""
-    w, b = trajectory.start
-    if isinstance(trajectory.loss, TestFunction):
-        return f"(x={b:g}, y={w:g})"
-    return f"({w:g}, {b:g})"
+    return trajectory.loss.point_text(*trajectory.start)
 
 
 def _legend_entries(axes: Sequence[Axes]) -> tuple[list[Any], list[str]]:

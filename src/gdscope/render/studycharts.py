@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.collections import QuadMesh
 from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
@@ -17,18 +18,11 @@ from gdscope.engines.trajectory import Trajectory
 from gdscope.optim.specs import format_value
 from gdscope.problem.maps import Landscape
 from gdscope.render.panels import CMAP, panel_axes, plot_landscape, plot_path
+from gdscope.studies.phase import LOSS_METRICS, METRIC_LABELS
 from gdscope.studies.shootout import Shootout
 from gdscope.studies.sweep import Axis, GridRun
 
 __all__ = ["PhaseArtists", "plot_phase", "plot_shootout", "plot_small_multiples"]
-
-_LABELS = {
-    "final_loss": "final loss",
-    "best_loss": "best loss",
-    "steps": "steps to reach min + tol",
-    "diverged": "diverged",
-    "path_length": "path length",
-}
 
 
 @dataclass(frozen=True)
@@ -72,8 +66,9 @@ def plot_phase(
         ax = plt.gca()
     y_axis, x_axis = run.axes
     values = run.grid(metric)
-    if metric in ("final_loss", "best_loss", "path_length"):
+    if metric in LOSS_METRICS:
         values = np.where(run.grid("diverged") > 0.5, np.nan, values)
+    cmap: ListedColormap | None
     if metric == "diverged":
         cmap = ListedColormap(["#2c7bb6", "#d7191c"])
         norm: Normalize = BoundaryNorm([-0.5, 0.5, 1.5], 2)
@@ -87,17 +82,16 @@ def plot_phase(
             norm = Normalize(
                 float(finite.min()) if finite.size else 0, float(finite.max()) if finite.size else 1
             )
-    mesh = ax.pcolormesh(_edges(x_axis), _edges(y_axis), values, cmap=cmap or "viridis", norm=norm)
-    mesh.cmap.set_bad("#bdbdbd")
+    shown = (cmap or colormaps["viridis"]).with_extremes(bad="#bdbdbd")  # grey: diverged
+    mesh = ax.pcolormesh(_edges(x_axis), _edges(y_axis), values, cmap=shown, norm=norm)
     if x_axis.log:
         ax.set_xscale("log")
     if y_axis.log:
         ax.set_yscale("log")
     ax.set_xlabel(x_axis.name)
     ax.set_ylabel(y_axis.name)
-    ax.set_title(
-        f"{_LABELS.get(metric, metric)}: {run.optimizer}, {run.loss.title}, {run.epochs} epochs"
-    )
+    label = METRIC_LABELS.get(metric, metric)
+    ax.set_title(f"{label}: {run.optimizer}, {run.loss.title}, {run.epochs} epochs")
     if colorbar:
         bar = ax.figure.colorbar(mesh, ax=ax)
         if metric == "diverged":
@@ -145,8 +139,9 @@ def plot_small_multiples(
             path.note.set_fontsize(6)
         ax.set_title(title, fontsize=8)
         ax.tick_params(labelsize=6)
-        ax.set_xlabel("Bias", fontsize=7)
-        ax.set_ylabel("Weight", fontsize=7)
+        vertical, horizontal = landscape.loss.labels
+        ax.set_xlabel(horizontal, fontsize=7)
+        ax.set_ylabel(vertical, fontsize=7)
     # All panels draw the same landscape with the same norm: one colorbar serves them all.
     if image is not None:
         fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02, label=landscape.loss.title)

@@ -30,14 +30,23 @@ from gdscope.errors import GdscopeError
 from gdscope.problem.data import Dataset
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.maps import find_minimum
-from gdscope.problem.objective import default_start
+from gdscope.problem.objective import Objective
 from gdscope.problem.stability import hessian_eigenvalues, is_stable
-from gdscope.problem.testfunctions import TestFunction
 from gdscope.studies.sweep import Axis, GridRun, run_grid
 
-__all__ = ["METRICS", "analytic_stable", "phase_diagram"]
+__all__ = ["LOSS_METRICS", "METRICS", "METRIC_LABELS", "analytic_stable", "phase_diagram"]
 
-METRICS = ("final_loss", "best_loss", "steps", "diverged", "path_length")
+METRIC_LABELS = {
+    "final_loss": "final loss",
+    "best_loss": "best loss",
+    "steps": "steps to reach min + tol",
+    "diverged": "diverged",
+    "path_length": "path length",
+}
+"""Every metric a phase diagram computes, with what a chart calls it."""
+METRICS = tuple(METRIC_LABELS)
+LOSS_METRICS = ("final_loss", "best_loss", "path_length")
+"""The metrics that mean nothing for a diverged run."""
 _COUPLED = {"sgd", "adam", "rmsprop", "adagrad"}
 
 
@@ -48,7 +57,7 @@ def phase_diagram(
     y: Axis,
     optimizer: str = "sgd",
     fixed: Mapping[str, Any] | None = None,
-    loss: LossSpec | TestFunction | None = None,
+    loss: Objective | None = None,
     start: tuple[float, float] | None = None,
     epochs: int = 100,
     tol: float = 1e-3,
@@ -70,18 +79,18 @@ def phase_diagram(
     if not tol > 0:
         raise GdscopeError(f"tol must be > 0, got {tol}")
     fixed = dict(fixed or {})
-    start = start if start is not None else default_start(loss)
+    start = start if start is not None else loss.start
     minima: dict[float, np.ndarray] = {}
-    if isinstance(loss, TestFunction):
-        known = np.array(loss.minima)
-        values = loss(torch.tensor(known, dtype=torch.float64))
+    known = np.array(loss.known_minima)
+    if len(known):
+        values = loss.at(data, torch.tensor(known, dtype=torch.float64))
         lowest = float(values.min())
         nearest = known[int(np.argmin(np.linalg.norm(known - np.array(start), axis=1)))]
     else:
         lowest = find_minimum(data, loss)[2]
 
     def minimum_for(decay: float) -> np.ndarray:
-        if isinstance(loss, TestFunction):
+        if len(known):
             return nearest
         if decay not in minima:
             minima[decay] = np.array(find_minimum(data, loss, weight_decay=decay)[:2])
@@ -120,7 +129,8 @@ def phase_diagram(
 
 def analytic_stable(run: GridRun, data: Dataset) -> np.ndarray | None:
     """The analytic stable region on the run's grid (rows ``y``), for SGD on MSE; else None."""
-    if run.optimizer != "sgd" or not isinstance(run.loss, LossSpec) or run.loss.name != "mse":
+    regression = run.loss.regression
+    if run.optimizer != "sgd" or regression is None or regression.name != "mse":
         return None
     if run.meta.get("batch_size") is not None:
         return None

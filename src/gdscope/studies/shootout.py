@@ -25,10 +25,9 @@ from gdscope.errors import GdscopeError
 from gdscope.optim.rules import TRANSFORMS
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec
 from gdscope.problem.data import Dataset
+from gdscope.problem.grid import Grid
 from gdscope.problem.losses import LossSpec
-from gdscope.problem.maps import Grid
-from gdscope.problem.objective import default_grid, default_start
-from gdscope.problem.testfunctions import TestFunction
+from gdscope.problem.objective import Objective
 from gdscope.studies.sweep import Axis
 from gdscope.version import __version__
 
@@ -55,7 +54,7 @@ class Contender:
 
 @dataclass(frozen=True, eq=False)
 class Shootout:
-    loss: LossSpec | TestFunction
+    loss: Objective
     budget: int
     starts: np.ndarray
     seed: int
@@ -82,8 +81,8 @@ def start_points(
     box (default: the article's grid), seeded."""
     if count < 1:
         raise GdscopeError(f"need at least one start point, got {count}")
-    grid = grid or default_grid(LossSpec())
-    first = first or default_start(LossSpec())
+    grid = grid or LossSpec().default_grid()
+    first = first or LossSpec().start
     rng = np.random.RandomState(seed)
     extra = np.stack(
         [rng.uniform(*grid.w_range, count - 1), rng.uniform(*grid.b_range, count - 1)], axis=1
@@ -111,7 +110,7 @@ def compare(
     data: Dataset | None,
     optimizers: Sequence[str],
     *,
-    loss: LossSpec | TestFunction | None = None,
+    loss: Objective | None = None,
     budget: int = 100,
     starts: int | np.ndarray = 5,
     seed: int = 0,
@@ -131,7 +130,7 @@ def compare(
             f"unknown optimizer(s) {unknown or names}; choose from {', '.join(OPTIMIZERS)}"
         )
     points = (
-        start_points(starts, seed=seed, grid=default_grid(loss), first=default_start(loss))
+        start_points(starts, seed=seed, grid=loss.default_grid(), first=loss.start)
         if isinstance(starts, int)
         else np.asarray(starts, float)
     )
@@ -149,7 +148,8 @@ def compare(
         contenders.append(
             Contender(name, options, float(scores[best]), scores, settings, diverged, path)
         )
-    meta = {"gdscope": __version__, "torch": torch.__version__, "seed": seed, "budget": budget}
+    meta = {"gdscope": __version__, "torch": torch.__version__, "seed": seed, "budget": budget,
+            "objective": loss.to_dict()}  # fmt: skip
     return Shootout(loss, budget, points, seed, contenders, meta)
 
 
@@ -158,7 +158,7 @@ def _final_losses(
     name: str,
     settings: list[dict[str, Any]],
     points: np.ndarray,
-    loss: LossSpec | TestFunction,
+    loss: Objective,
     budget: int,
     dtype: torch.dtype,
 ) -> np.ndarray:

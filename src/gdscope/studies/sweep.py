@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gdscope.engines.batched import BatchResult, run_batched
+from gdscope.engines.batched import BatchResult, Record, run_batched
 from gdscope.engines.trajectory import Trajectory
 from gdscope.errors import GdscopeError
 from gdscope.files import write_atomic
@@ -28,8 +28,7 @@ from gdscope.optim.rules import torch_kwargs
 from gdscope.optim.specs import OptimizerSpec, parse_value
 from gdscope.problem.data import Dataset
 from gdscope.problem.losses import LossSpec
-from gdscope.problem.objective import default_start
-from gdscope.problem.testfunctions import TestFunction
+from gdscope.problem.objective import Objective
 from gdscope.version import __version__
 
 __all__ = ["Axis", "GridRun", "expand", "run_grid", "save_grid"]
@@ -77,9 +76,9 @@ class Axis:
                 raise GdscopeError(f"a range needs 1..{MAX_AXIS} values, got {count}")
             if log and (lo <= 0 or hi <= 0):
                 raise GdscopeError(f"a log range needs positive ends, got {spec!r}")
-            values = np.geomspace(lo, hi, count) if log else np.linspace(lo, hi, count)
-            return cls(name, tuple(float(v) for v in values), log)
-        values = []
+            points = np.geomspace(lo, hi, count) if log else np.linspace(lo, hi, count)
+            return cls(name, tuple(float(v) for v in points), log)
+        values: list[bool | float] = []
         for item in spec.split(","):
             value = parse_value(item)
             if isinstance(value, bool):
@@ -110,7 +109,7 @@ class GridRun:
     optimizer: str
     axes: tuple[Axis, ...]
     fixed: dict[str, Any]
-    loss: LossSpec | TestFunction
+    loss: Objective
     start: tuple[float, float]
     epochs: int
     options: dict[str, np.ndarray]
@@ -158,10 +157,10 @@ def run_grid(
     axes: Sequence[Axis],
     *,
     fixed: Mapping[str, Any] | None = None,
-    loss: LossSpec | TestFunction | None = None,
+    loss: Objective | None = None,
     start: tuple[float, float] | None = None,
     epochs: int = 100,
-    record: str = "metrics",
+    record: Record = "metrics",
     target: float | None = None,
     chunk: int = 65_536,
     dtype: torch.dtype = torch.float32,
@@ -182,7 +181,7 @@ def run_grid(
     fixed = dict(fixed or {})
     loss = loss or LossSpec()
     if start is None:
-        start = default_start(loss)
+        start = loss.start
     clash = set(fixed) & {axis.name for axis in axes}
     if clash:
         raise GdscopeError(f"{', '.join(sorted(clash))} is both varied and fixed")
@@ -217,8 +216,8 @@ def run_grid(
                 arrays.update(finish(result, index))
             for key, value in arrays.items():
                 metrics.setdefault(key, np.full(total, np.nan, dtype=np.float64))[index] = value
-            for key, value in result.hyper.items():
-                column = value[:, 0].cpu().numpy()
+            for key, tensor in result.hyper.items():
+                column = tensor[:, 0].cpu().numpy()
                 options.setdefault(key, np.zeros(total, dtype=column.dtype))[index] = column
             if record == "path" and result.path is not None and result.losses is not None:
                 if paths is None or losses is None:
@@ -232,7 +231,7 @@ def run_grid(
                 progress(int(completed.sum()), total)
     except KeyboardInterrupt:
         interrupted = True
-    meta = {
+    meta: dict[str, Any] = {
         "gdscope": __version__,
         "torch": torch.__version__,
         "dtype": str(dtype).replace("torch.", ""),
@@ -241,8 +240,9 @@ def run_grid(
     if batch_size is not None:
         meta.update(batch_size=batch_size, shuffle_seed=shuffle_seed)
     return GridRun(
-        optimizer, tuple(axes), fixed, loss, tuple(start), epochs, options, metrics, completed,
-        interrupted, paths, losses, meta,
+        optimizer=optimizer, axes=tuple(axes), fixed=fixed, loss=loss,
+        start=(float(start[0]), float(start[1])), epochs=epochs, options=options, metrics=metrics,
+        completed=completed, interrupted=interrupted, paths=paths, losses=losses, meta=meta,
     )  # fmt: skip
 
 
@@ -270,12 +270,19 @@ def _describe(run: GridRun) -> dict[str, Any]:
         "optimizer": run.optimizer,
         "axes": [{"name": a.name, "values": list(a.values), "log": a.log} for a in run.axes],
         "fixed": run.fixed,
-        "loss": {"name": run.loss.name, "delta": run.loss.delta, "beta": run.loss.beta},
+        "loss": run.loss.to_dict(),
         "start": list(run.start),
         "epochs": run.epochs,
         "interrupted": run.interrupted,
         **run.meta,
     }
+
+
+def _write_text(target: Path, text: str, *, force: bool) -> Path:
+    def write(tmp: Path) -> None:
+        tmp.write_text(text)
+
+    return write_atomic(target, write, force=force)
 
 
 def save_grid(run: GridRun, path: str | os.PathLike[str], *, force: bool = False) -> Path:
@@ -292,15 +299,14 @@ def save_grid(run: GridRun, path: str | os.PathLike[str], *, force: bool = False
         writer = csv.writer(buffer)
         writer.writerow(header)
         writer.writerows(rows)
-        text = buffer.getvalue()
-        return write_atomic(target, lambda tmp: tmp.write_text(text), force=force)
+        return _write_text(target, buffer.getvalue(), force=force)
     if kind == ".json":
         cells = [dict(zip(header, row, strict=True)) for row in rows]
         text = json.dumps({**description, "cells": cells}, allow_nan=True)
-        return write_atomic(target, lambda tmp: tmp.write_text(text), force=force)
+        return _write_text(target, text, force=force)
 
     def write_npz(tmp: Path) -> None:
-        arrays = {f"option_{k}": v for k, v in run.options.items()}
+        arrays: dict[str, Any] = {f"option_{k}": v for k, v in run.options.items()}
         arrays.update({f"metric_{k}": v for k, v in run.metrics.items()})
         arrays["completed"] = run.completed
         if run.paths is not None:
