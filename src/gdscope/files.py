@@ -39,7 +39,7 @@ FIGURE_FORMATS = ("png", "svg", "pdf")
 
 
 def write_atomic(
-    path: str | os.PathLike[str], write: Callable[[Path], None], *, force: bool = False
+    path: str | os.PathLike[str], write: Callable[[Path], object], *, force: bool = False
 ) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
 

@@ -24,10 +24,11 @@ from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec, SchedulerSpec, parse_assignments
 from gdscope.optim.table import add_optimizer_options, flag_of, given_flags
 from gdscope.problem.data import CsvData, DataSpec, make_data
+from gdscope.problem.grid import ARTICLE_LR
 from gdscope.problem.losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
 from gdscope.problem.maps import MAX_GRID_SIZE, Grid
 from gdscope.problem.objective import Objective, default_grid
-from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
+from gdscope.problem.testfunctions import FUNCTIONS
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -192,9 +193,7 @@ def optimizer(ns: argparse.Namespace, objectives: Sequence[Objective] = ()) -> O
     given = given_flags(ns)
     lr = given.pop("lr", None)
     if name == "sgd":
-        rates = [x.definition.lr for x in objectives if isinstance(x, TestFunction)]
-        if any(isinstance(x, LossSpec) for x in objectives) or not rates:
-            rates.append(0.1)
+        rates = [x.customary_lr for x in objectives] or [ARTICLE_LR]
         unknown = set(opts) - {f.name for f in fields(SGDConfig)}
         if unknown:
             raise GdscopeError(f"SGD got unknown argument(s) {', '.join(sorted(unknown))}")

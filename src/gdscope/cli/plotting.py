@@ -15,7 +15,7 @@ from gdscope.files import FIGURE_FORMATS
 from gdscope.jobs.plotconfig import VIEWS, PlotConfig, load_toml, parse_function
 from gdscope.jobs.studies import DTYPES
 from gdscope.problem.data import DataSpec, make_data
-from gdscope.problem.losses import LOSS_NAMES, LossSpec
+from gdscope.problem.losses import LOSS_NAMES
 from gdscope.problem.objective import Objective
 from gdscope.render.overlays import OVERLAYS
 
@@ -125,9 +125,7 @@ def plot_config(ns: argparse.Namespace) -> PlotConfig:
         objectives += options.losses(ns.loss or ["all"], ns.huber_delta, ns.smoothl1_beta)
     objectives += [parse_function(text) for text in ns.function or []]
     return PlotConfig(
-        data=options.data_spec(ns)
-        if any(isinstance(x, LossSpec) for x in objectives)
-        else DataSpec(),
+        data=options.data_spec(ns) if any(x.needs_data for x in objectives) else DataSpec(),
         losses=tuple(objectives),
         optimizer=options.optimizer(ns, objectives),
         scheduler=options.scheduler(ns),
@@ -150,7 +148,7 @@ def _train(ns: argparse.Namespace) -> int:
     from gdscope.engines.reference import train
 
     objective = options.objective(ns)
-    data = make_data(options.data_spec(ns)) if isinstance(objective, LossSpec) else None
+    data = make_data(options.data_spec(ns)) if objective.needs_data else None
     dtype = torch.float64 if ns.dtype == "float64" else torch.float32
     if ns.save is not None:
         from gdscope.jobs.export import EXPORT_FORMATS

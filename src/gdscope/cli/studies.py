@@ -25,7 +25,6 @@ from gdscope.jobs.studies import (
     sweep_axes,
 )
 from gdscope.problem.data import DataSpec
-from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
 from gdscope.studies.phase import METRICS
 from gdscope.studies.sweep import Axis, GridRun
@@ -106,7 +105,7 @@ def _add_compare(commands: Subparsers) -> None:
 
 
 def _problem(ns: argparse.Namespace, objective: Objective, *, grid: bool = True) -> Problem:
-    data = options.data_spec(ns) if isinstance(objective, LossSpec) else DataSpec()
+    data = options.data_spec(ns) if objective.needs_data else DataSpec()
     return Problem(objective, data, options.grid(ns, objective) if grid else None)
 
 

@@ -83,7 +83,7 @@ class Problem:
         return cls(config.losses[0], config.data, config.grid)
 
     def dataset(self) -> Dataset | None:
-        return make_data(self.data) if isinstance(self.objective, LossSpec) else None
+        return make_data(self.data) if self.objective.needs_data else None
 
     def landscape(self, data: Dataset | None) -> Landscape:
         return loss_map(data, self.objective, self.grid or default_grid(self.objective))

@@ -7,6 +7,7 @@ from typing import Any
 
 from gdscope.errors import GdscopeError, check_finite
 from gdscope.optim.specs import OptimizerSpec
+from gdscope.problem.grid import ARTICLE_LR
 
 __all__ = ["SGDConfig"]
 
@@ -18,7 +19,7 @@ class SGDConfig:
     ``lr`` defaults to the article's 0.1 (torch's own default is 1e-3).
     """
 
-    lr: float = 0.1
+    lr: float = ARTICLE_LR
     momentum: float = 0.0
     dampening: float = 0.0
     weight_decay: float = 0.0

@@ -12,7 +12,7 @@ import numpy as np
 
 from gdscope.errors import GdscopeError, check_finite
 
-__all__ = ["ARTICLE_GRID", "ARTICLE_START", "MAX_GRID_SIZE", "Grid", "Point"]
+__all__ = ["ARTICLE_GRID", "ARTICLE_LR", "ARTICLE_START", "MAX_GRID_SIZE", "Grid", "Point"]
 
 Point = tuple[float, float]
 """``(vertical, horizontal)``: ``(weight, bias)``, or a test function's ``(y, x)``."""
@@ -21,6 +21,9 @@ MAX_GRID_SIZE = 4001
 
 ARTICLE_START: Point = (6.0, -3.0)
 """Where the article's ``nn.Linear(1, 1)`` starts: weight 6, bias −3."""
+
+ARTICLE_LR = 0.1
+"""The article's SGD learning rate (torch's own default is 1e-3)."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from gdscope.errors import GdscopeError, check_finite
 from gdscope.problem.data import Dataset, require
-from gdscope.problem.grid import ARTICLE_GRID, ARTICLE_START, Grid, Point
+from gdscope.problem.grid import ARTICLE_GRID, ARTICLE_LR, ARTICLE_START, Grid, Point
 
 __all__ = ["ARTICLE_LOSSES", "LOSS_NAMES", "LossSpec"]
 
@@ -65,6 +65,10 @@ class LossSpec:
     def start(self) -> Point:
         """The article's start, ``(weight, bias) = (6, -3)``."""
         return ARTICLE_START
+
+    @property
+    def customary_lr(self) -> float:
+        return ARTICLE_LR
 
     def default_grid(self, size: int = ARTICLE_GRID.w_size) -> Grid:
         """The article's grid, with ``size`` samples per axis."""

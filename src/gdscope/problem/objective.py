@@ -64,6 +64,12 @@ class Objective(Protocol):
         ...
 
     @property
+    def customary_lr(self) -> float:
+        """The SGD learning rate that shows this objective well (the article's 0.1 for a
+        regression loss; most test functions need a smaller one)."""
+        ...
+
+    @property
     def known_minima(self) -> Sequence[Point]:
         """Minima (or the saddle point, see ``stationary``) known without computing; empty
         when they depend on data or are unknown."""

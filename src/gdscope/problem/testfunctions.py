@@ -194,6 +194,10 @@ class TestFunction:
     def known_minima(self) -> tuple[Point, ...]:
         return tuple(self.minima)
 
+    @property
+    def customary_lr(self) -> float:
+        return self.definition.lr
+
     def default_grid(self, size: int = ARTICLE_GRID.w_size) -> Grid:
         """The function's standard domain, with ``size`` samples per axis."""
         vertical, horizontal = self.domain

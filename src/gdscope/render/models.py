@@ -52,6 +52,8 @@ class ModelObjective:
     stationary: ClassVar[str] = "minimum"
     start: ClassVar[Point] = (0.0, 0.0)
     """The model the plane is centred on."""
+    customary_lr: ClassVar[float] = float("nan")
+    """Unknown: the network was trained by the user's own loop."""
 
     def default_grid(self, size: int = ARTICLE_GRID.w_size) -> Grid:
         raise GdscopeError("a model landscape has the grid it was sampled on (model_landscape)")

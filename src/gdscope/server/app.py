@@ -86,8 +86,9 @@ def landscape(request: LandscapeRequest) -> dict[str, Any]:
     maps = []
     for loss in objectives:
         plain = loss_map(data, loss, grid)
-        if isinstance(loss, TestFunction):
-            minimum, minima = [*loss.minima[0], 0.0], [list(m) for m in loss.minima]
+        if loss.known_minima:
+            minimum = [*loss.known_minima[0], 0.0]
+            minima = [list(m) for m in loss.known_minima]
         else:
             minimum = list(plain.argmin())
             minima = [minimum[:2]]
