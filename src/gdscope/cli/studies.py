@@ -26,7 +26,7 @@ from gdscope.jobs.studies import (
 )
 from gdscope.problem.data import DataSpec
 from gdscope.problem.objective import Objective
-from gdscope.studies.phase import METRICS
+from gdscope.studies.phase import DEFAULT_METRIC, METRICS
 from gdscope.studies.sweep import Axis, GridRun
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _add_phase(commands: Subparsers) -> None:
     phase = commands.add_parser("phase", help="phase diagram of a metric over two hyperparameters")
     phase.add_argument("--x", required=True, metavar="NAME=RANGE", help="e.g. lr=1e-3:2:256:log")
     phase.add_argument("--y", required=True, metavar="NAME=RANGE", help="e.g. momentum=0:0.99:128")
-    phase.add_argument("--metric", choices=METRICS, default="diverged")
+    phase.add_argument("--metric", choices=METRICS, default=DEFAULT_METRIC)
     phase.add_argument("--tol", type=number, default=1e-3, help="for --metric steps")
     phase.add_argument("--mark", type=number, nargs=2, metavar=("X", "Y"), help="star a cell")
     options.add_objective_options(phase)
@@ -84,7 +84,9 @@ def _add_compare(commands: Subparsers) -> None:
         "--optimizers", default="sgd,adam,rmsprop,adagrad", help="comma-separated names"
     )
     compare.add_argument("--budget", type=integer, default=100, help="steps per run")
-    compare.add_argument("--starts", type=integer, default=5, help="start points (1st: 6,-3)")
+    compare.add_argument(
+        "--starts", type=integer, default=5, help="start points (the first: the objective's own)"
+    )
     compare.add_argument(
         "--start-seed", type=integer, default=0, help="seed of the random start points"
     )

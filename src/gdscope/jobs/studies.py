@@ -27,7 +27,7 @@ from gdscope.problem.data import CsvData, Dataset, DataSpec, make_data
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.maps import Grid, Landscape, loss_map
 from gdscope.problem.objective import Objective, default_grid
-from gdscope.studies.phase import METRICS
+from gdscope.studies.phase import DEFAULT_METRIC, METRICS
 from gdscope.studies.shootout import Shootout
 from gdscope.studies.sweep import Axis, GridRun
 
@@ -193,7 +193,7 @@ class PhaseConfig(_Study):
     y: str
     problem: Problem = field(default_factory=Problem)
     run: RunSettings = field(default_factory=RunSettings)
-    metric: str = "diverged"
+    metric: str = DEFAULT_METRIC
     tol: float = 1e-3
     mark: tuple[float, float] | None = None
     chunk: int = 65_536

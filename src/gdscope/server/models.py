@@ -22,7 +22,7 @@ from gdscope.problem.data import DataSpec
 from gdscope.problem.losses import LOSS_NAMES, LossSpec
 from gdscope.problem.maps import Grid
 from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
-from gdscope.studies.phase import METRICS
+from gdscope.studies.phase import DEFAULT_METRIC, METRICS
 from gdscope.studies.sweep import Axis
 
 __all__ = [
@@ -52,7 +52,6 @@ _OBJECTIVE = FIGURE.losses[0]
 _GRID = FIGURE.grid_for(_OBJECTIVE)
 _DATA = FIGURE.data if isinstance(FIGURE.data, DataSpec) else DataSpec()
 _LOSS = LossSpec()
-DEFAULT_METRIC = "diverged"
 """The phase diagram's default: where the optimizer diverges."""
 
 

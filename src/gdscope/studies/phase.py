@@ -34,7 +34,14 @@ from gdscope.problem.objective import Objective
 from gdscope.problem.stability import hessian_eigenvalues, is_stable
 from gdscope.studies.sweep import Axis, GridRun, run_grid
 
-__all__ = ["LOSS_METRICS", "METRICS", "METRIC_LABELS", "analytic_stable", "phase_diagram"]
+__all__ = [
+    "DEFAULT_METRIC",
+    "LOSS_METRICS",
+    "METRICS",
+    "METRIC_LABELS",
+    "analytic_stable",
+    "phase_diagram",
+]
 
 METRIC_LABELS = {
     "final_loss": "final loss",
@@ -45,6 +52,8 @@ METRIC_LABELS = {
 }
 """Every metric a phase diagram computes, with what a chart calls it."""
 METRICS = tuple(METRIC_LABELS)
+DEFAULT_METRIC = "diverged"
+"""What a phase diagram shows unless told otherwise: where the optimizer diverges."""
 LOSS_METRICS = ("final_loss", "best_loss", "path_length")
 """The metrics that mean nothing for a diverged run."""
 _COUPLED = {"sgd", "adam", "rmsprop", "adagrad"}
