@@ -160,7 +160,7 @@ def test_nesterov_toggle_and_reload_keep_the_state(page, server):
 
 def test_diverged_run_says_where(page):
     set_slider(page, "lr", 2.0)
-    assert "MSELoss: diverged at step 36" in page.text_content("#status")
+    assert "MSELoss: diverged at step 13" in page.text_content("#status")
 
 
 def test_csv_download_matches_the_api(page, server):

@@ -168,7 +168,7 @@ def _train(ns: argparse.Namespace) -> int:
     print(f"{objective.title}, {run.label}: {vertical.lower()} {w!r}, {horizontal.lower()} {b!r}",
           file=out)  # fmt: skip
     if run.diverged:
-        print(f"diverged at step {run.diverged_at}", file=out)
+        print(f"diverged at step {run.diverged_at}: {run.why}", file=out)
     else:
         print(f"final loss {float(run.losses[-1])!r} after {run.epochs} epochs", file=out)
     if ns.save is not None:

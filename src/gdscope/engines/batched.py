@@ -2,8 +2,9 @@
 
 Every configuration has its own hyperparameters, loss function and start point. Gradients are
 the ones autograd computes for a real ``nn.Linear`` under a mean-reduced ``torch.nn`` loss,
-written out in closed form so K runs vectorize. A configuration whose parameters or loss
-become non-finite is frozen at its last finite point and flagged at that step; the others are
+written out in closed form so K runs vectorize. A configuration that diverges
+(``problem.divergence``: a non-finite loss or parameter, or a parameter beyond the objective's
+escape bound) is frozen at its last point before and flagged at that step; the others are
 untouched (all operations are per row).
 
 With ``record="path"`` the whole path and loss curve are kept (memory grows with epochs);
@@ -29,6 +30,7 @@ from gdscope.errors import GdscopeError
 from gdscope.optim.rules import TRANSFORMS, Hyper, make_hyper, torch_kwargs
 from gdscope.optim.specs import OptimizerSpec
 from gdscope.problem.data import Dataset, require
+from gdscope.problem.divergence import Divergence, within
 from gdscope.problem.losses import LOSS_NAMES, LossSpec
 from gdscope.problem.objective import Objective
 
@@ -132,8 +134,8 @@ def _evaluator(loss: LossBatch | Objective, kinds: tuple[int, ...]) -> Evaluator
 class BatchResult:
     """What a batched run produced. Tensors stay on the run's device.
 
-    ``diverged_at[k]`` is the first step whose parameters or loss were not finite, ``-1`` if
-    none. ``path`` ``(epochs+1, K, 2)`` and ``losses`` ``(epochs+1, K)`` exist with
+    ``diverged_at[k]`` is the first step at which the run diverged (``problem.divergence``),
+    ``-1`` if none. ``path`` ``(epochs+1, K, 2)`` and ``losses`` ``(epochs+1, K)`` exist with
     ``record="path"`` (NaN from the divergence step on). Metrics exist in both modes:
     ``final`` (last finite parameters), ``final_loss``, ``best_loss``, ``path_length`` (sum of
     step lengths), ``steps_to_target`` (first step whose loss ≤ ``target``, ``-1`` if never),
@@ -256,7 +258,7 @@ def _make_step(update: Callable[..., Any], kinds: tuple[int, ...]) -> Callable[.
         ok = alive & torch.isfinite(loss)
         safe = torch.where(ok, loss, torch.inf)
         new_params, new_state = update(grad, carry["state"], params, hyper, i + 1)
-        good = ok & torch.isfinite(new_params).all(1)
+        good = ok & within(new_params, carry["bound"])
         keep = good[:, None]
         moved = (new_params - params).norm(dim=1)
         distance = torch.where(ok, (params - carry["centre"]).norm(dim=1), torch.inf)
@@ -277,6 +279,7 @@ def _make_step(update: Callable[..., Any], kinds: tuple[int, ...]) -> Callable[.
             "epochs": carry["epochs"],
             "centre": carry["centre"],
             "window": carry["window"],
+            "bound": carry["bound"],
             "early_spread": torch.where(
                 i < carry["window"],
                 torch.maximum(carry["early_spread"], distance),
@@ -322,6 +325,8 @@ class _Setup:
     per_epoch: int
     goal: Tensor
     centre: Tensor
+    bound: float
+    """The escape bound of ``problem.divergence``."""
 
     @property
     def regression(self) -> bool:
@@ -408,6 +413,7 @@ def _setup(
         centre=torch.zeros(size, 2, dtype=dtype, device=device)
         if centre is None
         else _starts(centre, size, dtype, device),
+        bound=Divergence.of(loss).bound,
     )
 
 
@@ -418,10 +424,11 @@ def _initial_carry(setup: _Setup, state: Carry, steps: int) -> Carry:
     def full(value: float, kind: torch.dtype = dtype) -> Tensor:
         return torch.full((setup.size,), value, dtype=kind, device=device)
 
+    bound = torch.tensor(setup.bound, dtype=dtype, device=device)
     return {
         "params": params,
         "state": state,
-        "alive": torch.ones(setup.size, dtype=torch.bool, device=device),
+        "alive": within(params, bound),  # a start beyond the bound has diverged at step 0
         "last_ok": params.clone(),  # no aliasing between carry entries (it forces recompiles)
         "diverged_at": full(-1, torch.int64),
         "best": full(torch.inf),
@@ -432,6 +439,7 @@ def _initial_carry(setup: _Setup, state: Carry, steps: int) -> Carry:
         "epochs": torch.tensor(steps, device=device),
         "centre": setup.centre,
         "window": torch.tensor(max(1, (steps + 1) // 10), device=device),
+        "bound": bound,
         "early_spread": full(0.0),
         "late_spread": full(0.0),
     }
@@ -597,7 +605,7 @@ def _run_native(
 
     ints = [ctypes.c_int64(v) for v in (size, x.shape[0], epochs, window)]
     run(
-        *ints, ptr(inputs[0]), ptr(inputs[1]),
+        *ints, ctypes.c_double(setup.bound), ptr(inputs[0]), ptr(inputs[1]),
         *(ptr(f64[k]) for k in ("lr", "momentum", "dampening", "weight_decay")),
         ptr(flags["nesterov"]), ptr(flags["maximize"]), ptr(kind), ptr(delta), ptr(beta),
         ptr(inputs[2]), ptr(inputs[3]), ptr(inputs[4]), ptr(path), ptr(losses_out),

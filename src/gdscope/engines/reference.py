@@ -15,6 +15,7 @@ from gdscope.errors import GdscopeError, check_finite
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OptimizerSpec, SchedulerSpec
 from gdscope.problem.data import Dataset, require
+from gdscope.problem.divergence import Divergence
 from gdscope.problem.grid import ARTICLE_START, Point
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
@@ -124,22 +125,26 @@ def _linear_model(
 
 
 class _Recording:
-    """The run's per-point arrays, filled as the loop goes (``step`` is the current point)."""
+    """The run's per-point arrays, filled as the loop goes (``step`` is the current point);
+    ``test`` says when a point has diverged, ``labels`` name its coordinates in the reason."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, test: Divergence, labels: tuple[str, str]) -> None:
         self.weights, self.biases, self.losses, self.lrs, self.batch_losses = (
             np.full(size, np.nan) for _ in range(5)
         )
         self.buffers = np.full((size, 2), np.nan)
         self.diverged_at: int | None = None
+        self.reason: str | None = None
         self.step = 0
+        self.test, self.labels = test, labels
 
     def point(self, model: _Model, value: Tensor) -> bool:
-        """Store point ``step``; False when it is not finite (the run diverged there)."""
+        """Store point ``step``; False when it has diverged (``problem.divergence``)."""
         w, b = model.read()
         current = value.item()
-        if not (math.isfinite(w) and math.isfinite(b) and math.isfinite(current)):
+        if not self.test.point_ok(w, b, current):
             self.diverged_at = self.step
+            self.reason = self.test.reason(self.labels, w, b, current)
             return False
         self.weights[self.step], self.biases[self.step], self.losses[self.step] = w, b, current
         return True
@@ -262,7 +267,8 @@ def train(
     ``DataLoader(shuffle=True)`` whose generator is seeded with ``shuffle_seed``: one step per
     mini-batch. ``losses`` are always the objective on all the data (what the map shows);
     ``batch_losses`` what each step saw. Training stops at the first non-finite parameter or
-    loss (the run *diverged*).
+    loss, or a parameter beyond the objective's escape bound: the run *diverged* there (see
+    ``problem.divergence``; ``reason`` says which value).
     """
     if sgd is not None and optimizer is not None:
         raise GdscopeError("give either sgd or optimizer, not both")
@@ -273,7 +279,7 @@ def train(
     model = _checked_model(objective, data, point, dtype, batch_size, shuffle_seed)
     opt = spec.build(model.params)
     sched = scheduler.build(opt) if scheduler is not None else None
-    run = _Recording(epochs * model.per_epoch + 1)
+    run = _Recording(epochs * model.per_epoch + 1, Divergence.of(objective), objective.labels)
     for _ in range(epochs):
         if model.batches is None:
             current = _full_batch_epoch(opt, spec, model, run)
@@ -290,7 +296,8 @@ def train(
             run.point(model, model.objective(None))  # the last point only needs its loss
     return Trajectory(
         weights=run.weights, biases=run.biases, losses=run.losses, diverged_at=run.diverged_at,
-        loss=objective, optimizer=spec, start=point, lrs=run.lrs, scheduler=scheduler,
+        reason=run.reason, loss=objective, optimizer=spec, start=point, lrs=run.lrs,
+        scheduler=scheduler,
         steps_per_epoch=model.per_epoch, batch_size=batch_size,
         shuffle_seed=shuffle_seed if batch_size is not None else None,
         batch_losses=run.batch_losses, buffers=run.buffers,

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from gdscope.optim.specs import OptimizerSpec, SchedulerSpec
+from gdscope.problem.divergence import Divergence
 from gdscope.problem.objective import Objective
 
 __all__ = ["Trajectory"]
@@ -28,9 +29,11 @@ class Trajectory:
     ``lrs[i]`` is the learning rate step ``i`` used (NaN for the last point, which takes no
     step); ``batch_losses[i]`` the loss step ``i`` saw (its mini-batch's); ``buffers[i]`` the
     optimizer's momentum-like buffer after the step into point ``i`` (NaN if it keeps none). With
-    mini-batches an epoch is ``steps_per_epoch`` steps. If the run diverged, ``diverged_at`` is
-    the first index whose parameters or loss are not finite, and that entry and all later ones are
-    NaN.
+    mini-batches an epoch is ``steps_per_epoch`` steps. If the run diverged
+    (``problem.divergence``: a non-finite loss or parameter, or a parameter beyond the
+    objective's escape bound), ``diverged_at`` is the first such index, that entry and all later
+    ones are NaN, and ``reason`` says which value did it (None where the engine does not know:
+    ``why`` then states the definition).
     """
 
     weights: np.ndarray
@@ -47,6 +50,7 @@ class Trajectory:
     shuffle_seed: int | None = None
     batch_losses: np.ndarray = field(default_factory=_unset)
     buffers: np.ndarray = field(default_factory=_unset)
+    reason: str | None = None
 
     def __post_init__(self) -> None:
         size = len(self.weights)
@@ -103,6 +107,11 @@ class Trajectory:
     @property
     def diverged(self) -> bool:
         return self.diverged_at is not None
+
+    @property
+    def why(self) -> str:
+        """Why the run diverged, for a message: ``diverged at step {k}: {why}``."""
+        return self.reason or Divergence.of(self.loss).describe()
 
     @property
     def path(self) -> np.ndarray:

@@ -6,11 +6,13 @@ Metrics (per cell):
 * ``steps``: the first step whose loss is within ``tol`` of the loss's true minimum
   (NaN if never);
 * ``path_length``: the summed length of all steps in (weight, bias);
-* ``diverged``: 1 if the run produced a non-finite value, or if its distance to the minimum
-  *grows*: the largest distance over the last tenth of the points exceeds the largest over
-  the first tenth (start included); else 0. Comparing the spread of windows rather than two
-  single points tells a slowly shrinking oscillation (high momentum) from a growing one, so
-  the verdict is decided within the run's epochs. The minimum is that of
+* ``diverged``: 1 if the run diverged (``problem.divergence``: its ``diverged_at`` is set, as
+  the engines, the CLI and the API report it), or if it is on its way there, its distance to
+  the minimum *growing*: the largest distance over the last tenth of the points exceeds the
+  largest over the first tenth (start included); else 0. So every run reported diverged is
+  marked diverged; a growing one is marked before it leaves its map. Comparing the spread of
+  windows rather than two single points tells a slowly shrinking oscillation (high momentum)
+  from a growing one, so the verdict is decided within the run's epochs. The minimum is that of
   ``loss + wd/2·|p|²`` for optimizers whose weight decay is an L2 penalty, else the loss's.
   Near ``momentum → 1`` the oscillation shrinks only by ``√μ`` per step, so a verdict needs
   epochs ≫ 1/(1 − √μ): about 200 for μ = 0.99, 2,000 for μ = 0.999. With fewer, such rows
@@ -118,11 +120,11 @@ def phase_diagram(
 
     def finish(result: BatchResult, cells: np.ndarray) -> dict[str, np.ndarray]:
         assert result.early_spread is not None and result.late_spread is not None
-        non_finite = result.diverged_at.cpu().numpy() >= 0
+        diverged = result.diverged.cpu().numpy()
         growing = (result.late_spread > result.early_spread).cpu().numpy()
         steps = result.steps_to_target.cpu().numpy().astype(np.float64)
         return {
-            "diverged": (non_finite | growing).astype(np.float64),
+            "diverged": (diverged | growing).astype(np.float64),
             "steps": np.where(steps >= 0, steps, np.nan),
             "early_spread": result.early_spread.double().cpu().numpy(),
             "late_spread": result.late_spread.double().cpu().numpy(),
