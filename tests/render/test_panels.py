@@ -124,3 +124,22 @@ def test_readme_snippet_keeps_its_colorbar_labels_inside_the_figure(tmp_path):
         plt.close(fig)
     finally:
         plt.switch_backend(backend)
+
+
+def test_identical_panels_note_clears_the_legend_entries_and_the_maps(article_data):
+    losses = [LossSpec("huber"), LossSpec("smoothl1")]
+    landscapes = [loss_map(article_data, loss, Grid(w_size=21, b_size=21)) for loss in losses]
+    runs = [train(article_data, loss=loss, epochs=5) for loss in losses]
+    drawn = plot_panels(landscapes, runs, fig=_figure())
+    assert drawn.notes
+    drawn.figure.canvas.draw()
+    renderer = drawn.figure.canvas.get_renderer()
+    (legend,) = drawn.figure.legends
+    note = _extent(legend.get_title(), renderer)
+    assert legend.get_title().get_text() == "\n".join(drawn.notes)
+    assert note.x0 >= 0 and note.x1 <= drawn.figure.bbox.x1 and note.y0 >= 0
+    for text in legend.get_texts():
+        assert not note.overlaps(_extent(text, renderer))
+    for ax in drawn.axes:
+        assert not note.overlaps(_extent(ax, renderer))
+        assert not note.overlaps(_extent(ax.xaxis.label, renderer))

@@ -459,16 +459,17 @@ def plot_panels(
     )
     fig.suptitle(caption)
     notes = _identical_pairs(landscapes)
-    if notes:
-        fig.supxlabel("\n".join(notes), fontsize=8, style="italic")
-    panel_legend(fig, axes)
+    panel_legend(fig, axes, notes="\n".join(notes))
     return PanelFigure(fig, axes, panels, caption, notes)
 
 
-def panel_legend(fig: Figure, axes: Sequence[Axes]) -> Any:
-    """One figure legend below the panels, one entry per label across ``axes`` (call it again
-    after drawing overlays: it replaces the previous one and any legend inside a panel)."""
+def panel_legend(fig: Figure, axes: Sequence[Axes], *, notes: str | None = None) -> Any:
+    """One figure legend below the panels, one entry per label across ``axes``, with ``notes``
+    as its title (constrained layout places a legend, not free text). Call it again after
+    drawing overlays: it replaces the previous legend, keeping its notes, and any legend inside
+    a panel."""
     for old in list(fig.legends):
+        notes = old.get_title().get_text() if notes is None else notes
         old.remove()
     for legend in [ax.get_legend() for ax in axes]:
         if legend is not None:
@@ -476,7 +477,10 @@ def panel_legend(fig: Figure, axes: Sequence[Axes]) -> Any:
     handles, labels = _legend_entries(axes)
     width = fig.get_figwidth() * 72 / 8  # the figure's width in 8-point ems
     per_row = max(1, min(len(labels), int(width // max(len(text) * 0.6 + 4 for text in labels))))
-    return fig.legend(handles, labels, loc="outside lower center", ncol=per_row, fontsize=8)
+    return fig.legend(
+        handles, labels, loc="outside lower center", ncol=per_row, fontsize=8, title=notes or None,
+        title_fontproperties={"size": 8, "style": "italic"},
+    )  # fmt: skip
 
 
 def wrap_caption(text: str, width: int) -> str:
