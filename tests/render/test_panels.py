@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from gdscope.engines.reference import train
@@ -73,6 +74,9 @@ def test_function_panels_share_one_legend_entry_per_meaning_outside_the_maps():
     assert [label for label in labels if label.startswith("known")] == ["known minimum"]
     assert "−gradient" in labels
     assert all(ax.get_legend() is None for ax in drawn.axes)
+    # The white arrows' key shows against the legend's background.
+    key = legend.legend_handles[labels.index("−gradient")]
+    assert to_rgb(key.get_facecolor()) != to_rgb(legend.get_frame().get_facecolor())
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     box = _extent(legend, renderer)

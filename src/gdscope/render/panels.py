@@ -56,6 +56,8 @@ LOSS_MIN_STYLE: dict[str, Any] = {
 EFFECTIVE_MIN_STYLE: dict[str, Any] = {
     "marker": "P", "markersize": 10, "color": "#ff00ff", "markeredgecolor": "k"
 }  # fmt: skip
+LEGEND_FACE = "#d9d9d9"
+"""Legends below the maps are light grey, so that the white gradient arrows' key shows."""
 # Paths are drawn until they pass this many map-widths beyond the map (then cut at that border),
 # so that a diverging run never hands huge coordinates to the renderer.
 _FAR = 10.0
@@ -479,7 +481,7 @@ def panel_legend(fig: Figure, axes: Sequence[Axes], *, notes: str | None = None)
     per_row = max(1, min(len(labels), int(width // max(len(text) * 0.6 + 4 for text in labels))))
     return fig.legend(
         handles, labels, loc="outside lower center", ncol=per_row, fontsize=8, title=notes or None,
-        title_fontproperties={"size": 8, "style": "italic"},
+        title_fontproperties={"size": 8, "style": "italic"}, facecolor=LEGEND_FACE,
     )  # fmt: skip
 
 
