@@ -134,6 +134,7 @@ def test_panels_have_one_colorbar_each_and_note_identical_losses(article_data):
     assert [ax.get_title() for ax in panels.axes] == [loss.title for loss in ARTICLE_LOSSES]
     assert len(panels.notes) == 1 and "identical" in panels.notes[0]
     texts = [t.get_text() for t in panels.figure.texts]
+    texts += [legend.get_title().get_text() for legend in panels.figure.legends]  # the notes
     assert any("identical" in t for t in texts)
 
 

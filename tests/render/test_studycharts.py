@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from matplotlib.figure import Figure
 
 from gdscope.engines.reference import train
@@ -26,3 +28,46 @@ def test_small_multiples_of_a_test_function_label_y_and_x():
 
 def test_small_multiples_of_a_regression_label_weight_and_bias(article_data):
     assert _labels(LossSpec("mse"), article_data) == {("Weight", "Bias")}
+
+
+def _drawn(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def test_sweep_rows_x_labels_clear_the_next_rows_titles(article_data):
+    objective = LossSpec("mse")
+    landscape = loss_map(article_data, objective, objective.default_grid(21))
+    runs = [train(article_data, loss=objective, optimizer=OptimizerSpec.of("sgd", lr=lr),
+                  epochs=3) for lr in (0.01, 0.02, 0.05) * 3]  # fmt: skip
+    fig, axes = plot_small_multiples(landscape, runs, [f"lr={i}" for i in range(9)], fig=Figure())
+    fig.suptitle("sgd on MSELoss, 100 epochs")  # as the sweep job adds it, after the panels
+    renderer = _drawn(fig)
+    rows = [axes[i : i + 3] for i in range(0, 9, 3)]
+    for row, below in itertools.pairwise(rows):
+        for upper in row:
+            label = upper.xaxis.label.get_window_extent(renderer)
+            ticks = upper.xaxis.get_tightbbox(renderer)
+            for lower in below:
+                title = lower.title.get_window_extent(renderer)
+                assert not label.overlaps(title) and not ticks.overlaps(title)
+    caption = fig._suptitle.get_window_extent(renderer)
+    assert not any(caption.overlaps(ax.title.get_window_extent(renderer)) for ax in axes)
+
+
+def test_shootout_title_says_whose_paths_are_drawn(article_data):
+    from gdscope.render.studycharts import plot_shootout
+    from gdscope.studies.shootout import compare
+    from gdscope.studies.sweep import Axis
+
+    result = compare(article_data, ["sgd", "adam"], budget=5, starts=3,
+                     lr=Axis("lr", (0.01, 0.1)))  # fmt: skip
+    landscape = loss_map(article_data, LossSpec("mse"), LossSpec("mse").default_grid(21))
+    fig = plot_shootout(landscape, result, fig=Figure())
+    title = fig.axes[0].get_title()
+    assert "3 starts" in title and "paths from start (6, -3)" in title
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["sgd", "adam", "other starts (scored, paths not drawn)"]

@@ -103,6 +103,10 @@ def plot_results(
     )  # fmt: skip
     for ax, landscape, trajectory in zip(drawn.axes, landscapes, trajectories, strict=True):
         _overlay(config, data, landscape, trajectory, ax)
+    if config.overlays:
+        from gdscope.render.panels import panel_legend  # the overlays join the figure legend
+
+        panel_legend(drawn.figure, drawn.axes)
     return drawn
 
 
@@ -133,8 +137,6 @@ def _overlay(
         overlays.plot_batch_spread(trajectory, points_at, grads, ax=ax)
     if "lr" in config.overlays:
         overlays.plot_lr(trajectory, ax=ax)
-    if config.overlays:
-        ax.legend(loc="upper right", fontsize=6, framealpha=0.8)
 
 
 def _surfaces(

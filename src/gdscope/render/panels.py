@@ -7,7 +7,6 @@ inspecting artists rather than pixels.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ __all__ = [
     "contour_levels",
     "mark_minima",
     "panel_axes",
+    "panel_legend",
     "plot_data",
     "plot_descent",
     "plot_fit",
@@ -43,6 +43,7 @@ __all__ = [
     "plot_panels",
     "plot_path",
     "visible_path",
+    "wrap_caption",
 ]
 
 CMAP = "terrain"
@@ -55,9 +56,13 @@ LOSS_MIN_STYLE: dict[str, Any] = {
 EFFECTIVE_MIN_STYLE: dict[str, Any] = {
     "marker": "P", "markersize": 10, "color": "#ff00ff", "markeredgecolor": "k"
 }  # fmt: skip
+LEGEND_FACE = "#d9d9d9"
+"""Legends below the maps are light grey, so that the white gradient arrows' key shows."""
 # Paths are drawn until they pass this many map-widths beyond the map (then cut at that border),
 # so that a diverging run never hands huge coordinates to the renderer.
 _FAR = 10.0
+START_ZORDER = 6.5
+"""The start is drawn above the end marker (5) and the overlays' arrows (6)."""
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -229,8 +234,9 @@ def mark_minima(landscape: Landscape, *, ax: Axes | None = None, zorder: float =
     function = landscape.loss
     if function.known_minima and not landscape.effective:
         points = np.array(function.known_minima)
-        stationary = function.stationary
-        label = f"known {'minima' if stationary == 'minimum' and len(points) > 1 else stationary}"
+        # One label per meaning (not per count), so panels of one and of four minima share
+        # one legend entry.
+        label = f"known {function.stationary}"
         (marker,) = ax.plot(points[:, 1], points[:, 0], linestyle="none", label=label,
                             zorder=zorder, **LOSS_MIN_STYLE)  # fmt: skip
         return marker
@@ -299,7 +305,8 @@ def plot_path(
     (line,) = ax.plot(
         b, w, color=color, marker="+", linewidth=1.2, markersize=6, label=label, **kwargs
     )
-    start = _mark(ax, w[0], b[0], START_STYLE, "start")
+    # Above the end marker, which sits on the start when the run leaves at its first step.
+    start = _mark(ax, w[0], b[0], START_STYLE, "start", zorder=START_ZORDER)
     note = None
     messages = []
     if trajectory.diverged:
@@ -368,8 +375,25 @@ def plot_descent(
     path = plot_path(trajectory, ax=ax, grid=landscape.grid)
     ax.set_title(title if title is not None else landscape.loss.title)
     if legend:
-        ax.legend(loc="lower right", fontsize=7, framealpha=0.8)
+        _legend_below(ax)
     return DescentArtists(drawn, path, loss_minimum, effective_minimum)
+
+
+def _legend_below(ax: Axes, fontsize: float = 7) -> Any:
+    """The axes' legend under its x-axis label, where it covers no map."""
+    import matplotlib as mpl
+    from matplotlib.font_manager import FontProperties
+
+    rc = mpl.rcParams
+    sizes = (rc["xtick.labelsize"], rc["axes.labelsize"])
+    text = sum(float(FontProperties(size=size).get_size_in_points()) for size in sizes)
+    # The height, in points, of the ticks, their labels and the axis label.
+    below = rc["xtick.major.size"] + rc["xtick.major.pad"] + rc["axes.labelpad"] + text
+    handles, labels = ax.get_legend_handles_labels()
+    return ax.legend(
+        handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=fontsize,
+        ncol=min(len(labels), 3) or 1, borderaxespad=below / fontsize + 0.5, framealpha=0.8,
+    )  # fmt: skip
 
 
 def _identical_pairs(landscapes: Sequence[Landscape]) -> list[str]:
@@ -421,6 +445,9 @@ def plot_panels(
         import matplotlib.pyplot as plt
 
         fig = plt.figure()
+    # Constrained layout keeps room for the caption, the colorbars and the legend below, also
+    # when the legend is rebuilt after overlays were drawn (``panel_legend``).
+    fig.set_layout_engine("constrained")
     axes = panel_axes(fig, len(landscapes), extra=(0.0, 0.9))
     panels = [
         plot_descent(landscape, trajectory, ax=ax, log=log, effective=effective, kind=kind)
@@ -429,16 +456,66 @@ def plot_panels(
     first = trajectories[0]
     same_start = all(t.start == first.start for t in trajectories)
     where = f"start {_point(first)}" if same_start else "each from its own start"
-    caption = title or f"{first.label}, {first.epochs} epochs, {where}"
-    caption = "\n".join(textwrap.wrap(caption, width=int(fig.get_figwidth() * 11)))
+    caption = wrap_caption(
+        title or f"{first.label}, {first.epochs} epochs, {where}", int(fig.get_figwidth() * 11)
+    )
     fig.suptitle(caption)
     notes = _identical_pairs(landscapes)
-    handles, labels = _legend_entries(axes)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8)
-    if notes:
-        fig.text(0.5, 0.045, "\n".join(notes), ha="center", va="bottom", fontsize=8, style="italic")
-    fig.tight_layout(rect=(0, 0.08 if notes else 0.05, 1, 0.97))
+    panel_legend(fig, axes, notes="\n".join(notes))
     return PanelFigure(fig, axes, panels, caption, notes)
+
+
+def panel_legend(fig: Figure, axes: Sequence[Axes], *, notes: str | None = None) -> Any:
+    """One figure legend below the panels, one entry per label across ``axes``, with ``notes``
+    as its title (constrained layout places a legend, not free text). Call it again after
+    drawing overlays: it replaces the previous legend, keeping its notes, and any legend inside
+    a panel."""
+    for old in list(fig.legends):
+        notes = old.get_title().get_text() if notes is None else notes
+        old.remove()
+    for legend in [ax.get_legend() for ax in axes]:
+        if legend is not None:
+            legend.remove()
+    handles, labels = _legend_entries(axes)
+    width = fig.get_figwidth() * 72 / 8  # the figure's width in 8-point ems
+    per_row = max(1, min(len(labels), int(width // max(len(text) * 0.6 + 4 for text in labels))))
+    return fig.legend(
+        handles, labels, loc="outside lower center", ncol=per_row, fontsize=8, title=notes or None,
+        title_fontproperties={"size": 8, "style": "italic"}, facecolor=LEGEND_FACE,
+    )  # fmt: skip
+
+
+def wrap_caption(text: str, width: int) -> str:
+    """``text`` in lines of about ``width`` characters, broken only after a ``, `` or ``; ``
+    outside parentheses, so that a point such as ``(6, -3)`` stays whole; a part longer than a
+    line is broken after the separators one level inside (an optimizer's options)."""
+    lines: list[str] = []
+    for part in _parts(text, 0, width):
+        if lines and len(lines[-1]) + 1 + len(part) <= width:
+            lines[-1] += " " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def _parts(text: str, level: int, width: int) -> list[str]:
+    """``text`` cut after each separator at parenthesis depth ``level``; parts longer than
+    ``width`` are cut one level deeper, inside a call's parentheses (``SGD(lr=…, …)``) only:
+    a parenthesis after a space opens a point or an aside, which stays whole."""
+    parts, begin, calls = [], 0, []
+    for i, char in enumerate(text):
+        if char == "(":
+            calls.append(i > 0 and text[i - 1].isalnum())
+        elif char == ")" and calls:
+            calls.pop()
+        elif char in ",;" and text[i + 1 : i + 2] == " " and len(calls) == level and all(calls):
+            parts.append(text[begin : i + 1])
+            begin = i + 2
+    parts.append(text[begin:])
+    if level >= 1:
+        return parts
+    deeper = [_parts(part, level + 1, width) if len(part) > width else [part] for part in parts]
+    return [piece for pieces in deeper for piece in pieces]
 
 
 def _point(trajectory: Trajectory) -> str:

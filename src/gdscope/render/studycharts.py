@@ -17,7 +17,14 @@ from matplotlib.figure import Figure
 from gdscope.engines.trajectory import Trajectory
 from gdscope.optim.specs import format_value
 from gdscope.problem.maps import Landscape
-from gdscope.render.panels import CMAP, panel_axes, plot_landscape, plot_path
+from gdscope.render.panels import (
+    CMAP,
+    START_ZORDER,
+    panel_axes,
+    plot_landscape,
+    plot_path,
+    wrap_caption,
+)
 from gdscope.studies.phase import LOSS_METRICS, METRIC_LABELS
 from gdscope.studies.shootout import Shootout
 from gdscope.studies.sweep import Axis, GridRun
@@ -127,6 +134,9 @@ def plot_small_multiples(
         import matplotlib.pyplot as plt
 
         fig = plt.figure()
+    # Constrained layout: each row's x-label clears the next row's titles, and a caption the
+    # caller adds with ``fig.suptitle`` afterwards gets its room too.
+    fig.set_layout_engine("constrained")
     count = len(trajectories)
     cols = columns or min(count, max(1, int(np.ceil(np.sqrt(count)))))
     axes = panel_axes(fig, count, columns=cols, cell=(3.0, 3.0), extra=(1.2, 0.8))
@@ -164,10 +174,23 @@ def plot_shootout(landscape: Landscape, shootout: Shootout, *, fig: Figure | Non
         )
     handles = [h for h, label in zip(*map_ax.get_legend_handles_labels(), strict=True)
                if label in {c.name for c in shootout.contenders}]  # fmt: skip
+    others = shootout.starts[1:]
+    if len(others):
+        (scored,) = map_ax.plot(
+            others[:, 1], others[:, 0], linestyle="none", marker="o", markersize=7,
+            markerfacecolor="none", markeredgecolor="white", markeredgewidth=1.5,
+            label="other starts (scored, paths not drawn)", zorder=START_ZORDER,
+        )  # fmt: skip
+        handles.append(scored)
     map_ax.legend(handles=handles, loc="lower right", fontsize=8)
+    # Every start is scored, but only the first start's paths are drawn: the title says so.
+    first = landscape.loss.point_text(*shootout.starts[0])
     map_ax.set_title(
-        f"Best of each optimizer: {shootout.budget} steps, {len(shootout.starts)} starts, "
-        f"{landscape.loss.title}"
+        wrap_caption(
+            f"Best of each optimizer on {landscape.loss.title}: {shootout.budget} steps, "
+            f"scored over {len(shootout.starts)} starts; paths from start {first}",
+            70,
+        )
     )
     table_ax.axis("off")
     rows = []
