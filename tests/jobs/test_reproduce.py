@@ -77,10 +77,3 @@ def test_refuses_a_non_empty_directory_unless_forced(tmp_path):
 def test_svg_format(tmp_path):
     reproduce(tmp_path, fmt="svg", figures=ARTICLE_FIGURES[2:3])
     assert (tmp_path / "fig03-mse-map.svg").read_text().lstrip().startswith("<?xml")
-
-
-def test_article_figure_lookup():
-    assert article_figure("6").key == "fig06"
-    assert article_figure("momentum").key == "fig06"
-    with pytest.raises(GdscopeError):
-        article_figure("fig99")

@@ -7,7 +7,6 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from gdscope.engines.reference import train
-from gdscope.jobs.plotconfig import PlotConfig
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.problem.losses import ARTICLE_LOSSES, LossSpec
 from gdscope.problem.maps import Grid, loss_map
@@ -21,7 +20,7 @@ from gdscope.render.panels import (
     visible_path,
 )
 
-SMALL = Grid((-5, 8), (-5, 8), 27, 27)
+from ..reference import SMALL
 
 
 def marker_xy(line):
@@ -144,19 +143,3 @@ def test_distinct_huber_and_smoothl1_get_no_note(article_data):
     panels = plot_panels(landscapes, runs, fig=Figure())
     assert panels.notes == []
     assert not np.array_equal(landscapes[0].values.numpy(), landscapes[1].values.numpy())
-
-
-def test_build_plot_computes_each_map_once(monkeypatch):
-    import gdscope.jobs.plot as figures
-
-    calls = []
-    real = figures.loss_map
-    monkeypatch.setattr(figures, "loss_map", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
-    cache = {}
-    config = PlotConfig(grid=SMALL, epochs=5)
-    figures.build_plot(config, fig=Figure(), cache=cache)
-    assert len(calls) == 4
-    figures.build_plot(
-        PlotConfig(grid=SMALL, epochs=5, optimizer=SGDConfig(momentum=0.9).spec()), cache=cache
-    )
-    assert len(calls) == 4  # the second configuration reuses the maps
