@@ -173,6 +173,7 @@ def test_figure_command(tmp_path):
     assert json.loads(Image.open(out).text["Description"])["figure"] == "fig07"
 
 
+@pytest.mark.slow
 def test_phase_sweep_and_compare_end_to_end(tmp_path):
     phase = run("phase", "--x", "lr=0.05:3:12:log", "--y", "momentum=0:0.9:6", "--out", "p.png",
                 "--save", "p.csv", cwd=tmp_path)  # fmt: skip

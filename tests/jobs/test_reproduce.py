@@ -32,6 +32,7 @@ def gallery(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_all_ten_figures_and_the_gallery(gallery):
     names = sorted(p.name for p in gallery.iterdir())
     assert names == sorted([spec.filename("png") for spec in ARTICLE_FIGURES] + ["index.html"])
@@ -42,6 +43,7 @@ def test_all_ten_figures_and_the_gallery(gallery):
         assert record["figure"] == spec.key
 
 
+@pytest.mark.slow
 def test_gallery_shows_each_figure_with_caption_config_and_command(gallery):
     page = (gallery / "index.html").read_text()
     parser = _Images()
@@ -53,6 +55,7 @@ def test_gallery_shows_each_figure_with_caption_config_and_command(gallery):
     assert page.count("Exact configuration") == 10
 
 
+@pytest.mark.slow
 def test_gallery_plot_commands_rebuild_the_same_configuration(gallery):
     page = (gallery / "index.html").read_text()
     commands = re.findall(r"^gdscope plot .*$", page, flags=re.M)

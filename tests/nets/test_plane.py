@@ -90,7 +90,7 @@ def test_resume_computes_only_what_is_missing(trained_cnn, tmp_path):
         evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), resume=resume, **other)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_surface_equals_cpu(trained_cnn):
     loader = small_cnn_data(128)
     dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
