@@ -8,8 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from gdscope import LossSpec, make_data, train
+from gdscope.engines.reference import train
 from gdscope.optim.specs import OptimizerSpec
+from gdscope.problem.data import make_data
+from gdscope.problem.losses import LossSpec
 from gdscope.problem.testfunctions import TestFunction
 
 from ..reference import run

@@ -6,9 +6,9 @@ import json
 
 from PIL import Image
 
-from gdscope import LossSpec
 from gdscope.jobs.plotconfig import PlotConfig, load_toml
 from gdscope.optim.specs import OptimizerSpec
+from gdscope.problem.losses import LossSpec
 from gdscope.problem.testfunctions import TestFunction
 
 from ..reference import run

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gdscope import GdscopeError
 from gdscope.engines.batched import run_batched
 from gdscope.engines.reference import train
+from gdscope.errors import GdscopeError
 from gdscope.optim.specs import OptimizerSpec
 from gdscope.problem.maps import Grid, gradient_field, loss_map
 from gdscope.problem.objective import default_grid

@@ -7,9 +7,9 @@ import json
 import numpy as np
 from PIL import Image
 
-from gdscope import LossSpec
 from gdscope.jobs.plotconfig import PlotConfig
 from gdscope.optim.specs import OptimizerSpec
+from gdscope.problem.losses import LossSpec
 
 from ..reference import run
 

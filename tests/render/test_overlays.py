@@ -5,10 +5,10 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 from matplotlib.quiver import Quiver
 
-from gdscope import LossSpec
 from gdscope.jobs.plot import build_plot
 from gdscope.jobs.plotconfig import PlotConfig
 from gdscope.optim.specs import OptimizerSpec
+from gdscope.problem.losses import LossSpec
 
 
 def test_overlays_draw_their_arrows(article_data):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from gdscope import LossSpec, train
+from gdscope.engines.reference import train
 from gdscope.jobs.plot import build_plot
 from gdscope.jobs.plotconfig import PlotConfig
+from gdscope.problem.losses import LossSpec
 from gdscope.problem.maps import loss_map
 from gdscope.render.surface3d import plot_surface3d
 
