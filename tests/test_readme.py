@@ -2,8 +2,8 @@
 
 The README is parsed here, not copied: a command added to it is tested from then on. Each
 command runs in-process (``gdscope.cli.main.main``) in a temporary folder and must exit 0; a
-Python block is ``exec``-ed there. What cannot run here is skipped with its reason; what takes
-long is marked ``slow``."""
+Python block is ``exec``-ed there. What cannot run here is skipped with its reason; a command
+the README repeats runs once."""
 
 from __future__ import annotations
 
@@ -31,9 +31,12 @@ SKIPS: tuple[tuple[str, str], ...] = (
     (r"mypkg\.", "mypkg is the reader's own package"),
     (r"--config run\.toml", "run.toml is the reader's own file (tests/jobs/test_plotconfig.py)"),
     (r"--backend ray", "needs a Ray cluster"),
+    (
+        r"^gdscope example cnn",
+        "trains a CNN and maps its landscape: minutes on a CPU (the same jobs run on small"
+        " networks in tests/jobs/test_landscape.py)",
+    ),
 )
-# Commands that take minutes: the CNN trained and its landscape mapped, the ten figures.
-SLOW = (r"^gdscope example cnn", r"^gdscope reproduce")
 
 
 def write_points(folder: Path) -> None:
@@ -94,7 +97,7 @@ def commands() -> list[Command]:
                 pending = pending[:-1] + " "
                 continue
             text = " ".join(shlex.split(pending, comments=True))
-            if text.startswith("gdscope "):
+            if text.startswith("gdscope ") and text not in {c.text for c in found}:
                 found.append(Command(first, text))
             pending, first = "", 0
     return found
@@ -121,8 +124,6 @@ def command_params() -> list[object]:
     for command in COMMANDS:
         reason = next((why for pattern, why in SKIPS if re.search(pattern, command.text)), None)
         marks = [pytest.mark.skip(reason=reason)] if reason else []
-        if any(re.search(pattern, command.text) for pattern in SLOW):
-            marks.append(pytest.mark.slow)
         params.append(pytest.param(command, marks=marks, id=f"{command.line}:{command.text}"))
     return params
 
