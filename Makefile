@@ -1,4 +1,5 @@
-# Two entry points: `make reproduce` (the article's figures) and `make test` (the whole suite).
+# Two entry points: `make reproduce` (the article's figures) and `make test` (the whole suite;
+# `make test-fast` leaves out the tests marked slow, browser and ray).
 # Both create the virtual environment on first use, with torch pinned by constraints.txt.
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 OUT ?= article-figures
 STAMP := $(VENV)/.gdscope-installed
 
-.PHONY: reproduce test lint bench venv clean browser serve
+.PHONY: reproduce test test-fast lint bench venv clean browser serve
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,7 @@ reproduce: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 # The browser tests drive Debian's Chromium (never a browser a test tool downloads itself).
 browser:
@@ -30,6 +32,10 @@ browser:
 
 test: lint browser
 	$(BIN)/python -m pytest
+
+# The markers are registered in pyproject.toml ([tool.pytest.ini_options]).
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow and not browser and not ray"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_loss_map.py

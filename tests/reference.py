@@ -1,8 +1,16 @@
-"""Independent float64 re-derivations used as references in tests (no gdscope code inside)."""
+"""What several test files share. First, independent references: float64 re-derivations, a plain
+torch evaluation loop and the article's printed log (no gdscope code inside, so they cannot agree
+with a bug). Then the shared drivers and inputs, which do call gdscope: the CLI run in-process,
+the small CNN data set, a small grid."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from gdscope.cli.main import main
+from gdscope.examples import cnn
+from gdscope.problem.maps import Grid
 
 
 def loss_gradient_wrt_prediction(name: str, residual: np.ndarray, delta: float, beta: float):
@@ -73,3 +81,51 @@ def sgd_path(
     residual = p[0] * x + p[1] - y
     losses.append(loss_value(loss, residual, delta, beta))
     return np.array(path), np.array(losses)
+
+
+def direct_loss(model, loader, loss_fn):
+    """The plain way: model in eval mode, batch by batch, mean over samples."""
+    model.eval()
+    total = seen = correct = 0
+    with torch.no_grad():
+        for x, y in loader:
+            out = model(x)
+            total += float(loss_fn(out, y)) * len(y)
+            correct += int((out.argmax(1) == y).sum())
+            seen += len(y)
+    return total / seen, correct / seen
+
+
+# The lines the article prints (epochs 0-9 and 97-99).
+ARTICLE_LOG = {
+    0: "epoch 0, loss 53.078269958496094",
+    1: "epoch 1, loss 34.7295036315918",
+    2: "epoch 2, loss 22.891206741333008",
+    3: "epoch 3, loss 15.226042747497559",
+    4: "epoch 4, loss 10.242652893066406",
+    5: "epoch 5, loss 6.987757682800293",
+    6: "epoch 6, loss 4.85075569152832",
+    7: "epoch 7, loss 3.4395809173583984",
+    8: "epoch 8, loss 2.501774787902832",
+    9: "epoch 9, loss 1.8742430210113525",
+    97: "epoch 97, loss 0.4994412660598755",
+    98: "epoch 98, loss 0.4994412362575531",
+    99: "epoch 99, loss 0.4994412660598755",
+}
+
+
+# Shared drivers and inputs: these do call gdscope.
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def small_cnn_data(n=256, batch=64):
+    data = cnn.make_dataset(n, seed=1)
+    return torch.utils.data.DataLoader(data, batch_size=batch)
+
+
+SMALL = Grid((-5, 8), (-5, 8), 27, 27)

@@ -1,16 +1,305 @@
-"""The landscape job: the CLI's flat keywords and the grouped options make the same job."""
+"""Network landscape jobs: CLI, notebook API, default grids, drawing, animation, replay."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from gdscope.errors import GdscopeError
-from gdscope.jobs.landscape import LandscapeJob
-from gdscope.nets.plane import EvaluationOptions
+from gdscope.examples import cnn, mlp
+from gdscope.jobs.landscape import LandscapeJob, LandscapeResult
+from gdscope.nets.fit import fit
+from gdscope.nets.plane import EvaluationOptions, ModelSurface
+from gdscope.nets.recorder import ParamLayout, open_path
 from gdscope.nets.survey import PlaneOptions
+
+from ..reference import direct_loss, small_cnn_data
+
+
+def test_landscape_cli_pca_with_a_checkpoint_and_errors(tmp_path, capsys):
+    from gdscope.cli.main import main
+
+    model = mlp.make_model(seed=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    fit(model, mlp.make_loader(shuffle=True), nn.CrossEntropyLoss(), optimizer, epochs=2,
+        path=tmp_path / "rec")  # fmt: skip
+    torch.save(model.state_dict(), tmp_path / "final.pt")
+    out = tmp_path / "pca.png"
+    args = [
+        *("landscape", "--model", "gdscope.examples.mlp:make_model"),
+        *("--data", "gdscope.examples.mlp:make_loader"),
+        *("--checkpoint", str(tmp_path / "final.pt"), "--path", str(tmp_path / "rec")),
+        *("--directions", "pca", "--x", "-2", "2", "5", "--y", "-1", "1", "4"),
+        *("--out", str(out), "--save", str(tmp_path / "pca.npz")),
+    ]
+    assert main(args) == 0
+    saved = np.load(tmp_path / "pca.npz")
+    assert saved["loss"].shape == (4, 5) and len(saved["path_x"]) == 31
+    assert saved["explained_variance_ratio"].sum() <= 1.0 + 1e-9
+    capsys.readouterr()
+    for extra, message in (
+        (["--model", "nope:make"], "cannot import 'nope'"),
+        (["--model", "gdscope.examples.mlp:nothing"], "has no callable 'nothing'"),
+        (["--model", "gdscope.examples.cnn:make_model"], "does not fit the model"),
+        (["--x", "1", "-1", "5"], "LO < HI"),
+        (["--directions", "line"], "needs the model at its end"),
+        (["--address", "x"], "--address needs --backend ray"),
+        (["--data", "gdscope.examples.cnn:make_loader"], "mat1 and mat2 shapes cannot be"),
+        (["--checkpoint", str(tmp_path / "pca.npz")], "cannot load the checkpoint"),
+        (["--data", "gdscope.examples.mlp:make_model"], "must be a DataLoader or Dataset, got"),
+        (["--chunk", "0"], "--chunk takes a positive integer"),
+        (["--loss", "hinge"], "--loss must be one of crossentropy, mse"),
+        (
+            ["--directions", "line", "--to", str(tmp_path / "final.pt"), "--y", "0", "1", "3"],
+            "a line has no y axis",
+        ),
+    ):
+        code = main([*args[:-4], *extra, "--out", str(tmp_path / "x.png")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, (extra, err)
+
+
+def test_landscape_cli_animates_the_projected_path(tmp_path):
+    from PIL import Image
+
+    from gdscope.cli.main import main
+
+    model = mlp.make_model(seed=1)
+    fit(model, mlp.make_loader(), nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters()),
+        epochs=1, path=tmp_path / "rec")  # fmt: skip
+    out, movie = tmp_path / "p.png", tmp_path / "p.gif"
+    args = [
+        *("landscape", "--model", "gdscope.examples.mlp:make_model"),
+        *("--data", "gdscope.examples.mlp:make_loader", "--path", str(tmp_path / "rec")),
+        *("--directions", "pca", "--x", "-1", "1", "3", "--y", "-1", "1", "3"),
+        *("--out", str(out), "--animate", str(movie)),
+    ]
+    assert main(args) == 0
+    with Image.open(movie) as image:
+        assert image.n_frames == len(open_path(tmp_path / "rec"))
+    # on the 3D surface too; refused before any work along a line
+    surface_args = [*args[:-4], "--view", "surface", "--out", str(tmp_path / "q.png"),
+                    "--animate", str(tmp_path / "q.gif")]  # fmt: skip
+    assert main(surface_args) == 0
+    assert main([*surface_args[:-6], "--line", "--out", str(tmp_path / "r.png"),
+                 "--animate", str(tmp_path / "r.gif")]) == 2  # fmt: skip
+    assert not (tmp_path / "r.png").exists()
+
+
+@pytest.mark.parametrize("view", ["contour", "surface"])
+def test_path_animation_counts_snapshots_and_steps(tmp_path, view):
+    from gdscope.jobs.landscape import LandscapeJob, animate, run_job
+
+    model = mlp.make_model(seed=1)
+    fit(model, mlp.make_loader(), nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters()),
+        epochs=1, every=3, path=tmp_path / "rec")  # fmt: skip
+    job = LandscapeJob(model="gdscope.examples.mlp:make_model", path=tmp_path / "rec",
+                       data="gdscope.examples.mlp:make_loader", directions="pca",
+                       x=(-1, 1, 3), y=(-1, 1, 3))  # fmt: skip
+    result = run_job(job)
+    animator = animate(result, view=view)
+    frames = list(animator.frames())
+    steps = open_path(tmp_path / "rec").steps
+    assert len(frames) == len(steps)
+    assert animator.counter.get_text() == f"snapshot {len(steps) - 1:>4}  step {steps[-1]:>6}"
+    assert animator.loss_ax.get_xlabel() == "snapshot"
+    assert animator.loss_ax.get_legend().get_texts()[0].get_text() == "Adam: true loss"
+    ax = animator.map_axes[0]
+    assert ax.get_xlabel().startswith("PC1 (") and ax.get_ylabel().startswith("PC2 (")
+    line = animator.heads[0][0]
+    heights = line.get_data_3d()[2] if view == "surface" else None
+    if heights is not None:  # each snapshot at its true loss
+        np.testing.assert_allclose(heights, result.honesty.true_loss)
+
+
+def test_landscape_job_default_grids_frame_the_path_and_the_line(tmp_path):
+    from gdscope.jobs.landscape import LandscapeJob, draw_landscape, run_job
+
+    model = mlp.make_model(seed=1)
+    torch.save(model.state_dict(), tmp_path / "a.pt")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    fit(model, mlp.make_loader(shuffle=True), nn.CrossEntropyLoss(), optimizer, epochs=1,
+        every=4, path=tmp_path / "rec")  # fmt: skip
+    torch.save(model.state_dict(), tmp_path / "b.pt")
+    common = {
+        "model": "gdscope.examples.mlp:make_model",
+        "data": "gdscope.examples.mlp:make_loader",
+    }
+    # PCA without --x/--y: the grid spans the whole projected path, with margins.
+    pca = run_job(LandscapeJob(**common, checkpoint=tmp_path / "b.pt", path=tmp_path / "rec",
+                               directions="pca"))  # fmt: skip
+    xs, ys, projected = pca.surface.xs, pca.surface.ys, pca.projected
+    assert len(xs) == len(ys) == 21
+    assert xs[0] < projected.xs.min() < projected.xs.max() < xs[-1]
+    assert ys[0] < projected.ys.min() < projected.ys.max() < ys[-1]
+    # A line without --x: both models and half the line beyond each, marked on the figure.
+    line = run_job(LandscapeJob(**common, checkpoint=tmp_path / "a.pt", directions="line",
+                                to=tmp_path / "b.pt"))  # fmt: skip
+    assert line.surface.is_line and (line.surface.xs[[0, -1]] == [-0.5, 1.5]).all()
+    loader = mlp.make_loader()
+    for x, name in ((0.0, "a.pt"), (1.0, "b.pt")):
+        own = mlp.make_model()
+        own.load_state_dict(torch.load(tmp_path / name))
+        i = int(np.argmin(np.abs(line.surface.xs - x)))
+        assert line.surface.loss[0, i] == pytest.approx(
+            direct_loss(own, loader, nn.CrossEntropyLoss())[0], rel=1e-5)  # fmt: skip
+    ax = draw_landscape(line).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["a.pt", "b.pt"]
+    assert sorted(float(v.get_xdata()[0]) for v in ax.lines[1:]) == [0.0, 1.0]
+    with pytest.raises(GdscopeError, match="a line has no y axis"):
+        LandscapeJob(**common, directions="line", to=tmp_path / "b.pt", y=(-1, 1, 3))
+
+
+def test_accuracy_map_and_its_refusals(tmp_path, capsys):
+    from gdscope.cli.main import main
+    from gdscope.jobs.landscape import LandscapeJob, draw_landscape, run_job
+
+    model = mlp.make_model(seed=1)
+    fit(model, mlp.make_loader(), nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters()),
+        epochs=1, every=2, path=tmp_path / "rec")  # fmt: skip
+    common = {
+        "model": "gdscope.examples.mlp:make_model",
+        "data": "gdscope.examples.mlp:make_loader",
+    }
+    result = run_job(LandscapeJob(**common, path=tmp_path / "rec", directions="pca",
+                                  x=(-1, 1, 4), y=(-1, 1, 3)))  # fmt: skip
+    ax = draw_landscape(result, metric="accuracy", view="heatmap").axes[0]
+    # the map is the accuracy in percent, row y, column x; no "minimum" marked on it
+    np.testing.assert_allclose(ax.images[0].get_array(), 100 * result.surface.accuracy)
+    assert ax.get_title() == "accuracy landscape"
+    assert "loss minimum" not in ax.get_legend_handles_labels()[1]
+    assert "start" in ax.get_legend_handles_labels()[1]  # the path is drawn on it
+    with pytest.raises(GdscopeError, match="not a surface"):
+        draw_landscape(result, metric="accuracy", view="surface")
+    one = torch.zeros(1)
+    layout = ParamLayout(("w",), ((1,),))
+    regression = ModelSurface(
+        np.zeros(2), np.zeros(2), np.ones((2, 2)), None, one, one, one, layout
+    )
+    with pytest.raises(GdscopeError, match="has no accuracy"):
+        draw_landscape(LandscapeResult(regression), metric="accuracy")
+    # refused before any work: a surface view of the accuracy; HDF5 side files that exist
+    args = ["landscape", *("--model", common["model"], "--data", common["data"]),
+            "--out", str(tmp_path / "a.png")]  # fmt: skip
+    (tmp_path / "s_directions.h5").write_bytes(b"")
+    for extra, message in (
+        (["--metric", "accuracy", "--view", "surface"], "drop --view surface"),
+        (["--save", str(tmp_path / "s.h5")], "s_directions.h5 already exists"),
+        (["--save", str(tmp_path / "s.txt")], "saved as .npz or .h5"),
+    ):
+        assert main([*args, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec", "s_directions.h5"]
+
+
+def test_model_landscape_from_a_notebook_equals_the_cli_job(tmp_path):
+    import gdscope
+    from gdscope.jobs.landscape import LandscapeJob, run_job
+
+    model = mlp.make_model(seed=1)
+    recorder = gdscope.Recorder(model, every=4, path=tmp_path / "rec")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for inputs, targets in mlp.make_loader(shuffle=True):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        recorder.step(loss)
+    torch.save(model.state_dict(), tmp_path / "final.pt")
+    pca = {"directions": "pca", "strategy": "loop"}
+    result = gdscope.model_landscape(
+        model, mlp.make_loader(), nn.CrossEntropyLoss(), path=recorder.result(), **pca
+    )
+    spec = {"model": "gdscope.examples.mlp:make_model", "data": "gdscope.examples.mlp:make_loader"}
+    job = run_job(
+        LandscapeJob(**spec, checkpoint=tmp_path / "final.pt", path=tmp_path / "rec", **pca)
+    )
+    np.testing.assert_array_equal(result.surface.loss, job.surface.loss)
+    np.testing.assert_array_equal(result.projected.xs, job.projected.xs)
+    assert result.surface.loss.shape == (21, 21)
+    fig = gdscope.draw_landscape(result, view="heatmap")
+    assert len(fig.axes) == 3  # map, its colorbar, the honesty chart
+    small = gdscope.model_landscape(model, mlp.make_loader(), nn.CrossEntropyLoss(), points=5)
+    assert small.surface.loss.shape == (5, 5) and small.surface.xs[0] == -1.0
+    with pytest.raises(GdscopeError, match="a line needs the model at its end"):
+        gdscope.model_landscape(model, mlp.make_loader(), nn.CrossEntropyLoss(), directions="line")
+    with pytest.raises(GdscopeError, match="points per axis"):
+        gdscope.model_landscape(model, mlp.make_loader(), nn.CrossEntropyLoss(), points=1)
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda state: state,
+        lambda state: {"epoch": 3, "model_state_dict": state, "optimizer_state_dict": {}},
+        lambda state: {"state_dict": state, "hyper_parameters": {"lr": 0.1}},
+        lambda state: {"model": state},
+        lambda state: {f"module.{k}": v for k, v in state.items()},  # DataParallel / DDP
+    ],
+    ids=["bare", "tutorial", "lightning", "model", "dataparallel"],
+)
+def test_checkpoints_as_people_save_them(tmp_path, wrap):
+    from gdscope.jobs.landscape import _load_state
+
+    trained = mlp.make_model(seed=5)
+    torch.save(wrap(trained.state_dict()), tmp_path / "c.pt")
+    fresh = mlp.make_model(seed=1)
+    _load_state(fresh, tmp_path / "c.pt")
+    for a, b in zip(fresh.parameters(), trained.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_an_overflowing_landscape_is_drawn_blank_and_said_so():
+    import gdscope
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1))
+    data = (torch.randn(100, 3), torch.randn(100, 1))
+    far = (-1e19, 1e19, 5)  # the loss overflows float32 everywhere but the centre
+    result = gdscope.model_landscape(model, data, nn.MSELoss(), x=far, y=far)
+    assert not np.isfinite(result.surface.loss).all() and np.isfinite(result.surface.loss[2, 2])
+    note = "the loss is not finite at 24 of 25 grid points (drawn blank)"
+    assert result.notes == [note]
+    for view in ("contour", "heatmap", "surface"):
+        for log in (False, True):
+            ax = gdscope.draw_landscape(result, view=view, log=log).axes[0]
+            assert (note in [t.get_text() for t in ax.texts]) == (view != "surface")
+
+
+def test_a_landscape_figure_replays_bit_for_bit_with_autos_choice(tmp_path, capsys):
+    from gdscope.cli.main import main
+    from gdscope.jobs.replay import read_record
+
+    model = cnn.make_model(seed=1)
+    fit(model, small_cnn_data(128), nn.CrossEntropyLoss(),
+        torch.optim.SGD(model.parameters(), lr=0.05), epochs=1, path=tmp_path / "rec")  # fmt: skip
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    out = tmp_path / "l.png"
+    args = ["landscape", "--model", "gdscope.examples.cnn:make_model", "--data",
+            "tests.reference:small_cnn_data", "--checkpoint", str(tmp_path / "m.pt"),
+            "--path", str(tmp_path / "rec"), "--directions", "pca", "--x", "-1", "1", "7",
+            "--y", "-1", "1", "6", "--out", str(out),
+            "--animate", str(tmp_path / "l.gif")]  # fmt: skip
+    assert main(args) == 0
+    chosen = read_record(out)["evaluation"]
+    assert chosen["strategy"] in ("loop", "vmap") and chosen["memory_format"] in (
+        "contiguous", "channels_last")  # fmt: skip
+    # the trials computed the first points: the replay repeats them as they were done
+    assert chosen["plan"][:3] == [["loop", 1], ["loop", 2], ["loop/channels_last", 1]]
+    capsys.readouterr()
+    assert main(["replay", str(out)]) == 0
+    assert (tmp_path / "l-replay.png").read_bytes() == out.read_bytes()
+    # the layout can be asked for; vmap has no channels-last variant
+    bad = [*args[:-4], "--strategy", "vmap", "--memory-format", "channels_last",
+           "--out", str(tmp_path / "x.png")]  # fmt: skip
+    assert main(bad) == 2
+    assert "channels-last layout is for the loop" in capsys.readouterr().err
+
 
 SPEC = {"model": "gdscope.examples.mlp:make_model", "data": "gdscope.examples.mlp:make_loader"}
 

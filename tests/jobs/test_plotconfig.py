@@ -1,13 +1,68 @@
-"""TOML configs: a value of the wrong type is refused with its key's path."""
+"""PlotConfig: dict and TOML round trips, and the errors a config file gets."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from PIL import Image
 
 from gdscope.errors import GdscopeError
-from gdscope.jobs.plotconfig import load_toml
+from gdscope.jobs.plotconfig import PlotConfig, load_toml
+from gdscope.optim.specs import OptimizerSpec
+from gdscope.problem.losses import LossSpec
+from gdscope.problem.testfunctions import TestFunction
 
-# Each case: a key path, a value of the wrong type for it (TOML), and what the key must be.
+from ..reference import run
+
+
+def test_toml_config_round_trip_and_errors(tmp_path, capsys):
+    config = PlotConfig(
+        losses=(LossSpec("huber", delta=0.5), TestFunction.of("quadratic", condition=20.0)),
+        optimizer=OptimizerSpec.of("adam", lr=0.05, betas=(0.8, 0.99)),
+        epochs=30, log=True, view="contour", overlays=("steps",),
+    )  # fmt: skip
+    assert PlotConfig.from_dict(config.to_dict()) == config
+    text = """
+epochs = 30
+view = "contour"
+log = true
+overlays = ["steps", "momentum"]
+[[losses]]
+name = "mse"
+[[losses]]
+function = "quadratic"
+condition = 20
+[optimizer]
+name = "sgd"
+lr = 0.05
+momentum = 0.9
+"""
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    loaded = load_toml(path)
+    assert loaded.losses == (LossSpec("mse"), TestFunction.of("quadratic", condition=20.0))
+    assert loaded.optimizer.kwargs()["momentum"] == 0.9 and loaded.view == "contour"
+    out = tmp_path / "t.png"
+    assert run(capsys, "plot", "--config", path, "--out", out)[0] == 0
+    assert json.loads(Image.open(out).text["Description"])["config"] == loaded.to_dict()
+    for bad, message in (
+        ("epochz = 3", "unknown key(s) epochz"),
+        ("epochs = 'ten'", "epochs must be an integer"),
+        ("log = 1", "log must be true or false"),
+        ("[optimizer]\nname = 'sgd'\nlr = 0.1\nmomentumm = 0.9", "optimizer"),
+        ("[[losses]]\nname = 'mse'\nbeta = 'x'", "losses[0].beta must be a number"),
+        ("[grid]\nw_size = 1", "grid size must be in"),
+        ("epochs = [", "is not valid TOML"),
+    ):
+        path.write_text(bad)
+        code, _, err = run(capsys, "plot", "--config", path, "--out", tmp_path / "bad.png")
+        assert code == 2 and message in err and err.count("\n") == 1, (bad, err)
+    path.write_text("epochs = 3")
+    code, _, err = run(capsys, "plot", "--config", path, "--lr", "0.3", "--out", out, "--force")
+    assert code == 2 and "drop --lr" in err
+
+
 WRONG = [("optimizer.lr", "'fast'", "a number"), ("optimizer.lr", "[0.1]", "a number"),
          ("optimizer.amsgrad", "1", "true or false"), ("optimizer.betas", "0.9", "a list"),
          ("optimizer.betas", "['a', 0.99]", "a number"), ("scheduler.gamma", "'x'", "a number"),
@@ -15,7 +70,8 @@ WRONG = [("optimizer.lr", "'fast'", "a number"), ("optimizer.lr", "[0.1]", "a nu
          ("data.n", "[50]", "an integer"), ("data.noise", "'low'", "a number"),
          ("losses[0].delta", "[1]", "a number"),
          ("grid.w_size", "'big'", "an integer")]  # fmt: skip
-# What each table needs besides the wrong key.
+
+
 TABLES = {"optimizer": "[optimizer]\nname = 'adam'", "data": "[data]", "grid": "[grid]",
           "scheduler": "[scheduler]\nname = 'steplr'",
           "losses[0]": "[[losses]]\nname = 'huber'"}  # fmt: skip

@@ -1,12 +1,17 @@
-"""evaluate_plane's parts: its options, the grid's points, the backends, the strategy decision."""
+"""A network's loss on a plane of parameters: strategies (vmap, loop, channels-last), chunks,
+resume, plans, the data forms it takes."""
 
 from __future__ import annotations
 
+import copy
+import math
 from typing import get_args
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from gdscope.errors import GdscopeError
@@ -26,8 +31,325 @@ from gdscope.nets.plane import (
     auto_chunk,
     decide,
     evaluate_plane,
+    evaluate_plane_loop,
+    evaluate_vectors,
+    materialize,
 )
 from gdscope.nets.recorder import ParamLayout
+
+from ..reference import direct_loss, small_cnn_data
+
+
+def test_origin_is_the_models_own_loss_and_a_grid_value_is_a_direct_evaluation(trained_cnn):
+    loader = small_cnn_data()
+    loss_fn = nn.CrossEntropyLoss()
+    dx = random_direction(trained_cnn, seed=1)
+    dy = random_direction(trained_cnn, seed=2)
+    xs, ys = [-0.5, 0.0, 0.25], [-0.2, 0.0, 0.4]
+    surface = evaluate_plane(trained_cnn, loader, loss_fn, dx=dx, dy=dy, xs=xs, ys=ys,
+                             strategy="vmap", chunk=4)  # fmt: skip
+    own, own_acc = direct_loss(trained_cnn, loader, loss_fn)
+    assert surface.loss[1, 1] == pytest.approx(own, rel=1e-5)
+    assert surface.accuracy[1, 1] == pytest.approx(own_acc)
+    shifted = copy.deepcopy(trained_cnn)
+    layout = ParamLayout.of(shifted)
+    moved = layout.vector(trained_cnn) + 0.25 * dx + 0.4 * dy
+    with torch.no_grad():
+        for name, value in layout.unflatten(moved).items():
+            dict(shifted.named_parameters())[name].copy_(value)
+    value, accuracy = direct_loss(shifted, loader, loss_fn)
+    assert surface.loss[2, 2] == pytest.approx(value, rel=1e-5)  # rows are y, columns x
+    assert surface.accuracy[2, 2] == pytest.approx(accuracy)
+    # the model itself is untouched, and still in eval mode
+    assert torch.equal(layout.vector(trained_cnn), surface.centre)
+
+
+def test_vmap_and_loop_strategies_agree_with_batchnorm(trained_cnn):
+    batches = materialize(small_cnn_data(), "cpu")
+    centre = ParamLayout.of(trained_cnn).vector(trained_cnn)
+    vectors = centre + 0.3 * torch.randn(
+        5, centre.numel(), generator=torch.Generator().manual_seed(0)
+    )
+    a = evaluate_vectors(trained_cnn, batches, nn.CrossEntropyLoss(), vectors)
+    b = evaluate_plane_loop(trained_cnn, batches, nn.CrossEntropyLoss(), vectors)
+    torch.testing.assert_close(a[0], b[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a[1], b[1])
+
+
+def test_resume_computes_only_what_is_missing(trained_cnn, tmp_path):
+    loader = small_cnn_data(128)
+    dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
+    grid = {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 4), "ys": np.linspace(-1, 1, 3),
+            "strategy": "loop"}  # fmt: skip
+    full = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), chunk=2, **grid)
+    calls = []
+
+    def crash_after_two(done, total):
+        calls.append(done)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    resume = tmp_path / "run.npz"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), chunk=2, resume=resume,
+                       progress=crash_after_two, **grid)  # fmt: skip
+    assert calls == [2, 4]
+    later = []
+    again = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), chunk=2, resume=resume,
+                           progress=lambda d, t: later.append(d), **grid)  # fmt: skip
+    assert later == [6, 8, 10, 12]  # the first four points were not computed again
+    np.testing.assert_array_equal(again.loss, full.loss)
+    other = {**grid, "xs": np.linspace(-2, 2, 4)}
+    with pytest.raises(GdscopeError, match="belongs to another computation"):
+        evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), resume=resume, **other)
+
+
+@pytest.mark.cuda
+def test_cuda_surface_equals_cpu(trained_cnn):
+    loader = small_cnn_data(128)
+    dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
+    grid = {"dx": dx, "dy": dy, "xs": [-1, 0, 1], "ys": [-1, 0, 1]}
+    cpu = evaluate_plane(copy.deepcopy(trained_cnn), loader, nn.CrossEntropyLoss(), **grid)
+    gpu = evaluate_plane(copy.deepcopy(trained_cnn), loader, nn.CrossEntropyLoss(),
+                         device="cuda", strategy="vmap", **grid)  # fmt: skip
+    np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-4)
+
+
+def test_auto_chunk_follows_free_memory(trained_cnn, monkeypatch):
+    from gdscope import modelscape
+
+    batches = materialize(small_cnn_data(), "cpu")
+    layout = ParamLayout.of(trained_cnn)
+    monkeypatch.setattr(modelscape, "_free_memory", lambda device: 1 << 30)
+    big = modelscape.auto_chunk(trained_cnn, batches, layout)
+    monkeypatch.setattr(modelscape, "_free_memory", lambda device: 1 << 24)
+    small = modelscape.auto_chunk(trained_cnn, batches, layout)
+    # largest activation: the first conv's output for a batch of 64 (64×8×16×16 floats)
+    per_point = 4 * (64 * 8 * 16 * 16 * 4) + 4 * layout.size
+    assert big == min(1024, (1 << 28) // per_point) and small == max(1, (1 << 22) // per_point)
+    dx = random_direction(trained_cnn, seed=1)
+    auto = evaluate_plane(trained_cnn, small_cnn_data(), nn.CrossEntropyLoss(), dx=dx,
+                          xs=np.linspace(-1, 1, 5), strategy="vmap")  # fmt: skip
+    fixed = evaluate_plane(trained_cnn, small_cnn_data(), nn.CrossEntropyLoss(), dx=dx,
+                           xs=np.linspace(-1, 1, 5), strategy="vmap", chunk=2)  # fmt: skip
+    np.testing.assert_allclose(auto.loss, fixed.loss, rtol=1e-6)
+
+
+def test_data_may_be_a_loader_a_dataset_or_one_pair():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = torch.randn(300, 2, generator=torch.Generator().manual_seed(0)), torch.arange(300) % 2
+    dataset = TensorDataset(x, y)
+    from_dataset = materialize(dataset)
+    from_loader = materialize(DataLoader(dataset, batch_size=256))
+    assert [len(b[0]) for b in from_dataset] == [256, 44]
+    for (a, b), (c, d) in zip(from_dataset, from_loader, strict=True):
+        assert torch.equal(a, c) and torch.equal(b, d)
+    assert torch.equal(materialize((x, y))[0][0], x)
+    with pytest.raises(GdscopeError, match=r"yield \(inputs, targets\) pairs, got dict"):
+        materialize([{"x": x, "y": y}])
+    with pytest.raises(GdscopeError, match="DataLoader or Dataset, got int"):
+        materialize(3)
+
+
+def fake_run(costs: dict[str, float | dict[int, float]], points: int):
+    """A ``run`` for ``choose_strategy`` whose timings are given: the decision rule, not the
+    clock, is under test. Records what was evaluated."""
+    calls: list[tuple[str, int]] = []
+    left = [points]
+
+    def run(name: str, count: int) -> float | None:
+        count = min(count, left[0])
+        if not count:
+            return None
+        left[0] -= count
+        calls.append((name, count))
+        cost = costs[name]
+        return cost if isinstance(cost, float) else cost[count]
+
+    return run, calls
+
+
+@pytest.mark.parametrize(
+    ("vmap", "limit", "expected", "sizes"),
+    [
+        # an MLP on a CPU: vmap loses on small chunks, wins on large ones
+        ({4: 2.0, 16: 0.5, 64: 0.3, 256: 0.29}, 1024, ("vmap", 256), [4, 16, 64, 256]),
+        # a CNN on a CPU: grouped convolutions get slower with the chunk; the loop wins
+        ({4: 2.0, 16: 3.0}, 1024, ("loop", 16), [4, 16]),
+        # the chunk limit (memory, or the user's --chunk) caps the trials
+        ({4: 0.5, 10: 0.2}, 10, ("vmap", 10), [4, 10]),
+        ({1: 0.9}, 1, ("vmap", 1), [1]),
+    ],
+)
+def test_choose_strategy_times_both_and_keeps_the_faster(vmap, limit, expected, sizes):
+    from gdscope.nets.plane import choose_strategy
+
+    run, calls = fake_run({"loop": 1.0, "vmap": vmap}, 10_000)
+    strategy, chunk, trials, failure, memory_format = choose_strategy(run, limit=limit,
+                                                                      total=10_000)  # fmt: skip
+    assert failure is None and memory_format == "contiguous"
+    assert (strategy, chunk) == expected
+    assert calls == [("loop", 1), ("loop", 2), *(("vmap", n) for n in sizes)]
+    assert trials == [("loop", 1, 1.0), *(("vmap", n, vmap[n]) for n in sizes)]
+
+
+def test_choose_strategy_on_a_grid_smaller_than_its_trials():
+    from gdscope.nets.plane import choose_strategy
+
+    run, calls = fake_run({"loop": 1.0, "vmap": {4: 0.5, 2: 0.5}}, 9)
+    assert choose_strategy(run, limit=64, total=9, budget=10.0)[:2] == ("vmap", 4)
+    assert calls == [("loop", 1), ("loop", 2), ("vmap", 4), ("vmap", 2)]
+    run, calls = fake_run({"loop": 1.0, "vmap": 1.0}, 2)
+    assert choose_strategy(run, limit=64, total=2)[:3] == ("loop", 16, [("loop", 1, 1.0)])
+    assert calls == [("loop", 1), ("loop", 1)]
+
+
+@pytest.mark.parametrize(("other", "expected"), [(0.4, "channels_last"), (1.5, "contiguous")])
+def test_choose_strategy_times_the_loop_in_both_memory_layouts(other, expected):
+    from gdscope.nets.plane import choose_strategy
+
+    run, calls = fake_run({"loop": 1.0, "loop/channels_last": other, "vmap": {4: 3.0, 16: 3.5}},
+                          10_000)  # fmt: skip
+    choice = choose_strategy(run, limit=1024, total=10_000,
+                             formats=("contiguous", "channels_last"))  # fmt: skip
+    assert (choice.strategy, choice.memory_format) == ("loop", expected)
+    assert calls[:4] == [("loop", 1), ("loop", 2), ("loop/channels_last", 1),
+                         ("loop/channels_last", 2)]  # fmt: skip
+    # vmap is compared with the faster loop
+    run, _ = fake_run({"loop": 1.0, "loop/channels_last": 0.4, "vmap": {4: 0.6, 16: 0.7}}, 10_000)
+    assert choose_strategy(run, limit=1024, total=10_000,
+                           formats=("contiguous", "channels_last"))[:2] == ("loop", 16)  # fmt: skip
+
+
+def test_channels_last_loop_agrees_and_leaves_the_model_as_it_was(trained_cnn):
+    from gdscope.nets.plane import channels_last
+
+    loader = small_cnn_data(64)
+    batches = materialize(loader, "cpu")
+    nhwc = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
+    dx = random_direction(trained_cnn, seed=1)
+    centre = ParamLayout.of(trained_cnn).vector(trained_cnn)
+    vectors = torch.stack([centre + t * dx for t in (-0.5, 0.0, 0.5)])
+    before = {k: v.clone() for k, v in trained_cnn.state_dict().items()}
+    plain, _ = evaluate_plane_loop(trained_cnn, batches, nn.CrossEntropyLoss(), vectors)
+    with channels_last(trained_cnn):
+        weight = trained_cnn.features[0].weight
+        assert weight.is_contiguous(memory_format=torch.channels_last)
+        fast, _ = evaluate_plane_loop(trained_cnn, nhwc, nn.CrossEntropyLoss(), vectors)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=0)
+    assert trained_cnn.features[0].weight.is_contiguous()
+    for key, value in trained_cnn.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_choose_strategy_keeps_tuning_within_its_budget():
+    from gdscope.nets.plane import choose_strategy
+
+    # 100 points at the loop's 1 s: trials may take 10 s. vmap over 4 (4 s expected) is tried and
+    # is slow (2 s a point); 16 more at that speed (32 s) would blow the budget: the loop stays.
+    run, calls = fake_run({"loop": 1.0, "vmap": {4: 2.0, 16: 0.5}}, 100)
+    assert choose_strategy(run, limit=1024, total=100)[:2] == ("loop", 16)
+    assert calls == [("loop", 1), ("loop", 2), ("vmap", 4)]
+    # a grid too small to pay for any trial is simply looped
+    run, calls = fake_run({"loop": 1.0, "vmap": 0.1}, 30)
+    assert choose_strategy(run, limit=1024, total=30)[:3] == ("loop", 16, [("loop", 1, 1.0)])
+    assert calls == [("loop", 1), ("loop", 2)]
+
+
+def test_auto_strategy_computes_every_point_once_and_records_its_choice(trained_cnn):
+    loader = small_cnn_data(64)
+    dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
+    grid = {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 10), "ys": np.linspace(-1, 1, 8)}
+    seen = []
+    auto = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), chunk=8,
+                          progress=lambda done, total: seen.append(done), **grid)  # fmt: skip
+    loop = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy="loop", **grid)
+    assert seen == sorted(set(seen)) and seen[-1] == 80
+    assert auto.meta["strategy"] in ("vmap", "loop") and auto.meta["trials"][0][0] == "loop"
+    # images: the loop is timed in both memory layouts; then vmap, as the clock says
+    assert auto.meta["trials"][1][0] == "loop/channels_last"
+    assert [t[1] for t in auto.meta["trials"][2:]] in ([], [4], [4, 8])
+    assert auto.meta["memory_format"] in ("contiguous", "channels_last")
+    np.testing.assert_allclose(auto.loss, loop.loss, rtol=1e-5)
+    np.testing.assert_allclose(auto.accuracy, loop.accuracy, atol=1e-6)
+
+
+class ItemInForward(nn.Module):
+    """A module vmap cannot run (``.item()`` in ``forward``) but the loop can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = 1.0 if self.linear.weight.sum().item() > -1e9 else 2.0
+        return scale * self.linear(x)
+
+
+def test_auto_falls_back_to_the_loop_when_vmap_cannot_run_the_module():
+    torch.manual_seed(0)
+    model = ItemInForward()
+    data = (torch.randn(64, 2), torch.randint(0, 3, (64,)))
+    dx, dy = random_direction(model, seed=1), random_direction(model, seed=2)
+    grid = {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 30), "ys": np.linspace(-1, 1, 30)}
+    with pytest.raises(RuntimeError):  # what vmap says about .item()
+        evaluate_plane(model, data, nn.CrossEntropyLoss(), strategy="vmap", **grid)
+    seen = []
+    auto = evaluate_plane(model, data, nn.CrossEntropyLoss(), chunk=16,
+                          progress=lambda done, total: seen.append(done), **grid)  # fmt: skip
+    loop = evaluate_plane(model, data, nn.CrossEntropyLoss(), strategy="loop", **grid)
+    assert auto.meta["strategy"] == "loop" and ".item()" in auto.meta["vmap_failure"]
+    assert auto.meta["trials"][-1][0] == "vmap" and np.isnan(auto.meta["trials"][-1][2])
+    np.testing.assert_array_equal(auto.loss, loop.loss)  # every point, by the loop
+    assert seen == sorted(set(seen)) and seen[-1] == 900
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    loop=st.floats(1e-4, 10),
+    speeds=st.lists(st.floats(1e-5, 20), min_size=6, max_size=6),
+    limit=st.integers(1, 2048),
+    total=st.integers(1, 5000),
+)
+def test_choose_strategy_properties(loop, speeds, limit, total):
+    from gdscope.nets.plane import choose_strategy
+
+    sizes = [min(4**k, limit) for k in range(1, 7)]
+    table = {size: speed for size, speed in zip(sizes, speeds, strict=True)}
+    run, calls = fake_run({"loop": loop, "vmap": table}, total)
+    choice = choose_strategy(run, limit=limit, total=total)
+    assert sum(count for _, count in calls) <= total  # no point twice
+    vmaps = [t for t in choice.trials if t[0] == "vmap"]
+    chunks = [t[1] for t in vmaps]
+    assert chunks == sorted(set(chunks)) and all(c <= limit for c in chunks)
+    fastest = min([loop, *(t[2] for t in vmaps)])
+    if choice.strategy == "vmap":  # the fastest measured, with its chunk
+        assert (choice.chunk, fastest) in {(t[1], t[2]) for t in vmaps} and fastest < loop
+    else:
+        assert choice.chunk == 16 and all(t[2] >= loop for t in vmaps)
+    best, last = math.inf, loop  # every trial was started within the budget
+    for _, size, speed in vmaps:
+        assert size * last <= 0.1 * total * min(loop, best) * (1 + 1e-12)
+        best, last = min(best, speed), speed
+
+
+def test_a_plan_repeats_autos_computation_point_for_point(trained_cnn):
+    loader = small_cnn_data(64)
+    dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
+    grid = {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 9), "ys": np.linspace(-1, 1, 8)}
+    auto = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), **grid)
+    meta = auto.meta
+    again = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy=meta["strategy"],
+                           chunk=meta["chunk"], memory_format=meta["memory_format"],
+                           plan=[tuple(step) for step in meta["plan"]], **grid)  # fmt: skip
+    np.testing.assert_array_equal(again.loss, auto.loss)
+    assert again.meta["plan"] == meta["plan"]
+    with pytest.raises(GdscopeError, match="a plan step is"):
+        evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy="loop",
+                       plan=[("warp", 1)], **grid)  # fmt: skip
+    with pytest.raises(GdscopeError, match="give the strategy they led to"):
+        evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), plan=[("loop", 1)], **grid)
 
 
 def small():

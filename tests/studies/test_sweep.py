@@ -1,4 +1,4 @@
-"""Grid runs on a test function save in every format, through the CLI, in-process."""
+"""Grids of runs: axes, chunks, progress, interruption, saved results."""
 
 from __future__ import annotations
 
@@ -9,6 +9,58 @@ import numpy as np
 import pytest
 
 from gdscope.cli.main import main
+from gdscope.errors import GdscopeError
+from gdscope.studies.sweep import Axis, expand, run_grid, save_grid
+
+
+def test_axis_parsing():
+    assert Axis.parse("lr=0.01:0.5:3").values == (0.01, 0.255, 0.5)
+    log = Axis.parse("lr=1e-3:1:4:log")
+    assert log.log and log.values == pytest.approx((1e-3, 1e-2, 1e-1, 1.0))
+    assert Axis.parse("nesterov=false,true").values == (False, True)
+    for bad in ["lr", "lr=", "lr=1:2", "lr=0:1:3:log", "lr=a,b", "lr=1:2:0", "lr=nan,1"]:
+        with pytest.raises(GdscopeError):
+            Axis.parse(bad)
+    grid = expand([Axis("a", (1.0, 2.0)), Axis("b", (10.0, 20.0, 30.0))])
+    assert grid["a"].tolist() == [1, 1, 1, 2, 2, 2] and grid["b"].tolist() == [10, 20, 30] * 2
+
+
+def test_chunks_progress_and_save(article_data, tmp_path):
+    seen = []
+    axes = [Axis.parse("lr=0.01:0.3:5"), Axis.parse("momentum=0,0.9")]
+    run = run_grid(article_data, "sgd", axes, fixed={"dampening": 0.1}, epochs=20, chunk=3,
+                   progress=lambda done, total: seen.append((done, total)))  # fmt: skip
+    assert seen == [(3, 10), (6, 10), (9, 10), (10, 10)]
+    whole = run_grid(article_data, "sgd", axes, fixed={"dampening": 0.1}, epochs=20)
+    np.testing.assert_array_equal(run.metrics["final_loss"], whole.metrics["final_loss"])
+    for suffix in (".csv", ".json", ".npz"):
+        path = save_grid(run, tmp_path / f"r{suffix}")
+        with pytest.raises(GdscopeError, match="already exists"):
+            save_grid(run, path)
+    cells = json.loads((tmp_path / "r.json").read_text())["cells"]
+    assert len(cells) == 10 and cells[9]["lr"] == 0.3 and cells[9]["momentum"] == 0.9
+    assert cells[0]["dampening"] == pytest.approx(0.1)
+    npz = np.load(tmp_path / "r.npz")
+    np.testing.assert_array_equal(npz["metric_final_loss"], run.metrics["final_loss"])
+    assert (tmp_path / "r.csv").read_text().splitlines()[1].startswith("cell,")
+
+
+def test_interrupted_grid_keeps_finished_chunks(article_data, monkeypatch):
+    import gdscope.studies.sweep as sweep
+
+    real, calls = sweep.run_batched, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_batched", flaky)
+    run = run_grid(article_data, "sgd", [Axis.parse("lr=0.01:0.3:6")], epochs=10, chunk=4)
+    assert run.interrupted and run.completed.tolist() == [True] * 4 + [False] * 2
+    assert np.isnan(run.grid("final_loss")[4:]).all()
+
 
 _FORMATS = (".npz", ".csv", ".json")
 

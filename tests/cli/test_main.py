@@ -108,3 +108,33 @@ def test_figure_command(tmp_path):
     out = tmp_path / "f7.png"
     assert main(["figure", "7", "--out", str(out)]) == 0
     assert json.loads(Image.open(out).text["Description"])["figure"] == "fig07"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--optimizer", "adam", "--opt", "betas=0.9,0.99", "--lr", "0.05"],
+        ["--optimizer", "lbfgs", "--opt", "lr=0.5"],
+        ["--scheduler", "steplr", "--sched", "step_size=20"],
+    ],
+)
+def test_cli_any_optimizer(args, capsys):
+    assert main(["train", "--epochs", "30", *args]) == 0
+    assert "final loss" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--optimizer", "adam", "--opt", "betas=2,0.9"], "Invalid beta"),
+        (["--optimizer", "adam", "--momentum", "0.9"], "apply to SGD only"),
+        (["--optimizer", "nope"], "unknown optimizer"),
+        (["--opt", "foo=1"], "unknown argument"),
+        (["--sched", "gamma=0.5"], "needs --scheduler"),
+        (["--scheduler", "steplr", "--sched", "gamma=0.5"], "StepLR"),
+    ],
+)
+def test_cli_optimizer_errors(args, message, capsys):
+    assert main(["train", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

@@ -14,6 +14,7 @@ from gdscope.nets.directions import random_direction
 from gdscope.nets.plane import evaluate_plane
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")

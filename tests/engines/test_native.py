@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gdscope import native
+from gdscope.engines import native
 from gdscope.engines.batched import run_batched
 from gdscope.errors import GdscopeError
 

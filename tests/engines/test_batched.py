@@ -211,7 +211,7 @@ def test_bad_batches(article_data, name, hyper, message):
         run_batched(article_data, name, hyper, epochs=3)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_agrees_with_cpu(article_data):
     hyper = {"lr": torch.linspace(0.01, 0.5, 64), "momentum": 0.9}
     cpu = run_batched(article_data, "sgd", hyper, epochs=50, dtype=torch.float64)
@@ -219,6 +219,7 @@ def test_cuda_agrees_with_cpu(article_data):
     torch.testing.assert_close(gpu.path.cpu(), cpu.path, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_compiled_step_matches_eager(article_data):
     pytest.importorskip("torch._inductor")
     hyper = {"lr": torch.linspace(0.01, 0.5, 8), "momentum": 0.9}

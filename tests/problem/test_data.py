@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 
+from gdscope.engines.reference import train
 from gdscope.errors import GdscopeError
-from gdscope.problem.data import Dataset, DataSpec, make_data
+from gdscope.problem.data import Dataset, DataSpec, load_csv, make_data
+
+from ..reference import run
 
 
 def article_points(seed=20240215, n=50):
@@ -69,3 +74,43 @@ def test_dataset_validation():
         Dataset(np.zeros(3), np.zeros(4))
     with pytest.raises(GdscopeError, match="non-finite"):
         Dataset(np.array([0.0, np.nan]), np.zeros(2))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("x,z\n1,2\n3,4\n", "missing column(s) y (found: x, z)"),
+        ("a,b\n1,2\n", "missing column(s) x, y"),
+        ("", "missing column(s) x, y (found: no header)"),
+        ("x,y\n1,2\n3,abc\n", "line 3: column y is not a number: 'abc'"),
+        ("x,y\n1,2\nnan,4\n", "line 3: column x is not finite: 'nan'"),
+        ("x,y\n1,2\n", "need at least 2 rows of points, found 1"),
+    ],
+)
+def test_csv_errors_are_one_line_exit_2(tmp_path, capsys, text, message):
+    data = tmp_path / "points.csv"
+    data.write_text(text)
+    code, _, err = run(capsys, "plot", "--data", data, "--out", tmp_path / "p.png")
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_csv_data_trains_like_the_same_points(tmp_path, article_data):
+    path = tmp_path / "points.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["y", "x", "note"])
+        for x, y in zip(article_data.x, article_data.y, strict=True):
+            writer.writerow([repr(float(y)), repr(float(x)), "ok"])
+    loaded = load_csv(path)
+    np.testing.assert_array_equal(loaded.x, article_data.x)
+    a = train(loaded, epochs=20)
+    b = train(article_data, epochs=20)
+    np.testing.assert_array_equal(a.path, b.path)
+
+
+def test_csv_data_cannot_mix_with_generator_options(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("x,y\n1,2\n2,3\n")
+    code, _, err = run(capsys, "train", "--data", path, "--seed", "3")
+    assert code == 2 and "--data reads the points" in err

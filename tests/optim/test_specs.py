@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from gdscope.cli.main import main
 from gdscope.engines.reference import train
 from gdscope.errors import GdscopeError
 from gdscope.optim.specs import (
@@ -126,33 +125,3 @@ def test_l2_weight_decay_only_for_coupled_decay():
 
 def test_schedulers_listed():
     assert {"steplr", "exponentiallr", "cosineannealinglr", "reducelronplateau"} <= set(SCHEDULERS)
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["--optimizer", "adam", "--opt", "betas=0.9,0.99", "--lr", "0.05"],
-        ["--optimizer", "lbfgs", "--opt", "lr=0.5"],
-        ["--scheduler", "steplr", "--sched", "step_size=20"],
-    ],
-)
-def test_cli_any_optimizer(args, capsys):
-    assert main(["train", "--epochs", "30", *args]) == 0
-    assert "final loss" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--optimizer", "adam", "--opt", "betas=2,0.9"], "Invalid beta"),
-        (["--optimizer", "adam", "--momentum", "0.9"], "apply to SGD only"),
-        (["--optimizer", "nope"], "unknown optimizer"),
-        (["--opt", "foo=1"], "unknown argument"),
-        (["--sched", "gamma=0.5"], "needs --scheduler"),
-        (["--scheduler", "steplr", "--sched", "gamma=0.5"], "StepLR"),
-    ],
-)
-def test_cli_optimizer_errors(args, message, capsys):
-    assert main(["train", *args]) == 2
-    err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1

@@ -20,7 +20,10 @@ from gdscope.problem.maps import Grid  # noqa: E402
 from gdscope.server.app import OUT, running_server  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
+]
 
 
 @pytest.fixture(scope="module")

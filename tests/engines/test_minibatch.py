@@ -9,11 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
-from gdscope import GdscopeError, LossSpec
 from gdscope.engines.batched import run_batched
 from gdscope.engines.minibatch import batch_gradients, batch_indices
 from gdscope.engines.reference import train
+from gdscope.errors import GdscopeError
 from gdscope.optim.specs import OptimizerSpec
+from gdscope.problem.losses import LossSpec
 
 
 def loop(data, *, loss, batch_size, seed, epochs, lr, momentum, dtype=torch.float64):

@@ -11,26 +11,10 @@ from hypothesis import strategies as st
 from gdscope.engines.reference import MAX_EPOCHS, train
 from gdscope.errors import GdscopeError
 from gdscope.optim.sgdconfig import SGDConfig
+from gdscope.optim.specs import OptimizerSpec
 from gdscope.problem.losses import LOSS_NAMES, LossSpec
 
-from .reference import sgd_path
-
-# The lines the article prints (epochs 0-9 and 97-99).
-ARTICLE_LOG = {
-    0: "epoch 0, loss 53.078269958496094",
-    1: "epoch 1, loss 34.7295036315918",
-    2: "epoch 2, loss 22.891206741333008",
-    3: "epoch 3, loss 15.226042747497559",
-    4: "epoch 4, loss 10.242652893066406",
-    5: "epoch 5, loss 6.987757682800293",
-    6: "epoch 6, loss 4.85075569152832",
-    7: "epoch 7, loss 3.4395809173583984",
-    8: "epoch 8, loss 2.501774787902832",
-    9: "epoch 9, loss 1.8742430210113525",
-    97: "epoch 97, loss 0.4994412660598755",
-    98: "epoch 98, loss 0.4994412362575531",
-    99: "epoch 99, loss 0.4994412660598755",
-}
+from ..reference import ARTICLE_LOG, sgd_path
 
 
 def test_golden_log(article_data):
@@ -154,3 +138,22 @@ def test_bad_epochs(article_data, epochs):
 def test_bad_start(article_data, start):
     with pytest.raises(GdscopeError):
         train(article_data, start=start)
+
+
+def test_momentum_buffer_is_torchs_own(article_data):
+    run_ = train(article_data, optimizer=OptimizerSpec.of("sgd", lr=0.1, momentum=0.9), epochs=3,
+                 dtype=torch.float64)  # fmt: skip
+    model = torch.nn.Linear(1, 1, dtype=torch.float64)
+    with torch.no_grad():
+        model.weight.fill_(6.0)
+        model.bias.fill_(-3.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = torch.tensor(article_data.x, dtype=torch.float64).reshape(-1, 1)
+    y = torch.tensor(article_data.y, dtype=torch.float64).reshape(-1, 1)
+    for step in range(3):
+        opt.zero_grad()
+        torch.nn.MSELoss()(model(x), y).backward()
+        opt.step()
+        buf = [float(opt.state[p]["momentum_buffer"].reshape(-1)[0]) for p in model.parameters()]
+        np.testing.assert_array_equal(run_.buffers[step + 1], buf)
+    assert np.isnan(run_.buffers[0]).all()

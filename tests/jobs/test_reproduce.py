@@ -32,6 +32,7 @@ def gallery(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_all_ten_figures_and_the_gallery(gallery):
     names = sorted(p.name for p in gallery.iterdir())
     assert names == sorted([spec.filename("png") for spec in ARTICLE_FIGURES] + ["index.html"])
@@ -42,6 +43,7 @@ def test_all_ten_figures_and_the_gallery(gallery):
         assert record["figure"] == spec.key
 
 
+@pytest.mark.slow
 def test_gallery_shows_each_figure_with_caption_config_and_command(gallery):
     page = (gallery / "index.html").read_text()
     parser = _Images()
@@ -53,6 +55,7 @@ def test_gallery_shows_each_figure_with_caption_config_and_command(gallery):
     assert page.count("Exact configuration") == 10
 
 
+@pytest.mark.slow
 def test_gallery_plot_commands_rebuild_the_same_configuration(gallery):
     page = (gallery / "index.html").read_text()
     commands = re.findall(r"^gdscope plot .*$", page, flags=re.M)
@@ -77,10 +80,3 @@ def test_refuses_a_non_empty_directory_unless_forced(tmp_path):
 def test_svg_format(tmp_path):
     reproduce(tmp_path, fmt="svg", figures=ARTICLE_FIGURES[2:3])
     assert (tmp_path / "fig03-mse-map.svg").read_text().lstrip().startswith("<?xml")
-
-
-def test_article_figure_lookup():
-    assert article_figure("6").key == "fig06"
-    assert article_figure("momentum").key == "fig06"
-    with pytest.raises(GdscopeError):
-        article_figure("fig99")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -9,14 +10,17 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
-from gdscope import GdscopeError, loss_map
 from gdscope.engines.batched import run_batched
 from gdscope.engines.reference import train
+from gdscope.errors import GdscopeError
 from gdscope.optim.specs import OptimizerSpec
-from gdscope.problem.maps import Grid, gradient_field
+from gdscope.problem.maps import Grid, gradient_field, loss_map
 from gdscope.problem.objective import default_grid
 from gdscope.problem.testfunctions import FUNCTIONS, TestFunction, register
+
+from ..reference import run
 
 # Literature values at a few points, written out independently of functions.py.
 REFERENCE = {
@@ -156,3 +160,21 @@ def test_bad_function_input():
         TestFunction.of("quadratic", condition=float("nan"))
     with pytest.raises(GdscopeError, match="mini-batches need data"):
         train(None, loss=TestFunction("booth"), batch_size=4)
+
+
+def test_plot_function_cli_and_bad_options(tmp_path, capsys):
+    out = tmp_path / "f.png"
+    code, _, _ = run(capsys, "plot", "--function", "quadratic:condition=30", "--view",
+                     "surface", "--out", out)  # fmt: skip
+    assert code == 0 and out.exists()
+    record = json.loads(Image.open(out).text["Description"])
+    assert record["config"]["losses"] == [{"function": "quadratic", "condition": 30.0}]
+    assert record["config"]["optimizer"]["lr"] == 0.4  # the function's customary lr
+    for args, message in (
+        (["--function", "nope"], "unknown function"),
+        (["--function", "quadratic:cond=3"], "no option 'cond'"),
+        (["--function", "booth", "--batch-size", "4"], "mini-batches need data"),
+        (["--overlay", "batches"], "needs a mini-batch run"),
+    ):
+        code, _, err = run(capsys, "plot", *args, "--out", tmp_path / "g.png")
+        assert code == 2 and message in err, (args, err)

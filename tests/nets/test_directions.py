@@ -1,0 +1,127 @@
+"""Directions in parameter space: filter and layer normalization, lines between models, PCA
+of a path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gdscope.errors import GdscopeError
+from gdscope.examples import cnn, mlp
+from gdscope.nets.directions import line_direction, normalize, pca_plane, random_direction
+from gdscope.nets.plane import evaluate_plane
+from gdscope.nets.recorder import ParamLayout, RecordedPath
+
+from ..reference import direct_loss, small_cnn_data
+
+
+@pytest.mark.parametrize("ignore", ["biasbn", "keep"])
+def test_filter_normalized_directions_have_the_filters_norms(trained_cnn, ignore):
+    direction = random_direction(trained_cnn, norm="filter", ignore=ignore, seed=5)
+    layout = ParamLayout.of(trained_cnn)
+    parts = layout.unflatten(direction)
+    params = dict(trained_cnn.named_parameters())
+    for name in layout.names:
+        d, w = parts[name], params[name].detach()
+        if w.dim() <= 1:  # biases and BatchNorm's scales and shifts
+            expected = torch.zeros_like(w) if ignore == "biasbn" else w
+            torch.testing.assert_close(d, expected)
+            continue
+        for i in range(w.shape[0]):  # filter by filter
+            assert float(d[i].norm()) == pytest.approx(float(w[i].norm()), rel=1e-5)
+
+
+def test_layer_normalization_and_seeds(trained_cnn):
+    direction = random_direction(trained_cnn, norm="layer", seed=1)
+    parts = ParamLayout.of(trained_cnn).unflatten(direction)
+    conv = dict(trained_cnn.named_parameters())["features.0.weight"]
+    assert float(parts["features.0.weight"].norm()) == pytest.approx(float(conv.norm()), rel=1e-5)
+    assert torch.equal(random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=1))
+    assert not torch.equal(
+        random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
+    )
+    with pytest.raises(GdscopeError, match="norm must be one of"):
+        normalize(direction, trained_cnn, norm="weird")
+
+
+def plane_path(count=12, size=300, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    basis, _ = torch.linalg.qr(torch.randn(size, 2, generator=generator, dtype=torch.float64))
+    u, v = basis[:, 0], basis[:, 1]
+    centre = torch.randn(size, generator=generator, dtype=torch.float64)
+    t = torch.linspace(0, 1, count, dtype=torch.float64)
+    points = centre + (3 * t)[:, None] * u + torch.sin(4 * t)[:, None] * v
+    layout = ParamLayout(("w",), ((size,),))
+    path = RecordedPath(layout, points.float().numpy(), np.arange(count),
+                        np.full(count, np.nan))  # fmt: skip
+    return path, u, v
+
+
+def test_pca_of_a_path_in_a_known_plane_recovers_the_plane():
+    path, u, v = plane_path()
+    plane = pca_plane(path)
+    basis = torch.stack([plane.dx, plane.dy]).double()
+    for true in (u, v):
+        inside = basis.T @ (basis @ true)
+        assert float((true - inside).norm()) < 1e-5  # u and v lie in the recovered plane
+    assert plane.explained_variance_ratio.sum() == pytest.approx(1.0, abs=1e-6)
+    assert plane.explained_variance_ratio[0] >= plane.explained_variance_ratio[1]
+    assert abs(float(plane.dx @ plane.dy)) < 1e-5
+    torch.testing.assert_close(plane.centre, torch.from_numpy(path.snapshots[-1]))
+
+
+def test_pca_matches_a_dense_svd_in_blocks():
+    path, _, _ = plane_path(count=9, size=50, seed=3)
+    noisy = path.snapshots + 0.01 * np.random.RandomState(0).randn(*path.snapshots.shape)
+    path = RecordedPath(path.layout, noisy.astype(np.float32), path.steps, path.losses)
+    dense = pca_plane(path, block=10_000)
+    blocked = pca_plane(path, block=7)
+    for a, b in ((dense.dx, blocked.dx), (dense.dy, blocked.dy)):
+        assert abs(float(a @ b)) == pytest.approx(1.0, abs=1e-5)
+    matrix = noisy.astype(np.float64) - noisy[-1]
+    matrix -= matrix.mean(0)
+    singular = np.linalg.svd(matrix, compute_uv=False) ** 2
+    np.testing.assert_allclose(dense.explained_variance_ratio, singular[:2] / singular.sum(),
+                               rtol=1e-6)  # fmt: skip
+
+
+def test_line_between_two_models():
+    # Directions move parameters only (the reference's dir_type=weights): a model without
+    # buffers, so that the line's end is exactly the other model.
+    start, end = mlp.make_model(seed=1).eval(), mlp.make_model(seed=2).eval()
+    loader = mlp.make_loader()
+    surface = evaluate_plane(start, loader, nn.CrossEntropyLoss(),
+                             dx=line_direction(start, end), xs=[0.0, 0.5, 1.0])  # fmt: skip
+    assert surface.is_line and surface.loss.shape == (1, 3)
+    for x, model in ((0.0, start), (1.0, end)):
+        own = direct_loss(model, loader, nn.CrossEntropyLoss())[0]
+        assert surface.loss[0, int(2 * x)] == pytest.approx(own, rel=1e-5)
+
+
+def test_states_directions_carry_batchnorm_statistics(trained_cnn):
+    # Two BatchNorm networks with different running statistics: with weights-only directions
+    # the line's end keeps the start's statistics; with states=True it is the other model.
+    start = cnn.make_model(seed=3).eval()
+    loader = small_cnn_data(128)
+    end_loss = direct_loss(trained_cnn, loader, nn.CrossEntropyLoss())[0]
+    weights = evaluate_plane(start, loader, nn.CrossEntropyLoss(),
+                             dx=line_direction(start, trained_cnn), xs=[1.0])  # fmt: skip
+    line = line_direction(start, trained_cnn, states=True)
+    states = evaluate_plane(start, loader, nn.CrossEntropyLoss(), states=True, dx=line, xs=[1.0])
+    assert states.loss[0, 0] == pytest.approx(end_loss, rel=1e-5)
+    assert weights.loss[0, 0] != pytest.approx(end_loss, rel=1e-3)
+    for strategy in ("vmap", "loop"):
+        again = evaluate_plane(start, loader, nn.CrossEntropyLoss(), states=True,
+                               strategy=strategy, xs=[1.0],
+                               dx=line_direction(start, trained_cnn, states=True))  # fmt: skip
+        assert again.loss[0, 0] == pytest.approx(end_loss, rel=1e-5)
+    # the model's own buffers are restored after the loop
+    fresh = dict(cnn.make_model(seed=3).named_buffers())["features.1.running_mean"]
+    torch.testing.assert_close(dict(start.named_buffers())["features.1.running_mean"], fresh)
+    layout = ParamLayout.of(trained_cnn, states=True)
+    direction = random_direction(trained_cnn, states=True, seed=4)
+    parts = layout.unflatten(direction)
+    assert "features.1.running_var" in parts and not parts["features.1.running_var"].any()
+    assert "features.1.num_batches_tracked" not in parts  # counters are not directions
