@@ -26,14 +26,16 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("studies", "nets"),
     ("render",),
     ("jobs",),
-    ("cli", "server"),
+    ("server",),
+    ("cli",),
 )
 BASE = frozenset({"errors", "files", "version", "_moved", "examples"})
 """The top-level modules and subpackages that make up the ``base`` unit."""
 FACADE = frozenset({"gdscope", "gdscope.__main__"})
 """The package's own ``__init__``/``__main__``: they gather the layers, so they are exempt."""
-SHARED_FILE_NAMES = frozenset({"__init__"})
-"""File names that may recur in different subpackages, deliberately."""
+SHARED_FILE_NAMES = frozenset({"__init__", "landscape", "studies"})
+"""File names that recur in different subpackages deliberately: a command group in ``cli/`` is
+named after the job it runs (``cli/studies.py`` → ``jobs/studies.py``)."""
 
 RANK = {unit: rank for rank, row in enumerate(LAYERS) for unit in row}
 

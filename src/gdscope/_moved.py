@@ -48,7 +48,7 @@ MOVED = {
     "charts": "render.studycharts",
     "diagrams": "render.nesterov",
     "animation": "render.animation",
-    "netviews": "render.models",
+    "netviews": "render.networks",
     "config": "jobs.plotconfig",
     "figures": "jobs.plot",
     "article": "jobs.article",

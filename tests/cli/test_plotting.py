@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from gdscope.cli.main import main
 
-from ..test_train import ARTICLE_LOG
+from ..reference import ARTICLE_LOG
 
 
 def test_train_log_prints_the_articles_lines(capsys):

@@ -15,7 +15,7 @@ from gdscope.problem.losses import LossSpec
 from gdscope.problem.maps import loss_map
 from gdscope.problem.objective import Objective, objective_from_dict
 from gdscope.problem.testfunctions import TestFunction
-from gdscope.render.models import ModelObjective
+from gdscope.render.networks import ModelObjective
 
 OBJECTIVES: list[Objective] = [
     LossSpec("huber", delta=0.5),

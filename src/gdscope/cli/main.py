@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # What replay re-runs: the arguments without the output names, so a replay's record (and
     # so its bytes) equals the original's.
     ns.argv = strip_outputs(list(sys.argv[1:] if argv is None else argv))
+    ns.main = main  # for replay: old records re-run their command line (no import cycle)
     group = next(group for group in _GROUPS if ns.command in group.COMMANDS)
     try:
         return group.run(ns)

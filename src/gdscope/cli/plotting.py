@@ -205,10 +205,10 @@ def _animate(ns: argparse.Namespace) -> int:
 
 
 def _replay(ns: argparse.Namespace) -> int:
-    from gdscope.cli.main import main  # a record of kind "argv" re-runs the command line
     from gdscope.jobs.replay import replay
 
-    print(replay(ns.file, ns.out, force=ns.force, run_argv=main))
+    # a record of kind "argv" re-runs its command line through the CLI's own main (ns.main)
+    print(replay(ns.file, ns.out, force=ns.force, run_argv=ns.main))
     return 0
 
 

@@ -171,7 +171,7 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
 
     ``metric="accuracy"`` maps the accuracy instead of the loss (heatmap or contours; a line
     always shows both)."""
-    from gdscope.render.models import plot_honesty, plot_line, surface_landscape
+    from gdscope.render.networks import plot_honesty, plot_line, surface_landscape
     from gdscope.render.panels import plot_descent, plot_landscape, plot_path
 
     fig = fig if fig is not None else Figure(figsize=(12 if result.honesty else 6.5, 5.4))
@@ -219,7 +219,7 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
 def recorded_trajectory(result: LandscapeResult) -> Any:
     """The recorded path on the plane as a ``Trajectory`` at its models' true losses (what the
     renderers draw), or None without a projected path."""
-    from gdscope.render.models import path_trajectory
+    from gdscope.render.networks import path_trajectory
 
     if result.path is None or result.projected is None or result.honesty is None:
         return None
@@ -241,7 +241,7 @@ def animate(result: LandscapeResult, *, view: str = "contour", log: bool = False
     """An ``Animator`` of the recorded path moving over its plane (a map, or the 3D surface),
     counting snapshots and optimizer steps, with the models' true loss drawn alongside."""
     from gdscope.render.animation import Animator
-    from gdscope.render.models import surface_landscape
+    from gdscope.render.networks import surface_landscape
 
     trajectory = recorded_trajectory(result)
     if trajectory is None or result.path is None:

@@ -1,7 +1,7 @@
 """What is minimized: the ``Objective`` protocol, and the one reader of its records.
 
 A regression loss on data (``LossSpec``), a ``TestFunction`` and a network's landscape
-(``render.models.ModelObjective``) all implement it, so callers ask the objective instead of
+(``render.networks.ModelObjective``) all implement it, so callers ask the objective instead of
 testing its type. Every objective is two-parameter: its first coordinate is drawn on the
 vertical axis (the weight, or a test function's ``y``), the second on the horizontal one (the
 bias, or ``x``).

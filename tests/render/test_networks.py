@@ -9,7 +9,7 @@ def test_honesty_chart_draws_both_curves_and_warns_above_them():
     from matplotlib.figure import Figure
 
     from gdscope.nets.projection import Honesty
-    from gdscope.render.models import plot_honesty
+    from gdscope.render.networks import plot_honesty
 
     steps = np.arange(4)
     true = np.array([1.0, 0.5, 0.3, 0.2])
