@@ -28,7 +28,7 @@ let landscape = null;   // last /api/landscape answer
 let runs = null;        // last /api/trajectories answer
 let pinnedRuns = [];    // answers for pinned configurations
 let landscapeKey = "";
-let runsKey = "";        // the trajectory requests (current and pinned) that \`runs\` answers
+let runsKey = "";        // the trajectory requests (current and pinned) that `runs` answers
 let figureRecord = null; // the record of the figure shown (/api/command), embedded in the PNG
 let phaseAnswer = null, phaseKey = "";
 let playing = null;
@@ -337,7 +337,7 @@ function colourAt(t) {
 
 function shownValues(map) {
   const log = state.color === "log";
-  return log ? map.values.map((row) => row.map((v) => (v > 0 ? Math.log10(v) : null))) : map.values;
+  return log ? map.values.map((row) => row.map(lift)) : map.values;
 }
 
 function landscapeImage(index) {
@@ -544,11 +544,21 @@ function cross(c, x, y, r, colour) {
   c.moveTo(x - r, y - r); c.lineTo(x + r, y + r); c.moveTo(x - r, y + r); c.lineTo(x + r, y - r); c.stroke();
 }
 
+// A loss as the surface's height: log10 on a log colour scale (where there is one).
+function lift(v) {
+  return v === null ? null : state.color === "log" ? (v > 0 ? Math.log10(v) : null) : v;
+}
+
+// Where the step marker of a run sits on the surface at the slider's step.
+function stepPoint(run) {
+  const at = Math.min(Number($("step").value), lastFinite(run));
+  return { x: [run.biases[at]], y: [run.weights[at]], z: [lift(run.losses[at])] };
+}
+
 // The landscape as a Plotly surface, each path lifted onto it at its recorded loss.
 function drawSurface(div, map, index) {
   div.querySelector("canvas.paths")?.remove();
   const log = state.color === "log";
-  const lift = (v) => (v === null ? null : log ? (v > 0 ? Math.log10(v) : null) : v);
   const traces = [{ type: "surface", x: landscape.biases, y: landscape.weights, z: shownValues(map),
     colorscale: TERRAIN, opacity: 0.9, colorbar: { title: { text: log ? "log10 loss" : "loss" }, len: 0.8 },
     hovertemplate: `${map.labels[1]} %{x:.3f}<br>${map.labels[0]} %{y:.3f}<br>loss %{z:.4g}<extra></extra>` }];
@@ -560,7 +570,7 @@ function drawSurface(div, map, index) {
     traces.push({ type: "scatter3d", mode: "lines+markers", x: run.biases, y: run.weights,
       z: run.losses.map(lift), name: label, line: { color: colour, width: 5 }, marker: { size: 2, color: colour } });
   }
-  traces.push({ type: "scatter3d", mode: "markers", x: [], y: [], z: [], name: "step",
+  traces.push({ type: "scatter3d", mode: "markers", ...stepPoint(runs.runs[index]), name: "step",
     marker: { size: 6, color: "yellow", line: { color: "black", width: 1 } } });
   // The scene keeps a margin and its camera a step back, so that tick labels and axis titles
   // stay inside the panel.
@@ -580,22 +590,19 @@ function showStep() {
 
 function drawMarkers() {
   if (!runs || !landscape) return;
-  const step = Number($("step").value);
   showStep();
   runs.runs.forEach((run, index) => {
     const div = $(`map-${index}`);
     if (!div || !div.data) return;
     if (!div.dataset.surface) { drawPaths(index); return; }
-    const at = Math.min(step, lastFinite(run));
-    const v = run.losses[at];
-    const z = state.color === "log" ? (v > 0 ? Math.log10(v) : null) : v;
-    Plotly.restyle(div, { x: [[run.biases[at]]], y: [[run.weights[at]]], z: [[z]] }, [div.data.length - 1]);
+    const { x, y, z } = stepPoint(run);
+    Plotly.restyle(div, { x: [x], y: [y], z: [z] }, [div.data.length - 1]);
   });
 }
 
 // The PNG download: every map panel as the page shows it (Plotly's picture of each with its
 // path canvas drawn over it), laid out as on the page, with the figure's record (from
-// /api/command) in a tEXt chunk, so that \`gdscope replay\` makes the same figure. The key is the
+// /api/command) in a tEXt chunk, so that `gdscope replay` makes the same figure. The key is the
 // one gdscope's own PNGs carry their record under (files.save_figure, records.read_record);
 // the browser test reads the download back with read_record.
 const RECORD_KEY = "Description";
@@ -635,7 +642,7 @@ function crc32(bytes) {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-// \`png\` with a tEXt chunk \`key\`: \`text\` after its header (IHDR); the text is kept to ASCII
+// `png` with a tEXt chunk `key`: `text` after its header (IHDR); the text is kept to ASCII
 // (JSON escapes the rest) since tEXt holds Latin-1.
 function withText(png, key, text) {
   const ascii = text.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
@@ -814,7 +821,7 @@ async function update(landscapeToo) {
     figureRecord = command.record;
     $("step").max = runs.epochs;
     if (Number($("step").value) > runs.epochs || !playing) $("step").value = runs.epochs;
-    drawMaps(); drawMarkers();
+    drawMaps(); showStep();
     const t2 = performance.now();
     drawLossChart(); drawStatus();
     $("command").textContent = command.command;
