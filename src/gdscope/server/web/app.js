@@ -657,6 +657,40 @@ function withText(png, key, text) {
   return out;
 }
 
+// A symmetric log scale, sign(v)·log10(1 + |v|/t) with t the smallest non-zero |v|: like a
+// log scale for values far from 0, and it keeps zero and negative values (a log axis drops them).
+// Returns the scale and ticks at the powers of ten (and their negatives) that the values span.
+function symlog(values) {
+  const finite = values.filter((v) => v !== null && Number.isFinite(v));
+  const sizes = finite.map(Math.abs).filter((v) => v > 0);
+  const t = sizes.length ? Math.min(...sizes) : 1, top = sizes.length ? Math.max(...sizes) : 1;
+  const scale = (v) => (v === null ? null : Math.sign(v) * Math.log10(1 + Math.abs(v) / t));
+  const lo = Math.floor(Math.log10(t)), hi = Math.ceil(Math.log10(top));
+  const every = Math.max(1, Math.ceil((hi - lo + 1) / 6));
+  const powers = [];
+  for (let k = lo; k <= hi; k += every) powers.push(10 ** k);
+  const signs = finite.some((v) => v < 0) ? [-1, 1] : [1];
+  // Ticks closer than a fifteenth of the scale's extent to one kept already would overlap.
+  const extent = scale(top) * signs.length, ticks = [];
+  for (const v of [0, ...signs.flatMap((sign) => powers.map((p) => sign * p))]) {
+    if (ticks.every((kept) => Math.abs(scale(kept) - scale(v)) >= extent / 15)) ticks.push(v);
+  }
+  ticks.sort((a, b) => a - b);
+  return { scale, tickvals: ticks.map(scale), ticktext: ticks.map(tickText) };
+}
+
+// A power of ten (or its negative) as a tick: 0.01, 1, 100, 1e6.
+function tickText(v) {
+  return v === 0 || Math.abs(Math.log10(Math.abs(v))) <= 3 ? String(v) : v.toExponential(0).replace("+", "");
+}
+
+// Whether values span so many decades that a linear colour scale shows one colour (a loss
+// that blew up to 1e36 beside ones near 1).
+function spansDecades(values) {
+  const sizes = values.filter((v) => v !== null && Number.isFinite(v) && v !== 0).map(Math.abs);
+  return sizes.length > 0 && Math.max(...sizes) / Math.min(...sizes) > 1e3;
+}
+
 function drawLossChart() {
   // A log axis drops losses at or below 0 (a saddle's): then a symmetric log axis, and a note.
   const all = runs.runs.flatMap((run) => run.losses);
