@@ -342,6 +342,13 @@ def test_png_download_holds_every_panel_and_replays(open_page, tmp_path):
 # 11 ----------------------------------------------------------------------------------------
 
 
+def loss_chart(page) -> dict:
+    """The loss chart's y axis type, first trace's y values and title, as Plotly drew them."""
+    return page.evaluate("""(() => { const d = document.getElementById('lossChart');
+        return {type: d._fullLayout.yaxis.type, y: d.data[0].y,
+                title: d.layout.title.text}; })()""")
+
+
 def test_the_loss_chart_shows_negative_losses(open_page):
     page = open_page()
     page.select_option("#problem", "saddle")
@@ -349,9 +356,7 @@ def test_the_loss_chart_shows_negative_losses(open_page):
     ready(page)
     losses = page.evaluate("window.gdscope.runs.runs[0].losses")
     assert min(v for v in losses if v is not None) < 0  # the premise: a saddle goes below 0
-    chart = page.evaluate("""(() => { const d = document.getElementById('lossChart');
-        return {type: d._fullLayout.yaxis.type, y: d.data[0].y,
-                title: d.layout.title.text}; })()""")
+    chart = loss_chart(page)
     assert chart["type"] != "log"
     assert [y is None for y in chart["y"]] == [v is None for v in losses]
     assert sorted(range(len(losses)), key=lambda i: losses[i]) == sorted(
@@ -374,3 +379,14 @@ def test_view_and_colour_changes_redraw_without_fetching(open_page):
     page.wait_for_timeout(600)
     assert [p for p in sent if p in ("/api/landscape", "/api/trajectories", "/api/phase")] == []
     assert page.evaluate("document.getElementById('map-0').data[0].type") == "heatmap"
+
+
+def test_signed_losses_within_a_decade_get_a_linear_axis(open_page):
+    def signed(answer: dict) -> None:
+        for run in answer["runs"]:
+            run["losses"] = [0.5 - 0.01 * k for k in range(len(run["losses"]))]
+
+    page = open_page(rewrite("/api/trajectories", signed))
+    chart = loss_chart(page)
+    assert chart["type"] == "linear" and "linear scale" in chart["title"]
+    assert chart["y"][-1] == pytest.approx(0.5 - 0.01 * (len(chart["y"]) - 1))

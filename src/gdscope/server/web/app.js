@@ -665,14 +665,15 @@ function symlog(values) {
   const sizes = finite.map(Math.abs).filter((v) => v > 0);
   const t = sizes.length ? Math.min(...sizes) : 1, top = sizes.length ? Math.max(...sizes) : 1;
   const scale = (v) => (v === null ? null : Math.sign(v) * Math.log10(1 + Math.abs(v) / t));
-  const lo = Math.floor(Math.log10(t)), hi = Math.ceil(Math.log10(top));
+  const lo = Math.ceil(Math.log10(t)), hi = Math.floor(Math.log10(top));  // ticks within the values
   const every = Math.max(1, Math.ceil((hi - lo + 1) / 6));
   const powers = [];
   for (let k = lo; k <= hi; k += every) powers.push(10 ** k);
   const signs = finite.some((v) => v < 0) ? [-1, 1] : [1];
   // Ticks closer than a fifteenth of the scale's extent to one kept already would overlap.
   const extent = scale(top) * signs.length, ticks = [];
-  for (const v of [0, ...signs.flatMap((sign) => powers.map((p) => sign * p))]) {
+  const zero = finite.some((v) => v <= 0) ? [0] : [];  // a tick at 0 only where 0 is shown
+  for (const v of [...zero, ...signs.flatMap((sign) => powers.map((p) => sign * p))]) {
     if (ticks.every((kept) => Math.abs(scale(kept) - scale(v)) >= extent / 15)) ticks.push(v);
   }
   ticks.sort((a, b) => a - b);
@@ -692,19 +693,21 @@ function spansDecades(values) {
 }
 
 function drawLossChart() {
-  // A log axis drops losses at or below 0 (a saddle's): then a symmetric log axis, and a note.
+  // A log axis drops losses at or below 0 (a saddle's): then a symmetric log axis where they
+  // span decades, a linear one where they do not, and a note saying which.
   const all = runs.runs.flatMap((run) => run.losses);
   const signed = all.some((v) => v !== null && v <= 0);
-  const axis = signed ? symlog(all) : null;
+  const axis = signed && spansDecades(all) ? symlog(all) : null;
   const traces = runs.runs.map((run) => ({ type: "scatter", mode: "lines", name: run.loss,
-    x: run.losses.map((_, i) => i), y: signed ? run.losses.map(axis.scale) : run.losses,
+    x: run.losses.map((_, i) => i), y: axis ? run.losses.map(axis.scale) : run.losses,
     customdata: run.losses, hovertemplate: `${run.loss}<br>epoch %{x}: loss %{customdata:.4g}<extra></extra>` }));
-  const yaxis = signed ? { title: { text: "loss (symmetric log)" }, tickvals: axis.tickvals, ticktext: axis.ticktext }
-    : { type: "log", title: { text: "loss" } };
-  const title = signed ? "loss per epoch (symmetric log scale: some losses are ≤ 0)" : "loss per epoch";
+  const scale = !signed ? "log" : axis ? "symmetric log" : "linear";
+  const yaxis = axis ? { title: { text: "loss (symmetric log)" }, tickvals: axis.tickvals, ticktext: axis.ticktext }
+    : { type: signed ? "linear" : "log", title: { text: "loss" } };
+  const title = signed ? `loss per epoch (${scale} scale: some losses are ≤ 0)` : "loss per epoch";
   Plotly.react($("lossChart"), traces, { title: TITLE(title), xaxis: { title: { text: "epoch" } }, yaxis,
     margin: { l: 60, r: 10, t: 40, b: 40 } }, PLOT_CONFIG);
-  $("lossChart").dataset.scale = signed ? "symlog" : "log";
+  $("lossChart").dataset.scale = scale;
 }
 
 // The first step at which a path lies outside the map (null if it stays on it).
