@@ -759,8 +759,8 @@ async function drawPhase() {
     text: answer.values.map((row) => row.map((v) => (v === null ? "none" : Number(v).toPrecision(4)))),
     hovertemplate: `${x.name} %{x:.4g}<br>${y.name} %{y:.4g}<br>${metric} %{text}<extra></extra>` };
   if (yesNo) {
-    Object.assign(heat, { colorscale: [[0, "#2c7bb6"], [1, "#d7191c"]], zmin: 0, zmax: 1, zauto: false,
-      colorbar: { tickvals: [0, 1], ticktext: ["no", "yes"] } });
+    Object.assign(heat, { colorscale: [[0, "#2c7bb6"], [0.5, "#2c7bb6"], [0.5, "#d7191c"], [1, "#d7191c"]], zmin: 0, zmax: 1, zauto: false,
+      colorbar: { tickvals: [0.25, 0.75], ticktext: ["no", "yes"] } });
   } else {
     Object.assign(heat, { colorscale: "Viridis",
       colorbar: logColour ? { tickvals: colour.tickvals, ticktext: colour.ticktext } : {} });
