@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from gdscope.engines.batched import run_batched
 from gdscope.errors import GdscopeError
 from gdscope.jobs.plotconfig import VIEWS
+from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.optim.table import OPTIMIZER_TABLE
 from gdscope.problem.data import make_data
 from gdscope.problem.losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
@@ -271,9 +272,12 @@ def create_app() -> Any:
 
     @app.post("/api/command")
     def command(request: CommandRequest) -> dict[str, Any]:
-        """The ``gdscope plot`` command that draws this request (as records write it)."""
+        """The ``gdscope plot`` command that draws this request (as records write it), and the
+        record a file of it carries (the page embeds it in the PNG it saves)."""
         config = request.config()
-        return {"command": config.command(OUT), "args": config.cli_args(), "out": OUT}
+        rec = record("plot", config=config.to_dict(), title=None, dpi=DEFAULT_DPI)
+        return {"command": config.command(OUT), "args": config.cli_args(), "out": OUT,
+                "record": rec}  # fmt: skip
 
     # At most one computation per core at a time; the others wait their turn. Without this,
     # dozens of worker threads (each with torch's and OpenMP's own threads) thrash the CPU.

@@ -6,7 +6,16 @@
 // (/api/command); the page keeps no copy of those.
 
 const $ = (id) => document.getElementById(id);
-const PIN_COLOURS = ["#000000", "#ff00ff", "#00bcd4", "#ff9800", "#ffffff", "#8bc34a"];
+// Pinned paths: dark enough to read on the white page and to stand out on the map.
+const PIN_COLOURS = ["#000000", "#c2185b", "#00838f", "#e65100", "#3f51b5", "#558b2f"];
+// Values a slider or a click makes are kept to this many significant digits, so the box, the
+// URL, the pins and the command all show the same short number.
+const SIGNIFICANT = 3;
+const tidy = (v) => Number(Number(v).toPrecision(SIGNIFICANT));
+// Plotly's toolbar without the buttons the page has its own controls for; it sits at the top
+// right, so titles go to the left.
+const PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage", "sendDataToCloud"] };
+const TITLE = (text) => ({ text, font: { size: 14 }, x: 0.02, xanchor: "left" });
 // matplotlib's 'terrain', sampled.
 const TERRAIN = [[0, "#333399"], [0.15, "#0099ff"], [0.25, "#00cc66"], [0.5, "#ffff99"],
   [0.75, "#805c54"], [1, "#ffffff"]];
@@ -19,12 +28,42 @@ let landscape = null;   // last /api/landscape answer
 let runs = null;        // last /api/trajectories answer
 let pinnedRuns = [];    // answers for pinned configurations
 let landscapeKey = "";
+let runsKey = "";        // the trajectory requests (current and pinned) that `runs` answers
+let figureRecord = null; // the record of the figure shown (/api/command), embedded in the PNG
+let phaseAnswer = null, phaseKey = "";
 let playing = null;
 let drawnPaths = [];     // what each map's canvas shows, in data coordinates (for tests and tools)
 
-// A phase-diagram axis over a hyperparameter's span (log where it spans decades).
-function phaseAxis(hyper) {
-  return { name: hyper.name, lo: hyper.span[0], hi: hyper.span[1], log: hyper.log };
+// A phase-diagram axis over a hyperparameter's span (log where it spans decades), moved to
+// centre on the current value: a problem with its own step size (Rosenbrock's lr 1e-3) gets an
+// axis around it, not the regression's. A linear axis moves only when the value lies outside.
+function phaseAxis(hyper, value = hyper.default) {
+  let [lo, hi] = hyper.span;
+  if (hyper.log && value > 0) {
+    const half = Math.sqrt(hi / lo);
+    [lo, hi] = [tidy(value / half), tidy(value * half)];
+  } else if (!hyper.log && Number.isFinite(value) && (value < lo || value > hi)) {
+    const half = (hi - lo) / 2;
+    [lo, hi] = [value - half, value + half];
+    if (hyper.low !== null && lo < hyper.low) [lo, hi] = [hyper.low, hyper.low + 2 * half];
+    if (hyper.below !== null && hi >= hyper.below) hi = hyper.below - (hi - lo) / 100;
+    [lo, hi] = [tidy(lo), tidy(hi)];
+  }
+  return { name: hyper.name, lo, hi, log: hyper.log };
+}
+
+// The current value of every hyperparameter (the optimizer's defaults where the state has none).
+function currentHyper(config = state) {
+  return { ...schema.optimizers[config.optimizer].defaults, ...config.hyper };
+}
+
+// Both phase axes again, around the current values (after the problem or optimizer changed).
+function resetPhaseAxes() {
+  const [x, y] = numeric(state.optimizer), current = currentHyper();
+  const find = (name, fallback) => numeric(state.optimizer).find((h) => h.name === name) || fallback;
+  const hx = find(state.phase.x.name, x), hy = find(state.phase.y.name, y || x);
+  state.phase.x = phaseAxis(hx, current[hx.name]);
+  state.phase.y = phaseAxis(hy, current[hy.name]);
 }
 
 // The hyperparameters of an optimizer as the server lists them; the numeric ones.
@@ -33,11 +72,13 @@ const numeric = (name) => hyperparameters(name).filter((h) => h.kind === "float"
 
 function defaultState() {
   const d = schema.defaults, [x, y] = numeric(d.optimizer.name);
+  const current = { ...schema.optimizers[d.optimizer.name].defaults, ...d.optimizer.hyper };
   return {
     optimizer: d.optimizer.name, hyper: { ...d.optimizer.hyper }, epochs: d.epochs, problem: "regression",
     loss: "all", delta: d.loss.delta, beta: d.loss.beta, data: { ...d.data },
     grid: { w: [...d.grid.w_range], b: [...d.grid.b_range], size: d.grid.size }, color: "linear", view: d.view,
-    start: [...d.start], pins: [], phase: { x: phaseAxis(x), y: phaseAxis(y || x), metric: d.metric },
+    start: [...d.start], pins: [], phase: { x: phaseAxis(x, current[x.name]),
+      y: phaseAxis(y || x, current[(y || x).name]), metric: d.metric },
   };
 }
 
@@ -95,6 +136,24 @@ function landscapeRequest() {
     grid: { w_range: state.grid.w, b_range: state.grid.b, size: state.grid.size } };
 }
 
+// A number box's value, or null when it holds none (emptied, or not a number): then the box
+// says so and nothing is sent (an empty box would otherwise read as 0).
+function readNumber(input) {
+  let note = input.nextElementSibling;
+  if (!note || !note.classList.contains("boxError")) {
+    note = document.createElement("span");
+    note.className = "boxError";
+    note.setAttribute("role", "alert");
+    input.after(note);
+  }
+  const text = input.value.trim(), value = Number(text);
+  const bad = text === "" || input.validity.badInput || !Number.isFinite(value);
+  note.textContent = bad ? "enter a number" : "";
+  input.classList.toggle("invalid", bad);
+  input.setAttribute("aria-invalid", String(bad));
+  return bad ? null : value;
+}
+
 function debounce(fn, ms) {
   let timer;
   return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
@@ -128,15 +187,25 @@ function buildHyperControls() {
     if (hyper.low !== null) number.min = hyper.low;  // the server refuses what lies outside
     if (hyper.below !== null) number.max = hyper.below;
     slider.value = value; number.value = value;
-    slider.addEventListener("input", () => { number.value = slider.value; state.hyper[key] = Number(slider.value); changed(); });
-    number.addEventListener("change", () => { slider.value = number.value; state.hyper[key] = Number(number.value); changed(); });
+    slider.addEventListener("input", () => {
+      state.hyper[key] = tidy(slider.value); number.value = state.hyper[key]; readNumber(number); changed();
+    });
+    number.addEventListener("change", () => {
+      const typed = readNumber(number);
+      if (typed === null) return;
+      slider.value = typed; state.hyper[key] = typed; changed();
+    });
   }
 }
 
 function bindField(id, get, set, landscapeToo = false) {
   const input = $(id);
   input.value = get();
-  input.addEventListener("change", () => { set(input.value); changed(landscapeToo); });
+  input.addEventListener("change", () => {
+    const value = input.type === "number" ? readNumber(input) : input.value;
+    if (value === null) return;
+    set(value); changed(landscapeToo);
+  });
 }
 
 // Number inputs take the server's bounds for the fields they set.
@@ -168,7 +237,7 @@ function bindControls() {
     const lr = state.hyper.lr;
     state.optimizer = select.value;
     state.hyper = lr !== undefined ? { lr } : {};
-    buildHyperControls(); buildPhaseControls(); changed();
+    resetPhaseAxes(); buildHyperControls(); buildPhaseControls(); changed();
   });
   bindField("epochs", () => state.epochs, (v) => { state.epochs = Math.round(Number(v)); });
   const problemSelect = $("problem");
@@ -182,6 +251,7 @@ function bindControls() {
     state.grid = f ? { w: [...f.domain[0]], b: [...f.domain[1]], size: state.grid.size } : base.grid;
     state.start = f ? [...f.start] : base.start;
     state.hyper = { ...state.hyper, lr: f ? f.lr : base.hyper.lr };
+    resetPhaseAxes();
     saveState(); location.reload();
   });
   bindField("loss", () => state.loss, (v) => { state.loss = v; }, true);
@@ -195,12 +265,13 @@ function bindControls() {
   bindField("blo", () => state.grid.b[0], (v) => { state.grid.b[0] = Number(v); }, true);
   bindField("bhi", () => state.grid.b[1], (v) => { state.grid.b[1] = Number(v); }, true);
   bindField("size", () => state.grid.size, (v) => { state.grid.size = Math.round(Number(v)); }, true);
-  bindField("color", () => state.color, (v) => { state.color = v; }, true);
-  bindField("view", () => state.view, (v) => { state.view = v; }, true);
+  // The view and the colour scale are redrawn from the landscape the page has.
+  bindField("color", () => state.color, (v) => { state.color = v; });
+  bindField("view", () => state.view, (v) => { state.view = v; });
   $("step").addEventListener("input", drawMarkers);
   $("play").addEventListener("click", togglePlay);
   $("pin").addEventListener("click", pin);
-  $("clearPins").addEventListener("click", () => { state.pins = []; pinnedRuns = []; changed(); });
+  $("clearPins").addEventListener("click", () => { state.pins = []; changed(); });
   $("downloadPng").addEventListener("click", () => downloadPng().catch((e) => status(String(e), true)));
   $("downloadCsv").addEventListener("click", () => download("gdscope.csv", toCsv(), "text/csv"));
   $("downloadJson").addEventListener("click", () =>
@@ -217,13 +288,18 @@ function buildPhaseControls() {
     if (!names.includes(spec.name)) spec.name = names[axis === "X" ? 0 : 1] || names[0];
     select.value = spec.name;
     select.onchange = () => {
-      Object.assign(spec, phaseAxis(numeric(state.optimizer).find((h) => h.name === select.value)));
+      const hyper = numeric(state.optimizer).find((h) => h.name === select.value);
+      Object.assign(spec, phaseAxis(hyper, currentHyper()[hyper.name]));
       buildPhaseControls(); changed();
     };
     for (const end of ["lo", "hi"]) {
       const input = $(`phase${axis}${end}`);
       input.value = spec[end];
-      input.onchange = () => { spec[end] = Number(input.value); changed(); };
+      readNumber(input);
+      input.onchange = () => {
+        const value = readNumber(input);
+        if (value !== null) { spec[end] = value; changed(); }
+      };
     }
   }
   $("phaseXlog").checked = state.phase.x.log;
@@ -261,7 +337,7 @@ function colourAt(t) {
 
 function shownValues(map) {
   const log = state.color === "log";
-  return log ? map.values.map((row) => row.map((v) => (v > 0 ? Math.log10(v) : null))) : map.values;
+  return log ? map.values.map((row) => row.map(lift)) : map.values;
 }
 
 function landscapeImage(index) {
@@ -357,13 +433,13 @@ function drawLandscape(div, map, index) {
     x: bl - db / 2, y: wh + dw / 2, sizex: bh - bl + db, sizey: wh - wl + dw, sizing: "stretch",
     layer: "below" }];
   Plotly.react(div, mapTraces(index), {
-    title: { text: map.loss, font: { size: 14 } }, margin: { l: 50, r: 10, t: 36, b: 40 },
+    title: TITLE(map.loss), margin: { l: 50, r: 10, t: 40, b: 40 },
     xaxis: { title: { text: map.labels[1] }, range: [bl - db / 2, bh + db / 2], zeroline: false, showgrid: false,
       constrain: "domain" },
     yaxis: { title: { text: map.labels[0] }, range: [wl - dw / 2, wh + dw / 2], scaleanchor: "x",
       zeroline: false, showgrid: false, constrain: "domain" },
     images, showlegend: false, uirevision: "keep", dragmode: false,
-  }, { displaylogo: false, responsive: true });
+  }, PLOT_CONFIG);
   if (!div.dataset.bound) {
     div.dataset.bound = "1";
     // Plotly re-lays the figure out on resizes: keep the canvas on the plot area.
@@ -375,7 +451,7 @@ function drawLandscape(div, map, index) {
       const rect = div.getBoundingClientRect();
       const px = event.clientX - rect.left - xa._offset, py = event.clientY - rect.top - ya._offset;
       if (px < 0 || py < 0 || px > xa._length || py > ya._length) return;
-      state.start = [Number(ya.p2d(py).toFixed(4)), Number(xa.p2d(px).toFixed(4))];
+      state.start = [tidy(ya.p2d(py)), tidy(xa.p2d(px))];
       changed();
     });
   }
@@ -468,11 +544,21 @@ function cross(c, x, y, r, colour) {
   c.moveTo(x - r, y - r); c.lineTo(x + r, y + r); c.moveTo(x - r, y + r); c.lineTo(x + r, y - r); c.stroke();
 }
 
+// A loss as the surface's height: log10 on a log colour scale (where there is one).
+function lift(v) {
+  return v === null ? null : state.color === "log" ? (v > 0 ? Math.log10(v) : null) : v;
+}
+
+// Where the step marker of a run sits on the surface at the slider's step.
+function stepPoint(run) {
+  const at = Math.min(Number($("step").value), lastFinite(run));
+  return { x: [run.biases[at]], y: [run.weights[at]], z: [lift(run.losses[at])] };
+}
+
 // The landscape as a Plotly surface, each path lifted onto it at its recorded loss.
 function drawSurface(div, map, index) {
   div.querySelector("canvas.paths")?.remove();
   const log = state.color === "log";
-  const lift = (v) => (v === null ? null : log ? (v > 0 ? Math.log10(v) : null) : v);
   const traces = [{ type: "surface", x: landscape.biases, y: landscape.weights, z: shownValues(map),
     colorscale: TERRAIN, opacity: 0.9, colorbar: { title: { text: log ? "log10 loss" : "loss" }, len: 0.8 },
     hovertemplate: `${map.labels[1]} %{x:.3f}<br>${map.labels[0]} %{y:.3f}<br>loss %{z:.4g}<extra></extra>` }];
@@ -484,61 +570,166 @@ function drawSurface(div, map, index) {
     traces.push({ type: "scatter3d", mode: "lines+markers", x: run.biases, y: run.weights,
       z: run.losses.map(lift), name: label, line: { color: colour, width: 5 }, marker: { size: 2, color: colour } });
   }
-  traces.push({ type: "scatter3d", mode: "markers", x: [], y: [], z: [], name: "step",
+  traces.push({ type: "scatter3d", mode: "markers", ...stepPoint(runs.runs[index]), name: "step",
     marker: { size: 6, color: "yellow", line: { color: "black", width: 1 } } });
+  // The scene keeps a margin and its camera a step back, so that tick labels and axis titles
+  // stay inside the panel.
   Plotly.react(div, traces, {
-    title: { text: map.loss, font: { size: 14 } }, margin: { l: 0, r: 0, t: 36, b: 0 }, showlegend: false,
+    title: TITLE(map.loss), margin: { l: 20, r: 20, t: 40, b: 20 }, showlegend: false,
     scene: { xaxis: { title: { text: map.labels[1] } }, yaxis: { title: { text: map.labels[0] } },
-      zaxis: { title: { text: log ? "log10 loss" : "loss" } } }, uirevision: "keep",
-  }, { displaylogo: false, responsive: true });
+      zaxis: { title: { text: log ? "log10 loss" : "loss" } }, domain: { x: [0.04, 0.96], y: [0.04, 0.96] },
+      camera: { eye: { x: 1.6, y: 1.6, z: 1.0 } } }, uirevision: "keep",
+  }, PLOT_CONFIG);
   div.dataset.surface = "1";
+}
+
+// The slider's step as text; every redraw shows it, not only a touched slider.
+function showStep() {
+  $("stepLabel").textContent = `step ${Number($("step").value)} / ${runs.epochs}`;
 }
 
 function drawMarkers() {
   if (!runs || !landscape) return;
-  const step = Number($("step").value);
-  $("stepLabel").textContent = `step ${step} / ${runs.epochs}`;
+  showStep();
   runs.runs.forEach((run, index) => {
     const div = $(`map-${index}`);
     if (!div || !div.data) return;
     if (!div.dataset.surface) { drawPaths(index); return; }
-    const at = Math.min(step, lastFinite(run));
-    const v = run.losses[at];
-    const z = state.color === "log" ? (v > 0 ? Math.log10(v) : null) : v;
-    Plotly.restyle(div, { x: [[run.biases[at]]], y: [[run.weights[at]]], z: [[z]] }, [div.data.length - 1]);
+    const { x, y, z } = stepPoint(run);
+    Plotly.restyle(div, { x: [x], y: [y], z: [z] }, [div.data.length - 1]);
   });
 }
 
-// The PNG download: Plotly's picture of the map with the path canvas drawn over it.
+// The PNG download: every map panel as the page shows it (Plotly's picture of each with its
+// path canvas drawn over it), laid out as on the page, with the figure's record (from
+// /api/command) in a tEXt chunk, so that `gdscope replay` makes the same figure. The key is the
+// one gdscope's own PNGs carry their record under (files.save_figure, records.read_record);
+// the browser test reads the download back with read_record.
+const RECORD_KEY = "Description";
+
 async function downloadPng() {
-  const div = $("map-0");
-  const url = await Plotly.toImage(div, { format: "png", width: div.clientWidth, height: div.clientHeight });
-  const image = new Image();
-  await new Promise((done) => { image.onload = done; image.src = url; });
+  const box = $("maps"), outer = box.getBoundingClientRect();
   const canvas = document.createElement("canvas");
-  canvas.width = image.width; canvas.height = image.height;
+  canvas.width = Math.round(outer.width); canvas.height = Math.round(outer.height);
   const context = canvas.getContext("2d");
-  context.drawImage(image, 0, 0);
-  const paths = div.querySelector("canvas.paths");
-  if (paths) {
-    const size = plotArea(div);
-    context.drawImage(paths, size.l, size.t, size.w, size.h);
+  context.fillStyle = "white"; context.fillRect(0, 0, canvas.width, canvas.height);
+  for (const div of box.children) {
+    const rect = div.getBoundingClientRect(), x = rect.left - outer.left, y = rect.top - outer.top;
+    const url = await Plotly.toImage(div, { format: "png", width: div.clientWidth, height: div.clientHeight });
+    const image = new Image();
+    await new Promise((done, fail) => { image.onload = done; image.onerror = fail; image.src = url; });
+    context.drawImage(image, x, y);
+    const paths = div.querySelector("canvas.paths");
+    if (paths) {
+      const area = plotArea(div);
+      context.drawImage(paths, x + area.l, y + area.t, area.w, area.h);
+    }
   }
-  const link = document.createElement("a");
-  link.download = "gdscope.png"; link.href = canvas.toDataURL("image/png"); link.click();
+  const blob = await new Promise((done) => canvas.toBlob(done, "image/png"));
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  download("gdscope.png", figureRecord ? withText(bytes, RECORD_KEY, JSON.stringify(figureRecord)) : bytes, "image/png");
+}
+
+// CRC-32 as PNG chunks use it.
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 255] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+// `png` with a tEXt chunk `key`: `text` after its header (IHDR); the text is kept to ASCII
+// (JSON escapes the rest) since tEXt holds Latin-1.
+function withText(png, key, text) {
+  const ascii = text.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const body = new TextEncoder().encode(`tEXt${key}\0${ascii}`);
+  const chunk = new Uint8Array(body.length + 8), view = new DataView(chunk.buffer);
+  view.setUint32(0, body.length - 4);
+  chunk.set(body, 4);
+  view.setUint32(body.length + 4, crc32(body));
+  const header = 8 + 25;  // the signature, then IHDR (13 bytes of data, 12 of length, type, CRC)
+  const out = new Uint8Array(png.length + chunk.length);
+  out.set(png.subarray(0, header)); out.set(chunk, header); out.set(png.subarray(header), header + chunk.length);
+  return out;
+}
+
+// A symmetric log scale, sign(v)·log10(1 + |v|/t) with t the smallest non-zero |v|: like a
+// log scale for values far from 0, and it keeps zero and negative values (a log axis drops them).
+// Returns the scale and ticks at the powers of ten (and their negatives) that the values span.
+function symlog(values) {
+  const finite = values.filter((v) => v !== null && Number.isFinite(v));
+  const sizes = finite.map(Math.abs).filter((v) => v > 0);
+  const t = sizes.length ? Math.min(...sizes) : 1, top = sizes.length ? Math.max(...sizes) : 1;
+  const scale = (v) => (v === null ? null : Math.sign(v) * Math.log10(1 + Math.abs(v) / t));
+  const lo = Math.ceil(Math.log10(t)), hi = Math.floor(Math.log10(top));  // ticks within the values
+  const every = Math.max(1, Math.ceil((hi - lo + 1) / 6));
+  const powers = [];
+  for (let k = lo; k <= hi; k += every) powers.push(10 ** k);
+  const signs = finite.some((v) => v < 0) ? [-1, 1] : [1];
+  // Ticks closer than a fifteenth of the scale's extent to one kept already would overlap.
+  const extent = scale(top) * signs.length, ticks = [];
+  const zero = finite.some((v) => v <= 0) ? [0] : [];  // a tick at 0 only where 0 is shown
+  for (const v of [...zero, ...signs.flatMap((sign) => powers.map((p) => sign * p))]) {
+    if (ticks.every((kept) => Math.abs(scale(kept) - scale(v)) >= extent / 15)) ticks.push(v);
+  }
+  ticks.sort((a, b) => a - b);
+  return { scale, tickvals: ticks.map(scale), ticktext: ticks.map(tickText) };
+}
+
+// A power of ten (or its negative) as a tick: 0.01, 1, 100, 1e6.
+function tickText(v) {
+  return v === 0 || Math.abs(Math.log10(Math.abs(v))) <= 3 ? String(v) : v.toExponential(0).replace("+", "");
+}
+
+// Whether values span so many decades that a linear colour scale shows one colour (a loss
+// that blew up to 1e36 beside ones near 1).
+function spansDecades(values) {
+  const sizes = values.filter((v) => v !== null && Number.isFinite(v) && v !== 0).map(Math.abs);
+  return sizes.length > 0 && Math.max(...sizes) / Math.min(...sizes) > 1e3;
 }
 
 function drawLossChart() {
+  // A log axis drops losses at or below 0 (a saddle's): then a symmetric log axis where they
+  // span decades, a linear one where they do not, and a note saying which.
+  const all = runs.runs.flatMap((run) => run.losses);
+  const signed = all.some((v) => v !== null && v <= 0);
+  const axis = signed && spansDecades(all) ? symlog(all) : null;
   const traces = runs.runs.map((run) => ({ type: "scatter", mode: "lines", name: run.loss,
-    x: run.losses.map((_, i) => i), y: run.losses }));
-  Plotly.react($("lossChart"), traces, { title: { text: "loss per epoch", font: { size: 13 } },
-    xaxis: { title: { text: "epoch" } }, yaxis: { type: "log", title: { text: "loss" } },
-    margin: { l: 60, r: 10, t: 32, b: 40 } }, { displaylogo: false, responsive: true });
+    x: run.losses.map((_, i) => i), y: axis ? run.losses.map(axis.scale) : run.losses,
+    customdata: run.losses, hovertemplate: `${run.loss}<br>epoch %{x}: loss %{customdata:.4g}<extra></extra>` }));
+  const scale = !signed ? "log" : axis ? "symmetric log" : "linear";
+  const yaxis = axis ? { title: { text: "loss (symmetric log)" }, tickvals: axis.tickvals, ticktext: axis.ticktext }
+    : { type: signed ? "linear" : "log", title: { text: "loss" } };
+  const title = signed ? `loss per epoch (${scale} scale: some losses are ≤ 0)` : "loss per epoch";
+  Plotly.react($("lossChart"), traces, { title: TITLE(title), xaxis: { title: { text: "epoch" } }, yaxis,
+    margin: { l: 60, r: 10, t: 40, b: 40 } }, PLOT_CONFIG);
+  $("lossChart").dataset.scale = scale;
 }
 
+// The first step at which a path lies outside the map (null if it stays on it).
+function leftMapAt(run) {
+  const [wl, wh] = state.grid.w, [bl, bh] = state.grid.b;
+  const inside = (w, b) => w !== null && b !== null && w >= wl && w <= wh && b >= bl && b <= bh;
+  const at = run.weights.findIndex((w, i) => !inside(w, run.biases[i]));
+  return at < 0 ? null : at;
+}
+
+// A warning for every path, current or pinned, that diverged (as the server says) or left the map.
 function drawStatus() {
-  const messages = runs.runs.filter((r) => r.diverged_at !== null)
-    .map((r) => `${r.loss}: diverged at step ${r.diverged_at}`);
+  const messages = [];
+  const all = [{ answer: runs, label: "" }, ...pinnedRuns.map((answer, i) => ({ answer, label: `pin ${i + 1} ` }))];
+  for (const { answer, label } of all) {
+    for (const run of answer.runs) {
+      const left = leftMapAt(run);
+      if (run.diverged_at !== null) messages.push(`${label}${run.loss}: diverged at step ${run.diverged_at}`);
+      else if (left === 0) messages.push(`${label}${run.loss}: starts outside the map`);
+      else if (left !== null) messages.push(`${label}${run.loss}: left the map at step ${left}`);
+    }
+  }
   status(messages.join(" · "), messages.length > 0);
   document.body.dataset.diverged = messages.length ? "true" : "false";
 }
@@ -551,13 +742,30 @@ async function drawPhase() {
     start: state.start, optimizer: { name: state.optimizer, hyper: state.hyper },
     x: { name: x.name, lo: positive(x), hi: x.hi, count: 40, log: x.log },
     y: { name: y.name, lo: positive(y), hi: y.hi, count: 32, log: y.log }, ...problem() };
-  const answer = await api("/api/phase", request);
-  const current = { ...schema.optimizers[state.optimizer].defaults, ...state.hyper };
-  // A yes/no metric (only 0 and 1) in two colours, any other on a continuous scale.
-  const yesNo = answer.values.flat().every((v) => v === 0 || v === 1);
-  const traces = [{ type: "heatmap", x: answer.x, y: answer.y, z: answer.values,
-    colorscale: yesNo ? [[0, "#2c7bb6"], [1, "#d7191c"]] : "Viridis", name: metric,
-    hovertemplate: `${x.name} %{x:.4g}<br>${y.name} %{y:.4g}<br>${metric} %{z:.4g}<extra></extra>` },
+  // The answer the page has is redrawn as it is; only a new request goes to the server.
+  const key = JSON.stringify(request);
+  if (key !== phaseKey || !phaseAnswer) { phaseAnswer = await api("/api/phase", request); phaseKey = key; }
+  const answer = phaseAnswer;
+  const current = currentHyper();
+  // A yes/no metric (only 0 and 1) in two colours pinned to 0 and 1 (an all-0 grid is all
+  // "no"); one whose values span decades (a loss that blew up) on a symmetric log colour
+  // scale; any other on a linear one.
+  const flat = answer.values.flat().filter((v) => v !== null);
+  const yesNo = flat.every((v) => v === 0 || v === 1);
+  const logColour = !yesNo && spansDecades(flat);
+  const colour = logColour ? symlog(flat) : null;
+  const heat = { type: "heatmap", x: answer.x, y: answer.y, name: metric,
+    z: logColour ? answer.values.map((row) => row.map(colour.scale)) : answer.values,
+    text: answer.values.map((row) => row.map((v) => (v === null ? "none" : Number(v).toPrecision(4)))),
+    hovertemplate: `${x.name} %{x:.4g}<br>${y.name} %{y:.4g}<br>${metric} %{text}<extra></extra>` };
+  if (yesNo) {
+    Object.assign(heat, { colorscale: [[0, "#2c7bb6"], [0.5, "#2c7bb6"], [0.5, "#d7191c"], [1, "#d7191c"]], zmin: 0, zmax: 1, zauto: false,
+      colorbar: { tickvals: [0.25, 0.75], ticktext: ["no", "yes"] } });
+  } else {
+    Object.assign(heat, { colorscale: "Viridis",
+      colorbar: logColour ? { tickvals: colour.tickvals, ticktext: colour.ticktext } : {} });
+  }
+  const traces = [heat,
   { type: "scatter", mode: "markers", x: [current[x.name]], y: [current[y.name]], name: "current",
     marker: { symbol: "star", size: 16, color: "white", line: { color: "black", width: 1 } } }];
   if (answer.stable) {
@@ -566,15 +774,17 @@ async function drawPhase() {
       name: "analytic border", hoverinfo: "skip" });
   }
   const div = $("phase");
-  Plotly.react(div, traces, { title: { text: `${metric} (${answer.values.length}×${answer.x.length})`, font: { size: 13 } },
+  const scaleNote = logColour ? ", log colour" : "";
+  Plotly.react(div, traces, { title: TITLE(`${metric} (${answer.values.length}×${answer.x.length}${scaleNote})`),
     xaxis: { title: { text: x.name }, type: x.log ? "log" : "linear" }, yaxis: { title: { text: y.name } },
-    margin: { l: 60, r: 10, t: 32, b: 40 }, showlegend: false }, { displaylogo: false, responsive: true });
+    margin: { l: 60, r: 10, t: 40, b: 40 }, showlegend: false }, PLOT_CONFIG);
+  div.dataset.colour = yesNo ? "yes/no" : logColour ? "log" : "linear";
   if (!div.dataset.bound) {
     div.dataset.bound = "1";
     div.on("plotly_click", (event) => {
       const point = event.points[0];
-      state.hyper[state.phase.x.name] = Number(Number(point.x).toPrecision(4));
-      state.hyper[state.phase.y.name] = Number(Number(point.y).toPrecision(4));
+      state.hyper[state.phase.x.name] = tidy(point.x);
+      state.hyper[state.phase.y.name] = tidy(point.y);
       buildHyperControls(); changed();
     });
   }
@@ -629,25 +839,35 @@ async function update(landscapeToo) {
   saveState();
   document.body.dataset.ready = "false";
   try {
+    // Only what changed is asked for again: a new view or colour scale is drawn from what the
+    // page has.
     const key = JSON.stringify(landscapeRequest());
     const wantMap = landscapeToo || key !== landscapeKey || !landscape;
-    const [map, answer, command, ...pins] = await Promise.all([
+    const pathsKey = JSON.stringify([trajectoryRequest(), ...state.pins.map((p) => trajectoryRequest(p))]);
+    const wantPaths = pathsKey !== runsKey || !runs;
+    const [map, [answer, ...pins], command] = await Promise.all([
       wantMap ? api("/api/landscape", landscapeRequest()) : Promise.resolve(landscape),
-      api("/api/trajectories", trajectoryRequest()),
-      api("/api/command", commandRequest()).catch((e) => ({ command: `(no command: ${e.message || e})` })),
-      ...state.pins.map((p) => api("/api/trajectories", trajectoryRequest(p))),
+      wantPaths ? Promise.all([api("/api/trajectories", trajectoryRequest()),
+        ...state.pins.map((p) => api("/api/trajectories", trajectoryRequest(p)))])
+        : Promise.resolve([runs, ...pinnedRuns]),
+      api("/api/command", commandRequest()).catch((e) => ({ command: `(no command: ${e.message || e})`, record: null })),
     ]);
     if (mine !== generation) return;  // a newer change superseded this one
     const t1 = performance.now();
-    landscape = map; landscapeKey = key; runs = answer; pinnedRuns = pins;
+    landscape = map; landscapeKey = key; runs = answer; pinnedRuns = pins; runsKey = pathsKey;
+    figureRecord = command.record;
     $("step").max = runs.epochs;
     if (Number($("step").value) > runs.epochs || !playing) $("step").value = runs.epochs;
-    drawMaps();
+    drawMaps(); showStep();
     const t2 = performance.now();
     drawLossChart(); drawStatus();
     $("command").textContent = command.command;
-    $("pins").innerHTML = state.pins.map((p, i) =>
-      `<li style="color:${PIN_COLOURS[i % PIN_COLOURS.length]}">pin ${i + 1}: ${p.optimizer} ${JSON.stringify(p.hyper)} from (${p.start})</li>`).join("");
+    $("pins").replaceChildren(...state.pins.map((p, i) => {
+      const item = document.createElement("li");
+      item.style.color = PIN_COLOURS[i % PIN_COLOURS.length];
+      item.textContent = `pin ${i + 1}: ${p.optimizer} ${JSON.stringify(p.hyper)} from (${p.start})`;
+      return item;
+    }));
     document.body.dataset.ready = "true";
     const timing = { fetch_ms: t1 - t0, draw_ms: performance.now() - t1, maps_ms: t2 - t1 };
     drawnPaths.length = landscape.maps.length;
