@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gdscope import interrupts
 from gdscope.cli import options
 from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
 from gdscope.jobs.studies import (
@@ -19,6 +20,7 @@ from gdscope.jobs.studies import (
     Problem,
     RunSettings,
     SweepConfig,
+    kept,
     make_compare,
     make_phase,
     make_sweep,
@@ -129,9 +131,10 @@ def _sweep(ns: argparse.Namespace) -> int:
     objective = options.objective(ns)
     settings = _settings(ns, objective)
     config = SweepConfig(tuple(ns.vary), _problem(ns, objective), settings, log=ns.log_color)
-    for path in make_sweep(config, _outputs(ns)).written:
+    done = make_sweep(config, _outputs(ns))
+    for path in done.written:
         print(path)
-    return 0
+    return _interrupted(done.run)
 
 
 def _phase(ns: argparse.Namespace) -> int:
@@ -155,11 +158,11 @@ def _phase(ns: argparse.Namespace) -> int:
 
 
 def _interrupted(run: GridRun) -> int:
-    """Ctrl-C during the run: the files hold the finished cells; say so, exit 130."""
-    if not run.interrupted:
+    """Ctrl-C during the run (or while its files were written): the files hold the finished
+    cells; say so in one line, exit 130."""
+    if not (run.interrupted or interrupts.requested()):
         return 0
-    done, total = int(run.completed.sum()), len(run.completed)
-    print(f"gdscope: interrupted: kept {done} of {total} configurations", file=sys.stderr)
+    print(f"gdscope: interrupted: {kept(run)}", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 
