@@ -231,7 +231,7 @@ def _landscape(ns: argparse.Namespace) -> int:
 
         for path in save_surface(result.surface, ns.save, projected=result.projected,
                                  explained=result.explained, force=ns.force):  # fmt: skip
-            print(path)
+            options.wrote(path)
     fig = draw_landscape(result, view=ns.view, metric=ns.metric, log=ns.log_color, title=ns.title)
     # What auto chose (it times this machine): a replay computes the same way, so the same values.
     meta = result.surface.meta
@@ -242,13 +242,13 @@ def _landscape(ns: argparse.Namespace) -> int:
 
     argv = strip_outputs(ns.argv, EVALUATION_FLAGS)  # kept in "evaluation", as it was done
     rec = record("argv", argv=argv, evaluation=chosen)
-    print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=rec))
+    options.wrote(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=rec))
     if ns.animate is not None:
         from gdscope.jobs.landscape import animate
         from gdscope.render.animation import write_animation
 
         animator = animate(result, view=ns.view, log=ns.log_color, title=ns.title)
-        print(write_animation(animator.frames(), ns.animate, fps=15, force=ns.force))
+        options.wrote(write_animation(animator.frames(), ns.animate, fps=15, force=ns.force))
     return 0
 
 
@@ -258,10 +258,8 @@ def _example(ns: argparse.Namespace) -> int:
     def log(text: str) -> None:
         print(text, file=sys.stderr)
 
-    written = run_example(ns.name, ns.out, epochs=ns.epochs, grid=ns.grid, device=ns.device,
-                          force=ns.force, log=log)  # fmt: skip
-    for path in written:
-        print(path)
+    run_example(ns.name, ns.out, epochs=ns.epochs, grid=ns.grid, device=ns.device,
+                force=ns.force, log=log, wrote=options.wrote)  # fmt: skip
     return 0
 
 

@@ -297,10 +297,10 @@ _WRITTEN: list[Path] = []
 """The files this command wrote so far (``wrote``), for the line Ctrl-C ends with."""
 
 
-def wrote(path: Path) -> None:
-    """Print a file's name once it is written, and remember it."""
+def wrote(path: Path, line: str | None = None) -> None:
+    """Print a file's name (or ``line``) once it is written, and remember it."""
     _WRITTEN.append(path)
-    print(path, flush=True)
+    print(path if line is None else line, flush=True)
 
 
 def kept_files() -> str:

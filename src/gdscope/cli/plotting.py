@@ -230,7 +230,7 @@ def _reproduce(ns: argparse.Namespace) -> int:
         fmt=ns.format,
         force=ns.force,
         dpi=ns.dpi,
-        progress=lambda spec, path: print(f"Fig. {spec.number:>2}  {path}", flush=True),
+        progress=lambda spec, path: options.wrote(path, f"Fig. {spec.number:>2}  {path}"),
     )
     print(f"gallery: {paths[-1]}")
     return 0

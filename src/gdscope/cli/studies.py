@@ -131,7 +131,11 @@ def _sweep(ns: argparse.Namespace) -> int:
     objective = options.objective(ns)
     settings = _settings(ns, objective)
     config = SweepConfig(tuple(ns.vary), _problem(ns, objective), settings, log=ns.log_color)
-    done = make_sweep(config, _outputs(ns))
+    update, close = options.progress("sweep")
+    try:
+        done = make_sweep(config, _outputs(ns), progress=update)
+    finally:
+        close()
     for path in done.written:
         print(path)
     return _interrupted(done.run)

@@ -265,7 +265,9 @@ class CompareOutput:
     written: tuple[Path, ...]
 
 
-def make_sweep(config: SweepConfig, outputs: Outputs) -> StudyOutput:
+def make_sweep(
+    config: SweepConfig, outputs: Outputs, *, progress: Progress | None = None
+) -> StudyOutput:
     """Run every combination along the reference grid and draw one panel each."""
     from gdscope.render.studycharts import plot_small_multiples
     from gdscope.studies.sweep import run_grid
@@ -277,7 +279,8 @@ def make_sweep(config: SweepConfig, outputs: Outputs) -> StudyOutput:
     data = problem.dataset()
     run = run_grid(
         data, name, axes, fixed=fixed, loss=problem.objective, start=settings.start,
-        epochs=settings.epochs, record="path", **settings.batches(), **settings.engine(),
+        epochs=settings.epochs, record="path", progress=progress, **settings.batches(),
+        **settings.engine(),
     )  # fmt: skip
     if not run.completed.any():
         return StudyOutput(run, ())  # Ctrl-C before any configuration finished
