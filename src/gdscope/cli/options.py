@@ -275,7 +275,7 @@ def check_save(save: Path, saves: Sequence[str], force: bool) -> None:
 
 
 def progress(
-    label: str,
+    label: str, unit: str = "cfg"
 ) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
     """A tqdm bar on a terminal, nothing when stderr is piped. The job calls ``update(0,
     total)`` first, so the bar has its total at once, and its rate from the first chunk."""
@@ -283,7 +283,7 @@ def progress(
         return None, lambda: None
     from tqdm import tqdm
 
-    bar = tqdm(desc=label, unit="cfg", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(desc=label, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
     def update(done: int, total: int) -> None:
         bar.total = total
