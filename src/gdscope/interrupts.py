@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from types import FrameType
 
 __all__ = ["deferred", "handle_sigint", "polled", "quiet_start", "requested"]
@@ -61,23 +61,22 @@ def handle_sigint() -> Iterator[None]:
 
 
 @contextmanager
-def polled() -> Iterator[None]:
+def _section(kind: str) -> Iterator[None]:
+    setattr(_STATE, kind, getattr(_STATE, kind) + 1)
+    try:
+        yield
+    finally:
+        setattr(_STATE, kind, getattr(_STATE, kind) - 1)
+
+
+def polled() -> AbstractContextManager[None]:
     """A section that checks ``requested()`` at least once a second: Ctrl-C does not raise."""
-    _STATE.polled += 1
-    try:
-        yield
-    finally:
-        _STATE.polled -= 1
+    return _section("polled")
 
 
-@contextmanager
-def deferred() -> Iterator[None]:
+def deferred() -> AbstractContextManager[None]:
     """A short section that must not be cut (writing files): Ctrl-C only sets the request."""
-    _STATE.deferred += 1
-    try:
-        yield
-    finally:
-        _STATE.deferred -= 1
+    return _section("deferred")
 
 
 def _starting(signum: int, frame: FrameType | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from gdscope.jobs.studies import (
     PhaseConfig,
     Problem,
     RunSettings,
+    StudyOutput,
     SweepConfig,
     kept,
     make_compare,
@@ -29,7 +31,7 @@ from gdscope.jobs.studies import (
 from gdscope.problem.data import DataSpec
 from gdscope.problem.objective import Objective
 from gdscope.studies.phase import DEFAULT_METRIC, METRICS
-from gdscope.studies.sweep import Axis, GridRun
+from gdscope.studies.sweep import Axis
 
 if TYPE_CHECKING:
     from gdscope.cli.options import Subparsers
@@ -131,14 +133,7 @@ def _sweep(ns: argparse.Namespace) -> int:
     objective = options.objective(ns)
     settings = _settings(ns, objective)
     config = SweepConfig(tuple(ns.vary), _problem(ns, objective), settings, log=ns.log_color)
-    update, close = options.progress("sweep")
-    try:
-        done = make_sweep(config, _outputs(ns), progress=update)
-    finally:
-        close()
-    for path in done.written:
-        print(path)
-    return _interrupted(done.run)
+    return _run_study(ns, make_sweep, config)
 
 
 def _phase(ns: argparse.Namespace) -> int:
@@ -151,22 +146,25 @@ def _phase(ns: argparse.Namespace) -> int:
         ns.x, ns.y, _problem(ns, objective, grid=False), settings, metric=ns.metric, tol=ns.tol,
         mark=tuple(ns.mark) if ns.mark else None, chunk=ns.chunk,
     )  # fmt: skip
-    update, close = options.progress("phase")
+    return _run_study(ns, make_phase, config)
+
+
+def _run_study(
+    ns: argparse.Namespace, make: Callable[..., StudyOutput], config: SweepConfig | PhaseConfig
+) -> int:
+    """Run a grid study with a progress bar and print what it wrote. After Ctrl-C during the
+    run (or while its files were written) the files hold the finished cells: say so in one
+    line, exit 130."""
+    update, close = options.progress(ns.command)
     try:
-        done = make_phase(config, _outputs(ns), progress=update)
+        done = make(config, _outputs(ns), progress=update)
     finally:
         close()
     for path in done.written:
         print(path)
-    return _interrupted(done.run)
-
-
-def _interrupted(run: GridRun) -> int:
-    """Ctrl-C during the run (or while its files were written): the files hold the finished
-    cells; say so in one line, exit 130."""
-    if not (run.interrupted or interrupts.requested()):
+    if not (done.run.interrupted or interrupts.requested()):
         return 0
-    print(f"gdscope: interrupted: {kept(run)}", file=sys.stderr)
+    print(f"gdscope: interrupted: {kept(done.run)}", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 
