@@ -48,7 +48,8 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def handle_sigint() -> Iterator[None]:
-    """Within: Ctrl-C sets ``requested()`` (and raises outside ``polled``/``deferred``)."""
+    """Within: Ctrl-C sets ``requested()`` (and raises outside ``polled``/``deferred``); the
+    request is cleared on the way in and out."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
@@ -58,10 +59,14 @@ def handle_sigint() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        _STATE.request.clear()  # the next command (or notebook code) starts afresh
 
 
 @contextmanager
 def _section(kind: str) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only: a worker's section (the server's) is not it
+        return
     setattr(_STATE, kind, getattr(_STATE, kind) + 1)
     try:
         yield
