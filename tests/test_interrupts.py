@@ -75,3 +75,18 @@ def test_ctrl_c_stops_the_tensor_engine_mid_chunk_without_key_errors():
     assert time.perf_counter() - began[0] < 10  # polled every step; a full run takes minutes
     assert run.interrupted and not run.completed.any()
     assert np.isnan(run.grid("final_loss")).all() and np.isnan(run.grid("diverged")).all()
+
+
+def test_chunk_sizes_keep_unpolled_chunks_short_and_let_polled_ones_grow():
+    from gdscope.studies.sweep import UNPOLLED_SECONDS, _ChunkSizes
+
+    native = _ChunkSizes(65_536)
+    native.took(FIRST_CHUNK, UNPOLLED_SECONDS / 100, polled=False)
+    assert native.next == 4 * FIRST_CHUNK  # fast: grows, at most 4× a chunk
+    native.took(64, UNPOLLED_SECONDS * 4, polled=False)
+    assert native.next == 16  # slow: shrinks to what fits the time Ctrl-C may wait
+    torch_engine = _ChunkSizes(100)
+    torch_engine.took(FIRST_CHUNK, 30.0, polled=True)  # slow, but stopped mid-chunk anyway
+    assert torch_engine.next == 64
+    torch_engine.took(64, 30.0, polled=True)
+    assert torch_engine.next == 100  # the limit

@@ -159,13 +159,13 @@ FIRST_CHUNK = 16
 """Configurations in a grid's first chunk: one finishes quickly, so progress has a rate."""
 UNPOLLED_SECONDS = 0.25
 """How long a chunk may run in an engine that cannot check for Ctrl-C (the native kernel)."""
-POLLED_SECONDS = 2.0
-"""How long a chunk may run in an engine that checks for Ctrl-C every step (for progress)."""
 
 
 class _ChunkSizes:
-    """Chunk sizes that grow from ``FIRST_CHUNK`` (at most 4× a chunk) towards ``limit``, kept
-    to ``UNPOLLED_SECONDS`` or ``POLLED_SECONDS`` a chunk by the time the last one took."""
+    """Chunk sizes that grow from ``FIRST_CHUNK`` (at most 4× a chunk) towards ``limit``. The
+    tensor engine checks for Ctrl-C every step, so its chunks just grow (a step over many
+    configurations costs little more than over few); the native kernel's are kept to
+    ``UNPOLLED_SECONDS`` by the time the last one took."""
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
@@ -174,10 +174,8 @@ class _ChunkSizes:
         self.next = min(FIRST_CHUNK, limit)
 
     def took(self, size: int, seconds: float, *, polled: bool) -> None:
-        budget = POLLED_SECONDS if polled else UNPOLLED_SECONDS
-        fits = int(size * budget / max(seconds, 1e-6))
-        floor = size if polled else 1  # a polled engine is stopped mid-chunk: never shrink
-        self.next = max(1, min(self.limit, 4 * size, max(floor, fits)))
+        fits = 4 * size if polled else int(size * UNPOLLED_SECONDS / max(seconds, 1e-6))
+        self.next = max(1, min(self.limit, 4 * size, fits))
 
 
 class _Engine:
