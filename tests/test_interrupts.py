@@ -90,3 +90,13 @@ def test_chunk_sizes_keep_unpolled_chunks_short_and_let_polled_ones_grow():
     assert torch_engine.next == 64
     torch_engine.took(64, 30.0, polled=True)
     assert torch_engine.next == 100  # the limit
+
+
+def test_a_ctrl_c_lost_in_a_finalizer_is_raised_again():
+    class Dropped:
+        def __del__(self) -> None:
+            raise KeyboardInterrupt  # as Ctrl-C landing in a __del__ (Python only prints it)
+
+    with interrupts.handle_sigint(), pytest.raises(KeyboardInterrupt):
+        Dropped()
+        time.sleep(1)

@@ -12,13 +12,15 @@ stays False and Ctrl-C raises ``KeyboardInterrupt`` as usual.
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from types import FrameType
+from typing import Any
 
 __all__ = ["deferred", "handle_sigint", "polled", "quiet_start", "requested"]
 
@@ -54,12 +56,29 @@ def handle_sigint() -> Iterator[None]:
         yield  # signal handlers can only be set from the main thread
         return
     previous = signal.signal(signal.SIGINT, _on_sigint)
+    hook = sys.unraisablehook
+    sys.unraisablehook = _redeliver(hook)
     _STATE.request.clear()
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = hook
         _STATE.request.clear()  # the next command (or notebook code) starts afresh
+
+
+def _redeliver(hook: Callable[[Any], object]) -> Callable[[Any], object]:
+    """A ``KeyboardInterrupt`` raised inside a callback whose errors Python ignores (a
+    ``__del__``, a weakref's) would be printed and lost: raise it again where it counts."""
+
+    def unraisable(info: Any) -> object:
+        if info.exc_type is KeyboardInterrupt:
+            # From another thread, a moment later: raised here, it would be ignored again.
+            threading.Timer(0.05, _thread.interrupt_main, args=(signal.SIGINT,)).start()
+            return None
+        return hook(info)
+
+    return unraisable
 
 
 @contextmanager
