@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("server",),
     ("cli",),
 )
-BASE = frozenset({"errors", "files", "version", "_moved", "examples"})
+BASE = frozenset({"errors", "files", "version", "_moved", "interrupts", "examples"})
 """The top-level modules and subpackages that make up the ``base`` unit."""
 FACADE = frozenset({"gdscope", "gdscope.__main__"})
 """The package's own ``__init__``/``__main__``: they gather the layers, so they are exempt."""

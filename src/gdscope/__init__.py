@@ -10,8 +10,12 @@ artists, animations) → ``jobs`` (compute, draw, save with a record) → ``cli`
 
 from __future__ import annotations
 
-from gdscope._moved import install as _install_moved_modules
-from gdscope.version import __version__
+from gdscope.interrupts import quiet_start as _quiet_start
+
+_quiet_start()  # the command: Ctrl-C while torch imports ends quietly (exit 130)
+
+from gdscope._moved import install as _install_moved_modules  # noqa: E402
+from gdscope.version import __version__  # noqa: E402
 
 _install_moved_modules()
 

@@ -30,7 +30,7 @@ def test_chunks_progress_and_save(article_data, tmp_path):
     axes = [Axis.parse("lr=0.01:0.3:5"), Axis.parse("momentum=0,0.9")]
     run = run_grid(article_data, "sgd", axes, fixed={"dampening": 0.1}, epochs=20, chunk=3,
                    progress=lambda done, total: seen.append((done, total)))  # fmt: skip
-    assert seen == [(3, 10), (6, 10), (9, 10), (10, 10)]
+    assert seen == [(0, 10), (3, 10), (6, 10), (9, 10), (10, 10)]  # the total first
     whole = run_grid(article_data, "sgd", axes, fixed={"dampening": 0.1}, epochs=20)
     np.testing.assert_array_equal(run.metrics["final_loss"], whole.metrics["final_loss"])
     for suffix in (".csv", ".json", ".npz"):

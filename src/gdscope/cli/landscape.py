@@ -9,14 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gdscope import interrupts
 from gdscope.cli import options
-from gdscope.cli.options import IMAGE_FILE, integer, number
+from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
 from gdscope.errors import GdscopeError
 from gdscope.files import check_target
 from gdscope.jobs.plotconfig import VIEWS
 
 if TYPE_CHECKING:
     from gdscope.cli.options import Subparsers
+    from gdscope.nets.survey import LandscapeResult
 
 __all__ = ["COMMANDS", "add_parser", "run"]
 
@@ -201,8 +203,7 @@ def _check(ns: argparse.Namespace) -> None:
 
 
 def _landscape(ns: argparse.Namespace) -> int:
-    from gdscope.files import save_figure
-    from gdscope.jobs.landscape import LandscapeJob, draw_landscape, run_job
+    from gdscope.jobs.landscape import LandscapeJob, run_job
 
     _check(ns)
     backend = None
@@ -224,15 +225,36 @@ def _landscape(ns: argparse.Namespace) -> int:
         result = run_job(job, progress=update)
     finally:
         close()
-    for note in result.notes:
+    points = int(result.surface.meta["points"])
+    done = points - int(result.surface.meta.get("unfinished", 0))
+    for note in result.notes if done == points else ():  # (blank where not evaluated)
         print(f"gdscope: warning: {note}", file=sys.stderr)
+    if not done:
+        raise KeyboardInterrupt  # Ctrl-C before any point was evaluated: nothing to write
+    with interrupts.deferred():  # what was evaluated is written even if Ctrl-C comes now
+        _write_landscape(ns, result, done)
+    if interrupts.requested():
+        print(f"gdscope: interrupted: kept {done} of {points} grid points", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _write_landscape(ns: argparse.Namespace, result: LandscapeResult, done: int) -> None:
+    """The surface (``--save``), the figure with its record, the animation (``--animate``)."""
+    from gdscope.files import save_figure
+    from gdscope.jobs.landscape import draw_landscape
+
     if ns.save is not None:  # first: the computation is kept even if drawing it fails
         from gdscope.nets.surface_io import save_surface
 
         for path in save_surface(result.surface, ns.save, projected=result.projected,
                                  explained=result.explained, force=ns.force):  # fmt: skip
-            print(path)
+            options.wrote(path)
     fig = draw_landscape(result, view=ns.view, metric=ns.metric, log=ns.log_color, title=ns.title)
+    points = int(result.surface.meta["points"])
+    if done < points:
+        fig.text(0.01, 0.01, f"interrupted: {done} of {points} grid points evaluated; the rest "
+                 "is left blank", fontsize=8, va="bottom")  # fmt: skip
     # What auto chose (it times this machine): a replay computes the same way, so the same values.
     meta = result.surface.meta
     chosen = {"strategy": meta["strategy"], "chunk": meta["chunk"],
@@ -242,14 +264,13 @@ def _landscape(ns: argparse.Namespace) -> int:
 
     argv = strip_outputs(ns.argv, EVALUATION_FLAGS)  # kept in "evaluation", as it was done
     rec = record("argv", argv=argv, evaluation=chosen)
-    print(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=rec))
+    options.wrote(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=rec))
     if ns.animate is not None:
         from gdscope.jobs.landscape import animate
         from gdscope.render.animation import write_animation
 
         animator = animate(result, view=ns.view, log=ns.log_color, title=ns.title)
-        print(write_animation(animator.frames(), ns.animate, fps=15, force=ns.force))
-    return 0
+        options.wrote(write_animation(animator.frames(), ns.animate, fps=15, force=ns.force))
 
 
 def _example(ns: argparse.Namespace) -> int:
@@ -258,10 +279,8 @@ def _example(ns: argparse.Namespace) -> int:
     def log(text: str) -> None:
         print(text, file=sys.stderr)
 
-    written = run_example(ns.name, ns.out, epochs=ns.epochs, grid=ns.grid, device=ns.device,
-                          force=ns.force, log=log)  # fmt: skip
-    for path in written:
-        print(path)
+    run_example(ns.name, ns.out, epochs=ns.epochs, grid=ns.grid, device=ns.device,
+                force=ns.force, log=log, wrote=options.wrote)  # fmt: skip
     return 0
 
 

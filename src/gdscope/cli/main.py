@@ -8,10 +8,12 @@ stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-from gdscope.cli import landscape, plotting, serve, studies
+from gdscope import interrupts
+from gdscope.cli import landscape, options, plotting, serve, studies
 from gdscope.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser
 from gdscope.cli.plotting import plot_config
 from gdscope.errors import GdscopeError
@@ -35,6 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv`` (default: this program's arguments); its exit status."""
+    code = _main(argv)
+    if argv is None and code == EXIT_INTERRUPTED:
+        # The program was interrupted: its files are complete and closed, so skip the
+        # interpreter's teardown (a second or more with torch loaded) and end now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     from gdscope.jobs.replay import strip_outputs
@@ -45,12 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns.main = main  # for replay: old records re-run their command line (no import cycle)
     group = next(group for group in _GROUPS if ns.command in group.COMMANDS)
     try:
-        return group.run(ns)
+        with interrupts.handle_sigint():
+            return group.run(ns)
     except GdscopeError as error:
         print(f"gdscope: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("gdscope: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C outside a computation that keeps what it finished
+        print(f"gdscope: interrupted: {options.kept_files()}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -275,18 +275,36 @@ def check_save(save: Path, saves: Sequence[str], force: bool) -> None:
 
 
 def progress(
-    label: str,
+    label: str, unit: str = "cfg"
 ) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
-    """A tqdm bar on a terminal, nothing when stderr is piped."""
+    """A tqdm bar on a terminal, nothing when stderr is piped. The job calls ``update(0,
+    total)`` first, so the bar has its total at once, and its rate from the first chunk."""
     if not sys.stderr.isatty():
         return None, lambda: None
     from tqdm import tqdm
 
-    bar = tqdm(desc=label, unit="cfg", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(desc=label, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
     def update(done: int, total: int) -> None:
         bar.total = total
-        bar.n = done
+        bar.update(done - bar.n)  # update(), not setting n: tqdm's rate comes from updates
         bar.refresh()
 
     return update, bar.close
+
+
+_WRITTEN: list[Path] = []
+"""The files this command wrote so far (``wrote``), for the line Ctrl-C ends with."""
+
+
+def wrote(path: Path, line: str | None = None) -> None:
+    """Print a file's name (or ``line``) once it is written, and remember it."""
+    _WRITTEN.append(path)
+    print(path if line is None else line, flush=True)
+
+
+def kept_files() -> str:
+    """What Ctrl-C left behind, in words: the files ``wrote`` printed, or nothing."""
+    if not _WRITTEN:
+        return "nothing finished; nothing written"
+    return f"kept {len(_WRITTEN)} file(s) written before it: {', '.join(map(str, _WRITTEN))}"

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gdscope import interrupts
 from gdscope.cli import options
-from gdscope.cli.options import IMAGE_FILE, Parser, integer, number
+from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, Parser, integer, number
 from gdscope.errors import GdscopeError
 from gdscope.files import FIGURE_FORMATS
 from gdscope.jobs.plotconfig import VIEWS, PlotConfig, load_toml, parse_function
@@ -200,7 +201,24 @@ def _animate(ns: argparse.Namespace) -> int:
         fps=ns.fps, frames=ns.frames, seconds=ns.seconds,
         size=tuple(ns.size) if ns.size else None,
     )  # fmt: skip
-    print(make_animation(config, ns.out, options=movie, title=ns.title, force=ns.force))
+    shown = [0, 0]  # frames drawn, of how many
+    update, close = options.progress("animate", unit="frame")
+
+    def follow(done: int, total: int) -> None:
+        shown[:] = [done, total]
+        if update is not None:
+            update(done, total)
+
+    try:
+        path = make_animation(config, ns.out, options=movie, title=ns.title, force=ns.force,
+                              progress=follow)  # fmt: skip
+    finally:
+        close()
+    print(path)
+    if interrupts.requested():  # Ctrl-C while drawing: the film stops at the frame it reached
+        print(f"gdscope: interrupted: kept the first {shown[0]} of {shown[1]} frames",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -230,7 +248,7 @@ def _reproduce(ns: argparse.Namespace) -> int:
         fmt=ns.format,
         force=ns.force,
         dpi=ns.dpi,
-        progress=lambda spec, path: print(f"Fig. {spec.number:>2}  {path}", flush=True),
+        progress=lambda spec, path: options.wrote(path, f"Fig. {spec.number:>2}  {path}"),
     )
     print(f"gallery: {paths[-1]}")
     return 0

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gdscope import interrupts
 from gdscope.cli import options
 from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
 from gdscope.jobs.studies import (
@@ -18,7 +20,9 @@ from gdscope.jobs.studies import (
     PhaseConfig,
     Problem,
     RunSettings,
+    StudyOutput,
     SweepConfig,
+    kept,
     make_compare,
     make_phase,
     make_sweep,
@@ -27,7 +31,7 @@ from gdscope.jobs.studies import (
 from gdscope.problem.data import DataSpec
 from gdscope.problem.objective import Objective
 from gdscope.studies.phase import DEFAULT_METRIC, METRICS
-from gdscope.studies.sweep import Axis, GridRun
+from gdscope.studies.sweep import Axis
 
 if TYPE_CHECKING:
     from gdscope.cli.options import Subparsers
@@ -129,9 +133,7 @@ def _sweep(ns: argparse.Namespace) -> int:
     objective = options.objective(ns)
     settings = _settings(ns, objective)
     config = SweepConfig(tuple(ns.vary), _problem(ns, objective), settings, log=ns.log_color)
-    for path in make_sweep(config, _outputs(ns)).written:
-        print(path)
-    return 0
+    return _run_study(ns, make_sweep, config)
 
 
 def _phase(ns: argparse.Namespace) -> int:
@@ -144,22 +146,25 @@ def _phase(ns: argparse.Namespace) -> int:
         ns.x, ns.y, _problem(ns, objective, grid=False), settings, metric=ns.metric, tol=ns.tol,
         mark=tuple(ns.mark) if ns.mark else None, chunk=ns.chunk,
     )  # fmt: skip
-    update, close = options.progress("phase")
+    return _run_study(ns, make_phase, config)
+
+
+def _run_study(
+    ns: argparse.Namespace, make: Callable[..., StudyOutput], config: SweepConfig | PhaseConfig
+) -> int:
+    """Run a grid study with a progress bar and print what it wrote. After Ctrl-C during the
+    run (or while its files were written) the files hold the finished cells: say so in one
+    line, exit 130."""
+    update, close = options.progress(ns.command)
     try:
-        done = make_phase(config, _outputs(ns), progress=update)
+        done = make(config, _outputs(ns), progress=update)
     finally:
         close()
     for path in done.written:
         print(path)
-    return _interrupted(done.run)
-
-
-def _interrupted(run: GridRun) -> int:
-    """Ctrl-C during the run: the files hold the finished cells; say so, exit 130."""
-    if not run.interrupted:
+    if not (done.run.interrupted or interrupts.requested()):
         return 0
-    done, total = int(run.completed.sum()), len(run.completed)
-    print(f"gdscope: interrupted: kept {done} of {total} configurations", file=sys.stderr)
+    print(f"gdscope: interrupted: {kept(done.run)}", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 

@@ -268,9 +268,11 @@ def run_example(
     device: str = "cpu",
     force: bool = False,
     log: Callable[[str], None] = print,
+    wrote: Callable[[Path], None] | None = None,
 ) -> list[Path]:
     """Train the example with SGD+momentum and with Adam (recording every few steps), draw each
-    path on its PCA plane with the honesty chart, and save figures and surfaces into ``out``."""
+    path on its PCA plane with the honesty chart, and save figures and surfaces into ``out``.
+    ``wrote(path)`` is called as each file is written (so an interruption can say which)."""
     from gdscope.files import check_target, save_figure
     from gdscope.nets.fit import fit
     from gdscope.nets.surface_io import save_surface
@@ -282,6 +284,12 @@ def run_example(
     out.mkdir(parents=True, exist_ok=True)
     module = importlib.import_module(EXAMPLES[name])
     written: list[Path] = []
+
+    def keep(path: Path) -> None:
+        written.append(path)
+        if wrote is not None:
+            wrote(path)
+
     optimizers = {
         "sgd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
         "adam": lambda p: torch.optim.Adam(p, lr=0.01),
@@ -305,9 +313,10 @@ def run_example(
         title = f"{name}, {trained.path.optimizer}, {epochs} epochs"
         fig = draw_landscape(result, view="contour", log=True, title=title)
         figure, arrays = targets[label]
-        written.append(save_figure(fig, figure, force=force))
-        written += save_surface(result.surface, arrays, projected=result.projected,
-                                explained=result.explained, force=force)  # fmt: skip
+        keep(save_figure(fig, figure, force=force))
+        for path in save_surface(result.surface, arrays, projected=result.projected,
+                                 explained=result.explained, force=force):  # fmt: skip
+            keep(path)
         ratio, check = result.explained, result.honesty
         log(f"{name} {label}: PCA explains {100 * ratio[0]:.1f}% + {100 * ratio[1]:.1f}%; "
             f"largest gap between the surface and the true loss {np.abs(check.gap).max():.3g}"

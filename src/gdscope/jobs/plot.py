@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from matplotlib.axes import Axes
@@ -211,9 +212,11 @@ def make_animation(
     options: AnimationOptions | None = None,
     title: str | None = None,
     force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Animate ``config``'s paths (``gdscope animate``) into ``out`` (.gif/.mp4) and write the
-    record beside it (``sidecar``). Both files are checked before any work is done."""
+    record beside it (``sidecar``). Both files are checked before any work is done.
+    ``progress(done, total)`` follows the frames; Ctrl-C (``interrupts``) shortens the film."""
     options = options or AnimationOptions()
     animation_format(out)
     for target in (out, sidecar(out)):
@@ -225,7 +228,7 @@ def make_animation(
         landscapes, [[t] for t in trajectories], options=options, log=config.log,
         kind=config.view, effective=config.effective, title=title,
     )  # fmt: skip
-    path = write_animation(animator.frames(), out, fps=options.fps, force=force)
+    path = write_animation(animator.frames(progress=progress), out, fps=options.fps, force=force)
     rec = record("animate", config=config.to_dict(), animation=options.to_dict(), title=title)
     write_text(sidecar(out), json.dumps(rec, sort_keys=True, indent=1), force=force)
     return path

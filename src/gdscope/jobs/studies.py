@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import QuadMesh
 from matplotlib.figure import Figure
 
+from gdscope import interrupts
 from gdscope.errors import GdscopeError
 from gdscope.files import save_figure, write_text
 from gdscope.jobs.plotconfig import PlotConfig
@@ -44,6 +47,7 @@ __all__ = [
     "RunSettings",
     "StudyOutput",
     "SweepConfig",
+    "kept",
     "make_compare",
     "make_phase",
     "make_sweep",
@@ -261,7 +265,9 @@ class CompareOutput:
     written: tuple[Path, ...]
 
 
-def make_sweep(config: SweepConfig, outputs: Outputs) -> StudyOutput:
+def make_sweep(
+    config: SweepConfig, outputs: Outputs, *, progress: Progress | None = None
+) -> StudyOutput:
     """Run every combination along the reference grid and draw one panel each."""
     from gdscope.render.studycharts import plot_small_multiples
     from gdscope.studies.sweep import run_grid
@@ -273,22 +279,27 @@ def make_sweep(config: SweepConfig, outputs: Outputs) -> StudyOutput:
     data = problem.dataset()
     run = run_grid(
         data, name, axes, fixed=fixed, loss=problem.objective, start=settings.start,
-        epochs=settings.epochs, record="path", **settings.batches(), **settings.engine(),
+        epochs=settings.epochs, record="path", progress=progress, **settings.batches(),
+        **settings.engine(),
     )  # fmt: skip
-    titles = [
-        ", ".join(f"{a.name}={_show(run.options[a.name][k])}" for a in axes)
-        for k in range(len(run.completed))
-    ]
-    trajectories = [run.trajectory(k) for k in range(len(run.completed))]
-    fig, _ = plot_small_multiples(
-        problem.landscape(data), trajectories, titles, fig=Figure(), log=config.log
-    )
-    held = ", ".join(f"{k}={v}" for k, v in sorted(fixed.items()))
-    fig.suptitle(
-        f"{name} on {problem.objective.title}, {settings.epochs} epochs"
-        + (f"; {held}" if held else "")
-    )
-    return StudyOutput(run, _save_grid_study(fig, "sweep", config, outputs, run))
+    if not run.completed.any():
+        return StudyOutput(run, ())  # Ctrl-C before any configuration finished
+    with interrupts.deferred():  # what finished is drawn and written even if Ctrl-C comes now
+        finished = np.flatnonzero(run.completed)
+        titles = [
+            ", ".join(f"{a.name}={_show(run.options[a.name][k])}" for a in axes) for k in finished
+        ]
+        trajectories = [run.trajectory(int(k)) for k in finished]
+        fig, _ = plot_small_multiples(
+            problem.landscape(data), trajectories, titles, fig=Figure(), log=config.log
+        )
+        held = ", ".join(f"{k}={v}" for k, v in sorted(fixed.items()))
+        fig.suptitle(
+            f"{name} on {problem.objective.title}, {settings.epochs} epochs"
+            + (f"; {held}" if held else "")
+            + (f"\n{kept(run)}; the others are not shown" if run.interrupted else "")
+        )
+        return StudyOutput(run, _save_grid_study(fig, "sweep", config, outputs, run))
 
 
 def make_phase(
@@ -307,15 +318,53 @@ def make_phase(
         tol=config.tol, chunk=config.chunk, progress=progress, **settings.batches(),
         **settings.engine(),
     )  # fmt: skip
-    fig = Figure(figsize=(8, 6.5))
-    ax = fig.subplots()
-    stable = analytic_stable(run, data) if data is not None else None
-    plot_phase(run, config.metric, ax=ax, stable=stable, mark=config.mark)
-    if stable is not None:
-        ax.plot([], [], color="white", lw=2, label="analytic stability border")
-        ax.legend(loc="upper right", fontsize=8, facecolor="#888888")
-    fig.tight_layout()
-    return StudyOutput(run, _save_grid_study(fig, "phase", config, outputs, run))
+    if not run.completed.any():
+        return StudyOutput(run, ())  # Ctrl-C before any configuration finished
+    with interrupts.deferred():  # what finished is drawn and written even if Ctrl-C comes now
+        fig = Figure(figsize=(8, 6.5))
+        ax = fig.subplots()
+        stable = analytic_stable(run, data) if data is not None else None
+        drawn = plot_phase(run, config.metric, ax=ax, stable=stable, mark=config.mark)
+        if stable is not None:
+            ax.plot([], [], color="white", lw=2, label="analytic stability border")
+            ax.legend(loc="upper right", fontsize=8, facecolor="#888888")
+        if run.interrupted:
+            _hatch_unfinished(ax, drawn.mesh, run)
+        fig.tight_layout()
+        return StudyOutput(run, _save_grid_study(fig, "phase", config, outputs, run))
+
+
+def kept(run: GridRun) -> str:
+    """What an interrupted grid run kept, in words."""
+    done = int(run.completed.sum())
+    if not done:
+        return "nothing finished; nothing written"
+    return f"kept {done} of {len(run.completed)} configurations"
+
+
+def _hatch_unfinished(ax: Axes, mesh: QuadMesh, run: GridRun) -> None:
+    """Hatch the cells Ctrl-C left unrun: one patch per block of rows with the same run of
+    unrun columns (a stopped grid leaves the rest of one row and the rows after it)."""
+    from matplotlib.patches import Polygon
+
+    edges = np.asarray(mesh.get_coordinates())  # (rows + 1, columns + 1, 2)
+    unrun = ~run.completed.reshape(run.shape)
+    blocks: list[list[int]] = []  # [first row, last row, first column, last column]
+    for i, row in enumerate(unrun):
+        changes = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(int), [0]])))
+        for j0, j1 in zip(changes[::2], changes[1::2] - 1, strict=True):
+            last = blocks[-1] if blocks else None
+            if last is not None and last[1] == i - 1 and last[2:] == [j0, j1]:
+                last[1] = i
+            else:
+                blocks.append([i, i, int(j0), int(j1)])
+    for i0, i1, j0, j1 in blocks:
+        corners = [edges[i0, j0], edges[i0, j1 + 1], edges[i1 + 1, j1 + 1], edges[i1 + 1, j0]]
+        ax.add_patch(Polygon(corners, closed=True, fill=False, hatch="//", lw=0,
+                             edgecolor="#555555"))  # fmt: skip
+    ax.text(0.01, 0.01, f"interrupted: {kept(run)}; hatched cells were not run",
+            transform=ax.transAxes, fontsize=8, va="bottom",
+            bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})  # fmt: skip
 
 
 def make_compare(config: CompareConfig, outputs: Outputs) -> CompareOutput:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gdscope import interrupts
 from gdscope.errors import GdscopeError
 from gdscope.files import write_atomic
 from gdscope.nets.recorder import ParamLayout
@@ -559,8 +560,10 @@ class LocalBackend:
     for all of them: changing it per chunk cost ~20%)."""
 
     def run(self, work: ChunkWork, chunks: Sequence[np.ndarray], store: Store) -> None:
-        with work.data.laid_out(work.memory_format) as batches:
+        with work.data.laid_out(work.memory_format) as batches, interrupts.polled():
             for indices in chunks:
+                if interrupts.requested():  # Ctrl-C: the points done so far are kept
+                    break
                 store(indices, *work.evaluate(batches, indices))
 
 
@@ -745,4 +748,7 @@ def evaluate_plane(
     chunks = [rest[i : i + decision.chunk] for i in range(0, len(rest), decision.chunk)]
     chosen = replace(work, method=decision.method, memory_format=decision.memory_format)
     (options.backend or LocalBackend()).run(chosen, chunks, results.store)
-    return results.surface(grid, layout, _meta(device, results.done.size, decision, trials.plan))
+    meta = _meta(device, results.done.size, decision, trials.plan)
+    if not results.done.all():  # stopped by Ctrl-C: the rest of the grid is NaN
+        meta["unfinished"] = int((~results.done).sum())
+    return results.surface(grid, layout, meta)

@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from gdscope import interrupts
 from gdscope.engines.trajectory import Trajectory
 from gdscope.errors import GdscopeError
 from gdscope.files import write_atomic
@@ -244,9 +245,14 @@ class Animator:
         (curve,) = ax.plot([], [], lw=1.6, color=ghost.get_color(), label=label)
         self.curves.append((curve, trajectory.losses))
 
-    def frames(self) -> Iterator[np.ndarray]:
+    def frames(self, *, progress: Callable[[int, int], None] | None = None) -> Iterator[np.ndarray]:
+        """Each frame in turn; after the first, Ctrl-C (``interrupts.requested``) ends the film
+        early, so what was drawn is still written. ``progress(done, total)`` after each."""
         canvas = self.figure.canvas
-        for step in self.frame_steps:
+        total = len(self.frame_steps)
+        for done, step in enumerate(self.frame_steps):
+            if done and interrupts.requested():
+                return
             canvas.restore_region(self.background)  # type: ignore[attr-defined]
             for line, head, w, b, z in self.heads:
                 upto = min(int(step) + 1, len(w))
@@ -264,6 +270,8 @@ class Animator:
             for artist in self.moving:
                 self.figure.draw_artist(artist)
             yield np.asarray(canvas.buffer_rgba())[..., :3].copy()  # type: ignore[attr-defined]
+            if progress is not None:
+                progress(done + 1, total)
 
 
 def write_animation(
@@ -328,4 +336,5 @@ def write_animation(
             writer.send(np.ascontiguousarray(frame[even]))
         writer.close()
 
-    return write_atomic(path, write_gif if fmt == "gif" else write_mp4, force=force)
+    with interrupts.polled():  # the frames stop at Ctrl-C; the film so far is written
+        return write_atomic(path, write_gif if fmt == "gif" else write_mp4, force=force)

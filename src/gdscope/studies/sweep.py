@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gdscope import interrupts
 from gdscope.engines.batched import BatchResult, Record, run_batched
 from gdscope.engines.trajectory import Trajectory
 from gdscope.errors import GdscopeError
@@ -147,8 +149,49 @@ class GridRun:
 
     def grid(self, metric: str) -> np.ndarray:
         """A metric reshaped to the axes' shape (NaN where not completed)."""
+        if metric not in self.metrics:  # no chunk finished
+            return np.full(self.shape, np.nan)
         values = np.where(self.completed, self.metrics[metric].astype(np.float64), np.nan)
         return values.reshape(self.shape)
+
+
+FIRST_CHUNK = 16
+"""Configurations in a grid's first chunk: one finishes quickly, so progress has a rate."""
+UNPOLLED_SECONDS = 0.25
+"""How long a chunk may run in an engine that cannot check for Ctrl-C (the native kernel)."""
+
+
+class _ChunkSizes:
+    """Chunk sizes that grow from ``FIRST_CHUNK`` (at most 4× a chunk) towards ``limit``. The
+    tensor engine checks for Ctrl-C every step, so its chunks just grow (a step over many
+    configurations costs little more than over few); the native kernel's are kept to
+    ``UNPOLLED_SECONDS`` by the time the last one took."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise GdscopeError(f"chunk must be >= 1, got {limit}")
+        self.limit = limit
+        self.next = min(FIRST_CHUNK, limit)
+
+    def took(self, size: int, seconds: float, *, polled: bool) -> None:
+        fits = 4 * size if polled else int(size * UNPOLLED_SECONDS / max(seconds, 1e-6))
+        self.next = max(1, min(self.limit, 4 * size, fits))
+
+
+class _Engine:
+    """``run_batched`` as ``"auto"`` would pick it, but checking for Ctrl-C every step where it
+    runs the tensor engine; the native kernel, which cannot check, is kept to short chunks."""
+
+    def __init__(self) -> None:
+        self.polled = False
+
+    def run(self, *args: Any, **kwargs: Any) -> BatchResult:
+        if not self.polled:
+            try:
+                return run_batched(*args, engine="native", **kwargs)
+            except GdscopeError:  # native does not apply (or is not built); bad input is
+                self.polled = True  # refused again just below by the same checks
+        return run_batched(*args, engine="torch", should_stop=interrupts.requested, **kwargs)
 
 
 def run_grid(
@@ -191,46 +234,57 @@ def run_grid(
     metrics: dict[str, np.ndarray] = {}
     options: dict[str, np.ndarray] = {}
     paths = losses = None
-    interrupted = False
+    sizes = _ChunkSizes(chunk)
+    engine = _Engine()
+    if progress is not None:
+        progress(0, total)
     try:
-        for begin in range(0, total, chunk):
-            index = np.arange(begin, min(total, begin + chunk))
-            hyper = {**fixed, **{name: values[index] for name, values in cells.items()}}
-            result = run_batched(
-                data, optimizer, hyper, loss=loss, start=start, epochs=epochs, record=record,
-                target=target, dtype=dtype, device=device, compile=compile,
-                centre=None if centre is None else centre(hyper), batch_size=batch_size,
-                shuffle_seed=shuffle_seed,
-            )  # fmt: skip
-            chunk_metrics = {
-                "final_loss": result.final_loss,
-                "best_loss": result.best_loss,
-                "path_length": result.path_length,
-                "steps_to_target": result.steps_to_target,
-                "diverged_at": result.diverged_at,
-                "final_w": result.final[:, 0],
-                "final_b": result.final[:, 1],
-            }
-            arrays = {k: v.detach().cpu().numpy() for k, v in chunk_metrics.items()}
-            if finish is not None:
-                arrays.update(finish(result, index))
-            for key, value in arrays.items():
-                metrics.setdefault(key, np.full(total, np.nan, dtype=np.float64))[index] = value
-            for key, tensor in result.hyper.items():
-                column = tensor[:, 0].cpu().numpy()
-                options.setdefault(key, np.zeros(total, dtype=column.dtype))[index] = column
-            if record == "path" and result.path is not None and result.losses is not None:
-                if paths is None or losses is None:
-                    points = result.path.shape[0]
-                    paths = np.full((total, points, 2), np.nan)
-                    losses = np.full((total, points), np.nan)
-                paths[index] = result.path.permute(1, 0, 2).double().cpu().numpy()
-                losses[index] = result.losses.T.double().cpu().numpy()
-            completed[index] = True
-            if progress is not None:
-                progress(int(completed.sum()), total)
-    except KeyboardInterrupt:
-        interrupted = True
+        with interrupts.polled():
+            begin = 0
+            while begin < total and not interrupts.requested():
+                index = np.arange(begin, min(total, begin + sizes.next))
+                hyper = {**fixed, **{name: values[index] for name, values in cells.items()}}
+                began = time.perf_counter()
+                result = engine.run(
+                    data, optimizer, hyper, loss=loss, start=start, epochs=epochs,
+                    record=record, target=target, dtype=dtype, device=device, compile=compile,
+                    centre=None if centre is None else centre(hyper), batch_size=batch_size,
+                    shuffle_seed=shuffle_seed,
+                )  # fmt: skip
+                if result.completed < result.epochs * result.steps_per_epoch:
+                    break  # stopped mid-run: this chunk's cells stay unfinished
+                sizes.took(len(index), time.perf_counter() - began, polled=engine.polled)
+                chunk_metrics = {
+                    "final_loss": result.final_loss,
+                    "best_loss": result.best_loss,
+                    "path_length": result.path_length,
+                    "steps_to_target": result.steps_to_target,
+                    "diverged_at": result.diverged_at,
+                    "final_w": result.final[:, 0],
+                    "final_b": result.final[:, 1],
+                }
+                arrays = {k: v.detach().cpu().numpy() for k, v in chunk_metrics.items()}
+                if finish is not None:
+                    arrays.update(finish(result, index))
+                for key, value in arrays.items():
+                    metrics.setdefault(key, np.full(total, np.nan, dtype=np.float64))[index] = value
+                for key, tensor in result.hyper.items():
+                    column = tensor[:, 0].cpu().numpy()
+                    options.setdefault(key, np.zeros(total, dtype=column.dtype))[index] = column
+                if record == "path" and result.path is not None and result.losses is not None:
+                    if paths is None or losses is None:
+                        points = result.path.shape[0]
+                        paths = np.full((total, points, 2), np.nan)
+                        losses = np.full((total, points), np.nan)
+                    paths[index] = result.path.permute(1, 0, 2).double().cpu().numpy()
+                    losses[index] = result.losses.T.double().cpu().numpy()
+                completed[index] = True  # last: an interruption above leaves the cells unfinished
+                begin = int(index[-1]) + 1
+                if progress is not None:
+                    progress(int(completed.sum()), total)
+    except KeyboardInterrupt:  # Ctrl-C where nobody installed interrupts.handle_sigint
+        pass
+    interrupted = not completed.all()
     meta: dict[str, Any] = {
         "gdscope": __version__,
         "torch": torch.__version__,
@@ -291,9 +345,9 @@ def save_grid(run: GridRun, path: str | os.PathLike[str], *, force: bool = False
     kind = target.suffix.lower()
     if kind not in {".npz", ".csv", ".json"}:
         raise GdscopeError(f"--save takes a .npz, .csv or .json file, got {target.name!r}")
-    header, rows = _rows(run)
     description = _describe(run)
     if kind == ".csv":
+        header, rows = _rows(run)
         buffer = io.StringIO()
         buffer.write("# " + json.dumps(description) + "\n")
         writer = csv.writer(buffer)
@@ -301,6 +355,7 @@ def save_grid(run: GridRun, path: str | os.PathLike[str], *, force: bool = False
         writer.writerows(rows)
         return _write_text(target, buffer.getvalue(), force=force)
     if kind == ".json":
+        header, rows = _rows(run)
         cells = [dict(zip(header, row, strict=True)) for row in rows]
         text = json.dumps({**description, "cells": cells}, allow_nan=True)
         return _write_text(target, text, force=force)
