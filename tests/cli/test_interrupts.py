@@ -238,7 +238,7 @@ def test_landscape_mid_run(tmp_path):
 
 
 def test_example_between_files_keeps_those_written(tmp_path):
-    outcome = interrupt(["example", "mlp", "--out", "ex", "--epochs", "1", "--grid", "7"],
+    outcome = interrupt(["example", "mlp", "--out", "ex", "--epochs", "1", "--grid", "61"],
                         tmp_path, printed("mlp-sgd.npz"))  # fmt: skip
     written = sorted(p.name for p in (tmp_path / "ex").iterdir())
     assert written[:2] == ["mlp-sgd.npz", "mlp-sgd.png"]
