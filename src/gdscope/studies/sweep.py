@@ -171,12 +171,14 @@ def run_grid(
     centre: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
     batch_size: int | None = None,
     shuffle_seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> GridRun:
     """Run every cell of ``axes`` (with ``fixed`` hyperparameters) through the batched engine.
 
     ``centre(hyper)`` gives each chunk's reference points for the spread metrics, and
     ``finish(result, cells)`` may add metrics per chunk. ``batch_size``/``shuffle_seed``: mini-batch
-    SGD, the same batches for every cell.
+    SGD, the same batches for every cell. ``should_stop`` is passed to ``run_batched`` (a
+    stopped run's metrics are partial: the caller that stops it discards them).
     """
     fixed = dict(fixed or {})
     loss = loss or LossSpec()
@@ -200,7 +202,7 @@ def run_grid(
                 data, optimizer, hyper, loss=loss, start=start, epochs=epochs, record=record,
                 target=target, dtype=dtype, device=device, compile=compile,
                 centre=None if centre is None else centre(hyper), batch_size=batch_size,
-                shuffle_seed=shuffle_seed,
+                shuffle_seed=shuffle_seed, should_stop=should_stop,
             )  # fmt: skip
             chunk_metrics = {
                 "final_loss": result.final_loss,
