@@ -141,6 +141,16 @@ def test_a_full_queue_gets_503_with_retry_after():
     assert refused.value.status == 503 and int(refused.value.headers["Retry-After"]) >= 1
 
 
+def test_a_full_pool_answers_503_before_reading_the_body():
+    app = create_app(limits=Limits(workers=1, queue=0))
+    client = TestClient(app, base_url=BASE)
+    app.state.pool.admit(None, 0)  # the one worker is busy
+    response = client.post("/api/phase", json=HEAVY_PHASE)
+    assert response.status_code == 503 and "busy" in response.json()["detail"]
+    assert int(response.headers["retry-after"]) >= 1
+    assert client.get("/api/health").status_code == 200
+
+
 def test_a_superseded_request_is_stopped_and_answered_409():
     pool = ComputePool(Limits(workers=2, queue=0, poll_s=0.01))
 

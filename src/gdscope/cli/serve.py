@@ -88,6 +88,9 @@ def run(ns: argparse.Namespace) -> int:
         import webbrowser
 
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    # The computations' threads hand the GIL back sooner, so the event loop (the page, its
+    # files, /api/health) waits less for it under load; this process serves nothing else.
+    sys.setswitchinterval(0.001)
     app = create_app(hosts=(ns.host, *ns.allow_host))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     server.run(sockets=[sock])

@@ -22,6 +22,7 @@ import contextlib
 import functools
 import json
 import math
+import mimetypes
 import os
 import socket
 import subprocess
@@ -68,7 +69,7 @@ try:  # the routes' annotations name it, so it is a module global; the web extra
 except ImportError:  # pragma: no cover
     Request = Response = Any  # type: ignore[misc,assignment]
 
-__all__ = ["LOOPBACK_HOSTS", "Limits", "create_app", "estimate", "running_server"]
+__all__ = ["LOOPBACK_HOSTS", "Limits", "create_app", "estimate", "running_server", "serving"]
 
 WEB = Path(str(resources.files("gdscope.server") / "web"))
 OUT = "explorer.png"
@@ -93,14 +94,18 @@ SECURITY_HEADERS = (
 )
 
 
+_WORKERS = max(1, (os.cpu_count() or 2) // 2)
+
+
 @dataclass(frozen=True)
 class Limits:
     """How much the server takes on at once; the defaults suit the machine it runs on."""
 
-    workers: int = max(1, (os.cpu_count() or 2) // 2)
-    """Computations running at once (each uses torch's threads too)."""
-    queue: int = 8
-    """Computations waiting for a worker; beyond that: 503 with Retry-After."""
+    workers: int = _WORKERS
+    """Computations running at once (each uses torch's threads too): half the cores, leaving
+    the others to the event loop, which serves the page, its files and /api/health."""
+    queue: int = 2 * _WORKERS
+    """Computations waiting for a worker (a few seconds' wait); beyond: 503 with Retry-After."""
     body_bytes: int = 16_384
     """The largest request body (the page's largest is under 2 KB); beyond: 413."""
     budget_s: float = BUDGET_S
@@ -314,11 +319,16 @@ class Guard:
     """ASGI middleware: the Host allow-list, same-origin POSTs, the body limit, the headers.
 
     A browser that was tricked into sending this server a request (a page on another site,
-    DNS rebinding) names another host or origin: such requests get 403 with the reason.
+    DNS rebinding) names another host or origin: such requests get 403 with the reason. A
+    computation that the pool has no room for is refused here, before its body is read.
     """
 
-    def __init__(self, app: ASGI, *, hosts: frozenset[str], body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGI, *, hosts: frozenset[str], body_bytes: int, pool: ComputePool,
+        compute: frozenset[str],
+    ) -> None:  # fmt: skip
         self.app, self.hosts, self.body_bytes = app, hosts, body_bytes
+        self.pool, self.compute = pool, compute
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -326,9 +336,10 @@ class Guard:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         refusal = self.refusal(scope["method"], headers)
+        if refusal is None and scope["path"] in self.compute:
+            refusal = self.pool.full()
         if refusal is not None:
-            status, reason = refusal
-            await _send_json(send, status, {"detail": reason})
+            await _send_json(send, refusal)
             return
 
         async def secured(message: MutableMapping[str, Any]) -> None:
@@ -338,36 +349,37 @@ class Guard:
 
         await self.app(scope, receive, secured)
 
-    def refusal(self, method: str, headers: dict[str, str]) -> tuple[int, str] | None:
-        """(status, reason) for a request this server will not serve; None for the others."""
+    def refusal(self, method: str, headers: dict[str, str]) -> Refused | None:
+        """Why this server will not serve a request; None for the others."""
         host = headers.get("host", "")
         if host_name(host) not in self.hosts:
-            return 403, (
+            return Refused(403, (
                 f"host {host!r} is not served here (allowed: {', '.join(sorted(self.hosts))};"
                 " gdscope serve --allow-host NAME adds one)"
-            )
+            ))  # fmt: skip
         if method not in ("GET", "HEAD", "OPTIONS"):
             origin = headers.get("origin")
             if origin is not None and origin != f"http://{host}":
-                return 403, f"cross-origin request from {origin!r} refused"
+                return Refused(403, f"cross-origin request from {origin!r} refused")
             if headers.get("sec-fetch-site") == "cross-site":
-                return 403, "cross-site request refused"
+                return Refused(403, "cross-site request refused")
             length = headers.get("content-length")
             if length is None and headers.get("transfer-encoding"):
-                return 411, "a request body needs a Content-Length"
+                return Refused(411, "a request body needs a Content-Length")
             if length is not None and not length.isdigit():
-                return 400, "bad Content-Length"
+                return Refused(400, "bad Content-Length")
             if length is not None and int(length) > self.body_bytes:
-                return 413, f"request body of {int(length)} bytes (limit {self.body_bytes})"
+                return Refused(
+                    413, f"request body of {int(length)} bytes (limit {self.body_bytes})"
+                )
         return None
 
 
-async def _send_json(
-    send: Send, status: int, content: Any, headers: tuple[tuple[bytes, bytes], ...] = ()
-) -> None:
-    body = json.dumps(content).encode()
+async def _send_json(send: Send, refused: Refused) -> None:
+    body = json.dumps({"detail": refused.reason}).encode()
+    headers = [(k.lower().encode(), v.encode()) for k, v in refused.headers.items()]
     start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status,
+    await send({"type": "http.response.start", "status": refused.status,
                 "headers": [*start, *headers, *SECURITY_HEADERS]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})
 
@@ -413,13 +425,20 @@ class ComputePool:
             for job in self.jobs:
                 if job.key == key:
                     job.stop.set()
-        if len(self.jobs) >= self.limits.workers + self.limits.queue:
-            retry = math.ceil(self.limits.budget_s * len(self.jobs) / self.limits.workers)
-            raise Refused(503, f"busy: {len(self.jobs)} computations running or waiting",
-                          {"Retry-After": str(retry)})  # fmt: skip
+        full = self.full()
+        if full is not None:
+            raise full
         job = _Job(key, seq)
         self.jobs.append(job)
         return job
+
+    def full(self) -> Refused | None:
+        """503 with Retry-After when every worker is busy and the queue is full."""
+        if len(self.jobs) < self.limits.workers + self.limits.queue:
+            return None
+        retry = math.ceil(self.limits.budget_s * len(self.jobs) / self.limits.workers)
+        return Refused(503, f"busy: {len(self.jobs)} computations running or waiting",
+                       {"Retry-After": str(retry)})  # fmt: skip
 
     async def run(self, fn: Callable[[Any, Stop], Any], model: Any, request: Any) -> bytes:
         """``fn(model, should_stop)`` in a worker, as JSON; stopped when superseded or abandoned."""
@@ -450,6 +469,32 @@ class ComputePool:
         return body
 
 
+@functools.cache
+def _files() -> dict[str, tuple[bytes, str]]:
+    """The page's files and Plotly.js, read once: name → (bytes, media type).
+
+    Served from memory in one piece on the event loop: read from disk in chunks, each a turn of
+    a worker thread and of the loop, Plotly.js (4.8 MB) took seconds while clients flooded the
+    compute API. Only these names are served, so no path can lead elsewhere.
+    """
+    paths = [*sorted(WEB.iterdir()), Path(str(resources.files("plotly") / "package_data" /
+                                               "plotly.min.js"))]  # fmt: skip
+    return {
+        path.name: (path.read_bytes(), mimetypes.guess_type(path.name)[0] or "text/plain")
+        for path in paths
+        if path.is_file()
+    }
+
+
+def _file(name: str) -> Response:
+    from fastapi import HTTPException
+
+    if name not in _files():
+        raise HTTPException(404, "Not Found")
+    content, media = _files()[name]
+    return Response(content, media_type=media, headers={"cache-control": "no-cache"})
+
+
 def create_app(*, hosts: tuple[str, ...] = (), limits: Limits | None = None) -> Any:
     """The FastAPI application (imported lazily: the web extra is optional).
 
@@ -457,8 +502,7 @@ def create_app(*, hosts: tuple[str, ...] = (), limits: Limits | None = None) -> 
     """
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse
-    from fastapi.staticfiles import StaticFiles
+    from fastapi.responses import JSONResponse
 
     limits = limits or Limits()
     # No /docs or /redoc: they load their scripts from a CDN, which the page's policy forbids
@@ -489,26 +533,26 @@ def create_app(*, hosts: tuple[str, ...] = (), limits: Limits | None = None) -> 
         return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.get("/api/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "optimizers": sorted(OPTIMIZER_TABLE)}
 
     @app.get("/api/optimizers")
-    def optimizers() -> dict[str, Any]:
+    async def optimizers() -> dict[str, Any]:
         """Each batched optimizer's hyperparameters at gdscope's defaults (see /api/schema)."""
         return {name: entry.defaults() for name, entry in OPTIMIZER_TABLE.items()}
 
     @app.get("/api/functions")
-    def functions() -> dict[str, Any]:
+    async def functions() -> dict[str, Any]:
         """Each test function's standard domain, start and learning rate, as (y, x) pairs."""
         return _functions()
 
     @app.get("/api/schema")
-    def schema() -> dict[str, Any]:
+    async def schema() -> dict[str, Any]:
         """What the page builds its controls from: names, defaults, bounds, limits."""
         return _schema()
 
     @app.post("/api/command")
-    def command(request: CommandRequest) -> dict[str, Any]:
+    async def command(request: CommandRequest) -> dict[str, Any]:
         """The ``gdscope plot`` command that draws this request (as records write it)."""
         config = request.config()
         return {"command": config.command(OUT), "args": config.cli_args(), "out": OUT}
@@ -539,27 +583,33 @@ def create_app(*, hosts: tuple[str, ...] = (), limits: Limits | None = None) -> 
         """A phase diagram over two hyperparameters."""
         return await compute(phase, body, request)
 
-    plotly_js = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
-
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
-    def plotly() -> FileResponse:
-        return FileResponse(plotly_js, media_type="text/javascript")
+    async def plotly() -> Response:
+        return _file("plotly.min.js")
 
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(WEB / "index.html", media_type="text/html")
+    async def index() -> Response:
+        return _file("index.html")
 
-    app.mount("/static", StaticFiles(directory=WEB), name="static")
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        return _file(name)
+
     allowed = frozenset(host_name(h) for h in (*LOOPBACK_HOSTS, *hosts))
-    app.add_middleware(Guard, hosts=allowed, body_bytes=limits.body_bytes)
+    routes = {landscape_route, trajectories_route, phase_route}
+    computing = frozenset(
+        getattr(r, "path", "") for r in app.routes if getattr(r, "endpoint", None) in routes
+    )
+    app.add_middleware(Guard, hosts=allowed, body_bytes=limits.body_bytes, pool=pool,
+                       compute=computing)  # fmt: skip
     return app
 
 
 @contextlib.contextmanager
-def running_server(timeout: float = 30.0) -> Iterator[str]:
-    """Run ``gdscope serve`` in a subprocess on a free loopback port; yields its base URL.
+def serving(timeout: float = 30.0) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run ``gdscope serve`` in a subprocess on a free loopback port; yields URL and process.
 
-    For notebooks, tests and benchmarks; the server is stopped when the block ends.
+    The process is for benchmarks that watch its memory; the server stops when the block ends.
     """
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -577,7 +627,17 @@ def running_server(timeout: float = 30.0) -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"gdscope serve did not start on {url}") from None
                 time.sleep(0.1)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running_server(timeout: float = 30.0) -> Iterator[str]:
+    """Run ``gdscope serve`` in a subprocess on a free loopback port; yields its base URL.
+
+    For notebooks, tests and benchmarks; the server is stopped when the block ends.
+    """
+    with serving(timeout) as (url, _):
+        yield url
