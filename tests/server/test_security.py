@@ -199,3 +199,42 @@ def test_should_stop_reaches_the_phase_engine():
                                            "y": {**HEAVY_PHASE["y"], "count": 2}})  # fmt: skip
     phase(request, should_stop=stop_at_third)
     assert len(calls) == 3
+
+
+# --- the page under its own Content-Security-Policy --------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_page_works_under_its_content_security_policy():
+    """Plotly draws with no policy violation (no 'unsafe-eval', no outside source)."""
+    import shutil
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    from gdscope.server.app import running_server
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed")
+    record = (
+        "window.__csp = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    with running_server() as url, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.add_init_script(record)
+            response = page.goto(url + "/")
+            assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+            # Selectors, not wait_for_function: Playwright evaluates that with eval, which the
+            # page's policy (rightly) forbids.
+            page.wait_for_selector("body[data-ready='true']", timeout=60_000)
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+            violations = page.evaluate("window.__csp")
+        finally:
+            browser.close()
+    assert violations == [] and errors == []
