@@ -84,7 +84,8 @@ CSP = (
     "img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-"""No source outside the server; Plotly sets inline styles on what it draws."""
+"""No source outside the server. Plotly needs no 'unsafe-eval' but injects <style> elements
+(checked in headless Chromium: tests/server/test_security.py)."""
 SECURITY_HEADERS = (
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -104,8 +105,9 @@ class Limits:
     workers: int = _WORKERS
     """Computations running at once (each uses torch's threads too): half the cores, leaving
     the others to the event loop, which serves the page, its files and /api/health."""
-    queue: int = 2 * _WORKERS
-    """Computations waiting for a worker (a few seconds' wait); beyond: 503 with Retry-After."""
+    queue: int = _WORKERS
+    """Computations waiting for a worker (one each: a wait of one budget); beyond: 503 with
+    Retry-After. A longer queue only makes each answer later under a flood."""
     body_bytes: int = 16_384
     """The largest request body (the page's largest is under 2 KB); beyond: 413."""
     budget_s: float = BUDGET_S
