@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("fastapi")
-from gdscope.server.app import Limits, estimate, serving  # noqa: E402
-from gdscope.server.models import PhaseRequest  # noqa: E402
+from gdscope.server.app import Limits, estimate, serving
+from gdscope.server.models import PhaseRequest
 
 HEAVY = {
     "optimizer": {"name": "adam"},

@@ -141,10 +141,21 @@ def test_a_full_queue_gets_503_with_retry_after():
     assert refused.value.status == 503 and int(refused.value.headers["Retry-After"]) >= 1
 
 
+def test_the_queue_holds_many_small_computations_but_few_heavy_ones():
+    pool = ComputePool(Limits(workers=1, queue=32, backlog_s=6))
+    for _ in range(20):  # a page's burst: maps, paths, pins
+        pool.admit(None, 0, seconds=0.05)
+    pool.admit(None, 0, seconds=2)
+    pool.admit(None, 0, seconds=2)
+    with pytest.raises(Refused) as refused:
+        pool.admit(None, 0, seconds=2)
+    assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "5"
+
+
 def test_a_full_pool_answers_503_before_reading_the_body():
     app = create_app(limits=Limits(workers=1, queue=0))
     client = TestClient(app, base_url=BASE)
-    app.state.pool.admit(None, 0)  # the one worker is busy
+    app.state.pool.admit(None, 0, seconds=app.state.pool.limits.backlog_s)  # busy
     response = client.post("/api/phase", json=HEAVY_PHASE)
     assert response.status_code == 503 and "busy" in response.json()["detail"]
     assert int(response.headers["retry-after"]) >= 1

@@ -105,9 +105,12 @@ class Limits:
     workers: int = _WORKERS
     """Computations running at once (each uses torch's threads too): half the cores, leaving
     the others to the event loop, which serves the page, its files and /api/health."""
-    queue: int = _WORKERS
-    """Computations waiting for a worker (one each: a wait of one budget); beyond: 503 with
-    Retry-After. A longer queue only makes each answer later under a flood."""
+    queue: int = 32
+    """Computations waiting for a worker, at most (a page sends a few at once)."""
+    backlog_s: float = 3 * BUDGET_S
+    """Estimated seconds of computation running or waiting per worker, at most: beyond it, or
+    beyond ``queue``, 503 with Retry-After. Many small requests wait; a flood of heavy ones
+    is refused instead of answered minutes late."""
     body_bytes: int = 16_384
     """The largest request body (the page's largest is under 2 KB); beyond: 413."""
     budget_s: float = BUDGET_S
@@ -398,13 +401,15 @@ class Refused(Exception):
 class _Job:
     key: str | None
     seq: int
+    seconds: float
     stop: threading.Event = field(default_factory=threading.Event)
 
 
 class ComputePool:
     """Computations in a few threads of their own, never in the event loop's or the files'.
 
-    At most ``workers`` run and ``queue`` wait; one more is refused (503, Retry-After). Its
+    At most ``workers`` run and ``queue`` wait, and at most ``backlog_s`` estimated seconds per
+    worker; one more is refused (503, Retry-After). Its
     bookkeeping runs on the event loop's thread only, so it needs no lock; the workers see
     only their job's ``stop`` event, which they poll between steps.
     """
@@ -415,7 +420,7 @@ class ComputePool:
         self.jobs: list[_Job] = []
         self.latest: OrderedDict[str, int] = OrderedDict()
 
-    def admit(self, key: str | None, seq: int) -> _Job:
+    def admit(self, key: str | None, seq: int, seconds: float = 0.0) -> _Job:
         """A new job, superseding older ones of ``key``; Refused when late or the queue is full."""
         if key is not None:
             if seq <= self.latest.get(key, -1):
@@ -427,28 +432,35 @@ class ComputePool:
             for job in self.jobs:
                 if job.key == key:
                     job.stop.set()
-        full = self.full()
+        full = self.full(seconds)
         if full is not None:
             raise full
-        job = _Job(key, seq)
+        job = _Job(key, seq, seconds)
         self.jobs.append(job)
         return job
 
-    def full(self) -> Refused | None:
-        """503 with Retry-After when every worker is busy and the queue is full."""
-        if len(self.jobs) < self.limits.workers + self.limits.queue:
+    def full(self, seconds: float = 0.0) -> Refused | None:
+        """503 with Retry-After when a job of ``seconds`` finds no room (0: when none would)."""
+        workers = self.limits.workers
+        pending = sum(job.seconds for job in self.jobs if not job.stop.is_set())
+        capacity = workers * self.limits.backlog_s
+        if len(self.jobs) < workers + self.limits.queue and (
+            pending + seconds <= capacity and pending < capacity
+        ):
             return None
-        retry = math.ceil(self.limits.budget_s * len(self.jobs) / self.limits.workers)
-        return Refused(503, f"busy: {len(self.jobs)} computations running or waiting",
-                       {"Retry-After": str(retry)})  # fmt: skip
+        retry = max(1, math.ceil(pending / workers))
+        return Refused(503, f"busy: {len(self.jobs)} computations running or waiting, an"
+                       f" estimated {pending:.3g} s", {"Retry-After": str(retry)})  # fmt: skip
 
-    async def run(self, fn: Callable[[Any, Stop], Any], model: Any, request: Any) -> bytes:
+    async def run(
+        self, fn: Callable[[Any, Stop], Any], model: Any, request: Any, seconds: float = 0.0
+    ) -> bytes:
         """``fn(model, should_stop)`` in a worker, as JSON; stopped when superseded or abandoned."""
         key = request.headers.get(KEY_HEADER)
         seq_text = request.headers.get(SEQ_HEADER, "0")
         if key is not None and (len(key) > 64 or not seq_text.isdigit() or len(seq_text) > 18):
             raise Refused(400, f"{KEY_HEADER} (≤ 64 characters) needs a numeric {SEQ_HEADER}")
-        job = self.admit(key, int(seq_text))
+        job = self.admit(key, int(seq_text), seconds)
 
         def work() -> bytes | None:
             if job.stop.is_set():
@@ -568,7 +580,8 @@ def create_app(*, hosts: tuple[str, ...] = (), limits: Limits | None = None) -> 
                 f"request too large: estimated {seconds:.3g} s of compute (limit"
                 f" {limits.budget_s:g} s); fewer epochs, points or cells"
             )
-        return Response(await pool.run(fn, model, request), media_type="application/json")
+        body = await pool.run(fn, model, request, seconds)
+        return Response(body, media_type="application/json")
 
     @app.post("/api/landscape")
     async def landscape_route(body: LandscapeRequest, request: Request) -> Response:
