@@ -91,6 +91,9 @@ def run(ns: argparse.Namespace) -> int:
     # The computations' threads hand the GIL back sooner, so the event loop (the page, its
     # files, /api/health) waits less for it under load; this process serves nothing else.
     sys.setswitchinterval(0.001)
+    import torch  # each computation on one core: the others are the event loop's
+
+    torch.set_num_threads(1)
     app = create_app(hosts=(ns.host, *ns.allow_host))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     server.run(sockets=[sock])
