@@ -23,6 +23,9 @@ from gdscope.problem.maps import Grid, loss_map
 from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
 from gdscope.server.costs import FUNCTION
 
+NATIVE = ("sgd",)
+"""The optimizers the fused native engine runs (on a regression loss, when not polled)."""
+
 
 def best(fn: Callable[[], object], repeat: int = 3) -> float:
     """The fastest of a few runs: the machine's cost without other work on it."""
@@ -38,18 +41,20 @@ def never() -> bool:
     return False
 
 
-def run_cost(optimizer: str, loss: str) -> tuple[float, float]:
+def run_cost(optimizer: str, loss: str, *, native: bool = False) -> tuple[float, float]:
+    """(step, element) for the tensor engine (polled, as the server runs it), or the native."""
+    stop = None if native else never
     small, big = make_data(DataSpec(n=2)), make_data(DataSpec(n=1000))
     if loss == FUNCTION:
         return max((function_cost(optimizer, name) for name in FUNCTIONS), key=lambda c: c[1])
 
     hyper = OPTIMIZER_TABLE[optimizer].defaults()
     step = best(lambda: run_batched(small, optimizer, hyper, loss=[LossSpec(loss)], epochs=200,
-                                    record="path", should_stop=never)) / 200  # fmt: skip
+                                    record="path", should_stop=stop)) / 200  # fmt: skip
     configs, points = 256, 1000
     lrs = {**hyper, "lr": torch.full((configs,), 0.01)}
     batch = best(lambda: run_batched(big, optimizer, lrs, loss=LossSpec(loss), epochs=20,
-                                     record="metrics", should_stop=never))  # fmt: skip
+                                     record="metrics", should_stop=stop))  # fmt: skip
     return step, max(batch / 20 - step, 0.0) / (configs * points)
 
 
@@ -83,6 +88,14 @@ def main() -> None:
         print(f"    {optimizer!r}: {{")
         for loss in columns:
             step, element = run_cost(optimizer, loss)
+            print(f"        {loss!r}: ({step:.3g}, {element:.3g}),")
+        print("    },")
+    print("}")
+    print("NATIVE_COSTS = {")
+    for optimizer in NATIVE:
+        print(f"    {optimizer!r}: {{")
+        for loss in LOSS_NAMES:
+            step, element = run_cost(optimizer, loss, native=True)
             print(f"        {loss!r}: ({step:.3g}, {element:.3g}),")
         print("    },")
     print("}")

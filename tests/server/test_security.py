@@ -19,6 +19,7 @@ from gdscope.server.app import (
     create_app,
     estimate,
     phase,
+    unpolled,
 )
 from gdscope.server.models import PhaseRequest
 
@@ -109,6 +110,17 @@ def test_the_budget_tracks_the_optimizer_and_loss():
     sgd = {**body, "optimizer": {"name": "sgd"}, "loss": {"name": "mse"},
            "y": {"name": "momentum", "lo": 0, "hi": 0.9, "count": 64}}  # fmt: skip
     assert estimate(PhaseRequest.model_validate(body)) != estimate(PhaseRequest.model_validate(sgd))
+
+
+def test_sgd_on_a_regression_is_priced_as_the_native_engine_runs_it():
+    """A 64×64×500 SGD phase takes a fraction of a second natively: it stays within budget."""
+    momentum = {"name": "momentum", "lo": 0, "hi": 0.9, "count": 64}
+    sgd = PhaseRequest.model_validate(
+        {**HEAVY_PHASE, "optimizer": {"name": "sgd"}, "loss": {"name": "mse"}, "y": momentum}
+    )
+    adam = PhaseRequest.model_validate(HEAVY_PHASE)
+    assert estimate(sgd) < 1 and unpolled(sgd)
+    assert estimate(adam) > 2 and not unpolled(adam)
 
 
 # --- the pool: a full queue, supersession, disconnection --------------------------------------

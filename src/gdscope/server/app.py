@@ -49,7 +49,7 @@ from gdscope.problem.data import make_data
 from gdscope.problem.losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
 from gdscope.problem.maps import find_minimum, loss_map
 from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
-from gdscope.server.costs import BUDGET_S, FUNCTION, map_seconds, run_seconds
+from gdscope.server.costs import BUDGET_S, FUNCTION, map_seconds, native, run_seconds
 from gdscope.server.models import (
     DEFAULT_METRIC,
     CommandRequest,
@@ -117,7 +117,7 @@ class Limits:
     """The most estimated seconds of compute one request may ask for; beyond: 422."""
     stoppable_s: float = 0.25
     """Computations estimated shorter are not polled for a stop: they end before it would
-    matter, and SGD's fused native engine, 5× faster here, runs only unpolled ones."""
+    matter (and a run the native engine can take, which it does only unpolled, never is)."""
     poll_s: float = 0.05
     """How often a waiting request checks whether its client went away."""
 
@@ -165,6 +165,16 @@ def estimate(request: BaseModel) -> float:
         configurations=request.x.count * request.y.count,
         points=1 if function else request.data.n, epochs=request.epochs,
     )  # fmt: skip
+
+
+def unpolled(request: BaseModel) -> bool:
+    """Whether a request runs natively (it cannot be stopped midway; priced as such)."""
+    if isinstance(request, TrajectoryRequest):
+        return all(native(request.optimizer.name, _column(o)) for o in request.objectives())
+    if isinstance(request, PhaseRequest):
+        loss = FUNCTION if request.function is not None else request.loss.name
+        return native(request.optimizer.name, loss)
+    return True  # a map: it has no steps to poll between
 
 
 def landscape(request: LandscapeRequest, should_stop: Stop | None = None) -> dict[str, Any]:
@@ -587,7 +597,7 @@ def create_app(*, hosts: tuple[str, ...] = (), limits: Limits | None = None) -> 
                 f"request too large: estimated {seconds:.3g} s of compute (limit"
                 f" {limits.budget_s:g} s); fewer epochs, points or cells"
             )
-        if seconds < limits.stoppable_s:
+        if seconds < limits.stoppable_s or unpolled(model):
             fn = functools.partial(_unpolled, fn)
         body = await pool.run(fn, model, request, seconds)
         return Response(body, media_type="application/json")
