@@ -2,9 +2,12 @@
 
 The work budget is time, not point evaluations: an SGD step over a million points and an Adam
 step on the L1 loss differ by an order of magnitude. A batched run costs
-``epochs × (step + element × configurations × points)``; a map ``element × cells × points``.
-The numbers are measured by ``benchmarks/calibrate_costs.py`` (2-core AMD EPYC, float32, the
-tensor engine) and kept here, as data, in one place; re-run it on a slower machine and paste.
+``epochs × (step + configuration × configurations + element × configurations × points)``
+(a configuration's own state and metrics cost as much as a few dozen points); a map
+``element × cells × points``.
+The numbers are measured by ``benchmarks/calibrate_costs.py`` (2-core Xeon shared with other
+work, float32, one torch thread, as ``gdscope serve`` runs) and kept here, as data, in one
+place; re-run it on a slower machine and paste.
 """
 
 from __future__ import annotations
@@ -12,69 +15,73 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
-    "BUDGET_S", "COSTS", "FUNCTION", "MAP_COSTS", "NATIVE_COSTS", "map_seconds", "native",
+    "BUDGET_S", "COSTS", "FUNCTION", "MAP_COSTS", "MARGIN", "NATIVE_COSTS", "map_seconds", "native",
     "run_seconds",
 ]  # fmt: skip
 
 BUDGET_S = 2.0
 """The most estimated seconds of compute one request may ask for."""
+MARGIN = 2.0
+"""The tables are the best of a few runs; a busy machine, and a phase diagram's own extras
+(the minimum, the analytic border), took up to twice as long: estimates include that."""
 FUNCTION = "function"
 """The column for a test function (one point): the slowest of them."""
 
-COSTS: Mapping[str, Mapping[str, tuple[float, float]]] = {
+COSTS: Mapping[str, Mapping[str, tuple[float, float, float]]] = {
     "sgd": {
-        "mse": (0.000321, 2.34e-07),
-        "l1": (0.000402, 2.44e-08),
-        "huber": (0.00025, 4.56e-08),
-        "smoothl1": (0.000507, 2.9e-08),
-        "function": (0.000293, 4.55e-07),
+        "mse": (0.0007, 2.76e-07, 2.96e-08),
+        "l1": (0.000716, 2.71e-07, 1.12e-07),
+        "huber": (0.00114, 2.32e-07, 9.89e-08),
+        "smoothl1": (0.000771, 1.02e-06, 6.19e-08),
+        "function": (0.00134, 4.11e-07, 0),
     },
     "adam": {
-        "mse": (0.000428, 2.45e-07),
-        "l1": (0.000464, 1.24e-07),
-        "huber": (0.000599, 7.44e-08),
-        "smoothl1": (0.000695, 2.37e-07),
-        "function": (0.00112, 2.42e-05),
+        "mse": (0.000898, 8.8e-07, 7.62e-09),
+        "l1": (0.000694, 8.98e-07, 1.76e-08),
+        "huber": (0.000855, 5.59e-07, 3.8e-08),
+        "smoothl1": (0.00161, 3.85e-07, 3.34e-08),
+        "function": (0.000867, 1.07e-06, 0),
     },
     "adamw": {
-        "mse": (0.000652, 4.13e-07),
-        "l1": (0.000921, 3.05e-07),
-        "huber": (0.000466, 6.23e-07),
-        "smoothl1": (0.000725, 9.8e-07),
-        "function": (0.00299, 2.6e-05),
+        "mse": (0.000645, 3.64e-07, 3.42e-08),
+        "l1": (0.00162, 4.06e-07, 1.35e-08),
+        "huber": (0.000907, 5.05e-07, 3.8e-08),
+        "smoothl1": (0.00179, 1.84e-06, 5.91e-08),
+        "function": (0.00149, 1.14e-06, 0),
     },
     "rmsprop": {
-        "mse": (0.00113, 3.77e-07),
-        "l1": (0.00136, 3.56e-07),
-        "huber": (0.000767, 1.09e-06),
-        "smoothl1": (0.00203, 1.47e-06),
-        "function": (0.00131, 2.55e-05),
+        "mse": (0.000884, 6.12e-07, 3.39e-08),
+        "l1": (0.00129, 3.29e-07, 3.21e-08),
+        "huber": (0.00125, 8.06e-07, 5.09e-08),
+        "smoothl1": (0.00159, 5.7e-07, 8.85e-08),
+        "function": (0.00096, 1.87e-06, 0),
     },
     "adagrad": {
-        "mse": (0.00103, 3.28e-07),
-        "l1": (0.000982, 5.56e-07),
-        "huber": (0.000924, 1.31e-06),
-        "smoothl1": (0.00128, 1.07e-06),
-        "function": (0.00149, 2.19e-05),
+        "mse": (0.000985, 4.41e-07, 1.85e-08),
+        "l1": (0.000817, 4.71e-07, 1.85e-08),
+        "huber": (0.000689, 4.12e-07, 4.03e-08),
+        "smoothl1": (0.000676, 3.21e-07, 3.69e-08),
+        "function": (0.00103, 1.05e-06, 0),
     },
 }
-"""optimizer → loss (or ``FUNCTION``) → (seconds per step, seconds per configuration·point·step)."""
-NATIVE_COSTS: Mapping[str, Mapping[str, tuple[float, float]]] = {
+"""optimizer → loss (or ``FUNCTION``) → seconds per (step, configuration·step,
+configuration·point·step)."""
+NATIVE_COSTS: Mapping[str, Mapping[str, tuple[float, float, float]]] = {
     "sgd": {
-        "mse": (5.48e-05, 2.86e-09),
-        "l1": (1.89e-05, 4.37e-09),
-        "huber": (4.88e-05, 1.99e-09),
-        "smoothl1": (5.46e-06, 3.53e-10),
+        "mse": (3.62e-06, 2.26e-08, 7.1e-10),
+        "l1": (2.53e-06, 1.99e-08, 5.22e-10),
+        "huber": (2.65e-06, 1.86e-08, 4.76e-10),
+        "smoothl1": (2.28e-06, 1.78e-08, 5.09e-10),
     },
 }
 """The runs the fused native engine takes, when not polled for a stop (SGD on a regression
 loss), as in ``COSTS``: some 100× cheaper per point."""
 MAP_COSTS: Mapping[str, float] = {
-    "mse": 8.27e-08,
-    "l1": 6.56e-08,
-    "huber": 6.57e-08,
-    "smoothl1": 4.39e-08,
-    "function": 6.68e-06,
+    "mse": 1.69e-08,
+    "l1": 1.47e-08,
+    "huber": 8.41e-09,
+    "smoothl1": 9.53e-09,
+    "function": 7.35e-08,
 }
 """loss (or ``FUNCTION``) → seconds per grid cell·point of a map."""
 
@@ -90,10 +97,10 @@ def run_seconds(
     """Estimated seconds of ``epochs`` steps of ``configurations`` runs over ``points`` points
     (by the native engine where it applies, run unpolled)."""
     table = NATIVE_COSTS if native(optimizer, loss) else COSTS
-    step, element = table[optimizer][loss]
-    return epochs * (step + element * configurations * points)
+    step, configuration, element = table[optimizer][loss]
+    return MARGIN * epochs * (step + configurations * (configuration + element * points))
 
 
 def map_seconds(loss: str, *, cells: int, points: int) -> float:
     """Estimated seconds of one map of ``cells`` grid points over ``points`` points."""
-    return MAP_COSTS[loss] * cells * points
+    return MARGIN * MAP_COSTS[loss] * cells * points
