@@ -19,14 +19,9 @@ import pytest
 pytest.importorskip("fastapi")
 from gdscope.server.app import Limits, estimate, serving
 from gdscope.server.models import PhaseRequest
+from tests.server.test_security import HEAVY_PHASE
 
-HEAVY = {
-    "optimizer": {"name": "adam"},
-    "loss": {"name": "l1"},
-    "x": {"name": "lr", "lo": 0.001, "hi": 1, "count": 64, "log": True},
-    "y": {"name": "beta1", "lo": 0, "hi": 0.95, "count": 64},
-    "epochs": 60,
-}
+HEAVY = {**HEAVY_PHASE, "epochs": 60}
 
 
 def status(url: str, body: dict | None = None, timeout: float = 30) -> int:
