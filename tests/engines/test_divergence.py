@@ -129,7 +129,7 @@ def test_the_compiled_step_flags_the_same_step(article_data):
 
 
 def test_the_api_reports_the_explorer_case(article_data):
-    client = TestClient(create_app())
+    client = TestClient(create_app(), base_url="http://127.0.0.1:8000")  # a served host
     body = {"optimizer": {"name": "sgd", "hyper": EXPLORER}, "epochs": 100}
     run = client.post("/api/trajectories", json=body).json()["runs"][0]
     ref = train(article_data, optimizer=OptimizerSpec.of("sgd", **EXPLORER))

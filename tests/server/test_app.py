@@ -19,7 +19,7 @@ from gdscope.server.app import create_app
 
 @pytest.fixture(scope="module")
 def client():
-    return TestClient(create_app())
+    return TestClient(create_app(), base_url="http://127.0.0.1:8000")  # a served host
 
 
 def test_page_and_vendor_script_are_served_offline(client):

@@ -26,7 +26,7 @@ pytestmark = [
 ]
 QUIET = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--disable-sync")  # fmt: skip
-READY = "document.body.dataset.ready === 'true' && window.gdscope && window.gdscope.renders > "
+READY = "document.body && document.body.dataset.ready === 'true' && window.gdscope && window.gdscope.renders > "
 Handler = Callable[[Any], None]
 
 
@@ -52,7 +52,9 @@ def open_page(chromium, server) -> Iterator[Callable[..., Any]]:
     errors: list[str] = []
 
     def open_(routes: dict[str, Handler] | None = None, width: int = 1400) -> Any:
-        page = chromium.new_page(viewport={"width": width, "height": 1400}, accept_downloads=True)
+        page = chromium.new_page(
+            viewport={"width": width, "height": 1400}, accept_downloads=True, bypass_csp=True
+        )  # Playwright waits evaluate scripts
         page.on("pageerror", lambda error: errors.append(str(error)))
         for pattern, handler in (routes or {}).items():
             page.route(pattern, handler)

@@ -31,7 +31,7 @@ BOUNDED = [
 
 @pytest.fixture(scope="module")
 def client():
-    return TestClient(create_app())
+    return TestClient(create_app(), base_url="http://127.0.0.1:8000")  # a served host
 
 
 @pytest.fixture(scope="module")

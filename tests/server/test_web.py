@@ -46,7 +46,11 @@ def browser():
 
 @pytest.fixture
 def page(browser, server):
-    page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
+    # bypass_csp: wait_for_function evaluates its predicate with eval, which the page's policy
+    # forbids (tests/server/test_security.py checks the page under that policy).
+    page = browser.new_page(
+        viewport={"width": 1400, "height": 1400}, accept_downloads=True, bypass_csp=True
+    )
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(server + "/")
@@ -57,7 +61,7 @@ def page(browser, server):
 
 
 def wait_ready(page, renders: int = 0) -> None:
-    ready = "document.body.dataset.ready === 'true' && window.gdscope"
+    ready = "document.body && document.body.dataset.ready === 'true' && window.gdscope"
     page.wait_for_function(f"{ready} && window.gdscope.renders > {renders}", timeout=30_000)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import socket
 import sys
 from typing import TYPE_CHECKING
 
@@ -12,9 +14,11 @@ from gdscope.errors import GdscopeError
 if TYPE_CHECKING:
     from gdscope.cli.options import Subparsers
 
-__all__ = ["COMMANDS", "add_parser", "run"]
+__all__ = ["COMMANDS", "add_parser", "page_url", "run"]
 
 COMMANDS = ("serve",)
+WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+"""An address that listens everywhere, and the one to open the page on."""
 
 
 def add_parser(commands: Subparsers) -> None:
@@ -22,11 +26,40 @@ def add_parser(commands: Subparsers) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     serve.add_argument("--port", type=integer, default=8000)
     serve.add_argument("--open", action="store_true", help="open the page in a browser")
+    serve.add_argument(
+        "--allow-host", action="append", default=[], metavar="NAME",
+        help="also answer requests for this host name (repeatable); the loopback names and "
+        "the address bound are always answered, any other name is refused (DNS rebinding)",
+    )  # fmt: skip
+
+
+def page_url(host: str, port: int) -> str:
+    """The page's URL: a wildcard address as loopback, an IPv6 address in brackets."""
+    host = WILDCARDS.get(host, host)
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``; GdscopeError (one line) if it cannot."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as error:
+        raise GdscopeError(f"cannot listen on {host}: {error.strerror or error}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as error:
+        sock.close()
+        reason = "the port is in use" if error.errno == 98 else error.strerror or str(error)
+        raise GdscopeError(
+            f"cannot listen on {page_url(host, port)}: {reason} (choose another with --port)"
+        ) from None
+    return sock
 
 
 def run(ns: argparse.Namespace) -> int:
-    import ipaddress
-
     if not 0 < ns.port < 65536:
         raise GdscopeError(f"--port must be in 1..65535, got {ns.port}")
     try:
@@ -41,17 +74,27 @@ def run(ns: argparse.Namespace) -> int:
         loopback = ns.host == "localhost" or ipaddress.ip_address(ns.host).is_loopback
     except ValueError:
         loopback = False
+    sock = _listen(ns.host, ns.port)
+    url = page_url(ns.host, ns.port)
     if not loopback:
         print(
-            f"gdscope: warning: serving on {ns.host}, reachable from other machines",
+            f"gdscope: warning: serving on {ns.host}, reachable from other machines"
+            " (other machines reach it by a name: add it with --allow-host)",
             file=sys.stderr,
         )
-    url = f"http://{'127.0.0.1' if ns.host in ('0.0.0.0', '::') else ns.host}:{ns.port}/"
     print(f"gdscope explorer on {url}", file=sys.stderr)
     if ns.open:
         import threading
         import webbrowser
 
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    uvicorn.run(create_app(), host=ns.host, port=ns.port, log_level="warning")
+    # The computations' threads hand the GIL back sooner, so the event loop (the page, its
+    # files, /api/health) waits less for it under load; this process serves nothing else.
+    sys.setswitchinterval(0.001)
+    import torch  # each computation on one core: the others are the event loop's
+
+    torch.set_num_threads(1)
+    app = create_app(hosts=(ns.host, *ns.allow_host))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[sock])
     return 0

@@ -1,17 +1,28 @@
 """``gdscope serve``: the explorer's web app (FastAPI). Parses, calls the library, formats.
 
-Every request is a pydantic model with bounds (``server/models.py``) and a work budget, so no
-request can keep the server busy for long or use much memory. Invalid requests get 422 with the
-reason. The page builds its controls from ``/api/schema`` and shows the command that
-``/api/command`` builds, so it holds no copy of names, defaults or flags. Files are served only
-from the package's own ``web`` folder and Plotly.js from the installed ``plotly`` package.
+Every request is a pydantic model with bounds (``server/models.py``) and a work budget in
+estimated seconds (``server/costs.py``), so no request can keep the server busy for long or use
+much memory. Invalid requests get 422 with the reason. The page builds its controls from
+``/api/schema`` and shows the command that ``/api/command`` builds, so it holds no copy of names,
+defaults or flags. Files are served only from the package's own ``web`` folder and Plotly.js
+from the installed ``plotly`` package.
+
+Under attack and under load (``Guard``, ``ComputePool``): only the loopback names, the bound
+address and ``--allow-host`` names are served (DNS rebinding), a browser's cross-origin POST is
+refused, bodies are small, and computations run in a bounded pool of their own with a bounded
+queue (full: 503 with Retry-After), so the page, its files and ``/api/health`` stay quick while
+clients flood the compute API. A computation whose client went away, or that a newer request
+with the same ``X-Gdscope-Key`` superseded, is stopped between steps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
+import json
 import math
+import mimetypes
 import os
 import socket
 import subprocess
@@ -19,8 +30,10 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import asdict
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,6 +50,7 @@ from gdscope.problem.data import make_data
 from gdscope.problem.losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
 from gdscope.problem.maps import find_minimum, loss_map
 from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
+from gdscope.server.costs import BUDGET_S, FUNCTION, map_seconds, native, run_seconds
 from gdscope.server.models import (
     DEFAULT_METRIC,
     CommandRequest,
@@ -50,13 +64,63 @@ from gdscope.server.models import (
 from gdscope.studies.phase import METRICS, analytic_stable, phase_diagram
 from gdscope.version import __version__
 
-__all__ = ["create_app", "running_server"]
+try:  # the routes' annotations name it, so it is a module global; the web extra is optional
+    from starlette.requests import Request
+    from starlette.responses import Response
+except ImportError:  # pragma: no cover
+    Request = Response = Any  # type: ignore[misc,assignment]
+
+__all__ = ["LOOPBACK_HOSTS", "Limits", "create_app", "estimate", "running_server", "serving"]
 
 WEB = Path(str(resources.files("gdscope.server") / "web"))
-MAX_WORK = 3e8
-"""Point evaluations (configurations × steps × data points) one request may ask for."""
 OUT = "explorer.png"
 """The file the page's command writes."""
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+"""Host names always served: this machine's own."""
+KEY_HEADER, SEQ_HEADER = "x-gdscope-key", "x-gdscope-seq"
+"""A page's request stream (its view, say) and the request's number in it: a higher number
+with the same key supersedes the lower ones still running."""
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+"""No source outside the server. Plotly needs no 'unsafe-eval' but injects <style> elements
+(checked in headless Chromium: tests/server/test_security.py)."""
+SECURITY_HEADERS = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+
+
+_WORKERS = max(1, (os.cpu_count() or 2) // 2)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much the server takes on at once; the defaults suit the machine it runs on."""
+
+    workers: int = _WORKERS
+    """Computations running at once (each uses torch's threads too): half the cores, leaving
+    the others to the event loop, which serves the page, its files and /api/health."""
+    queue: int = 32
+    """Computations waiting for a worker, at most (a page sends a few at once)."""
+    backlog_s: float = 3 * BUDGET_S
+    """Estimated seconds of computation running or waiting per worker, at most: beyond it, or
+    beyond ``queue``, 503 with Retry-After. Many small requests wait; a flood of heavy ones
+    is refused instead of answered minutes late."""
+    body_bytes: int = 16_384
+    """The largest request body (the page's largest is under 2 KB); beyond: 413."""
+    budget_s: float = BUDGET_S
+    """The most estimated seconds of compute one request may ask for; beyond: 422."""
+    stoppable_s: float = 0.25
+    """Computations estimated shorter are not polled for a stop: they end before it would
+    matter (and a run the native engine can take, which it does only unpolled, never is)."""
+    poll_s: float = 0.05
+    """How often a waiting request checks whether its client went away."""
 
 
 def _clean(values: Any) -> Any:
@@ -72,17 +136,51 @@ def _clean(values: Any) -> Any:
     return fix(out)
 
 
-def _budget(work: float) -> None:
-    if work > MAX_WORK:
-        raise GdscopeError(
-            f"request too large: {work:.3g} point evaluations (limit {MAX_WORK:.0e})"
+Stop = Callable[[], bool]
+
+
+def _column(objective: Any) -> str:
+    """The cost table's column for an objective: its loss name, or any test function."""
+    return objective.name if isinstance(objective, LossSpec) else FUNCTION
+
+
+def estimate(request: BaseModel) -> float:
+    """Estimated seconds of compute for a landscape, trajectory or phase request."""
+    if isinstance(request, LandscapeRequest):
+        cells = request.grid.size**2 * (2 if request.weight_decay > 0 else 1)
+        return sum(
+            map_seconds(_column(o), cells=cells, points=request.points())
+            for o in request.objectives()
         )
+    if isinstance(request, TrajectoryRequest):
+        losses = request.objectives()
+        return max(
+            run_seconds(request.optimizer.name, _column(o), configurations=len(losses),
+                        points=request.points(), epochs=request.epochs)
+            for o in losses
+        )  # fmt: skip
+    assert isinstance(request, PhaseRequest)
+    function = request.function is not None
+    return run_seconds(
+        request.optimizer.name, FUNCTION if function else request.loss.name,
+        configurations=request.x.count * request.y.count,
+        points=1 if function else request.data.n, epochs=request.epochs,
+    )  # fmt: skip
 
 
-def landscape(request: LandscapeRequest) -> dict[str, Any]:
+def unpolled(request: BaseModel) -> bool:
+    """Whether a request runs natively (it cannot be stopped midway; priced as such)."""
+    if isinstance(request, TrajectoryRequest):
+        return all(native(request.optimizer.name, _column(o)) for o in request.objectives())
+    if isinstance(request, PhaseRequest):
+        loss = FUNCTION if request.function is not None else request.loss.name
+        return native(request.optimizer.name, loss)
+    return True  # a map: it has no steps to poll between
+
+
+def landscape(request: LandscapeRequest, should_stop: Stop | None = None) -> dict[str, Any]:
     grid = request.grid.grid()
     objectives = request.objectives()
-    _budget(len(objectives) * grid.w_size * grid.b_size * request.points())
     data = make_data(request.data.spec()) if request.function is None else None
     maps = []
     for loss in objectives:
@@ -113,14 +211,13 @@ def landscape(request: LandscapeRequest) -> dict[str, Any]:
     }
 
 
-def trajectories(request: TrajectoryRequest) -> dict[str, Any]:
+def trajectories(request: TrajectoryRequest, should_stop: Stop | None = None) -> dict[str, Any]:
     losses = request.objectives()
-    _budget(len(losses) * request.epochs * request.points())
     data = make_data(request.data.spec()) if request.function is None else None
     result = run_batched(
         data, request.optimizer.name, request.optimizer.values(),
         loss=request.batched_loss(),
-        start=request.start, epochs=request.epochs,
+        start=request.start, epochs=request.epochs, should_stop=should_stop,
     )  # fmt: skip
     assert result.path is not None and result.losses is not None
     runs = []
@@ -141,17 +238,15 @@ def trajectories(request: TrajectoryRequest) -> dict[str, Any]:
     return {"epochs": request.epochs, "start": list(request.start), "runs": runs}
 
 
-def phase(request: PhaseRequest) -> dict[str, Any]:
+def phase(request: PhaseRequest, should_stop: Stop | None = None) -> dict[str, Any]:
     function = request.function.spec() if request.function is not None else None
-    points = 1 if function is not None else request.data.n
-    _budget(request.x.count * request.y.count * request.epochs * points)
     data = make_data(request.data.spec()) if function is None else None
     x, y = request.x.axis(), request.y.axis()
     fixed = {k: v for k, v in request.optimizer.values().items() if k not in {x.name, y.name}}
     objective = function or request.loss.spec()
     run = phase_diagram(
         data, x=x, y=y, optimizer=request.optimizer.name, fixed=fixed, loss=objective,
-        start=request.start, epochs=request.epochs,
+        start=request.start, epochs=request.epochs, should_stop=should_stop,
     )  # fmt: skip
     stable = analytic_stable(run, data) if data is not None else None
     minimum = [*function.minima[0], 0.0] if function else list(find_minimum(data, objective))
@@ -225,18 +320,236 @@ def _schema() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def create_app() -> Any:
-    """The FastAPI application (imported lazily: the web extra is optional)."""
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse
-    from fastapi.staticfiles import StaticFiles
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGI = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-    app = FastAPI(title="gdscope explorer", version=__version__)
+
+def host_name(host: str) -> str:
+    """The name in a ``Host`` header or URL authority, without port or IPv6 brackets."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class Guard:
+    """ASGI middleware: the Host allow-list, same-origin POSTs, the body limit, the headers.
+
+    A browser that was tricked into sending this server a request (a page on another site,
+    DNS rebinding) names another host or origin: such requests get 403 with the reason. A
+    computation that the pool has no room for is refused here, before its body is read.
+    """
+
+    def __init__(
+        self, app: ASGI, *, hosts: frozenset[str], body_bytes: int, pool: ComputePool,
+        compute: frozenset[str],
+    ) -> None:  # fmt: skip
+        self.app, self.hosts, self.body_bytes = app, hosts, body_bytes
+        self.pool, self.compute = pool, compute
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = self.refusal(scope["method"], headers)
+        if refusal is None and scope["path"] in self.compute:
+            refusal = self.pool.full()
+        if refusal is not None:
+            await _send_json(send, refusal)
+            return
+
+        async def secured(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, secured)
+
+    def refusal(self, method: str, headers: dict[str, str]) -> Refused | None:
+        """Why this server will not serve a request; None for the others."""
+        host = headers.get("host", "")
+        if host_name(host) not in self.hosts:
+            return Refused(403, (
+                f"host {host!r} is not served here (allowed: {', '.join(sorted(self.hosts))};"
+                " gdscope serve --allow-host NAME adds one)"
+            ))  # fmt: skip
+        if method not in ("GET", "HEAD", "OPTIONS"):
+            origin = headers.get("origin")
+            if origin is not None and origin != f"http://{host}":
+                return Refused(403, f"cross-origin request from {origin!r} refused")
+            if headers.get("sec-fetch-site") == "cross-site":
+                return Refused(403, "cross-site request refused")
+            length = headers.get("content-length")
+            if length is None and headers.get("transfer-encoding"):
+                return Refused(411, "a request body needs a Content-Length")
+            if length is not None and not length.isdigit():
+                return Refused(400, "bad Content-Length")
+            if length is not None and int(length) > self.body_bytes:
+                return Refused(
+                    413, f"request body of {int(length)} bytes (limit {self.body_bytes})"
+                )
+        return None
+
+
+async def _send_json(send: Send, refused: Refused) -> None:
+    body = json.dumps({"detail": refused.reason}).encode()
+    headers = [(k.lower().encode(), v.encode()) for k, v in refused.headers.items()]
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": refused.status,
+                "headers": [*start, *headers, *SECURITY_HEADERS]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+class Refused(Exception):
+    """A computation the pool will not run (or stopped): HTTP status, reason, headers."""
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.headers = status, reason, headers or {}
+
+
+@dataclass
+class _Job:
+    key: str | None
+    seq: int
+    seconds: float
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class ComputePool:
+    """Computations in a few threads of their own, never in the event loop's or the files'.
+
+    At most ``workers`` run and ``queue`` wait, and at most ``backlog_s`` estimated seconds per
+    worker; one more is refused (503, Retry-After). Its
+    bookkeeping runs on the event loop's thread only, so it needs no lock; the workers see
+    only their job's ``stop`` event, which they poll between steps.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.executor = ThreadPoolExecutor(limits.workers, thread_name_prefix="gdscope-compute")
+        self.jobs: list[_Job] = []
+        self.latest: OrderedDict[str, int] = OrderedDict()
+
+    def admit(self, key: str | None, seq: int, seconds: float = 0.0) -> _Job:
+        """A new job, superseding older ones of ``key``; Refused when late or the queue is full."""
+        if key is not None:
+            if seq <= self.latest.get(key, -1):
+                raise Refused(409, f"superseded: request {seq} of {key!r} is not the newest")
+            self.latest[key] = seq
+            self.latest.move_to_end(key)
+            while len(self.latest) > 1024:
+                self.latest.popitem(last=False)
+            for job in self.jobs:
+                if job.key == key:
+                    job.stop.set()
+        full = self.full(seconds)
+        if full is not None:
+            raise full
+        job = _Job(key, seq, seconds)
+        self.jobs.append(job)
+        return job
+
+    def full(self, seconds: float = 0.0) -> Refused | None:
+        """503 with Retry-After when a job of ``seconds`` finds no room (0: when none would)."""
+        workers = self.limits.workers
+        pending = sum(job.seconds for job in self.jobs if not job.stop.is_set())
+        capacity = workers * self.limits.backlog_s
+        if len(self.jobs) < workers + self.limits.queue and (
+            pending + seconds <= capacity and pending < capacity
+        ):
+            return None
+        retry = max(1, math.ceil(pending / workers))
+        return Refused(503, f"busy: {len(self.jobs)} computations running or waiting, an"
+                       f" estimated {pending:.3g} s", {"Retry-After": str(retry)})  # fmt: skip
+
+    async def run(
+        self, fn: Callable[[Any, Stop], Any], model: Any, request: Any, seconds: float = 0.0
+    ) -> bytes:
+        """``fn(model, should_stop)`` in a worker, as JSON; stopped when superseded or abandoned."""
+        key = request.headers.get(KEY_HEADER)
+        seq_text = request.headers.get(SEQ_HEADER, "0")
+        if key is not None and (len(key) > 64 or not seq_text.isdigit() or len(seq_text) > 18):
+            raise Refused(400, f"{KEY_HEADER} (≤ 64 characters) needs a numeric {SEQ_HEADER}")
+        job = self.admit(key, int(seq_text), seconds)
+
+        def work() -> bytes | None:
+            if job.stop.is_set():
+                return None
+            result = fn(model, job.stop.is_set)
+            return None if job.stop.is_set() else json.dumps(result).encode()
+
+        future = asyncio.get_running_loop().run_in_executor(self.executor, work)
+        future.add_done_callback(lambda _: self.jobs.remove(job))
+        try:
+            while not future.done():
+                await asyncio.wait({future}, timeout=self.limits.poll_s)
+                if not future.done() and await request.is_disconnected():
+                    job.stop.set()
+            body = future.result()
+        finally:
+            job.stop.set()  # the endpoint was cancelled or failed: its work is of no use
+        if body is None:
+            raise Refused(409, "superseded by a newer request, or the client went away")
+        return body
+
+
+@functools.cache
+def _files() -> dict[str, tuple[bytes, str]]:
+    """The page's files and Plotly.js, read once: name → (bytes, media type).
+
+    Served from memory in one piece on the event loop: read from disk in chunks, each a turn of
+    a worker thread and of the loop, Plotly.js (4.8 MB) took seconds while clients flooded the
+    compute API. Only these names are served, so no path can lead elsewhere.
+    """
+    paths = [*sorted(WEB.iterdir()), Path(str(resources.files("plotly") / "package_data" /
+                                               "plotly.min.js"))]  # fmt: skip
+    return {
+        path.name: (path.read_bytes(), mimetypes.guess_type(path.name)[0] or "text/plain")
+        for path in paths
+        if path.is_file()
+    }
+
+
+def _file(name: str) -> Response:
+    from fastapi import HTTPException
+
+    if name not in _files():
+        raise HTTPException(404, "Not Found")
+    content, media = _files()[name]
+    return Response(content, media_type=media, headers={"cache-control": "no-cache"})
+
+
+def _unpolled(fn: Callable[[Any, Stop | None], Any], model: Any, should_stop: Stop) -> Any:
+    return fn(model, None)
+
+
+def create_app(*, hosts: tuple[str, ...] = (), limits: Limits | None = None) -> Any:
+    """The FastAPI application (imported lazily: the web extra is optional).
+
+    ``hosts``: names served besides ``LOOPBACK_HOSTS`` (the address bound, ``--allow-host``).
+    """
+    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    limits = limits or Limits()
+    # No /docs or /redoc: they load their scripts from a CDN, which the page's policy forbids
+    # and an offline machine cannot reach. /openapi.json is the schema.
+    app = FastAPI(title="gdscope explorer", version=__version__, docs_url=None, redoc_url=None)
+    pool = ComputePool(limits)
+    app.state.pool = pool
 
     @app.exception_handler(GdscopeError)
     async def bad_input(request: Request, error: GdscopeError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(error)})
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, error: Refused) -> JSONResponse:
+        return JSONResponse({"detail": error.reason}, error.status, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -252,26 +565,26 @@ def create_app() -> Any:
         return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.get("/api/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "optimizers": sorted(OPTIMIZER_TABLE)}
 
     @app.get("/api/optimizers")
-    def optimizers() -> dict[str, Any]:
+    async def optimizers() -> dict[str, Any]:
         """Each batched optimizer's hyperparameters at gdscope's defaults (see /api/schema)."""
         return {name: entry.defaults() for name, entry in OPTIMIZER_TABLE.items()}
 
     @app.get("/api/functions")
-    def functions() -> dict[str, Any]:
+    async def functions() -> dict[str, Any]:
         """Each test function's standard domain, start and learning rate, as (y, x) pairs."""
         return _functions()
 
     @app.get("/api/schema")
-    def schema() -> dict[str, Any]:
+    async def schema() -> dict[str, Any]:
         """What the page builds its controls from: names, defaults, bounds, limits."""
         return _schema()
 
     @app.post("/api/command")
-    def command(request: CommandRequest) -> dict[str, Any]:
+    async def command(request: CommandRequest) -> dict[str, Any]:
         """The ``gdscope plot`` command that draws this request (as records write it), and the
         record a file of it carries (the page embeds it in the PNG it saves)."""
         config = request.config()
@@ -279,41 +592,62 @@ def create_app() -> Any:
         return {"command": config.command(OUT), "args": config.cli_args(), "out": OUT,
                 "record": rec}  # fmt: skip
 
-    # At most one computation per core at a time; the others wait their turn. Without this,
-    # dozens of worker threads (each with torch's and OpenMP's own threads) thrash the CPU.
-    gate = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+    async def compute(
+        fn: Callable[[Any, Stop | None], Any], model: BaseModel, request: Request
+    ) -> Response:
+        seconds = estimate(model)
+        if seconds > limits.budget_s:
+            raise GdscopeError(
+                f"request too large: estimated {seconds:.3g} s of compute (limit"
+                f" {limits.budget_s:g} s); fewer epochs, points or cells"
+            )
+        if seconds < limits.stoppable_s or unpolled(model):
+            fn = functools.partial(_unpolled, fn)
+        body = await pool.run(fn, model, request, seconds)
+        return Response(body, media_type="application/json")
 
-    def gated(fn: Any) -> Any:
-        @functools.wraps(fn)
-        def run(request: Any) -> Any:
-            with gate:
-                return fn(request)
+    @app.post("/api/landscape")
+    async def landscape_route(body: LandscapeRequest, request: Request) -> Response:
+        """Loss maps on a grid."""
+        return await compute(landscape, body, request)
 
-        return run
+    @app.post("/api/trajectories")
+    async def trajectories_route(body: TrajectoryRequest, request: Request) -> Response:
+        """Optimizer paths, one per loss."""
+        return await compute(trajectories, body, request)
 
-    app.post("/api/landscape")(gated(landscape))
-    app.post("/api/trajectories")(gated(trajectories))
-    app.post("/api/phase")(gated(phase))
-
-    plotly_js = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+    @app.post("/api/phase")
+    async def phase_route(body: PhaseRequest, request: Request) -> Response:
+        """A phase diagram over two hyperparameters."""
+        return await compute(phase, body, request)
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
-    def plotly() -> FileResponse:
-        return FileResponse(plotly_js, media_type="text/javascript")
+    async def plotly() -> Response:
+        return _file("plotly.min.js")
 
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(WEB / "index.html", media_type="text/html")
+    async def index() -> Response:
+        return _file("index.html")
 
-    app.mount("/static", StaticFiles(directory=WEB), name="static")
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        return _file(name)
+
+    allowed = frozenset(host_name(h) for h in (*LOOPBACK_HOSTS, *hosts))
+    routes = {landscape_route, trajectories_route, phase_route}
+    computing = frozenset(
+        getattr(r, "path", "") for r in app.routes if getattr(r, "endpoint", None) in routes
+    )
+    app.add_middleware(Guard, hosts=allowed, body_bytes=limits.body_bytes, pool=pool,
+                       compute=computing)  # fmt: skip
     return app
 
 
 @contextlib.contextmanager
-def running_server(timeout: float = 30.0) -> Iterator[str]:
-    """Run ``gdscope serve`` in a subprocess on a free loopback port; yields its base URL.
+def serving(timeout: float = 30.0) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run ``gdscope serve`` in a subprocess on a free loopback port; yields URL and process.
 
-    For notebooks, tests and benchmarks; the server is stopped when the block ends.
+    The process is for benchmarks that watch its memory; the server stops when the block ends.
     """
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -331,7 +665,17 @@ def running_server(timeout: float = 30.0) -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"gdscope serve did not start on {url}") from None
                 time.sleep(0.1)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running_server(timeout: float = 30.0) -> Iterator[str]:
+    """Run ``gdscope serve`` in a subprocess on a free loopback port; yields its base URL.
+
+    For notebooks, tests and benchmarks; the server is stopped when the block ends.
+    """
+    with serving(timeout) as (url, _):
+        yield url

@@ -79,6 +79,7 @@ def phase_diagram(
     progress: Callable[[int, int], None] | None = None,
     batch_size: int | None = None,
     shuffle_seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> GridRun:
     """Run the ``y × x`` grid (rows are ``y``) and compute every metric in ``METRICS``.
 
@@ -134,7 +135,7 @@ def phase_diagram(
         data, optimizer, (y, x), fixed=fixed, loss=loss, start=start, epochs=epochs,
         record="metrics", target=lowest + tol, chunk=chunk, dtype=dtype, device=device,
         compile=compile, progress=progress, finish=finish, centre=centre, batch_size=batch_size,
-        shuffle_seed=shuffle_seed,
+        shuffle_seed=shuffle_seed, should_stop=should_stop,
     )  # fmt: skip
 
 

@@ -182,8 +182,13 @@ class _Engine:
     """``run_batched`` as ``"auto"`` would pick it, but checking for Ctrl-C every step where it
     runs the tensor engine; the native kernel, which cannot check, is kept to short chunks."""
 
-    def __init__(self) -> None:
+    def __init__(self, should_stop: Callable[[], bool] | None = None) -> None:
         self.polled = False
+        self.should_stop = should_stop
+
+    def stop(self) -> bool:
+        """Ctrl-C, or the caller's own reason (the server: a superseded or abandoned request)."""
+        return interrupts.requested() or (self.should_stop is not None and self.should_stop())
 
     def run(self, *args: Any, **kwargs: Any) -> BatchResult:
         if not self.polled:
@@ -191,7 +196,7 @@ class _Engine:
                 return run_batched(*args, engine="native", **kwargs)
             except GdscopeError:  # native does not apply (or is not built); bad input is
                 self.polled = True  # refused again just below by the same checks
-        return run_batched(*args, engine="torch", should_stop=interrupts.requested, **kwargs)
+        return run_batched(*args, engine="torch", should_stop=self.stop, **kwargs)
 
 
 def run_grid(
@@ -214,12 +219,14 @@ def run_grid(
     centre: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
     batch_size: int | None = None,
     shuffle_seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> GridRun:
     """Run every cell of ``axes`` (with ``fixed`` hyperparameters) through the batched engine.
 
     ``centre(hyper)`` gives each chunk's reference points for the spread metrics, and
     ``finish(result, cells)`` may add metrics per chunk. ``batch_size``/``shuffle_seed``: mini-batch
-    SGD, the same batches for every cell.
+    SGD, the same batches for every cell. ``should_stop`` is passed to ``run_batched`` (a
+    stopped run's metrics are partial: the caller that stops it discards them).
     """
     fixed = dict(fixed or {})
     loss = loss or LossSpec()
@@ -235,13 +242,13 @@ def run_grid(
     options: dict[str, np.ndarray] = {}
     paths = losses = None
     sizes = _ChunkSizes(chunk)
-    engine = _Engine()
+    engine = _Engine(should_stop)
     if progress is not None:
         progress(0, total)
     try:
         with interrupts.polled():
             begin = 0
-            while begin < total and not interrupts.requested():
+            while begin < total and not engine.stop():
                 index = np.arange(begin, min(total, begin + sizes.next))
                 hyper = {**fixed, **{name: values[index] for name, values in cells.items()}}
                 began = time.perf_counter()
