@@ -26,7 +26,10 @@ pytestmark = [
 ]
 QUIET = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--disable-sync")  # fmt: skip
-READY = "document.body && document.body.dataset.ready === 'true' && window.gdscope && window.gdscope.renders > "
+READY = (
+    "document.body && document.body.dataset.ready === 'true' && window.gdscope"
+    " && window.gdscope.renders > "
+)
 Handler = Callable[[Any], None]
 
 
@@ -392,3 +395,15 @@ def test_signed_losses_within_a_decade_get_a_linear_axis(open_page):
     chart = loss_chart(page)
     assert chart["type"] == "linear" and "linear scale" in chart["title"]
     assert chart["y"][-1] == pytest.approx(0.5 - 0.01 * (len(chart["y"]) - 1))
+
+
+@pytest.mark.browser
+def test_compute_requests_carry_a_stream_key_and_a_rising_sequence(open_page):
+    """The server stops a superseded request only if the page says which stream it belongs to."""
+    page = open_page()
+    seen: list[dict[str, str]] = []
+    page.on("request", lambda r: seen.append(r.headers) if "/api/trajectories" in r.url else None)
+    for value in ("0.05", "0.06"):
+        act(page, lambda v=value: (page.fill("#n-lr", v), page.dispatch_event("#n-lr", "change")))
+    main = [int(h["x-gdscope-seq"]) for h in seen if h.get("x-gdscope-key", "").endswith(":main")]
+    assert len(main) == 2 and main[0] < main[1], seen

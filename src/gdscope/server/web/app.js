@@ -95,19 +95,41 @@ function saveState() {
   history.replaceState(null, "", "#state=" + encodeURIComponent(JSON.stringify(state)));
 }
 
-async function api(path, body) {
-  const response = await fetch(path, {
-    method: body ? "POST" : "GET",
-    headers: { "content-type": "application/json" },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const answer = await response.json();
-  if (!response.ok) {
-    const detail = typeof answer.detail === "string" ? answer.detail
-      : (answer.detail || []).map((d) => `${d.loc.slice(1).join(".")}: ${d.msg}`).join("; ");
-    throw new Error(detail || response.statusText);
+// Each stream of requests (the map, the main path, pin i, the phase diagram) has a key of this
+// tab's and a rising sequence number: the server stops an older request of the same key when a
+// newer one comes (answering 409), and answers 503 with Retry-After when it is too busy.
+const TAB = Math.random().toString(36).slice(2);
+const sequence = {};
+class Superseded extends Error {}
+
+async function api(path, body, slot = "") {
+  const key = `${TAB}:${path}:${slot}`;
+  for (let attempt = 0; ; attempt += 1) {
+    const headers = { "content-type": "application/json" };
+    if (body) {
+      sequence[key] = (sequence[key] || 0) + 1;
+      headers["X-Gdscope-Key"] = key;
+      headers["X-Gdscope-Seq"] = String(sequence[key]);
+    }
+    const sent = sequence[key];
+    const response = await fetch(path, {
+      method: body ? "POST" : "GET", headers, body: body ? JSON.stringify(body) : undefined,
+    });
+    if (response.status === 409) throw new Superseded("superseded by a newer request");
+    if (response.status === 503 && attempt < 3) {
+      const wait = Number(response.headers.get("Retry-After")) || 1;
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+      if (sequence[key] !== sent) throw new Superseded("superseded while waiting");
+      continue;
+    }
+    const answer = await response.json();
+    if (!response.ok) {
+      const detail = typeof answer.detail === "string" ? answer.detail
+        : (answer.detail || []).map((d) => `${d.loc.slice(1).join(".")}: ${d.msg}`).join("; ");
+      throw new Error(detail || response.statusText);
+    }
+    return answer;
   }
-  return answer;
 }
 
 function losses() {
@@ -744,7 +766,7 @@ async function drawPhase() {
     y: { name: y.name, lo: positive(y), hi: y.hi, count: 32, log: y.log }, ...problem() };
   // The answer the page has is redrawn as it is; only a new request goes to the server.
   const key = JSON.stringify(request);
-  if (key !== phaseKey || !phaseAnswer) { phaseAnswer = await api("/api/phase", request); phaseKey = key; }
+  if (key !== phaseKey || !phaseAnswer) { phaseAnswer = await api("/api/phase", request, "phase"); phaseKey = key; }
   const answer = phaseAnswer;
   const current = currentHyper();
   // A yes/no metric (only 0 and 1) in two colours pinned to 0 and 1 (an all-0 grid is all
@@ -847,8 +869,8 @@ async function update(landscapeToo) {
     const wantPaths = pathsKey !== runsKey || !runs;
     const [map, [answer, ...pins], command] = await Promise.all([
       wantMap ? api("/api/landscape", landscapeRequest()) : Promise.resolve(landscape),
-      wantPaths ? Promise.all([api("/api/trajectories", trajectoryRequest()),
-        ...state.pins.map((p) => api("/api/trajectories", trajectoryRequest(p)))])
+      wantPaths ? Promise.all([api("/api/trajectories", trajectoryRequest(), "main"),
+        ...state.pins.map((p, i) => api("/api/trajectories", trajectoryRequest(p), `pin${i}`))])
         : Promise.resolve([runs, ...pinnedRuns]),
       api("/api/command", commandRequest()).catch((e) => ({ command: `(no command: ${e.message || e})`, record: null })),
     ]);
@@ -875,13 +897,14 @@ async function update(landscapeToo) {
       renders: (window.gdscope?.renders || 0) + 1 };
     drawPhasePanel();
   } catch (error) {
+    if (error instanceof Superseded) return;  // a newer request of the same stream is coming
     if (mine === generation) { status(String(error.message || error), true); document.body.dataset.ready = "error"; }
   }
 }
 
 const drawPhasePanel = debounce(() => drawPhase()
   .then(() => { $("phaseStatus").textContent = ""; })
-  .catch((e) => { $("phaseStatus").textContent = `phase diagram: ${e.message || e}`; }), 250);
+  .catch((e) => { if (!(e instanceof Superseded)) $("phaseStatus").textContent = `phase diagram: ${e.message || e}`; }), 250);
 // Coalesce the changes of one frame (a dragged slider fires many input events) into one update.
 let pendingFrame = null, pendingLandscape = false;
 function changed(landscapeToo = false) {
