@@ -277,7 +277,7 @@ def _example(ns: argparse.Namespace) -> int:
     from gdscope.jobs.landscape import run_example
 
     def log(text: str) -> None:
-        print(text, file=sys.stderr)
+        sys.stderr.write(text + "\n")  # one write: a Ctrl-C cannot split the line from its end
 
     run_example(ns.name, ns.out, epochs=ns.epochs, grid=ns.grid, device=ns.device,
                 force=ns.force, log=log, wrote=options.wrote)  # fmt: skip
