@@ -199,6 +199,50 @@ class _Engine:
         return run_batched(*args, engine="torch", should_stop=self.stop, **kwargs)
 
 
+class _GridStore:
+    """Every cell's options, metrics (and with ``keep_paths`` its path and loss curve), filled in
+    chunk by chunk; a cell counts as completed only once all of it is stored."""
+
+    def __init__(self, total: int, *, keep_paths: bool) -> None:
+        self.total = total
+        self.keep_paths = keep_paths
+        self.completed = np.zeros(total, dtype=bool)
+        self.metrics: dict[str, np.ndarray] = {}
+        self.options: dict[str, np.ndarray] = {}
+        self.paths: np.ndarray | None = None
+        self.losses: np.ndarray | None = None
+
+    def add(
+        self, result: BatchResult, index: np.ndarray, extra: dict[str, np.ndarray] | None
+    ) -> None:
+        arrays = {
+            key: value.detach().cpu().numpy()
+            for key, value in (
+                ("final_loss", result.final_loss),
+                ("best_loss", result.best_loss),
+                ("path_length", result.path_length),
+                ("steps_to_target", result.steps_to_target),
+                ("diverged_at", result.diverged_at),
+                ("final_w", result.final[:, 0]),
+                ("final_b", result.final[:, 1]),
+            )
+        }
+        arrays.update(extra or {})
+        for key, value in arrays.items():
+            self.metrics.setdefault(key, np.full(self.total, np.nan))[index] = value
+        for key, tensor in result.hyper.items():
+            column = tensor[:, 0].cpu().numpy()
+            self.options.setdefault(key, np.zeros(self.total, dtype=column.dtype))[index] = column
+        if self.keep_paths and result.path is not None and result.losses is not None:
+            if self.paths is None or self.losses is None:
+                points = result.path.shape[0]
+                self.paths = np.full((self.total, points, 2), np.nan)
+                self.losses = np.full((self.total, points), np.nan)
+            self.paths[index] = result.path.permute(1, 0, 2).double().cpu().numpy()
+            self.losses[index] = result.losses.T.double().cpu().numpy()
+        self.completed[index] = True  # last: an interruption above leaves the cells unfinished
+
+
 def run_grid(
     data: Dataset | None,
     optimizer: str,
@@ -237,10 +281,7 @@ def run_grid(
         raise GdscopeError(f"{', '.join(sorted(clash))} is both varied and fixed")
     cells = expand(axes)
     total = len(next(iter(cells.values()))) if cells else 1
-    completed = np.zeros(total, dtype=bool)
-    metrics: dict[str, np.ndarray] = {}
-    options: dict[str, np.ndarray] = {}
-    paths = losses = None
+    store = _GridStore(total, keep_paths=record == "path")
     sizes = _ChunkSizes(chunk)
     engine = _Engine(should_stop)
     if progress is not None:
@@ -261,37 +302,12 @@ def run_grid(
                 if result.completed < result.epochs * result.steps_per_epoch:
                     break  # stopped mid-run: this chunk's cells stay unfinished
                 sizes.took(len(index), time.perf_counter() - began, polled=engine.polled)
-                chunk_metrics = {
-                    "final_loss": result.final_loss,
-                    "best_loss": result.best_loss,
-                    "path_length": result.path_length,
-                    "steps_to_target": result.steps_to_target,
-                    "diverged_at": result.diverged_at,
-                    "final_w": result.final[:, 0],
-                    "final_b": result.final[:, 1],
-                }
-                arrays = {k: v.detach().cpu().numpy() for k, v in chunk_metrics.items()}
-                if finish is not None:
-                    arrays.update(finish(result, index))
-                for key, value in arrays.items():
-                    metrics.setdefault(key, np.full(total, np.nan, dtype=np.float64))[index] = value
-                for key, tensor in result.hyper.items():
-                    column = tensor[:, 0].cpu().numpy()
-                    options.setdefault(key, np.zeros(total, dtype=column.dtype))[index] = column
-                if record == "path" and result.path is not None and result.losses is not None:
-                    if paths is None or losses is None:
-                        points = result.path.shape[0]
-                        paths = np.full((total, points, 2), np.nan)
-                        losses = np.full((total, points), np.nan)
-                    paths[index] = result.path.permute(1, 0, 2).double().cpu().numpy()
-                    losses[index] = result.losses.T.double().cpu().numpy()
-                completed[index] = True  # last: an interruption above leaves the cells unfinished
+                store.add(result, index, None if finish is None else finish(result, index))
                 begin = int(index[-1]) + 1
                 if progress is not None:
-                    progress(int(completed.sum()), total)
+                    progress(int(store.completed.sum()), total)
     except KeyboardInterrupt:  # Ctrl-C where nobody installed interrupts.handle_sigint
         pass
-    interrupted = not completed.all()
     meta: dict[str, Any] = {
         "gdscope": __version__,
         "torch": torch.__version__,
@@ -302,8 +318,9 @@ def run_grid(
         meta.update(batch_size=batch_size, shuffle_seed=shuffle_seed)
     return GridRun(
         optimizer=optimizer, axes=tuple(axes), fixed=fixed, loss=loss,
-        start=(float(start[0]), float(start[1])), epochs=epochs, options=options, metrics=metrics,
-        completed=completed, interrupted=interrupted, paths=paths, losses=losses, meta=meta,
+        start=(float(start[0]), float(start[1])), epochs=epochs, options=store.options,
+        metrics=store.metrics, completed=store.completed, interrupted=not store.completed.all(),
+        paths=store.paths, losses=store.losses, meta=meta,
     )  # fmt: skip
 
 
