@@ -106,6 +106,14 @@ def _freeze(kwargs: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()))
 
 
+def _known(name: str, registry: Mapping[str, type[Any]], kind: str) -> str:
+    """``name`` in lower case, when ``registry`` has it (else the choices, in the error)."""
+    lower = name.lower()
+    if lower not in registry:
+        raise GdscopeError(f"unknown {kind} {name!r}; choose one of {', '.join(registry)}")
+    return lower
+
+
 def _accepted(cls: type[Any]) -> set[str]:
     return {name for name in inspect.signature(cls).parameters if name not in _IGNORED}
 
@@ -122,12 +130,7 @@ class OptimizerSpec:
         return cls(name, _freeze(kwargs))
 
     def __post_init__(self) -> None:
-        name = self.name.lower()
-        if name not in OPTIMIZERS:
-            raise GdscopeError(
-                f"unknown optimizer {self.name!r}; choose one of {', '.join(OPTIMIZERS)}"
-            )
-        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "name", _known(self.name, OPTIMIZERS, "optimizer"))
         options = self.options if isinstance(self.options, tuple) else _freeze(dict(self.options))
         object.__setattr__(self, "options", _freeze(dict(options)))
         unknown = set(self.kwargs()) - _accepted(self.cls)
@@ -203,12 +206,7 @@ class SchedulerSpec:
         return cls(name, _freeze(kwargs))
 
     def __post_init__(self) -> None:
-        name = self.name.lower()
-        if name not in SCHEDULERS:
-            raise GdscopeError(
-                f"unknown scheduler {self.name!r}; choose one of {', '.join(SCHEDULERS)}"
-            )
-        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "name", _known(self.name, SCHEDULERS, "scheduler"))
         object.__setattr__(self, "options", _freeze(dict(self.options)))
         param = torch.nn.Parameter(torch.zeros(1))
         self.build(torch.optim.SGD([param], lr=0.1))
