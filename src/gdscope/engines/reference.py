@@ -168,7 +168,7 @@ def _take(
 
             def closure() -> float:
                 evaluated.append(_backward(opt, lambda: model.objective(batch)))
-                return float(evaluated[-1])
+                return float(evaluated[-1].detach())
 
             opt.step(closure)
             seen = evaluated[0]  # LBFGS's step returns its first evaluation, too
