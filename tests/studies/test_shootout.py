@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -82,3 +84,31 @@ def test_compare_on_a_test_function_starts_in_its_domain():
     reference = train(None, loss=booth, optimizer=OptimizerSpec.of(best.name, **best.options),
                       epochs=50, start=booth.start)  # fmt: skip
     np.testing.assert_array_equal(best.path.path, reference.path)
+
+
+def test_ctrl_c_keeps_the_optimizers_already_scored(tmp_path, monkeypatch, capsys):
+    """Ctrl-C after the first optimizer was scored: the CLI draws and saves that one, says what
+    it kept, and exits 130."""
+    import gdscope.studies.shootout as shootout
+    from gdscope import interrupts
+    from gdscope.cli.main import main
+
+    scored: list[str] = []
+    real = shootout._winner
+
+    def winner(*args, **kwargs):
+        contender = real(*args, **kwargs)
+        scored.append(contender.name)
+        return contender
+
+    monkeypatch.setattr(shootout, "_winner", winner)
+    monkeypatch.setattr(interrupts, "requested", lambda: bool(scored))  # pressed after the first
+    out, save = str(tmp_path / "c.png"), str(tmp_path / "c.json")
+    code = main(["compare", "--optimizers", "sgd,adam", "--tune", "lr=0.01,0.1", "--budget", "10",
+                 "--starts", "2", "--out", out, "--save", save])  # fmt: skip
+    assert code == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["gdscope: interrupted: kept 1 of 2 optimizers"]
+    saved = json.loads((tmp_path / "c.json").read_text())
+    assert list(saved["tried"]) == ["sgd"]
+    assert (tmp_path / "c.png").stat().st_size > 0

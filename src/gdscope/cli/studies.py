@@ -23,6 +23,7 @@ from gdscope.jobs.studies import (
     StudyOutput,
     SweepConfig,
     kept,
+    kept_optimizers,
     make_compare,
     make_phase,
     make_sweep,
@@ -181,7 +182,10 @@ def _compare(ns: argparse.Namespace) -> int:
         print("  ".join(f"{k}={v}" for k, v in row.items()))
     for path in done.written:
         print(path)
-    return 0
+    if not (done.result.interrupted or interrupts.requested()):
+        return 0
+    print(f"gdscope: interrupted: {kept_optimizers(done.result)}", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 _RUN = {"sweep": _sweep, "phase": _phase, "compare": _compare}

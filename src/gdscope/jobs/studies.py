@@ -334,6 +334,13 @@ def make_phase(
         return StudyOutput(run, _save_grid_study(fig, "phase", config, outputs, run))
 
 
+def kept_optimizers(result: Shootout) -> str:
+    """What an interrupted shoot-out kept, in words."""
+    if not result.contenders:
+        return "nothing finished; nothing written"
+    return f"kept {len(result.contenders)} of {len(result.asked)} optimizers"
+
+
 def kept(run: GridRun) -> str:
     """What an interrupted grid run kept, in words."""
     done = int(run.completed.sum())
@@ -380,6 +387,8 @@ def make_compare(config: CompareConfig, outputs: Outputs) -> CompareOutput:
         starts=config.starts, seed=config.start_seed, lr=tuned.get("lr", DEFAULT_LR),
         momentum=tuned.get("momentum"),
     )  # fmt: skip
+    if not result.contenders:  # Ctrl-C before any optimizer was scored
+        return CompareOutput(result, ())
     fig = plot_shootout(problem.landscape(data), result, fig=Figure())
     rec = record("compare", config=config.to_dict(), dpi=outputs.dpi, result=result.meta)
     written = [outputs.figure(fig, rec)]

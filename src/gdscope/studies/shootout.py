@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gdscope import interrupts
 from gdscope.engines.batched import run_batched
 from gdscope.engines.reference import check_epochs, train
 from gdscope.engines.trajectory import Trajectory
@@ -60,6 +61,12 @@ class Shootout:
     seed: int
     contenders: list[Contender]
     meta: dict[str, Any] = field(default_factory=dict)
+    asked: tuple[str, ...] = ()
+    """Every optimizer asked for; after Ctrl-C, ``contenders`` holds the ones finished."""
+
+    @property
+    def interrupted(self) -> bool:
+        return len(self.contenders) < len(self.asked)
 
     def table(self) -> list[dict[str, Any]]:
         """One row per optimizer, best first."""
@@ -136,21 +143,36 @@ def compare(
     )
     fixed = dict(fixed or {})
     contenders = []
-    for name in names:
-        settings = [{**fixed.get(name, {}), **s} for s in _settings(name, lr, momentum)]
-        finals = _final_losses(data, name, settings, points, loss, budget, dtype)
-        scores = _scores(finals)
-        best = int(np.argmin(scores))
-        options = settings[best]
-        path = train(data, loss=loss, optimizer=OptimizerSpec.of(name, **options), epochs=budget,
-                     start=tuple(points[0]), dtype=dtype)  # fmt: skip
-        diverged = int((~np.isfinite(finals[best])).sum())
-        contenders.append(
-            Contender(name, options, float(scores[best]), scores, settings, diverged, path)
-        )
+    with interrupts.polled():  # Ctrl-C keeps the optimizers already scored
+        for name in names:
+            settings = [{**fixed.get(name, {}), **s} for s in _settings(name, lr, momentum)]
+            finals = _final_losses(data, name, settings, points, loss, budget, dtype)
+            if finals is None or interrupts.requested():
+                break
+            contenders.append(_winner(data, name, settings, finals, points, loss, budget, dtype))
     meta = {"gdscope": __version__, "torch": torch.__version__, "seed": seed, "budget": budget,
             "objective": loss.to_dict()}  # fmt: skip
-    return Shootout(loss, budget, points, seed, contenders, meta)
+    return Shootout(loss, budget, points, seed, contenders, meta, asked=tuple(names))
+
+
+def _winner(
+    data: Dataset | None,
+    name: str,
+    settings: list[dict[str, Any]],
+    finals: np.ndarray,
+    points: np.ndarray,
+    loss: Objective,
+    budget: int,
+    dtype: torch.dtype,
+) -> Contender:
+    """The best-scoring setting of ``name``, with its run from the first start."""
+    scores = _scores(finals)
+    best = int(np.argmin(scores))
+    options = settings[best]
+    path = train(data, loss=loss, optimizer=OptimizerSpec.of(name, **options), epochs=budget,
+                 start=tuple(points[0]), dtype=dtype)  # fmt: skip
+    diverged = int((~np.isfinite(finals[best])).sum())
+    return Contender(name, options, float(scores[best]), scores, settings, diverged, path)
 
 
 def _final_losses(
@@ -161,8 +183,8 @@ def _final_losses(
     loss: Objective,
     budget: int,
     dtype: torch.dtype,
-) -> np.ndarray:
-    """``(settings, starts)`` final losses; NaN for diverged runs."""
+) -> np.ndarray | None:
+    """``(settings, starts)`` final losses; NaN for diverged runs. None when Ctrl-C stopped it."""
     n_set, n_start = len(settings), len(points)
     if name in TRANSFORMS:
         keys = sorted({k for s in settings for k in s})
@@ -175,14 +197,18 @@ def _final_losses(
                 hyper[key] = column
         result = run_batched(
             data, name, hyper, loss=loss, start=np.tile(points, (n_set, 1)), epochs=budget,
-            record="metrics", dtype=dtype,
+            record="metrics", dtype=dtype, should_stop=interrupts.requested,
         )  # fmt: skip
+        if result.completed < result.epochs * result.steps_per_epoch:
+            return None
         finals = result.final_loss.double().cpu().numpy()
         finals = np.where(result.diverged_at.cpu().numpy() >= 0, np.nan, finals)
         return finals.reshape(n_set, n_start)
     finals = np.full((n_set, n_start), np.nan)
     for i, setting in enumerate(settings):
         spec = OptimizerSpec.of(name, **setting)
+        if interrupts.requested():
+            return None
         for j, point in enumerate(points):
             run = train(
                 data, loss=loss, optimizer=spec, epochs=budget, start=tuple(point), dtype=dtype
