@@ -9,6 +9,7 @@ from PIL import Image
 
 from gdscope.errors import GdscopeError
 from gdscope.jobs.plotconfig import PlotConfig, load_toml
+from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OptimizerSpec
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.testfunctions import TestFunction
@@ -94,3 +95,22 @@ def test_right_types_load(tmp_path):
     config = load_toml(file)
     assert config.optimizer.kwargs() == {"lr": 1.0, "betas": (0.8, 0.99), "amsgrad": True}
     assert [x.title for x in config.losses] == ["Booth"]
+
+
+@pytest.mark.parametrize(
+    "losses",
+    [
+        (LossSpec("mse"),),
+        (TestFunction.of("rosenbrock"),),
+        (LossSpec("l1"), TestFunction.of("booth")),
+    ],
+)
+@pytest.mark.parametrize("lr", [0.1, 1e-3, 0.05])
+def test_the_command_re_makes_the_same_configuration(losses, lr):
+    """The command a record or the page shows parses back to the same PlotConfig: an lr equal
+    to SGD's own default is still written when the objectives' customary lr differs."""
+    from gdscope.cli.main import build_parser, plot_config
+
+    config = PlotConfig(losses=losses, optimizer=SGDConfig(lr=lr, momentum=0.9).spec())
+    again = plot_config(build_parser().parse_args(["plot", *config.cli_args(), "--out", "x.png"]))
+    assert again.optimizer == config.optimizer and again.losses == config.losses

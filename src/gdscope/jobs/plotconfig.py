@@ -18,6 +18,7 @@ from gdscope.engines.reference import check_batch, check_epochs, check_start
 from gdscope.errors import GdscopeError
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OPTIMIZERS, SCHEDULERS, OptimizerSpec, SchedulerSpec
+from gdscope.optim.table import OPTIMIZER_TABLE
 from gdscope.problem.data import CsvData, DataSpec
 from gdscope.problem.grid import Grid
 from gdscope.problem.losses import ARTICLE_LOSSES
@@ -178,7 +179,8 @@ class PlotConfig:
             args += ["--huber-delta", f"{huber!r}"]
         if beta != 1.0:
             args += ["--smoothl1-beta", f"{beta!r}"]
-        args += _optimizer_args(self.optimizer, self.scheduler)
+        lr = min(x.customary_lr for x in self.losses)  # what the CLI assumes without --lr
+        args += _optimizer_args(self.optimizer, self.scheduler, assumed_lr=lr)
         if self.epochs != 100:
             args += ["--epochs", str(self.epochs)]
         if self.start is not None:
@@ -249,16 +251,21 @@ def parse_function(text: str) -> TestFunction:
     return TestFunction.of(name.strip(), **options)
 
 
-def _optimizer_args(optimizer: OptimizerSpec, scheduler: SchedulerSpec | None) -> list[str]:
-    """SGD as its own flags (``--lr 0.1 --momentum 0.9``), others as ``--optimizer/--opt``."""
+def _optimizer_args(
+    optimizer: OptimizerSpec, scheduler: SchedulerSpec | None, *, assumed_lr: float
+) -> list[str]:
+    """SGD as its own flags (``--lr 0.1 --momentum 0.9``, from the optimizer table), written
+    where they differ from what the CLI assumes without them (SGD's settings, and the
+    objectives' own ``assumed_lr``); others as ``--optimizer/--opt``."""
     args: list[str] = []
     kwargs = optimizer.kwargs()
     if optimizer.name == "sgd":
-        default = SGDConfig()
-        for name in ("lr", "momentum", "dampening", "weight_decay"):
-            if name in kwargs and kwargs[name] != getattr(default, name):
-                args += [f"--{name.replace('_', '-')}", f"{kwargs[name]!r}"]
-        args += [f"--{name}" for name in ("nesterov", "maximize") if kwargs.get(name)]
+        assumed = {**SGDConfig().kwargs(), "lr": assumed_lr}
+        for hyper in OPTIMIZER_TABLE["sgd"].hyperparameters:
+            value = kwargs.get(hyper.name, assumed[hyper.name])
+            if hyper.flag is None or value == assumed[hyper.name]:
+                continue
+            args += [hyper.flag] if hyper.kind == "bool" else [hyper.flag, f"{value!r}"]
     else:
         args += ["--optimizer", optimizer.name]
         args += [f"--opt={key}={_literal(value)}" for key, value in optimizer.options]
