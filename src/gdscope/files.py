@@ -36,6 +36,8 @@ def check_target(path: str | os.PathLike[str], *, force: bool = False) -> Path:
 
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
+RECORD_KEYS = {"png": "Description", "svg": "Description", "pdf": "Subject"}
+"""The metadata entry a figure's record goes in, by format (``jobs.records`` reads it back)."""
 
 
 def write_atomic(
@@ -113,7 +115,7 @@ def save_figure(
     metadata: dict[str, str | None] = {}
     if config is not None:
         text = json.dumps(config, sort_keys=True)
-        metadata = {"Subject": text} if chosen == "pdf" else {"Description": text}
+        metadata = {RECORD_KEYS[chosen]: text}
     if chosen == "png":
         metadata["Software"] = "gdscope"
     if chosen == "pdf":

@@ -148,7 +148,10 @@ def test_a_metric_spanning_decades_gets_log_colour(open_page):
         answer["values"][0][:3] = [6e36, 0.0, -2.0]  # a blow-up, and values a log scale drops
         answer["values"][1][0] = None
 
-    drawn = phase_drawn(open_page(rewrite("/api/phase", blown)))
+    page = open_page(rewrite("/api/phase", blown))
+    page.select_option("#metric", "final_loss")  # a loss metric (the default is yes/no)
+    page.wait_for_function("document.getElementById('phase').dataset.colour === 'log'")
+    drawn = phase_drawn(page)
     z = drawn["z"]
     assert z[1][0] is None and all(v is not None for row in z[2:] for v in row)
     ordinary = [v for row in z[2:] for v in row]
@@ -408,3 +411,16 @@ def test_compute_requests_carry_a_stream_key_and_a_rising_sequence(open_page):
         act(page, lambda v=value: (page.fill("#n-lr", v), page.dispatch_event("#n-lr", "change")))
     main = [int(h["x-gdscope-seq"]) for h in seen if h.get("x-gdscope-key", "").endswith(":main")]
     assert len(main) == 2 and main[0] < main[1], seen
+
+
+def test_a_count_metric_of_zeros_and_ones_is_not_drawn_as_yes_no(open_page):
+    """Which metrics are yes/no is the server's word (/api/schema), not a guess from values."""
+
+    def zeros_and_ones(answer: dict) -> None:
+        answer["values"] = [[float((i + j) % 2) for j in range(len(answer["x"]))]
+                            for i in range(len(answer["y"]))]  # fmt: skip
+
+    page = open_page(rewrite("/api/phase", zeros_and_ones))
+    page.wait_for_function("document.getElementById('phase').dataset.colour === 'yes/no'")
+    page.select_option("#metric", "steps")
+    page.wait_for_function("document.getElementById('phase').dataset.colour === 'linear'")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from gdscope.files import RECORD_KEYS
 from gdscope.optim.table import OPTIMIZER_TABLE
 from gdscope.problem.data import DataSpec
 from gdscope.problem.losses import LOSS_NAMES
@@ -24,7 +25,7 @@ def test_page_holds_no_copy_of_names_flags_or_defaults():
     page = (WEB / "index.html").read_text(encoding="utf-8")
     names = set(OPTIMIZER_TABLE) | set(LOSS_NAMES) | set(METRICS)
     names |= {h.name for e in OPTIMIZER_TABLE.values() for h in e.hyperparameters}
-    names |= {e.title for e in OPTIMIZER_TABLE.values()}
+    names |= {e.title for e in OPTIMIZER_TABLE.values()} | set(RECORD_KEYS.values())
     found = (_quoted(script) | _quoted(page)) & names
     assert found <= ALLOWED
     assert re.findall(r"[\"'`]--[a-z]", script) == []  # no command-line flags

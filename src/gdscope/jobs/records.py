@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gdscope.errors import GdscopeError
+from gdscope.files import RECORD_KEYS
 from gdscope.version import __version__
 
 __all__ = ["DEFAULT_DPI", "read_record", "record", "sidecar"]
@@ -78,7 +79,7 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
 
         try:
             with Image.open(file) as image:
-                text = getattr(image, "text", {}).get("Description")
+                text = getattr(image, "text", {}).get(RECORD_KEYS["png"])
         except OSError as error:
             raise GdscopeError(f"{file} is not a readable PNG ({error})") from None
     elif suffix == ".svg":

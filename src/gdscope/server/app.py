@@ -43,6 +43,7 @@ from pydantic import BaseModel
 
 from gdscope.engines.batched import run_batched
 from gdscope.errors import GdscopeError
+from gdscope.files import RECORD_KEYS
 from gdscope.jobs.plotconfig import VIEWS
 from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.optim.table import OPTIMIZER_TABLE
@@ -61,7 +62,7 @@ from gdscope.server.models import (
     PhaseRequest,
     TrajectoryRequest,
 )
-from gdscope.studies.phase import METRICS, analytic_stable, phase_diagram
+from gdscope.studies.phase import METRICS, YES_NO_METRICS, analytic_stable, phase_diagram
 from gdscope.version import __version__
 
 try:  # the routes' annotations name it, so it is a module global; the web extra is optional
@@ -294,6 +295,8 @@ def _schema() -> dict[str, Any]:
         "losses": [{"name": n, "title": LossSpec(n).class_name} for n in LOSS_NAMES],
         "article_losses": [loss.name for loss in ARTICLE_LOSSES],
         "metrics": list(METRICS),
+        "yes_no_metrics": list(YES_NO_METRICS),
+        "record_key": RECORD_KEYS["png"],
         "views": list(VIEWS),
         "functions": _functions(),
         "defaults": {

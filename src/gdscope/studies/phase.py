@@ -41,6 +41,7 @@ __all__ = [
     "LOSS_METRICS",
     "METRICS",
     "METRIC_LABELS",
+    "YES_NO_METRICS",
     "analytic_stable",
     "phase_diagram",
 ]
@@ -56,6 +57,8 @@ METRIC_LABELS = {
 METRICS = tuple(METRIC_LABELS)
 DEFAULT_METRIC = "diverged"
 """What a phase diagram shows unless told otherwise: where the optimizer diverges."""
+YES_NO_METRICS = ("diverged",)
+"""The metrics whose cells are yes (1) or no (0): a chart pins their colours to 0 and 1."""
 LOSS_METRICS = ("final_loss", "best_loss", "path_length")
 """The metrics that mean nothing for a diverged run."""
 _COUPLED = {"sgd", "adam", "rmsprop", "adagrad"}

@@ -627,7 +627,6 @@ function drawMarkers() {
 // /api/command) in a tEXt chunk, so that `gdscope replay` makes the same figure. The key is the
 // one gdscope's own PNGs carry their record under (files.save_figure, records.read_record);
 // the browser test reads the download back with read_record.
-const RECORD_KEY = "Description";
 
 async function downloadPng() {
   const box = $("maps"), outer = box.getBoundingClientRect();
@@ -649,7 +648,7 @@ async function downloadPng() {
   }
   const blob = await new Promise((done) => canvas.toBlob(done, "image/png"));
   const bytes = new Uint8Array(await blob.arrayBuffer());
-  download("gdscope.png", figureRecord ? withText(bytes, RECORD_KEY, JSON.stringify(figureRecord)) : bytes, "image/png");
+  download("gdscope.png", figureRecord ? withText(bytes, schema.record_key, JSON.stringify(figureRecord)) : bytes, "image/png");
 }
 
 // CRC-32 as PNG chunks use it.
@@ -769,11 +768,11 @@ async function drawPhase() {
   if (key !== phaseKey || !phaseAnswer) { phaseAnswer = await api("/api/phase", request, "phase"); phaseKey = key; }
   const answer = phaseAnswer;
   const current = currentHyper();
-  // A yes/no metric (only 0 and 1) in two colours pinned to 0 and 1 (an all-0 grid is all
-  // "no"); one whose values span decades (a loss that blew up) on a symmetric log colour
-  // scale; any other on a linear one.
+  // A yes/no metric (the server says which) in two colours pinned to 0 and 1 (an all-0 grid
+  // is all "no"); one whose values span decades (a loss that blew up) on a symmetric log
+  // colour scale; any other on a linear one.
   const flat = answer.values.flat().filter((v) => v !== null);
-  const yesNo = flat.every((v) => v === 0 || v === 1);
+  const yesNo = schema.yes_no_metrics.includes(metric);
   const logColour = !yesNo && spansDecades(flat);
   const colour = logColour ? symlog(flat) : null;
   const heat = { type: "heatmap", x: answer.x, y: answer.y, name: metric,
