@@ -25,7 +25,7 @@ from gdscope.render.panels import (
     plot_path,
     wrap_caption,
 )
-from gdscope.studies.phase import LOSS_METRICS, METRIC_LABELS
+from gdscope.studies.phase import LOSS_METRICS, METRIC_LABELS, YES_NO_METRICS
 from gdscope.studies.shootout import Shootout
 from gdscope.studies.sweep import Axis, GridRun
 
@@ -76,7 +76,7 @@ def plot_phase(
     if metric in LOSS_METRICS:
         values = np.where(run.grid("diverged") > 0.5, np.nan, values)
     cmap: ListedColormap | None
-    if metric == "diverged":
+    if metric in YES_NO_METRICS:
         cmap = ListedColormap(["#2c7bb6", "#d7191c"])
         norm: Normalize = BoundaryNorm([-0.5, 0.5, 1.5], 2)
     else:
@@ -101,7 +101,7 @@ def plot_phase(
     ax.set_title(f"{label}: {run.optimizer}, {run.loss.title}, {run.epochs} epochs")
     if colorbar:
         bar = ax.figure.colorbar(mesh, ax=ax)
-        if metric == "diverged":
+        if metric in YES_NO_METRICS:
             bar.set_ticks([0, 1], labels=["converged", "diverged"])
     border = None
     if stable is not None and stable.any() and (~stable).any():
