@@ -12,6 +12,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from gdscope import interrupts
 from gdscope.errors import GdscopeError
 
 __all__ = [
@@ -54,26 +55,29 @@ def write_atomic(
     tmp = Path(tmp_name)
     try:
         write(tmp)
-        os.chmod(tmp, _file_mode())  # mkstemp makes 0600 files; outputs get the usual umask mode
-        if force:
-            os.replace(tmp, target)
-        else:
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise GdscopeError(
-                    f"{target} already exists; pass --force to overwrite it"
-                ) from None
-            except OSError:  # file systems without hard links
-                if target.exists():
-                    raise GdscopeError(
-                        f"{target} already exists; pass --force to overwrite it"
-                    ) from None
-                os.replace(tmp, target)
+        with interrupts.deferred():  # a Ctrl-C now waits until the file is published
+            os.chmod(tmp, _file_mode())  # mkstemp makes 0600 files; outputs get the umask mode
+            _publish(tmp, target, force=force)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        with interrupts.deferred(), contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # (a Ctrl-C here would leave the temporary file behind)
     return target
+
+
+def _publish(tmp: Path, target: Path, *, force: bool) -> None:
+    """Move ``tmp`` to ``target``; without ``force`` only if no file has taken the name."""
+    taken = GdscopeError(f"{target} already exists; pass --force to overwrite it")
+    if force:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise taken from None
+    except OSError:  # file systems without hard links
+        if target.exists():
+            raise taken from None
+        os.replace(tmp, target)
 
 
 def _file_mode() -> int:

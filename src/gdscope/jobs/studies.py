@@ -389,24 +389,25 @@ def make_compare(config: CompareConfig, outputs: Outputs) -> CompareOutput:
     )  # fmt: skip
     if not result.contenders:  # Ctrl-C before any optimizer was scored
         return CompareOutput(result, ())
-    fig = plot_shootout(problem.landscape(data), result, fig=Figure())
-    rec = record("compare", config=config.to_dict(), dpi=outputs.dpi, result=result.meta)
-    written = [outputs.figure(fig, rec)]
-    if outputs.save is not None:
-        payload = {
-            **result.meta,
-            "loss": problem.objective.title,
-            "starts": result.starts.tolist(),
-            "table": result.table(),
-            "tried": {
-                c.name: [
-                    {**s, "score": float(v)} for s, v in zip(c.settings, c.scores, strict=True)
-                ]
-                for c in result.contenders
-            },
-        }
-        text = json.dumps(payload, default=str)
-        written.append(write_text(outputs.save, text, force=outputs.force))
+    with interrupts.deferred():  # what finished is drawn and written even if Ctrl-C comes now
+        fig = plot_shootout(problem.landscape(data), result, fig=Figure())
+        rec = record("compare", config=config.to_dict(), dpi=outputs.dpi, result=result.meta)
+        written = [outputs.figure(fig, rec)]
+        if outputs.save is not None:
+            payload = {
+                **result.meta,
+                "loss": problem.objective.title,
+                "starts": result.starts.tolist(),
+                "table": result.table(),
+                "tried": {
+                    c.name: [
+                        {**s, "score": float(v)} for s, v in zip(c.settings, c.scores, strict=True)
+                    ]
+                    for c in result.contenders
+                },
+            }
+            text = json.dumps(payload, default=str)
+            written.append(write_text(outputs.save, text, force=outputs.force))
     return CompareOutput(result, tuple(written))
 
 
