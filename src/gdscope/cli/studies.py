@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -153,19 +153,23 @@ def _phase(ns: argparse.Namespace) -> int:
 def _run_study(
     ns: argparse.Namespace, make: Callable[..., StudyOutput], config: SweepConfig | PhaseConfig
 ) -> int:
-    """Run a grid study with a progress bar and print what it wrote. After Ctrl-C during the
-    run (or while its files were written) the files hold the finished cells: say so in one
-    line, exit 130."""
+    """Run a grid study with a progress bar and report what it wrote (``_report``)."""
     update, close = options.progress(ns.command)
     try:
         done = make(config, _outputs(ns), progress=update)
     finally:
         close()
-    for path in done.written:
+    return _report(done.written, interrupted=done.run.interrupted, kept=kept(done.run))
+
+
+def _report(written: Sequence[Path], *, interrupted: bool, kept: str) -> int:
+    """Print the files written; after Ctrl-C (during the run, or while the files were written,
+    which then hold what finished) say what was kept in one line and exit 130."""
+    for path in written:
         print(path)
-    if not (done.run.interrupted or interrupts.requested()):
+    if not (interrupted or interrupts.requested()):
         return 0
-    print(f"gdscope: interrupted: {kept(done.run)}", file=sys.stderr)
+    print(f"gdscope: interrupted: {kept}", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 
@@ -180,12 +184,9 @@ def _compare(ns: argparse.Namespace) -> int:
     done = make_compare(config, _outputs(ns))
     for row in done.result.table():
         print("  ".join(f"{k}={v}" for k, v in row.items()))
-    for path in done.written:
-        print(path)
-    if not (done.result.interrupted or interrupts.requested()):
-        return 0
-    print(f"gdscope: interrupted: {kept_optimizers(done.result)}", file=sys.stderr)
-    return EXIT_INTERRUPTED
+    return _report(
+        done.written, interrupted=done.result.interrupted, kept=kept_optimizers(done.result)
+    )
 
 
 _RUN = {"sweep": _sweep, "phase": _phase, "compare": _compare}
