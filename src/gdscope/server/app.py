@@ -142,7 +142,7 @@ Stop = Callable[[], bool]
 
 def _column(objective: Any) -> str:
     """The cost table's column for an objective: its loss name, or any test function."""
-    return objective.name if isinstance(objective, LossSpec) else FUNCTION
+    return objective.regression.name if objective.regression is not None else FUNCTION
 
 
 def estimate(request: BaseModel) -> float:
@@ -161,11 +161,11 @@ def estimate(request: BaseModel) -> float:
             for o in losses
         )  # fmt: skip
     assert isinstance(request, PhaseRequest)
-    function = request.function is not None
+    objective = request.objective()
     return run_seconds(
-        request.optimizer.name, FUNCTION if function else request.loss.name,
+        request.optimizer.name, _column(objective),
         configurations=request.x.count * request.y.count,
-        points=1 if function else request.data.n, epochs=request.epochs,
+        points=request.data.n if objective.needs_data else 1, epochs=request.epochs,
     )  # fmt: skip
 
 
@@ -174,8 +174,7 @@ def unpolled(request: BaseModel) -> bool:
     if isinstance(request, TrajectoryRequest):
         return all(native(request.optimizer.name, _column(o)) for o in request.objectives())
     if isinstance(request, PhaseRequest):
-        loss = FUNCTION if request.function is not None else request.loss.name
-        return native(request.optimizer.name, loss)
+        return native(request.optimizer.name, _column(request.objective()))
     return True  # a map: it has no steps to poll between
 
 
@@ -240,17 +239,17 @@ def trajectories(request: TrajectoryRequest, should_stop: Stop | None = None) ->
 
 
 def phase(request: PhaseRequest, should_stop: Stop | None = None) -> dict[str, Any]:
-    function = request.function.spec() if request.function is not None else None
-    data = make_data(request.data.spec()) if function is None else None
+    objective = request.objective()
+    data = make_data(request.data.spec()) if objective.needs_data else None
     x, y = request.x.axis(), request.y.axis()
     fixed = {k: v for k, v in request.optimizer.values().items() if k not in {x.name, y.name}}
-    objective = function or request.loss.spec()
     run = phase_diagram(
         data, x=x, y=y, optimizer=request.optimizer.name, fixed=fixed, loss=objective,
         start=request.start, epochs=request.epochs, should_stop=should_stop,
     )  # fmt: skip
     stable = analytic_stable(run, data) if data is not None else None
-    minimum = [*function.minima[0], 0.0] if function else list(find_minimum(data, objective))
+    known = objective.known_minima
+    minimum = [*known[0], 0.0] if known else list(find_minimum(data, objective))
     return {
         "x": list(x.values),
         "y": list(y.values),

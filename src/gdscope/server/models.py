@@ -255,3 +255,7 @@ class PhaseRequest(Strict):
     metric: Literal[METRICS] = DEFAULT_METRIC  # type: ignore[valid-type]
     epochs: int = Field(default=FIGURE.epochs, ge=1, le=500)
     start: tuple[Bounded, Bounded] = FIGURE.start_for(_OBJECTIVE)
+
+    def objective(self) -> LossSpec | TestFunction:
+        """The function, when one is given, else the loss on the data."""
+        return self.function.spec() if self.function is not None else self.loss.spec()
