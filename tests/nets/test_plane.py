@@ -494,3 +494,38 @@ def test_auto_times_here_and_its_trials_points_are_kept():
     assert [step[0] for step in trials.plan][:2] == ["loop", "loop"]
     assert [i for chunk in stored for i in chunk] == list(range(trials.taken))  # once each
     assert trials.rest().tolist() == list(range(trials.taken, 12))
+
+
+@pytest.mark.parametrize("when", ["after the first trial point", "before the trials"])
+def test_ctrl_c_during_autos_trials_keeps_the_points_done(monkeypatch, when):
+    # A Ctrl-C between two of auto's timing trials (outside any chunk) once raised past the
+    # points already evaluated; and a trial cut short counted its points as done in the plan.
+    import os
+    import signal
+
+    from gdscope import interrupts
+    from gdscope.nets import plane
+
+    model, data, grid = small()
+    seen: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+        if when == "after the first trial point" and done == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    if when == "before the trials":
+        sized = plane.auto_chunk
+
+        def interrupted_sizing(*args, **kwargs):  # runs outside every chunk
+            os.kill(os.getpid(), signal.SIGINT)
+            return sized(*args, **kwargs)
+
+        monkeypatch.setattr(plane, "auto_chunk", interrupted_sizing)
+    with interrupts.handle_sigint():
+        surface = evaluate_plane(model, data, nn.CrossEntropyLoss(), progress=progress, **grid)
+        assert interrupts.requested()
+    done = int(np.isfinite(surface.loss).sum())
+    assert done == (1 if when == "after the first trial point" else 0) == sum(seen[-1:])
+    assert surface.meta["unfinished"] == surface.loss.size - done
+    assert sum(count for _, count in surface.meta["plan"]) == done  # what the trials stored

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gdscope import interrupts
 from gdscope.errors import GdscopeError
 from gdscope.nets.plane import EVALUATORS, Batches, ChunkWork, LossFn, Method, Store
 from gdscope.nets.recorder import ParamLayout
@@ -91,7 +92,14 @@ class RayBackend:
 
         pending = {submit(indices): (indices, 0) for indices in chunks}
         while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            if interrupts.requested():  # Ctrl-C: the chunks stored so far are kept
+                for ref in pending:
+                    ray.cancel(ref)
+                return
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            if not ready:
+                continue
+            ref = ready[0]
             indices, tries = pending.pop(ref)
             try:
                 loss, accuracy = ray.get(ref)

@@ -581,12 +581,19 @@ class Trials:
         """Evaluate the next ``count`` points by ``method``; the seconds per point, or None
         when no points are left."""
         indices = self.todo[self.taken : self.taken + count]
-        if not len(indices):
+        if not len(indices) or interrupts.requested():  # Ctrl-C ends the timing, too
             return None
         began = time.perf_counter()
         name, form = PLAN_STEPS[method]
-        LocalBackend().run(replace(self.work, method=name, memory_format=form), [indices],
-                           self.store)  # fmt: skip
+        stored: list[np.ndarray] = []
+
+        def keep(done: np.ndarray, loss: Tensor, accuracy: Tensor | None) -> None:
+            self.store(done, loss, accuracy)
+            stored.append(done)
+
+        LocalBackend().run(replace(self.work, method=name, memory_format=form), [indices], keep)
+        if not stored:  # Ctrl-C came before the points were evaluated: they are still to do
+            return None
         self.taken += len(indices)  # only once stored: a failed trial leaves its points to do
         self.plan.append([method, len(indices)])
         return (time.perf_counter() - began) / len(indices)  # store() synchronized
@@ -741,13 +748,16 @@ def evaluate_plane(
     work = ChunkWork(ModelData(model, materialize(data, device)), loss_fn, layout, grid)
     results = ChunkResults(grid, resume=options.resume, progress=progress)
     trials = Trials(work, results.todo(), results.store)
-    for method, count in options.plan:  # a replay: the trials of the run it repeats, in order
-        trials(method, count)
-    decision = decide(options, trials, device)
-    rest = trials.rest()
-    chunks = [rest[i : i + decision.chunk] for i in range(0, len(rest), decision.chunk)]
-    chosen = replace(work, method=decision.method, memory_format=decision.memory_format)
-    (options.backend or LocalBackend()).run(chosen, chunks, results.store)
+    # Polled throughout, not only inside each chunk: a Ctrl-C between auto's trials must stop
+    # the run with the points evaluated so far, not raise past them.
+    with interrupts.polled():
+        for method, count in options.plan:  # a replay: the trials of the run it repeats
+            trials(method, count)
+        decision = decide(options, trials, device)
+        rest = trials.rest()
+        chunks = [rest[i : i + decision.chunk] for i in range(0, len(rest), decision.chunk)]
+        chosen = replace(work, method=decision.method, memory_format=decision.memory_format)
+        (options.backend or LocalBackend()).run(chosen, chunks, results.store)
     meta = _meta(device, results.done.size, decision, trials.plan)
     if not results.done.all():  # stopped by Ctrl-C: the rest of the grid is NaN
         meta["unfinished"] = int((~results.done).sum())
