@@ -6,6 +6,7 @@ import copy
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
 
 from gdscope.errors import GdscopeError
@@ -73,3 +74,42 @@ def test_hdf5_directions_are_listed_like_the_reference(trained_cnn, tmp_path, st
         with h5py.File(tmp_path / "s_directions.h5") as f:
             np.testing.assert_array_equal(f["xdirection"][str(index)][:],
                                           model.features[1].running_mean.numpy())  # fmt: skip
+
+
+class Scaled(nn.Module):
+    """A linear layer whose output is multiplied by a non-persistent float buffer (not in
+    ``state_dict()``), next to a persistent one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 2)
+        self.register_buffer("scale", torch.full((2,), 1.5), persistent=False)
+        self.register_buffer("shift", torch.full((2,), 0.25))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * self.scale + self.shift
+
+
+def test_states_directions_move_exactly_the_state_dict(tmp_path):
+    # The saved directions list state_dict(); moving the model along them the reference's way
+    # (each state_dict tensor plus x times its direction) must give the surface's value. A
+    # moved non-persistent buffer would be missing from the file.
+    h5py = pytest.importorskip("h5py")
+    from gdscope.nets.surface_io import save_surface
+
+    torch.manual_seed(0)
+    model = Scaled().eval()
+    data = (torch.randn(16, 3), torch.randn(16, 2))
+    assert set(ParamLayout.of(model, states=True).names) == set(model.state_dict())
+    dx = torch.randn(ParamLayout.of(model, states=True).size)
+    surface = evaluate_plane(model, [data], nn.MSELoss(), dx=dx, xs=[0.0, 0.5], states=True)
+    save_surface(surface, tmp_path / "s.h5")
+    moved = Scaled().eval()
+    moved.load_state_dict(model.state_dict())
+    moved.scale.copy_(model.scale)
+    with h5py.File(tmp_path / "s_directions.h5") as f, torch.no_grad():
+        for i, tensor in enumerate(moved.state_dict().values()):
+            tensor.add_(0.5 * torch.from_numpy(f["xdirection"][str(i)][()]))
+    with torch.no_grad():
+        expected = float(nn.MSELoss()(moved(data[0]), data[1]))
+    assert surface.loss[0, 1] == pytest.approx(expected, rel=1e-5)
