@@ -125,3 +125,29 @@ def test_states_directions_carry_batchnorm_statistics(trained_cnn):
     parts = layout.unflatten(direction)
     assert "features.1.running_var" in parts and not parts["features.1.running_var"].any()
     assert "features.1.num_batches_tracked" not in parts  # counters are not directions
+
+
+def svd_flipped(matrix: np.ndarray) -> np.ndarray:
+    """The first two rows of ``Vt`` of a dense SVD, signed by scikit-learn's ``svd_flip``
+    definition with ``u_based_decision=True`` (the largest-magnitude entry of each column of
+    ``U`` is positive): how its PCA signed ``components_`` before 1.5."""
+    u, _, vt = np.linalg.svd(matrix, full_matrices=False)
+    signs = np.sign(u[np.abs(u).argmax(axis=0), np.arange(u.shape[1])])
+    return (vt * signs[:, None])[:2]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pca_components_are_signed_like_scikit_learn(seed):
+    # eigh's signs are arbitrary: without the flip seeds 0, 1 (both components) and 3 (the
+    # second) give a mirrored plane.
+    snapshots = np.random.RandomState(seed).randn(8, 40).astype(np.float32)
+    path = RecordedPath(ParamLayout(("w",), ((40,),)), snapshots, np.arange(8),
+                        np.full(8, np.nan))  # fmt: skip
+    matrix = snapshots.astype(np.float64) - snapshots[-1]
+    matrix -= matrix.mean(0)
+    expected = svd_flipped(matrix)
+    plane = pca_plane(path, block=16)
+    np.testing.assert_allclose(plane.dx.numpy(), expected[0], atol=1e-5)
+    np.testing.assert_allclose(plane.dy.numpy(), expected[1], atol=1e-5)
+    scores = matrix @ np.stack([plane.dx.numpy(), plane.dy.numpy()]).T  # U·S, column by column
+    assert (scores[np.abs(scores).argmax(axis=0), [0, 1]] > 0).all()

@@ -3,8 +3,9 @@
 A direction is a flat vector laid out like ``ParamLayout`` (``named_parameters()`` order). By
 default it moves the trainable parameters only, like the reference's ``dir_type=weights``:
 buffers such as BatchNorm's running statistics stay those of the model the plane is centred on.
-With ``states=True`` it also covers the floating-point buffers (``dir_type=states``), so that a
-line between two BatchNorm networks really ends at the second one.
+With ``states=True`` it also covers the floating-point buffers of ``state_dict()``
+(``dir_type=states``; a non-persistent buffer is not saved, so it is not moved), so that a line
+between two BatchNorm networks really ends at the second one.
 """
 
 from __future__ import annotations
@@ -108,13 +109,24 @@ def line_direction(start: nn.Module, end: nn.Module, *, states: bool = False) ->
 @dataclass(frozen=True, eq=False)
 class PCAPlane:
     """The top two principal directions of a recorded path (unit vectors), through ``centre``
-    (the path's last point), with the explained variance like scikit-learn reports it."""
+    (the path's last point), with the explained variance like scikit-learn reports it and the
+    components' signs as its PCA chose them (``_svd_flip``)."""
 
     centre: Tensor
     dx: Tensor
     dy: Tensor
     explained_variance_ratio: np.ndarray
     explained_variance: np.ndarray
+
+
+def _svd_flip(u: Tensor) -> Tensor:
+    """Columns of ``u`` (the left singular vectors) signed as scikit-learn's ``svd_flip`` with
+    ``u_based_decision=True`` signs them (its PCA's rule until 1.5, when the reference drew its
+    planes): each column's entry of largest magnitude is positive. The component is ``uᵀX/σ``,
+    so it takes the column's sign, and a plane has the reference's orientation, not a mirror."""
+    rows = u.abs().argmax(dim=0)
+    signs = torch.sign(u[rows, torch.arange(u.shape[1])])
+    return u * torch.where(signs == 0, 1.0, signs).to(u)
 
 
 def pca_plane(path: RecordedPath, *, block: int = 1 << 20) -> PCAPlane:
@@ -137,7 +149,7 @@ def pca_plane(path: RecordedPath, *, block: int = 1 << 20) -> PCAPlane:
         cols = cols - cols.mean(0, keepdim=True)
         gram += cols @ cols.T
     values, vectors = torch.linalg.eigh(gram)  # ascending
-    values, vectors = values.flip(0).clamp_min(0), vectors.flip(1)
+    values, vectors = values.flip(0).clamp_min(0), _svd_flip(vectors.flip(1)[:, :2])
     if values[1] <= 0:
         raise GdscopeError("the path spans fewer than two dimensions; PCA has no plane")
     components = torch.zeros(2, size, dtype=torch.float64)
@@ -147,7 +159,7 @@ def pca_plane(path: RecordedPath, *, block: int = 1 << 20) -> PCAPlane:
         )
         cols = cols - final[start : start + block]
         cols = cols - cols.mean(0, keepdim=True)
-        components[:, start : start + block] = vectors[:, :2].T @ cols
+        components[:, start : start + block] = vectors.T @ cols
     components /= components.norm(dim=1, keepdim=True)
     total = float(values.sum())
     ratio = (values[:2] / total).numpy()
