@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("render",),
     ("jobs",),
     ("server",),
-    ("cli",),
+    ("cli", "integrations"),
 )
 BASE = frozenset({"errors", "files", "version", "_moved", "interrupts", "examples"})
 """The top-level modules and subpackages that make up the ``base`` unit."""

@@ -1,0 +1,80 @@
+"""What the framework callbacks share: a ``Recorder`` started when training starts and fed once
+per optimizer step, whatever calls the step (Lightning, the Hugging Face ``Trainer``).
+
+A framework reports a loss per batch (or micro-batch, with gradient accumulation) but steps the
+optimizer less often; the loss recorded with a step is the mean of those reported since the
+previous step, so a snapshot pairs the weights after a step with the loss that made it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gdscope.errors import GdscopeError
+from gdscope.nets.recorder import RecordedPath, Recorder
+
+__all__ = ["Capture", "missing", "unwrap_optimizer"]
+
+
+def missing(module: str, extra: str) -> GdscopeError:
+    """The error for a framework that is not installed: which extra installs it."""
+    return GdscopeError(f"{module} is not installed: pip install 'gdscope[{extra}]'")
+
+
+def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer | None:
+    """The ``torch.optim`` optimizer inside a framework's wrapper (accelerate's
+    ``AcceleratedOptimizer``, itself an ``Optimizer``, or Lightning's ``LightningOptimizer``),
+    whose class name the recording keeps."""
+    for _ in range(4):
+        inner = getattr(optimizer, "optimizer", None) or getattr(optimizer, "_optimizer", None)
+        if not isinstance(inner, torch.optim.Optimizer):
+            break
+        optimizer = inner
+    return optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
+
+
+class Capture:
+    """A ``Recorder`` over ``model`` (or its ``submodule``) with ``options`` passed to it as they
+    are (``path``, ``every``, ``force``, and any keyword ``Recorder`` takes)."""
+
+    def __init__(self, submodule: str | None, options: dict[str, Any]) -> None:
+        if "model" in options or "optimizer" in options:
+            raise GdscopeError("the callback takes the model and optimizer from the trainer")
+        self.submodule, self.options = submodule, options
+        self.recorder: Recorder | None = None
+        self._losses: list[float] = []
+
+    def start(self, model: nn.Module, optimizer: Any) -> None:
+        """Take snapshot 0 (the starting weights); called when training starts."""
+        if self.submodule is not None:
+            try:
+                model = model.get_submodule(self.submodule)
+            except AttributeError:
+                raise GdscopeError(f"the model has no submodule {self.submodule!r}") from None
+        self._losses = []
+        self.recorder = Recorder(model, optimizer=unwrap_optimizer(optimizer), **self.options)
+
+    def loss(self, value: float | Tensor | None) -> None:
+        """A loss the framework reported for a batch since the last step."""
+        if value is not None:
+            self._losses.append(float(value.detach()) if isinstance(value, Tensor) else value)
+
+    def step(self, *, shares: bool = False) -> None:
+        """The optimizer stepped: record (every ``every``-th step) with the mean loss (or with
+        ``shares`` their sum: each was already divided by the step's total count)."""
+        if self.recorder is None:
+            return
+        count = 1 if shares else len(self._losses)
+        mean = math.fsum(self._losses) / count if self._losses else None
+        self._losses = []
+        self.recorder.step(mean)
+
+    def result(self) -> RecordedPath:
+        """The recording (streamed to ``path`` as it was taken, if one was given)."""
+        if self.recorder is None:
+            raise GdscopeError("nothing was recorded: training has not started")
+        return self.recorder.result()

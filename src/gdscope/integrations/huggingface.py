@@ -1,0 +1,78 @@
+"""A Hugging Face ``TrainerCallback`` that records the path during ``Trainer.train()``::
+
+    from gdscope.integrations.huggingface import RecorderCallback
+
+    trainer = Trainer(model=model, args=args, train_dataset=data,
+                      callbacks=[RecorderCallback("run/path")])
+    trainer.train()                       # then: gdscope landscape --path run/path ...
+
+It takes snapshot 0 when training begins (``on_train_begin``) and one after every optimizer step
+(``on_step_end``, which the ``Trainer`` calls once per step, after gradient accumulation), on
+the main process only. The loss recorded with a step is the mean of the ``loss`` the model
+returned in training mode over that step's micro-batches (a forward hook; their sum when the
+``Trainer`` passed ``num_items_in_batch``, as the model then divided by the step's count; NaN
+when the model returns none, e.g. with a custom ``compute_loss``). Needs ``transformers`` and
+``accelerate`` (``pip install 'gdscope[hf]'``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from gdscope.integrations.capture import Capture, missing
+from gdscope.nets.recorder import RecordedPath
+
+try:
+    from transformers import TrainerCallback
+except ImportError:
+    raise missing("transformers", "hf") from None
+
+__all__ = ["RecorderCallback"]
+
+
+def _model_loss(output: Any) -> Any:
+    """The ``loss`` in a model's output (a ``ModelOutput`` or a dict), or None."""
+    if isinstance(output, dict):  # ModelOutput is an OrderedDict
+        return output.get("loss")
+    return getattr(output, "loss", None)
+
+
+class RecorderCallback(TrainerCallback):
+    """Records the ``Trainer``'s model (or its ``submodule``) through ``gdscope.Recorder``;
+    ``path`` and every other keyword go to ``Recorder`` as they are (``every``, ``force``, …).
+    ``result()`` is the recording."""
+
+    def __init__(self, path: Any = None, *, submodule: str | None = None, **options: Any) -> None:
+        self.capture = Capture(submodule, {"path": path, **options})
+        self._hook: RemovableHandle | None = None
+        self._shares = False
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        model: nn.Module = kwargs["model"]
+        self.capture.start(model, kwargs.get("optimizer"))
+
+        def keep_loss(module: nn.Module, inputs: Any, named: dict[str, Any], output: Any) -> None:
+            if module.training:  # not evaluation passes
+                self.capture.loss(_model_loss(output))
+                # Given the step's count of labels, the model divides by it: a micro-batch's
+                # loss is its share of the step's mean.
+                self._shares = named.get("num_items_in_batch") is not None
+
+        self._hook = model.register_forward_hook(keep_loss, with_kwargs=True)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            self.capture.step(shares=self._shares)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    def result(self) -> RecordedPath:
+        return self.capture.result()

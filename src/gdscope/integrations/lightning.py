@@ -1,0 +1,59 @@
+"""A Lightning ``Callback`` that records the path during ``trainer.fit``::
+
+    from gdscope.integrations.lightning import RecorderCallback
+
+    trainer = lightning.Trainer(callbacks=[RecorderCallback("run/path", submodule="model")])
+    trainer.fit(module, loader)          # then: gdscope landscape --path run/path ...
+
+It takes snapshot 0 when training starts and one after every optimizer step (every ``every``-th,
+with the mean loss of the batches that step accumulated; an optimizer step is counted by
+``trainer.global_step``, so ``accumulate_grad_batches`` is handled), on the global rank 0 only.
+Needs ``lightning`` (``pip install 'gdscope[lightning]'``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gdscope.integrations.capture import Capture, missing
+from gdscope.nets.recorder import RecordedPath
+
+try:
+    from lightning.pytorch import Callback
+except ImportError:
+    raise missing("lightning", "lightning") from None
+
+__all__ = ["RecorderCallback"]
+
+
+class RecorderCallback(Callback):
+    """Records the ``LightningModule`` (or its ``submodule``, e.g. ``"model"``, so that the
+    names match the bare network ``gdscope landscape --model`` builds) through
+    ``gdscope.Recorder``; ``path`` and every other keyword go to ``Recorder`` as they are
+    (``every``, ``force``, …). ``result()`` is the recording."""
+
+    def __init__(self, path: Any = None, *, submodule: str | None = None, **options: Any) -> None:
+        super().__init__()
+        self.capture = Capture(submodule, {"path": path, **options})
+        self._stepped = 0
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.is_global_zero:
+            self._stepped = trainer.global_step
+            self.capture.start(pl_module, trainer.optimizers[0] if trainer.optimizers else None)
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if not trainer.is_global_zero:
+            return
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is not None and pl_module.automatic_optimization:
+            loss = loss * trainer.accumulate_grad_batches  # Lightning divided it for backward
+        self.capture.loss(loss)
+        if trainer.global_step != self._stepped:
+            self._stepped = trainer.global_step
+            self.capture.step()
+
+    def result(self) -> RecordedPath:
+        return self.capture.result()

@@ -1,0 +1,166 @@
+"""The Hugging Face callback records what ``gdscope.Recorder`` records in a hand-written loop,
+on a tiny BERT built from a config (no download)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset, SequentialSampler
+
+from gdscope.nets.recorder import Recorder, open_path
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate")
+
+LR, BATCH, VOCAB = 0.05, 4, 40
+
+
+def make_model() -> torch.nn.Module:
+    config = transformers.BertConfig(
+        vocab_size=VOCAB, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=16, max_position_embeddings=16, num_labels=3,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return transformers.BertForSequenceClassification(config)
+
+
+class Sentences(Dataset):
+    """Thirty-two random token sequences with labels, the same on every call."""
+
+    def __len__(self) -> int:
+        return 32
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        generator = torch.Generator().manual_seed(i)
+        return {"input_ids": torch.randint(0, VOCAB, (6,), generator=generator),
+                "labels": torch.tensor(i % 3)}  # fmt: skip
+
+
+class InOrder(transformers.Trainer):
+    """The Trainer, taking the batches in order (the hand-written loop does)."""
+
+    def _get_train_sampler(self, *args, **kwargs):
+        return SequentialSampler(self.train_dataset)
+
+
+def train(callback, tmp_path, *, accumulate: int = 1, steps: int = 3) -> None:
+    model = make_model()
+    # BERT's classification loss is a plain mean: told so, the Trainer divides it by the
+    # accumulation steps itself, as the hand-written loop does.
+    model.accepts_loss_kwargs = False
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), report_to=[], use_cpu=True, max_steps=steps,
+        per_device_train_batch_size=BATCH, gradient_accumulation_steps=accumulate,
+        lr_scheduler_type="constant", max_grad_norm=0.0, save_strategy="no",
+        logging_strategy="no", dataloader_num_workers=0, disable_tqdm=True,
+    )  # fmt: skip
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    InOrder(model=model, args=args, train_dataset=Sentences(), callbacks=[callback],
+            optimizers=(optimizer, None)).train()  # fmt: skip
+
+
+def by_hand(*, accumulate: int = 1, steps: int = 3, **options):
+    model = make_model()
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    recorder = Recorder(model, optimizer=optimizer, **options)
+    batches = iter(DataLoader(Sentences(), batch_size=BATCH))
+    for _ in range(steps):
+        losses = []
+        for _ in range(accumulate):
+            loss = model(**next(batches)).loss
+            (loss / accumulate).backward()
+            losses.append(float(loss.detach()))
+        optimizer.step()
+        optimizer.zero_grad()
+        recorder.step(sum(losses) / len(losses))
+    return recorder.result()
+
+
+def assert_same(recorded, expected) -> None:
+    assert recorded.layout == expected.layout
+    assert recorded.optimizer == expected.optimizer == "SGD"
+    np.testing.assert_array_equal(recorded.steps, expected.steps)
+    np.testing.assert_allclose(np.asarray(recorded.snapshots), expected.snapshots, atol=1e-6)
+    np.testing.assert_allclose(recorded.losses, expected.losses, rtol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_the_callback_records_what_a_hand_written_loop_records(accumulate, tmp_path):
+    from gdscope.integrations.huggingface import RecorderCallback
+
+    callback = RecorderCallback()
+    train(callback, tmp_path, accumulate=accumulate)
+    expected = by_hand(accumulate=accumulate)
+    assert len(expected) == 4  # the start and three optimizer steps
+    assert_same(callback.result(), expected)
+
+
+def test_recorder_keywords_pass_through_to_the_folder_landscape_reads(tmp_path):
+    from gdscope.integrations.huggingface import RecorderCallback
+
+    train(RecorderCallback(tmp_path / "rec", every=2), tmp_path, steps=4)
+    assert_same(open_path(tmp_path / "rec"), by_hand(steps=4, every=2))
+
+
+class TinyConfig(transformers.PretrainedConfig):
+    model_type = "gdscope-tiny"
+
+
+class Tiny(transformers.PreTrainedModel):
+    """A linear classifier that, like the language models, divides its summed loss by the
+    ``num_items_in_batch`` the Trainer passes (the labels of the whole accumulated step)."""
+
+    config_class = TinyConfig
+
+    def __init__(self, config: TinyConfig) -> None:
+        super().__init__(config)
+        self.linear = torch.nn.Linear(4, 3)
+        self.post_init()
+
+    def forward(self, inputs, labels=None, num_items_in_batch=None, **kwargs):
+        logits = self.linear(inputs)
+        total = torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
+        count = num_items_in_batch if num_items_in_batch is not None else len(labels)
+        return {"loss": total / count, "logits": logits}
+
+
+class Points(Dataset):
+    def __len__(self) -> int:
+        return 32
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        generator = torch.Generator().manual_seed(i)
+        return {"inputs": torch.randn(4, generator=generator), "labels": torch.tensor(i % 3)}
+
+
+def test_a_model_dividing_by_the_steps_count_records_the_steps_mean_loss(tmp_path):
+    from gdscope.integrations.huggingface import RecorderCallback
+
+    def make_tiny():
+        torch.manual_seed(0)
+        return Tiny(TinyConfig())
+
+    model, callback = make_tiny(), RecorderCallback()
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), report_to=[], use_cpu=True, max_steps=3,
+        per_device_train_batch_size=BATCH, gradient_accumulation_steps=2,
+        lr_scheduler_type="constant", max_grad_norm=0.0, save_strategy="no",
+        logging_strategy="no", dataloader_num_workers=0, disable_tqdm=True,
+    )  # fmt: skip
+    InOrder(model=model, args=args, train_dataset=Points(), callbacks=[callback],
+            optimizers=(torch.optim.SGD(model.parameters(), lr=LR), None)).train()  # fmt: skip
+    model = make_tiny()
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    recorder = Recorder(model, optimizer=optimizer)
+    batches = iter(DataLoader(Points(), batch_size=BATCH))
+    for _ in range(3):
+        group = [next(batches) for _ in range(2)]
+        losses = [model(**batch, num_items_in_batch=2 * BATCH)["loss"] for batch in group]
+        sum(losses).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        recorder.step(float(sum(losses).detach()))  # the step's mean over its eight samples
+    assert_same(callback.result(), recorder.result())

@@ -1,0 +1,99 @@
+"""The Lightning callback records what ``gdscope.Recorder`` records in a hand-written loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from gdscope.errors import GdscopeError
+from gdscope.examples import mlp
+from gdscope.nets.recorder import Recorder, open_path
+
+pl = pytest.importorskip("lightning.pytorch")
+
+LR, BATCH, SAMPLES = 0.1, 30, 180  # six batches
+
+
+def make_optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+
+
+def loader() -> DataLoader:
+    return DataLoader(mlp.make_dataset(SAMPLES, seed=1), batch_size=BATCH)
+
+
+class Module(pl.LightningModule):
+    """The MLP example, trained by Lightning."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = mlp.make_model(seed=0)
+
+    def training_step(self, batch, batch_idx):
+        inputs, targets = batch
+        return nn.functional.cross_entropy(self.model(inputs), targets)
+
+    def configure_optimizers(self):
+        return make_optimizer(self.model)
+
+
+def fit(callback, *, accumulate: int = 1, steps: int = 3) -> None:
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=steps, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accumulate_grad_batches=accumulate,
+                         callbacks=[callback])  # fmt: skip
+    trainer.fit(Module(), loader())
+
+
+def by_hand(*, accumulate: int = 1, steps: int = 3, **options):
+    """The same steps in a plain loop: gradients of ``accumulate`` batches, then a step."""
+    model = mlp.make_model(seed=0)
+    optimizer = make_optimizer(model)
+    recorder = Recorder(model, optimizer=optimizer, **options)
+    batches = iter(loader())
+    for _ in range(steps):
+        optimizer.zero_grad()
+        losses = []
+        for _ in range(accumulate):
+            inputs, targets = next(batches)
+            loss = nn.functional.cross_entropy(model(inputs), targets)
+            (loss / accumulate).backward()
+            losses.append(float(loss.detach()))
+        optimizer.step()
+        recorder.step(sum(losses) / len(losses))
+    return recorder.result()
+
+
+def assert_same(recorded, expected) -> None:
+    assert recorded.layout == expected.layout
+    assert recorded.optimizer == expected.optimizer == "SGD"
+    np.testing.assert_array_equal(recorded.steps, expected.steps)
+    np.testing.assert_array_equal(np.asarray(recorded.snapshots), expected.snapshots)
+    np.testing.assert_allclose(recorded.losses, expected.losses, rtol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_the_callback_records_what_a_hand_written_loop_records(accumulate):
+    from gdscope.integrations.lightning import RecorderCallback
+
+    callback = RecorderCallback(submodule="model")
+    fit(callback, accumulate=accumulate)
+    expected = by_hand(accumulate=accumulate)
+    assert len(expected) == 4  # the start and three optimizer steps
+    assert_same(callback.result(), expected)
+
+
+def test_recorder_keywords_pass_through_and_the_folder_is_what_landscape_reads(tmp_path):
+    from gdscope.integrations.lightning import RecorderCallback
+
+    fit(RecorderCallback(tmp_path / "rec", submodule="model", every=2), steps=4)
+    assert_same(open_path(tmp_path / "rec"), by_hand(steps=4, every=2))
+    with pytest.raises(GdscopeError, match="already holds a recording"):
+        fit(RecorderCallback(tmp_path / "rec", submodule="model"))
+    fit(RecorderCallback(tmp_path / "rec", submodule="model", force=True), steps=1)
+    assert len(open_path(tmp_path / "rec")) == 2
+    with pytest.raises(GdscopeError, match="no submodule 'net'"):
+        fit(RecorderCallback(submodule="net"))
