@@ -129,3 +129,30 @@ def small_cnn_data(n=256, batch=64):
 
 
 SMALL = Grid((-5, 8), (-5, 8), 27, 27)
+
+
+def reference_surface(path, xs, ys=None, *, loss=None, acc=None, dir_file="net.h5") -> None:
+    """A surface file as the reference's ``plot_surface.py`` writes it: ``dir_file``,
+    ``xcoordinates`` (and ``ycoordinates``), then ``train_loss``/``train_acc`` created with
+    shape ``(len(x), len(y))`` full of −1 and filled through ``ravel()`` in the order of
+    ``meshgrid(x, y)`` flattened; ``loss``/``acc`` give each point's value from its (x, y)."""
+    import h5py
+
+    shape = (len(xs),) if ys is None else (len(xs), len(ys))
+    losses, accuracies = -np.ones(shape), -np.ones(shape)
+    if ys is None:
+        points = np.c_[xs]
+    else:
+        mesh_x, mesh_y = np.meshgrid(xs, ys)
+        points = np.c_[mesh_x.ravel(), mesh_y.ravel()]
+    for index, point in enumerate(points):
+        if loss is not None:
+            losses.ravel()[index] = loss(*point)
+            accuracies.ravel()[index] = acc(*point) if acc is not None else 50.0
+    with h5py.File(path, "w") as f:
+        f["dir_file"] = dir_file
+        f["xcoordinates"] = xs
+        if ys is not None:
+            f["ycoordinates"] = ys
+        f["train_loss"] = losses
+        f["train_acc"] = accuracies

@@ -18,7 +18,7 @@ from gdscope.nets.plane import EvaluationOptions, ModelSurface
 from gdscope.nets.recorder import ParamLayout, open_path
 from gdscope.nets.survey import PlaneOptions
 
-from ..reference import direct_loss, small_cnn_data
+from ..reference import direct_loss, reference_surface, small_cnn_data
 
 
 def test_landscape_cli_pca_with_a_checkpoint_and_errors(tmp_path, capsys):
@@ -342,3 +342,65 @@ def test_the_notebook_names_still_import():
     assert gdscope.model_landscape is survey.model_landscape
     assert landscape.LandscapeResult is survey.LandscapeResult
     assert gdscope.draw_landscape is landscape.draw_landscape
+
+
+def test_a_reference_h5_surface_is_drawn_animated_and_replayed(tmp_path, capsys):
+    # A 5 × 3 surface in the reference's layout whose values say where they are: the heatmap
+    # shows x across and y up, and the projected path is drawn at the surface under it.
+    h5py = pytest.importorskip("h5py")
+    from matplotlib.image import AxesImage
+    from PIL import Image
+
+    from gdscope.cli.main import main
+    from gdscope.jobs.landscape import draw_landscape, from_h5, recorded_trajectory
+
+    xs, ys = np.linspace(-1, 1, 5), np.linspace(10, 20, 3)
+    surface, proj = tmp_path / "s.h5", tmp_path / "proj.h5"
+    reference_surface(surface, xs, ys, loss=lambda x, y: 100 * x + y)
+    with h5py.File(proj, "w") as f:
+        f["proj_xcoord"], f["proj_ycoord"] = [-0.5, 0.0, 0.5, 0.75], [12.0, 15.0, 17.5, 20.0]
+    result = from_h5(surface, proj=proj)
+    image = next(a for a in draw_landscape(result, view="heatmap").axes[0].get_children()
+                 if isinstance(a, AxesImage))  # fmt: skip
+    np.testing.assert_allclose(image.get_array(), 100 * xs[None, :] + ys[:, None])
+    assert image.get_extent() == pytest.approx([-1.25, 1.25, 7.5, 22.5])  # pixel edges
+    trajectory = recorded_trajectory(result)
+    np.testing.assert_allclose(trajectory.losses, [-38, 15, 67.5, 95])  # 100·x + y, bilinear
+
+    out, movie = tmp_path / "ref.png", tmp_path / "ref.gif"
+    args = ["landscape", "--from-h5", str(surface), "--proj", str(proj), "--view", "surface"]
+    assert main([*args, "--out", str(out), "--animate", str(movie)]) == 0
+    with Image.open(movie) as gif:
+        assert gif.n_frames == 4
+    capsys.readouterr()
+    assert main(["replay", str(out)]) == 0
+    assert (tmp_path / "ref-replay.png").read_bytes() == out.read_bytes()
+    capsys.readouterr()
+    model = ["--model", "gdscope.examples.mlp:make_model"]
+    for argv, message in (
+        ([*args, *model], "--from-h5 draws a surface already computed: drop --model"),
+        ([*args, "--seed=3"], "drop --seed"),
+        ([*args, "--save", str(tmp_path / "again.npz")], "drop --save"),
+        (
+            [*args[:3], "--animate", str(tmp_path / "x.gif")],
+            "--animate draws the recorded path: give --proj",
+        ),
+        (["landscape", *model], "landscape needs --model and --data (or --from-h5"),
+        (
+            [
+                "landscape",
+                *model,
+                "--data",
+                "gdscope.examples.mlp:make_loader",
+                "--proj",
+                str(proj),
+            ],
+            "--proj is the path projected on a --from-h5 surface",
+        ),
+        (["landscape", "--from-h5", str(proj)], "not a loss-landscape surface file"),
+        (["landscape", "--from-h5", str(tmp_path / "nope.h5")], "cannot read"),
+    ):
+        code = main([*argv, "--out", str(tmp_path / "x.png")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
+    assert not (tmp_path / "x.png").exists()

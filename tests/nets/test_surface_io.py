@@ -14,7 +14,7 @@ from gdscope.nets.directions import random_direction
 from gdscope.nets.plane import evaluate_plane
 from gdscope.nets.recorder import ParamLayout
 
-from ..reference import small_cnn_data
+from ..reference import reference_surface, small_cnn_data
 
 
 def test_hdf5_in_the_reference_layout(trained_cnn, tmp_path):
@@ -113,3 +113,82 @@ def test_states_directions_move_exactly_the_state_dict(tmp_path):
     with torch.no_grad():
         expected = float(nn.MSELoss()(moved(data[0]), data[1]))
     assert surface.loss[0, 1] == pytest.approx(expected, rel=1e-5)
+
+
+def test_reading_a_non_square_reference_surface_keeps_x_and_y_apart(tmp_path):
+    pytest.importorskip("h5py")
+    from gdscope.nets.surface_io import read_surface
+
+    xs, ys = np.linspace(-1, 1, 5), np.linspace(10, 20, 3)  # 5 × 3: values say where they are
+    reference_surface(tmp_path / "s.h5", xs, ys, loss=lambda x, y: 100 * x + y,
+                      acc=lambda x, y: x + 2)  # fmt: skip
+    surface, projected = read_surface(tmp_path / "s.h5")
+    assert projected is None and not surface.is_line
+    assert surface.loss.shape == (3, 5)  # [y, x], as a ModelSurface holds it
+    np.testing.assert_allclose(surface.loss, 100 * xs[None, :] + ys[:, None])
+    np.testing.assert_allclose(surface.accuracy, (xs[None, :] + 2).repeat(3, 0) / 100)
+    np.testing.assert_array_equal(surface.xs, xs)
+    np.testing.assert_array_equal(surface.ys, ys)
+    assert surface.meta["dir_file"] == "net.h5"
+
+
+def test_points_the_reference_has_not_computed_are_blank_and_a_line_reads(tmp_path):
+    pytest.importorskip("h5py")
+    from gdscope.nets.surface_io import read_surface
+
+    xs = np.linspace(0, 1, 4)
+    reference_surface(tmp_path / "todo.h5", xs, np.linspace(0, 1, 2))  # set up, not computed
+    surface, _ = read_surface(tmp_path / "todo.h5")
+    assert np.isnan(surface.loss).all() and surface.accuracy is None
+    reference_surface(tmp_path / "line.h5", xs, loss=lambda x: 2 * x)
+    line, _ = read_surface(tmp_path / "line.h5")
+    assert line.is_line and line.loss.shape == (1, 4)
+    np.testing.assert_allclose(line.loss[0], 2 * xs)
+
+
+def test_gdscopes_own_h5_reads_back(trained_cnn, tmp_path):
+    pytest.importorskip("h5py")
+    from gdscope.nets.projection import ProjectedPath
+    from gdscope.nets.surface_io import read_surface, save_surface
+
+    dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
+    xs, ys = np.linspace(-1, 1, 4), np.linspace(-0.5, 0.5, 3)
+    surface = evaluate_plane(trained_cnn, small_cnn_data(64), nn.CrossEntropyLoss(), dx=dx,
+                             dy=dy, xs=xs, ys=ys)  # fmt: skip
+    path = ProjectedPath(np.array([0.5, 0.0]), np.array([0.1, 0.0]), np.zeros(2), np.arange(2))
+    save_surface(surface, tmp_path / "s.h5", projected=path)
+    read, projected = read_surface(tmp_path / "s.h5", proj=tmp_path / "s_proj.h5")
+    np.testing.assert_array_equal(read.xs, surface.xs)
+    np.testing.assert_array_equal(read.ys, surface.ys)
+    np.testing.assert_allclose(read.loss, surface.loss)
+    np.testing.assert_allclose(read.accuracy, surface.accuracy)
+    np.testing.assert_array_equal(projected.xs, path.xs)
+    np.testing.assert_array_equal(projected.ys, path.ys)
+
+
+def test_files_that_are_not_the_reference_layout_are_refused(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from gdscope.nets.surface_io import read_surface
+
+    xs, ys = np.linspace(0, 1, 4), np.linspace(0, 1, 3)
+    reference_surface(tmp_path / "s.h5", xs, ys, loss=lambda x, y: x + y)
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with h5py.File(tmp_path / "empty.h5", "w") as f:
+        f["something"] = [1.0]
+    with h5py.File(tmp_path / "novalues.h5", "w") as f:
+        f["xcoordinates"] = xs
+    with h5py.File(tmp_path / "shape.h5", "w") as f:
+        f["xcoordinates"], f["ycoordinates"], f["train_loss"] = xs, ys, np.zeros((4, 4))
+    with h5py.File(tmp_path / "proj.h5", "w") as f:
+        f["proj_xcoord"], f["proj_ycoord"] = [0.0, 1.0], [0.0]
+    for path, proj, message in (
+        ("missing.h5", None, "cannot read"),
+        ("text.h5", None, "cannot read"),
+        ("empty.h5", None, "not a loss-landscape surface file: no 'xcoordinates'"),
+        ("novalues.h5", None, "holds no surface values (train_loss or test_loss)"),
+        ("shape.h5", None, "'train_loss' has shape (4, 4), the coordinates make a 4×3 grid"),
+        ("s.h5", "proj.h5", "must be two lists of the same length"),
+        ("s.h5", "empty.h5", "is not a projected path"),
+    ):
+        with pytest.raises(GdscopeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            read_surface(tmp_path / path, proj=proj and tmp_path / proj)

@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gdscope import interrupts
 from gdscope.cli import options
@@ -17,6 +17,8 @@ from gdscope.files import check_target
 from gdscope.jobs.plotconfig import VIEWS
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from gdscope.cli.options import Subparsers
     from gdscope.nets.survey import LandscapeResult
 
@@ -44,13 +46,12 @@ def _add_model_options(scape: argparse.ArgumentParser) -> None:
     """What to map: the model, its data and loss, the weights, the recorded path."""
     scape.add_argument(
         "--model",
-        required=True,
         metavar="MODULE:FUNCTION",
-        help="returns the nn.Module (e.g. gdscope.examples.cnn:make_model)",
+        help="returns the nn.Module (e.g. gdscope.examples.cnn:make_model); required unless "
+        "--from-h5",
     )
     scape.add_argument(
         "--data",
-        required=True,
         metavar="MODULE:FUNCTION",
         help="returns a DataLoader, a Dataset, or one (inputs, targets) pair",
     )
@@ -66,6 +67,23 @@ def _add_model_options(scape: argparse.ArgumentParser) -> None:
         help="weights to load (torch.save of a state_dict, or a checkpoint dict holding one)",
     )
     scape.add_argument("--path", type=Path, help="a recording (Recorder(path=...)) to project")
+
+
+def _add_file_options(scape: argparse.ArgumentParser) -> None:
+    """Or what to draw: a surface already computed, in the reference implementation's layout."""
+    scape.add_argument(
+        "--from-h5",
+        type=Path,
+        metavar="SURFACE.h5",
+        help="draw a surface computed by loss-landscape's plot_surface.py (or --save'd as .h5) "
+        "instead of computing one",
+    )
+    scape.add_argument(
+        "--proj",
+        type=Path,
+        metavar="PROJ.h5",
+        help="with --from-h5: the path its projection.py projected (proj_xcoord, proj_ycoord)",
+    )
 
 
 def _add_plane_options(scape: argparse.ArgumentParser) -> None:
@@ -136,7 +154,7 @@ def add_parser(commands: Subparsers) -> None:
         "landscape", help="the loss landscape of your own model, with its optimizer's path"
     )
     for add in (_add_model_options, _add_plane_options, _add_evaluation_options,
-                _add_display_options):  # fmt: skip
+                _add_display_options, _add_file_options):  # fmt: skip
         add(scape)
 
     example = commands.add_parser("example", help="train an example network, draw its landscape")
@@ -178,8 +196,28 @@ def _chunk(text: str) -> int | str:
     return value
 
 
+def _check_sources(ns: argparse.Namespace) -> None:
+    """A model and its data to compute a surface from, or a surface file and nothing that
+    would compute one (the flags ``--from-h5`` leaves unused are found by parsing the command
+    line again with only the options that draw)."""
+    if ns.from_h5 is None:
+        if ns.model is None or ns.data is None:
+            raise GdscopeError("landscape needs --model and --data (or --from-h5 SURFACE.h5)")
+        if ns.proj is not None:
+            raise GdscopeError("--proj is the path projected on a --from-h5 surface")
+        return
+    drawing = argparse.ArgumentParser(add_help=False)
+    _add_display_options(drawing)
+    _add_file_options(drawing)
+    _, unused = drawing.parse_known_args([*ns.argv[1:], "--out", str(ns.out)])
+    if unused or ns.save is not None:
+        flag = unused[0].split("=")[0] if unused else "--save"
+        raise GdscopeError(f"--from-h5 draws a surface already computed: drop {flag}")
+
+
 def _check(ns: argparse.Namespace) -> None:
     """Refuse bad outputs and clashing options before the (long) evaluation starts."""
+    _check_sources(ns)
     options.check_outputs(ns)
     if ns.save is not None:
         from gdscope.nets.surface_io import surface_targets
@@ -189,8 +227,9 @@ def _check(ns: argparse.Namespace) -> None:
         from gdscope.render.animation import animation_format
 
         animation_format(ns.animate)
-        if ns.path is None:
-            raise GdscopeError("--animate draws the recorded path: give --path")
+        if ns.path is None and ns.proj is None:
+            given = "--proj" if ns.from_h5 is not None else "--path"
+            raise GdscopeError(f"--animate draws the recorded path: give {given}")
         if ns.metric != "loss":
             raise GdscopeError("--animate draws the path over the loss: drop --metric")
         if ns.line or ns.directions == "line":
@@ -206,6 +245,8 @@ def _landscape(ns: argparse.Namespace) -> int:
     from gdscope.jobs.landscape import LandscapeJob, run_job
 
     _check(ns)
+    if ns.from_h5 is not None:
+        return _from_h5(ns)
     backend = None
     if ns.backend == "ray":
         from gdscope.nets.distributed import RayBackend
@@ -241,7 +282,6 @@ def _landscape(ns: argparse.Namespace) -> int:
 
 def _write_landscape(ns: argparse.Namespace, result: LandscapeResult, done: int) -> None:
     """The surface (``--save``), the figure with its record, the animation (``--animate``)."""
-    from gdscope.files import save_figure
     from gdscope.jobs.landscape import draw_landscape
 
     if ns.save is not None:  # first: the computation is kept even if drawing it fails
@@ -263,7 +303,29 @@ def _write_landscape(ns: argparse.Namespace, result: LandscapeResult, done: int)
     from gdscope.jobs.replay import EVALUATION_FLAGS, strip_outputs
 
     argv = strip_outputs(ns.argv, EVALUATION_FLAGS)  # kept in "evaluation", as it was done
-    rec = record("argv", argv=argv, evaluation=chosen)
+    _publish(ns, result, fig, record("argv", argv=argv, evaluation=chosen))
+
+
+def _from_h5(ns: argparse.Namespace) -> int:
+    """Draw a surface file (and its projected path); the record is the command line, which
+    names the files, so ``gdscope replay`` reads them again."""
+    from gdscope.jobs.landscape import draw_landscape, from_h5
+    from gdscope.jobs.records import record
+
+    result = from_h5(ns.from_h5, proj=ns.proj)
+    for note in result.notes:
+        print(f"gdscope: warning: {note}", file=sys.stderr)
+    fig = draw_landscape(result, view=ns.view, metric=ns.metric, log=ns.log_color, title=ns.title)
+    with interrupts.deferred():
+        _publish(ns, result, fig, record("argv", argv=ns.argv))
+    return 0
+
+
+def _publish(ns: argparse.Namespace, result: LandscapeResult, fig: Figure, rec: dict[str, Any]
+             ) -> None:  # fmt: skip
+    """Write the figure with its record, then the animation (``--animate``)."""
+    from gdscope.files import save_figure
+
     options.wrote(save_figure(fig, ns.out, force=ns.force, dpi=ns.dpi, config=rec))
     if ns.animate is not None:
         from gdscope.jobs.landscape import animate

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from gdscope.errors import GdscopeError
-from gdscope.nets.plane import EvaluationOptions, materialize, resolve_device
+from gdscope.nets.plane import EvaluationOptions, ModelSurface, materialize, resolve_device
 from gdscope.nets.survey import (
     LandscapeResult,
     PlaneOptions,
@@ -29,6 +29,7 @@ __all__ = [
     "LandscapeResult",
     "animate",
     "draw_landscape",
+    "from_h5",
     "load_callable",
     "model_landscape",
     "plane_labels",
@@ -218,13 +219,41 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
 
 def recorded_trajectory(result: LandscapeResult) -> Any:
     """The recorded path on the plane as a ``Trajectory`` at its models' true losses (what the
-    renderers draw), or None without a projected path."""
+    renderers draw), or None without a projected path. A path read from a file with its
+    surface (``from_h5``) has no models to evaluate: it is drawn at the surface's values."""
     from gdscope.render.networks import path_trajectory
 
-    if result.path is None or result.projected is None or result.honesty is None:
+    if result.projected is None or result.surface.is_line:
         return None
-    return path_trajectory(result.projected, result.honesty.true_loss,
-                           optimizer=result.path.optimizer)  # fmt: skip
+    projected = result.projected
+    losses = (result.honesty.true_loss if result.honesty is not None
+              else on_surface(result.surface, projected.xs, projected.ys))  # fmt: skip
+    optimizer = result.path.optimizer if result.path is not None else None
+    return path_trajectory(projected, losses, optimizer=optimizer)
+
+
+def on_surface(surface: ModelSurface, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """The surface's loss at plane points, bilinear between grid points; NaN off the grid."""
+    gx, gy, z = surface.xs, surface.ys, surface.loss
+    i = np.clip(np.searchsorted(gx, xs) - 1, 0, len(gx) - 2)
+    j = np.clip(np.searchsorted(gy, ys) - 1, 0, len(gy) - 2)
+    tx = (xs - gx[i]) / (gx[i + 1] - gx[i])
+    ty = (ys - gy[j]) / (gy[j + 1] - gy[j])
+    value = ((1 - ty) * ((1 - tx) * z[j, i] + tx * z[j, i + 1])
+             + ty * ((1 - tx) * z[j + 1, i] + tx * z[j + 1, i + 1]))  # fmt: skip
+    inside = (xs >= gx[0]) & (xs <= gx[-1]) & (ys >= gy[0]) & (ys <= gy[-1])
+    return np.where(inside, value, np.nan)
+
+
+def from_h5(surface: Path, *, proj: Path | None = None) -> LandscapeResult:
+    """A surface computed by the reference implementation (tomgoldstein/loss-landscape), or
+    saved by ``save_surface`` as .h5, with the path its projection file holds: what
+    ``draw_landscape`` and ``animate`` draw (see ``nets.surface_io.read_surface``)."""
+    from gdscope.nets.surface_io import read_surface
+
+    read, projected = read_surface(surface, proj=proj)
+    notes = [note] if (note := not_finite_note(read)) else []
+    return LandscapeResult(read, projected=projected, notes=notes)
 
 
 def plane_labels(result: LandscapeResult) -> tuple[str, str]:
@@ -244,15 +273,18 @@ def animate(result: LandscapeResult, *, view: str = "contour", log: bool = False
     from gdscope.render.networks import surface_landscape
 
     trajectory = recorded_trajectory(result)
-    if trajectory is None or result.path is None:
+    if trajectory is None or result.projected is None:
         raise GdscopeError("an animation shows a recorded path on a plane: give --path")
-    name = result.path.optimizer
-    steps = np.asarray(result.path.steps)
+    name = result.path.optimizer if result.path is not None else None
+    steps = np.asarray(result.projected.steps)
+    curve = (
+        f"{name or 'model'}: true loss" if result.honesty is not None else "surface under the path"
+    )
     return Animator(
         [surface_landscape(result.surface, labels=plane_labels(result))], [[trajectory]],
         options=options, log=log, kind=view, title=title or "the recorded path on its plane",
         equal_aspect=False, counter=lambda i: f"snapshot {i:>4}  step {int(steps[i]):>6}",
-        step_label="snapshot", curve_labels=[f"{name or 'model'}: true loss"],
+        step_label="snapshot", curve_labels=[curve],
     )  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""Saving model landscapes: NPZ (everything), or the reference implementation's HDF5 layout.
+"""Saving model landscapes: NPZ (everything), or the reference implementation's HDF5 layout;
+reading that layout back (``read_surface``), from gdscope or from the reference's own scripts.
 
 HDF5 (needs ``h5py``): ``NAME.h5`` is the surface file (``xcoordinates``, ``ycoordinates``,
 ``train_loss``, ``train_acc`` in percent, ``dir_file``), ``NAME_directions.h5`` holds the
@@ -19,15 +20,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from gdscope.errors import GdscopeError
 from gdscope.files import check_target, write_atomic
 from gdscope.nets.plane import ModelSurface
 from gdscope.nets.projection import ProjectedPath
+from gdscope.nets.recorder import ParamLayout
 
-__all__ = ["SURFACE_FORMATS", "save_surface", "surface_targets"]
+__all__ = ["SURFACE_FORMATS", "read_surface", "save_surface", "surface_targets"]
 
 SURFACE_FORMATS = (".npz", ".h5")
+
+# The reference's HDF5 key names (its plot_surface.py, net_plotter.py and projection.py).
+X_KEY, Y_KEY, DIR_KEY = "xcoordinates", "ycoordinates", "dir_file"
+LOSS_KEYS = ("train_loss", "test_loss")
+"""The surface's values: the training loss (what the reference computes), else the test loss."""
+ACCURACY_KEYS = {"train_loss": "train_acc", "test_loss": "test_acc"}
+"""The accuracy (in percent) beside each loss."""
+DIRECTION_KEYS = ("xdirection", "ydirection")
+EXPLAINED_KEY = "explained_variance_ratio_"
+PROJ_KEYS = ("proj_xcoord", "proj_ycoord")
+UNSET = -1.0
+"""What the reference fills a surface with before computing it (a point not yet evaluated)."""
 
 
 def _files(path: str | os.PathLike[str]) -> list[Path]:
@@ -106,27 +121,27 @@ def save_surface(
 
     def write_directions(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
-            for key, vector in (("xdirection", surface.dx), ("ydirection", surface.dy)):
+            for key, vector in zip(DIRECTION_KEYS, (surface.dx, surface.dy), strict=True):
                 if vector is None:
                     continue
                 group = f.create_group(key)
                 for i, array in enumerate(_split(surface, vector)):
                     group.create_dataset(str(i), data=array)
             if explained is not None:
-                f["explained_variance_ratio_"] = explained
+                f[EXPLAINED_KEY] = explained
 
     def write_surface(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
-            f["dir_file"] = str(directions)
-            f["xcoordinates"] = surface.xs
+            f[DIR_KEY] = str(directions)
+            f[X_KEY] = surface.xs
             if surface.dy is not None:
-                f["ycoordinates"] = surface.ys
+                f[Y_KEY] = surface.ys
             loss = surface.loss if surface.dy is not None else surface.loss[0]
-            f["train_loss"] = loss
+            f[LOSS_KEYS[0]] = loss
             acc = surface.accuracy if surface.accuracy is not None else np.full_like(
-                surface.loss, -1.0)  # fmt: skip
+                surface.loss, UNSET)  # fmt: skip
             acc = acc * 100 if surface.accuracy is not None else acc
-            f["train_acc"] = acc if surface.dy is not None else acc[0]
+            f[ACCURACY_KEYS[LOSS_KEYS[0]]] = acc if surface.dy is not None else acc[0]
 
     written.append(write_atomic(directions, write_directions, force=force))
     written.append(write_atomic(target, write_surface, force=force))
@@ -134,8 +149,104 @@ def save_surface(
 
         def write_proj(tmp: Path) -> None:
             with h5py.File(tmp, "w") as f:
-                f["proj_xcoord"] = projected.xs
-                f["proj_ycoord"] = projected.ys
+                f[PROJ_KEYS[0]] = projected.xs
+                f[PROJ_KEYS[1]] = projected.ys
 
         written.append(write_atomic(proj, write_proj, force=force))
     return written
+
+
+def _dataset(f: Any, key: str, source: Path) -> np.ndarray | None:
+    """``f[key]`` as a float array, None if absent; an error if it is not numbers."""
+    if key not in f:
+        return None
+    try:
+        return np.asarray(f[key][()], dtype=np.float64)
+    except (TypeError, ValueError, AttributeError):
+        raise GdscopeError(f"{source.name}: {key!r} is not an array of numbers") from None
+
+
+def _read_h5(path: Path, keys: tuple[str, ...]) -> tuple[dict[str, np.ndarray], Any]:
+    """The datasets ``keys`` of an HDF5 file that has them, and its ``dir_file`` (or None)."""
+    h5py = _h5py()
+    try:
+        with h5py.File(path, "r") as f:
+            found = {k: a for k in keys if (a := _dataset(f, k, path)) is not None}
+            directions = f[DIR_KEY][()] if DIR_KEY in f else None
+    except OSError as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise GdscopeError(f"cannot read {path} as HDF5: {first}") from None
+    if isinstance(directions, bytes):
+        directions = directions.decode("utf-8", "replace")
+    return found, directions
+
+
+def _axis(values: np.ndarray | None, key: str, source: Path) -> np.ndarray:
+    if values is None:
+        raise GdscopeError(f"{source.name} is not a loss-landscape surface file: no {key!r}")
+    if values.ndim != 1 or len(values) < 2 or not (np.diff(values) > 0).all():
+        raise GdscopeError(f"{source.name}: {key!r} must list 2 or more increasing coordinates")
+    return values
+
+
+def _grid_values(values: np.ndarray, nx: int, ny: int, key: str, source: Path) -> np.ndarray:
+    """``values`` as ``[y, x]``. The reference stores a surface with shape ``(len(x), len(y))``
+    but fills it in the order of ``meshgrid(x, y)`` flattened, ``[y, x]``; ``save_surface``
+    writes ``(len(y), len(x))`` in the same order: either way the flat order is ``[y, x]``."""
+    if values.shape not in ((nx, ny), (ny, nx), (nx,) if ny == 1 else (nx, ny)):  # 1: a line
+        raise GdscopeError(f"{source.name}: {key!r} has shape {values.shape}, the coordinates "
+                           f"make a {nx}×{ny} grid")  # fmt: skip
+    return values.reshape(ny, nx)
+
+
+def read_surface(
+    path: str | os.PathLike[str], *, proj: str | os.PathLike[str] | None = None
+) -> tuple[ModelSurface, ProjectedPath | None]:
+    """A surface in the reference's HDF5 layout (its ``plot_surface.py``'s, or ``save_surface``'s),
+    and with ``proj`` the path its ``projection.py`` projected (``proj_xcoord``, ``proj_ycoord``).
+
+    The values are its ``train_loss`` (else ``test_loss``) and the accuracy beside it; points
+    the reference had not evaluated yet (loss and accuracy both −1) are NaN, drawn blank. The
+    directions are not read: drawing needs the grid and its values only, so the surface's
+    ``centre``, ``dx`` and ``dy`` are empty (``dy`` None for a 1-D surface). The projected
+    path's steps are its points' indices; its distance off the plane is unknown (NaN).
+    """
+    source = Path(path)
+    keys = (X_KEY, Y_KEY, *LOSS_KEYS, *ACCURACY_KEYS.values())
+    found, directions = _read_h5(source, keys)
+    xs = _axis(found.get(X_KEY), X_KEY, source)
+    line = Y_KEY not in found
+    ys = np.zeros(1) if line else _axis(found[Y_KEY], Y_KEY, source)
+    loss_key = next((k for k in LOSS_KEYS if k in found), None)
+    if loss_key is None:
+        raise GdscopeError(f"{source.name} holds no surface values ({' or '.join(LOSS_KEYS)})")
+    acc_key = ACCURACY_KEYS[loss_key]
+    shape = (len(xs), len(ys))
+    loss = _grid_values(found[loss_key], *shape, loss_key, source)
+    accuracy = (_grid_values(found[acc_key], *shape, acc_key, source)
+                if acc_key in found else None)  # fmt: skip
+    unset = (loss == UNSET) & (accuracy == UNSET if accuracy is not None else True)
+    loss = np.where(unset, np.nan, loss)
+    if accuracy is not None:
+        accuracy = None if (accuracy == UNSET).all() else np.where(unset, np.nan, accuracy / 100)
+    empty = torch.zeros(0)
+    meta = {"source": str(source), "points": loss.size, "dir_file": directions,
+            "values": loss_key}  # fmt: skip
+    surface = ModelSurface(xs, ys, loss, accuracy, empty, empty, None if line else empty,
+                           ParamLayout((), ()), meta)  # fmt: skip
+    if proj is None:
+        return surface, None
+    if line:
+        raise GdscopeError(f"{source.name} is 1-D (no {Y_KEY!r}): a path is drawn on a plane")
+    return surface, _read_projection(Path(proj))
+
+
+def _read_projection(source: Path) -> ProjectedPath:
+    found, _ = _read_h5(source, PROJ_KEYS)
+    if len(found) < 2:
+        raise GdscopeError(f"{source.name} is not a projected path: no {' and '.join(PROJ_KEYS)}")
+    xs, ys = (found[k] for k in PROJ_KEYS)
+    if xs.ndim != 1 or xs.shape != ys.shape or not len(xs):
+        raise GdscopeError(f"{source.name}: {' and '.join(PROJ_KEYS)} must be two lists of the "
+                           f"same length, got shapes {xs.shape} and {ys.shape}")  # fmt: skip
+    return ProjectedPath(xs, ys, np.full(len(xs), np.nan), np.arange(len(xs)))
