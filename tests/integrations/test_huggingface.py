@@ -164,3 +164,13 @@ def test_a_model_dividing_by_the_steps_count_records_the_steps_mean_loss(tmp_pat
         optimizer.zero_grad()
         recorder.step(float(sum(losses).detach()))  # the step's mean over its eight samples
     assert_same(callback.result(), recorder.result())
+
+
+def test_the_docs_example_records_what_landscape_reads(tmp_path, monkeypatch):
+    from .test_lightning import docs_example
+
+    monkeypatch.chdir(tmp_path)
+    exec(docs_example("huggingface"), {})
+    recorded = open_path(tmp_path / "bert-path")
+    assert recorded.steps.tolist() == list(range(0, 21, 2))
+    assert recorded.optimizer == "AdamW" and np.isfinite(recorded.losses[1:]).all()

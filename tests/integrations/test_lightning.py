@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -97,3 +100,18 @@ def test_recorder_keywords_pass_through_and_the_folder_is_what_landscape_reads(t
     assert len(open_path(tmp_path / "rec")) == 2
     with pytest.raises(GdscopeError, match="no submodule 'net'"):
         fit(RecorderCallback(submodule="net"))
+
+
+def docs_example(framework: str) -> str:
+    """The Python block of docs/frameworks.md that uses ``framework``'s callback."""
+    text = (Path(__file__).parents[2] / "docs" / "frameworks.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    return next(b for b in blocks if f"gdscope.integrations.{framework} import" in b)
+
+
+def test_the_docs_example_records_what_landscape_reads(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(docs_example("lightning"), {})
+    recorded = open_path(tmp_path / "spiral-path")
+    assert recorded.steps.tolist() == list(range(0, 31, 5))  # 2 epochs of 15 batches
+    assert recorded.layout.names[0] == "0.weight" and (tmp_path / "spiral.pt").exists()
