@@ -5,6 +5,9 @@ the small CNN data set, a small grid."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -156,3 +159,19 @@ def reference_surface(path, xs, ys=None, *, loss=None, acc=None, dir_file="net.h
             f["ycoordinates"] = ys
         f["train_loss"] = losses
         f["train_acc"] = accuracies
+
+
+def assert_same_recording(recorded, expected, *, atol: float = 1e-6) -> None:
+    """Two recordings of the same SGD steps (a framework's callback, a hand-written loop)."""
+    assert recorded.layout == expected.layout
+    assert recorded.optimizer == expected.optimizer == "SGD"
+    np.testing.assert_array_equal(recorded.steps, expected.steps)
+    np.testing.assert_allclose(np.asarray(recorded.snapshots), expected.snapshots, atol=atol,
+                               rtol=0 if atol == 0 else 1e-7)  # fmt: skip
+    np.testing.assert_allclose(recorded.losses, expected.losses, rtol=1e-5, equal_nan=True)
+
+
+def docs_block(page: str, containing: str) -> str:
+    """The Python block of ``docs/PAGE`` that contains ``containing``."""
+    text = (Path(__file__).parents[1] / "docs" / page).read_text()
+    return next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if containing in b)

@@ -10,6 +10,8 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from gdscope.nets.recorder import Recorder, open_path
 
+from ..reference import assert_same_recording, docs_block
+
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate")
 
@@ -79,14 +81,6 @@ def by_hand(*, accumulate: int = 1, steps: int = 3, **options):
     return recorder.result()
 
 
-def assert_same(recorded, expected) -> None:
-    assert recorded.layout == expected.layout
-    assert recorded.optimizer == expected.optimizer == "SGD"
-    np.testing.assert_array_equal(recorded.steps, expected.steps)
-    np.testing.assert_allclose(np.asarray(recorded.snapshots), expected.snapshots, atol=1e-6)
-    np.testing.assert_allclose(recorded.losses, expected.losses, rtol=1e-5, equal_nan=True)
-
-
 @pytest.mark.parametrize("accumulate", [1, 2])
 def test_the_callback_records_what_a_hand_written_loop_records(accumulate, tmp_path):
     from gdscope.integrations.huggingface import RecorderCallback
@@ -95,14 +89,14 @@ def test_the_callback_records_what_a_hand_written_loop_records(accumulate, tmp_p
     train(callback, tmp_path, accumulate=accumulate)
     expected = by_hand(accumulate=accumulate)
     assert len(expected) == 4  # the start and three optimizer steps
-    assert_same(callback.result(), expected)
+    assert_same_recording(callback.result(), expected)
 
 
 def test_recorder_keywords_pass_through_to_the_folder_landscape_reads(tmp_path):
     from gdscope.integrations.huggingface import RecorderCallback
 
     train(RecorderCallback(tmp_path / "rec", every=2), tmp_path, steps=4)
-    assert_same(open_path(tmp_path / "rec"), by_hand(steps=4, every=2))
+    assert_same_recording(open_path(tmp_path / "rec"), by_hand(steps=4, every=2))
 
 
 class TinyConfig(transformers.PretrainedConfig):
@@ -163,14 +157,12 @@ def test_a_model_dividing_by_the_steps_count_records_the_steps_mean_loss(tmp_pat
         optimizer.step()
         optimizer.zero_grad()
         recorder.step(float(sum(losses).detach()))  # the step's mean over its eight samples
-    assert_same(callback.result(), recorder.result())
+    assert_same_recording(callback.result(), recorder.result())
 
 
 def test_the_docs_example_records_what_landscape_reads(tmp_path, monkeypatch):
-    from .test_lightning import docs_example
-
     monkeypatch.chdir(tmp_path)
-    exec(docs_example("huggingface"), {})
+    exec(docs_block("frameworks.md", "gdscope.integrations.huggingface import"), {})
     recorded = open_path(tmp_path / "bert-path")
     assert recorded.steps.tolist() == list(range(0, 21, 2))
     assert recorded.optimizer == "AdamW" and np.isfinite(recorded.losses[1:]).all()

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -14,6 +10,8 @@ from torch.utils.data import DataLoader
 from gdscope.errors import GdscopeError
 from gdscope.examples import mlp
 from gdscope.nets.recorder import Recorder, open_path
+
+from ..reference import assert_same_recording, docs_block
 
 pl = pytest.importorskip("lightning.pytorch")
 
@@ -70,14 +68,6 @@ def by_hand(*, accumulate: int = 1, steps: int = 3, **options):
     return recorder.result()
 
 
-def assert_same(recorded, expected) -> None:
-    assert recorded.layout == expected.layout
-    assert recorded.optimizer == expected.optimizer == "SGD"
-    np.testing.assert_array_equal(recorded.steps, expected.steps)
-    np.testing.assert_array_equal(np.asarray(recorded.snapshots), expected.snapshots)
-    np.testing.assert_allclose(recorded.losses, expected.losses, rtol=1e-5, equal_nan=True)
-
-
 @pytest.mark.parametrize("accumulate", [1, 2])
 def test_the_callback_records_what_a_hand_written_loop_records(accumulate):
     from gdscope.integrations.lightning import RecorderCallback
@@ -86,14 +76,14 @@ def test_the_callback_records_what_a_hand_written_loop_records(accumulate):
     fit(callback, accumulate=accumulate)
     expected = by_hand(accumulate=accumulate)
     assert len(expected) == 4  # the start and three optimizer steps
-    assert_same(callback.result(), expected)
+    assert_same_recording(callback.result(), expected, atol=0)  # bit for bit
 
 
 def test_recorder_keywords_pass_through_and_the_folder_is_what_landscape_reads(tmp_path):
     from gdscope.integrations.lightning import RecorderCallback
 
     fit(RecorderCallback(tmp_path / "rec", submodule="model", every=2), steps=4)
-    assert_same(open_path(tmp_path / "rec"), by_hand(steps=4, every=2))
+    assert_same_recording(open_path(tmp_path / "rec"), by_hand(steps=4, every=2), atol=0)
     with pytest.raises(GdscopeError, match="already holds a recording"):
         fit(RecorderCallback(tmp_path / "rec", submodule="model"))
     fit(RecorderCallback(tmp_path / "rec", submodule="model", force=True), steps=1)
@@ -102,16 +92,9 @@ def test_recorder_keywords_pass_through_and_the_folder_is_what_landscape_reads(t
         fit(RecorderCallback(submodule="net"))
 
 
-def docs_example(framework: str) -> str:
-    """The Python block of docs/frameworks.md that uses ``framework``'s callback."""
-    text = (Path(__file__).parents[2] / "docs" / "frameworks.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    return next(b for b in blocks if f"gdscope.integrations.{framework} import" in b)
-
-
 def test_the_docs_example_records_what_landscape_reads(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    exec(docs_example("lightning"), {})
+    exec(docs_block("frameworks.md", "gdscope.integrations.lightning import"), {})
     recorded = open_path(tmp_path / "spiral-path")
     assert recorded.steps.tolist() == list(range(0, 31, 5))  # 2 epochs of 15 batches
     assert recorded.layout.names[0] == "0.weight" and (tmp_path / "spiral.pt").exists()
