@@ -62,3 +62,11 @@ def test_open_without_a_display_says_so_and_goes_on_serving(tmp_path):
     assert said == [
         f"gdscope: no display to open a browser on; open http://127.0.0.1:{port}/ yourself"
     ]
+
+
+def test_a_bad_frame_ancestor_is_one_line_before_listening(capsys):
+    from gdscope.cli.main import main
+
+    assert main(["serve", "--port", str(_free_port()), "--frame-ancestor", "x;y"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not an origin" in err and "explorer on" not in err

@@ -33,6 +33,11 @@ def add_parser(commands: Subparsers) -> None:
         help="also answer requests for this host name (repeatable); the loopback names and "
         "the address bound are always answered, any other name is refused (DNS rebinding)",
     )  # fmt: skip
+    serve.add_argument(
+        "--frame-ancestor", action="append", default=[], metavar="ORIGIN",
+        help="let pages of this origin show the explorer in a frame (repeatable; e.g. a "
+        "notebook's http://localhost:8888); by default no page may",
+    )  # fmt: skip
 
 
 def page_url(host: str, port: int) -> str:
@@ -88,7 +93,7 @@ def run(ns: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from gdscope.server.app import create_app
+        from gdscope.server.app import create_app, security_headers
     except ImportError as error:
         raise GdscopeError(
             f"the explorer needs the web extra: pip install 'gdscope[web]' ({error})"
@@ -97,6 +102,7 @@ def run(ns: argparse.Namespace) -> int:
         loopback = ns.host == "localhost" or ipaddress.ip_address(ns.host).is_loopback
     except ValueError:
         loopback = False
+    security_headers(tuple(ns.frame_ancestor))  # a bad origin: one line, before listening
     sock = _listen(ns.host, ns.port)
     url = page_url(ns.host, ns.port)
     if not loopback:
@@ -116,7 +122,7 @@ def run(ns: argparse.Namespace) -> int:
     import torch  # each computation on one core: the others are the event loop's
 
     torch.set_num_threads(1)
-    app = create_app(hosts=(ns.host, *ns.allow_host))
+    app = create_app(hosts=(ns.host, *ns.allow_host), frame_ancestors=tuple(ns.frame_ancestor))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     server.run(sockets=[sock])
     return 0
