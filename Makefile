@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 OUT ?= article-figures
 STAMP := $(VENV)/.gdscope-installed
 DEV_STAMP := $(VENV)/.gdscope-dev-installed
+WEB_STAMP := $(VENV)/.gdscope-web-installed
 
 .PHONY: reproduce test test-fast lint bench venv dev clean browser serve docs
 
@@ -21,10 +22,11 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
 	touch $(STAMP)
 
-$(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
-	@echo "installing gdscope with its dev extra into $(VENV) (every test's tools; a few minutes the first time)"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $(STAMP) $(DEV_STAMP)
+# gdscope with an extra: .gdscope-dev-installed (every test's tools), .gdscope-web-installed, …
+$(VENV)/.gdscope-%-installed: pyproject.toml constraints.txt | $(BIN)/python
+	@echo "installing gdscope with its $* extra into $(VENV) (a few minutes the first time)"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$*]'
+	touch $(STAMP) $@
 
 venv: $(STAMP)
 
@@ -57,7 +59,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_animation.py
 	$(BIN)/python benchmarks/bench_model_landscape.py
 
-serve: $(DEV_STAMP)
+serve: $(WEB_STAMP)
 	$(BIN)/gdscope serve --open
 
 # The documentation site, built as CI builds it (tests/test_docs.py), then served locally.
