@@ -79,3 +79,17 @@ def test_every_route_is_documented_and_the_example_request_is_valid():
     client = TestClient(app, base_url="http://127.0.0.1:8000")
     answer = client.post(url.removeprefix("http://127.0.0.1:8000"), json=body)
     assert answer.status_code == 200 and answer.json()["runs"], answer.text
+
+
+def test_every_extra_has_its_row_in_the_install_table():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    page = (DOCS / "getting-started.md").read_text()
+    rows = set(re.findall(r"^\| `(\w+)` \|", page, flags=re.M))
+    assert rows == set(extras)

@@ -23,7 +23,13 @@ from gdscope.examples import mlp
 from gdscope.problem.data import make_data
 
 README = Path(__file__).parents[1] / "README.md"
-PAGES = (README, *sorted((README.parent / "docs").glob("*.md")))
+ELSEWHERE = {
+    "frameworks.md": "its examples fit Lightning and Hugging Face models (tests/integrations)",
+    "from-loss-landscape.md": "its commands read the reader's own surface files (SURFACE.h5)",
+}
+"""Documentation pages whose blocks this file does not run, and why."""
+PAGES = (README, *(p for p in sorted(README.parent.joinpath("docs").glob("*.md"))
+                   if p.name not in ELSEWHERE))  # fmt: skip
 """The README, then the documentation site's pages."""
 
 # Why a command is not run here, by what it contains (first match wins).
