@@ -1,26 +1,42 @@
 # Two entry points: `make reproduce` (the article's figures) and `make test` (the whole suite;
 # `make test-fast` leaves out the tests marked slow, browser and ray).
-# Both create the virtual environment on first use, with torch pinned by constraints.txt.
+# Both create the virtual environment on first use, with torch pinned by constraints.txt:
+# `reproduce` installs gdscope alone (what the figures need), `test` adds the dev extra.
+# Afterwards the command is .venv/bin/gdscope (or `. .venv/bin/activate`, then gdscope).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= article-figures
 STAMP := $(VENV)/.gdscope-installed
+DEV_STAMP := $(VENV)/.gdscope-dev-installed
+WEB_STAMP := $(VENV)/.gdscope-web-installed
 
-.PHONY: reproduce test test-fast lint bench venv clean browser serve
+.PHONY: reproduce test test-fast lint bench venv dev clean browser serve docs
 
-$(STAMP): pyproject.toml constraints.txt
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	@echo "installing gdscope into $(VENV) (torch, numpy, matplotlib; a minute or two the first time)"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
 	touch $(STAMP)
+
+# gdscope with an extra: .gdscope-dev-installed (every test's tools), .gdscope-web-installed, …
+$(VENV)/.gdscope-%-installed: pyproject.toml constraints.txt | $(BIN)/python
+	@echo "installing gdscope with its $* extra into $(VENV) (a few minutes the first time)"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$*]'
+	touch $(STAMP) $@
 
 venv: $(STAMP)
 
+dev: $(DEV_STAMP)
+
 reproduce: $(STAMP)
 	$(BIN)/gdscope reproduce --out $(OUT) --force
+	@echo "the gdscope command is $(BIN)/gdscope (or run '. $(BIN)/activate' and then gdscope)"
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
@@ -37,14 +53,18 @@ test: lint browser
 test-fast: lint
 	$(BIN)/python -m pytest -m "not slow and not browser and not ray"
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_loss_map.py
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_animation.py
 	$(BIN)/python benchmarks/bench_model_landscape.py
 
-serve: $(STAMP)
+serve: $(WEB_STAMP)
 	$(BIN)/gdscope serve --open
+
+# The documentation site, built as CI builds it (tests/test_docs.py), then served locally.
+docs: $(DEV_STAMP)
+	$(BIN)/mkdocs serve
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

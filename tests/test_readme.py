@@ -1,9 +1,10 @@
-"""Every ``gdscope …`` command line and every Python block of README.md, run as written.
+"""Every ``gdscope …`` command line and every Python block of README.md and of the documentation
+pages (docs/*.md), run as written.
 
-The README is parsed here, not copied: a command added to it is tested from then on. Each
+The pages are parsed here, not copied: a command added to one is tested from then on. Each
 command runs in-process (``gdscope.cli.main.main``) in a temporary folder and must exit 0; a
 Python block is ``exec``-ed there. What cannot run here is skipped with its reason; a command
-the README repeats runs once."""
+the pages repeat runs once."""
 
 from __future__ import annotations
 
@@ -22,12 +23,22 @@ from gdscope.examples import mlp
 from gdscope.problem.data import make_data
 
 README = Path(__file__).parents[1] / "README.md"
+ELSEWHERE = {
+    "frameworks.md": "its examples fit Lightning and Hugging Face models (tests/integrations)",
+    "from-loss-landscape.md": "its commands read the reader's own surface files (SURFACE.h5)",
+}
+"""Documentation pages whose blocks this file does not run, and why."""
+PAGES = (README, *(p for p in sorted(README.parent.joinpath("docs").glob("*.md"))
+                   if p.name not in ELSEWHERE))  # fmt: skip
+"""The README, then the documentation site's pages."""
 
 # Why a command is not run here, by what it contains (first match wins).
 SKIPS: tuple[tuple[str, str], ...] = (
     (r"(^| )\.\.\.( |$)", "'...' stands for options the reader chooses"),
     (r"(^| )DIR( |$)|\[", "DIR and [options] are placeholders"),
     (r"^gdscope serve", "serve runs a web server until it is stopped (tests/server test the app)"),
+    (r"^gdscope reproduce", "draws all ten figures (tests/jobs/test_reproduce.py runs it)"),
+    (r" > ", "writes into the reader's shell set-up (tests/cli/test_completion.py)"),
     (r"mypkg\.", "mypkg is the reader's own package"),
     (r"--config run\.toml", "run.toml is the reader's own file (tests/jobs/test_plotconfig.py)"),
     (r"--backend ray", "needs a Ray cluster"),
@@ -57,17 +68,19 @@ class Block:
     language: str
     line: int
     text: str
+    page: str = "README.md"
 
 
-def blocks() -> list[Block]:
-    found, lines = [], README.read_text().splitlines()
+def blocks(page: Path = README) -> list[Block]:
+    found, lines = [], page.read_text().splitlines()
     start = language = None
     for number, line in enumerate(lines, 1):
         fence = re.match(r"^```(\w*)\s*$", line)
         if fence and start is None:
             start, language = number, fence.group(1)
         elif fence:
-            found.append(Block(language or "", start, "\n".join(lines[start : number - 1])))
+            text = "\n".join(lines[start : number - 1])
+            found.append(Block(language or "", start, text, page.name))
             start = None
     return found
 
@@ -76,6 +89,7 @@ def blocks() -> list[Block]:
 class Command:
     line: int
     text: str
+    page: str = "README.md"
 
     def args(self) -> list[str]:
         return shlex.split(self.text, comments=True)[1:]
@@ -87,7 +101,7 @@ class Command:
 
 def commands() -> list[Command]:
     found = []
-    for block in blocks():
+    for block in (b for page in PAGES for b in blocks(page)):
         if block.language != "sh":
             continue
         pending, first = "", 0
@@ -98,7 +112,7 @@ def commands() -> list[Command]:
                 continue
             text = " ".join(shlex.split(pending, comments=True))
             if text.startswith("gdscope ") and text not in {c.text for c in found}:
-                found.append(Command(first, text))
+                found.append(Command(first, text, block.page))
             pending, first = "", 0
     return found
 
@@ -116,7 +130,7 @@ def needs(command: Command) -> list[Command]:
 
 def run_command(command: Command) -> None:
     code = main(command.args())
-    assert code == 0, f"README line {command.line}: {command.text} exited with {code}"
+    assert code == 0, f"{command.page} line {command.line}: {command.text} exited with {code}"
 
 
 def command_params() -> list[object]:
@@ -124,7 +138,8 @@ def command_params() -> list[object]:
     for command in COMMANDS:
         reason = next((why for pattern, why in SKIPS if re.search(pattern, command.text)), None)
         marks = [pytest.mark.skip(reason=reason)] if reason else []
-        params.append(pytest.param(command, marks=marks, id=f"{command.line}:{command.text}"))
+        name = f"{command.page}:{command.line}:{command.text}"
+        params.append(pytest.param(command, marks=marks, id=name))
     return params
 
 
@@ -152,13 +167,13 @@ def reader_names() -> dict[str, object]:
     }
 
 
-PYTHON = [block for block in blocks() if block.language == "python"]
+PYTHON = [b for page in PAGES for b in blocks(page) if b.language == "python"]
 
 
-@pytest.mark.parametrize("block", PYTHON, ids=[f"line {b.line}" for b in PYTHON])
+@pytest.mark.parametrize("block", PYTHON, ids=[f"{b.page} line {b.line}" for b in PYTHON])
 def test_python_block(block, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    exec(compile(block.text, f"README.md:{block.line}", "exec"), reader_names())
+    exec(compile(block.text, f"{block.page}:{block.line}", "exec"), reader_names())
 
 
 def test_the_readme_has_commands_and_python_blocks():

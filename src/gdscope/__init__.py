@@ -39,6 +39,7 @@ _LAZY = {
     "fit": "nets.fit",
     "model_landscape": "jobs.landscape",
     "draw_landscape": "jobs.landscape",
+    "explore": "server.notebook",
 }
 
 
@@ -68,6 +69,7 @@ __all__ = [
     "Trajectory",
     "__version__",
     "draw_landscape",
+    "explore",
     "fit",
     "load_csv",
     "load_toml",

@@ -159,7 +159,7 @@ def test_distinct_huber_and_smoothl1_get_no_note(article_data):
     assert not np.array_equal(landscapes[0].values.numpy(), landscapes[1].values.numpy())
 
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "getting-started.md"  # the snippet's page
 
 
 def _extent(artist, renderer):
@@ -255,7 +255,7 @@ def test_readme_snippet_keeps_its_colorbar_labels_inside_the_figure(tmp_path):
     plt.switch_backend("agg")
     try:
         scope: dict = {}
-        exec(compile(code, "README.md", "exec"), scope)  # the README's own code
+        exec(compile(code, README.name, "exec"), scope)  # the documentation's own code
         fig = scope["fig"]
         fig.savefig(tmp_path / "snippet.png", bbox_inches=None)
         renderer = fig.canvas.get_renderer()

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from gdscope import interrupts
-from gdscope.cli import landscape, options, plotting, serve, studies
+from gdscope.cli import completion, landscape, options, plotting, serve, studies
 from gdscope.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser
 from gdscope.cli.plotting import plot_config
 from gdscope.errors import GdscopeError
@@ -21,7 +21,7 @@ from gdscope.version import __version__
 
 __all__ = ["build_parser", "main", "plot_config"]
 
-_GROUPS = (plotting, studies, landscape, serve)
+_GROUPS = (plotting, studies, landscape, serve, completion)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +57,7 @@ def _main(argv: Sequence[str] | None) -> int:
     # so its bytes) equals the original's.
     ns.argv = strip_outputs(list(sys.argv[1:] if argv is None else argv))
     ns.main = main  # for replay: old records re-run their command line (no import cycle)
+    ns.parser = parser  # for completion: the script is written from this parser
     group = next(group for group in _GROUPS if ns.command in group.COMMANDS)
     try:
         with interrupts.handle_sigint():

@@ -99,7 +99,7 @@ def add_parser(commands: Subparsers) -> None:
 
 
 _CONFIG_FREE = {"config", "out", "force", "dpi", "title", "save", "fps", "frames", "seconds",
-                "size", "command", "argv", "main"}  # fmt: skip
+                "size", "command", "argv", "main", "parser"}  # fmt: skip
 
 
 def _defaults(command: str) -> dict[str, object]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import socket
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from gdscope.cli.options import integer
@@ -14,7 +16,7 @@ from gdscope.errors import GdscopeError
 if TYPE_CHECKING:
     from gdscope.cli.options import Subparsers
 
-__all__ = ["COMMANDS", "add_parser", "page_url", "run"]
+__all__ = ["COMMANDS", "add_parser", "no_display", "page_url", "run"]
 
 COMMANDS = ("serve",)
 WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
@@ -31,12 +33,38 @@ def add_parser(commands: Subparsers) -> None:
         help="also answer requests for this host name (repeatable); the loopback names and "
         "the address bound are always answered, any other name is refused (DNS rebinding)",
     )  # fmt: skip
+    serve.add_argument(
+        "--frame-ancestor", action="append", default=[], metavar="ORIGIN",
+        help="let pages of this origin show the explorer in a frame (repeatable; e.g. a "
+        "notebook's http://localhost:8888); by default no page may",
+    )  # fmt: skip
 
 
 def page_url(host: str, port: int) -> str:
     """The page's URL: a wildcard address as loopback, an IPv6 address in brackets."""
     host = WILDCARDS.get(host, host)
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def no_display(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> bool:
+    """Whether there is no graphical display to open a browser on: a Linux/BSD session
+    without ``DISPLAY`` or ``WAYLAND_DISPLAY`` (over ssh, in a container). There Python's
+    ``webbrowser`` would open nothing, or start a text browser in the server's terminal."""
+    if platform.startswith(("win", "darwin", "cygwin")):
+        return False
+    return not (environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"))
+
+
+def _open_later(url: str) -> None:
+    """Open ``url`` in a browser once the server listens; say so if none opened."""
+    import threading
+    import webbrowser
+
+    def attempt() -> None:
+        if not webbrowser.open(url):
+            print(f"gdscope: no browser could be opened; open {url} yourself", file=sys.stderr)
+
+    threading.Timer(1.0, attempt).start()
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -65,7 +93,7 @@ def run(ns: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from gdscope.server.app import create_app
+        from gdscope.server.app import create_app, security_headers
     except ImportError as error:
         raise GdscopeError(
             f"the explorer needs the web extra: pip install 'gdscope[web]' ({error})"
@@ -74,6 +102,7 @@ def run(ns: argparse.Namespace) -> int:
         loopback = ns.host == "localhost" or ipaddress.ip_address(ns.host).is_loopback
     except ValueError:
         loopback = False
+    security_headers(tuple(ns.frame_ancestor))  # a bad origin: one line, before listening
     sock = _listen(ns.host, ns.port)
     url = page_url(ns.host, ns.port)
     if not loopback:
@@ -83,18 +112,17 @@ def run(ns: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(f"gdscope explorer on {url}", file=sys.stderr)
-    if ns.open:
-        import threading
-        import webbrowser
-
-        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    if ns.open and no_display():
+        print(f"gdscope: no display to open a browser on; open {url} yourself", file=sys.stderr)
+    elif ns.open:
+        _open_later(url)
     # The computations' threads hand the GIL back sooner, so the event loop (the page, its
     # files, /api/health) waits less for it under load; this process serves nothing else.
     sys.setswitchinterval(0.001)
     import torch  # each computation on one core: the others are the event loop's
 
     torch.set_num_threads(1)
-    app = create_app(hosts=(ns.host, *ns.allow_host))
+    app = create_app(hosts=(ns.host, *ns.allow_host), frame_ancestors=tuple(ns.frame_ancestor))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     server.run(sockets=[sock])
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from gdscope.errors import GdscopeError
-from gdscope.files import figure_format, write_text
+from gdscope.files import FIGURE_FORMATS, figure_format, write_text
 from gdscope.jobs.article import (
     ARTICLE_FIGURES,
     ArticleFigure,
@@ -18,10 +18,10 @@ from gdscope.jobs.article import (
     save_article_figure,
 )
 from gdscope.jobs.plot import MapCache
-from gdscope.jobs.records import DEFAULT_DPI
+from gdscope.jobs.records import DEFAULT_DPI, read_record
 from gdscope.version import __version__
 
-__all__ = ["gallery_html", "reproduce"]
+__all__ = ["gallery_html", "previous_figures", "reproduce"]
 
 
 def reproduce(
@@ -35,16 +35,26 @@ def reproduce(
 ) -> list[Path]:
     """Draw ``figures`` into ``out_dir`` and write the gallery; returns the files written.
 
-    A non-empty ``out_dir`` is refused unless ``force``; with ``force`` only the files this
-    function writes are replaced, anything else in the folder is left alone.
+    A non-empty ``out_dir`` is refused unless ``force``. With ``force`` the article figures a
+    previous run wrote there in another format are removed first (one folder holds one
+    format, so the gallery never points past half of them), the ones in ``fmt`` are replaced,
+    and anything else in the folder is left alone.
     """
     fmt = figure_format(f"x.{fmt}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise GdscopeError(f"{out} exists and is not a directory")
+    stale = [p for f, paths in previous_figures(out).items() if f != fmt for p in paths]
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise GdscopeError(f"{out} is not empty; pass --force to overwrite the figures in it")
+        formats = sorted({p.suffix[1:] for p in stale})
+        held = f" (it holds the article's figures as {', '.join(formats)})" if formats else ""
+        raise GdscopeError(
+            f"{out} is not empty{held}; pass --force to replace the figures a previous"
+            f" reproduce wrote there with {fmt} ones"
+        )
     out.mkdir(parents=True, exist_ok=True)
+    for path in stale:
+        path.unlink()
     cache: MapCache = {}  # the article's four maps are shared by seven figures
     written = []
     for spec in figures:
@@ -56,6 +66,31 @@ def reproduce(
             progress(spec, path)
     written.append(write_text(out / "index.html", gallery_html(figures, fmt), force=force))
     return written
+
+
+def previous_figures(out_dir: str | Path) -> dict[str, list[Path]]:
+    """The article figures in ``out_dir``, by format: files named as one (``fig07-….png``)
+    that carry that figure's record, so a file of the same name gdscope did not write is
+    never taken for one."""
+    out = Path(out_dir)
+    found: dict[str, list[Path]] = {}
+    if not out.is_dir():
+        return found
+    for spec in ARTICLE_FIGURES:
+        for fmt in FIGURE_FORMATS:
+            path = out / spec.filename(fmt)
+            if path.is_file() and _figure_key(path) == spec.key:
+                found.setdefault(fmt, []).append(path)
+    return found
+
+
+def _figure_key(path: Path) -> object:
+    """The article figure ``path``'s record names, or None if it carries no figure record."""
+    try:
+        rec = read_record(path)
+    except GdscopeError:
+        return None
+    return rec.get("figure") if rec.get("kind") == "figure" else None
 
 
 def gallery_html(figures: Sequence[ArticleFigure], fmt: str) -> str:

@@ -24,6 +24,7 @@ import json
 import math
 import mimetypes
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -71,7 +72,16 @@ try:  # the routes' annotations name it, so it is a module global; the web extra
 except ImportError:  # pragma: no cover
     Request = Response = Any  # type: ignore[misc,assignment]
 
-__all__ = ["LOOPBACK_HOSTS", "Limits", "create_app", "estimate", "running_server", "serving"]
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "Limits",
+    "create_app",
+    "estimate",
+    "running_server",
+    "security_headers",
+    "serving",
+    "start_server",
+]
 
 WEB = Path(str(resources.files("gdscope.server") / "web"))
 OUT = "explorer.png"
@@ -95,6 +105,22 @@ SECURITY_HEADERS = (
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
+_ORIGIN = re.compile(r"^https?://[\w.\-*]+(:(\d+|\*))?$")
+"""An origin a page may be framed by (``http://localhost:8888``, ``https://*.example.org``,
+``http://127.0.0.1:*``; CSP has no syntax for an IPv6 address)."""
+
+
+def security_headers(frame_ancestors: tuple[str, ...] = ()) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers every answer carries. ``frame_ancestors``: origins whose pages may show the
+    page in a frame (a notebook's, for ``gdscope.explore``); by default none may."""
+    if not frame_ancestors:
+        return SECURITY_HEADERS
+    for origin in frame_ancestors:
+        if not _ORIGIN.match(origin):
+            raise GdscopeError(f"not an origin a page may be framed by: {origin!r}")
+    csp = CSP.replace("frame-ancestors 'none'", f"frame-ancestors {' '.join(frame_ancestors)}")
+    framed = {b"content-security-policy": csp.encode()}
+    return tuple((k, framed.get(k, v)) for k, v in SECURITY_HEADERS if k != b"x-frame-options")
 
 
 _WORKERS = max(1, (os.cpu_count() or 2) // 2)
@@ -346,10 +372,10 @@ class Guard:
 
     def __init__(
         self, app: ASGI, *, hosts: frozenset[str], body_bytes: int, pool: ComputePool,
-        compute: frozenset[str],
+        compute: frozenset[str], headers: tuple[tuple[bytes, bytes], ...] = SECURITY_HEADERS,
     ) -> None:  # fmt: skip
         self.app, self.hosts, self.body_bytes = app, hosts, body_bytes
-        self.pool, self.compute = pool, compute
+        self.pool, self.compute, self.headers = pool, compute, headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -365,7 +391,7 @@ class Guard:
 
         async def secured(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                message["headers"] = [*message.get("headers", []), *self.headers]
             await send(message)
 
         await self.app(scope, receive, secured)
@@ -529,11 +555,18 @@ def _unpolled(fn: Callable[[Any, Stop | None], Any], model: Any, should_stop: St
     return fn(model, None)
 
 
-def create_app(*, hosts: tuple[str, ...] = (), limits: Limits | None = None) -> Any:
+def create_app(
+    *,
+    hosts: tuple[str, ...] = (),
+    limits: Limits | None = None,
+    frame_ancestors: tuple[str, ...] = (),
+) -> Any:
     """The FastAPI application (imported lazily: the web extra is optional).
 
     ``hosts``: names served besides ``LOOPBACK_HOSTS`` (the address bound, ``--allow-host``).
+    ``frame_ancestors``: origins whose pages may frame the page (``--frame-ancestor``).
     """
+    headers = security_headers(frame_ancestors)
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -641,8 +674,32 @@ def create_app(*, hosts: tuple[str, ...] = (), limits: Limits | None = None) -> 
         getattr(r, "path", "") for r in app.routes if getattr(r, "endpoint", None) in routes
     )
     app.add_middleware(Guard, hosts=allowed, body_bytes=limits.body_bytes, pool=pool,
-                       compute=computing)  # fmt: skip
+                       compute=computing, headers=headers)  # fmt: skip
     return app
+
+
+def start_server(
+    timeout: float = 30.0, options: tuple[str, ...] = ()
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start ``gdscope serve [options]`` in a subprocess on a free loopback port and wait until
+    it answers; its URL and process (the caller stops it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "gdscope", "serve", "--port", str(port), *options]
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/health", timeout=1).close()
+            return url, process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                process.wait(timeout=10)
+                raise RuntimeError(f"gdscope serve did not start on {url}") from None
+            time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -651,22 +708,8 @@ def serving(timeout: float = 30.0) -> Iterator[tuple[str, subprocess.Popen[bytes
 
     The process is for benchmarks that watch its memory; the server stops when the block ends.
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "gdscope", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    url, process = start_server(timeout)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                urllib.request.urlopen(url + "/api/health", timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gdscope serve did not start on {url}") from None
-                time.sleep(0.1)
         yield url, process
     finally:
         process.terminate()

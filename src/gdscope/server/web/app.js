@@ -931,6 +931,9 @@ async function main() {
   DEFAULT_STATE = defaultState();
   state = loadState();
   if (!(state.optimizer in schema.optimizers)) state.optimizer = DEFAULT_STATE.optimizer;
+  // A state from elsewhere (a link, gdscope.explore) may name another optimizer than its axes.
+  const axisNames = numeric(state.optimizer).map((h) => h.name);
+  if (![state.phase.x.name, state.phase.y.name].every((n) => axisNames.includes(n))) resetPhaseAxes();
   bindControls();
   showProblem();
   buildHyperControls();
