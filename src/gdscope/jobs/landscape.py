@@ -30,6 +30,8 @@ __all__ = [
     "animate",
     "draw_landscape",
     "load_callable",
+    "load_parts",
+    "load_state",
     "model_landscape",
     "plane_labels",
     "run_example",
@@ -115,7 +117,8 @@ def _state_dict_in(saved: Any) -> Any:
     return saved
 
 
-def _load_state(model: nn.Module, file: Path) -> None:
+def load_state(model: nn.Module, file: Path) -> None:
+    """Load the checkpoint ``file`` into ``model`` (see ``_state_dict_in``)."""
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # the file is the user's: any failure means "not a checkpoint"
@@ -129,24 +132,39 @@ def _load_state(model: nn.Module, file: Path) -> None:
         raise GdscopeError(f"{file} does not fit the model: {first}") from None
 
 
+def load_parts(
+    model: str, data: str, loss: str
+) -> tuple[Callable[[], nn.Module], Callable[[], Any], Callable[[Tensor, Tensor], Tensor]]:
+    """Import ``--model`` and ``--data`` (``module:function``) and make ``--loss`` (a name in
+    ``LOSSES`` or a factory): the model's factory (checked to make an ``nn.Module``), the data's
+    factory, and the loss."""
+    make_model = load_callable(model, "--model")
+    make_data = load_callable(data, "--data")
+    if loss not in LOSSES and ":" not in loss:
+        names = ", ".join(LOSSES)
+        raise GdscopeError(f"--loss must be one of {names}, or module:function, got {loss!r}")
+    loss_fn = LOSSES[loss]() if loss in LOSSES else load_callable(loss, "--loss")()
+
+    def checked() -> nn.Module:
+        made = make_model()
+        if not isinstance(made, nn.Module):
+            raise GdscopeError(f"--model {model} returned {type(made).__name__}, not nn.Module")
+        return made
+
+    return checked, make_data, loss_fn
+
+
 def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = None
             ) -> LandscapeResult:  # fmt: skip
     """Import the job's model, data and loss, load its checkpoints, run ``model_landscape``."""
-    make_model = load_callable(job.model, "--model")
-    make_data = load_callable(job.data, "--data")
-    if job.loss not in LOSSES and ":" not in job.loss:
-        names = ", ".join(LOSSES)
-        raise GdscopeError(f"--loss must be one of {names}, or module:function, got {job.loss!r}")
-    loss_fn = LOSSES[job.loss]() if job.loss in LOSSES else load_callable(job.loss, "--loss")()
+    make_model, make_data, loss_fn = load_parts(job.model, job.data, job.loss)
     model = make_model()
-    if not isinstance(model, nn.Module):
-        raise GdscopeError(f"--model {job.model} returned {type(model).__name__}, not nn.Module")
     if job.checkpoint is not None:
-        _load_state(model, job.checkpoint)
+        load_state(model, job.checkpoint)
     end = None
     if job.to is not None:
         end = make_model()
-        _load_state(end, job.to)
+        load_state(end, job.to)
     first = job.checkpoint.name if job.checkpoint is not None else "the model"
     try:
         return model_landscape(
