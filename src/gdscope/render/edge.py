@@ -28,17 +28,21 @@ def plot_sharpness(runs: Sequence[tuple[str, SharpnessTrace]], *, ax: Axes) -> N
         ax.plot(trace.steps, trace.values[:, 0], color=color, lw=1.4, label=label)
         for k in range(1, trace.values.shape[1]):
             ax.plot(trace.steps, trace.values[:, k], color=color, lw=0.7, alpha=0.5)
-        if np.isfinite(trace.threshold).any():
+        finite = trace.threshold[np.isfinite(trace.threshold)]
+        if len(finite):
+            formula = trace.rule.split(":")[0]
             ax.step(trace.steps, trace.threshold, where="post", color=color, ls="--", lw=1,
-                    label=f"threshold {trace.rule}")  # fmt: skip
-        elif trace.rule:
-            ax.plot([], [], " ", label=trace.rule)
+                    label=f"{formula} = {finite[-1]:.3g}")  # fmt: skip
+    rules = dict.fromkeys(trace.rule for _, trace in runs if trace.rule)
+    if rules:  # which threshold is drawn, and why: once, under the chart
+        note = "dashed: " + "; ".join(rules) + " (the stability border, problem/stability.py)"
+        ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, va="bottom", wrap=True)
     measure = "preconditioned sharpness λ₁(P⁻¹H)" if measures == {"preconditioned"} else (
         "sharpness λ₁(H)")  # fmt: skip
     ax.set_ylabel(measure)
     ax.set_xlabel("step")
     ax.set_ylim(bottom=0)
-    ax.legend(loc="lower right", fontsize=7.5)
+    ax.legend(loc="lower right", fontsize=7.5, ncols=2, bbox_to_anchor=(1, 0.06))
 
 
 def plot_training_loss(runs: Sequence[tuple[str, np.ndarray]], *, ax: Axes) -> None:
