@@ -1,8 +1,9 @@
 """The curvature of a model's loss: Hessian eigenvalues, trace and spectral density.
 
 Everything is built on Hessian-vector products, never on the Hessian itself: ``H·v`` is the
-gradient's vector-Jacobian product with ``v`` (``torch.func.vjp`` of ``torch.func.grad``, double
-backward; the gradient's graph is kept between products when the data is one batch), of the
+derivative of ``gradient·v`` (double backward through ``torch.func.functional_call``; many
+vectors at once with ``is_grads_batched``, which vmaps the backward pass; the gradient's graph
+is kept between products when the data is one batch), of the
 mean loss over the data (each batch weighted by its size, as the landscapes average it), at the
 model's current trainable parameters (``ParamLayout``).
 
@@ -75,6 +76,29 @@ def _batch_statistics(model: nn.Module) -> Iterator[None]:
             module.running_mean, module.running_var, module.num_batches_tracked = mean, var, count
 
 
+def _nodes(root: Any) -> Iterator[Any]:
+    """Every node of an autograd graph, from ``root`` (a ``grad_fn``) down."""
+    seen, stack = set(), [root]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        yield node
+        stack.extend(child for child, _ in node.next_functions)
+
+
+def _once_differentiable(gradient: Tensor, loss: Tensor) -> str | None:
+    """The op(s) whose backward cannot be differentiated again, if the gradient's graph holds
+    one: named by the custom ``autograd.Function`` nodes of the loss's graph."""
+    errors = ("torch::autograd::Error", "torch::autograd::DelayedError")
+    if not any(node.name() in errors for node in _nodes(gradient.grad_fn)):
+        return None
+    custom = [type(node).__name__ for node in _nodes(loss.grad_fn)
+              if isinstance(node, torch.autograd.function.BackwardCFunction)]  # fmt: skip
+    return ", ".join(dict.fromkeys(custom)) or "an op of the loss"
+
+
 class HessianOperator:
     """``v ↦ D·H·D·v``: the Hessian of the mean loss over ``batches`` at the model's parameters
     (``D`` = ``diag(scale)`` if given, a preconditioner's ``P^{-1/2}``; else the identity).
@@ -104,7 +128,7 @@ class HessianOperator:
         self.hvps = 0
         self._seen = sum(len(targets) for _, targets in batches)
         self.keep = keep if keep is not None else len(batches) == 1
-        self._graphs: dict[int, Callable[[Tensor], tuple[Tensor]]] = {}
+        self._graphs: dict[int, Callable[[Tensor], Tensor]] = {}
 
     @property
     def size(self) -> int:
@@ -123,27 +147,41 @@ class HessianOperator:
         finally:
             self.model.train(was)
 
-    def _pullback(self, index: int) -> Callable[[Tensor], tuple[Tensor]]:
-        """``v ↦ H_b·v`` for batch ``index``: the gradient's graph, built once (reverse over
-        reverse: forward over reverse trips on ``mse_loss`` in this torch)."""
-        from torch.func import functional_call, grad, vjp
+    def _pullback(self, index: int) -> Callable[[Tensor], Tensor]:
+        """``V ↦ V·H_b`` (rows) for batch ``index``: its gradient's graph, built with
+        ``create_graph`` once (kept with ``keep``), differentiated again for each product."""
+        from torch.func import functional_call
 
         if index in self._graphs:
             return self._graphs[index]
         inputs, targets = self.batches[index]
-        with self._mode():
+        with self._mode(), torch.enable_grad():
             torch.manual_seed(self.seed + index)  # the same dropout mask every time
             named = {**dict(self.model.named_parameters()), **dict(self.model.named_buffers())}
             fixed = {n: t.detach() for n, t in named.items() if n not in self.layout.names}
-
-            def loss(vector: Tensor) -> Tensor:
-                params = {**fixed, **self.layout.unflatten(vector)}
-                return self.loss_fn(functional_call(self.model, params, (inputs,)), targets)
-
+            point = self.point.detach().requires_grad_(True)
+            params = {**fixed, **self.layout.unflatten(point)}
             try:
-                pullback = vjp(grad(loss), self.point)[1]
+                loss = self.loss_fn(functional_call(self.model, params, (inputs,)), targets)
             except (RuntimeError, NotImplementedError, ValueError, TypeError) as error:
                 raise GdscopeError(f"evaluating the loss failed: {_first_line(error)}") from None
+            if not isinstance(loss, Tensor) or loss.numel() != 1 or not loss.requires_grad:
+                raise GdscopeError("the loss must be a scalar tensor that depends "
+                                   "differentiably on the parameters")  # fmt: skip
+            (gradient,) = torch.autograd.grad(loss.reshape(()), point, create_graph=True)
+        if culprit := _once_differentiable(gradient, loss):
+            raise GdscopeError(f"the loss is not twice differentiable: {culprit} has no second "
+                               "derivative (its backward is once-differentiable)")  # fmt: skip
+
+        def pullback(vectors: Tensor) -> Tensor:
+            if not gradient.requires_grad:  # the gradient is constant: H = 0 (a linear loss)
+                return torch.zeros_like(vectors)
+            batched = len(vectors) > 1
+            return torch.autograd.grad(
+                gradient, point, vectors if batched else vectors[0], retain_graph=True,
+                is_grads_batched=batched, allow_unused=True, materialize_grads=True,
+            )[0].reshape(vectors.shape)  # fmt: skip
+
         if self.keep:
             self._graphs[index] = pullback
         return pullback
@@ -154,14 +192,11 @@ class HessianOperator:
         for index, (_, targets) in enumerate(self.batches):
             pullback = self._pullback(index)
             try:
-                if len(vectors) == 1:
-                    products = pullback(vectors[0])[0][None]
-                else:
-                    products = torch.vmap(lambda v, f=pullback: f(v)[0])(vectors)
+                products = pullback(vectors)
             except (RuntimeError, NotImplementedError) as error:
                 message = _first_line(error)
                 if "vmap" in message.lower() and len(vectors) > 1:  # batching failed
-                    products = torch.stack([pullback(v)[0] for v in vectors])
+                    products = torch.cat([pullback(v[None]) for v in vectors])
                 else:
                     raise GdscopeError(
                         f"the loss is not twice differentiable here: {message}"
