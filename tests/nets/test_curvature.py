@@ -171,3 +171,36 @@ def test_ctrl_c_keeps_what_finished():
     assert spectrum.interrupted and spectrum.converged and len(spectrum.eigenvalues) == 2
     assert spectrum.trace is not None and 2 <= spectrum.trace_samples < 100
     assert spectrum.density is None
+
+
+def test_the_line_along_the_top_eigenvector_curves_with_lambda():
+    from gdscope.nets.survey import model_landscape
+
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
+    x, y = torch.randn(64, 3), torch.randn(64, 2)
+    result = model_landscape(model, (x, y), nn.MSELoss(), directions="hessian", norm="none",
+                             line=True, x=(-0.2, 0.2, 41), strategy="loop")  # fmt: skip
+    assert result.eigenvalues is not None and result.eigenvalues[0] >= result.eigenvalues[1]
+    surface = result.surface
+    fitted = np.polynomial.polynomial.polyfit(surface.xs, surface.loss[0], 4)
+    assert 2 * fitted[2] == pytest.approx(result.eigenvalues[0], rel=1e-2)
+    exact = curvature(model, [(x, y)], nn.MSELoss(), tol=1e-6).eigenvalues[0]
+    assert result.eigenvalues[0] == pytest.approx(exact, rel=1e-3)
+
+
+def test_a_hessian_plane_is_labelled_with_its_eigenvalues():
+    from gdscope.jobs.landscape import draw_landscape, plane_labels
+    from gdscope.nets.survey import model_landscape
+
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
+    x, y = torch.randn(64, 3), torch.randn(64, 2)
+    result = model_landscape(model, (x, y), nn.MSELoss(), directions="hessian", points=5,
+                             strategy="loop")  # fmt: skip
+    assert result.surface.loss.shape == (5, 5)
+    vertical, horizontal = plane_labels(result)
+    assert horizontal == f"Hessian eigenvector 1 (λ = {result.eigenvalues[0]:.3g})"
+    assert vertical.startswith("Hessian eigenvector 2")
+    fig = draw_landscape(result)
+    assert fig.axes[0].get_xlabel() == horizontal

@@ -24,7 +24,8 @@ __all__ = ["COMMANDS", "add_model_options", "add_parser", "run"]
 
 
 _CHOICE_HELP = {
-    "--directions": "filter-normalized random (default), PCA of --path, or a line --to",
+    "--directions": "filter-normalized random (default), PCA of --path, a line --to, or the "
+    "top two Hessian eigenvectors (unit vectors with --norm none)",
     "--norm": "scale random directions filter by filter (default), per layer, or not at all",
     "--ignore": "1-D parameters (biases, norm layers): zero them, or keep them",
     "--strategy": "vmap: many grid points per forward pass; loop: one at a time; auto (default): "
@@ -71,7 +72,7 @@ def add_model_options(scape: argparse.ArgumentParser, *, path: bool = True) -> N
 
 def _add_plane_options(scape: argparse.ArgumentParser) -> None:
     """The directions of the plane (or line) and its grid."""
-    _choice(scape, "--directions", ("random", "pca", "line"))
+    _choice(scape, "--directions", ("random", "pca", "line", "hessian"))
     scape.add_argument("--to", type=Path, help="checkpoint at the end of a line")
     _choice(scape, "--norm", ("filter", "layer", "none"))
     _choice(scape, "--ignore", ("biasbn", "keep"))

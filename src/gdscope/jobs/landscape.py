@@ -248,6 +248,12 @@ def recorded_trajectory(result: LandscapeResult) -> Any:
 def plane_labels(result: LandscapeResult) -> tuple[str, str]:
     """Names of the plane's (vertical, horizontal) axes: the principal components with their
     share of the path's variance (as the reference labels them), or the two directions."""
+    if result.eigenvalues is not None:
+        top = result.eigenvalues
+        return (
+            f"Hessian eigenvector 2 (λ = {top[1]:.3g})",
+            f"Hessian eigenvector 1 (λ = {top[0]:.3g})",
+        )
     if result.explained is None:
         return "y direction", "x direction"
     ratio = result.explained
