@@ -63,8 +63,14 @@ def _hessian(ns: argparse.Namespace) -> int:
     finally:
         close()
     sys.stderr.write(spectrum_summary(output.spectrum) + "\n")
-    if output.spectrum.interrupted:
-        print(f"gdscope: interrupted: {options.kept_files()}", file=sys.stderr)
+    spectrum = output.spectrum
+    if spectrum.interrupted:
+        kept = [f"the top {len(spectrum.eigenvalues)} eigenvalue(s)"]
+        if spectrum.trace is not None:
+            kept.append(f"the trace over {spectrum.trace_samples} vectors")
+        if spectrum.density is not None:
+            kept.append(f"the density of {len(spectrum.density.nodes)} run(s)")
+        print(f"gdscope: interrupted: kept {', '.join(kept)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 
