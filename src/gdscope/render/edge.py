@@ -33,10 +33,13 @@ def plot_sharpness(runs: Sequence[tuple[str, SharpnessTrace]], *, ax: Axes) -> N
             formula = trace.rule.split(":")[0]
             ax.step(trace.steps, trace.threshold, where="post", color=color, ls="--", lw=1,
                     label=f"{formula} = {finite[-1]:.3g}")  # fmt: skip
-    rules = dict.fromkeys(trace.rule for _, trace in runs if trace.rule)
-    if rules:  # which threshold is drawn, and why: once, under the chart
-        note = "dashed: " + "; ".join(rules) + " (the stability border, problem/stability.py)"
-        ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, va="bottom", wrap=True)
+    drawn = dict.fromkeys(t.rule for _, t in runs if np.isfinite(t.threshold).any())
+    missing = dict.fromkeys(t.rule for _, t in runs if t.rule and t.rule not in drawn)
+    notes = (["dashed: " + "; ".join(drawn) + " (the stability border, problem/stability.py)"]
+             if drawn else []) + list(missing)  # fmt: skip
+    if notes:  # which threshold is drawn, and why: once, under the chart
+        ax.text(0.01, 0.01, "\n".join(notes), transform=ax.transAxes, fontsize=7, va="bottom",
+                wrap=True)  # fmt: skip
     measure = "preconditioned sharpness λ₁(P⁻¹H)" if measures == {"preconditioned"} else (
         "sharpness λ₁(H)")  # fmt: skip
     ax.set_ylabel(measure)
