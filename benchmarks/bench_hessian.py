@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="best of this many runs")
     args = parser.parse_args()
     torch.manual_seed(0)
-    warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph")  # PyHessian's
+    warnings.filterwarnings("ignore", message=r"Using backward\(\) with create_graph")
     print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}, device {args.device}, tol {args.tol:g}")  # fmt: skip
     print("| model | parameters | samples | HVP/s (one vector) | HVP/s (batched) | "
