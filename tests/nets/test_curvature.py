@@ -204,3 +204,15 @@ def test_a_hessian_plane_is_labelled_with_its_eigenvalues():
     assert vertical.startswith("Hessian eigenvector 2")
     fig = draw_landscape(result)
     assert fig.axes[0].get_xlabel() == horizontal
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_curvature_on_cuda_matches_the_cpu():
+    model, x, y = _tiny(7)
+    cpu = curvature(model, [(x, y)], nn.MSELoss(), top=2, tol=1e-10, trace=True)
+    gpu = curvature(model.cuda(), [(x.cuda(), y.cuda())], nn.MSELoss(), top=2, tol=1e-10,
+                    trace=True)  # fmt: skip
+    np.testing.assert_allclose(gpu.eigenvalues, cpu.eigenvalues, rtol=1e-9)
+    assert gpu.eigenvectors.device.type == "cuda"
+    assert gpu.trace == pytest.approx(cpu.trace, rel=1e-9)  # the same seeded vectors
