@@ -69,7 +69,11 @@ class HessianJob:
             raise GdscopeError(f"{where}: {error}") from None
         checkpoint = raw.get("checkpoint")
         rest = {k: v for k, v in raw.items() if k not in ("curvature", "checkpoint")}
-        return cls(**rest, checkpoint=Path(checkpoint) if checkpoint else None, curvature=options)
+        try:
+            return cls(**rest, checkpoint=Path(checkpoint) if checkpoint else None,
+                       curvature=options)  # fmt: skip
+        except TypeError as error:  # a required field is missing
+            raise GdscopeError(f"{where}: {error}") from None
 
 
 def run_hessian(job: HessianJob, *, progress: Callable[[int, int], None] | None = None

@@ -45,7 +45,8 @@ def fit(
     per batch, snapshotting every ``every`` steps (``Recorder``; streamed to ``path`` if given).
     Stops at the first non-finite loss (the run diverged). With ``sharpness_every`` it measures
     the sharpness of ``loss_fn`` over ``sharpness_data`` (default: all of ``loader``, loaded
-    once) every that many steps (``Recorder``'s options of the same names)."""
+    once before training, which advances a shuffling loader's generator by one pass) every that
+    many steps (``Recorder``'s options of the same names)."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise GdscopeError(f"epochs must be a positive integer, got {epochs!r}")
     model.to(device).train()
