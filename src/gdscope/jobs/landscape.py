@@ -30,6 +30,7 @@ __all__ = [
     "animate",
     "draw_landscape",
     "load_callable",
+    "load_model",
     "load_parts",
     "load_state",
     "model_landscape",
@@ -154,17 +155,20 @@ def load_parts(
     return checked, make_data, loss_fn
 
 
+def load_model(make_model: Callable[[], nn.Module], checkpoint: Path | None) -> nn.Module:
+    """A new model, with the ``checkpoint``'s weights if one is given."""
+    model = make_model()
+    if checkpoint is not None:
+        load_state(model, checkpoint)
+    return model
+
+
 def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = None
             ) -> LandscapeResult:  # fmt: skip
     """Import the job's model, data and loss, load its checkpoints, run ``model_landscape``."""
     make_model, make_data, loss_fn = load_parts(job.model, job.data, job.loss)
-    model = make_model()
-    if job.checkpoint is not None:
-        load_state(model, job.checkpoint)
-    end = None
-    if job.to is not None:
-        end = make_model()
-        load_state(end, job.to)
+    model = load_model(make_model, job.checkpoint)
+    end = load_model(make_model, job.to) if job.to is not None else None
     first = job.checkpoint.name if job.checkpoint is not None else "the model"
     try:
         return model_landscape(
