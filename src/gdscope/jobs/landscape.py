@@ -32,7 +32,6 @@ __all__ = [
     "load_callable",
     "load_model",
     "load_parts",
-    "load_state",
     "model_landscape",
     "plane_labels",
     "run_example",
@@ -118,8 +117,7 @@ def _state_dict_in(saved: Any) -> Any:
     return saved
 
 
-def load_state(model: nn.Module, file: Path) -> None:
-    """Load the checkpoint ``file`` into ``model`` (see ``_state_dict_in``)."""
+def _load_state(model: nn.Module, file: Path) -> None:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # the file is the user's: any failure means "not a checkpoint"
@@ -159,7 +157,7 @@ def load_model(make_model: Callable[[], nn.Module], checkpoint: Path | None) -> 
     """A new model, with the ``checkpoint``'s weights if one is given."""
     model = make_model()
     if checkpoint is not None:
-        load_state(model, checkpoint)
+        _load_state(model, checkpoint)
     return model
 
 
