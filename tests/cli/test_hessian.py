@@ -111,3 +111,15 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tinynet, capsys, extra
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith("gdscope: error:") and message in err
     assert not list(tinynet.glob("s.*"))  # nothing written
+
+
+def test_landscape_along_hessian_directions(tinynet, capsys):
+    args = ["landscape", "--model", "tinynet:make_model", "--data", "tinynet:make_data",
+            "--loss", "mse", "--directions", "hessian", "--norm", "none", "--x", "-1", "1", "5",
+            "--y", "-1", "1", "5", "--strategy", "loop", "--out", "h.png"]  # fmt: skip
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines() == ["h.png"]
+    assert "hessian" in read_record(tinynet / "h.png")["argv"]
+    code = main([*args[:-2], "--states", "--out", "s.png"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Hessian directions move the parameters only" in err
