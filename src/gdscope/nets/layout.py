@@ -19,17 +19,22 @@ __all__ = ["ParamLayout"]
 
 def _tensors(model: nn.Module, states: bool) -> dict[str, Tensor]:
     """Trainable parameters (``named_parameters()`` order), then with ``states`` the
-    floating-point buffers (BatchNorm's running statistics; not counters)."""
+    floating-point buffers of ``state_dict()`` (BatchNorm's running statistics; not counters,
+    and not non-persistent buffers: a saved direction lists ``state_dict()``, so a tensor it
+    moved outside it could not be moved again from the file)."""
     out: dict[str, Tensor] = {n: p for n, p in model.named_parameters() if p.requires_grad}
     if states:
-        out.update({n: b for n, b in model.named_buffers() if b.is_floating_point()})
+        saved = model.state_dict(keep_vars=True)
+        out.update({n: b for n, b in model.named_buffers()
+                    if b.is_floating_point() and n in saved})  # fmt: skip
     return out
 
 
 @dataclass(frozen=True)
 class ParamLayout:
     """Names and shapes of a model's trainable parameters, in ``named_parameters()`` order;
-    with ``states``, followed by its floating-point buffers (the reference's ``dir_type=states``).
+    with ``states``, followed by its floating-point buffers in ``state_dict()`` (the reference's
+    ``dir_type=states``).
 
     ``listing`` is how the reference implementation lists the same model (``parameters()``, or
     with ``states`` the ``state_dict()``: module by module, counters and frozen tensors
