@@ -123,3 +123,13 @@ def test_landscape_along_hessian_directions(tinynet, capsys):
     code = main([*args[:-2], "--states", "--out", "s.png"])
     err = capsys.readouterr().err
     assert code == 2 and "Hessian directions move the parameters only" in err
+
+
+def test_model_and_data_are_required(tinynet, capsys):
+    try:
+        code = main(["hessian", "--data", "tinynet:make_data", "--out", "s.png"])
+    except SystemExit as done:  # argparse's own usage error
+        code = done.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--model" in err
+    assert not list(tinynet.glob("s.*"))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from gdscope.cli import options
 from gdscope.cli.landscape import add_model_options
 from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
+from gdscope.errors import GdscopeError
 
 if TYPE_CHECKING:
     from gdscope.cli.options import Subparsers
@@ -48,6 +49,8 @@ def _hessian(ns: argparse.Namespace) -> int:
     from gdscope.nets.curvature import CurvatureOptions
     from gdscope.render.spectrum import spectrum_summary
 
+    if ns.model is None or ns.data is None:  # (landscape's options may make them optional)
+        raise GdscopeError("gdscope hessian needs --model and --data")
     options.check_outputs(ns, saves=(".json",))
     curvature = CurvatureOptions(
         top=ns.top, tol=ns.tol, steps=ns.steps, trace=ns.trace, trace_samples=ns.trace_samples,
