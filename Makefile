@@ -58,6 +58,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_animation.py
 	$(BIN)/python benchmarks/bench_model_landscape.py
+	$(BIN)/python benchmarks/bench_hessian.py
 
 serve: $(WEB_STAMP)
 	$(BIN)/gdscope serve --open

@@ -47,6 +47,11 @@ SKIPS: tuple[tuple[str, str], ...] = (
         "trains a CNN and maps its landscape: minutes on a CPU (the same jobs run on small"
         " networks in tests/jobs/test_landscape.py)",
     ),
+    (
+        r"^gdscope example eos",
+        "trains three networks for 6,000 full-batch steps: half a minute on a CPU (shorter runs"
+        " in tests/jobs/test_hessian.py)",
+    ),
 )
 
 

@@ -15,7 +15,7 @@ from gdscope.nets.survey import PlaneOptions, model_landscape, split_options
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"directions": "eigen"}, "directions must be random, pca or line"),
+        ({"directions": "eigen"}, "directions must be one of random, pca, line, hessian"),
         ({"directions": "pca", "states": True}, "PCA takes no --states"),
         ({"norm": "unit"}, "norm must be one of filter, layer, none"),
         ({"ignore": "drop"}, "ignore must be one of biasbn, keep"),

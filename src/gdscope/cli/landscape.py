@@ -22,11 +22,12 @@ if TYPE_CHECKING:
     from gdscope.cli.options import Subparsers
     from gdscope.nets.survey import LandscapeResult
 
-__all__ = ["COMMANDS", "add_parser", "run"]
+__all__ = ["COMMANDS", "add_model_options", "add_parser", "run"]
 
 
 _CHOICE_HELP = {
-    "--directions": "filter-normalized random (default), PCA of --path, or a line --to",
+    "--directions": "filter-normalized random (default), PCA of --path, a line --to, or the "
+    "top two Hessian eigenvectors (unit vectors with --norm none)",
     "--norm": "scale random directions filter by filter (default), per layer, or not at all",
     "--ignore": "1-D parameters (biases, norm layers): zero them, or keep them",
     "--strategy": "vmap: many grid points per forward pass; loop: one at a time; auto (default): "
@@ -42,8 +43,8 @@ def _choice(parser: argparse.ArgumentParser, flag: str, choices: tuple[str, ...]
     parser.add_argument(flag, choices=choices, default=choices[0], help=_CHOICE_HELP[flag])
 
 
-def _add_model_options(scape: argparse.ArgumentParser) -> None:
-    """What to map: the model, its data and loss, the weights, the recorded path."""
+def add_model_options(scape: argparse.ArgumentParser, *, path: bool = True) -> None:
+    """What to map: the model, its data and loss, the weights, the recorded path (``path``)."""
     scape.add_argument(
         "--model",
         metavar="MODULE:FUNCTION",
@@ -66,7 +67,8 @@ def _add_model_options(scape: argparse.ArgumentParser) -> None:
         type=Path,
         help="weights to load (torch.save of a state_dict, or a checkpoint dict holding one)",
     )
-    scape.add_argument("--path", type=Path, help="a recording (Recorder(path=...)) to project")
+    if path:
+        scape.add_argument("--path", type=Path, help="a recording (Recorder(path=...)) to project")
 
 
 def _add_file_options(scape: argparse.ArgumentParser) -> None:
@@ -88,7 +90,7 @@ def _add_file_options(scape: argparse.ArgumentParser) -> None:
 
 def _add_plane_options(scape: argparse.ArgumentParser) -> None:
     """The directions of the plane (or line) and its grid."""
-    _choice(scape, "--directions", ("random", "pca", "line"))
+    _choice(scape, "--directions", ("random", "pca", "line", "hessian"))
     scape.add_argument("--to", type=Path, help="checkpoint at the end of a line")
     _choice(scape, "--norm", ("filter", "layer", "none"))
     _choice(scape, "--ignore", ("biasbn", "keep"))
@@ -153,12 +155,12 @@ def add_parser(commands: Subparsers) -> None:
     scape = commands.add_parser(
         "landscape", help="the loss landscape of your own model, with its optimizer's path"
     )
-    for add in (_add_model_options, _add_plane_options, _add_evaluation_options,
+    for add in (add_model_options, _add_plane_options, _add_evaluation_options,
                 _add_display_options, _add_file_options):  # fmt: skip
         add(scape)
 
     example = commands.add_parser("example", help="train an example network, draw its landscape")
-    example.add_argument("name", choices=("mlp", "cnn"))
+    example.add_argument("name", choices=("mlp", "cnn", "eos"), help="eos: the edge of stability")
     example.add_argument("--out", type=Path, required=True, help="output directory")
     example.add_argument("--epochs", type=integer, default=3)
     example.add_argument("--grid", type=integer, default=21, help="samples per axis")
@@ -341,6 +343,11 @@ def _example(ns: argparse.Namespace) -> int:
     def log(text: str) -> None:
         sys.stderr.write(text + "\n")  # one write: a Ctrl-C cannot split the line from its end
 
+    if ns.name == "eos":
+        from gdscope.jobs.hessian import make_eos
+
+        make_eos(ns.out, force=ns.force, log=log, wrote=options.wrote)
+        return 0
     run_example(ns.name, ns.out, epochs=ns.epochs, grid=ns.grid, device=ns.device,
                 force=ns.force, log=log, wrote=options.wrote)  # fmt: skip
     return 0

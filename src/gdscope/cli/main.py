@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from gdscope import interrupts
-from gdscope.cli import completion, landscape, options, plotting, serve, studies
+from gdscope.cli import completion, hessian, landscape, options, plotting, serve, studies
 from gdscope.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser
 from gdscope.cli.plotting import plot_config
 from gdscope.errors import GdscopeError
@@ -21,7 +21,7 @@ from gdscope.version import __version__
 
 __all__ = ["build_parser", "main", "plot_config"]
 
-_GROUPS = (plotting, studies, landscape, serve, completion)
+_GROUPS = (plotting, studies, landscape, serve, completion, hessian)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,6 +31,8 @@ __all__ = [
     "draw_landscape",
     "from_h5",
     "load_callable",
+    "load_model",
+    "load_parts",
     "model_landscape",
     "plane_labels",
     "run_example",
@@ -130,24 +132,42 @@ def _load_state(model: nn.Module, file: Path) -> None:
         raise GdscopeError(f"{file} does not fit the model: {first}") from None
 
 
+def load_parts(
+    model: str, data: str, loss: str
+) -> tuple[Callable[[], nn.Module], Callable[[], Any], Callable[[Tensor, Tensor], Tensor]]:
+    """Import ``--model`` and ``--data`` (``module:function``) and make ``--loss`` (a name in
+    ``LOSSES`` or a factory): the model's factory (checked to make an ``nn.Module``), the data's
+    factory, and the loss."""
+    make_model = load_callable(model, "--model")
+    make_data = load_callable(data, "--data")
+    if loss not in LOSSES and ":" not in loss:
+        names = ", ".join(LOSSES)
+        raise GdscopeError(f"--loss must be one of {names}, or module:function, got {loss!r}")
+    loss_fn = LOSSES[loss]() if loss in LOSSES else load_callable(loss, "--loss")()
+
+    def checked() -> nn.Module:
+        made = make_model()
+        if not isinstance(made, nn.Module):
+            raise GdscopeError(f"--model {model} returned {type(made).__name__}, not nn.Module")
+        return made
+
+    return checked, make_data, loss_fn
+
+
+def load_model(make_model: Callable[[], nn.Module], checkpoint: Path | None) -> nn.Module:
+    """A new model, with the ``checkpoint``'s weights if one is given."""
+    model = make_model()
+    if checkpoint is not None:
+        _load_state(model, checkpoint)
+    return model
+
+
 def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = None
             ) -> LandscapeResult:  # fmt: skip
     """Import the job's model, data and loss, load its checkpoints, run ``model_landscape``."""
-    make_model = load_callable(job.model, "--model")
-    make_data = load_callable(job.data, "--data")
-    if job.loss not in LOSSES and ":" not in job.loss:
-        names = ", ".join(LOSSES)
-        raise GdscopeError(f"--loss must be one of {names}, or module:function, got {job.loss!r}")
-    loss_fn = LOSSES[job.loss]() if job.loss in LOSSES else load_callable(job.loss, "--loss")()
-    model = make_model()
-    if not isinstance(model, nn.Module):
-        raise GdscopeError(f"--model {job.model} returned {type(model).__name__}, not nn.Module")
-    if job.checkpoint is not None:
-        _load_state(model, job.checkpoint)
-    end = None
-    if job.to is not None:
-        end = make_model()
-        _load_state(end, job.to)
+    make_model, make_data, loss_fn = load_parts(job.model, job.data, job.loss)
+    model = load_model(make_model, job.checkpoint)
+    end = load_model(make_model, job.to) if job.to is not None else None
     first = job.checkpoint.name if job.checkpoint is not None else "the model"
     try:
         return model_landscape(
@@ -259,6 +279,12 @@ def from_h5(surface: Path, *, proj: Path | None = None) -> LandscapeResult:
 def plane_labels(result: LandscapeResult) -> tuple[str, str]:
     """Names of the plane's (vertical, horizontal) axes: the principal components with their
     share of the path's variance (as the reference labels them), or the two directions."""
+    if result.eigenvalues is not None:
+        top = result.eigenvalues
+        return (
+            f"Hessian eigenvector 2 (λ = {top[1]:.3g})",
+            f"Hessian eigenvector 1 (λ = {top[0]:.3g})",
+        )
     if result.explained is None:
         return "y direction", "x direction"
     ratio = result.explained

@@ -121,9 +121,23 @@ def _compare(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path
     return make_compare(config, Outputs(target, rec["dpi"], force)).written[0]
 
 
+def _hessian(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
+    from gdscope.jobs.hessian import HessianJob, make_hessian
+
+    job = HessianJob.from_dict(rec["job"], where=where)
+    return make_hessian(job, target, dpi=rec["dpi"], force=force, title=rec.get("title")).written[0]
+
+
+def _eos(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
+    from gdscope.jobs.hessian import make_eos
+
+    return make_eos(target, rates=rec["rates"], steps=rec["steps"], every=rec["every"],
+                    dpi=rec["dpi"], force=force, log=lambda _: None).written[0]  # fmt: skip
+
+
 _JOBS: dict[str, Callable[[dict[str, Any], Path, bool, str], Path]] = {
     "plot": _plot, "figure": _figure, "animate": _animate, "sweep": _sweep, "phase": _phase,
-    "compare": _compare,
+    "compare": _compare, "hessian": _hessian, "eos": _eos,
 }  # fmt: skip
 
 

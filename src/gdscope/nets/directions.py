@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from gdscope.errors import GdscopeError
+from gdscope.nets.curvature import LossFn, curvature
 from gdscope.nets.recorder import ParamLayout, RecordedPath
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Ignore",
     "Norm",
     "PCAPlane",
+    "hessian_directions",
     "line_direction",
     "normalize",
     "pca_plane",
@@ -97,6 +99,28 @@ def random_direction(
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     raw = torch.randn(layout.size, generator=generator, dtype=torch.float32)
     return normalize(raw, model, norm=norm, ignore=ignore, states=states)
+
+
+def hessian_directions(
+    model: nn.Module,
+    batches: list[tuple[Tensor, Tensor]],
+    loss_fn: LossFn,
+    *,
+    count: int = 2,
+    norm: Norm = "none",
+    ignore: Ignore = "biasbn",
+    seed: int = 0,
+    tol: float = 1e-3,
+) -> tuple[list[Tensor], np.ndarray]:
+    """The top ``count`` eigenvectors of the loss's Hessian at the model (``nets.curvature``,
+    eval mode) and their eigenvalues. With ``norm="none"`` they are unit vectors, so the loss
+    along the first is ``L + g·x + ½·λ₁·x²`` near 0; else they are rescaled like random
+    directions (``normalize``: no longer eigenvectors, but comparable across models)."""
+    spectrum = curvature(model, batches, loss_fn, top=count, tol=tol, seed=seed)
+    vectors = [v.float() for v in spectrum.eigenvectors]
+    if norm != "none":
+        vectors = [normalize(v, model, norm=norm, ignore=ignore) for v in vectors]
+    return vectors, spectrum.eigenvalues
 
 
 def line_direction(start: nn.Module, end: nn.Module, *, states: bool = False) -> Tensor:

@@ -37,14 +37,23 @@ def fit(
     path: str | os.PathLike[str] | None = None,
     device: torch.device | str | None = None,
     force: bool = False,
+    sharpness_every: int | None = None,
+    sharpness_data: Any = None,
+    sharpness_top: int = 1,
 ) -> FitResult:
     """Train ``model`` in train mode for ``epochs`` passes over ``loader``, one optimizer step
     per batch, snapshotting every ``every`` steps (``Recorder``; streamed to ``path`` if given).
-    Stops at the first non-finite loss (the run diverged)."""
+    Stops at the first non-finite loss (the run diverged). With ``sharpness_every`` it measures
+    the sharpness of ``loss_fn`` over ``sharpness_data`` (default: all of ``loader``, loaded
+    once before training, which advances a shuffling loader's generator by one pass) every that
+    many steps (``Recorder``'s options of the same names)."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise GdscopeError(f"epochs must be a positive integer, got {epochs!r}")
     model.to(device).train()
-    recorder = Recorder(model, every=every, path=path, optimizer=optimizer, force=force)
+    probe_data = sharpness_data if sharpness_data is not None else loader
+    recorder = Recorder(model, every=every, path=path, optimizer=optimizer, force=force,
+                        sharpness_every=sharpness_every, sharpness_data=probe_data,
+                        sharpness_loss=loss_fn, sharpness_top=sharpness_top)  # fmt: skip
     losses: list[float] = []
     diverged = None
     for _ in range(epochs):

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from gdscope import interrupts
 from gdscope.errors import GdscopeError
 from gdscope.files import write_atomic
-from gdscope.nets.recorder import ParamLayout
+from gdscope.nets.layout import ParamLayout
 
 __all__ = [
     "Backend",

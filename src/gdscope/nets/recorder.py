@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,84 +26,13 @@ from torch import Tensor, nn
 
 from gdscope.errors import GdscopeError
 from gdscope.files import write_text
+from gdscope.nets.layout import ParamLayout
+
+if TYPE_CHECKING:
+    from gdscope.nets.curvature import LossFn
+    from gdscope.nets.sharpness import SharpnessProbe, SharpnessTrace
 
 __all__ = ["ParamLayout", "RecordedPath", "Recorder", "open_path"]
-
-
-def _tensors(model: nn.Module, states: bool) -> dict[str, Tensor]:
-    """Trainable parameters (``named_parameters()`` order), then with ``states`` the
-    floating-point buffers of ``state_dict()`` (BatchNorm's running statistics; not counters,
-    and not non-persistent buffers: a saved direction lists ``state_dict()``, so a tensor it
-    moved outside it could not be moved again from the file)."""
-    out: dict[str, Tensor] = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    if states:
-        saved = model.state_dict(keep_vars=True)
-        out.update({n: b for n, b in model.named_buffers()
-                    if b.is_floating_point() and n in saved})  # fmt: skip
-    return out
-
-
-@dataclass(frozen=True)
-class ParamLayout:
-    """Names and shapes of a model's trainable parameters, in ``named_parameters()`` order;
-    with ``states``, followed by its floating-point buffers in ``state_dict()`` (the reference's
-    ``dir_type=states``).
-
-    ``listing`` is how the reference implementation lists the same model (``parameters()``, or
-    with ``states`` the ``state_dict()``: module by module, counters and frozen tensors
-    included), for files that its scripts read; it is not part of the layout's identity.
-    """
-
-    names: tuple[str, ...]
-    shapes: tuple[tuple[int, ...], ...]
-    states: bool = False
-    listing: tuple[tuple[str, tuple[int, ...]], ...] = field(default=(), compare=False)
-
-    @classmethod
-    def of(cls, model: nn.Module, *, states: bool = False) -> ParamLayout:
-        pairs = [(n, tuple(t.shape)) for n, t in _tensors(model, states).items()]
-        if not pairs:
-            raise GdscopeError("the model has no trainable parameters")
-        listed = model.state_dict().items() if states else model.named_parameters()
-        listing = tuple((n, tuple(t.shape)) for n, t in listed)
-        return cls(tuple(n for n, _ in pairs), tuple(s for _, s in pairs), states, listing)
-
-    @property
-    def sizes(self) -> list[int]:
-        return [math.prod(s) for s in self.shapes]
-
-    @property
-    def size(self) -> int:
-        return sum(self.sizes)
-
-    def flatten(self, tensors: dict[str, Tensor] | Sequence[Tensor]) -> Tensor:
-        items = [tensors[n] for n in self.names] if isinstance(tensors, dict) else list(tensors)
-        return torch.cat([t.detach().reshape(-1) for t in items])
-
-    def unflatten(self, vector: Tensor) -> dict[str, Tensor]:
-        """Views into ``vector`` (works under ``torch.vmap`` on the last dimension too)."""
-        out, start = {}, 0
-        for name, shape, size in zip(self.names, self.shapes, self.sizes, strict=True):
-            out[name] = vector[..., start : start + size].reshape(*vector.shape[:-1], *shape)
-            start += size
-        return out
-
-    def vector(self, model: nn.Module) -> Tensor:
-        tensors = _tensors(model, self.states)
-        return self.flatten({n: tensors[n] for n in self.names})
-
-    def targets(self, model: nn.Module) -> dict[str, Tensor]:
-        """The model's own tensors (parameters and, with ``states``, buffers) by name."""
-        return _tensors(model, self.states)
-
-    def check(self, model: nn.Module) -> None:
-        other = ParamLayout.of(model, states=self.states)
-        if other != self:
-            raise GdscopeError("the model's parameters do not match the recorded path's")
-
-    def to_dict(self) -> dict[str, object]:
-        return {"names": list(self.names), "shapes": [list(s) for s in self.shapes],
-                "states": self.states}  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,6 +46,8 @@ class RecordedPath:
     steps: np.ndarray
     losses: np.ndarray
     optimizer: str | None = None
+    sharpness: SharpnessTrace | None = None
+    """The sharpness measured along the run (``Recorder(sharpness_every=...)``), or None."""
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -131,7 +62,13 @@ class RecordedPath:
 
 
 class Recorder:
-    """Takes parameter snapshots of ``model`` (see the module docstring)."""
+    """Takes parameter snapshots of ``model`` (see the module docstring).
+
+    With ``sharpness_every=N`` it also measures the sharpness (the top ``sharpness_top``
+    eigenvalues of ``sharpness_loss`` over ``sharpness_data``, in eval mode; Adam's
+    preconditioned one) at step 0 and every ``N`` steps, with the optimizer's learning rate and
+    stability threshold then (``nets.sharpness``): ``result().sharpness``. It needs the
+    ``optimizer``. Each measurement costs tens of Hessian-vector products on that data."""
 
     def __init__(
         self,
@@ -141,12 +78,20 @@ class Recorder:
         path: str | os.PathLike[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         force: bool = False,
+        sharpness_every: int | None = None,
+        sharpness_data: Any = None,
+        sharpness_loss: LossFn | None = None,
+        sharpness_top: int = 1,
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise GdscopeError(f"every must be a positive integer, got {every!r}")
         self.model, self.every = model, every
         self.layout = ParamLayout.of(model)
         self.optimizer = type(optimizer).__name__ if optimizer is not None else None
+        self._optimizer = optimizer
+        self._probe = _probe(sharpness_every, sharpness_data, sharpness_loss, sharpness_top,
+                             optimizer)  # fmt: skip
+        self.sharpness_every = sharpness_every
         self._memory: list[np.ndarray] = []
         self._steps: list[int] = []
         self._losses: list[float] = []
@@ -158,11 +103,21 @@ class Recorder:
                 raise GdscopeError(f"{self.path} already holds a recording; pass force=True")
             (self.path / "snapshots.f32").write_bytes(b"")
         self._take(float("nan"))
+        self._measure()
+
+    def _measure(self) -> None:
+        """The sharpness now, if it is due (``sharpness_every``)."""
+        every = self.sharpness_every
+        if self._probe is not None and every is not None and self._calls % every == 0:
+            self._probe.measure(self.model, self._optimizer, self._calls)
+            if self.path is not None:
+                self._write_index()
 
     def step(self, loss: float | Tensor | None = None) -> bool:
         """Call after each ``optimizer.step()``; snapshots every ``every``-th call. Returns
         whether it took one."""
         self._calls += 1
+        self._measure()
         if self._calls % self.every:
             return False
         value = float(loss.detach()) if isinstance(loss, Tensor) else loss
@@ -178,8 +133,14 @@ class Recorder:
             return
         with (self.path / "snapshots.f32").open("ab") as handle:
             handle.write(row.astype("<f4").tobytes())
+        self._write_index()
+
+    def _write_index(self) -> None:
+        assert self.path is not None
         index = {**self.layout.to_dict(), "steps": self._steps, "optimizer": self.optimizer,
                  "losses": [None if math.isnan(v) else v for v in self._losses]}  # fmt: skip
+        if self._probe is not None:
+            index["sharpness"] = _json_ready(self._probe.trace().to_dict())
         write_text(self.path / "index.json", json.dumps(index), force=True)
 
     def __len__(self) -> int:
@@ -190,7 +151,40 @@ class Recorder:
         if self.path is not None:
             return open_path(self.path)
         return RecordedPath(self.layout, np.stack(self._memory), np.array(self._steps),
-                            np.array(self._losses, dtype=np.float64), self.optimizer)  # fmt: skip
+                            np.array(self._losses, dtype=np.float64), self.optimizer,
+                            self._probe.trace() if self._probe is not None else None)  # fmt: skip
+
+
+def _probe(
+    every: int | None,
+    data: Any,
+    loss_fn: LossFn | None,
+    top: int,
+    optimizer: torch.optim.Optimizer | None,
+) -> SharpnessProbe | None:
+    """The sharpness probe ``sharpness_every`` asks for (checked), or None."""
+    if every is None:
+        return None
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise GdscopeError(f"sharpness_every must be a positive integer, got {every!r}")
+    if data is None or loss_fn is None:
+        raise GdscopeError("sharpness_every needs sharpness_data and sharpness_loss")
+    if optimizer is None:
+        raise GdscopeError("sharpness_every needs the optimizer (its learning rate, its kind)")
+    from gdscope.nets.sharpness import SharpnessProbe
+
+    return SharpnessProbe(data, loss_fn, top=top)
+
+
+def _json_ready(value: Any) -> Any:
+    """NaN as null (JSON has no NaN)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, list):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    return value
 
 
 def open_path(path: str | os.PathLike[str]) -> RecordedPath:
@@ -205,4 +199,10 @@ def open_path(path: str | os.PathLike[str]) -> RecordedPath:
     snapshots = np.memmap(folder / "snapshots.f32", dtype="<f4", mode="r",
                           shape=(count, layout.size))  # fmt: skip
     losses = np.array([math.nan if v is None else v for v in index["losses"]], dtype=np.float64)
-    return RecordedPath(layout, snapshots, np.array(index["steps"]), losses, index.get("optimizer"))
+    sharpness = None
+    if index.get("sharpness") is not None:
+        from gdscope.nets.sharpness import SharpnessTrace
+
+        sharpness = SharpnessTrace.from_dict(index["sharpness"])
+    return RecordedPath(layout, snapshots, np.array(index["steps"]), losses, index.get("optimizer"),
+                        sharpness)  # fmt: skip

@@ -20,6 +20,7 @@ from gdscope.nets.directions import (
     NORMS,
     Ignore,
     Norm,
+    hessian_directions,
     line_direction,
     pca_plane,
     random_direction,
@@ -49,7 +50,7 @@ __all__ = [
 
 Axis = tuple[float, float, int]
 """A grid axis: ``(lo, hi, count)``."""
-Directions = Literal["random", "pca", "line"]
+Directions = Literal["random", "pca", "line", "hessian"]
 DIRECTIONS: tuple[Directions, ...] = get_args(Directions)
 MAX_POINTS = 501
 """Grid points per axis at most."""
@@ -60,7 +61,9 @@ class PlaneOptions:
     """The plane (or line) of a landscape and its grid, checked when made.
 
     ``directions``: ``"random"`` (normalized with ``norm``/``ignore``, seeds ``seed`` and
-    ``seed + 1``), ``"pca"`` of a recorded path, or ``"line"`` towards another model.
+    ``seed + 1``), ``"pca"`` of a recorded path, ``"line"`` towards another model, or
+    ``"hessian"``: the top two Hessian eigenvectors at the model (unit vectors with
+    ``norm="none"``, else normalized like random ones).
     ``states``: directions over parameters and BatchNorm's running statistics
     (``dir_type=states``). ``x``/``y`` are ``(lo, hi, count)``; None: the path's extent with
     margins on a PCA plane, -0.5…1.5 on a line, else -1…1 (the reference's habit), with
@@ -80,9 +83,13 @@ class PlaneOptions:
 
     def __post_init__(self) -> None:
         if self.directions not in DIRECTIONS:
-            raise GdscopeError(f"directions must be random, pca or line, got {self.directions!r}")
+            raise GdscopeError(
+                f"directions must be one of {', '.join(DIRECTIONS)}, got {self.directions!r}"
+            )
         if self.states and self.directions == "pca":
             raise GdscopeError("a recorded path holds parameters only: PCA takes no --states")
+        if self.states and self.directions == "hessian":
+            raise GdscopeError("Hessian directions move the parameters only: drop --states")
         if self.norm not in NORMS:
             raise GdscopeError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
         if self.ignore not in IGNORES:
@@ -151,6 +158,8 @@ class LandscapeResult:
     notes: list[str] = field(default_factory=list)
     marks: dict[float, str] = field(default_factory=dict)
     """Labelled positions along a line (the two models of a line between them)."""
+    eigenvalues: np.ndarray | None = None
+    """The Hessian eigenvalues of the directions (``directions="hessian"``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,6 +175,7 @@ class _Plane:
     on_plane: ProjectedPath | None = None
     """The recorded path projected on a PCA plane (known before any loss is computed)."""
     marks: dict[float, str] = field(default_factory=dict)
+    eigenvalues: np.ndarray | None = None
 
 
 def _plane(
@@ -175,13 +185,20 @@ def _plane(
     recorded: RecordedPath | None,
     to: nn.Module | None,
     names: tuple[str, str],
+    batches: Batches,
+    loss_fn: LossFn,
 ) -> _Plane:
     count = options.points or 21
     grid_x, grid_y = options.x or (-1.0, 1.0, count), options.y or (-1.0, 1.0, count)
     centre = explained = on_plane = None
     marks: dict[float, str] = {}
+    eigenvalues = None
     dy: Tensor | None
-    if options.directions == "pca":
+    if options.directions == "hessian":
+        (dx, dy), eigenvalues = hessian_directions(
+            model, batches, loss_fn, norm=options.norm, ignore=options.ignore, seed=options.seed
+        )
+    elif options.directions == "pca":
         assert recorded is not None
         pca = pca_plane(recorded)
         dx, dy, centre, explained = pca.dx, pca.dy, pca.centre, pca.explained_variance_ratio
@@ -202,7 +219,7 @@ def _plane(
         dy = None
     xs = np.linspace(*grid_x[:2], grid_x[2])
     ys = np.linspace(*grid_y[:2], grid_y[2]) if dy is not None else np.zeros(1)
-    return _Plane(dx, dy, xs, ys, centre, explained, on_plane, marks)
+    return _Plane(dx, dy, xs, ys, centre, explained, on_plane, marks, eigenvalues)
 
 
 def not_finite_note(surface: ModelSurface) -> str | None:
@@ -241,8 +258,9 @@ def model_landscape(
     recorded = path if isinstance(path, RecordedPath) or path is None else open_path(path)
     if recorded is not None:
         recorded.layout.check(model)
-    axes = _plane(model, plane, recorded=recorded, to=to, names=names)
     batches = materialize(data, resolve_device(evaluation.device))
+    axes = _plane(model, plane, recorded=recorded, to=to, names=names, batches=batches,
+                  loss_fn=loss_fn)  # fmt: skip
     surface = evaluate_plane(
         model, batches, loss_fn, dx=axes.dx, dy=axes.dy, xs=axes.xs, ys=axes.ys,
         centre=axes.centre, states=plane.states, progress=progress, options=evaluation,
@@ -272,4 +290,4 @@ def _checked(
         if warning := check.warning():
             notes.append(warning)
     return LandscapeResult(surface, recorded, projected, check, axes.explained, notes,
-                           axes.marks)  # fmt: skip
+                           axes.marks, axes.eigenvalues)  # fmt: skip

@@ -19,6 +19,12 @@ unit circle, and the largest eigenvalue decides. Write ``α = lr·λ``.
   ``lr* = 2·(1 + μ) / ((1 + 2μ)·λmax)``, lower than the heavy ball's for every ``μ > 0``.
 
 With ``maximize=True`` the iteration ascends the convex loss and never converges (``lr > 0``).
+
+Read the other way, for a fixed ``lr`` the same border bounds the sharpness ``λmax`` a run can
+stay stable at (``critical_sharpness``): ``2/lr`` for plain gradient descent, the "edge of
+stability" that networks trained with full-batch GD settle at (Cohen et al. 2021). Adam's
+first moment is the heavy ball with ``μ = d = β₁``, so its preconditioned sharpness is bounded
+by ``2(1 + β₁)/((1 − β₁)·lr)`` = ``38/lr`` for ``β₁ = 0.9`` (Cohen et al. 2022).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from numpy.typing import ArrayLike
 
 from gdscope.problem.data import Dataset
 
-__all__ = ["critical_lr", "hessian_eigenvalues", "is_stable"]
+__all__ = ["critical_lr", "critical_sharpness", "hessian_eigenvalues", "is_stable"]
 
 
 def hessian_eigenvalues(data: Dataset) -> tuple[float, float]:
@@ -76,3 +82,19 @@ def is_stable(
     )
     lr = np.asarray(lr, dtype=np.float64)
     return (lr > 0) & (lr < border)
+
+
+def critical_sharpness(
+    lr: float,
+    momentum: float = 0.0,
+    *,
+    nesterov: bool = False,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+) -> float:
+    """The largest sharpness (top eigenvalue of the loss's Hessian, weight decay not included)
+    at which SGD with these settings is stable: ``critical_lr`` solved for ``λmax``."""
+    if lr <= 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    unit = float(critical_lr(1.0, momentum, nesterov=nesterov, dampening=dampening))
+    return unit / lr - weight_decay

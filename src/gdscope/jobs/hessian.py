@@ -1,0 +1,270 @@
+"""Curvature jobs: ``gdscope hessian`` (a model's spectrum, figure and JSON, with records) and
+``gdscope example eos`` (full-batch gradient descent at the edge of stability)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from gdscope import interrupts
+from gdscope.errors import GdscopeError
+from gdscope.files import check_target, save_figure, write_text
+from gdscope.jobs.landscape import load_model, load_parts
+from gdscope.jobs.records import DEFAULT_DPI, record
+from gdscope.nets.curvature import CurvatureOptions, Spectrum, curvature
+from gdscope.nets.plane import materialize, resolve_device
+from gdscope.nets.recorder import RecordedPath
+from gdscope.nets.sharpness import SharpnessTrace
+
+__all__ = [
+    "EOS_RATES",
+    "EosOutput",
+    "HessianJob",
+    "HessianOutput",
+    "draw_sharpness",
+    "draw_spectrum",
+    "make_eos",
+    "make_hessian",
+    "run_hessian",
+]
+
+
+@dataclass(frozen=True)
+class HessianJob:
+    """What ``gdscope hessian`` computes: the model, data and loss to import
+    (``module:function``), the checkpoint to load, the device, float64 or not, and the
+    ``curvature`` options (what to compute, on how many samples, in which mode)."""
+
+    model: str
+    data: str
+    loss: str = "crossentropy"
+    checkpoint: Path | None = None
+    device: str = "cpu"
+    double: bool = False
+    curvature: CurvatureOptions = field(default_factory=CurvatureOptions)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["checkpoint"] = str(self.checkpoint) if self.checkpoint is not None else None
+        out["curvature"] = self.curvature.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], *, where: str = "job") -> HessianJob:
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise GdscopeError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        try:
+            options = CurvatureOptions(**raw.get("curvature", {}))
+        except TypeError as error:
+            raise GdscopeError(f"{where}: {error}") from None
+        checkpoint = raw.get("checkpoint")
+        rest = {k: v for k, v in raw.items() if k not in ("curvature", "checkpoint")}
+        try:
+            return cls(**rest, checkpoint=Path(checkpoint) if checkpoint else None,
+                       curvature=options)  # fmt: skip
+        except TypeError as error:  # a required field is missing
+            raise GdscopeError(f"{where}: {error}") from None
+
+
+def run_hessian(job: HessianJob, *, progress: Callable[[int, int], None] | None = None
+                ) -> Spectrum:  # fmt: skip
+    """Import the job's model, data and loss, load the checkpoint, compute the curvature."""
+    make_model, make_data, loss_fn = load_parts(job.model, job.data, job.loss)
+    model = load_model(make_model, job.checkpoint)
+    device = resolve_device(job.device)
+    dtype = torch.float64 if job.double else None
+    model = model.to(device=device, dtype=dtype)
+    batches = materialize(make_data(), device)
+    if job.double:
+        batches = [(x.double() if x.is_floating_point() else x,
+                    y.double() if y.is_floating_point() else y) for x, y in batches]  # fmt: skip
+    try:
+        return curvature(model, batches, loss_fn, options=job.curvature, progress=progress)
+    except GdscopeError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise GdscopeError(
+            f"the curvature of {job.model} on {job.data} with loss {job.loss} failed: {first}"
+        ) from None
+
+
+def draw_spectrum(spectrum: Spectrum, *, title: str | None = None) -> Figure:
+    """The spectrum figure (``render.spectrum``)."""
+    from gdscope.render.spectrum import plot_spectrum
+
+    fig = Figure(figsize=(7, 4.8))
+    ax = fig.add_subplot()
+    plot_spectrum(spectrum, ax=ax)
+    ax.set_title(title or "Hessian spectrum of the loss")
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True, eq=False)
+class HessianOutput:
+    """What ``make_hessian`` computed and wrote; ``spectrum.interrupted``: Ctrl-C stopped it
+    and the files hold what finished."""
+
+    spectrum: Spectrum
+    written: tuple[Path, ...]
+
+
+def make_hessian(
+    job: HessianJob,
+    out: Path,
+    *,
+    save: Path | None = None,
+    dpi: float = DEFAULT_DPI,
+    force: bool = False,
+    title: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    wrote: Callable[[Path], None] | None = None,
+) -> HessianOutput:
+    """Compute the spectrum, save ``save`` (JSON, with the record inside) and the figure
+    ``out`` (with its record). Ctrl-C keeps what finished (nothing finished: nothing written)."""
+    check_target(out, force=force)
+    if save is not None:
+        if save.suffix.lower() != ".json":
+            raise GdscopeError(f"--save takes a .json file, got {save.name!r}")
+        check_target(save, force=force)
+    spectrum = run_hessian(job, progress=progress)
+    if not len(spectrum.eigenvalues):
+        raise KeyboardInterrupt  # Ctrl-C before a single eigenvalue: nothing to write
+    rec = record("hessian", job=job.to_dict(), dpi=dpi, title=title)
+    written = []
+    with interrupts.deferred():  # what finished is written even if Ctrl-C comes now
+        if save is not None:
+            text = json.dumps({**spectrum.to_dict(), "record": rec}, indent=1)
+            written.append(write_text(save, text, force=force))
+            if wrote is not None:
+                wrote(written[-1])
+        written.append(save_figure(draw_spectrum(spectrum, title=title), out, force=force,
+                                   dpi=dpi, config=rec))  # fmt: skip
+        if wrote is not None:
+            wrote(written[-1])
+    return HessianOutput(spectrum, tuple(written))
+
+
+def draw_sharpness(
+    runs: Sequence[tuple[str, SharpnessTrace | RecordedPath]],
+    *,
+    losses: Sequence[np.ndarray] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Sharpness against step for each ``(label, trace or recorded path)`` with its stability
+    threshold, and, given ``losses`` (one array per run), the training loss beside it."""
+    from gdscope.render.edge import plot_sharpness, plot_training_loss
+
+    traces = []
+    for label, run in runs:
+        trace = run.sharpness if isinstance(run, RecordedPath) else run
+        if trace is None:
+            raise GdscopeError(f"{label}: the path has no sharpness (Recorder(sharpness_every=N))")
+        traces.append((label, trace))
+    fig = Figure(figsize=(12 if losses is not None else 6.5, 4.8))
+    columns = 2 if losses is not None else 1
+    if losses is not None:
+        ax = fig.add_subplot(1, 2, 1)
+        named = [label for label, _ in traces]
+        plot_training_loss(list(zip(named, losses, strict=True)), ax=ax)
+        ax.set_title("training loss (full batch)")
+    ax = fig.add_subplot(1, columns, columns)
+    plot_sharpness(traces, ax=ax)
+    ax.set_title(title or "sharpness against the stability threshold")
+    fig.tight_layout()
+    return fig
+
+
+EOS_RATES = (0.2, 0.3, 0.4)
+"""The learning rates of ``gdscope example eos``: each starts below its edge 2/η (the network
+starts at a sharpness near 4.2) and sharpens until it reaches it."""
+
+
+@dataclass(frozen=True, eq=False)
+class EosOutput:
+    runs: list[tuple[float, SharpnessTrace, np.ndarray]]
+    written: tuple[Path, ...]
+
+
+def _eos_runs(
+    rates: Sequence[float], steps: int, every: int, log: Callable[[str], None]
+) -> list[tuple[float, SharpnessTrace, np.ndarray]]:
+    """Full-batch gradient descent from the same start at each rate, sharpness measured."""
+    from gdscope.examples import eos
+    from gdscope.nets.fit import fit
+
+    data = eos.make_data()
+    runs = []
+    with interrupts.polled():
+        for lr in rates:
+            if interrupts.requested():
+                break
+            model = eos.make_model()
+            result = fit(model, [data], nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=lr),
+                         epochs=steps, every=steps, sharpness_every=every)  # fmt: skip
+            trace = result.path.sharpness
+            assert trace is not None
+            runs.append((lr, trace, result.losses))
+            tail = trace.values[len(trace.values) // 2 :, 0]
+            log(f"eos: lr {lr:g}: sharpness {trace.values[0, 0]:.3g} at the start, "
+                f"{np.median(tail):.3g} (median of the second half) against "
+                f"2/η = {2 / lr:.3g}")  # fmt: skip
+    return runs
+
+
+def make_eos(
+    out: Path,
+    *,
+    rates: Sequence[float] = EOS_RATES,
+    steps: int = 6000,
+    every: int = 40,
+    dpi: float = DEFAULT_DPI,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+    wrote: Callable[[Path], None] | None = None,
+) -> EosOutput:
+    """Train ``gdscope.examples.eos`` with full-batch GD at each rate and draw the training loss
+    beside the sharpness with 2/η: the figure ``out/eos.png`` (with its record) and the curves
+    ``out/eos.json``. A Ctrl-C keeps the runs that finished."""
+    if out.suffix:  # the figure itself (replay), else a directory
+        figure, data_file = out, None
+    else:
+        if out.exists() and not out.is_dir():
+            raise GdscopeError(f"{out} is not a directory")
+        out.mkdir(parents=True, exist_ok=True)
+        figure, data_file = out / "eos.png", out / "eos.json"
+    for target in (figure, data_file):
+        if target is not None:
+            check_target(target, force=force)
+    runs = _eos_runs(rates, steps, every, log)
+    if not runs:
+        raise KeyboardInterrupt
+    rec = record("eos", rates=list(rates), steps=steps, every=every, dpi=dpi)
+    labels = [f"GD, η = {lr:g}" for lr, _, _ in runs]
+    fig = draw_sharpness(list(zip(labels, (t for _, t, _ in runs), strict=True)),
+                         losses=[loss for _, _, loss in runs],
+                         title="sharpness rises to 2/η and hovers there")  # fmt: skip
+    written = []
+    with interrupts.deferred():
+        if data_file is not None:
+            curves = [{"lr": lr, "sharpness": trace.to_dict(), "loss": loss.tolist()}
+                      for lr, trace, loss in runs]  # fmt: skip
+            text = json.dumps({"record": rec, "runs": curves}).replace("NaN", "null")
+            written.append(write_text(data_file, text, force=force))
+            if wrote is not None:
+                wrote(written[-1])
+        written.append(save_figure(fig, figure, force=force, dpi=dpi, config=rec))
+        if wrote is not None:
+            wrote(written[-1])
+    return EosOutput(runs, tuple(written))

@@ -1,0 +1,553 @@
+"""The curvature of a model's loss: Hessian eigenvalues, trace and spectral density.
+
+Everything is built on Hessian-vector products, never on the Hessian itself: ``H·v`` is the
+derivative of ``gradient·v`` (double backward through ``torch.func.functional_call``; many
+vectors at once with ``is_grads_batched``, which vmaps the backward pass; the gradient's graph
+is kept between products when the data is one batch), of the
+mean loss over the data (each batch weighted by its size, as the landscapes average it), at the
+model's current trainable parameters (``ParamLayout``).
+
+* **Top-k eigenvalues** (algebraically largest; the top one is the *sharpness*): Lanczos with
+  full reorthogonalization. It stops when every one of the k Ritz pairs has a residual
+  ``‖H·u − θ·u‖ ≤ tol·|θ|``; for a symmetric matrix that guarantees an eigenvalue of ``H`` within
+  ``tol·|θ|`` of each ``θ`` (and in practice within about ``(tol·θ)²/gap``).
+* **Trace**: Hutchinson's estimator ``mean(zᵀ·H·z)`` over Rademacher vectors ``z``, with its
+  standard error ``std/√m`` (the vectors go through ``torch.vmap`` a chunk at a time).
+* **Spectral density**: stochastic Lanczos quadrature (Ubaru, Chen & Saad 2017; PyHessian's
+  ``density``): each run's Lanczos tridiagonal matrix gives nodes (its eigenvalues) and weights
+  (the squared first components of its eigenvectors), a quadrature of the spectral measure.
+
+The model runs in eval mode unless ``train=True``: then BatchNorm normalizes with the batch's
+statistics (without touching its running ones) and every product sees the same dropout mask, so
+the operator is one fixed symmetric matrix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gdscope import interrupts
+from gdscope.errors import GdscopeError
+from gdscope.nets.layout import ParamLayout
+
+__all__ = [
+    "CurvatureOptions",
+    "Density",
+    "HessianOperator",
+    "Spectrum",
+    "curvature",
+    "lanczos",
+    "top_eigenpairs",
+    "wasserstein",
+]
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+Progress = Callable[[int, int], None]
+Batches = list[tuple[Tensor, Tensor]]
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+@contextlib.contextmanager
+def _batch_statistics(model: nn.Module) -> Iterator[None]:
+    """Within: BatchNorm layers in train mode normalize with the batch's statistics and leave
+    their running ones alone (an in-place update cannot go through ``torch.func``)."""
+    saved = []
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            saved.append((module, module.running_mean, module.running_var,
+                          module.num_batches_tracked))  # fmt: skip
+            module.running_mean = module.running_var = module.num_batches_tracked = None
+    try:
+        yield
+    finally:
+        for module, mean, var, count in saved:
+            module.running_mean, module.running_var, module.num_batches_tracked = mean, var, count
+
+
+def _nodes(root: Any) -> Iterator[Any]:
+    """Every node of an autograd graph, from ``root`` (a ``grad_fn``) down."""
+    seen, stack = set(), [root]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        yield node
+        stack.extend(child for child, _ in node.next_functions)
+
+
+def _once_differentiable(gradient: Tensor, loss: Tensor) -> str | None:
+    """The op(s) whose backward cannot be differentiated again, if the gradient's graph holds
+    one: named by the custom ``autograd.Function`` nodes of the loss's graph."""
+    errors = ("torch::autograd::Error", "torch::autograd::DelayedError")
+    if not any(node.name() in errors for node in _nodes(gradient.grad_fn)):
+        return None
+    custom = [type(node).__name__ for node in _nodes(loss.grad_fn)
+              if isinstance(node, torch.autograd.function.BackwardCFunction)]  # fmt: skip
+    return ", ".join(dict.fromkeys(custom)) or "an op of the loss"
+
+
+class HessianOperator:
+    """``v ↦ D·H·D·v``: the Hessian of the mean loss over ``batches`` at the model's parameters
+    (``D`` = ``diag(scale)`` if given, a preconditioner's ``P^{-1/2}``; else the identity).
+
+    ``hvps`` counts products (a batch of ``m`` vectors counts ``m``). With ``keep`` (default:
+    when the data is one batch) each batch's gradient graph is built once and kept, so a product
+    costs one backward pass; else it is rebuilt for every product (memory stays one batch's).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        batches: Batches,
+        loss_fn: LossFn,
+        *,
+        layout: ParamLayout | None = None,
+        train: bool = False,
+        scale: Tensor | None = None,
+        seed: int = 0,
+        keep: bool | None = None,
+    ) -> None:
+        self.layout = layout or ParamLayout.of(model)
+        self.model, self.batches, self.loss_fn, self.train = model, batches, loss_fn, train
+        self.point = self.layout.vector(model)
+        self.scale = None if scale is None else scale.to(self.point)
+        self.seed = seed
+        self.hvps = 0
+        self._seen = sum(len(targets) for _, targets in batches)
+        self.keep = keep if keep is not None else len(batches) == 1
+        self._graphs: dict[int, Callable[[Tensor], Tensor]] = {}
+
+    @property
+    def size(self) -> int:
+        return self.layout.size
+
+    @contextlib.contextmanager
+    def _mode(self) -> Iterator[None]:
+        """The model in the asked mode, with a fixed dropout mask, restored afterwards."""
+        was = self.model.training
+        self.model.train(self.train)
+        devices = [self.point.device] if self.point.device.type == "cuda" else []
+        try:
+            with (torch.random.fork_rng(devices=devices), _batch_statistics(self.model)
+                  if self.train else contextlib.nullcontext()):  # fmt: skip
+                yield
+        finally:
+            self.model.train(was)
+
+    def _pullback(self, index: int) -> Callable[[Tensor], Tensor]:
+        """``V ↦ V·H_b`` (rows) for batch ``index``: its gradient's graph, built with
+        ``create_graph`` once (kept with ``keep``), differentiated again for each product."""
+        from torch.func import functional_call
+
+        if index in self._graphs:
+            return self._graphs[index]
+        inputs, targets = self.batches[index]
+        with self._mode(), torch.enable_grad():
+            torch.manual_seed(self.seed + index)  # the same dropout mask every time
+            named = {**dict(self.model.named_parameters()), **dict(self.model.named_buffers())}
+            fixed = {n: t.detach() for n, t in named.items() if n not in self.layout.names}
+            point = self.point.detach().requires_grad_(True)
+            params = {**fixed, **self.layout.unflatten(point)}
+            try:
+                loss = self.loss_fn(functional_call(self.model, params, (inputs,)), targets)
+            except (RuntimeError, NotImplementedError, ValueError, TypeError) as error:
+                raise GdscopeError(f"evaluating the loss failed: {_first_line(error)}") from None
+            if not isinstance(loss, Tensor) or loss.numel() != 1 or not loss.requires_grad:
+                raise GdscopeError("the loss must be a scalar tensor that depends "
+                                   "differentiably on the parameters")  # fmt: skip
+            (gradient,) = torch.autograd.grad(loss.reshape(()), point, create_graph=True)
+        if culprit := _once_differentiable(gradient, loss):
+            raise GdscopeError(f"the loss is not twice differentiable: {culprit} has no second "
+                               "derivative (its backward is once-differentiable)")  # fmt: skip
+
+        def pullback(vectors: Tensor) -> Tensor:
+            if not gradient.requires_grad:  # the gradient is constant: H = 0 (a linear loss)
+                return torch.zeros_like(vectors)
+            batched = len(vectors) > 1
+            return torch.autograd.grad(
+                gradient, point, vectors if batched else vectors[0], retain_graph=True,
+                is_grads_batched=batched, allow_unused=True, materialize_grads=True,
+            )[0].reshape(vectors.shape)  # fmt: skip
+
+        if self.keep:
+            self._graphs[index] = pullback
+        return pullback
+
+    def _apply(self, vectors: Tensor) -> Tensor:
+        """``H`` times each row of ``vectors`` ``(m, N)`` (vmapped when ``m > 1``)."""
+        total = torch.zeros_like(vectors)
+        for index, (_, targets) in enumerate(self.batches):
+            pullback = self._pullback(index)
+            try:
+                products = pullback(vectors)
+            except (RuntimeError, NotImplementedError) as error:
+                message = _first_line(error)
+                if "vmap" in message.lower() and len(vectors) > 1:  # batching failed
+                    products = torch.cat([pullback(v[None]) for v in vectors])
+                else:
+                    raise GdscopeError(
+                        f"the loss is not twice differentiable here: {message}"
+                    ) from None
+            total += products * (len(targets) / self._seen)
+        return total
+
+    def matmat(self, vectors: Tensor) -> Tensor:
+        """``D·H·D`` times each row of ``vectors`` ``(m, N)``; checked finite."""
+        scaled = vectors if self.scale is None else vectors * self.scale
+        products = self._apply(scaled.to(self.point))
+        if self.scale is not None:
+            products = products * self.scale
+        self.hvps += len(vectors)
+        if not bool(torch.isfinite(products).all()):
+            raise GdscopeError(
+                "the curvature is not finite at these weights (a Hessian-vector product "
+                "overflowed or is NaN)"
+            )
+        return products
+
+    def __call__(self, vector: Tensor) -> Tensor:
+        return self.matmat(vector[None])[0]
+
+
+@dataclass(frozen=True, eq=False)
+class LanczosRun:
+    """``steps`` steps of Lanczos: the tridiagonal ``alphas``/``betas`` (``betas[j]`` couples
+    ``j`` and ``j + 1``; the last one is the residual's norm), and the basis ``(steps, N)``."""
+
+    alphas: np.ndarray
+    betas: np.ndarray
+    basis: Tensor
+    stopped: bool = False
+    """True if Ctrl-C cut it short."""
+
+    def ritz(self) -> tuple[np.ndarray, np.ndarray]:
+        """The Ritz values (ascending) and the tridiagonal matrix's eigenvectors (columns)."""
+        steps = len(self.alphas)
+        tri = np.diag(self.alphas) + np.diag(self.betas[: steps - 1], 1)
+        tri += np.diag(self.betas[: steps - 1], -1)
+        values, vectors = np.linalg.eigh(tri)
+        return values, vectors
+
+
+def lanczos(
+    operator: Callable[[Tensor], Tensor],
+    start: Tensor,
+    *,
+    steps: int,
+    done: Callable[[LanczosRun], bool] | None = None,
+    progress: Callable[[], None] | None = None,
+) -> LanczosRun:
+    """Lanczos from ``start`` with full reorthogonalization (twice, against the whole basis:
+    it keeps ``H``'s repeated eigenvalues from coming back as ghost copies), for at most
+    ``steps`` steps, or until ``done(run)`` says so, the Krylov space is exhausted, or Ctrl-C."""
+    basis = torch.empty(steps, start.numel(), dtype=start.dtype, device=start.device)
+    alphas: list[float] = []
+    betas: list[float] = []
+    q = start / start.norm()
+    stopped = False
+    for j in range(steps):
+        if interrupts.requested():
+            stopped = True
+            break
+        basis[j] = q
+        w = operator(q)
+        alpha = float(w @ q)
+        for _ in range(2):
+            w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
+        beta = float(w.norm())
+        alphas.append(alpha)
+        betas.append(beta)
+        if progress is not None:
+            progress()
+        run = LanczosRun(np.array(alphas), np.array(betas), basis[: j + 1])
+        scale = max(abs(a) for a in alphas) or 1.0
+        if beta <= 1e-12 * scale or (done is not None and done(run)):
+            return run
+        q = w / beta
+    count = len(alphas)
+    return LanczosRun(np.array(alphas), np.array(betas), basis[:count], stopped)
+
+
+def _residuals(run: LanczosRun, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top Ritz values (descending), their vectors in the tridiagonal basis, and their
+    residual norms ``|β_last · s_last,i|``."""
+    values, vectors = run.ritz()
+    order = np.argsort(values)[::-1][:top]
+    return values[order], vectors[:, order], np.abs(run.betas[-1] * vectors[-1, order])
+
+
+def _random(size: int, generator: torch.Generator, like: Tensor, *, rademacher: bool) -> Tensor:
+    if rademacher:
+        bits = torch.randint(0, 2, (size,), generator=generator, dtype=torch.int8)
+        return (bits.to(like) * 2 - 1).to(like.device)
+    return torch.randn(size, generator=generator, dtype=torch.float64).to(like)
+
+
+def top_eigenpairs(
+    operator: HessianOperator,
+    top: int,
+    *,
+    tol: float = 1e-3,
+    steps: int = 100,
+    seed: int = 0,
+    start: Tensor | None = None,
+    progress: Callable[[], None] | None = None,
+) -> tuple[np.ndarray, Tensor, np.ndarray, bool, bool]:
+    """The ``top`` largest eigenvalues (descending), unit eigenvectors ``(top, N)``, residual
+    norms, whether all met ``tol`` (relative), and whether Ctrl-C stopped it. Lanczos starts
+    from ``start`` if given (a last eigenvector: it converges in fewer steps), else at random."""
+    size = operator.size
+    if top > size:
+        raise GdscopeError(f"--top {top} asks for more eigenvalues than the model's {size} "
+                           "trainable parameters")  # fmt: skip
+    noise = _random(size, torch.Generator().manual_seed(seed), operator.point, rademacher=False)
+    if start is not None and bool(start.norm() > 0):
+        # A little noise, so the Krylov space is not stuck in one eigenvector's direction.
+        start = start.to(noise) / start.norm() + 0.05 * noise / noise.norm()
+    else:
+        start = noise
+
+    def converged(run: LanczosRun) -> bool:
+        if len(run.alphas) < top:
+            return False
+        values, _, residual = _residuals(run, top)
+        return bool(np.all(residual <= tol * np.maximum(np.abs(values), 1e-30)))
+
+    run = lanczos(operator, start, steps=min(steps, size), done=converged, progress=progress)
+    if len(run.alphas) == 0:
+        empty = torch.empty(0, size, dtype=operator.point.dtype)
+        return np.zeros(0), empty, np.zeros(0), False, True
+    values, small, residual = _residuals(run, min(top, len(run.alphas)))
+    vectors = torch.from_numpy(small.T.copy()).to(run.basis) @ run.basis
+    vectors = vectors / vectors.norm(dim=1, keepdim=True)
+    return values, vectors, residual, converged(run), run.stopped
+
+
+@dataclass(frozen=True, eq=False)
+class Density:
+    """Stochastic Lanczos quadrature: ``nodes`` and ``weights`` ``(runs, steps)``; each run's
+    weights sum to 1, and the spectral density is their average (see ``smoothed``)."""
+
+    nodes: np.ndarray
+    weights: np.ndarray
+
+    def smoothed(self, grid: np.ndarray, sigma: float) -> np.ndarray:
+        """The density on ``grid`` with each node spread into a Gaussian of width ``sigma``."""
+        diff = (grid[:, None, None] - self.nodes[None]) / sigma
+        kernel = np.exp(-0.5 * diff**2) / (sigma * math.sqrt(2 * math.pi))
+        return (kernel * self.weights[None]).sum(axis=(1, 2)) / len(self.nodes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"nodes": self.nodes.tolist(), "weights": self.weights.tolist()}
+
+
+def wasserstein(
+    nodes: np.ndarray, weights: np.ndarray, others: np.ndarray, other_weights: np.ndarray
+) -> float:
+    """The 1-Wasserstein distance between two discrete measures on the line (∫|F − G|)."""
+    points = np.concatenate([nodes, others])
+    order = np.argsort(points)
+    mass = np.concatenate([weights / weights.sum(), -other_weights / other_weights.sum()])[order]
+    gaps = np.diff(points[order])
+    return float(np.sum(np.abs(np.cumsum(mass)[:-1]) * gaps))
+
+
+@dataclass(frozen=True)
+class CurvatureOptions:
+    """What to compute and how precisely.
+
+    ``top`` eigenvalues to relative tolerance ``tol`` in at most ``steps`` Lanczos steps;
+    ``trace`` with ``trace_samples`` Rademacher vectors (``trace_chunk`` at a time);
+    ``density`` with ``density_runs`` runs of ``density_steps`` steps; on the first ``samples``
+    samples of the data (None: all of it); in train mode if ``train``; ``seed`` fixes every
+    random vector."""
+
+    top: int = 1
+    tol: float = 1e-3
+    steps: int = 100
+    trace: bool = False
+    trace_samples: int = 100
+    trace_chunk: int = 10
+    density: bool = False
+    density_runs: int = 1
+    density_steps: int = 80
+    samples: int | None = None
+    train: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("top", "steps", "trace_samples", "trace_chunk", "density_runs",
+                     "density_steps"):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise GdscopeError(f"{name} must be a positive integer, got {value!r}")
+        if self.trace_samples < 2:
+            raise GdscopeError("trace_samples must be at least 2 (for a standard error)")
+        if not 0 < self.tol < 1:
+            raise GdscopeError(f"tol must be in (0, 1), got {self.tol!r}")
+        if self.samples is not None and self.samples < 1:
+            raise GdscopeError(f"samples must be a positive integer, got {self.samples!r}")
+
+    def total_hvps(self) -> int:
+        """The most products this asks for (what a progress bar counts to)."""
+        return (self.steps + self.trace * self.trace_samples
+                + self.density * self.density_runs * self.density_steps)  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, eq=False)
+class Spectrum:
+    """What ``curvature`` found. ``eigenvalues`` descending with their ``residuals`` (each is
+    within its residual of an eigenvalue of ``H``); ``converged``: all met the tolerance;
+    ``trace ± trace_se`` over ``trace_samples`` vectors; ``density``; ``hvps`` products in
+    ``seconds``; ``interrupted``: Ctrl-C stopped it (what finished is here, the rest is None)."""
+
+    eigenvalues: np.ndarray
+    eigenvectors: Tensor
+    residuals: np.ndarray
+    converged: bool
+    parameters: int
+    samples: int
+    trace: float | None = None
+    trace_se: float | None = None
+    trace_samples: int = 0
+    density: Density | None = None
+    hvps: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    options: CurvatureOptions = field(default_factory=CurvatureOptions)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the eigenvectors, as JSON-ready values (``--save``)."""
+        return {
+            "eigenvalues": self.eigenvalues.tolist(), "residuals": self.residuals.tolist(),
+            "converged": self.converged, "parameters": self.parameters,
+            "samples": self.samples, "trace": self.trace, "trace_se": self.trace_se,
+            "trace_samples": self.trace_samples,
+            "density": self.density.to_dict() if self.density is not None else None,
+            "hvps": self.hvps, "seconds": self.seconds, "interrupted": self.interrupted,
+            "options": self.options.to_dict(),
+        }  # fmt: skip
+
+
+def _subset(batches: Batches, samples: int | None) -> Batches:
+    """The first ``samples`` samples (a fixed subset), or all."""
+    if samples is None:
+        return batches
+    kept, left = [], samples
+    for inputs, targets in batches:
+        if left <= 0:
+            break
+        kept.append((inputs[:left], targets[:left]))
+        left -= len(targets)
+    return kept
+
+
+def _hutchinson(
+    operator: HessianOperator,
+    options: CurvatureOptions,
+    generator: torch.Generator,
+    tick: Callable[[int], None],
+) -> list[float]:
+    """``zᵀ·H·z`` for Rademacher ``z``, a chunk at a time, until enough or Ctrl-C."""
+    values: list[float] = []
+    while len(values) < options.trace_samples and not interrupts.requested():
+        count = min(options.trace_chunk, options.trace_samples - len(values))
+        z = torch.stack([_random(operator.size, generator, operator.point, rademacher=True)
+                         for _ in range(count)])  # fmt: skip
+        values += (z * operator.matmat(z)).sum(1).tolist()
+        tick(count)
+    return values
+
+
+def _slq(
+    operator: HessianOperator,
+    options: CurvatureOptions,
+    generator: torch.Generator,
+    tick: Callable[[int], None],
+) -> Density | None:
+    """Stochastic Lanczos quadrature: the finished runs (None if none finished)."""
+    nodes, weights = [], []
+    steps = min(options.density_steps, operator.size)
+    for _ in range(options.density_runs):
+        start = _random(operator.size, generator, operator.point, rademacher=False)
+        run = lanczos(operator, start, steps=steps, progress=lambda: tick(1))
+        if run.stopped:
+            break
+        values, vectors = run.ritz()
+        node, weight = np.zeros(steps), np.zeros(steps)  # padded with zero weights
+        node[: len(values)], weight[: len(values)] = values, vectors[0] ** 2
+        nodes.append(node)
+        weights.append(weight)
+    if not nodes:
+        return None
+    return Density(np.array(nodes), np.array(weights))
+
+
+def curvature(
+    model: nn.Module,
+    batches: Batches,
+    loss_fn: LossFn,
+    *,
+    options: CurvatureOptions | None = None,
+    progress: Progress | None = None,
+    **fields: Any,
+) -> Spectrum:
+    """The curvature of ``loss_fn`` over ``batches`` (a list of ``(inputs, targets)``, e.g. from
+    ``nets.plane.materialize``) at ``model``'s weights: ``options`` (or its fields as keywords)
+    say what. ``progress(done, total)`` counts Hessian-vector products. Under Ctrl-C
+    (``interrupts``) it stops and returns what finished."""
+    options = CurvatureOptions(**{**(options or CurvatureOptions()).to_dict(), **fields})
+    data = _subset(batches, options.samples)
+    if not data:
+        raise GdscopeError("the data has no samples")
+    operator = HessianOperator(model, data, loss_fn, train=options.train, seed=options.seed)
+    total = options.total_hvps()
+    began = time.perf_counter()
+    done = [0]
+
+    def tick(count: int = 1) -> None:
+        done[0] += count
+        if progress is not None:
+            progress(min(done[0], total), total)
+
+    if progress is not None:
+        progress(0, total)
+    generator = torch.Generator().manual_seed(options.seed + 1)
+    with interrupts.polled():
+        values, vectors, residuals, converged, stopped = top_eigenpairs(
+            operator, options.top, tol=options.tol, steps=options.steps, seed=options.seed,
+            progress=tick,
+        )  # fmt: skip
+        done[0] = options.steps  # the rest of the budget is not needed
+        trace = se = None
+        quadratic: list[float] = []
+        if options.trace and not stopped:
+            quadratic = _hutchinson(operator, options, generator, tick)
+            if len(quadratic) >= 2:
+                trace = float(np.mean(quadratic))
+                se = float(np.std(quadratic, ddof=1) / math.sqrt(len(quadratic)))
+        density = None
+        if options.density and not interrupts.requested():
+            density = _slq(operator, options, generator, tick)
+    return Spectrum(
+        values, vectors, residuals, converged, operator.size,
+        sum(len(t) for _, t in data), trace, se, len(quadratic) if trace is not None else 0,
+        density, operator.hvps, time.perf_counter() - began,
+        stopped or interrupts.requested(), options,
+    )  # fmt: skip

@@ -1,0 +1,72 @@
+"""The Hessian's spectrum of a model: its top eigenvalues, trace and spectral density.
+
+The density (stochastic Lanczos quadrature) is drawn on a log scale, as PyHessian's figures do,
+because a network's spectrum is a tall bulk near zero with a few outliers; the top eigenvalues
+are marked on it. Without a density the top eigenvalues are drawn as stems.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.axes import Axes
+
+from gdscope.nets.curvature import Spectrum
+
+__all__ = ["plot_spectrum", "spectrum_summary"]
+
+TOP_COLOR = "#d7191c"
+DENSITY_COLOR = "#2c7bb6"
+
+
+def spectrum_summary(spectrum: Spectrum) -> str:
+    """What was computed, in a few short lines (the figure's caption, the CLI's report)."""
+    options = spectrum.options
+    top = ", ".join(f"{v:.4g}" for v in spectrum.eigenvalues)
+    unmet = "" if spectrum.converged else f" (not all within {options.tol:g}: see residuals)"
+    lines = [f"top {len(spectrum.eigenvalues)}: {top}{unmet}"]
+    if spectrum.trace is not None and spectrum.trace_se is not None:
+        lines.append(f"trace {spectrum.trace:.4g} ± {spectrum.trace_se:.2g} "
+                     f"(Hutchinson, {spectrum.trace_samples} vectors, ± 1 s.e.)")  # fmt: skip
+    mode = "train" if options.train else "eval"
+    lines.append(f"{spectrum.parameters:,} parameters, {spectrum.samples:,} samples, {mode} mode, "
+                 f"{spectrum.hvps} Hessian-vector products")  # fmt: skip
+    if spectrum.interrupted:
+        lines.append("interrupted: what finished is shown")
+    return "\n".join(lines)
+
+
+def plot_spectrum(spectrum: Spectrum, *, ax: Axes, points: int = 400) -> None:
+    """The density with the top eigenvalues marked, or the top eigenvalues alone."""
+    values = spectrum.eigenvalues
+    density = spectrum.density
+    if density is not None:
+        weighted = density.weights > 0
+        nodes = density.nodes[weighted]
+        low, high = float(nodes.min()), float(nodes.max())
+        if len(values):
+            high = max(high, float(values.max()))
+        span = (high - low) or max(abs(high), 1.0)
+        sigma = 0.01 * span
+        grid = np.linspace(low - 0.05 * span, high + 0.05 * span, points)
+        curve = density.smoothed(grid, sigma)
+        floor = max(float(curve.max()) * 1e-8, 1e-300)
+        label = f"density (SLQ, {len(density.nodes)} run(s), σ = {sigma:.2g})"
+        ax.semilogy(grid, np.maximum(curve, floor), color=DENSITY_COLOR, label=label)
+        ax.set_ylim(bottom=floor * 10)
+        ax.set_ylabel("spectral density")
+        for i, value in enumerate(values):
+            ax.axvline(value, color=TOP_COLOR, ls="--", lw=1,
+                       label="top eigenvalues (Lanczos)" if i == 0 else None)  # fmt: skip
+        ax.set_xlabel("eigenvalue")
+    elif len(values):
+        index = np.arange(1, len(values) + 1)
+        ax.stem(index, values, linefmt=TOP_COLOR, markerfmt="o", basefmt=" ",
+                label="top eigenvalues (Lanczos)")  # fmt: skip
+        ax.set_xticks(index)
+        ax.set_xlabel("rank")
+        ax.set_ylabel("eigenvalue")
+        ax.axhline(0, color="0.6", lw=0.8)
+    ax.legend(loc="upper right", fontsize=8)
+    box = {"facecolor": "white", "alpha": 0.85, "lw": 0}
+    ax.text(0.02, 0.02, spectrum_summary(spectrum), transform=ax.transAxes, fontsize=7.5,
+            va="bottom", ha="left", bbox=box)  # fmt: skip

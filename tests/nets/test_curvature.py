@@ -1,0 +1,218 @@
+"""The curvature of a model against its full Hessian (float64): top-k eigenvalues and
+eigenvectors, Hutchinson's trace, SLQ's density; the operator in train mode; bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+from torch.func import functional_call
+
+from gdscope import interrupts
+from gdscope.errors import GdscopeError
+from gdscope.nets.curvature import HessianOperator, curvature, top_eigenpairs, wasserstein
+from gdscope.nets.layout import ParamLayout
+
+
+def _tiny(seed: int = 0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    x = torch.randn(40, 3, dtype=torch.float64)
+    y = torch.randn(40, 2, dtype=torch.float64)
+    return model, x, y
+
+
+def _full_hessian(model, batches, loss_fn):
+    """The exact Hessian of the size-weighted mean loss, by ``autograd.functional.hessian``."""
+    layout = ParamLayout.of(model)
+    seen = sum(len(t) for _, t in batches)
+
+    def mean_loss(p):
+        params = layout.unflatten(p)
+        return sum(loss_fn(functional_call(model, params, (x,)), t) * len(t)
+                   for x, t in batches) / seen  # fmt: skip
+
+    return torch.autograd.functional.hessian(mean_loss, layout.vector(model))
+
+
+@pytest.mark.parametrize("split", [1, 3], ids=["one batch (graph kept)", "three batches"])
+def test_top_eigenpairs_match_the_full_hessian(split):
+    model, x, y = _tiny()
+    batches = list(zip(x.chunk(split), y.chunk(split), strict=True))
+    hessian = _full_hessian(model, batches, nn.MSELoss())
+    exact, vectors = torch.linalg.eigh(hessian)
+    spectrum = curvature(model, batches, nn.MSELoss(), top=3, tol=1e-10)
+    assert spectrum.converged
+    top = exact.flip(0)[:3].numpy()
+    np.testing.assert_allclose(spectrum.eigenvalues, top, rtol=1e-6)
+    for i in range(3):
+        v = vectors[:, -1 - i]
+        gap = min(
+            (spectrum.eigenvectors[i] - v).abs().max(), (spectrum.eigenvectors[i] + v).abs().max()
+        )
+        assert gap < 1e-4
+    # The residual bound holds: an exact eigenvalue lies within each residual.
+    assert np.all(np.abs(spectrum.eigenvalues - top) <= spectrum.residuals + 1e-12)
+
+
+def test_the_default_tolerance_is_met():
+    model, x, y = _tiny(1)
+    exact = torch.linalg.eigvalsh(_full_hessian(model, [(x, y)], nn.MSELoss()))[-1].item()
+    spectrum = curvature(model, [(x, y)], nn.MSELoss())  # tol 1e-3
+    assert spectrum.converged
+    assert abs(spectrum.eigenvalues[0] / exact - 1) <= 1e-3
+
+
+def test_trace_is_within_three_standard_errors():
+    model, x, y = _tiny(2)
+    exact = _full_hessian(model, [(x, y)], nn.MSELoss()).trace().item()
+    spectrum = curvature(model, [(x, y)], nn.MSELoss(), trace=True, trace_samples=200)
+    assert spectrum.trace_samples == 200 and spectrum.trace_se > 0
+    assert abs(spectrum.trace - exact) <= 3 * spectrum.trace_se
+
+
+def test_density_is_close_to_the_exact_spectrum_in_wasserstein_distance():
+    model, x, y = _tiny(3)
+    exact = torch.linalg.eigvalsh(_full_hessian(model, [(x, y)], nn.MSELoss())).numpy()
+    spectrum = curvature(model, [(x, y)], nn.MSELoss(), density=True, density_runs=8,
+                         density_steps=len(exact))  # fmt: skip
+    density = spectrum.density
+    assert density is not None
+    np.testing.assert_allclose(density.weights.sum(1), 1.0, rtol=1e-9)
+    distance = wasserstein(density.nodes.ravel(), density.weights.ravel(), exact,
+                           np.ones_like(exact))  # fmt: skip
+    spread = exact.max() - exact.min()
+    print(f"SLQ (8 runs) vs exact spectrum: W1 = {distance:.4f}, spread {spread:.3f}")
+    assert distance < 0.1 * spread
+    # Its smoothed density integrates to one.
+    grid = np.linspace(exact.min() - 1, exact.max() + 1, 4001)
+    assert np.trapezoid(density.smoothed(grid, 0.05), grid) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_wasserstein_of_two_point_masses_is_their_distance():
+    one = np.array([1.0])
+    assert wasserstein(np.array([0.0]), one, np.array([2.5]), one) == pytest.approx(2.5)
+
+
+def test_preconditioned_operator_is_d_h_d():
+    model, x, y = _tiny(4)
+    hessian = _full_hessian(model, [(x, y)], nn.MSELoss())
+    scale = torch.linspace(0.5, 2.0, len(hessian), dtype=torch.float64)
+    operator = HessianOperator(model, [(x, y)], nn.MSELoss(), scale=scale)
+    values, *_ = top_eigenpairs(operator, 2, tol=1e-10)
+    exact = torch.linalg.eigvalsh(scale[:, None] * hessian * scale[None]).flip(0)[:2]
+    np.testing.assert_allclose(values, exact.numpy(), rtol=1e-6)
+
+
+def test_train_mode_uses_batch_statistics_and_a_fixed_dropout_mask():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Dropout(0.3),
+                          nn.Linear(6, 1)).double().eval()  # fmt: skip
+    x, y = torch.randn(32, 3, dtype=torch.float64), torch.randn(32, 1, dtype=torch.float64)
+    running = model[1].running_mean.clone()
+    operator = HessianOperator(model, [(x, y)], nn.MSELoss(), train=True, keep=False)
+    u, v = torch.randn(2, operator.size, dtype=torch.float64)
+    # One symmetric matrix: the same mask every product, so u·Hv = v·Hu.
+    assert float(u @ operator(v)) == pytest.approx(float(v @ operator(u)), rel=1e-10)
+    assert torch.equal(model[1].running_mean, running) and not model.training
+    evaluated = HessianOperator(model, [(x, y)], nn.MSELoss())
+    assert not torch.allclose(evaluated(v), operator(v))
+
+
+class _Clip(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(-1, 1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() < 1)
+
+
+def test_bad_input_says_what_is_wrong():
+    model, x, y = _tiny()
+    with pytest.raises(GdscopeError, match="no trainable parameters"):
+        curvature(model.requires_grad_(False), [(x, y)], nn.MSELoss())
+    model.requires_grad_(True)
+    with pytest.raises(GdscopeError, match="more eigenvalues than the model's 26"):
+        curvature(model, [(x, y)], nn.MSELoss(), top=27)
+    with pytest.raises(GdscopeError, match="not twice differentiable: _ClipBackward"):
+        curvature(model, [(x, y)], lambda out, t: ((_Clip.apply(out) - t) ** 2).mean())
+    with pytest.raises(GdscopeError, match="not finite"):
+        curvature(model, [(x, y)], lambda out, t: ((out * 1e200) ** 2).mean())
+    with pytest.raises(GdscopeError, match="scalar"):
+        curvature(model, [(x, y)], lambda out, t: out - t)
+
+
+def test_a_linear_loss_has_zero_curvature():
+    model = nn.Linear(3, 1).double()
+    x = torch.randn(8, 3, dtype=torch.float64)
+    spectrum = curvature(model, [(x, x[:, :1])], lambda out, t: out.mean(), top=2, trace=True)
+    assert np.all(spectrum.eigenvalues == 0) and spectrum.trace == 0
+
+
+def test_ctrl_c_keeps_what_finished():
+    model, x, y = _tiny()
+
+    def progress(done, total):
+        if done >= 110:  # during the trace (the eigenvalues count as 100)
+            interrupts._STATE.request.set()
+
+    try:
+        spectrum = curvature(model, [(x, y)], nn.MSELoss(), top=2, tol=1e-10, trace=True,
+                             density=True, progress=progress)  # fmt: skip
+    finally:
+        interrupts._STATE.request.clear()
+    assert spectrum.interrupted and spectrum.converged and len(spectrum.eigenvalues) == 2
+    assert spectrum.trace is not None and 2 <= spectrum.trace_samples < 100
+    assert spectrum.density is None
+
+
+def test_the_line_along_the_top_eigenvector_curves_with_lambda():
+    from gdscope.nets.survey import model_landscape
+
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
+    x, y = torch.randn(64, 3), torch.randn(64, 2)
+    result = model_landscape(model, (x, y), nn.MSELoss(), directions="hessian", norm="none",
+                             line=True, x=(-0.2, 0.2, 41), strategy="loop")  # fmt: skip
+    assert result.eigenvalues is not None and result.eigenvalues[0] >= result.eigenvalues[1]
+    surface = result.surface
+    fitted = np.polynomial.polynomial.polyfit(surface.xs, surface.loss[0], 4)
+    assert 2 * fitted[2] == pytest.approx(result.eigenvalues[0], rel=1e-2)
+    exact = curvature(model, [(x, y)], nn.MSELoss(), tol=1e-6).eigenvalues[0]
+    assert result.eigenvalues[0] == pytest.approx(exact, rel=1e-3)
+
+
+def test_a_hessian_plane_is_labelled_with_its_eigenvalues():
+    from gdscope.jobs.landscape import draw_landscape, plane_labels
+    from gdscope.nets.survey import model_landscape
+
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
+    x, y = torch.randn(64, 3), torch.randn(64, 2)
+    result = model_landscape(model, (x, y), nn.MSELoss(), directions="hessian", points=5,
+                             strategy="loop")  # fmt: skip
+    assert result.surface.loss.shape == (5, 5)
+    vertical, horizontal = plane_labels(result)
+    assert horizontal == f"Hessian eigenvector 1 (λ = {result.eigenvalues[0]:.3g})"
+    assert vertical.startswith("Hessian eigenvector 2")
+    fig = draw_landscape(result)
+    assert fig.axes[0].get_xlabel() == horizontal
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_curvature_on_cuda_matches_the_cpu():
+    model, x, y = _tiny(7)
+    cpu = curvature(model, [(x, y)], nn.MSELoss(), top=2, tol=1e-10, trace=True)
+    gpu = curvature(model.cuda(), [(x.cuda(), y.cuda())], nn.MSELoss(), top=2, tol=1e-10,
+                    trace=True)  # fmt: skip
+    np.testing.assert_allclose(gpu.eigenvalues, cpu.eigenvalues, rtol=1e-9)
+    assert gpu.eigenvectors.device.type == "cuda"
+    assert gpu.trace == pytest.approx(cpu.trace, rel=1e-9)  # the same seeded vectors

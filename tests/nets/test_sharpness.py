@@ -1,0 +1,133 @@
+"""Sharpness along training: thresholds that agree with torch.optim's real behaviour, the
+recorded sharpness against the full Hessian (Adam's preconditioned one too), streaming."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from gdscope.errors import GdscopeError
+from gdscope.nets.fit import fit
+from gdscope.nets.layout import ParamLayout
+from gdscope.nets.recorder import Recorder, open_path
+from gdscope.nets.sharpness import threshold_of
+from gdscope.problem.stability import critical_sharpness
+
+SETTINGS = [
+    {},
+    {"momentum": 0.9},
+    {"momentum": 0.5, "dampening": 0.3},
+    {"momentum": 0.9, "nesterov": True},
+    {"weight_decay": 0.5},
+]
+
+
+def _final_distance(lam: float, lr: float, settings: dict, steps: int = 3000) -> float:
+    """|w| after ``steps`` of torch.optim.SGD on 0.5·λ·w² (float64)."""
+    w = torch.ones(1, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.SGD([w], lr=lr, **settings)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        (0.5 * lam * w**2).sum().backward()
+        optimizer.step()
+    return float(w.detach().abs())
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: str(s) or "plain")
+def test_sgd_threshold_is_where_torch_sgd_stops_converging(settings):
+    lr = 0.1
+    threshold = threshold_of(torch.optim.SGD([nn.Parameter(torch.ones(1))], lr=lr, **settings))
+    assert threshold.measure == "hessian"
+    assert threshold.value == pytest.approx(critical_sharpness(lr, **settings))
+    assert _final_distance(0.97 * threshold.value, lr, settings) < 1e-3
+    beyond = _final_distance(1.03 * threshold.value, lr, settings)
+    assert not np.isfinite(beyond) or beyond > 1.0
+
+
+def test_adam_threshold_is_38_over_lr_and_others_have_none():
+    param = [nn.Parameter(torch.ones(1))]
+    adam = threshold_of(torch.optim.Adam(param, lr=0.01))
+    assert adam.measure == "preconditioned" and adam.value == pytest.approx(3800)
+    assert "38/η" in adam.rule
+    assert threshold_of(torch.optim.Adam(param, lr=0.01, betas=(0.5, 0.99))).value == (
+        pytest.approx(600)
+    )  # 2(1 + 0.5)/(0.5·0.01)
+    none = threshold_of(torch.optim.RMSprop(param, lr=0.01))
+    assert none.value is None and "RMSprop" in none.rule
+
+
+def _problem(seed: int = 0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(2, 5), nn.Tanh(), nn.Linear(5, 1)).double()
+    x = torch.randn(30, 2, dtype=torch.float64)
+    return model, x, torch.sin(3 * x[:, :1])
+
+
+def _hessian(model, x, y):
+    layout = ParamLayout.of(model)
+
+    def loss(p):
+        return nn.functional.mse_loss(functional_call(model, layout.unflatten(p), (x,)), y)
+
+    return torch.autograd.functional.hessian(loss, layout.vector(model))
+
+
+def test_recorded_sharpness_is_the_top_eigenvalue_with_the_lr_then(tmp_path):
+    model, x, y = _problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.5)
+    schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=10, gamma=0.5)
+    recorder = Recorder(model, optimizer=optimizer, sharpness_every=5, sharpness_data=(x, y),
+                        sharpness_loss=nn.MSELoss(), sharpness_top=2,
+                        path=tmp_path / "run")  # fmt: skip
+    exact = [torch.linalg.eigvalsh(_hessian(model, x, y)).flip(0)[:2].numpy()]
+    for step in range(1, 21):
+        optimizer.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+        schedule.step()
+        recorder.step()
+        if step % 5 == 0:
+            exact.append(torch.linalg.eigvalsh(_hessian(model, x, y)).flip(0)[:2].numpy())
+    trace = recorder.result().sharpness
+    assert trace is not None
+    np.testing.assert_array_equal(trace.steps, [0, 5, 10, 15, 20])
+    np.testing.assert_allclose(trace.values, np.array(exact), rtol=1e-3)
+    np.testing.assert_allclose(trace.lr, [0.2, 0.2, 0.1, 0.1, 0.05])
+    np.testing.assert_allclose(trace.threshold, 2 * 1.5 / trace.lr)
+    again = open_path(tmp_path / "run").sharpness  # streamed: read back from the index
+    assert again is not None
+    np.testing.assert_array_equal(again.values, trace.values)
+    assert again.rule == trace.rule == "2(1+μ)/((1−d)η): heavy ball, μ=0.5"
+
+
+def test_adam_records_the_preconditioned_sharpness():
+    model, x, y = _problem(1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    result = fit(model, [(x, y)], nn.MSELoss(), optimizer, epochs=6, sharpness_every=3)
+    trace = result.path.sharpness
+    assert trace is not None and trace.measure == "preconditioned"
+    assert np.isnan(trace.values[0, 0])  # before Adam's first step there is no preconditioner
+    # By hand: P = (1 − β1^t)(√(v/(1 − β2^t)) + ε), the top eigenvalue of P^-½ H P^-½.
+    state = [optimizer.state[p] for p in model.parameters()]
+    t = float(state[0]["step"])
+    v = torch.cat([s["exp_avg_sq"].reshape(-1) for s in state])
+    p = (1 - 0.9**t) * ((v / (1 - 0.999**t)).sqrt() + 1e-8)
+    d = p.rsqrt()
+    exact = torch.linalg.eigvalsh(d[:, None] * _hessian(model, x, y) * d[None])[-1].item()
+    assert trace.values[-1, 0] == pytest.approx(exact, rel=1e-3)
+    np.testing.assert_allclose(trace.threshold, 38 / 0.01)
+
+
+def test_sharpness_options_are_checked():
+    model, x, y = _problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(GdscopeError, match="sharpness_data and sharpness_loss"):
+        Recorder(model, optimizer=optimizer, sharpness_every=2)
+    with pytest.raises(GdscopeError, match="needs the optimizer"):
+        Recorder(model, sharpness_every=2, sharpness_data=(x, y), sharpness_loss=nn.MSELoss())
+    with pytest.raises(GdscopeError, match="positive integer"):
+        Recorder(model, optimizer=optimizer, sharpness_every=0, sharpness_data=(x, y),
+                 sharpness_loss=nn.MSELoss())  # fmt: skip
