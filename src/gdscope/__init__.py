@@ -40,6 +40,9 @@ _LAZY = {
     "model_landscape": "jobs.landscape",
     "draw_landscape": "jobs.landscape",
     "explore": "server.notebook",
+    "curvature": "nets.curvature",
+    "draw_spectrum": "jobs.hessian",
+    "draw_sharpness": "jobs.hessian",
 }
 
 
@@ -68,7 +71,10 @@ __all__ = [
     "TestFunction",
     "Trajectory",
     "__version__",
+    "curvature",
     "draw_landscape",
+    "draw_sharpness",
+    "draw_spectrum",
     "explore",
     "fit",
     "load_csv",
