@@ -25,6 +25,7 @@ from gdscope.render.panels import (
     plot_path,
     wrap_caption,
 )
+from gdscope.studies.netstudy import NetRun
 from gdscope.studies.phase import LOSS_METRICS, METRIC_LABELS, YES_NO_METRICS
 from gdscope.studies.shootout import Shootout
 from gdscope.studies.sweep import Axis, GridRun
@@ -52,7 +53,7 @@ def _edges(axis: Axis) -> np.ndarray:
 
 
 def plot_phase(
-    run: GridRun,
+    run: GridRun | NetRun,
     metric: str = "final_loss",
     *,
     ax: Axes | None = None,
@@ -98,7 +99,7 @@ def plot_phase(
     ax.set_xlabel(x_axis.name)
     ax.set_ylabel(y_axis.name)
     label = METRIC_LABELS.get(metric, metric)
-    ax.set_title(f"{label}: {run.optimizer}, {run.loss.title}, {run.epochs} epochs")
+    ax.set_title(f"{label}: {run.optimizer}, {run.caption}")
     if colorbar:
         bar = ax.figure.colorbar(mesh, ax=ax)
         if metric in YES_NO_METRICS:
