@@ -51,7 +51,8 @@ __all__ = [
 
 Init = Literal["same", "seeded"]
 """``same``: every copy starts from the model's own weights; ``seeded``: copy ``k`` re-draws
-them with ``reset_parameters()`` under ``torch.manual_seed(seed + k)``."""
+them with ``reset_parameters()`` under ``torch.manual_seed(seed + k)`` (or ``seed[k]``)."""
+Seeds = int | Sequence[int]
 INITS: tuple[Init, ...] = get_args(Init)
 Method = Literal["auto", "vmap", "loop"]
 METHODS: tuple[Method, ...] = get_args(Method)
@@ -100,7 +101,7 @@ def stack_copies(
     size: int,
     *,
     init: Init = "same",
-    seed: int = 0,
+    seed: Seeds = 0,
     dtype: torch.dtype | None = None,
     device: torch.device | str = "cpu",
 ) -> Copies:
@@ -112,7 +113,10 @@ def stack_copies(
     if not any(p.requires_grad for p in model.parameters()):
         raise GdscopeError("the model has no trainable parameters")
     base = _float_copy(model, dtype, torch.device(device))
-    sources = [base] if init == "same" else [_reseeded(base, seed + k) for k in range(size)]
+    seeds = [seed + k for k in range(size)] if isinstance(seed, int) else list(seed)
+    if init == "seeded" and len(seeds) != size:
+        raise GdscopeError(f"{len(seeds)} seeds for {size} copies")
+    sources = [base] if init == "same" else [_reseeded(base, s) for s in seeds]
 
     def stacked(items: Callable[[nn.Module], Any]) -> dict[str, Tensor]:
         names = [name for name, _ in items(base)]
@@ -233,7 +237,7 @@ def train_stacked(
     batch_size: int,
     shuffle_seed: int = 0,
     init: Init = "same",
-    seed: int = 0,
+    seed: Seeds = 0,
     scheduler: SchedulerSpec | None = None,
     dtype: torch.dtype | None = None,
     device: torch.device | str = "cpu",

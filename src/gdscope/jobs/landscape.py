@@ -30,6 +30,8 @@ __all__ = [
     "animate",
     "draw_landscape",
     "load_callable",
+    "load_loss",
+    "load_model",
     "model_landscape",
     "plane_labels",
     "run_example",
@@ -57,6 +59,22 @@ def load_callable(spec: str, what: str) -> Callable[..., Any]:
     if not callable(function):
         raise GdscopeError(f"{what}: {module_name} has no callable {name!r}")
     return function
+
+
+def load_loss(spec: str, flag: str = "--loss") -> Any:
+    """A loss by name (``LOSSES``) or from a ``module:function`` factory."""
+    if spec not in LOSSES and ":" not in spec:
+        names = ", ".join(LOSSES)
+        raise GdscopeError(f"{flag} must be one of {names}, or module:function, got {spec!r}")
+    return LOSSES[spec]() if spec in LOSSES else load_callable(spec, flag)()
+
+
+def load_model(spec: str, flag: str = "--model") -> nn.Module:
+    """The model ``module:function`` returns, refused unless it is an ``nn.Module``."""
+    model = load_callable(spec, flag)()
+    if not isinstance(model, nn.Module):
+        raise GdscopeError(f"{flag} {spec} returned {type(model).__name__}, not nn.Module")
+    return model
 
 
 @dataclass(frozen=True, init=False)
@@ -134,13 +152,8 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
     """Import the job's model, data and loss, load its checkpoints, run ``model_landscape``."""
     make_model = load_callable(job.model, "--model")
     make_data = load_callable(job.data, "--data")
-    if job.loss not in LOSSES and ":" not in job.loss:
-        names = ", ".join(LOSSES)
-        raise GdscopeError(f"--loss must be one of {names}, or module:function, got {job.loss!r}")
-    loss_fn = LOSSES[job.loss]() if job.loss in LOSSES else load_callable(job.loss, "--loss")()
-    model = make_model()
-    if not isinstance(model, nn.Module):
-        raise GdscopeError(f"--model {job.model} returned {type(model).__name__}, not nn.Module")
+    loss_fn = load_loss(job.loss)
+    model = load_model(job.model)
     if job.checkpoint is not None:
         _load_state(model, job.checkpoint)
     end = None

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from gdscope import interrupts
 from gdscope.engines.stacked import (
+    Copies,
     Init,
     LossFn,
     Method,
@@ -28,6 +29,7 @@ from gdscope.engines.stacked import (
     copy_memory,
     evaluate_copies,
     free_memory,
+    stack_copies,
     train_stacked,
 )
 from gdscope.errors import GdscopeError
@@ -95,6 +97,11 @@ class Network:
             raise GdscopeError(f"batch size must be 1..{len(x)}, got {size!r}")
         return cls(model, x, y, loss_fn, size, val, name)
 
+    def batches(self) -> list[tuple[Tensor, Tensor]]:
+        """The training data in order, ``batch_size`` at a time (for evaluating copies)."""
+        step = self.batch_size
+        return [(self.x[i : i + step], self.y[i : i + step]) for i in range(0, len(self.x), step)]
+
     def fingerprint(self) -> str:
         """A hash of the weights and data, so a resume file is only used for the same study."""
         digest = hashlib.sha256()
@@ -129,8 +136,12 @@ class NetRun:
     Metrics: ``final_loss`` (mean loss on the training data after the last step, eval mode),
     ``val_loss``/``val_accuracy`` (on the validation data, if given), ``best_loss`` (lowest
     mini-batch loss seen), ``steps_to_target`` (first step whose mini-batch loss is at most
-    ``target``, NaN if never), ``diverged`` (1 if the copy diverged, ``diverged_at`` its step),
-    and ``curve_*`` is not kept: ``losses`` holds every cell's mini-batch losses per step.
+    ``target``, NaN if never), ``diverged_at`` (the step at which the copy became non-finite,
+    ``-1`` if never: ``engines.stacked``), and ``diverged``: 1 if it did, or if its final loss
+    is above its starting loss (``start_loss``): a network trained with too large a step often
+    stays finite (cross-entropy saturates) while it learns nothing, which is the same border
+    the 2-D phase diagram's "growing" runs mark. ``losses`` holds every cell's mini-batch
+    losses per step.
     """
 
     optimizer: str
@@ -235,26 +246,32 @@ class _Store:
 
 
 def _metrics(
-    network: Network, result: StackedResult, target: float | None, method: Any
+    network: Network, result: StackedResult, start: Copies, target: float | None
 ) -> dict[str, np.ndarray]:
-    """A chunk's metrics (see ``NetRun``)."""
+    """A chunk's metrics (see ``NetRun``); ``start`` holds the copies' first weights (one copy
+    when they all start alike)."""
     losses = result.losses.double().cpu().numpy().T  # (K, steps)
-    final, _ = evaluate_copies(network.model, result.final, [(network.x, network.y)],
-                               network.loss_fn, method=method)  # fmt: skip
+    batches = network.batches()
+    final, _ = evaluate_copies(network.model, result.final, batches, network.loss_fn,
+                               method=result.method)  # fmt: skip
+    first, _ = evaluate_copies(network.model, start, batches, network.loss_fn,
+                               method=result.method)  # fmt: skip
     diverged_at = result.diverged_at.cpu().numpy()
+    grew = final.numpy() > first.numpy()
     out = {
         "final_loss": final.numpy(),
+        "start_loss": np.broadcast_to(first.numpy(), final.shape).copy(),
         "best_loss": np.nanmin(np.where(np.isfinite(losses), losses, np.inf), axis=1),
-        "diverged": (diverged_at >= 0).astype(np.float64),
+        "diverged": ((diverged_at >= 0) | grew).astype(np.float64),
         "diverged_at": diverged_at.astype(np.float64),
     }
     if target is not None:
         hit = np.isfinite(losses) & (losses <= target)
-        first = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, -1)
-        out["steps_to_target"] = np.where(first > 0, first, np.nan).astype(np.float64)
+        reached = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, -1)
+        out["steps_to_target"] = np.where(reached > 0, reached, np.nan).astype(np.float64)
     if network.val is not None:
         val, accuracy = evaluate_copies(network.model, result.final, network.val,
-                                        network.loss_fn, method=method)  # fmt: skip
+                                        network.loss_fn, method=result.method)  # fmt: skip
         out["val_loss"] = val.numpy()
         if accuracy is not None:
             out["val_accuracy"] = accuracy.numpy()
@@ -332,10 +349,11 @@ def run_network_grid(
                 if stop():
                     break
                 hyper = {**fixed, **{name: values[index] for name, values in cells.items()}}
+                seeds = [seed + int(cell) for cell in index]  # a cell's own, whatever its chunk
                 result = train_stacked(
                     network.model, network.x, network.y, network.loss_fn, optimizer, hyper,
                     size=len(index), steps=steps, batch_size=network.batch_size,
-                    shuffle_seed=shuffle_seed, init=init, seed=seed, scheduler=scheduler,
+                    shuffle_seed=shuffle_seed, init=init, seed=seeds, scheduler=scheduler,
                     dtype=dtype, device=device, method=method, should_stop=stop,
                 )  # fmt: skip
                 if result.completed < steps:
@@ -343,7 +361,9 @@ def run_network_grid(
                 if result.note and result.note not in notes:
                     notes.append(result.note)
                 options = {k: t[:, 0].cpu().numpy() for k, t in result.hyper.items()}
-                store.add(index, _metrics(network, result, target, result.method), options,
+                begun = stack_copies(network.model, len(index) if init == "seeded" else 1,
+                                     init=init, seed=seeds, dtype=dtype, device=device)  # fmt: skip
+                store.add(index, _metrics(network, result, begun, target), options,
                           result.losses.double().cpu().numpy().T)  # fmt: skip
                 if progress is not None:
                     progress(int(store.completed.sum()), total)
@@ -379,10 +399,13 @@ class NetShootout:
     def interrupted(self) -> bool:
         return len(self.runs) < len(self.asked) or any(r.interrupted for r in self.runs.values())
 
+    def scores(self, name: str) -> np.ndarray:
+        """Every tried setting's score (``inf``: diverged or not run)."""
+        return _scores(self.runs[name], self.metric)
+
     def winner(self, name: str) -> int:
-        """The cell of ``name``'s best setting (lowest score; diverged copies score inf)."""
-        run = self.runs[name]
-        return int(np.argmin(_scores(run, self.metric)))
+        """The cell of ``name``'s best setting (lowest score)."""
+        return int(np.argmin(self.scores(name)))
 
     def table(self) -> list[dict[str, Any]]:
         """One row per optimizer, best first: its winning settings and score."""
@@ -430,7 +453,8 @@ def compare_network(
 ) -> NetShootout:
     """Tune each optimizer over ``lr`` (and ``momentum``) with the same steps, batches and
     starts (``options`` go to ``run_network_grid``), no clipping; score each setting by
-    ``metric``. Ctrl-C keeps the optimizers finished."""
+    ``metric``. Ctrl-C keeps the optimizers finished; ``resume=FILE.npz`` keeps each
+    optimizer's progress in ``FILE-NAME.npz``."""
     if metric not in SCORES:
         raise GdscopeError(f"a shoot-out scores by {' or '.join(SCORES)}, got {metric!r}")
     if metric == "val_loss" and network.val is None:
@@ -443,10 +467,13 @@ def compare_network(
     if not optimizers:
         raise GdscopeError("name at least one optimizer")
     runs: dict[str, NetRun] = {}
+    resume: Path | None = options.pop("resume", None)
     for name in optimizers:
         if interrupts.requested():
             break
-        run = run_network_grid(network, name, tuned_axes(name, lr, momentum), **options)
+        own = None if resume is None else resume.with_name(f"{resume.stem}-{name}.npz")
+        axes = tuned_axes(name, lr, momentum)
+        run = run_network_grid(network, name, axes, resume=own, **options)
         if run.interrupted:
             break
         runs[name] = run
