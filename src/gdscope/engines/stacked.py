@@ -1,8 +1,9 @@
 """K copies of any ``nn.Module`` trained at once, each with its own optimizer hyperparameters.
 
 The copies' parameters (and buffers: BatchNorm's running statistics are per copy) are stacked
-along a leading K axis; ``torch.func.functional_call`` under ``vmap(grad(...))`` runs the
-forward and backward of all copies on one mini-batch together. The update is the batched rule
+along a leading K axis; ``torch.func.functional_call`` under ``vmap`` runs the forward of all
+copies on one mini-batch together, and one backward of their summed losses gives every copy its
+own gradient. The update is the batched rule
 of ``optim.rules`` unchanged: every torch.optim rule there is elementwise, so each copy's
 parameters, flattened into one row of a ``(K, N)`` tensor, move exactly as torch.optim moves
 them tensor by tensor (float64: to rounding). Every copy sees the same mini-batches in the same
@@ -161,35 +162,55 @@ class StackedResult:
     note: str | None = None
 
 
-def _loss_and_grad(model: nn.Module, loss_fn: LossFn) -> Callable[..., Any]:
-    """One copy's ``(gradients, (loss, new buffers))`` on a batch, in training mode."""
-    from torch.func import functional_call, grad
+def _forward(model: nn.Module, loss_fn: LossFn) -> Callable[..., Any]:
+    """One copy's ``(loss, new buffers)`` on a batch, in training mode."""
+    from torch.func import functional_call
 
     def loss(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
         buffers = {k: v.clone() for k, v in buffers.items()}  # updated in place (BatchNorm)
-        value = loss_fn(functional_call(model, (params, buffers), (x,)), y)
-        return value, (value.detach(), buffers)
+        return loss_fn(functional_call(model, (params, buffers), (x,)), y), buffers
 
-    return grad(loss, has_aux=True)
+    return loss
 
 
-def _vmapped(step: Callable[..., Any]) -> Callable[..., Any]:
+def _vmapped(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """Every copy's forward at once under vmap."""
     from torch.func import vmap
 
-    return vmap(step, in_dims=(0, 0, None, None), randomness="different")
+    return vmap(forward, in_dims=(0, 0, None, None), randomness="different")
 
 
-def _looped(step: Callable[..., Any]) -> Callable[..., Any]:
-    """The same step copy by copy: for modules vmap cannot run."""
+def _looped(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """The same forward copy by copy: for modules vmap cannot run."""
 
     def run(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
         size = next(iter(params.values())).shape[0]
-        outs = [step({n: p[k] for n, p in params.items()},
-                     {n: b[k] for n, b in buffers.items()}, x, y) for k in range(size)]  # fmt: skip
-        grads = {n: torch.stack([o[0][n] for o in outs]) for n in params}
-        losses = torch.stack([o[1][0] for o in outs])
-        news = {n: torch.stack([o[1][1][n] for o in outs]) for n in buffers}
-        return grads, (losses, news)
+        outs = [
+            forward(
+                {n: p[k] for n, p in params.items()}, {n: b[k] for n, b in buffers.items()}, x, y
+            )
+            for k in range(size)
+        ]
+        news = {n: torch.stack([o[1][n] for o in outs]) for n in buffers}
+        return torch.stack([o[0] for o in outs]), news
+
+    return run
+
+
+def _with_grads(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """``(gradients, (losses, new buffers))`` of all copies: one backward of the sum of their
+    losses, which gives each copy exactly its own loss's gradient (the copies share nothing;
+    the sum's derivative by each loss is 1, even where another copy's loss is not finite).
+    Cheaper than vmapping ``torch.func.grad``: the backward runs on the batched tensors."""
+
+    def run(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
+        with torch.enable_grad():
+            leaves = {k: v.detach().requires_grad_() for k, v in params.items()}
+            losses, news = forward(leaves, buffers, x, y)
+            found = torch.autograd.grad(losses.sum(), list(leaves.values()), allow_unused=True)
+        grads = {k: torch.zeros_like(v) if g is None else g
+                 for (k, v), g in zip(leaves.items(), found, strict=True)}  # fmt: skip
+        return grads, (losses.detach(), {k: v.detach() for k, v in news.items()})
 
     return run
 
@@ -272,9 +293,9 @@ def train_stacked(
         x = x.to(dtype)
     schedules = _Schedules(scheduler, rules["lr"]) if scheduler is not None else None
 
-    step_fn = _loss_and_grad(net, loss_fn)
+    step_fn = _forward(net, loss_fn)
     chosen: Literal["vmap", "loop"] = "loop" if method == "loop" else "vmap"
-    run = _looped(step_fn) if chosen == "loop" else _vmapped(step_fn)
+    run = _with_grads(_looped(step_fn) if chosen == "loop" else _vmapped(step_fn))
     note = None
     params, buffers = copies.flat(), copies.buffers
     state = transform.init(params, rules)
@@ -292,7 +313,7 @@ def train_stacked(
         except (RuntimeError, NotImplementedError, ValueError) as error:
             if method != "auto" or chosen == "loop" or t > 1:
                 raise
-            chosen, run = "loop", _looped(step_fn)
+            chosen, run = "loop", _with_grads(_looped(step_fn))
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             note = f"vmap cannot run this model ({first[:120]}); trained copy by copy instead"
             grads, (loss, new_buffers) = run(*args)
@@ -300,12 +321,15 @@ def train_stacked(
         step = torch.tensor(t, device=device)
         new_params, new_state = transform.update(flat_grad, state, params, rules, step)
         ok = alive & torch.isfinite(loss) & NETWORK_DIVERGENCE.params_ok(new_params)
-        diverged_at = torch.where(alive & ~ok, t, diverged_at)
         losses[t - 1] = torch.where(alive, loss.to(losses.dtype), math.nan)
-        params = torch.where(ok[:, None], new_params, params)
-        state = {k: torch.where(ok[:, None], v, state[k]) for k, v in new_state.items()}
-        buffers = {k: _keep(ok, v, buffers[k]) for k, v in new_buffers.items()}
-        alive = ok
+        if bool(ok.all()):  # the usual case: no copy to freeze
+            params, state, buffers = new_params, new_state, new_buffers
+        else:
+            diverged_at = torch.where(alive & ~ok, t, diverged_at)
+            params = torch.where(ok[:, None], new_params, params)
+            state = {k: torch.where(ok[:, None], v, state[k]) for k, v in new_state.items()}
+            buffers = {k: _keep(ok, v, buffers[k]) for k, v in new_buffers.items()}
+            alive = ok
         if schedules is not None:
             rules = {**rules, "lr": schedules.step(loss.detach().cpu()).to(device)}
         completed = t
