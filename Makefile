@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_animation.py
 	$(BIN)/python benchmarks/bench_model_landscape.py
+	$(BIN)/python benchmarks/bench_model_study.py
 
 serve: $(STAMP)
 	$(BIN)/gdscope serve --open
