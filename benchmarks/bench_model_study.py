@@ -128,8 +128,9 @@ def main() -> None:
     if args.one:
         _one(args)
         return
-    print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")  # fmt: skip
+    machine = f"{platform.processor() or platform.machine()}, {platform.system()}"
+    threads = torch.get_num_threads()
+    print(f"machine: {machine}, torch {torch.__version__}, {threads} threads, {args.device}")
     print(f"\nMLP 2-32-32-3, batch 100, SGD momentum 0.9; {args.table_steps} steps per K")
     print("| K | config-steps/s | peak memory |")
     print("|---|---|---|")
