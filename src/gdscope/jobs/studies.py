@@ -9,7 +9,8 @@ also holds the versions and seed it ran with, ``result``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -438,11 +439,28 @@ def _network_run(
     from gdscope.studies.netstudy import run_network_grid
 
     settings = config.run
-    return run_network_grid(
-        network.load(settings), settings.optimizer.name, axes,
-        fixed=settings.fixed({axis.name for axis in axes}), progress=progress,
-        resume=outputs.resume, **network.options(settings),
-    )  # fmt: skip
+    loaded = network.load(settings)
+    with _blamed(network):
+        return run_network_grid(
+            loaded, settings.optimizer.name, axes,
+            fixed=settings.fixed({axis.name for axis in axes}), progress=progress,
+            resume=outputs.resume, **network.options(settings),
+        )  # fmt: skip
+
+
+@contextmanager
+def _blamed(network: NetworkSpec) -> Iterator[None]:
+    """The model, data and loss are the user's: an error training them says which failed
+    together, and how, in one line."""
+    try:
+        yield
+    except GdscopeError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise GdscopeError(
+            f"training {network.model} on {network.data} with loss {network.loss} failed: {first}"
+        ) from None
 
 
 def _network_phase(
@@ -493,11 +511,13 @@ def _network_compare(
 
     settings = config.run or RunSettings()
     tuned = config.tuned()
-    result = compare_network(
-        network.load(settings), config.optimizers, lr=tuned.get("lr", DEFAULT_LR),
-        momentum=tuned.get("momentum"), metric=config.score, resume=outputs.resume,
-        **network.options(settings),
-    )  # fmt: skip
+    loaded = network.load(settings)
+    with _blamed(network):
+        result = compare_network(
+            loaded, config.optimizers, lr=tuned.get("lr", DEFAULT_LR),
+            momentum=tuned.get("momentum"), metric=config.score, resume=outputs.resume,
+            **network.options(settings),
+        )  # fmt: skip
     if not result.runs:
         return CompareOutput(result, ())
     with interrupts.deferred():

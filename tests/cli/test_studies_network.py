@@ -1,0 +1,84 @@
+"""``gdscope phase|sweep|compare --model``: end to end, and bad input as one line, exit 2."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import gdscope.studies.netstudy as netstudy
+from gdscope.cli.main import main
+from gdscope.jobs.records import read_record
+
+HERE = "tests.jobs.test_studies_network"
+NET = ("--model", f"{HERE}:tiny_model", "--data", f"{HERE}:tiny_data")
+
+
+def wrong_shape_model() -> nn.Module:
+    return nn.Linear(5, 3)
+
+
+def test_phase_sweep_compare_with_a_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    grid = ["--x", "lr=0.01:1:3:log", "--y", "momentum=0,0.9", "--metric", "final_loss"]
+    assert main(["phase", *NET, *grid, "--steps", "5", "--out", "p.png", "--save", "p.csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["p.png", "p.csv"]
+    assert read_record(tmp_path / "p.png")["config"]["network"]["steps"] == 5
+    assert main(["sweep", *NET, "--vary", "lr=0.1,1", "--steps", "4", "--out", "s.png"]) == 0
+    assert main(["compare", *NET, "--optimizers", "sgd,rmsprop", "--tune", "lr=0.01:1:3:log",
+                 "--steps", "4", "--out", "c.png"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "s.png" and printed[-1] == "c.png"
+    assert {line.split("  ")[0] for line in printed[1:3]} == {"optimizer=sgd", "optimizer=rmsprop"}
+
+
+def test_resume_continues_from_the_saved_chunks(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["phase", *NET, "--x", "lr=0.01:1:4:log", "--y", "momentum=0,0.9", "--steps", "4",
+            "--chunk", "3", "--resume", "r.npz", "--metric", "final_loss"]  # fmt: skip
+    assert main([*args, "--out", "a.png"]) == 0
+    sizes = []
+    real = netstudy.train_stacked
+    monkeypatch.setattr(netstudy, "train_stacked",
+                        lambda *a, **k: sizes.append(k["size"]) or real(*a, **k))  # fmt: skip
+    assert main([*args, "--out", "b.png"]) == 0
+    assert sizes == []  # every cell came from the resume file
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", f"{HERE}:not_a_model", "--data", f"{HERE}:tiny_data"], "not nn.Module"),
+        (["--model", f"{HERE}:tiny_model", "--data", f"{HERE}:empty_data"], "no batches"),
+        ([*NET, "--x", "lr=-1:1:3"], "lr must be >= 0"),
+        ([*NET, "--x", "beta1=0.5,0.9"], "unknown argument(s) beta1"),
+        ([*NET, "--metric", "path_length"], "not measured for a network"),
+        ([*NET, "--metric", "val_loss"], "needs --val-data"),
+        (["--val-data", f"{HERE}:tiny_data"], "--val-data, --steps need --model"),
+        (["--model", f"{HERE}:tiny_model"], "--model needs --data"),
+        (
+            ["--model", f"{__name__}:wrong_shape_model", "--data", f"{HERE}:tiny_data"],
+            "failed: mat1 and mat2",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch, capsys, argv,
+                                                          message):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    base = {"--x": "lr=0.1,1", "--y": "momentum=0,0.5"}
+    given = dict(zip(argv[::2], argv[1::2], strict=True))
+    args = [item for pair in {**base, **given}.items() for item in pair]
+    assert main(["phase", *args, "--steps", "3", "--out", "p.png"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_copy_too_large_for_memory_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(netstudy, "free_memory", lambda device: 1000)
+    code = main(["phase", *NET, "--x", "lr=0.1,1", "--y", "momentum=0,0.5", "--out", "p.png"])
+    assert code == 2 and "one copy of the model needs" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    assert torch.get_default_dtype() == torch.float32
