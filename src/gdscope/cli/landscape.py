@@ -146,6 +146,9 @@ def add_parser(commands: Subparsers) -> None:
     example.add_argument("--grid", type=integer, default=21, help="samples per axis")
     example.add_argument("--device", default="cpu")
     example.add_argument("--force", action="store_true")
+    example.add_argument(
+        "--no-studies", action="store_true", help="skip the phase diagram and the shoot-out"
+    )
 
 
 def _grid_axis(values: Sequence[float], flag: str) -> tuple[float, float, int]:
@@ -280,7 +283,8 @@ def _example(ns: argparse.Namespace) -> int:
         sys.stderr.write(text + "\n")  # one write: a Ctrl-C cannot split the line from its end
 
     run_example(ns.name, ns.out, epochs=ns.epochs, grid=ns.grid, device=ns.device,
-                force=ns.force, log=log, wrote=options.wrote)  # fmt: skip
+                force=ns.force, log=log, wrote=options.wrote,
+                studies=not ns.no_studies)  # fmt: skip
     return 0
 
 
