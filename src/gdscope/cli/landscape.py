@@ -282,9 +282,19 @@ def _example(ns: argparse.Namespace) -> int:
     def log(text: str) -> None:
         sys.stderr.write(text + "\n")  # one write: a Ctrl-C cannot split the line from its end
 
+    from gdscope.jobs.studies import EXAMPLE_STUDIES, example_studies, example_study_files
+
+    later = [] if ns.no_studies else example_study_files(ns.name, ns.out)
+    for target in later if ns.out.is_dir() else []:
+        check_target(target, force=ns.force)
     run_example(ns.name, ns.out, epochs=ns.epochs, grid=ns.grid, device=ns.device,
-                force=ns.force, log=log, wrote=options.wrote,
-                studies=not ns.no_studies)  # fmt: skip
+                force=ns.force, log=log, wrote=options.wrote)  # fmt: skip
+    if later and not interrupts.requested():
+        steps = EXAMPLE_STUDIES[ns.name].steps
+        log(f"{ns.name}: a phase diagram (lr × momentum) and a shoot-out (SGD, Adam, RMSprop), "
+            f"{steps} steps, every setting a copy of the network, trained together")  # fmt: skip
+        for path in example_studies(ns.name, ns.out, device=ns.device, force=ns.force):
+            options.wrote(path)
     return 0
 
 

@@ -14,7 +14,6 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from gdscope import interrupts
 from gdscope.errors import GdscopeError
 from gdscope.nets.plane import EvaluationOptions, materialize, resolve_device
 from gdscope.nets.survey import (
@@ -283,14 +282,11 @@ def run_example(
     force: bool = False,
     log: Callable[[str], None] = print,
     wrote: Callable[[Path], None] | None = None,
-    studies: bool = True,
 ) -> list[Path]:
     """Train the example with SGD+momentum and with Adam (recording every few steps), draw each
-    path on its PCA plane with the honesty chart, and save figures and surfaces into ``out``;
-    with ``studies``, then its phase diagram and shoot-out (``jobs.studies.example_studies``).
+    path on its PCA plane with the honesty chart, and save figures and surfaces into ``out``.
     ``wrote(path)`` is called as each file is written (so an interruption can say which)."""
     from gdscope.files import check_target, save_figure
-    from gdscope.jobs.studies import example_studies, example_study_files
     from gdscope.nets.fit import fit
     from gdscope.nets.surface_io import save_surface
 
@@ -313,9 +309,9 @@ def run_example(
     }
     targets = {label: (out / f"{name}-{label}.png", out / f"{name}-{label}.npz")
                for label in optimizers}  # fmt: skip
-    later = example_study_files(name, out) if studies else []
-    for target in [*(t for pair in targets.values() for t in pair), *later]:
-        check_target(target, force=force)
+    for pair in targets.values():
+        for target in pair:
+            check_target(target, force=force)
     batches = materialize(module.make_loader(), resolve_device(device))
     for label, make_optimizer in optimizers.items():
         model = module.make_model()
@@ -338,9 +334,4 @@ def run_example(
         log(f"{name} {label}: PCA explains {100 * ratio[0]:.1f}% + {100 * ratio[1]:.1f}%; "
             f"largest gap between the surface and the true loss {np.abs(check.gap).max():.3g}"
             + (f" — {check.warning()}" if check.warning() else ""))  # fmt: skip
-    if studies and not interrupts.requested():
-        log(f"{name}: a phase diagram (lr × momentum) and a shoot-out (SGD, Adam, RMSprop), "
-            "every setting a copy of the network, trained together")  # fmt: skip
-        for path in example_studies(name, out, device=device, force=force):
-            keep(path)
     return written
