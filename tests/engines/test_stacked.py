@@ -79,7 +79,7 @@ def _stacked(model, x, y, name, rows, **options):
 def _gap(result, k: int, expected: dict[str, torch.Tensor]) -> float:
     mine = result.final.copy(k)
     assert set(mine) == set(expected)
-    return max(float((mine[n].double() - expected[n].double()).abs().max()) for n in expected)
+    return max(float((mine[n].double().cpu() - expected[n].double()).abs().max()) for n in expected)
 
 
 def _assert_each_copy_equals_torch(model, x, y, name, rows, *, tol=1e-10, **options):
@@ -240,3 +240,14 @@ def test_bad_input_is_one_clear_error(model, data, hyper, message):
     with pytest.raises(GdscopeError, match=message):
         train_stacked(_mlp() if model is None else model, x, y, nn.CrossEntropyLoss(), "sgd",
                       hyper, size=2, steps=3, batch_size=4)  # fmt: skip
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_copies_equal_cpu_copies():
+    x, y = _data((1, 6, 6), 4)
+    rows = [{"lr": 1e-2, "amsgrad": False}, {"lr": 3e-2, "amsgrad": True}]
+    here = _stacked(_cnn(), x, y, "adam", rows)
+    there = _stacked(_cnn(), x, y, "adam", rows, device="cuda")
+    for k in range(2):
+        assert _gap(there, k, {n: t.cpu() for n, t in here.final.copy(k).items()}) < 1e-9
