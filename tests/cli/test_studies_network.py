@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -82,3 +83,19 @@ def test_a_copy_too_large_for_memory_is_refused(tmp_path, monkeypatch, capsys):
     assert code == 2 and "one copy of the model needs" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
     assert torch.get_default_dtype() == torch.float32
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_finished_chunks_of_a_network_study(tmp_path):
+    from tests.cli.test_interrupts import interrupt, kept_configurations, some_finished
+
+    args = ["phase", "--model", "gdscope.examples.mlp:make_model", "--data",
+            "gdscope.examples.mlp:make_loader", "--x", "lr=1e-3:1:8:log", "--y",
+            "momentum=0,0.9", "--steps", "300", "--chunk", "2", "--metric", "final_loss",
+            "--resume", "r.npz", "--out", "p.png", "--save", "p.npz"]  # fmt: skip
+    outcome = interrupt(args, tmp_path, some_finished)
+    kept = kept_configurations(outcome.line)
+    assert kept is not None and 0 < kept[0] < kept[1] == 16, outcome.line
+    with np.load(tmp_path / "r.npz") as saved:
+        assert saved["completed"].sum() == kept[0]  # what --resume continues from
+    assert (tmp_path / "p.png").exists()
