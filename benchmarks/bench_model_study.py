@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import platform
 import resource
@@ -73,15 +74,11 @@ def sequential_seconds(name: str, count: int, steps: int, device: str, n: int | 
                                     momentum=0.9)  # fmt: skip
         loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True,
                             generator=torch.Generator().manual_seed(0))  # fmt: skip
-        done = 0
-        while done < steps:
-            for xb, yb in loader:
-                optimizer.zero_grad()
-                nn.functional.cross_entropy(net(xb), yb).backward()
-                optimizer.step()
-                done += 1
-                if done == steps:
-                    break
+        epochs = (pair for _ in itertools.count() for pair in loader)
+        for xb, yb in itertools.islice(epochs, steps):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(net(xb), yb).backward()
+            optimizer.step()
     _sync(device)
     return time.perf_counter() - began
 
