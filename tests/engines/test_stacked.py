@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from gdscope.engines.stacked import stack_copies, train_stacked
+from gdscope.engines.stacked import evaluate_copies, stack_copies, train_stacked
 from gdscope.errors import GdscopeError
 from gdscope.optim.rules import torch_kwargs
 from gdscope.optim.specs import OPTIMIZERS, SchedulerSpec
@@ -251,3 +251,21 @@ def test_cuda_copies_equal_cpu_copies():
     there = _stacked(_cnn(), x, y, "adam", rows, device="cuda")
     for k in range(2):
         assert _gap(there, k, {n: t.cpu() for n, t in here.final.copy(k).items()}) < 1e-9
+
+
+def test_frozen_parameters_are_left_out_and_the_rest_equal_torch():
+    model = _mlp()
+    model[0].weight.requires_grad_(False)
+    x, y = _data((2,), 3)
+    result = _stacked(model, x, y, "adam", [{"lr": 0.01}, {"lr": 0.05}])
+    assert "0.weight" not in result.final.params
+    loss, _ = evaluate_copies(model, result.final, [(x.double(), y)], nn.CrossEntropyLoss())
+    for k, lr in enumerate((0.01, 0.05)):
+        expected = _torch_train(model, x, y, "adam", {"lr": lr})
+        assert torch.equal(expected.pop("0.weight"), model[0].weight.double())
+        mine = result.final.copy(k)
+        assert max(float((mine[n] - t).abs().max()) for n, t in expected.items()) < 1e-10
+        net = copy.deepcopy(model).double().eval()
+        net.load_state_dict({**expected, "0.weight": model[0].weight.double()})
+        direct = nn.functional.cross_entropy(net(x.double()), y)
+        assert float(loss[k]) == pytest.approx(float(direct.detach()), rel=1e-10)

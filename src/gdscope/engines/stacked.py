@@ -354,9 +354,9 @@ def evaluate_copies(
     running statistics), and its accuracy where the outputs are class scores (else None)."""
     from torch.func import functional_call, vmap
 
-    net = copy.deepcopy(model).eval()
-    dtype = next(iter(copies.params.values())).dtype
-    net = net.to(dtype)
+    first = next(iter(copies.params.values()))
+    dtype = first.dtype
+    net = _float_copy(model, dtype, first.device).eval()  # frozen parameters stay the model's
 
     def one(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
         out = functional_call(net, (params, buffers), (x,))
