@@ -296,13 +296,13 @@ def plot_network_shootout(result: NetShootout, *, fig: Figure | None = None) -> 
     left.set_yscale("log")
     left.set_xlabel("lr")
     left.set_ylabel(METRIC_LABELS.get(result.metric, result.metric))
-    left.set_title(f"{result.network}: {result.steps} steps each, same batches and start",
-                   fontsize=9)  # fmt: skip
+    left.set_title(f"{result.network}: {result.steps} steps each, same batches and start\n"
+                   "(a gap: that setting diverged, its score is ∞)", fontsize=9)  # fmt: skip
     left.legend(fontsize=8)
     right.set_yscale("log")
     right.set_xlabel("step")
     right.set_ylabel("mini-batch loss")
-    right.set_title("the winners (gaps: diverged settings score ∞)", fontsize=9)
+    right.set_title("the winners' mini-batch loss", fontsize=9)
     right.legend(fontsize=7)
     fig.tight_layout()
     return fig
