@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -42,22 +43,37 @@ def _data(name: str, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     return dataset.tensors
 
 
-def stacked_seconds(name: str, size: int, steps: int, device: str, n: int | None) -> float:
+def stacked_seconds(
+    name: str, size: int, steps: int, device: str, n: int | None
+) -> tuple[float, float]:
+    """The run's seconds and its median step's (the machine may be shared: the median is the
+    step time without the pauses other work causes)."""
     module, batch = MODELS[name]
     x, y = _data(name, n)
     lrs = torch.logspace(-3, 0, size).tolist()
     model = module.make_model()
 
+    marks: list[float] = []
+
+    def tick() -> bool:  # asked before every step
+        _sync(device)
+        marks.append(time.perf_counter())
+        return False
+
     def run(count: int) -> None:
         train_stacked(model, x, y, nn.CrossEntropyLoss(), "sgd", {"lr": lrs, "momentum": 0.9},
-                      size=size, steps=count, batch_size=batch, device=device)  # fmt: skip
+                      size=size, steps=count, batch_size=batch, device=device,
+                      should_stop=tick)  # fmt: skip
 
-    run(1)  # warm-up: vmap's first trace, the allocator
+    run(2)  # warm-up: vmap's first trace, the allocator
+    marks.clear()
     _sync(device)
     began = time.perf_counter()
     run(steps)
     _sync(device)
-    return time.perf_counter() - began
+    ended = time.perf_counter()
+    steps_taken = np.diff([*marks, ended])
+    return ended - began, float(np.median(steps_taken))
 
 
 def sequential_seconds(name: str, count: int, steps: int, device: str, n: int | None) -> float:
@@ -90,12 +106,12 @@ def _one(args: argparse.Namespace) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    seconds = stacked_seconds(args.model, args.k, args.steps, args.device, args.n)
+    seconds, step = stacked_seconds(args.model, args.k, args.steps, args.device, args.n)
     if args.device.startswith("cuda"):
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    print(json.dumps({"seconds": seconds, "peak_mib": peak}))
+    print(json.dumps({"seconds": seconds, "step": step, "peak_mib": peak}))
 
 
 def _child(args: argparse.Namespace, size: int, steps: int) -> dict[str, float]:
@@ -115,7 +131,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--n", type=int, help="data points (default: the example's)")
     parser.add_argument("--sizes", default="1,16,256,4096", help="K of the throughput table")
-    parser.add_argument("--table-steps", type=int, default=15, help="steps per K in the table")
+    parser.add_argument("--table-steps", type=int, default=30, help="steps per K in the table")
     parser.add_argument("--sample", type=int, default=16, help="sequential trainings timed")
     parser.add_argument("--cnn-k", type=int, default=32)
     parser.add_argument("--cnn-steps", type=int, default=20)
@@ -129,17 +145,17 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(f"machine: {machine}, torch {torch.__version__}, {threads} threads, {args.device}")
     print(f"\nMLP 2-32-32-3, batch 100, SGD momentum 0.9; {args.table_steps} steps per K")
-    print("| K | config-steps/s | peak memory |")
-    print("|---|---|---|")
+    print("| K | config-steps/s (median step) | (whole run) | peak memory |")
+    print("|---|---|---|---|")
     for size in (int(v) for v in args.sizes.split(",")):
         got = _child(args, size, args.table_steps)
-        rate = size * args.table_steps / got["seconds"]
-        print(f"| {size} | {rate:,.0f} | {got['peak_mib']:.0f} MiB |", flush=True)
+        rate, whole = size / got["step"], size * args.table_steps / got["seconds"]
+        print(f"| {size} | {rate:,.0f} | {whole:,.0f} | {got['peak_mib']:.0f} MiB |", flush=True)
     print("\n| model | K × steps | K copies at once | K sequential torch.optim | speed-up |")
     print("|---|---|---|---|---|")
     for name, size, steps, n in (("mlp", args.k, args.steps, None),
                                  ("cnn", args.cnn_k, args.cnn_steps, 2000)):  # fmt: skip
-        at_once = stacked_seconds(name, size, steps, args.device, n)
+        at_once, _ = stacked_seconds(name, size, steps, args.device, n)
         timed = size if args.full else min(size, args.sample)
         one_by_one = sequential_seconds(name, timed, steps, args.device, n) * size / timed
         scaled = "" if timed == size else f" (timed {timed}, scaled)"
