@@ -76,12 +76,17 @@ def stacked_seconds(
     return ended - began, float(np.median(steps_taken))
 
 
-def sequential_seconds(name: str, count: int, steps: int, device: str, n: int | None) -> float:
-    """``count`` ordinary trainings, each a fresh model, torch.optim.SGD and a seeded loader."""
+def sequential_seconds(
+    name: str, count: int, steps: int, device: str, n: int | None
+) -> tuple[float, float]:
+    """``count`` ordinary trainings, each a fresh model, torch.optim.SGD and a seeded loader:
+    their seconds, and the median step's."""
     module, batch = MODELS[name]
     x, y = _data(name, n)
     x, y = x.to(device), y.to(device)
     base = module.make_model()
+    marks: list[float] = []
+    taken: list[float] = []
     _sync(device)
     began = time.perf_counter()
     for k in range(count):
@@ -92,11 +97,14 @@ def sequential_seconds(name: str, count: int, steps: int, device: str, n: int | 
                             generator=torch.Generator().manual_seed(0))  # fmt: skip
         epochs = (pair for _ in itertools.count() for pair in loader)
         for xb, yb in itertools.islice(epochs, steps):
+            marks.append(time.perf_counter())
             optimizer.zero_grad()
             nn.functional.cross_entropy(net(xb), yb).backward()
             optimizer.step()
+            _sync(device)
+            taken.append(time.perf_counter() - marks[-1])
     _sync(device)
-    return time.perf_counter() - began
+    return time.perf_counter() - began, float(np.median(taken))
 
 
 def _one(args: argparse.Namespace) -> None:
@@ -151,16 +159,19 @@ def main() -> None:
         got = _child(args, size, args.table_steps)
         rate, whole = size / got["step"], size * args.table_steps / got["seconds"]
         print(f"| {size} | {rate:,.0f} | {whole:,.0f} | {got['peak_mib']:.0f} MiB |", flush=True)
-    print("\n| model | K × steps | K copies at once | K sequential torch.optim | speed-up |")
-    print("|---|---|---|---|---|")
+    print("\n| model | K × steps | K copies at once | K sequential torch.optim | speed-up "
+          "| speed-up (median steps) |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     for name, size, steps, n in (("mlp", args.k, args.steps, None),
                                  ("cnn", args.cnn_k, args.cnn_steps, 2000)):  # fmt: skip
-        at_once, _ = stacked_seconds(name, size, steps, args.device, n)
+        at_once, step = stacked_seconds(name, size, steps, args.device, n)
         timed = size if args.full else min(size, args.sample)
-        one_by_one = sequential_seconds(name, timed, steps, args.device, n) * size / timed
+        seconds, one_step = sequential_seconds(name, timed, steps, args.device, n)
+        one_by_one = seconds * size / timed
         scaled = "" if timed == size else f" (timed {timed}, scaled)"
         print(f"| {name} | {size} × {steps} | {at_once:.1f} s | {one_by_one:.1f} s{scaled} "
-              f"| {one_by_one / at_once:.1f}× |", flush=True)  # fmt: skip
+              f"| {one_by_one / at_once:.1f}× | {one_step * size / step:.1f}× |",
+              flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
