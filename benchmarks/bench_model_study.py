@@ -125,6 +125,8 @@ def _one(args: argparse.Namespace) -> None:
 def _child(args: argparse.Namespace, size: int, steps: int) -> dict[str, float]:
     command = [sys.executable, __file__, "--one", "--model", args.model, "--k", str(size),
                "--steps", str(steps), "--device", args.device]  # fmt: skip
+    if args.threads is not None:
+        command += ["--threads", str(args.threads)]
     if args.n is not None:
         command += ["--n", str(args.n)]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -145,7 +147,13 @@ def main() -> None:
     parser.add_argument("--cnn-steps", type=int, default=20)
     parser.add_argument("--full", action="store_true", help="time every sequential training")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--threads", type=int, help="torch threads (default torch's; 1 on a shared machine, "
+        "where a thread descheduled at a barrier stalls every op)"
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if args.one:
         _one(args)
         return
