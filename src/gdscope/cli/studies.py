@@ -90,6 +90,11 @@ def _network(ns: argparse.Namespace) -> NetworkSpec | None:
         return None
     if ns.data is None:
         raise GdscopeError("--model needs --data MODULE:FUNCTION (a DataLoader, a Dataset, …)")
+    if getattr(ns, "scheduler", None) is not None:
+        raise GdscopeError(
+            "--scheduler is not applied to a --model study from the command line yet; "
+            "pass scheduler= to gdscope.studies.netstudy.run_network_grid"
+        )
     return NetworkSpec(
         ns.model, str(ns.data), val_data=ns.val_data, loss=ns.model_loss, steps=ns.steps,
         init=ns.init, init_seed=ns.init_seed, target=ns.target, chunk=ns.chunk,
