@@ -100,3 +100,29 @@ def test_ctrl_c_keeps_the_finished_chunks_of_a_network_study(tmp_path):
     with np.load(tmp_path / "r.npz") as saved:
         assert saved["completed"].sum() == kept[0]  # what --resume continues from
     assert (tmp_path / "p.png").exists()
+
+
+class _Scalar(nn.Module):
+    """A forward vmap cannot run (``.item()``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.inner = nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        return out if out.sum().item() < float("inf") else out * 0
+
+
+def unvmappable_model() -> nn.Module:
+    return _Scalar()
+
+
+def test_a_model_vmap_cannot_run_is_trained_copy_by_copy_with_a_note(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    model = f"{__name__}:unvmappable_model"
+    args = ["phase", "--model", model, "--data", f"{HERE}:tiny_data", "--x", "lr=0.1,1",
+            "--y", "momentum=0,0.5", "--steps", "3", "--out", "p.png"]  # fmt: skip
+    assert main(args) == 0
+    assert "gdscope: note: vmap cannot run this model" in capsys.readouterr().err

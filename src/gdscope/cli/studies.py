@@ -233,6 +233,8 @@ def _run_study(
         done = make(config, _outputs(ns), progress=update)
     finally:
         close()
+    for note in done.run.meta.get("notes", []):  # a network vmap could not run: how it ran
+        print(f"gdscope: note: {note}", file=sys.stderr)
     return _report(done.written, interrupted=done.run.interrupted, kept=kept(done.run))
 
 
