@@ -59,6 +59,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_animation.py
 	$(BIN)/python benchmarks/bench_model_landscape.py
 	$(BIN)/python benchmarks/bench_hessian.py
+	$(BIN)/python benchmarks/bench_model_study.py
 
 serve: $(WEB_STAMP)
 	$(BIN)/gdscope serve --open

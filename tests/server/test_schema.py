@@ -19,7 +19,7 @@ from gdscope.problem.objective import default_start
 from gdscope.problem.testfunctions import TestFunction
 from gdscope.server import models
 from gdscope.server.app import OUT, create_app
-from gdscope.studies.phase import METRICS
+from gdscope.studies.phase import NEURON_METRICS
 
 BOUNDED = [
     (name, hyper)
@@ -61,7 +61,7 @@ def test_schema_names_and_defaults_are_the_library_s(schema):
         LossSpec(n).module().__class__.__name__ for n in LOSS_NAMES
     ]
     assert schema["article_losses"] == [loss.name for loss in ARTICLE_LOSSES]
-    assert schema["metrics"] == list(METRICS) and schema["views"] == list(VIEWS)
+    assert schema["metrics"] == list(NEURON_METRICS) and schema["views"] == list(VIEWS)
     defaults = schema["defaults"]
     assert defaults["data"] == asdict(DataSpec())
     assert defaults["start"] == list(default_start(LossSpec()))
@@ -79,7 +79,7 @@ def test_schema_names_and_defaults_are_the_library_s(schema):
 def test_request_models_take_their_literals_from_the_library(openapi):
     parts = openapi["components"]["schemas"]
     assert parts["LossModel"]["properties"]["name"]["enum"] == list(LOSS_NAMES)
-    assert parts["PhaseRequest"]["properties"]["metric"]["enum"] == list(METRICS)
+    assert parts["PhaseRequest"]["properties"]["metric"]["enum"] == list(NEURON_METRICS)
     assert parts["CommandRequest"]["properties"]["view"]["enum"] == list(VIEWS)
 
 

@@ -166,6 +166,9 @@ def add_parser(commands: Subparsers) -> None:
     example.add_argument("--grid", type=integer, default=21, help="samples per axis")
     example.add_argument("--device", default="cpu")
     example.add_argument("--force", action="store_true")
+    example.add_argument(
+        "--no-studies", action="store_true", help="skip the phase diagram and the shoot-out"
+    )
 
 
 def _grid_axis(values: Sequence[float], flag: str) -> tuple[float, float, int]:
@@ -348,8 +351,19 @@ def _example(ns: argparse.Namespace) -> int:
 
         make_eos(ns.out, force=ns.force, log=log, wrote=options.wrote)
         return 0
+    from gdscope.jobs.studies import EXAMPLE_STUDIES, example_studies, example_study_files
+
+    later = [] if ns.no_studies else example_study_files(ns.name, ns.out)
+    for target in later if ns.out.is_dir() else []:
+        check_target(target, force=ns.force)
     run_example(ns.name, ns.out, epochs=ns.epochs, grid=ns.grid, device=ns.device,
                 force=ns.force, log=log, wrote=options.wrote)  # fmt: skip
+    if later and not interrupts.requested():
+        steps = EXAMPLE_STUDIES[ns.name].steps
+        log(f"{ns.name}: a phase diagram (lr × momentum) and a shoot-out (SGD, Adam, RMSprop), "
+            f"{steps} steps, every setting a copy of the network, trained together")  # fmt: skip
+        for path in example_studies(ns.name, ns.out, device=ns.device, force=ns.force):
+            options.wrote(path)
     return 0
 
 

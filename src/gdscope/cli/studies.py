@@ -12,10 +12,14 @@ from typing import TYPE_CHECKING
 from gdscope import interrupts
 from gdscope.cli import options
 from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
+from gdscope.errors import GdscopeError
 from gdscope.jobs.studies import (
     COMPARE_FORMATS,
+    DTYPES,
     GRID_FORMATS,
+    INITS,
     CompareConfig,
+    NetworkSpec,
     Outputs,
     PhaseConfig,
     Problem,
@@ -46,6 +50,63 @@ def add_parser(commands: Subparsers) -> None:
     _add_compare(commands)
 
 
+_NETWORK_FLAGS = ("val_data", "model_loss", "steps", "init", "init_seed", "target", "resume")
+"""The options of the network group that mean nothing without ``--model``."""
+
+
+def _add_network_options(parser: argparse.ArgumentParser, *, engine: bool = False) -> None:
+    """Your own network instead of the one-neuron model: ``--model`` and ``--data`` factories
+    (with ``engine``: also the batches, float type, device and chunk, for ``compare``)."""
+    net = parser.add_argument_group(
+        "your network (--model; then --data is MODULE:FUNCTION returning a DataLoader)"
+    )
+    net.add_argument("--model", metavar="MODULE:FUNCTION", help="returns the nn.Module")
+    net.add_argument("--val-data", metavar="MODULE:FUNCTION", help="validation data")
+    net.add_argument("--model-loss", default="crossentropy", metavar="NAME|MODULE:FUNCTION",
+                     help="crossentropy (default), mse, l1, nll, bce, or a factory")  # fmt: skip
+    net.add_argument("--steps", type=integer, default=300, help="mini-batch steps per copy")
+    net.add_argument("--init", choices=INITS, default=INITS[0],
+                     help="copies start alike, or re-drawn with --init-seed + k")  # fmt: skip
+    net.add_argument("--init-seed", type=integer, default=0, help="seed of --init seeded")
+    net.add_argument("--target", type=number, help="the loss steps_to_target waits for")
+    net.add_argument("--resume", type=Path, metavar="FILE.npz",
+                     help="keep finished chunks here; continue from it if it exists")  # fmt: skip
+    if engine:
+        net.add_argument("--batch-size", type=integer, help="default: the loader's")
+        net.add_argument("--shuffle-seed", type=integer, default=0)
+        net.add_argument("--dtype", choices=DTYPES, default=DTYPES[0])
+        net.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+        net.add_argument("--chunk", type=integer, help="copies trained together (default: auto)")
+
+
+def _network(ns: argparse.Namespace) -> NetworkSpec | None:
+    """The network the options name, or None; network options without ``--model`` refused."""
+    if ns.model is None:
+        defaults = _network_defaults()
+        given = [n for n in _NETWORK_FLAGS if getattr(ns, n) != defaults[n]]
+        if given:
+            flags = ", ".join("--" + n.replace("_", "-") for n in given)
+            raise GdscopeError(f"{flags} need --model")
+        return None
+    if ns.data is None:
+        raise GdscopeError("--model needs --data MODULE:FUNCTION (a DataLoader, a Dataset, …)")
+    if getattr(ns, "scheduler", None) is not None:
+        raise GdscopeError(
+            "--scheduler is not applied to a --model study from the command line yet; "
+            "pass scheduler= to gdscope.studies.netstudy.run_network_grid"
+        )
+    return NetworkSpec(
+        ns.model, str(ns.data), val_data=ns.val_data, loss=ns.model_loss, steps=ns.steps,
+        init=ns.init, init_seed=ns.init_seed, target=ns.target, chunk=ns.chunk,
+    )  # fmt: skip
+
+
+def _network_defaults() -> dict[str, object]:
+    parser = argparse.ArgumentParser()
+    _add_network_options(parser)
+    return {name: parser.get_default(name) for name in _NETWORK_FLAGS}
+
+
 def _add_grid_run_options(parser: argparse.ArgumentParser, *, grid: bool) -> None:
     """A sweep's or phase diagram's run: optimizer, data, (the map's grid,) batched engine."""
     options.add_sgd_options(parser)
@@ -66,7 +127,9 @@ def _add_sweep(commands: Subparsers) -> None:
     )
     options.add_objective_options(sweep)
     sweep.add_argument("--log-color", action="store_true")
+    sweep.add_argument("--chunk", type=integer, help="with --model: copies trained together")
     _add_grid_run_options(sweep, grid=True)
+    _add_network_options(sweep)
     options.add_output_options(sweep, what=IMAGE_FILE)
 
 
@@ -78,8 +141,11 @@ def _add_phase(commands: Subparsers) -> None:
     phase.add_argument("--tol", type=number, default=1e-3, help="for --metric steps")
     phase.add_argument("--mark", type=number, nargs=2, metavar=("X", "Y"), help="star a cell")
     options.add_objective_options(phase)
-    phase.add_argument("--chunk", type=integer, default=65_536, help="configurations per batch")
+    phase.add_argument(
+        "--chunk", type=integer, help="configurations per batch (default 65536; --model: auto)"
+    )
     _add_grid_run_options(phase, grid=False)
+    _add_network_options(phase)
     options.add_output_options(phase, what=IMAGE_FILE)
 
 
@@ -108,6 +174,9 @@ def _add_compare(commands: Subparsers) -> None:
     options.add_data_options(compare)
     options.add_grid_options(compare)
     compare.add_argument("--save", type=Path, help="results file (.json)")
+    compare.add_argument("--score", choices=("final_loss", "val_loss"), default="final_loss",
+                         help="with --model: what a setting is scored by")  # fmt: skip
+    _add_network_options(compare, engine=True)
     options.add_output_options(compare, what=IMAGE_FILE)
 
 
@@ -125,7 +194,7 @@ def _settings(ns: argparse.Namespace, objective: Objective) -> RunSettings:
 
 
 def _outputs(ns: argparse.Namespace) -> Outputs:
-    return Outputs(ns.out, dpi=ns.dpi, force=ns.force, save=ns.save)
+    return Outputs(ns.out, dpi=ns.dpi, force=ns.force, save=ns.save, resume=ns.resume)
 
 
 def _sweep(ns: argparse.Namespace) -> int:
@@ -133,7 +202,9 @@ def _sweep(ns: argparse.Namespace) -> int:
     options.check_outputs(ns, saves=GRID_FORMATS)
     objective = options.objective(ns)
     settings = _settings(ns, objective)
-    config = SweepConfig(tuple(ns.vary), _problem(ns, objective), settings, log=ns.log_color)
+    network = _network(ns)
+    problem = Problem() if network is not None else _problem(ns, objective)
+    config = SweepConfig(tuple(ns.vary), problem, settings, log=ns.log_color, network=network)
     return _run_study(ns, make_sweep, config)
 
 
@@ -143,9 +214,12 @@ def _phase(ns: argparse.Namespace) -> int:
     options.check_outputs(ns, saves=GRID_FORMATS)
     objective = options.objective(ns)
     settings = _settings(ns, objective)
+    network = _network(ns)
+    problem = Problem() if network is not None else _problem(ns, objective, grid=False)
+    chunk = {} if ns.chunk is None or network is not None else {"chunk": ns.chunk}
     config = PhaseConfig(
-        ns.x, ns.y, _problem(ns, objective, grid=False), settings, metric=ns.metric, tol=ns.tol,
-        mark=tuple(ns.mark) if ns.mark else None, chunk=ns.chunk,
+        ns.x, ns.y, problem, settings, metric=ns.metric, tol=ns.tol,
+        mark=tuple(ns.mark) if ns.mark else None, network=network, **chunk,
     )  # fmt: skip
     return _run_study(ns, make_phase, config)
 
@@ -159,6 +233,8 @@ def _run_study(
         done = make(config, _outputs(ns), progress=update)
     finally:
         close()
+    for note in done.run.meta.get("notes", []):  # a network vmap could not run: how it ran
+        print(f"gdscope: note: {note}", file=sys.stderr)
     return _report(done.written, interrupted=done.run.interrupted, kept=kept(done.run))
 
 
@@ -176,10 +252,16 @@ def _report(written: Sequence[Path], *, interrupted: bool, kept: str) -> int:
 def _compare(ns: argparse.Namespace) -> int:
     options.check_outputs(ns, saves=COMPARE_FORMATS)
     objective = options.objective(ns)
+    network = _network(ns)
+    run = None
+    if network is not None:
+        run = RunSettings(batch_size=ns.batch_size, shuffle_seed=ns.shuffle_seed,
+                          dtype=ns.dtype, device=ns.device)  # fmt: skip
     config = CompareConfig(
         tuple(n.strip() for n in ns.optimizers.split(",") if n.strip()),
-        _problem(ns, objective), budget=ns.budget, starts=ns.starts, start_seed=ns.start_seed,
-        tune=tuple(ns.tune),
+        Problem() if network is not None else _problem(ns, objective), budget=ns.budget,
+        starts=ns.starts, start_seed=ns.start_seed, tune=tuple(ns.tune), network=network,
+        run=run, score=ns.score,
     )  # fmt: skip
     done = make_compare(config, _outputs(ns))
     for row in done.result.table():

@@ -50,3 +50,9 @@ def make_loader(batch_size: int = 500, *, n: int = 10_000, shuffle: bool = False
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(make_dataset(n, seed=seed), batch_size=batch_size, shuffle=shuffle,
                       generator=generator)  # fmt: skip
+
+
+def make_val_loader(batch_size: int = 500, *, n: int = 2_000) -> DataLoader:
+    """Held-out images of the same classes (the patterns are seed 0's; the draws are new)."""
+    images, labels = make_dataset(n + 10_000, seed=0).tensors
+    return DataLoader(TensorDataset(images[10_000:], labels[10_000:]), batch_size=batch_size)

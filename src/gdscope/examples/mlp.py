@@ -33,3 +33,8 @@ def make_loader(batch_size: int = 100, *, shuffle: bool = False, seed: int = 0) 
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(make_dataset(seed=seed), batch_size=batch_size, shuffle=shuffle,
                       generator=generator)  # fmt: skip
+
+
+def make_val_loader(batch_size: int = 500) -> DataLoader:
+    """Held-out points: the same spiral drawn with another seed."""
+    return DataLoader(make_dataset(seed=1), batch_size=batch_size)

@@ -17,7 +17,7 @@ from torch import nn
 from gdscope import interrupts
 from gdscope.errors import GdscopeError
 from gdscope.files import check_target, save_figure, write_text
-from gdscope.jobs.landscape import load_model, load_parts
+from gdscope.jobs.landscape import fresh_model, load_parts
 from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.nets.curvature import CurvatureOptions, Spectrum, curvature
 from gdscope.nets.plane import materialize, resolve_device
@@ -80,7 +80,7 @@ def run_hessian(job: HessianJob, *, progress: Callable[[int, int], None] | None 
                 ) -> Spectrum:  # fmt: skip
     """Import the job's model, data and loss, load the checkpoint, compute the curvature."""
     make_model, make_data, loss_fn = load_parts(job.model, job.data, job.loss)
-    model = load_model(make_model, job.checkpoint)
+    model = fresh_model(make_model, job.checkpoint)
     device = resolve_device(job.device)
     dtype = torch.float64 if job.double else None
     model = model.to(device=device, dtype=dtype)

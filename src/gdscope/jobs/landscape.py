@@ -29,8 +29,10 @@ __all__ = [
     "LandscapeResult",
     "animate",
     "draw_landscape",
+    "fresh_model",
     "from_h5",
     "load_callable",
+    "load_loss",
     "load_model",
     "load_parts",
     "model_landscape",
@@ -60,6 +62,25 @@ def load_callable(spec: str, what: str) -> Callable[..., Any]:
     if not callable(function):
         raise GdscopeError(f"{what}: {module_name} has no callable {name!r}")
     return function
+
+
+def load_loss(spec: str, flag: str = "--loss") -> Any:
+    """A loss by name (``LOSSES``) or from a ``module:function`` factory."""
+    if spec not in LOSSES and ":" not in spec:
+        names = ", ".join(LOSSES)
+        raise GdscopeError(f"{flag} must be one of {names}, or module:function, got {spec!r}")
+    return LOSSES[spec]() if spec in LOSSES else load_callable(spec, flag)()
+
+
+def load_model(spec: str, flag: str = "--model") -> nn.Module:
+    """The model ``module:function`` returns, refused unless it is an ``nn.Module``."""
+    return _module(load_callable(spec, flag)(), spec, flag)
+
+
+def _module(made: Any, spec: str, flag: str) -> nn.Module:
+    if not isinstance(made, nn.Module):
+        raise GdscopeError(f"{flag} {spec} returned {type(made).__name__}, not nn.Module")
+    return made
 
 
 @dataclass(frozen=True, init=False)
@@ -140,21 +161,15 @@ def load_parts(
     factory, and the loss."""
     make_model = load_callable(model, "--model")
     make_data = load_callable(data, "--data")
-    if loss not in LOSSES and ":" not in loss:
-        names = ", ".join(LOSSES)
-        raise GdscopeError(f"--loss must be one of {names}, or module:function, got {loss!r}")
-    loss_fn = LOSSES[loss]() if loss in LOSSES else load_callable(loss, "--loss")()
+    loss_fn = load_loss(loss)
 
     def checked() -> nn.Module:
-        made = make_model()
-        if not isinstance(made, nn.Module):
-            raise GdscopeError(f"--model {model} returned {type(made).__name__}, not nn.Module")
-        return made
+        return _module(make_model(), model, "--model")
 
     return checked, make_data, loss_fn
 
 
-def load_model(make_model: Callable[[], nn.Module], checkpoint: Path | None) -> nn.Module:
+def fresh_model(make_model: Callable[[], nn.Module], checkpoint: Path | None) -> nn.Module:
     """A new model, with the ``checkpoint``'s weights if one is given."""
     model = make_model()
     if checkpoint is not None:
@@ -166,8 +181,8 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
             ) -> LandscapeResult:  # fmt: skip
     """Import the job's model, data and loss, load its checkpoints, run ``model_landscape``."""
     make_model, make_data, loss_fn = load_parts(job.model, job.data, job.loss)
-    model = load_model(make_model, job.checkpoint)
-    end = load_model(make_model, job.to) if job.to is not None else None
+    model = fresh_model(make_model, job.checkpoint)
+    end = fresh_model(make_model, job.to) if job.to is not None else None
     first = job.checkpoint.name if job.checkpoint is not None else "the model"
     try:
         return model_landscape(

@@ -9,7 +9,8 @@ also holds the versions and seed it ran with, ``result``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,23 +31,30 @@ from gdscope.problem.data import CsvData, Dataset, DataSpec, make_data
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.maps import Grid, Landscape, loss_map
 from gdscope.problem.objective import Objective, default_grid
-from gdscope.studies.phase import DEFAULT_METRIC, METRICS
+from gdscope.studies.netstudy import NetRun, NetShootout, Network
+from gdscope.studies.phase import DEFAULT_METRIC, METRICS, NETWORK_METRICS, NEURON_METRICS
 from gdscope.studies.shootout import Shootout
 from gdscope.studies.sweep import Axis, GridRun
 
 __all__ = [
     "COMPARE_FORMATS",
     "DTYPES",
+    "EXAMPLE_STUDIES",
     "GRID_FORMATS",
+    "INITS",
     "MAX_PANELS",
     "CompareConfig",
     "CompareOutput",
+    "ExampleStudies",
+    "NetworkSpec",
     "Outputs",
     "PhaseConfig",
     "Problem",
     "RunSettings",
     "StudyOutput",
     "SweepConfig",
+    "example_studies",
+    "example_study_files",
     "kept",
     "make_compare",
     "make_phase",
@@ -91,6 +99,72 @@ class Problem:
 
     def landscape(self, data: Dataset | None) -> Landscape:
         return loss_map(data, self.objective, self.grid or default_grid(self.objective))
+
+
+INITS = ("same", "seeded")
+"""How a network's copies start (``engines.stacked.Init``)."""
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The user's network as a command names it: ``model`` and ``data`` (and ``val_data``) are
+    ``module:function`` factories, ``loss`` a name or a factory; each copy trains ``steps``
+    mini-batch steps, starting alike (``init="same"``) or re-drawn with ``init_seed + k``;
+    ``target`` is the loss ``steps_to_target`` waits for; ``chunk`` copies train together
+    (``None``: as many as fit in a quarter of the free memory)."""
+
+    model: str
+    data: str
+    val_data: str | None = None
+    loss: str = "crossentropy"
+    steps: int = 300
+    init: str = INITS[0]
+    init_seed: int = 0
+    target: float | None = None
+    chunk: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.steps <= 1_000_000:
+            raise GdscopeError(f"--steps must be in 1..1000000, got {self.steps}")
+        if self.init not in INITS:
+            raise GdscopeError(f"--init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if self.chunk is not None and self.chunk < 1:
+            raise GdscopeError(f"--chunk must be >= 1, got {self.chunk}")
+        for flag, spec in (("--model", self.model), ("--data", self.data),
+                           ("--val-data", self.val_data)):  # fmt: skip
+            if spec is not None and ":" not in spec:
+                raise GdscopeError(f"{flag} must look like module:function, got {spec!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain_fields(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], *, where: str = "network") -> NetworkSpec:
+        return _from_fields(cls, raw, where)
+
+    def load(self, settings: RunSettings) -> Network:
+        """Import the model, data, validation data and loss (refused in one line if bad)."""
+        from gdscope.jobs.landscape import load_callable, load_loss, load_model
+        from gdscope.nets.plane import materialize
+        from gdscope.studies.netstudy import Network
+
+        model = load_model(self.model)
+        batches = materialize(load_callable(self.data, "--data")())
+        val = None
+        if self.val_data is not None:
+            val = materialize(load_callable(self.val_data, "--val-data")())
+        return Network.of(model, batches, load_loss(self.loss), val=val,
+                          batch_size=settings.batch_size, name=self.model)  # fmt: skip
+
+    def options(self, settings: RunSettings) -> dict[str, Any]:
+        """``run_network_grid``'s keyword arguments (the engine's from ``settings``)."""
+        engine = settings.engine()
+        return {
+            "steps": self.steps, "shuffle_seed": settings.shuffle_seed, "init": self.init,
+            "seed": self.init_seed, "target": self.target,
+            "chunk": "auto" if self.chunk is None else self.chunk, "dtype": engine["dtype"],
+            "device": engine["device"],
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -183,6 +257,7 @@ class SweepConfig(_Study):
     problem: Problem = field(default_factory=Problem)
     run: RunSettings = field(default_factory=RunSettings)
     log: bool = False
+    network: NetworkSpec | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vary", tuple(self.vary))
@@ -201,11 +276,23 @@ class PhaseConfig(_Study):
     tol: float = 1e-3
     mark: tuple[float, float] | None = None
     chunk: int = 65_536
+    network: NetworkSpec | None = None
 
     def __post_init__(self) -> None:
         self.axes()
         if self.metric not in METRICS:
             raise GdscopeError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        usable = NEURON_METRICS if self.network is None else NETWORK_METRICS
+        if self.metric not in usable:
+            what = "a network" if self.network is not None else "a 2-D objective (not --model)"
+            raise GdscopeError(
+                f"--metric {self.metric} is not measured for {what}; choose {', '.join(usable)}"
+            )
+        if self.network is not None:
+            if self.metric.startswith("val_") and self.network.val_data is None:
+                raise GdscopeError(f"--metric {self.metric} needs --val-data")
+            if self.metric == "steps_to_target" and self.network.target is None:
+                raise GdscopeError("--metric steps_to_target needs --target LOSS")
         if self.chunk < 1:
             raise GdscopeError(f"--chunk must be >= 1, got {self.chunk}")
 
@@ -224,6 +311,11 @@ class CompareConfig(_Study):
     starts: int = 5
     start_seed: int = 0
     tune: tuple[str, ...] = ()
+    network: NetworkSpec | None = None
+    run: RunSettings | None = None
+    """With ``network``: its batches, float type and device (the optimizer's are tuned)."""
+    score: str = "final_loss"
+    """With ``network``: what a setting is scored by (``studies.netstudy.SCORES``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "optimizers", tuple(self.optimizers))
@@ -245,6 +337,8 @@ class Outputs:
     dpi: float = DEFAULT_DPI
     force: bool = False
     save: Path | None = None
+    resume: Path | None = None
+    """A network study's progress file: finished chunks are kept there and reused."""
 
     def figure(self, fig: Figure, rec: dict[str, Any]) -> Path:
         return save_figure(fig, self.out, force=self.force, dpi=self.dpi, config=rec)
@@ -255,23 +349,26 @@ class StudyOutput:
     """What a sweep or phase job wrote (the figure, then the ``save`` file) and its run;
     ``run.interrupted`` means Ctrl-C stopped it and the files hold the finished part."""
 
-    run: GridRun
+    run: GridRun | NetRun
     written: tuple[Path, ...]
 
 
 @dataclass(frozen=True, eq=False)
 class CompareOutput:
-    result: Shootout
+    result: Shootout | NetShootout
     written: tuple[Path, ...]
 
 
 def make_sweep(
     config: SweepConfig, outputs: Outputs, *, progress: Progress | None = None
 ) -> StudyOutput:
-    """Run every combination along the reference grid and draw one panel each."""
+    """Run every combination along the reference grid and draw one panel each (a network's:
+    every configuration's loss curve)."""
     from gdscope.render.studycharts import plot_small_multiples
     from gdscope.studies.sweep import run_grid
 
+    if config.network is not None:
+        return _network_sweep(config, config.network, outputs, progress)
     axes = sweep_axes(config.vary)
     settings, problem = config.run, config.problem
     fixed = settings.fixed({axis.name for axis in axes})
@@ -309,6 +406,8 @@ def make_phase(
     from gdscope.render.studycharts import plot_phase
     from gdscope.studies.phase import analytic_stable, phase_diagram
 
+    if config.network is not None:
+        return _network_phase(config, config.network, outputs, progress)
     x, y = config.axes()
     settings = config.run
     data = config.problem.dataset()
@@ -334,14 +433,124 @@ def make_phase(
         return StudyOutput(run, _save_grid_study(fig, "phase", config, outputs, run))
 
 
-def kept_optimizers(result: Shootout) -> str:
+def _network_run(
+    config: SweepConfig | PhaseConfig,
+    network: NetworkSpec,
+    axes: tuple[Axis, ...],
+    outputs: Outputs,
+    progress: Progress | None,
+) -> NetRun:
+    from gdscope.studies.netstudy import run_network_grid
+
+    settings = config.run
+    loaded = network.load(settings)
+    with _blamed(network):
+        return run_network_grid(
+            loaded, settings.optimizer.name, axes,
+            fixed=settings.fixed({axis.name for axis in axes}), progress=progress,
+            resume=outputs.resume, **network.options(settings),
+        )  # fmt: skip
+
+
+@contextmanager
+def _blamed(network: NetworkSpec) -> Iterator[None]:
+    """The model, data and loss are the user's: an error training them says which failed
+    together, and how, in one line."""
+    try:
+        yield
+    except GdscopeError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise GdscopeError(
+            f"training {network.model} on {network.data} with loss {network.loss} failed: {first}"
+        ) from None
+
+
+def _network_phase(
+    config: PhaseConfig, network: NetworkSpec, outputs: Outputs, progress: Progress | None
+) -> StudyOutput:
+    """A network's phase diagram: the metric, the measured border (where copies diverged),
+    and a note that the analytic border (SGD on a quadratic) does not apply."""
+    from gdscope.render.studycharts import mark_measured_border, plot_phase
+
+    x, y = config.axes()
+    run = _network_run(config, network, (y, x), outputs, progress)
+    if not run.completed.any():
+        return StudyOutput(run, ())
+    with interrupts.deferred():
+        fig = Figure(figsize=(8, 6.5))
+        ax = fig.subplots()
+        drawn = plot_phase(run, config.metric, ax=ax, mark=config.mark)
+        mark_measured_border(ax, run)
+        if run.interrupted:
+            _hatch_unfinished(ax, drawn.mesh, run)
+        fig.tight_layout()
+        return StudyOutput(run, _save_grid_study(fig, "phase", config, outputs, run))
+
+
+def _network_sweep(
+    config: SweepConfig, network: NetworkSpec, outputs: Outputs, progress: Progress | None
+) -> StudyOutput:
+    """A network's sweep: every configuration's training-loss curve, one panel each."""
+    from gdscope.render.studycharts import plot_loss_curves
+
+    run = _network_run(config, network, tuple(sweep_axes(config.vary)), outputs, progress)
+    if not run.completed.any():
+        return StudyOutput(run, ())
+    with interrupts.deferred():
+        fig = plot_loss_curves(run, fig=Figure(), log=config.log)
+        if run.interrupted:
+            fig.suptitle(f"{kept(run)}; the others are not shown", y=0.02, fontsize=8)
+        return StudyOutput(run, _save_grid_study(fig, "sweep", config, outputs, run))
+
+
+def _network_compare(
+    config: CompareConfig, network: NetworkSpec, outputs: Outputs
+) -> CompareOutput:
+    """Tune each optimizer on the network (same steps, starts and batches), draw and save."""
+    from gdscope.render.studycharts import plot_network_shootout
+    from gdscope.studies.netstudy import compare_network
+    from gdscope.studies.shootout import DEFAULT_LR
+
+    settings = config.run or RunSettings()
+    tuned = config.tuned()
+    loaded = network.load(settings)
+    with _blamed(network):
+        result = compare_network(
+            loaded, config.optimizers, lr=tuned.get("lr", DEFAULT_LR),
+            momentum=tuned.get("momentum"), metric=config.score, resume=outputs.resume,
+            **network.options(settings),
+        )  # fmt: skip
+    if not result.runs:
+        return CompareOutput(result, ())
+    with interrupts.deferred():
+        fig = plot_network_shootout(result, fig=Figure())
+        meta = next(iter(result.runs.values())).meta
+        rec = record("compare", config=config.to_dict(), dpi=outputs.dpi, result=meta)
+        written = [outputs.figure(fig, rec)]
+        if outputs.save is not None:
+            payload = {
+                **meta, "network": result.network, "steps": result.steps,
+                "score": result.metric, "table": result.table(),
+                "tried": {name: [{**run.options_of(k), "score": float(v)}
+                                 for k, v in enumerate(result.scores(name))]
+                          for name, run in result.runs.items()},
+            }  # fmt: skip
+            text = json.dumps(payload, default=str)
+            written.append(write_text(outputs.save, text, force=outputs.force))
+    return CompareOutput(result, tuple(written))
+
+
+def kept_optimizers(result: Shootout | NetShootout) -> str:
     """What an interrupted shoot-out kept, in words."""
-    if not result.contenders:
+    done = len(result.contenders) if isinstance(result, Shootout) else len(result.runs)
+    if not done:
         return "nothing finished; nothing written"
-    return f"kept {len(result.contenders)} of {len(result.asked)} optimizers"
+    return f"kept {done} of {len(result.asked)} optimizers"
 
 
-def kept(run: GridRun) -> str:
+def kept(run: GridRun | NetRun) -> str:
     """What an interrupted grid run kept, in words."""
     done = int(run.completed.sum())
     if not done:
@@ -349,7 +558,7 @@ def kept(run: GridRun) -> str:
     return f"kept {done} of {len(run.completed)} configurations"
 
 
-def _hatch_unfinished(ax: Axes, mesh: QuadMesh, run: GridRun) -> None:
+def _hatch_unfinished(ax: Axes, mesh: QuadMesh, run: GridRun | NetRun) -> None:
     """Hatch the cells Ctrl-C left unrun: one patch per block of rows with the same run of
     unrun columns (a stopped grid leaves the rest of one row and the rows after it)."""
     from matplotlib.patches import Polygon
@@ -380,6 +589,8 @@ def make_compare(config: CompareConfig, outputs: Outputs) -> CompareOutput:
     from gdscope.render.studycharts import plot_shootout
     from gdscope.studies.shootout import DEFAULT_LR, compare
 
+    if config.network is not None:
+        return _network_compare(config, config.network, outputs)
     problem, tuned = config.problem, config.tuned()
     data = problem.dataset()
     result = compare(
@@ -412,7 +623,11 @@ def make_compare(config: CompareConfig, outputs: Outputs) -> CompareOutput:
 
 
 def _save_grid_study(
-    fig: Figure, kind: str, config: SweepConfig | PhaseConfig, outputs: Outputs, run: GridRun
+    fig: Figure,
+    kind: str,
+    config: SweepConfig | PhaseConfig,
+    outputs: Outputs,
+    run: GridRun | NetRun,
 ) -> tuple[Path, ...]:
     """The figure with its record, then the grid (kept even when Ctrl-C cut the run short)."""
     from gdscope.studies.sweep import save_grid
@@ -429,7 +644,7 @@ def _show(value: object) -> str:
     return f"{float(value):.4g}"  # type: ignore[arg-type]
 
 
-_NESTED = {"problem": Problem, "run": RunSettings}
+_NESTED = {"problem": Problem, "run": RunSettings, "network": NetworkSpec}
 
 
 def _plain_fields(config: object, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -461,7 +676,7 @@ def _from_fields(cls: type[_Config], raw: Mapping[str, Any], where: str, **given
 def _study_dict(config: _Study) -> dict[str, Any]:
     out = _plain_fields(config, skip=tuple(_NESTED))
     for name in _NESTED:
-        if hasattr(config, name):
+        if getattr(config, name, None) is not None:  # a study without a network has none
             out[name] = getattr(config, name).to_dict()
     return out
 
@@ -470,5 +685,54 @@ def _nested(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     return {
         name: kind.from_dict(raw[name], where=f"{where}: {name}")  # type: ignore[attr-defined]
         for name, kind in _NESTED.items()
-        if name in raw
+        if raw.get(name) is not None
     }
+
+
+@dataclass(frozen=True)
+class ExampleStudies:
+    """The phase diagram and shoot-out ``gdscope example NAME`` draws for its network."""
+
+    phase_x: str
+    phase_y: str
+    tune: str
+    steps: int
+
+
+EXAMPLE_STUDIES = {
+    "mlp": ExampleStudies("lr=1e-3:30:12:log", "momentum=0:0.99:6", "lr=1e-4:3:8:log", 100),
+    "cnn": ExampleStudies("lr=1e-3:30:8:log", "momentum=0:0.99:4", "lr=1e-4:3:6:log", 30),
+}
+"""Sized so that the MLP's two studies take seconds on a 2-core CPU, the CNN's about a minute."""
+
+
+def example_study_files(name: str, out: Path) -> list[Path]:
+    """The files ``example_studies`` writes (checked before the example starts)."""
+    return [out / f"{name}-phase.png", out / f"{name}-compare.png"]
+
+
+def example_studies(
+    name: str,
+    out: Path,
+    *,
+    device: str = "cpu",
+    force: bool = False,
+    progress: Progress | None = None,
+) -> list[Path]:
+    """The example's phase diagram (validation accuracy over lr × momentum, with the measured
+    border) and its shoot-out of SGD, Adam and RMSprop scored on the validation loss, both
+    replayable from their records; the files written."""
+    module = f"gdscope.examples.{name}"
+    chosen = EXAMPLE_STUDIES[name]
+    network = NetworkSpec(f"{module}:make_model", f"{module}:make_loader",
+                          val_data=f"{module}:make_val_loader", steps=chosen.steps)  # fmt: skip
+    run = RunSettings(device=device)
+    phase = PhaseConfig(chosen.phase_x, chosen.phase_y, run=run, network=network,
+                        metric="val_accuracy")  # fmt: skip
+    compare = CompareConfig(("sgd", "adam", "rmsprop"), tune=(chosen.tune,), network=network,
+                            run=run, score="val_loss")  # fmt: skip
+    phase_file, compare_file = example_study_files(name, out)
+    written = [*make_phase(phase, Outputs(phase_file, force=force), progress=progress).written]
+    if interrupts.requested():
+        return written
+    return written + list(make_compare(compare, Outputs(compare_file, force=force)).written)

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from gdscope import interrupts
+from gdscope.engines.stacked import free_memory as _free_memory
 from gdscope.errors import GdscopeError
 from gdscope.files import write_atomic
 from gdscope.nets.layout import ParamLayout
@@ -226,20 +227,6 @@ class ModelSurface:
         """The parameter vector at plane coordinates ``(x, y)``."""
         vector = self.centre + x * self.dx
         return vector if self.dy is None else vector + y * self.dy
-
-
-def _free_memory(device: torch.device) -> int:
-    """Bytes free on ``device`` (CUDA: the driver's count; CPU: MemAvailable, else 4 GiB)."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
 
 
 def auto_chunk(

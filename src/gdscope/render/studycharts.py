@@ -25,11 +25,20 @@ from gdscope.render.panels import (
     plot_path,
     wrap_caption,
 )
+from gdscope.studies.netstudy import NetRun, NetShootout
 from gdscope.studies.phase import LOSS_METRICS, METRIC_LABELS, YES_NO_METRICS
 from gdscope.studies.shootout import Shootout
 from gdscope.studies.sweep import Axis, GridRun
 
-__all__ = ["PhaseArtists", "plot_phase", "plot_shootout", "plot_small_multiples"]
+__all__ = [
+    "PhaseArtists",
+    "mark_measured_border",
+    "plot_loss_curves",
+    "plot_network_shootout",
+    "plot_phase",
+    "plot_shootout",
+    "plot_small_multiples",
+]
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ def _edges(axis: Axis) -> np.ndarray:
 
 
 def plot_phase(
-    run: GridRun,
+    run: GridRun | NetRun,
     metric: str = "final_loss",
     *,
     ax: Axes | None = None,
@@ -98,7 +107,7 @@ def plot_phase(
     ax.set_xlabel(x_axis.name)
     ax.set_ylabel(y_axis.name)
     label = METRIC_LABELS.get(metric, metric)
-    ax.set_title(f"{label}: {run.optimizer}, {run.loss.title}, {run.epochs} epochs")
+    ax.set_title(f"{label}: {run.optimizer}, {run.caption}")
     if colorbar:
         bar = ax.figure.colorbar(mesh, ax=ax)
         if metric in YES_NO_METRICS:
@@ -207,5 +216,93 @@ def plot_shootout(landscape: Landscape, shootout: Shootout, *, fig: Figure | Non
     table.auto_set_font_size(False)
     table.set_fontsize(8)
     table.scale(1, 1.3)
+    fig.tight_layout()
+    return fig
+
+
+ANALYTIC_NOTE = "no analytic border: it holds for SGD on a quadratic (the neuron), not a network"
+
+
+def mark_measured_border(ax: Axes, run: NetRun) -> QuadContourSet | None:
+    """Outline the measured border of a network's phase diagram (between cells whose copy
+    diverged and cells whose copy did not) in dashed white, and say why the analytic border
+    is not drawn."""
+    y_axis, x_axis = run.axes
+    diverged = run.grid("diverged")
+    border = None
+    finite = diverged[np.isfinite(diverged)]
+    if finite.size and finite.min() < 0.5 < finite.max() and min(diverged.shape) > 1:
+        xs = np.array([float(v) for v in x_axis.values])
+        ys = np.array([float(v) for v in y_axis.values])
+        filled = np.where(np.isfinite(diverged), diverged, 1.0)
+        border = ax.contour(xs, ys, filled, levels=[0.5], colors="white", linewidths=2,
+                            linestyles="--")  # fmt: skip
+        ax.plot([], [], color="white", lw=2, ls="--", label="measured border (diverged)")
+        ax.legend(loc="upper right", fontsize=8, facecolor="#888888")
+    ax.set_title(f"{ax.get_title()}\n{ANALYTIC_NOTE}", fontsize=9)
+    return border
+
+
+def _cell_title(run: NetRun, k: int) -> str:
+    return ", ".join(f"{a.name}={format_value(run.options[a.name][k])}" for a in run.axes)
+
+
+def plot_loss_curves(run: NetRun, *, fig: Figure | None = None, log: bool = False) -> Figure:
+    """A network sweep: each finished configuration's mini-batch loss per step, one panel
+    each (a diverged copy's curve stops where it diverged, marked with a cross)."""
+    import matplotlib.pyplot as plt
+
+    fig = fig or plt.figure()
+    finished = np.flatnonzero(run.completed)
+    axes = panel_axes(fig, len(finished))
+    steps = np.arange(1, run.losses.shape[1] + 1)
+    for ax, k in zip(axes, finished.tolist(), strict=False):
+        ax.plot(steps, run.losses[k], lw=0.8, color="#2c7bb6")
+        at = int(run.metrics["diverged_at"][k])
+        if at > 0:
+            ax.axvline(at, color="#d7191c", lw=1, ls=":")
+            ax.set_title(_cell_title(run, k) + f"\ndiverged at step {at}", fontsize=8)
+        else:
+            ax.set_title(_cell_title(run, k), fontsize=8)
+        if log:
+            ax.set_yscale("log")
+        ax.tick_params(labelsize=7)
+    fig.suptitle(f"{run.optimizer} on {run.caption}: mini-batch loss per step", fontsize=10)
+    return fig
+
+
+def plot_network_shootout(result: NetShootout, *, fig: Figure | None = None) -> Figure:
+    """A network shoot-out: each optimizer's score against lr (the best over its other tuned
+    setting), winners starred; and the winners' mini-batch loss per step."""
+    import matplotlib.pyplot as plt
+
+    fig = fig or plt.figure(figsize=(11, 4.5))
+    if fig.get_figwidth() < 10:
+        fig.set_size_inches(11, 4.5)
+    left, right = fig.subplots(1, 2)
+    for name, run in result.runs.items():
+        scores = result.scores(name).reshape(run.shape)
+        lr_axis = run.axes[-1]
+        best = scores.min(axis=tuple(range(scores.ndim - 1))) if scores.ndim > 1 else scores
+        lrs = np.array([float(v) for v in lr_axis.values])
+        (line,) = left.plot(lrs, np.where(np.isfinite(best), best, np.nan), marker=".", label=name)
+        k = result.winner(name)
+        left.plot([float(run.options["lr"][k])], [float(result.scores(name)[k])], "*",
+                  color=line.get_color(), markersize=14, markeredgecolor="black")  # fmt: skip
+        steps = np.arange(1, run.losses.shape[1] + 1)
+        right.plot(steps, run.losses[k], lw=0.8, color=line.get_color(),
+                   label=f"{name}: {_cell_title(run, k)}")  # fmt: skip
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("lr")
+    left.set_ylabel(METRIC_LABELS.get(result.metric, result.metric))
+    left.set_title(f"{result.network}: {result.steps} steps each, same batches and start\n"
+                   "(a gap: that setting diverged, its score is ∞)", fontsize=9)  # fmt: skip
+    left.legend(fontsize=8)
+    right.set_yscale("log")
+    right.set_xlabel("step")
+    right.set_ylabel("mini-batch loss")
+    right.set_title("the winners' mini-batch loss", fontsize=9)
+    right.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -63,7 +63,7 @@ from gdscope.server.models import (
     PhaseRequest,
     TrajectoryRequest,
 )
-from gdscope.studies.phase import METRICS, YES_NO_METRICS, analytic_stable, phase_diagram
+from gdscope.studies.phase import NEURON_METRICS, YES_NO_METRICS, analytic_stable, phase_diagram
 from gdscope.version import __version__
 
 try:  # the routes' annotations name it, so it is a module global; the web extra is optional
@@ -319,7 +319,7 @@ def _schema() -> dict[str, Any]:
         "optimizers": optimizers,
         "losses": [{"name": n, "title": LossSpec(n).class_name} for n in LOSS_NAMES],
         "article_losses": [loss.name for loss in ARTICLE_LOSSES],
-        "metrics": list(METRICS),
+        "metrics": list(NEURON_METRICS),
         "yes_no_metrics": list(YES_NO_METRICS),
         "record_key": RECORD_KEYS["png"],
         "views": list(VIEWS),

@@ -22,7 +22,7 @@ from gdscope.problem.data import DataSpec
 from gdscope.problem.losses import LOSS_NAMES, LossSpec
 from gdscope.problem.maps import Grid
 from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
-from gdscope.studies.phase import DEFAULT_METRIC, METRICS
+from gdscope.studies.phase import DEFAULT_METRIC, NEURON_METRICS
 from gdscope.studies.sweep import Axis
 
 __all__ = [
@@ -252,7 +252,7 @@ class PhaseRequest(Strict):
     optimizer: OptimizerModel = Field(default_factory=_default_optimizer)
     x: AxisModel
     y: AxisModel
-    metric: Literal[METRICS] = DEFAULT_METRIC  # type: ignore[valid-type]
+    metric: Literal[NEURON_METRICS] = DEFAULT_METRIC  # type: ignore[valid-type]
     epochs: int = Field(default=FIGURE.epochs, ge=1, le=500)
     start: tuple[Bounded, Bounded] = FIGURE.start_for(_OBJECTIVE)
 

@@ -41,6 +41,8 @@ __all__ = [
     "LOSS_METRICS",
     "METRICS",
     "METRIC_LABELS",
+    "NETWORK_METRICS",
+    "NEURON_METRICS",
     "YES_NO_METRICS",
     "analytic_stable",
     "phase_diagram",
@@ -52,6 +54,9 @@ METRIC_LABELS = {
     "steps": "steps to reach min + tol",
     "diverged": "diverged",
     "path_length": "path length",
+    "val_loss": "validation loss",
+    "val_accuracy": "validation accuracy",
+    "steps_to_target": "steps to reach the target loss",
 }
 """Every metric a phase diagram computes, with what a chart calls it."""
 METRICS = tuple(METRIC_LABELS)
@@ -59,8 +64,12 @@ DEFAULT_METRIC = "diverged"
 """What a phase diagram shows unless told otherwise: where the optimizer diverges."""
 YES_NO_METRICS = ("diverged",)
 """The metrics whose cells are yes (1) or no (0): a chart pins their colours to 0 and 1."""
-LOSS_METRICS = ("final_loss", "best_loss", "path_length")
+LOSS_METRICS = ("final_loss", "best_loss", "path_length", "val_loss", "val_accuracy")
 """The metrics that mean nothing for a diverged run."""
+NEURON_METRICS = ("final_loss", "best_loss", "steps", "diverged", "path_length")
+"""What a phase diagram of a 2-D objective computes (``phase_diagram``)."""
+NETWORK_METRICS = ("final_loss", "val_loss", "val_accuracy", "diverged", "steps_to_target")
+"""What a phase diagram of a network computes (``studies.netstudy``; val_*: with val data)."""
 _COUPLED = {"sgd", "adam", "rmsprop", "adagrad"}
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
 from gdscope.version import __version__
 
-__all__ = ["Axis", "GridRun", "expand", "run_grid", "save_grid"]
+__all__ = ["Axis", "GridRun", "SavedGrid", "expand", "run_grid", "save_grid"]
 
 MAX_AXIS = 4096
 MAX_CELLS = 16_777_216
@@ -130,6 +130,28 @@ class GridRun:
     def options_of(self, k: int) -> dict[str, Any]:
         """Cell ``k``'s hyperparameters as torch keyword arguments."""
         return torch_kwargs(self.optimizer, {key: v[k] for key, v in self.options.items()})
+
+    @property
+    def caption(self) -> str:
+        """What a chart's title says was run."""
+        return f"{self.loss.title}, {self.epochs} epochs"
+
+    def describe(self) -> dict[str, Any]:
+        """The run's settings, as ``save_grid`` writes them beside the cells."""
+        return {
+            "optimizer": self.optimizer,
+            "axes": [{"name": a.name, "values": list(a.values), "log": a.log} for a in self.axes],
+            "fixed": self.fixed,
+            "loss": self.loss.to_dict(),
+            "start": list(self.start),
+            "epochs": self.epochs,
+            "interrupted": self.interrupted,
+            **self.meta,
+        }
+
+    def curves(self) -> dict[str, np.ndarray]:
+        """The per-step arrays ``save_grid`` adds to an ``.npz`` (every cell's path)."""
+        return {} if self.paths is None else {"paths": self.paths}
 
     def trajectory(self, k: int) -> Trajectory:
         """Cell ``k`` as a ``Trajectory`` (runs with ``record="path"``)."""
@@ -324,7 +346,20 @@ def run_grid(
     )  # fmt: skip
 
 
-def _rows(run: GridRun) -> tuple[list[str], list[list[Any]]]:
+class SavedGrid(Protocol):
+    """What ``save_grid`` writes: a ``GridRun``, or a network's ``studies.netstudy.NetRun``."""
+
+    @property
+    def options(self) -> dict[str, np.ndarray]: ...
+    @property
+    def metrics(self) -> dict[str, np.ndarray]: ...
+    @property
+    def completed(self) -> np.ndarray: ...
+    def describe(self) -> dict[str, Any]: ...
+    def curves(self) -> dict[str, np.ndarray]: ...
+
+
+def _rows(run: SavedGrid) -> tuple[list[str], list[list[Any]]]:
     option_names = sorted(run.options)
     metric_names = sorted(run.metrics)
     header = ["cell", *option_names, *metric_names, "completed"]
@@ -343,19 +378,6 @@ def _rows(run: GridRun) -> tuple[list[str], list[list[Any]]]:
     return header, rows
 
 
-def _describe(run: GridRun) -> dict[str, Any]:
-    return {
-        "optimizer": run.optimizer,
-        "axes": [{"name": a.name, "values": list(a.values), "log": a.log} for a in run.axes],
-        "fixed": run.fixed,
-        "loss": run.loss.to_dict(),
-        "start": list(run.start),
-        "epochs": run.epochs,
-        "interrupted": run.interrupted,
-        **run.meta,
-    }
-
-
 def _write_text(target: Path, text: str, *, force: bool) -> Path:
     def write(tmp: Path) -> None:
         tmp.write_text(text)
@@ -363,13 +385,13 @@ def _write_text(target: Path, text: str, *, force: bool) -> Path:
     return write_atomic(target, write, force=force)
 
 
-def save_grid(run: GridRun, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+def save_grid(run: SavedGrid, path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Write every cell's exact configuration and metrics as ``.npz``, ``.csv`` or ``.json``."""
     target = Path(path)
     kind = target.suffix.lower()
     if kind not in {".npz", ".csv", ".json"}:
         raise GdscopeError(f"--save takes a .npz, .csv or .json file, got {target.name!r}")
-    description = _describe(run)
+    description = run.describe()
     if kind == ".csv":
         header, rows = _rows(run)
         buffer = io.StringIO()
@@ -388,8 +410,7 @@ def save_grid(run: GridRun, path: str | os.PathLike[str], *, force: bool = False
         arrays: dict[str, Any] = {f"option_{k}": v for k, v in run.options.items()}
         arrays.update({f"metric_{k}": v for k, v in run.metrics.items()})
         arrays["completed"] = run.completed
-        if run.paths is not None:
-            arrays["paths"] = run.paths
+        arrays.update(run.curves())
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, description=json.dumps(description), **arrays)
 

@@ -1,0 +1,429 @@
+"""K copies of any ``nn.Module`` trained at once, each with its own optimizer hyperparameters.
+
+The copies' parameters (and buffers: BatchNorm's running statistics are per copy) are stacked
+along a leading K axis; ``torch.func.functional_call`` under ``vmap`` runs the forward of all
+copies on one mini-batch together, and one backward of their summed losses gives every copy its
+own gradient. The update is the batched rule
+of ``optim.rules`` unchanged: every torch.optim rule there is elementwise, so each copy's
+parameters, flattened into one row of a ``(K, N)`` tensor, move exactly as torch.optim moves
+them tensor by tensor (float64: to rounding). Every copy sees the same mini-batches in the same
+order, the order a seeded ``DataLoader(shuffle=True)`` draws (``engines.minibatch``).
+
+A copy whose loss, gradient step or parameters become non-finite is frozen at its last finite
+state and flagged (``diverged_at``); the others go on. For a network the divergence rule is
+``problem.divergence``'s with no escape bound (``Divergence.of`` gives ``inf`` for an objective
+without a map): a network has no map whose extent would set one.
+
+A model whose forward is random (dropout) draws its randomness per copy under vmap
+(``randomness="different"``), so its copies equal separate trainings statistically, not bitwise.
+Where vmap cannot run a module, ``method="auto"`` falls back to a loop over the copies.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import torch
+from torch import Tensor, nn
+
+from gdscope.engines.minibatch import batch_indices
+from gdscope.errors import GdscopeError
+from gdscope.optim.rules import TRANSFORMS, Hyper, make_hyper
+from gdscope.optim.specs import SchedulerSpec
+from gdscope.problem.divergence import Divergence
+
+__all__ = [
+    "INITS",
+    "METHODS",
+    "NETWORK_DIVERGENCE",
+    "Copies",
+    "StackedResult",
+    "copy_memory",
+    "evaluate_copies",
+    "free_memory",
+    "stack_copies",
+    "train_stacked",
+]
+
+Init = Literal["same", "seeded"]
+"""``same``: every copy starts from the model's own weights; ``seeded``: copy ``k`` re-draws
+them with ``reset_parameters()`` under ``torch.manual_seed(seed + k)`` (or ``seed[k]``)."""
+Seeds = int | Sequence[int]
+INITS: tuple[Init, ...] = get_args(Init)
+Method = Literal["auto", "vmap", "loop"]
+METHODS: tuple[Method, ...] = get_args(Method)
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+NETWORK_DIVERGENCE = Divergence(math.inf)
+"""``problem.divergence``'s test without an escape bound: only non-finite values count."""
+
+
+@dataclass(frozen=True, eq=False)
+class Copies:
+    """K copies' parameters and buffers, each tensor with a leading K axis."""
+
+    params: dict[str, Tensor]
+    buffers: dict[str, Tensor]
+
+    @property
+    def size(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def flat(self) -> Tensor:
+        """``(K, N)``: each copy's parameters as one row (in ``named_parameters`` order)."""
+        return torch.cat([p.reshape(self.size, -1) for p in self.params.values()], dim=1)
+
+    def with_flat(self, rows: Tensor) -> dict[str, Tensor]:
+        """``rows`` (``(K, N)``) split back into the parameters' shapes."""
+        out, at = {}, 0
+        for name, p in self.params.items():
+            count = p[0].numel()
+            out[name] = rows[:, at : at + count].reshape(p.shape)
+            at += count
+        return out
+
+    def copy(self, k: int) -> dict[str, Tensor]:
+        """Copy ``k``'s parameters and buffers as a ``state_dict``."""
+        return {name: t[k] for name, t in {**self.params, **self.buffers}.items()}
+
+
+def _float_copy(model: nn.Module, dtype: torch.dtype | None, device: torch.device) -> nn.Module:
+    model = copy.deepcopy(model).to(device)
+    return model.to(dtype) if dtype is not None else model
+
+
+def stack_copies(
+    model: nn.Module,
+    size: int,
+    *,
+    init: Init = "same",
+    seed: Seeds = 0,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
+) -> Copies:
+    """``size`` copies of ``model``'s parameters and buffers (``init``: see ``Init``)."""
+    if not isinstance(model, nn.Module):
+        raise GdscopeError(f"the model must be an nn.Module, got {type(model).__name__}")
+    if init not in INITS:
+        raise GdscopeError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise GdscopeError("the model has no trainable parameters")
+    base = _float_copy(model, dtype, torch.device(device))
+    seeds = [seed + k for k in range(size)] if isinstance(seed, int) else list(seed)
+    if init == "seeded" and len(seeds) != size:
+        raise GdscopeError(f"{len(seeds)} seeds for {size} copies")
+    sources = [base] if init == "same" else [_reseeded(base, s) for s in seeds]
+
+    def stacked(items: Callable[[nn.Module], Any]) -> dict[str, Tensor]:
+        names = [name for name, _ in items(base)]
+        rows = [dict(items(m)) for m in sources]
+        return {
+            name: torch.stack([row[name].detach() for row in rows])
+            .expand(size, *rows[0][name].shape)
+            .clone()
+            for name in names
+        }
+
+    params = stacked(lambda m: [(n, p) for n, p in m.named_parameters() if p.requires_grad])
+    return Copies(params, stacked(lambda m: list(m.named_buffers())))
+
+
+def _reseeded(model: nn.Module, seed: int) -> nn.Module:
+    fresh = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in fresh.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+    return fresh
+
+
+@dataclass(frozen=True, eq=False)
+class StackedResult:
+    """What ``train_stacked`` returns. ``losses`` is ``(steps, K)``: the loss of each step's
+    mini-batch before its update (NaN once a copy has diverged); ``diverged_at[k]`` is the
+    1-based step at which copy ``k`` diverged, ``-1`` if it did not; ``final`` holds each
+    copy's last finite parameters and buffers; ``completed`` is the number of steps run (fewer
+    than asked when ``should_stop`` stopped it)."""
+
+    optimizer: str
+    hyper: Hyper
+    losses: Tensor
+    diverged_at: Tensor
+    final: Copies
+    completed: int
+    method: Literal["vmap", "loop"]
+    note: str | None = None
+
+
+def _forward(model: nn.Module, loss_fn: LossFn) -> Callable[..., Any]:
+    """One copy's ``(loss, new buffers)`` on a batch, in training mode."""
+    from torch.func import functional_call
+
+    def loss(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
+        buffers = {k: v.clone() for k, v in buffers.items()}  # updated in place (BatchNorm)
+        return loss_fn(functional_call(model, (params, buffers), (x,)), y), buffers
+
+    return loss
+
+
+def _vmapped(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """Every copy's forward at once under vmap."""
+    from torch.func import vmap
+
+    return vmap(forward, in_dims=(0, 0, None, None), randomness="different")
+
+
+def _looped(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """The same forward copy by copy: for modules vmap cannot run."""
+
+    def run(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
+        size = next(iter(params.values())).shape[0]
+        outs = [
+            forward(
+                {n: p[k] for n, p in params.items()}, {n: b[k] for n, b in buffers.items()}, x, y
+            )
+            for k in range(size)
+        ]
+        news = {n: torch.stack([o[1][n] for o in outs]) for n in buffers}
+        return torch.stack([o[0] for o in outs]), news
+
+    return run
+
+
+def _with_grads(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """``(gradients, (losses, new buffers))`` of all copies: one backward of the sum of their
+    losses, which gives each copy exactly its own loss's gradient (the copies share nothing;
+    the sum's derivative by each loss is 1, even where another copy's loss is not finite).
+    Cheaper than vmapping ``torch.func.grad``: the backward runs on the batched tensors."""
+
+    def run(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
+        with torch.enable_grad():
+            leaves = {k: v.detach().requires_grad_() for k, v in params.items()}
+            losses, news = forward(leaves, buffers, x, y)
+            found = torch.autograd.grad(losses.sum(), list(leaves.values()), allow_unused=True)
+        grads = {k: torch.zeros_like(v) if g is None else g
+                 for (k, v), g in zip(leaves.items(), found, strict=True)}  # fmt: skip
+        return grads, (losses.detach(), {k: v.detach() for k, v in news.items()})
+
+    return run
+
+
+class _Schedules:
+    """A real ``torch.optim.lr_scheduler`` per copy, each on a one-parameter optimizer with that
+    copy's lr, stepped after every step: its ``lr`` becomes the rule's ``(K, 1)`` lr."""
+
+    def __init__(self, spec: SchedulerSpec, lr: Tensor) -> None:
+        self.spec = spec
+        self.optimizers = [
+            torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=float(v)) for v in lr[:, 0]
+        ]
+        self.schedulers = [spec.build(o) for o in self.optimizers]
+
+    def step(self, losses: Tensor) -> Tensor:
+        with warnings.catch_warnings():  # its optimizer never steps: torch warns of the order
+            warnings.simplefilter("ignore", UserWarning)
+            for scheduler, loss in zip(self.schedulers, losses.tolist(), strict=True):
+                if self.spec.needs_metric:
+                    scheduler.step(loss)
+                else:
+                    scheduler.step()
+        values = [o.param_groups[0]["lr"] for o in self.optimizers]
+        return torch.tensor(values, dtype=torch.float64).reshape(-1, 1)
+
+
+def _check_data(x: Tensor, y: Tensor) -> None:
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor) or len(x) == 0:
+        raise GdscopeError("the data has no samples")
+    if len(x) != len(y):
+        raise GdscopeError(f"the data has {len(x)} inputs but {len(y)} targets")
+
+
+def train_stacked(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    loss_fn: LossFn,
+    optimizer: str,
+    hyper: Mapping[str, Any],
+    *,
+    size: int,
+    steps: int,
+    batch_size: int,
+    shuffle_seed: int = 0,
+    init: Init = "same",
+    seed: Seeds = 0,
+    scheduler: SchedulerSpec | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
+    method: Method = "auto",
+    should_stop: Callable[[], bool] | None = None,
+) -> StackedResult:
+    """Train ``size`` copies of ``model`` for ``steps`` mini-batch steps on ``(x, y)``.
+
+    ``hyper``: the optimizer's hyperparameters, scalars or length-``size`` sequences
+    (``make_hyper``; bounds checked as torch checks them). The batches are those of a
+    ``DataLoader(TensorDataset(x, y), batch_size, shuffle=True)`` with a generator seeded by
+    ``shuffle_seed``, epoch after epoch. ``scheduler`` is stepped after every step, per copy.
+    ``dtype``: the copies' float type (``None``: the model's). ``should_stop`` is asked before
+    every step.
+    """
+    if method not in METHODS:
+        raise GdscopeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise GdscopeError(f"steps must be a positive integer, got {steps!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise GdscopeError(f"the number of copies must be a positive integer, got {size!r}")
+    _check_data(x, y)
+    device = torch.device(device)
+    copies = stack_copies(model, size, init=init, seed=seed, dtype=dtype, device=device)
+    net = _float_copy(model, dtype, device).train()
+    rules = make_hyper(optimizer, dict(hyper), size, device=device)  # refuses bad input
+    transform = TRANSFORMS[optimizer]
+    per_epoch = math.ceil(len(x) / batch_size) if batch_size >= 1 else 0
+    order = batch_indices(len(x), batch_size, shuffle_seed, math.ceil(steps / max(per_epoch, 1)))
+    x, y = x.to(device), y.to(device)
+    if dtype is not None and x.is_floating_point():
+        x = x.to(dtype)
+    schedules = _Schedules(scheduler, rules["lr"]) if scheduler is not None else None
+
+    step_fn = _forward(net, loss_fn)
+    chosen: Literal["vmap", "loop"] = "loop" if method == "loop" else "vmap"
+    run = _with_grads(_looped(step_fn) if chosen == "loop" else _vmapped(step_fn))
+    note = None
+    params, buffers = copies.flat(), copies.buffers
+    state = transform.init(params, rules)
+    alive = torch.ones(size, dtype=torch.bool, device=device)
+    losses = torch.full((steps, size), math.nan, dtype=params.dtype, device=device)
+    diverged_at = torch.full((size,), -1, dtype=torch.long, device=device)
+    completed = 0
+    for t in range(1, steps + 1):
+        if should_stop is not None and should_stop():
+            break
+        idx = order[t - 1].to(device)
+        args = (copies.with_flat(params), buffers, x[idx], y[idx])
+        try:
+            grads, (loss, new_buffers) = run(*args)
+        except (RuntimeError, NotImplementedError, ValueError) as error:
+            if method != "auto" or chosen == "loop" or t > 1:
+                raise
+            chosen, run = "loop", _with_grads(_looped(step_fn))
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            note = f"vmap cannot run this model ({first[:120]}); trained copy by copy instead"
+            grads, (loss, new_buffers) = run(*args)
+        flat_grad = torch.cat([grads[n].reshape(size, -1) for n in copies.params], dim=1)
+        step = torch.tensor(t, device=device)
+        new_params, new_state = transform.update(flat_grad, state, params, rules, step)
+        ok = alive & torch.isfinite(loss) & NETWORK_DIVERGENCE.params_ok(new_params)
+        losses[t - 1] = torch.where(alive, loss.to(losses.dtype), math.nan)
+        if bool(ok.all()):  # the usual case: no copy to freeze
+            params, state, buffers = new_params, new_state, new_buffers
+        else:
+            diverged_at = torch.where(alive & ~ok, t, diverged_at)
+            params = torch.where(ok[:, None], new_params, params)
+            state = {k: torch.where(ok[:, None], v, state[k]) for k, v in new_state.items()}
+            buffers = {k: _keep(ok, v, buffers[k]) for k, v in new_buffers.items()}
+            alive = ok
+        if schedules is not None:
+            rules = {**rules, "lr": schedules.step(loss.detach().cpu()).to(device)}
+        completed = t
+    final = Copies(copies.with_flat(params), buffers)
+    return StackedResult(optimizer, rules, losses[:completed], diverged_at, final, completed,
+                         chosen, note)  # fmt: skip
+
+
+def _keep(ok: Tensor, new: Tensor, old: Tensor) -> Tensor:
+    return torch.where(ok.reshape(-1, *[1] * (new.dim() - 1)), new, old)
+
+
+def evaluate_copies(
+    model: nn.Module,
+    copies: Copies,
+    batches: Sequence[tuple[Tensor, Tensor]],
+    loss_fn: LossFn,
+    *,
+    method: Literal["vmap", "loop"] = "vmap",
+) -> tuple[Tensor, Tensor | None]:
+    """``(K,)`` mean loss of every copy over ``batches`` in eval mode (BatchNorm: each copy's
+    running statistics), and its accuracy where the outputs are class scores (else None)."""
+    from torch.func import functional_call, vmap
+
+    first = next(iter(copies.params.values()))
+    dtype = first.dtype
+    net = _float_copy(model, dtype, first.device).eval()  # frozen parameters stay the model's
+
+    def one(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
+        out = functional_call(net, (params, buffers), (x,))
+        hits = (out.argmax(-1) == y).sum() if _classifies(out, y) else torch.zeros(())
+        return loss_fn(out, y), hits
+
+    run = vmap(one, in_dims=(0, 0, None, None)) if method == "vmap" else None
+    total = torch.zeros(copies.size, dtype=torch.float64)
+    correct = torch.zeros(copies.size, dtype=torch.float64)
+    seen, classifies = 0, False
+    with torch.no_grad():
+        for xb, yb in batches:
+            device = next(iter(copies.params.values())).device
+            xb, yb = xb.to(device), yb.to(device)
+            if xb.is_floating_point():
+                xb = xb.to(dtype)
+            if run is not None:
+                loss, hits = run(copies.params, copies.buffers, xb, yb)
+            else:
+                pairs = [one({n: p[k] for n, p in copies.params.items()},
+                             {n: b[k] for n, b in copies.buffers.items()}, xb, yb)
+                         for k in range(copies.size)]  # fmt: skip
+                loss = torch.stack([p[0] for p in pairs])
+                hits = torch.stack([p[1] for p in pairs])
+            total += loss.double().cpu() * len(xb)
+            correct += hits.double().cpu()
+            seen += len(xb)
+            classifies = yb.dim() == 1 and not yb.is_floating_point()
+    return total / seen, (correct / seen) if classifies else None
+
+
+def _classifies(outputs: Tensor, targets: Tensor) -> bool:
+    return outputs.dim() == 2 and targets.dim() == 1 and not targets.is_floating_point()
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes free on ``device`` (CUDA: the driver's count; CPU: MemAvailable, else 4 GiB)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def copy_memory(model: nn.Module, x: Tensor, *, state_buffers: int = 3) -> int:
+    """Bytes one copy needs while training on the batch ``x``: its parameters, gradient and
+    optimizer state (``state_buffers`` of them), plus every activation of one forward pass
+    (autograd keeps them for the backward) counted twice, measured with forward hooks."""
+    sizes: list[int] = []
+
+    def hook(module: nn.Module, args: object, output: object) -> None:
+        if isinstance(output, Tensor):
+            sizes.append(output.numel() * output.element_size())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    return (2 + state_buffers) * weights + 2 * sum(sizes)

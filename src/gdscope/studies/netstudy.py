@@ -1,0 +1,485 @@
+"""Studies of the user's own network: a grid of optimizer settings (a phase diagram, a sweep) or
+a fair shoot-out, every cell one copy trained by ``engines.stacked``.
+
+The grid runs in chunks of copies sized to the device's free memory (``auto_chunk``); progress
+sees each chunk finish; Ctrl-C keeps the finished chunks; with ``resume`` every finished chunk
+is saved as it completes, and a later run with the same settings continues from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gdscope import interrupts
+from gdscope.engines.stacked import (
+    Copies,
+    Init,
+    LossFn,
+    Method,
+    StackedResult,
+    copy_memory,
+    evaluate_copies,
+    free_memory,
+    stack_copies,
+    train_stacked,
+)
+from gdscope.errors import GdscopeError
+from gdscope.files import write_atomic
+from gdscope.optim.rules import TRANSFORMS, make_hyper, torch_kwargs
+from gdscope.optim.specs import SchedulerSpec
+from gdscope.studies.sweep import Axis, expand
+from gdscope.version import __version__
+
+__all__ = [
+    "MAX_CHUNK",
+    "NetRun",
+    "NetShootout",
+    "Network",
+    "auto_chunk",
+    "compare_network",
+    "run_network_grid",
+]
+
+MAX_CHUNK = 4096
+"""The most copies trained together."""
+GROWTH = 1.5
+"""A copy whose final loss is above ``GROWTH`` × its starting loss counts as diverged: above
+the drift of a copy that barely moves (lr 1e-4: ±1 %), below what a copy that blew up ends at
+(2–10× on the examples' MLP and CNN, measured)."""
+MEMORY_FRACTION = 0.25
+"""The share of the free memory one chunk of copies may use."""
+Batches = Sequence[tuple[Tensor, Tensor]]
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """The user's model, its training data (all batches joined: the engine draws its own
+    seeded mini-batches of ``batch_size``), its loss, its validation batches (or None) and a
+    name for titles."""
+
+    model: nn.Module
+    x: Tensor
+    y: Tensor
+    loss_fn: LossFn
+    batch_size: int
+    val: Batches | None = None
+    name: str = "model"
+
+    @classmethod
+    def of(
+        cls,
+        model: Any,
+        batches: Batches,
+        loss_fn: LossFn,
+        *,
+        val: Batches | None = None,
+        batch_size: int | None = None,
+        name: str = "model",
+    ) -> Network:
+        """From materialized batches (``nets.plane.materialize``); ``batch_size`` defaults to
+        the first batch's length (the user's loader's)."""
+        if not isinstance(model, nn.Module):
+            raise GdscopeError(f"the model must be an nn.Module, got {type(model).__name__}")
+        if not batches:
+            raise GdscopeError("the data has no batches")
+        try:
+            x = torch.cat([b[0] for b in batches])
+            y = torch.cat([b[1] for b in batches])
+        except (RuntimeError, TypeError) as error:
+            raise GdscopeError(f"the data's batches do not join: {error}") from None
+        size = len(batches[0][0]) if batch_size is None else batch_size
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= len(x):
+            raise GdscopeError(f"batch size must be 1..{len(x)}, got {size!r}")
+        return cls(model, x, y, loss_fn, size, val, name)
+
+    def batches(self) -> list[tuple[Tensor, Tensor]]:
+        """The training data in order, ``batch_size`` at a time (for evaluating copies)."""
+        step = self.batch_size
+        return [(self.x[i : i + step], self.y[i : i + step]) for i in range(0, len(self.x), step)]
+
+    def fingerprint(self) -> str:
+        """A hash of the weights and data, so a resume file is only used for the same study."""
+        digest = hashlib.sha256()
+        for tensor in [*self.model.state_dict().values(), self.x, self.y]:
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+
+def auto_chunk(network: Network, *, device: torch.device, optimizer: str) -> int:
+    """Copies per chunk so that a chunk uses about ``MEMORY_FRACTION`` of the free memory
+    (``engines.stacked.copy_memory`` measured on one batch); refused when one copy does not
+    fit at all."""
+    states = len(TRANSFORMS[optimizer].init(torch.zeros(1, 1), _defaults(optimizer)))
+    one = copy_memory(network.model, network.x[: network.batch_size], state_buffers=states)
+    free = free_memory(device)
+    if one > free:
+        raise GdscopeError(
+            f"one copy of the model needs about {one / 2**20:.0f} MiB to train, but {device} has "
+            f"{free / 2**20:.0f} MiB free"
+        )
+    return int(max(1, min(MAX_CHUNK, MEMORY_FRACTION * free // max(one, 1))))
+
+
+def _defaults(optimizer: str) -> dict[str, Tensor]:
+    return make_hyper(optimizer, {}, 1)
+
+
+@dataclass(frozen=True, eq=False)
+class NetRun:
+    """A grid over a network: one entry per cell (first axis slowest), NumPy arrays.
+
+    Metrics: ``final_loss`` (mean loss on the training data after the last step, eval mode),
+    ``val_loss``/``val_accuracy`` (on the validation data, if given), ``best_loss`` (lowest
+    mini-batch loss seen), ``steps_to_target`` (first step whose mini-batch loss is at most
+    ``target``, NaN if never), ``diverged_at`` (the step at which the copy became non-finite,
+    ``-1`` if never: ``engines.stacked``), and ``diverged``: 1 if it did, or if its final loss
+    is above ``GROWTH`` × its starting loss (``start_loss``): a network trained with too large
+    a step often stays finite (cross-entropy saturates) while it learns nothing, which is the
+    border the 2-D phase diagram's "growing" runs mark. ``losses`` holds every cell's mini-batch
+    losses per step.
+    """
+
+    optimizer: str
+    axes: tuple[Axis, ...]
+    fixed: dict[str, Any]
+    network: str
+    steps: int
+    options: dict[str, np.ndarray]
+    metrics: dict[str, np.ndarray]
+    completed: np.ndarray
+    losses: np.ndarray
+    interrupted: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(axis.values) for axis in self.axes)
+
+    @property
+    def caption(self) -> str:
+        return f"{self.network}, {self.steps} steps"
+
+    def options_of(self, k: int) -> dict[str, Any]:
+        """Cell ``k``'s hyperparameters as torch keyword arguments."""
+        return torch_kwargs(self.optimizer, {key: v[k] for key, v in self.options.items()})
+
+    def grid(self, metric: str) -> np.ndarray:
+        """A metric reshaped to the axes' shape (NaN where not completed)."""
+        if metric not in self.metrics:
+            return np.full(self.shape, np.nan)
+        values = np.where(self.completed, self.metrics[metric].astype(np.float64), np.nan)
+        return values.reshape(self.shape)
+
+    def curves(self) -> dict[str, np.ndarray]:
+        """Every cell's mini-batch loss per step, for ``save_grid``'s ``.npz``."""
+        return {"losses": self.losses}
+
+    def describe(self) -> dict[str, Any]:
+        """The run's settings, as ``save_grid`` writes them beside the cells."""
+        return {
+            "optimizer": self.optimizer,
+            "axes": [{"name": a.name, "values": list(a.values), "log": a.log} for a in self.axes],
+            "fixed": self.fixed,
+            "network": self.network,
+            "steps": self.steps,
+            "interrupted": self.interrupted,
+            **self.meta,
+        }
+
+
+class _Store:
+    """Every cell's options and metrics, filled chunk by chunk (and saved for ``resume``)."""
+
+    def __init__(self, total: int, steps: int, resume: Path | None, key: str) -> None:
+        self.total, self.resume, self.key = total, resume, key
+        self.completed = np.zeros(total, dtype=bool)
+        self.metrics: dict[str, np.ndarray] = {}
+        self.options: dict[str, np.ndarray] = {}
+        self.losses = np.full((total, steps), np.nan)
+        if resume is not None and resume.exists():
+            self._load(resume)
+
+    def _load(self, path: Path) -> None:
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                if str(saved["key"]) != self.key:
+                    raise GdscopeError(
+                        f"--resume {path}: it holds a different study (model, data or settings "
+                        "differ); pick another file"
+                    )
+                self.completed = saved["completed"].copy()
+                self.losses = saved["losses"].copy()
+                for name in saved.files:
+                    if name.startswith("metric_"):
+                        self.metrics[name[7:]] = saved[name].copy()
+                    elif name.startswith("option_"):
+                        self.options[name[7:]] = saved[name].copy()
+        except (OSError, KeyError, ValueError) as error:
+            raise GdscopeError(f"--resume {path}: not a gdscope study file ({error})") from None
+
+    def add(self, index: np.ndarray, metrics: dict[str, np.ndarray],
+            options: dict[str, np.ndarray], losses: np.ndarray) -> None:  # fmt: skip
+        for key, value in metrics.items():
+            self.metrics.setdefault(key, np.full(self.total, np.nan))[index] = value
+        for key, column in options.items():
+            self.options.setdefault(key, np.zeros(self.total, dtype=column.dtype))[index] = column
+        self.losses[index] = losses
+        self.completed[index] = True
+        if self.resume is not None:
+            with interrupts.deferred():
+                self._save(self.resume)
+
+    def _save(self, path: Path) -> None:
+        def write(tmp: Path) -> None:
+            arrays: dict[str, Any] = {f"metric_{k}": v for k, v in self.metrics.items()}
+            arrays.update({f"option_{k}": v for k, v in self.options.items()})
+            with open(tmp, "wb") as handle:
+                np.savez(handle, key=self.key, completed=self.completed, losses=self.losses,
+                         **arrays)  # fmt: skip
+
+        write_atomic(path, write, force=True)
+
+
+def _metrics(
+    network: Network, result: StackedResult, start: Copies, target: float | None
+) -> dict[str, np.ndarray]:
+    """A chunk's metrics (see ``NetRun``); ``start`` holds the copies' first weights (one copy
+    when they all start alike)."""
+    losses = result.losses.double().cpu().numpy().T  # (K, steps)
+    batches = network.batches()
+    final, _ = evaluate_copies(network.model, result.final, batches, network.loss_fn,
+                               method=result.method)  # fmt: skip
+    first, _ = evaluate_copies(network.model, start, batches, network.loss_fn,
+                               method=result.method)  # fmt: skip
+    diverged_at = result.diverged_at.cpu().numpy()
+    grew = final.numpy() > GROWTH * first.numpy()
+    out = {
+        "final_loss": final.numpy(),
+        "start_loss": np.broadcast_to(first.numpy(), final.shape).copy(),
+        "best_loss": np.nanmin(np.where(np.isfinite(losses), losses, np.inf), axis=1),
+        "diverged": ((diverged_at >= 0) | grew).astype(np.float64),
+        "diverged_at": diverged_at.astype(np.float64),
+    }
+    if target is not None:
+        hit = np.isfinite(losses) & (losses <= target)
+        reached = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, -1)
+        out["steps_to_target"] = np.where(reached > 0, reached, np.nan).astype(np.float64)
+    if network.val is not None:
+        val, accuracy = evaluate_copies(network.model, result.final, network.val,
+                                        network.loss_fn, method=result.method)  # fmt: skip
+        out["val_loss"] = val.numpy()
+        if accuracy is not None:
+            out["val_accuracy"] = accuracy.numpy()
+    return out
+
+
+def _key(network: Network, description: Mapping[str, Any]) -> str:
+    text = json.dumps({**description, "weights": network.fingerprint()}, sort_keys=True,
+                      default=str)  # fmt: skip
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def run_network_grid(
+    network: Network,
+    optimizer: str,
+    axes: Sequence[Axis],
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    steps: int = 300,
+    shuffle_seed: int = 0,
+    init: Init = "same",
+    seed: int = 0,
+    scheduler: SchedulerSpec | None = None,
+    target: float | None = None,
+    chunk: int | str = "auto",
+    dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
+    method: Method = "auto",
+    progress: Callable[[int, int], None] | None = None,
+    resume: Path | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> NetRun:
+    """Train one copy of ``network`` per cell of ``axes`` (with ``fixed`` hyperparameters),
+    ``chunk`` copies at a time (``"auto"``: ``auto_chunk``), and measure ``NetRun``'s metrics.
+
+    Every copy sees the same batches; ``init`` says whether they start alike (see
+    ``engines.stacked.Init``). ``resume``: a ``.npz`` the finished chunks are saved to as they
+    complete; if it exists (from an interrupted run of the same study) its cells are kept.
+    """
+    fixed = dict(fixed or {})
+    clash = set(fixed) & {axis.name for axis in axes}
+    if clash:
+        raise GdscopeError(f"{', '.join(sorted(clash))} is both varied and fixed")
+    cells = expand(axes)
+    total = len(next(iter(cells.values()))) if cells else 1
+    make_hyper(optimizer, {**fixed, **cells}, total)  # every cell refused now, not mid-run
+    device = torch.device(device)
+    if resume is not None and resume.suffix.lower() != ".npz":
+        raise GdscopeError(f"--resume takes a .npz file, got {resume.name!r}")
+    size = auto_chunk(network, device=device, optimizer=optimizer) if chunk == "auto" else chunk
+    if isinstance(size, (str, bool)) or size < 1:
+        raise GdscopeError(f"chunk must be a positive integer or auto, got {chunk!r}")
+    description: dict[str, Any] = {
+        "optimizer": optimizer, "axes": [[a.name, list(a.values)] for a in axes],
+        "fixed": fixed, "steps": steps, "shuffle_seed": shuffle_seed, "init": init,
+        "seed": seed, "batch_size": network.batch_size, "target": target,
+        "scheduler": None if scheduler is None else [scheduler.name, list(scheduler.options)],
+        "dtype": str(dtype), "val": network.val is not None,
+    }  # fmt: skip
+    store = _Store(total, steps, resume, _key(network, description))
+    notes: list[str] = []
+
+    def stop() -> bool:
+        return interrupts.requested() or (should_stop is not None and should_stop())
+
+    if progress is not None:
+        progress(int(store.completed.sum()), total)
+    try:
+        with interrupts.polled():
+            for begin in range(0, total, size):
+                index = np.arange(begin, min(total, begin + size))
+                index = index[~store.completed[index]]
+                if not len(index):
+                    continue
+                if stop():
+                    break
+                hyper = {**fixed, **{name: values[index] for name, values in cells.items()}}
+                seeds = [seed + int(cell) for cell in index]  # a cell's own, whatever its chunk
+                result = train_stacked(
+                    network.model, network.x, network.y, network.loss_fn, optimizer, hyper,
+                    size=len(index), steps=steps, batch_size=network.batch_size,
+                    shuffle_seed=shuffle_seed, init=init, seed=seeds, scheduler=scheduler,
+                    dtype=dtype, device=device, method=method, should_stop=stop,
+                )  # fmt: skip
+                if result.completed < steps:
+                    break  # stopped mid-chunk: its cells stay unfinished
+                if result.note and result.note not in notes:
+                    notes.append(result.note)
+                options = {k: t[:, 0].cpu().numpy() for k, t in result.hyper.items()}
+                begun = stack_copies(network.model, len(index) if init == "seeded" else 1,
+                                     init=init, seed=seeds, dtype=dtype, device=device)  # fmt: skip
+                store.add(index, _metrics(network, result, begun, target), options,
+                          result.losses.double().cpu().numpy().T)  # fmt: skip
+                if progress is not None:
+                    progress(int(store.completed.sum()), total)
+    except KeyboardInterrupt:  # Ctrl-C where nobody installed interrupts.handle_sigint
+        pass
+    meta: dict[str, Any] = {
+        "gdscope": __version__, "torch": torch.__version__, "device": str(device),
+        "dtype": str(dtype or next(network.model.parameters()).dtype).replace("torch.", ""),
+        "chunk": size, "batch_size": network.batch_size, "shuffle_seed": shuffle_seed,
+        "init": init, "seed": seed, "notes": notes,
+    }  # fmt: skip
+    return NetRun(optimizer=optimizer, axes=tuple(axes), fixed=fixed, network=network.name,
+                  steps=steps, options=store.options, metrics=store.metrics,
+                  completed=store.completed, losses=store.losses,
+                  interrupted=not store.completed.all(), meta=meta)  # fmt: skip
+
+
+SCORES = ("final_loss", "val_loss")
+"""What a shoot-out on a network may score by (lower is better; a diverged copy scores inf)."""
+
+
+@dataclass(frozen=True, eq=False)
+class NetShootout:
+    """Each optimizer's grid over the tuned settings and its winner, on one network."""
+
+    network: str
+    steps: int
+    metric: str
+    runs: dict[str, NetRun]
+    asked: tuple[str, ...]
+
+    @property
+    def interrupted(self) -> bool:
+        return len(self.runs) < len(self.asked) or any(r.interrupted for r in self.runs.values())
+
+    def scores(self, name: str) -> np.ndarray:
+        """Every tried setting's score (``inf``: diverged or not run)."""
+        return _scores(self.runs[name], self.metric)
+
+    def winner(self, name: str) -> int:
+        """The cell of ``name``'s best setting (lowest score)."""
+        return int(np.argmin(self.scores(name)))
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per optimizer, best first: its winning settings and score."""
+        rows = []
+        for name, run in self.runs.items():
+            k = self.winner(name)
+            tuned = {a.name: float(run.options[a.name][k]) for a in run.axes}
+            score = float(_scores(run, self.metric)[k])
+            diverged = int(np.nansum(run.metrics.get("diverged", np.zeros(1))))
+            rows.append({"optimizer": name, **tuned, self.metric: score,
+                         "diverged_settings": diverged})  # fmt: skip
+        return sorted(rows, key=lambda row: row[self.metric])
+
+
+def _scores(run: NetRun, metric: str) -> np.ndarray:
+    values = run.metrics.get(metric, np.full(len(run.completed), np.nan))
+    bad = ~run.completed | (run.metrics.get("diverged", 0) > 0.5) | ~np.isfinite(values)
+    return np.where(bad, np.inf, values)
+
+
+_BETA1 = ("adam", "adamw")
+"""Optimizers whose momentum is ``beta1``."""
+
+
+def tuned_axes(optimizer: str, lr: Axis, momentum: Axis | None) -> list[Axis]:
+    """The axes a shoot-out tunes for ``optimizer``: ``lr``, and ``momentum`` where it has one
+    (Adam's ``beta1``; Adagrad has none)."""
+    axes = [lr]
+    if momentum is not None:
+        params = TRANSFORMS[optimizer].params
+        name = "beta1" if optimizer in _BETA1 else "momentum"
+        if name in params:
+            axes.insert(0, Axis(name, momentum.values, momentum.log))
+    return axes
+
+
+def compare_network(
+    network: Network,
+    optimizers: Sequence[str],
+    *,
+    lr: Axis,
+    momentum: Axis | None = None,
+    metric: str = "final_loss",
+    **options: Any,
+) -> NetShootout:
+    """Tune each optimizer over ``lr`` (and ``momentum``) with the same steps, batches and
+    starts (``options`` go to ``run_network_grid``), no clipping; score each setting by
+    ``metric``. Ctrl-C keeps the optimizers finished; ``resume=FILE.npz`` keeps each
+    optimizer's progress in ``FILE-NAME.npz``."""
+    if metric not in SCORES:
+        raise GdscopeError(f"a shoot-out scores by {' or '.join(SCORES)}, got {metric!r}")
+    if metric == "val_loss" and network.val is None:
+        raise GdscopeError("scoring by val_loss needs validation data (--val-data)")
+    unknown = [name for name in optimizers if name not in TRANSFORMS]
+    if unknown:
+        raise GdscopeError(
+            f"a network shoot-out runs {', '.join(TRANSFORMS)}; not {', '.join(unknown)}"
+        )
+    if not optimizers:
+        raise GdscopeError("name at least one optimizer")
+    runs: dict[str, NetRun] = {}
+    resume: Path | None = options.pop("resume", None)
+    for name in optimizers:
+        if interrupts.requested():
+            break
+        own = None if resume is None else resume.with_name(f"{resume.stem}-{name}.npz")
+        axes = tuned_axes(name, lr, momentum)
+        run = run_network_grid(network, name, axes, resume=own, **options)
+        if run.interrupted:
+            break
+        runs[name] = run
+    return NetShootout(network.name, int(options.get("steps", 300)), metric, runs,
+                       tuple(optimizers))  # fmt: skip

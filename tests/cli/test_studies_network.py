@@ -1,0 +1,128 @@
+"""``gdscope phase|sweep|compare --model``: end to end, and bad input as one line, exit 2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import gdscope.studies.netstudy as netstudy
+from gdscope.cli.main import main
+from gdscope.jobs.records import read_record
+
+HERE = "tests.jobs.test_studies_network"
+NET = ("--model", f"{HERE}:tiny_model", "--data", f"{HERE}:tiny_data")
+
+
+def wrong_shape_model() -> nn.Module:
+    return nn.Linear(5, 3)
+
+
+def test_phase_sweep_compare_with_a_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    grid = ["--x", "lr=0.01:1:3:log", "--y", "momentum=0,0.9", "--metric", "final_loss"]
+    assert main(["phase", *NET, *grid, "--steps", "5", "--out", "p.png", "--save", "p.csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["p.png", "p.csv"]
+    assert read_record(tmp_path / "p.png")["config"]["network"]["steps"] == 5
+    assert main(["sweep", *NET, "--vary", "lr=0.1,1", "--steps", "4", "--out", "s.png"]) == 0
+    assert main(["compare", *NET, "--optimizers", "sgd,rmsprop", "--tune", "lr=0.01:1:3:log",
+                 "--steps", "4", "--out", "c.png"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "s.png" and printed[-1] == "c.png"
+    assert {line.split("  ")[0] for line in printed[1:3]} == {"optimizer=sgd", "optimizer=rmsprop"}
+
+
+def test_resume_continues_from_the_saved_chunks(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["phase", *NET, "--x", "lr=0.01:1:4:log", "--y", "momentum=0,0.9", "--steps", "4",
+            "--chunk", "3", "--resume", "r.npz", "--metric", "final_loss"]  # fmt: skip
+    assert main([*args, "--out", "a.png"]) == 0
+    sizes = []
+    real = netstudy.train_stacked
+    monkeypatch.setattr(netstudy, "train_stacked",
+                        lambda *a, **k: sizes.append(k["size"]) or real(*a, **k))  # fmt: skip
+    assert main([*args, "--out", "b.png"]) == 0
+    assert sizes == []  # every cell came from the resume file
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", f"{HERE}:not_a_model", "--data", f"{HERE}:tiny_data"], "not nn.Module"),
+        (["--model", f"{HERE}:tiny_model", "--data", f"{HERE}:empty_data"], "no batches"),
+        ([*NET, "--x", "lr=-1:1:3"], "lr must be >= 0"),
+        ([*NET, "--x", "beta1=0.5,0.9"], "unknown argument(s) beta1"),
+        ([*NET, "--metric", "path_length"], "not measured for a network"),
+        ([*NET, "--metric", "val_loss"], "needs --val-data"),
+        (["--val-data", f"{HERE}:tiny_data"], "--val-data, --steps need --model"),
+        (["--model", f"{HERE}:tiny_model"], "--model needs --data"),
+        ([*NET, "--scheduler", "steplr"], "--scheduler is not applied"),
+        (
+            ["--model", f"{__name__}:wrong_shape_model", "--data", f"{HERE}:tiny_data"],
+            "failed: mat1 and mat2",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch, capsys, argv,
+                                                          message):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    base = {"--x": "lr=0.1,1", "--y": "momentum=0,0.5"}
+    given = dict(zip(argv[::2], argv[1::2], strict=True))
+    args = [item for pair in {**base, **given}.items() for item in pair]
+    assert main(["phase", *args, "--steps", "3", "--out", "p.png"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_copy_too_large_for_memory_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(netstudy, "free_memory", lambda device: 1000)
+    code = main(["phase", *NET, "--x", "lr=0.1,1", "--y", "momentum=0,0.5", "--out", "p.png"])
+    assert code == 2 and "one copy of the model needs" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    assert torch.get_default_dtype() == torch.float32
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_finished_chunks_of_a_network_study(tmp_path):
+    from tests.cli.test_interrupts import interrupt, kept_configurations, some_finished
+
+    args = ["phase", "--model", "gdscope.examples.mlp:make_model", "--data",
+            "gdscope.examples.mlp:make_loader", "--x", "lr=1e-3:1:8:log", "--y",
+            "momentum=0,0.9", "--steps", "300", "--chunk", "2", "--metric", "final_loss",
+            "--resume", "r.npz", "--out", "p.png", "--save", "p.npz"]  # fmt: skip
+    outcome = interrupt(args, tmp_path, some_finished)
+    kept = kept_configurations(outcome.line)
+    assert kept is not None and 0 < kept[0] < kept[1] == 16, outcome.line
+    with np.load(tmp_path / "r.npz") as saved:
+        assert saved["completed"].sum() == kept[0]  # what --resume continues from
+    assert (tmp_path / "p.png").exists()
+
+
+class _Scalar(nn.Module):
+    """A forward vmap cannot run (``.item()``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.inner = nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        return out if out.sum().item() < float("inf") else out * 0
+
+
+def unvmappable_model() -> nn.Module:
+    return _Scalar()
+
+
+def test_a_model_vmap_cannot_run_is_trained_copy_by_copy_with_a_note(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    model = f"{__name__}:unvmappable_model"
+    args = ["phase", "--model", model, "--data", f"{HERE}:tiny_data", "--x", "lr=0.1,1",
+            "--y", "momentum=0,0.5", "--steps", "3", "--out", "p.png"]  # fmt: skip
+    assert main(args) == 0
+    assert "gdscope: note: vmap cannot run this model" in capsys.readouterr().err

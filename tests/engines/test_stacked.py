@@ -1,0 +1,271 @@
+"""K copies trained at once equal K separate ordinary trainings with torch.optim."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from gdscope.engines.stacked import evaluate_copies, stack_copies, train_stacked
+from gdscope.errors import GdscopeError
+from gdscope.optim.rules import torch_kwargs
+from gdscope.optim.specs import OPTIMIZERS, SchedulerSpec
+from gdscope.optim.table import OPTIMIZER_TABLE
+
+STEPS = 20
+BATCH = 8
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(2, 6), nn.Tanh(), nn.Linear(6, 3))
+
+
+def _cnn() -> nn.Module:
+    """No bias before BatchNorm: its true gradient is exactly 0, so what autograd returns there
+    is rounding noise in any summation order, which Adam/RMSprop/Adagrad divide by its own
+    root-mean-square and so turn into lr-sized steps (measured: 1e-10..1e-9 apart in float64
+    between two ways of summing). The usual conv-BN block has no such bias."""
+    torch.manual_seed(2)
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(3 * 3 * 3, 4),
+    )  # fmt: skip
+
+
+def _data(shape: tuple[int, ...], classes: int, n: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(3)
+    return torch.randn(n, *shape, generator=generator), torch.randint(
+        classes, (n,), generator=generator
+    )
+
+
+def _torch_train(model, x, y, name, kwargs, *, steps=STEPS, dtype=torch.float64, scheduler=None):
+    """The ordinary way: a fresh copy, torch.optim, a seeded shuffling DataLoader."""
+    net = copy.deepcopy(model).to(dtype).train()
+    optimizer = OPTIMIZERS[name](net.parameters(), **kwargs)
+    schedule = scheduler.build(optimizer) if scheduler is not None else None
+    loader = DataLoader(TensorDataset(x.to(dtype), y), batch_size=BATCH, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))  # fmt: skip
+    done = 0
+    while done < steps:
+        for xb, yb in loader:
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(net(xb), yb).backward()
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            done += 1
+            if done == steps:
+                break
+    return net.state_dict()
+
+
+def _stacked(model, x, y, name, rows, **options):
+    hyper = {key: [row[key] for row in rows] for key in rows[0]}
+    options.setdefault("dtype", torch.float64)
+    steps = options.pop("steps", STEPS)
+    loss = nn.CrossEntropyLoss()
+    return train_stacked(model, x, y, loss, name, hyper, size=len(rows), steps=steps,
+                         batch_size=BATCH, **options)  # fmt: skip
+
+
+def _gap(result, k: int, expected: dict[str, torch.Tensor]) -> float:
+    mine = result.final.copy(k)
+    assert set(mine) == set(expected)
+    return max(float((mine[n].double().cpu() - expected[n].double()).abs().max()) for n in expected)
+
+
+def _assert_each_copy_equals_torch(model, x, y, name, rows, *, tol=1e-10, **options):
+    result = _stacked(model, x, y, name, rows, **options)
+    assert result.completed == options.get("steps", STEPS)
+    assert (result.diverged_at == -1).all()
+    for k, row in enumerate(rows):
+        expected = _torch_train(model, x, y, name, torch_kwargs(name, row),
+                                dtype=options.get("dtype", torch.float64),
+                                scheduler=options.get("scheduler"))  # fmt: skip
+        assert _gap(result, k, expected) < tol, (k, row)
+    return result
+
+
+def test_mlp_sgd_copies_equal_torch_float64():
+    x, y = _data((2,), 3)
+    rows = [
+        {"lr": 0.05, "momentum": 0.0},
+        {"lr": 0.1, "momentum": 0.9, "nesterov": True},
+        {"lr": 0.02, "momentum": 0.5, "dampening": 0.3, "weight_decay": 0.01},
+        {"lr": 0.01, "momentum": 0.9, "maximize": True},
+    ]
+    rows = [{"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False,
+             "maximize": False, **row} for row in rows]  # fmt: skip
+    _assert_each_copy_equals_torch(_mlp(), x, y, "sgd", rows)
+
+
+def test_cnn_with_batchnorm_keeps_running_stats_per_copy():
+    x, y = _data((1, 6, 6), 4)
+    rows = [{"lr": 1e-3, "amsgrad": False}, {"lr": 3e-2, "amsgrad": True}]
+    result = _assert_each_copy_equals_torch(_cnn(), x, y, "adam", rows)
+    means = result.final.buffers["1.running_mean"]
+    assert not torch.equal(means[0], means[1])  # each copy's own statistics
+    assert int(result.final.buffers["1.num_batches_tracked"][0]) == STEPS
+
+
+def test_float32_sgd_within_1e4():
+    x, y = _data((2,), 3)
+    rows = [{"lr": 0.1, "momentum": 0.9}, {"lr": 0.3, "momentum": 0.0}]
+    _assert_each_copy_equals_torch(_mlp(), x, y, "sgd", rows, dtype=torch.float32, tol=1e-4)
+
+
+def _rows(draw, name: str, count: int) -> list[dict]:
+    entry = OPTIMIZER_TABLE[name]
+    rows = []
+    for _ in range(count):
+        row = {}
+        for h in entry.hyperparameters:
+            if h.kind == "bool":
+                row[h.name] = draw(st.booleans())
+            elif h.name == "lr":
+                row[h.name] = draw(st.floats(1e-4, 0.05))
+            elif h.name == "eps":
+                row[h.name] = draw(st.floats(1e-8, 1e-3))
+            elif h.name == "alpha":  # alpha = 0 with centered: g² − g² = 0 under the root,
+                row[h.name] = draw(st.floats(0.5, 0.99))  # 0 or NaN by rounding alone
+            elif h.name in {"beta1", "beta2", "momentum", "dampening"}:
+                row[h.name] = draw(st.floats(0.0, 0.99))
+            else:
+                row[h.name] = draw(st.floats(0.0, 0.5))
+        if row.get("nesterov"):
+            row["dampening"], row["momentum"] = 0.0, max(row["momentum"], 0.1)
+        rows.append(row)
+    return rows
+
+
+@st.composite
+def _configurations(draw):
+    name = draw(st.sampled_from(list(OPTIMIZER_TABLE)))
+    return name, _rows(draw, name, 2)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_configurations())
+def test_any_optimizer_and_flags_equal_torch(configuration):
+    name, rows = configuration
+    x, y = _data((2,), 3, n=24)
+    _assert_each_copy_equals_torch(_mlp(), x, y, name, rows)
+
+
+def test_cnn_rmsprop_and_adagrad_equal_torch():
+    x, y = _data((1, 6, 6), 4)
+    _assert_each_copy_equals_torch(_cnn(), x, y, "rmsprop", [
+        {"lr": 1e-3, "centered": True, "momentum": 0.5, "weight_decay": 0.0},
+        {"lr": 1e-2, "centered": False, "momentum": 0.0, "weight_decay": 0.1}])  # fmt: skip
+    _assert_each_copy_equals_torch(_cnn(), x, y, "adagrad", [{"lr": 0.05, "lr_decay": 0.01}])
+
+
+def test_lr_scheduler_per_copy_equals_torch_scheduler():
+    x, y = _data((2,), 3)
+    schedule = SchedulerSpec.of("steplr", step_size=5, gamma=0.5)
+    rows = [{"lr": 0.1, "momentum": 0.9}, {"lr": 0.02, "momentum": 0.0}]
+    result = _assert_each_copy_equals_torch(_mlp(), x, y, "sgd", rows, scheduler=schedule)
+    assert torch.allclose(
+        result.hyper["lr"][:, 0], torch.tensor([0.1, 0.02], dtype=torch.float64) * 0.5**4
+    )
+
+
+def test_a_diverging_copy_is_frozen_and_flagged_the_others_go_on():
+    x, y = _data((2,), 3)
+    x = x * 100
+    rows = [{"lr": 1e-3}, {"lr": 1e308}]  # the first step overflows
+    result = _stacked(_mlp(), x, y, "sgd", rows)
+    assert int(result.diverged_at[0]) == -1
+    at = int(result.diverged_at[1])
+    assert 1 <= at <= STEPS
+    assert all(torch.isfinite(p[1]).all() for p in result.final.params.values())
+    assert torch.isnan(result.losses[at:, 1]).all()
+    expected = _torch_train(_mlp(), x, y, "sgd", {"lr": 1e-3})
+    assert _gap(result, 0, expected) < 1e-10
+
+
+def test_seeded_copies_start_apart_same_copies_alike():
+    model = _mlp()
+    same = stack_copies(model, 3, init="same")
+    seeded = stack_copies(model, 3, init="seeded", seed=7)
+    first = next(iter(same.params))
+    assert torch.equal(same.params[first][0], same.params[first][2])
+    assert not torch.equal(seeded.params[first][0], seeded.params[first][1])
+    again = stack_copies(model, 3, init="seeded", seed=7)
+    assert torch.equal(seeded.params[first], again.params[first])
+
+
+class _Scalar(nn.Module):
+    """A forward vmap cannot run (a data-dependent Python branch on ``.item()``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = _mlp()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        return out if out.sum().item() < math.inf else out * 0
+
+
+def test_a_model_vmap_cannot_run_falls_back_to_a_loop_with_a_note():
+    x, y = _data((2,), 3)
+    rows = [{"lr": 0.05}, {"lr": 0.1}]
+    result = _stacked(_Scalar(), x, y, "sgd", rows, steps=5)
+    assert result.method == "loop" and result.note and "vmap" in result.note
+    looped = _stacked(_mlp(), x, y, "sgd", rows, steps=5, method="loop")
+    for k in range(2):
+        mine = result.final.copy(k)
+        assert all(torch.allclose(mine[f"inner.{n}"], t) for n, t in looped.final.copy(k).items())
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "hyper", "message"),
+    [
+        ("not a model", None, {"lr": 0.1}, "nn.Module"),
+        (None, (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)), {"lr": 0.1}, "no samples"),
+        (None, None, {"lr": -1.0}, "lr must be >= 0"),
+        (None, None, {"gamma": 0.9}, "unknown argument"),
+    ],
+)
+def test_bad_input_is_one_clear_error(model, data, hyper, message):
+    x, y = data if data is not None else _data((2,), 3)
+    with pytest.raises(GdscopeError, match=message):
+        train_stacked(_mlp() if model is None else model, x, y, nn.CrossEntropyLoss(), "sgd",
+                      hyper, size=2, steps=3, batch_size=4)  # fmt: skip
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_copies_equal_cpu_copies():
+    x, y = _data((1, 6, 6), 4)
+    rows = [{"lr": 1e-2, "amsgrad": False}, {"lr": 3e-2, "amsgrad": True}]
+    here = _stacked(_cnn(), x, y, "adam", rows)
+    there = _stacked(_cnn(), x, y, "adam", rows, device="cuda")
+    for k in range(2):
+        assert _gap(there, k, {n: t.cpu() for n, t in here.final.copy(k).items()}) < 1e-9
+
+
+def test_frozen_parameters_are_left_out_and_the_rest_equal_torch():
+    model = _mlp()
+    model[0].weight.requires_grad_(False)
+    x, y = _data((2,), 3)
+    result = _stacked(model, x, y, "adam", [{"lr": 0.01}, {"lr": 0.05}])
+    assert "0.weight" not in result.final.params
+    loss, _ = evaluate_copies(model, result.final, [(x.double(), y)], nn.CrossEntropyLoss())
+    for k, lr in enumerate((0.01, 0.05)):
+        expected = _torch_train(model, x, y, "adam", {"lr": lr})
+        assert torch.equal(expected.pop("0.weight"), model[0].weight.double())
+        mine = result.final.copy(k)
+        assert max(float((mine[n] - t).abs().max()) for n, t in expected.items()) < 1e-10
+        net = copy.deepcopy(model).double().eval()
+        net.load_state_dict({**expected, "0.weight": model[0].weight.double()})
+        direct = nn.functional.cross_entropy(net(x.double()), y)
+        assert float(loss[k]) == pytest.approx(float(direct.detach()), rel=1e-10)

@@ -1,0 +1,122 @@
+"""The study jobs on the user's network: figures with their record, replay, saved cells."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from gdscope.errors import GdscopeError
+from gdscope.jobs.records import read_record
+from gdscope.jobs.replay import replay
+from gdscope.jobs.studies import (
+    CompareConfig,
+    NetworkSpec,
+    Outputs,
+    PhaseConfig,
+    RunSettings,
+    SweepConfig,
+    make_compare,
+    make_phase,
+    make_sweep,
+)
+from gdscope.studies.phase import METRICS, NETWORK_METRICS
+
+HERE = "tests.jobs.test_studies_network"
+
+
+def tiny_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def tiny_data() -> DataLoader:
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(48, 2, generator=generator)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    return DataLoader(TensorDataset(x, y), batch_size=16)
+
+
+def empty_data() -> list:
+    return []
+
+
+def not_a_model() -> str:
+    return "a model"
+
+
+NETWORK = NetworkSpec(f"{HERE}:tiny_model", f"{HERE}:tiny_data", val_data=f"{HERE}:tiny_data",
+                      steps=6)  # fmt: skip
+
+
+def test_network_metrics_are_in_the_one_list():
+    assert set(NETWORK_METRICS) <= set(METRICS)
+
+
+def test_phase_on_a_network_writes_figure_and_cells_and_replays_the_same_bytes(tmp_path):
+    config = PhaseConfig("lr=0.01:3:4:log", "momentum=0,0.9", network=NETWORK,
+                         metric="val_accuracy")  # fmt: skip
+    done = make_phase(config, Outputs(tmp_path / "p.png", save=tmp_path / "p.npz"))
+    assert [p.name for p in done.written] == ["p.png", "p.npz"]
+    rec = read_record(tmp_path / "p.png")
+    assert rec["kind"] == "phase" and rec["config"]["network"]["model"] == f"{HERE}:tiny_model"
+    assert PhaseConfig.from_dict(rec["config"]) == config
+    again = replay(tmp_path / "p.png")
+    assert again.read_bytes() == (tmp_path / "p.png").read_bytes()
+    with np.load(tmp_path / "p.npz") as saved:
+        assert saved["option_lr"].shape == (8,) and saved["losses"].shape == (8, 6)
+        assert saved["completed"].all() and "metric_val_accuracy" in saved.files
+        described = json.loads(str(saved["description"]))
+    assert described["network"] == f"{HERE}:tiny_model" and described["steps"] == 6
+
+
+def test_phase_json_and_csv_hold_each_cells_exact_configuration(tmp_path):
+    config = PhaseConfig("lr=0.1,0.2", "momentum=0,0.5", network=NETWORK, metric="final_loss")
+    make_phase(config, Outputs(tmp_path / "p.png", save=tmp_path / "p.json"))
+    cells = json.loads((tmp_path / "p.json").read_text())["cells"]
+    assert [(c["momentum"], c["lr"]) for c in cells] == [(0, 0.1), (0, 0.2), (0.5, 0.1), (0.5, 0.2)]
+    assert all(c["nesterov"] is False and c["completed"] for c in cells)
+
+
+def test_sweep_and_compare_on_a_network(tmp_path):
+    sweep = SweepConfig(("lr=0.1,1",), network=NETWORK)
+    assert [p.name for p in make_sweep(sweep, Outputs(tmp_path / "s.png")).written] == ["s.png"]
+    assert read_record(tmp_path / "s.png")["config"]["network"]["steps"] == 6
+    compare = CompareConfig(("sgd", "adam"), tune=("lr=0.01:1:3:log",), network=NETWORK,
+                            run=RunSettings(), score="val_loss")  # fmt: skip
+    done = make_compare(compare, Outputs(tmp_path / "c.png", save=tmp_path / "c.json"))
+    saved = json.loads((tmp_path / "c.json").read_text())
+    assert saved["score"] == "val_loss" and len(saved["tried"]["adam"]) == 3
+    assert {row["optimizer"] for row in saved["table"]} == {"sgd", "adam"}
+    assert replay(tmp_path / "c.png").read_bytes() == done.written[0].read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model": f"{HERE}:not_a_model"}, "not nn.Module"),
+        ({"data": f"{HERE}:empty_data"}, "no batches"),
+        ({"model": "no_such_module:f"}, "cannot import"),
+        ({"steps": 0}, "--steps"),
+        ({"init": "random"}, "--init"),
+    ],
+)
+def test_bad_network_input_is_one_clear_error_and_writes_nothing(tmp_path, change, message):
+    with pytest.raises(GdscopeError, match=message):
+        spec = NetworkSpec(**{**NETWORK.to_dict(), **change})
+        make_phase(PhaseConfig("lr=0.1,1", "momentum=0,0.5", network=spec),
+                   Outputs(tmp_path / "p.png"))  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_metric_the_study_does_not_measure_is_refused():
+    with pytest.raises(GdscopeError, match="not measured for a network"):
+        PhaseConfig("lr=0.1,1", "momentum=0,0.5", network=NETWORK, metric="path_length")
+    with pytest.raises(GdscopeError, match="not measured for a 2-D objective"):
+        PhaseConfig("lr=0.1,1", "momentum=0,0.5", metric="val_loss")
+    with pytest.raises(GdscopeError, match="--target"):
+        PhaseConfig("lr=0.1,1", "momentum=0,0.5", network=NETWORK, metric="steps_to_target")

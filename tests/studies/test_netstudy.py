@@ -1,0 +1,131 @@
+"""Grids and shoot-outs over a network's copies: chunks, resume, memory, scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import gdscope.studies.netstudy as netstudy
+from gdscope.engines.stacked import train_stacked
+from gdscope.errors import GdscopeError
+from gdscope.studies.netstudy import Network, compare_network, run_network_grid
+from gdscope.studies.sweep import Axis
+
+LR = Axis("lr", (0.01, 0.3, 3.0), log=True)
+MOMENTUM = Axis("momentum", (0.0, 0.9))
+
+
+def _network(*, val: bool = False) -> Network:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3))
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(48, 2, generator=generator)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    batches = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 48, 16)]
+    return Network.of(model, batches, nn.CrossEntropyLoss(), val=batches if val else None)
+
+
+def test_each_cell_is_the_copy_the_engine_trains_whatever_the_chunks():
+    network = _network(val=True)
+    whole = run_network_grid(network, "sgd", (MOMENTUM, LR), steps=6, chunk=6, init="seeded")
+    chunked = run_network_grid(network, "sgd", (MOMENTUM, LR), steps=6, chunk=4, init="seeded")
+    assert whole.completed.all() and not whole.interrupted
+    for key in ("final_loss", "val_loss", "val_accuracy", "diverged", "best_loss"):
+        np.testing.assert_allclose(whole.metrics[key], chunked.metrics[key], rtol=1e-6)
+    np.testing.assert_allclose(whole.losses, chunked.losses, rtol=1e-6)
+    k = 4  # momentum 0.9, lr 0.3
+    assert whole.options_of(k)["momentum"] == pytest.approx(0.9)
+    assert whole.options_of(k)["lr"] == pytest.approx(0.3)
+    direct = train_stacked(network.model, network.x, network.y, network.loss_fn, "sgd",
+                           {"lr": 0.3, "momentum": 0.9}, size=1, steps=6, batch_size=16,
+                           init="seeded", seed=[k])  # fmt: skip
+    np.testing.assert_allclose(whole.losses[k], direct.losses[:, 0].numpy(), rtol=1e-6)
+
+
+def test_diverged_marks_non_finite_copies_and_copies_that_got_worse():
+    lr = Axis("lr", (0.01, 1.0, 100.0, 1e300))
+    run = run_network_grid(_network(), "sgd", (lr,), steps=10, chunk="auto")
+    diverged = run.grid("diverged")
+    assert diverged[0] == 0 and diverged[2] == 1  # lr 0.01 trains, lr 100 does not
+    assert run.metrics["diverged_at"][0] == -1 and run.metrics["diverged_at"][3] >= 1
+    grew = run.metrics["final_loss"] > netstudy.GROWTH * run.metrics["start_loss"]
+    non_finite = run.metrics["diverged_at"] >= 0
+    np.testing.assert_array_equal(diverged.astype(bool), grew | non_finite)
+
+
+def test_steps_to_target_is_the_first_step_at_or_below_it():
+    run = run_network_grid(_network(), "adam", (LR,), steps=8, target=0.9)
+    for k in range(3):
+        losses = run.losses[k]
+        hits = np.flatnonzero(losses <= 0.9)
+        expected = hits[0] + 1 if hits.size else np.nan
+        np.testing.assert_equal(run.metrics["steps_to_target"][k], expected)
+
+
+def test_a_stopped_run_keeps_finished_chunks_and_resume_continues(tmp_path):
+    network, file = _network(), tmp_path / "r.npz"
+    asked = iter([False] * 7 + [True] * 100)  # stop within the second chunk
+    partial = run_network_grid(network, "sgd", (MOMENTUM, LR), steps=5, chunk=2, resume=file,
+                               should_stop=lambda: next(asked))  # fmt: skip
+    assert partial.interrupted and partial.completed.sum() == 2 and file.exists()
+    calls = []
+    real = netstudy.train_stacked
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["size"])
+        return real(*args, **kwargs)
+
+    netstudy.train_stacked = counted
+    try:
+        resumed = run_network_grid(network, "sgd", (MOMENTUM, LR), steps=5, chunk=2, resume=file)
+    finally:
+        netstudy.train_stacked = real
+    assert sum(calls) == 4 and resumed.completed.all()
+    fresh = run_network_grid(network, "sgd", (MOMENTUM, LR), steps=5, chunk=6)
+    np.testing.assert_allclose(resumed.metrics["final_loss"], fresh.metrics["final_loss"],
+                               rtol=1e-6)  # fmt: skip
+    with pytest.raises(GdscopeError, match="different study"):
+        run_network_grid(network, "sgd", (MOMENTUM, LR), steps=6, chunk=2, resume=file)
+
+
+def test_auto_chunk_follows_free_memory_and_refuses_a_copy_that_does_not_fit(monkeypatch):
+    network = _network()
+    monkeypatch.setattr(netstudy, "free_memory", lambda device: 1 << 30)
+    big = netstudy.auto_chunk(network, device=torch.device("cpu"), optimizer="adam")
+    monkeypatch.setattr(netstudy, "free_memory", lambda device: 1 << 20)
+    small = netstudy.auto_chunk(network, device=torch.device("cpu"), optimizer="adam")
+    assert 1 <= small < big <= netstudy.MAX_CHUNK
+    monkeypatch.setattr(netstudy, "free_memory", lambda device: 1000)
+    with pytest.raises(GdscopeError, match="one copy of the model needs"):
+        run_network_grid(network, "sgd", (LR,), steps=2)
+
+
+def test_compare_picks_each_optimizers_lowest_score_on_the_same_batches():
+    result = compare_network(_network(), ("sgd", "adam", "adagrad"), lr=LR, momentum=MOMENTUM,
+                             steps=6)  # fmt: skip
+    assert [run.axes[-1].name for run in result.runs.values()] == ["lr"] * 3
+    assert [a.name for a in result.runs["adam"].axes] == ["beta1", "lr"]
+    assert [a.name for a in result.runs["adagrad"].axes] == ["lr"]
+    table = result.table()
+    assert [row["final_loss"] for row in table] == sorted(row["final_loss"] for row in table)
+    for name in result.runs:
+        scores = result.scores(name)
+        assert scores[result.winner(name)] == scores.min()
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda n: run_network_grid(n, "sgd", (Axis("beta1", (0.9,)),), steps=2), "unknown"),
+        (lambda n: run_network_grid(n, "sgd", (Axis("lr", (-1.0,)),), steps=2), "lr must be"),
+        (lambda n: compare_network(n, ("lbfgs",), lr=LR, steps=2), "not lbfgs"),
+        (lambda n: compare_network(n, ("sgd",), lr=LR, metric="val_loss"), "--val-data"),
+        (lambda n: Network.of("model", [(n.x, n.y)], n.loss_fn), "nn.Module"),
+        (lambda n: Network.of(n.model, [], n.loss_fn), "no batches"),
+    ],
+)
+def test_bad_input_is_refused_before_any_training(call, message):
+    with pytest.raises(GdscopeError, match=message):
+        call(_network())
