@@ -11,6 +11,7 @@ import gdscope.studies.netstudy as netstudy
 from gdscope.engines.stacked import train_stacked
 from gdscope.errors import GdscopeError
 from gdscope.studies.netstudy import Network, compare_network, run_network_grid
+from gdscope.studies.phase import NETWORK_GROWTH
 from gdscope.studies.sweep import Axis
 
 LR = Axis("lr", (0.01, 0.3, 3.0), log=True)
@@ -50,7 +51,7 @@ def test_diverged_marks_non_finite_copies_and_copies_that_got_worse():
     diverged = run.grid("diverged")
     assert diverged[0] == 0 and diverged[2] == 1  # lr 0.01 trains, lr 100 does not
     assert run.metrics["diverged_at"][0] == -1 and run.metrics["diverged_at"][3] >= 1
-    grew = run.metrics["final_loss"] > netstudy.GROWTH * run.metrics["start_loss"]
+    grew = run.metrics["final_loss"] > NETWORK_GROWTH * run.metrics["start_loss"]
     non_finite = run.metrics["diverged_at"] >= 0
     np.testing.assert_array_equal(diverged.astype(bool), grew | non_finite)
 

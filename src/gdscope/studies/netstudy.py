@@ -36,6 +36,7 @@ from gdscope.errors import GdscopeError
 from gdscope.files import write_atomic
 from gdscope.optim.rules import TRANSFORMS, make_hyper, torch_kwargs
 from gdscope.optim.specs import SchedulerSpec
+from gdscope.studies.phase import network_growing
 from gdscope.studies.sweep import Axis, expand
 from gdscope.version import __version__
 
@@ -51,10 +52,6 @@ __all__ = [
 
 MAX_CHUNK = 4096
 """The most copies trained together."""
-GROWTH = 1.5
-"""A copy whose final loss is above ``GROWTH`` × its starting loss counts as diverged: above
-the drift of a copy that barely moves (lr 1e-4: ±1 %), below what a copy that blew up ends at
-(2–10× on the examples' MLP and CNN, measured)."""
 MEMORY_FRACTION = 0.25
 """The share of the free memory one chunk of copies may use."""
 Batches = Sequence[tuple[Tensor, Tensor]]
@@ -141,11 +138,9 @@ class NetRun:
     ``val_loss``/``val_accuracy`` (on the validation data, if given), ``best_loss`` (lowest
     mini-batch loss seen), ``steps_to_target`` (first step whose mini-batch loss is at most
     ``target``, NaN if never), ``diverged_at`` (the step at which the copy became non-finite,
-    ``-1`` if never: ``engines.stacked``), and ``diverged``: 1 if it did, or if its final loss
-    is above ``GROWTH`` × its starting loss (``start_loss``): a network trained with too large
-    a step often stays finite (cross-entropy saturates) while it learns nothing, which is the
-    border the 2-D phase diagram's "growing" runs mark. ``losses`` holds every cell's mini-batch
-    losses per step.
+    ``-1`` if never: ``engines.stacked``), and ``diverged``: 1 if it did, or if it is *growing*
+    (``studies.phase.network_growing``: its final loss well above ``start_loss``). ``losses``
+    holds every cell's mini-batch losses per step.
     """
 
     optimizer: str
@@ -261,7 +256,7 @@ def _metrics(
     first, _ = evaluate_copies(network.model, start, batches, network.loss_fn,
                                method=result.method)  # fmt: skip
     diverged_at = result.diverged_at.cpu().numpy()
-    grew = final.numpy() > GROWTH * first.numpy()
+    grew = network_growing(final.numpy(), first.numpy())
     out = {
         "final_loss": final.numpy(),
         "start_loss": np.broadcast_to(first.numpy(), final.shape).copy(),

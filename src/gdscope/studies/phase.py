@@ -17,6 +17,11 @@ Metrics (per cell):
   Near ``momentum → 1`` the oscillation shrinks only by ``√μ`` per step, so a verdict needs
   epochs ≫ 1/(1 − √μ): about 200 for μ = 0.99, 2,000 for μ = 0.999. With fewer, such rows
   read as diverged where the analytic border says they converge (slowly).
+
+  For a network (``studies.netstudy``) the same metric reads: diverged (non-finite), or
+  *growing*: its final loss on the training data above ``NETWORK_GROWTH`` × its starting
+  loss (``network_growing``). A network trained with too large a step often stays finite
+  (cross-entropy saturates) while it learns nothing; that is its border.
 """
 
 from __future__ import annotations
@@ -41,10 +46,12 @@ __all__ = [
     "LOSS_METRICS",
     "METRICS",
     "METRIC_LABELS",
+    "NETWORK_GROWTH",
     "NETWORK_METRICS",
     "NEURON_METRICS",
     "YES_NO_METRICS",
     "analytic_stable",
+    "network_growing",
     "phase_diagram",
 ]
 
@@ -70,6 +77,17 @@ NEURON_METRICS = ("final_loss", "best_loss", "steps", "diverged", "path_length")
 """What a phase diagram of a 2-D objective computes (``phase_diagram``)."""
 NETWORK_METRICS = ("final_loss", "val_loss", "val_accuracy", "diverged", "steps_to_target")
 """What a phase diagram of a network computes (``studies.netstudy``; val_*: with val data)."""
+NETWORK_GROWTH = 1.5
+"""A network whose final loss is above ``NETWORK_GROWTH`` × its starting loss counts as
+diverged (growing): above the drift of a copy that barely moves (lr 1e-4: ±1 %), below what a
+copy that blew up ends at (2–10× on the examples' MLP and CNN, measured)."""
+
+
+def network_growing(final: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Which copies of a network are *growing* (see the ``diverged`` metric above)."""
+    return np.asarray(final > NETWORK_GROWTH * start)
+
+
 _COUPLED = {"sgd", "adam", "rmsprop", "adagrad"}
 
 
