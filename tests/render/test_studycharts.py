@@ -71,3 +71,26 @@ def test_shootout_title_says_whose_paths_are_drawn(article_data):
     assert "3 starts" in title and "paths from start (6, -3)" in title
     labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
     assert labels == ["sgd", "adam", "other starts (scored, paths not drawn)"]
+
+
+def test_a_networks_phase_diagram_outlines_its_measured_border_and_no_analytic_one():
+    import numpy as np
+
+    from gdscope.render.studycharts import ANALYTIC_NOTE, plot_phase
+    from gdscope.studies.netstudy import run_network_grid
+    from gdscope.studies.sweep import Axis
+
+    from ..studies.test_netstudy import _network
+
+    lr = Axis("lr", (0.01, 0.3, 100.0, 1e6), log=True)
+    run = run_network_grid(_network(), "sgd", (Axis("momentum", (0.0, 0.9)), lr), steps=6)
+    ax = Figure().subplots()
+    drawn = plot_phase(run, "final_loss", ax=ax)
+    diverged = run.grid("diverged")
+    assert 0 < diverged.sum() < diverged.size  # both sides of a border
+    assert drawn.border is not None and drawn.border.levels.tolist() == [0.5]
+    assert ANALYTIC_NOTE in ax.get_title()
+    shown = np.ma.filled(
+        np.asarray(drawn.mesh.get_array(), dtype=float).reshape(diverged.shape), np.nan
+    )
+    assert np.isnan(shown[diverged > 0.5]).all()  # grey cells

@@ -472,7 +472,7 @@ def _network_phase(
 ) -> StudyOutput:
     """A network's phase diagram: the metric, the measured border (where copies diverged),
     and a note that the analytic border (SGD on a quadratic) does not apply."""
-    from gdscope.render.studycharts import mark_measured_border, plot_phase
+    from gdscope.render.studycharts import plot_phase
 
     x, y = config.axes()
     run = _network_run(config, network, (y, x), outputs, progress)
@@ -482,7 +482,6 @@ def _network_phase(
         fig = Figure(figsize=(8, 6.5))
         ax = fig.subplots()
         drawn = plot_phase(run, config.metric, ax=ax, mark=config.mark)
-        mark_measured_border(ax, run)
         if run.interrupted:
             _hatch_unfinished(ax, drawn.mesh, run)
         fig.tight_layout()

@@ -71,8 +71,10 @@ def plot_phase(
 ) -> PhaseArtists:
     """Heatmap of ``metric`` over the run's two axes (x: second axis, y: first).
 
-    ``stable`` (the analytic stable region on the same grid) is outlined in white; ``mark``
-    puts a star at an ``(x, y)`` configuration. Diverged cells of loss metrics are grey.
+    ``stable`` (the analytic stable region on the same grid) is outlined in white; a network's
+    run (``NetRun``) has no analytic border: its measured one is outlined in dashed white
+    instead (``mark_measured_border``). ``mark`` puts a star at an ``(x, y)`` configuration.
+    Diverged cells of loss metrics are grey.
     """
     if len(run.axes) != 2:
         raise ValueError("a phase diagram needs exactly two axes")
@@ -112,7 +114,7 @@ def plot_phase(
         bar = ax.figure.colorbar(mesh, ax=ax)
         if metric in YES_NO_METRICS:
             bar.set_ticks([0, 1], labels=["converged", "diverged"])
-    border = None
+    border = mark_measured_border(ax, run) if isinstance(run, NetRun) else None
     if stable is not None and stable.any() and (~stable).any():
         xs = np.array([float(v) for v in x_axis.values])
         ys = np.array([float(v) for v in y_axis.values])
