@@ -178,6 +178,25 @@ def test_lr_scheduler_per_copy_equals_torch_scheduler():
     )
 
 
+@pytest.mark.parametrize(
+    ("optimizer", "rows", "schedule"),
+    [
+        ("sgd", [{"lr": 0.1, "momentum": 0.9}, {"lr": 0.02, "momentum": 0.5}],
+         SchedulerSpec.of("onecyclelr", max_lr=0.5, total_steps=40)),
+        ("adam", [{"lr": 0.01, "beta1": 0.9, "beta2": 0.999},
+                  {"lr": 0.001, "beta1": 0.8, "beta2": 0.99}],
+         SchedulerSpec.of("onecyclelr", max_lr=0.05, total_steps=40)),
+        ("sgd", [{"lr": 0.1, "momentum": 0.9}, {"lr": 0.02, "momentum": 0.5}],
+         SchedulerSpec.of("cycliclr", base_lr=0.01, max_lr=0.2, step_size_up=5)),
+    ],
+)  # fmt: skip
+def test_schedulers_that_cycle_momentum_or_set_the_first_lr_equal_torch(optimizer, rows, schedule):
+    # OneCycleLR sets lr (max_lr / div_factor) and momentum or beta1 when it is made, and cycles
+    # both; reading back only the lr after each step left the copies 0.13 away from torch.
+    x, y = _data((2,), 3)
+    _assert_each_copy_equals_torch(_mlp(), x, y, optimizer, rows, scheduler=schedule)
+
+
 def test_a_diverging_copy_is_frozen_and_flagged_the_others_go_on():
     x, y = _data((2,), 3)
     x = x * 100

@@ -33,8 +33,8 @@ from torch import Tensor, nn
 
 from gdscope.engines.minibatch import batch_indices
 from gdscope.errors import GdscopeError
-from gdscope.optim.rules import TRANSFORMS, Hyper, make_hyper
-from gdscope.optim.specs import SchedulerSpec
+from gdscope.optim.rules import TORCH_PAIRS, TRANSFORMS, Hyper, make_hyper, torch_kwargs, torch_name
+from gdscope.optim.specs import OPTIMIZERS, SchedulerSpec
 from gdscope.problem.divergence import Divergence
 
 __all__ = [
@@ -216,17 +216,28 @@ def _with_grads(forward: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _Schedules:
-    """A real ``torch.optim.lr_scheduler`` per copy, each on a one-parameter optimizer with that
-    copy's lr, stepped after every step: its ``lr`` becomes the rule's ``(K, 1)`` lr."""
+    """A real ``torch.optim.lr_scheduler`` per copy, each on a one-parameter optimizer of the
+    copy's own class and hyperparameters, stepped after every step. Whatever it changed goes
+    back into the rule's ``(K, 1)`` hyperparameters: the lr, and the momentum (or Adam's beta1)
+    that ``OneCycleLR`` and ``CyclicLR`` cycle by default."""
 
-    def __init__(self, spec: SchedulerSpec, lr: Tensor) -> None:
+    def __init__(self, spec: SchedulerSpec, optimizer: str, rules: Hyper) -> None:
         self.spec = spec
+        self.keys = [k for k, v in rules.items() if v.is_floating_point()]
+        rows = [{k: v[i, 0].item() for k, v in rules.items()} for i in range(len(rules["lr"]))]
         self.optimizers = [
-            torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=float(v)) for v in lr[:, 0]
+            OPTIMIZERS[optimizer]([nn.Parameter(torch.zeros(1))], **torch_kwargs(optimizer, row))
+            for row in rows
         ]
         self.schedulers = [spec.build(o) for o in self.optimizers]
 
-    def step(self, losses: Tensor) -> Tensor:
+    def _value(self, group: dict[str, Any], key: str) -> float:
+        name = torch_name(key)
+        value = group[name]
+        return float(value[TORCH_PAIRS[name].index(key)] if name in TORCH_PAIRS else value)
+
+    def step(self, losses: Tensor, rules: Hyper) -> Hyper:
+        """``rules`` with the scheduled hyperparameters after this step."""
         with warnings.catch_warnings():  # its optimizer never steps: torch warns of the order
             warnings.simplefilter("ignore", UserWarning)
             for scheduler, loss in zip(self.schedulers, losses.tolist(), strict=True):
@@ -234,8 +245,17 @@ class _Schedules:
                     scheduler.step(loss)
                 else:
                     scheduler.step()
-        values = [o.param_groups[0]["lr"] for o in self.optimizers]
-        return torch.tensor(values, dtype=torch.float64).reshape(-1, 1)
+        return self.read(rules)
+
+    def read(self, rules: Hyper) -> Hyper:
+        """``rules`` with the hyperparameters the schedulers set now (a scheduler may change them
+        when it is made: ``OneCycleLR`` starts at ``max_lr / div_factor``)."""
+        groups = [o.param_groups[0] for o in self.optimizers]
+        return {**rules, **{
+            key: torch.tensor([self._value(g, key) for g in groups], dtype=rules[key].dtype,
+                              device=rules[key].device).reshape(-1, 1)
+            for key in self.keys
+        }}  # fmt: skip
 
 
 def _check_data(x: Tensor, y: Tensor) -> None:
@@ -291,7 +311,9 @@ def train_stacked(
     x, y = x.to(device), y.to(device)
     if dtype is not None and x.is_floating_point():
         x = x.to(dtype)
-    schedules = _Schedules(scheduler, rules["lr"]) if scheduler is not None else None
+    schedules = _Schedules(scheduler, optimizer, rules) if scheduler is not None else None
+    if schedules is not None:
+        rules = schedules.read(rules)
 
     step_fn = _forward(net, loss_fn)
     chosen: Literal["vmap", "loop"] = "loop" if method == "loop" else "vmap"
@@ -331,7 +353,7 @@ def train_stacked(
             buffers = {k: _keep(ok, v, buffers[k]) for k, v in new_buffers.items()}
             alive = ok
         if schedules is not None:
-            rules = {**rules, "lr": schedules.step(loss.detach().cpu()).to(device)}
+            rules = schedules.step(loss.detach().cpu(), rules)
         completed = t
     final = Copies(copies.with_flat(params), buffers)
     return StackedResult(optimizer, rules, losses[:completed], diverged_at, final, completed,
