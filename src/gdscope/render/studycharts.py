@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.collections import QuadMesh
+from matplotlib.collections import LineCollection, QuadMesh
 from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
 from matplotlib.contour import QuadContourSet
 from matplotlib.figure import Figure
@@ -44,7 +44,8 @@ __all__ = [
 @dataclass(frozen=True)
 class PhaseArtists:
     mesh: QuadMesh
-    border: QuadContourSet | None
+    border: QuadContourSet | LineCollection | None
+    """The analytic stable region's outline (a contour), or a network's measured border."""
     marker: Any
 
 
@@ -114,7 +115,9 @@ def plot_phase(
         bar = ax.figure.colorbar(mesh, ax=ax)
         if metric in YES_NO_METRICS:
             bar.set_ticks([0, 1], labels=["converged", "diverged"])
-    border = mark_measured_border(ax, run) if isinstance(run, NetRun) else None
+    border: QuadContourSet | LineCollection | None = None
+    if isinstance(run, NetRun):
+        border = mark_measured_border(ax, run)
     if stable is not None and stable.any() and (~stable).any():
         xs = np.array([float(v) for v in x_axis.values])
         ys = np.array([float(v) for v in y_axis.values])
@@ -225,22 +228,29 @@ def plot_shootout(landscape: Landscape, shootout: Shootout, *, fig: Figure | Non
 ANALYTIC_NOTE = "no analytic border: it holds for SGD on a quadratic (the neuron), not a network"
 
 
-def mark_measured_border(ax: Axes, run: NetRun) -> QuadContourSet | None:
-    """Outline the measured border of a network's phase diagram (between cells whose copy
-    diverged and cells whose copy did not) in dashed white, and say why the analytic border
-    is not drawn."""
+def mark_measured_border(ax: Axes, run: NetRun) -> LineCollection | None:
+    """Outline the measured border of a network's phase diagram in dashed white: along the cell
+    edges between a cell whose copy diverged and a neighbour whose copy did not (cells not
+    computed, e.g. after Ctrl-C, have no border), and say why the analytic border is not
+    drawn."""
     y_axis, x_axis = run.axes
     diverged = run.grid("diverged")
+    xe, ye = _edges(x_axis), _edges(y_axis)
+    known = np.isfinite(diverged)
+    bad = diverged > 0.5
+    segments: list[list[tuple[float, float]]] = []
+    across = known[:, 1:] & known[:, :-1] & (bad[:, 1:] != bad[:, :-1])  # vertical edges
+    for i, j in zip(*np.nonzero(across), strict=True):
+        segments.append([(xe[j + 1], ye[i]), (xe[j + 1], ye[i + 1])])
+    along = known[1:] & known[:-1] & (bad[1:] != bad[:-1])  # horizontal edges
+    for i, j in zip(*np.nonzero(along), strict=True):
+        segments.append([(xe[j], ye[i + 1]), (xe[j + 1], ye[i + 1])])
     border = None
-    finite = diverged[np.isfinite(diverged)]
-    if finite.size and finite.min() < 0.5 < finite.max() and min(diverged.shape) > 1:
-        xs = np.array([float(v) for v in x_axis.values])
-        ys = np.array([float(v) for v in y_axis.values])
-        filled = np.where(np.isfinite(diverged), diverged, 1.0)
-        border = ax.contour(xs, ys, filled, levels=[0.5], colors="white", linewidths=2,
-                            linestyles="--")  # fmt: skip
-        ax.plot([], [], color="white", lw=2, ls="--", label="measured border (diverged)")
-        ax.legend(loc="upper right", fontsize=8, facecolor="#888888")
+    if segments:
+        border = LineCollection(segments, colors="white", linewidths=2, linestyles="--",
+                                label="measured border (diverged)")  # fmt: skip
+        ax.add_collection(border)
+        ax.legend(handles=[border], loc="upper right", fontsize=8, facecolor="#888888")
     ax.set_title(f"{ax.get_title()}\n{ANALYTIC_NOTE}", fontsize=9)
     return border
 
