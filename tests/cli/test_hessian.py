@@ -41,6 +41,12 @@ MODULE = textwrap.dedent("""
 
     def huge():
         return lambda out, t: ((out * 1e30) ** 2).mean()
+
+    def missing_data():
+        return open("no-such-file.csv")
+
+    def failing_model():
+        raise ValueError("width must be positive")
 """)
 
 BASE = ["hessian", "--model", "tinynet:make_model", "--data", "tinynet:make_data", "--loss", "mse"]
@@ -103,6 +109,8 @@ def test_ctrl_c_keeps_what_finished_and_exits_130(tinynet, capsys, monkeypatch):
         (["--loss", "tinynet:huge"], "curvature is not finite"),
         (["--save", "s.txt"], "--save takes a .json file"),
         (["--tol", "2"], "tol must be in (0, 1)"),
+        (["--data", "tinynet:missing_data"], "No such file or directory: 'no-such-file.csv'"),
+        (["--model", "tinynet:failing_model"], "failed: width must be positive"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tinynet, capsys, extra, message):
@@ -111,6 +119,34 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tinynet, capsys, extra
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith("gdscope: error:") and message in err
     assert not list(tinynet.glob("s.*"))  # nothing written
+
+
+@pytest.mark.parametrize("part", [["--data", "tinynet:missing_data"],
+                                  ["--model", "tinynet:failing_model"]])  # fmt: skip
+def test_landscape_of_failing_user_code_is_one_line_exit_2(tinynet, capsys, part):
+    args = [
+        "landscape",
+        "--model",
+        "tinynet:make_model",
+        "--data",
+        "tinynet:make_data",
+        "--loss",
+        "mse",
+        "--x",
+        "-1",
+        "1",
+        "3",
+        "--y",
+        "-1",
+        "1",
+        "3",
+        "--out",
+        "l.png",
+    ]
+    args[args.index(part[0]) + 1] = part[1]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gdscope: error:") and "failed" in err
 
 
 def test_landscape_along_hessian_directions(tinynet, capsys):

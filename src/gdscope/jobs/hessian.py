@@ -16,8 +16,8 @@ from torch import nn
 
 from gdscope import interrupts
 from gdscope.errors import GdscopeError
-from gdscope.files import check_target, save_figure, write_text
-from gdscope.jobs.landscape import fresh_model, load_parts
+from gdscope.files import check_target, json_ready, save_figure, write_text
+from gdscope.jobs.landscape import fresh_model, load_parts, users_code
 from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.nets.curvature import CurvatureOptions, Spectrum, curvature
 from gdscope.nets.plane import materialize, resolve_device
@@ -80,23 +80,16 @@ def run_hessian(job: HessianJob, *, progress: Callable[[int, int], None] | None 
                 ) -> Spectrum:  # fmt: skip
     """Import the job's model, data and loss, load the checkpoint, compute the curvature."""
     make_model, make_data, loss_fn = load_parts(job.model, job.data, job.loss)
-    model = fresh_model(make_model, job.checkpoint)
     device = resolve_device(job.device)
     dtype = torch.float64 if job.double else None
-    model = model.to(device=device, dtype=dtype)
-    batches = materialize(make_data(), device)
-    if job.double:
-        batches = [(x.double() if x.is_floating_point() else x,
-                    y.double() if y.is_floating_point() else y) for x, y in batches]  # fmt: skip
-    try:
+    with users_code(f"the curvature of {job.model} on {job.data} with loss {job.loss}"):
+        model = fresh_model(make_model, job.checkpoint).to(device=device, dtype=dtype)
+        batches = materialize(make_data(), device)
+        if job.double:
+            batches = [(x.double() if x.is_floating_point() else x,
+                        y.double() if y.is_floating_point() else y)
+                       for x, y in batches]  # fmt: skip
         return curvature(model, batches, loss_fn, options=job.curvature, progress=progress)
-    except GdscopeError:
-        raise
-    except (RuntimeError, ValueError, TypeError, IndexError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise GdscopeError(
-            f"the curvature of {job.model} on {job.data} with loss {job.loss} failed: {first}"
-        ) from None
 
 
 def draw_spectrum(spectrum: Spectrum, *, title: str | None = None) -> Figure:
@@ -218,8 +211,8 @@ def _eos_runs(
             runs.append((lr, trace, result.losses))
             tail = trace.values[len(trace.values) // 2 :, 0]
             log(f"eos: lr {lr:g}: sharpness {trace.values[0, 0]:.3g} at the start, "
-                f"{np.median(tail):.3g} (median of the second half) against "
-                f"2/η = {2 / lr:.3g}")  # fmt: skip
+                f"{np.median(tail):.3g} (median of the second half) against the threshold "
+                f"{trace.threshold[-1]:.3g} ({trace.rule})")  # fmt: skip
     return runs
 
 
@@ -260,7 +253,7 @@ def make_eos(
         if data_file is not None:
             curves = [{"lr": lr, "sharpness": trace.to_dict(), "loss": loss.tolist()}
                       for lr, trace, loss in runs]  # fmt: skip
-            text = json.dumps({"record": rec, "runs": curves}).replace("NaN", "null")
+            text = json.dumps(json_ready({"record": rec, "runs": curves}), allow_nan=False)
             written.append(write_text(data_file, text, force=force))
             if wrote is not None:
                 wrote(written[-1])

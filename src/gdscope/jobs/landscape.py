@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from gdscope.nets.survey import (
 )
 
 __all__ = [
+    "USERS_ERRORS",
     "LandscapeJob",
     "LandscapeResult",
     "animate",
@@ -39,6 +41,7 @@ __all__ = [
     "plane_labels",
     "run_example",
     "run_job",
+    "users_code",
 ]
 
 LOSSES: dict[str, Callable[[], nn.Module]] = {
@@ -177,27 +180,36 @@ def fresh_model(make_model: Callable[[], nn.Module], checkpoint: Path | None) ->
     return model
 
 
+USERS_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, KeyError, OSError)
+"""What the user's model, data or loss code may raise (a wrong shape, a missing file, …)."""
+
+
+@contextmanager
+def users_code(doing: str) -> Iterator[None]:
+    """Run the user's model, data and loss: an error there ends in one line saying what was
+    being done with which of them (``doing``) and what failed, not a traceback."""
+    try:
+        yield
+    except GdscopeError:
+        raise  # already says what to fix
+    except USERS_ERRORS as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise GdscopeError(f"{doing} failed: {first}") from None
+
+
 def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = None
             ) -> LandscapeResult:  # fmt: skip
     """Import the job's model, data and loss, load its checkpoints, run ``model_landscape``."""
     make_model, make_data, loss_fn = load_parts(job.model, job.data, job.loss)
-    model = fresh_model(make_model, job.checkpoint)
-    end = fresh_model(make_model, job.to) if job.to is not None else None
     first = job.checkpoint.name if job.checkpoint is not None else "the model"
-    try:
+    with users_code(f"evaluating {job.model} on {job.data} with loss {job.loss}"):
+        model = fresh_model(make_model, job.checkpoint)
+        end = fresh_model(make_model, job.to) if job.to is not None else None
         return model_landscape(
             model, make_data(), loss_fn, path=job.path, to=end, progress=progress,
             names=(first, job.to.name if job.to is not None else ""), plane=job.plane,
             evaluation=job.evaluation,
         )  # fmt: skip
-    except GdscopeError:
-        raise  # already says what to fix
-    except (RuntimeError, ValueError, TypeError, IndexError) as error:
-        # The model, data and loss are the user's: say which ones failed together, and how.
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise GdscopeError(
-            f"evaluating {job.model} on {job.data} with loss {job.loss} failed: {first}"
-        ) from None
 
 
 def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: str = "loss",

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from gdscope.errors import GdscopeError
-from gdscope.files import write_text
+from gdscope.files import json_ready, write_text
 from gdscope.nets.layout import ParamLayout
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ class Recorder:
         index = {**self.layout.to_dict(), "steps": self._steps, "optimizer": self.optimizer,
                  "losses": [None if math.isnan(v) else v for v in self._losses]}  # fmt: skip
         if self._probe is not None:
-            index["sharpness"] = _json_ready(self._probe.trace().to_dict())
+            index["sharpness"] = json_ready(self._probe.trace().to_dict())
         write_text(self.path / "index.json", json.dumps(index), force=True)
 
     def __len__(self) -> int:
@@ -174,17 +174,6 @@ def _probe(
     from gdscope.nets.sharpness import SharpnessProbe
 
     return SharpnessProbe(data, loss_fn, top=top)
-
-
-def _json_ready(value: Any) -> Any:
-    """NaN as null (JSON has no NaN)."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, list):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    return value
 
 
 def open_path(path: str | os.PathLike[str]) -> RecordedPath:
