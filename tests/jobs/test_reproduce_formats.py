@@ -39,3 +39,17 @@ def test_the_command_says_so_in_one_line(tmp_path, capsys):
     assert main(["reproduce", "--out", str(tmp_path), "--format", "pdf"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "as png" in err
+
+
+def test_a_run_cut_short_leaves_the_previous_format_whole(tmp_path, monkeypatch):
+    from gdscope.jobs import reproduce as module
+
+    reproduce(tmp_path, figures=FIRST, dpi=30)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "draw_article_figure", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(tmp_path, fmt="svg", figures=FIRST, force=True)
+    assert [p.name for p in previous_figures(tmp_path)["png"]] == ["fig01-data.png"]

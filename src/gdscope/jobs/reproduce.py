@@ -9,6 +9,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from gdscope import interrupts
 from gdscope.errors import GdscopeError
 from gdscope.files import FIGURE_FORMATS, figure_format, write_text
 from gdscope.jobs.article import (
@@ -35,10 +36,11 @@ def reproduce(
 ) -> list[Path]:
     """Draw ``figures`` into ``out_dir`` and write the gallery; returns the files written.
 
-    A non-empty ``out_dir`` is refused unless ``force``. With ``force`` the article figures a
-    previous run wrote there in another format are removed first (one folder holds one
-    format, so the gallery never points past half of them), the ones in ``fmt`` are replaced,
-    and anything else in the folder is left alone.
+        A non-empty ``out_dir`` is refused unless ``force``. With ``force`` the article figures a
+        previous run wrote there in another format are removed first (one folder holds one
+        format, so the gallery never points past half of them) once the new set is written (a
+    Ctrl-C before then leaves the old set whole), the ones in ``fmt`` are replaced,
+        and anything else in the folder is left alone.
     """
     fmt = figure_format(f"x.{fmt}")
     out = Path(out_dir)
@@ -53,8 +55,6 @@ def reproduce(
             f" reproduce wrote there with {fmt} ones"
         )
     out.mkdir(parents=True, exist_ok=True)
-    for path in stale:
-        path.unlink()
     cache: MapCache = {}  # the article's four maps are shared by seven figures
     written = []
     for spec in figures:
@@ -64,7 +64,10 @@ def reproduce(
         written.append(path)
         if progress is not None:
             progress(spec, path)
-    written.append(write_text(out / "index.html", gallery_html(figures, fmt), force=force))
+    with interrupts.deferred():  # the new set is complete: only now does the old one go
+        written.append(write_text(out / "index.html", gallery_html(figures, fmt), force=force))
+        for path in stale:
+            path.unlink()
     return written
 
 
