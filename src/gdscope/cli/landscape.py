@@ -15,6 +15,9 @@ from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
 from gdscope.errors import GdscopeError
 from gdscope.files import check_target
 from gdscope.jobs.plotconfig import VIEWS
+from gdscope.nets.directions import IGNORES, NORMS
+from gdscope.nets.plane import MEMORY_FORMATS, STRATEGIES
+from gdscope.nets.survey import DIRECTIONS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -90,10 +93,10 @@ def _add_file_options(scape: argparse.ArgumentParser) -> None:
 
 def _add_plane_options(scape: argparse.ArgumentParser) -> None:
     """The directions of the plane (or line) and its grid."""
-    _choice(scape, "--directions", ("random", "pca", "line", "hessian"))
+    _choice(scape, "--directions", DIRECTIONS)
     scape.add_argument("--to", type=Path, help="checkpoint at the end of a line")
-    _choice(scape, "--norm", ("filter", "layer", "none"))
-    _choice(scape, "--ignore", ("biasbn", "keep"))
+    _choice(scape, "--norm", NORMS)
+    _choice(scape, "--ignore", IGNORES)
     scape.add_argument("--seed", type=integer, default=0, help="seed of the random directions")
     scape.add_argument(
         "--states",
@@ -126,8 +129,8 @@ def _add_evaluation_options(scape: argparse.ArgumentParser) -> None:
         default="auto",
         help="grid points per vmapped evaluation (default: sized to free memory)",
     )
-    _choice(scape, "--strategy", ("auto", "vmap", "loop"))
-    _choice(scape, "--memory-format", ("auto", "contiguous", "channels_last"))
+    _choice(scape, "--strategy", STRATEGIES)
+    _choice(scape, "--memory-format", MEMORY_FORMATS)
     scape.add_argument("--plan", type=_plan, default=(), help=argparse.SUPPRESS)  # replays
     _choice(scape, "--backend", ("local", "ray"))
     scape.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
