@@ -37,3 +37,13 @@ def close_figures():
 @pytest.fixture(scope="session")
 def article_data() -> Dataset:
     return make_data()
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray (two CPUs) for every ``@pytest.mark.ray`` test that asks for it: starting
+    Ray costs seconds, so the test modules share it."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -58,7 +58,8 @@ def test_resume_continues_from_the_saved_chunks(tmp_path, monkeypatch, capsys):
         ([*NET, "--metric", "val_loss"], "needs --val-data"),
         (["--val-data", f"{HERE}:tiny_data"], "--val-data, --steps need --model"),
         (["--model", f"{HERE}:tiny_model"], "--model needs --data"),
-        ([*NET, "--scheduler", "steplr"], "--scheduler is not applied"),
+        ([*NET, "--scheduler", "steplr"], "missing 1 required positional argument"),
+        (["--scheduler", "steplr", "--sched", "step_size=2"], "--scheduler need --model"),
         (
             ["--model", f"{__name__}:wrong_shape_model", "--data", f"{HERE}:tiny_data"],
             "failed: mat1 and mat2",

@@ -17,13 +17,6 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def problem():
     model = cnn.make_model(seed=4).eval()
     loader = torch.utils.data.DataLoader(cnn.make_dataset(192, seed=5), batch_size=64)

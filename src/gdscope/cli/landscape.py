@@ -36,7 +36,6 @@ _CHOICE_HELP = {
     "--strategy": "vmap: many grid points per forward pass; loop: one at a time; auto (default): "
     "time both on the first points, go on with the faster",
     "--memory-format": "the loop's layout of image tensors (auto: timed with --strategy auto)",
-    "--backend": "ray: split the grid across a Ray cluster's workers",
     "--metric": "what the map shows (accuracy: classification only; heatmap or contour)",
 }
 
@@ -132,9 +131,7 @@ def _add_evaluation_options(scape: argparse.ArgumentParser) -> None:
     _choice(scape, "--strategy", STRATEGIES)
     _choice(scape, "--memory-format", MEMORY_FORMATS)
     scape.add_argument("--plan", type=_plan, default=(), help=argparse.SUPPRESS)  # replays
-    _choice(scape, "--backend", ("local", "ray"))
-    scape.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
-    scape.add_argument("--gpus-per-task", type=number, default=0.0, help="Ray: GPUs per chunk")
+    options.add_backend_options(scape)
     scape.add_argument("--resume", type=Path, help="save finished chunks here; resume from it")
 
 
@@ -245,8 +242,7 @@ def _check(ns: argparse.Namespace) -> None:
         check_target(ns.animate, force=ns.force)
     if ns.metric == "accuracy" and ns.view == "surface":
         raise GdscopeError("the accuracy is mapped as a heatmap or contours: drop --view surface")
-    if ns.backend != "ray" and ns.address is not None:
-        raise GdscopeError("--address needs --backend ray")
+    options.check_backend(ns)
 
 
 def _landscape(ns: argparse.Namespace) -> int:
@@ -255,11 +251,9 @@ def _landscape(ns: argparse.Namespace) -> int:
     _check(ns)
     if ns.from_h5 is not None:
         return _from_h5(ns)
-    backend = None
-    if ns.backend == "ray":
-        from gdscope.nets.distributed import RayBackend
+    from gdscope.nets.distributed import RayBackend
 
-        backend = RayBackend(address=ns.address, gpus_per_task=ns.gpus_per_task)
+    backend = options.ray_backend(ns, RayBackend)
     job = LandscapeJob(
         model=ns.model, data=ns.data, loss=ns.loss, checkpoint=ns.checkpoint, path=ns.path,
         directions=ns.directions, to=ns.to, norm=ns.norm, ignore=ns.ignore, seed=ns.seed,

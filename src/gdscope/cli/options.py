@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from gdscope.engines.reference import MAX_EPOCHS
 from gdscope.errors import GdscopeError
@@ -33,6 +33,7 @@ from gdscope.problem.testfunctions import FUNCTIONS
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 IMAGE_FILE = "image file (.png, .svg or .pdf)"
+_Pool = TypeVar("_Pool")
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -96,12 +97,7 @@ def add_sgd_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="optimizer keyword argument, repeatable (e.g. --opt betas=0.9,0.99)",
     )
-    group.add_argument(
-        "--scheduler", metavar="NAME", help="a torch.optim.lr_scheduler class, e.g. steplr"
-    )
-    group.add_argument(
-        "--sched", action="append", default=[], metavar="KEY=VALUE", help="scheduler argument"
-    )
+    add_scheduler_options(group)
     add_optimizer_options(group, number=number)
     group.add_argument(
         "--epochs", type=integer, default=100, help=f"passes over the data, 1..{MAX_EPOCHS}"
@@ -123,6 +119,42 @@ def add_sgd_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--huber-delta", type=number, default=1.0, help="HuberLoss delta")
     group.add_argument("--smoothl1-beta", type=number, default=1.0, help="SmoothL1Loss beta")
+
+
+def add_scheduler_options(group: argparse._ActionsContainer) -> None:
+    """``--scheduler NAME`` and its ``--sched KEY=VALUE`` arguments (read by ``scheduler``)."""
+    group.add_argument(
+        "--scheduler", metavar="NAME", help="a torch.optim.lr_scheduler class, e.g. steplr"
+    )
+    group.add_argument(
+        "--sched", action="append", default=[], metavar="KEY=VALUE", help="scheduler argument"
+    )
+
+
+BACKENDS = ("local", "ray")
+"""Where chunks of work run: here, or as Ray tasks (``gdscope.raypool``)."""
+
+
+def add_backend_options(group: argparse._ActionsContainer) -> None:
+    """``--backend``, ``--address`` and ``--gpus-per-task``, for ``landscape`` and the
+    ``--model`` studies (read by ``ray_backend``)."""
+    group.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
+                       help="ray: split the chunks across a Ray cluster's workers")  # fmt: skip
+    group.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    group.add_argument("--gpus-per-task", type=number, default=0.0, help="Ray: GPUs per chunk")
+
+
+def check_backend(ns: argparse.Namespace) -> None:
+    if ns.backend != "ray" and ns.address is not None:
+        raise GdscopeError("--address needs --backend ray")
+
+
+def ray_backend(ns: argparse.Namespace, kind: Callable[..., _Pool]) -> _Pool | None:
+    """``kind`` (a ``RayPool``) made from the options, or None for ``--backend local``."""
+    check_backend(ns)
+    if ns.backend != "ray":
+        return None
+    return kind(address=ns.address, gpus_per_task=ns.gpus_per_task)
 
 
 def add_output_options(parser: argparse.ArgumentParser, *, what: str) -> None:

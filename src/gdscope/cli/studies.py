@@ -35,6 +35,7 @@ from gdscope.jobs.studies import (
 )
 from gdscope.problem.data import DataSpec
 from gdscope.problem.objective import Objective
+from gdscope.raypool import RayPool
 from gdscope.studies.phase import DEFAULT_METRIC, METRICS
 from gdscope.studies.sweep import Axis
 
@@ -50,13 +51,15 @@ def add_parser(commands: Subparsers) -> None:
     _add_compare(commands)
 
 
-_NETWORK_FLAGS = ("val_data", "model_loss", "steps", "init", "init_seed", "target", "resume")
+_NETWORK_FLAGS = ("val_data", "model_loss", "steps", "init", "init_seed", "target", "resume",
+                  "backend", "address", "gpus_per_task")  # fmt: skip
 """The options of the network group that mean nothing without ``--model``."""
 
 
 def _add_network_options(parser: argparse.ArgumentParser, *, engine: bool = False) -> None:
     """Your own network instead of the one-neuron model: ``--model`` and ``--data`` factories
-    (with ``engine``: also the batches, float type, device and chunk, for ``compare``)."""
+    and where its chunks run (with ``engine``: also the batches, float type, device, chunk and
+    scheduler, for ``compare``; ``sweep`` and ``phase`` have these in their optimizer group)."""
     net = parser.add_argument_group(
         "your network (--model; then --data is MODULE:FUNCTION returning a DataLoader)"
     )
@@ -71,7 +74,9 @@ def _add_network_options(parser: argparse.ArgumentParser, *, engine: bool = Fals
     net.add_argument("--target", type=number, help="the loss steps_to_target waits for")
     net.add_argument("--resume", type=Path, metavar="FILE.npz",
                      help="keep finished chunks here; continue from it if it exists")  # fmt: skip
+    options.add_backend_options(net)
     if engine:
+        options.add_scheduler_options(net)
         net.add_argument("--batch-size", type=integer, help="default: the loader's")
         net.add_argument("--shuffle-seed", type=integer, default=0)
         net.add_argument("--dtype", choices=DTYPES, default=DTYPES[0])
@@ -81,23 +86,21 @@ def _add_network_options(parser: argparse.ArgumentParser, *, engine: bool = Fals
 
 def _network(ns: argparse.Namespace) -> NetworkSpec | None:
     """The network the options name, or None; network options without ``--model`` refused."""
+    scheduler = options.scheduler(ns)
     if ns.model is None:
         defaults = _network_defaults()
         given = [n for n in _NETWORK_FLAGS if getattr(ns, n) != defaults[n]]
+        given += ["scheduler"] if scheduler is not None else []  # the 2-D studies apply none
         if given:
             flags = ", ".join("--" + n.replace("_", "-") for n in given)
             raise GdscopeError(f"{flags} need --model")
         return None
     if ns.data is None:
         raise GdscopeError("--model needs --data MODULE:FUNCTION (a DataLoader, a Dataset, …)")
-    if getattr(ns, "scheduler", None) is not None:
-        raise GdscopeError(
-            "--scheduler is not applied to a --model study from the command line yet; "
-            "pass scheduler= to gdscope.studies.netstudy.run_network_grid"
-        )
     return NetworkSpec(
         ns.model, str(ns.data), val_data=ns.val_data, loss=ns.model_loss, steps=ns.steps,
         init=ns.init, init_seed=ns.init_seed, target=ns.target, chunk=ns.chunk,
+        scheduler=scheduler,
     )  # fmt: skip
 
 
@@ -193,6 +196,10 @@ def _settings(ns: argparse.Namespace, objective: Objective) -> RunSettings:
     )  # fmt: skip
 
 
+def _backend(ns: argparse.Namespace) -> RayPool | None:
+    return options.ray_backend(ns, RayPool)
+
+
 def _outputs(ns: argparse.Namespace) -> Outputs:
     return Outputs(ns.out, dpi=ns.dpi, force=ns.force, save=ns.save, resume=ns.resume)
 
@@ -230,7 +237,7 @@ def _run_study(
     """Run a grid study with a progress bar and report what it wrote (``_report``)."""
     update, close = options.progress(ns.command)
     try:
-        done = make(config, _outputs(ns), progress=update)
+        done = make(config, _outputs(ns), progress=update, backend=_backend(ns))
     finally:
         close()
     for note in done.run.meta.get("notes", []):  # a network vmap could not run: how it ran
@@ -263,7 +270,7 @@ def _compare(ns: argparse.Namespace) -> int:
         starts=ns.starts, start_seed=ns.start_seed, tune=tuple(ns.tune), network=network,
         run=run, score=ns.score,
     )  # fmt: skip
-    done = make_compare(config, _outputs(ns))
+    done = make_compare(config, _outputs(ns), backend=_backend(ns))
     for row in done.result.table():
         print("  ".join(f"{k}={v}" for k, v in row.items()))
     return _report(

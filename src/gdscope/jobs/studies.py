@@ -26,11 +26,12 @@ from gdscope.files import save_figure, write_text
 from gdscope.jobs.plotconfig import PlotConfig
 from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.optim.sgdconfig import SGDConfig
-from gdscope.optim.specs import OptimizerSpec
+from gdscope.optim.specs import OptimizerSpec, SchedulerSpec
 from gdscope.problem.data import CsvData, Dataset, DataSpec, make_data
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.maps import Grid, Landscape, loss_map
 from gdscope.problem.objective import Objective, default_grid
+from gdscope.raypool import RayPool
 from gdscope.studies.netstudy import NetRun, NetShootout, Network
 from gdscope.studies.phase import DEFAULT_METRIC, METRICS, NETWORK_METRICS, NEURON_METRICS
 from gdscope.studies.shootout import Shootout
@@ -111,7 +112,8 @@ class NetworkSpec:
     ``module:function`` factories, ``loss`` a name or a factory; each copy trains ``steps``
     mini-batch steps, starting alike (``init="same"``) or re-drawn with ``init_seed + k``;
     ``target`` is the loss ``steps_to_target`` waits for; ``chunk`` copies train together
-    (``None``: as many as fit in a quarter of the free memory)."""
+    (``None``: as many as fit in a quarter of the free memory); ``scheduler`` is stepped per
+    copy after every step (``engines.stacked``)."""
 
     model: str
     data: str
@@ -122,6 +124,7 @@ class NetworkSpec:
     init_seed: int = 0
     target: float | None = None
     chunk: int | None = None
+    scheduler: SchedulerSpec | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= 1_000_000:
@@ -136,11 +139,18 @@ class NetworkSpec:
                 raise GdscopeError(f"{flag} must look like module:function, got {spec!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain_fields(self)
+        out = _plain_fields(self, skip=("scheduler",))
+        if self.scheduler is not None:  # in PlotConfig's format, absent when there is none
+            out["scheduler"] = PlotConfig(scheduler=self.scheduler).to_dict()["scheduler"]
+        return out
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, where: str = "network") -> NetworkSpec:
-        return _from_fields(cls, raw, where)
+        given = {}
+        if raw.get("scheduler") is not None:
+            parsed = PlotConfig.from_dict({"scheduler": raw["scheduler"]}, where=where)
+            given["scheduler"] = parsed.scheduler
+        return _from_fields(cls, raw, where, **given)
 
     def load(self, settings: RunSettings) -> Network:
         """Import the model, data, validation data and loss (refused in one line if bad)."""
@@ -163,7 +173,7 @@ class NetworkSpec:
             "steps": self.steps, "shuffle_seed": settings.shuffle_seed, "init": self.init,
             "seed": self.init_seed, "target": self.target,
             "chunk": "auto" if self.chunk is None else self.chunk, "dtype": engine["dtype"],
-            "device": engine["device"],
+            "device": engine["device"], "scheduler": self.scheduler,
         }  # fmt: skip
 
 
@@ -360,15 +370,20 @@ class CompareOutput:
 
 
 def make_sweep(
-    config: SweepConfig, outputs: Outputs, *, progress: Progress | None = None
+    config: SweepConfig,
+    outputs: Outputs,
+    *,
+    progress: Progress | None = None,
+    backend: RayPool | None = None,
 ) -> StudyOutput:
     """Run every combination along the reference grid and draw one panel each (a network's:
-    every configuration's loss curve)."""
+    every configuration's loss curve). ``backend``: see ``_network_backend``."""
     from gdscope.render.studycharts import plot_small_multiples
     from gdscope.studies.sweep import run_grid
 
     if config.network is not None:
-        return _network_sweep(config, config.network, outputs, progress)
+        return _network_sweep(config, config.network, outputs, progress, backend)
+    _network_backend(config, backend)
     axes = sweep_axes(config.vary)
     settings, problem = config.run, config.problem
     fixed = settings.fixed({axis.name for axis in axes})
@@ -400,14 +415,20 @@ def make_sweep(
 
 
 def make_phase(
-    config: PhaseConfig, outputs: Outputs, *, progress: Progress | None = None
+    config: PhaseConfig,
+    outputs: Outputs,
+    *,
+    progress: Progress | None = None,
+    backend: RayPool | None = None,
 ) -> StudyOutput:
-    """Run the phase grid in chunks (Ctrl-C keeps the finished ones) and draw ``metric``."""
+    """Run the phase grid in chunks (Ctrl-C keeps the finished ones) and draw ``metric``.
+    ``backend``: see ``_network_backend``."""
     from gdscope.render.studycharts import plot_phase
     from gdscope.studies.phase import analytic_stable, phase_diagram
 
     if config.network is not None:
-        return _network_phase(config, config.network, outputs, progress)
+        return _network_phase(config, config.network, outputs, progress, backend)
+    _network_backend(config, backend)
     x, y = config.axes()
     settings = config.run
     data = config.problem.dataset()
@@ -433,12 +454,22 @@ def make_phase(
         return StudyOutput(run, _save_grid_study(fig, "phase", config, outputs, run))
 
 
+def _network_backend(config: SweepConfig | PhaseConfig | CompareConfig,
+                     backend: RayPool | None) -> None:  # fmt: skip
+    """A Ray ``backend`` trains a ``--model`` study's chunks on a cluster; it is not part of
+    the config (nor the record: a replay runs locally, with equal results). The 2-D studies
+    run where they are called, so one is refused for them."""
+    if backend is not None and config.network is None:
+        raise GdscopeError("--backend ray runs --model studies; drop it")
+
+
 def _network_run(
     config: SweepConfig | PhaseConfig,
     network: NetworkSpec,
     axes: tuple[Axis, ...],
     outputs: Outputs,
     progress: Progress | None,
+    backend: RayPool | None,
 ) -> NetRun:
     from gdscope.studies.netstudy import run_network_grid
 
@@ -448,7 +479,7 @@ def _network_run(
         return run_network_grid(
             loaded, settings.optimizer.name, axes,
             fixed=settings.fixed({axis.name for axis in axes}), progress=progress,
-            resume=outputs.resume, **network.options(settings),
+            resume=outputs.resume, backend=backend, **network.options(settings),
         )  # fmt: skip
 
 
@@ -468,14 +499,18 @@ def _blamed(network: NetworkSpec) -> Iterator[None]:
 
 
 def _network_phase(
-    config: PhaseConfig, network: NetworkSpec, outputs: Outputs, progress: Progress | None
+    config: PhaseConfig,
+    network: NetworkSpec,
+    outputs: Outputs,
+    progress: Progress | None,
+    backend: RayPool | None,
 ) -> StudyOutput:
     """A network's phase diagram: the metric, the measured border (where copies diverged),
     and a note that the analytic border (SGD on a quadratic) does not apply."""
     from gdscope.render.studycharts import plot_phase
 
     x, y = config.axes()
-    run = _network_run(config, network, (y, x), outputs, progress)
+    run = _network_run(config, network, (y, x), outputs, progress, backend)
     if not run.completed.any():
         return StudyOutput(run, ())
     with interrupts.deferred():
@@ -489,12 +524,17 @@ def _network_phase(
 
 
 def _network_sweep(
-    config: SweepConfig, network: NetworkSpec, outputs: Outputs, progress: Progress | None
+    config: SweepConfig,
+    network: NetworkSpec,
+    outputs: Outputs,
+    progress: Progress | None,
+    backend: RayPool | None,
 ) -> StudyOutput:
     """A network's sweep: every configuration's training-loss curve, one panel each."""
     from gdscope.render.studycharts import plot_loss_curves
 
-    run = _network_run(config, network, tuple(sweep_axes(config.vary)), outputs, progress)
+    axes = tuple(sweep_axes(config.vary))
+    run = _network_run(config, network, axes, outputs, progress, backend)
     if not run.completed.any():
         return StudyOutput(run, ())
     with interrupts.deferred():
@@ -505,7 +545,7 @@ def _network_sweep(
 
 
 def _network_compare(
-    config: CompareConfig, network: NetworkSpec, outputs: Outputs
+    config: CompareConfig, network: NetworkSpec, outputs: Outputs, backend: RayPool | None
 ) -> CompareOutput:
     """Tune each optimizer on the network (same steps, starts and batches), draw and save."""
     from gdscope.render.studycharts import plot_network_shootout
@@ -519,7 +559,7 @@ def _network_compare(
         result = compare_network(
             loaded, config.optimizers, lr=tuned.get("lr", DEFAULT_LR),
             momentum=tuned.get("momentum"), metric=config.score, resume=outputs.resume,
-            **network.options(settings),
+            backend=backend, **network.options(settings),
         )  # fmt: skip
     if not result.runs:
         return CompareOutput(result, ())
@@ -582,14 +622,17 @@ def _hatch_unfinished(ax: Axes, mesh: QuadMesh, run: GridRun | NetRun) -> None:
             bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})  # fmt: skip
 
 
-def make_compare(config: CompareConfig, outputs: Outputs) -> CompareOutput:
+def make_compare(
+    config: CompareConfig, outputs: Outputs, *, backend: RayPool | None = None
+) -> CompareOutput:
     """Tune and score each optimizer, draw the winners' paths, and with ``save`` write every
-    tried setting's score as JSON."""
+    tried setting's score as JSON. ``backend``: see ``_network_backend``."""
     from gdscope.render.studycharts import plot_shootout
     from gdscope.studies.shootout import DEFAULT_LR, compare
 
     if config.network is not None:
-        return _network_compare(config, config.network, outputs)
+        return _network_compare(config, config.network, outputs, backend)
+    _network_backend(config, backend)
     problem, tuned = config.problem, config.tuned()
     data = problem.dataset()
     result = compare(

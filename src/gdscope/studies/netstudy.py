@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from gdscope.errors import GdscopeError
 from gdscope.files import write_atomic
 from gdscope.optim.rules import TRANSFORMS, make_hyper, torch_kwargs
 from gdscope.optim.specs import SchedulerSpec
+from gdscope.raypool import RayPool, on_worker
 from gdscope.studies.phase import network_growing
 from gdscope.studies.sweep import Axis, expand
 from gdscope.version import __version__
@@ -283,6 +284,68 @@ def _key(network: Network, description: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+@dataclass(frozen=True)
+class _Done:
+    """What one finished chunk hands back: its metrics, hyperparameters and loss curves by
+    cell, and the engine's note (or "")."""
+
+    metrics: dict[str, np.ndarray]
+    options: dict[str, np.ndarray]
+    losses: np.ndarray
+    note: str
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How every chunk of a grid trains (one object, so a Ray task gets all of it): the
+    optimizer, its fixed and per-cell hyperparameters, and ``run_network_grid``'s options."""
+
+    optimizer: str
+    fixed: dict[str, Any]
+    cells: dict[str, np.ndarray]
+    steps: int
+    shuffle_seed: int
+    init: Init
+    seed: int
+    scheduler: SchedulerSpec | None
+    target: float | None
+    dtype: torch.dtype | None
+    device: torch.device
+    method: Method
+
+    def train(
+        self, network: Network, index: np.ndarray, stop: Callable[[], bool] | None = None
+    ) -> _Done | None:
+        """Train the cells ``index`` together and measure them; None if ``stop`` cut it short."""
+        hyper = {**self.fixed, **{name: values[index] for name, values in self.cells.items()}}
+        seeds = [self.seed + int(cell) for cell in index]  # a cell's own, whatever its chunk
+        result = train_stacked(
+            network.model, network.x, network.y, network.loss_fn, self.optimizer, hyper,
+            size=len(index), steps=self.steps, batch_size=network.batch_size,
+            shuffle_seed=self.shuffle_seed, init=self.init, seed=seeds,
+            scheduler=self.scheduler, dtype=self.dtype, device=self.device, method=self.method,
+            should_stop=stop,
+        )  # fmt: skip
+        if result.completed < self.steps:
+            return None  # stopped mid-chunk: its cells stay unfinished
+        begun = stack_copies(network.model, len(index) if self.init == "seeded" else 1,
+                             init=self.init, seed=seeds, dtype=self.dtype,
+                             device=self.device)  # fmt: skip
+        return _Done(
+            _metrics(network, result, begun, self.target),
+            {k: t[:, 0].cpu().numpy() for k, t in result.hyper.items()},
+            result.losses.double().cpu().numpy().T,
+            result.note or "",
+        )
+
+
+def _ray_chunk(
+    network: Network, plan: _Plan, index: np.ndarray, threads: int, use_gpu: bool
+) -> _Done | None:
+    """One Ray task: a chunk trained on the worker's own device."""
+    return replace(plan, device=on_worker(threads, use_gpu)).train(network, index)
+
+
 def run_network_grid(
     network: Network,
     optimizer: str,
@@ -302,6 +365,7 @@ def run_network_grid(
     progress: Callable[[int, int], None] | None = None,
     resume: Path | None = None,
     should_stop: Callable[[], bool] | None = None,
+    backend: RayPool | None = None,
 ) -> NetRun:
     """Train one copy of ``network`` per cell of ``axes`` (with ``fixed`` hyperparameters),
     ``chunk`` copies at a time (``"auto"``: ``auto_chunk``), and measure ``NetRun``'s metrics.
@@ -309,6 +373,9 @@ def run_network_grid(
     Every copy sees the same batches; ``init`` says whether they start alike (see
     ``engines.stacked.Init``). ``resume``: a ``.npz`` the finished chunks are saved to as they
     complete; if it exists (from an interrupted run of the same study) its cells are kept.
+    ``backend``: a ``gdscope.raypool.RayPool`` trains each chunk as a Ray task (on the
+    workers' CPUs, or GPUs with ``gpus_per_task``; ``chunk="auto"`` is sized here); the
+    results are those of the local run.
     """
     fixed = dict(fixed or {})
     clash = set(fixed) & {axis.name for axis in axes}
@@ -331,41 +398,41 @@ def run_network_grid(
         "dtype": str(dtype), "val": network.val is not None,
     }  # fmt: skip
     store = _Store(total, steps, resume, _key(network, description))
+    plan = _Plan(optimizer, fixed, cells, steps, shuffle_seed, init, seed, scheduler, target,
+                 dtype, device, method)  # fmt: skip
     notes: list[str] = []
 
     def stop() -> bool:
         return interrupts.requested() or (should_stop is not None and should_stop())
 
+    def finished(index: np.ndarray, done: _Done | None) -> None:
+        if done is None:
+            return
+        if done.note and done.note not in notes:
+            notes.append(done.note)
+        store.add(index, done.metrics, done.options, done.losses)
+        if progress is not None:
+            progress(int(store.completed.sum()), total)
+
     if progress is not None:
         progress(int(store.completed.sum()), total)
+    spans = (np.arange(begin, min(total, begin + size)) for begin in range(0, total, size))
+    chunks = [index[~store.completed[index]] for index in spans]
+    chunks = [index for index in chunks if len(index)]
     try:
         with interrupts.polled():
-            for begin in range(0, total, size):
-                index = np.arange(begin, min(total, begin + size))
-                index = index[~store.completed[index]]
-                if not len(index):
-                    continue
-                if stop():
-                    break
-                hyper = {**fixed, **{name: values[index] for name, values in cells.items()}}
-                seeds = [seed + int(cell) for cell in index]  # a cell's own, whatever its chunk
-                result = train_stacked(
-                    network.model, network.x, network.y, network.loss_fn, optimizer, hyper,
-                    size=len(index), steps=steps, batch_size=network.batch_size,
-                    shuffle_seed=shuffle_seed, init=init, seed=seeds, scheduler=scheduler,
-                    dtype=dtype, device=device, method=method, should_stop=stop,
-                )  # fmt: skip
-                if result.completed < steps:
-                    break  # stopped mid-chunk: its cells stay unfinished
-                if result.note and result.note not in notes:
-                    notes.append(result.note)
-                options = {k: t[:, 0].cpu().numpy() for k, t in result.hyper.items()}
-                begun = stack_copies(network.model, len(index) if init == "seeded" else 1,
-                                     init=init, seed=seeds, dtype=dtype, device=device)  # fmt: skip
-                store.add(index, _metrics(network, result, begun, target), options,
-                          result.losses.double().cpu().numpy().T)  # fmt: skip
-                if progress is not None:
-                    progress(int(store.completed.sum()), total)
+            if backend is not None:
+                net_ref = backend.ray().put(network)
+                worker = backend.worker_args()
+                backend.run_tasks(_ray_chunk, chunks,
+                                  lambda index: (net_ref, plan, index, *worker), finished,
+                                  stop=stop)  # fmt: skip
+            else:
+                for index in chunks:
+                    done = None if stop() else plan.train(network, index, stop)
+                    if done is None:
+                        break
+                    finished(index, done)
     except KeyboardInterrupt:  # Ctrl-C where nobody installed interrupts.handle_sigint
         pass
     meta: dict[str, Any] = {
