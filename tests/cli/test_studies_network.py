@@ -19,6 +19,10 @@ def wrong_shape_model() -> nn.Module:
     return nn.Linear(5, 3)
 
 
+def missing_data():
+    return open("no-such-file.csv")
+
+
 def test_phase_sweep_compare_with_a_model(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     grid = ["--x", "lr=0.01:1:3:log", "--y", "momentum=0,0.9", "--metric", "final_loss"]
@@ -64,6 +68,12 @@ def test_resume_continues_from_the_saved_chunks(tmp_path, monkeypatch, capsys):
             ["--model", f"{__name__}:wrong_shape_model", "--data", f"{HERE}:tiny_data"],
             "failed: mat1 and mat2",
         ),
+        (
+            ["--model", f"{HERE}:tiny_model", "--data", f"{__name__}:missing_data"],
+            "failed: [Errno 2] No such file or directory: 'no-such-file.csv'",
+        ),
+        ([*NET, "--resume", "p.png"], "--resume p.png is also an output"),
+        ([*NET, "--chunk", "0"], "--chunk takes a positive integer or 'auto', got '0'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch, capsys, argv,
@@ -127,3 +137,14 @@ def test_a_model_vmap_cannot_run_is_trained_copy_by_copy_with_a_note(tmp_path, m
             "--y", "momentum=0,0.5", "--steps", "3", "--out", "p.png"]  # fmt: skip
     assert main(args) == 0
     assert "gdscope: note: vmap cannot run this model" in capsys.readouterr().err
+    compare = ["compare", "--model", model, "--data", f"{HERE}:tiny_data", "--optimizers",
+               "sgd,adam", "--tune", "lr=0.1,1", "--steps", "3", "--out", "c.png"]  # fmt: skip
+    assert main(compare) == 0
+    assert capsys.readouterr().err.count("gdscope: note: vmap cannot run this model") == 1
+
+
+def test_chunk_auto_is_accepted_for_a_network(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["phase", *NET, "--x", "lr=0.1,1", "--y", "momentum=0,0.5", "--steps", "3",
+            "--chunk", "auto", "--out", "p.png"]  # fmt: skip
+    assert main(args) == 0

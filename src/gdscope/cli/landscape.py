@@ -14,6 +14,7 @@ from gdscope.cli import options
 from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
 from gdscope.errors import GdscopeError
 from gdscope.files import check_target
+from gdscope.jobs.landscape import DEFAULT_LOSS, LOSS_HELP
 from gdscope.jobs.plotconfig import VIEWS
 from gdscope.nets.directions import IGNORES, NORMS
 from gdscope.nets.plane import MEMORY_FORMATS, STRATEGIES
@@ -60,9 +61,9 @@ def add_model_options(scape: argparse.ArgumentParser, *, path: bool = True) -> N
     )
     scape.add_argument(
         "--loss",
-        default="crossentropy",
+        default=DEFAULT_LOSS,
         metavar="NAME|MODULE:FUNCTION",
-        help="crossentropy (default), mse, l1, nll, bce, or a factory",
+        help=LOSS_HELP,
     )
     scape.add_argument(
         "--checkpoint",
@@ -189,18 +190,6 @@ def _plan(text: str) -> tuple[tuple[str, int], ...]:
         raise argparse.ArgumentTypeError(f"not a plan ({error})") from None
 
 
-def _chunk(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise GdscopeError(f"--chunk takes a positive integer or 'auto', got {text!r}")
-    return value
-
-
 def _check_sources(ns: argparse.Namespace) -> None:
     """A model and its data to compute a surface from, or a surface file and nothing that
     would compute one (the flags ``--from-h5`` leaves unused are found by parsing the command
@@ -260,7 +249,7 @@ def _landscape(ns: argparse.Namespace) -> int:
         states=ns.states,
         x=_grid_axis(ns.x, "--x") if ns.x else None,
         y=_grid_axis(ns.y, "--y") if ns.y else None, line=ns.line,
-        device=ns.device, chunk=_chunk(ns.chunk), strategy=ns.strategy, backend=backend,
+        device=ns.device, chunk=options.chunk_size(ns.chunk), strategy=ns.strategy, backend=backend,
         resume=ns.resume, memory_format=ns.memory_format, plan=ns.plan,
     )  # fmt: skip
     update, close = options.progress("landscape")

@@ -63,6 +63,20 @@ def integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
+def chunk_size(text: str | None) -> int | str | None:
+    """``--chunk`` (read after parsing, so a bad one is a ``GdscopeError``): a positive
+    integer, ``auto`` (sized to the free memory), or None when not given."""
+    if text is None or text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise GdscopeError(f"--chunk takes a positive integer or 'auto', got {text!r}")
+    return value
+
+
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data (defaults: the article's)")
     spec = DataSpec()

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gdscope import interrupts
 from gdscope.cli import options
 from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
 from gdscope.errors import GdscopeError
+from gdscope.jobs.landscape import DEFAULT_LOSS, LOSS_HELP
 from gdscope.jobs.studies import (
     COMPARE_FORMATS,
     DTYPES,
@@ -36,6 +37,7 @@ from gdscope.jobs.studies import (
 from gdscope.problem.data import DataSpec
 from gdscope.problem.objective import Objective
 from gdscope.raypool import RayPool
+from gdscope.studies.netstudy import DEFAULT_STEPS, SCORES
 from gdscope.studies.phase import DEFAULT_METRIC, METRICS
 from gdscope.studies.sweep import Axis
 
@@ -65,15 +67,17 @@ def _add_network_options(parser: argparse.ArgumentParser, *, engine: bool = Fals
     )
     net.add_argument("--model", metavar="MODULE:FUNCTION", help="returns the nn.Module")
     net.add_argument("--val-data", metavar="MODULE:FUNCTION", help="validation data")
-    net.add_argument("--model-loss", default="crossentropy", metavar="NAME|MODULE:FUNCTION",
-                     help="crossentropy (default), mse, l1, nll, bce, or a factory")  # fmt: skip
-    net.add_argument("--steps", type=integer, default=300, help="mini-batch steps per copy")
+    net.add_argument("--model-loss", default=DEFAULT_LOSS, metavar="NAME|MODULE:FUNCTION",
+                     help=f"the network's loss: {LOSS_HELP}")  # fmt: skip
+    net.add_argument("--steps", type=integer, default=DEFAULT_STEPS,
+                     help="mini-batch steps per copy")  # fmt: skip
     net.add_argument("--init", choices=INITS, default=INITS[0],
                      help="copies start alike, or re-drawn with --init-seed + k")  # fmt: skip
     net.add_argument("--init-seed", type=integer, default=0, help="seed of --init seeded")
     net.add_argument("--target", type=number, help="the loss steps_to_target waits for")
     net.add_argument("--resume", type=Path, metavar="FILE.npz",
-                     help="keep finished chunks here; continue from it if it exists")  # fmt: skip
+                     help="keep finished chunks here; continue from it if it exists "
+                     "(compare: FILE-<optimizer>.npz beside it)")  # fmt: skip
     options.add_backend_options(net)
     if engine:
         options.add_scheduler_options(net)
@@ -81,7 +85,8 @@ def _add_network_options(parser: argparse.ArgumentParser, *, engine: bool = Fals
         net.add_argument("--shuffle-seed", type=integer, default=0)
         net.add_argument("--dtype", choices=DTYPES, default=DTYPES[0])
         net.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-        net.add_argument("--chunk", type=integer, help="copies trained together (default: auto)")
+        net.add_argument("--chunk", default="auto",
+                         help="copies trained together (default: auto)")  # fmt: skip
 
 
 def _network(ns: argparse.Namespace) -> NetworkSpec | None:
@@ -97,11 +102,21 @@ def _network(ns: argparse.Namespace) -> NetworkSpec | None:
         return None
     if ns.data is None:
         raise GdscopeError("--model needs --data MODULE:FUNCTION (a DataLoader, a Dataset, …)")
+    outputs = {p.resolve() for p in (ns.out, ns.save) if p is not None}
+    if ns.resume is not None and ns.resume.resolve() in outputs:
+        raise GdscopeError(f"--resume {ns.resume} is also an output: name another file")
     return NetworkSpec(
         ns.model, str(ns.data), val_data=ns.val_data, loss=ns.model_loss, steps=ns.steps,
-        init=ns.init, init_seed=ns.init_seed, target=ns.target, chunk=ns.chunk,
+        init=ns.init, init_seed=ns.init_seed, target=ns.target,
+        chunk=_copies(ns.chunk),
         scheduler=scheduler,
     )  # fmt: skip
+
+
+def _copies(text: str | None) -> int | None:
+    """A network's ``--chunk``: copies trained together, None for auto."""
+    given = options.chunk_size(text)
+    return given if isinstance(given, int) else None
 
 
 def _network_defaults() -> dict[str, object]:
@@ -130,7 +145,8 @@ def _add_sweep(commands: Subparsers) -> None:
     )
     options.add_objective_options(sweep)
     sweep.add_argument("--log-color", action="store_true")
-    sweep.add_argument("--chunk", type=integer, help="with --model: copies trained together")
+    sweep.add_argument("--chunk",
+                       help="with --model: copies trained together (default: auto)")  # fmt: skip
     _add_grid_run_options(sweep, grid=True)
     _add_network_options(sweep)
     options.add_output_options(sweep, what=IMAGE_FILE)
@@ -145,7 +161,8 @@ def _add_phase(commands: Subparsers) -> None:
     phase.add_argument("--mark", type=number, nargs=2, metavar=("X", "Y"), help="star a cell")
     options.add_objective_options(phase)
     phase.add_argument(
-        "--chunk", type=integer, help="configurations per batch (default 65536; --model: auto)"
+        "--chunk",
+        help="configurations per batch (default 65536; --model: auto)",
     )
     _add_grid_run_options(phase, grid=False)
     _add_network_options(phase)
@@ -177,7 +194,7 @@ def _add_compare(commands: Subparsers) -> None:
     options.add_data_options(compare)
     options.add_grid_options(compare)
     compare.add_argument("--save", type=Path, help="results file (.json)")
-    compare.add_argument("--score", choices=("final_loss", "val_loss"), default="final_loss",
+    compare.add_argument("--score", choices=SCORES, default=SCORES[0],
                          help="with --model: what a setting is scored by")  # fmt: skip
     _add_network_options(compare, engine=True)
     options.add_output_options(compare, what=IMAGE_FILE)
@@ -223,7 +240,8 @@ def _phase(ns: argparse.Namespace) -> int:
     settings = _settings(ns, objective)
     network = _network(ns)
     problem = Problem() if network is not None else _problem(ns, objective, grid=False)
-    chunk = {} if ns.chunk is None or network is not None else {"chunk": ns.chunk}
+    given = options.chunk_size(ns.chunk)
+    chunk = {"chunk": given} if isinstance(given, int) and network is None else {}
     config = PhaseConfig(
         ns.x, ns.y, problem, settings, metric=ns.metric, tol=ns.tol,
         mark=tuple(ns.mark) if ns.mark else None, network=network, **chunk,
@@ -240,9 +258,16 @@ def _run_study(
         done = make(config, _outputs(ns), progress=update, backend=_backend(ns))
     finally:
         close()
-    for note in done.run.meta.get("notes", []):  # a network vmap could not run: how it ran
-        print(f"gdscope: note: {note}", file=sys.stderr)
+    _notes([done.run])
     return _report(done.written, interrupted=done.run.interrupted, kept=kept(done.run))
+
+
+def _notes(runs: Iterable[Any]) -> None:
+    """Say how a network was trained where it differs from what was asked (vmap could not run
+    it: copy by copy), once per distinct note."""
+    seen = dict.fromkeys(n for run in runs for n in run.meta.get("notes", []))
+    for note in seen:
+        print(f"gdscope: note: {note}", file=sys.stderr)
 
 
 def _report(written: Sequence[Path], *, interrupted: bool, kept: str) -> int:
@@ -271,6 +296,7 @@ def _compare(ns: argparse.Namespace) -> int:
         run=run, score=ns.score,
     )  # fmt: skip
     done = make_compare(config, _outputs(ns), backend=_backend(ns))
+    _notes(getattr(done.result, "runs", {}).values())
     for row in done.result.table():
         print("  ".join(f"{k}={v}" for k, v in row.items()))
     return _report(

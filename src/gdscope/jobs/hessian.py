@@ -17,7 +17,7 @@ from torch import nn
 from gdscope import interrupts
 from gdscope.errors import GdscopeError
 from gdscope.files import check_target, json_ready, save_figure, write_text
-from gdscope.jobs.landscape import fresh_model, load_parts, users_code
+from gdscope.jobs.landscape import DEFAULT_LOSS, fresh_model, load_parts, users_code
 from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.nets.curvature import CurvatureOptions, Spectrum, curvature
 from gdscope.nets.plane import materialize, resolve_device
@@ -45,7 +45,7 @@ class HessianJob:
 
     model: str
     data: str
-    loss: str = "crossentropy"
+    loss: str = DEFAULT_LOSS
     checkpoint: Path | None = None
     device: str = "cpu"
     double: bool = False

@@ -26,6 +26,8 @@ from gdscope.nets.survey import (
 )
 
 __all__ = [
+    "DEFAULT_LOSS",
+    "LOSS_HELP",
     "USERS_ERRORS",
     "LandscapeJob",
     "LandscapeResult",
@@ -48,6 +50,9 @@ LOSSES: dict[str, Callable[[], nn.Module]] = {
     "crossentropy": nn.CrossEntropyLoss, "mse": nn.MSELoss, "l1": nn.L1Loss,
     "nll": nn.NLLLoss, "bce": nn.BCEWithLogitsLoss,
 }  # fmt: skip
+DEFAULT_LOSS = "crossentropy"
+"""The loss of a network job (landscape, hessian, studies) unless ``--loss`` names another."""
+LOSS_HELP = f"{', '.join(LOSSES)}, or MODULE:FUNCTION returning one (default {DEFAULT_LOSS})"
 
 
 def load_callable(spec: str, what: str) -> Callable[..., Any]:
@@ -108,7 +113,7 @@ class LandscapeJob:
         model: str,
         data: str,
         *,
-        loss: str = "crossentropy",
+        loss: str = DEFAULT_LOSS,
         checkpoint: Path | None = None,
         path: Path | None = None,
         to: Path | None = None,

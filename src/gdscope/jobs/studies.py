@@ -9,8 +9,7 @@ also holds the versions and seed it ran with, ``result``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,8 +20,10 @@ from matplotlib.collections import QuadMesh
 from matplotlib.figure import Figure
 
 from gdscope import interrupts
+from gdscope.engines.stacked import INITS
 from gdscope.errors import GdscopeError
 from gdscope.files import save_figure, write_text
+from gdscope.jobs.landscape import DEFAULT_LOSS, users_code
 from gdscope.jobs.plotconfig import PlotConfig
 from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.optim.sgdconfig import SGDConfig
@@ -32,7 +33,7 @@ from gdscope.problem.losses import LossSpec
 from gdscope.problem.maps import Grid, Landscape, loss_map
 from gdscope.problem.objective import Objective, default_grid
 from gdscope.raypool import RayPool
-from gdscope.studies.netstudy import NetRun, NetShootout, Network
+from gdscope.studies.netstudy import DEFAULT_STEPS, NetRun, NetShootout, Network
 from gdscope.studies.phase import DEFAULT_METRIC, METRICS, NETWORK_METRICS, NEURON_METRICS
 from gdscope.studies.shootout import Shootout
 from gdscope.studies.sweep import Axis, GridRun
@@ -102,7 +103,6 @@ class Problem:
         return loss_map(data, self.objective, self.grid or default_grid(self.objective))
 
 
-INITS = ("same", "seeded")
 """How a network's copies start (``engines.stacked.Init``)."""
 
 
@@ -118,8 +118,8 @@ class NetworkSpec:
     model: str
     data: str
     val_data: str | None = None
-    loss: str = "crossentropy"
-    steps: int = 300
+    loss: str = DEFAULT_LOSS
+    steps: int = DEFAULT_STEPS
     init: str = INITS[0]
     init_seed: int = 0
     target: float | None = None
@@ -151,6 +151,10 @@ class NetworkSpec:
             parsed = PlotConfig.from_dict({"scheduler": raw["scheduler"]}, where=where)
             given["scheduler"] = parsed.scheduler
         return _from_fields(cls, raw, where, **given)
+
+    def doing(self) -> str:
+        """What training it is, for a message about the user's code failing."""
+        return f"training {self.model} on {self.data} with loss {self.loss}"
 
     def load(self, settings: RunSettings) -> Network:
         """Import the model, data, validation data and loss (refused in one line if bad)."""
@@ -474,28 +478,13 @@ def _network_run(
     from gdscope.studies.netstudy import run_network_grid
 
     settings = config.run
-    loaded = network.load(settings)
-    with _blamed(network):
+    with users_code(network.doing()):
+        loaded = network.load(settings)
         return run_network_grid(
             loaded, settings.optimizer.name, axes,
             fixed=settings.fixed({axis.name for axis in axes}), progress=progress,
             resume=outputs.resume, backend=backend, **network.options(settings),
         )  # fmt: skip
-
-
-@contextmanager
-def _blamed(network: NetworkSpec) -> Iterator[None]:
-    """The model, data and loss are the user's: an error training them says which failed
-    together, and how, in one line."""
-    try:
-        yield
-    except GdscopeError:
-        raise
-    except (RuntimeError, ValueError, TypeError, IndexError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise GdscopeError(
-            f"training {network.model} on {network.data} with loss {network.loss} failed: {first}"
-        ) from None
 
 
 def _network_phase(
@@ -554,8 +543,8 @@ def _network_compare(
 
     settings = config.run or RunSettings()
     tuned = config.tuned()
-    loaded = network.load(settings)
-    with _blamed(network):
+    with users_code(network.doing()):
+        loaded = network.load(settings)
         result = compare_network(
             loaded, config.optimizers, lr=tuned.get("lr", DEFAULT_LR),
             momentum=tuned.get("momentum"), metric=config.score, resume=outputs.resume,

@@ -42,6 +42,7 @@ from gdscope.studies.sweep import Axis, expand
 from gdscope.version import __version__
 
 __all__ = [
+    "DEFAULT_STEPS",
     "MAX_CHUNK",
     "NetRun",
     "NetShootout",
@@ -51,6 +52,8 @@ __all__ = [
     "run_network_grid",
 ]
 
+DEFAULT_STEPS = 300
+"""Mini-batch steps each copy trains unless told otherwise."""
 MAX_CHUNK = 4096
 """The most copies trained together."""
 MEMORY_FRACTION = 0.25
@@ -352,7 +355,7 @@ def run_network_grid(
     axes: Sequence[Axis],
     *,
     fixed: Mapping[str, Any] | None = None,
-    steps: int = 300,
+    steps: int = DEFAULT_STEPS,
     shuffle_seed: int = 0,
     init: Init = "same",
     seed: int = 0,
@@ -543,5 +546,5 @@ def compare_network(
         if run.interrupted:
             break
         runs[name] = run
-    return NetShootout(network.name, int(options.get("steps", 300)), metric, runs,
+    return NetShootout(network.name, int(options.get("steps", DEFAULT_STEPS)), metric, runs,
                        tuple(optimizers))  # fmt: skip
