@@ -414,6 +414,11 @@ def _classifies(outputs: Tensor, targets: Tensor) -> bool:
     return outputs.dim() == 2 and targets.dim() == 1 and not targets.is_floating_point()
 
 
+MEMORY_FRACTION = 0.25
+"""The share of the free memory one chunk may use (of copies here, of grid points in a
+landscape): room for the rest of the process and for what the estimate misses."""
+
+
 def free_memory(device: torch.device) -> int:
     """Bytes free on ``device`` (CUDA: the driver's count; CPU: MemAvailable, else 4 GiB)."""
     if device.type == "cuda":

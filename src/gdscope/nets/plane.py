@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from gdscope import interrupts
+from gdscope.engines.stacked import MEMORY_FRACTION
 from gdscope.engines.stacked import free_memory as _free_memory
 from gdscope.errors import GdscopeError
 from gdscope.files import write_atomic
@@ -230,7 +231,7 @@ class ModelSurface:
 
 
 def auto_chunk(
-    model: nn.Module, batches: Batches, layout: ParamLayout, *, fraction: float = 0.25
+    model: nn.Module, batches: Batches, layout: ParamLayout, *, fraction: float = MEMORY_FRACTION
 ) -> int:
     """Grid points per vmapped chunk so that one chunk uses about ``fraction`` of the free
     memory. Without autograd only a few activations are alive at a time, so a point costs its

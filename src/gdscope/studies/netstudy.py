@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from gdscope import interrupts
 from gdscope.engines.stacked import (
+    MEMORY_FRACTION,
     Copies,
     Init,
     LossFn,
@@ -56,8 +57,6 @@ DEFAULT_STEPS = 300
 """Mini-batch steps each copy trains unless told otherwise."""
 MAX_CHUNK = 4096
 """The most copies trained together."""
-MEMORY_FRACTION = 0.25
-"""The share of the free memory one chunk of copies may use."""
 Batches = Sequence[tuple[Tensor, Tensor]]
 
 
