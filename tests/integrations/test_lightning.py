@@ -98,3 +98,21 @@ def test_the_docs_example_records_what_landscape_reads(tmp_path, monkeypatch):
     recorded = open_path(tmp_path / "spiral-path")
     assert recorded.steps.tolist() == list(range(0, 31, 5))  # 2 epochs of 15 batches
     assert recorded.layout.names[0] == "0.weight" and (tmp_path / "spiral.pt").exists()
+
+
+def test_the_callback_records_the_sharpness_too():
+    # Recorder's sharpness options pass through the callback: the same values as by hand.
+    import numpy as np
+
+    from gdscope.integrations.lightning import RecorderCallback
+
+    probe = [next(iter(loader()))]
+    options = {"sharpness_every": 1, "sharpness_data": probe,
+               "sharpness_loss": nn.CrossEntropyLoss()}  # fmt: skip
+    callback = RecorderCallback(submodule="model", **options)
+    fit(callback)
+    recorded, expected = callback.result().sharpness, by_hand(**options).sharpness
+    assert recorded is not None and expected is not None
+    np.testing.assert_allclose(recorded.values, expected.values, rtol=1e-6)
+    np.testing.assert_array_equal(recorded.steps, expected.steps)
+    np.testing.assert_allclose(recorded.threshold, 2 * (1 + 0.9) / LR)  # heavy ball: 2(1+μ)/η
