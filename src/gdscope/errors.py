@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["GdscopeError", "check_finite"]
+__all__ = ["GdscopeError", "check_finite", "needs_extra"]
 
 
 class GdscopeError(ValueError):
     """Invalid input: the CLI prints the message on one line and exits with status 2."""
+
+
+def needs_extra(what: str, extra: str) -> GdscopeError:
+    """The error for an optional dependency that is not installed: ``what`` needs it, and how
+    to install the extra that brings it (from the index, or in a clone of gdscope, where the
+    constraints file keeps torch's CPU build)."""
+    return GdscopeError(
+        f"{what}: pip install 'gdscope[{extra}]' "
+        f"(in a clone of gdscope: pip install -c constraints.txt '.[{extra}]')"
+    )
 
 
 def check_finite(name: str, value: float) -> float:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import torch
 
 from gdscope import interrupts
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, needs_extra
 
 __all__ = ["RayPool", "on_worker"]
 
@@ -48,7 +48,7 @@ class RayPool:
         try:
             import ray
         except ImportError:
-            raise GdscopeError("--backend ray needs Ray: pip install 'gdscope[ray]'") from None
+            raise needs_extra("--backend ray needs Ray", "ray") from None
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if self.address is None:

@@ -56,4 +56,7 @@ def test_a_missing_framework_names_its_extra_and_gdscope_imports_without_it(modu
         "except gdscope.GdscopeError as error:\n    print(error)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == f"{framework} is not installed: pip install 'gdscope[{extra}]'"
+    assert done.stdout.strip() == (
+        f"{framework} is not installed: pip install 'gdscope[{extra}]' "
+        f"(in a clone of gdscope: pip install -c constraints.txt '.[{extra}]')"
+    )

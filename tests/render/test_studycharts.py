@@ -104,3 +104,19 @@ def test_a_networks_phase_diagram_outlines_its_measured_border_and_no_analytic_o
         np.asarray(drawn.mesh.get_array(), dtype=float).reshape(diverged.shape), np.nan
     )
     assert np.isnan(shown[diverged > 0.5]).all()  # grey cells
+
+
+def test_a_short_linear_axis_is_ticked_at_its_values():
+    import numpy as np
+
+    from gdscope.render.studycharts import plot_phase
+    from gdscope.studies.netstudy import run_network_grid
+    from gdscope.studies.sweep import Axis
+
+    from ..studies.test_netstudy import _network
+
+    lr = Axis("lr", (0.01, 0.1), log=True)
+    run = run_network_grid(_network(), "sgd", (Axis("momentum", (0.0, 0.9)), lr), steps=2)
+    ax = Figure().subplots()
+    plot_phase(run, "final_loss", ax=ax)
+    np.testing.assert_allclose(ax.get_yticks(), [0.0, 0.9])  # not -0.4 … 1.2

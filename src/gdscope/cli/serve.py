@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from gdscope.cli.options import integer
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, needs_extra
 
 if TYPE_CHECKING:
     from gdscope.cli.options import Subparsers
@@ -95,9 +95,7 @@ def run(ns: argparse.Namespace) -> int:
 
         from gdscope.server.app import create_app, security_headers
     except ImportError as error:
-        raise GdscopeError(
-            f"the explorer needs the web extra: pip install 'gdscope[web]' ({error})"
-        ) from None
+        raise needs_extra(f"the explorer needs the web extra ({error})", "web") from None
     try:
         loopback = ns.host == "localhost" or ipaddress.ip_address(ns.host).is_loopback
     except ValueError:

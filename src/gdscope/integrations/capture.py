@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, needs_extra
 from gdscope.nets.recorder import RecordedPath, Recorder
 
 __all__ = ["Capture", "missing", "unwrap_optimizer"]
@@ -22,7 +22,7 @@ __all__ = ["Capture", "missing", "unwrap_optimizer"]
 
 def missing(module: str, extra: str) -> GdscopeError:
     """The error for a framework that is not installed: which extra installs it."""
-    return GdscopeError(f"{module} is not installed: pip install 'gdscope[{extra}]'")
+    return needs_extra(f"{module} is not installed", extra)
 
 
 def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer | None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, needs_extra
 from gdscope.files import check_target, write_atomic
 from gdscope.nets.plane import ModelSurface
 from gdscope.nets.projection import ProjectedPath
@@ -72,7 +72,7 @@ def _h5py() -> Any:
     try:
         import h5py
     except ImportError:
-        raise GdscopeError("HDF5 output needs h5py: pip install 'gdscope[hdf5]'") from None
+        raise needs_extra("HDF5 files (.h5) need h5py", "hdf5") from None
     return h5py
 
 

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from gdscope import interrupts
 from gdscope.engines.trajectory import Trajectory
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, needs_extra
 from gdscope.files import write_atomic
 from gdscope.problem.maps import Landscape
 from gdscope.render.panels import mark_minima, plot_landscape, visible_path
@@ -319,7 +319,7 @@ def write_animation(
         try:
             import imageio_ffmpeg
         except ImportError:
-            raise GdscopeError("MP4 needs imageio-ffmpeg: pip install 'gdscope[video]'") from None
+            raise needs_extra("MP4 needs imageio-ffmpeg", "video") from None
         first = next(frames)
         height, width = first.shape[:2]
         even = (slice(0, height - height % 2), slice(0, width - width % 2))

@@ -49,6 +49,10 @@ class PhaseArtists:
     marker: Any
 
 
+FEW_VALUES = 8
+"""A phase diagram's linear axis with at most this many values gets one tick per value."""
+
+
 def _edges(axis: Axis) -> np.ndarray:
     values = np.array([float(v) for v in axis.values])
     if len(values) == 1:
@@ -107,6 +111,9 @@ def plot_phase(
         ax.set_xscale("log")
     if y_axis.log:
         ax.set_yscale("log")
+    for axis, set_ticks in ((x_axis, ax.set_xticks), (y_axis, ax.set_yticks)):
+        if not axis.log and len(axis.values) <= FEW_VALUES:  # ticks at the values themselves:
+            set_ticks([float(v) for v in axis.values])  # not at -0.4 for momentum 0 and 0.9
     ax.set_xlabel(x_axis.name)
     ax.set_ylabel(y_axis.name)
     label = METRIC_LABELS.get(metric, metric)

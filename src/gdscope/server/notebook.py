@@ -16,7 +16,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, needs_extra
 
 __all__ = ["NOTEBOOK_ORIGINS", "Explorer", "explore", "preset", "stop"]
 
@@ -103,9 +103,7 @@ def _server(origins: tuple[str, ...]) -> str:
     try:
         from gdscope.server.app import security_headers, start_server
     except ImportError as error:
-        raise GdscopeError(
-            f"the explorer needs the web extra: pip install 'gdscope[web]' ({error})"
-        ) from None
+        raise needs_extra(f"the explorer needs the web extra ({error})", "web") from None
     security_headers(origins)  # a bad origin: one error here, not a server that exits
     options = tuple(f"--frame-ancestor={origin}" for origin in origins)
     if not _SERVERS:
