@@ -39,13 +39,16 @@ from gdscope.problem.divergence import Divergence
 
 __all__ = [
     "INITS",
+    "MEMORY_FRACTION",
     "METHODS",
     "NETWORK_DIVERGENCE",
     "Copies",
     "StackedResult",
+    "activation_bytes",
     "copy_memory",
     "evaluate_copies",
     "free_memory",
+    "is_classification",
     "stack_copies",
     "train_stacked",
 ]
@@ -382,7 +385,7 @@ def evaluate_copies(
 
     def one(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
         out = functional_call(net, (params, buffers), (x,))
-        hits = (out.argmax(-1) == y).sum() if _classifies(out, y) else torch.zeros(())
+        hits = (out.argmax(-1) == y).sum() if is_classification(out, y) else torch.zeros(())
         return loss_fn(out, y), hits
 
     run = vmap(one, in_dims=(0, 0, None, None)) if method == "vmap" else None
@@ -391,8 +394,7 @@ def evaluate_copies(
     seen, classifies = 0, False
     with torch.no_grad():
         for xb, yb in batches:
-            device = next(iter(copies.params.values())).device
-            xb, yb = xb.to(device), yb.to(device)
+            xb, yb = xb.to(first.device), yb.to(first.device)
             if xb.is_floating_point():
                 xb = xb.to(dtype)
             if run is not None:
@@ -410,7 +412,8 @@ def evaluate_copies(
     return total / seen, (correct / seen) if classifies else None
 
 
-def _classifies(outputs: Tensor, targets: Tensor) -> bool:
+def is_classification(outputs: Tensor, targets: Tensor) -> bool:
+    """Class scores ``(N, C)`` against class numbers ``(N,)``: an accuracy means something."""
     return outputs.dim() == 2 and targets.dim() == 1 and not targets.is_floating_point()
 
 
@@ -433,10 +436,9 @@ def free_memory(device: torch.device) -> int:
     return 4 << 30
 
 
-def copy_memory(model: nn.Module, x: Tensor, *, state_buffers: int = 3) -> int:
-    """Bytes one copy needs while training on the batch ``x``: its parameters, gradient and
-    optimizer state (``state_buffers`` of them), plus every activation of one forward pass
-    (autograd keeps them for the backward) counted twice, measured with forward hooks."""
+def activation_bytes(model: nn.Module, x: Tensor) -> list[int]:
+    """The bytes of every module's output in one forward pass of ``x`` (eval mode, no
+    autograd), measured with forward hooks: what memory estimates are built from."""
     sizes: list[int] = []
 
     def hook(module: nn.Module, args: object, output: object) -> None:
@@ -452,5 +454,12 @@ def copy_memory(model: nn.Module, x: Tensor, *, state_buffers: int = 3) -> int:
         model.train(was_training)
         for handle in handles:
             handle.remove()
+    return sizes
+
+
+def copy_memory(model: nn.Module, x: Tensor, *, state_buffers: int = 3) -> int:
+    """Bytes one copy needs while training on the batch ``x``: its parameters, gradient and
+    optimizer state (``state_buffers`` of them), plus every activation of one forward pass
+    (autograd keeps them for the backward) counted twice."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    return (2 + state_buffers) * weights + 2 * sum(sizes)
+    return (2 + state_buffers) * weights + 2 * sum(activation_bytes(model, x))

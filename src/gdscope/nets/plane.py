@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from gdscope import interrupts
-from gdscope.engines.stacked import MEMORY_FRACTION
+from gdscope.engines.stacked import MEMORY_FRACTION, activation_bytes, is_classification
 from gdscope.engines.stacked import free_memory as _free_memory
 from gdscope.errors import GdscopeError
 from gdscope.files import write_atomic
@@ -121,10 +121,6 @@ def materialize(data: Any, device: torch.device | str | None = None) -> Batches:
     return batches
 
 
-def _is_classification(outputs: Tensor, targets: Tensor) -> bool:
-    return outputs.dim() == 2 and targets.dim() == 1 and not targets.is_floating_point()
-
-
 def evaluate_vectors(
     model: nn.Module,
     batches: Batches,
@@ -159,7 +155,7 @@ def evaluate_vectors(
             losses = torch.vmap(lambda out, t=targets: loss_fn(out, t))(outputs)
             total += losses.double() * len(targets)
             if classify is None:
-                classify = _is_classification(outputs[0], targets)
+                classify = is_classification(outputs[0], targets)
             if classify:
                 correct += (outputs.argmax(-1) == targets).double().sum(-1)
             seen += len(targets)
@@ -191,7 +187,7 @@ def evaluate_plane_loop(
                     outputs = model(inputs)
                     total += float(loss_fn(outputs, targets)) * len(targets)
                     if classify is None:
-                        classify = _is_classification(outputs, targets)
+                        classify = is_classification(outputs, targets)
                     if classify:
                         correct += float((outputs.argmax(-1) == targets).sum())
                     seen += len(targets)
@@ -239,20 +235,7 @@ def auto_chunk(
     and output, a residual branch, vmap's temporaries), measured with forward hooks on one plain
     forward pass. Between 1 and 1024."""
     inputs = max(batches, key=lambda b: len(b[0]))[0]
-    sizes: list[int] = []
-
-    def hook(module: nn.Module, args: object, output: object) -> None:
-        if isinstance(output, Tensor):
-            sizes.append(output.numel() * output.element_size())
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    try:
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-    per_point = 4 * max(sizes, default=0) + 4 * layout.size
+    per_point = 4 * max(activation_bytes(model, inputs), default=0) + 4 * layout.size
     device = inputs.device
     return int(max(1, min(1024, fraction * _free_memory(device) // max(per_point, 1))))
 
