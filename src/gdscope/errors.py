@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["GdscopeError", "check_finite", "needs_extra"]
+__all__ = ["GdscopeError", "check_finite", "first_line", "needs_extra"]
 
 
 class GdscopeError(ValueError):
     """Invalid input: the CLI prints the message on one line and exits with status 2."""
+
+
+def first_line(error: BaseException) -> str:
+    """An error's message in one line (its first), or its type's name when it has none: what a
+    one-line report of someone else's error (the user's model, torch, h5py) quotes."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def needs_extra(what: str, extra: str) -> GdscopeError:

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from gdscope.engines.trajectory import Trajectory
-from gdscope.errors import GdscopeError, check_finite
+from gdscope.errors import GdscopeError, check_finite, first_line
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OptimizerSpec, SchedulerSpec
 from gdscope.problem.data import Dataset, require
@@ -181,7 +181,7 @@ def _take(
             seen = value
     except RuntimeError as error:
         # torch refuses some settings only when it steps, e.g. an lr beyond float32's range
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        first = first_line(error)
         raise GdscopeError(
             f"torch.optim.{type(opt).__name__} failed at step {run.step + 1}: {first}"
         ) from None

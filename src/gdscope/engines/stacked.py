@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from gdscope.engines.minibatch import batch_indices
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, first_line
 from gdscope.optim.rules import TORCH_PAIRS, TRANSFORMS, Hyper, make_hyper, torch_kwargs, torch_name
 from gdscope.optim.specs import OPTIMIZERS, SchedulerSpec
 from gdscope.problem.divergence import Divergence
@@ -339,7 +339,7 @@ def train_stacked(
             if method != "auto" or chosen == "loop" or t > 1:
                 raise
             chosen, run = "loop", _with_grads(_looped(step_fn))
-            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            first = first_line(error)
             note = f"vmap cannot run this model ({first[:120]}); trained copy by copy instead"
             grads, (loss, new_buffers) = run(*args)
         flat_grad = torch.cat([grads[n].reshape(size, -1) for n in copies.params], dim=1)

@@ -15,7 +15,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, first_line
 from gdscope.nets.plane import EvaluationOptions, ModelSurface, materialize, resolve_device
 from gdscope.nets.survey import (
     LandscapeResult,
@@ -151,13 +151,13 @@ def _load_state(model: nn.Module, file: Path) -> None:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # the file is the user's: any failure means "not a checkpoint"
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        first = first_line(error)
         raise GdscopeError(f"cannot load the checkpoint {file}: {first}") from None
     state = _state_dict_in(state)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as error:
-        first = str(error).splitlines()[0]
+        first = first_line(error)
         raise GdscopeError(f"{file} does not fit the model: {first}") from None
 
 
@@ -198,7 +198,7 @@ def users_code(doing: str) -> Iterator[None]:
     except GdscopeError:
         raise  # already says what to fix
     except USERS_ERRORS as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        first = first_line(error)
         raise GdscopeError(f"{doing} failed: {first}") from None
 
 

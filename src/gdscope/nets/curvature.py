@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from gdscope import interrupts
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, first_line
 from gdscope.nets.layout import ParamLayout
 
 __all__ = [
@@ -53,10 +53,6 @@ __all__ = [
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Progress = Callable[[int, int], None]
 Batches = list[tuple[Tensor, Tensor]]
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 @contextlib.contextmanager
@@ -164,7 +160,7 @@ class HessianOperator:
             try:
                 loss = self.loss_fn(functional_call(self.model, params, (inputs,)), targets)
             except (RuntimeError, NotImplementedError, ValueError, TypeError) as error:
-                raise GdscopeError(f"evaluating the loss failed: {_first_line(error)}") from None
+                raise GdscopeError(f"evaluating the loss failed: {first_line(error)}") from None
             if not isinstance(loss, Tensor) or loss.numel() != 1 or not loss.requires_grad:
                 raise GdscopeError("the loss must be a scalar tensor that depends "
                                    "differentiably on the parameters")  # fmt: skip
@@ -194,7 +190,7 @@ class HessianOperator:
             try:
                 products = pullback(vectors)
             except (RuntimeError, NotImplementedError) as error:
-                message = _first_line(error)
+                message = first_line(error)
                 if "vmap" in message.lower() and len(vectors) > 1:  # batching failed
                     products = torch.cat([pullback(v[None]) for v in vectors])
                 else:

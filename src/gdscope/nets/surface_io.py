@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gdscope.errors import GdscopeError, needs_extra
+from gdscope.errors import GdscopeError, first_line, needs_extra
 from gdscope.files import check_target, write_atomic
 from gdscope.nets.plane import ModelSurface
 from gdscope.nets.projection import ProjectedPath
@@ -174,7 +174,7 @@ def _read_h5(path: Path, keys: tuple[str, ...]) -> tuple[dict[str, np.ndarray], 
             found = {k: a for k in keys if (a := _dataset(f, k, path)) is not None}
             directions = f[DIR_KEY][()] if DIR_KEY in f else None
     except OSError as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        first = first_line(error)
         raise GdscopeError(f"cannot read {path} as HDF5: {first}") from None
     if isinstance(directions, bytes):
         directions = directions.decode("utf-8", "replace")
