@@ -49,3 +49,21 @@ def test_formats():
     assert figure_format("a", "svg") == "svg"
     with pytest.raises(GdscopeError):
         figure_format("a.jpg")
+
+
+def test_a_progress_file_is_read_back_only_by_its_own_computation(tmp_path):
+    import numpy as np
+
+    from gdscope.files import load_progress, save_progress
+
+    path = tmp_path / "p.npz"
+    assert load_progress(path, "k1", differs="x") is None  # nothing saved yet
+    save_progress(path, "k1", {"loss": np.arange(6.0).reshape(2, 3)})
+    state = load_progress(path, "k1", differs="x", shapes={"loss": (2, 3)})
+    assert state is not None and state["loss"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    for key, shapes in (("k2", None), ("k1", {"loss": (3, 2)}), ("k1", {"done": (2, 3)})):
+        with pytest.raises(GdscopeError, match=r"belongs to another computation \(x\)"):
+            load_progress(path, key, differs="x", shapes=shapes)
+    path.write_text("not an archive")
+    with pytest.raises(GdscopeError, match="is not a gdscope resume file"):
+        load_progress(path, "k1", differs="x")

@@ -7,10 +7,11 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from gdscope import interrupts
@@ -63,6 +64,39 @@ def write_atomic(
         with interrupts.deferred(), contextlib.suppress(FileNotFoundError):
             tmp.unlink()  # (a Ctrl-C here would leave the temporary file behind)
     return target
+
+
+def save_progress(path: Path, key: str, arrays: Mapping[str, np.ndarray]) -> None:
+    """A long computation's progress file (``--resume``): ``arrays`` and the ``key`` of the
+    computation they belong to, written atomically over the last one."""
+
+    contents: dict[str, Any] = {"key": np.array(key), **arrays}
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as handle:
+            np.savez(handle, **contents)
+
+    write_atomic(path, write, force=True)
+
+
+def load_progress(
+    path: Path, key: str, *, differs: str, shapes: Mapping[str, tuple[int, ...]] | None = None
+) -> dict[str, np.ndarray] | None:
+    """The arrays of the progress file ``path`` (None if there is none yet). Refused in one
+    line when it is not one, or when it belongs to another computation: another ``key``, or
+    arrays not of ``shapes``; ``differs`` says what would differ."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            state = {k: saved[k] for k in saved.files}
+    except (OSError, ValueError) as error:
+        raise GdscopeError(f"{path} is not a gdscope resume file ({error})") from None
+    wrong = any(k not in state or state[k].shape != s for k, s in (shapes or {}).items())
+    if str(state.get("key")) != key or wrong:
+        raise GdscopeError(f"{path} belongs to another computation ({differs}); remove it or "
+                           "choose another --resume file")  # fmt: skip
+    return state
 
 
 def _publish(tmp: Path, target: Path, *, force: bool) -> None:

@@ -28,7 +28,7 @@ from gdscope import interrupts
 from gdscope.engines.stacked import MEMORY_FRACTION, activation_bytes, is_classification
 from gdscope.engines.stacked import free_memory as _free_memory
 from gdscope.errors import GdscopeError
-from gdscope.files import write_atomic
+from gdscope.files import load_progress, save_progress
 from gdscope.nets.layout import ParamLayout
 
 __all__ = [
@@ -370,30 +370,6 @@ def _fingerprint(*arrays: Tensor | np.ndarray) -> str:
     return digest.hexdigest()[:32]
 
 
-def _load_resume(path: Path, key: str, shape: tuple[int, int]) -> dict[str, np.ndarray] | None:
-    if not path.exists():
-        return None
-    try:
-        with np.load(path) as saved:
-            state = {k: saved[k] for k in saved.files}
-    except (OSError, ValueError) as error:
-        raise GdscopeError(f"{path} is not a gdscope resume file ({error})") from None
-    if str(state.get("key")) != key or state["loss"].shape != shape:
-        raise GdscopeError(
-            f"{path} belongs to another computation (model, directions or grid differ); "
-            "remove it or choose another --resume file"
-        )
-    return state
-
-
-def _save_resume(path: Path, key: str, loss: np.ndarray, acc: np.ndarray, done: np.ndarray) -> None:
-    def write(tmp: Path) -> None:
-        with tmp.open("wb") as handle:
-            np.savez(handle, key=np.array(key), loss=loss, accuracy=acc, done=done)
-
-    write_atomic(path, write, force=True)
-
-
 @dataclass(frozen=True, eq=False)
 class PlaneGrid:
     """The points of a landscape: ``centre + x·dx + y·dy`` for ``(x, y)`` in ``ys × xs``, on
@@ -467,7 +443,10 @@ class ChunkResults:
         self.done = np.zeros(grid.shape, dtype=bool)
         self.resume = Path(resume) if resume is not None else None
         self.progress = progress
-        saved = _load_resume(self.resume, self.key, grid.shape) if self.resume else None
+        saved = None
+        if self.resume is not None:
+            saved = load_progress(self.resume, self.key, differs="model, directions or grid differ",
+                                  shapes={"loss": grid.shape})  # fmt: skip
         if saved is not None:
             self.loss, self.accuracy = saved["loss"], saved["accuracy"]
             self.done = saved["done"].astype(bool)
@@ -482,7 +461,11 @@ class ChunkResults:
             self.accuracy.ravel()[indices] = accuracy.cpu().numpy()
         self.done.ravel()[indices] = True
         if self.resume is not None:
-            _save_resume(self.resume, self.key, self.loss, self.accuracy, self.done)
+            save_progress(
+                self.resume,
+                self.key,
+                {"loss": self.loss, "accuracy": self.accuracy, "done": self.done},
+            )
         if self.progress is not None:
             self.progress(int(self.done.sum()), self.done.size)
 

@@ -34,7 +34,7 @@ from gdscope.engines.stacked import (
     train_stacked,
 )
 from gdscope.errors import GdscopeError
-from gdscope.files import write_atomic
+from gdscope.files import load_progress, save_progress
 from gdscope.optim.rules import TRANSFORMS, make_hyper, torch_kwargs
 from gdscope.optim.specs import SchedulerSpec
 from gdscope.raypool import RayPool, on_worker
@@ -203,26 +203,20 @@ class _Store:
         self.metrics: dict[str, np.ndarray] = {}
         self.options: dict[str, np.ndarray] = {}
         self.losses = np.full((total, steps), np.nan)
-        if resume is not None and resume.exists():
+        if resume is not None:
             self._load(resume)
 
     def _load(self, path: Path) -> None:
-        try:
-            with np.load(path, allow_pickle=False) as saved:
-                if str(saved["key"]) != self.key:
-                    raise GdscopeError(
-                        f"--resume {path}: it holds a different study (model, data or settings "
-                        "differ); pick another file"
-                    )
-                self.completed = saved["completed"].copy()
-                self.losses = saved["losses"].copy()
-                for name in saved.files:
-                    if name.startswith("metric_"):
-                        self.metrics[name[7:]] = saved[name].copy()
-                    elif name.startswith("option_"):
-                        self.options[name[7:]] = saved[name].copy()
-        except (OSError, KeyError, ValueError) as error:
-            raise GdscopeError(f"--resume {path}: not a gdscope study file ({error})") from None
+        saved = load_progress(path, self.key, differs="a different study: its model, data or "
+                              "settings differ")  # fmt: skip
+        if saved is None:
+            return
+        self.completed, self.losses = saved["completed"], saved["losses"]
+        for name, values in saved.items():
+            if name.startswith("metric_"):
+                self.metrics[name[7:]] = values
+            elif name.startswith("option_"):
+                self.options[name[7:]] = values
 
     def add(self, index: np.ndarray, metrics: dict[str, np.ndarray],
             options: dict[str, np.ndarray], losses: np.ndarray) -> None:  # fmt: skip
@@ -237,14 +231,10 @@ class _Store:
                 self._save(self.resume)
 
     def _save(self, path: Path) -> None:
-        def write(tmp: Path) -> None:
-            arrays: dict[str, Any] = {f"metric_{k}": v for k, v in self.metrics.items()}
-            arrays.update({f"option_{k}": v for k, v in self.options.items()})
-            with open(tmp, "wb") as handle:
-                np.savez(handle, key=self.key, completed=self.completed, losses=self.losses,
-                         **arrays)  # fmt: skip
-
-        write_atomic(path, write, force=True)
+        arrays: dict[str, np.ndarray] = {f"metric_{k}": v for k, v in self.metrics.items()}
+        arrays.update({f"option_{k}": v for k, v in self.options.items()})
+        save_progress(path, self.key, {"completed": self.completed, "losses": self.losses,
+                                       **arrays})  # fmt: skip
 
 
 def _metrics(
