@@ -43,6 +43,7 @@ __all__ = [
     "plane_labels",
     "run_example",
     "run_job",
+    "split_callable",
     "users_code",
 ]
 
@@ -55,11 +56,17 @@ DEFAULT_LOSS = "crossentropy"
 LOSS_HELP = f"{', '.join(LOSSES)}, or MODULE:FUNCTION returning one (default {DEFAULT_LOSS})"
 
 
-def load_callable(spec: str, what: str) -> Callable[..., Any]:
-    """``package.module:function`` (the current directory is importable, as with ``python -m``)."""
+def split_callable(spec: str, what: str) -> tuple[str, str]:
+    """``module:function`` as its two parts; refused (naming the option ``what``) otherwise."""
     module_name, sep, name = spec.partition(":")
     if not sep or not module_name or not name:
         raise GdscopeError(f"{what} must look like module:function, got {spec!r}")
+    return module_name, name
+
+
+def load_callable(spec: str, what: str) -> Callable[..., Any]:
+    """``package.module:function`` (the current directory is importable, as with ``python -m``)."""
+    module_name, name = split_callable(spec, what)
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     try:

@@ -23,7 +23,7 @@ from gdscope import interrupts
 from gdscope.engines.stacked import INITS
 from gdscope.errors import GdscopeError
 from gdscope.files import save_figure, write_text
-from gdscope.jobs.landscape import DEFAULT_LOSS, users_code
+from gdscope.jobs.landscape import DEFAULT_LOSS, split_callable, users_code
 from gdscope.jobs.plotconfig import PlotConfig
 from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.optim.sgdconfig import SGDConfig
@@ -135,8 +135,8 @@ class NetworkSpec:
             raise GdscopeError(f"--chunk must be >= 1, got {self.chunk}")
         for flag, spec in (("--model", self.model), ("--data", self.data),
                            ("--val-data", self.val_data)):  # fmt: skip
-            if spec is not None and ":" not in spec:
-                raise GdscopeError(f"{flag} must look like module:function, got {spec!r}")
+            if spec is not None:
+                split_callable(spec, flag)
 
     def to_dict(self) -> dict[str, Any]:
         out = _plain_fields(self, skip=("scheduler",))
