@@ -60,12 +60,13 @@ def preset(
     from pydantic import ValidationError
 
     from gdscope.jobs.plotconfig import VIEWS
+    from gdscope.optim.specs import OptimizerSpec
     from gdscope.server.models import TrajectoryRequest
 
     request: dict[str, Any] = {}
     state: dict[str, Any] = {}
     if optimizer is not None or hyper:
-        name = optimizer or "sgd"
+        name = optimizer or OptimizerSpec().name  # the page's default optimizer
         request["optimizer"] = {"name": name, "hyper": hyper}
         state.update(optimizer=name, hyper=hyper)
     if epochs is not None:
