@@ -11,7 +11,7 @@ STAMP := $(VENV)/.gdscope-installed
 DEV_STAMP := $(VENV)/.gdscope-dev-installed
 WEB_STAMP := $(VENV)/.gdscope-web-installed
 
-.PHONY: reproduce test test-fast lint bench venv dev clean browser serve docs
+.PHONY: reproduce test test-fast explore lint bench venv dev clean browser serve docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ test: lint browser
 # The markers are registered in pyproject.toml ([tool.pytest.ini_options]).
 test-fast: lint
 	$(BIN)/python -m pytest -m "not slow and not browser and not ray"
+
+# The property tests with new random draws (the suite's draws are fixed; tests/conftest.py).
+explore: $(DEV_STAMP)
+	$(BIN)/python -m pytest --hypothesis-profile=explore -m "not slow and not browser and not ray" \
+		$$(grep -rl "@given" tests)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_loss_map.py

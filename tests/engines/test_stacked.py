@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -46,8 +47,12 @@ def _data(shape: tuple[int, ...], classes: int, n: int = 40) -> tuple[torch.Tens
     )
 
 
-def _torch_train(model, x, y, name, kwargs, *, steps=STEPS, dtype=torch.float64, scheduler=None):
-    """The ordinary way: a fresh copy, torch.optim, a seeded shuffling DataLoader."""
+def _torch_train(
+    model, x, y, name, kwargs, *, steps=STEPS, dtype=torch.float64, scheduler=None, flip=False
+):
+    """The ordinary way: a fresh copy, torch.optim, a seeded shuffling DataLoader. ``flip``
+    reverses the rows of each batch: the same mathematics, the gradient summed in another order,
+    so it differs from the unflipped run by rounding alone."""
     net = copy.deepcopy(model).to(dtype).train()
     optimizer = OPTIMIZERS[name](net.parameters(), **kwargs)
     schedule = scheduler.build(optimizer) if scheduler is not None else None
@@ -56,6 +61,8 @@ def _torch_train(model, x, y, name, kwargs, *, steps=STEPS, dtype=torch.float64,
     done = 0
     while done < steps:
         for xb, yb in loader:
+            if flip:
+                xb, yb = xb.flip(0), yb.flip(0)
             optimizer.zero_grad()
             nn.functional.cross_entropy(net(xb), yb).backward()
             optimizer.step()
@@ -82,15 +89,30 @@ def _gap(result, k: int, expected: dict[str, torch.Tensor]) -> float:
     return max(float((mine[n].double().cpu() - expected[n].double()).abs().max()) for n in expected)
 
 
+def _torch_rounding(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    return max(float((a[n].double() - b[n].double()).abs().max()) for n in a)
+
+
 def _assert_each_copy_equals_torch(model, x, y, name, rows, *, tol=1e-10, **options):
+    """Each copy within ``tol`` of torch, or, where a configuration amplifies rounding (Adam with
+    beta2 = 0 divides by the current |gradient| + eps: lr/eps = 32 per step measured, 1e-17
+    apart after one step grows to 1e-10 after twenty), within 100× of how far torch moves from
+    itself when only the order of summing the gradient changes. A wrong update rule is 1e-4 or
+    more away in 20 steps, so neither bound can hide it."""
     result = _stacked(model, x, y, name, rows, **options)
     assert result.completed == options.get("steps", STEPS)
     assert (result.diverged_at == -1).all()
+    train = functools.partial(
+        _torch_train, model, x, y, name,
+        dtype=options.get("dtype", torch.float64), scheduler=options.get("scheduler"),
+    )  # fmt: skip
     for k, row in enumerate(rows):
-        expected = _torch_train(model, x, y, name, torch_kwargs(name, row),
-                                dtype=options.get("dtype", torch.float64),
-                                scheduler=options.get("scheduler"))  # fmt: skip
-        assert _gap(result, k, expected) < tol, (k, row)
+        expected = train(torch_kwargs(name, row))
+        gap = _gap(result, k, expected)
+        if gap >= tol:
+            own = _torch_rounding(expected, train(torch_kwargs(name, row), flip=True))
+            assert own < 1e-6, f"torch alone moves {own:.1e}: narrow the strategy, {row}"
+            assert gap < 100 * own, (k, row, gap, own)
     return result
 
 
@@ -154,6 +176,14 @@ def _configurations(draw):
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_configurations())
+@example(  # found by CI: beta2 = 0 amplifies rounding 1e-17 → 6e-10 in 20 steps (torch: 4e-11)
+    ("adamw", [
+        {"lr": 0.03125, "beta1": 0.5, "beta2": 0.0, "eps": 0.0009768225367971029,
+         "weight_decay": 0.0, "amsgrad": False, "maximize": True},
+        {"lr": 0.03125, "beta1": 0.0, "beta2": 0.0, "eps": 0.0009768225367971029,
+         "weight_decay": 0.0, "amsgrad": False, "maximize": False},
+    ])
+)  # fmt: skip
 def test_any_optimizer_and_flags_equal_torch(configuration):
     name, rows = configuration
     x, y = _data((2,), 3, n=24)
