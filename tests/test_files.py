@@ -67,3 +67,21 @@ def test_a_progress_file_is_read_back_only_by_its_own_computation(tmp_path):
     path.write_text("not an archive")
     with pytest.raises(GdscopeError, match="is not a gdscope resume file"):
         load_progress(path, "k1", differs="x")
+
+
+def test_a_fingerprint_tells_apart_values_dtypes_shapes_and_text():
+    import numpy as np
+    import torch
+
+    from gdscope.files import fingerprint
+
+    a = np.arange(6.0)
+    assert fingerprint(a, "x") == fingerprint(torch.arange(6.0, dtype=torch.float64), "x")
+    others = [
+        fingerprint(a, "y"),
+        fingerprint(a.reshape(2, 3), "x"),
+        fingerprint(a.astype(np.float32), "x"),
+        fingerprint(a + 1e-12, "x"),
+        fingerprint("x", a),
+    ]
+    assert len({fingerprint(a, "x"), *others}) == 6

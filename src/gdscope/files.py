@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -21,6 +22,7 @@ __all__ = [
     "FIGURE_FORMATS",
     "check_target",
     "figure_format",
+    "fingerprint",
     "save_figure",
     "write_atomic",
     "write_text",
@@ -64,6 +66,22 @@ def write_atomic(
         with interrupts.deferred(), contextlib.suppress(FileNotFoundError):
             tmp.unlink()  # (a Ctrl-C here would leave the temporary file behind)
     return target
+
+
+def fingerprint(*parts: Any) -> str:
+    """What identifies a computation in its progress file: a hash of ``parts`` (arrays,
+    tensors or text), each with its dtype and shape, so equal numbers of another dtype or
+    layout differ."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, str):
+            digest.update(b"str:" + part.encode())
+            continue
+        data = part.detach().cpu().numpy() if hasattr(part, "detach") else np.asarray(part)
+        data = np.ascontiguousarray(data)
+        digest.update(f"{data.dtype.str}{data.shape}:".encode())
+        digest.update(data.tobytes())
+    return digest.hexdigest()[:24]
 
 
 def save_progress(path: Path, key: str, arrays: Mapping[str, np.ndarray]) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from gdscope.cli.main import main
 from gdscope.errors import GdscopeError
-from gdscope.studies.sweep import Axis, expand, run_grid, save_grid
+from gdscope.studies.sweep import Axis, expand, pack_columns, run_grid, save_grid, unpack_columns
 
 
 def test_axis_parsing():
@@ -119,3 +119,13 @@ def test_a_regression_loss_is_saved_as_before(tmp_path, capsys):
                  "--save", str(saved)])  # fmt: skip
     assert code == 0
     assert _description(saved)["loss"] == {"name": "huber", "delta": 0.5, "beta": 1.0}
+
+
+def test_columns_packed_for_a_file_unpack_to_the_same_columns():
+    options = {"lr": np.array([0.1, 0.2]), "nesterov": np.array([False, True])}
+    metrics = {"final_loss": np.array([1.0, np.nan])}
+    packed = pack_columns(options, metrics)
+    assert len(packed) == 3
+    back = unpack_columns({**packed, "completed": np.array([True, True])})
+    assert back[0].keys() == options.keys() and back[1].keys() == metrics.keys()
+    np.testing.assert_array_equal(back[1]["final_loss"], metrics["final_loss"])

@@ -10,7 +10,6 @@ spread over Ray workers (``gdscope.nets.distributed``).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import time
@@ -28,7 +27,7 @@ from gdscope import interrupts
 from gdscope.engines.stacked import MEMORY_FRACTION, activation_bytes, is_classification
 from gdscope.engines.stacked import free_memory as _free_memory
 from gdscope.errors import GdscopeError
-from gdscope.files import load_progress, save_progress
+from gdscope.files import fingerprint, load_progress, save_progress
 from gdscope.nets.layout import ParamLayout
 
 __all__ = [
@@ -362,14 +361,6 @@ class ModelData:
             yield self._channels_last
 
 
-def _fingerprint(*arrays: Tensor | np.ndarray) -> str:
-    digest = hashlib.sha256()
-    for array in arrays:
-        data = array.detach().cpu().numpy() if isinstance(array, Tensor) else np.asarray(array)
-        digest.update(np.ascontiguousarray(data, dtype=np.float64).tobytes())
-    return digest.hexdigest()[:32]
-
-
 @dataclass(frozen=True, eq=False)
 class PlaneGrid:
     """The points of a landscape: ``centre + x·dx + y·dy`` for ``(x, y)`` in ``ys × xs``, on
@@ -415,7 +406,7 @@ class PlaneGrid:
     def fingerprint(self) -> str:
         """Identifies the computation in a resume file: the centre, directions and grid."""
         dy = self.dy if self.dy is not None else torch.zeros(1)
-        return _fingerprint(self.centre, self.dx, dy, self.xs, self.ys)
+        return fingerprint(self.centre, self.dx, dy, self.xs, self.ys)
 
     def vectors(self, indices: np.ndarray) -> Tensor:
         """The parameter vectors ``(len(indices), N)`` of the points numbered ``indices``."""

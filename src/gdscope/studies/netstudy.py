@@ -8,7 +8,6 @@ is saved as it completes, and a later run with the same settings continues from 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,12 +33,12 @@ from gdscope.engines.stacked import (
     train_stacked,
 )
 from gdscope.errors import GdscopeError
-from gdscope.files import load_progress, save_progress
+from gdscope.files import fingerprint, load_progress, save_progress
 from gdscope.optim.rules import TRANSFORMS, make_hyper, torch_kwargs
 from gdscope.optim.specs import SchedulerSpec
 from gdscope.raypool import RayPool, on_worker
 from gdscope.studies.phase import network_growing
-from gdscope.studies.sweep import Axis, expand
+from gdscope.studies.sweep import Axis, expand, pack_columns, unpack_columns
 from gdscope.version import __version__
 
 __all__ = [
@@ -106,12 +105,9 @@ class Network:
         step = self.batch_size
         return [(self.x[i : i + step], self.y[i : i + step]) for i in range(0, len(self.x), step)]
 
-    def fingerprint(self) -> str:
-        """A hash of the weights and data, so a resume file is only used for the same study."""
-        digest = hashlib.sha256()
-        for tensor in [*self.model.state_dict().values(), self.x, self.y]:
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()[:16]
+    def arrays(self) -> list[Tensor]:
+        """The weights and data: with the settings, what identifies a study's resume file."""
+        return [*self.model.state_dict().values(), self.x, self.y]
 
 
 def auto_chunk(network: Network, *, device: torch.device, optimizer: str) -> int:
@@ -212,11 +208,7 @@ class _Store:
         if saved is None:
             return
         self.completed, self.losses = saved["completed"], saved["losses"]
-        for name, values in saved.items():
-            if name.startswith("metric_"):
-                self.metrics[name[7:]] = values
-            elif name.startswith("option_"):
-                self.options[name[7:]] = values
+        self.options, self.metrics = unpack_columns(saved)
 
     def add(self, index: np.ndarray, metrics: dict[str, np.ndarray],
             options: dict[str, np.ndarray], losses: np.ndarray) -> None:  # fmt: skip
@@ -231,8 +223,7 @@ class _Store:
                 self._save(self.resume)
 
     def _save(self, path: Path) -> None:
-        arrays: dict[str, np.ndarray] = {f"metric_{k}": v for k, v in self.metrics.items()}
-        arrays.update({f"option_{k}": v for k, v in self.options.items()})
+        arrays = pack_columns(self.options, self.metrics)
         save_progress(path, self.key, {"completed": self.completed, "losses": self.losses,
                                        **arrays})  # fmt: skip
 
@@ -271,9 +262,7 @@ def _metrics(
 
 
 def _key(network: Network, description: Mapping[str, Any]) -> str:
-    text = json.dumps({**description, "weights": network.fingerprint()}, sort_keys=True,
-                      default=str)  # fmt: skip
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+    return fingerprint(json.dumps(description, sort_keys=True, default=str), *network.arrays())
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,37 @@ from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
 from gdscope.version import __version__
 
-__all__ = ["Axis", "GridRun", "SavedGrid", "expand", "run_grid", "save_grid"]
+__all__ = [
+    "Axis",
+    "GridRun",
+    "SavedGrid",
+    "expand",
+    "pack_columns",
+    "run_grid",
+    "save_grid",
+    "unpack_columns",
+]
+
+_OPTION, _METRIC = "option_", "metric_"
+"""How a grid's columns are named among other arrays in an NPZ file (saved grids, progress)."""
+
+
+def pack_columns(
+    options: Mapping[str, np.ndarray], metrics: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """A grid's option and metric columns as named arrays for an NPZ file."""
+    return {**{_OPTION + k: v for k, v in options.items()},
+            **{_METRIC + k: v for k, v in metrics.items()}}  # fmt: skip
+
+
+def unpack_columns(
+    arrays: Mapping[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The option and metric columns among ``arrays`` (what ``pack_columns`` named)."""
+    options = {k[len(_OPTION) :]: v for k, v in arrays.items() if k.startswith(_OPTION)}
+    metrics = {k[len(_METRIC) :]: v for k, v in arrays.items() if k.startswith(_METRIC)}
+    return options, metrics
+
 
 MAX_AXIS = 4096
 MAX_CELLS = 16_777_216
@@ -407,8 +437,7 @@ def save_grid(run: SavedGrid, path: str | os.PathLike[str], *, force: bool = Fal
         return _write_text(target, text, force=force)
 
     def write_npz(tmp: Path) -> None:
-        arrays: dict[str, Any] = {f"option_{k}": v for k, v in run.options.items()}
-        arrays.update({f"metric_{k}": v for k, v in run.metrics.items()})
+        arrays: dict[str, Any] = pack_columns(run.options, run.metrics)
         arrays["completed"] = run.completed
         arrays.update(run.curves())
         with open(tmp, "wb") as handle:
