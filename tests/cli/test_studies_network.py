@@ -37,6 +37,24 @@ def test_phase_sweep_compare_with_a_model(tmp_path, monkeypatch, capsys):
     assert {line.split("  ")[0] for line in printed[1:3]} == {"optimizer=sgd", "optimizer=rmsprop"}
 
 
+def smoothed_loss() -> nn.Module:
+    return nn.CrossEntropyLoss(label_smoothing=0.1)
+
+
+def test_loss_names_the_networks_loss_with_model_and_the_neurons_without(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    grid = ["--x", "lr=0.1,1", "--y", "momentum=0,0.9", "--metric", "final_loss", "--steps", "3"]
+    for loss, name in ((f"{__name__}:smoothed_loss", "a.png"), (None, "b.png")):
+        given = ["--loss", loss] if loss else []
+        assert main(["phase", *NET, *grid, *given, "--out", name, "--save", f"{name}.json"]) == 0
+    losses = [read_record(tmp_path / n)["config"]["network"]["loss"] for n in ("a.png", "b.png")]
+    assert losses == [f"{__name__}:smoothed_loss", "crossentropy"]
+    assert main(["phase", "--loss", "l1", *grid[:4], "--epochs", "3", "--out", "c.png"]) == 0
+    assert read_record(tmp_path / "c.png")["config"]["problem"]["losses"][0]["name"] == "l1"
+
+
 def test_resume_continues_from_the_saved_chunks(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     args = ["phase", *NET, "--x", "lr=0.01:1:4:log", "--y", "momentum=0,0.9", "--steps", "4",
@@ -74,6 +92,13 @@ def test_resume_continues_from_the_saved_chunks(tmp_path, monkeypatch, capsys):
         ),
         ([*NET, "--resume", "p.png"], "--resume p.png is also an output"),
         ([*NET, "--chunk", "0"], "--chunk takes a positive integer or 'auto', got '0'"),
+        (
+            ["--loss", "crossentropy"],
+            "unknown loss 'crossentropy'; choose one of mse, l1, huber, "
+            "smoothl1 (a network's loss needs --model)",
+        ),
+        ([*NET, "--function", "booth"], "--function and --model are two different problems"),
+        ([*NET, "--loss", "hinge"], "--loss must be one of crossentropy, mse"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch, capsys, argv,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 from gdscope.engines.reference import MAX_EPOCHS
 from gdscope.errors import GdscopeError
 from gdscope.files import check_target
+from gdscope.jobs.landscape import LOSS_HELP
 from gdscope.jobs.plotconfig import parse_function
 from gdscope.jobs.records import DEFAULT_DPI
 from gdscope.jobs.studies import DTYPES
@@ -206,9 +207,17 @@ def add_function_option(parser: argparse.ArgumentParser, *, many: bool) -> None:
     )
 
 
-def add_objective_options(parser: argparse.ArgumentParser) -> None:
-    """One objective: ``--loss`` (default mse), or ``--function`` instead."""
-    parser.add_argument("--loss", choices=LOSS_NAMES, default="mse")
+def add_objective_options(parser: argparse.ArgumentParser, *, network: bool = False) -> None:
+    """One objective: ``--loss`` (LossSpec's default), or ``--function`` instead. With
+    ``network`` the command also trains ``--model``, whose loss ``--loss`` then names."""
+    neuron = f"{', '.join(LOSS_NAMES)} (default {LossSpec().name})"
+    if network:
+        parser.add_argument("--loss", metavar="NAME|MODULE:FUNCTION",
+                            help=f"the neuron's loss: {neuron}; with --model the network's: "
+                            f"{LOSS_HELP}")  # fmt: skip
+    else:
+        parser.add_argument("--loss", choices=LOSS_NAMES, default=LossSpec().name,
+                            help=f"the neuron's loss: {neuron}")  # fmt: skip
     add_function_option(parser, many=False)
 
 
@@ -276,7 +285,8 @@ def objective(ns: argparse.Namespace) -> Objective:
     """One objective: ``--function`` if given, else ``--loss`` (train, sweep, phase)."""
     if ns.function is not None:
         return parse_function(ns.function)
-    return LossSpec(ns.loss, delta=ns.huber_delta, beta=ns.smoothl1_beta)
+    name = LossSpec().name if ns.loss is None else ns.loss
+    return LossSpec(name, delta=ns.huber_delta, beta=ns.smoothl1_beta)
 
 
 def grid(ns: argparse.Namespace, objective: Objective) -> Grid | None:

@@ -13,7 +13,7 @@ from gdscope import interrupts
 from gdscope.cli import options
 from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
 from gdscope.errors import GdscopeError
-from gdscope.jobs.landscape import DEFAULT_LOSS, LOSS_HELP
+from gdscope.jobs.landscape import DEFAULT_LOSS
 from gdscope.jobs.studies import (
     COMPARE_FORMATS,
     DTYPES,
@@ -35,6 +35,7 @@ from gdscope.jobs.studies import (
     sweep_axes,
 )
 from gdscope.problem.data import DataSpec
+from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
 from gdscope.raypool import RayPool
 from gdscope.studies.netstudy import DEFAULT_STEPS, SCORES
@@ -53,7 +54,7 @@ def add_parser(commands: Subparsers) -> None:
     _add_compare(commands)
 
 
-_NETWORK_FLAGS = ("val_data", "model_loss", "steps", "init", "init_seed", "target", "resume",
+_NETWORK_FLAGS = ("val_data", "steps", "init", "init_seed", "target", "resume",
                   "backend", "address", "gpus_per_task")  # fmt: skip
 """The options of the network group that mean nothing without ``--model``."""
 
@@ -67,8 +68,6 @@ def _add_network_options(parser: argparse.ArgumentParser, *, engine: bool = Fals
     )
     net.add_argument("--model", metavar="MODULE:FUNCTION", help="returns the nn.Module")
     net.add_argument("--val-data", metavar="MODULE:FUNCTION", help="validation data")
-    net.add_argument("--model-loss", default=DEFAULT_LOSS, metavar="NAME|MODULE:FUNCTION",
-                     help=f"the network's loss: {LOSS_HELP}")  # fmt: skip
     net.add_argument("--steps", type=integer, default=DEFAULT_STEPS,
                      help="mini-batch steps per copy")  # fmt: skip
     net.add_argument("--init", choices=INITS, default=INITS[0],
@@ -106,7 +105,7 @@ def _network(ns: argparse.Namespace) -> NetworkSpec | None:
     if ns.resume is not None and ns.resume.resolve() in outputs:
         raise GdscopeError(f"--resume {ns.resume} is also an output: name another file")
     return NetworkSpec(
-        ns.model, str(ns.data), val_data=ns.val_data, loss=ns.model_loss, steps=ns.steps,
+        ns.model, str(ns.data), val_data=ns.val_data, loss=ns.loss or DEFAULT_LOSS, steps=ns.steps,
         init=ns.init, init_seed=ns.init_seed, target=ns.target,
         chunk=_copies(ns.chunk),
         scheduler=scheduler,
@@ -143,7 +142,7 @@ def _add_sweep(commands: Subparsers) -> None:
         metavar="NAME=VALUES",
         help="a hyperparameter and its values: lr=0.01:0.5:6, lr=1e-3:1:5:log, momentum=0,0.9",
     )
-    options.add_objective_options(sweep)
+    options.add_objective_options(sweep, network=True)
     sweep.add_argument("--log-color", action="store_true")
     sweep.add_argument("--chunk",
                        help="with --model: copies trained together (default: auto)")  # fmt: skip
@@ -159,7 +158,7 @@ def _add_phase(commands: Subparsers) -> None:
     phase.add_argument("--metric", choices=METRICS, default=DEFAULT_METRIC)
     phase.add_argument("--tol", type=number, default=1e-3, help="for --metric steps")
     phase.add_argument("--mark", type=number, nargs=2, metavar=("X", "Y"), help="star a cell")
-    options.add_objective_options(phase)
+    options.add_objective_options(phase, network=True)
     phase.add_argument(
         "--chunk",
         help="configurations per batch (default 65536; --model: auto)",
@@ -188,7 +187,7 @@ def _add_compare(commands: Subparsers) -> None:
         metavar="NAME=RANGE",
         help="lr=LO:HI:N:log (default 1e-4:1:25:log); momentum=… also tunes momentum/beta1",
     )
-    options.add_objective_options(compare)
+    options.add_objective_options(compare, network=True)
     compare.add_argument("--huber-delta", type=number, default=1.0)
     compare.add_argument("--smoothl1-beta", type=number, default=1.0)
     options.add_data_options(compare)
@@ -198,6 +197,21 @@ def _add_compare(commands: Subparsers) -> None:
                          help="with --model: what a setting is scored by")  # fmt: skip
     _add_network_options(compare, engine=True)
     options.add_output_options(compare, what=IMAGE_FILE)
+
+
+def _objective(ns: argparse.Namespace) -> Objective:
+    """The neuron's objective (``--loss`` or ``--function``). With ``--model``, ``--loss`` is the
+    network's (``_network``), and the neuron's default objective only sets SGD's default lr."""
+    if ns.model is not None:
+        if ns.function is not None:
+            raise GdscopeError("--function and --model are two different problems; choose one")
+        return LossSpec()
+    try:
+        return options.objective(ns)
+    except GdscopeError as error:
+        if ns.loss is None or ns.function is not None:
+            raise
+        raise GdscopeError(f"--loss: {error} (a network's loss needs --model)") from None
 
 
 def _problem(ns: argparse.Namespace, objective: Objective, *, grid: bool = True) -> Problem:
@@ -224,7 +238,7 @@ def _outputs(ns: argparse.Namespace) -> Outputs:
 def _sweep(ns: argparse.Namespace) -> int:
     sweep_axes(tuple(ns.vary))
     options.check_outputs(ns, saves=GRID_FORMATS)
-    objective = options.objective(ns)
+    objective = _objective(ns)
     settings = _settings(ns, objective)
     network = _network(ns)
     problem = Problem() if network is not None else _problem(ns, objective)
@@ -236,7 +250,7 @@ def _phase(ns: argparse.Namespace) -> int:
     for text in (ns.x, ns.y):  # refused first, before the outputs are looked at
         Axis.parse(text)
     options.check_outputs(ns, saves=GRID_FORMATS)
-    objective = options.objective(ns)
+    objective = _objective(ns)
     settings = _settings(ns, objective)
     network = _network(ns)
     problem = Problem() if network is not None else _problem(ns, objective, grid=False)
@@ -283,7 +297,7 @@ def _report(written: Sequence[Path], *, interrupted: bool, kept: str) -> int:
 
 def _compare(ns: argparse.Namespace) -> int:
     options.check_outputs(ns, saves=COMPARE_FORMATS)
-    objective = options.objective(ns)
+    objective = _objective(ns)
     network = _network(ns)
     run = None
     if network is not None:
