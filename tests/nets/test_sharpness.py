@@ -121,6 +121,34 @@ def test_adam_records_the_preconditioned_sharpness():
     np.testing.assert_allclose(trace.threshold, 38 / 0.01)
 
 
+def test_sharpness_in_train_mode_uses_the_batch_statistics():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(2, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 1)).double()
+    x = torch.randn(24, 2, dtype=torch.float64)
+    y = torch.sin(3 * x[:, :1])
+    layout = ParamLayout.of(model)
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+
+    def loss(p):  # train mode: BatchNorm normalizes with this batch's mean and variance
+        return nn.functional.mse_loss(functional_call(model, ({**layout.unflatten(p),
+                                                               **buffers},), (x,)), y)  # fmt: skip
+
+    model.train()
+    exact = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, layout.vector(model)))
+    running = model[1].running_mean.clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    traces = [
+        Recorder(model, optimizer=optimizer, sharpness_every=1, sharpness_data=(x, y),
+                 sharpness_loss=nn.MSELoss(), sharpness_train=train).result().sharpness
+        for train in (True, False)
+    ]  # fmt: skip
+    assert traces[0] is not None and traces[1] is not None
+    assert traces[0].train and not traces[1].train
+    assert traces[0].values[0, 0] == pytest.approx(float(exact[-1]), rel=1e-3)
+    assert traces[1].values[0, 0] != pytest.approx(float(exact[-1]), rel=1e-2)
+    assert torch.equal(model[1].running_mean, running) and model.training
+
+
 def test_sharpness_options_are_checked():
     model, x, y = _problem()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)

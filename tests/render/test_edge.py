@@ -25,14 +25,14 @@ def test_thresholds_follow_the_learning_rate_and_the_rule_is_said_once():
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["a", "2/η = 10", "b", "2/η = 4"]
     assert ax.texts[0].get_text().startswith("dashed: 2/η: gradient descent (the stability")
-    assert ax.get_ylabel() == "sharpness λ₁(H)"
+    assert ax.get_ylabel() == "sharpness λ₁(H), eval mode"
 
 
 def test_adam_is_measured_preconditioned_and_unknown_thresholds_are_not_drawn():
     ax = Figure().add_subplot()
     adam = _trace(np.full(3, 0.01), "preconditioned", "38/η: Adam's preconditioned sharpness")
     plot_sharpness([("adam", adam)], ax=ax)
-    assert ax.get_ylabel() == "preconditioned sharpness λ₁(P⁻¹H)"
+    assert ax.get_ylabel() == "preconditioned sharpness λ₁(P⁻¹H), eval mode"
     none = SharpnessTrace(np.arange(3), np.ones((3, 1)), np.full(3, 0.1), np.full(3, np.nan),
                           "hessian", "no stability threshold is known for RMSprop")  # fmt: skip
     ax = Figure().add_subplot()
@@ -46,3 +46,14 @@ def test_training_loss_is_drawn_per_step_on_a_log_scale():
     plot_training_loss([("a", np.array([1.0, 0.5, 0.7]))], ax=ax)
     assert ax.get_yscale() == "log"
     np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [1, 2, 3])
+
+
+def test_the_mode_the_sharpness_was_measured_in_is_named():
+    lr = np.full(3, 0.1)
+    train = SharpnessTrace(**{**_trace(lr).__dict__, "train": True})
+    ax = Figure().add_subplot()
+    plot_sharpness([("train", train)], ax=ax)
+    assert ax.get_ylabel() == "sharpness λ₁(H), train mode"
+    ax = Figure().add_subplot()
+    plot_sharpness([("train", train), ("eval", _trace(lr))], ax=ax)
+    assert ax.get_ylabel() == "sharpness λ₁(H), eval mode and train mode"

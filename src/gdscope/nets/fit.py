@@ -40,6 +40,7 @@ def fit(
     sharpness_every: int | None = None,
     sharpness_data: Any = None,
     sharpness_top: int = 1,
+    sharpness_train: bool = False,
 ) -> FitResult:
     """Train ``model`` in train mode for ``epochs`` passes over ``loader``, one optimizer step
     per batch, snapshotting every ``every`` steps (``Recorder``; streamed to ``path`` if given).
@@ -53,7 +54,8 @@ def fit(
     probe_data = sharpness_data if sharpness_data is not None else loader
     recorder = Recorder(model, every=every, path=path, optimizer=optimizer, force=force,
                         sharpness_every=sharpness_every, sharpness_data=probe_data,
-                        sharpness_loss=loss_fn, sharpness_top=sharpness_top)  # fmt: skip
+                        sharpness_loss=loss_fn, sharpness_top=sharpness_top,
+                        sharpness_train=sharpness_train)  # fmt: skip
     losses: list[float] = []
     diverged = None
     for _ in range(epochs):

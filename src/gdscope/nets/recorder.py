@@ -65,7 +65,8 @@ class Recorder:
     """Takes parameter snapshots of ``model`` (see the module docstring).
 
     With ``sharpness_every=N`` it also measures the sharpness (the top ``sharpness_top``
-    eigenvalues of ``sharpness_loss`` over ``sharpness_data``, in eval mode; Adam's
+    eigenvalues of ``sharpness_loss`` over ``sharpness_data``, in eval mode, or in train mode
+    with ``sharpness_train`` (BatchNorm on each batch's statistics, dropout's mask fixed); Adam's
     preconditioned one) at step 0 and every ``N`` steps, with the optimizer's learning rate and
     stability threshold then (``nets.sharpness``): ``result().sharpness``. It needs the
     ``optimizer``. Each measurement costs tens of Hessian-vector products on that data."""
@@ -82,6 +83,7 @@ class Recorder:
         sharpness_data: Any = None,
         sharpness_loss: LossFn | None = None,
         sharpness_top: int = 1,
+        sharpness_train: bool = False,
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise GdscopeError(f"every must be a positive integer, got {every!r}")
@@ -90,7 +92,7 @@ class Recorder:
         self.optimizer = type(optimizer).__name__ if optimizer is not None else None
         self._optimizer = optimizer
         self._probe = _probe(sharpness_every, sharpness_data, sharpness_loss, sharpness_top,
-                             optimizer)  # fmt: skip
+                             optimizer, train=sharpness_train)  # fmt: skip
         self.sharpness_every = sharpness_every
         self._memory: list[np.ndarray] = []
         self._steps: list[int] = []
@@ -161,6 +163,8 @@ def _probe(
     loss_fn: LossFn | None,
     top: int,
     optimizer: torch.optim.Optimizer | None,
+    *,
+    train: bool,
 ) -> SharpnessProbe | None:
     """The sharpness probe ``sharpness_every`` asks for (checked), or None."""
     if every is None:
@@ -173,7 +177,7 @@ def _probe(
         raise GdscopeError("sharpness_every needs the optimizer (its learning rate, its kind)")
     from gdscope.nets.sharpness import SharpnessProbe
 
-    return SharpnessProbe(data, loss_fn, top=top)
+    return SharpnessProbe(data, loss_fn, top=top, train=bool(train))
 
 
 def open_path(path: str | os.PathLike[str]) -> RecordedPath:

@@ -108,13 +108,15 @@ class SharpnessTrace:
     measure: Measure = "hessian"
     rule: str = ""
     optimizer: str | None = None
+    train: bool = False
+    """Measured in train mode (BatchNorm on the batch's statistics), else in eval mode."""
 
     def to_dict(self) -> dict[str, Any]:
         """As plain lists (NaN stays NaN: ``json.dumps`` callers turn it into null)."""
         return {"steps": self.steps.tolist(), "values": self.values.tolist(),
                 "lr": self.lr.tolist(), "threshold": self.threshold.tolist(),
                 "measure": self.measure, "rule": self.rule,
-                "optimizer": self.optimizer}  # fmt: skip
+                "optimizer": self.optimizer, "train": self.train}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SharpnessTrace:
@@ -125,20 +127,23 @@ class SharpnessTrace:
         values = [[math.nan if v is None else v for v in row] for row in data["values"]]
         return cls(np.array(data["steps"], dtype=np.int64), np.array(values, dtype=np.float64),
                    array("lr"), array("threshold"), data.get("measure", "hessian"),
-                   data.get("rule", ""), data.get("optimizer"))  # fmt: skip
+                   data.get("rule", ""), data.get("optimizer"),
+                   bool(data.get("train", False)))  # fmt: skip
 
 
 @dataclass(eq=False)
 class SharpnessProbe:
     """Measures the top ``top`` eigenvalues of ``loss_fn`` over ``data`` (anything
     ``materialize`` takes: a fixed sample is usual) at the model's weights, to relative
-    tolerance ``tol``; each measurement starts Lanczos from the last top eigenvector."""
+    tolerance ``tol``, in eval mode or with ``train`` in train mode (``HessianOperator``);
+    each measurement starts Lanczos from the last top eigenvector."""
 
     data: Any
     loss_fn: LossFn
     top: int = 1
     tol: float = 1e-3
     steps: int = 100
+    train: bool = False
     _batches: list[tuple[Tensor, Tensor]] | None = field(default=None, repr=False)
     _start: Tensor | None = field(default=None, repr=False)
     _rows: list[tuple[int, list[float], float, float]] = field(default_factory=list, repr=False)
@@ -164,7 +169,8 @@ class SharpnessProbe:
         if threshold.measure == "preconditioned" and scale is None:
             self._rows.append((step, [math.nan] * self.top, lr, limit))
             return
-        operator = HessianOperator(model, self._batches, self.loss_fn, layout=layout, scale=scale)
+        operator = HessianOperator(model, self._batches, self.loss_fn, layout=layout, scale=scale,
+                                   train=self.train)  # fmt: skip
         values, vectors, *_ = top_eigenpairs(operator, self.top, tol=self.tol, steps=self.steps,
                                              start=self._start)  # fmt: skip
         if len(vectors):
@@ -181,4 +187,5 @@ class SharpnessProbe:
             values[i, : len(row)] = row
         return SharpnessTrace(np.array([r[0] for r in rows], dtype=np.int64), values,
                               np.array([r[2] for r in rows]), np.array([r[3] for r in rows]),
-                              threshold.measure, threshold.rule, self._name)  # fmt: skip
+                              threshold.measure, threshold.rule, self._name,
+                              self.train)  # fmt: skip

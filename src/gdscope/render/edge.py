@@ -42,7 +42,8 @@ def plot_sharpness(runs: Sequence[tuple[str, SharpnessTrace]], *, ax: Axes) -> N
                 wrap=True)  # fmt: skip
     measure = "preconditioned sharpness λ₁(P⁻¹H)" if measures == {"preconditioned"} else (
         "sharpness λ₁(H)")  # fmt: skip
-    ax.set_ylabel(measure)
+    modes = {"train mode" if trace.train else "eval mode" for _, trace in runs}
+    ax.set_ylabel(f"{measure}, {' and '.join(sorted(modes))}")
     ax.set_xlabel("step")
     ax.set_ylim(bottom=0)
     ax.legend(loc="lower right", fontsize=7.5, ncols=2, bbox_to_anchor=(1, 0.06))
