@@ -158,7 +158,9 @@ def _rows(draw, name: str, count: int) -> list[dict]:
                 row[h.name] = draw(st.floats(1e-8, 1e-3))
             elif h.name == "alpha":  # alpha = 0 with centered: g² − g² = 0 under the root,
                 row[h.name] = draw(st.floats(0.5, 0.99))  # 0 or NaN by rounding alone
-            elif h.name in {"beta1", "beta2", "momentum", "dampening"}:
+            elif h.name == "beta2":  # beta2 near 0 divides by the current |g| + eps: torch
+                row[h.name] = draw(st.floats(0.8, 0.999))  # alone then moves 3e-4 by rounding
+            elif h.name in {"beta1", "momentum", "dampening"}:
                 row[h.name] = draw(st.floats(0.0, 0.99))
             else:
                 row[h.name] = draw(st.floats(0.0, 0.5))

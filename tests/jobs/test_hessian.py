@@ -62,3 +62,22 @@ def test_draw_sharpness_needs_a_recorded_sharpness():
     path = Recorder(nn.Linear(2, 1)).result()
     with pytest.raises(GdscopeError, match="no sharpness"):
         draw_sharpness([("run", path)])
+
+
+def test_ctrl_c_during_eos_keeps_only_the_rates_that_finished(tmp_path, monkeypatch):
+    import gdscope.interrupts as interrupts
+
+    asked_since = []  # Ctrl-C 50 questions after the first run finished: mid second run
+
+    def requested() -> bool:
+        if asked_since:
+            asked_since.append(1)
+        return len(asked_since) > 50
+
+    monkeypatch.setattr(interrupts, "requested", requested)
+    out = make_eos(tmp_path / "eos", rates=(0.4, 0.3), steps=200, every=50,
+                   log=lambda _: asked_since.append(1))  # fmt: skip
+    assert [lr for lr, _, _ in out.runs] == [0.4]
+    ((_, trace, losses),) = out.runs
+    assert len(losses) == 200 and np.isfinite(trace.values).all()
+    assert read_record(tmp_path / "eos" / "eos.png")["rates"] == [0.4]

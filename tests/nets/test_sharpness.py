@@ -121,6 +121,22 @@ def test_adam_records_the_preconditioned_sharpness():
     np.testing.assert_allclose(trace.threshold, 38 / 0.01)
 
 
+def test_amsgrad_is_preconditioned_by_the_running_maximum():
+    model, x, y = _problem(2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05, amsgrad=True)
+    result = fit(model, [(x, y)], nn.MSELoss(), optimizer, epochs=8, sharpness_every=4)
+    trace = result.path.sharpness
+    assert trace is not None
+    state = [optimizer.state[p] for p in model.parameters()]
+    t = float(state[0]["step"])
+    v_max = torch.cat([s["max_exp_avg_sq"].reshape(-1) for s in state])
+    v = torch.cat([s["exp_avg_sq"].reshape(-1) for s in state])
+    assert not torch.equal(v, v_max)  # the two preconditioners differ here
+    d = ((1 - 0.9**t) * ((v_max / (1 - 0.999**t)).sqrt() + 1e-8)).rsqrt()
+    exact = torch.linalg.eigvalsh(d[:, None] * _hessian(model, x, y) * d[None])[-1].item()
+    assert trace.values[-1, 0] == pytest.approx(exact, rel=1e-3)
+
+
 def test_sharpness_in_train_mode_uses_the_batch_statistics():
     torch.manual_seed(3)
     model = nn.Sequential(nn.Linear(2, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 1)).double()

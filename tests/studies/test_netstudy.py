@@ -91,6 +91,33 @@ def test_a_stopped_run_keeps_finished_chunks_and_resume_continues(tmp_path):
         run_network_grid(network, "sgd", (MOMENTUM, LR), steps=6, chunk=2, resume=file)
 
 
+def test_a_resume_file_of_another_loss_or_validation_data_is_refused(tmp_path):
+    file = tmp_path / "r.npz"
+    network = _network(val=True)
+    run_network_grid(network, "sgd", (LR,), steps=3, resume=file)
+    x, y = network.x, network.y
+    smoothed = Network.of(network.model, [(x, y)], nn.CrossEntropyLoss(label_smoothing=0.1),
+                          val=network.val, batch_size=16)  # fmt: skip
+    other_val = Network.of(network.model, [(x, y)], network.loss_fn,
+                           val=[(x[:8], y[:8])], batch_size=16)  # fmt: skip
+    for changed in (smoothed, other_val):
+        with pytest.raises(GdscopeError, match="different study"):
+            run_network_grid(changed, "sgd", (LR,), steps=3, resume=file)
+    same = Network.of(network.model, [(x, y)], nn.CrossEntropyLoss(), val=network.val,
+                      batch_size=16)  # fmt: skip
+    assert run_network_grid(same, "sgd", (LR,), steps=3, resume=file).completed.all()
+
+
+def test_each_cell_keeps_the_settings_tried_not_where_a_scheduler_left_them():
+    from gdscope.optim.specs import SchedulerSpec
+
+    schedule = SchedulerSpec.of("onecyclelr", max_lr=0.5, total_steps=6)
+    run = run_network_grid(_network(), "sgd", (MOMENTUM, LR), steps=6, scheduler=schedule)
+    np.testing.assert_allclose(run.options["lr"], np.tile(LR.values, 2))
+    np.testing.assert_allclose(run.options["momentum"], np.repeat(MOMENTUM.values, 3))
+    assert (run.options["nesterov"] == 0).all() and "dampening" in run.options
+
+
 def test_auto_chunk_follows_free_memory_and_refuses_a_copy_that_does_not_fit(monkeypatch):
     network = _network()
     monkeypatch.setattr(netstudy, "free_memory", lambda device: 1 << 30)

@@ -333,9 +333,13 @@ def _example(ns: argparse.Namespace) -> int:
         sys.stderr.write(text + "\n")  # one write: a Ctrl-C cannot split the line from its end
 
     if ns.name == "eos":
-        from gdscope.jobs.hessian import make_eos
+        from gdscope.jobs.hessian import EOS_RATES, make_eos
 
-        make_eos(ns.out, force=ns.force, log=log, wrote=options.wrote)
+        done = make_eos(ns.out, force=ns.force, log=log, wrote=options.wrote)
+        if len(done.runs) < len(EOS_RATES) or interrupts.requested():
+            print(f"gdscope: interrupted: kept {len(done.runs)} of {len(EOS_RATES)} learning "
+                  "rates", file=sys.stderr)  # fmt: skip
+            return EXIT_INTERRUPTED
         return 0
     from gdscope.jobs.studies import EXAMPLE_STUDIES, example_studies, example_study_files
 

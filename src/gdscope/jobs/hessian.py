@@ -205,7 +205,10 @@ def _eos_runs(
                 break
             model = eos.make_model()
             result = fit(model, [data], nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=lr),
-                         epochs=steps, every=steps, sharpness_every=every)  # fmt: skip
+                         epochs=steps, every=steps, sharpness_every=every,
+                         should_stop=interrupts.requested)  # fmt: skip
+            if result.stopped or interrupts.requested():
+                break  # an unfinished run is left out: its sharpness stops mid-way
             trace = result.path.sharpness
             assert trace is not None
             runs.append((lr, trace, result.losses))
@@ -243,7 +246,8 @@ def make_eos(
     runs = _eos_runs(rates, steps, every, log)
     if not runs:
         raise KeyboardInterrupt
-    rec = record("eos", rates=list(rates), steps=steps, every=every, dpi=dpi)
+    # After Ctrl-C the record names the rates drawn, so replay re-makes this figure.
+    rec = record("eos", rates=[lr for lr, _, _ in runs], steps=steps, every=every, dpi=dpi)
     labels = [f"GD, η = {lr:g}" for lr, _, _ in runs]
     fig = draw_sharpness(list(zip(labels, (t for _, t, _ in runs), strict=True)),
                          losses=[loss for _, _, loss in runs],

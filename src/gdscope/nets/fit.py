@@ -24,6 +24,8 @@ class FitResult:
     losses: np.ndarray
     """The training loss of every step (the mini-batch's)."""
     diverged_at: int | None
+    stopped: bool = False
+    """``should_stop`` ended the training before its last epoch."""
 
 
 def fit(
@@ -41,13 +43,15 @@ def fit(
     sharpness_data: Any = None,
     sharpness_top: int = 1,
     sharpness_train: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> FitResult:
     """Train ``model`` in train mode for ``epochs`` passes over ``loader``, one optimizer step
     per batch, snapshotting every ``every`` steps (``Recorder``; streamed to ``path`` if given).
     Stops at the first non-finite loss (the run diverged). With ``sharpness_every`` it measures
     the sharpness of ``loss_fn`` over ``sharpness_data`` (default: all of ``loader``, loaded
     once before training, which advances a shuffling loader's generator by one pass) every that
-    many steps (``Recorder``'s options of the same names)."""
+    many steps (``Recorder``'s options of the same names). ``should_stop`` is asked before every
+    step; when it says yes, training ends there (``FitResult.stopped``)."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise GdscopeError(f"epochs must be a positive integer, got {epochs!r}")
     model.to(device).train()
@@ -58,8 +62,12 @@ def fit(
                         sharpness_train=sharpness_train)  # fmt: skip
     losses: list[float] = []
     diverged = None
+    stopped = False
     for _ in range(epochs):
         for inputs, targets in loader:
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
             inputs, targets = inputs.to(device), targets.to(device)
             optimizer.zero_grad()
             loss = loss_fn(model(inputs), targets)
@@ -71,7 +79,7 @@ def fit(
             optimizer.step()
             losses.append(value)
             recorder.step(value)
-        if diverged is not None:
+        if diverged is not None or stopped:
             break
     model.eval()
-    return FitResult(recorder.result(), np.array(losses), diverged)
+    return FitResult(recorder.result(), np.array(losses), diverged, stopped)

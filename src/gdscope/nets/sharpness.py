@@ -50,7 +50,7 @@ def threshold_of(optimizer: torch.optim.Optimizer) -> Threshold:
     group's; groups with different settings get none)."""
     groups = optimizer.param_groups
     name = type(optimizer).__name__
-    keys = ("lr", "momentum", "dampening", "nesterov", "weight_decay", "betas")
+    keys = ("lr", "momentum", "dampening", "nesterov", "weight_decay", "betas", "amsgrad")
     settings = [{k: g.get(k) for k in keys} for g in groups]
     if any(s != settings[0] for s in settings[1:]):
         return Threshold("hessian", None, f"{name}'s parameter groups differ: no single threshold")
@@ -74,22 +74,26 @@ def threshold_of(optimizer: torch.optim.Optimizer) -> Threshold:
         value = critical_sharpness(lr, beta1, dampening=beta1)
         rule = (f"2(1+β₁)/((1−β₁)η) = {value * lr:.4g}/η: {name}'s preconditioned sharpness, "
                 f"β₁={beta1:g}")  # fmt: skip
+        if _number(group["weight_decay"]):  # Cohen et al. (2022) derive it without decay
+            rule += f" (weight decay {_number(group['weight_decay']):g} not counted)"
         return Threshold("preconditioned", value, rule)
     return Threshold("hessian", None, f"no stability threshold is known for {name}")
 
 
 def adam_scale(optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> Tensor | None:
-    """``P^{-1/2}`` flattened in ``params``' order, or None before Adam's first step."""
+    """``P^{-1/2}`` flattened in ``params``' order, or None before Adam's first step. With
+    AMSGrad, torch divides by the running maximum of the second moment: so does ``P``."""
     group = optimizer.param_groups[0]
+    second = "max_exp_avg_sq" if group.get("amsgrad") else "exp_avg_sq"
     beta1, beta2 = (_number(b) for b in group["betas"])
     eps = _number(group["eps"])
     parts = []
     for param in params:
         state = optimizer.state.get(param, {})
-        if "exp_avg_sq" not in state:
+        if second not in state:
             return None
         step = _number(state["step"])
-        v_hat = state["exp_avg_sq"] / (1 - beta2**step)
+        v_hat = state[second] / (1 - beta2**step)
         p = (1 - beta1**step) * (v_hat.sqrt() + eps)
         parts.append(p.reshape(-1).rsqrt())
     return torch.cat(parts).detach()

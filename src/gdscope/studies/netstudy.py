@@ -106,8 +106,23 @@ class Network:
         return [(self.x[i : i + step], self.y[i : i + step]) for i in range(0, len(self.x), step)]
 
     def arrays(self) -> list[Tensor]:
-        """The weights and data: with the settings, what identifies a study's resume file."""
-        return [*self.model.state_dict().values(), self.x, self.y]
+        """The weights, the data, the validation data and the loss's own tensors (a class
+        weight): with ``loss_identity`` and the settings, what identifies a resume file."""
+        val = [t for batch in self.val or [] for t in batch]
+        own = self.loss_fn.state_dict().values() if isinstance(self.loss_fn, nn.Module) else []
+        return [*self.model.state_dict().values(), self.x, self.y, *val, *own]
+
+    def loss_identity(self) -> str:
+        """The loss's class or function and its plain settings (reduction, label smoothing,
+        …), so a resume file made with another loss is refused."""
+        fn = self.loss_fn
+        kind = fn if not isinstance(fn, nn.Module) else type(fn)
+        name = f"{getattr(kind, '__module__', '')}.{getattr(kind, '__qualname__', repr(kind))}"
+        plain = (bool, int, float, str, type(None))
+        settings = {k: v for k, v in sorted(vars(fn).items())
+                    if not k.startswith("_") and isinstance(v, plain)} if hasattr(
+                        fn, "__dict__") else {}  # fmt: skip
+        return f"{name}{settings}"
 
 
 def auto_chunk(network: Network, *, device: torch.device, optimizer: str) -> int:
@@ -312,9 +327,12 @@ class _Plan:
         begun = stack_copies(network.model, len(index) if self.init == "seeded" else 1,
                              init=self.init, seed=seeds, dtype=self.dtype,
                              device=self.device)  # fmt: skip
+        # Each cell's hyperparameters as asked (with defaults), not ``result.hyper``: a
+        # scheduler leaves its last values there, not the setting that was tried.
+        asked = make_hyper(self.optimizer, hyper, len(index))
         return _Done(
             _metrics(network, result, begun, self.target),
-            {k: t[:, 0].cpu().numpy() for k, t in result.hyper.items()},
+            {k: t[:, 0].numpy() for k, t in asked.items()},
             result.losses.double().cpu().numpy().T,
             result.note or "",
         )
@@ -376,7 +394,7 @@ def run_network_grid(
         "fixed": fixed, "steps": steps, "shuffle_seed": shuffle_seed, "init": init,
         "seed": seed, "batch_size": network.batch_size, "target": target,
         "scheduler": None if scheduler is None else [scheduler.name, list(scheduler.options)],
-        "dtype": str(dtype), "val": network.val is not None,
+        "dtype": str(dtype), "val": network.val is not None, "loss": network.loss_identity(),
     }  # fmt: skip
     store = _Store(total, steps, resume, _key(network, description))
     plan = _Plan(optimizer, fixed, cells, steps, shuffle_seed, init, seed, scheduler, target,
