@@ -320,3 +320,21 @@ def test_frozen_parameters_are_left_out_and_the_rest_equal_torch():
         net.load_state_dict({**expected, "0.weight": model[0].weight.double()})
         direct = nn.functional.cross_entropy(net(x.double()), y)
         assert float(loss[k]) == pytest.approx(float(direct.detach()), rel=1e-10)
+
+
+def test_accuracy_only_for_scores_of_several_classes():
+    from gdscope.engines.stacked import is_classification
+
+    labels = torch.tensor([0, 1, 1])
+    assert is_classification(torch.zeros(3, 2), labels)
+    assert not is_classification(torch.zeros(3, 1), labels)  # one output: a regression
+    assert not is_classification(torch.zeros(3, 2), labels.double())
+    model = nn.Linear(2, 1)
+    x = torch.randn(6, 2)
+    copies = stack_copies(model, 2)
+    loss, accuracy = evaluate_copies(model, copies, [(x, torch.zeros(6, dtype=torch.long))],
+                                     lambda out, y: ((out[:, 0] - y) ** 2).mean())  # fmt: skip
+    assert accuracy is None and loss.shape == (2,)
+    _, accuracy = evaluate_copies(_mlp(), stack_copies(_mlp(), 2), [_data((2,), 3)],
+                                  nn.CrossEntropyLoss())  # fmt: skip
+    assert accuracy is not None and ((accuracy >= 0) & (accuracy <= 1)).all()

@@ -175,3 +175,21 @@ def test_sharpness_options_are_checked():
     with pytest.raises(GdscopeError, match="positive integer"):
         Recorder(model, optimizer=optimizer, sharpness_every=0, sharpness_data=(x, y),
                  sharpness_loss=nn.MSELoss())  # fmt: skip
+
+
+def test_measuring_sharpness_does_not_change_the_batches_training_sees():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    def run(every):
+        torch.manual_seed(4)
+        model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(20, 2, dtype=torch.float64, generator=generator)
+        loader = DataLoader(TensorDataset(x, x[:, :1] ** 2), batch_size=5, shuffle=True,
+                            generator=torch.Generator().manual_seed(1))  # fmt: skip
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        return fit(model, loader, nn.MSELoss(), optimizer, epochs=2, sharpness_every=every)
+
+    measured, plain = run(3), run(None)
+    np.testing.assert_array_equal(measured.losses, plain.losses)
+    assert measured.path.sharpness is not None and plain.path.sharpness is None

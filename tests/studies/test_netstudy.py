@@ -125,6 +125,9 @@ def test_auto_chunk_follows_free_memory_and_refuses_a_copy_that_does_not_fit(mon
     monkeypatch.setattr(netstudy, "free_memory", lambda device: 1 << 20)
     small = netstudy.auto_chunk(network, device=torch.device("cpu"), optimizer="adam")
     assert 1 <= small < big <= netstudy.MAX_CHUNK
+    wide = netstudy.auto_chunk(network, device=torch.device("cpu"), optimizer="adam",
+                               dtype=torch.float64)  # fmt: skip
+    assert wide == pytest.approx(small / 2, abs=1)  # float64 copies of a float32 model
     monkeypatch.setattr(netstudy, "free_memory", lambda device: 1000)
     with pytest.raises(GdscopeError, match="one copy of the model needs"):
         run_network_grid(network, "sgd", (LR,), steps=2)

@@ -45,3 +45,12 @@ def test_phase_metrics(article_data):
     # lr 3 never gets there, lr 0.5 does, lr 0.05 too slowly for 60 epochs (NaN) or later.
     assert np.isnan(steps[0, 2]) and np.isfinite(steps[0, 1])
     assert np.isnan(steps[0, 0]) or steps[0, 1] < steps[0, 0]
+
+
+def test_a_network_is_growing_when_its_loss_rose_by_half_its_size_whatever_the_sign():
+    from gdscope.studies.phase import NETWORK_GROWTH, network_growing
+
+    start = np.array([2.0, 2.0, -1.0, -1.0, 0.0])
+    final = np.array([2.9, 3.1, -0.6, -0.4, 0.0])
+    assert NETWORK_GROWTH == 1.5
+    np.testing.assert_array_equal(network_growing(final, start), [False, True, False, True, False])

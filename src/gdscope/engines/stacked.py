@@ -383,15 +383,19 @@ def evaluate_copies(
     dtype = first.dtype
     net = _float_copy(model, dtype, first.device).eval()  # frozen parameters stay the model's
 
+    classifies = False
+
     def one(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
-        out = functional_call(net, (params, buffers), (x,))
-        hits = (out.argmax(-1) == y).sum() if is_classification(out, y) else torch.zeros(())
+        nonlocal classifies
+        out = functional_call(net, (params, buffers), (x,))  # one copy's outputs, under vmap too
+        classifies = is_classification(out, y)
+        hits = (out.argmax(-1) == y).sum() if classifies else torch.zeros(())
         return loss_fn(out, y), hits
 
     run = vmap(one, in_dims=(0, 0, None, None)) if method == "vmap" else None
     total = torch.zeros(copies.size, dtype=torch.float64)
     correct = torch.zeros(copies.size, dtype=torch.float64)
-    seen, classifies = 0, False
+    seen = 0
     with torch.no_grad():
         for xb, yb in batches:
             xb, yb = xb.to(first.device), yb.to(first.device)
@@ -408,13 +412,14 @@ def evaluate_copies(
             total += loss.double().cpu() * len(xb)
             correct += hits.double().cpu()
             seen += len(xb)
-            classifies = yb.dim() == 1 and not yb.is_floating_point()
     return total / seen, (correct / seen) if classifies else None
 
 
 def is_classification(outputs: Tensor, targets: Tensor) -> bool:
-    """Class scores ``(N, C)`` against class numbers ``(N,)``: an accuracy means something."""
-    return outputs.dim() == 2 and targets.dim() == 1 and not targets.is_floating_point()
+    """Scores of ``C > 1`` classes ``(N, C)`` against class numbers ``(N,)``: an accuracy
+    means something (one output column against integer targets is a regression)."""
+    return (outputs.dim() == 2 and outputs.shape[1] > 1 and targets.dim() == 1
+            and len(targets) == len(outputs) and not targets.is_floating_point())  # fmt: skip
 
 
 MEMORY_FRACTION = 0.25

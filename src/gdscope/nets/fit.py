@@ -28,6 +28,20 @@ class FitResult:
     """``should_stop`` ended the training before its last epoch."""
 
 
+def _one_pass(loader: Iterable[Any]) -> list[Any]:
+    """The loader's batches, read without moving its shuffling on: its generator's state and
+    torch's global random state are as before."""
+    generator = getattr(loader, "generator", None)
+    if not isinstance(generator, torch.Generator):
+        generator = None
+    state = generator.get_state() if generator is not None else None
+    with torch.random.fork_rng(devices=[]):
+        batches = list(loader)
+    if generator is not None and state is not None:
+        generator.set_state(state)
+    return batches
+
+
 def fit(
     model: nn.Module,
     loader: Iterable[Any],
@@ -48,14 +62,17 @@ def fit(
     """Train ``model`` in train mode for ``epochs`` passes over ``loader``, one optimizer step
     per batch, snapshotting every ``every`` steps (``Recorder``; streamed to ``path`` if given).
     Stops at the first non-finite loss (the run diverged). With ``sharpness_every`` it measures
-    the sharpness of ``loss_fn`` over ``sharpness_data`` (default: all of ``loader``, loaded
-    once before training, which advances a shuffling loader's generator by one pass) every that
+    the sharpness of ``loss_fn`` over ``sharpness_data`` (default: all of ``loader``, read once
+    before training with its generator and torch's random state put back, so training sees the
+    batches it would have seen without the measurement) every that
     many steps (``Recorder``'s options of the same names). ``should_stop`` is asked before every
     step; when it says yes, training ends there (``FitResult.stopped``)."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise GdscopeError(f"epochs must be a positive integer, got {epochs!r}")
     model.to(device).train()
-    probe_data = sharpness_data if sharpness_data is not None else loader
+    probe_data = sharpness_data
+    if probe_data is None and sharpness_every is not None:
+        probe_data = _one_pass(loader)
     recorder = Recorder(model, every=every, path=path, optimizer=optimizer, force=force,
                         sharpness_every=sharpness_every, sharpness_data=probe_data,
                         sharpness_loss=loss_fn, sharpness_top=sharpness_top,

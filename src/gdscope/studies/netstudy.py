@@ -125,12 +125,17 @@ class Network:
         return f"{name}{settings}"
 
 
-def auto_chunk(network: Network, *, device: torch.device, optimizer: str) -> int:
+def auto_chunk(
+    network: Network, *, device: torch.device, optimizer: str, dtype: torch.dtype | None = None
+) -> int:
     """Copies per chunk so that a chunk uses about ``MEMORY_FRACTION`` of the free memory
-    (``engines.stacked.copy_memory`` measured on one batch); refused when one copy does not
-    fit at all."""
+    (``engines.stacked.copy_memory`` measured on one batch, scaled to ``dtype`` when the
+    copies train in a wider float than the model's); refused when one copy does not fit."""
     states = len(TRANSFORMS[optimizer].init(torch.zeros(1, 1), _defaults(optimizer)))
     one = copy_memory(network.model, network.x[: network.batch_size], state_buffers=states)
+    own = next((p.dtype for p in network.model.parameters()), None)
+    if dtype is not None and own is not None and dtype.is_floating_point and own.is_floating_point:
+        one = int(one * max(1.0, dtype.itemsize / own.itemsize))
     free = free_memory(device)
     if one > free:
         raise GdscopeError(
@@ -386,7 +391,8 @@ def run_network_grid(
     device = torch.device(device)
     if resume is not None and resume.suffix.lower() != ".npz":
         raise GdscopeError(f"--resume takes a .npz file, got {resume.name!r}")
-    size = auto_chunk(network, device=device, optimizer=optimizer) if chunk == "auto" else chunk
+    size = (auto_chunk(network, device=device, optimizer=optimizer, dtype=dtype)
+            if chunk == "auto" else chunk)  # fmt: skip
     if isinstance(size, (str, bool)) or size < 1:
         raise GdscopeError(f"chunk must be a positive integer or auto, got {chunk!r}")
     description: dict[str, Any] = {

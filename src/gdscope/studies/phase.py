@@ -84,8 +84,9 @@ copy that blew up ends at (2–10× on the examples' MLP and CNN, measured)."""
 
 
 def network_growing(final: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """Which copies of a network are *growing* (see the ``diverged`` metric above)."""
-    return np.asarray(final > NETWORK_GROWTH * start)
+    """Which copies of a network are *growing* (see the ``diverged`` metric above): the loss
+    rose by more than ``NETWORK_GROWTH - 1`` times the start's size (a loss may be negative)."""
+    return np.asarray(final - start > (NETWORK_GROWTH - 1) * np.abs(start))
 
 
 _COUPLED = {"sgd", "adam", "rmsprop", "adagrad"}
