@@ -99,6 +99,7 @@ def test_resume_continues_from_the_saved_chunks(tmp_path, monkeypatch, capsys):
         ),
         ([*NET, "--function", "booth"], "--function and --model are two different problems"),
         ([*NET, "--loss", "hinge"], "--loss must be one of crossentropy, mse"),
+        ([*NET, "--epochs", "9", "--noise", "1"], "--epochs, --noise set the one-neuron problem"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch, capsys, argv,
@@ -108,6 +109,23 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch,
     given = dict(zip(argv[::2], argv[1::2], strict=True))
     args = [item for pair in {**base, **given}.items() for item in pair]
     assert main(["phase", *args, "--steps", "3", "--out", "p.png"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "--device", "cuda", "--budget", "3"], "--device need --model"),
+        (["sweep", "--vary", "lr=0.1,1", "--chunk", "2"], "--chunk need --model"),
+        (["compare", *NET, "--budget", "3", "--steps", "3"], "--budget set the one-neuron"),
+    ],
+)
+def test_options_of_the_other_problem_are_refused_not_ignored(tmp_path, monkeypatch, capsys,
+                                                              argv, message):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--out", "c.png"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert list(tmp_path.iterdir()) == []

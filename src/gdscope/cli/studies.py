@@ -57,6 +57,26 @@ def add_parser(commands: Subparsers) -> None:
 _NETWORK_FLAGS = ("val_data", "steps", "init", "init_seed", "target", "resume",
                   "backend", "address", "gpus_per_task")  # fmt: skip
 """The options of the network group that mean nothing without ``--model``."""
+_NETWORK_ONLY = {
+    "sweep": ("chunk",),
+    "compare": ("batch_size", "shuffle_seed", "dtype", "device", "chunk", "score"),
+}
+"""Each command's other options that are read only with ``--model``."""
+_NEURON_FLAGS = ("epochs", "start", "compile", "huber_delta", "smoothl1_beta", "seed", "n",
+                 "coefficients", "noise", "grid_size", "w_range", "b_range", "tol")  # fmt: skip
+"""Options of the one-neuron problem (or a test function) that mean nothing with ``--model``."""
+_NEURON_ONLY = {"compare": ("budget", "starts", "start_seed")}
+
+_PARSERS: dict[str, argparse.ArgumentParser] = {}
+"""Each command's parser, kept when it is made: its defaults tell the options given."""
+
+
+def _given(ns: argparse.Namespace, names: Iterable[str]) -> list[str]:
+    """Those of ``names`` the command has that were given other values than their defaults,
+    as flags."""
+    parser = _PARSERS[ns.command]
+    return ["--" + n.replace("_", "-") for n in names
+            if hasattr(ns, n) and getattr(ns, n) != parser.get_default(n)]  # fmt: skip
 
 
 def _add_network_options(parser: argparse.ArgumentParser, *, engine: bool = False) -> None:
@@ -92,13 +112,15 @@ def _network(ns: argparse.Namespace) -> NetworkSpec | None:
     """The network the options name, or None; network options without ``--model`` refused."""
     scheduler = options.scheduler(ns)
     if ns.model is None:
-        defaults = _network_defaults()
-        given = [n for n in _NETWORK_FLAGS if getattr(ns, n) != defaults[n]]
-        given += ["scheduler"] if scheduler is not None else []  # the 2-D studies apply none
+        given = _given(ns, (*_NETWORK_FLAGS, *_NETWORK_ONLY.get(ns.command, ())))
+        given += ["--scheduler"] if scheduler is not None else []  # the 2-D studies apply none
         if given:
-            flags = ", ".join("--" + n.replace("_", "-") for n in given)
-            raise GdscopeError(f"{flags} need --model")
+            raise GdscopeError(f"{', '.join(given)} need --model")
         return None
+    ignored = _given(ns, (*_NEURON_FLAGS, *_NEURON_ONLY.get(ns.command, ())))
+    if ignored:
+        raise GdscopeError(f"{', '.join(ignored)} set the one-neuron problem, not --model's "
+                           "(a network study trains --steps mini-batch steps)")  # fmt: skip
     if ns.data is None:
         raise GdscopeError("--model needs --data MODULE:FUNCTION (a DataLoader, a Dataset, …)")
     outputs = {p.resolve() for p in (ns.out, ns.save) if p is not None}
@@ -116,12 +138,6 @@ def _copies(text: str | None) -> int | None:
     """A network's ``--chunk``: copies trained together, None for auto."""
     given = options.chunk_size(text)
     return given if isinstance(given, int) else None
-
-
-def _network_defaults() -> dict[str, object]:
-    parser = argparse.ArgumentParser()
-    _add_network_options(parser)
-    return {name: parser.get_default(name) for name in _NETWORK_FLAGS}
 
 
 def _add_grid_run_options(parser: argparse.ArgumentParser, *, grid: bool) -> None:
@@ -149,6 +165,7 @@ def _add_sweep(commands: Subparsers) -> None:
     _add_grid_run_options(sweep, grid=True)
     _add_network_options(sweep)
     options.add_output_options(sweep, what=IMAGE_FILE)
+    _PARSERS["sweep"] = sweep
 
 
 def _add_phase(commands: Subparsers) -> None:
@@ -166,6 +183,7 @@ def _add_phase(commands: Subparsers) -> None:
     _add_grid_run_options(phase, grid=False)
     _add_network_options(phase)
     options.add_output_options(phase, what=IMAGE_FILE)
+    _PARSERS["phase"] = phase
 
 
 def _add_compare(commands: Subparsers) -> None:
@@ -197,6 +215,7 @@ def _add_compare(commands: Subparsers) -> None:
                          help="with --model: what a setting is scored by")  # fmt: skip
     _add_network_options(compare, engine=True)
     options.add_output_options(compare, what=IMAGE_FILE)
+    _PARSERS["compare"] = compare
 
 
 def _objective(ns: argparse.Namespace) -> Objective:
