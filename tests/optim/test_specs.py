@@ -11,6 +11,7 @@ from gdscope.optim.specs import (
     SCHEDULERS,
     OptimizerSpec,
     SchedulerSpec,
+    momentum_argument,
     parse_assignments,
     parse_value,
 )
@@ -125,3 +126,16 @@ def test_l2_weight_decay_only_for_coupled_decay():
 
 def test_schedulers_listed():
     assert {"steplr", "exponentiallr", "cosineannealinglr", "reducelronplateau"} <= set(SCHEDULERS)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("sgd", ("momentum", None)), ("rmsprop", ("momentum", None)),
+     ("adam", ("betas", (0.9, 0.999))), ("adamax", ("betas", (0.9, 0.999))),
+     ("nadam", ("betas", (0.9, 0.999))), ("adagrad", None), ("rprop", None), ("Adadelta", None)],
+)  # fmt: skip
+def test_how_an_optimizer_takes_momentum_is_read_from_torch(name, expected):
+    assert momentum_argument(name) == expected
+    if expected is not None:  # and torch's optimizer really takes it
+        OPTIMIZERS[name.lower()]([torch.zeros(1, requires_grad=True)], **{expected[0]: (
+            (0.5, 0.99) if expected[0] == "betas" else 0.5)})  # fmt: skip

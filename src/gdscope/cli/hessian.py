@@ -12,6 +12,7 @@ from gdscope.cli import options
 from gdscope.cli.landscape import add_model_options
 from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
 from gdscope.errors import GdscopeError
+from gdscope.nets.curvature import CurvatureOptions
 
 if TYPE_CHECKING:
     from gdscope.cli.options import Subparsers
@@ -24,19 +25,30 @@ def add_parser(commands: Subparsers) -> None:
         "hessian", help="your model's Hessian: top eigenvalues, trace, spectral density"
     )
     add_model_options(parser, path=False)
-    parser.add_argument("--top", type=integer, default=1, help="top eigenvalues (default 1)")
-    parser.add_argument("--tol", type=number, default=1e-3,
-                        help="relative tolerance of each eigenvalue (default 1e-3)")  # fmt: skip
-    parser.add_argument("--steps", type=integer, default=100, help="Lanczos steps at most")
+    given = CurvatureOptions()  # every default is CurvatureOptions'
+    parser.add_argument("--top", type=integer, default=given.top,
+                        help=f"top eigenvalues (default {given.top})")  # fmt: skip
+    parser.add_argument(
+        "--tol",
+        type=number,
+        default=given.tol,
+        help=f"each eigenvalue's relative tolerance (default {given.tol:g})",
+    )
+    parser.add_argument("--steps", type=integer, default=given.steps,
+                        help=f"Lanczos steps at most (default {given.steps})")  # fmt: skip
     parser.add_argument("--trace", action="store_true", help="Hutchinson's trace estimate")
-    parser.add_argument("--trace-samples", type=integer, default=100, help="its vectors")
+    parser.add_argument("--trace-samples", type=integer, default=given.trace_samples,
+                        help=f"its vectors (default {given.trace_samples})")  # fmt: skip
     parser.add_argument("--density", action="store_true", help="the spectral density (SLQ)")
-    parser.add_argument("--density-runs", type=integer, default=1, help="its Lanczos runs")
-    parser.add_argument("--density-steps", type=integer, default=80, help="steps per run")
+    parser.add_argument("--density-runs", type=integer, default=given.density_runs,
+                        help=f"its Lanczos runs (default {given.density_runs})")  # fmt: skip
+    parser.add_argument("--density-steps", type=integer, default=given.density_steps,
+                        help=f"steps per run (default {given.density_steps})")  # fmt: skip
     parser.add_argument("--samples", type=integer, help="use the first N samples of the data")
     parser.add_argument("--train", action="store_true",
                         help="train mode (batch statistics, a fixed dropout mask)")  # fmt: skip
-    parser.add_argument("--seed", type=integer, default=0, help="seed of the random vectors")
+    parser.add_argument("--seed", type=integer, default=given.seed,
+                        help="seed of the random vectors")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     parser.add_argument("--double", action="store_true", help="compute in float64")
     parser.add_argument("--title")
@@ -46,7 +58,6 @@ def add_parser(commands: Subparsers) -> None:
 
 def _hessian(ns: argparse.Namespace) -> int:
     from gdscope.jobs.hessian import HessianJob, make_hessian
-    from gdscope.nets.curvature import CurvatureOptions
     from gdscope.render.spectrum import spectrum_summary
 
     if ns.model is None or ns.data is None:  # (landscape's options may make them optional)

@@ -40,6 +40,8 @@ from gdscope.errors import GdscopeError, first_line
 from gdscope.nets.layout import ParamLayout
 
 __all__ = [
+    "LANCZOS_STEPS",
+    "TOL",
     "CurvatureOptions",
     "Density",
     "HessianOperator",
@@ -49,6 +51,12 @@ __all__ = [
     "top_eigenpairs",
     "wasserstein",
 ]
+
+TOL = 1e-3
+"""The relative tolerance of an eigenvalue unless asked otherwise (everywhere: the CLI, the
+sharpness probe, Hessian directions)."""
+LANCZOS_STEPS = 100
+"""The most Lanczos steps (Hessian-vector products) one eigenvalue computation takes."""
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Progress = Callable[[int, int], None]
@@ -296,8 +304,8 @@ def top_eigenpairs(
     operator: HessianOperator,
     top: int,
     *,
-    tol: float = 1e-3,
-    steps: int = 100,
+    tol: float = TOL,
+    steps: int = LANCZOS_STEPS,
     seed: int = 0,
     start: Tensor | None = None,
     progress: Callable[[], None] | None = None,
@@ -372,8 +380,8 @@ class CurvatureOptions:
     random vector."""
 
     top: int = 1
-    tol: float = 1e-3
-    steps: int = 100
+    tol: float = TOL
+    steps: int = LANCZOS_STEPS
     trace: bool = False
     trace_samples: int = 100
     trace_chunk: int = 10

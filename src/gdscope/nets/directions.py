@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from gdscope.errors import GdscopeError
-from gdscope.nets.curvature import LossFn, curvature
+from gdscope.nets.curvature import TOL, LossFn, curvature
 from gdscope.nets.recorder import ParamLayout, RecordedPath
 
 __all__ = [
@@ -110,7 +110,7 @@ def hessian_directions(
     norm: Norm = "none",
     ignore: Ignore = "biasbn",
     seed: int = 0,
-    tol: float = 1e-3,
+    tol: float = TOL,
 ) -> tuple[list[Tensor], np.ndarray]:
     """The top ``count`` eigenvectors of the loss's Hessian at the model (``nets.curvature``,
     eval mode) and their eigenvalues. With ``norm="none"`` they are unit vectors, so the loss

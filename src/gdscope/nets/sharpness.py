@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from gdscope.errors import GdscopeError
-from gdscope.nets.curvature import HessianOperator, LossFn, top_eigenpairs
+from gdscope.nets.curvature import LANCZOS_STEPS, TOL, HessianOperator, LossFn, top_eigenpairs
 from gdscope.nets.layout import ParamLayout
 from gdscope.nets.plane import materialize
 from gdscope.problem.stability import critical_sharpness
@@ -145,8 +145,8 @@ class SharpnessProbe:
     data: Any
     loss_fn: LossFn
     top: int = 1
-    tol: float = 1e-3
-    steps: int = 100
+    tol: float = TOL
+    steps: int = LANCZOS_STEPS
     train: bool = False
     _batches: list[tuple[Tensor, Tensor]] | None = field(default=None, repr=False)
     _start: Tensor | None = field(default=None, repr=False)

@@ -21,6 +21,7 @@ __all__ = [
     "OptimizerSpec",
     "SchedulerSpec",
     "format_value",
+    "momentum_argument",
     "parse_assignments",
     "parse_value",
 ]
@@ -116,6 +117,18 @@ def _known(name: str, registry: Mapping[str, type[Any]], kind: str) -> str:
 
 def _accepted(cls: type[Any]) -> set[str]:
     return {name for name in inspect.signature(cls).parameters if name not in _IGNORED}
+
+
+def momentum_argument(name: str) -> tuple[str, Any] | None:
+    """How torch's optimizer ``name`` takes a momentum, read from its signature:
+    ``("momentum", None)``, ``("betas", default betas)`` (the momentum is ``beta1``), or None
+    (it has none)."""
+    parameters = inspect.signature(OPTIMIZERS[_known(name, OPTIMIZERS, "optimizer")]).parameters
+    if "betas" in parameters:
+        return "betas", parameters["betas"].default
+    if "momentum" in parameters:
+        return "momentum", None
+    return None
 
 
 @dataclass(frozen=True)

@@ -497,18 +497,14 @@ def _scores(run: NetRun, metric: str) -> np.ndarray:
     return np.where(bad, np.inf, values)
 
 
-_BETA1 = ("adam", "adamw")
-"""Optimizers whose momentum is ``beta1``."""
-
-
 def tuned_axes(optimizer: str, lr: Axis, momentum: Axis | None) -> list[Axis]:
     """The axes a shoot-out tunes for ``optimizer``: ``lr``, and ``momentum`` where it has one
     (Adam's ``beta1``; Adagrad has none)."""
     axes = [lr]
     if momentum is not None:
-        params = TRANSFORMS[optimizer].params
-        name = "beta1" if optimizer in _BETA1 else "momentum"
-        if name in params:
+        params = TRANSFORMS[optimizer].params  # the batched rule's names: beta1 is Adam's
+        name = next((n for n in ("beta1", "momentum") if n in params), None)
+        if name is not None:
             axes.insert(0, Axis(name, momentum.values, momentum.log))
     return axes
 

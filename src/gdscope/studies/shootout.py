@@ -24,7 +24,7 @@ from gdscope.engines.reference import check_epochs, train
 from gdscope.engines.trajectory import Trajectory
 from gdscope.errors import GdscopeError
 from gdscope.optim.rules import TRANSFORMS
-from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec
+from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec, momentum_argument
 from gdscope.problem.data import Dataset
 from gdscope.problem.grid import Grid
 from gdscope.problem.losses import LossSpec
@@ -34,7 +34,6 @@ from gdscope.version import __version__
 
 __all__ = ["Contender", "Shootout", "compare", "start_points"]
 
-_BETA1 = {"adam", "adamw", "nadam", "radam", "adamax"}
 DEFAULT_LR = Axis("lr", tuple(float(v) for v in np.geomspace(1e-4, 1.0, 25)), log=True)
 
 
@@ -98,15 +97,15 @@ def start_points(
 
 
 def _settings(name: str, lr: Axis, momentum: Axis | None) -> list[dict[str, Any]]:
-    if momentum is None:
+    """The tried settings: every ``lr``, with every ``momentum`` where the optimizer has one
+    (beta1 for the Adam family, beta2 then torch's default)."""
+    taken = momentum_argument(name) if momentum is not None else None
+    if momentum is None or taken is None:
         return [{"lr": v} for v in lr.values]
-    if name in _BETA1:
-        return [
-            {"lr": a, "betas": (b, 0.999)} for a, b in itertools.product(lr.values, momentum.values)
-        ]
-    if name in {"sgd", "rmsprop"}:
-        return [{"lr": a, "momentum": b} for a, b in itertools.product(lr.values, momentum.values)]
-    return [{"lr": v} for v in lr.values]
+    pairs = itertools.product(lr.values, momentum.values)
+    if taken[0] == "betas":
+        return [{"lr": a, "betas": (b, taken[1][1])} for a, b in pairs]
+    return [{"lr": a, "momentum": b} for a, b in pairs]
 
 
 def _scores(finals: np.ndarray) -> np.ndarray:
