@@ -104,6 +104,7 @@ class RayPool:
                     cancel()
                     raise cause from None
                 if tries >= self.resubmits:
+                    cancel()  # the other chunks would only be thrown away
                     raise GdscopeError(
                         f"a chunk failed {tries + 1} times on Ray: {error}"
                     ) from None

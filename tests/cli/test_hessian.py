@@ -169,3 +169,11 @@ def test_model_and_data_are_required(tinynet, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--model" in err
     assert not list(tinynet.glob("s.*"))
+
+
+def test_example_eos_refuses_the_options_it_has_no_use_for(tmp_path, capsys):
+    code = main(["example", "eos", "--out", str(tmp_path / "e"), "--epochs", "5", "--grid", "9"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err == "gdscope: error: --epochs, --grid do not apply to example eos\n"
+    assert list(tmp_path.iterdir()) == []

@@ -170,6 +170,11 @@ def add_parser(commands: Subparsers) -> None:
     example.add_argument(
         "--no-studies", action="store_true", help="skip the phase diagram and the shoot-out"
     )
+    options.remember("example", example)
+
+
+_EOS_FREE = ("epochs", "grid", "device", "no_studies")
+"""The example options ``example eos`` has no use for (it trains its own runs on the CPU)."""
 
 
 def _grid_axis(values: Sequence[float], flag: str) -> tuple[float, float, int]:
@@ -334,6 +339,10 @@ def _example(ns: argparse.Namespace) -> int:
 
     if ns.name == "eos":
         from gdscope.jobs.hessian import EOS_RATES, make_eos
+
+        unused = options.given(ns, _EOS_FREE)
+        if unused:
+            raise GdscopeError(f"{', '.join(unused)} do not apply to example eos")
 
         done = make_eos(ns.out, force=ns.force, log=log, wrote=options.wrote)
         if len(done.runs) < len(EOS_RATES) or interrupts.requested():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
@@ -45,6 +45,25 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"gdscope: error: {message} (see '{self.prog} --help')\n")
+
+
+_PARSERS: dict[str, argparse.ArgumentParser] = {}
+"""Each command's parser, kept by ``remember`` when it is made: its defaults tell which
+options were given."""
+
+
+def remember(name: str, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Keep ``parser`` as command ``name``'s (for ``given``)."""
+    _PARSERS[name] = parser
+    return parser
+
+
+def given(ns: argparse.Namespace, names: Iterable[str]) -> list[str]:
+    """Those of ``names`` the command has that were given values other than their defaults,
+    as flags (``--grid-size``)."""
+    parser = _PARSERS[ns.command]
+    return ["--" + n.replace("_", "-") for n in names
+            if hasattr(ns, n) and getattr(ns, n) != parser.get_default(n)]  # fmt: skip
 
 
 def number(text: str) -> float:
@@ -127,7 +146,8 @@ def add_sgd_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--batch-size",
         type=integer,
-        help="mini-batch SGD: one step per batch of this many points (default: full batch)",
+        help="mini-batch SGD: one step per batch of this many points (default: full batch; "
+        "with --model: the loader's)",
     )
     group.add_argument(
         "--shuffle-seed", type=integer, default=0, help="seed of the mini-batch shuffle"
@@ -139,7 +159,10 @@ def add_sgd_options(parser: argparse.ArgumentParser) -> None:
 def add_scheduler_options(group: argparse._ActionsContainer) -> None:
     """``--scheduler NAME`` and its ``--sched KEY=VALUE`` arguments (read by ``scheduler``)."""
     group.add_argument(
-        "--scheduler", metavar="NAME", help="a torch.optim.lr_scheduler class, e.g. steplr"
+        "--scheduler",
+        metavar="NAME",
+        help="a torch.optim.lr_scheduler class, e.g. steplr, stepped after every epoch (with "
+        "--model: after every mini-batch step, so step_size counts steps)",
     )
     group.add_argument(
         "--sched", action="append", default=[], metavar="KEY=VALUE", help="scheduler argument"

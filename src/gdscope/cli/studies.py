@@ -67,17 +67,6 @@ _NEURON_FLAGS = ("epochs", "start", "compile", "huber_delta", "smoothl1_beta", "
 """Options of the one-neuron problem (or a test function) that mean nothing with ``--model``."""
 _NEURON_ONLY = {"compare": ("budget", "starts", "start_seed")}
 
-_PARSERS: dict[str, argparse.ArgumentParser] = {}
-"""Each command's parser, kept when it is made: its defaults tell the options given."""
-
-
-def _given(ns: argparse.Namespace, names: Iterable[str]) -> list[str]:
-    """Those of ``names`` the command has that were given other values than their defaults,
-    as flags."""
-    parser = _PARSERS[ns.command]
-    return ["--" + n.replace("_", "-") for n in names
-            if hasattr(ns, n) and getattr(ns, n) != parser.get_default(n)]  # fmt: skip
-
 
 def _add_network_options(parser: argparse.ArgumentParser, *, engine: bool = False) -> None:
     """Your own network instead of the one-neuron model: ``--model`` and ``--data`` factories
@@ -112,12 +101,12 @@ def _network(ns: argparse.Namespace) -> NetworkSpec | None:
     """The network the options name, or None; network options without ``--model`` refused."""
     scheduler = options.scheduler(ns)
     if ns.model is None:
-        given = _given(ns, (*_NETWORK_FLAGS, *_NETWORK_ONLY.get(ns.command, ())))
+        given = options.given(ns, (*_NETWORK_FLAGS, *_NETWORK_ONLY.get(ns.command, ())))
         given += ["--scheduler"] if scheduler is not None else []  # the 2-D studies apply none
         if given:
             raise GdscopeError(f"{', '.join(given)} need --model")
         return None
-    ignored = _given(ns, (*_NEURON_FLAGS, *_NEURON_ONLY.get(ns.command, ())))
+    ignored = options.given(ns, (*_NEURON_FLAGS, *_NEURON_ONLY.get(ns.command, ())))
     if ignored:
         raise GdscopeError(f"{', '.join(ignored)} set the one-neuron problem, not --model's "
                            "(a network study trains --steps mini-batch steps)")  # fmt: skip
@@ -165,7 +154,7 @@ def _add_sweep(commands: Subparsers) -> None:
     _add_grid_run_options(sweep, grid=True)
     _add_network_options(sweep)
     options.add_output_options(sweep, what=IMAGE_FILE)
-    _PARSERS["sweep"] = sweep
+    options.remember("sweep", sweep)
 
 
 def _add_phase(commands: Subparsers) -> None:
@@ -183,7 +172,7 @@ def _add_phase(commands: Subparsers) -> None:
     _add_grid_run_options(phase, grid=False)
     _add_network_options(phase)
     options.add_output_options(phase, what=IMAGE_FILE)
-    _PARSERS["phase"] = phase
+    options.remember("phase", phase)
 
 
 def _add_compare(commands: Subparsers) -> None:
@@ -215,7 +204,7 @@ def _add_compare(commands: Subparsers) -> None:
                          help="with --model: what a setting is scored by")  # fmt: skip
     _add_network_options(compare, engine=True)
     options.add_output_options(compare, what=IMAGE_FILE)
-    _PARSERS["compare"] = compare
+    options.remember("compare", compare)
 
 
 def _objective(ns: argparse.Namespace) -> Objective:

@@ -103,9 +103,6 @@ class Problem:
         return loss_map(data, self.objective, self.grid or default_grid(self.objective))
 
 
-"""How a network's copies start (``engines.stacked.Init``)."""
-
-
 @dataclass(frozen=True)
 class NetworkSpec:
     """The user's network as a command names it: ``model`` and ``data`` (and ``val_data``) are

@@ -698,7 +698,7 @@ def start_server(
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 process.wait(timeout=10)
-                raise RuntimeError(f"gdscope serve did not start on {url}") from None
+                raise GdscopeError(f"gdscope serve did not start on {url}") from None
             time.sleep(0.1)
 
 
