@@ -85,3 +85,18 @@ def test_a_fingerprint_tells_apart_values_dtypes_shapes_and_text():
         fingerprint("x", a),
     ]
     assert len({fingerprint(a, "x"), *others}) == 6
+
+
+def test_a_folder_or_a_place_that_takes_no_file_is_refused_before_any_work(tmp_path):
+    from pathlib import Path
+
+    from gdscope.files import check_target
+
+    (tmp_path / "d.png").mkdir()
+    with pytest.raises(GdscopeError, match="is a directory"):
+        check_target(tmp_path / "d.png", force=True)
+    if Path("/proc/self").is_dir():  # a folder nobody can create files in, even as root
+        with pytest.raises(GdscopeError, match="cannot write in /proc/self"):
+            check_target("/proc/self/x.json")
+    assert check_target(tmp_path / "ok.png") == tmp_path / "ok.png"
+    assert [p.name for p in tmp_path.iterdir()] == ["d.png"]  # the probe file is gone

@@ -30,13 +30,22 @@ __all__ = [
 
 
 def check_target(path: str | os.PathLike[str], *, force: bool = False) -> Path:
-    """``path`` as a ``Path`` if a file may be written there: its folder exists, and it does not
-    exist unless ``force``. Jobs call it for every output before they start working."""
+    """``path`` as a ``Path`` if a file may be written there: its folder exists and takes a new
+    file (tried: the temporary file ``write_atomic`` makes there), it is not a folder, and it
+    does not exist unless ``force``. Jobs call it for every output before they start working."""
     target = Path(path)
+    if target.is_dir():
+        raise GdscopeError(f"{target} is a directory; name a file")
     if not force and target.exists():
         raise GdscopeError(f"{target} already exists; pass --force to overwrite it")
     if not target.parent.is_dir():
         raise GdscopeError(f"directory {target.parent} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        raise GdscopeError(f"cannot write in {target.parent}: {error.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
     return target
 
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -139,3 +142,25 @@ def test_how_an_optimizer_takes_momentum_is_read_from_torch(name, expected):
     if expected is not None:  # and torch's optimizer really takes it
         OPTIMIZERS[name.lower()]([torch.zeros(1, requires_grad=True)], **{expected[0]: (
             (0.5, 0.99) if expected[0] == "betas" else 0.5)})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: SchedulerSpec.of("steplr", step_size=0), "StepLR: integer modulo by zero"),
+        (lambda: SchedulerSpec.of("cosineannealinglr", T_max=0), "CosineAnnealingLR: "),
+        (lambda: SchedulerSpec.of("steplr", step_size=2, gamma=parse_value("nan")),
+         "StepLR: gamma must be finite"),
+        (lambda: SchedulerSpec.of("steplr", step_size=2, gamma="abc"),
+         "StepLR: gamma takes a number, got 'abc'"),
+        (lambda: OptimizerSpec.of("adam", betas=0.9),
+         "Adam: betas takes 2 comma-separated values (default 0.9,0.999), got 0.9"),
+    ],
+)  # fmt: skip
+def test_arguments_torch_would_fail_on_later_are_refused_now_naming_them(make, message):
+    with pytest.raises(GdscopeError, match=re.escape(message)):
+        make()
+
+
+def test_non_finite_numbers_parse_as_floats():
+    assert math.isnan(parse_value("nan")) and parse_value("-inf") == -math.inf

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import math
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +86,8 @@ def parse_value(text: str) -> Any:
         return lowered == "true"
     if lowered in {"none", "null"}:
         return None
+    if lowered in {"nan", "inf", "+inf", "-inf"}:  # literal_eval knows none of them
+        return float(lowered)
     if "," in stripped and not stripped.startswith(("[", "(")):
         return tuple(parse_value(part) for part in stripped.split(","))
     try:
@@ -117,6 +121,21 @@ def _known(name: str, registry: Mapping[str, type[Any]], kind: str) -> str:
 
 def _accepted(cls: type[Any]) -> set[str]:
     return {name for name in inspect.signature(cls).parameters if name not in _IGNORED}
+
+
+def _check_kinds(cls: type[Any], kwargs: Mapping[str, Any]) -> None:
+    """Refuse, naming the argument, what torch would fail on obscurely: one number where its
+    default is several (``betas=0.9``), or text where it is a number."""
+    parameters = inspect.signature(cls).parameters
+    for key, value in kwargs.items():
+        default = parameters[key].default if key in parameters else None
+        if isinstance(default, tuple) and not isinstance(value, tuple | list):
+            example = ",".join(format_value(v) for v in default)
+            raise GdscopeError(f"{cls.__name__}: {key} takes {len(default)} comma-separated "
+                               f"values (default {example}), got {value!r}")  # fmt: skip
+        number = isinstance(default, int | float) and not isinstance(default, bool)
+        if number and isinstance(value, str):
+            raise GdscopeError(f"{cls.__name__}: {key} takes a number, got {value!r}")
 
 
 def momentum_argument(name: str) -> tuple[str, Any] | None:
@@ -169,6 +188,7 @@ class OptimizerSpec:
         return inspect.signature(self.cls).parameters[key].default
 
     def build(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        _check_kinds(self.cls, self.kwargs())
         try:
             return self.cls(params, **self.kwargs())
         except (ValueError, TypeError, RuntimeError) as error:
@@ -221,8 +241,24 @@ class SchedulerSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _known(self.name, SCHEDULERS, "scheduler"))
         object.__setattr__(self, "options", _freeze(dict(self.options)))
+        bad = [k for k, v in self.options if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise GdscopeError(f"{self.cls.__name__}: {', '.join(bad)} must be finite")
+        # Made and stepped once on a stand-in: torch checks some arguments only when it steps
+        # (StepLR's step_size=0 divides by zero there). Once: OneCycleLR may allow one step.
         param = torch.nn.Parameter(torch.zeros(1))
-        self.build(torch.optim.SGD([param], lr=0.1))
+        optimizer = torch.optim.SGD([param], lr=0.1)
+        scheduler = self.build(optimizer)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                optimizer.step()
+                scheduler.step(0.0) if self.needs_metric else scheduler.step()
+        except ZeroDivisionError as error:
+            raise GdscopeError(f"{self.cls.__name__}: {error} (an argument it divides by is 0)"
+                               ) from None  # fmt: skip
+        except (ValueError, TypeError, OverflowError, IndexError) as error:
+            raise GdscopeError(f"{self.cls.__name__}: {error}") from None
 
     @property
     def cls(self) -> type[Any]:
@@ -241,6 +277,7 @@ class SchedulerSpec:
             raise GdscopeError(
                 f"{self.cls.__name__} got unknown argument(s) {', '.join(sorted(unknown))}"
             )
+        _check_kinds(self.cls, self.kwargs())
         try:
             return self.cls(optimizer, **self.kwargs())
         except (ValueError, TypeError, KeyError) as error:
