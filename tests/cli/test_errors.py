@@ -5,12 +5,15 @@ installed console script itself."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 from gdscope.cli.main import main
 
@@ -93,3 +96,37 @@ def test_the_console_script_says_one_line_and_exits_2(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("gdscope: error:")
+
+
+class _Warns(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = torch.nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        warnings.warn("a library's warning\nwith a second line", UserWarning, stacklevel=1)
+        return self.inner(x)
+
+
+def warning_model() -> torch.nn.Module:
+    return _Warns()
+
+
+def test_warnings_are_one_line_each_at_the_end_and_none_beside_an_error(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    model = ["--model", f"{__name__}:warning_model", "--data",
+             "tests.jobs.test_studies_network:tiny_data"]  # fmt: skip
+    args = ["phase", *model, "--x", "lr=0.1,1", "--y", "momentum=0,0.5", "--steps", "2"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "src")])}
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gdscope", *args, *extra],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                              env=env, check=False)  # fmt: skip
+
+    done = run("--out", "p.png")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "gdscope: warning: a library's warning\n"
+    failed = run("--out", "q.png", "--loss", "mse")  # fails after the forward warned
+    assert failed.returncode == 2
+    assert failed.stderr.count("\n") == 1 and failed.stderr.startswith("gdscope: error:")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from gdscope import interrupts
@@ -37,8 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command ``argv`` (default: this program's arguments); its exit status."""
-    code = _main(argv)
+    """Run the command ``argv`` (default: this program's arguments); its exit status. As the
+    program itself (no ``argv``), the libraries' warnings are held and printed at the end, one
+    line each, unless the command failed: then its one line of error says what went wrong."""
+    if argv is None:
+        with warnings.catch_warnings(record=True) as caught:
+            code = _main(argv)
+        if code != EXIT_USAGE:
+            lines = (str(w.message).strip().splitlines() or [w.category.__name__] for w in caught)
+            for text in dict.fromkeys(line[0] for line in lines):
+                print(f"gdscope: warning: {text}", file=sys.stderr)
+    else:
+        code = _main(argv)
     if argv is None and code == EXIT_INTERRUPTED:
         # The program was interrupted: its files are complete and closed, so skip the
         # interpreter's teardown (a second or more with torch loaded) and end now.
