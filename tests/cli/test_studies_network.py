@@ -151,6 +151,7 @@ def test_ctrl_c_keeps_the_finished_chunks_of_a_network_study(tmp_path):
     outcome = interrupt(args, tmp_path, some_finished)
     kept = kept_configurations(outcome.line)
     assert kept is not None and 0 < kept[0] < kept[1] == 16, outcome.line
+    assert outcome.line.endswith("the same command with --force continues from r.npz")
     with np.load(tmp_path / "r.npz") as saved:
         assert saved["completed"].sum() == kept[0]  # what --resume continues from
     assert (tmp_path / "p.png").exists()

@@ -281,7 +281,8 @@ def _run_study(
     finally:
         close()
     _notes([done.run])
-    return _report(done.written, interrupted=done.run.interrupted, kept=kept(done.run))
+    return _report(done.written, interrupted=done.run.interrupted, kept=kept(done.run),
+                   resume=getattr(ns, "resume", None))  # fmt: skip
 
 
 def _notes(runs: Iterable[Any]) -> None:
@@ -292,14 +293,18 @@ def _notes(runs: Iterable[Any]) -> None:
         print(f"gdscope: note: {note}", file=sys.stderr)
 
 
-def _report(written: Sequence[Path], *, interrupted: bool, kept: str) -> int:
+def _report(
+    written: Sequence[Path], *, interrupted: bool, kept: str, resume: Path | None = None
+) -> int:
     """Print the files written; after Ctrl-C (during the run, or while the files were written,
-    which then hold what finished) say what was kept in one line and exit 130."""
+    which then hold what finished) say what was kept in one line, and how to go on from a
+    ``--resume`` file, and exit 130."""
     for path in written:
         print(path)
     if not (interrupted or interrupts.requested()):
         return 0
-    print(f"gdscope: interrupted: {kept}", file=sys.stderr)
+    more = f"; the same command with --force continues from {resume}" if resume else ""
+    print(f"gdscope: interrupted: {kept}{more}", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 
@@ -321,9 +326,8 @@ def _compare(ns: argparse.Namespace) -> int:
     _notes(getattr(done.result, "runs", {}).values())
     for row in done.result.table():
         print("  ".join(f"{k}={v}" for k, v in row.items()))
-    return _report(
-        done.written, interrupted=done.result.interrupted, kept=kept_optimizers(done.result)
-    )
+    return _report(done.written, interrupted=done.result.interrupted,
+                   kept=kept_optimizers(done.result), resume=ns.resume)  # fmt: skip
 
 
 _RUN = {"sweep": _sweep, "phase": _phase, "compare": _compare}
