@@ -4,6 +4,7 @@ import itertools
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from gdscope.cli.main import main
@@ -53,3 +54,31 @@ def test_ctrl_c_keeps_the_finished_cells_and_exits_130(tmp_path, monkeypatch, ca
     assert printed.out.splitlines() == [str(out), str(save)]
     assert printed.err == "gdscope: interrupted: kept 4 of 6 configurations\n"
     assert np.load(save)["completed"].tolist() == [True] * 4 + [False] * 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["phase", "--x", "lr=", "--y", "momentum=0,1"], "--x must look like name=values"),
+        (["phase", "--x", "lr=0.1,1", "--y", "momentum=0,0.5", "--lr", "5"],
+         "lr is both varied and fixed"),
+        (["sweep", "--vary", "lr=0.1,1", "--opt", "lr=3"], "lr is both varied and fixed"),
+        (["phase", "--optimizer", "adam", "--x", "lr=0.1,1", "--y", "amsgrad=2,0"],
+         "amsgrad takes true or false"),
+        (["compare", "--tune", "lr=1,2", "--tune", "lr=3"], "--tune names lr more than once"),
+    ],
+)  # fmt: skip
+def test_contradictory_or_malformed_axes_are_one_line(tmp_path, monkeypatch, capsys, argv,
+                                                      message):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--out", "x.png"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_varying_beta1_beside_a_fixed_beta2_is_allowed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["phase", "--optimizer", "adam", "--x", "lr=0.1,1", "--y", "beta1=0,0.5",
+            "--opt", "betas=0.9,0.99", "--epochs", "3", "--out", "x.png"]  # fmt: skip
+    assert main(argv) == 0

@@ -34,6 +34,8 @@ from gdscope.jobs.studies import (
     make_sweep,
     sweep_axes,
 )
+from gdscope.optim.specs import parse_assignments
+from gdscope.optim.table import given_flags
 from gdscope.problem.data import DataSpec
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
@@ -243,8 +245,17 @@ def _outputs(ns: argparse.Namespace) -> Outputs:
     return Outputs(ns.out, dpi=ns.dpi, force=ns.force, save=ns.save, resume=ns.resume)
 
 
+def _not_fixed(ns: argparse.Namespace, axes: Iterable[Axis]) -> None:
+    """A varied hyperparameter may not also be set by its flag or ``--opt`` (which would be
+    silently overridden)."""
+    fixed = {*given_flags(ns), *parse_assignments(ns.opt, what="--opt")}
+    both = [axis.name for axis in axes if axis.name in fixed]
+    if both:
+        raise GdscopeError(f"{', '.join(both)} is both varied and fixed (by its flag or --opt)")
+
+
 def _sweep(ns: argparse.Namespace) -> int:
-    sweep_axes(tuple(ns.vary))
+    _not_fixed(ns, sweep_axes(tuple(ns.vary)))
     options.check_outputs(ns, saves=GRID_FORMATS)
     objective = _objective(ns)
     settings = _settings(ns, objective)
@@ -255,8 +266,8 @@ def _sweep(ns: argparse.Namespace) -> int:
 
 
 def _phase(ns: argparse.Namespace) -> int:
-    for text in (ns.x, ns.y):  # refused first, before the outputs are looked at
-        Axis.parse(text)
+    # refused first, before the outputs are looked at
+    _not_fixed(ns, [Axis.parse(text, what=what) for text, what in ((ns.x, "--x"), (ns.y, "--y"))])
     options.check_outputs(ns, saves=GRID_FORMATS)
     objective = _objective(ns)
     settings = _settings(ns, objective)

@@ -308,7 +308,7 @@ class PhaseConfig(_Study):
             raise GdscopeError(f"--chunk must be >= 1, got {self.chunk}")
 
     def axes(self) -> tuple[Axis, Axis]:
-        return Axis.parse(self.x), Axis.parse(self.y)
+        return Axis.parse(self.x, what="--x"), Axis.parse(self.y, what="--y")
 
 
 @dataclass(frozen=True)
@@ -336,7 +336,12 @@ class CompareConfig(_Study):
             raise GdscopeError(f"--tune takes lr and momentum, got {', '.join(sorted(unknown))}")
 
     def tuned(self) -> dict[str, Axis]:
-        return {axis.name: axis for axis in (Axis.parse(text) for text in self.tune)}
+        axes = [Axis.parse(text, what="--tune") for text in self.tune]
+        names = [axis.name for axis in axes]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise GdscopeError(f"--tune names {', '.join(twice)} more than once")
+        return {axis.name: axis for axis in axes}
 
 
 @dataclass(frozen=True)

@@ -285,6 +285,9 @@ def make_hyper(
         flag = isinstance(param.default, bool)
         dtype = torch.bool if flag else torch.float64
         raw = values.get(key, param.default)
+        if flag:  # a flag is true or false (1 or 0), never "any non-zero number"
+            given = torch.as_tensor(raw, dtype=torch.float64).reshape(-1)
+            _refuse((given != 0) & (given != 1), f"{key} takes true or false")
         tensor = torch.as_tensor(raw, dtype=dtype, device=device).reshape(-1, 1)
         if tensor.shape[0] not in (1, size):
             raise GdscopeError(f"{key} has {tensor.shape[0]} values for {size} configurations")
