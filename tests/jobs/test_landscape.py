@@ -293,6 +293,7 @@ def test_a_landscape_figure_replays_bit_for_bit_with_autos_choice(tmp_path, caps
     assert chosen["plan"][:3] == [["loop", 1], ["loop", 2], ["loop/channels_last", 1]]
     capsys.readouterr()
     assert main(["replay", str(out)]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'l-replay.png'}\n"  # said once
     assert (tmp_path / "l-replay.png").read_bytes() == out.read_bytes()
     # the layout can be asked for; vmap has no channels-last variant
     bad = [*args[:-4], "--strategy", "vmap", "--memory-format", "channels_last",

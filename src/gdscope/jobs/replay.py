@@ -6,6 +6,8 @@ side-car ``.json``. The same record through the same code gives the same bytes.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from collections.abc import Callable
@@ -164,6 +166,8 @@ def _replay_argv(
                  "--plan", json.dumps(chosen.get("plan", []))]  # fmt: skip
     if force:
         argv.append("--force")
-    if run_argv(argv) != 0:
+    with contextlib.redirect_stdout(io.StringIO()):  # the command prints what it wrote: the
+        code = run_argv(argv)  # replay's caller says it once
+    if code != 0:
         raise GdscopeError(f"re-running {' '.join(rec['argv'][:1])} failed")
     return target
