@@ -338,3 +338,10 @@ def test_accuracy_only_for_scores_of_several_classes():
     _, accuracy = evaluate_copies(_mlp(), stack_copies(_mlp(), 2), [_data((2,), 3)],
                                   nn.CrossEntropyLoss())  # fmt: skip
     assert accuracy is not None and ((accuracy >= 0) & (accuracy <= 1)).all()
+
+
+def test_a_loss_that_is_not_one_number_is_one_clear_error():
+    x, y = _data((2,), 3)
+    unreduced = nn.CrossEntropyLoss(reduction="none")
+    with pytest.raises(GdscopeError, match=r"one number for the batch, got \(8,\)"):
+        train_stacked(_mlp(), x, y, unreduced, "sgd", {"lr": 0.1}, size=2, steps=2, batch_size=8)

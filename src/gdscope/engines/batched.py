@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gdscope.devices import resolve_device
 from gdscope.engines.native import load as native_library
 from gdscope.engines.reference import check_batch, check_epochs
 from gdscope.engines.trajectory import Trajectory
@@ -554,7 +555,7 @@ def run_batched(
     """
     check_epochs(epochs)
     _check_options(record, dtype, engine)
-    where = torch.device(device) if device is not None else torch.device("cpu")
+    where = resolve_device(device)
     setup = _setup(
         data, optimizer, dict(hyper or {}), loss if loss is not None else LossSpec(), start,
         epochs=epochs, dtype=dtype, device=where, target=target, centre=centre,

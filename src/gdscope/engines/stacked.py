@@ -31,6 +31,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import Tensor, nn
 
+from gdscope.devices import resolve_device
 from gdscope.engines.minibatch import batch_indices
 from gdscope.errors import GdscopeError, first_line
 from gdscope.optim.rules import TORCH_PAIRS, TRANSFORMS, Hyper, make_hyper, torch_kwargs, torch_name
@@ -116,7 +117,7 @@ def stack_copies(
         raise GdscopeError(f"init must be one of {', '.join(INITS)}, got {init!r}")
     if not any(p.requires_grad for p in model.parameters()):
         raise GdscopeError("the model has no trainable parameters")
-    base = _float_copy(model, dtype, torch.device(device))
+    base = _float_copy(model, dtype, resolve_device(device))
     seeds = [seed + k for k in range(size)] if isinstance(seed, int) else list(seed)
     if init == "seeded" and len(seeds) != size:
         raise GdscopeError(f"{len(seeds)} seeds for {size} copies")
@@ -171,7 +172,12 @@ def _forward(model: nn.Module, loss_fn: LossFn) -> Callable[..., Any]:
 
     def loss(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
         buffers = {k: v.clone() for k, v in buffers.items()}  # updated in place (BatchNorm)
-        return loss_fn(functional_call(model, (params, buffers), (x,)), y), buffers
+        value = loss_fn(functional_call(model, (params, buffers), (x,)), y)
+        if not isinstance(value, Tensor) or value.dim() != 0:  # (one copy's, under vmap too)
+            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise GdscopeError(f"the loss must return one number for the batch, got {shape}; "
+                               "reduce it (reduction='mean')")  # fmt: skip
+        return value, buffers
 
     return loss
 
@@ -304,7 +310,7 @@ def train_stacked(
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise GdscopeError(f"the number of copies must be a positive integer, got {size!r}")
     _check_data(x, y)
-    device = torch.device(device)
+    device = resolve_device(device)
     copies = stack_copies(model, size, init=init, seed=seed, dtype=dtype, device=device)
     net = _float_copy(model, dtype, device).train()
     rules = make_hyper(optimizer, dict(hyper), size, device=device)  # refuses bad input

@@ -15,12 +15,13 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from gdscope import interrupts
+from gdscope.devices import resolve_device
 from gdscope.errors import GdscopeError
 from gdscope.files import check_target, json_ready, save_figure, write_text
 from gdscope.jobs.landscape import DEFAULT_LOSS, fresh_model, load_parts, users_code
 from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.nets.curvature import CurvatureOptions, Spectrum, curvature
-from gdscope.nets.plane import materialize, resolve_device
+from gdscope.nets.plane import materialize
 from gdscope.nets.recorder import RecordedPath
 from gdscope.nets.sharpness import SharpnessTrace
 

@@ -15,8 +15,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from gdscope.devices import resolve_device
 from gdscope.errors import GdscopeError, first_line
-from gdscope.nets.plane import EvaluationOptions, ModelSurface, materialize, resolve_device
+from gdscope.nets.plane import EvaluationOptions, ModelSurface, materialize
 from gdscope.nets.survey import (
     LandscapeResult,
     PlaneOptions,

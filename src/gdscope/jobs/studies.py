@@ -20,6 +20,7 @@ from matplotlib.collections import QuadMesh
 from matplotlib.figure import Figure
 
 from gdscope import interrupts
+from gdscope.devices import resolve_device
 from gdscope.engines.stacked import INITS
 from gdscope.errors import GdscopeError
 from gdscope.files import save_figure, write_text
@@ -195,6 +196,7 @@ class RunSettings:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise GdscopeError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        resolve_device(self.device)  # before any work
 
     def to_dict(self) -> dict[str, Any]:
         out = _plain_fields(self, skip=("optimizer",))
@@ -216,11 +218,9 @@ class RunSettings:
         return {k: v for k, v in kwargs.items() if k not in varied}
 
     def engine(self) -> dict[str, Any]:
-        """``dtype``, ``device`` and ``compile`` for the batched engine; CUDA checked first."""
+        """``dtype``, ``device`` and ``compile`` for the batched engine."""
         import torch
 
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise GdscopeError("--device cuda: no CUDA device is available")
         dtype = torch.float64 if self.dtype == "float64" else torch.float32
         return {"dtype": dtype, "device": self.device, "compile": self.compile}
 

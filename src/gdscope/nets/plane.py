@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from gdscope import interrupts
+from gdscope.devices import resolve_device
 from gdscope.engines.stacked import MEMORY_FRACTION, activation_bytes, is_classification
 from gdscope.engines.stacked import free_memory as _free_memory
 from gdscope.errors import GdscopeError
@@ -50,7 +51,6 @@ __all__ = [
     "evaluate_plane_loop",
     "evaluate_vectors",
     "materialize",
-    "resolve_device",
 ]
 
 Batches = list[tuple[Tensor, Tensor]]
@@ -80,17 +80,6 @@ PLAN_STEPS: dict[PlanMethod, tuple[Method, LoopFormat]] = {
 PLAN_METHODS: tuple[PlanMethod, ...] = tuple(PLAN_STEPS)
 LOOP_CHUNK = 16
 """Points per chunk for the loop (one at a time anyway: only how often results are saved)."""
-
-
-def resolve_device(device: torch.device | str | None) -> torch.device:
-    """``device`` as a ``torch.device`` (default CPU); a clear error for CUDA without a GPU."""
-    try:
-        resolved = torch.device(device) if device is not None else torch.device("cpu")
-    except RuntimeError as error:
-        raise GdscopeError(f"not a device: {device!r} ({error})") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise GdscopeError("no CUDA device is available")
-    return resolved
 
 
 def materialize(data: Any, device: torch.device | str | None = None) -> Batches:

@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from torch import Tensor, nn
 
+from gdscope.devices import resolve_device
 from gdscope.errors import GdscopeError
 from gdscope.nets.directions import (
     IGNORES,
@@ -32,7 +33,6 @@ from gdscope.nets.plane import (
     ModelSurface,
     evaluate_plane,
     materialize,
-    resolve_device,
 )
 from gdscope.nets.projection import Honesty, ProjectedPath, honesty, project
 from gdscope.nets.recorder import RecordedPath, open_path

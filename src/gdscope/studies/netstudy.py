@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from gdscope import interrupts
+from gdscope.devices import resolve_device
 from gdscope.engines.stacked import (
     MEMORY_FRACTION,
     Copies,
@@ -388,7 +389,7 @@ def run_network_grid(
     cells = expand(axes)
     total = len(next(iter(cells.values()))) if cells else 1
     make_hyper(optimizer, {**fixed, **cells}, total)  # every cell refused now, not mid-run
-    device = torch.device(device)
+    device = resolve_device(device)
     if resume is not None and resume.suffix.lower() != ".npz":
         raise GdscopeError(f"--resume takes a .npz file, got {resume.name!r}")
     size = (auto_chunk(network, device=device, optimizer=optimizer, dtype=dtype)
