@@ -158,6 +158,7 @@ def test_compare_picks_each_optimizers_lowest_score_on_the_same_batches():
         (lambda n: compare_network(n, ("sgd",), lr=LR, metric="val_loss"), "--val-data"),
         (lambda n: Network.of("model", [(n.x, n.y)], n.loss_fn), "nn.Module"),
         (lambda n: Network.of(n.model, [], n.loss_fn), "no batches"),
+        (lambda n: Network.of(n.model, [(n.x[:0], n.y[:0])], n.loss_fn), "no samples"),
     ],
 )
 def test_bad_input_is_refused_before_any_training(call, message):

@@ -96,6 +96,8 @@ class Network:
             y = torch.cat([b[1] for b in batches])
         except (RuntimeError, TypeError) as error:
             raise GdscopeError(f"the data's batches do not join: {error}") from None
+        if not len(x):
+            raise GdscopeError("the data has no samples")
         size = len(batches[0][0]) if batch_size is None else batch_size
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= len(x):
             raise GdscopeError(f"batch size must be 1..{len(x)}, got {size!r}")
