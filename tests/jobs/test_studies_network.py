@@ -120,3 +120,33 @@ def test_a_metric_the_study_does_not_measure_is_refused():
         PhaseConfig("lr=0.1,1", "momentum=0,0.5", metric="val_loss")
     with pytest.raises(GdscopeError, match="--target"):
         PhaseConfig("lr=0.1,1", "momentum=0,0.5", network=NETWORK, metric="steps_to_target")
+
+
+def _strict(text: str) -> object:
+    """``text`` parsed as strict JSON: NaN and Infinity refused, as ``JSON.parse`` does."""
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_saved_study_files_are_strict_json_with_null_for_nan_and_inf(tmp_path):
+    """Diverged cells' NaN/inf metrics and ∞ scores are written as null."""
+    lr = "lr=0.1,1e8"  # lr 1e8: finite weights whose final loss is NaN
+    phase = PhaseConfig(lr, "momentum=0,0.5", network=NETWORK, metric="final_loss")
+    for suffix in (".json", ".csv", ".npz"):
+        make_phase(phase, Outputs(tmp_path / f"p{suffix}.png", save=tmp_path / f"p{suffix}"))
+    cells = _strict((tmp_path / "p.json").read_text())["cells"]  # type: ignore[index]
+    assert any(cell["final_loss"] is None for cell in cells)
+    _strict((tmp_path / "p.csv").read_text().splitlines()[0][2:])
+    with np.load(tmp_path / "p.npz") as saved:
+        _strict(str(saved["description"]))
+    make_sweep(
+        SweepConfig((lr,), network=NETWORK), Outputs(tmp_path / "s.png", save=tmp_path / "s.json")
+    )
+    assert any(c["final_loss"] is None for c in _strict((tmp_path / "s.json").read_text())["cells"])
+    compare = CompareConfig(("sgd",), tune=(lr,), network=NETWORK, run=RunSettings())
+    make_compare(compare, Outputs(tmp_path / "c.png", save=tmp_path / "c.json"))
+    tried = _strict((tmp_path / "c.json").read_text())["tried"]["sgd"]  # type: ignore[index]
+    assert [row["score"] is None for row in tried] == [False, True]

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from gdscope import interrupts
 from gdscope.engines.stacked import INITS
 from gdscope.errors import GdscopeError
-from gdscope.files import save_figure, write_text
+from gdscope.files import json_ready, save_figure, write_text
 from gdscope.jobs.landscape import DEFAULT_LOSS, split_callable, users_code
 from gdscope.jobs.plotconfig import PlotConfig
 from gdscope.jobs.records import DEFAULT_DPI, record
@@ -562,7 +562,7 @@ def _network_compare(
                                  for k, v in enumerate(result.scores(name))]
                           for name, run in result.runs.items()},
             }  # fmt: skip
-            text = json.dumps(payload, default=str)
+            text = json.dumps(json_ready(payload), default=str, allow_nan=False)
             written.append(write_text(outputs.save, text, force=outputs.force))
     return CompareOutput(result, tuple(written))
 
@@ -645,7 +645,7 @@ def make_compare(
                     for c in result.contenders
                 },
             }
-            text = json.dumps(payload, default=str)
+            text = json.dumps(json_ready(payload), default=str, allow_nan=False)
             written.append(write_text(outputs.save, text, force=outputs.force))
     return CompareOutput(result, tuple(written))
 
