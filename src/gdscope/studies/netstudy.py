@@ -38,6 +38,7 @@ from gdscope.optim.rules import TRANSFORMS, make_hyper, torch_kwargs
 from gdscope.optim.specs import SchedulerSpec
 from gdscope.raypool import RayPool, on_worker
 from gdscope.studies.phase import network_growing
+from gdscope.studies.shootout import refuse_repeats
 from gdscope.studies.sweep import Axis, expand, pack_columns, unpack_columns
 from gdscope.version import __version__
 
@@ -533,6 +534,7 @@ def compare_network(
         )
     if not optimizers:
         raise GdscopeError("name at least one optimizer")
+    refuse_repeats(optimizers)
     runs: dict[str, NetRun] = {}
     resume: Path | None = options.pop("resume", None)
     for name in optimizers:
