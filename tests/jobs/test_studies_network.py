@@ -45,6 +45,16 @@ def empty_data() -> list:
     return []
 
 
+def regression_data() -> tuple[torch.Tensor, torch.Tensor]:
+    """Float targets: a regression, where an accuracy means nothing."""
+    generator = torch.Generator().manual_seed(2)
+    return torch.randn(16, 2, generator=generator), torch.randn(16, 3, generator=generator)
+
+
+def no_samples() -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)
+
+
 def not_a_model() -> str:
     return "a model"
 
@@ -150,3 +160,23 @@ def test_saved_study_files_are_strict_json_with_null_for_nan_and_inf(tmp_path):
     make_compare(compare, Outputs(tmp_path / "c.png", save=tmp_path / "c.json"))
     tried = _strict((tmp_path / "c.json").read_text())["tried"]["sgd"]  # type: ignore[index]
     assert [row["score"] is None for row in tried] == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("val_data", "metric", "message"),
+    [
+        ("regression_data", "val_accuracy", "val_accuracy needs class labels"),
+        ("no_samples", "val_loss", "the validation data has no batches"),
+    ],
+)
+def test_validation_data_that_cannot_be_measured_is_refused_before_training(
+    tmp_path, monkeypatch, val_data, metric, message
+):
+    import gdscope.studies.netstudy as netstudy
+
+    monkeypatch.setattr(netstudy, "train_stacked", None)  # training would fail otherwise
+    spec = NetworkSpec(**{**NETWORK.to_dict(), "val_data": f"{HERE}:{val_data}"})
+    with pytest.raises(GdscopeError, match=message):
+        make_phase(PhaseConfig("lr=0.1,1", "momentum=0,0.5", network=spec, metric=metric),
+                   Outputs(tmp_path / "p.png"))  # fmt: skip
+    assert list(tmp_path.iterdir()) == []

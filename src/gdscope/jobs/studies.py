@@ -477,6 +477,8 @@ def _network_run(
     settings = config.run
     with users_code(network.doing()):
         loaded = network.load(settings)
+        if isinstance(config, PhaseConfig) and config.metric == "val_accuracy":
+            loaded.require_accuracy()  # before training, not an all-grey figure after it
         return run_network_grid(
             loaded, settings.optimizer.name, axes,
             fixed=settings.fixed({axis.name for axis in axes}), progress=progress,
