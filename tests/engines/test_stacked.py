@@ -254,6 +254,36 @@ def test_seeded_copies_start_apart_same_copies_alike():
     assert torch.equal(seeded.params[first], again.params[first])
 
 
+class _Raw(nn.Module):
+    """A scale held as a raw parameter: no ``reset_parameters()`` re-draws it; with
+    ``linear``, a Linear layer in front that has one."""
+
+    def __init__(self, linear: bool) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 3) if linear else nn.Identity()
+        self.scale = nn.Parameter(torch.ones(3) if linear else torch.ones(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * self.scale
+
+
+def test_seeded_copies_say_which_parameters_start_alike_and_refuse_when_none_is_redrawn():
+    x, y = _data((2,), 3)
+    torch.manual_seed(0)
+    result = train_stacked(_Raw(linear=True), x, y, nn.functional.cross_entropy, "sgd",
+                           {"lr": 0.1}, size=2, steps=1, batch_size=8, init="seeded")  # fmt: skip
+    assert result.note is not None and "re-draws scale;" in result.note
+    copies = stack_copies(_Raw(linear=True), 2, init="seeded")
+    assert torch.equal(copies.params["scale"][0], copies.params["scale"][1])
+    assert not torch.equal(copies.params["linear.weight"][0], copies.params["linear.weight"][1])
+    same = train_stacked(_Raw(linear=True), x, y, nn.functional.cross_entropy, "sgd",
+                         {"lr": 0.1}, size=2, steps=1, batch_size=8)  # fmt: skip
+    assert same.note is None  # starting alike was asked for
+    with pytest.raises(GdscopeError, match="every copy would start alike"):
+        stack_copies(_Raw(linear=False), 2, init="seeded")
+    assert stack_copies(_mlp(), 2, init="seeded").size == 2
+
+
 class _Scalar(nn.Module):
     """A forward vmap cannot run (a data-dependent Python branch on ``.item()``)."""
 

@@ -45,6 +45,16 @@ def empty_data() -> list:
     return []
 
 
+def regression_data() -> tuple[torch.Tensor, torch.Tensor]:
+    """Float targets: a regression, where an accuracy means nothing."""
+    generator = torch.Generator().manual_seed(2)
+    return torch.randn(16, 2, generator=generator), torch.randn(16, 3, generator=generator)
+
+
+def no_samples() -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)
+
+
 def not_a_model() -> str:
     return "a model"
 
@@ -120,3 +130,53 @@ def test_a_metric_the_study_does_not_measure_is_refused():
         PhaseConfig("lr=0.1,1", "momentum=0,0.5", metric="val_loss")
     with pytest.raises(GdscopeError, match="--target"):
         PhaseConfig("lr=0.1,1", "momentum=0,0.5", network=NETWORK, metric="steps_to_target")
+
+
+def _strict(text: str) -> object:
+    """``text`` parsed as strict JSON: NaN and Infinity refused, as ``JSON.parse`` does."""
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_saved_study_files_are_strict_json_with_null_for_nan_and_inf(tmp_path):
+    """Diverged cells' NaN/inf metrics and ∞ scores are written as null."""
+    lr = "lr=0.1,1e8"  # lr 1e8: finite weights whose final loss is NaN
+    phase = PhaseConfig(lr, "momentum=0,0.5", network=NETWORK, metric="final_loss")
+    for suffix in (".json", ".csv", ".npz"):
+        make_phase(phase, Outputs(tmp_path / f"p{suffix}.png", save=tmp_path / f"p{suffix}"))
+    cells = _strict((tmp_path / "p.json").read_text())["cells"]  # type: ignore[index]
+    assert any(cell["final_loss"] is None for cell in cells)
+    _strict((tmp_path / "p.csv").read_text().splitlines()[0][2:])
+    with np.load(tmp_path / "p.npz") as saved:
+        _strict(str(saved["description"]))
+    make_sweep(
+        SweepConfig((lr,), network=NETWORK), Outputs(tmp_path / "s.png", save=tmp_path / "s.json")
+    )
+    assert any(c["final_loss"] is None for c in _strict((tmp_path / "s.json").read_text())["cells"])
+    compare = CompareConfig(("sgd",), tune=(lr,), network=NETWORK, run=RunSettings())
+    make_compare(compare, Outputs(tmp_path / "c.png", save=tmp_path / "c.json"))
+    tried = _strict((tmp_path / "c.json").read_text())["tried"]["sgd"]  # type: ignore[index]
+    assert [row["score"] is None for row in tried] == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("val_data", "metric", "message"),
+    [
+        ("regression_data", "val_accuracy", "val_accuracy needs class labels"),
+        ("no_samples", "val_loss", "the validation data has no batches"),
+    ],
+)
+def test_validation_data_that_cannot_be_measured_is_refused_before_training(
+    tmp_path, monkeypatch, val_data, metric, message
+):
+    import gdscope.studies.netstudy as netstudy
+
+    monkeypatch.setattr(netstudy, "train_stacked", None)  # training would fail otherwise
+    spec = NetworkSpec(**{**NETWORK.to_dict(), "val_data": f"{HERE}:{val_data}"})
+    with pytest.raises(GdscopeError, match=message):
+        make_phase(PhaseConfig("lr=0.1,1", "momentum=0,0.5", network=spec, metric=metric),
+                   Outputs(tmp_path / "p.png"))  # fmt: skip
+    assert list(tmp_path.iterdir()) == []

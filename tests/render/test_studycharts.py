@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 
+import torch
 from matplotlib.figure import Figure
+from torch import nn
 
 from gdscope.engines.reference import train
 from gdscope.optim.specs import OptimizerSpec
@@ -120,3 +122,62 @@ def test_a_short_linear_axis_is_ticked_at_its_values():
     ax = Figure().subplots()
     plot_phase(run, "final_loss", ax=ax)
     np.testing.assert_allclose(ax.get_yticks(), [0.0, 0.9])  # not -0.4 … 1.2
+
+
+def _drawn(fig: Figure) -> None:
+    """Render ``fig`` (matplotlib scales and ticks its axes only when drawn)."""
+    import io
+
+    fig.savefig(io.BytesIO(), format="png")
+
+
+def test_a_network_shootout_where_every_setting_diverged_is_drawn_as_diverged():
+    import numpy as np
+
+    from gdscope.render.studycharts import plot_network_shootout
+    from gdscope.studies.netstudy import compare_network
+    from gdscope.studies.sweep import Axis
+
+    from ..studies.test_netstudy import _network
+
+    result = compare_network(_network(), ("sgd",), lr=Axis("lr", (1e30, 1e35), log=True),
+                             steps=3)  # fmt: skip
+    assert np.isinf(result.scores("sgd")).all()
+    fig = plot_network_shootout(result, fig=Figure())
+    _drawn(fig)  # raised "Data cannot be log-scaled" before
+    left, right = fig.axes
+    assert "every setting diverged" in [text.get_text() for text in left.texts]
+    crosses = [line for line in left.get_lines() if line.get_marker() == "x"]
+    assert len(crosses) == 1 and len(crosses[0].get_xdata()) == 2
+    assert "every setting diverged" in right.get_legend().get_texts()[0].get_text()
+
+
+class _NaNOut(nn.Module):
+    """A model whose outputs are all NaN: every copy diverges at its first step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) * float("nan")
+
+
+def test_network_sweep_panels_say_diverged_as_the_phase_diagram_does():
+    from gdscope.render.studycharts import plot_loss_curves
+    from gdscope.studies.netstudy import Network, run_network_grid
+    from gdscope.studies.sweep import Axis
+
+    from ..studies.test_netstudy import _network
+
+    lr = Axis("lr", (0.01, 10.0))
+    run = run_network_grid(_network(), "sgd", (lr,), steps=3)
+    assert run.metrics["diverged"].tolist() == [0, 1] and run.metrics["diverged_at"][1] == -1
+    titles = [ax.get_title() for ax in plot_loss_curves(run, fig=Figure()).axes]
+    assert "diverged" not in titles[0] and "diverged" in titles[1]  # grew, finite
+    net = _network()
+    nan = Network.of(_NaNOut(), [(net.x, net.y)], net.loss_fn)
+    gone = run_network_grid(nan, "sgd", (lr,), steps=3)
+    fig = plot_loss_curves(gone, fig=Figure(), log=True)
+    _drawn(fig)  # all-NaN panels on a log scale raised before
+    assert all("diverged at step 1" in ax.get_title() for ax in fig.axes)

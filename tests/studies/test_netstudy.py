@@ -155,6 +155,7 @@ def test_compare_picks_each_optimizers_lowest_score_on_the_same_batches():
         (lambda n: run_network_grid(n, "sgd", (Axis("beta1", (0.9,)),), steps=2), "unknown"),
         (lambda n: run_network_grid(n, "sgd", (Axis("lr", (-1.0,)),), steps=2), "lr must be"),
         (lambda n: compare_network(n, ("lbfgs",), lr=LR, steps=2), "not lbfgs"),
+        (lambda n: compare_network(n, ("sgd", "adam", "sgd"), lr=LR, steps=2), "sgd named more"),
         (lambda n: compare_network(n, ("sgd",), lr=LR, metric="val_loss"), "--val-data"),
         (lambda n: Network.of("model", [(n.x, n.y)], n.loss_fn), "nn.Module"),
         (lambda n: Network.of(n.model, [], n.loss_fn), "no batches"),

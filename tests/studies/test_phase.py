@@ -54,3 +54,6 @@ def test_a_network_is_growing_when_its_loss_rose_by_half_its_size_whatever_the_s
     final = np.array([2.9, 3.1, -0.6, -0.4, 0.0])
     assert NETWORK_GROWTH == 1.5
     np.testing.assert_array_equal(network_growing(final, start), [False, True, False, True, False])
+    # A loss that ends non-finite (weights finite, their loss overflowing) grew too.
+    ends = np.array([np.nan, np.inf, -np.inf])
+    np.testing.assert_array_equal(network_growing(ends, np.full(3, 2.0)), [True, True, True])

@@ -69,6 +69,14 @@ def test_unknown_optimizer(article_data):
         compare(article_data, ["sgd", "adamz"])
 
 
+def test_an_optimizer_named_twice_is_refused_before_any_run(article_data, monkeypatch):
+    import gdscope.studies.shootout as shootout
+
+    monkeypatch.setattr(shootout, "_final_losses", None)  # a run would fail otherwise
+    with pytest.raises(GdscopeError, match="sgd named more than once"):
+        compare(article_data, ["sgd", "adam", "SGD"])
+
+
 def test_compare_on_a_test_function_starts_in_its_domain():
     from gdscope.engines.reference import train
     from gdscope.optim.specs import OptimizerSpec

@@ -56,7 +56,9 @@ __all__ = [
 
 Init = Literal["same", "seeded"]
 """``same``: every copy starts from the model's own weights; ``seeded``: copy ``k`` re-draws
-them with ``reset_parameters()`` under ``torch.manual_seed(seed + k)`` (or ``seed[k]``)."""
+them with ``reset_parameters()`` under ``torch.manual_seed(seed + k)`` (or ``seed[k]``); a
+parameter no such method covers starts alike (``train_stacked`` notes which), and a model with
+none at all is refused."""
 Seeds = int | Sequence[int]
 INITS: tuple[Init, ...] = get_args(Init)
 Method = Literal["auto", "vmap", "loop"]
@@ -121,6 +123,11 @@ def stack_copies(
     seeds = [seed + k for k in range(size)] if isinstance(seed, int) else list(seed)
     if init == "seeded" and len(seeds) != size:
         raise GdscopeError(f"{len(seeds)} seeds for {size} copies")
+    if init == "seeded" and not _reseedable(model):
+        raise GdscopeError(
+            "init seeded re-draws the weights with each module's reset_parameters(), but no "
+            "module holding this model's parameters has one: every copy would start alike"
+        )
     sources = [base] if init == "same" else [_reseeded(base, s) for s in seeds]
 
     def stacked(items: Callable[[nn.Module], Any]) -> dict[str, Tensor]:
@@ -135,6 +142,33 @@ def stack_copies(
 
     params = stacked(lambda m: [(n, p) for n, p in m.named_parameters() if p.requires_grad])
     return Copies(params, stacked(lambda m: list(m.named_buffers())))
+
+
+def _reseedable(model: nn.Module) -> list[str]:
+    """The trainable parameters ``_reseeded`` re-draws: those held by a module with a
+    ``reset_parameters()`` (or by one inside such a module, which may reset its children)."""
+    resets = {
+        name for name, m in model.named_modules() if callable(getattr(m, "reset_parameters", None))
+    }
+
+    def covered(owner: str) -> bool:
+        parts = owner.split(".") if owner else []
+        return any(".".join(parts[:i]) in resets for i in range(len(parts) + 1))
+
+    return [name for name, p in model.named_parameters()
+            if p.requires_grad and covered(name.rpartition(".")[0])]  # fmt: skip
+
+
+def _seeding_note(model: nn.Module) -> str | None:
+    """What ``init="seeded"`` cannot re-draw (no ``reset_parameters()`` holds it: every copy
+    starts it alike), in words for the run's notes; None if it re-draws everything."""
+    drawn = set(_reseedable(model))
+    alike = [n for n, p in model.named_parameters() if p.requires_grad and n not in drawn]
+    if not alike:
+        return None
+    shown = ", ".join(alike[:5]) + (f" and {len(alike) - 5} more" if len(alike) > 5 else "")
+    return (f"init seeded: no reset_parameters() re-draws {shown}; every copy starts "
+            f"{'it' if len(alike) == 1 else 'them'} alike")  # fmt: skip
 
 
 def _reseeded(model: nn.Module, seed: int) -> nn.Module:
@@ -327,7 +361,7 @@ def train_stacked(
     step_fn = _forward(net, loss_fn)
     chosen: Literal["vmap", "loop"] = "loop" if method == "loop" else "vmap"
     run = _with_grads(_looped(step_fn) if chosen == "loop" else _vmapped(step_fn))
-    note = None
+    note = _seeding_note(model) if init == "seeded" else None
     params, buffers = copies.flat(), copies.buffers
     state = transform.init(params, rules)
     alive = torch.ones(size, dtype=torch.bool, device=device)
@@ -346,7 +380,8 @@ def train_stacked(
                 raise
             chosen, run = "loop", _with_grads(_looped(step_fn))
             first = first_line(error)
-            note = f"vmap cannot run this model ({first[:120]}); trained copy by copy instead"
+            fallback = f"vmap cannot run this model ({first[:120]}); trained copy by copy instead"
+            note = fallback if note is None else f"{note}; {fallback}"
             grads, (loss, new_buffers) = run(*args)
         flat_grad = torch.cat([grads[n].reshape(size, -1) for n in copies.params], dim=1)
         step = torch.tensor(t, device=device)

@@ -23,7 +23,7 @@ from gdscope import interrupts
 from gdscope.devices import resolve_device
 from gdscope.engines.stacked import INITS
 from gdscope.errors import GdscopeError
-from gdscope.files import save_figure, write_text
+from gdscope.files import json_ready, save_figure, write_text
 from gdscope.jobs.landscape import DEFAULT_LOSS, split_callable, users_code
 from gdscope.jobs.plotconfig import PlotConfig
 from gdscope.jobs.records import DEFAULT_DPI, record
@@ -482,6 +482,8 @@ def _network_run(
     settings = config.run
     with users_code(network.doing()):
         loaded = network.load(settings)
+        if isinstance(config, PhaseConfig) and config.metric == "val_accuracy":
+            loaded.require_accuracy()  # before training, not an all-grey figure after it
         return run_network_grid(
             loaded, settings.optimizer.name, axes,
             fixed=settings.fixed({axis.name for axis in axes}), progress=progress,
@@ -567,7 +569,7 @@ def _network_compare(
                                  for k, v in enumerate(result.scores(name))]
                           for name, run in result.runs.items()},
             }  # fmt: skip
-            text = json.dumps(payload, default=str)
+            text = json.dumps(json_ready(payload), default=str, allow_nan=False)
             written.append(write_text(outputs.save, text, force=outputs.force))
     return CompareOutput(result, tuple(written))
 
@@ -650,7 +652,7 @@ def make_compare(
                     for c in result.contenders
                 },
             }
-            text = json.dumps(payload, default=str)
+            text = json.dumps(json_ready(payload), default=str, allow_nan=False)
             written.append(write_text(outputs.save, text, force=outputs.force))
     return CompareOutput(result, tuple(written))
 

@@ -268,7 +268,8 @@ def _cell_title(run: NetRun, k: int) -> str:
 
 def plot_loss_curves(run: NetRun, *, fig: Figure | None = None, log: bool = False) -> Figure:
     """A network sweep: each finished configuration's mini-batch loss per step, one panel
-    each (a diverged copy's curve stops where it diverged, marked with a cross)."""
+    each (a diverged copy's curve stops where it diverged, marked with a dotted line; a panel
+    says "diverged" where the phase diagram's ``diverged`` metric does)."""
     import matplotlib.pyplot as plt
 
     fig = fig or plt.figure()
@@ -280,11 +281,12 @@ def plot_loss_curves(run: NetRun, *, fig: Figure | None = None, log: bool = Fals
         at = int(run.metrics["diverged_at"][k])
         if at > 0:
             ax.axvline(at, color="#d7191c", lw=1, ls=":")
-            ax.set_title(_cell_title(run, k) + f"\ndiverged at step {at}", fontsize=8)
-        else:
-            ax.set_title(_cell_title(run, k), fontsize=8)
+        title = _cell_title(run, k)
+        if run.metrics["diverged"][k] > 0.5:  # the phase diagram's rule: non-finite or growing
+            title += f"\ndiverged at step {at}" if at > 0 else "\ndiverged: its loss grew"
+        ax.set_title(title, fontsize=8)
         if log:
-            ax.set_yscale("log")
+            _log_scale_if_positive(ax)
         ax.tick_params(labelsize=7)
     fig.suptitle(f"{run.optimizer} on {run.caption}: mini-batch loss per step", fontsize=10)
     return fig
@@ -299,29 +301,52 @@ def plot_network_shootout(result: NetShootout, *, fig: Figure | None = None) -> 
     if fig.get_figwidth() < 10:
         fig.set_size_inches(11, 4.5)
     left, right = fig.subplots(1, 2)
+    at_bottom = left.get_xaxis_transform()  # x in data, y in axes: where an ∞ score is shown
     for name, run in result.runs.items():
         scores = result.scores(name).reshape(run.shape)
         lr_axis = run.axes[-1]
         best = scores.min(axis=tuple(range(scores.ndim - 1))) if scores.ndim > 1 else scores
         lrs = np.array([float(v) for v in lr_axis.values])
         (line,) = left.plot(lrs, np.where(np.isfinite(best), best, np.nan), marker=".", label=name)
+        gone = ~np.isfinite(best)
+        if gone.any():
+            left.plot(lrs[gone], np.zeros(int(gone.sum())), "x", color=line.get_color(),
+                      markersize=9, transform=at_bottom, clip_on=False)  # fmt: skip
         k = result.winner(name)
         left.plot([float(run.options["lr"][k])], [float(result.scores(name)[k])], "*",
                   color=line.get_color(), markersize=14, markeredgecolor="black")  # fmt: skip
         steps = np.arange(1, run.losses.shape[1] + 1)
+        diverged = "" if np.isfinite(result.scores(name)[k]) else " (every setting diverged)"
         right.plot(steps, run.losses[k], lw=0.8, color=line.get_color(),
-                   label=f"{name}: {_cell_title(run, k)}")  # fmt: skip
+                   label=f"{name}: {_cell_title(run, k)}{diverged}")  # fmt: skip
     left.set_xscale("log")
-    left.set_yscale("log")
+    if not _log_scale_if_positive(left):
+        left.text(0.5, 0.5, "every setting diverged", transform=left.transAxes, ha="center",
+                  color="#d7191c")  # fmt: skip
     left.set_xlabel("lr")
     left.set_ylabel(METRIC_LABELS.get(result.metric, result.metric))
     left.set_title(f"{result.network}: {result.steps} steps each, same batches and start\n"
-                   "(a gap: that setting diverged, its score is ∞)", fontsize=9)  # fmt: skip
+                   "(×: that setting diverged, its score is ∞)", fontsize=9)  # fmt: skip
     left.legend(fontsize=8)
-    right.set_yscale("log")
+    _log_scale_if_positive(right)
     right.set_xlabel("step")
     right.set_ylabel("mini-batch loss")
     right.set_title("the winners' mini-batch loss", fontsize=9)
     right.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def _log_scale_if_positive(ax: Axes) -> bool:
+    """A log y axis, unless nothing drawn on ``ax`` is finite and positive (every setting
+    diverged: matplotlib cannot log-scale nothing)."""
+    values = [
+        np.asarray(line.get_ydata(), dtype=float)
+        for line in ax.get_lines()
+        if line.get_transform() == ax.transData
+    ]  # not a divergence mark's axes heights
+    shown = np.concatenate(values) if values else np.zeros(0)
+    if not (np.isfinite(shown) & (shown > 0)).any():
+        return False
+    ax.set_yscale("log")
+    return True

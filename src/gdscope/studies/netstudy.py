@@ -30,6 +30,7 @@ from gdscope.engines.stacked import (
     copy_memory,
     evaluate_copies,
     free_memory,
+    is_classification,
     stack_copies,
     train_stacked,
 )
@@ -39,6 +40,7 @@ from gdscope.optim.rules import TRANSFORMS, make_hyper, torch_kwargs
 from gdscope.optim.specs import SchedulerSpec
 from gdscope.raypool import RayPool, on_worker
 from gdscope.studies.phase import network_growing
+from gdscope.studies.shootout import refuse_repeats
 from gdscope.studies.sweep import Axis, expand, pack_columns, unpack_columns
 from gdscope.version import __version__
 
@@ -98,10 +100,32 @@ class Network:
             raise GdscopeError(f"the data's batches do not join: {error}") from None
         if not len(x):
             raise GdscopeError("the data has no samples")
+        if val is not None and not sum(len(batch[0]) for batch in val):
+            raise GdscopeError("the validation data has no batches")  # its metrics would be NaN
         size = len(batches[0][0]) if batch_size is None else batch_size
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= len(x):
             raise GdscopeError(f"batch size must be 1..{len(x)}, got {size!r}")
         return cls(model, x, y, loss_fn, size, val, name)
+
+    def require_accuracy(self) -> None:
+        """Refuse ``val_accuracy`` unless the validation data has class labels for the model's
+        class scores (``engines.stacked.is_classification``, on one forward of its first
+        batch in eval mode): otherwise every cell's accuracy would be missing."""
+        if not self.val:
+            raise GdscopeError("val_accuracy needs validation data (--val-data)")
+        x, y = self.val[0]
+        was_training = self.model.training
+        try:
+            with torch.no_grad():
+                out = self.model.eval()(x)
+        finally:
+            self.model.train(was_training)
+        if not isinstance(out, Tensor) or not is_classification(out, y):
+            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise GdscopeError(
+                f"val_accuracy needs class labels: scores (N, C>1) against integer labels (N,), "
+                f"but the model gives {shape} for {y.dtype} targets {tuple(y.shape)}"
+            )
 
     def batches(self) -> list[tuple[Tensor, Tensor]]:
         """The training data in order, ``batch_size`` at a time (for evaluating copies)."""
@@ -536,6 +560,7 @@ def compare_network(
         )
     if not optimizers:
         raise GdscopeError("name at least one optimizer")
+    refuse_repeats(optimizers)
     runs: dict[str, NetRun] = {}
     resume: Path | None = options.pop("resume", None)
     for name in optimizers:

@@ -85,8 +85,11 @@ copy that blew up ends at (2–10× on the examples' MLP and CNN, measured)."""
 
 def network_growing(final: np.ndarray, start: np.ndarray) -> np.ndarray:
     """Which copies of a network are *growing* (see the ``diverged`` metric above): the loss
-    rose by more than ``NETWORK_GROWTH - 1`` times the start's size (a loss may be negative)."""
-    return np.asarray(final - start > (NETWORK_GROWTH - 1) * np.abs(start))
+    rose by more than ``NETWORK_GROWTH - 1`` times the start's size (a loss may be negative),
+    or ended non-finite (huge finite weights whose loss overflows in eval mode)."""
+    with np.errstate(invalid="ignore"):
+        grew = final - start > (NETWORK_GROWTH - 1) * np.abs(start)
+    return np.asarray(grew | ~np.isfinite(final))
 
 
 _COUPLED = {"sgd", "adam", "rmsprop", "adagrad"}

@@ -32,9 +32,19 @@ from gdscope.problem.objective import Objective
 from gdscope.studies.sweep import Axis
 from gdscope.version import __version__
 
-__all__ = ["Contender", "Shootout", "compare", "start_points"]
+__all__ = ["Contender", "Shootout", "compare", "refuse_repeats", "start_points"]
 
 DEFAULT_LR = Axis("lr", tuple(float(v) for v in np.geomspace(1e-4, 1.0, 25)), log=True)
+
+
+def refuse_repeats(names: Sequence[str]) -> None:
+    """Refuse an optimizer named twice: a shoot-out keeps one result per name (the network's
+    would read the second as missing, an interruption), so it would only run twice."""
+    twice = sorted({name for name in names if list(names).count(name) > 1})
+    if twice:
+        raise GdscopeError(
+            f"{', '.join(twice)} named more than once in the optimizers; name each once"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,6 +145,7 @@ def compare(
         raise GdscopeError(
             f"unknown optimizer(s) {unknown or names}; choose from {', '.join(OPTIMIZERS)}"
         )
+    refuse_repeats(names)
     points = (
         start_points(starts, seed=seed, grid=loss.default_grid(), first=loss.start)
         if isinstance(starts, int)

@@ -25,7 +25,7 @@ from gdscope import interrupts
 from gdscope.engines.batched import BatchResult, Record, run_batched
 from gdscope.engines.trajectory import Trajectory
 from gdscope.errors import GdscopeError
-from gdscope.files import write_atomic
+from gdscope.files import json_ready, write_atomic
 from gdscope.optim.rules import torch_kwargs
 from gdscope.optim.specs import OptimizerSpec, parse_value
 from gdscope.problem.data import Dataset
@@ -421,11 +421,11 @@ def save_grid(run: SavedGrid, path: str | os.PathLike[str], *, force: bool = Fal
     kind = target.suffix.lower()
     if kind not in {".npz", ".csv", ".json"}:
         raise GdscopeError(f"--save takes a .npz, .csv or .json file, got {target.name!r}")
-    description = run.describe()
+    description = json_ready(run.describe())  # strict JSON: NaN and inf as null
     if kind == ".csv":
         header, rows = _rows(run)
         buffer = io.StringIO()
-        buffer.write("# " + json.dumps(description) + "\n")
+        buffer.write("# " + json.dumps(description, allow_nan=False) + "\n")
         writer = csv.writer(buffer)
         writer.writerow(header)
         writer.writerows(rows)
@@ -433,7 +433,7 @@ def save_grid(run: SavedGrid, path: str | os.PathLike[str], *, force: bool = Fal
     if kind == ".json":
         header, rows = _rows(run)
         cells = [dict(zip(header, row, strict=True)) for row in rows]
-        text = json.dumps({**description, "cells": cells}, allow_nan=True)
+        text = json.dumps(json_ready({**description, "cells": cells}), allow_nan=False)
         return _write_text(target, text, force=force)
 
     def write_npz(tmp: Path) -> None:
@@ -441,6 +441,7 @@ def save_grid(run: SavedGrid, path: str | os.PathLike[str], *, force: bool = Fal
         arrays["completed"] = run.completed
         arrays.update(run.curves())
         with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, description=json.dumps(description), **arrays)
+            np.savez_compressed(handle, description=json.dumps(description, allow_nan=False),
+                                **arrays)  # fmt: skip
 
     return write_atomic(target, write_npz, force=force)
