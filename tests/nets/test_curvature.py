@@ -149,6 +149,30 @@ def test_bad_input_says_what_is_wrong():
         curvature(model, [(x, y)], lambda out, t: out - t)
 
 
+class _Square(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x**2
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return 2 * x * grad
+
+
+def test_a_once_differentiable_op_applied_last_in_the_loss_is_refused():
+    # Its incoming gradient is a constant, so its backward leaves no error node unless the
+    # gradient is seeded with one that requires grad; else H silently misses its x².
+    model, x, y = _tiny()
+    with pytest.raises(GdscopeError, match="not twice differentiable: _SquareBackward"):
+        operator = HessianOperator(model, [(x, y)], lambda out, t: _Square.apply(out).mean())
+        operator(torch.ones(operator.size, dtype=torch.float64))
+    with pytest.raises(GdscopeError, match="not twice differentiable: _SquareBackward"):
+        curvature(model, [(x, y)], lambda out, t: _Square.apply(out).mean(), top=2)
+
+
 def test_a_linear_loss_has_zero_curvature():
     model = nn.Linear(3, 1).double()
     x = torch.randn(8, 3, dtype=torch.float64)

@@ -172,19 +172,24 @@ class HessianOperator:
             if not isinstance(loss, Tensor) or loss.numel() != 1 or not loss.requires_grad:
                 raise GdscopeError("the loss must be a scalar tensor that depends "
                                    "differentiably on the parameters")  # fmt: skip
-            (gradient,) = torch.autograd.grad(loss.reshape(()), point, create_graph=True)
+            # Seeded with a 1 that requires grad, every backward sees a gradient that does: a
+            # once-differentiable backward then leaves its error node in the graph even where
+            # its own input gradient is a constant (a Function applied last, in the loss).
+            seed = torch.ones((), dtype=loss.dtype, device=loss.device, requires_grad=True)
+            (gradient,) = torch.autograd.grad(loss.reshape(()), point, seed, create_graph=True)
         if culprit := _once_differentiable(gradient, loss):
             raise GdscopeError(f"the loss is not twice differentiable: {culprit} has no second "
                                "derivative (its backward is once-differentiable)")  # fmt: skip
 
         def pullback(vectors: Tensor) -> Tensor:
-            if not gradient.requires_grad:  # the gradient is constant: H = 0 (a linear loss)
-                return torch.zeros_like(vectors)
             batched = len(vectors) > 1
-            return torch.autograd.grad(
+            (product,) = torch.autograd.grad(
                 gradient, point, vectors if batched else vectors[0], retain_graph=True,
-                is_grads_batched=batched, allow_unused=True, materialize_grads=True,
-            )[0].reshape(vectors.shape)  # fmt: skip
+                is_grads_batched=batched, allow_unused=True,
+            )  # fmt: skip
+            if product is None:  # the gradient does not depend on the point: H = 0 (linear)
+                return torch.zeros_like(vectors)
+            return product.reshape(vectors.shape)
 
         if self.keep:
             self._graphs[index] = pullback
