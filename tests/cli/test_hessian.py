@@ -177,3 +177,31 @@ def test_example_eos_refuses_the_options_it_has_no_use_for(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == "gdscope: error: --epochs, --grid do not apply to example eos\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        ([*BASE, "--checkpoint", "w.png", "--out", "w.png"], "--checkpoint w.png"),
+        ([*BASE, "--checkpoint", "w.json", "--out", "s.png", "--save", "w.json"],
+         "--checkpoint w.json"),
+        ([*BASE[1:], "--checkpoint", "w.png", "--out", "./w.png"], "--checkpoint w.png"),
+        ([*BASE[1:], "--checkpoint", "w.npz", "--save", "w.npz", "--out", "s.png"],
+         "--checkpoint w.npz"),
+        ([*BASE[1:], "--directions", "line", "--to", "w.png", "--out", "w.png"], "--to w.png"),
+    ],
+    ids=["hessian --out", "hessian --save", "landscape --out", "landscape --save",
+         "landscape --to"],
+)  # fmt: skip
+def test_an_output_that_is_an_input_is_refused_before_any_work(tinynet, capsys, args, flag):
+    import torch
+
+    if args[0] != "hessian":
+        args = ["landscape", *args, "--x", "-1", "1", "3", "--y", "-1", "1", "3"]
+    weights = tinynet / flag.split()[1]
+    torch.save(torch.nn.Linear(1, 1).state_dict(), weights)  # not even the model's: no work
+    before = weights.read_bytes()
+    assert main([*args, "--force"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"gdscope: error: {flag} is also an output: name another file\n"
+    assert weights.read_bytes() == before

@@ -221,7 +221,7 @@ def _check(ns: argparse.Namespace) -> None:
     if ns.save is not None:
         from gdscope.nets.surface_io import surface_targets
 
-        surface_targets(ns.save, force=ns.force)
+        options.check_inputs(ns, surface_targets(ns.save, force=ns.force))
     if ns.animate is not None:
         from gdscope.render.animation import animation_format
 
