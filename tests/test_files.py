@@ -85,3 +85,19 @@ def test_a_fingerprint_tells_apart_values_dtypes_shapes_and_text():
         fingerprint("x", a),
     ]
     assert len({fingerprint(a, "x"), *others}) == 6
+
+
+def test_a_directorys_content_sha256_covers_its_files_names_and_bytes(tmp_path):
+    from gdscope.files import check_unchanged, content_sha256
+
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "index.json").write_text("{}")
+    (tmp_path / "rec" / "snapshots.f32").write_bytes(b"1234")
+    pinned = content_sha256(tmp_path / "rec")
+    check_unchanged(tmp_path / "rec", pinned)
+    (tmp_path / "rec" / "snapshots.f32").write_bytes(b"1235")
+    with pytest.raises(GdscopeError, match="has changed since the figure was made"):
+        check_unchanged(tmp_path / "rec", pinned)
+    changed = content_sha256(tmp_path / "rec")
+    (tmp_path / "rec" / "snapshots.f32").rename(tmp_path / "rec" / "other.f32")
+    assert content_sha256(tmp_path / "rec") != changed  # the same bytes under another name

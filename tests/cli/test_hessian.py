@@ -205,3 +205,26 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(tinynet, capsys, 
     err = capsys.readouterr().err
     assert err == f"gdscope: error: {flag} is also an output: name another file\n"
     assert weights.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["hessian", "landscape"])
+def test_replay_refuses_a_checkpoint_that_changed(tinynet, capsys, command):
+    import tinynet as module
+    import torch
+
+    weights = module.make_model().state_dict()
+    weights["0.weight"] += 0.1
+    torch.save(weights, "w.pt")
+    args = [command, *BASE[1:], "--checkpoint", "w.pt", "--out", "c.png"]
+    if command == "landscape":
+        args += ["--x", "-1", "1", "3", "--y", "-1", "1", "3", "--strategy", "loop"]
+    assert main(args) == 0
+    assert main(["replay", "c.png", "--out", "r.png"]) == 0
+    assert (tinynet / "r.png").read_bytes() == (tinynet / "c.png").read_bytes()
+    weights["0.weight"] *= 2
+    torch.save(weights, "w.pt")
+    capsys.readouterr()
+    assert main(["replay", "c.png", "--out", "r2.png"]) == 2
+    err = capsys.readouterr().err
+    assert err == "gdscope: error: w.pt has changed since the figure was made (sha256 differs)\n"
+    assert not (tinynet / "r2.png").exists()
