@@ -96,6 +96,7 @@ def test_ctrl_c_keeps_what_finished_and_exits_130(tinynet, capsys, monkeypatch):
     assert code == 130
     assert printed.out.splitlines() == ["s.json", "s.png"]
     assert printed.err.splitlines()[-1] == "gdscope: interrupted: kept the top 2 eigenvalue(s)"
+    assert printed.err.count("interrupted") == 1  # one line says so (the figure says it too)
     saved = json.loads((tinynet / "s.json").read_text())
     assert saved["interrupted"] and len(saved["eigenvalues"]) == 2 and saved["trace"] is None
 
