@@ -100,3 +100,19 @@ def test_a_folder_or_a_place_that_takes_no_file_is_refused_before_any_work(tmp_p
             check_target("/proc/self/x.json")
     assert check_target(tmp_path / "ok.png") == tmp_path / "ok.png"
     assert [p.name for p in tmp_path.iterdir()] == ["d.png"]  # the probe file is gone
+
+
+def test_a_directorys_content_sha256_covers_its_files_names_and_bytes(tmp_path):
+    from gdscope.files import check_unchanged, content_sha256
+
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "index.json").write_text("{}")
+    (tmp_path / "rec" / "snapshots.f32").write_bytes(b"1234")
+    pinned = content_sha256(tmp_path / "rec")
+    check_unchanged(tmp_path / "rec", pinned)
+    (tmp_path / "rec" / "snapshots.f32").write_bytes(b"1235")
+    with pytest.raises(GdscopeError, match="has changed since the figure was made"):
+        check_unchanged(tmp_path / "rec", pinned)
+    changed = content_sha256(tmp_path / "rec")
+    (tmp_path / "rec" / "snapshots.f32").rename(tmp_path / "rec" / "other.f32")
+    assert content_sha256(tmp_path / "rec") != changed  # the same bytes under another name

@@ -21,6 +21,8 @@ from gdscope.errors import GdscopeError
 __all__ = [
     "FIGURE_FORMATS",
     "check_target",
+    "check_unchanged",
+    "content_sha256",
     "figure_format",
     "fingerprint",
     "save_figure",
@@ -47,6 +49,29 @@ def check_target(path: str | os.PathLike[str], *, force: bool = False) -> Path:
     os.close(fd)
     os.unlink(probe)
     return target
+
+
+def content_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of what a file holds, or of a directory's files (their relative names and
+    bytes, in order): a record pins its inputs with it, so a replay reads the very same ones."""
+    source = Path(path)
+    try:
+        if not source.is_dir():
+            return hashlib.sha256(source.read_bytes()).hexdigest()
+        digest = hashlib.sha256()
+        for file in sorted(f for f in source.rglob("*") if f.is_file()):
+            name = file.relative_to(source).as_posix().encode()
+            digest.update(len(name).to_bytes(8, "little") + name)
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+        return digest.hexdigest()
+    except OSError as error:
+        raise GdscopeError(f"cannot read {source}: {error.strerror or error}") from None
+
+
+def check_unchanged(path: str | os.PathLike[str], sha256: str | None) -> None:
+    """Refuse ``path`` if its content is no longer the one ``sha256`` pinned (None: not pinned)."""
+    if sha256 is not None and content_sha256(path) != sha256:
+        raise GdscopeError(f"{path} has changed since the figure was made (sha256 differs)")
 
 
 FIGURE_FORMATS = ("png", "svg", "pdf")

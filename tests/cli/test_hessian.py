@@ -96,6 +96,7 @@ def test_ctrl_c_keeps_what_finished_and_exits_130(tinynet, capsys, monkeypatch):
     assert code == 130
     assert printed.out.splitlines() == ["s.json", "s.png"]
     assert printed.err.splitlines()[-1] == "gdscope: interrupted: kept the top 2 eigenvalue(s)"
+    assert printed.err.count("interrupted") == 1  # one line says so (the figure says it too)
     saved = json.loads((tinynet / "s.json").read_text())
     assert saved["interrupted"] and len(saved["eigenvalues"]) == 2 and saved["trace"] is None
 
@@ -177,3 +178,54 @@ def test_example_eos_refuses_the_options_it_has_no_use_for(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == "gdscope: error: --epochs, --grid do not apply to example eos\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        ([*BASE, "--checkpoint", "w.png", "--out", "w.png"], "--checkpoint w.png"),
+        ([*BASE, "--checkpoint", "w.json", "--out", "s.png", "--save", "w.json"],
+         "--checkpoint w.json"),
+        ([*BASE[1:], "--checkpoint", "w.png", "--out", "./w.png"], "--checkpoint w.png"),
+        ([*BASE[1:], "--checkpoint", "w.npz", "--save", "w.npz", "--out", "s.png"],
+         "--checkpoint w.npz"),
+        ([*BASE[1:], "--directions", "line", "--to", "w.png", "--out", "w.png"], "--to w.png"),
+    ],
+    ids=["hessian --out", "hessian --save", "landscape --out", "landscape --save",
+         "landscape --to"],
+)  # fmt: skip
+def test_an_output_that_is_an_input_is_refused_before_any_work(tinynet, capsys, args, flag):
+    import torch
+
+    if args[0] != "hessian":
+        args = ["landscape", *args, "--x", "-1", "1", "3", "--y", "-1", "1", "3"]
+    weights = tinynet / flag.split()[1]
+    torch.save(torch.nn.Linear(1, 1).state_dict(), weights)  # not even the model's: no work
+    before = weights.read_bytes()
+    assert main([*args, "--force"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"gdscope: error: {flag} is also an output: name another file\n"
+    assert weights.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["hessian", "landscape"])
+def test_replay_refuses_a_checkpoint_that_changed(tinynet, capsys, command):
+    import tinynet as module
+    import torch
+
+    weights = module.make_model().state_dict()
+    weights["0.weight"] += 0.1
+    torch.save(weights, "w.pt")
+    args = [command, *BASE[1:], "--checkpoint", "w.pt", "--out", "c.png"]
+    if command == "landscape":
+        args += ["--x", "-1", "1", "3", "--y", "-1", "1", "3", "--strategy", "loop"]
+    assert main(args) == 0
+    assert main(["replay", "c.png", "--out", "r.png"]) == 0
+    assert (tinynet / "r.png").read_bytes() == (tinynet / "c.png").read_bytes()
+    weights["0.weight"] *= 2
+    torch.save(weights, "w.pt")
+    capsys.readouterr()
+    assert main(["replay", "c.png", "--out", "r2.png"]) == 2
+    err = capsys.readouterr().err
+    assert err == "gdscope: error: w.pt has changed since the figure was made (sha256 differs)\n"
+    assert not (tinynet / "r2.png").exists()

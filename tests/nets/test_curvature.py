@@ -149,6 +149,73 @@ def test_bad_input_says_what_is_wrong():
         curvature(model, [(x, y)], lambda out, t: out - t)
 
 
+class _Square(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x**2
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return 2 * x * grad
+
+
+class _DetachedSquare(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x**2
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return (2 * x * grad).detach()
+
+
+class _Squared(nn.Module):
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x):
+        return self.function.apply(x)
+
+
+@pytest.mark.parametrize("function", [_Square, _DetachedSquare])
+def test_a_backward_that_cannot_be_differentiated_again_is_refused_wherever_it_sits(function):
+    # Applied last in the loss its incoming gradient is a constant: unless the gradient is
+    # seeded with one that requires grad, nothing shows and H silently misses its x².
+    model, x, y = _tiny()
+    name = f"not twice differentiable: {function.__name__}Backward"
+    with pytest.raises(GdscopeError, match=name):
+        operator = HessianOperator(model, [(x, y)], lambda out, t: function.apply(out).mean())
+        operator(torch.ones(operator.size, dtype=torch.float64))
+    with pytest.raises(GdscopeError, match=name):
+        curvature(model, [(x, y)], lambda out, t: function.apply(out).mean(), top=2)
+    inside = nn.Sequential(model[0], _Squared(function), model[2])
+    with pytest.raises(GdscopeError, match=name):
+        curvature(inside, [(x, y)], nn.MSELoss(), top=2)
+
+
+def test_a_backward_that_returns_zeros_is_not_refused():
+    class Flat(torch.autograd.Function):  # a step: its derivative is zero, its Hessian too
+        @staticmethod
+        def forward(ctx, x):
+            return x.round()
+
+        @staticmethod
+        def backward(ctx, grad):
+            return torch.zeros_like(grad).detach()
+
+    model, x, y = _tiny()
+    spectrum = curvature(model, [(x, y)], lambda out, t: (Flat.apply(out) + out**2).mean(), top=2)
+    exact = _full_hessian(model, [(x, y)], lambda out, t: (out**2).mean())
+    np.testing.assert_allclose(spectrum.eigenvalues, torch.linalg.eigvalsh(exact).flip(0)[:2],
+                               rtol=1e-3)  # fmt: skip
+
+
 def test_a_linear_loss_has_zero_curvature():
     model = nn.Linear(3, 1).double()
     x = torch.randn(8, 3, dtype=torch.float64)

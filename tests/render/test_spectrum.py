@@ -3,6 +3,8 @@ are, the stems without a density, the summary's numbers."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -40,8 +42,32 @@ def test_without_a_density_the_top_eigenvalues_are_stems():
     np.testing.assert_array_equal(ax.containers[0].markerline.get_ydata(), [3.0, 1.5])
 
 
-def test_the_summary_says_what_is_unfinished():
+def test_the_caption_says_what_is_unfinished_and_the_summary_leaves_it_to_the_cli():
     unfinished = _spectrum(None, interrupted=True)
     text = spectrum_summary(unfinished)
-    assert text.splitlines()[0] == "top 2: 3, 1.5"
-    assert text.splitlines()[-1] == "interrupted: what finished is shown"
+    assert text.splitlines()[0] == "top 2: 3, 1.5" and "interrupted" not in text
+    ax = Figure().add_subplot()
+    plot_spectrum(unfinished, ax=ax)
+    assert ax.texts[0].get_text().splitlines()[-1] == "interrupted: what finished is shown"
+
+
+@pytest.mark.parametrize("count", [27, 300])
+def test_a_long_caption_is_wrapped_inside_the_figure_without_warnings(count):
+    from gdscope.jobs.hessian import draw_spectrum
+
+    values = np.linspace(5, -1, count) * 1.2345678
+    spectrum = Spectrum(values, torch.zeros(count, count), np.full(count, 1e-6), False,
+                        parameters=count, samples=50, hvps=42, interrupted=True,
+                        options=CurvatureOptions(top=count))  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tight_layout's "not applied" among them
+        fig = draw_spectrum(spectrum)
+        fig.draw_without_rendering()  # (lays the caption box out)
+    (ax,) = fig.axes
+    caption = ax.texts[0]
+    box = caption.get_bbox_patch().get_window_extent()
+    assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1
+    assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+    assert ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and box.y1 <= ax.bbox.y1
+    assert "top eigenvalues (Lanczos)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert ("more)" in caption.get_text()) == (count > 60)

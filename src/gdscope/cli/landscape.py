@@ -221,7 +221,7 @@ def _check(ns: argparse.Namespace) -> None:
     if ns.save is not None:
         from gdscope.nets.surface_io import surface_targets
 
-        surface_targets(ns.save, force=ns.force)
+        options.check_inputs(ns, surface_targets(ns.save, force=ns.force))
     if ns.animate is not None:
         from gdscope.render.animation import animation_format
 
@@ -243,8 +243,9 @@ def _landscape(ns: argparse.Namespace) -> int:
     from gdscope.jobs.landscape import LandscapeJob, run_job
 
     _check(ns)
+    pinned = _pinned(ns)  # before the work: what was read, not what is there afterwards
     if ns.from_h5 is not None:
-        return _from_h5(ns)
+        return _from_h5(ns, pinned)
     from gdscope.nets.distributed import RayBackend
 
     backend = options.ray_backend(ns, RayBackend)
@@ -269,14 +270,29 @@ def _landscape(ns: argparse.Namespace) -> int:
     if not done:
         raise KeyboardInterrupt  # Ctrl-C before any point was evaluated: nothing to write
     with interrupts.deferred():  # what was evaluated is written even if Ctrl-C comes now
-        _write_landscape(ns, result, done)
+        _write_landscape(ns, result, done, pinned)
     if interrupts.requested():
         print(f"gdscope: interrupted: kept {done} of {points} grid points", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 
 
-def _write_landscape(ns: argparse.Namespace, result: LandscapeResult, done: int) -> None:
+_PINNED = ("checkpoint", "to", "path", "from_h5", "proj")
+"""The files a landscape reads: its record pins each one's content, so a replay refuses a file
+that changed since (as a CSV's in the other records)."""
+
+
+def _pinned(ns: argparse.Namespace) -> dict[str, str]:
+    """The SHA-256 of each file the landscape reads, by its name on the command line."""
+    from gdscope.files import content_sha256
+
+    files = [getattr(ns, name) for name in _PINNED if getattr(ns, name, None) is not None]
+    return {str(file): content_sha256(file) for file in files}
+
+
+def _write_landscape(
+    ns: argparse.Namespace, result: LandscapeResult, done: int, pinned: dict[str, str]
+) -> None:
     """The surface (``--save``), the figure with its record, the animation (``--animate``)."""
     from gdscope.jobs.landscape import draw_landscape
 
@@ -299,10 +315,10 @@ def _write_landscape(ns: argparse.Namespace, result: LandscapeResult, done: int)
     from gdscope.jobs.replay import EVALUATION_FLAGS, strip_outputs
 
     argv = strip_outputs(ns.argv, EVALUATION_FLAGS)  # kept in "evaluation", as it was done
-    _publish(ns, result, fig, record("argv", argv=argv, evaluation=chosen))
+    _publish(ns, result, fig, record("argv", argv=argv, evaluation=chosen, sha256=pinned))
 
 
-def _from_h5(ns: argparse.Namespace) -> int:
+def _from_h5(ns: argparse.Namespace, pinned: dict[str, str]) -> int:
     """Draw a surface file (and its projected path); the record is the command line, which
     names the files, so ``gdscope replay`` reads them again."""
     from gdscope.jobs.landscape import draw_landscape, from_h5
@@ -313,7 +329,7 @@ def _from_h5(ns: argparse.Namespace) -> int:
         print(f"gdscope: warning: {note}", file=sys.stderr)
     fig = draw_landscape(result, view=ns.view, metric=ns.metric, log=ns.log_color, title=ns.title)
     with interrupts.deferred():
-        _publish(ns, result, fig, record("argv", argv=ns.argv))
+        _publish(ns, result, fig, record("argv", argv=ns.argv, sha256=pinned))
     return 0
 
 

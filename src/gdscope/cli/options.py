@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
@@ -340,6 +341,31 @@ def check_outputs(ns: argparse.Namespace, *, saves: tuple[str, ...] = ()) -> Non
     save = getattr(ns, "save", None)
     if save is not None and saves:  # no ``saves``: the caller checks ``--save`` itself
         check_save(save, saves, ns.force)
+    check_inputs(ns, (ns.out, save, getattr(ns, "animate", None)))
+
+
+READ_FILES = ("data", "checkpoint", "to", "path", "from_h5", "proj", "resume")
+"""The options that may name a file a command reads (``--resume``'s is read, then written)."""
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)  # a hard link, a path through another mount, ...
+    except OSError:  # (one of them does not exist yet)
+        return False
+
+
+def check_inputs(ns: argparse.Namespace, outputs: Iterable[Path | None]) -> None:
+    """Refuse an output that is a file the command reads: it would overwrite its own input
+    (with ``--force``), or be refused only after the work."""
+    written = [Path(p) for p in outputs if p is not None]
+    for name in READ_FILES:
+        value = getattr(ns, name, None)
+        if value is not None and any(_same_file(Path(value), out) for out in written):
+            flag = "--" + name.replace("_", "-")
+            raise GdscopeError(f"{flag} {value} is also an output: name another file")
 
 
 def check_dpi(dpi: float) -> None:

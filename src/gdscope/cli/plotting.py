@@ -155,6 +155,7 @@ def _train(ns: argparse.Namespace) -> int:
         from gdscope.jobs.export import EXPORT_FORMATS
 
         options.check_save(ns.save, EXPORT_FORMATS, ns.force)
+        options.check_inputs(ns, (ns.save,))
     run = train(
         data, loss=objective, optimizer=options.optimizer(ns, [objective]),
         scheduler=options.scheduler(ns), epochs=ns.epochs, start=options.start(ns), dtype=dtype,

@@ -114,9 +114,6 @@ def _network(ns: argparse.Namespace) -> NetworkSpec | None:
                            "(a network study trains --steps mini-batch steps)")  # fmt: skip
     if ns.data is None:
         raise GdscopeError("--model needs --data MODULE:FUNCTION (a DataLoader, a Dataset, …)")
-    outputs = {p.resolve() for p in (ns.out, ns.save) if p is not None}
-    if ns.resume is not None and ns.resume.resolve() in outputs:
-        raise GdscopeError(f"--resume {ns.resume} is also an output: name another file")
     return NetworkSpec(
         ns.model, str(ns.data), val_data=ns.val_data, loss=ns.loss or DEFAULT_LOSS, steps=ns.steps,
         init=ns.init, init_seed=ns.init_seed, target=ns.target,

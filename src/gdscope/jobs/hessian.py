@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,14 @@ from torch import nn
 from gdscope import interrupts
 from gdscope.devices import resolve_device
 from gdscope.errors import GdscopeError
-from gdscope.files import check_target, json_ready, save_figure, write_text
+from gdscope.files import (
+    check_target,
+    check_unchanged,
+    content_sha256,
+    json_ready,
+    save_figure,
+    write_text,
+)
 from gdscope.jobs.landscape import DEFAULT_LOSS, fresh_model, load_parts, users_code
 from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.nets.curvature import CurvatureOptions, Spectrum, curvature
@@ -41,13 +48,15 @@ __all__ = [
 @dataclass(frozen=True)
 class HessianJob:
     """What ``gdscope hessian`` computes: the model, data and loss to import
-    (``module:function``), the checkpoint to load, the device, float64 or not, and the
+    (``module:function``), the checkpoint to load (and the SHA-256 of the one to load, if
+    pinned: a replay reads the very same weights), the device, float64 or not, and the
     ``curvature`` options (what to compute, on how many samples, in which mode)."""
 
     model: str
     data: str
     loss: str = DEFAULT_LOSS
     checkpoint: Path | None = None
+    checkpoint_sha256: str | None = None
     device: str = "cpu"
     double: bool = False
     curvature: CurvatureOptions = field(default_factory=CurvatureOptions)
@@ -83,6 +92,8 @@ def run_hessian(job: HessianJob, *, progress: Callable[[int, int], None] | None 
     make_model, make_data, loss_fn = load_parts(job.model, job.data, job.loss)
     device = resolve_device(job.device)
     dtype = torch.float64 if job.double else None
+    if job.checkpoint is not None:
+        check_unchanged(job.checkpoint, job.checkpoint_sha256)
     with users_code(f"the curvature of {job.model} on {job.data} with loss {job.loss}"):
         model = fresh_model(make_model, job.checkpoint).to(device=device, dtype=dtype)
         batches = materialize(make_data(), device)
@@ -132,6 +143,8 @@ def make_hessian(
         if save.suffix.lower() != ".json":
             raise GdscopeError(f"--save takes a .json file, got {save.name!r}")
         check_target(save, force=force)
+    if job.checkpoint is not None and job.checkpoint_sha256 is None:
+        job = replace(job, checkpoint_sha256=content_sha256(job.checkpoint))  # the record pins it
     spectrum = run_hessian(job, progress=progress)
     if not len(spectrum.eigenvalues):
         raise KeyboardInterrupt  # Ctrl-C before a single eigenvalue: nothing to write

@@ -157,6 +157,10 @@ def _replay_argv(
             f"{source.name}: its record is a command line: replay it with `gdscope replay` "
             "(or pass run_argv=gdscope.cli.main.main)"
         )
+    from gdscope.files import check_unchanged
+
+    for file, sha256 in rec.get("sha256", {}).items():  # the files it read, pinned
+        check_unchanged(file, sha256)
     argv = [*strip_outputs(list(rec["argv"])), "--out", str(target)]
     chosen = rec.get("evaluation")
     if chosen:  # evaluate as the original did (auto's choice depended on timing);

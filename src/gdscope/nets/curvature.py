@@ -92,11 +92,48 @@ def _nodes(root: Any) -> Iterator[Any]:
         stack.extend(child for child, _ in node.next_functions)
 
 
-def _once_differentiable(gradient: Tensor, loss: Tensor) -> str | None:
-    """The op(s) whose backward cannot be differentiated again, if the gradient's graph holds
-    one: named by the custom ``autograd.Function`` nodes of the loss's graph."""
-    errors = ("torch::autograd::Error", "torch::autograd::DelayedError")
-    if not any(node.name() in errors for node in _nodes(gradient.grad_fn)):
+_ERRORS = ("torch::autograd::Error", "torch::autograd::DelayedError")
+"""The nodes autograd puts where a backward cannot be differentiated again."""
+
+
+@contextlib.contextmanager
+def _watched(loss: Tensor) -> Iterator[list[str]]:
+    """Within: the custom ``autograd.Function`` nodes of the loss's graph whose backward, given
+    a gradient that requires grad, returns a result that cannot be differentiated again
+    (once-differentiable: an error node; or detached from it, and not zero) are named in the
+    list yielded, in the order their backward ran."""
+    named: list[str] = []
+
+    def watch(node: Any) -> Callable[[tuple[Any, ...], tuple[Any, ...]], None]:
+        def hook(results: tuple[Any, ...], given: tuple[Any, ...]) -> None:
+            if not any(isinstance(g, Tensor) and g.requires_grad for g in given):
+                return
+            for result in results:
+                if not isinstance(result, Tensor):
+                    continue
+                lost = not result.requires_grad and bool(result.any())
+                if lost or (result.grad_fn is not None and result.grad_fn.name() in _ERRORS):
+                    named.append(type(node).__name__)
+                    return
+
+        return hook
+
+    handles = [node.register_hook(watch(node)) for node in _nodes(loss.grad_fn)
+               if isinstance(node, torch.autograd.function.BackwardCFunction)]  # fmt: skip
+    try:
+        yield named
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _once_differentiable(gradient: Tensor, loss: Tensor, named: list[str]) -> str | None:
+    """The op(s) whose backward cannot be differentiated again: the custom ``autograd.Function``
+    nodes ``_watched`` named, else, if the gradient's graph holds an error node, every custom
+    one of the loss's graph (or a built-in op's)."""
+    if named:
+        return ", ".join(dict.fromkeys(named))
+    if not any(node.name() in _ERRORS for node in _nodes(gradient.grad_fn)):
         return None
     custom = [type(node).__name__ for node in _nodes(loss.grad_fn)
               if isinstance(node, torch.autograd.function.BackwardCFunction)]  # fmt: skip
@@ -172,19 +209,28 @@ class HessianOperator:
             if not isinstance(loss, Tensor) or loss.numel() != 1 or not loss.requires_grad:
                 raise GdscopeError("the loss must be a scalar tensor that depends "
                                    "differentiably on the parameters")  # fmt: skip
-            (gradient,) = torch.autograd.grad(loss.reshape(()), point, create_graph=True)
-        if culprit := _once_differentiable(gradient, loss):
+            # Seeded with a 1 that requires grad, every backward sees a gradient that does: a
+            # once-differentiable backward then leaves its error node in the graph (and one
+            # that detaches its result is seen to) even where its own input gradient would be
+            # a constant (a Function applied last, in the loss).
+            seed = torch.ones((), dtype=loss.dtype, device=loss.device, requires_grad=True)
+            with _watched(loss) as lost:
+                (gradient,) = torch.autograd.grad(loss.reshape(()), point, seed,
+                                                  create_graph=True)  # fmt: skip
+        if culprit := _once_differentiable(gradient, loss, lost):
             raise GdscopeError(f"the loss is not twice differentiable: {culprit} has no second "
-                               "derivative (its backward is once-differentiable)")  # fmt: skip
+                               "derivative (its backward is once-differentiable or detaches "
+                               "its result)")  # fmt: skip
 
         def pullback(vectors: Tensor) -> Tensor:
-            if not gradient.requires_grad:  # the gradient is constant: H = 0 (a linear loss)
-                return torch.zeros_like(vectors)
             batched = len(vectors) > 1
-            return torch.autograd.grad(
+            (product,) = torch.autograd.grad(
                 gradient, point, vectors if batched else vectors[0], retain_graph=True,
-                is_grads_batched=batched, allow_unused=True, materialize_grads=True,
-            )[0].reshape(vectors.shape)  # fmt: skip
+                is_grads_batched=batched, allow_unused=True,
+            )  # fmt: skip
+            if product is None:  # the gradient does not depend on the point: H = 0 (linear)
+                return torch.zeros_like(vectors)
+            return product.reshape(vectors.shape)
 
         if self.keep:
             self._graphs[index] = pullback

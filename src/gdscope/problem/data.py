@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from gdscope.errors import GdscopeError, check_finite
+from gdscope.files import check_unchanged, content_sha256
 
 __all__ = ["ARTICLE_SEED", "CsvData", "DataSpec", "Dataset", "load_csv", "make_data", "require"]
 
@@ -79,14 +79,7 @@ class CsvData:
     @classmethod
     def of(cls, path: str | Path) -> CsvData:
         file = Path(path)
-        return cls(str(file), _digest(file))
-
-
-def _digest(path: Path) -> str:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as error:
-        raise GdscopeError(f"cannot read {path}: {error.strerror or error}") from None
+        return cls(str(file), content_sha256(file))
 
 
 def load_csv(path: str | Path, *, sha256: str | None = None) -> Dataset:
@@ -96,8 +89,7 @@ def load_csv(path: str | Path, *, sha256: str | None = None) -> Dataset:
     fewer than 2 rows; with ``sha256``, a file whose content changed.
     """
     file = Path(path)
-    if sha256 is not None and _digest(file) != sha256:
-        raise GdscopeError(f"{file} has changed since the figure was made (sha256 differs)")
+    check_unchanged(file, sha256)
     try:
         with file.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)

@@ -7,8 +7,11 @@ are marked on it. Without a density the top eigenvalues are drawn as stems.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from gdscope.nets.curvature import Spectrum
 
@@ -16,22 +19,30 @@ __all__ = ["plot_spectrum", "spectrum_summary"]
 
 TOP_COLOR = "#d7191c"
 DENSITY_COLOR = "#2c7bb6"
+CAPTION_SIZE = 7.5
+CAPTION_VALUES = 60
+"""The most eigenvalues the caption lists (the stems, ``--save`` and the CLI show them all)."""
 
 
-def spectrum_summary(spectrum: Spectrum) -> str:
-    """What was computed, in a few short lines (the figure's caption, the CLI's report)."""
+def spectrum_summary(spectrum: Spectrum, *, width: int | None = None, most: int | None = None
+                     ) -> str:  # fmt: skip
+    """What was computed, in a few short lines (the figure's caption, the CLI's report): the
+    eigenvalues wrapped to ``width`` characters, the first ``most`` of them if given."""
     options = spectrum.options
-    top = ", ".join(f"{v:.4g}" for v in spectrum.eigenvalues)
+    values = spectrum.eigenvalues
+    shown = values if most is None else values[:most]
+    top = ", ".join(f"{v:.4g}" for v in shown)
+    if len(shown) < len(values):
+        top += f", … ({len(values) - len(shown)} more)"
     unmet = "" if spectrum.converged else f" (not all within {options.tol:g}: see residuals)"
-    lines = [f"top {len(spectrum.eigenvalues)}: {top}{unmet}"]
+    head = f"top {len(values)}: {top}{unmet}"
+    lines = [head] if width is None else textwrap.wrap(head, width, subsequent_indent="  ")
     if spectrum.trace is not None and spectrum.trace_se is not None:
         lines.append(f"trace {spectrum.trace:.4g} ± {spectrum.trace_se:.2g} "
                      f"(Hutchinson, {spectrum.trace_samples} vectors, ± 1 s.e.)")  # fmt: skip
     mode = "train" if options.train else "eval"
     lines.append(f"{spectrum.parameters:,} parameters, {spectrum.samples:,} samples, {mode} mode, "
                  f"{spectrum.hvps} Hessian-vector products")  # fmt: skip
-    if spectrum.interrupted:
-        lines.append("interrupted: what finished is shown")
     return "\n".join(lines)
 
 
@@ -62,11 +73,21 @@ def plot_spectrum(spectrum: Spectrum, *, ax: Axes, points: int = 400) -> None:
         index = np.arange(1, len(values) + 1)
         ax.stem(index, values, linefmt=TOP_COLOR, markerfmt="o", basefmt=" ",
                 label="top eigenvalues (Lanczos)")  # fmt: skip
-        ax.set_xticks(index)
+        if len(values) <= 30:
+            ax.set_xticks(index)
+        else:  # a tick per rank would overlap
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("rank")
         ax.set_ylabel("eigenvalue")
         ax.axhline(0, color="0.6", lw=0.8)
     ax.legend(loc="upper right", fontsize=8)
+    # Wrapped to the axes' width (a digit is about 0.64 em wide), so the caption stays inside
+    # however many eigenvalues there are (else tight_layout gives up and it runs off).
+    width = ax.bbox.width / ax.figure.dpi * 72 * 0.94
+    caption = spectrum_summary(spectrum, width=max(20, int(width / (0.64 * CAPTION_SIZE))),
+                               most=CAPTION_VALUES)  # fmt: skip
+    if spectrum.interrupted:
+        caption += "\ninterrupted: what finished is shown"
     box = {"facecolor": "white", "alpha": 0.85, "lw": 0}
-    ax.text(0.02, 0.02, spectrum_summary(spectrum), transform=ax.transAxes, fontsize=7.5,
+    ax.text(0.02, 0.02, caption, transform=ax.transAxes, fontsize=CAPTION_SIZE,
             va="bottom", ha="left", bbox=box)  # fmt: skip
