@@ -81,9 +81,10 @@ def test_a_reproduce_file_of_the_previous_version_replays(tmp_path):
     assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(path)))
 
 
-def test_an_argv_record_replays_through_the_command_it_is_given(tmp_path, capsys):
+@pytest.mark.parametrize("kind", [{"kind": "argv"}, {"command": "sweep"}])  # the oldest: no kind
+def test_an_argv_record_replays_through_the_command_it_is_given(tmp_path, capsys, kind):
     argv = ["sweep", "--vary", "lr=0.01,0.1", "--grid-size", "11", "--epochs", "5"]
-    old = {"kind": "argv", "argv": argv, "fixed": {"momentum": 0.0}, "optimizer": "sgd"}
+    old = {**kind, "argv": argv, "fixed": {"momentum": 0.0}, "optimizer": "sgd"}
     path = save_figure(Figure(), tmp_path / "s.png", config=old)  # as an older gdscope wrote
     with pytest.raises(GdscopeError, match="is a command line"):
         replay(path)

@@ -72,9 +72,11 @@ def replay(
 
 def _upgrade(rec: dict[str, Any]) -> dict[str, Any]:
     """Records older versions wrote without a kind: ``gdscope reproduce``'s figures (their dpi
-    was not recorded: the default, unless given)."""
+    was not recorded: the default, unless given), and the command lines of studies."""
     if rec.get("kind") is None and "figure" in rec:
         return {**rec, "kind": "figure", "dpi": rec.get("dpi", DEFAULT_DPI)}
+    if rec.get("kind") is None and isinstance(rec.get("argv"), list):
+        return {**rec, "kind": "argv"}
     return rec
 
 
