@@ -99,6 +99,7 @@ def test_ctrl_c_keeps_what_finished_and_exits_130(tinynet, capsys, monkeypatch):
     assert printed.err.count("interrupted") == 1  # one line says so (the figure says it too)
     saved = json.loads((tinynet / "s.json").read_text())
     assert saved["interrupted"] and len(saved["eigenvalues"]) == 2 and saved["trace"] is None
+    assert read_record(tinynet / "s.png")["interrupted"] == "the spectrum as far as it got"
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,9 @@ def test_ctrl_c_keeps_the_finished_cells_and_exits_130(tmp_path, monkeypatch, ca
     assert printed.out.splitlines() == [str(out), str(save)]
     assert printed.err == "gdscope: interrupted: kept 4 of 6 configurations\n"
     assert np.load(save)["completed"].tolist() == [True] * 4 + [False] * 2
+    assert read_record(out)["interrupted"] == "kept 4 of 6 configurations"
+    assert main(["replay", str(out)]) == 2  # its finished part cannot be made again as it was
+    assert "p.png was cut short by Ctrl-C (kept 4 of 6 configurations)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

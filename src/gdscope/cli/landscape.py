@@ -315,7 +315,9 @@ def _write_landscape(
     from gdscope.jobs.replay import EVALUATION_FLAGS, strip_outputs
 
     argv = strip_outputs(ns.argv, EVALUATION_FLAGS)  # kept in "evaluation", as it was done
-    _publish(ns, result, fig, record("argv", argv=argv, evaluation=chosen, sha256=pinned))
+    cut = f"{done} of {points} grid points evaluated" if done < points else None
+    _publish(ns, result, fig, record("argv", argv=argv, evaluation=chosen, sha256=pinned,
+                                     interrupted=cut))  # fmt: skip
 
 
 def _from_h5(ns: argparse.Namespace, pinned: dict[str, str]) -> int:

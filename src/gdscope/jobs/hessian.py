@@ -148,7 +148,8 @@ def make_hessian(
     spectrum = run_hessian(job, progress=progress)
     if not len(spectrum.eigenvalues):
         raise KeyboardInterrupt  # Ctrl-C before a single eigenvalue: nothing to write
-    rec = record("hessian", job=job.to_dict(), dpi=dpi, title=title)
+    cut = "the spectrum as far as it got" if spectrum.interrupted else None
+    rec = record("hessian", job=job.to_dict(), dpi=dpi, title=title, interrupted=cut)
     written = []
     with interrupts.deferred():  # what finished is written even if Ctrl-C comes now
         if save is not None:

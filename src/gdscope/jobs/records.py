@@ -24,9 +24,11 @@ DEFAULT_DPI = 110
 wrote its dpi were saved at it)."""
 
 
-def record(kind: str, **fields: Any) -> dict[str, Any]:
-    """A record of ``kind`` with the version that wrote it."""
-    return {"kind": kind, "gdscope": __version__, **fields}
+def record(kind: str, *, interrupted: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A record of ``kind`` with the version that wrote it; ``interrupted`` says what was kept
+    when Ctrl-C cut the work short (such a file cannot be made again as it is)."""
+    rec = {"kind": kind, "gdscope": __version__, **fields}
+    return rec if interrupted is None else {**rec, "interrupted": interrupted}
 
 
 def sidecar(path: str | os.PathLike[str]) -> Path:

@@ -60,6 +60,9 @@ def replay(
     )
     kind = rec.get("kind")
     where = f"{source.name} record"
+    if rec.get("interrupted"):  # its finished part cannot be computed again as it was
+        raise GdscopeError(f"{source.name} was cut short by Ctrl-C ({rec['interrupted']}); "
+                           "replay makes finished files: run its command again")  # fmt: skip
     try:
         if kind == "argv":
             return _replay_argv(rec, source, target, force=force, run_argv=run_argv)

@@ -559,7 +559,9 @@ def _network_compare(
     with interrupts.deferred():
         fig = plot_network_shootout(result, fig=Figure())
         meta = next(iter(result.runs.values())).meta
-        rec = record("compare", config=config.to_dict(), dpi=outputs.dpi, result=meta)
+        cut = kept_optimizers(result) if result.interrupted else None
+        rec = record("compare", config=config.to_dict(), dpi=outputs.dpi, result=meta,
+                     interrupted=cut)  # fmt: skip
         written = [outputs.figure(fig, rec)]
         if outputs.save is not None:
             payload = {
@@ -637,7 +639,9 @@ def make_compare(
         return CompareOutput(result, ())
     with interrupts.deferred():  # what finished is drawn and written even if Ctrl-C comes now
         fig = plot_shootout(problem.landscape(data), result, fig=Figure())
-        rec = record("compare", config=config.to_dict(), dpi=outputs.dpi, result=result.meta)
+        cut = kept_optimizers(result) if result.interrupted else None
+        rec = record("compare", config=config.to_dict(), dpi=outputs.dpi, result=result.meta,
+                     interrupted=cut)  # fmt: skip
         written = [outputs.figure(fig, rec)]
         if outputs.save is not None:
             payload = {
@@ -667,7 +671,9 @@ def _save_grid_study(
     """The figure with its record, then the grid (kept even when Ctrl-C cut the run short)."""
     from gdscope.studies.sweep import save_grid
 
-    written = [outputs.figure(fig, record(kind, config=config.to_dict(), dpi=outputs.dpi))]
+    cut = kept(run) if run.interrupted else None
+    written = [outputs.figure(fig, record(kind, config=config.to_dict(), dpi=outputs.dpi,
+                                          interrupted=cut))]  # fmt: skip
     if outputs.save is not None:
         written.append(save_grid(run, outputs.save, force=outputs.force))
     return tuple(written)
