@@ -90,6 +90,10 @@ def test_resume_continues_from_the_saved_chunks(tmp_path, monkeypatch, capsys):
             ["--model", f"{HERE}:tiny_model", "--data", f"{__name__}:missing_data"],
             "failed: [Errno 2] No such file or directory: 'no-such-file.csv'",
         ),
+        (
+            [*NET, "--val-data", f"{__name__}:missing_data", "--metric", "val_loss"],
+            "loading --val-data tests.cli.test_studies_network:missing_data failed: [Errno 2]",
+        ),
         ([*NET, "--resume", "p.png"], "--resume p.png is also an output"),
         ([*NET, "--chunk", "0"], "--chunk takes a positive integer or 'auto', got '0'"),
         (

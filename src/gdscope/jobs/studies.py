@@ -163,8 +163,9 @@ class NetworkSpec:
         model = load_model(self.model)
         batches = materialize(load_callable(self.data, "--data")())
         val = None
-        if self.val_data is not None:
-            val = materialize(load_callable(self.val_data, "--val-data")())
+        if self.val_data is not None:  # its failure names it, not the training
+            with users_code(f"loading --val-data {self.val_data}"):
+                val = materialize(load_callable(self.val_data, "--val-data")())
         return Network.of(model, batches, load_loss(self.loss), val=val,
                           batch_size=settings.batch_size, name=self.model)  # fmt: skip
 
