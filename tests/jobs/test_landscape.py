@@ -45,12 +45,18 @@ def test_landscape_cli_pca_with_a_checkpoint_and_errors(tmp_path, capsys):
     for extra, message in (
         (["--model", "nope:make"], "cannot import 'nope'"),
         (["--model", "gdscope.examples.mlp:nothing"], "has no callable 'nothing'"),
-        (["--model", "gdscope.examples.cnn:make_model"], "does not fit the model"),
+        (
+            ["--model", "gdscope.examples.cnn:make_model"],
+            "does not fit the model: Missing key(s) in state_dict: ",
+        ),
         (["--x", "1", "-1", "5"], "LO < HI"),
         (["--directions", "line"], "needs the model at its end"),
         (["--address", "x"], "--address needs --backend ray"),
         (["--data", "gdscope.examples.cnn:make_loader"], "mat1 and mat2 shapes cannot be"),
-        (["--checkpoint", str(tmp_path / "pca.npz")], "cannot load the checkpoint"),
+        (
+            ["--checkpoint", str(tmp_path / "pca.npz")],
+            "pca.npz: not a torch.save file of tensors (",
+        ),
         (["--data", "gdscope.examples.mlp:make_model"], "must be a DataLoader or Dataset, got"),
         (["--chunk", "0"], "--chunk takes a positive integer"),
         (["--loss", "hinge"], "--loss must be one of crossentropy, mse"),

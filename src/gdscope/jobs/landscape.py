@@ -159,14 +159,17 @@ def _load_state(model: nn.Module, file: Path) -> None:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # the file is the user's: any failure means "not a checkpoint"
-        first = first_line(error)
-        raise GdscopeError(f"cannot load the checkpoint {file}: {first}") from None
+        # (torch's first line is a paragraph about weights_only, or a bare number)
+        raise GdscopeError(f"cannot load the checkpoint {file}: not a torch.save file of "
+                           f"tensors ({type(error).__name__})") from None  # fmt: skip
     state = _state_dict_in(state)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as error:
-        first = first_line(error)
-        raise GdscopeError(f"{file} does not fit the model: {first}") from None
+        # torch lists each mismatch on its own line after a heading: all of them, in one
+        details = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+        said = "; ".join(details) or first_line(error)
+        raise GdscopeError(f"{file} does not fit the model: {said}") from None
 
 
 def load_parts(
