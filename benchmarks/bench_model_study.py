@@ -76,6 +76,24 @@ def stacked_seconds(
     return ended - began, float(np.median(steps_taken))
 
 
+def study_seconds(name: str, size: int, steps: int, device: str, n: int | None,
+                  method: str) -> tuple[float, str]:  # fmt: skip
+    """A whole study (``run_network_grid``: K cells of lr, metrics included) with ``method``;
+    its seconds and the method it trained with (``auto`` times vmap against the loop first)."""
+    from gdscope.studies.netstudy import Network, run_network_grid
+    from gdscope.studies.sweep import Axis
+
+    module, batch = MODELS[name]
+    x, y = _data(name, n)
+    network = Network.of(module.make_model(), [(x, y)], nn.CrossEntropyLoss(), batch_size=batch)
+    axis = Axis("lr", tuple(float(v) for v in np.geomspace(1e-3, 1.0, size)), log=True)
+    began = time.perf_counter()
+    run = run_network_grid(network, "sgd", (axis,), fixed={"momentum": 0.9}, steps=steps,
+                           chunk=size, device=device, method=method)  # fmt: skip
+    _sync(device)
+    return time.perf_counter() - began, run.meta["method"]
+
+
 def sequential_seconds(
     name: str, count: int, steps: int, device: str, n: int | None
 ) -> tuple[float, float]:
@@ -146,6 +164,8 @@ def main() -> None:
     parser.add_argument("--cnn-k", type=int, default=32)
     parser.add_argument("--cnn-steps", type=int, default=20)
     parser.add_argument("--full", action="store_true", help="time every sequential training")
+    parser.add_argument("--study-only", action="store_true",
+                        help="only the table of whole studies (auto against vmap)")  # fmt: skip
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--threads", type=int, help="torch threads (default torch's; 1 on a shared machine, "
@@ -160,6 +180,21 @@ def main() -> None:
     machine = f"{platform.processor() or platform.machine()}, {platform.system()}"
     threads = torch.get_num_threads()
     print(f"machine: {machine}, torch {torch.__version__}, {threads} threads, {args.device}")
+    if not args.study_only:
+        _engine_tables(args)
+    print("\nWhole studies (run_network_grid, metrics included): auto times vmap against the "
+          "loop on the first chunk")  # fmt: skip
+    print("| model | K × steps | vmap | auto | auto chose |")
+    print("|---|---|---|---|---|")
+    for name, size, steps, n in (("mlp", args.k, args.steps, None),
+                                 ("cnn", args.cnn_k, args.cnn_steps, 2000)):  # fmt: skip
+        vmapped, _ = study_seconds(name, size, steps, args.device, n, "vmap")
+        auto, chose = study_seconds(name, size, steps, args.device, n, "auto")
+        print(f"| {name} | {size} × {steps} | {vmapped:.1f} s | {auto:.1f} s | {chose} |",
+              flush=True)  # fmt: skip
+
+
+def _engine_tables(args: argparse.Namespace) -> None:
     print(f"\nMLP 2-32-32-3, batch 100, SGD momentum 0.9; {args.table_steps} steps per K")
     print("| K | config-steps/s (median step) | (whole run) | peak memory |")
     print("|---|---|---|---|")

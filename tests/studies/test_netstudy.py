@@ -165,3 +165,37 @@ def test_compare_picks_each_optimizers_lowest_score_on_the_same_batches():
 def test_bad_input_is_refused_before_any_training(call, message):
     with pytest.raises(GdscopeError, match=message):
         call(_network())
+
+
+@pytest.mark.parametrize("slow", ["vmap", "loop"])
+def test_auto_times_vmap_against_the_loop_and_trains_every_chunk_the_faster_way(monkeypatch, slow):
+    import time
+
+    real, methods = netstudy.train_stacked, []
+
+    def timed(*args, **kwargs):  # one way made slower per step than the other
+        asked = kwargs["method"]
+        methods.append(asked)
+        ask = kwargs["should_stop"]
+        if (asked == "auto" and slow == "vmap") or asked == slow:
+            kwargs["should_stop"] = lambda: time.sleep(0.02) or (ask is not None and ask())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(netstudy, "train_stacked", timed)
+    run = run_network_grid(_network(), "sgd", (MOMENTUM, LR), steps=5, chunk=2)
+    fast = "loop" if slow == "vmap" else "vmap"
+    assert run.meta["method"] == fast
+    assert methods[:2] == ["auto", "loop"]  # the trials, on the first chunk
+    assert methods[2:] == [fast] * 3  # then every chunk
+    direct = run_network_grid(_network(), "sgd", (MOMENTUM, LR), steps=5, chunk=2, method=fast)
+    np.testing.assert_array_equal(run.losses, direct.losses)  # the trials change nothing
+
+
+def test_a_shootout_trains_every_optimizer_the_way_auto_chose_for_the_first(monkeypatch):
+    real, methods = netstudy.train_stacked, []
+    monkeypatch.setattr(netstudy, "train_stacked",
+                        lambda *a, **k: methods.append(k["method"]) or real(*a, **k))  # fmt: skip
+    result = compare_network(_network(), ("sgd", "adam"), lr=LR, steps=4)
+    chosen = result.runs["sgd"].meta["method"]
+    assert result.runs["adam"].meta["method"] == chosen
+    assert methods.count("auto") == 1 and set(methods[2:]) == {chosen}

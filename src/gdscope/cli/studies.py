@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from gdscope import interrupts
 from gdscope.cli import options
 from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
+from gdscope.engines.stacked import METHODS
 from gdscope.errors import GdscopeError
 from gdscope.jobs.landscape import DEFAULT_LOSS
 from gdscope.jobs.studies import (
@@ -57,7 +58,7 @@ def add_parser(commands: Subparsers) -> None:
 
 
 _NETWORK_FLAGS = ("val_data", "steps", "init", "init_seed", "target", "resume",
-                  "backend", "address", "gpus_per_task")  # fmt: skip
+                  "backend", "address", "gpus_per_task", "strategy")  # fmt: skip
 """The options of the network group that mean nothing without ``--model``."""
 _NETWORK_ONLY = {
     "sweep": ("chunk",),
@@ -85,6 +86,9 @@ def _add_network_options(parser: argparse.ArgumentParser, *, engine: bool = Fals
                      help="copies start alike, or re-drawn with --init-seed + k")  # fmt: skip
     net.add_argument("--init-seed", type=integer, default=0, help="seed of --init seeded")
     net.add_argument("--target", type=number, help="the loss steps_to_target waits for")
+    net.add_argument("--strategy", choices=METHODS, default=METHODS[0],
+                     help="vmap the copies, or train them one by one; auto (default): time "
+                     "both on the first chunk, go on with the faster")  # fmt: skip
     net.add_argument("--resume", type=Path, metavar="FILE.npz",
                      help="keep finished chunks here; continue from it if it exists "
                      "(compare: FILE-<optimizer>.npz beside it)")  # fmt: skip
@@ -118,7 +122,7 @@ def _network(ns: argparse.Namespace) -> NetworkSpec | None:
         ns.model, str(ns.data), val_data=ns.val_data, loss=ns.loss or DEFAULT_LOSS, steps=ns.steps,
         init=ns.init, init_seed=ns.init_seed, target=ns.target,
         chunk=_copies(ns.chunk),
-        scheduler=scheduler,
+        scheduler=scheduler, strategy=ns.strategy,
     )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from gdscope import interrupts
 from gdscope.devices import resolve_device
-from gdscope.engines.stacked import INITS
+from gdscope.engines.stacked import INITS, METHODS
 from gdscope.errors import GdscopeError
 from gdscope.files import json_ready, save_figure, write_text
 from gdscope.jobs.landscape import DEFAULT_LOSS, split_callable, users_code
@@ -110,8 +110,9 @@ class NetworkSpec:
     ``module:function`` factories, ``loss`` a name or a factory; each copy trains ``steps``
     mini-batch steps, starting alike (``init="same"``) or re-drawn with ``init_seed + k``;
     ``target`` is the loss ``steps_to_target`` waits for; ``chunk`` copies train together
-    (``None``: as many as fit in a quarter of the free memory); ``scheduler`` is stepped per
-    copy after every step (``engines.stacked``)."""
+    (``None``: as many as fit in a quarter of the free memory), vmapped or one by one
+    (``strategy``; ``auto`` times both); ``scheduler`` is stepped per copy after every step
+    (``engines.stacked``). A figure's record holds the chunk and strategy that were used."""
 
     model: str
     data: str
@@ -123,8 +124,12 @@ class NetworkSpec:
     target: float | None = None
     chunk: int | None = None
     scheduler: SchedulerSpec | None = None
+    strategy: str = METHODS[0]
 
     def __post_init__(self) -> None:
+        if self.strategy not in METHODS:
+            raise GdscopeError(f"--strategy must be one of {', '.join(METHODS)}, "
+                               f"got {self.strategy!r}")  # fmt: skip
         if not 1 <= self.steps <= 1_000_000:
             raise GdscopeError(f"--steps must be in 1..1000000, got {self.steps}")
         if self.init not in INITS:
@@ -176,8 +181,13 @@ class NetworkSpec:
             "steps": self.steps, "shuffle_seed": settings.shuffle_seed, "init": self.init,
             "seed": self.init_seed, "target": self.target,
             "chunk": "auto" if self.chunk is None else self.chunk, "dtype": engine["dtype"],
-            "device": engine["device"], "scheduler": self.scheduler,
+            "device": engine["device"], "scheduler": self.scheduler, "method": self.strategy,
         }  # fmt: skip
+
+    def as_run(self, meta: Mapping[str, Any]) -> NetworkSpec:
+        """This network with the chunk and strategy a run used (its ``meta``), so a replay
+        trains the same way and draws the same numbers."""
+        return replace(self, chunk=int(meta["chunk"]), strategy=str(meta["method"]))
 
 
 @dataclass(frozen=True)
@@ -561,7 +571,8 @@ def _network_compare(
         fig = plot_network_shootout(result, fig=Figure())
         meta = next(iter(result.runs.values())).meta
         cut = kept_optimizers(result) if result.interrupted else None
-        rec = record("compare", config=config.to_dict(), dpi=outputs.dpi, result=meta,
+        done = replace(config, network=network.as_run(meta))  # as it ran
+        rec = record("compare", config=done.to_dict(), dpi=outputs.dpi, result=meta,
                      interrupted=cut)  # fmt: skip
         written = [outputs.figure(fig, rec)]
         if outputs.save is not None:
@@ -673,6 +684,8 @@ def _save_grid_study(
     from gdscope.studies.sweep import save_grid
 
     cut = kept(run) if run.interrupted else None
+    if config.network is not None:  # as it ran
+        config = replace(config, network=config.network.as_run(run.meta))
     written = [outputs.figure(fig, record(kind, config=config.to_dict(), dpi=outputs.dpi,
                                           interrupted=cut))]  # fmt: skip
     if outputs.save is not None:

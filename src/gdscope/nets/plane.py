@@ -25,7 +25,13 @@ from torch import Tensor, nn
 
 from gdscope import interrupts
 from gdscope.devices import resolve_device
-from gdscope.engines.stacked import MEMORY_FRACTION, activation_bytes, is_classification
+from gdscope.engines.stacked import (
+    MEMORY_FRACTION,
+    METHODS,
+    activation_bytes,
+    is_classification,
+)
+from gdscope.engines.stacked import Method as StackedMethod
 from gdscope.engines.stacked import free_memory as _free_memory
 from gdscope.errors import GdscopeError
 from gdscope.files import fingerprint, load_progress, save_progress
@@ -55,8 +61,9 @@ __all__ = [
 
 Batches = list[tuple[Tensor, Tensor]]
 LossFn = Callable[[Tensor, Tensor], Tensor]
-Strategy = Literal["auto", "vmap", "loop"]
-"""How to evaluate a grid: ``auto`` (timed, see ``choose_strategy``) or one of the ``Method``."""
+Strategy = StackedMethod
+"""How to evaluate a grid: ``auto`` (timed, see ``choose_strategy``) or one of the ``Method``:
+the stacked engine's three ways, one list for both (``engines.stacked.METHODS``)."""
 Method = Literal["vmap", "loop"]
 """How chunks are evaluated: ``evaluate_vectors`` or ``evaluate_plane_loop``."""
 MemoryFormat = Literal["auto", "contiguous", "channels_last"]
@@ -70,7 +77,7 @@ Chunk = int | Literal["auto"]
 Store = Callable[[np.ndarray, Tensor, Tensor | None], None]
 """Keeps a chunk's results: ``store(flat grid indices, loss, accuracy or None)``."""
 
-STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+STRATEGIES: tuple[Strategy, ...] = METHODS
 MEMORY_FORMATS: tuple[MemoryFormat, ...] = get_args(MemoryFormat)
 PLAN_STEPS: dict[PlanMethod, tuple[Method, LoopFormat]] = {
     "loop": ("loop", "contiguous"),

@@ -9,6 +9,7 @@ is saved as it completes, and a later run with the same settings continues from 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,6 +56,8 @@ __all__ = [
     "run_network_grid",
 ]
 
+TIMED_STEPS = 4
+"""Steps each way when ``auto`` times vmap against the loop (the first pays for setting up)."""
 DEFAULT_STEPS = 300
 """Mini-batch steps each copy trains unless told otherwise."""
 MAX_CHUNK = 4096
@@ -246,6 +249,8 @@ class _Store:
         self.metrics: dict[str, np.ndarray] = {}
         self.options: dict[str, np.ndarray] = {}
         self.losses = np.full((total, steps), np.nan)
+        self.method: str | None = None
+        """How the saved chunks were trained (vmap or loop): the rest train so too."""
         if resume is not None:
             self._load(resume)
 
@@ -256,6 +261,7 @@ class _Store:
             return
         self.completed, self.losses = saved["completed"], saved["losses"]
         self.options, self.metrics = unpack_columns(saved)
+        self.method = str(saved["method"]) if "method" in saved else None
 
     def add(self, index: np.ndarray, metrics: dict[str, np.ndarray],
             options: dict[str, np.ndarray], losses: np.ndarray) -> None:  # fmt: skip
@@ -271,8 +277,9 @@ class _Store:
 
     def _save(self, path: Path) -> None:
         arrays = pack_columns(self.options, self.metrics)
+        method = {"method": np.array(self.method)} if self.method else {}
         save_progress(path, self.key, {"completed": self.completed, "losses": self.losses,
-                                       **arrays})  # fmt: skip
+                                       **method, **arrays})  # fmt: skip
 
 
 def _metrics(
@@ -341,19 +348,47 @@ class _Plan:
     device: torch.device
     method: Method
 
+    def _hyper(self, index: np.ndarray) -> dict[str, Any]:
+        return {**self.fixed, **{name: values[index] for name, values in self.cells.items()}}
+
+    def _train(self, network: Network, index: np.ndarray, steps: int, method: Method,
+               stop: Callable[[], bool] | None) -> StackedResult:  # fmt: skip
+        return train_stacked(
+            network.model, network.x, network.y, network.loss_fn, self.optimizer,
+            self._hyper(index), size=len(index), steps=steps, batch_size=network.batch_size,
+            shuffle_seed=self.shuffle_seed, init=self.init,
+            seed=[self.seed + int(cell) for cell in index], scheduler=self.scheduler,
+            dtype=self.dtype, device=self.device, method=method, should_stop=stop,
+        )  # fmt: skip
+
+    def fastest(self, network: Network, index: np.ndarray) -> tuple[Method, str | None]:
+        """``auto``'s choice for the chunk ``index``: vmap over the copies, or a loop over
+        them, whichever trains a step faster here (measured on steps 2 to ``TIMED_STEPS``,
+        after the first, which pays for setting up), with the note of a vmap that cannot run
+        the model. A small CNN on a CPU trains faster copy by copy; an MLP, or a GPU, vmapped."""
+        steps = min(TIMED_STEPS, self.steps)
+        best: dict[str, float] = {}
+        for method in ("auto", "loop"):  # auto: vmap, or the loop with a note
+            stamps: list[float] = []
+
+            def clock(stamps: list[float] = stamps) -> bool:  # asked before every step
+                stamps.append(time.perf_counter())
+                return False
+
+            result = self._train(network, index, steps, method, clock)
+            if result.method == "loop" and method == "auto":
+                return "loop", result.note  # vmap cannot run this model
+            laps = np.diff(stamps[1:]) if len(stamps) > 2 else np.diff(stamps or [0.0, 0.0])
+            best[result.method] = float(laps.min()) if len(laps) else 0.0
+        return ("vmap" if best["vmap"] <= best["loop"] else "loop"), None
+
     def train(
         self, network: Network, index: np.ndarray, stop: Callable[[], bool] | None = None
     ) -> _Done | None:
         """Train the cells ``index`` together and measure them; None if ``stop`` cut it short."""
-        hyper = {**self.fixed, **{name: values[index] for name, values in self.cells.items()}}
+        hyper = self._hyper(index)
         seeds = [self.seed + int(cell) for cell in index]  # a cell's own, whatever its chunk
-        result = train_stacked(
-            network.model, network.x, network.y, network.loss_fn, self.optimizer, hyper,
-            size=len(index), steps=self.steps, batch_size=network.batch_size,
-            shuffle_seed=self.shuffle_seed, init=self.init, seed=seeds,
-            scheduler=self.scheduler, dtype=self.dtype, device=self.device, method=self.method,
-            should_stop=stop,
-        )  # fmt: skip
+        result = self._train(network, index, self.steps, self.method, stop)
         if result.completed < self.steps:
             return None  # stopped mid-chunk: its cells stay unfinished
         begun = stack_copies(network.model, len(index) if self.init == "seeded" else 1,
@@ -451,6 +486,13 @@ def run_network_grid(
     spans = (np.arange(begin, min(total, begin + size)) for begin in range(0, total, size))
     chunks = [index[~store.completed[index]] for index in spans]
     chunks = [index for index in chunks if len(index)]
+    if method == "auto" and store.method in ("vmap", "loop"):  # as the saved chunks were
+        plan = replace(plan, method=store.method)  # type: ignore[arg-type]
+    elif method == "auto" and chunks and not stop():  # timed once, here, for every chunk
+        chosen, note = plan.fastest(network, chunks[0])
+        plan = replace(plan, method=chosen)
+        notes += [note] if note else []
+    store.method = plan.method
     try:
         with interrupts.polled():
             if backend is not None:
@@ -471,7 +513,7 @@ def run_network_grid(
         "gdscope": __version__, "torch": torch.__version__, "device": str(device),
         "dtype": str(dtype or next(network.model.parameters()).dtype).replace("torch.", ""),
         "chunk": size, "batch_size": network.batch_size, "shuffle_seed": shuffle_seed,
-        "init": init, "seed": seed, "notes": notes,
+        "init": init, "seed": seed, "notes": notes, "method": plan.method,
     }  # fmt: skip
     return NetRun(optimizer=optimizer, axes=tuple(axes), fixed=fixed, network=network.name,
                   steps=steps, options=store.options, metrics=store.metrics,
@@ -572,5 +614,7 @@ def compare_network(
         if run.interrupted:
             break
         runs[name] = run
+        # the others train as the first did: a fair race, and one way to replay it
+        options.update(method=run.meta["method"], chunk=run.meta["chunk"])
     return NetShootout(network.name, int(options.get("steps", DEFAULT_STEPS)), metric, runs,
                        tuple(optimizers))  # fmt: skip
