@@ -69,7 +69,7 @@ def test_a_stopped_run_keeps_finished_chunks_and_resume_continues(tmp_path):
     network, file = _network(), tmp_path / "r.npz"
     asked = iter([False] * 7 + [True] * 100)  # stop within the second chunk
     partial = run_network_grid(network, "sgd", (MOMENTUM, LR), steps=5, chunk=2, resume=file,
-                               should_stop=lambda: next(asked))  # fmt: skip
+                               should_stop=lambda: next(asked), method="vmap")  # fmt: skip
     assert partial.interrupted and partial.completed.sum() == 2 and file.exists()
     calls = []
     real = netstudy.train_stacked
@@ -89,6 +89,9 @@ def test_a_stopped_run_keeps_finished_chunks_and_resume_continues(tmp_path):
                                rtol=1e-6)  # fmt: skip
     with pytest.raises(GdscopeError, match="different study"):
         run_network_grid(network, "sgd", (MOMENTUM, LR), steps=6, chunk=2, resume=file)
+    with pytest.raises(GdscopeError, match="trained with vmap; --strategy loop would mix"):
+        run_network_grid(network, "sgd", (MOMENTUM, LR), steps=5, chunk=2, resume=file,
+                         method="loop")  # fmt: skip
 
 
 def test_a_resume_file_of_another_loss_or_validation_data_is_refused(tmp_path):
@@ -199,3 +202,42 @@ def test_a_shootout_trains_every_optimizer_the_way_auto_chose_for_the_first(monk
     chosen = result.runs["sgd"].meta["method"]
     assert result.runs["adam"].meta["method"] == chosen
     assert methods.count("auto") == 1 and set(methods[2:]) == {chosen}
+
+
+def smoothed(out, y, *, smoothing):  # a loss made with functools.partial
+    return nn.functional.cross_entropy(out, y, label_smoothing=smoothing)
+
+
+def test_the_loss_is_identified_by_name_and_settings_never_by_address():
+    import functools
+
+    from gdscope.studies.netstudy import _identity
+
+    partial = functools.partial(smoothed, smoothing=0.1)
+    assert _identity(partial) == _identity(functools.partial(smoothed, smoothing=0.1))
+    assert "0x" not in _identity(partial) and "smoothing" in _identity(partial)
+    assert _identity(partial) != _identity(functools.partial(smoothed, smoothing=0.2))
+
+    class Loss:
+        def __init__(self, weight: float) -> None:
+            self.weight = weight
+
+        def __call__(self, out, y):
+            return nn.functional.cross_entropy(out, y) * self.weight
+
+    assert _identity(Loss(2.0)) == _identity(Loss(2.0)) != _identity(Loss(3.0))
+    assert "0x" not in _identity(Loss(2.0))
+    assert _identity(nn.CrossEntropyLoss(label_smoothing=0.1)) != _identity(nn.CrossEntropyLoss())
+
+
+def test_the_timing_trials_leave_the_dropout_masks_as_they_were():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.Dropout(0.5), nn.ReLU(), nn.Linear(8, 3))
+    network = Network.of(model, [(_network().x, _network().y)], nn.CrossEntropyLoss(),
+                         batch_size=16)  # fmt: skip
+    runs = []
+    for method in ("auto", "vmap", "loop"):
+        torch.manual_seed(5)
+        runs.append(run_network_grid(network, "sgd", (LR,), steps=4, method=method))
+    chosen = 1 if runs[0].meta["method"] == "vmap" else 2
+    np.testing.assert_array_equal(runs[0].losses, runs[chosen].losses)

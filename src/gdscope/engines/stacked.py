@@ -43,6 +43,7 @@ __all__ = [
     "MEMORY_FRACTION",
     "METHODS",
     "NETWORK_DIVERGENCE",
+    "VMAP_NOTE",
     "Copies",
     "StackedResult",
     "activation_bytes",
@@ -61,6 +62,8 @@ parameter no such method covers starts alike (``train_stacked`` notes which), an
 none at all is refused."""
 Seeds = int | Sequence[int]
 INITS: tuple[Init, ...] = get_args(Init)
+VMAP_NOTE = "vmap cannot run this model"
+"""How the note of a model trained copy by copy because vmap cannot run it begins."""
 Method = Literal["auto", "vmap", "loop"]
 METHODS: tuple[Method, ...] = get_args(Method)
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -380,7 +383,7 @@ def train_stacked(
                 raise
             chosen, run = "loop", _with_grads(_looped(step_fn))
             first = first_line(error)
-            fallback = f"vmap cannot run this model ({first[:120]}); trained copy by copy instead"
+            fallback = f"{VMAP_NOTE} ({first[:120]}); trained copy by copy instead"
             note = fallback if note is None else f"{note}; {fallback}"
             grads, (loss, new_buffers) = run(*args)
         flat_grad = torch.cat([grads[n].reshape(size, -1) for n in copies.params], dim=1)

@@ -571,8 +571,11 @@ def _network_compare(
         fig = plot_network_shootout(result, fig=Figure())
         meta = next(iter(result.runs.values())).meta
         cut = kept_optimizers(result) if result.interrupted else None
-        done = replace(config, network=network.as_run(meta))  # as it ran
-        rec = record("compare", config=done.to_dict(), dpi=outputs.dpi, result=meta,
+        # as it ran (each optimizer sized its own chunks: those stay auto); the notes are
+        # printed, not recorded: a replay given the strategy has no vmap note to make
+        done = replace(config, network=replace(network, strategy=str(meta["method"])))
+        recorded = {k: v for k, v in meta.items() if k != "notes"}
+        rec = record("compare", config=done.to_dict(), dpi=outputs.dpi, result=recorded,
                      interrupted=cut)  # fmt: skip
         written = [outputs.figure(fig, rec)]
         if outputs.save is not None:

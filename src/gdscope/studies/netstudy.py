@@ -8,6 +8,8 @@ is saved as it completes, and a later run with the same settings continues from 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +25,7 @@ from gdscope import interrupts
 from gdscope.devices import resolve_device
 from gdscope.engines.stacked import (
     MEMORY_FRACTION,
+    VMAP_NOTE,
     Copies,
     Init,
     LossFn,
@@ -58,6 +61,8 @@ __all__ = [
 
 TIMED_STEPS = 4
 """Steps each way when ``auto`` times vmap against the loop (the first pays for setting up)."""
+TIMED_COPIES = 256
+"""Copies at most in those trials (a loop over 4096 copies would take long to time)."""
 DEFAULT_STEPS = 300
 """Mini-batch steps each copy trains unless told otherwise."""
 MAX_CHUNK = 4096
@@ -143,16 +148,29 @@ class Network:
         return [*self.model.state_dict().values(), self.x, self.y, *val, *own]
 
     def loss_identity(self) -> str:
-        """The loss's class or function and its plain settings (reduction, label smoothing,
-        …), so a resume file made with another loss is refused."""
-        fn = self.loss_fn
-        kind = fn if not isinstance(fn, nn.Module) else type(fn)
-        name = f"{getattr(kind, '__module__', '')}.{getattr(kind, '__qualname__', repr(kind))}"
-        plain = (bool, int, float, str, type(None))
-        settings = {k: v for k, v in sorted(vars(fn).items())
-                    if not k.startswith("_") and isinstance(v, plain)} if hasattr(
-                        fn, "__dict__") else {}  # fmt: skip
-        return f"{name}{settings}"
+        """The loss's function or class and its plain settings (reduction, label smoothing,
+        a partial's arguments, …), so a resume file made with another loss is refused. Never
+        a ``repr``: it may hold a memory address, new in every process."""
+        return _identity(self.loss_fn)
+
+
+def _identity(thing: Any) -> str:
+    """A callable as its module, qualified name and plain settings (see ``loss_identity``)."""
+    plain = (bool, int, float, str, type(None))
+
+    def shown(value: Any) -> str:
+        return repr(value) if isinstance(value, plain) else type(value).__qualname__
+
+    if isinstance(thing, functools.partial):
+        args = [shown(a) for a in thing.args]
+        keywords = {k: shown(v) for k, v in sorted(thing.keywords.items())}
+        return f"partial({_identity(thing.func)}, {args}, {keywords})"
+    kind = thing if inspect.isfunction(thing) or inspect.isbuiltin(thing) else type(thing)
+    name = f"{getattr(kind, '__module__', '')}.{getattr(kind, '__qualname__', type(kind).__name__)}"
+    own = getattr(thing, "__dict__", {}) if kind is type(thing) else {}
+    settings = {k: shown(v) for k, v in sorted(own.items())
+                if not k.startswith("_") and isinstance(v, plain)}  # fmt: skip
+    return f"{name}{settings}"
 
 
 def auto_chunk(
@@ -361,21 +379,29 @@ class _Plan:
             dtype=self.dtype, device=self.device, method=method, should_stop=stop,
         )  # fmt: skip
 
-    def fastest(self, network: Network, index: np.ndarray) -> tuple[Method, str | None]:
-        """``auto``'s choice for the chunk ``index``: vmap over the copies, or a loop over
-        them, whichever trains a step faster here (measured on steps 2 to ``TIMED_STEPS``,
-        after the first, which pays for setting up), with the note of a vmap that cannot run
-        the model. A small CNN on a CPU trains faster copy by copy; an MLP, or a GPU, vmapped."""
-        steps = min(TIMED_STEPS, self.steps)
+    def fastest(
+        self, network: Network, index: np.ndarray, stop: Callable[[], bool]
+    ) -> tuple[Method, str | None] | None:
+        """``auto``'s choice for the chunk ``index`` (its first ``TIMED_COPIES``): vmap over
+        the copies, or a loop over them, whichever trains a step faster here (measured on
+        steps 2 to ``TIMED_STEPS``, after the first, which pays for setting up), with the note
+        of a vmap that cannot run the model; None if ``stop`` cut the trials short. A small
+        CNN on a CPU trains faster copy by copy; an MLP, or a GPU, vmapped. The trials leave
+        torch's random state as it was (a dropout mask is the same with or without them)."""
+        steps, index = min(TIMED_STEPS, self.steps), index[:TIMED_COPIES]
         best: dict[str, float] = {}
+        devices = [self.device] if self.device.type == "cuda" else []
         for method in ("auto", "loop"):  # auto: vmap, or the loop with a note
             stamps: list[float] = []
 
             def clock(stamps: list[float] = stamps) -> bool:  # asked before every step
                 stamps.append(time.perf_counter())
-                return False
+                return stop()
 
-            result = self._train(network, index, steps, method, clock)
+            with torch.random.fork_rng(devices=devices):
+                result = self._train(network, index, steps, method, clock)
+            if result.completed < steps:
+                return None
             if result.method == "loop" and method == "auto":
                 return "loop", result.note  # vmap cannot run this model
             laps = np.diff(stamps[1:]) if len(stamps) > 2 else np.diff(stamps or [0.0, 0.0])
@@ -403,6 +429,14 @@ class _Plan:
             result.losses.double().cpu().numpy().T,
             result.note or "",
         )
+
+
+def _used(method: Method, notes: Sequence[str]) -> Method:
+    """The way the copies were trained: ``method``, or for ``auto`` left to the engine (no
+    timing: a Ray study) vmap, unless its note says vmap could not run the model."""
+    if method != "auto":
+        return method
+    return "loop" if any(VMAP_NOTE in note for note in notes) else "vmap"
 
 
 def _ray_chunk(
@@ -486,13 +520,23 @@ def run_network_grid(
     spans = (np.arange(begin, min(total, begin + size)) for begin in range(0, total, size))
     chunks = [index[~store.completed[index]] for index in spans]
     chunks = [index for index in chunks if len(index)]
-    if method == "auto" and store.method in ("vmap", "loop"):  # as the saved chunks were
-        plan = replace(plan, method=store.method)  # type: ignore[arg-type]
-    elif method == "auto" and chunks and not stop():  # timed once, here, for every chunk
-        chosen, note = plan.fastest(network, chunks[0])
-        plan = replace(plan, method=chosen)
-        notes += [note] if note else []
-    store.method = plan.method
+    saved = store.method
+    if method != "auto" and saved not in (None, method):
+        raise GdscopeError(f"{resume} holds chunks trained with {saved}; --strategy {method} "
+                           f"would mix two ways of rounding: give auto or {saved}")  # fmt: skip
+    if method == "auto" and saved in ("vmap", "loop"):  # as the saved chunks were
+        plan = replace(plan, method=saved)  # type: ignore[arg-type]
+    elif method == "auto" and chunks and backend is None:  # timed once, here, for every chunk
+        # (on Ray the workers train: each chunk vmapped, or looped where vmap cannot run it)
+        try:
+            with interrupts.polled():
+                timed = None if stop() else plan.fastest(network, chunks[0], stop)
+        except KeyboardInterrupt:
+            timed = None
+        if timed is not None:
+            plan = replace(plan, method=timed[0])
+            notes += [timed[1]] if timed[1] else []
+    store.method = plan.method if plan.method != "auto" else None
     try:
         with interrupts.polled():
             if backend is not None:
@@ -513,7 +557,7 @@ def run_network_grid(
         "gdscope": __version__, "torch": torch.__version__, "device": str(device),
         "dtype": str(dtype or next(network.model.parameters()).dtype).replace("torch.", ""),
         "chunk": size, "batch_size": network.batch_size, "shuffle_seed": shuffle_seed,
-        "init": init, "seed": seed, "notes": notes, "method": plan.method,
+        "init": init, "seed": seed, "notes": notes, "method": _used(plan.method, notes),
     }  # fmt: skip
     return NetRun(optimizer=optimizer, axes=tuple(axes), fixed=fixed, network=network.name,
                   steps=steps, options=store.options, metrics=store.metrics,
@@ -614,7 +658,8 @@ def compare_network(
         if run.interrupted:
             break
         runs[name] = run
-        # the others train as the first did: a fair race, and one way to replay it
-        options.update(method=run.meta["method"], chunk=run.meta["chunk"])
+        # the others train as the first did (a fair race, one way to replay it); each sizes
+        # its own chunks, for its own optimizer state
+        options.update(method=run.meta["method"])
     return NetShootout(network.name, int(options.get("steps", DEFAULT_STEPS)), metric, runs,
                        tuple(optimizers))  # fmt: skip
