@@ -375,3 +375,28 @@ def test_a_loss_that_is_not_one_number_is_one_clear_error():
     unreduced = nn.CrossEntropyLoss(reduction="none")
     with pytest.raises(GdscopeError, match=r"one number for the batch, got \(8,\)"):
         train_stacked(_mlp(), x, y, unreduced, "sgd", {"lr": 0.1}, size=2, steps=2, batch_size=8)
+
+
+class _EvalHead(nn.Module):
+    """A head used only in eval mode: in training its parameters get no gradient."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.a, self.b = nn.Linear(2, 3), nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x) if self.training else self.a(x) + self.b(x)
+
+
+@pytest.mark.parametrize(
+    ("name", "row"),
+    [("sgd", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.5}),
+     ("adamw", {"lr": 0.05, "weight_decay": 0.3}),
+     ("adagrad", {"lr": 0.1, "weight_decay": 0.2})],
+)  # fmt: skip
+def test_a_parameter_without_gradient_is_left_alone_as_torch_does(name, row):
+    x, y = _data((2,), 3)
+    result = _assert_each_copy_equals_torch(_EvalHead(), x, y, name, [row, row])
+    start = _EvalHead().double().state_dict()
+    assert torch.equal(result.final.copy(0)["b.weight"], start["b.weight"])  # no decay either

@@ -247,15 +247,16 @@ def _with_grads(forward: Callable[..., Any]) -> Callable[..., Any]:
     """``(gradients, (losses, new buffers))`` of all copies: one backward of the sum of their
     losses, which gives each copy exactly its own loss's gradient (the copies share nothing;
     the sum's derivative by each loss is 1, even where another copy's loss is not finite).
-    Cheaper than vmapping ``torch.func.grad``: the backward runs on the batched tensors."""
+    Cheaper than vmapping ``torch.func.grad``: the backward runs on the batched tensors. A
+    parameter the loss did not use gets ``None``, as ``.grad`` does in torch (which then
+    leaves it alone: no weight decay, no state)."""
 
     def run(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
         with torch.enable_grad():
             leaves = {k: v.detach().requires_grad_() for k, v in params.items()}
             losses, news = forward(leaves, buffers, x, y)
             found = torch.autograd.grad(losses.sum(), list(leaves.values()), allow_unused=True)
-        grads = {k: torch.zeros_like(v) if g is None else g
-                 for (k, v), g in zip(leaves.items(), found, strict=True)}  # fmt: skip
+        grads = dict(zip(leaves, found, strict=True))
         return grads, (losses.detach(), {k: v.detach() for k, v in news.items()})
 
     return run
@@ -386,9 +387,16 @@ def train_stacked(
             fallback = f"{VMAP_NOTE} ({first[:120]}); trained copy by copy instead"
             note = fallback if note is None else f"{note}; {fallback}"
             grads, (loss, new_buffers) = run(*args)
-        flat_grad = torch.cat([grads[n].reshape(size, -1) for n in copies.params], dim=1)
+        given = [grads[n] if grads[n] is not None else torch.zeros_like(p)
+                 for n, p in copies.params.items()]  # fmt: skip
+        flat_grad = torch.cat([g.reshape(size, -1) for g in given], dim=1)
         step = torch.tensor(t, device=device)
         new_params, new_state = transform.update(flat_grad, state, params, rules, step)
+        if any(g is None for g in grads.values()):  # torch.optim skips a parameter without .grad
+            skip = torch.cat([torch.full((p[0].numel(),), grads[n] is None, device=device)
+                              for n, p in copies.params.items()])  # fmt: skip
+            new_params = torch.where(skip, params, new_params)
+            new_state = {k: torch.where(skip, state[k], v) for k, v in new_state.items()}
         ok = alive & torch.isfinite(loss) & NETWORK_DIVERGENCE.params_ok(new_params)
         losses[t - 1] = torch.where(alive, loss.to(losses.dtype), math.nan)
         if bool(ok.all()):  # the usual case: no copy to freeze
