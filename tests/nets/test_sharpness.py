@@ -193,3 +193,36 @@ def test_measuring_sharpness_does_not_change_the_batches_training_sees():
     measured, plain = run(3), run(None)
     np.testing.assert_array_equal(measured.losses, plain.losses)
     assert measured.path.sharpness is not None and plain.path.sharpness is None
+
+
+def test_adam_sharpness_leaves_out_a_parameter_that_never_had_a_gradient():
+    class EvalHead(nn.Module):  # b is used only in eval mode: Adam never steps it
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(6)
+            self.a, self.b = nn.Linear(2, 1).double(), nn.Linear(2, 1).double()
+
+        def forward(self, x):
+            return self.a(x) if self.training else self.a(x) + self.b(x)
+
+    model, (x, y) = EvalHead(), _problem(3)[1:]
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    result = fit(model, [(x, y)], nn.MSELoss(), optimizer, epochs=3, sharpness_every=3)
+    trace = result.path.sharpness
+    assert trace is not None and np.isfinite(trace.values[-1, 0])
+    # By hand over a's parameters only (P⁻½ is 0 on b's): eval mode, as the probe measures.
+    model.eval()
+    layout = ParamLayout.of(model)
+    point = layout.vector(model)
+
+    def loss(p):
+        return nn.functional.mse_loss(functional_call(model, layout.unflatten(p), (x,)), y)
+
+    hessian = torch.autograd.functional.hessian(loss, point)
+    state = [optimizer.state[p] for p in model.a.parameters()]
+    t = float(state[0]["step"])
+    v = torch.cat([s["exp_avg_sq"].reshape(-1) for s in state])
+    d = ((1 - 0.9**t) * ((v / (1 - 0.999**t)).sqrt() + 1e-8)).rsqrt()
+    d = torch.cat([d, torch.zeros(3, dtype=torch.float64)])  # a's weight, bias; then b's
+    exact = torch.linalg.eigvalsh(d[:, None] * hessian * d[None])[-1].item()
+    assert trace.values[-1, 0] == pytest.approx(exact, rel=1e-3)

@@ -82,16 +82,21 @@ def threshold_of(optimizer: torch.optim.Optimizer) -> Threshold:
 
 def adam_scale(optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> Tensor | None:
     """``P^{-1/2}`` flattened in ``params``' order, or None before Adam's first step. With
-    AMSGrad, torch divides by the running maximum of the second moment: so does ``P``."""
+    AMSGrad, torch divides by the running maximum of the second moment: so does ``P``. A
+    parameter Adam has never stepped (it never had a gradient) does not move: its scale is 0,
+    which leaves it out of ``P^{-1/2} H P^{-1/2}``."""
     group = optimizer.param_groups[0]
     second = "max_exp_avg_sq" if group.get("amsgrad") else "exp_avg_sq"
     beta1, beta2 = (_number(b) for b in group["betas"])
     eps = _number(group["eps"])
+    if not any(second in optimizer.state.get(param, {}) for param in params):
+        return None
     parts = []
     for param in params:
         state = optimizer.state.get(param, {})
         if second not in state:
-            return None
+            parts.append(torch.zeros(param.numel(), dtype=param.dtype, device=param.device))
+            continue
         step = _number(state["step"])
         v_hat = state[second] / (1 - beta2**step)
         p = (1 - beta1**step) * (v_hat.sqrt() + eps)
