@@ -149,6 +149,21 @@ def test_bad_input_says_what_is_wrong():
         curvature(model, [(x, y)], lambda out, t: out - t)
 
 
+def test_a_dataloader_or_one_pair_is_read_as_its_batches():
+    """Any data ``nets.plane.materialize`` takes, as ``model_landscape`` does."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model, x, y = _tiny()
+    want = curvature(model, [(x[:20], y[:20]), (x[20:], y[20:])], nn.MSELoss(), top=2, seed=0)
+    loader = DataLoader(TensorDataset(x, y), batch_size=20)
+    for data in (loader, (x, y)):
+        got = curvature(model, data, nn.MSELoss(), top=2, seed=0)
+        np.testing.assert_allclose(got.eigenvalues, want.eigenvalues, rtol=1e-9)
+        assert got.samples == 40
+    with pytest.raises(GdscopeError, match="must yield"):
+        curvature(model, [x], nn.MSELoss())
+
+
 class _Square(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):

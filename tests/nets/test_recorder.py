@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -32,3 +34,70 @@ def test_recorder_memory_and_disk_agree(tmp_path):
     np.testing.assert_array_equal(open_path(tmp_path / "rec").losses, memory.losses)
     with pytest.raises(GdscopeError, match="already holds a recording"):
         Recorder(mlp.make_model(), path=tmp_path / "rec")
+
+
+def _train(model: nn.Module, rec: Recorder, steps: int) -> None:
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(16, 3, generator=torch.Generator().manual_seed(0)), torch.zeros(16, 1)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = nn.MSELoss()(model(x), y)
+        loss.backward()
+        optimizer.step()
+        rec.step(loss)
+
+
+def test_a_streamed_snapshot_does_not_rewrite_the_index_and_a_dead_writer_leaves_it_readable(
+    tmp_path, monkeypatch
+):
+    import gdscope.nets.recorder as recorder
+
+    writes, real = [], recorder.write_text
+    monkeypatch.setattr(
+        recorder, "write_text", lambda *a, **k: writes.append(a[0]) or real(*a, **k)
+    )
+    torch.manual_seed(0)
+    memory = Recorder(model := nn.Linear(3, 1), every=2)
+    torch.manual_seed(0)
+    disk = Recorder(twin := nn.Linear(3, 1), every=2, path=tmp_path / "rec")
+    _train(model, memory, 9)
+    _train(twin, disk, 9)
+    assert writes == [tmp_path / "rec" / "index.json"]  # once, at the start: O(1) per snapshot
+    del disk  # the writer dies: result() is never called
+    with (tmp_path / "rec" / "snapshots.f32").open("ab") as handle:
+        handle.write(b"\0" * 6)  # a snapshot torn half-way, its step never written
+    read, want = open_path(tmp_path / "rec"), memory.result()
+    assert list(read.steps) == list(want.steps) == [0, 2, 4, 6, 8]
+    np.testing.assert_array_equal(read.snapshots, want.snapshots)
+    np.testing.assert_array_equal(read.losses, want.losses)
+
+
+def test_open_path_reads_a_recording_written_before_steps_bin(tmp_path):
+    """Older recordings keep steps and losses in index.json (no steps.bin)."""
+    (tmp_path / "old").mkdir()
+    rows = np.arange(8, dtype="<f4").reshape(2, 4)
+    (tmp_path / "old" / "snapshots.f32").write_bytes(rows.tobytes())
+    index = {"names": ["weight", "bias"], "shapes": [[1, 3], [1]], "states": False,
+             "steps": [0, 5], "optimizer": "SGD", "losses": [None, 0.25]}  # fmt: skip
+    (tmp_path / "old" / "index.json").write_text(json.dumps(index))
+    read = open_path(tmp_path / "old")
+    assert list(read.steps) == [0, 5] and read.optimizer == "SGD"
+    np.testing.assert_array_equal(read.snapshots, rows)
+    np.testing.assert_array_equal(read.losses, [np.nan, 0.25])
+    Recorder(nn.Linear(3, 1), path=tmp_path / "old", force=True)  # replaced whole by a new one
+    assert len(open_path(tmp_path / "old")) == 1
+
+
+def test_recorder_refuses_in_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(GdscopeError, match="is a file; path names a folder"):
+        Recorder(nn.Linear(3, 1), path=tmp_path / "file")
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 1))
+    rec = Recorder(model)
+    for loss in (torch.ones(3), "abc", [1.0]):
+        with pytest.raises(GdscopeError, match="the loss must be one number"):
+            rec.step(loss)
+    assert rec.step(torch.tensor([0.5])) and rec.step(2) and rec.step(np.float32(1))
+    model[0].weight.requires_grad_(False)
+    with pytest.raises(GdscopeError, match=r"parameter 0\.weight is no longer trainable"):
+        rec.step(0.5)

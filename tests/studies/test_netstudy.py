@@ -152,6 +152,10 @@ def test_compare_picks_each_optimizers_lowest_score_on_the_same_batches():
         np.testing.assert_allclose(run.losses[k], direct.losses[:, 0].numpy(), rtol=1e-6)
 
 
+def _loader(network: Network) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(network.x, network.y))
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -163,6 +167,12 @@ def test_compare_picks_each_optimizers_lowest_score_on_the_same_batches():
         (lambda n: Network.of("model", [(n.x, n.y)], n.loss_fn), "nn.Module"),
         (lambda n: Network.of(n.model, [], n.loss_fn), "no batches"),
         (lambda n: Network.of(n.model, [(n.x[:0], n.y[:0])], n.loss_fn), "no samples"),
+        (lambda n: Network.of(n.model, (n.x, n.y), n.loss_fn), r"got one \(X, Y\) pair: make"),
+        (lambda n: Network.of(n.model, _loader(n), n.loss_fn), "got DataLoader: make them with"),
+        (
+            lambda n: Network.of(n.model, n.batches(), n.loss_fn, val=_loader(n)),
+            "the validation data must be",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_any_training(call, message):

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from gdscope import interrupts
 from gdscope.errors import GdscopeError, first_line
 from gdscope.nets.layout import ParamLayout
+from gdscope.nets.plane import materialize
 
 __all__ = [
     "LANCZOS_STEPS",
@@ -551,19 +552,20 @@ def _slq(
 
 def curvature(
     model: nn.Module,
-    batches: Batches,
+    batches: Batches | Any,
     loss_fn: LossFn,
     *,
     options: CurvatureOptions | None = None,
     progress: Progress | None = None,
     **fields: Any,
 ) -> Spectrum:
-    """The curvature of ``loss_fn`` over ``batches`` (a list of ``(inputs, targets)``, e.g. from
-    ``nets.plane.materialize``) at ``model``'s weights: ``options`` (or its fields as keywords)
-    say what. ``progress(done, total)`` counts Hessian-vector products. Under Ctrl-C
-    (``interrupts``) it stops and returns what finished."""
+    """The curvature of ``loss_fn`` over ``batches`` (a list of ``(inputs, targets)``, or any
+    data ``nets.plane.materialize`` takes: a ``DataLoader``, a ``Dataset``, one pair) at
+    ``model``'s weights: ``options`` (or its fields as keywords) say what. ``progress(done,
+    total)`` counts Hessian-vector products. Under Ctrl-C (``interrupts``) it stops and returns
+    what finished."""
     options = CurvatureOptions(**{**(options or CurvatureOptions()).to_dict(), **fields})
-    data = _subset(batches, options.samples)
+    data = _subset(materialize(batches), options.samples)  # a list of pairs stays as it is
     if not data:
         raise GdscopeError("the data has no samples")
     operator = HessianOperator(model, data, loss_fn, train=options.train, seed=options.seed)

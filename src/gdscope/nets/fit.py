@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,37 +67,79 @@ def fit(
     before training with its generator and torch's random state put back, so training sees the
     batches it would have seen without the measurement) every that
     many steps (``Recorder``'s options of the same names). ``should_stop`` is asked before every
-    step; when it says yes, training ends there (``FitResult.stopped``)."""
+    step; when it says yes, training ends there (``FitResult.stopped``). ``loader`` yields
+    ``(inputs, targets)`` batches (a ``DataLoader``, or ``[(X, Y)]`` for one full batch). When it
+    returns, every module is in the mode (train or eval) it was in before: a notebook that goes
+    on training keeps its dropout and BatchNorm as they were."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise GdscopeError(f"epochs must be a positive integer, got {epochs!r}")
-    model.to(device).train()
-    probe_data = sharpness_data
-    if probe_data is None and sharpness_every is not None:
-        probe_data = _one_pass(loader)
-    recorder = Recorder(model, every=every, path=path, optimizer=optimizer, force=force,
-                        sharpness_every=sharpness_every, sharpness_data=probe_data,
-                        sharpness_loss=loss_fn, sharpness_top=sharpness_top,
-                        sharpness_train=sharpness_train)  # fmt: skip
-    losses: list[float] = []
-    diverged = None
-    stopped = False
-    for _ in range(epochs):
-        for inputs, targets in loader:
-            if should_stop is not None and should_stop():
-                stopped = True
+    _check_loader(loader)
+    with _modes_kept(model):
+        model.to(device).train()
+        probe_data = sharpness_data
+        if probe_data is None and sharpness_every is not None:
+            probe_data = _one_pass(loader)
+        recorder = Recorder(model, every=every, path=path, optimizer=optimizer, force=force,
+                            sharpness_every=sharpness_every, sharpness_data=probe_data,
+                            sharpness_loss=loss_fn, sharpness_top=sharpness_top,
+                            sharpness_train=sharpness_train)  # fmt: skip
+        losses: list[float] = []
+        diverged = None
+        stopped = False
+        for _ in range(epochs):
+            for batch in loader:
+                if should_stop is not None and should_stop():
+                    stopped = True
+                    break
+                inputs, targets = (t.to(device) for t in _pair(batch))
+                optimizer.zero_grad()
+                loss = loss_fn(model(inputs), targets)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    diverged = len(losses)
+                    break
+                loss.backward()
+                optimizer.step()
+                losses.append(value)
+                recorder.step(value)
+            if diverged is not None or stopped:
                 break
-            inputs, targets = inputs.to(device), targets.to(device)
-            optimizer.zero_grad()
-            loss = loss_fn(model(inputs), targets)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                diverged = len(losses)
-                break
-            loss.backward()
-            optimizer.step()
-            losses.append(value)
-            recorder.step(value)
-        if diverged is not None or stopped:
-            break
-    model.eval()
-    return FitResult(recorder.result(), np.array(losses), diverged, stopped)
+        return FitResult(recorder.result(), np.array(losses), diverged, stopped)
+
+
+WHAT_FIT_TAKES = "an iterable of (inputs, targets) batches (a DataLoader, or [(X, Y)])"
+
+
+def _check_loader(loader: object) -> None:
+    """Refuse, before any work, data that is not an iterable of batches (one bare pair)."""
+    if isinstance(loader, (tuple, list)) and len(loader) == 2 and \
+            all(isinstance(t, Tensor) for t in loader):  # fmt: skip
+        raise GdscopeError(f"fit takes {WHAT_FIT_TAKES}, got one (X, Y) pair; pass [(X, Y)]")
+    if not isinstance(loader, Iterable) or isinstance(loader, (Tensor, str, dict)):
+        raise GdscopeError(f"fit takes {WHAT_FIT_TAKES}, got {type(loader).__name__}")
+
+
+def _pair(batch: object) -> tuple[Tensor, Tensor]:
+    """A batch's ``(inputs, targets)``, or refused in one line."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2 and \
+            all(isinstance(t, Tensor) for t in batch):  # fmt: skip
+        return batch[0], batch[1]
+    if isinstance(batch, dict):
+        what = f"a dict batch (keys {', '.join(map(str, batch))})"
+    elif isinstance(batch, (tuple, list)):
+        kinds = ", ".join(type(t).__name__ for t in batch)
+        what = f"a batch of {len(batch)} items ({kinds})"
+    else:
+        what = f"a batch of type {type(batch).__name__}"
+    raise GdscopeError(f"fit takes {WHAT_FIT_TAKES}, got {what}")
+
+
+@contextlib.contextmanager
+def _modes_kept(model: nn.Module) -> Iterator[None]:
+    """Put every module's mode (train or eval) back as it was, however the block ends."""
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training

@@ -7,14 +7,19 @@
 
 Snapshots are the model's trainable parameters flattened in ``named_parameters()`` order (as
 float32 on the CPU). In memory they cost ``snapshots × parameters × 4`` bytes; with ``path``
-each one is appended to ``path/snapshots.f32`` as it is taken and only the small index
-(``path/index.json``, rewritten atomically) stays in memory, so memory does not grow with the run.
+each one is appended to ``path/snapshots.f32`` as it is taken, and its step and loss to
+``path/steps.bin``, so a snapshot costs the same at the millionth step as at the first and memory
+does not grow with the run. ``path/index.json`` (the layout, the optimizer, the sharpness) is
+written at the start and rewritten atomically only when the sharpness is measured. A recording
+whose writer died is read up to its last whole snapshot; recordings made before ``steps.bin``
+keep their steps and losses in ``index.json``, and ``open_path`` reads both.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +38,9 @@ if TYPE_CHECKING:
     from gdscope.nets.sharpness import SharpnessProbe, SharpnessTrace
 
 __all__ = ["ParamLayout", "RecordedPath", "Recorder", "open_path"]
+
+STEP_ROW = np.dtype([("step", "<i8"), ("loss", "<f8")])
+"""A row of ``steps.bin``: the optimizer step of a snapshot and its loss (NaN if none)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,10 +108,8 @@ class Recorder:
         self._calls = 0
         self.path = Path(path) if path is not None else None
         if self.path is not None:
-            self.path.mkdir(parents=True, exist_ok=True)
-            if (self.path / "index.json").exists() and not force:
-                raise GdscopeError(f"{self.path} already holds a recording; pass force=True")
-            (self.path / "snapshots.f32").write_bytes(b"")
+            _start_folder(self.path, force=force)
+            self._write_index()
         self._take(float("nan"))
         self._measure()
 
@@ -118,6 +124,7 @@ class Recorder:
     def step(self, loss: float | Tensor | None = None) -> bool:
         """Call after each ``optimizer.step()``; snapshots every ``every``-th call. Returns
         whether it took one."""
+        _check_loss(loss)  # every call, so a wrong loss is refused at once (and without a sync)
         self._calls += 1
         self._measure()
         if self._calls % self.every:
@@ -127,20 +134,38 @@ class Recorder:
         return True
 
     def _take(self, loss: float) -> None:
-        row = self.layout.vector(self.model).to("cpu", torch.float32).numpy()
+        row = self._vector().to("cpu", torch.float32).numpy()
         self._steps.append(self._calls)
         self._losses.append(loss)
         if self.path is None:
             self._memory.append(row)
             return
+        # The snapshot first, then its step: a writer dying between the two leaves a snapshot
+        # without a step, which open_path ignores.
         with (self.path / "snapshots.f32").open("ab") as handle:
             handle.write(row.astype("<f4").tobytes())
-        self._write_index()
+        with (self.path / "steps.bin").open("ab") as handle:
+            handle.write(np.array([(self._calls, loss)], dtype=STEP_ROW).tobytes())
+
+    def _vector(self) -> Tensor:
+        """The model's parameters now, in the layout recorded from the start; refused in one
+        line if one of them was frozen or reshaped since (a recording has one layout)."""
+        tensors = self.layout.targets(self.model)
+        changed = [n for n, shape in zip(self.layout.names, self.layout.shapes, strict=True)
+                   if n not in tensors or tuple(tensors[n].shape) != shape]  # fmt: skip
+        if changed:
+            raise GdscopeError(
+                f"parameter {', '.join(changed)} is no longer trainable with the shape it had when "
+                "the Recorder started (frozen or replaced?); a recording keeps one set of "
+                "parameters, so start a new Recorder after changing them"
+            )
+        return self.layout.flatten(tensors)
 
     def _write_index(self) -> None:
+        """The layout, the optimizer and the sharpness so far; steps and losses are in
+        ``steps.bin``."""
         assert self.path is not None
-        index = {**self.layout.to_dict(), "steps": self._steps, "optimizer": self.optimizer,
-                 "losses": [None if math.isnan(v) else v for v in self._losses]}  # fmt: skip
+        index: dict[str, Any] = {**self.layout.to_dict(), "optimizer": self.optimizer}
         if self._probe is not None:
             index["sharpness"] = json_ready(self._probe.trace().to_dict())
         write_text(self.path / "index.json", json.dumps(index), force=True)
@@ -180,22 +205,60 @@ def _probe(
     return SharpnessProbe(data, loss_fn, top=top, train=bool(train))
 
 
+def _start_folder(folder: Path, *, force: bool) -> None:
+    """Make ``folder`` ready for a new recording: refused in one line if it is a file, cannot be
+    made, or holds a recording (unless ``force``)."""
+    if folder.exists() and not folder.is_dir():
+        raise GdscopeError(f"{folder} is a file; path names a folder for the recording")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise GdscopeError(f"cannot make the folder {folder}: {error.strerror or error}") from None
+    if (folder / "index.json").exists() and not force:
+        raise GdscopeError(f"{folder} already holds a recording; pass force=True")
+    for name in ("snapshots.f32", "steps.bin"):
+        (folder / name).write_bytes(b"")
+
+
+def _check_loss(loss: object) -> None:
+    """Refuse a loss that is not one number (a tensor of one element, a real number, or None)."""
+    if isinstance(loss, Tensor):
+        if loss.numel() != 1:
+            raise GdscopeError(
+                f"the loss must be one number, got a tensor of shape {tuple(loss.shape)} "
+                "(reduce it, e.g. loss.mean())"
+            )
+    elif loss is not None and (isinstance(loss, bool) or not isinstance(loss, numbers.Real)):
+        raise GdscopeError(f"the loss must be one number, got {type(loss).__name__} {loss!r:.40}")
+
+
 def open_path(path: str | os.PathLike[str]) -> RecordedPath:
-    """A recording streamed to ``path`` (memory-mapped, read-only)."""
+    """A recording streamed to ``path`` (memory-mapped, read-only), up to its last whole
+    snapshot if its writer died."""
     folder = Path(path)
     try:
         index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+        layout = ParamLayout(tuple(index["names"]), tuple(tuple(s) for s in index["shapes"]))
+        if "steps" in index:  # written before steps.bin: steps and losses in the index
+            steps = np.array(index["steps"], dtype=np.int64)
+            losses = np.array([math.nan if v is None else v for v in index["losses"]],
+                              dtype=np.float64)  # fmt: skip
+        else:
+            data = (folder / "steps.bin").read_bytes()
+            rows = np.frombuffer(data[: len(data) - len(data) % STEP_ROW.itemsize], STEP_ROW)
+            steps, losses = rows["step"].astype(np.int64), rows["loss"].astype(np.float64)
+        whole = (folder / "snapshots.f32").stat().st_size // (4 * layout.size)
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise GdscopeError(f"{folder} holds no readable recording ({error})") from None
-    layout = ParamLayout(tuple(index["names"]), tuple(tuple(s) for s in index["shapes"]))
-    count = len(index["steps"])
+    count = min(len(steps), whole)
+    if count == 0:
+        raise GdscopeError(f"{folder} holds no snapshot")
     snapshots = np.memmap(folder / "snapshots.f32", dtype="<f4", mode="r",
                           shape=(count, layout.size))  # fmt: skip
-    losses = np.array([math.nan if v is None else v for v in index["losses"]], dtype=np.float64)
     sharpness = None
     if index.get("sharpness") is not None:
         from gdscope.nets.sharpness import SharpnessTrace
 
         sharpness = SharpnessTrace.from_dict(index["sharpness"])
-    return RecordedPath(layout, snapshots, np.array(index["steps"]), losses, index.get("optimizer"),
+    return RecordedPath(layout, snapshots, steps[:count], losses[:count], index.get("optimizer"),
                         sharpness)  # fmt: skip

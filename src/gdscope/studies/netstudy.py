@@ -70,6 +70,24 @@ MAX_CHUNK = 4096
 Batches = Sequence[tuple[Tensor, Tensor]]
 
 
+def _check_batches(batches: object, what: str) -> None:
+    """Refuse, in one line, data that is not materialized batches (a list of ``(inputs,
+    targets)`` tensors): a ``DataLoader`` or one bare ``(X, Y)`` pair would fail deep in
+    ``torch.cat``. (``studies`` may not import ``nets``, so it names the function.)"""
+    if isinstance(batches, (list, tuple)) and all(
+        isinstance(b, (list, tuple)) and len(b) >= 2 and isinstance(b[0], Tensor)
+        and isinstance(b[1], Tensor) for b in batches
+    ):  # fmt: skip
+        return
+    pair = isinstance(batches, tuple) and all(isinstance(t, Tensor) for t in batches)
+    got = "one (X, Y) pair" if pair else type(batches).__name__
+    raise GdscopeError(
+        f"{what} must be materialized batches, a list of (inputs, targets) tensors, got {got}: "
+        "make them with gdscope.nets.plane.materialize(data), which takes a DataLoader, a "
+        "Dataset or one (X, Y) pair"
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class Network:
     """The user's model, its training data (all batches joined: the engine draws its own
@@ -99,6 +117,9 @@ class Network:
         the first batch's length (the user's loader's)."""
         if not isinstance(model, nn.Module):
             raise GdscopeError(f"the model must be an nn.Module, got {type(model).__name__}")
+        _check_batches(batches, "the data")
+        if val is not None:
+            _check_batches(val, "the validation data")
         if not batches:
             raise GdscopeError("the data has no batches")
         try:
