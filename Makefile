@@ -65,6 +65,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_model_landscape.py
 	$(BIN)/python benchmarks/bench_hessian.py
 	$(BIN)/python benchmarks/bench_model_study.py
+	$(BIN)/python benchmarks/bench_recorder.py
 
 serve: $(WEB_STAMP)
 	$(BIN)/gdscope serve --open
