@@ -277,6 +277,36 @@ def test_an_overflowing_landscape_is_drawn_blank_and_said_so():
             assert (note in [t.get_text() for t in ax.texts]) == (view != "surface")
 
 
+def test_the_minimum_marker_skips_nan_points_and_an_all_nan_map_has_none():
+    import gdscope
+
+    torch.manual_seed(0)
+    x = torch.randn(32, 3)
+    y = x @ torch.tensor([[1.0], [2.0], [-1.0]])
+
+    def nan_above_6(out, target):
+        loss = ((out - target) ** 2).mean()
+        return torch.where(loss > 6, loss * float("nan"), loss)
+
+    result = gdscope.model_landscape(nn.Linear(3, 1), (x, y), nan_above_6, norm="none",
+                                     ignore="keep", x=(-2, 2, 9), y=(-2, 2, 9))  # fmt: skip
+    loss = result.surface.loss
+    assert np.isnan(loss[0, 0])  # where torch.argmin put the marker
+    j, i = np.unravel_index(np.nanargmin(loss), loss.shape)
+    for view in ("contour", "heatmap"):
+        ax = gdscope.draw_landscape(result, view=view).axes[0]
+        (marker,) = [line for line in ax.lines if line.get_label() == "loss minimum"]
+        assert (marker.get_xdata()[0], marker.get_ydata()[0]) == (
+            result.surface.xs[i],
+            result.surface.ys[j],
+        )
+    always_nan = lambda o, t: nan_above_6(o, t) * torch.nan  # noqa: E731
+    blank = gdscope.model_landscape(nn.Linear(3, 1), (x, y), always_nan, points=3)
+    fig = gdscope.draw_landscape(blank)
+    assert len(fig.axes) == 1 and not fig.axes[0].lines  # no colour bar, no marker
+    assert "no finite value" in [t.get_text() for t in fig.axes[0].texts]
+
+
 def test_a_landscape_figure_replays_bit_for_bit_with_autos_choice(tmp_path, capsys):
     from gdscope.cli.main import main
     from gdscope.jobs.replay import read_record
