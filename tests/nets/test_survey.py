@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from torch import nn
 
 from gdscope.errors import GdscopeError
 from gdscope.examples import mlp
 from gdscope.nets.plane import EvaluationOptions
 from gdscope.nets.survey import PlaneOptions, model_landscape, split_options
+
+from .test_plane import WRAPS, Wrapped
 
 
 @pytest.mark.parametrize(
@@ -66,3 +69,17 @@ def test_grouped_options_and_keywords_give_the_same_landscape():
     other_seed = model_landscape(model, data, nn.CrossEntropyLoss(), points=3, line=True,
                                  strategy="loop")  # fmt: skip
     assert not np.array_equal(other_seed.surface.loss, flat.surface.loss)
+
+
+@pytest.mark.parametrize("kind", WRAPS)
+@pytest.mark.parametrize("strategy", ["auto", "loop", "vmap"])
+def test_a_model_whose_output_the_loss_unpacks_has_a_landscape(kind, strategy):
+    wrap, unpack = WRAPS[kind]
+    x = torch.randn(16, 3)
+    data = (x, (x[:, 0] > 0).long())
+    ce = nn.CrossEntropyLoss()
+    plain = model_landscape(Wrapped(lambda t: t), data, ce, points=3, strategy="loop")
+    result = model_landscape(Wrapped(wrap), data, lambda out, y: ce(unpack(out), y), points=3,
+                             strategy=strategy)  # fmt: skip
+    np.testing.assert_allclose(result.surface.loss, plain.surface.loss, rtol=1e-6)
+    assert result.surface.accuracy is None and plain.surface.accuracy is not None
