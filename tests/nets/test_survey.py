@@ -83,3 +83,40 @@ def test_a_model_whose_output_the_loss_unpacks_has_a_landscape(kind, strategy):
                              strategy=strategy)  # fmt: skip
     np.testing.assert_allclose(result.surface.loss, plain.surface.loss, rtol=1e-6)
     assert result.surface.accuracy is None and plain.surface.accuracy is not None
+
+
+def test_a_pca_map_is_centred_on_the_model_not_on_the_last_snapshot():
+    from gdscope.nets.directions import pca_plane
+    from gdscope.nets.fit import fit
+    from gdscope.nets.recorder import ParamLayout
+
+    torch.manual_seed(0)
+    x = torch.randn(32, 3)
+    data = (x, (x[:, 0] > 0).long())
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    path = fit(model, [data], nn.CrossEntropyLoss(), optimizer, epochs=9, every=4).path
+    assert list(path.steps) == [0, 4, 8]  # the model is at step 9, past the last snapshot
+    result = model_landscape(model, data, nn.CrossEntropyLoss(), path=path, directions="pca",
+                             points=5, strategy="loop")  # fmt: skip
+    here = ParamLayout.of(model).vector(model)
+    assert torch.equal(result.surface.centre, here)
+    last = pca_plane(path)
+    assert torch.equal(result.surface.dx, last.dx) and torch.equal(result.surface.dy, last.dy)
+    projected = result.projected
+    assert projected is not None and result.honesty is not None
+    assert abs(projected.xs[-1]) + abs(projected.ys[-1]) > 0.01  # the path ends off centre
+    for xs in (result.surface.xs, result.surface.ys):  # the map frames the model (at 0)
+        assert xs[0] < 0 < xs[-1]
+    # the honesty check: each snapshot's true loss, and the surface where it is drawn
+    for i in range(len(path)):
+        model_at = nn.Linear(3, 2)
+        model_at.load_state_dict(path.state(i))
+        true = float(nn.CrossEntropyLoss()(model_at(x), data[1]))
+        assert result.honesty.true_loss[i] == pytest.approx(true, rel=1e-6)
+        on_plane = result.surface.point(projected.xs[i], projected.ys[i])
+        with torch.no_grad():
+            for name, value in ParamLayout.of(model_at).unflatten(on_plane).items():
+                dict(model_at.named_parameters())[name].copy_(value)
+        plane = float(nn.CrossEntropyLoss()(model_at(x), data[1]))
+        assert result.honesty.plane_loss[i] == pytest.approx(plane, rel=1e-6)

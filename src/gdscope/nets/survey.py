@@ -200,12 +200,14 @@ def _plane(
         )
     elif options.directions == "pca":
         assert recorded is not None
-        pca = pca_plane(recorded)
+        # Centred on the model (the map is of it), which may be past the last snapshot.
+        pca = pca_plane(recorded, centre=recorded.layout.vector(model))
         dx, dy, centre, explained = pca.dx, pca.dy, pca.centre, pca.explained_variance_ratio
-        # The plane is known before any loss is computed: frame the path unless told otherwise.
+        # The plane is known before any loss is computed: frame the path and the model (at 0)
+        # unless told otherwise.
         on_plane = project(recorded, pca)
-        grid_x = options.x or fit_axis(on_plane.xs, count)
-        grid_y = options.y or fit_axis(on_plane.ys, count)
+        grid_x = options.x or fit_axis(np.append(on_plane.xs, 0.0), count)
+        grid_y = options.y or fit_axis(np.append(on_plane.ys, 0.0), count)
     elif options.directions == "line":
         assert to is not None
         dx, dy = line_direction(model, to, states=options.states), None
