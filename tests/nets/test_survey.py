@@ -85,6 +85,32 @@ def test_a_model_whose_output_the_loss_unpacks_has_a_landscape(kind, strategy):
     assert result.surface.accuracy is None and plain.surface.accuracy is not None
 
 
+def test_the_model_is_left_in_its_mode_with_its_flags_and_weights_even_on_an_error():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5), nn.Linear(4, 2))
+    model.train()
+    model[1].eval()  # one module in another mode than the rest
+    model[0].bias.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(8, 3)
+    data = (x, (x[:, 0] > 0).long())
+
+    def failing(out, y):
+        if not torch.equal(model[2].weight, before["2.weight"]):  # a grid point is loaded
+            raise RuntimeError("the loss failed")
+        return nn.functional.cross_entropy(out, y)
+
+    for loss in (nn.CrossEntropyLoss(), failing):
+        for strategy in ("loop", "vmap"):
+            try:
+                model_landscape(model, data, loss, points=3, strategy=strategy)
+            except RuntimeError:
+                assert loss is failing and strategy == "loop"
+            assert [m.training for m in model.modules()] == [True, True, False, True]
+            assert [p.requires_grad for p in model.parameters()] == [True, False, True, True]
+            for name, value in model.state_dict().items():
+                assert torch.equal(value, before[name])
+
+
 def test_a_pca_map_is_centred_on_the_model_not_on_the_last_snapshot():
     from gdscope.nets.directions import pca_plane
     from gdscope.nets.fit import fit

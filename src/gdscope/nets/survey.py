@@ -7,7 +7,8 @@ honesty check, for a model in memory (``model_landscape``). Drawing it is
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
@@ -256,18 +257,36 @@ def model_landscape(
     """
     plane, evaluation = split_options(options, plane, evaluation, path=path is not None,
                                       to=to is not None)  # fmt: skip
-    model.eval()
-    recorded = path if isinstance(path, RecordedPath) or path is None else open_path(path)
-    if recorded is not None:
-        recorded.layout.check(model)
-    batches = materialize(data, resolve_device(evaluation.device))
-    axes = _plane(model, plane, recorded=recorded, to=to, names=names, batches=batches,
-                  loss_fn=loss_fn)  # fmt: skip
-    surface = evaluate_plane(
-        model, batches, loss_fn, dx=axes.dx, dy=axes.dy, xs=axes.xs, ys=axes.ys,
-        centre=axes.centre, states=plane.states, progress=progress, options=evaluation,
-    )  # fmt: skip
-    return _checked(model, batches, loss_fn, surface, recorded, axes)
+    with _left_as_it_was(model):
+        model.eval()
+        recorded = path if isinstance(path, RecordedPath) or path is None else open_path(path)
+        if recorded is not None:
+            recorded.layout.check(model)
+        batches = materialize(data, resolve_device(evaluation.device))
+        axes = _plane(model, plane, recorded=recorded, to=to, names=names, batches=batches,
+                      loss_fn=loss_fn)  # fmt: skip
+        surface = evaluate_plane(
+            model, batches, loss_fn, dx=axes.dx, dy=axes.dy, xs=axes.xs, ys=axes.ys,
+            centre=axes.centre, states=plane.states, progress=progress, options=evaluation,
+        )  # fmt: skip
+        return _checked(model, batches, loss_fn, surface, recorded, axes)
+
+
+@contextmanager
+def _left_as_it_was(model: nn.Module) -> Iterator[None]:
+    """Every module's train/eval mode and every parameter's ``requires_grad`` back as they
+    were afterwards, whatever happens: a landscape is evaluated in eval mode, but the user's
+    model (maybe mid-training) must not be left changed. (The weights the loop loads are put
+    back by ``evaluate_plane_loop`` itself.)"""
+    modes = [(module, module.training) for module in model.modules()]
+    flags = [(param, param.requires_grad) for param in model.parameters()]
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+        for param, requires_grad in flags:
+            param.requires_grad_(requires_grad)
 
 
 def _checked(
