@@ -163,7 +163,7 @@ def test_landscape_job_default_grids_frame_the_path_and_the_line(tmp_path):
 
 def test_accuracy_map_and_its_refusals(tmp_path, capsys):
     from gdscope.cli.main import main
-    from gdscope.jobs.landscape import LandscapeJob, draw_landscape, run_job
+    from gdscope.jobs.landscape import LandscapeJob, animate, draw_landscape, run_job
 
     model = mlp.make_model(seed=1)
     fit(model, mlp.make_loader(), nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters()),
@@ -182,6 +182,9 @@ def test_accuracy_map_and_its_refusals(tmp_path, capsys):
     assert "start" in ax.get_legend_handles_labels()[1]  # the path is drawn on it
     with pytest.raises(GdscopeError, match="not a surface"):
         draw_landscape(result, metric="accuracy", view="surface")
+    for draw in (draw_landscape, animate):  # every view named, from the one list
+        with pytest.raises(GdscopeError, match="one of heatmap, contour, surface, got '3d'"):
+            draw(result, view="3d")
     one = torch.zeros(1)
     layout = ParamLayout(("w",), ((1,),))
     regression = ModelSurface(

@@ -27,6 +27,11 @@ from .test_plane import WRAPS, Wrapped
         ({"line": True, "y": (-1.0, 1.0, 3)}, "a line has no y axis"),
         ({"directions": "line", "y": (-1.0, 1.0, 3)}, "a line has no y axis"),
         ({"points": 1}, "points per axis"),
+        ({"points": 3.5}, "points per axis must be a whole number"),
+        ({"x": (-1, 1, 3.5)}, r"points \(whole\), got \(-1, 1, 3.5\)"),
+        ({"x": (-1.0, float("inf"), 3)}, "finite LO < HI"),
+        ({"y": (-1.0, 1.0)}, r"a grid axis is \(LO, HI, COUNT\)"),
+        ({"x": 5}, r"a grid axis is \(LO, HI, COUNT\)"),
     ],
 )
 def test_plane_options_refuse_what_cannot_be_drawn(options, message):
@@ -146,3 +151,10 @@ def test_a_pca_map_is_centred_on_the_model_not_on_the_last_snapshot():
                 dict(model_at.named_parameters())[name].copy_(value)
         plane = float(nn.CrossEntropyLoss()(model_at(x), data[1]))
         assert result.honesty.plane_loss[i] == pytest.approx(plane, rel=1e-6)
+
+
+def test_a_line_to_another_architecture_names_the_models_end_not_a_path():
+    x = torch.randn(8, 3)
+    with pytest.raises(GdscopeError, match=r"do not match the model's at the line's end \(--to"):
+        model_landscape(nn.Linear(3, 2), (x, x[:, :2]), nn.MSELoss(), directions="line",
+                        to=nn.Linear(3, 3))  # fmt: skip

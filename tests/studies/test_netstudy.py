@@ -99,7 +99,8 @@ def test_a_stopped_run_keeps_finished_chunks_and_resume_continues(tmp_path):
 def test_a_resume_file_of_another_loss_or_validation_data_is_refused(tmp_path):
     file = tmp_path / "r.npz"
     network = _network(val=True)
-    run_network_grid(network, "sgd", (LR,), steps=3, resume=file)
+    run_network_grid(network, "sgd", (LR,), steps=3, resume=str(file))  # any path-like
+    assert file.exists()
     x, y = network.x, network.y
     smoothed = Network.of(network.model, [(x, y)], nn.CrossEntropyLoss(label_smoothing=0.1),
                           val=network.val, batch_size=16)  # fmt: skip

@@ -125,8 +125,8 @@ def hessian_directions(
 
 def line_direction(start: nn.Module, end: nn.Module, *, states: bool = False) -> Tensor:
     """``end − start``: 0 is ``start``, 1 is ``end`` (1-D interpolation between two models)."""
-    layout = ParamLayout.of(start, states=states)
-    layout.check(end)
+    layout = ParamLayout.of(end, states=states)
+    layout.check(start, against="the model's at the line's end (--to, to=)")
     return layout.vector(end).float() - layout.vector(start).float()
 
 

@@ -6,6 +6,8 @@ honesty check, for a model in memory (``model_landscape``). Drawing it is
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -96,20 +98,34 @@ class PlaneOptions:
         if self.ignore not in IGNORES:
             raise GdscopeError(f"ignore must be one of {', '.join(IGNORES)}, got {self.ignore!r}")
         for axis in (self.x, self.y):
-            if axis is not None and not (
-                len(axis) == 3 and axis[0] < axis[1] and 2 <= axis[2] <= MAX_POINTS
-            ):
-                raise GdscopeError(
-                    f"a grid axis needs LO < HI and 2..{MAX_POINTS} points, got {axis}"
-                )
+            if axis is not None and not _is_axis(axis):
+                raise GdscopeError(f"a grid axis is (LO, HI, COUNT): finite LO < HI and "
+                                   f"2..{MAX_POINTS} points (whole), got {axis!r}")  # fmt: skip
         if self.y is not None and self.is_line:
             raise GdscopeError("a line has no y axis: drop --y")
-        if self.points is not None and not 2 <= self.points <= MAX_POINTS:
-            raise GdscopeError(f"points per axis must be in [2, {MAX_POINTS}], got {self.points}")
+        if self.points is not None and not (_is_count(self.points)
+                                            and 2 <= self.points <= MAX_POINTS):  # fmt: skip
+            raise GdscopeError(f"points per axis must be a whole number in [2, {MAX_POINTS}], "
+                               f"got {self.points!r}")  # fmt: skip
 
     @property
     def is_line(self) -> bool:
         return self.line or self.directions == "line"
+
+
+def _is_count(value: object) -> bool:
+    """A whole number of points (an ``int``, NumPy's too; not a bool, not 3.5)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_axis(axis: object) -> bool:
+    """``(lo, hi, count)``: finite real ``lo < hi`` and ``2..MAX_POINTS`` points."""
+    if not isinstance(axis, (tuple, list)) or len(axis) != 3:
+        return False
+    lo, hi, count = axis
+    reals = all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+                for v in (lo, hi))  # fmt: skip
+    return reals and lo < hi and _is_count(count) and 2 <= count <= MAX_POINTS
 
 
 def _check_sources(directions: str, *, path: bool, to: bool) -> None:
