@@ -158,3 +158,18 @@ def test_a_line_to_another_architecture_names_the_models_end_not_a_path():
     with pytest.raises(GdscopeError, match=r"do not match the model's at the line's end \(--to"):
         model_landscape(nn.Linear(3, 2), (x, x[:, :2]), nn.MSELoss(), directions="line",
                         to=nn.Linear(3, 3))  # fmt: skip
+
+
+def test_a_diverged_recording_is_refused_before_its_pca_naming_the_step():
+    from gdscope.nets.recorder import Recorder
+
+    model = nn.Linear(3, 2)
+    recorder = Recorder(model, every=2)
+    for factor in (1.5, 1.5, 1.5, float("inf"), 1.0, 1.0):  # inf from the 4th step on
+        with torch.no_grad():
+            model.weight.mul_(factor)
+        recorder.step()
+    x = torch.randn(8, 3)
+    with pytest.raises(GdscopeError, match=r"not finite from snapshot 2 \(step 4\)"):
+        model_landscape(model, (x, x[:, :2]), nn.MSELoss(), path=recorder.result(),
+                        directions="pca", points=3)  # fmt: skip

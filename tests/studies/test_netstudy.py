@@ -101,6 +101,8 @@ def test_a_resume_file_of_another_loss_or_validation_data_is_refused(tmp_path):
     network = _network(val=True)
     run_network_grid(network, "sgd", (LR,), steps=3, resume=str(file))  # any path-like
     assert file.exists()
+    compare_network(network, ("sgd",), lr=LR, steps=3, resume=str(tmp_path / "c.npz"))
+    assert (tmp_path / "c-sgd.npz").exists()
     x, y = network.x, network.y
     smoothed = Network.of(network.model, [(x, y)], nn.CrossEntropyLoss(label_smoothing=0.1),
                           val=network.val, batch_size=16)  # fmt: skip
