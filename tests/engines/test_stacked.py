@@ -359,6 +359,9 @@ def test_accuracy_only_for_scores_of_several_classes():
     assert is_classification(torch.zeros(3, 2), labels)
     assert not is_classification(torch.zeros(3, 1), labels)  # one output: a regression
     assert not is_classification(torch.zeros(3, 2), labels.double())
+    # Outputs the user's loss unpacks (tuple, dict, ModelOutput): which part scores is unknown
+    for wrapped in ((torch.zeros(3, 2),), {"logits": torch.zeros(3, 2)}):
+        assert not is_classification(wrapped, labels)
     model = nn.Linear(2, 1)
     x = torch.randn(6, 2)
     copies = stack_copies(model, 2)

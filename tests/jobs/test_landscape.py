@@ -163,7 +163,7 @@ def test_landscape_job_default_grids_frame_the_path_and_the_line(tmp_path):
 
 def test_accuracy_map_and_its_refusals(tmp_path, capsys):
     from gdscope.cli.main import main
-    from gdscope.jobs.landscape import LandscapeJob, draw_landscape, run_job
+    from gdscope.jobs.landscape import LandscapeJob, animate, draw_landscape, run_job
 
     model = mlp.make_model(seed=1)
     fit(model, mlp.make_loader(), nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters()),
@@ -182,6 +182,9 @@ def test_accuracy_map_and_its_refusals(tmp_path, capsys):
     assert "start" in ax.get_legend_handles_labels()[1]  # the path is drawn on it
     with pytest.raises(GdscopeError, match="not a surface"):
         draw_landscape(result, metric="accuracy", view="surface")
+    for draw in (draw_landscape, animate):  # every view named, from the one list
+        with pytest.raises(GdscopeError, match="one of heatmap, contour, surface, got '3d'"):
+            draw(result, view="3d")
     one = torch.zeros(1)
     layout = ParamLayout(("w",), ((1,),))
     regression = ModelSurface(
@@ -275,6 +278,36 @@ def test_an_overflowing_landscape_is_drawn_blank_and_said_so():
         for log in (False, True):
             ax = gdscope.draw_landscape(result, view=view, log=log).axes[0]
             assert (note in [t.get_text() for t in ax.texts]) == (view != "surface")
+
+
+def test_the_minimum_marker_skips_nan_points_and_an_all_nan_map_has_none():
+    import gdscope
+
+    torch.manual_seed(0)
+    x = torch.randn(32, 3)
+    y = x @ torch.tensor([[1.0], [2.0], [-1.0]])
+
+    def nan_above_6(out, target):
+        loss = ((out - target) ** 2).mean()
+        return torch.where(loss > 6, loss * float("nan"), loss)
+
+    result = gdscope.model_landscape(nn.Linear(3, 1), (x, y), nan_above_6, norm="none",
+                                     ignore="keep", x=(-2, 2, 9), y=(-2, 2, 9))  # fmt: skip
+    loss = result.surface.loss
+    assert np.isnan(loss[0, 0])  # where torch.argmin put the marker
+    j, i = np.unravel_index(np.nanargmin(loss), loss.shape)
+    for view in ("contour", "heatmap"):
+        ax = gdscope.draw_landscape(result, view=view).axes[0]
+        (marker,) = [line for line in ax.lines if line.get_label() == "loss minimum"]
+        assert (marker.get_xdata()[0], marker.get_ydata()[0]) == (
+            result.surface.xs[i],
+            result.surface.ys[j],
+        )
+    always_nan = lambda o, t: nan_above_6(o, t) * torch.nan  # noqa: E731
+    blank = gdscope.model_landscape(nn.Linear(3, 1), (x, y), always_nan, points=3)
+    fig = gdscope.draw_landscape(blank)
+    assert len(fig.axes) == 1 and not fig.axes[0].lines  # no colour bar, no marker
+    assert "no finite value" in [t.get_text() for t in fig.axes[0].texts]
 
 
 def test_a_landscape_figure_replays_bit_for_bit_with_autos_choice(tmp_path, capsys):

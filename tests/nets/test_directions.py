@@ -87,6 +87,31 @@ def test_pca_matches_a_dense_svd_in_blocks():
                                rtol=1e-6)  # fmt: skip
 
 
+def test_pca_of_a_diverged_path_names_its_first_non_finite_snapshot():
+    path, _, _ = plane_path(count=6, size=20)
+    snapshots = path.snapshots.copy()
+    snapshots[4, 3], snapshots[5] = np.inf, np.nan  # the run diverged at snapshot 4
+    steps = np.arange(6) * 5
+    diverged = RecordedPath(path.layout, snapshots, steps, path.losses)
+    for block in (7, 1 << 20):  # found in whichever block holds it
+        with pytest.raises(GdscopeError, match=r"not finite from snapshot 4 \(step 20\)"
+                           r".*stop the path before it"):  # fmt: skip
+            pca_plane(diverged, block=block)
+
+
+def test_pca_plane_goes_through_the_centre_it_is_given_with_the_same_directions():
+    path, _, _ = plane_path(count=7, size=30, seed=2)
+    last = pca_plane(path)
+    centre = torch.randn(30)
+    moved = pca_plane(path, centre=centre)
+    assert torch.equal(moved.centre, centre)
+    assert torch.equal(moved.dx, last.dx) and torch.equal(moved.dy, last.dy)
+    assert np.array_equal(moved.explained_variance_ratio, last.explained_variance_ratio)
+    # the model at the last snapshot (the usual case): the very same plane
+    same = pca_plane(path, centre=torch.from_numpy(path.snapshots[-1]))
+    assert torch.equal(same.centre, last.centre)
+
+
 def test_line_between_two_models():
     # Directions move parameters only (the reference's dir_type=weights): a model without
     # buffers, so that the line's end is exactly the other model.

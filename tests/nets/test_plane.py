@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from typing import get_args
 
 import numpy as np
@@ -62,6 +63,57 @@ def test_origin_is_the_models_own_loss_and_a_grid_value_is_a_direct_evaluation(t
     assert surface.accuracy[2, 2] == pytest.approx(accuracy)
     # the model itself is untouched, and still in eval mode
     assert torch.equal(layout.vector(trained_cnn), surface.centre)
+
+
+@dataclass
+class Output:
+    """Like a Hugging Face ``ModelOutput``: the scores in a field."""
+
+    logits: torch.Tensor
+
+
+class LogitsDict(dict):
+    """A dict subclass with the scores also as an attribute (``ModelOutput`` is one)."""
+
+    @property
+    def logits(self) -> torch.Tensor:
+        return self["logits"]
+
+
+WRAPS = {
+    "tuple": (lambda t: (t,), lambda out: out[0]),
+    "dict": (lambda t: {"logits": t}, lambda out: out["logits"]),
+    "dataclass": (Output, lambda out: out.logits),
+    "dict subclass": (lambda t: LogitsDict(logits=t), lambda out: out.logits),
+}
+
+
+class Wrapped(nn.Module):
+    """A linear classifier whose forward returns its scores wrapped by ``wrap``."""
+
+    def __init__(self, wrap) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = nn.Linear(3, 2)
+        self.wrap = wrap
+
+    def forward(self, x: torch.Tensor):
+        return self.wrap(self.linear(x))
+
+
+@pytest.mark.parametrize("kind", WRAPS)
+def test_outputs_the_loss_unpacks_are_evaluated_without_accuracy(kind):
+    wrap, unpack = WRAPS[kind]
+    x = torch.randn(16, 3)
+    batches = [(x, (x[:, 0] > 0).long())]
+    plain, wrapped = Wrapped(lambda t: t), Wrapped(wrap)
+    vectors = torch.stack([ParamLayout.of(plain).vector(plain)] * 2) + torch.randn(2, 8)
+    ce = nn.CrossEntropyLoss()
+    for evaluate in (evaluate_vectors, evaluate_plane_loop):
+        expected, accuracy = evaluate(plain, batches, ce, vectors)
+        loss, none = evaluate(wrapped, batches, lambda out, y: ce(unpack(out), y), vectors)
+        torch.testing.assert_close(loss, expected)
+        assert accuracy is not None and none is None
 
 
 def test_vmap_and_loop_strategies_agree_with_batchnorm(trained_cnn):

@@ -94,6 +94,21 @@ def test_argmin_and_effective_objective(article_data):
     assert plain.with_weight_decay(0.0) is plain
 
 
+def test_argmin_is_the_smallest_finite_value_and_refused_without_one():
+    from gdscope.problem.maps import Landscape
+
+    grid = Grid((0, 2), (0, 3), 3, 4)
+    values = torch.arange(12, dtype=torch.float64).reshape(3, 4) - 20.0
+    values[0, :3] = torch.nan  # torch.argmin would pick the first NaN
+    values[0, 3] = -torch.inf
+    plain = Landscape(grid, values, LossSpec("mse"))
+    assert plain.argmin() == (grid.weights[1], grid.biases[0], -16.0)
+    blank = Landscape(grid, torch.full((3, 4), torch.nan), LossSpec("mse"))
+    assert not blank.any_finite and plain.any_finite
+    with pytest.raises(GdscopeError, match="no finite value"):
+        blank.argmin()
+
+
 def test_effective_minimum_is_where_sgd_with_weight_decay_converges(article_data):
     from gdscope.engines.reference import train
     from gdscope.optim.sgdconfig import SGDConfig

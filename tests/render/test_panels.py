@@ -10,6 +10,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm, to_rgb
 from matplotlib.figure import Figure
@@ -69,6 +70,23 @@ def test_landscape_image_is_pixel_centred_with_bias_on_x(article_data):
     assert drawn.colorbar is not None and drawn.image.get_cmap().name == "terrain"
     w, b, _ = landscape.argmin()
     assert marker_xy(drawn.minimum) == (b, w)
+
+
+@pytest.mark.parametrize("kind", ["heatmap", "contour"])
+def test_a_partly_nan_map_marks_its_finite_minimum_and_an_all_nan_one_none(article_data, kind):
+    from gdscope.problem.maps import Landscape
+
+    landscape = loss_map(article_data, LossSpec("mse"), SMALL)
+    values = landscape.values.clone()
+    values[:3] = torch.nan  # the first rows overflowed
+    partly = Landscape(SMALL, values, landscape.loss)
+    drawn = plot_landscape(partly, ax=plt.figure().gca(), kind=kind)
+    i, j = np.unravel_index(np.nanargmin(values.numpy()), values.shape)
+    assert marker_xy(drawn.minimum) == (SMALL.biases[j], SMALL.weights[i])
+    ax = plt.figure().gca()
+    blank = plot_landscape(Landscape(SMALL, values * torch.nan, landscape.loss), ax=ax, kind=kind)
+    assert blank.minimum is None and blank.colorbar is None  # no made-up 0–1 scale
+    assert [t.get_text() for t in ax.texts] == ["no finite value"]
 
 
 def test_log_colour_scale(article_data):

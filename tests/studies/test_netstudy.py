@@ -14,6 +14,8 @@ from gdscope.studies.netstudy import Network, compare_network, run_network_grid
 from gdscope.studies.phase import NETWORK_GROWTH
 from gdscope.studies.sweep import Axis
 
+from ..nets.test_plane import WRAPS, Wrapped
+
 LR = Axis("lr", (0.01, 0.3, 3.0), log=True)
 MOMENTUM = Axis("momentum", (0.0, 0.9))
 
@@ -97,7 +99,10 @@ def test_a_stopped_run_keeps_finished_chunks_and_resume_continues(tmp_path):
 def test_a_resume_file_of_another_loss_or_validation_data_is_refused(tmp_path):
     file = tmp_path / "r.npz"
     network = _network(val=True)
-    run_network_grid(network, "sgd", (LR,), steps=3, resume=file)
+    run_network_grid(network, "sgd", (LR,), steps=3, resume=str(file))  # any path-like
+    assert file.exists()
+    compare_network(network, ("sgd",), lr=LR, steps=3, resume=str(tmp_path / "c.npz"))
+    assert (tmp_path / "c-sgd.npz").exists()
     x, y = network.x, network.y
     smoothed = Network.of(network.model, [(x, y)], nn.CrossEntropyLoss(label_smoothing=0.1),
                           val=network.val, batch_size=16)  # fmt: skip
@@ -251,3 +256,19 @@ def test_the_timing_trials_leave_the_dropout_masks_as_they_were():
         runs.append(run_network_grid(network, "sgd", (LR,), steps=4, method=method))
     chosen = 1 if runs[0].meta["method"] == "vmap" else 2
     np.testing.assert_array_equal(runs[0].losses, runs[chosen].losses)
+
+
+@pytest.mark.parametrize("kind", WRAPS)
+def test_a_study_of_a_model_whose_output_the_loss_unpacks(kind):
+    wrap, unpack = WRAPS[kind]
+    x = torch.randn(16, 3)
+    batches = [(x, (x[:, 0] > 0).long())]
+    ce = nn.CrossEntropyLoss()
+    axes = [Axis("lr", (0.1, 0.5))]
+    plain = run_network_grid(Network.of(Wrapped(lambda t: t), batches, ce), "sgd", axes, steps=3,
+                             method="loop")  # fmt: skip
+    for method in ("vmap", "loop"):
+        network = Network.of(Wrapped(wrap), batches, lambda out, y: ce(unpack(out), y))
+        run = run_network_grid(network, "sgd", axes, steps=3, method=method)
+        np.testing.assert_allclose(run.metrics["final_loss"], plain.metrics["final_loss"],
+                                   rtol=1e-5)  # fmt: skip

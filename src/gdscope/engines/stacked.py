@@ -467,11 +467,14 @@ def evaluate_copies(
     return total / seen, (correct / seen) if classifies else None
 
 
-def is_classification(outputs: Tensor, targets: Tensor) -> bool:
+def is_classification(outputs: object, targets: Tensor) -> bool:
     """Scores of ``C > 1`` classes ``(N, C)`` against class numbers ``(N,)``: an accuracy
-    means something (one output column against integer targets is a regression)."""
-    return (outputs.dim() == 2 and outputs.shape[1] > 1 and targets.dim() == 1
-            and len(targets) == len(outputs) and not targets.is_floating_point())  # fmt: skip
+    means something (one output column against integer targets is a regression). Any other
+    output (a tuple, a dict, a Hugging Face ``ModelOutput``) is only the user's loss's to
+    unpack: which part holds the scores is not known here, so no accuracy is measured."""
+    return (isinstance(outputs, Tensor) and outputs.dim() == 2 and outputs.shape[1] > 1
+            and targets.dim() == 1 and len(targets) == len(outputs)
+            and not targets.is_floating_point())  # fmt: skip
 
 
 MEMORY_FRACTION = 0.25

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from gdscope.devices import resolve_device
 from gdscope.errors import GdscopeError, first_line
+from gdscope.jobs.plotconfig import VIEWS
 from gdscope.nets.plane import EvaluationOptions, ModelSurface, materialize
 from gdscope.nets.survey import (
     LandscapeResult,
@@ -238,6 +239,7 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
     from gdscope.render.networks import plot_honesty, plot_line, surface_landscape
     from gdscope.render.panels import plot_descent, plot_landscape, plot_path
 
+    check_view(view)
     fig = fig if fig is not None else Figure(figsize=(12 if result.honesty else 6.5, 5.4))
     surface = result.surface
     if surface.is_line:
@@ -278,6 +280,12 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
         plot_honesty(result.honesty, np.asarray(result.path.steps), ax=fig.add_subplot(1, 2, 2))
     fig.tight_layout()
     return fig
+
+
+def check_view(view: str) -> None:
+    """Refuse a view that is not one of ``VIEWS`` (the one list the CLI and page offer)."""
+    if view not in VIEWS:
+        raise GdscopeError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
 
 
 def recorded_trajectory(result: LandscapeResult) -> Any:
@@ -341,6 +349,7 @@ def animate(result: LandscapeResult, *, view: str = "contour", log: bool = False
     from gdscope.render.animation import Animator
     from gdscope.render.networks import surface_landscape
 
+    check_view(view)
     trajectory = recorded_trajectory(result)
     if trajectory is None or result.projected is None:
         raise GdscopeError("an animation shows a recorded path on a plane: give --path")

@@ -125,16 +125,17 @@ def hessian_directions(
 
 def line_direction(start: nn.Module, end: nn.Module, *, states: bool = False) -> Tensor:
     """``end − start``: 0 is ``start``, 1 is ``end`` (1-D interpolation between two models)."""
-    layout = ParamLayout.of(start, states=states)
-    layout.check(end)
+    layout = ParamLayout.of(end, states=states)
+    layout.check(start, against="the model's at the line's end (--to, to=)")
     return layout.vector(end).float() - layout.vector(start).float()
 
 
 @dataclass(frozen=True, eq=False)
 class PCAPlane:
     """The top two principal directions of a recorded path (unit vectors), through ``centre``
-    (the path's last point), with the explained variance like scikit-learn reports it and the
-    components' signs as its PCA chose them (``_svd_flip``)."""
+    (the model the landscape is of, or the path's last point), with the explained variance
+    like scikit-learn reports it and the components' signs as its PCA chose them
+    (``_svd_flip``)."""
 
     centre: Tensor
     dx: Tensor
@@ -153,11 +154,17 @@ def _svd_flip(u: Tensor) -> Tensor:
     return u * torch.where(signs == 0, 1.0, signs).to(u)
 
 
-def pca_plane(path: RecordedPath, *, block: int = 1 << 20) -> PCAPlane:
+def pca_plane(
+    path: RecordedPath, *, centre: Tensor | None = None, block: int = 1 << 20
+) -> PCAPlane:
     """PCA of the snapshots' differences to the final one (as the reference does it), centred.
+    The plane goes through ``centre``: the model the landscape is of, at its current weights
+    (the reference centres on its final model, which need not be the last snapshot taken);
+    by default the path's last point. The directions do not depend on it (PCA centres).
 
     Works on the ``T × T`` Gram matrix accumulated over column blocks of at most ``block``
-    parameters, so a million-parameter path streamed to disk is never loaded whole.
+    parameters, so a million-parameter path streamed to disk is never loaded whole. A path
+    that is not finite somewhere (a diverged run) is refused, naming its first such snapshot.
     """
     count = len(path)
     if count < 3:
@@ -165,13 +172,22 @@ def pca_plane(path: RecordedPath, *, block: int = 1 << 20) -> PCAPlane:
     final = torch.from_numpy(np.array(path.snapshots[-1], dtype=np.float64))
     size = final.numel()
     gram = torch.zeros(count, count, dtype=torch.float64)
+    finite = torch.ones(count, dtype=torch.bool)
     for start in range(0, size, block):
         cols = torch.from_numpy(
             np.array(path.snapshots[:, start : start + block], dtype=np.float64)
         )
+        finite &= torch.isfinite(cols).all(dim=1)
         cols = cols - final[start : start + block]
         cols = cols - cols.mean(0, keepdim=True)
         gram += cols @ cols.T
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0])
+        raise GdscopeError(
+            f"the recorded path is not finite from snapshot {first} (step "
+            f"{int(path.steps[first])}): the run diverged; PCA needs finite snapshots, so stop "
+            f"the path before it (record fewer steps, or lower the learning rate)"
+        )
     values, vectors = torch.linalg.eigh(gram)  # ascending
     values, vectors = values.flip(0).clamp_min(0), _svd_flip(vectors.flip(1)[:, :2])
     if values[1] <= 0:
@@ -188,4 +204,5 @@ def pca_plane(path: RecordedPath, *, block: int = 1 << 20) -> PCAPlane:
     total = float(values.sum())
     ratio = (values[:2] / total).numpy()
     variance = (values[:2] / (count - 1)).numpy()
-    return PCAPlane(final.float(), components[0].float(), components[1].float(), ratio, variance)
+    through = final.float() if centre is None else centre.detach().to("cpu", torch.float32)
+    return PCAPlane(through, components[0].float(), components[1].float(), ratio, variance)

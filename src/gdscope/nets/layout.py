@@ -83,10 +83,12 @@ class ParamLayout:
         """The model's own tensors (parameters and, with ``states``, buffers) by name."""
         return _tensors(model, self.states)
 
-    def check(self, model: nn.Module) -> None:
+    def check(self, model: nn.Module, *, against: str = "the recorded path's") -> None:
+        """Refuse ``model`` unless its parameters are laid out like this (``against``: whose
+        layout this is, for the message)."""
         other = ParamLayout.of(model, states=self.states)
         if other != self:
-            raise GdscopeError("the model's parameters do not match the recorded path's")
+            raise GdscopeError(f"the model's parameters do not match {against}")
 
     def to_dict(self) -> dict[str, object]:
         return {"names": list(self.names), "shapes": [list(s) for s in self.shapes],

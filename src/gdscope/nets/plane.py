@@ -137,22 +137,26 @@ def evaluate_vectors(
     fixed = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     fixed = {n: t for n, t in fixed.items() if n not in layout.names}
 
-    def forward(vector: Tensor, inputs: Tensor) -> Tensor:
-        return functional_call(model, {**fixed, **layout.unflatten(vector)}, (inputs,))
+    classify = False
 
-    run = torch.vmap(forward, in_dims=(0, None))
+    def forward(vector: Tensor, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        # The outputs never leave vmap: whatever the model returns (a tuple, a dict, a
+        # ModelOutput) only the user's loss unpacks it.
+        nonlocal classify
+        outputs = functional_call(model, {**fixed, **layout.unflatten(vector)}, (inputs,))
+        classify = is_classification(outputs, targets)  # one point's outputs, under vmap too
+        hits = (outputs.argmax(-1) == targets).sum() if classify else torch.zeros(())
+        return loss_fn(outputs, targets), hits
+
+    run = torch.vmap(forward, in_dims=(0, None, None))
     total = torch.zeros(len(vectors), dtype=torch.float64, device=vectors.device)
     correct = torch.zeros_like(total)
-    seen, classify = 0, None
+    seen = 0
     with torch.no_grad():
         for inputs, targets in batches:
-            outputs = run(vectors, inputs)
-            losses = torch.vmap(lambda out, t=targets: loss_fn(out, t))(outputs)
+            losses, hits = run(vectors, inputs, targets)
             total += losses.double() * len(targets)
-            if classify is None:
-                classify = is_classification(outputs[0], targets)
-            if classify:
-                correct += (outputs.argmax(-1) == targets).double().sum(-1)
+            correct += hits.double()
             seen += len(targets)
     return total / seen, (correct / seen if classify else None)
 

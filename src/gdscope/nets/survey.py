@@ -6,8 +6,11 @@ honesty check, for a model in memory (``model_landscape``). Drawing it is
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
@@ -95,20 +98,34 @@ class PlaneOptions:
         if self.ignore not in IGNORES:
             raise GdscopeError(f"ignore must be one of {', '.join(IGNORES)}, got {self.ignore!r}")
         for axis in (self.x, self.y):
-            if axis is not None and not (
-                len(axis) == 3 and axis[0] < axis[1] and 2 <= axis[2] <= MAX_POINTS
-            ):
-                raise GdscopeError(
-                    f"a grid axis needs LO < HI and 2..{MAX_POINTS} points, got {axis}"
-                )
+            if axis is not None and not _is_axis(axis):
+                raise GdscopeError(f"a grid axis is (LO, HI, COUNT): finite LO < HI and "
+                                   f"2..{MAX_POINTS} points (whole), got {axis!r}")  # fmt: skip
         if self.y is not None and self.is_line:
             raise GdscopeError("a line has no y axis: drop --y")
-        if self.points is not None and not 2 <= self.points <= MAX_POINTS:
-            raise GdscopeError(f"points per axis must be in [2, {MAX_POINTS}], got {self.points}")
+        if self.points is not None and not (_is_count(self.points)
+                                            and 2 <= self.points <= MAX_POINTS):  # fmt: skip
+            raise GdscopeError(f"points per axis must be a whole number in [2, {MAX_POINTS}], "
+                               f"got {self.points!r}")  # fmt: skip
 
     @property
     def is_line(self) -> bool:
         return self.line or self.directions == "line"
+
+
+def _is_count(value: object) -> bool:
+    """A whole number of points (an ``int``, NumPy's too; not a bool, not 3.5)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_axis(axis: object) -> bool:
+    """``(lo, hi, count)``: finite real ``lo < hi`` and ``2..MAX_POINTS`` points."""
+    if not isinstance(axis, (tuple, list)) or len(axis) != 3:
+        return False
+    lo, hi, count = axis
+    reals = all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+                for v in (lo, hi))  # fmt: skip
+    return reals and lo < hi and _is_count(count) and 2 <= count <= MAX_POINTS
 
 
 def _check_sources(directions: str, *, path: bool, to: bool) -> None:
@@ -200,12 +217,14 @@ def _plane(
         )
     elif options.directions == "pca":
         assert recorded is not None
-        pca = pca_plane(recorded)
+        # Centred on the model (the map is of it), which may be past the last snapshot.
+        pca = pca_plane(recorded, centre=recorded.layout.vector(model))
         dx, dy, centre, explained = pca.dx, pca.dy, pca.centre, pca.explained_variance_ratio
-        # The plane is known before any loss is computed: frame the path unless told otherwise.
+        # The plane is known before any loss is computed: frame the path and the model (at 0)
+        # unless told otherwise.
         on_plane = project(recorded, pca)
-        grid_x = options.x or fit_axis(on_plane.xs, count)
-        grid_y = options.y or fit_axis(on_plane.ys, count)
+        grid_x = options.x or fit_axis(np.append(on_plane.xs, 0.0), count)
+        grid_y = options.y or fit_axis(np.append(on_plane.ys, 0.0), count)
     elif options.directions == "line":
         assert to is not None
         dx, dy = line_direction(model, to, states=options.states), None
@@ -254,18 +273,36 @@ def model_landscape(
     """
     plane, evaluation = split_options(options, plane, evaluation, path=path is not None,
                                       to=to is not None)  # fmt: skip
-    model.eval()
-    recorded = path if isinstance(path, RecordedPath) or path is None else open_path(path)
-    if recorded is not None:
-        recorded.layout.check(model)
-    batches = materialize(data, resolve_device(evaluation.device))
-    axes = _plane(model, plane, recorded=recorded, to=to, names=names, batches=batches,
-                  loss_fn=loss_fn)  # fmt: skip
-    surface = evaluate_plane(
-        model, batches, loss_fn, dx=axes.dx, dy=axes.dy, xs=axes.xs, ys=axes.ys,
-        centre=axes.centre, states=plane.states, progress=progress, options=evaluation,
-    )  # fmt: skip
-    return _checked(model, batches, loss_fn, surface, recorded, axes)
+    with _left_as_it_was(model):
+        model.eval()
+        recorded = path if isinstance(path, RecordedPath) or path is None else open_path(path)
+        if recorded is not None:
+            recorded.layout.check(model)
+        batches = materialize(data, resolve_device(evaluation.device))
+        axes = _plane(model, plane, recorded=recorded, to=to, names=names, batches=batches,
+                      loss_fn=loss_fn)  # fmt: skip
+        surface = evaluate_plane(
+            model, batches, loss_fn, dx=axes.dx, dy=axes.dy, xs=axes.xs, ys=axes.ys,
+            centre=axes.centre, states=plane.states, progress=progress, options=evaluation,
+        )  # fmt: skip
+        return _checked(model, batches, loss_fn, surface, recorded, axes)
+
+
+@contextmanager
+def _left_as_it_was(model: nn.Module) -> Iterator[None]:
+    """Every module's train/eval mode and every parameter's ``requires_grad`` back as they
+    were afterwards, whatever happens: a landscape is evaluated in eval mode, but the user's
+    model (maybe mid-training) must not be left changed. (The weights the loop loads are put
+    back by ``evaluate_plane_loop`` itself.)"""
+    modes = [(module, module.training) for module in model.modules()]
+    flags = [(param, param.requires_grad) for param in model.parameters()]
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+        for param, requires_grad in flags:
+            param.requires_grad_(requires_grad)
 
 
 def _checked(

@@ -47,9 +47,18 @@ class Landscape:
     def effective(self) -> bool:
         return self.weight_decay > 0
 
+    @property
+    def any_finite(self) -> bool:
+        """Whether some value is finite (else the map has no minimum and no scale)."""
+        return bool(torch.isfinite(self.values).any())
+
     def argmin(self) -> tuple[float, float, float]:
-        """``(weight, bias, value)`` of the smallest grid value."""
-        flat = int(torch.argmin(self.values))
+        """``(weight, bias, value)`` of the smallest finite grid value (``torch.argmin`` would
+        pick a NaN: an overflowed point is no minimum); refused when no value is finite."""
+        if not self.any_finite:
+            raise GdscopeError("the map has no finite value: it has no minimum")
+        values = self.values.detach()
+        flat = int(torch.argmin(torch.where(torch.isfinite(values), values, torch.inf)))
         i, j = divmod(flat, self.grid.b_size)
         return float(self.grid.weights[i]), float(self.grid.biases[j]), float(self.values[i, j])
 

@@ -189,6 +189,7 @@ def plot_landscape(
     values = landscape.values.detach().cpu().double().numpy()
     norm = _norm(values, log)
     lines = None
+    blank = not np.isfinite(values).any()  # every point overflowed: no scale to show
     if kind == "heatmap":
         image: AxesImage | ContourSet = ax.imshow(
             values, origin="lower", extent=landscape.grid.extent, cmap=cmap, norm=norm,
@@ -212,7 +213,10 @@ def plot_landscape(
     ax.set_xlabel(horizontal)
     ax.set_ylabel(vertical)
     bar = None
-    if colorbar:
+    if blank:
+        ax.text(0.5, 0.5, "no finite value", transform=ax.transAxes, ha="center",
+                va="center", color="#d7191c")  # fmt: skip
+    elif colorbar:
         bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
         if kind == "contour":
             ticks = [float(v) for v in steps[::2]]
@@ -227,9 +231,12 @@ def plot_landscape(
     return LandscapeArtists(image, bar, minimum, lines)
 
 
-def mark_minima(landscape: Landscape, *, ax: Axes | None = None, zorder: float = 5) -> Line2D:
+def mark_minima(
+    landscape: Landscape, *, ax: Axes | None = None, zorder: float = 5
+) -> Line2D | None:
     """Mark the minimum: a test function's known minima (or saddle point), else the grid's
-    smallest value (of the effective objective, with weight decay)."""
+    smallest finite value (of the effective objective, with weight decay); None, unmarked,
+    when no value is finite."""
     ax = _axes(ax)
     function = landscape.loss
     if function.known_minima and not landscape.effective:
@@ -240,6 +247,8 @@ def mark_minima(landscape: Landscape, *, ax: Axes | None = None, zorder: float =
         (marker,) = ax.plot(points[:, 1], points[:, 0], linestyle="none", label=label,
                             zorder=zorder, **LOSS_MIN_STYLE)  # fmt: skip
         return marker
+    if not landscape.any_finite:
+        return None
     w, b, _ = landscape.argmin()
     label = "objective minimum" if landscape.effective else "loss minimum"
     style = EFFECTIVE_MIN_STYLE if landscape.effective else LOSS_MIN_STYLE
@@ -366,7 +375,7 @@ def plot_descent(
     drawn = plot_landscape(shown, ax=ax, log=log, colorbar=colorbar, mark_minimum=False, kind=kind)
     loss_minimum = mark_minima(landscape, ax=ax, zorder=7)
     effective_minimum = None
-    if wd > 0:
+    if wd > 0 and objective.any_finite:
         w, b, _ = objective.argmin()
         # Drawn above the path's end marker, which usually sits right on it.
         effective_minimum = _mark(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -484,7 +485,7 @@ def run_network_grid(
     device: torch.device | str = "cpu",
     method: Method = "auto",
     progress: Callable[[int, int], None] | None = None,
-    resume: Path | None = None,
+    resume: str | os.PathLike[str] | None = None,
     should_stop: Callable[[], bool] | None = None,
     backend: RayPool | None = None,
 ) -> NetRun:
@@ -506,6 +507,7 @@ def run_network_grid(
     total = len(next(iter(cells.values()))) if cells else 1
     make_hyper(optimizer, {**fixed, **cells}, total)  # every cell refused now, not mid-run
     device = resolve_device(device)
+    resume = Path(resume) if resume is not None else None  # any path-like, a str too
     if resume is not None and resume.suffix.lower() != ".npz":
         raise GdscopeError(f"--resume takes a .npz file, got {resume.name!r}")
     size = (auto_chunk(network, device=device, optimizer=optimizer, dtype=dtype)
@@ -669,7 +671,8 @@ def compare_network(
         raise GdscopeError("name at least one optimizer")
     refuse_repeats(optimizers)
     runs: dict[str, NetRun] = {}
-    resume: Path | None = options.pop("resume", None)
+    given = options.pop("resume", None)
+    resume = Path(given) if given is not None else None  # any path-like, a str too
     for name in optimizers:
         if interrupts.requested():
             break
