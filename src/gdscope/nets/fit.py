@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from gdscope.errors import GdscopeError
+from gdscope.nets.layout import left_as_it_was
 from gdscope.nets.recorder import RecordedPath, Recorder
 
 __all__ = ["FitResult", "fit"]
@@ -74,7 +74,7 @@ def fit(
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise GdscopeError(f"epochs must be a positive integer, got {epochs!r}")
     _check_loader(loader)
-    with _modes_kept(model):
+    with left_as_it_was(model):
         model.to(device).train()
         probe_data = sharpness_data
         if probe_data is None and sharpness_every is not None:
@@ -132,14 +132,3 @@ def _pair(batch: object) -> tuple[Tensor, Tensor]:
     else:
         what = f"a batch of type {type(batch).__name__}"
     raise GdscopeError(f"fit takes {WHAT_FIT_TAKES}, got {what}")
-
-
-@contextlib.contextmanager
-def _modes_kept(model: nn.Module) -> Iterator[None]:
-    """Put every module's mode (train or eval) back as it was, however the block ends."""
-    modes = [(module, module.training) for module in model.modules()]
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training

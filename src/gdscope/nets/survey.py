@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
@@ -29,6 +28,7 @@ from gdscope.nets.directions import (
     pca_plane,
     random_direction,
 )
+from gdscope.nets.layout import left_as_it_was
 from gdscope.nets.plane import (
     Batches,
     EvaluationOptions,
@@ -273,7 +273,7 @@ def model_landscape(
     """
     plane, evaluation = split_options(options, plane, evaluation, path=path is not None,
                                       to=to is not None)  # fmt: skip
-    with _left_as_it_was(model):
+    with left_as_it_was(model):
         model.eval()
         recorded = path if isinstance(path, RecordedPath) or path is None else open_path(path)
         if recorded is not None:
@@ -286,23 +286,6 @@ def model_landscape(
             centre=axes.centre, states=plane.states, progress=progress, options=evaluation,
         )  # fmt: skip
         return _checked(model, batches, loss_fn, surface, recorded, axes)
-
-
-@contextmanager
-def _left_as_it_was(model: nn.Module) -> Iterator[None]:
-    """Every module's train/eval mode and every parameter's ``requires_grad`` back as they
-    were afterwards, whatever happens: a landscape is evaluated in eval mode, but the user's
-    model (maybe mid-training) must not be left changed. (The weights the loop loads are put
-    back by ``evaluate_plane_loop`` itself.)"""
-    modes = [(module, module.training) for module in model.modules()]
-    flags = [(param, param.requires_grad) for param in model.parameters()]
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-        for param, requires_grad in flags:
-            param.requires_grad_(requires_grad)
 
 
 def _checked(
