@@ -277,9 +277,10 @@ def _landscape(ns: argparse.Namespace) -> int:
     return 0
 
 
-_PINNED = ("checkpoint", "to", "path", "from_h5", "proj")
-"""The files a landscape reads: its record pins each one's content, so a replay refuses a file
-that changed since (as a CSV's in the other records)."""
+_PINNED = tuple(name for name in options.READ_FILES if name not in ("data", "resume"))
+"""The files a landscape reads (its ``--data`` is code, ``module:function``; its ``--resume``
+is its own progress): its record pins each one's content, so a replay refuses a file that
+changed since (as a CSV's in the other records)."""
 
 
 def _pinned(ns: argparse.Namespace) -> dict[str, str]:
