@@ -130,3 +130,13 @@ def test_warnings_are_one_line_each_at_the_end_and_none_beside_an_error(tmp_path
     failed = run("--out", "q.png", "--loss", "mse")  # fails after the forward warned
     assert failed.returncode == 2
     assert failed.stderr.count("\n") == 1 and failed.stderr.startswith("gdscope: error:")
+
+
+def test_a_server_prints_each_warning_at_once_in_one_line(capsys):
+    from gdscope.cli.options import warn_now
+
+    with warnings.catch_warnings():  # as main holds them; the server prints them as they come
+        warnings.simplefilter("always")
+        warn_now()
+        warnings.warn("first line\nsecond line", UserWarning, stacklevel=1)
+        assert capsys.readouterr().err == "gdscope: warning: first line\n"

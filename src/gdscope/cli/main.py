@@ -45,9 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             code = _main(argv)
         if code != EXIT_USAGE:
-            lines = (str(w.message).strip().splitlines() or [w.category.__name__] for w in caught)
-            for text in dict.fromkeys(line[0] for line in lines):
-                print(f"gdscope: warning: {text}", file=sys.stderr)
+            for line in dict.fromkeys(options.warning_line(w.message, w.category) for w in caught):
+                print(line, file=sys.stderr)
     else:
         code = _main(argv)
     if argv is None and code == EXIT_INTERRUPTED:

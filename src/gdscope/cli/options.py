@@ -10,6 +10,7 @@ import argparse
 import math
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -65,6 +66,22 @@ def given(ns: argparse.Namespace, names: Iterable[str]) -> list[str]:
     parser = _PARSERS[ns.command]
     return ["--" + n.replace("_", "-") for n in names
             if hasattr(ns, n) and getattr(ns, n) != parser.get_default(n)]  # fmt: skip
+
+
+def warning_line(message: Warning | str, category: type[Warning]) -> str:
+    """A library's warning as one line of ours (not Python's two, with the source line)."""
+    text = str(message).strip().splitlines()
+    return f"gdscope: warning: {text[0] if text else category.__name__}"
+
+
+def warn_now() -> None:
+    """From now on print each warning at once, as one line (``main`` holds them to the end,
+    which suits a command that finishes, not a server that runs until stopped)."""
+
+    def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+        print(warning_line(message, category), file=sys.stderr)
+
+    warnings.showwarning = show
 
 
 def number(text: str) -> float:

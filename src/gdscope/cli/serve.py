@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from gdscope.cli import options
 from gdscope.cli.options import integer
 from gdscope.errors import GdscopeError, needs_extra
 
@@ -110,6 +111,7 @@ def run(ns: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(f"gdscope explorer on {url}", file=sys.stderr)
+    options.warn_now()  # a server runs until stopped: its warnings as they come
     if ns.open and no_display():
         print(f"gdscope: no display to open a browser on; open {url} yourself", file=sys.stderr)
     elif ns.open:
