@@ -272,3 +272,11 @@ def test_a_study_of_a_model_whose_output_the_loss_unpacks(kind):
         run = run_network_grid(network, "sgd", axes, steps=3, method=method)
         np.testing.assert_allclose(run.metrics["final_loss"], plain.metrics["final_loss"],
                                    rtol=1e-5)  # fmt: skip
+
+
+def test_checking_validation_labels_leaves_every_modules_mode_as_it_was():
+    network = _network(val=True)
+    network.model.train()
+    network.model[1].eval()  # mixed, as a user may have them
+    network.require_accuracy()
+    assert [m.training for m in network.model] == [True, False, True]

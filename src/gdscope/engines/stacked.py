@@ -21,10 +21,11 @@ Where vmap cannot run a module, ``method="auto"`` falls back to a loop over the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -51,6 +52,7 @@ __all__ = [
     "evaluate_copies",
     "free_memory",
     "is_classification",
+    "left_as_it_was",
     "stack_copies",
     "train_stacked",
 ]
@@ -465,6 +467,22 @@ def evaluate_copies(
             correct += hits.double().cpu()
             seen += len(xb)
     return total / seen, (correct / seen) if classifies else None
+
+
+@contextlib.contextmanager
+def left_as_it_was(model: nn.Module) -> Iterator[None]:
+    """Every module's train/eval mode and every parameter's ``requires_grad`` back as they were
+    afterwards, whatever happens: gdscope evaluates and trains the user's model (maybe
+    mid-training in a notebook), and must not leave it changed."""
+    modes = [(module, module.training) for module in model.modules()]
+    flags = [(param, param.requires_grad) for param in model.parameters()]
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+        for param, requires_grad in flags:
+            param.requires_grad_(requires_grad)
 
 
 def is_classification(outputs: object, targets: Tensor) -> bool:

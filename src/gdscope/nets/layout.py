@@ -5,9 +5,8 @@ the floating-point buffers).
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -15,7 +14,7 @@ from torch import Tensor, nn
 
 from gdscope.errors import GdscopeError
 
-__all__ = ["ParamLayout", "left_as_it_was"]
+__all__ = ["ParamLayout"]
 
 
 def _tensors(model: nn.Module, states: bool) -> dict[str, Tensor]:
@@ -94,19 +93,3 @@ class ParamLayout:
     def to_dict(self) -> dict[str, object]:
         return {"names": list(self.names), "shapes": [list(s) for s in self.shapes],
                 "states": self.states}  # fmt: skip
-
-
-@contextlib.contextmanager
-def left_as_it_was(model: nn.Module) -> Iterator[None]:
-    """Every module's train/eval mode and every parameter's ``requires_grad`` back as they were
-    afterwards, whatever happens: gdscope evaluates and trains the user's model (maybe
-    mid-training in a notebook), and must not leave it changed."""
-    modes = [(module, module.training) for module in model.modules()]
-    flags = [(param, param.requires_grad) for param in model.parameters()]
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-        for param, requires_grad in flags:
-            param.requires_grad_(requires_grad)

@@ -17,6 +17,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from gdscope.devices import resolve_device
+from gdscope.engines.stacked import left_as_it_was
 from gdscope.errors import GdscopeError
 from gdscope.nets.directions import (
     IGNORES,
@@ -28,7 +29,6 @@ from gdscope.nets.directions import (
     pca_plane,
     random_direction,
 )
-from gdscope.nets.layout import left_as_it_was
 from gdscope.nets.plane import (
     Batches,
     EvaluationOptions,

@@ -36,6 +36,7 @@ from gdscope.engines.stacked import (
     evaluate_copies,
     free_memory,
     is_classification,
+    left_as_it_was,
     stack_copies,
     train_stacked,
 )
@@ -144,12 +145,8 @@ class Network:
         if not self.val:
             raise GdscopeError("val_accuracy needs validation data (--val-data)")
         x, y = self.val[0]
-        was_training = self.model.training
-        try:
-            with torch.no_grad():
-                out = self.model.eval()(x)
-        finally:
-            self.model.train(was_training)
+        with left_as_it_was(self.model), torch.no_grad():
+            out = self.model.eval()(x)
         if not isinstance(out, Tensor) or not is_classification(out, y):
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise GdscopeError(
