@@ -388,13 +388,16 @@ class _Plan:
     def _hyper(self, index: np.ndarray) -> dict[str, Any]:
         return {**self.fixed, **{name: values[index] for name, values in self.cells.items()}}
 
+    def _seeds(self, index: np.ndarray) -> list[int]:
+        return [self.seed + int(cell) for cell in index]  # a cell's own, whatever its chunk
+
     def _train(self, network: Network, index: np.ndarray, steps: int, method: Method,
                stop: Callable[[], bool] | None) -> StackedResult:  # fmt: skip
         return train_stacked(
             network.model, network.x, network.y, network.loss_fn, self.optimizer,
             self._hyper(index), size=len(index), steps=steps, batch_size=network.batch_size,
             shuffle_seed=self.shuffle_seed, init=self.init,
-            seed=[self.seed + int(cell) for cell in index], scheduler=self.scheduler,
+            seed=self._seeds(index), scheduler=self.scheduler,
             dtype=self.dtype, device=self.device, method=method, should_stop=stop,
         )  # fmt: skip
 
@@ -431,17 +434,15 @@ class _Plan:
         self, network: Network, index: np.ndarray, stop: Callable[[], bool] | None = None
     ) -> _Done | None:
         """Train the cells ``index`` together and measure them; None if ``stop`` cut it short."""
-        hyper = self._hyper(index)
-        seeds = [self.seed + int(cell) for cell in index]  # a cell's own, whatever its chunk
         result = self._train(network, index, self.steps, self.method, stop)
         if result.completed < self.steps:
             return None  # stopped mid-chunk: its cells stay unfinished
         begun = stack_copies(network.model, len(index) if self.init == "seeded" else 1,
-                             init=self.init, seed=seeds, dtype=self.dtype,
+                             init=self.init, seed=self._seeds(index), dtype=self.dtype,
                              device=self.device)  # fmt: skip
         # Each cell's hyperparameters as asked (with defaults), not ``result.hyper``: a
         # scheduler leaves its last values there, not the setting that was tried.
-        asked = make_hyper(self.optimizer, hyper, len(index))
+        asked = make_hyper(self.optimizer, self._hyper(index), len(index))
         return _Done(
             _metrics(network, result, begun, self.target),
             {k: t[:, 0].numpy() for k, t in asked.items()},
