@@ -547,19 +547,16 @@ def run_network_grid(
                            f"would mix two ways of rounding: give auto or {saved}")  # fmt: skip
     if method == "auto" and saved in ("vmap", "loop"):  # as the saved chunks were
         plan = replace(plan, method=saved)  # type: ignore[arg-type]
-    elif method == "auto" and chunks and backend is None:  # timed once, here, for every chunk
-        # (on Ray the workers train: each chunk vmapped, or looped where vmap cannot run it)
-        try:
-            with interrupts.polled():
-                timed = None if stop() else plan.fastest(network, chunks[0], stop)
-        except KeyboardInterrupt:
-            timed = None
-        if timed is not None:
-            plan = replace(plan, method=timed[0])
-            notes += [timed[1]] if timed[1] else []
-    store.method = plan.method if plan.method != "auto" else None
     try:
         with interrupts.polled():
+            # auto: timed once, here, for every chunk (on Ray the workers train: each chunk
+            # vmapped, or looped where vmap cannot run it)
+            if plan.method == "auto" and chunks and backend is None and not stop():
+                timed = plan.fastest(network, chunks[0], stop)
+                if timed is not None:
+                    plan = replace(plan, method=timed[0])
+                    notes += [timed[1]] if timed[1] else []
+            store.method = plan.method if plan.method != "auto" else None
             if backend is not None:
                 net_ref = backend.ray().put(network)
                 worker = backend.worker_args()
