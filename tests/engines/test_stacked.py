@@ -403,3 +403,12 @@ def test_a_parameter_without_gradient_is_left_alone_as_torch_does(name, row):
     result = _assert_each_copy_equals_torch(_EvalHead(), x, y, name, [row, row])
     start = _EvalHead().double().state_dict()
     assert torch.equal(result.final.copy(0)["b.weight"], start["b.weight"])  # no decay either
+
+
+def test_measuring_activations_leaves_every_modules_mode_as_it_was():
+    from gdscope.engines.stacked import activation_bytes
+
+    model = _cnn().eval()
+    model[1].train()  # mixed, as a user may leave them
+    sizes = activation_bytes(model, torch.randn(4, 1, 6, 6))
+    assert sizes and [m.training for m in model] == [False, True, False, False, False, False]

@@ -298,3 +298,15 @@ def test_curvature_on_cuda_matches_the_cpu():
     np.testing.assert_allclose(gpu.eigenvalues, cpu.eigenvalues, rtol=1e-9)
     assert gpu.eigenvectors.device.type == "cuda"
     assert gpu.trace == pytest.approx(cpu.trace, rel=1e-9)  # the same seeded vectors
+
+
+def test_the_operator_leaves_every_modules_mode_as_it_was():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 1)).double()
+    model.eval()
+    model[1].train()  # mixed, as a user may leave them
+    x, y = torch.randn(16, 3, dtype=torch.float64), torch.randn(16, 1, dtype=torch.float64)
+    for train in (False, True):
+        operator = HessianOperator(model, [(x, y)], nn.MSELoss(), train=train)
+        operator(torch.ones(operator.size, dtype=torch.float64))
+        assert [m.training for m in model] == [False, True, False, False]

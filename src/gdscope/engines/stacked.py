@@ -65,7 +65,8 @@ none at all is refused."""
 Seeds = int | Sequence[int]
 INITS: tuple[Init, ...] = get_args(Init)
 VMAP_NOTE = "vmap cannot run this model"
-"""How the note of a model trained copy by copy because vmap cannot run it begins."""
+"""What the note of a model trained copy by copy because vmap cannot run it says (it may
+follow another note: ``_used`` in ``studies.netstudy`` looks for it)."""
 Method = Literal["auto", "vmap", "loop"]
 METHODS: tuple[Method, ...] = get_args(Method)
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -524,12 +525,10 @@ def activation_bytes(model: nn.Module, x: Tensor) -> list[int]:
             sizes.append(output.numel() * output.element_size())
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
-    was_training = model.training
     try:
-        with torch.no_grad():
+        with left_as_it_was(model), torch.no_grad():
             model.eval()(x)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     return sizes

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from gdscope import interrupts
+from gdscope.engines.stacked import left_as_it_was
 from gdscope.errors import GdscopeError, first_line
 from gdscope.nets.layout import ParamLayout
 from gdscope.nets.plane import materialize
@@ -179,15 +180,12 @@ class HessianOperator:
     @contextlib.contextmanager
     def _mode(self) -> Iterator[None]:
         """The model in the asked mode, with a fixed dropout mask, restored afterwards."""
-        was = self.model.training
-        self.model.train(self.train)
         devices = [self.point.device] if self.point.device.type == "cuda" else []
-        try:
+        with left_as_it_was(self.model):
+            self.model.train(self.train)
             with (torch.random.fork_rng(devices=devices), _batch_statistics(self.model)
                   if self.train else contextlib.nullcontext()):  # fmt: skip
                 yield
-        finally:
-            self.model.train(was)
 
     def _pullback(self, index: int) -> Callable[[Tensor], Tensor]:
         """``V ↦ V·H_b`` (rows) for batch ``index``: its gradient's graph, built with
