@@ -60,11 +60,16 @@ def remember(name: str, parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     return parser
 
 
+def flag(dest: str) -> str:
+    """An option's flag from its name in the parsed arguments (``grid_size`` → ``--grid-size``)."""
+    return "--" + dest.replace("_", "-")
+
+
 def given(ns: argparse.Namespace, names: Iterable[str]) -> list[str]:
     """Those of ``names`` the command has that were given values other than their defaults,
     as flags (``--grid-size``)."""
     parser = _PARSERS[ns.command]
-    return ["--" + n.replace("_", "-") for n in names
+    return [flag(n) for n in names
             if hasattr(ns, n) and getattr(ns, n) != parser.get_default(n)]  # fmt: skip
 
 
@@ -381,8 +386,7 @@ def check_inputs(ns: argparse.Namespace, outputs: Iterable[Path | None]) -> None
     for name in READ_FILES:
         value = getattr(ns, name, None)
         if value is not None and any(_same_file(Path(value), out) for out in written):
-            flag = "--" + name.replace("_", "-")
-            raise GdscopeError(f"{flag} {value} is also an output: name another file")
+            raise GdscopeError(f"{flag(name)} {value} is also an output: name another file")
 
 
 def check_dpi(dpi: float) -> None:

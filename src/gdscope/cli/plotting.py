@@ -118,7 +118,7 @@ def plot_config(ns: argparse.Namespace) -> PlotConfig:
             k for k, v in vars(ns).items() if k not in _CONFIG_FREE and v != defaults.get(k)
         )
         if given:
-            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            flags = ", ".join(options.flag(k) for k in given)
             raise GdscopeError(f"--config holds the whole configuration; drop {flags}")
         return load_toml(ns.config)
     objectives: list[Objective] = []
