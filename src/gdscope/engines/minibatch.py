@@ -26,13 +26,34 @@ def batch_indices(n: int, batch_size: int, shuffle_seed: int, epochs: int) -> li
     generator for its workers' base seed at every pass, which re-implementing ``randperm`` alone
     would miss.
     """
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
 
     check_batch(batch_size, shuffle_seed, n)
     generator = torch.Generator().manual_seed(shuffle_seed)
-    indices = TensorDataset(torch.arange(n))
-    loader = DataLoader(indices, batch_size=batch_size, shuffle=True, generator=generator)
-    return [batch for _ in range(epochs) for (batch,) in loader]
+    loader = DataLoader(_Indices(n), batch_size=batch_size, shuffle=True, generator=generator,
+                        collate_fn=_as_tensor)  # fmt: skip
+    return [batch for _ in range(epochs) for batch in loader]
+
+
+class _Indices(torch.utils.data.Dataset[int]):
+    """The indices ``0..n-1``, a batch at a time (``__getitems__``): the loader's sampler
+    draws the order, and no sample is fetched and collated one by one."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+    def __getitems__(self, indices: list[int]) -> list[int]:
+        return indices
+
+
+def _as_tensor(indices: list[int]) -> Tensor:
+    return torch.tensor(indices, dtype=torch.long)
 
 
 def batch_gradients(

@@ -16,7 +16,9 @@ without a map): a network has no map whose extent would set one.
 
 A model whose forward is random (dropout) draws its randomness per copy under vmap
 (``randomness="different"``), so its copies equal separate trainings statistically, not bitwise.
-Where vmap cannot run a module, ``method="auto"`` falls back to a loop over the copies.
+``method="auto"`` times both ways of computing the copies' gradients on the first steps and
+trains on with the faster (``Trial``); where vmap cannot run a module, it falls back to the
+loop over the copies at the first step.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +38,15 @@ from torch import Tensor, nn
 from gdscope.devices import resolve_device
 from gdscope.engines.minibatch import batch_indices
 from gdscope.errors import GdscopeError, first_line
-from gdscope.optim.rules import TORCH_PAIRS, TRANSFORMS, Hyper, make_hyper, torch_kwargs, torch_name
+from gdscope.optim.rules import (
+    TORCH_PAIRS,
+    TRANSFORMS,
+    Hyper,
+    Known,
+    make_hyper,
+    torch_kwargs,
+    torch_name,
+)
 from gdscope.optim.specs import OPTIMIZERS, SchedulerSpec
 from gdscope.problem.divergence import Divergence
 
@@ -47,6 +58,7 @@ __all__ = [
     "VMAP_NOTE",
     "Copies",
     "StackedResult",
+    "Trial",
     "activation_bytes",
     "copy_memory",
     "evaluate_copies",
@@ -204,63 +216,119 @@ class StackedResult:
     completed: int
     method: Literal["vmap", "loop"]
     note: str | None = None
+    trial: Trial | None = None
+
+
+@dataclass(frozen=True)
+class Trial:
+    """How ``method="auto"`` chose between the ways of computing the copies' gradients: the
+    seconds of one step's gradients with all copies vmapped (the faster of the real training
+    steps 2 and 3) and one by one (one copy's forward and backward timed apart, times K: the loop
+    costs the same for every copy). The faster way trains the remaining steps."""
+
+    vmap_s: float
+    loop_s: float
+
+
+class _Captured(nn.Module):
+    """The user's model, also returning its buffers as its forward left them: updated in place
+    (BatchNorm's running statistics) or re-assigned (``self.ema = 0.8 * self.ema + …``).
+    ``functional_call`` puts the original tensors back when it returns, so a re-assigned buffer
+    must be read before that, inside the call."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> tuple[Any, dict[str, Tensor]]:
+        out = self.model(x)
+        return out, dict(self.model.named_buffers())
 
 
 def _forward(model: nn.Module, loss_fn: LossFn) -> Callable[..., Any]:
     """One copy's ``(loss, new buffers)`` on a batch, in training mode."""
     from torch.func import functional_call
 
+    captured = _Captured(model)
+
     def loss(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
-        buffers = {k: v.clone() for k, v in buffers.items()}  # updated in place (BatchNorm)
-        value = loss_fn(functional_call(model, (params, buffers), (x,)), y)
+        given = {f"model.{k}": v for k, v in params.items()}
+        # Cloned: BatchNorm updates them in place, and a frozen copy keeps its old ones.
+        given.update({f"model.{k}": v.clone() for k, v in buffers.items()})
+        out, news = functional_call(captured, given, (x,))
+        value = loss_fn(out, y)
         if not isinstance(value, Tensor) or value.dim() != 0:  # (one copy's, under vmap too)
             shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
             raise GdscopeError(f"the loss must return one number for the batch, got {shape}; "
                                "reduce it (reduction='mean')")  # fmt: skip
-        return value, buffers
+        lost = [name for name in buffers if name not in news]
+        if lost:
+            raise GdscopeError(f"the model's forward set its buffer {lost[0]} to None")
+        return value, {k: news[k] for k in buffers}
 
     return loss
 
 
-def _vmapped(forward: Callable[..., Any]) -> Callable[..., Any]:
-    """Every copy's forward at once under vmap."""
+Grads = tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]
+"""What one step's backward gives: every copy's gradient as a ``(K, N)`` row (zero where
+unused), ``(K, P)``: which of the P parameters each copy's loss used, the ``(K,)`` losses, and
+the buffers as the forward left them."""
+
+
+def _flat(grads: Sequence[Tensor | None], params: Sequence[Tensor], rows: int) -> Tensor:
+    """Gradients (None: unused) as ``(rows, N)``, in ``params``' order and shapes."""
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(rows, -1)
+                      for g, p in zip(grads, params, strict=True)], dim=1)  # fmt: skip
+
+
+def _vmapped(forward: Callable[..., Any]) -> Callable[..., Grads]:
+    """Every copy's forward at once under vmap, and one backward of the sum of their losses,
+    which gives each copy exactly its own loss's gradient (the copies share nothing; the sum's
+    derivative by each loss is 1, even where another copy's loss is not finite). Cheaper than
+    vmapping ``torch.func.grad``: the backward runs on the batched tensors. A parameter the
+    loss did not use gets no gradient, as ``.grad`` stays None in torch (which then leaves it
+    alone: no weight decay, no state, no step counted)."""
     from torch.func import vmap
 
-    return vmap(forward, in_dims=(0, 0, None, None), randomness="different")
+    mapped = vmap(forward, in_dims=(0, 0, None, None), randomness="different")
 
-
-def _looped(forward: Callable[..., Any]) -> Callable[..., Any]:
-    """The same forward copy by copy: for modules vmap cannot run."""
-
-    def run(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
-        size = next(iter(params.values())).shape[0]
-        outs = [
-            forward(
-                {n: p[k] for n, p in params.items()}, {n: b[k] for n, b in buffers.items()}, x, y
-            )
-            for k in range(size)
-        ]
-        news = {n: torch.stack([o[1][n] for o in outs]) for n in buffers}
-        return torch.stack([o[0] for o in outs]), news
+    def run(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Grads:
+        with torch.enable_grad():
+            leaves = {k: v.detach().requires_grad_() for k, v in params.items()}
+            losses, news = mapped(leaves, buffers, x, y)
+            found = torch.autograd.grad(losses.sum(), list(leaves.values()), allow_unused=True)
+        size = len(losses)
+        used = torch.tensor([g is not None for g in found], device=losses.device)
+        flat = _flat(found, list(params.values()), size)
+        return (flat, used.expand(size, -1), losses.detach(),
+                {k: v.detach() for k, v in news.items()})  # fmt: skip
 
     return run
 
 
-def _with_grads(forward: Callable[..., Any]) -> Callable[..., Any]:
-    """``(gradients, (losses, new buffers))`` of all copies: one backward of the sum of their
-    losses, which gives each copy exactly its own loss's gradient (the copies share nothing;
-    the sum's derivative by each loss is 1, even where another copy's loss is not finite).
-    Cheaper than vmapping ``torch.func.grad``: the backward runs on the batched tensors. A
-    parameter the loss did not use gets ``None``, as ``.grad`` does in torch (which then
-    leaves it alone: no weight decay, no state)."""
+def _looped(forward: Callable[..., Any]) -> Callable[..., Grads]:
+    """The same copy by copy, each with its own backward: for modules vmap cannot run, and
+    where a copy's convolutions run faster alone. One copy's activations live at a time, so
+    memory does not grow with K; a copy's own control flow decides what it used."""
 
-    def run(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
-        with torch.enable_grad():
-            leaves = {k: v.detach().requires_grad_() for k, v in params.items()}
-            losses, news = forward(leaves, buffers, x, y)
-            found = torch.autograd.grad(losses.sum(), list(leaves.values()), allow_unused=True)
-        grads = dict(zip(leaves, found, strict=True))
-        return grads, (losses.detach(), {k: v.detach() for k, v in news.items()})
+    def run(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Grads:
+        first = next(iter(params.values()))
+        size = first.shape[0]
+        flat = torch.empty(size, sum(p[0].numel() for p in params.values()),
+                           dtype=first.dtype, device=first.device)  # fmt: skip
+        used = torch.empty(size, len(params), dtype=torch.bool, device=first.device)
+        losses, news = [], []
+        for k in range(size):
+            with torch.enable_grad():
+                leaves = {n: p[k].detach().requires_grad_() for n, p in params.items()}
+                loss, new = forward(leaves, {n: b[k] for n, b in buffers.items()}, x, y)
+                found = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
+            flat[k] = _flat(found, list(leaves.values()), 1)[0]
+            used[k] = torch.tensor([g is not None for g in found])
+            losses.append(loss.detach())
+            news.append(new)
+        stacked = {n: torch.stack([new[n].detach() for new in news]) for n in buffers}
+        return flat, used, torch.stack(losses), stacked
 
     return run
 
@@ -367,10 +435,14 @@ def train_stacked(
 
     step_fn = _forward(net, loss_fn)
     chosen: Literal["vmap", "loop"] = "loop" if method == "loop" else "vmap"
-    run = _with_grads(_looped(step_fn) if chosen == "loop" else _vmapped(step_fn))
+    run = _looped(step_fn) if chosen == "loop" else _vmapped(step_fn)
+    trial: Trial | None = None
+    timed: list[float] = []
     note = _seeding_note(model) if init == "seeded" else None
     params, buffers = copies.flat(), copies.buffers
     state = transform.init(params, rules)
+    known = Known.of(rules, varying=frozenset(schedules.keys if schedules is not None else ()))
+    counts = _Steps(copies)
     alive = torch.ones(size, dtype=torch.bool, device=device)
     losses = torch.full((steps, size), math.nan, dtype=params.dtype, device=device)
     diverged_at = torch.full((size,), -1, dtype=torch.long, device=device)
@@ -380,24 +452,27 @@ def train_stacked(
             break
         idx = order[t - 1].to(device)
         args = (copies.with_flat(params), buffers, x[idx], y[idx])
+        began = time.perf_counter()
         try:
-            grads, (loss, new_buffers) = run(*args)
+            flat_grad, used, loss, new_buffers = run(*args)
         except (RuntimeError, NotImplementedError, ValueError) as error:
             if method != "auto" or chosen == "loop" or t > 1:
                 raise
-            chosen, run = "loop", _with_grads(_looped(step_fn))
+            chosen, run = "loop", _looped(step_fn)
             first = first_line(error)
             fallback = f"{VMAP_NOTE} ({first[:120]}); trained copy by copy instead"
             note = fallback if note is None else f"{note}; {fallback}"
-            grads, (loss, new_buffers) = run(*args)
-        given = [grads[n] if grads[n] is not None else torch.zeros_like(p)
-                 for n, p in copies.params.items()]  # fmt: skip
-        flat_grad = torch.cat([g.reshape(size, -1) for g in given], dim=1)
-        step = torch.tensor(t, device=device)
-        new_params, new_state = transform.update(flat_grad, state, params, rules, step)
-        if any(g is None for g in grads.values()):  # torch.optim skips a parameter without .grad
-            skip = torch.cat([torch.full((p[0].numel(),), grads[n] is None, device=device)
-                              for n, p in copies.params.items()])  # fmt: skip
+            flat_grad, used, loss, new_buffers = run(*args)
+        if method == "auto" and chosen == "vmap" and t in (2, 3):  # step 1 warmed vmap up
+            _synchronize(device)
+            timed.append(time.perf_counter() - began)
+            if t == 3:  # the best of two steps each way: a busy machine makes one slower
+                trial = Trial(min(timed), size * _one_copy_seconds(step_fn, *args))
+                if trial.loop_s < trial.vmap_s:
+                    chosen, run = "loop", _looped(step_fn)
+        step, skip = counts.take(used, t)
+        new_params, new_state = transform.update(flat_grad, state, params, rules, step, known)
+        if skip is not None:  # torch.optim leaves a parameter without .grad alone
             new_params = torch.where(skip, params, new_params)
             new_state = {k: torch.where(skip, state[k], v) for k, v in new_state.items()}
         ok = alive & torch.isfinite(loss) & NETWORK_DIVERGENCE.params_ok(new_params)
@@ -415,7 +490,60 @@ def train_stacked(
         completed = t
     final = Copies(copies.with_flat(params), buffers)
     return StackedResult(optimizer, rules, losses[:completed], diverged_at, final, completed,
-                         chosen, note)  # fmt: skip
+                         chosen, note, trial)  # fmt: skip
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _one_copy_seconds(
+    forward: Callable[..., Any],
+    params: dict[str, Tensor],
+    buffers: dict[str, Tensor],
+    x: Tensor,
+    y: Tensor,
+) -> float:
+    """Seconds of one copy's gradient computed alone (the loop's cost per copy): the best of
+    two timed runs after one to warm up, on copy 0, leaving the random state as it was (a
+    dropout mask drawn here must not change training's) and nothing else changed."""
+    device = x.device
+    one = _looped(forward)
+    first = ({n: p[:1] for n, p in params.items()}, {n: b[:1] for n, b in buffers.items()})
+    times = []
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for _ in range(3):
+            began = time.perf_counter()
+            one(*first, x, y)
+            _synchronize(device)
+            times.append(time.perf_counter() - began)
+    return min(times[1:])
+
+
+class _Steps:
+    """Each copy's step count per parameter, as ``torch.optim`` keeps a ``step`` per parameter
+    and creates its state at the parameter's first gradient: a parameter without a gradient at
+    a step (a gate, a branch taken on some steps) takes no step. While every parameter has had
+    its gradient at every step, one number serves them all (the rules' cheap path)."""
+
+    def __init__(self, copies: Copies) -> None:
+        first = next(iter(copies.params.values()))
+        self.sizes = torch.tensor([p[0].numel() for p in copies.params.values()],
+                                  device=first.device)  # fmt: skip
+        self.counts = torch.zeros(copies.size, len(self.sizes), dtype=torch.long,
+                                  device=first.device)  # fmt: skip
+        self.uniform = True
+
+    def take(self, used: Tensor, t: int) -> tuple[Tensor, Tensor | None]:
+        """This step's count for the rule (0-dim, or ``(K, N)`` per element), and the ``(K, N)``
+        elements it must leave as they were (None: none)."""
+        self.counts += used
+        self.uniform = self.uniform and bool(used.all())
+        if self.uniform:
+            return torch.tensor(t), None
+        skip = (~used).repeat_interleave(self.sizes, dim=1)
+        return self.counts.repeat_interleave(self.sizes, dim=1), skip
 
 
 def _keep(ok: Tensor, new: Tensor, old: Tensor) -> Tensor:

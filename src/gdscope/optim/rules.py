@@ -22,9 +22,11 @@ from torch import Tensor
 from gdscope.errors import GdscopeError
 
 __all__ = [
+    "GENERAL",
     "TORCH_PAIRS",
     "TRANSFORMS",
     "Hyper",
+    "Known",
     "State",
     "Transform",
     "make_hyper",
@@ -46,12 +48,58 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Known:
+    """What holds in every row of a ``Hyper``, found once before a run: the keys whose flag is
+    set (or coefficient non-zero) in every row, and those clear (zero) in every row.
+
+    ``torch.where`` computes both of its branches over all ``(K, N)`` elements; an update that
+    knows a branch is taken by every row computes only that one (``_pick``). ``GENERAL`` knows
+    nothing and computes everything, which a compiled step needs (one graph for any values).
+    """
+
+    on: frozenset[str] = frozenset()
+    off: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, hyper: Hyper, *, varying: frozenset[str] = frozenset()) -> Known:
+        """The facts of ``hyper``, leaving out the ``varying`` keys (a scheduler changes them)."""
+        on, off = set(), set()
+        for key, value in hyper.items():
+            if key in varying:
+                continue
+            set_ = value if value.dtype == torch.bool else value != 0
+            if bool(set_.all()):
+                on.add(key)
+            elif not bool(set_.any()):
+                off.add(key)
+        return cls(frozenset(on), frozenset(off))
+
+
+GENERAL = Known()
+
+Update = Callable[[Tensor, State, Tensor, Hyper, Tensor, Known], tuple[Tensor, State]]
+
+
+@dataclass(frozen=True)
 class Transform:
     name: str
     params: dict[str, Param]
     init: Callable[[Tensor, Hyper], State]
-    update: Callable[[Tensor, State, Tensor, Hyper, Tensor], tuple[Tensor, State]]
+    update_rule: Update
     check: Callable[[Hyper], None] | None = None
+
+    def update(
+        self,
+        grad: Tensor,
+        state: State,
+        params: Tensor,
+        hyper: Hyper,
+        step: Tensor,
+        known: Known = GENERAL,
+    ) -> tuple[Tensor, State]:
+        """One step of every row. ``step`` is the 1-based step count: 0-dim (every element at
+        the same step), or per element (a parameter torch skipped has taken fewer steps)."""
+        return self.update_rule(grad, state, params, hyper, step, known)
 
 
 def _c(value: Tensor, like: Tensor) -> Tensor:
@@ -59,14 +107,35 @@ def _c(value: Tensor, like: Tensor) -> Tensor:
     return value.to(like.dtype)
 
 
-def _sign(grad: Tensor, hyper: Hyper) -> Tensor:
-    return torch.where(hyper["maximize"], -grad, grad)
+def _pick(
+    known: Known, key: str, hyper: Hyper, on: Callable[[], Tensor], off: Callable[[], Tensor]
+) -> Tensor:
+    """``on()`` where ``hyper[key]`` is set (a flag) or non-zero (a coefficient), else ``off()``;
+    only the branch some row takes is computed."""
+    if key in known.on:
+        return on()
+    if key in known.off:
+        return off()
+    value = hyper[key]
+    return torch.where(value if value.dtype == torch.bool else value != 0, on(), off())
 
 
-def _l2(grad: Tensor, params: Tensor, hyper: Hyper) -> Tensor:
+def _first(step: Tensor, on: Callable[[], Tensor], off: Callable[[], Tensor]) -> Tensor:
+    """``on()`` at an element's first step, else ``off()`` (torch creates a momentum buffer
+    from a parameter's first gradient)."""
+    if step.dim() == 0 and step.device.type == "cpu" and not torch.compiler.is_compiling():
+        return on() if int(step) == 1 else off()  # (a compiled step keeps one graph: where)
+    return torch.where(step == 1, on(), off())
+
+
+def _sign(grad: Tensor, hyper: Hyper, known: Known) -> Tensor:
+    return _pick(known, "maximize", hyper, lambda: -grad, lambda: grad)
+
+
+def _l2(grad: Tensor, params: Tensor, hyper: Hyper, known: Known) -> Tensor:
     # torch: grad.add(param, alpha=weight_decay), skipped when weight_decay == 0.
     wd = hyper["weight_decay"]
-    return torch.where(wd != 0, grad + _c(wd, params) * params, grad)
+    return _pick(known, "weight_decay", hyper, lambda: grad + _c(wd, params) * params, lambda: grad)
 
 
 # --- SGD -----------------------------------------------------------------------------------
@@ -82,16 +151,29 @@ def _zeros(*names: str) -> Callable[[Tensor, Hyper], State]:
 
 
 def _sgd_update(
-    grad: Tensor, state: State, params: Tensor, hyper: Hyper, step: Tensor
+    grad: Tensor, state: State, params: Tensor, hyper: Hyper, step: Tensor, known: Known
 ) -> tuple[Tensor, State]:
-    g = _l2(_sign(grad, hyper), params, hyper)
-    mu = hyper["momentum"]
-    # The buffer starts as a copy of the first gradient, then buf = μ·buf + (1 − dampening)·g.
-    later = _c(mu, g) * state["momentum_buffer"] + _c(1 - hyper["dampening"], g) * g
-    buf = torch.where(step == 1, g, later)
-    direction = torch.where(hyper["nesterov"], g + _c(mu, g) * buf, buf)
-    direction = torch.where(mu != 0, direction, g)
-    return params - _c(hyper["lr"], g) * direction, {"momentum_buffer": buf}
+    g = _l2(_sign(grad, hyper, known), params, hyper, known)
+    lr = _c(hyper["lr"], g)
+    if "momentum" in known.off:  # plain SGD: torch keeps no buffer
+        return torch.addcmul(params, g, lr, value=-1), state
+    mu = _c(hyper["momentum"], g)
+    # The buffer starts as a copy of the first gradient, then buf = μ·buf + (1 − dampening)·g
+    # (addcmul rounds μ·buf before adding, as torch's mul_ then add_ do).
+    buf = _first(
+        step,
+        lambda: g,
+        lambda: _pick(
+            known,
+            "dampening",
+            hyper,
+            lambda: torch.addcmul(_c(1 - hyper["dampening"], g) * g, state["momentum_buffer"], mu),
+            lambda: torch.addcmul(g, state["momentum_buffer"], mu),
+        ),
+    )
+    direction = _pick(known, "nesterov", hyper, lambda: torch.addcmul(g, buf, mu), lambda: buf)
+    direction = _pick(known, "momentum", hyper, lambda: direction, lambda: g)
+    return torch.addcmul(params, direction, lr, value=-1), {"momentum_buffer": buf}
 
 
 def _sgd_check(hyper: Hyper) -> None:
@@ -103,22 +185,27 @@ def _sgd_check(hyper: Hyper) -> None:
 
 
 def _adam_update(
-    grad: Tensor, state: State, params: Tensor, hyper: Hyper, step: Tensor
+    grad: Tensor, state: State, params: Tensor, hyper: Hyper, step: Tensor, known: Known
 ) -> tuple[Tensor, State]:
-    g = _sign(grad, hyper)
+    g = _sign(grad, hyper, known)
     lr, wd = hyper["lr"], hyper["weight_decay"]
-    decoupled = hyper["decoupled_weight_decay"] & (wd != 0)
-    params = torch.where(decoupled, params * _c(1 - lr * wd, params), params)
-    g = torch.where(decoupled, g, _l2(g, params, hyper))
+    if "weight_decay" not in known.off:
+        # AdamW (decoupled) shrinks the parameters; Adam adds wd·param to the gradient.
+        decay = _pick(known, "decoupled_weight_decay", hyper,
+                      lambda: params * _c(1 - lr * wd, params), lambda: params)  # fmt: skip
+        g = _pick(known, "decoupled_weight_decay", hyper,
+                  lambda: g, lambda: _l2(g, params, hyper, known))  # fmt: skip
+        params = decay
     beta1, beta2 = hyper["beta1"], hyper["beta2"]
     exp_avg = torch.lerp(state["exp_avg"], g, _c(1 - beta1, g))
     exp_avg_sq = state["exp_avg_sq"] * _c(beta2, g) + _c(1 - beta2, g) * (g * g)
     t = step.to(torch.float64)
     step_size = lr / (1 - beta1**t)
     correction2_sqrt = (1 - beta2**t) ** 0.5
-    amsgrad = hyper["amsgrad"]
-    max_sq = torch.where(amsgrad, torch.maximum(state["max_exp_avg_sq"], exp_avg_sq), exp_avg_sq)
-    second = torch.where(amsgrad, max_sq, exp_avg_sq)
+    max_sq = _pick(known, "amsgrad", hyper,
+                   lambda: torch.maximum(state["max_exp_avg_sq"], exp_avg_sq),
+                   lambda: state["max_exp_avg_sq"])  # fmt: skip
+    second = _pick(known, "amsgrad", hyper, lambda: max_sq, lambda: exp_avg_sq)
     denom = second.sqrt() / _c(correction2_sqrt, g) + _c(hyper["eps"], g)
     new = params - _c(step_size, g) * (exp_avg / denom)
     return new, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq, "max_exp_avg_sq": max_sq}
@@ -128,19 +215,24 @@ def _adam_update(
 
 
 def _rmsprop_update(
-    grad: Tensor, state: State, params: Tensor, hyper: Hyper, step: Tensor
+    grad: Tensor, state: State, params: Tensor, hyper: Hyper, step: Tensor, known: Known
 ) -> tuple[Tensor, State]:
-    g = _l2(_sign(grad, hyper), params, hyper)
+    g = _l2(_sign(grad, hyper, known), params, hyper, known)
     alpha = hyper["alpha"]
     square_avg = state["square_avg"] * _c(alpha, g) + _c(1 - alpha, g) * (g * g)
-    centered = hyper["centered"]
-    grad_avg = torch.where(centered, torch.lerp(state["grad_avg"], g, _c(1 - alpha, g)), 0.0)
-    avg = torch.where(centered, (square_avg - grad_avg * grad_avg).sqrt(), square_avg.sqrt())
+    grad_avg = _pick(known, "centered", hyper,
+                     lambda: torch.lerp(state["grad_avg"], g, _c(1 - alpha, g)),
+                     lambda: state["grad_avg"])  # fmt: skip
+    avg = _pick(known, "centered", hyper,
+                lambda: (square_avg - grad_avg * grad_avg).sqrt(), square_avg.sqrt)  # fmt: skip
     avg = avg + _c(hyper["eps"], g)
     mu, lr = hyper["momentum"], _c(hyper["lr"], g)
-    has_momentum = mu > 0
-    buf = torch.where(has_momentum, state["momentum_buffer"] * _c(mu, g) + g / avg, 0.0)
-    new = torch.where(has_momentum, params - lr * buf, params - lr * (g / avg))
+    buf = _pick(known, "momentum", hyper,
+                lambda: state["momentum_buffer"] * _c(mu, g) + g / avg,
+                lambda: state["momentum_buffer"])  # fmt: skip
+    new = _pick(
+        known, "momentum", hyper, lambda: params - lr * buf, lambda: params - lr * (g / avg)
+    )
     return new, {"square_avg": square_avg, "grad_avg": grad_avg, "momentum_buffer": buf}
 
 
@@ -153,9 +245,9 @@ def _adagrad_init(params: Tensor, hyper: Hyper) -> State:
 
 
 def _adagrad_update(
-    grad: Tensor, state: State, params: Tensor, hyper: Hyper, step: Tensor
+    grad: Tensor, state: State, params: Tensor, hyper: Hyper, step: Tensor, known: Known
 ) -> tuple[Tensor, State]:
-    g = _l2(_sign(grad, hyper), params, hyper)
+    g = _l2(_sign(grad, hyper, known), params, hyper, known)
     clr = hyper["lr"] / (1 + (step.to(torch.float64) - 1) * hyper["lr_decay"])
     total = state["sum"] + g * g
     std = total.sqrt() + _c(hyper["eps"], g)

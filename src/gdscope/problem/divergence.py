@@ -48,7 +48,13 @@ class Divergence:
         return all(map(math.isfinite, values)) and max(abs(vertical), abs(horizontal)) <= self.bound
 
     def params_ok(self, params: Tensor) -> Tensor:
-        """``(K,)``: rows of ``(K, 2)`` parameters that have not diverged (see ``within``)."""
+        """``(K,)``: rows of ``(K, N)`` parameters that have not diverged (see ``within``)."""
+        if math.isinf(self.bound):  # no escape bound: finite is enough
+            # A row's sum is finite only if all its values are (inf and NaN propagate): one
+            # pass over the rows instead of isfinite's three; only a sum that overflowed (or a
+            # row that really diverged) needs the element-wise test.
+            fast = torch.isfinite(params.sum(-1))
+            return fast if bool(fast.all()) else torch.isfinite(params).all(-1)
         return within(params, torch.tensor(self.bound, dtype=params.dtype))
 
     def reason(
