@@ -41,6 +41,7 @@ def torch_kwargs(name: str, row: dict) -> dict:
 def test_every_optimizer_of_the_table_has_its_torch_class_here():
     assert set(TORCH) == set(OPTIMIZER_TABLE)
 
+
 STEPS = 20
 BATCH = 8
 
