@@ -192,7 +192,8 @@ def test_a_study_on_a_cluster_ships_the_users_module_and_survives_a_node(
     local = run_network_grid(network, "sgd", AXES, **OPTIONS)
     assert not list(seen.iterdir())  # the local run marks nothing
 
-    pool = RayPool(address=cluster.address)
+    monkeypatch.setenv("RAY_ADDRESS", cluster.address)  # as the docs say to point at a cluster
+    pool = RayPool()
     rays = pool.ray()
     assert "users_net" in rays.cloudpickle.list_registry_pickle_by_value()
 
