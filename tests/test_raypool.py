@@ -14,7 +14,9 @@ import tempfile
 import textwrap
 import threading
 import time
+import types
 from collections.abc import Iterator
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +107,16 @@ def test_local_modules_are_those_imported_from_outside_installed_places(
     forget_modules += ["users_own_module", "users_namespace"]
     importlib.import_module("users_own_module")
     importlib.import_module("users_namespace.inner")
+    # a package of the user's with compiled code: it must be installed on the workers anyway
+    _write_module(tmp_path / "users_compiled", "__init__", "VALUE = 3\n")
+    forget_modules.append("users_compiled")
+    importlib.import_module("users_compiled")
+    extension = types.ModuleType("users_compiled._fast")  # as an imported .so would appear
+    extension.__file__ = str(tmp_path / "users_compiled" / f"_fast{EXTENSION_SUFFIXES[0]}")
+    monkeypatch.setitem(sys.modules, "users_compiled._fast", extension)
     names = {module.__name__ for module in local_modules()}
     assert {"users_own_module", "users_namespace"} <= names
+    assert "users_compiled" not in names
     assert "users_namespace.inner" not in names  # its package is registered: it covers it
     # built in, the standard library, site-packages, compiled, and gdscope (the tasks run it)
     installed = {"sys", "importlib", "torch", "numpy", "pytest", "_ctypes", gdscope.__name__}

@@ -56,25 +56,40 @@ def _installed() -> tuple[Path, ...]:
     return tuple({Path(place).resolve() for place in places})
 
 
+def _file(module: ModuleType) -> str | None:
+    """The module's file (None for a built-in module or a namespace package). Read from its
+    ``__dict__``, not with getattr: a lazy module's ``__getattr__`` may import things."""
+    file = vars(module).get("__file__")
+    return file if isinstance(file, str) else None
+
+
+def _compiled(module: ModuleType) -> bool:
+    file = _file(module)
+    return file is not None and file.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+
+
 def _origins(module: ModuleType) -> list[Path]:
-    """Where a module's source was imported from: its file, or a namespace package's folders;
-    none for a built-in or compiled module (its code cannot travel by value)."""
-    own = vars(module)  # not getattr: a lazy module's __getattr__ may import things
-    file = own.get("__file__")
-    if isinstance(file, str):
-        compiled = file.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
-        return [] if compiled else [Path(file)]
-    return [Path(folder) for folder in own.get("__path__") or () if isinstance(folder, str)]
+    """Where a module's source was imported from: its file, or a namespace package's folders."""
+    file = _file(module)
+    if file is not None:
+        return [Path(file)]
+    return [
+        Path(folder) for folder in vars(module).get("__path__") or () if isinstance(folder, str)
+    ]
 
 
 def local_modules() -> list[ModuleType]:
     """The top-level modules and packages this process imported from outside every installed
     location (the user's model, data and loss modules, and whatever of theirs those import):
-    a Ray worker on another machine could not import them, so their code is sent by value."""
+    a Ray worker on another machine could not import them, so their code is sent by value.
+    A package with compiled code is not one: that code cannot travel, so the package must be
+    installed on the workers, and is imported there."""
+    loaded = [(name, m) for name, m in list(sys.modules.items()) if isinstance(m, ModuleType)]
+    compiled = {name.partition(".")[0] for name, module in loaded if _compiled(module)}
     installed = _installed()
     found = []
-    for name, module in list(sys.modules.items()):
-        if "." in name or name in _NOT_SHIPPED or not isinstance(module, ModuleType):
+    for name, module in loaded:
+        if "." in name or name in _NOT_SHIPPED or name in compiled:
             continue
         if module.__name__ != name:  # an alias: the module's own name is the one pickled
             continue
