@@ -18,7 +18,7 @@ import types
 from collections.abc import Iterator
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -136,48 +136,53 @@ def test_a_worker_lacking_a_package_names_it_in_one_line(local_ray):
         RayPool().run_tasks(_needs_absent_package, [0, 1], lambda c: (c,), lambda c, r: None)
 
 
+class Nodes(NamedTuple):
+    cluster: Any
+    """``ray.cluster_utils.Cluster``."""
+    started: dict[str, Any]
+    """Each node's ``ray._private.node.Node`` by its name in ``NODE``."""
+
+
+HEAD_ONLY = {
+    "include_dashboard": False,
+    # a killed node is declared dead within seconds, not the default half minute
+    "_system_config": {"health_check_initial_delay_ms": 0, "health_check_period_ms": 1000,
+                       "health_check_failure_threshold": 5},
+}  # fmt: skip
+
+
 @pytest.fixture
-def cluster(tmp_path) -> Iterator[Any]:
+def nodes(tmp_path) -> Iterator[Nodes]:
     """A Ray cluster of three one-CPU nodes on this machine: the head (which this process
-    joins) and two more, each started in its own folder, with its name in ``NODE``; Ray's
-    files in a folder of its own, so no other Ray on the machine finds it or is found."""
+    joins: Ray prefers the head among a host's nodes) and two more, each started in its own
+    folder with its name in ``NODE``; Ray's files in a folder of their own, so no other Ray on
+    the machine finds this one or is found."""
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
-    if ray.is_initialized():  # the tests' shared local Ray: the next test starts one again
+    if ray.is_initialized():  # the tests' shared local Ray: a later test starts one again
         ray.shutdown()
     short = "/tmp" if os.path.isdir("/tmp") else None  # Ray's socket paths must stay short
     own = Path(tempfile.mkdtemp(prefix="gdscope-ray-", dir=short))
-    made = None
+    made = Cluster()
+    started: dict[str, Any] = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAY_TMPDIR", str(own))
         try:
             for name in NODES:
                 (tmp_path / name).mkdir()
                 patch.chdir(tmp_path / name)  # the node's processes start there
-                args = {"num_cpus": 1, "env_vars": {NODE: name}}
-                if made is None:
-                    made = Cluster(initialize_head=True, head_node_args={
-                        **args, "include_dashboard": False,
-                        # a killed node is declared dead in seconds, not the default ~30 s
-                        "_system_config": {"health_check_initial_delay_ms": 0,
-                                           "health_check_period_ms": 1000,
-                                           "health_check_failure_threshold": 5},
-                    })  # fmt: skip
-                else:
-                    made.add_node(**args)
+                extra = HEAD_ONLY if not started else {}
+                # wait=False: Ray's own wait gives up after 30 s; a loaded machine needs more
+                started[name] = made.add_node(wait=False, num_cpus=1, env_vars={NODE: name},
+                                              **extra)  # fmt: skip
             patch.chdir(tmp_path)
             made.wait_for_nodes(timeout=PATIENCE)
-            yield made
+            yield Nodes(made, started)
         finally:
             ray.shutdown()
-            if made is not None:
-                made.shutdown()
+            made.shutdown()
             shutil.rmtree(own, ignore_errors=True)
-
-
-def _node(cluster: Any, name: str) -> Any:
-    return next(n for n in cluster.worker_nodes if n._ray_params.env_vars[NODE] == name)
 
 
 AXES = (Axis("lr", (0.05, 0.1, 0.2)), Axis("momentum", (0.0, 0.9)))
@@ -186,7 +191,7 @@ OPTIONS = {"steps": 3, "chunk": 1, "dtype": torch.float64, "init": "seeded", "me
 
 @pytest.mark.ray
 def test_a_study_on_a_cluster_ships_the_users_module_and_survives_a_node(
-    cluster, tmp_path, monkeypatch, forget_modules
+    nodes, tmp_path, monkeypatch, forget_modules
 ):
     seen = tmp_path / "seen"
     seen.mkdir()
@@ -202,7 +207,7 @@ def test_a_study_on_a_cluster_ships_the_users_module_and_survives_a_node(
     local = run_network_grid(network, "sgd", AXES, **OPTIONS)
     assert not list(seen.iterdir())  # the local run marks nothing
 
-    monkeypatch.setenv("RAY_ADDRESS", cluster.address)  # as the docs say to point at a cluster
+    monkeypatch.setenv("RAY_ADDRESS", nodes.cluster.address)  # as the docs say to join one
     pool = RayPool()
     rays = pool.ray()
     assert "users_net" in rays.cloudpickle.list_registry_pickle_by_value()
@@ -227,7 +232,7 @@ def test_a_study_on_a_cluster_ships_the_users_module_and_survives_a_node(
             while not list(seen.glob(f"{VICTIM}-*")) and time.monotonic() < waited:
                 time.sleep(0.05)
             if list(seen.glob(f"{VICTIM}-*")):  # its chunk is training there, now
-                cluster.remove_node(_node(cluster, VICTIM), allow_graceful=False)
+                nodes.cluster.remove_node(nodes.started[VICTIM], allow_graceful=False)
                 killed.append(VICTIM)
         except BaseException as error:  # re-raised by the test
             failed.append(error)
