@@ -142,8 +142,8 @@ class RayPool:
             try:
                 ray.init(address=self.address, **kwargs)
             except (ConnectionError, ValueError, RuntimeError) as error:
-                where = f"at {self.address}" if self.address else "(no address given)"
-                raise GdscopeError(f"cannot start or reach Ray {where}: {error}") from None
+                where = f" at {self.address}" if self.address else ""  # else Ray's choice
+                raise GdscopeError(f"cannot start or reach Ray{where}: {error}") from None
         _ship_local_modules(ray)
         return ray
 
