@@ -1,11 +1,19 @@
-"""Time K copies of a network trained at once (``engines.stacked``) against K ordinary
-``torch.optim`` trainings one after another, on the examples' MLP and CNN.
+"""K copies of a network trained at once: gdscope against what a user could write instead.
 
-Prints two tables: configuration-steps per second and peak memory against K (each K in its own
-process, so the peaks do not mix), and the speed-up over sequential training (the issue's target:
-at least 10x for the MLP at K = 256, 300 steps). The sequential side is timed on ``--sample``
-of the K trainings and scaled to K (each training costs the same; ``--full`` times them all).
-``--device cuda`` runs both on the GPU.
+Every way trains the same K copies (SGD, momentum 0.9, lr log-spaced over the copies) on the
+same mini-batches, in one process, one after another for each K (interleaved):
+
+- ``recipe``: torch.func's model-ensembling recipe, about 30 lines: ``stack_module_state``,
+  ``vmap(grad(...))`` and a hand-written SGD-momentum step on the stacked tensors;
+- ``sequential``: K ordinary trainings one after another (a fresh model, ``torch.optim.SGD``, a
+  seeded shuffling ``DataLoader``), timed on ``--sample`` of them and scaled to K;
+- ``vmap``, ``loop``, ``auto``: ``gdscope.engines.stacked.train_stacked`` with each method
+  (``auto`` includes its trial: steps 2 and 3 vmapped and one copy's gradient timed alone).
+
+Prints configuration-steps per second (K × steps / seconds, set-up included) and each way's
+ratio to the recipe, with the load average. The loop and sequential ways run fewer steps at
+large K (their cost per step grows with K; the rate is what is compared).
+``--device cuda`` runs everything on the GPU.
 """
 
 from __future__ import annotations
@@ -13,23 +21,52 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
-import json
+import os
 import platform
-import resource
-import subprocess
-import sys
 import time
+from collections.abc import Callable
 
-import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from gdscope.engines.stacked import train_stacked
 from gdscope.examples import cnn, mlp
 
-MODELS = {"mlp": (mlp, 100), "cnn": (cnn, 500)}
-"""Each example and its loader's batch size."""
+
+class _Block(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(x + self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+
+
+def residual_cnn() -> nn.Module:
+    """A small residual CNN with BatchNorm for 1×16×16 images of ten classes."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), _Block(8),
+        nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16),
+        nn.ReLU(), _Block(16), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10),
+    )  # fmt: skip
+
+
+def mlp_64() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                         nn.Linear(64, 3))  # fmt: skip
+
+
+MODELS: dict[str, tuple[str, Callable[[], nn.Module], Callable[[], TensorDataset], int]] = {
+    "mlp": ("MLP 2-64-64-3", mlp_64, lambda: mlp.make_dataset(1500), 100),
+    "cnn": ("residual CNN, BatchNorm, 1×16×16", residual_cnn, lambda: cnn.make_dataset(2000), 32),
+}
+"""Each model: its caption, its maker, its data and the batch size."""
 
 
 def _sync(device: str) -> None:
@@ -37,136 +74,85 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _data(name: str, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    module, _ = MODELS[name]
-    dataset = module.make_dataset() if n is None else module.make_dataset(n)
-    return dataset.tensors
+def _lrs(size: int) -> Tensor:
+    return torch.logspace(-3, -0.5, size)
 
 
-def stacked_seconds(
-    name: str, size: int, steps: int, device: str, n: int | None
-) -> tuple[float, float]:
-    """The run's seconds and its median step's (the machine may be shared: the median is the
-    step time without the pauses other work causes)."""
-    module, batch = MODELS[name]
-    x, y = _data(name, n)
-    lrs = torch.logspace(-3, 0, size).tolist()
-    model = module.make_model()
+def recipe(model: nn.Module, x: Tensor, y: Tensor, size: int, steps: int, batch: int,
+           device: str) -> None:  # fmt: skip
+    """torch.func's ensembling recipe with a hand-written SGD-momentum step."""
+    from torch.func import functional_call, grad, stack_module_state, vmap
 
-    marks: list[float] = []
+    models = [copy.deepcopy(model).to(device) for _ in range(size)]
+    params, buffers = stack_module_state(models)  # type: ignore[arg-type]
+    params = {k: v.detach() for k, v in params.items()}
+    base = copy.deepcopy(model).to("meta")
 
-    def tick() -> bool:  # asked before every step
-        _sync(device)
-        marks.append(time.perf_counter())
-        return False
+    def loss(p: dict[str, Tensor], b: dict[str, Tensor], xb: Tensor, yb: Tensor) -> Tensor:
+        out = functional_call(base, (p, b), (xb,))
+        return nn.functional.cross_entropy(out, yb)
 
-    def run(count: int) -> None:
-        train_stacked(model, x, y, nn.CrossEntropyLoss(), "sgd", {"lr": lrs, "momentum": 0.9},
-                      size=size, steps=count, batch_size=batch, device=device,
-                      should_stop=tick)  # fmt: skip
-
-    run(2)  # warm-up: vmap's first trace, the allocator
-    marks.clear()
-    _sync(device)
-    began = time.perf_counter()
-    run(steps)
-    _sync(device)
-    ended = time.perf_counter()
-    steps_taken = np.diff([*marks, ended])
-    return ended - began, float(np.median(steps_taken))
+    gradients = vmap(grad(loss), in_dims=(0, 0, None, None), randomness="different")
+    lr = _lrs(size).to(device)
+    momenta = {k: torch.zeros_like(v) for k, v in params.items()}
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))  # fmt: skip
+    batches = (pair for _ in itertools.count() for pair in loader)
+    for xb, yb in itertools.islice(batches, steps):
+        found = gradients(params, buffers, xb, yb)
+        for name, p in params.items():
+            momenta[name].mul_(0.9).add_(found[name])
+            p.sub_(lr.view(-1, *[1] * (p.dim() - 1)) * momenta[name])
 
 
-def study_seconds(name: str, size: int, steps: int, device: str, n: int | None,
-                  method: str) -> tuple[float, str]:  # fmt: skip
-    """A whole study (``run_network_grid``: K cells of lr, metrics included) with ``method``;
-    its seconds and the method it trained with (``auto`` times vmap against the loop first)."""
-    from gdscope.studies.netstudy import Network, run_network_grid
-    from gdscope.studies.sweep import Axis
-
-    module, batch = MODELS[name]
-    x, y = _data(name, n)
-    network = Network.of(module.make_model(), [(x, y)], nn.CrossEntropyLoss(), batch_size=batch)
-    axis = Axis("lr", tuple(float(v) for v in np.geomspace(1e-3, 1.0, size)), log=True)
-    began = time.perf_counter()
-    run = run_network_grid(network, "sgd", (axis,), fixed={"momentum": 0.9}, steps=steps,
-                           chunk=size, device=device, method=method)  # fmt: skip
-    _sync(device)
-    return time.perf_counter() - began, run.meta["method"]
-
-
-def sequential_seconds(
-    name: str, count: int, steps: int, device: str, n: int | None
-) -> tuple[float, float]:
-    """``count`` ordinary trainings, each a fresh model, torch.optim.SGD and a seeded loader:
-    their seconds, and the median step's."""
-    module, batch = MODELS[name]
-    x, y = _data(name, n)
-    x, y = x.to(device), y.to(device)
-    base = module.make_model()
-    marks: list[float] = []
-    taken: list[float] = []
-    _sync(device)
-    began = time.perf_counter()
-    for k in range(count):
-        net = copy.deepcopy(base).to(device).train()
-        optimizer = torch.optim.SGD(net.parameters(), lr=10 ** (-3 + 3 * k / max(count, 1)),
-                                    momentum=0.9)  # fmt: skip
+def sequential(model: nn.Module, x: Tensor, y: Tensor, size: int, steps: int, batch: int,
+               device: str) -> None:  # fmt: skip
+    """``size`` ordinary trainings one after another."""
+    for lr in _lrs(size).tolist():
+        net = copy.deepcopy(model).to(device).train()
+        optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
         loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True,
                             generator=torch.Generator().manual_seed(0))  # fmt: skip
-        epochs = (pair for _ in itertools.count() for pair in loader)
-        for xb, yb in itertools.islice(epochs, steps):
-            marks.append(time.perf_counter())
+        batches = (pair for _ in itertools.count() for pair in loader)
+        for xb, yb in itertools.islice(batches, steps):
             optimizer.zero_grad()
             nn.functional.cross_entropy(net(xb), yb).backward()
             optimizer.step()
-            _sync(device)
-            taken.append(time.perf_counter() - marks[-1])
-    _sync(device)
-    return time.perf_counter() - began, float(np.median(taken))
 
 
-def _one(args: argparse.Namespace) -> None:
-    """Child process: one K, print seconds and peak memory (MiB) as JSON."""
-    x = _data(args.model, args.n)[0]
-    del x
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if args.device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    seconds, step = stacked_seconds(args.model, args.k, args.steps, args.device, args.n)
-    if args.device.startswith("cuda"):
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    print(json.dumps({"seconds": seconds, "step": step, "peak_mib": peak}))
+def gdscope(method: str) -> Callable[..., str]:
+    def run(model: nn.Module, x: Tensor, y: Tensor, size: int, steps: int, batch: int,
+            device: str) -> str:  # fmt: skip
+        result = train_stacked(model, x, y, nn.functional.cross_entropy, "sgd",
+                               {"lr": _lrs(size).tolist(), "momentum": 0.9}, size=size,
+                               steps=steps, batch_size=batch, device=device,
+                               method=method)  # type: ignore[arg-type]  # fmt: skip
+        return result.method
+
+    return run
 
 
-def _child(args: argparse.Namespace, size: int, steps: int) -> dict[str, float]:
-    command = [sys.executable, __file__, "--one", "--model", args.model, "--k", str(size),
-               "--steps", str(steps), "--device", args.device]  # fmt: skip
-    if args.threads is not None:
-        command += ["--threads", str(args.threads)]
-    if args.n is not None:
-        command += ["--n", str(args.n)]
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+def _timed(run: Callable[..., object], *args: object) -> tuple[float, object]:
+    _sync(str(args[-1]))
+    began = time.perf_counter()
+    out = run(*args)
+    _sync(str(args[-1]))
+    return time.perf_counter() - began, out
+
+
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--model", choices=tuple(MODELS), default="mlp")
-    parser.add_argument("--k", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--n", type=int, help="data points (default: the example's)")
-    parser.add_argument("--sizes", default="1,16,256,4096", help="K of the throughput table")
-    parser.add_argument("--table-steps", type=int, default=30, help="steps per K in the table")
-    parser.add_argument("--sample", type=int, default=16, help="sequential trainings timed")
-    parser.add_argument("--cnn-k", type=int, default=32)
-    parser.add_argument("--cnn-steps", type=int, default=20)
-    parser.add_argument("--full", action="store_true", help="time every sequential training")
-    parser.add_argument("--study-only", action="store_true",
-                        help="only the table of whole studies (auto against vmap)")  # fmt: skip
-    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--models", default="mlp,cnn")
+    parser.add_argument("--sizes", default="64,256,1024", help="the K to time")
+    parser.add_argument("--steps", type=int, default=50, help="steps of the MLP's runs")
+    parser.add_argument("--cnn-steps", type=int, default=6, help="steps of the CNN's runs")
+    parser.add_argument("--sample", type=int, default=8, help="sequential trainings timed")
+    parser.add_argument("--ways", default="recipe,vmap,loop,auto,sequential")
     parser.add_argument(
         "--threads", type=int, help="torch threads (default torch's; 1 on a shared machine, "
         "where a thread descheduled at a barrier stalls every op)"
@@ -174,47 +160,40 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if args.one:
-        _one(args)
-        return
-    machine = f"{platform.processor() or platform.machine()}, {platform.system()}"
-    threads = torch.get_num_threads()
-    print(f"machine: {machine}, torch {torch.__version__}, {threads} threads, {args.device}")
-    if not args.study_only:
-        _engine_tables(args)
-    print("\nWhole studies (run_network_grid, metrics included): auto times vmap against the "
-          "loop on the first chunk")  # fmt: skip
-    print("| model | K × steps | vmap | auto | auto chose |")
-    print("|---|---|---|---|---|")
-    for name, size, steps, n in (("mlp", args.k, args.steps, None),
-                                 ("cnn", args.cnn_k, args.cnn_steps, 2000)):  # fmt: skip
-        vmapped, _ = study_seconds(name, size, steps, args.device, n, "vmap")
-        auto, chose = study_seconds(name, size, steps, args.device, n, "auto")
-        print(f"| {name} | {size} × {steps} | {vmapped:.1f} s | {auto:.1f} s | {chose} |",
-              flush=True)  # fmt: skip
-
-
-def _engine_tables(args: argparse.Namespace) -> None:
-    print(f"\nMLP 2-32-32-3, batch 100, SGD momentum 0.9; {args.table_steps} steps per K")
-    print("| K | config-steps/s (median step) | (whole run) | peak memory |")
-    print("|---|---|---|---|")
-    for size in (int(v) for v in args.sizes.split(",")):
-        got = _child(args, size, args.table_steps)
-        rate, whole = size / got["step"], size * args.table_steps / got["seconds"]
-        print(f"| {size} | {rate:,.0f} | {whole:,.0f} | {got['peak_mib']:.0f} MiB |", flush=True)
-    print("\n| model | K × steps | K copies at once | K sequential torch.optim | speed-up "
-          "| speed-up (median steps) |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
-    for name, size, steps, n in (("mlp", args.k, args.steps, None),
-                                 ("cnn", args.cnn_k, args.cnn_steps, 2000)):  # fmt: skip
-        at_once, step = stacked_seconds(name, size, steps, args.device, n)
-        timed = size if args.full else min(size, args.sample)
-        seconds, one_step = sequential_seconds(name, timed, steps, args.device, n)
-        one_by_one = seconds * size / timed
-        scaled = "" if timed == size else f" (timed {timed}, scaled)"
-        print(f"| {name} | {size} × {steps} | {at_once:.1f} s | {one_by_one:.1f} s{scaled} "
-              f"| {one_by_one / at_once:.1f}× | {one_step * size / step:.1f}× |",
-              flush=True)  # fmt: skip
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    print(
+        f"machine: {machine}, torch {torch.__version__}, {torch.get_num_threads()} torch "
+        f"threads, {args.device}; SGD momentum 0.9; configuration-steps/s (× the recipe)"
+    )
+    ways: dict[str, Callable[..., object]] = {
+        "recipe": recipe, "sequential": sequential, "vmap": gdscope("vmap"),
+        "loop": gdscope("loop"), "auto": gdscope("auto"),
+    }  # fmt: skip
+    chosen = [w for w in args.ways.split(",") if w]
+    print(f"| model | K | {' | '.join(chosen)} | auto chose | load average |")
+    print("|---|---:|" + "---:|" * len(chosen) + "---|---|")
+    for name in args.models.split(","):
+        caption, make, data, batch = MODELS[name]
+        x, y = (t.to(args.device) for t in data().tensors)
+        model = make()
+        steps = args.steps if name == "mlp" else args.cnn_steps
+        gdscope("vmap")(model, x, y, 2, 2, batch, args.device)  # warm-up: vmap, the allocator
+        for size in (int(v) for v in args.sizes.split(",")):
+            rates: dict[str, float] = {}
+            picked = ""
+            for way in chosen:
+                # The loop's and sequential cost grows with K: fewer steps, the same rate.
+                count = steps if way not in ("loop", "sequential") else max(3, steps * 64 // size)
+                copies = min(size, args.sample) if way == "sequential" else size
+                seconds, out = _timed(ways[way], model, x, y, copies, count, batch, args.device)
+                rates[way] = copies * count / seconds
+                if way == "auto":
+                    picked = str(out)
+            base = rates.get("recipe")
+            cells = [f"{rates[w]:,.0f}" + (f" ({rates[w] / base:.2f}×)" if base else "")
+                     for w in chosen]  # fmt: skip
+            print(f"| {caption} | {size} | {' | '.join(cells)} | {picked} | {_load()} |",
+                  flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

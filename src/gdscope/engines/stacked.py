@@ -452,7 +452,7 @@ def train_stacked(
             break
         idx = order[t - 1].to(device)
         args = (copies.with_flat(params), buffers, x[idx], y[idx])
-        began = time.perf_counter()
+        began = _clock(device)
         try:
             flat_grad, used, loss, new_buffers = run(*args)
         except (RuntimeError, NotImplementedError, ValueError) as error:
@@ -464,8 +464,7 @@ def train_stacked(
             note = fallback if note is None else f"{note}; {fallback}"
             flat_grad, used, loss, new_buffers = run(*args)
         if method == "auto" and chosen == "vmap" and t in (2, 3):  # step 1 warmed vmap up
-            _synchronize(device)
-            timed.append(time.perf_counter() - began)
+            timed.append(_clock(device) - began)
             if t == 3:  # the best of two steps each way: a busy machine makes one slower
                 trial = Trial(min(timed), size * _one_copy_seconds(step_fn, *args))
                 if trial.loop_s < trial.vmap_s:
@@ -493,9 +492,14 @@ def train_stacked(
                          chosen, note, trial)  # fmt: skip
 
 
-def _synchronize(device: torch.device) -> None:
+def _clock(device: torch.device) -> float:
+    """Seconds for timing a way of computing: on a GPU, wall time once its queue has run; on a
+    CPU, this process's CPU time, which other work on a shared machine does not inflate (wall
+    time there made auto pick the slower way when the load changed between two timings)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+        return time.perf_counter()
+    return time.process_time()
 
 
 def _one_copy_seconds(
@@ -514,10 +518,9 @@ def _one_copy_seconds(
     times = []
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         for _ in range(3):
-            began = time.perf_counter()
+            began = _clock(device)
             one(*first, x, y)
-            _synchronize(device)
-            times.append(time.perf_counter() - began)
+            times.append(_clock(device) - began)
     return min(times[1:])
 
 
