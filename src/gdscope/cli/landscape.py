@@ -351,7 +351,10 @@ def _publish(ns: argparse.Namespace, result: LandscapeResult, fig: Figure, rec: 
 
 
 def _example(ns: argparse.Namespace) -> int:
+    from gdscope.files import check_folder
     from gdscope.jobs.landscape import run_example
+
+    check_folder(ns.out)  # before the training: a folder that cannot be made is refused now
 
     def log(text: str) -> None:
         sys.stderr.write(text + "\n")  # one write: a Ctrl-C cannot split the line from its end
