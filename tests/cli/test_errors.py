@@ -60,6 +60,11 @@ BAD = [
     ("compare", "--tune", "eps=1,2", "--out", "x.png"),
     ("compare", "--out", "x.png", "--save", "x.csv"),
     ("replay", "nothing.png"),
+    ("plot", "--opt", "lr=nan", "--out", "x.png"),
+    ("plot", "--optimizer", "adam", "--opt", "betas=nan,0.9", "--out", "x.png"),
+    ("sweep", "--vary", "momentum=0,0.9", "--opt", "lr=inf", "--out", "x.png"),
+    ("phase", "--x", "momentum=0,.5", "--y", "dampening=0,.5", "--opt", "lr=nan", "--out", "x.png"),
+    ("compare", "--tune", "lr=1e-3:nan:5", "--out", "x.png"),
 ]
 
 
