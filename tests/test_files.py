@@ -116,3 +116,25 @@ def test_a_directorys_content_sha256_covers_its_files_names_and_bytes(tmp_path):
     changed = content_sha256(tmp_path / "rec")
     (tmp_path / "rec" / "snapshots.f32").rename(tmp_path / "rec" / "other.f32")
     assert content_sha256(tmp_path / "rec") != changed  # the same bytes under another name
+
+
+def test_a_folder_for_outputs_is_refused_in_one_true_line_and_nothing_is_left(tmp_path):
+    from pathlib import Path
+
+    from gdscope.files import check_folder, check_target, make_folder
+
+    (tmp_path / "a.png").write_text("a file")
+    for folder in (tmp_path / "a.png", tmp_path / "a.png" / "sub", tmp_path / "a.png" / "x" / "y"):
+        with pytest.raises(GdscopeError, match=f"{tmp_path / 'a.png'} is a file, not a directory"):
+            check_folder(folder)
+    with pytest.raises(GdscopeError, match=f"{tmp_path / 'a.png'} is a file, not a directory"):
+        check_target(tmp_path / "a.png" / "x.png")  # not "directory … does not exist"
+    if Path("/proc/self").is_dir():  # answers "No such file or directory", even to root
+        with pytest.raises(GdscopeError, match=r"^cannot make a directory in /proc/self: it does"):
+            make_folder("/proc/self/figs")
+        with pytest.raises(GdscopeError, match=r"^cannot write in /proc: it does not take new"):
+            check_target("/proc/x.png")
+    assert check_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]  # checked, not made
+    assert make_folder(tmp_path / "new" / "deeper").is_dir()
+    assert make_folder(tmp_path / "new") == tmp_path / "new"  # there already: fine

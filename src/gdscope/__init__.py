@@ -6,56 +6,96 @@ test functions, 2-D maps) → ``optim`` (optimizer specs, batched update rules) 
 diagrams, shoot-outs) and ``nets`` (landscapes of any ``nn.Module``) → ``render`` (matplotlib
 artists, animations) → ``jobs`` (compute, draw, save with a record) → ``cli`` and ``server``.
 ``docs/architecture.md`` has the map.
+
+Importing the package changes nothing in the program that imports it (no signal handler, no
+import hook, no setting of torch's or of ``warnings``) and loads nothing heavy: each name below
+is imported from its module when first asked for.
 """
 
 from __future__ import annotations
 
-from gdscope.interrupts import quiet_start as _quiet_start
+from typing import TYPE_CHECKING
 
-_quiet_start()  # the command: Ctrl-C while torch imports ends quietly (exit 130)
+from gdscope.version import __version__
 
-from gdscope._moved import install as _install_moved_modules  # noqa: E402
-from gdscope.version import __version__  # noqa: E402
+if TYPE_CHECKING:  # the names for type checkers; at run time ``__getattr__`` imports them
+    from gdscope.engines.batched import run_batched
+    from gdscope.engines.reference import train
+    from gdscope.engines.trajectory import Trajectory
+    from gdscope.errors import GdscopeError
+    from gdscope.jobs.export import save_trajectories
+    from gdscope.jobs.hessian import draw_sharpness, draw_spectrum
+    from gdscope.jobs.landscape import draw_landscape, model_landscape
+    from gdscope.jobs.plot import make_animation, make_plot
+    from gdscope.jobs.plotconfig import PlotConfig, load_toml
+    from gdscope.nets.curvature import curvature
+    from gdscope.nets.fit import fit
+    from gdscope.nets.recorder import Recorder
+    from gdscope.optim.sgdconfig import SGDConfig
+    from gdscope.problem.data import CsvData, Dataset, DataSpec, load_csv, make_data
+    from gdscope.problem.losses import ARTICLE_LOSSES, LossSpec
+    from gdscope.problem.maps import Grid, Landscape, loss_map
+    from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
+    from gdscope.server.notebook import explore
+    from gdscope.studies.netstudy import Network, compare_network, run_network_grid
 
-_install_moved_modules()
-
-from gdscope.engines.reference import train  # noqa: E402
-from gdscope.engines.trajectory import Trajectory  # noqa: E402
-from gdscope.errors import GdscopeError  # noqa: E402
-from gdscope.jobs.plotconfig import PlotConfig, load_toml  # noqa: E402
-from gdscope.nets.recorder import Recorder  # noqa: E402
-from gdscope.optim.sgdconfig import SGDConfig  # noqa: E402
-from gdscope.problem.data import CsvData, Dataset, DataSpec, load_csv, make_data  # noqa: E402
-from gdscope.problem.losses import ARTICLE_LOSSES, LossSpec  # noqa: E402
-from gdscope.problem.maps import Grid, Landscape, loss_map  # noqa: E402
-from gdscope.problem.testfunctions import FUNCTIONS, TestFunction  # noqa: E402
-
-# Heavier entry points, imported on first use (matplotlib, the batched engine, the nets jobs).
-_LAZY = {
-    "make_plot": "jobs.plot",
-    "make_animation": "jobs.plot",
-    "save_trajectories": "jobs.export",
-    "run_batched": "engines.batched",
-    "fit": "nets.fit",
-    "model_landscape": "jobs.landscape",
-    "draw_landscape": "jobs.landscape",
-    "explore": "server.notebook",
-    "curvature": "nets.curvature",
+_EXPORTS = {
+    "ARTICLE_LOSSES": "problem.losses",
+    "CsvData": "problem.data",
+    "DataSpec": "problem.data",
+    "Dataset": "problem.data",
+    "FUNCTIONS": "problem.testfunctions",
+    "GdscopeError": "errors",
+    "Grid": "problem.maps",
+    "Landscape": "problem.maps",
+    "LossSpec": "problem.losses",
     "Network": "studies.netstudy",
-    "run_network_grid": "studies.netstudy",
+    "PlotConfig": "jobs.plotconfig",
+    "Recorder": "nets.recorder",
+    "SGDConfig": "optim.sgdconfig",
+    "TestFunction": "problem.testfunctions",
+    "Trajectory": "engines.trajectory",
     "compare_network": "studies.netstudy",
-    "draw_spectrum": "jobs.hessian",
+    "curvature": "nets.curvature",
+    "draw_landscape": "jobs.landscape",
     "draw_sharpness": "jobs.hessian",
+    "draw_spectrum": "jobs.hessian",
+    "explore": "server.notebook",
+    "fit": "nets.fit",
+    "load_csv": "problem.data",
+    "load_toml": "jobs.plotconfig",
+    "loss_map": "problem.maps",
+    "make_animation": "jobs.plot",
+    "make_data": "problem.data",
+    "make_plot": "jobs.plot",
+    "model_landscape": "jobs.landscape",
+    "run_batched": "engines.batched",
+    "run_network_grid": "studies.netstudy",
+    "save_trajectories": "jobs.export",
+    "train": "engines.reference",
 }
+"""Each public name and the module (under ``gdscope.``) that defines it."""
 
 
 def __getattr__(name: str) -> object:
-    """The entry points in ``_LAZY``, imported when first asked for."""
+    """A name of ``_EXPORTS``, imported from its module the first time it is asked for; an old
+    module path (``gdscope.plots``, see ``_moved``) with a ``DeprecationWarning``."""
     import importlib
 
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"gdscope.{_LAZY[name]}"), name)
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"gdscope.{_EXPORTS[name]}"), name)
+        globals()[name] = value  # asked once: later look-ups find it without this function
+        return value
+    from gdscope._moved import moved
+
+    module = moved(name)
+    if module is not None:
+        return module
     raise AttributeError(f"module 'gdscope' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
 
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""``python -m gdscope``: the ``gdscope`` command."""
+"""``python -m gdscope``: the ``gdscope`` command (``cli.main``, which handles Ctrl-C for the
+program; importing the package does not)."""
 
 import sys
 

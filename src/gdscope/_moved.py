@@ -1,20 +1,20 @@
-"""Module paths of gdscope 0.1's flat layout, still importable: ``gdscope.plots`` is
-``gdscope.render.panels`` and so on. The table below is the only place the old names live.
+"""Module paths of gdscope 0.1's flat layout: ``gdscope.plots`` is ``gdscope.render.panels``
+and so on. The table below is the only place the old names live.
 
-An import of an old path returns the new module itself (not a copy), so ``monkeypatch`` and
-``isinstance`` see one object whichever path was used.
+``gdscope.plots`` (or ``from gdscope import plots``) still gives the new module itself (not a
+copy, so ``monkeypatch`` and ``isinstance`` see one object whichever name was used), through
+the package's ``__getattr__``, with a ``DeprecationWarning`` naming the new path. ``import
+gdscope.plots`` and ``from gdscope.plots import …`` no longer work: offering them would take an
+import hook on ``sys.meta_path``, which every import of the whole program would pass through.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
-import sys
+import warnings
 from types import ModuleType
 
-__all__ = ["MOVED", "install"]
+__all__ = ["MOVED", "moved"]
 
 MOVED = {
     "output": "files",
@@ -59,25 +59,13 @@ MOVED = {
 }
 
 
-class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds ``gdscope.<old>`` and loads it as the module that lives at the new path."""
-
-    def find_spec(
-        self, fullname: str, path: object = None, target: object = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        package, _, name = fullname.partition(".")
-        if package == "gdscope" and name in MOVED:
-            return importlib.util.spec_from_loader(fullname, self)
+def moved(name: str) -> ModuleType | None:
+    """The module ``gdscope.<name>`` moved to, with a ``DeprecationWarning`` naming it; None
+    when ``name`` is not an old path."""
+    if name not in MOVED:
         return None
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        return importlib.import_module(f"gdscope.{MOVED[spec.name.partition('.')[2]]}")
-
-    def exec_module(self, module: ModuleType) -> None:
-        """Nothing to run: the new module was executed when it was imported."""
-
-
-def install() -> None:
-    """Put the alias finder first on ``sys.meta_path`` (once)."""
-    if not any(isinstance(finder, _Alias) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _Alias())
+    new = f"gdscope.{MOVED[name]}"
+    # stacklevel 3: the warning names the line that asked (this, the package's __getattr__, it).
+    warnings.warn(f"gdscope.{name} is now {new}; import it from there", DeprecationWarning,
+                  stacklevel=3)  # fmt: skip
+    return importlib.import_module(new)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -20,11 +21,13 @@ from gdscope.errors import GdscopeError
 
 __all__ = [
     "FIGURE_FORMATS",
+    "check_folder",
     "check_target",
     "check_unchanged",
     "content_sha256",
     "figure_format",
     "fingerprint",
+    "make_folder",
     "save_figure",
     "write_atomic",
     "write_text",
@@ -41,14 +44,70 @@ def check_target(path: str | os.PathLike[str], *, force: bool = False) -> Path:
     if not force and target.exists():
         raise GdscopeError(f"{target} already exists; pass --force to overwrite it")
     if not target.parent.is_dir():
-        raise GdscopeError(f"directory {target.parent} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as error:
-        raise GdscopeError(f"cannot write in {target.parent}: {error.strerror}") from None
-    os.close(fd)
-    os.unlink(probe)
+        _refuse_missing(target.parent)
+    _probe(target.parent, target.name)
     return target
+
+
+def check_folder(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a ``Path`` if it is a folder outputs can be written in, or one that can be
+    made (its nearest existing parent takes a new folder, tried); nothing is left behind. The
+    commands that write a folder of files call it before they start working."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise GdscopeError(f"{folder} is a file, not a directory")
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor))
+    if not existing.is_dir():
+        raise GdscopeError(f"{existing} is a file, not a directory: {folder} cannot be made")
+    _probe(existing, folder.name, make=existing != folder)
+    return folder
+
+
+def make_folder(path: str | os.PathLike[str]) -> Path:
+    """The folder ``path``, made with its missing parents if need be (``check_folder`` first,
+    so a refusal says why in one line)."""
+    folder = check_folder(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # (taken, or made unwritable, since the check)
+        raise GdscopeError(f"cannot make the directory {folder}: {_why(error)}") from None
+    return folder
+
+
+def _refuse_missing(folder: Path) -> None:
+    """The error for a file whose folder is missing: a file stands where a folder should
+    (``existing.png/x.png``), or the folder does not exist."""
+    for parent in (folder, *folder.parents):
+        if parent.exists() and not parent.is_dir():
+            raise GdscopeError(f"{parent} is a file, not a directory")
+    raise GdscopeError(f"directory {folder} does not exist")
+
+
+def _probe(folder: Path, name: str, *, make: bool = False) -> None:
+    """Create and remove a temporary file (``make``: a folder) in ``folder``; refuse it in one
+    line if that fails."""
+    try:
+        if make:
+            os.rmdir(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder))
+        else:
+            fd, probe = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as error:
+        what = "make a directory" if make else "write"
+        raise GdscopeError(f"cannot {what} in {folder}: {_why(error)}") from None
+
+
+_REASONS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+            errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on the device",
+            errno.EDQUOT: "disk quota exceeded"}  # fmt: skip
+"""The reasons an existing folder refuses a new entry that the system's own words say truly.
+Others (``/proc`` answers "No such file or directory" about a folder that exists) are not
+passed on."""
+
+
+def _why(error: OSError) -> str:
+    return _REASONS.get(error.errno or 0, "it does not take new files")
 
 
 def content_sha256(path: str | os.PathLike[str]) -> str:

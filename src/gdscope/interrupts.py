@@ -6,8 +6,9 @@ sets the request, so they stop at their next check and hand back what finished. 
 else Ctrl-C raises ``KeyboardInterrupt`` at once, as Python does by default; inside
 ``deferred()`` (drawing and writing what finished) it only sets the request, which the
 caller checks when the block ends. Only a program that calls
-``handle_sigint()`` (the ``gdscope`` command) changes Ctrl-C; in a notebook ``requested()``
-stays False and Ctrl-C raises ``KeyboardInterrupt`` as usual.
+``handle_sigint()`` or ``starting()`` (the ``gdscope`` command) changes Ctrl-C; importing
+gdscope does not, and in a notebook ``requested()`` stays False and Ctrl-C raises
+``KeyboardInterrupt`` as usual.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from contextlib import AbstractContextManager, contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["deferred", "handle_sigint", "polled", "quiet_start", "requested"]
+__all__ = ["deferred", "handle_sigint", "polled", "requested", "starting"]
 
 
 class _State:
@@ -108,13 +109,19 @@ def _starting(signum: int, frame: FrameType | None) -> None:
     os._exit(130)
 
 
-def quiet_start() -> None:
-    """In the ``gdscope`` command (``gdscope …`` or ``python -m gdscope …``), Ctrl-C while the
-    package is still importing (seconds: torch, matplotlib) ends it with one line, exit 130,
-    not a traceback; the command's own handling (``handle_sigint``) takes over once it runs.
-    Elsewhere (an import in a notebook or a program) nothing changes."""
-    program = sys.argv[0] if sys.argv else ""
-    command = program == "-m" or os.path.basename(program) in ("gdscope", "gdscope.exe")
+@contextmanager
+def starting() -> Iterator[None]:
+    """Within (the ``gdscope`` command loading torch and matplotlib, seconds, and reading its
+    arguments): Ctrl-C ends the program with one line, exit 130, not a traceback; the handler
+    Ctrl-C had is put back on the way out. Only the command's entry point (``cli.main``) enters
+    it; importing gdscope changes no handler. A handler other than Python's own (Ctrl-C
+    ignored, as for a program started in the background) is left alone."""
     main = threading.current_thread() is threading.main_thread()
-    if command and main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _starting)
+    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _starting)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

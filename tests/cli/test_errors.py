@@ -60,6 +60,11 @@ BAD = [
     ("compare", "--tune", "eps=1,2", "--out", "x.png"),
     ("compare", "--out", "x.png", "--save", "x.csv"),
     ("replay", "nothing.png"),
+    ("plot", "--opt", "lr=nan", "--out", "x.png"),
+    ("plot", "--optimizer", "adam", "--opt", "betas=nan,0.9", "--out", "x.png"),
+    ("sweep", "--vary", "momentum=0,0.9", "--opt", "lr=inf", "--out", "x.png"),
+    ("phase", "--x", "momentum=0,.5", "--y", "dampening=0,.5", "--opt", "lr=nan", "--out", "x.png"),
+    ("compare", "--tune", "lr=1e-3:nan:5", "--out", "x.png"),
 ]
 
 
@@ -140,3 +145,38 @@ def test_a_server_prints_each_warning_at_once_in_one_line(capsys):
         warn_now()
         warnings.warn("first line\nsecond line", UserWarning, stacklevel=1)
         assert capsys.readouterr().err == "gdscope: warning: first line\n"
+
+
+NO_PLACE = [
+    (("plot", "--out", "existing.png/x.png"), "existing.png is a file, not a directory"),
+    (("plot", "--out", "ro/x.png"), "cannot write in ro: permission denied"),
+    (("plot", "--out", "/proc/x.png"), "cannot write in /proc: it does not take new files"),
+    (("reproduce", "--out", "ro/figs"), "cannot make a directory in ro: permission denied"),
+    (("reproduce", "--out", "existing.png/figs"), "existing.png is a file, not a directory"),
+    (("reproduce", "--out", "existing.png"), "existing.png is a file, not a directory"),
+    (("reproduce", "--out", "/proc/figs"), "cannot make a directory in /proc"),
+    (("example", "eos", "--out", "ro/eos"), "cannot make a directory in ro: permission denied"),
+    (("example", "eos", "--out", "/proc/eos"), "cannot make a directory in /proc"),
+    (("example", "mlp", "--out", "existing.png/sub"), "existing.png is a file, not a directory"),
+    (("example", "cnn", "--out", "ro/a/b"), "cannot make a directory in ro: permission denied"),
+]
+"""Outputs that cannot be written, and what the one line says (true for each: a file in the
+way, a folder that refuses new entries, ``/proc`` which answers "No such file or directory")."""
+
+
+@pytest.mark.parametrize("args, says", NO_PLACE, ids=[" ".join(a) for a, _ in NO_PLACE])
+def test_an_output_that_cannot_be_written_is_one_true_line_before_any_work(
+    args, says, tmp_path, monkeypatch, capsys
+):
+    if "ro/" in " ".join(args) and os.geteuid() == 0:
+        pytest.skip("root writes in a read-only folder (the /proc cases stand in for it)")
+    if "/proc/" in " ".join(args) and not Path("/proc/self").is_dir():
+        pytest.skip("no /proc")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "existing.png").write_bytes(b"not a folder")
+    (tmp_path / "ro").mkdir(mode=0o555)
+    code = run(args)
+    err = capsys.readouterr().err
+    assert (code, err.count("\n"), "Traceback" in err) == (2, 1, False), err
+    assert err.startswith(f"gdscope: error: {says}"), err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["existing.png", "ro"]

@@ -138,3 +138,41 @@ def test_cli_optimizer_errors(args, message, capsys):
     assert main(["train", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def _commands():
+    import argparse
+
+    from gdscope.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    import argparse
+
+    silent = {
+        name: [a.option_strings[0] if a.option_strings else a.dest for a in command._actions
+               if not a.help and not isinstance(a, argparse._HelpAction)]
+        for name, command in _commands().items()
+    }  # fmt: skip
+    assert {name: flags for name, flags in silent.items() if flags} == {}
+
+
+def test_example_help_explains_each_example_and_option(capsys):
+    from gdscope.jobs.hessian import EOS_RATES
+    from gdscope.jobs.landscape import EXAMPLES
+
+    with pytest.raises(SystemExit):
+        main(["example", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for name in (*EXAMPLES, "eos"):
+        assert f"{name}: " in shown  # a line of its own saying what it trains
+    assert "spiral" in shown and "16×16 images" in shown
+    assert ", ".join(f"{r:g}" for r in EOS_RATES) in shown
+    for flag, says in {"--epochs": "epochs each optimizer trains (default: 3)",
+                       "--device": "cpu (default), cuda", "--force": "replace files",
+                       "--out": "the folder"}.items():  # fmt: skip
+        assert f"{flag} " in shown and says in shown

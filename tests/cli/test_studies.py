@@ -85,3 +85,26 @@ def test_varying_beta1_beside_a_fixed_beta2_is_allowed(tmp_path, monkeypatch):
     argv = ["phase", "--optimizer", "adam", "--x", "lr=0.1,1", "--y", "beta1=0,0.5",
             "--opt", "betas=0.9,0.99", "--epochs", "3", "--out", "x.png"]  # fmt: skip
     assert main(argv) == 0
+
+
+def test_compare_warns_in_one_line_when_a_winner_is_on_the_edge_and_draws_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import gdscope
+
+    src = str(Path(gdscope.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (src, os.environ.get("PYTHONPATH")) if p)}  # fmt: skip
+    # Adagrad's best rate on the article's problem is the top of the default grid, 1e-4 to 1.
+    done = subprocess.run(
+        [sys.executable, "-m", "gdscope", "compare", "--optimizers", "sgd,adagrad", "--out",
+         "c.png"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = "adagrad: the best lr, 1, is the highest tried (0.0001 to 1): a better one may lie"
+    assert done.stderr == f"gdscope: warning: {said} beyond the tuning grid\n"
+    assert "optimizer=adagrad  lr=1.0" in done.stdout
+    assert Image.open(tmp_path / "c.png").size[0] > 0

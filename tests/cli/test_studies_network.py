@@ -196,3 +196,18 @@ def test_chunk_auto_is_accepted_for_a_network(tmp_path, monkeypatch, capsys):
     args = ["phase", *NET, "--x", "lr=0.1,1", "--y", "momentum=0,0.5", "--steps", "3",
             "--chunk", "auto", "--out", "p.png"]  # fmt: skip
     assert main(args) == 0
+
+
+def test_compare_warns_when_a_networks_winner_is_on_the_edge_of_its_grid(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    # Steps this small: the larger of two tiny rates goes further downhill, so it wins.
+    args = ["compare", *NET, "--optimizers", "sgd", "--tune", "lr=1e-6:1e-5:2:log",
+            "--steps", "3", "--out", "c.png"]  # fmt: skip
+    with pytest.warns(UserWarning) as caught:
+        assert main(args) == 0
+    edges = [str(w.message) for w in caught if "tuning grid" in str(w.message)]
+    assert edges == ["sgd: the best lr, 1e-05, is the highest tried (1e-06 to 1e-05): a better "
+                     "one may lie beyond the tuning grid"]  # fmt: skip
+    assert (tmp_path / "c.png").is_file()  # drawn all the same

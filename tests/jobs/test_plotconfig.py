@@ -114,3 +114,31 @@ def test_the_command_re_makes_the_same_configuration(losses, lr):
     config = PlotConfig(losses=losses, optimizer=SGDConfig(lr=lr, momentum=0.9).spec())
     again = plot_config(build_parser().parse_args(["plot", *config.cli_args(), "--out", "x.png"]))
     assert again.optimizer == config.optimizer and again.losses == config.losses
+
+
+NOT_FINITE = ["nan", "inf", "-inf"]
+
+
+@pytest.mark.parametrize("value", NOT_FINITE)
+@pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop", "adagrad"])
+def test_a_non_finite_hyperparameter_is_refused_however_the_config_is_built(tmp_path, name, value):
+    # (torch.optim.SGD takes lr=nan and inf without a word: every step is then NaN)
+    torch_optim = {"sgd": "SGD", "adam": "Adam", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
+    said = f"{torch_optim[name]}: lr must be finite"
+    with pytest.raises(GdscopeError, match=said):  # the API
+        OptimizerSpec.of(name, lr=float(value))
+    raw = {**PlotConfig().to_dict(), "optimizer": {"name": name, "lr": float(value)}}
+    with pytest.raises(GdscopeError, match=said):  # a record's config
+        PlotConfig.from_dict(json.loads(json.dumps(raw)))  # (json writes NaN, Infinity)
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'[optimizer]\nname = "{name}"\nlr = {value}\n')
+    with pytest.raises(GdscopeError, match=f"c.toml: optimizer: {said}"):  # a TOML file
+        load_toml(toml)
+    if name == "sgd":
+        with pytest.raises(GdscopeError, match="lr must be finite"):
+            SGDConfig(lr=float(value))
+
+
+def test_a_non_finite_value_inside_a_tuple_is_refused():
+    with pytest.raises(GdscopeError, match="Adam: betas must be finite"):
+        OptimizerSpec.of("adam", betas=(float("nan"), 0.999))

@@ -111,3 +111,16 @@ def test_the_jobs_layer_never_imports_the_cli():
             assert not any(n == "gdscope.cli" or n.startswith("gdscope.cli.") for n in names), (
                 source.name
             )
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_record_edited_to_a_non_finite_lr_is_refused(tmp_path, capsys, value):
+    made = tmp_path / "f.png"
+    assert run(capsys, "plot", "--function", "booth", "--epochs", "5", "--grid-size", "11",
+               "--out", made)[0] == 0  # fmt: skip
+    rec = read_record(made)
+    rec["config"]["optimizer"]["lr"] = value  # as someone edited it (JSON: NaN, Infinity)
+    edited = save_figure(Figure(), tmp_path / "edited.png", config=rec)
+    code, _, err = run(capsys, "replay", edited)
+    assert code == 2 and err.startswith("gdscope: error:") and "SGD: lr must be finite" in err
+    assert not (tmp_path / "edited-replay.png").exists()

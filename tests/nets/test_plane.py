@@ -168,14 +168,14 @@ def test_cuda_surface_equals_cpu(trained_cnn):
 
 
 def test_auto_chunk_follows_free_memory(trained_cnn, monkeypatch):
-    from gdscope import modelscape
+    from gdscope.nets import plane
 
     batches = materialize(small_cnn_data(), "cpu")
     layout = ParamLayout.of(trained_cnn)
-    monkeypatch.setattr(modelscape, "_free_memory", lambda device: 1 << 30)
-    big = modelscape.auto_chunk(trained_cnn, batches, layout)
-    monkeypatch.setattr(modelscape, "_free_memory", lambda device: 1 << 24)
-    small = modelscape.auto_chunk(trained_cnn, batches, layout)
+    monkeypatch.setattr(plane, "_free_memory", lambda device: 1 << 30)
+    big = plane.auto_chunk(trained_cnn, batches, layout)
+    monkeypatch.setattr(plane, "_free_memory", lambda device: 1 << 24)
+    small = plane.auto_chunk(trained_cnn, batches, layout)
     # largest activation: the first conv's output for a batch of 64 (64×8×16×16 floats)
     per_point = 4 * (64 * 8 * 16 * 16 * 4) + 4 * layout.size
     assert big == min(1024, (1 << 28) // per_point) and small == max(1, (1 << 22) // per_point)

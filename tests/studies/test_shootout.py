@@ -120,3 +120,33 @@ def test_ctrl_c_keeps_the_optimizers_already_scored(tmp_path, monkeypatch, capsy
     saved = json.loads((tmp_path / "c.json").read_text())
     assert list(saved["tried"]) == ["sgd"]
     assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_tuning_edges_names_a_winner_at_either_end_of_several_tried_values():
+    from gdscope.studies.shootout import tuning_edges
+
+    tried = {"lr": [0.01, 0.1, 1.0], "momentum": [0.0, 0.5, 0.9]}
+    assert tuning_edges({"lr": 0.1, "momentum": 0.5}, tried) == []
+    assert tuning_edges({"lr": 1.0, "momentum": 0.5}, tried) == [
+        "the best lr, 1, is the highest tried (0.01 to 1): a better one may lie beyond the "
+        "tuning grid"]  # fmt: skip
+    low = tuning_edges({"lr": 0.01, "momentum": 0.9}, tried)
+    assert [line.split(",")[0] for line in low] == ["the best lr", "the best momentum"]
+    assert "lowest" in low[0] and "highest" in low[1]
+    assert tuning_edges({"lr": 0.1, "momentum": 0.0}, tried) == []  # nothing below momentum 0
+    assert tuning_edges({"lr": 0.1}, {"lr": [0.1, 0.1]}) == []  # one value: no grid to leave
+
+
+def test_an_adam_winner_on_the_edge_of_beta1_is_named_by_its_momentum(article_data):
+    import warnings
+
+    from gdscope.studies.shootout import compare
+    from gdscope.studies.sweep import Axis
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grid = {"lr": Axis.parse("lr=0.01,0.05"), "momentum": Axis.parse("momentum=0.5,0.9")}
+        done = compare(article_data, ["adam"], budget=20, starts=2, **grid)
+    lines = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert lines == done.contenders[0].edges() and lines  # warned as computed
+    assert all(line.startswith("adam: the best ") for line in lines)

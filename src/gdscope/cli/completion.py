@@ -47,7 +47,7 @@ def add_parser(commands: Subparsers) -> None:
         "'eval \"$(gdscope completion bash)\"' to ~/.bashrc; zsh: write it to a file named "
         "_gdscope in a folder of $fpath.",
     )
-    completion.add_argument("shell", choices=SHELLS)
+    completion.add_argument("shell", choices=SHELLS, help="the shell the script is for")
 
 
 def _words(values: Iterable[object] | None) -> tuple[str, ...]:

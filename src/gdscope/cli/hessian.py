@@ -51,7 +51,7 @@ def add_parser(commands: Subparsers) -> None:
                         help="seed of the random vectors")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     parser.add_argument("--double", action="store_true", help="compute in float64")
-    parser.add_argument("--title")
+    parser.add_argument("--title", help="figure title (default: what was computed)")
     parser.add_argument("--save", type=Path, help="the numbers as JSON (with the record)")
     options.add_output_options(parser, what=IMAGE_FILE)
 

@@ -138,10 +138,11 @@ def _add_evaluation_options(scape: argparse.ArgumentParser) -> None:
 
 def _add_display_options(scape: argparse.ArgumentParser) -> None:
     """What is drawn and written."""
-    scape.add_argument("--view", choices=VIEWS, default="contour")
+    scape.add_argument("--view", choices=VIEWS, default="contour",
+                       help="map kind (default: %(default)s)")  # fmt: skip
     _choice(scape, "--metric", ("loss", "accuracy"))
-    scape.add_argument("--log-color", action="store_true")
-    scape.add_argument("--title")
+    scape.add_argument("--log-color", action="store_true", help="logarithmic colour scale")
+    scape.add_argument("--title", help="figure title")
     scape.add_argument("--save", type=Path, help="the surface: .npz, or .h5 (reference layout)")
     scape.add_argument(
         "--animate",
@@ -160,17 +161,72 @@ def add_parser(commands: Subparsers) -> None:
                 _add_display_options, _add_file_options):  # fmt: skip
         add(scape)
 
-    example = commands.add_parser("example", help="train an example network, draw its landscape")
-    example.add_argument("name", choices=("mlp", "cnn", "eos"), help="eos: the edge of stability")
-    example.add_argument("--out", type=Path, required=True, help="output directory")
-    example.add_argument("--epochs", type=integer, default=3)
-    example.add_argument("--grid", type=integer, default=21, help="samples per axis")
-    example.add_argument("--device", default="cpu")
-    example.add_argument("--force", action="store_true")
+    from gdscope.jobs.hessian import EOS_RATES
+    from gdscope.jobs.landscape import EXAMPLES
+
+    rates = ", ".join(f"{rate:g}" for rate in EOS_RATES)
+    what = {
+        **{name: f"{_first_sentence(module)} Trained with SGD+momentum and with Adam, each "
+                 "path drawn over the loss on its PCA plane (a figure and a surface file each), "
+                 "then a phase diagram (lr × momentum) and a shoot-out of optimizers."
+           for name, module in EXAMPLES.items()},
+        "eos": f"The edge of stability: full-batch GD at η = {rates} on a small tanh MLP, the "
+               "loss beside the sharpness and 2/η (on the CPU; takes only --out and --force).",
+    }  # fmt: skip
+    example = commands.add_parser(
+        "example", help="train an example network, draw its landscape",
+        description="Train a small example network (offline: its data is made, not downloaded) "
+        "and write its figures into a folder.",
+        epilog="\n".join(f"{name}: {text}" for name, text in what.items()),
+        formatter_class=_Epilog,
+    )  # fmt: skip
+    example.add_argument("name", choices=tuple(what), help="which example (see below)")
+    example.add_argument("--out", type=Path, required=True,
+                         help="the folder its files go in (made if missing)")  # fmt: skip
     example.add_argument(
-        "--no-studies", action="store_true", help="skip the phase diagram and the shoot-out"
+        "--epochs",
+        type=integer,
+        default=3,
+        help="mlp, cnn: epochs each optimizer trains (default: %(default)s)",
     )
+    example.add_argument(
+        "--grid",
+        type=integer,
+        default=21,
+        help="mlp, cnn: samples per axis of each plane (default: %(default)s)",
+    )
+    example.add_argument("--device", default="cpu",
+                         help="mlp, cnn: where they train and are evaluated: cpu (default), "
+                         "cuda, cuda:1, mps, …")  # fmt: skip
+    example.add_argument("--force", action="store_true",
+                         help="replace files a previous run left in --out (without it, an "
+                         "existing file is refused before any training)")  # fmt: skip
+    example.add_argument(
+        "--no-studies", action="store_true",
+        help="mlp, cnn: skip the phase diagram and the shoot-out",
+    )  # fmt: skip
     options.remember("example", example)
+
+
+class _Epilog(argparse.HelpFormatter):
+    """Help whose epilog keeps its lines (``name: what it is``, one per example), each wrapped
+    to the width under its name."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        hang = indent + "  " if "\n" in text else indent  # (the description: one paragraph)
+        return "\n".join(textwrap.fill(line, width, initial_indent=indent, subsequent_indent=hang)
+                         for line in text.splitlines())  # fmt: skip
+
+
+def _first_sentence(module: str) -> str:
+    """The first sentence of an example module's docstring: what the example trains on."""
+    import importlib
+    import re
+
+    doc = " ".join((importlib.import_module(module).__doc__ or "").split())
+    return re.split(r"(?<=\.) ", doc)[0]
 
 
 _EOS_FREE = ("epochs", "grid", "device", "no_studies")
@@ -351,7 +407,10 @@ def _publish(ns: argparse.Namespace, result: LandscapeResult, fig: Figure, rec: 
 
 
 def _example(ns: argparse.Namespace) -> int:
+    from gdscope.files import check_folder
     from gdscope.jobs.landscape import run_example
+
+    check_folder(ns.out)  # before the training: a folder that cannot be made is refused now
 
     def log(text: str) -> None:
         sys.stderr.write(text + "\n")  # one write: a Ctrl-C cannot split the line from its end

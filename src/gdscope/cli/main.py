@@ -8,31 +8,56 @@ stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
 from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from gdscope import interrupts
-from gdscope.cli import completion, hessian, landscape, options, plotting, serve, studies
-from gdscope.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, Parser
-from gdscope.cli.plotting import plot_config
 from gdscope.errors import GdscopeError
 from gdscope.version import __version__
 
+if TYPE_CHECKING:
+    from gdscope.cli.plotting import plot_config
+
 __all__ = ["build_parser", "main", "plot_config"]
 
-_GROUPS = (plotting, studies, landscape, serve, completion, hessian)
+# Light on purpose: the entry point (``gdscope.cli:main``) imports this module before anything
+# handles Ctrl-C; the command groups (torch, matplotlib: seconds) are loaded by ``_groups``,
+# which the program calls inside ``interrupts.starting()``.
+
+
+def _groups() -> tuple[ModuleType, ...]:
+    """The command groups, each adding its sub-commands (``add_parser``) and running them
+    (``run``)."""
+    from gdscope.cli import completion, hessian, landscape, plotting, serve, studies
+
+    return (plotting, studies, landscape, serve, completion, hessian)
+
+
+def __getattr__(name: str) -> object:
+    """``plot_config`` (tests and notebooks build a ``PlotConfig`` from arguments with it),
+    imported when asked for."""
+    if name == "plot_config":
+        from gdscope.cli.plotting import plot_config
+
+        return plot_config
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gdscope.cli.options import Parser
+
     parser = Parser(
         prog="gdscope",
         description="See what a PyTorch optimizer does: loss landscapes and optimizer paths.",
     )
     parser.add_argument("--version", action="version", version=f"gdscope {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for group in _GROUPS:
+    for group in _groups():
         group.add_parser(commands)
     return parser
 
@@ -44,12 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         with warnings.catch_warnings(record=True) as caught:
             code = _main(argv)
-        if code != EXIT_USAGE:
-            for line in dict.fromkeys(options.warning_line(w.message, w.category) for w in caught):
-                print(line, file=sys.stderr)
     else:
-        code = _main(argv)
-    if argv is None and code == EXIT_INTERRUPTED:
+        caught, code = [], _main(argv)
+    from gdscope.cli import options  # (loaded by ``_main``)
+
+    if code != options.EXIT_USAGE:
+        for line in dict.fromkeys(options.warning_line(w.message, w.category) for w in caught):
+            print(line, file=sys.stderr)
+    if argv is None and code == options.EXIT_INTERRUPTED:
         # The program was interrupted: its files are complete and closed, so skip the
         # interpreter's teardown (a second or more with torch loaded) and end now.
         sys.stdout.flush()
@@ -59,8 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    ns = parser.parse_args(argv)
+    # The program (no ``argv``): Ctrl-C while it loads and reads its arguments ends it in one
+    # line; ``handle_sigint`` takes over for the command itself.
+    with interrupts.starting() if argv is None else contextlib.nullcontext():
+        parser = build_parser()
+        ns = parser.parse_args(argv)
+    from gdscope.cli import options
     from gdscope.jobs.replay import strip_outputs
 
     # What replay re-runs: the arguments without the output names, so a replay's record (and
@@ -68,16 +99,16 @@ def _main(argv: Sequence[str] | None) -> int:
     ns.argv = strip_outputs(list(sys.argv[1:] if argv is None else argv))
     ns.main = main  # for replay: old records re-run their command line (no import cycle)
     ns.parser = parser  # for completion: the script is written from this parser
-    group = next(group for group in _GROUPS if ns.command in group.COMMANDS)
+    group = next(group for group in _groups() if ns.command in group.COMMANDS)
     try:
         with interrupts.handle_sigint():
             return group.run(ns)
     except GdscopeError as error:
         print(f"gdscope: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return options.EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C outside a computation that keeps what it finished
         print(f"gdscope: interrupted: {options.kept_files()}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return options.EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,6 +36,7 @@ from gdscope.problem.testfunctions import FUNCTIONS
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 IMAGE_FILE = "image file (.png, .svg or .pdf)"
+DTYPE_HELP = f"the float type the runs compute in (default: {DTYPES[0]})"
 _Pool = TypeVar("_Pool")
 
 if TYPE_CHECKING:
@@ -269,7 +270,7 @@ def add_objective_options(parser: argparse.ArgumentParser, *, network: bool = Fa
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
     engine = parser.add_argument_group("batched engine")
-    engine.add_argument("--dtype", choices=DTYPES, default=DTYPES[0])
+    engine.add_argument("--dtype", choices=DTYPES, default=DTYPES[0], help=DTYPE_HELP)
     engine.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     engine.add_argument("--compile", action="store_true", help="torch.compile the step")
     engine.add_argument("--save", type=Path, help="results file: .npz, .csv or .json")

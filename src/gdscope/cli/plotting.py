@@ -60,7 +60,7 @@ def add_parser(commands: Subparsers) -> None:
     train = commands.add_parser("train", help="train the neuron and print the losses")
     options.add_objective_options(train)
     train.add_argument("--log", action="store_true", help="print the article's epoch log")
-    train.add_argument("--dtype", choices=DTYPES, default=DTYPES[0])
+    train.add_argument("--dtype", choices=DTYPES, default=DTYPES[0], help=options.DTYPE_HELP)
     train.add_argument("--save", type=Path, help="write the path: .csv, .json or .npz")
     train.add_argument("--force", action="store_true", help="overwrite an existing --save file")
     options.add_sgd_options(train)
@@ -95,7 +95,8 @@ def add_parser(commands: Subparsers) -> None:
 
     reproduce = commands.add_parser("reproduce", help="draw all the article's figures + gallery")
     options.add_output_options(reproduce, what="output directory")
-    reproduce.add_argument("--format", choices=FIGURE_FORMATS, default="png")
+    reproduce.add_argument("--format", choices=FIGURE_FORMATS, default="png",
+                           help="the figures' file format (default: %(default)s)")  # fmt: skip
 
 
 _CONFIG_FREE = {"config", "out", "force", "dpi", "title", "save", "fps", "frames", "seconds",

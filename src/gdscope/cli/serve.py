@@ -27,7 +27,7 @@ WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 def add_parser(commands: Subparsers) -> None:
     serve = commands.add_parser("serve", help="the interactive explorer in the browser")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    serve.add_argument("--port", type=integer, default=8000)
+    serve.add_argument("--port", type=integer, default=8000, help="port (default: %(default)s)")
     serve.add_argument("--open", action="store_true", help="open the page in a browser")
     serve.add_argument(
         "--allow-host", action="append", default=[], metavar="NAME",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,8 +42,9 @@ from gdscope.problem.data import DataSpec
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
 from gdscope.raypool import RayPool
-from gdscope.studies.netstudy import DEFAULT_STEPS, SCORES
-from gdscope.studies.phase import DEFAULT_METRIC, METRICS
+from gdscope.studies.netstudy import DEFAULT_STEPS, SCORES, NetShootout
+from gdscope.studies.phase import DEFAULT_METRIC, METRICS, NETWORK_METRICS, NEURON_METRICS
+from gdscope.studies.shootout import tuning_edges
 from gdscope.studies.sweep import Axis
 
 if TYPE_CHECKING:
@@ -96,8 +98,9 @@ def _add_network_options(parser: argparse.ArgumentParser, *, engine: bool = Fals
     if engine:
         options.add_scheduler_options(net)
         net.add_argument("--batch-size", type=integer, help="default: the loader's")
-        net.add_argument("--shuffle-seed", type=integer, default=0)
-        net.add_argument("--dtype", choices=DTYPES, default=DTYPES[0])
+        net.add_argument("--shuffle-seed", type=integer, default=0,
+                         help="seed of the mini-batch shuffle")  # fmt: skip
+        net.add_argument("--dtype", choices=DTYPES, default=DTYPES[0], help=options.DTYPE_HELP)
         net.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
         net.add_argument("--chunk", default="auto",
                          help="copies trained together (default: auto)")  # fmt: skip
@@ -151,7 +154,7 @@ def _add_sweep(commands: Subparsers) -> None:
         help="a hyperparameter and its values: lr=0.01:0.5:6, lr=1e-3:1:5:log, momentum=0,0.9",
     )
     options.add_objective_options(sweep, network=True)
-    sweep.add_argument("--log-color", action="store_true")
+    sweep.add_argument("--log-color", action="store_true", help="logarithmic colour scale")
     sweep.add_argument("--chunk",
                        help="with --model: copies trained together (default: auto)")  # fmt: skip
     _add_grid_run_options(sweep, grid=True)
@@ -164,7 +167,11 @@ def _add_phase(commands: Subparsers) -> None:
     phase = commands.add_parser("phase", help="phase diagram of a metric over two hyperparameters")
     phase.add_argument("--x", required=True, metavar="NAME=RANGE", help="e.g. lr=1e-3:2:256:log")
     phase.add_argument("--y", required=True, metavar="NAME=RANGE", help="e.g. momentum=0:0.99:128")
-    phase.add_argument("--metric", choices=METRICS, default=DEFAULT_METRIC)
+    measured = f"of a 2-D objective: {', '.join(NEURON_METRICS)}; of --model: " + ", ".join(
+        NETWORK_METRICS
+    )
+    phase.add_argument("--metric", choices=METRICS, default=DEFAULT_METRIC,
+                       help=f"what each cell shows (default: %(default)s); {measured}")  # fmt: skip
     phase.add_argument("--tol", type=number, default=1e-3, help="for --metric steps")
     phase.add_argument("--mark", type=number, nargs=2, metavar=("X", "Y"), help="star a cell")
     options.add_objective_options(phase, network=True)
@@ -198,8 +205,8 @@ def _add_compare(commands: Subparsers) -> None:
         help="lr=LO:HI:N:log (default 1e-4:1:25:log); momentum=… also tunes momentum/beta1",
     )
     options.add_objective_options(compare, network=True)
-    compare.add_argument("--huber-delta", type=number, default=1.0)
-    compare.add_argument("--smoothl1-beta", type=number, default=1.0)
+    compare.add_argument("--huber-delta", type=number, default=1.0, help="HuberLoss delta")
+    compare.add_argument("--smoothl1-beta", type=number, default=1.0, help="SmoothL1Loss beta")
     options.add_data_options(compare)
     options.add_grid_options(compare)
     compare.add_argument("--save", type=Path, help="results file (.json)")
@@ -336,10 +343,22 @@ def _compare(ns: argparse.Namespace) -> int:
     )  # fmt: skip
     done = make_compare(config, _outputs(ns), backend=_backend(ns))
     _notes(getattr(done.result, "runs", {}).values())
+    if isinstance(done.result, NetShootout):  # (the one-neuron shoot-out warns by itself)
+        _network_edges(done.result)
     for row in done.result.table():
         print("  ".join(f"{k}={v}" for k, v in row.items()))
     return _report(done.written, interrupted=done.result.interrupted,
                    kept=kept_optimizers(done.result), resume=ns.resume)  # fmt: skip
+
+
+def _network_edges(result: NetShootout) -> None:
+    """Warn where a network's winner sits on the edge of its tuning grid (drawn all the same)."""
+    for name, run in result.runs.items():
+        k = result.winner(name)
+        best = {a.name: float(run.options[a.name][k]) for a in run.axes}
+        tried = {a.name: [float(v) for v in run.options[a.name]] for a in run.axes}
+        for line in tuning_edges(best, tried):
+            warnings.warn(f"{name}: {line}", UserWarning, stacklevel=1)
 
 
 _RUN = {"sweep": _sweep, "phase": _phase, "compare": _compare}

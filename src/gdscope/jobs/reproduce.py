@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from gdscope import interrupts
 from gdscope.errors import GdscopeError
-from gdscope.files import FIGURE_FORMATS, figure_format, write_text
+from gdscope.files import FIGURE_FORMATS, check_folder, figure_format, make_folder, write_text
 from gdscope.jobs.article import (
     ARTICLE_FIGURES,
     ArticleFigure,
@@ -43,9 +43,7 @@ def reproduce(
         and anything else in the folder is left alone.
     """
     fmt = figure_format(f"x.{fmt}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise GdscopeError(f"{out} exists and is not a directory")
+    out = check_folder(out_dir)
     stale = [p for f, paths in previous_figures(out).items() if f != fmt for p in paths]
     if out.is_dir() and any(out.iterdir()) and not force:
         formats = sorted({p.suffix[1:] for p in stale})
@@ -54,7 +52,7 @@ def reproduce(
             f"{out} is not empty{held}; pass --force to replace the figures a previous"
             f" reproduce wrote there with {fmt} ones"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     cache: MapCache = {}  # the article's four maps are shared by seven figures
     written = []
     for spec in figures:

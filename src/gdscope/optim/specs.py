@@ -111,6 +111,18 @@ def _freeze(kwargs: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()))
 
 
+def _not_finite(options: Iterable[tuple[str, Any]]) -> list[str]:
+    """The options holding a NaN or an infinity (alone or in a tuple such as ``betas``): torch
+    takes ``lr=nan`` without a word and every step is then NaN."""
+
+    def bad(value: Any) -> bool:
+        if isinstance(value, tuple | list):
+            return any(bad(v) for v in value)
+        return isinstance(value, float) and not math.isfinite(value)
+
+    return [key for key, value in options if bad(value)]
+
+
 def _known(name: str, registry: Mapping[str, type[Any]], kind: str) -> str:
     """``name`` in lower case, when ``registry`` has it (else the choices, in the error)."""
     lower = name.lower()
@@ -171,6 +183,9 @@ class OptimizerSpec:
                 f"{self.cls.__name__} got unknown argument(s) {', '.join(sorted(unknown))}; "
                 f"it accepts {', '.join(sorted(_accepted(self.cls)))}"
             )
+        bad = _not_finite(self.options)
+        if bad:
+            raise GdscopeError(f"{self.cls.__name__}: {', '.join(bad)} must be finite")
         self.build([torch.nn.Parameter(torch.zeros(1))])  # torch validates the values
 
     @property
@@ -241,7 +256,7 @@ class SchedulerSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _known(self.name, SCHEDULERS, "scheduler"))
         object.__setattr__(self, "options", _freeze(dict(self.options)))
-        bad = [k for k, v in self.options if isinstance(v, float) and not math.isfinite(v)]
+        bad = _not_finite(self.options)
         if bad:
             raise GdscopeError(f"{self.cls.__name__}: {', '.join(bad)} must be finite")
         # Made and stepped once on a stand-in: torch checks some arguments only when it steps

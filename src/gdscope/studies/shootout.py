@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,7 @@ from gdscope.problem.objective import Objective
 from gdscope.studies.sweep import Axis
 from gdscope.version import __version__
 
-__all__ = ["Contender", "Shootout", "compare", "refuse_repeats", "start_points"]
+__all__ = ["Contender", "Shootout", "compare", "refuse_repeats", "start_points", "tuning_edges"]
 
 DEFAULT_LR = Axis("lr", tuple(float(v) for v in np.geomspace(1e-4, 1.0, 25)), log=True)
 
@@ -60,6 +61,13 @@ class Contender:
     """How many runs of the winning setting diverged (over all starts)."""
     path: Trajectory
     """The winning setting's run from the first start."""
+
+    def edges(self) -> list[str]:
+        """Where the winner sits on the edge of the tuned grid (``tuning_edges``)."""
+        rows = [_tuned(s) for s in self.settings]
+        tried = {key: [row[key] for row in rows] for key in rows[0] if all(key in r for r in rows)}
+        best = {key: value for key, value in _tuned(self.options).items() if key in tried}
+        return [f"{self.name}: {line}" for line in tuning_edges(best, tried)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,6 +112,33 @@ def start_points(
         [rng.uniform(*grid.w_range, count - 1), rng.uniform(*grid.b_range, count - 1)], axis=1
     )
     return np.concatenate([np.array([first]), extra])
+
+
+_FLOORS = {"momentum": 0.0}
+"""The tuned settings' lowest allowed values: a winner there has nothing below it to miss."""
+
+
+def _tuned(setting: Mapping[str, Any]) -> dict[str, float]:
+    """A setting's tuned values: ``lr``, and ``momentum`` (for the Adam family, beta1)."""
+    tuned = {key: float(setting[key]) for key in ("lr", "momentum") if key in setting}
+    if "betas" in setting:
+        tuned["momentum"] = float(setting["betas"][0])
+    return tuned
+
+
+def tuning_edges(best: Mapping[str, float], tried: Mapping[str, Sequence[float]]) -> list[str]:
+    """One line for each tuned setting whose ``best`` value is the highest or the lowest of
+    several ``tried``: the best setting may lie beyond the grid, so the comparison may be unfair
+    to that optimizer (not said at a floor such as momentum 0, below which nothing is allowed)."""
+    lines = []
+    for key, value in best.items():
+        lo, hi = min(tried[key]), max(tried[key])
+        side = "highest" if value >= hi else "lowest" if value <= lo else None
+        if lo == hi or side is None or (side == "lowest" and value <= _FLOORS.get(key, -math.inf)):
+            continue
+        lines.append(f"the best {key}, {value:g}, is the {side} tried ({lo:g} to {hi:g}): a "
+                     "better one may lie beyond the tuning grid")  # fmt: skip
+    return lines
 
 
 def _settings(name: str, lr: Axis, momentum: Axis | None) -> list[dict[str, Any]]:
@@ -160,6 +195,8 @@ def compare(
             if finals is None or interrupts.requested():
                 break
             contenders.append(_winner(data, name, settings, finals, points, loss, budget, dtype))
+            for line in contenders[-1].edges():  # said, and the winner drawn all the same
+                warnings.warn(line, UserWarning, stacklevel=2)
     meta = {"gdscope": __version__, "torch": torch.__version__, "seed": seed, "budget": budget,
             "objective": loss.to_dict()}  # fmt: skip
     return Shootout(loss, budget, points, seed, contenders, meta, asked=tuple(names))
