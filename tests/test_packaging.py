@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing
+
 ROOT = Path(__file__).parents[1]
 IN_WHEEL = (
     "gdscope/py.typed",
@@ -32,10 +34,9 @@ IN_WHEEL = (
     "gdscope/examples/cnn.py",
     "gdscope/examples/resnet.py",
 )
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("git") is None, reason="the source files are listed by git"),
-]
+pytestmark = pytest.mark.slow
+if shutil.which("git") is None:
+    missing("git (it lists the source files)")
 
 
 def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
