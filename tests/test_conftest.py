@@ -29,12 +29,6 @@ def test_a_missing_browser_skips_and_fails_under_ci(monkeypatch, ci, outcome):
         conftest.chromium()
 
 
-def test_ci_is_read_from_the_environment_as_ci_sets_it():
-    import os
-
-    assert conftest.ON_CI == (os.environ.get("CI") == "true")
-
-
 @pytest.mark.parametrize("ci", [False, True])
 def test_a_bare_importorskip_is_turned_into_a_failure_under_ci(monkeypatch, ci):
     with pytest.raises(pytest.skip.Exception) as skipped:  # pytest's own wording, pinned pytest

@@ -83,10 +83,7 @@ def test_every_route_is_documented_and_the_example_request_is_valid():
 
 
 def test_every_extra_has_its_row_in_the_install_table():
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
+    import tomllib
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
