@@ -76,7 +76,7 @@ def serve(gdscope: Path, cwd: Path, env: dict[str, str]) -> tuple[subprocess.Pop
     process = subprocess.Popen([gdscope, "serve", "--port", str(port)], cwd=cwd, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # a guard against a hang, not a speed bound
     while time.monotonic() < deadline and process.poll() is None:
         try:
             get(url + "/api/health")
