@@ -16,10 +16,11 @@ import pytest
 
 import gdscope
 from gdscope.cli.main import build_parser
+from tests.conftest import require
 
 ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs"
-pytest.importorskip("mkdocs")
+require("mkdocs")
 
 
 def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
@@ -60,7 +61,7 @@ def test_every_exported_name_is_in_the_api_reference():
 
 
 def test_every_route_is_documented_and_the_example_request_is_valid():
-    pytest.importorskip("fastapi")
+    require("fastapi")
     from fastapi.testclient import TestClient
 
     from gdscope.server.app import create_app
@@ -82,10 +83,7 @@ def test_every_route_is_documented_and_the_example_request_is_valid():
 
 
 def test_every_extra_has_its_row_in_the_install_table():
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
+    import tomllib
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing
+
 ROOT = Path(__file__).parents[1]
 IN_WHEEL = (
     "gdscope/py.typed",
@@ -32,10 +34,9 @@ IN_WHEEL = (
     "gdscope/examples/cnn.py",
     "gdscope/examples/resnet.py",
 )
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("git") is None, reason="the source files are listed by git"),
-]
+pytestmark = pytest.mark.slow
+if shutil.which("git") is None:
+    missing("git (it lists the source files)")
 
 
 def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -75,7 +76,7 @@ def serve(gdscope: Path, cwd: Path, env: dict[str, str]) -> tuple[subprocess.Pop
     process = subprocess.Popen([gdscope, "serve", "--port", str(port)], cwd=cwd, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # a guard against a hang, not a speed bound
     while time.monotonic() < deadline and process.poll() is None:
         try:
             get(url + "/api/health")

@@ -183,3 +183,14 @@ def test_python_block(block, tmp_path, monkeypatch):
 
 def test_the_readme_has_commands_and_python_blocks():
     assert len(COMMANDS) > 20 and len(PYTHON) >= 2
+
+
+def test_the_pages_ask_for_the_python_that_pyproject_requires():
+    import tomllib
+
+    project = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]
+    lowest = re.fullmatch(r">=(3\.\d+)", project["requires-python"])
+    assert lowest is not None, project["requires-python"]
+    for page in (README, README.parent / "docs" / "getting-started.md"):
+        said = set(re.findall(r"Python ≥ (3\.\d+)", page.read_text()))
+        assert said == {lowest[1]}, (page.name, said)

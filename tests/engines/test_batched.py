@@ -1,143 +1,216 @@
+"""The batched engine against the real ``torch.optim`` optimizers, named here directly.
+
+Each optimizer the engine offers is its own test case, and hypothesis draws every one of its
+hyperparameters and flags inside it (several configurations per run, each with its own loss and
+start). The reference is a real ``nn.Linear(1, 1)`` under the real ``torch.nn`` loss, stepped by
+the torch class. Two implementations of the same arithmetic part only by rounding, so the bound
+is measured: ``ROUNDING_MULTIPLE`` times what torch's own path moves when nothing but the order
+in which it adds the same data changes, plus ``eps`` per step. Runs are compared while that
+noise stays below ``sqrt(eps)`` (relative), and that must last at least ``MIN_HORIZON`` steps.
+"""
+
 from __future__ import annotations
+
+import inspect
+import math
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.utils.data import DataLoader, TensorDataset
 
+from gdscope.engines import native
 from gdscope.engines.batched import run_batched
 from gdscope.engines.reference import train
 from gdscope.errors import GdscopeError
+from gdscope.optim.rules import TRANSFORMS
 from gdscope.optim.specs import OptimizerSpec
 from gdscope.problem.losses import LOSS_NAMES, LossSpec
-from gdscope.problem.maps import loss_and_gradient
 
-rates = st.floats(1e-3, 0.6)
+TORCH_OPTIMIZERS = [torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop,
+                    torch.optim.Adagrad]  # fmt: skip
+NOT_MATHS = {"params", "foreach", "fused", "capturable", "differentiable"}
+"""torch arguments that pick an implementation, not the arithmetic."""
+TORCH_LOSSES = {
+    "mse": lambda spec: torch.nn.MSELoss(),
+    "l1": lambda spec: torch.nn.L1Loss(),
+    "huber": lambda spec: torch.nn.HuberLoss(delta=spec.delta),
+    "smoothl1": lambda spec: torch.nn.SmoothL1Loss(beta=spec.beta),
+}
+MIN_HORIZON = 10
+"""Steps every compared run must agree over (an early cut would let a wrong update pass)."""
+ROUNDING_MULTIPLE = 16
+"""How far beyond torch's own reordering noise (plus eps per step) ours may be."""
+REORDERS = (lambda m: np.arange(m)[::-1], lambda m: np.random.default_rng(0).permutation(m))
+"""Orders in which torch adds the same data again, to measure its rounding noise."""
+
+rates = st.floats(1e-3, 0.5)
 unit = st.floats(0.0, 0.95)
-decay = st.sampled_from([0.0, 0.0, 0.5, 2.0]) | st.floats(0.0, 1.0)
+some = st.just(0.0) | st.floats(1e-3, 0.95)  # zero switches a torch branch off: drawn often
+decay = st.just(0.0) | st.floats(1e-3, 1.0)
 flag = st.booleans()
+# Not below 1e-8: a gradient that is exactly 0 in one order of the sums (an L1 bias gradient
+# of a line splitting the data in two halves) is 1e-17 in another, and eps 1e-10 makes the
+# first step of an adaptive optimizer differ by 1e-7: no two implementations agree there.
+eps = st.sampled_from([1e-8, 1e-3]) | st.floats(1e-8, 0.1)
+betas = st.tuples(unit, st.floats(0.5, 0.999))
 
+
+@st.composite
+def sgd(draw):
+    maximize, nesterov = draw(flag), draw(flag)
+    momentum = draw(st.floats(0.1, 0.95) if nesterov else some)
+    return {"lr": draw(st.floats(1e-3, 0.05) if maximize else rates),  # ascent grows fast
+            "momentum": momentum, "dampening": 0.0 if nesterov else draw(some),
+            "weight_decay": draw(decay), "nesterov": nesterov, "maximize": maximize}  # fmt: skip
+
+
+ADAM = {"lr": rates, "betas": betas, "eps": eps, "weight_decay": decay, "amsgrad": flag,
+        "maximize": flag}  # fmt: skip
 HYPER = {
-    "sgd": st.fixed_dictionaries(
-        {"lr": rates, "momentum": unit, "dampening": unit, "weight_decay": decay,
-         "nesterov": flag, "maximize": st.sampled_from([False, False, False, True])}
+    torch.optim.SGD: sgd(),
+    torch.optim.Adam: st.fixed_dictionaries({**ADAM, "decoupled_weight_decay": flag}),
+    torch.optim.AdamW: st.fixed_dictionaries(ADAM),
+    torch.optim.RMSprop: st.fixed_dictionaries(
+        {"lr": st.floats(1e-3, 0.1), "alpha": st.floats(0.5, 0.99), "eps": eps,
+         "weight_decay": decay, "momentum": some, "centered": flag, "maximize": flag}
     ),
-    "adam": st.fixed_dictionaries(
-        {"lr": rates, "betas": st.tuples(unit, st.floats(0.5, 0.999)),
-         "eps": st.sampled_from([1e-8, 1e-3]), "weight_decay": decay, "amsgrad": flag,
+    torch.optim.Adagrad: st.fixed_dictionaries(
+        {"lr": rates, "lr_decay": st.just(0.0) | st.floats(1e-3, 0.5),
+         "weight_decay": decay, "initial_accumulator_value": st.floats(0, 1), "eps": eps,
          "maximize": flag}
-    ),
-    "adamw": st.fixed_dictionaries(
-        {"lr": rates, "betas": st.tuples(unit, st.floats(0.5, 0.999)), "weight_decay": decay,
-         "amsgrad": flag}
-    ),
-    "rmsprop": st.fixed_dictionaries(
-        {"lr": st.floats(1e-3, 0.1), "alpha": st.floats(0.5, 0.99), "momentum": unit,
-         "eps": st.sampled_from([1e-8, 1e-2]), "centered": flag, "weight_decay": decay}
-    ),
-    "adagrad": st.fixed_dictionaries(
-        {"lr": rates, "lr_decay": st.floats(0.0, 0.1), "initial_accumulator_value": st.floats(0, 1),
-         "eps": st.sampled_from([1e-10, 1e-3]), "weight_decay": decay, "maximize": flag}
     ),
 }  # fmt: skip
 losses = st.builds(
-    LossSpec, st.sampled_from(LOSS_NAMES), delta=st.floats(0.1, 3.0), beta=st.floats(0.0, 3.0)
+    LossSpec,
+    st.sampled_from(LOSS_NAMES),
+    delta=st.floats(0.1, 3.0),
+    beta=st.just(0.0) | st.floats(0.1, 3.0),  # 0 is L1; a tiny beta is a kink no step resolves
 )
 points = st.tuples(st.floats(-5, 8), st.floats(-5, 8))
 
 
-@st.composite
-def batches(draw):
-    name = draw(st.sampled_from(sorted(HYPER)))
-    size = draw(st.integers(1, 4))
-    configs = [draw(HYPER[name]) for _ in range(size)]
-    if name == "sgd":
-        for c in configs:
-            if c["nesterov"]:
-                c["momentum"], c["dampening"] = max(c["momentum"], 0.1), 0.0
-    return name, configs, [draw(losses) for _ in range(size)], [draw(points) for _ in range(size)]
+def name_of(cls: type[torch.optim.Optimizer]) -> str:
+    return cls.__name__.lower()
 
 
-def noise_floor(data, loss, path) -> int:
-    """First point where the gradient is below 1e-3 of the start's (float64 autograd).
+@pytest.mark.parametrize("cls", TORCH_OPTIMIZERS, ids=name_of)
+def test_every_optimizer_of_the_engine_and_every_argument_of_torch_is_drawn(cls):
+    assert sorted(map(name_of, TORCH_OPTIMIZERS)) == sorted(TRANSFORMS)
+    assert set(TORCH_LOSSES) == set(LOSS_NAMES)
 
-    There a float32 gradient is mostly rounding of its 50-term sum, whose order differs between
-    torch's BLAS and our reduction; adaptive optimizers normalize that noise into a full step,
-    in torch as much as here, so float32 paths are only comparable before it.
-    """
-    norms = [np.hypot(*loss_and_gradient(data, loss, w, b)[1]) for w, b in path]
-    small = np.array(norms) < 1e-3 * norms[0]
-    return int(np.argmax(small)) if small.any() else len(path)
+    @settings(max_examples=1, database=None)
+    @given(config=HYPER[cls])
+    def drawn(config):
+        assert set(config) == set(inspect.signature(cls).parameters) - NOT_MATHS
 
-
-def conditioned_horizon(data, name, config, loss, start, ref, rtol, epochs) -> int:
-    """Steps over which torch's own path is insensitive to rounding at the ``rtol`` level.
-
-    torch is run again from a start moved by 1e-14: rounding of that size is all that separates
-    two float64 implementations (their sums are ordered differently). Where the problem
-    amplifies it past ``rtol / 10`` (SGD steps far beyond the curvature ``1/beta`` of a
-    SmoothL1 with tiny ``beta``, bouncing across its kink) no two implementations can agree
-    to ``rtol``, so the comparison ends there; a well-conditioned run is compared to the end.
-    """
-    moved = tuple(v + 1e-14 * max(1.0, abs(v)) for v in start)
-    again = train(data, loss=loss, optimizer=OptimizerSpec.of(name, **config), epochs=epochs,
-                  start=moved, dtype=torch.float64)  # fmt: skip
-    count = min(ref.n_finite, again.n_finite)
-    apart = np.abs(again.path[:count] - ref.path[:count]) > rtol / 10 * np.maximum(
-        1.0, np.abs(ref.path[:count]))  # fmt: skip
-    rows = apart.any(axis=1)
-    return int(np.argmax(rows)) if rows.any() else count
+    drawn()
 
 
-def check_against_torch(data, name, configs, loss_list, starts, dtype, rtol, epochs=40):
-    hyper = {}
+def loader_batches(n: int, batch_size: int | None, seed: int, epochs: int) -> list[np.ndarray]:
+    """Each step's data indices: all of them (full batch), or those of a real
+    ``DataLoader(shuffle=True)`` over ``0..n-1`` with a generator seeded by ``seed``."""
+    if batch_size is None:
+        return [np.arange(n)] * epochs
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(TensorDataset(torch.arange(n)), batch_size=batch_size, shuffle=True,
+                        generator=generator)  # fmt: skip
+    return [batch.numpy() for _ in range(epochs) for (batch,) in loader]
+
+
+def torch_run(cls, kwargs, loss: LossSpec, data, start, steps: list[np.ndarray], dtype,
+              reorder=None):  # fmt: skip
+    """Points and losses (on all the data) of a real ``nn.Linear(1, 1)`` stepped by ``cls`` on
+    each step's data indices; ``reorder(m)`` permutes every set of m indices: the same sums,
+    added in another order. Stops early once the path leaves the compared range."""
+    x = torch.tensor(data.x, dtype=dtype).reshape(-1, 1)
+    y = torch.tensor(data.y, dtype=dtype).reshape(-1, 1)
+
+    def rows(indices: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(indices if reorder is None else indices[reorder(len(indices))])
+
+    model = torch.nn.Linear(1, 1, dtype=dtype)
+    with torch.no_grad():
+        model.weight.fill_(start[0])
+        model.bias.fill_(start[1])
+    optimizer, loss_fn = cls(model.parameters(), **kwargs), TORCH_LOSSES[loss.name](loss)
+    everything = rows(np.arange(len(data.x)))
+    path, values = np.full((len(steps) + 1, 2), np.nan), np.full(len(steps) + 1, np.nan)
+    for i in range(len(steps) + 1):
+        with torch.no_grad():
+            values[i] = loss_fn(model(x[everything]), y[everything]).item()
+        path[i] = model.weight.item(), model.bias.item()
+        if i == len(steps) or not np.isfinite(path[i]).all() or np.abs(path[i]).max() > 1e4:
+            break
+        batch = rows(steps[i])
+        optimizer.zero_grad()
+        loss_fn(model(x[batch]), y[batch]).backward()
+        optimizer.step()
+    return path, values
+
+
+def check_against_torch(data, cls, configs, loss_list, starts, dtype, epochs, batch_size=None,
+                        seed=0):  # fmt: skip
+    """Run the configurations batched and each in torch: ours within rounding of torch's."""
+    hyper: dict[str, list] = {}
     for key in configs[0]:
         values = [c[key] for c in configs]
         if key == "betas":
-            hyper["beta1"] = [v[0] for v in values]
-            hyper["beta2"] = [v[1] for v in values]
+            hyper["beta1"], hyper["beta2"] = [v[0] for v in values], [v[1] for v in values]
         else:
             hyper[key] = values
-    result = run_batched(
-        data, name, hyper, loss=loss_list, start=starts, epochs=epochs, dtype=dtype
-    )
+    # Every engine that runs this: SGD's fused C kernel (what "auto" picks for full-batch SGD
+    # on a CPU) and the tensor engine (everything else, and SGD with Ctrl-C or mini-batches).
+    # (Without a C compiler there is no kernel: test_native.py fails under CI, skips elsewhere.)
+    native_applies = cls is torch.optim.SGD and batch_size is None and native.load() is not None
+    engines = ["torch", "native"] if native_applies else ["torch"]
+    results = [run_batched(data, name_of(cls), hyper, loss=loss_list, start=starts,
+                           epochs=epochs, dtype=dtype, batch_size=batch_size, shuffle_seed=seed,
+                           engine=engine) for engine in engines]  # fmt: skip
+    steps = loader_batches(len(data.x), batch_size, seed, epochs)
+    epsilon = torch.finfo(dtype).eps
     for k, (config, loss, start) in enumerate(zip(configs, loss_list, starts, strict=True)):
-        ref = train(data, loss=loss, optimizer=OptimizerSpec.of(name, **config), epochs=epochs,
-                    start=start, dtype=dtype)  # fmt: skip
-        ours = result.trajectory(k)
-        bounded = np.all(np.abs(ref.path[: ref.n_finite]) < 1e4, axis=1)
-        n = int(np.argmin(bounded)) if not bounded.all() else ref.n_finite
-        if dtype == torch.float64:
-            n = min(n, conditioned_horizon(data, name, config, loss, start, ref, rtol, epochs))
-        if dtype == torch.float32 and name != "sgd":
-            # Adaptive steps amplify float32 rounding (see noise_floor); where they bounce
-            # around the minimum the map is chaotic and any two float32 summation orders part
-            # ways. Their float32 paths are compared over the first 15 steps.
-            n = min(n, 16, noise_floor(data, loss, ref.path[:n]))
-        np.testing.assert_allclose(ours.path[:n], ref.path[:n], rtol=rtol, atol=rtol)
-        np.testing.assert_allclose(ours.losses[:n], ref.losses[:n], rtol=rtol, atol=rtol)
-        if n == ref.n_finite:  # stayed bounded: the verdicts must agree exactly
-            assert ours.diverged_at == ref.diverged_at
+        path, values = torch_run(cls, config, loss, data, start, steps, dtype)
+        scale = np.maximum(1.0, np.abs(path))
+        noise = np.zeros(len(steps) + 1)
+        for reorder in REORDERS:
+            again, _ = torch_run(cls, config, loss, data, start, steps, dtype, reorder)
+            noise = np.fmax(noise, (np.abs(again - path) / scale).max(axis=1))
+        noise = np.fmax.accumulate(np.nan_to_num(noise, nan=np.inf))
+        bounded = np.isfinite(path).all(axis=1) & (np.abs(path) <= 1e4).all(axis=1)
+        usable = bounded & (noise <= math.sqrt(epsilon))
+        n = int(np.argmin(usable)) if not usable.all() else len(steps) + 1  # points compared
+        run = f"{cls.__name__}({config}) on {loss} from {start}"
+        assert n > MIN_HORIZON, f"compared over {n - 1} steps only: {run}: narrow the draws"
+        bound = ROUNDING_MULTIPLE * (noise[:n] + epsilon * np.arange(1, n + 1))
+        for engine, result in zip(engines, results, strict=True):
+            ours = result.trajectory(k)
+            apart = (np.abs(ours.path[:n] - path[:n]) / scale[:n]).max(axis=1)
+            assert (apart <= bound).all(), (engine, run, np.argmin(apart <= bound), apart, bound)
+            off = np.abs(ours.losses[:n] - values[:n]) / np.maximum(1.0, np.abs(values[:n]))
+            assert (off <= bound).all(), (engine, run, np.argmin(off <= bound), off, bound)
+            if n == len(steps) + 1:  # torch stayed bounded throughout: so did ours
+                assert int(result.diverged_at[k]) == -1, engine
 
 
-@settings(max_examples=60, deadline=None)
-@given(batch=batches())
-def test_float64_agrees_with_torch_optim_to_1e10(article_data, batch):
-    # Large-step adaptive runs (e.g. Adam, beta1 = 0, lr 0.5) bounce chaotically around the
-    # minimum: float64 rounding differences grow about e^0.4 per step and pass 1e-10 after
-    # ~35 steps, in any two implementations. Those are compared over 25 steps, SGD over 40.
-    name = batch[0]
-    check_against_torch(
-        article_data, *batch, dtype=torch.float64, rtol=1e-10, epochs=40 if name == "sgd" else 25
-    )
+@st.composite
+def batches(draw, cls):
+    size = draw(st.integers(1, 4))
+    return ([draw(HYPER[cls]) for _ in range(size)], [draw(losses) for _ in range(size)],
+            [draw(points) for _ in range(size)])  # fmt: skip
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
-@given(batch=batches())
-def test_float32_agrees_with_torch_optim_to_1e4(article_data, batch):
-    # derandomized: in float32 an L1 residual landing within rounding of 0 can flip a sign.
-    check_against_torch(article_data, *batch, dtype=torch.float32, rtol=1e-4, epochs=30)
+@pytest.mark.parametrize("cls", TORCH_OPTIMIZERS, ids=name_of)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_every_optimizer_agrees_with_torch_optim_to_its_rounding(article_data, cls, dtype):
+    @settings(max_examples=25, deadline=None)
+    @given(batch=batches(cls))
+    def agrees(batch):
+        check_against_torch(article_data, cls, *batch, dtype=dtype, epochs=30)
+
+    agrees()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -221,13 +294,16 @@ def test_cuda_agrees_with_cpu(article_data):
 
 @pytest.mark.slow
 def test_compiled_step_matches_eager(article_data):
-    pytest.importorskip("torch._inductor")
+    # No skip: torch.compile needs the C compiler CI has; without it this fails, as it should.
     hyper = {"lr": torch.linspace(0.01, 0.5, 8), "momentum": 0.9}
-    eager = run_batched(article_data, "sgd", hyper, loss=LossSpec("l1"), epochs=20)
-    try:
-        compiled = run_batched(
-            article_data, "sgd", hyper, loss=LossSpec("l1"), epochs=20, compile=True
-        )
-    except Exception as error:  # no C++ compiler, unsupported platform
-        pytest.skip(f"torch.compile unavailable: {error}")
-    torch.testing.assert_close(compiled.path, eager.path, rtol=1e-5, atol=1e-6)
+    eager = run_batched(article_data, "sgd", hyper, loss=LossSpec("l1"), epochs=20,
+                        engine="torch")  # fmt: skip
+    compiled = run_batched(article_data, "sgd", hyper, loss=LossSpec("l1"), epochs=20,
+                           compile=True)  # fmt: skip
+    assert compiled.timings["engine"] == "torch.compile" and eager.timings["engine"] == "torch"
+    # Fused kernels may add in another order: eps per step (relative), the rounding they add.
+    steps = torch.arange(1, 22, dtype=torch.float64).reshape(-1, 1, 1)
+    bound = ROUNDING_MULTIPLE * torch.finfo(torch.float32).eps * steps
+    expected = eager.path.double()
+    apart = (compiled.path.double() - expected).abs() / expected.abs().clamp(min=1)
+    assert (apart <= bound).all(), apart.amax(dim=(1, 2))

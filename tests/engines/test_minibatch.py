@@ -13,8 +13,11 @@ from gdscope.engines.batched import run_batched
 from gdscope.engines.minibatch import batch_gradients, batch_indices
 from gdscope.engines.reference import train
 from gdscope.errors import GdscopeError
+from gdscope.optim.rules import TRANSFORMS
 from gdscope.optim.specs import OptimizerSpec
 from gdscope.problem.losses import LossSpec
+
+from .test_batched import MIN_HORIZON, TORCH_OPTIMIZERS, batches, check_against_torch, name_of
 
 
 def loop(data, *, loss, batch_size, seed, epochs, lr, momentum, dtype=torch.float64):
@@ -58,9 +61,23 @@ def test_reference_engine_is_the_textbook_loop(article_data, batch, seed, loss, 
     np.testing.assert_array_equal(run.path, expected)
 
 
-@given(batch=st.integers(1, 50), seed=st.integers(0, 2**31),
-       optimizer=st.sampled_from(["sgd", "adam", "rmsprop"]))  # fmt: skip
-@settings(max_examples=20, deadline=None)
+@pytest.mark.parametrize("cls", TORCH_OPTIMIZERS, ids=name_of)
+def test_every_optimizer_on_mini_batches_agrees_with_torch_optim_to_its_rounding(article_data,
+                                                                                 cls):  # fmt: skip
+    @settings(max_examples=10, deadline=None)
+    @given(batch=batches(cls), size=st.integers(1, 50), seed=st.integers(0, 2**31))
+    def agrees(batch, size, seed):
+        per_epoch = -(-50 // size)
+        epochs = max(2, -(-(MIN_HORIZON + 1) // per_epoch))  # at least MIN_HORIZON steps
+        check_against_torch(article_data, cls, *batch, dtype=torch.float64, epochs=epochs,
+                            batch_size=size, seed=seed)  # fmt: skip
+
+    agrees()
+
+
+@pytest.mark.parametrize("optimizer", sorted(TRANSFORMS))
+@given(batch=st.integers(1, 50), seed=st.integers(0, 2**31))
+@settings(max_examples=10, deadline=None)
 def test_batched_engine_equals_reference_for_the_same_seed(article_data, batch, seed, optimizer):
     hyper = {"lr": 0.02, **({"momentum": 0.9} if optimizer == "sgd" else {})}
     ref = train(article_data, optimizer=OptimizerSpec.of(optimizer, **hyper), epochs=2,

@@ -12,6 +12,7 @@ from gdscope.engines import native
 from gdscope.engines.batched import run_batched
 from gdscope.errors import GdscopeError
 
+from ..conftest import missing
 from .test_batched import HYPER, losses, points
 
 FIELDS = ("path", "losses", "final", "final_loss", "best_loss", "path_length", "early_spread",
@@ -24,14 +25,14 @@ def kernel():
     if library is None:
         if shutil.which("cc") or shutil.which("gcc"):
             pytest.fail("a C compiler is present but the native kernel did not build")
-        pytest.skip("no C compiler: the native engine is unavailable")
+        missing("a C compiler (the native engine needs one)")
     return library
 
 
 @st.composite
 def sgd_batches(draw):
     size = draw(st.integers(1, 40))  # crosses the 16-lane block boundary
-    configs = [draw(HYPER["sgd"]) for _ in range(size)]
+    configs = [draw(HYPER[torch.optim.SGD]) for _ in range(size)]
     for c in configs:
         if c["nesterov"]:
             c["momentum"], c["dampening"] = max(c["momentum"], 0.1), 0.0

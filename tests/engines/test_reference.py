@@ -15,6 +15,8 @@ from gdscope.optim.specs import OptimizerSpec
 from gdscope.problem.losses import LOSS_NAMES, LossSpec
 
 from ..reference import ARTICLE_LOG, sgd_path
+from .test_batched import HYPER, MIN_HORIZON, TORCH_OPTIMIZERS, loader_batches, name_of, torch_run
+from .test_batched import losses as batched_losses
 
 
 def test_golden_log(article_data):
@@ -157,3 +159,20 @@ def test_momentum_buffer_is_torchs_own(article_data):
         buf = [float(opt.state[p]["momentum_buffer"].reshape(-1)[0]) for p in model.parameters()]
         np.testing.assert_array_equal(run_.buffers[step + 1], buf)
     assert np.isnan(run_.buffers[0]).all()
+
+
+@pytest.mark.parametrize("cls", TORCH_OPTIMIZERS, ids=name_of)
+def test_every_optimizer_runs_as_a_plain_torch_loop_bit_for_bit(article_data, cls):
+    @settings(max_examples=10, deadline=None)
+    @given(config=HYPER[cls], loss=batched_losses, start=starts)
+    def same(config, loss, start):
+        steps = loader_batches(len(article_data.x), None, 0, 30)
+        path, values = torch_run(cls, config, loss, article_data, start, steps, torch.float32)
+        run = train(article_data, loss=loss, optimizer=OptimizerSpec.of(name_of(cls), **config),
+                    epochs=30, start=start)  # fmt: skip
+        n = min(run.n_finite, int(np.isfinite(path).all(axis=1).sum()))
+        assert n > MIN_HORIZON
+        np.testing.assert_array_equal(run.path[:n], path[:n])
+        np.testing.assert_array_equal(run.losses[:n], values[:n])
+
+    same()

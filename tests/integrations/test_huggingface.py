@@ -10,10 +10,11 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from gdscope.nets.recorder import Recorder, open_path
 
+from ..conftest import require
 from ..reference import assert_same_recording, docs_block
 
-transformers = pytest.importorskip("transformers")
-pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate")
+transformers = require("transformers")
+require("accelerate", why="transformers' Trainer needs it")
 
 LR, BATCH, VOCAB = 0.05, 4, 40
 

@@ -11,9 +11,10 @@ from gdscope.errors import GdscopeError
 from gdscope.examples import mlp
 from gdscope.nets.recorder import Recorder, open_path
 
+from ..conftest import require
 from ..reference import assert_same_recording, docs_block
 
-pl = pytest.importorskip("lightning.pytorch")
+pl = require("lightning.pytorch")
 
 LR, BATCH, SAMPLES = 0.1, 30, 180  # six batches
 

@@ -36,9 +36,9 @@ def test_article_grid_matches_the_articles_own_loop_exactly(article_data):
     np.testing.assert_array_equal(ours[::-1], expected.astype(np.float32))
 
 
-@settings(max_examples=25, deadline=None)
+@pytest.mark.parametrize("name", LOSS_NAMES)
+@settings(max_examples=10, deadline=None)
 @given(
-    name=st.sampled_from(LOSS_NAMES),
     delta=st.floats(0.05, 5),
     beta=st.floats(0.0, 5),
     w_lo=st.floats(-20, 5),
@@ -56,7 +56,9 @@ def test_vectorized_equals_one_torch_loss_call_per_point(
     fast = loss_map(article_data, loss, grid).values
     slow = loss_map_pointwise(article_data, loss, grid).values
     assert fast.shape == (w_size, b_size)
-    torch.testing.assert_close(fast, slow, rtol=2e-6, atol=1e-6)
+    # one rounding per term of a 50-term mean, added in another order: a few eps of float32
+    eps = torch.finfo(torch.float32).eps
+    torch.testing.assert_close(fast, slow, rtol=16 * eps, atol=8 * eps)
 
 
 def test_float64_and_blocked_evaluation(article_data, monkeypatch):

@@ -187,18 +187,29 @@ def test_bad_input_is_refused_before_any_training(call, message):
 
 @pytest.mark.parametrize("slow", ["vmap", "loop"])
 def test_auto_times_vmap_against_the_loop_and_trains_every_chunk_the_faster_way(monkeypatch, slow):
-    import time
+    class Clock:  # netstudy's clock, moved by the steps: a loaded machine cannot reorder them
+        now = 0.0
+
+        @classmethod
+        def perf_counter(cls) -> float:
+            return cls.now
 
     real, methods = netstudy.train_stacked, []
 
-    def timed(*args, **kwargs):  # one way made slower per step than the other
+    def timed(*args, **kwargs):  # one way takes ten times as long a step as the other
         asked = kwargs["method"]
         methods.append(asked)
         ask = kwargs["should_stop"]
-        if (asked == "auto" and slow == "vmap") or asked == slow:
-            kwargs["should_stop"] = lambda: time.sleep(0.02) or (ask is not None and ask())
+        lap = 1.0 if (asked == "auto" and slow == "vmap") or asked == slow else 0.1
+
+        def step() -> bool:  # asked before every step, after the clock was read
+            Clock.now += lap
+            return ask is not None and ask()
+
+        kwargs["should_stop"] = step
         return real(*args, **kwargs)
 
+    monkeypatch.setattr(netstudy, "time", Clock)
     monkeypatch.setattr(netstudy, "train_stacked", timed)
     run = run_network_grid(_network(), "sgd", (MOMENTUM, LR), steps=5, chunk=2)
     fast = "loop" if slow == "vmap" else "vmap"
