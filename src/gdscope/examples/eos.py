@@ -1,6 +1,7 @@
-"""The edge-of-stability example: a small tanh MLP fitting the three-class spiral (1,500 noisy
-points) with the MSE loss on one-hot targets, trained full batch, like Cohen et al. (2021)'s
-fully connected tanh network on a CIFAR-10 subset with the square loss."""
+"""The edge-of-stability example: a small tanh MLP (2-64-64-64-64-3) fitting the three-class spiral
+(600 noisy points) with the MSE loss on one-hot targets, trained full batch, like Cohen et al.
+(2021)'s fully connected tanh network on a CIFAR-10 subset with the square loss. Four hidden
+layers sharpen fast enough that even η = 0.2 reaches 2/η within a few hundred steps."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from torch import Tensor, nn
 from gdscope.examples.mlp import make_dataset
 
 
-def make_data(n: int = 1500, *, seed: int = 0) -> tuple[Tensor, Tensor]:
+def make_data(n: int = 600, *, seed: int = 0) -> tuple[Tensor, Tensor]:
     """All the points and their one-hot targets, one batch."""
     inputs, labels = make_dataset(n, seed=seed, noise=0.3).tensors
     return inputs, nn.functional.one_hot(labels, 3).float()
 
 
-def make_model(seed: int = 0) -> nn.Module:
+def make_model(seed: int = 0, *, width: int = 64, depth: int = 4) -> nn.Module:
+    """``depth`` hidden tanh layers of ``width`` units, seeded."""
     torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Linear(2, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 3)
-    )
+    layers: list[nn.Module] = [nn.Linear(2, width), nn.Tanh()]
+    for _ in range(depth - 1):
+        layers += [nn.Linear(width, width), nn.Tanh()]
+    return nn.Sequential(*layers, nn.Linear(width, 3))
