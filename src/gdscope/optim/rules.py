@@ -219,12 +219,19 @@ def _rmsprop_update(
 ) -> tuple[Tensor, State]:
     g = _l2(_sign(grad, hyper, known), params, hyper, known)
     alpha = hyper["alpha"]
-    square_avg = state["square_avg"] * _c(alpha, g) + _c(1 - alpha, g) * (g * g)
+    # torch: square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha), rounded as there.
+    square_avg = torch.addcmul(state["square_avg"] * _c(alpha, g), _c(1 - alpha, g) * g, g)
     grad_avg = _pick(known, "centered", hyper,
                      lambda: torch.lerp(state["grad_avg"], g, _c(1 - alpha, g)),
                      lambda: state["grad_avg"])  # fmt: skip
-    avg = _pick(known, "centered", hyper,
-                lambda: (square_avg - grad_avg * grad_avg).sqrt(), square_avg.sqrt)  # fmt: skip
+
+    def variance() -> Tensor:
+        # torch: square_avg.addcmul(grad_avg, grad_avg, value=-1). Under a constant gradient
+        # (a saturated Huber or L1 loss) the difference is rounding alone, and its sign (hence
+        # a NaN root) then depends on the order the gradient was summed in; 0 is its value.
+        return torch.addcmul(square_avg, grad_avg, grad_avg, value=-1).clamp(min=0).sqrt()
+
+    avg = _pick(known, "centered", hyper, variance, square_avg.sqrt)
     avg = avg + _c(hyper["eps"], g)
     mu, lr = hyper["momentum"], _c(hyper["lr"], g)
     buf = _pick(known, "momentum", hyper,
