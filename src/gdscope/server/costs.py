@@ -4,7 +4,10 @@ The work budget is time, not point evaluations: an SGD step over a million point
 step on the L1 loss differ by an order of magnitude. A batched run costs
 ``epochs × (step + configuration × configurations + element × configurations × points)``
 (a configuration's own state and metrics cost as much as a few dozen points); a map
-``element × cells × points``.
+``element × cells × points``; solving for a loss's minimum (``find_minimum``, which a phase
+diagram measures against) ``fixed + element × points``. A run the native kernel can take is
+priced as it when the kernel loads here (``GDSCOPE_NO_NATIVE=1`` or no C compiler: as the
+tensor engine).
 The numbers are measured by ``benchmarks/calibrate_costs.py`` (2-core Xeon shared with other
 work, float32, one torch thread, as ``gdscope serve`` runs) and kept here, as data, in one
 place; re-run it on a slower machine and paste.
@@ -12,18 +15,21 @@ place; re-run it on a slower machine and paste.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
+from gdscope.engines.native import load as native_library
+
 __all__ = [
-    "BUDGET_S", "COSTS", "FUNCTION", "MAP_COSTS", "MARGIN", "NATIVE_COSTS", "map_seconds", "native",
-    "run_seconds",
+    "BUDGET_S", "COSTS", "FUNCTION", "MAP_COSTS", "MARGIN", "MINIMUM_COSTS", "NATIVE_COSTS",
+    "map_seconds", "minimum_seconds", "native", "run_seconds",
 ]  # fmt: skip
 
 BUDGET_S = 2.0
 """The most estimated seconds of compute one request may ask for."""
 MARGIN = 2.0
 """The tables are the best of a few runs; a busy machine, and a phase diagram's own extras
-(the minimum, the analytic border), took up to twice as long: estimates include that."""
+(the analytic border), took up to twice as long: estimates include that."""
 FUNCTION = "function"
 """The column for a test function (one point): the slowest of them."""
 
@@ -74,8 +80,8 @@ NATIVE_COSTS: Mapping[str, Mapping[str, tuple[float, float, float]]] = {
         "smoothl1": (2.28e-06, 1.78e-08, 5.09e-10),
     },
 }
-"""The runs the fused native engine takes, when not polled for a stop (SGD on a regression
-loss), as in ``COSTS``: some 100× cheaper per point."""
+"""The runs the fused native engine takes (SGD on a regression loss, where the kernel loads),
+as in ``COSTS``: some 100× cheaper per point."""
 MAP_COSTS: Mapping[str, float] = {
     "mse": 1.69e-08,
     "l1": 1.47e-08,
@@ -84,18 +90,34 @@ MAP_COSTS: Mapping[str, float] = {
     "function": 7.35e-08,
 }
 """loss (or ``FUNCTION``) → seconds per grid cell·point of a map."""
+MINIMUM_COSTS: Mapping[str, tuple[float, float]] = {
+    "mse": (0.0, 0.0),
+    "l1": (0.0, 0.0),
+    "huber": (0.0, 0.0),
+    "smoothl1": (0.0, 0.0),
+}
+"""loss → seconds of one ``find_minimum``: (fixed, per point), the slowest of a few data sets.
+A loss whose minimum is slow to find (a Huber delta of 1e-8 on data far from the origin took
+48 s) is beyond any table: the pool's deadline stops it."""
 
 
 def native(optimizer: str, loss: str) -> bool:
-    """Whether the native engine runs this optimizer on this loss (when not polled)."""
-    return loss in NATIVE_COSTS.get(optimizer, {})
+    """Whether the native engine runs this optimizer on this loss here: it applies, and the
+    kernel loads on this machine."""
+    return loss in NATIVE_COSTS.get(optimizer, {}) and _kernel()
+
+
+@functools.cache
+def _kernel() -> bool:
+    """Whether the native kernel loads (built on first use: the server asks at start)."""
+    return native_library() is not None
 
 
 def run_seconds(
     optimizer: str, loss: str, *, configurations: int, points: int, epochs: int
 ) -> float:
     """Estimated seconds of ``epochs`` steps of ``configurations`` runs over ``points`` points
-    (by the native engine where it applies, run unpolled)."""
+    (by the native engine where it runs)."""
     table = NATIVE_COSTS if native(optimizer, loss) else COSTS
     step, configuration, element = table[optimizer][loss]
     return MARGIN * epochs * (step + configurations * (configuration + element * points))
@@ -104,3 +126,9 @@ def run_seconds(
 def map_seconds(loss: str, *, cells: int, points: int) -> float:
     """Estimated seconds of one map of ``cells`` grid points over ``points`` points."""
     return MARGIN * MAP_COSTS[loss] * cells * points
+
+
+def minimum_seconds(loss: str, *, points: int) -> float:
+    """Estimated seconds of one ``find_minimum`` of ``loss`` over ``points`` points."""
+    fixed, element = MINIMUM_COSTS[loss]
+    return MARGIN * (fixed + element * points)
