@@ -60,7 +60,7 @@ def test_no_generated_request_gets_a_500(mode):
             case.body,
             response.text[:300],
         )
-        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-content-type-options"] in ("nosniff", ["nosniff"])
 
     fuzz()
     assert len(statuses) >= 100  # the draws ran (hypothesis may stop early on a tiny space)
