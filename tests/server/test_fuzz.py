@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,8 +36,17 @@ CASES = {mode: SCHEMA.as_strategy(generation_mode=mode)
 
 @pytest.fixture(scope="module", autouse=True)
 def workers():
+    """The workers started before the first draw (on a busy machine their first start, which
+    imports torch, took longer than the fuzzer's 10 s read timeout)."""
+    pool = APP.state.pool
+    pool.start()
+    for _ in range(6000):
+        if len(pool.idle) == pool.limits.workers or pool.failure:
+            break
+        time.sleep(0.05)
+    assert len(pool.idle) == pool.limits.workers, pool.failure
     yield
-    APP.state.pool.close()
+    pool.close()
 
 
 def test_the_schema_lists_every_route_of_the_api():

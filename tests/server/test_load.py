@@ -19,8 +19,8 @@ import pytest
 pytest.importorskip("fastapi")
 from gdscope.server.compute import estimate
 from gdscope.server.launch import serving
-from gdscope.server.pool import Limits
 from gdscope.server.models import PhaseRequest
+from gdscope.server.pool import Limits
 from tests.server.test_security import HEAVY_PHASE
 
 HEAVY = {**HEAVY_PHASE, "epochs": 40}

@@ -10,6 +10,7 @@ that ``/api/command`` builds, so it holds no copy of names, defaults or flags.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -71,7 +72,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        pool.start()  # the first request need not wait for the workers' imports
+        # The workers start once the server listens (their imports would slow its own start
+        # on a busy machine), not at the first request, which need not wait for them.
+        asyncio.get_running_loop().call_later(0.5, pool.start)
         yield
         pool.close()
 

@@ -16,7 +16,7 @@ __all__ = ["running_server", "serving", "start_server"]
 
 
 def start_server(
-    timeout: float = 30.0, options: tuple[str, ...] = ()
+    timeout: float = 120.0, options: tuple[str, ...] = ()
 ) -> tuple[str, subprocess.Popen[bytes]]:
     """Start ``gdscope serve [options]`` in a subprocess on a free loopback port and wait until
     it answers; its URL and process (the caller stops it)."""
@@ -40,7 +40,7 @@ def start_server(
 
 
 @contextlib.contextmanager
-def serving(timeout: float = 30.0) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serving(timeout: float = 120.0) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Run ``gdscope serve`` in a subprocess on a free loopback port; yields URL and process.
 
     The process is for benchmarks that watch its memory; the server stops when the block ends.
@@ -54,7 +54,7 @@ def serving(timeout: float = 30.0) -> Iterator[tuple[str, subprocess.Popen[bytes
 
 
 @contextlib.contextmanager
-def running_server(timeout: float = 30.0) -> Iterator[str]:
+def running_server(timeout: float = 120.0) -> Iterator[str]:
     """Run ``gdscope serve`` in a subprocess on a free loopback port; yields its base URL.
 
     For notebooks, tests and benchmarks; the server is stopped when the block ends.
