@@ -23,7 +23,7 @@ from gdscope.server.models import PhaseRequest
 from gdscope.server.pool import Limits
 from tests.server.test_security import HEAVY_PHASE
 
-HEAVY = {**HEAVY_PHASE, "epochs": 40}
+HEAVY = {**HEAVY_PHASE, "epochs": 20}
 
 
 def status(url: str, body: dict | None = None, timeout: float = 30) -> int:
