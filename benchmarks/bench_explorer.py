@@ -14,7 +14,7 @@ import statistics
 
 from playwright.sync_api import sync_playwright
 
-from gdscope.server.app import running_server
+from gdscope.server.launch import running_server
 
 MEASURE = """async (value) => {
   const before = window.gdscope.renders;

@@ -1,29 +1,34 @@
-"""Measure the explorer's cost table on this machine; prints ``COSTS`` for ``server/costs.py``.
+"""Measure the explorer's cost table on this machine; prints the tables of ``server/costs.py``.
 
 A run costs ``epochs × (step + configuration × configurations + element × configurations ×
-points)`` seconds; a map ``element × cells × points``. Test functions (one point) are one
-column, ``"function"``: the slowest of them.
-Run: ``python benchmarks/calibrate_costs.py`` (minutes; the server's own settings: float32, one
-torch thread, the tensor engine, which ``should_stop`` selects, and the native one for SGD).
+points)`` seconds; a map ``element × cells × points``; a loss's minimum (``find_minimum``)
+``fixed + element × points``. Test functions (one point) are one column, ``"function"``: the
+slowest of them.
+Run: ``python benchmarks/calibrate_costs.py`` (minutes; the server's workers' settings: float32,
+one torch thread; ``COSTS`` by the tensor engine, which runs everything where the native
+kernel does not load (``GDSCOPE_NO_NATIVE=1``, no C compiler), ``NATIVE_COSTS`` by the
+kernel).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
-from gdscope.engines.batched import run_batched
+from gdscope.engines.batched import Engine, run_batched
 from gdscope.optim.table import OPTIMIZER_TABLE
 from gdscope.problem.data import DataSpec, make_data
 from gdscope.problem.losses import LOSS_NAMES, LossSpec
-from gdscope.problem.maps import Grid, loss_map
+from gdscope.problem.maps import Grid, find_minimum, loss_map
 from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
-from gdscope.server.costs import FUNCTION
+from gdscope.server.costs import FUNCTION, NATIVE_COSTS
 
-NATIVE = ("sgd",)
-"""The optimizers the fused native engine runs (on a regression loss, when not polled)."""
+MINIMUM_DATA = (DataSpec(), DataSpec(seed=1, noise=3.0), DataSpec(quadratic=-2, constant=50))
+"""Data sets whose minimum is timed: the article's and two others; the slowest counts."""
 
 
 def best(fn: Callable[[], object], repeat: int = 2) -> float:
@@ -36,24 +41,19 @@ def best(fn: Callable[[], object], repeat: int = 2) -> float:
     return min(times)
 
 
-def never() -> bool:
-    return False
-
-
-def run_cost(optimizer: str, loss: str, *, native: bool = False) -> tuple[float, float, float]:
-    """(step, configuration, element) seconds for the tensor engine (polled, as the server runs
-    it) or the native one: a step's fixed cost with the path recorded, then per configuration
-    (its state and metrics), then per configuration × data point."""
+def run_cost(optimizer: str, loss: str, *, engine: Engine = "torch") -> tuple[float, float, float]:
+    """(step, configuration, element) seconds for ``engine``: a step's fixed cost with the
+    path recorded, then per configuration (its state and metrics), then per configuration ×
+    data point."""
     if loss == FUNCTION:
         return max((function_cost(optimizer, name) for name in FUNCTIONS), key=lambda c: c[1])
-    stop = None if native else never
     hyper = OPTIMIZER_TABLE[optimizer].defaults()
 
     def seconds(configs: int, n: int, epochs: int, record: str) -> float:
         data = make_data(DataSpec(n=n))
         lrs = {**hyper, "lr": torch.full((configs,), 0.01)}
         return best(lambda: run_batched(data, optimizer, lrs, loss=LossSpec(loss), epochs=epochs,
-                                        record=record, should_stop=stop)) / epochs  # fmt: skip
+                                        record=record, engine=engine)) / epochs  # fmt: skip
 
     step = seconds(1, 2, 200, "path")
     config = max(seconds(4096, 2, 20, "metrics") - step, 0.0) / 4096
@@ -66,11 +66,11 @@ def function_cost(optimizer: str, name: str) -> tuple[float, float, float]:
     function = TestFunction(name)
     hyper = OPTIMIZER_TABLE[optimizer].defaults()
     step = best(lambda: run_batched(None, optimizer, hyper, loss=function, epochs=200,
-                                    record="path", should_stop=never)) / 200  # fmt: skip
+                                    record="path")) / 200  # fmt: skip
     configs = 4096
     lrs = {**hyper, "lr": torch.full((configs,), 1e-4)}
     batch = best(lambda: run_batched(None, optimizer, lrs, loss=function, epochs=20,
-                                     record="metrics", should_stop=never))  # fmt: skip
+                                     record="metrics"))  # fmt: skip
     return step, max(batch / 20 - step, 0.0) / configs, 0.0
 
 
@@ -85,8 +85,23 @@ def map_cost(loss: str) -> float:
     return best(lambda: loss_map(data, LossSpec(loss), grid)) / (101 * 101 * 1000)
 
 
+def minimum_cost(loss: str) -> tuple[float, float]:
+    """(fixed, per point) seconds of ``find_minimum``: the slowest of ``MINIMUM_DATA`` at 2 and
+    at 1000 points."""
+
+    def seconds(n: int) -> float:
+        return max(
+            best(lambda s=spec: find_minimum(make_data(replace(s, n=n)), LossSpec(loss)))
+            for spec in MINIMUM_DATA
+        )  # fmt: skip
+
+    fixed = seconds(2)
+    return fixed, max(seconds(1000) - fixed, 0.0) / 1000
+
+
 def main() -> None:
-    torch.set_num_threads(1)  # as gdscope serve runs its computations
+    torch.set_num_threads(1)  # as the server's workers run their computations
+    print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     columns = (*LOSS_NAMES, FUNCTION)
     print("COSTS = {")
     for optimizer in OPTIMIZER_TABLE:
@@ -98,10 +113,10 @@ def main() -> None:
         print("    },")
     print("}")
     print("NATIVE_COSTS = {")
-    for optimizer in NATIVE:
+    for optimizer in NATIVE_COSTS:
         print(f"    {optimizer!r}: {{")
         for loss in LOSS_NAMES:
-            costs = run_cost(optimizer, loss, native=True)
+            costs = run_cost(optimizer, loss, engine="native")
             print(f"        {loss!r}: ({', '.join(f'{c:.3g}' for c in costs)}),")
         print("    },")
     print("}")
@@ -109,6 +124,11 @@ def main() -> None:
     for loss in columns:
         print(f"    {loss!r}: {map_cost(loss):.3g},")
     print("}")
+    print("MINIMUM_COSTS = {")
+    for loss in LOSS_NAMES:
+        print(f"    {loss!r}: ({', '.join(f'{c:.3g}' for c in minimum_cost(loss))}),")
+    print("}")
+    print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from gdscope.server.app import Limits, estimate, running_server, serving
+from gdscope.server.compute import estimate
+from gdscope.server.launch import running_server, serving
 from gdscope.server.models import PhaseRequest
+from gdscope.server.pool import Limits
 
 MIX = [
     (

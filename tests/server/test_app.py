@@ -19,7 +19,9 @@ from gdscope.server.app import create_app
 
 @pytest.fixture(scope="module")
 def client():
-    return TestClient(create_app(), base_url="http://127.0.0.1:8000")  # a served host
+    app = create_app()
+    yield TestClient(app, base_url="http://127.0.0.1:8000")  # a served host
+    app.state.pool.close()
 
 
 def test_page_and_vendor_script_are_served_offline(client):

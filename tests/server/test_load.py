@@ -17,11 +17,13 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("fastapi")
-from gdscope.server.app import Limits, estimate, serving
+from gdscope.server.compute import estimate
+from gdscope.server.launch import serving
 from gdscope.server.models import PhaseRequest
+from gdscope.server.pool import Limits
 from tests.server.test_security import HEAVY_PHASE
 
-HEAVY = {**HEAVY_PHASE, "epochs": 60}
+HEAVY = {**HEAVY_PHASE, "epochs": 20}
 
 
 def status(url: str, body: dict | None = None, timeout: float = 30) -> int:

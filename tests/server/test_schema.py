@@ -31,7 +31,9 @@ BOUNDED = [
 
 @pytest.fixture(scope="module")
 def client():
-    return TestClient(create_app(), base_url="http://127.0.0.1:8000")  # a served host
+    app = create_app()
+    yield TestClient(app, base_url="http://127.0.0.1:8000")  # a served host
+    app.state.pool.close()
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +51,24 @@ def test_schema_lists_exactly_the_table(schema):
     for name, listed in schema["optimizers"].items():
         entry = OPTIMIZER_TABLE[name]
         assert listed["title"] == OPTIMIZERS[name].__name__
+        defaults = entry.defaults()
         assert listed["hyperparameters"] == [
-            {**asdict(h), "span": list(h.span), "kind": h.kind} for h in entry.hyperparameters
+            {**asdict(h), "default": defaults[h.name], "span": list(h.span), "kind": h.kind}
+            for h in entry.hyperparameters
         ]
-        assert listed["defaults"] == entry.defaults()
+        assert listed["defaults"] == defaults
+
+
+def test_each_hyperparameter_has_one_default(schema, openapi):
+    """Issue 19: SGD's lr was 0.1 in ``defaults`` and torch's 0.001 in its hyperparameter."""
+    for name, listed in schema["optimizers"].items():
+        request = openapi["components"]["schemas"][f"{OPTIMIZER_TABLE[name].title}Hyper"]
+        for hyper in listed["hyperparameters"]:
+            assert hyper["default"] == listed["defaults"][hyper["name"]]
+            assert hyper["default"] == request["properties"][hyper["name"]]["default"]
+    assert (
+        schema["optimizers"]["sgd"]["defaults"]["lr"] == dict(PlotConfig().optimizer.options)["lr"]
+    )
 
 
 def test_schema_names_and_defaults_are_the_library_s(schema):

@@ -94,14 +94,15 @@ def run(ns: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from gdscope.server.app import create_app, security_headers
+        from gdscope.server.app import create_app
+        from gdscope.server.security import security_headers, uvicorn_protocol
     except ImportError as error:
         raise needs_extra(f"the explorer needs the web extra ({error})", "web") from None
     try:
         loopback = ns.host == "localhost" or ipaddress.ip_address(ns.host).is_loopback
     except ValueError:
         loopback = False
-    security_headers(tuple(ns.frame_ancestor))  # a bad origin: one line, before listening
+    headers = security_headers(tuple(ns.frame_ancestor))  # a bad origin: one line, first
     sock = _listen(ns.host, ns.port)
     url = page_url(ns.host, ns.port)
     if not loopback:
@@ -123,6 +124,7 @@ def run(ns: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)
     app = create_app(hosts=(ns.host, *ns.allow_host), frame_ancestors=tuple(ns.frame_ancestor))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    protocol = uvicorn_protocol(headers)  # uvicorn's own 400s carry the headers too
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", http=protocol))
     server.run(sockets=[sock])
     return 0

@@ -4,98 +4,122 @@ The work budget is time, not point evaluations: an SGD step over a million point
 step on the L1 loss differ by an order of magnitude. A batched run costs
 ``epochs × (step + configuration × configurations + element × configurations × points)``
 (a configuration's own state and metrics cost as much as a few dozen points); a map
-``element × cells × points``.
-The numbers are measured by ``benchmarks/calibrate_costs.py`` (2-core Xeon shared with other
-work, float32, one torch thread, as ``gdscope serve`` runs) and kept here, as data, in one
-place; re-run it on a slower machine and paste.
+``element × cells × points``; solving for a loss's minimum (``find_minimum``, which a phase
+diagram measures against) ``fixed + element × points``. A run the native kernel can take is
+priced as it when the kernel loads here (``GDSCOPE_NO_NATIVE=1`` or no C compiler: as the
+tensor engine).
+The numbers are measured by ``benchmarks/calibrate_costs.py`` (float32, one torch thread, as
+the server's workers run) and kept here, as data, in one place; re-run it on a slower machine
+and paste. Measured on a 2-core Xeon at a load average of 15 to 18 (other jobs running): about
+four times the same machine's idle times (the previous table, measured idle, had SGD/MSE's
+step at 0.7 ms, here 3 ms), so on an idle machine the budget is cautious.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
+from gdscope.engines.native import load as native_library
+
 __all__ = [
-    "BUDGET_S", "COSTS", "FUNCTION", "MAP_COSTS", "MARGIN", "NATIVE_COSTS", "map_seconds", "native",
-    "run_seconds",
+    "BUDGET_S", "COSTS", "FUNCTION", "MAP_COSTS", "MARGIN", "MINIMUM_COSTS", "NATIVE_COSTS",
+    "map_seconds", "minimum_seconds", "native", "run_seconds",
 ]  # fmt: skip
 
 BUDGET_S = 2.0
 """The most estimated seconds of compute one request may ask for."""
 MARGIN = 2.0
 """The tables are the best of a few runs; a busy machine, and a phase diagram's own extras
-(the minimum, the analytic border), took up to twice as long: estimates include that."""
+(the analytic border), took up to twice as long: estimates include that."""
 FUNCTION = "function"
 """The column for a test function (one point): the slowest of them."""
 
 COSTS: Mapping[str, Mapping[str, tuple[float, float, float]]] = {
     "sgd": {
-        "mse": (0.0007, 2.76e-07, 2.96e-08),
-        "l1": (0.000716, 2.71e-07, 1.12e-07),
-        "huber": (0.00114, 2.32e-07, 9.89e-08),
-        "smoothl1": (0.000771, 1.02e-06, 6.19e-08),
-        "function": (0.00134, 4.11e-07, 0),
+        "mse": (0.00304, 1.66e-06, 4.43e-08),
+        "l1": (0.00311, 1.77e-06, 6.77e-08),
+        "huber": (0.003, 1.6e-06, 1.06e-07),
+        "smoothl1": (0.00257, 1.37e-06, 1.01e-07),
+        "function": (0.0045, 2.09e-06, 0),
     },
     "adam": {
-        "mse": (0.000898, 8.8e-07, 7.62e-09),
-        "l1": (0.000694, 8.98e-07, 1.76e-08),
-        "huber": (0.000855, 5.59e-07, 3.8e-08),
-        "smoothl1": (0.00161, 3.85e-07, 3.34e-08),
-        "function": (0.000867, 1.07e-06, 0),
+        "mse": (0.0036, 1.67e-06, 3.68e-08),
+        "l1": (0.00378, 1.55e-06, 3.29e-08),
+        "huber": (0.0032, 2.15e-06, 9.64e-08),
+        "smoothl1": (0.00379, 2.21e-06, 6.35e-08),
+        "function": (0.00493, 2.61e-06, 0),
     },
     "adamw": {
-        "mse": (0.000645, 3.64e-07, 3.42e-08),
-        "l1": (0.00162, 4.06e-07, 1.35e-08),
-        "huber": (0.000907, 5.05e-07, 3.8e-08),
-        "smoothl1": (0.00179, 1.84e-06, 5.91e-08),
-        "function": (0.00149, 1.14e-06, 0),
+        "mse": (0.00355, 2.08e-06, 5.82e-08),
+        "l1": (0.00457, 2.12e-06, 3.74e-08),
+        "huber": (0.00322, 2.09e-06, 7.28e-08),
+        "smoothl1": (0.00324, 3.52e-06, 1.7e-07),
+        "function": (0.00372, 2.08e-06, 0),
     },
     "rmsprop": {
-        "mse": (0.000884, 6.12e-07, 3.39e-08),
-        "l1": (0.00129, 3.29e-07, 3.21e-08),
-        "huber": (0.00125, 8.06e-07, 5.09e-08),
-        "smoothl1": (0.00159, 5.7e-07, 8.85e-08),
-        "function": (0.00096, 1.87e-06, 0),
+        "mse": (0.00314, 1.49e-06, 6.85e-08),
+        "l1": (0.00263, 1.26e-06, 9.81e-09),
+        "huber": (0.00257, 1.22e-06, 1.53e-07),
+        "smoothl1": (0.00186, 5.25e-07, 1.38e-07),
+        "function": (0.00577, 2.25e-06, 0),
     },
     "adagrad": {
-        "mse": (0.000985, 4.41e-07, 1.85e-08),
-        "l1": (0.000817, 4.71e-07, 1.85e-08),
-        "huber": (0.000689, 4.12e-07, 4.03e-08),
-        "smoothl1": (0.000676, 3.21e-07, 3.69e-08),
-        "function": (0.00103, 1.05e-06, 0),
+        "mse": (0.00369, 1.66e-06, 1.95e-07),
+        "l1": (0.00347, 1.36e-06, 1.88e-07),
+        "huber": (0.00383, 2.04e-06, 1.84e-07),
+        "smoothl1": (0.00259, 1.09e-06, 2.17e-07),
+        "function": (0.00496, 1.59e-06, 0),
     },
 }
 """optimizer → loss (or ``FUNCTION``) → seconds per (step, configuration·step,
 configuration·point·step)."""
 NATIVE_COSTS: Mapping[str, Mapping[str, tuple[float, float, float]]] = {
     "sgd": {
-        "mse": (3.62e-06, 2.26e-08, 7.1e-10),
-        "l1": (2.53e-06, 1.99e-08, 5.22e-10),
-        "huber": (2.65e-06, 1.86e-08, 4.76e-10),
-        "smoothl1": (2.28e-06, 1.78e-08, 5.09e-10),
+        "mse": (3.34e-06, 2.61e-08, 5.12e-09),
+        "l1": (2.39e-06, 2.72e-08, 3.66e-09),
+        "huber": (3.39e-06, 2.92e-08, 4.8e-09),
+        "smoothl1": (3.66e-06, 2.65e-08, 5.13e-10),
     },
 }
-"""The runs the fused native engine takes, when not polled for a stop (SGD on a regression
-loss), as in ``COSTS``: some 100× cheaper per point."""
+"""The runs the fused native engine takes (SGD on a regression loss, where the kernel loads),
+as in ``COSTS``: some 100× cheaper per point."""
 MAP_COSTS: Mapping[str, float] = {
-    "mse": 1.69e-08,
-    "l1": 1.47e-08,
-    "huber": 8.41e-09,
-    "smoothl1": 9.53e-09,
-    "function": 7.35e-08,
+    "mse": 3.7e-08,
+    "l1": 5.02e-08,
+    "huber": 3.37e-08,
+    "smoothl1": 4.25e-08,
+    "function": 2.76e-08,
 }
 """loss (or ``FUNCTION``) → seconds per grid cell·point of a map."""
+MINIMUM_COSTS: Mapping[str, tuple[float, float]] = {
+    "mse": (0.000323, 3.28e-08),
+    "l1": (0.177, 0.000156),
+    "huber": (0.0508, 2.39e-05),
+    "smoothl1": (0.038, 3.97e-05),
+}
+"""loss → seconds of one ``find_minimum``: (fixed, per point), the slowest of a few data sets.
+A loss whose minimum is slow to find (a Huber delta of 1e-8 on data far from the origin took
+48 s) is beyond any table: the pool's deadline stops it."""
 
 
 def native(optimizer: str, loss: str) -> bool:
-    """Whether the native engine runs this optimizer on this loss (when not polled)."""
-    return loss in NATIVE_COSTS.get(optimizer, {})
+    """Whether the native engine runs this optimizer on this loss here: it applies, and the
+    kernel loads on this machine."""
+    return loss in NATIVE_COSTS.get(optimizer, {}) and _kernel()
+
+
+@functools.cache
+def _kernel() -> bool:
+    """Whether the native kernel loads (built on first use: the server asks at start)."""
+    return native_library() is not None
 
 
 def run_seconds(
     optimizer: str, loss: str, *, configurations: int, points: int, epochs: int
 ) -> float:
     """Estimated seconds of ``epochs`` steps of ``configurations`` runs over ``points`` points
-    (by the native engine where it applies, run unpolled)."""
+    (by the native engine where it runs)."""
     table = NATIVE_COSTS if native(optimizer, loss) else COSTS
     step, configuration, element = table[optimizer][loss]
     return MARGIN * epochs * (step + configurations * (configuration + element * points))
@@ -104,3 +128,9 @@ def run_seconds(
 def map_seconds(loss: str, *, cells: int, points: int) -> float:
     """Estimated seconds of one map of ``cells`` grid points over ``points`` points."""
     return MARGIN * MAP_COSTS[loss] * cells * points
+
+
+def minimum_seconds(loss: str, *, points: int) -> float:
+    """Estimated seconds of one ``find_minimum`` of ``loss`` over ``points`` points."""
+    fixed, element = MINIMUM_COSTS[loss]
+    return MARGIN * (fixed + element * points)

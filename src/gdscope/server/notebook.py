@@ -102,7 +102,8 @@ def _server(origins: tuple[str, ...]) -> str:
     if running is not None and running[1].poll() is None:
         return running[0]
     try:
-        from gdscope.server.app import security_headers, start_server
+        from gdscope.server.launch import start_server
+        from gdscope.server.security import security_headers
     except ImportError as error:
         raise needs_extra(f"the explorer needs the web extra ({error})", "web") from None
     security_headers(origins)  # a bad origin: one error here, not a server that exits
