@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import gdscope.studies.netstudy as netstudy
+from gdscope import modules
 from gdscope.cli.main import main
 from gdscope.jobs.records import read_record
 
@@ -137,7 +138,7 @@ def test_options_of_the_other_problem_are_refused_not_ignored(tmp_path, monkeypa
 
 def test_a_copy_too_large_for_memory_is_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(netstudy, "free_memory", lambda device: 1000)
+    monkeypatch.setattr(modules, "free_memory", lambda device: 1000)
     code = main(["phase", *NET, "--x", "lr=0.1,1", "--y", "momentum=0,0.5", "--out", "p.png"])
     assert code == 2 and "one copy of the model needs" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

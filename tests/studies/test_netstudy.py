@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import gdscope.studies.netstudy as netstudy
+from gdscope import modules
 from gdscope.engines.stacked import train_stacked
 from gdscope.errors import GdscopeError
 from gdscope.studies.netstudy import Network, compare_network, run_network_grid
@@ -128,15 +129,15 @@ def test_each_cell_keeps_the_settings_tried_not_where_a_scheduler_left_them():
 
 def test_auto_chunk_follows_free_memory_and_refuses_a_copy_that_does_not_fit(monkeypatch):
     network = _network()
-    monkeypatch.setattr(netstudy, "free_memory", lambda device: 1 << 30)
+    monkeypatch.setattr(modules, "free_memory", lambda device: 1 << 30)
     big = netstudy.auto_chunk(network, device=torch.device("cpu"), optimizer="adam")
-    monkeypatch.setattr(netstudy, "free_memory", lambda device: 1 << 20)
+    monkeypatch.setattr(modules, "free_memory", lambda device: 1 << 20)
     small = netstudy.auto_chunk(network, device=torch.device("cpu"), optimizer="adam")
     assert 1 <= small < big <= netstudy.MAX_CHUNK
     wide = netstudy.auto_chunk(network, device=torch.device("cpu"), optimizer="adam",
                                dtype=torch.float64)  # fmt: skip
     assert wide == pytest.approx(small / 2, abs=1)  # float64 copies of a float32 model
-    monkeypatch.setattr(netstudy, "free_memory", lambda device: 1000)
+    monkeypatch.setattr(modules, "free_memory", lambda device: 1000)
     with pytest.raises(GdscopeError, match="one copy of the model needs"):
         run_network_grid(network, "sgd", (LR,), steps=2)
 
