@@ -47,6 +47,7 @@ __all__ = [
     "run_chunks",
     "section",
     "stopping",
+    "vmap_per_item",
 ]
 
 R = TypeVar("R")
@@ -57,12 +58,9 @@ UNPOLLED_SECONDS = 0.25
 """How long a chunk may run in an engine that cannot check for Ctrl-C (the native kernel)."""
 LOOP_CHUNK = 16
 """Points per chunk for a loop (one at a time anyway: only how often results are saved)."""
-TIMED_POINTS = 16
-"""Points each way is timed on when ``auto`` chooses (after one untimed warm-up point): the
-loop on this many, vmap first on a chunk of this many, so both are compared on equal work."""
-WASTE_BUDGET = 0.05
-"""The most ``auto``'s trials may cost beyond what the faster way alone would have taken, as a
-share of the grid's time at the best speed measured (their points are results, not waste)."""
+TIMED_POINTS = 4
+"""Items each way is timed on when ``auto`` chooses: the loop on this many after one untimed
+item, vmap on a chunk of one and a chunk of this many (equal work: one more item each way)."""
 
 Way = Literal["vmap", "loop"]
 """How many are evaluated: all through each batch at once (vmap), or one after the other."""
@@ -297,80 +295,89 @@ def choose_strategy(
     *,
     limit: int,
     total: int,
-    budget: float = WASTE_BUDGET,
     loops: Sequence[str] = ("loop",),
     timed: int = TIMED_POINTS,
 ) -> Decision:
     """The faster way to evaluate ``total`` items on this machine, timed on the first of them.
 
-    ``run(way, count)`` evaluates (and keeps: a trial's points are results) the next ``count``
-    items by ``way`` (a ``PLAN_STEPS`` name) and returns the seconds per item, or None when
-    none are left (or Ctrl-C came). Each way first evaluates one item untimed (one-off costs:
-    allocation, oneDNN's kernels for a shape), then is timed on the same number of items,
-    ``timed``: each loop of ``loops`` (layouts of image tensors; the fastest is kept), and vmap
-    on a chunk of ``timed``, then 4× larger chunks up to ``limit`` while a larger chunk is at
-    least 10% faster per item, there are items left for it, and what it may cost beyond the
-    best speed so far stays within ``budget`` of the grid's time at that speed. No item is
-    computed twice. A vmap trial that raises (a module vmap cannot run) ends the trials: the
-    loop goes on, and ``failure`` says why.
+    ``run(way, count)`` evaluates (and keeps: a trial's items are results, not waste) the next
+    ``count`` items by ``way`` (a ``PLAN_STEPS`` name) and returns the seconds per item, or
+    None when none are left (or Ctrl-C came). Each loop of ``loops`` (layouts of image
+    tensors; the fastest is kept) evaluates one item untimed (one-off costs: allocation,
+    oneDNN's kernels for a shape), then is timed on ``timed`` items. vmap's cost is a fixed
+    part per chunk (one pass over the data, whatever the chunk) and a part per item: it is
+    timed on a chunk of 1 and a chunk of ``timed``, and its time per item on the chunk the
+    rest would run in (all of it, up to ``limit``) is predicted from the two: on a CPU an MLP's
+    vmap pays for itself only over a large chunk, a CNN's never, and a small chunk alone tells
+    neither. No item is computed twice. A vmap trial that raises (a module vmap cannot run)
+    ends the trials: the loop goes on, and ``failure`` says why.
     """
     trials: list[Trial] = []
     left = total
 
-    def timed_run(way: str, count: int) -> float | None:
+    def timed_run(way: str, count: int) -> tuple[int, float] | None:
+        """``count`` (at most what is left) items by ``way``: how many, seconds per item."""
         nonlocal left
         count = min(count, left)
-        if count < 1:
+        seconds = run(way, count) if count >= 1 else None
+        if seconds is None:
             return None
-        seconds = run(way, count)
-        if seconds is not None:
-            left -= count
-        return seconds
+        left -= count
+        return count, seconds
 
     loop, loop_way = math.inf, loops[0]
     for way in loops:
-        if timed_run(way, 1) is None:
+        if timed_run(way, 1) is None:  # warm-up, untimed
             break
-        seconds = timed_run(way, timed)
-        if seconds is None:
+        lap = timed_run(way, timed)
+        if lap is None:
             break
-        trials.append((way, min(timed, total), seconds))
-        if seconds < loop:
-            loop, loop_way = seconds, way
+        trials.append((way, *lap))
+        if lap[1] < loop:
+            loop, loop_way = lap[1], way
 
     def loop_decision(failure: str | None = None) -> Decision:
         return Decision("loop", LOOP_CHUNK, PLAN_STEPS[loop_way][1], tuple(trials), failure)
 
     if not trials:
         return loop_decision()
-    best, best_size, previous = math.inf, 0, math.inf
-    size = min(timed, limit)
+    laps: list[tuple[int, float]] = []
+    count = 1
     try:
-        if timed_run("vmap", 1) is not None:  # untimed warm-up
-            while left >= size:
-                per_point = run("vmap", size)
-                if per_point is None:
-                    break
-                left -= size
-                trials.append(("vmap", size, per_point))
-                best, best_size = (per_point, size) if per_point < best else (best, best_size)
-                fastest = min(loop, best)
-                bigger = min(4 * size, limit)
-                waste = bigger * max(0.0, per_point - fastest)
-                if (per_point > 0.9 * previous or size >= limit or left < bigger
-                        or waste > budget * total * fastest):  # fmt: skip
-                    break
-                previous, size = per_point, bigger
+        for size in dict.fromkeys((1, min(timed, limit))):  # 1, then timed (once if equal)
+            count = size
+            if left < size + 1:  # keep at least one item for the chosen way
+                break
+            lap = timed_run("vmap", size)
+            if lap is None:
+                break
+            laps.append(lap)
+            trials.append(("vmap", *lap))
     except (RuntimeError, NotImplementedError, TypeError, ValueError) as error:
         # vmap cannot run every module (data-dependent control flow, .item(), memory); the
         # loop can, so go on with it, and say why. Errors of the model itself would have
         # shown in the loop's points first.
-        trials.append(("vmap", size, math.nan))
+        trials.append(("vmap", count, math.nan))
         message = str(error).splitlines()[0] if str(error) else ""
         return loop_decision(f"vmap failed ({type(error).__name__}: {message[:200]})")
-    if best < loop:
-        return Decision("vmap", best_size, "contiguous", tuple(trials))
+    if not laps:
+        return loop_decision()
+    chunk = max(1, min(limit, left))
+    if vmap_per_item(laps, chunk) < loop:
+        return Decision("vmap", chunk, "contiguous", tuple(trials))
     return loop_decision()
+
+
+def vmap_per_item(laps: Sequence[tuple[int, float]], chunk: int) -> float:
+    """Seconds per item of a vmap over ``chunk`` items, from timed ``(chunk, seconds per
+    item)`` laps: a fixed cost per chunk plus a cost per item, fitted through the first and
+    last lap (neither negative); one lap alone is taken as it is."""
+    (c1, s1), (c2, s2) = laps[0], laps[-1]
+    if c1 == c2:
+        return s1
+    per_item = max(0.0, (c2 * s2 - c1 * s1) / (c2 - c1))
+    fixed = max(0.0, c1 * s1 - c1 * per_item)
+    return fixed / chunk + per_item
 
 
 # One evaluator of many parameter sets -------------------------------------------------------------
