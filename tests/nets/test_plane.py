@@ -231,13 +231,13 @@ def test_auto_strategy_computes_every_point_once_and_records_its_choice(trained_
     loop = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy="loop", **grid)
     assert seen == sorted(set(seen)) and seen[-1] == 80
     assert auto.meta["strategy"] in ("vmap", "loop") and auto.meta["trials"][0][0] == "loop"
-    # images: the loop is timed in both memory layouts on 16 points each (after one untimed);
-    # then vmap on 16 (after one untimed), and no larger chunk than the 8 asked for
-    assert [t[:2] for t in auto.meta["trials"]] == [("loop", 16), ("loop/channels_last", 16),
-                                                    ("vmap", 8)]  # fmt: skip
+    # images: the loop is timed in both memory layouts on 4 points each (after one untimed);
+    # then vmap on chunks of 1 and 4
+    assert [tuple(t[:2]) for t in auto.meta["trials"]] == [
+        ("loop", 4), ("loop/channels_last", 4), ("vmap", 1), ("vmap", 4)]  # fmt: skip
     assert [tuple(step) for step in auto.meta["plan"]] == [
-        ("loop", 1), ("loop", 16), ("loop/channels_last", 1), ("loop/channels_last", 16),
-        ("vmap", 1), ("vmap", 8)]  # fmt: skip
+        ("loop", 1), ("loop", 4), ("loop/channels_last", 1), ("loop/channels_last", 4),
+        ("vmap", 1), ("vmap", 4)]  # fmt: skip
     assert auto.meta["memory_format"] in ("contiguous", "channels_last")
     np.testing.assert_allclose(auto.loss, loop.loss, rtol=1e-5)
     np.testing.assert_allclose(auto.accuracy, loop.accuracy, atol=1e-6)
@@ -429,7 +429,7 @@ def test_auto_times_here_and_its_trials_points_are_kept():
     stored: list[list[int]] = []
     trials = Trials(work, np.arange(12), lambda indices, *_: stored.append(indices.tolist()))
     choice = decide(EvaluationOptions(chunk=4), trials, torch.device("cpu"))
-    assert choice.trials is not None and choice.trials[0][:2] == ("loop", 1)
+    assert choice.trials is not None and choice.trials[0][:2] == ("loop", 4)
     assert [step[0] for step in trials.plan][:2] == ["loop", "loop"]
     assert [i for chunk in stored for i in chunk] == list(range(trials.taken))  # once each
     assert trials.rest().tolist() == list(range(trials.taken, 12))

@@ -297,6 +297,7 @@ def choose_strategy(
     total: int,
     loops: Sequence[str] = ("loop",),
     timed: int = TIMED_POINTS,
+    warm: Callable[[str], None] | None = None,
 ) -> Decision:
     """The faster way to evaluate ``total`` items on this machine, timed on the first of them.
 
@@ -309,8 +310,10 @@ def choose_strategy(
     timed on a chunk of 1 and a chunk of ``timed``, and its time per item on the chunk the
     rest would run in (all of it, up to ``limit``) is predicted from the two: on a CPU an MLP's
     vmap pays for itself only over a large chunk, a CNN's never, and a small chunk alone tells
-    neither. No item is computed twice. A vmap trial that raises (a module vmap cannot run)
-    ends the trials: the loop goes on, and ``failure`` says why.
+    neither. ``warm(way)``, if given, runs vmap once untimed first, on a sliver of the work
+    (one item through one batch, not kept). No item is computed twice. A vmap trial that
+    raises (a module vmap cannot run) ends the trials: the loop goes on, and ``failure`` says
+    why.
     """
     trials: list[Trial] = []
     left = total
@@ -344,6 +347,8 @@ def choose_strategy(
     laps: list[tuple[int, float]] = []
     count = 1
     try:
+        if warm is not None and left > 1:
+            warm("vmap")
         for size in dict.fromkeys((1, min(timed, limit))):  # 1, then timed (once if equal)
             count = size
             if left < size + 1:  # keep at least one item for the chosen way

@@ -429,6 +429,17 @@ class Trials:
         self.plan.append([method, len(indices)])
         return (time.perf_counter() - began) / len(indices)  # store() synchronized
 
+    def warm(self, method: PlanMethod) -> None:
+        """The next point through the first batch by ``method``, thrown away (not a result):
+        what a way's first call costs once in a process (vmap setting itself up) is not
+        timed as its cost per chunk."""
+        indices = self.todo[self.taken : self.taken + 1]
+        if len(indices):
+            name, form = PLAN_STEPS[method]
+            work = replace(self.work, method=name, memory_format=form)
+            with work.data.laid_out(form) as batches:
+                work.evaluate(batches[:1], indices)
+
     def rest(self) -> np.ndarray:
         """The points the trials left to do."""
         return self.todo[self.taken :]
@@ -494,7 +505,8 @@ def decide(options: EvaluationOptions, trials: Trials, device: torch.device) -> 
         chunk = options.chunk
         limit = auto_chunk(model, batches, work.layout) if chunk == "auto" else chunk
         loops = [_plan_method("loop", form) for form in _timed_formats(options, batches)]
-        return choose_strategy(trials, limit=limit, total=len(trials.todo), loops=loops)
+        return choose_strategy(trials, limit=limit, total=len(trials.todo), loops=loops,
+                               warm=trials.warm)  # fmt: skip
     method: Method = "vmap" if device.type == "cuda" else "loop"
     if options.strategy != "auto":
         method = options.strategy
