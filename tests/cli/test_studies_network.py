@@ -197,3 +197,27 @@ def test_chunk_auto_is_accepted_for_a_network(tmp_path, monkeypatch, capsys):
     args = ["phase", *NET, "--x", "lr=0.1,1", "--y", "momentum=0,0.5", "--steps", "3",
             "--chunk", "auto", "--out", "p.png"]  # fmt: skip
     assert main(args) == 0
+
+
+def test_a_fixed_pair_that_sets_a_varied_setting_is_refused_in_one_line(tmp_path, monkeypatch,
+                                                                       capsys):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    args = ["phase", *NET, "--optimizer", "adam", "--opt", "betas=0.9,0.99", "--x", "lr=0.1,1",
+            "--y", "beta1=0.5,0.8", "--steps", "2", "--out", "p.png"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "beta1 is varied but the fixed betas sets it too" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nesterov_fixed_with_a_varied_momentum_runs_with_the_axis_values(tmp_path, monkeypatch):
+    # refused once: the fixed optimizer was validated with torch's default momentum, 0
+    monkeypatch.chdir(tmp_path)
+    args = ["phase", *NET, "--opt", "nesterov=true", "--x", "lr=0.1,0.3", "--y",
+            "momentum=0.73,0.84", "--steps", "3", "--out", "p.png", "--save", "p.json"]  # fmt: skip
+    assert main(args) == 0
+    import json
+
+    cells = json.loads((tmp_path / "p.json").read_text())["cells"]
+    assert [cell["momentum"] for cell in cells] == [0.73, 0.73, 0.84, 0.84]
+    assert all(cell["nesterov"] for cell in cells) and all(cell["completed"] for cell in cells)

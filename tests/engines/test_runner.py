@@ -145,7 +145,8 @@ def test_choose_strategy_properties(loop, fixed, per_item, limit, total):
     if choice.method == "vmap":  # what the rest costs by vmap is what the model says
         assert choice.chunk == min(limit, total - done)
         assert fixed / choice.chunk + per_item == pytest.approx(
-            vmap_per_item([t[1:] for t in vmaps], choice.chunk), rel=1e-6, abs=1e-9)
+            vmap_per_item([t[1:] for t in vmaps], choice.chunk), rel=1e-6, abs=1e-9
+        )
         assert vmap_per_item([t[1:] for t in vmaps], choice.chunk) < loop
     else:
         assert choice.chunk == LOOP_CHUNK

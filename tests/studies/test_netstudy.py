@@ -281,3 +281,28 @@ def test_checking_validation_labels_leaves_every_modules_mode_as_it_was():
     network.model[1].eval()  # mixed, as a user may have them
     network.require_accuracy()
     assert [m.training for m in network.model] == [True, False, True]
+
+
+def test_a_fixed_pair_that_sets_a_varied_setting_is_refused_naming_both():
+    # betas=(0.9, 0.99) once trained every cell with beta1 = 0.9, whatever the axis said
+    network = _network()
+    beta1 = Axis("beta1", (0.5, 0.8))
+    with pytest.raises(GdscopeError, match="beta1 is varied but the fixed betas sets it too: "
+                                           "fix beta2 alone"):  # fmt: skip
+        run_network_grid(network, "adam", [beta1], fixed={"betas": (0.9, 0.99)}, steps=2)
+    with pytest.raises(GdscopeError, match="beta1 is both varied and fixed"):
+        run_network_grid(network, "adam", [beta1], fixed={"beta1": 0.9}, steps=2)
+    run = run_network_grid(network, "adam", [beta1], fixed={"beta2": 0.99}, steps=2)
+    np.testing.assert_array_equal(run.options["beta1"], [0.5, 0.8])
+    np.testing.assert_array_equal(run.options["beta2"], [0.99, 0.99])
+    assert run.options_of(0)["betas"] == (0.5, 0.99)
+
+
+def test_a_fixed_flag_is_checked_with_the_axis_values_applied():
+    run = run_network_grid(_network(), "sgd", [Axis("momentum", (0.73, 0.84))],
+                           fixed={"nesterov": True}, steps=2)  # fmt: skip
+    assert run.completed.all() and run.options["nesterov"].all()
+    np.testing.assert_array_equal(run.options["momentum"], [0.73, 0.84])
+    with pytest.raises(GdscopeError, match="configuration 0: nesterov requires momentum > 0"):
+        run_network_grid(_network(), "sgd", [Axis("momentum", (0.0, 0.84))],
+                         fixed={"nesterov": True}, steps=2)  # fmt: skip

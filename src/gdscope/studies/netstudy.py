@@ -54,7 +54,13 @@ from gdscope.optim.specs import SchedulerSpec
 from gdscope.raypool import RayPool, on_worker
 from gdscope.studies.phase import network_growing
 from gdscope.studies.shootout import refuse_repeats
-from gdscope.studies.sweep import Axis, expand, pack_columns, unpack_columns
+from gdscope.studies.sweep import (
+    Axis,
+    expand,
+    pack_columns,
+    refuse_fixed_and_varied,
+    unpack_columns,
+)
 from gdscope.version import __version__
 
 __all__ = [
@@ -477,9 +483,7 @@ def run_network_grid(
     results are those of the local run.
     """
     fixed = dict(fixed or {})
-    clash = set(fixed) & {axis.name for axis in axes}
-    if clash:
-        raise GdscopeError(f"{', '.join(sorted(clash))} is both varied and fixed")
+    refuse_fixed_and_varied(fixed, [axis.name for axis in axes])
     cells = expand(axes)
     total = len(next(iter(cells.values()))) if cells else 1
     make_hyper(optimizer, {**fixed, **cells}, total)  # every cell refused now, not mid-run

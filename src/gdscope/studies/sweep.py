@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +26,7 @@ from gdscope.engines.runner import GrowingChunks, Results, run_chunks, section, 
 from gdscope.engines.trajectory import Trajectory
 from gdscope.errors import GdscopeError
 from gdscope.files import json_ready, write_atomic
-from gdscope.optim.rules import torch_kwargs
+from gdscope.optim.rules import TORCH_PAIRS, torch_kwargs
 from gdscope.optim.specs import OptimizerSpec, parse_value
 from gdscope.problem.data import Dataset
 from gdscope.problem.losses import LossSpec
@@ -39,6 +39,7 @@ __all__ = [
     "SavedGrid",
     "expand",
     "pack_columns",
+    "refuse_fixed_and_varied",
     "run_grid",
     "save_grid",
     "unpack_columns",
@@ -120,6 +121,30 @@ class Axis:
             else:
                 raise GdscopeError(f"{name}: {item!r} is not a finite number or true/false")
         return cls(name, tuple(values))
+
+
+def refuse_fixed_and_varied(
+    fixed: Iterable[str], varied: Iterable[str], *, where: str = ""
+) -> None:
+    """Refuse, naming both, a fixed setting that sets a varied one: the same name, or a torch
+    pair that holds it (``betas`` holds ``beta1`` and ``beta2``, ``optim.rules.TORCH_PAIRS``),
+    which would otherwise override the axis in every cell without a word. ``where`` says how
+    the fixed ones were given (the CLI: its flags and ``--opt``). The one check of it: the API's
+    grids and the CLI call it where they build a study."""
+
+    def sets(name: str) -> set[str]:
+        return {name, *TORCH_PAIRS.get(name, ())}
+
+    fixed = list(fixed)
+    for axis in varied:
+        for name in fixed:
+            if name == axis:
+                raise GdscopeError(f"{axis} is both varied and fixed{where}")
+            if sets(name) & sets(axis):
+                rest = [part for part in TORCH_PAIRS.get(name, ()) if part not in sets(axis)]
+                instead = f": fix {' and '.join(rest)} alone" if rest else ""
+                raise GdscopeError(f"{axis} is varied but the fixed {name} sets it too{where}"
+                                   f"{instead}")  # fmt: skip
 
 
 def expand(axes: Sequence[Axis]) -> dict[str, np.ndarray]:
@@ -283,9 +308,7 @@ def run_grid(
     loss = loss or LossSpec()
     if start is None:
         start = loss.start
-    clash = set(fixed) & {axis.name for axis in axes}
-    if clash:
-        raise GdscopeError(f"{', '.join(sorted(clash))} is both varied and fixed")
+    refuse_fixed_and_varied(fixed, [axis.name for axis in axes])
     cells = expand(axes)
     total = len(next(iter(cells.values()))) if cells else 1
     # every cell's options, metrics (and with record="path" its path and loss curve), filled
