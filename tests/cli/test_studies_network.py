@@ -199,15 +199,20 @@ def test_chunk_auto_is_accepted_for_a_network(tmp_path, monkeypatch, capsys):
     assert main(args) == 0
 
 
-def test_a_fixed_pair_that_sets_a_varied_setting_is_refused_in_one_line(tmp_path, monkeypatch,
-                                                                       capsys):  # fmt: skip
+def test_a_fixed_pair_beside_a_varied_half_trains_each_cell_with_the_axis_value(
+    tmp_path, monkeypatch
+):
+    # the API once let betas override the axis; the CLI and the API now merge alike
     monkeypatch.chdir(tmp_path)
     args = ["phase", *NET, "--optimizer", "adam", "--opt", "betas=0.9,0.99", "--x", "lr=0.1,1",
-            "--y", "beta1=0.5,0.8", "--steps", "2", "--out", "p.png"]  # fmt: skip
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "beta1 is varied but the fixed betas sets it too" in err
-    assert list(tmp_path.iterdir()) == []
+            "--y", "beta1=0.5,0.8", "--steps", "2", "--out", "p.png",
+            "--save", "p.json"]  # fmt: skip
+    assert main(args) == 0
+    import json
+
+    cells = json.loads((tmp_path / "p.json").read_text())["cells"]
+    assert [cell["beta1"] for cell in cells] == [0.5, 0.5, 0.8, 0.8]
+    assert {cell["beta2"] for cell in cells} == {0.99}
 
 
 def test_nesterov_fixed_with_a_varied_momentum_runs_with_the_axis_values(tmp_path, monkeypatch):

@@ -283,19 +283,20 @@ def test_checking_validation_labels_leaves_every_modules_mode_as_it_was():
     assert [m.training for m in network.model] == [True, False, True]
 
 
-def test_a_fixed_pair_that_sets_a_varied_setting_is_refused_naming_both():
+def test_a_fixed_pair_beside_a_varied_half_is_merged_explicitly():
     # betas=(0.9, 0.99) once trained every cell with beta1 = 0.9, whatever the axis said
     network = _network()
     beta1 = Axis("beta1", (0.5, 0.8))
-    with pytest.raises(GdscopeError, match="beta1 is varied but the fixed betas sets it too: "
-                                           "fix beta2 alone"):  # fmt: skip
-        run_network_grid(network, "adam", [beta1], fixed={"betas": (0.9, 0.99)}, steps=2)
-    with pytest.raises(GdscopeError, match="beta1 is both varied and fixed"):
-        run_network_grid(network, "adam", [beta1], fixed={"beta1": 0.9}, steps=2)
-    run = run_network_grid(network, "adam", [beta1], fixed={"beta2": 0.99}, steps=2)
+    run = run_network_grid(network, "adam", [beta1], fixed={"betas": (0.9, 0.99)}, steps=2)
     np.testing.assert_array_equal(run.options["beta1"], [0.5, 0.8])
     np.testing.assert_array_equal(run.options["beta2"], [0.99, 0.99])
-    assert run.options_of(0)["betas"] == (0.5, 0.99)
+    assert run.fixed == {"beta2": 0.99} and run.options_of(1)["betas"] == (0.8, 0.99)
+    alone = run_network_grid(network, "adam", [beta1], fixed={"beta2": 0.99}, steps=2)
+    np.testing.assert_array_equal(alone.metrics["final_loss"], run.metrics["final_loss"])
+    with pytest.raises(GdscopeError, match="beta1 is both varied and fixed"):
+        run_network_grid(network, "adam", [beta1], fixed={"beta1": 0.9}, steps=2)
+    with pytest.raises(GdscopeError, match=r"betas must be a pair \(beta1, beta2\)"):
+        run_network_grid(network, "adam", [beta1], fixed={"betas": 0.9}, steps=2)
 
 
 def test_a_fixed_flag_is_checked_with_the_axis_values_applied():

@@ -44,7 +44,7 @@ from gdscope.problem.objective import Objective
 from gdscope.raypool import RayPool
 from gdscope.studies.netstudy import DEFAULT_STEPS, SCORES
 from gdscope.studies.phase import DEFAULT_METRIC, METRICS
-from gdscope.studies.sweep import Axis, refuse_fixed_and_varied
+from gdscope.studies.sweep import Axis, refuse_both
 
 if TYPE_CHECKING:
     from gdscope.cli.options import Subparsers
@@ -268,9 +268,10 @@ def _outputs(ns: argparse.Namespace) -> Outputs:
 
 def _not_fixed(ns: argparse.Namespace, axes: Iterable[Axis]) -> None:
     """A varied hyperparameter may not also be set by its flag or ``--opt`` (which would be
-    silently overridden)."""
+    silently overridden); a fixed pair beside a varied half (``betas`` and ``beta1``) is merged
+    as ``studies.sweep.merge_fixed`` says (``jobs.studies.RunSettings.fixed``)."""
     fixed = {*given_flags(ns), *parse_assignments(ns.opt, what="--opt")}
-    refuse_fixed_and_varied(fixed, [axis.name for axis in axes], where=" (by its flag or --opt)")
+    refuse_both(fixed, [axis.name for axis in axes], where=" (by its flag or --opt)")
 
 
 def _sweep(ns: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ from gdscope.raypool import RayPool
 
 __all__ = [
     "FIRST_CHUNK",
+    "HOPELESS",
     "LOOP_CHUNK",
     "PLAN_STEPS",
     "TIMED_POINTS",
@@ -59,8 +60,10 @@ UNPOLLED_SECONDS = 0.25
 LOOP_CHUNK = 16
 """Points per chunk for a loop (one at a time anyway: only how often results are saved)."""
 TIMED_POINTS = 4
-"""Items each way is timed on when ``auto`` chooses: the loop on this many after one untimed
-item, vmap on a chunk of one and a chunk of this many (equal work: one more item each way)."""
+"""Items the loop is timed on when ``auto`` chooses (after one untimed item)."""
+HOPELESS = 4.0
+"""How many times the loop's time per item vmap's predicted time may be and still be timed on
+a larger chunk: beyond it (a CNN's grouped convolutions on a CPU) the loop is kept."""
 
 Way = Literal["vmap", "loop"]
 """How many are evaluated: all through each batch at once (vmap), or one after the other."""
@@ -307,13 +310,15 @@ def choose_strategy(
     tensors; the fastest is kept) evaluates one item untimed (one-off costs: allocation,
     oneDNN's kernels for a shape), then is timed on ``timed`` items. vmap's cost is a fixed
     part per chunk (one pass over the data, whatever the chunk) and a part per item: it is
-    timed on a chunk of 1 and a chunk of ``timed``, and its time per item on the chunk the
-    rest would run in (all of it, up to ``limit``) is predicted from the two: on a CPU an MLP's
-    vmap pays for itself only over a large chunk, a CNN's never, and a small chunk alone tells
-    neither. ``warm(way)``, if given, runs vmap once untimed first, on a sliver of the work
-    (one item through one batch, not kept). No item is computed twice. A vmap trial that
-    raises (a module vmap cannot run) ends the trials: the loop goes on, and ``failure`` says
-    why.
+    timed on chunks of 1, 4, 16, … (up to ``limit``), and its time per item on the chunk the
+    rest would run in (all of it, up to ``limit``) is predicted from the last two: on a CPU an
+    MLP's vmap pays for itself only over a large chunk, a CNN's never, and a small chunk alone
+    tells neither. The chunks grow until the prediction beats the loop (vmap takes the rest in
+    one chunk), or is more than ``HOPELESS`` times the loop's time (the loop goes on), or no
+    larger chunk fits what is left. ``warm(way)``, if given, runs vmap once untimed first, on
+    a sliver of the work (one item through one batch, not kept). No item is computed twice.
+    A vmap trial that raises (a module vmap cannot run) ends the trials: the loop goes on, and
+    ``failure`` says why.
     """
     trials: list[Trial] = []
     left = total
@@ -345,19 +350,24 @@ def choose_strategy(
     if not trials:
         return loop_decision()
     laps: list[tuple[int, float]] = []
-    count = 1
+    size = count = 1
     try:
         if warm is not None and left > 1:
             warm("vmap")
-        for size in dict.fromkeys((1, min(timed, limit))):  # 1, then timed (once if equal)
+        while left > size:  # keep at least one item for the chosen way
             count = size
-            if left < size + 1:  # keep at least one item for the chosen way
-                break
             lap = timed_run("vmap", size)
             if lap is None:
                 break
             laps.append(lap)
             trials.append(("vmap", *lap))
+            expected = vmap_per_item(laps[-2:], max(1, min(limit, left)))
+            bigger = min(4 * size, limit)
+            judged = len(laps) > 1  # one chunk alone cannot tell its fixed cost from the rest
+            if (judged and (expected < loop or expected > HOPELESS * loop)) or bigger == size \
+                    or left <= bigger:  # fmt: skip
+                break
+            size = bigger
     except (RuntimeError, NotImplementedError, TypeError, ValueError) as error:
         # vmap cannot run every module (data-dependent control flow, .item(), memory); the
         # loop can, so go on with it, and say why. Errors of the model itself would have
@@ -365,10 +375,8 @@ def choose_strategy(
         trials.append(("vmap", count, math.nan))
         message = str(error).splitlines()[0] if str(error) else ""
         return loop_decision(f"vmap failed ({type(error).__name__}: {message[:200]})")
-    if not laps:
-        return loop_decision()
     chunk = max(1, min(limit, left))
-    if vmap_per_item(laps, chunk) < loop:
+    if laps and vmap_per_item(laps[-2:], chunk) < loop:
         return Decision("vmap", chunk, "contiguous", tuple(trials))
     return loop_decision()
 

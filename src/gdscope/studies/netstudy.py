@@ -57,8 +57,8 @@ from gdscope.studies.shootout import refuse_repeats
 from gdscope.studies.sweep import (
     Axis,
     expand,
+    merge_fixed,
     pack_columns,
-    refuse_fixed_and_varied,
     unpack_columns,
 )
 from gdscope.version import __version__
@@ -483,7 +483,7 @@ def run_network_grid(
     results are those of the local run.
     """
     fixed = dict(fixed or {})
-    refuse_fixed_and_varied(fixed, [axis.name for axis in axes])
+    fixed = merge_fixed(fixed, [axis.name for axis in axes])
     cells = expand(axes)
     total = len(next(iter(cells.values()))) if cells else 1
     make_hyper(optimizer, {**fixed, **cells}, total)  # every cell refused now, not mid-run

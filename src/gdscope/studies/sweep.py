@@ -38,8 +38,9 @@ __all__ = [
     "GridRun",
     "SavedGrid",
     "expand",
+    "merge_fixed",
     "pack_columns",
-    "refuse_fixed_and_varied",
+    "refuse_both",
     "run_grid",
     "save_grid",
     "unpack_columns",
@@ -123,28 +124,36 @@ class Axis:
         return cls(name, tuple(values))
 
 
-def refuse_fixed_and_varied(
-    fixed: Iterable[str], varied: Iterable[str], *, where: str = ""
-) -> None:
-    """Refuse, naming both, a fixed setting that sets a varied one: the same name, or a torch
-    pair that holds it (``betas`` holds ``beta1`` and ``beta2``, ``optim.rules.TORCH_PAIRS``),
-    which would otherwise override the axis in every cell without a word. ``where`` says how
-    the fixed ones were given (the CLI: its flags and ``--opt``). The one check of it: the API's
-    grids and the CLI call it where they build a study."""
+def refuse_both(fixed: Iterable[str], varied: Iterable[str], *, where: str = "") -> None:
+    """Refuse a setting both fixed and varied, naming it (see ``merge_fixed``)."""
+    varied = set(varied)
+    both = [name for name in fixed if name in varied]
+    if both:
+        raise GdscopeError(f"{', '.join(both)} is both varied and fixed{where}")
 
-    def sets(name: str) -> set[str]:
-        return {name, *TORCH_PAIRS.get(name, ())}
 
-    fixed = list(fixed)
-    for axis in varied:
-        for name in fixed:
-            if name == axis:
-                raise GdscopeError(f"{axis} is both varied and fixed{where}")
-            if sets(name) & sets(axis):
-                rest = [part for part in TORCH_PAIRS.get(name, ()) if part not in sets(axis)]
-                instead = f": fix {' and '.join(rest)} alone" if rest else ""
-                raise GdscopeError(f"{axis} is varied but the fixed {name} sets it too{where}"
-                                   f"{instead}")  # fmt: skip
+def merge_fixed(
+    fixed: Mapping[str, Any], varied: Iterable[str], *, where: str = ""
+) -> dict[str, Any]:
+    """The fixed settings beside the varied ones, merged explicitly: a name both fixed and
+    varied is refused, naming it (``where``: how the fixed ones were given, the CLI's flags
+    and ``--opt``); a fixed torch pair that holds a varied setting (``betas`` holds ``beta1``
+    and ``beta2``, ``optim.rules.TORCH_PAIRS``) is split and its varied half left to the axis:
+    varying ``beta1`` beside ``betas=(0.9, 0.99)`` keeps ``beta2 = 0.99``, and the run's
+    ``fixed`` says so. The one check of it: the API's grids and the CLI call it where they
+    build a study (a pair once overrode the axis in every cell without a word)."""
+    varied = set(varied)
+    refuse_both(fixed, varied, where=where)
+    merged: dict[str, Any] = {}
+    for name, value in fixed.items():
+        parts = TORCH_PAIRS.get(name, ())
+        if not varied & set(parts):
+            merged[name] = value
+            continue
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+            raise GdscopeError(f"{name} must be a pair ({', '.join(parts)}), got {value!r}")
+        merged.update({part: v for part, v in zip(parts, value, strict=True) if part not in varied})
+    return merged
 
 
 def expand(axes: Sequence[Axis]) -> dict[str, np.ndarray]:
@@ -308,7 +317,7 @@ def run_grid(
     loss = loss or LossSpec()
     if start is None:
         start = loss.start
-    refuse_fixed_and_varied(fixed, [axis.name for axis in axes])
+    fixed = merge_fixed(fixed, [axis.name for axis in axes])
     cells = expand(axes)
     total = len(next(iter(cells.values()))) if cells else 1
     # every cell's options, metrics (and with record="path" its path and loss curve), filled
