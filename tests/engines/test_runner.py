@@ -54,26 +54,32 @@ LOOP_TRIALS = [("loop", 1), ("loop", TIMED_POINTS)]
 """How every choice starts: the loop warmed up on one point, then timed."""
 
 
+def linear(fixed: float, per_item: float) -> dict[int, float]:
+    """vmap's seconds per item by chunk: a fixed cost per chunk and a cost per item."""
+    return {n: fixed / n + per_item for n in (1, 4, 10, 16, 64, 100, 256, 1024)}
+
+
 @pytest.mark.parametrize(
-    ("vmap", "limit", "expected"),
+    ("vmap", "limit", "expected", "sizes"),
     [
         # an MLP on a CPU: a fixed 20 s per chunk, 0.1 s a point: slower than the loop over
-        # 1 or 4 points, far faster over the 9,991 left
-        ({1: 20.1, 4: 5.1}, 1024, ("vmap", 1024)),
+        # 1 or 4 points, far faster over the 9,990 left
+        (linear(20, 0.1), 1024, ("vmap", 1024), [1, 4]),
         # a CNN on a CPU: grouped convolutions cost more per point than the loop's
-        ({1: 2.0, 4: 2.5}, 1024, ("loop", LOOP_CHUNK)),
+        (linear(0, 6), 1024, ("loop", LOOP_CHUNK), [1, 4]),
+        # small chunks less efficient than the fit of 1 and 4 says: timed on 16 too
+        ({1: 20.1, 4: 7.0, 16: 1.5}, 1024, ("vmap", 1024), [1, 4, 16]),
         # the chunk limit (memory, or the user's --chunk) caps the chunk predicted for
-        ({1: 20.1, 4: 5.1}, 100, ("vmap", 100)),
-        ({1: 20.1, 4: 5.1}, 10, ("loop", LOOP_CHUNK)),  # 2.1 s a point over 10
-        ({1: 0.9}, 1, ("vmap", 1)),
+        (linear(20, 0.1), 100, ("vmap", 100), [1, 4]),
+        (linear(20, 0.1), 10, ("loop", LOOP_CHUNK), [1, 4, 10]),  # 2.1 s a point over 10
+        ({1: 0.9}, 1, ("vmap", 1), [1]),
     ],
 )
-def test_choose_strategy_times_both_on_equal_work_and_keeps_the_faster(vmap, limit, expected):
+def test_choose_strategy_keeps_the_faster_by_vmaps_predicted_time(vmap, limit, expected, sizes):
     run, calls = fake_run({"loop": 1.0, "vmap": vmap}, 10_000)
     choice = choose_strategy(run, limit=limit, total=10_000)
     assert choice.failure is None and choice.memory_format == "contiguous"
     assert (choice.method, choice.chunk) == expected
-    sizes = sorted({1, min(TIMED_POINTS, limit)})
     assert calls == [*LOOP_TRIALS, *(("vmap", n) for n in sizes)]
     assert choice.trials == (("loop", TIMED_POINTS, 1.0), *(("vmap", n, vmap[n]) for n in sizes))
 
@@ -81,7 +87,7 @@ def test_choose_strategy_times_both_on_equal_work_and_keeps_the_faster(vmap, lim
 def test_the_mlp_case_of_issue_18_picks_vmap_on_a_121_point_grid():
     # 121 points: the old rule stopped after vmapping 4 points (its trial could cost only 10%
     # of the grid's time) and kept the loop where vmap was 2× faster over the whole grid.
-    run, calls = fake_run({"loop": 5.0, "vmap": {1: 45.0, 4: 14.25}}, 121)  # 41 + 4/point
+    run, calls = fake_run({"loop": 5.0, "vmap": linear(41, 4)}, 121)
     choice = choose_strategy(run, limit=1024, total=121)
     assert (choice.method, choice.chunk) == ("vmap", 111)  # the rest in one chunk
     assert calls == [*LOOP_TRIALS, ("vmap", 1), ("vmap", 4)]
@@ -133,23 +139,34 @@ def test_a_vmap_that_raises_ends_the_trials_with_the_loop_and_says_why():
 )
 def test_choose_strategy_properties(loop, fixed, per_item, limit, total):
     # vmap's time as the model behind the rule has it: a fixed part per chunk, a part per point
-    table = {n: fixed / n + per_item for n in (1, TIMED_POINTS)}
-    run, calls = fake_run({"loop": loop, "vmap": table}, total)
+    run, calls = fake_run({"loop": loop, "vmap": LinearEverywhere(fixed, per_item)}, total)
     choice = choose_strategy(run, limit=limit, total=total)
     done = sum(count for _, count in calls)
     assert done <= total  # no point twice
     loops = [t for t in choice.trials if t[0] == "loop"]
     assert all(t[1] == min(TIMED_POINTS, total - 1) for t in loops)  # after one untimed
-    vmaps = [t for t in choice.trials if t[0] == "vmap"]
-    assert [t[1] for t in vmaps] in ([], [1], [1, min(TIMED_POINTS, limit)])
+    vmaps = [t[1:] for t in choice.trials if t[0] == "vmap"]
+    sizes = [size for size, _ in vmaps]
+    assert sizes == [min(4**k, limit) for k in range(len(sizes))] and len(set(sizes)) == len(sizes)
     if choice.method == "vmap":  # what the rest costs by vmap is what the model says
         assert choice.chunk == min(limit, total - done)
-        assert fixed / choice.chunk + per_item == pytest.approx(
-            vmap_per_item([t[1:] for t in vmaps], choice.chunk), rel=1e-6, abs=1e-9
-        )
-        assert vmap_per_item([t[1:] for t in vmaps], choice.chunk) < loop
+        predicted = vmap_per_item(vmaps[-2:], choice.chunk)
+        assert predicted < loop
+        if len(vmaps) > 1:
+            assert predicted == pytest.approx(fixed / choice.chunk + per_item, rel=1e-6, abs=1e-9)
     else:
         assert choice.chunk == LOOP_CHUNK
+
+
+class LinearEverywhere(dict):
+    """``linear`` for any chunk."""
+
+    def __init__(self, fixed: float, per_item: float) -> None:
+        super().__init__()
+        self.fixed, self.per_item = fixed, per_item
+
+    def get(self, n, default=None):
+        return self.fixed / n + self.per_item
 
 
 def test_a_decision_is_data():
