@@ -48,9 +48,9 @@ def reference_crunch(
     h5: Path | None,
 ) -> np.ndarray:
     """The reference's evaluation, point by point: the weights set to ``w + x·dx + y·dy``,
-    the mean loss over the batches (each batch's loss times its size, over the samples; its
-    ``.item()`` every batch, as ``eval_loss`` does), and with ``h5`` the whole loss array
-    written to the HDF5 file and flushed after every point."""
+    the mean loss over the batches (each batch's loss times its size, over the samples) and
+    the hits (``.item()`` of both every batch, as its ``eval_loss`` does), and with ``h5`` the
+    whole loss array written to the HDF5 file and flushed after every point."""
     layout = ParamLayout.of(model)
     params = layout.targets(model)
     start = layout.vector(model)
@@ -69,9 +69,11 @@ def reference_crunch(
                     vector = start + float(x) * dx + float(y) * dy
                     for name, value in layout.unflatten(vector).items():
                         params[name].copy_(value)
-                    total, seen = 0.0, 0
+                    total, correct, seen = 0.0, 0, 0
                     for inputs, targets in batches:
-                        total += loss_fn(model(inputs), targets).item() * len(targets)
+                        outputs = model(inputs)
+                        total += loss_fn(outputs, targets).item() * len(targets)
+                        correct += int(outputs.argmax(1).eq(targets).sum().item())
                         seen += len(targets)
                     losses[j, i] = total / seen
                     if handle is not None:
