@@ -130,8 +130,9 @@ def bench(name: str, args: argparse.Namespace, peak: float) -> None:
 
     def plane(**options: object) -> Callable[[], None]:
         def run() -> None:
-            surfaces[str(options)] = evaluate_plane(model, batches, loss_fn, dx=dx, dy=dy, xs=xs,
-                                                    ys=ys, **options)  # type: ignore[arg-type]
+            surfaces[str(options)] = evaluate_plane(
+                model, batches, loss_fn, dx=dx, dy=dy, xs=xs, ys=ys, **options
+            )  # type: ignore[arg-type]
 
         return run
 

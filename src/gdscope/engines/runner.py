@@ -248,7 +248,7 @@ class Results:
                     if array.dtype.kind in "US" and array.ndim == 0:
                         self.tags[name] = str(array)
                     else:
-                        self.columns[name] = array.reshape(total, *array.shape[len(self.shape):])
+                        self.columns[name] = array.reshape(total, *array.shape[len(self.shape) :])
 
     def todo(self) -> np.ndarray:
         """The numbers of the items not done yet, in order."""
@@ -445,4 +445,3 @@ def evaluate_many(
             correct += hits.double()
             seen += len(y)
     return total / seen, (correct / seen if classify else None)
-

@@ -216,8 +216,10 @@ def auto_chunk(
     own = next((p.dtype for p in network.model.parameters()), None)
     if dtype is not None and own is not None and dtype.is_floating_point and own.is_floating_point:
         one = int(one * max(1.0, dtype.itemsize / own.itemsize))
-    refuse = f"one copy of the model needs about {{need}} MiB to train, but {device} has " \
+    refuse = (
+        f"one copy of the model needs about {{need}} MiB to train, but {device} has "
         "{free} MiB free"
+    )
     return memory_chunk(one, device, limit=MAX_CHUNK, refuse=refuse)
 
 
