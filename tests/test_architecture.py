@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli", "integrations"),
 )
 BASE = frozenset({"errors", "files", "version", "_moved", "interrupts", "examples", "raypool",
-                  "devices"})  # fmt: skip
+                  "devices", "modules"})  # fmt: skip
 """The top-level modules and subpackages that make up the ``base`` unit."""
 FACADE = frozenset({"gdscope", "gdscope.__main__"})
 """The package's own ``__init__``/``__main__``: they gather the layers, so they are exempt."""

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from gdscope import interrupts
+from gdscope.engines.runner import FIRST_CHUNK
 from gdscope.problem.data import DataSpec, make_data
-from gdscope.studies.sweep import FIRST_CHUNK, Axis, run_grid
+from gdscope.studies.sweep import Axis, run_grid
 
 
 def ctrl_c() -> None:
@@ -80,14 +81,14 @@ def test_ctrl_c_stops_the_tensor_engine_mid_chunk_without_key_errors():
 
 
 def test_chunk_sizes_keep_unpolled_chunks_short_and_let_polled_ones_grow():
-    from gdscope.studies.sweep import UNPOLLED_SECONDS, _ChunkSizes
+    from gdscope.engines.runner import UNPOLLED_SECONDS, GrowingChunks
 
-    native = _ChunkSizes(65_536)
+    native = GrowingChunks(65_536)
     native.took(FIRST_CHUNK, UNPOLLED_SECONDS / 100, polled=False)
     assert native.next == 4 * FIRST_CHUNK  # fast: grows, at most 4× a chunk
     native.took(64, UNPOLLED_SECONDS * 4, polled=False)
     assert native.next == 16  # slow: shrinks to what fits the time Ctrl-C may wait
-    torch_engine = _ChunkSizes(100)
+    torch_engine = GrowingChunks(100)
     torch_engine.took(FIRST_CHUNK, 30.0, polled=True)  # slow, but stopped mid-chunk anyway
     assert torch_engine.next == 64
     torch_engine.took(64, 30.0, polled=True)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import gdscope.studies.netstudy as netstudy
+from gdscope import modules
 from gdscope.cli.main import main
 from gdscope.jobs.records import read_record
 
@@ -137,7 +138,7 @@ def test_options_of_the_other_problem_are_refused_not_ignored(tmp_path, monkeypa
 
 def test_a_copy_too_large_for_memory_is_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(netstudy, "free_memory", lambda device: 1000)
+    monkeypatch.setattr(modules, "free_memory", lambda device: 1000)
     code = main(["phase", *NET, "--x", "lr=0.1,1", "--y", "momentum=0,0.5", "--out", "p.png"])
     assert code == 2 and "one copy of the model needs" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
@@ -211,3 +212,32 @@ def test_compare_warns_when_a_networks_winner_is_on_the_edge_of_its_grid(
     assert edges == ["sgd: the best lr, 1e-05, is the highest tried (1e-06 to 1e-05): a better "
                      "one may lie beyond the tuning grid"]  # fmt: skip
     assert (tmp_path / "c.png").is_file()  # drawn all the same
+
+
+def test_a_fixed_pair_beside_a_varied_half_trains_each_cell_with_the_axis_value(
+    tmp_path, monkeypatch
+):
+    # the API once let betas override the axis; the CLI and the API now merge alike
+    monkeypatch.chdir(tmp_path)
+    args = ["phase", *NET, "--optimizer", "adam", "--opt", "betas=0.9,0.99", "--x", "lr=0.1,1",
+            "--y", "beta1=0.5,0.8", "--steps", "2", "--out", "p.png",
+            "--save", "p.json"]  # fmt: skip
+    assert main(args) == 0
+    import json
+
+    cells = json.loads((tmp_path / "p.json").read_text())["cells"]
+    assert [cell["beta1"] for cell in cells] == [0.5, 0.5, 0.8, 0.8]
+    assert {cell["beta2"] for cell in cells} == {0.99}
+
+
+def test_nesterov_fixed_with_a_varied_momentum_runs_with_the_axis_values(tmp_path, monkeypatch):
+    # refused once: the fixed optimizer was validated with torch's default momentum, 0
+    monkeypatch.chdir(tmp_path)
+    args = ["phase", *NET, "--opt", "nesterov=true", "--x", "lr=0.1,0.3", "--y",
+            "momentum=0.73,0.84", "--steps", "3", "--out", "p.png", "--save", "p.json"]  # fmt: skip
+    assert main(args) == 0
+    import json
+
+    cells = json.loads((tmp_path / "p.json").read_text())["cells"]
+    assert [cell["momentum"] for cell in cells] == [0.73, 0.73, 0.84, 0.84]
+    assert all(cell["nesterov"] for cell in cells) and all(cell["completed"] for cell in cells)

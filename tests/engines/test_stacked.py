@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from gdscope.engines.stacked import evaluate_copies, stack_copies, train_stacked
+from gdscope.engines.runner import evaluate_many
+from gdscope.engines.stacked import Copies, stack_copies, train_stacked
 from gdscope.errors import GdscopeError
 from gdscope.optim.specs import SchedulerSpec
 from gdscope.optim.table import OPTIMIZER_TABLE
@@ -44,6 +45,14 @@ def test_every_optimizer_of_the_table_has_its_torch_class_here():
 
 STEPS = 20
 BATCH = 8
+
+
+def evaluate_copies(model: nn.Module, copies: Copies, batches, loss_fn):
+    """Every copy's loss and accuracy as the network studies measure them: the runner's
+    evaluator on a copy of the model in the copies' float type, in eval mode."""
+    first = next(iter(copies.params.values()))
+    net = copy.deepcopy(model).to(device=first.device, dtype=first.dtype).eval()
+    return evaluate_many(net, {**copies.params, **copies.buffers}, batches, loss_fn)
 
 
 def _mlp() -> nn.Module:
@@ -454,7 +463,7 @@ def test_frozen_parameters_are_left_out_and_the_rest_equal_torch():
 
 
 def test_accuracy_only_for_scores_of_several_classes():
-    from gdscope.engines.stacked import is_classification
+    from gdscope.modules import is_classification
 
     labels = torch.tensor([0, 1, 1])
     assert is_classification(torch.zeros(3, 2), labels)
@@ -507,7 +516,7 @@ def test_a_parameter_without_gradient_is_left_alone_as_torch_does(name, row):
 
 
 def test_measuring_activations_leaves_every_modules_mode_as_it_was():
-    from gdscope.engines.stacked import activation_bytes
+    from gdscope.modules import activation_bytes
 
     model = _cnn().eval()
     model[1].train()  # mixed, as a user may leave them

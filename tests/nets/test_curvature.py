@@ -12,8 +12,8 @@ from torch.func import functional_call
 
 from gdscope import interrupts
 from gdscope.errors import GdscopeError
+from gdscope.modules import ParamLayout
 from gdscope.nets.curvature import HessianOperator, curvature, top_eigenpairs, wasserstein
-from gdscope.nets.layout import ParamLayout
 
 
 def _tiny(seed: int = 0):

@@ -10,8 +10,8 @@ from torch import nn
 from torch.func import functional_call
 
 from gdscope.errors import GdscopeError
+from gdscope.modules import ParamLayout
 from gdscope.nets.fit import fit
-from gdscope.nets.layout import ParamLayout
 from gdscope.nets.recorder import Recorder, open_path
 from gdscope.nets.sharpness import threshold_of
 from gdscope.problem.stability import critical_sharpness

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import gdscope.studies.netstudy as netstudy
+from gdscope import modules
 from gdscope.engines.stacked import train_stacked
 from gdscope.errors import GdscopeError
 from gdscope.studies.netstudy import Network, compare_network, run_network_grid
@@ -128,15 +129,15 @@ def test_each_cell_keeps_the_settings_tried_not_where_a_scheduler_left_them():
 
 def test_auto_chunk_follows_free_memory_and_refuses_a_copy_that_does_not_fit(monkeypatch):
     network = _network()
-    monkeypatch.setattr(netstudy, "free_memory", lambda device: 1 << 30)
+    monkeypatch.setattr(modules, "free_memory", lambda device: 1 << 30)
     big = netstudy.auto_chunk(network, device=torch.device("cpu"), optimizer="adam")
-    monkeypatch.setattr(netstudy, "free_memory", lambda device: 1 << 20)
+    monkeypatch.setattr(modules, "free_memory", lambda device: 1 << 20)
     small = netstudy.auto_chunk(network, device=torch.device("cpu"), optimizer="adam")
     assert 1 <= small < big <= netstudy.MAX_CHUNK
     wide = netstudy.auto_chunk(network, device=torch.device("cpu"), optimizer="adam",
                                dtype=torch.float64)  # fmt: skip
     assert wide == pytest.approx(small / 2, abs=1)  # float64 copies of a float32 model
-    monkeypatch.setattr(netstudy, "free_memory", lambda device: 1000)
+    monkeypatch.setattr(modules, "free_memory", lambda device: 1000)
     with pytest.raises(GdscopeError, match="one copy of the model needs"):
         run_network_grid(network, "sgd", (LR,), steps=2)
 
@@ -291,3 +292,29 @@ def test_checking_validation_labels_leaves_every_modules_mode_as_it_was():
     network.model[1].eval()  # mixed, as a user may have them
     network.require_accuracy()
     assert [m.training for m in network.model] == [True, False, True]
+
+
+def test_a_fixed_pair_beside_a_varied_half_is_merged_explicitly():
+    # betas=(0.9, 0.99) once trained every cell with beta1 = 0.9, whatever the axis said
+    network = _network()
+    beta1 = Axis("beta1", (0.5, 0.8))
+    run = run_network_grid(network, "adam", [beta1], fixed={"betas": (0.9, 0.99)}, steps=2)
+    np.testing.assert_array_equal(run.options["beta1"], [0.5, 0.8])
+    np.testing.assert_array_equal(run.options["beta2"], [0.99, 0.99])
+    assert run.fixed == {"beta2": 0.99} and run.options_of(1)["betas"] == (0.8, 0.99)
+    alone = run_network_grid(network, "adam", [beta1], fixed={"beta2": 0.99}, steps=2)
+    np.testing.assert_array_equal(alone.metrics["final_loss"], run.metrics["final_loss"])
+    with pytest.raises(GdscopeError, match="beta1 is both varied and fixed"):
+        run_network_grid(network, "adam", [beta1], fixed={"beta1": 0.9}, steps=2)
+    with pytest.raises(GdscopeError, match=r"betas must be a pair \(beta1, beta2\)"):
+        run_network_grid(network, "adam", [beta1], fixed={"betas": 0.9}, steps=2)
+
+
+def test_a_fixed_flag_is_checked_with_the_axis_values_applied():
+    run = run_network_grid(_network(), "sgd", [Axis("momentum", (0.73, 0.84))],
+                           fixed={"nesterov": True}, steps=2)  # fmt: skip
+    assert run.completed.all() and run.options["nesterov"].all()
+    np.testing.assert_array_equal(run.options["momentum"], [0.73, 0.84])
+    with pytest.raises(GdscopeError, match="configuration 0: nesterov requires momentum > 0"):
+        run_network_grid(_network(), "sgd", [Axis("momentum", (0.0, 0.84))],
+                         fixed={"nesterov": True}, steps=2)  # fmt: skip

@@ -129,3 +129,16 @@ def test_columns_packed_for_a_file_unpack_to_the_same_columns():
     back = unpack_columns({**packed, "completed": np.array([True, True])})
     assert back[0].keys() == options.keys() and back[1].keys() == metrics.keys()
     np.testing.assert_array_equal(back[1]["final_loss"], metrics["final_loss"])
+
+
+def test_a_fixed_pair_beside_a_varied_half_is_merged_and_a_fixed_flag_checked_per_cell(
+    article_data,
+):
+    run = run_grid(article_data, "adam", [Axis("beta2", (0.9, 0.99))],
+                   fixed={"betas": (0.5, 0.999)}, epochs=2)  # fmt: skip
+    np.testing.assert_array_equal(run.options["beta1"], [0.5, 0.5])
+    np.testing.assert_array_equal(run.options["beta2"], [0.9, 0.99])
+    assert run.fixed == {"beta1": 0.5}
+    run = run_grid(article_data, "sgd", [Axis("momentum", (0.73, 0.84))],
+                   fixed={"nesterov": True}, epochs=2)  # fmt: skip
+    assert run.completed.all() and run.options["nesterov"].all()

@@ -4,6 +4,7 @@ job in ``gdscope.jobs.studies`` and print what it wrote."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -36,7 +37,7 @@ from gdscope.jobs.studies import (
     make_sweep,
     sweep_axes,
 )
-from gdscope.optim.specs import parse_assignments
+from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec, parse_assignments
 from gdscope.optim.table import given_flags
 from gdscope.problem.data import DataSpec
 from gdscope.problem.losses import LossSpec
@@ -45,7 +46,7 @@ from gdscope.raypool import RayPool
 from gdscope.studies.netstudy import DEFAULT_STEPS, SCORES, NetShootout
 from gdscope.studies.phase import DEFAULT_METRIC, METRICS, NETWORK_METRICS, NEURON_METRICS
 from gdscope.studies.shootout import tuning_edges
-from gdscope.studies.sweep import Axis
+from gdscope.studies.sweep import Axis, refuse_both
 
 if TYPE_CHECKING:
     from gdscope.cli.options import Subparsers
@@ -237,12 +238,31 @@ def _problem(ns: argparse.Namespace, objective: Objective, *, grid: bool = True)
     return Problem(objective, data, options.grid(ns, objective) if grid else None)
 
 
-def _settings(ns: argparse.Namespace, objective: Objective) -> RunSettings:
+def _settings(
+    ns: argparse.Namespace, objective: Objective, axes: Sequence[Axis] = ()
+) -> RunSettings:
     return RunSettings(
-        optimizer=options.optimizer(ns, [objective]), start=options.start(ns), epochs=ns.epochs,
+        optimizer=_optimizer(ns, objective, axes), start=options.start(ns), epochs=ns.epochs,
         batch_size=ns.batch_size, shuffle_seed=ns.shuffle_seed, dtype=ns.dtype,
         device=ns.device, compile=ns.compile,
     )  # fmt: skip
+
+
+def _optimizer(ns: argparse.Namespace, objective: Objective, axes: Sequence[Axis]) -> OptimizerSpec:
+    """The fixed optimizer, validated with the axes' values applied: ``--opt nesterov=true``
+    needs the momentum ``--y momentum=…`` gives, not torch's default 0. Where the fixed
+    settings alone are not a valid optimizer, each varied torch argument's first value is
+    applied (the engine replaces it per cell, and checks every cell before the run)."""
+    try:
+        return options.optimizer(ns, [objective])
+    except GdscopeError:
+        accepted = inspect.signature(OPTIMIZERS[ns.optimizer.lower()]).parameters
+        first = [f"{axis.name}={str(axis.values[0]).lower()}" for axis in axes
+                 if axis.name in accepted]  # fmt: skip
+        if not first:
+            raise
+        applied = argparse.Namespace(**{**vars(ns), "opt": [*(ns.opt or []), *first]})
+        return options.optimizer(applied, [objective])
 
 
 def _backend(ns: argparse.Namespace) -> RayPool | None:
@@ -255,18 +275,18 @@ def _outputs(ns: argparse.Namespace) -> Outputs:
 
 def _not_fixed(ns: argparse.Namespace, axes: Iterable[Axis]) -> None:
     """A varied hyperparameter may not also be set by its flag or ``--opt`` (which would be
-    silently overridden)."""
+    silently overridden); a fixed pair beside a varied half (``betas`` and ``beta1``) is merged
+    as ``studies.sweep.merge_fixed`` says (``jobs.studies.RunSettings.fixed``)."""
     fixed = {*given_flags(ns), *parse_assignments(ns.opt, what="--opt")}
-    both = [axis.name for axis in axes if axis.name in fixed]
-    if both:
-        raise GdscopeError(f"{', '.join(both)} is both varied and fixed (by its flag or --opt)")
+    refuse_both(fixed, [axis.name for axis in axes], where=" (by its flag or --opt)")
 
 
 def _sweep(ns: argparse.Namespace) -> int:
-    _not_fixed(ns, sweep_axes(tuple(ns.vary)))
+    axes = sweep_axes(tuple(ns.vary))
+    _not_fixed(ns, axes)
     options.check_outputs(ns, saves=GRID_FORMATS)
     objective = _objective(ns)
-    settings = _settings(ns, objective)
+    settings = _settings(ns, objective, axes)
     network = _network(ns)
     problem = Problem() if network is not None else _problem(ns, objective)
     config = SweepConfig(tuple(ns.vary), problem, settings, log=ns.log_color, network=network)
@@ -275,10 +295,11 @@ def _sweep(ns: argparse.Namespace) -> int:
 
 def _phase(ns: argparse.Namespace) -> int:
     # refused first, before the outputs are looked at
-    _not_fixed(ns, [Axis.parse(text, what=what) for text, what in ((ns.x, "--x"), (ns.y, "--y"))])
+    axes = [Axis.parse(text, what=what) for text, what in ((ns.x, "--x"), (ns.y, "--y"))]
+    _not_fixed(ns, axes)
     options.check_outputs(ns, saves=GRID_FORMATS)
     objective = _objective(ns)
-    settings = _settings(ns, objective)
+    settings = _settings(ns, objective, axes)
     network = _network(ns)
     problem = Problem() if network is not None else _problem(ns, objective, grid=False)
     given = options.chunk_size(ns.chunk)

@@ -23,12 +23,11 @@ loop over the copies at the first step.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -52,19 +51,12 @@ from gdscope.problem.divergence import Divergence
 
 __all__ = [
     "INITS",
-    "MEMORY_FRACTION",
     "METHODS",
     "NETWORK_DIVERGENCE",
     "VMAP_NOTE",
     "Copies",
     "StackedResult",
     "Trial",
-    "activation_bytes",
-    "copy_memory",
-    "evaluate_copies",
-    "free_memory",
-    "is_classification",
-    "left_as_it_was",
     "stack_copies",
     "train_stacked",
 ]
@@ -551,123 +543,3 @@ class _Steps:
 
 def _keep(ok: Tensor, new: Tensor, old: Tensor) -> Tensor:
     return torch.where(ok.reshape(-1, *[1] * (new.dim() - 1)), new, old)
-
-
-def evaluate_copies(
-    model: nn.Module,
-    copies: Copies,
-    batches: Sequence[tuple[Tensor, Tensor]],
-    loss_fn: LossFn,
-    *,
-    method: Literal["vmap", "loop"] = "vmap",
-) -> tuple[Tensor, Tensor | None]:
-    """``(K,)`` mean loss of every copy over ``batches`` in eval mode (BatchNorm: each copy's
-    running statistics), and its accuracy where the outputs are class scores (else None)."""
-    from torch.func import functional_call, vmap
-
-    first = next(iter(copies.params.values()))
-    dtype = first.dtype
-    net = _float_copy(model, dtype, first.device).eval()  # frozen parameters stay the model's
-
-    classifies = False
-
-    def one(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
-        nonlocal classifies
-        out = functional_call(net, (params, buffers), (x,))  # one copy's outputs, under vmap too
-        classifies = is_classification(out, y)
-        hits = (out.argmax(-1) == y).sum() if classifies else torch.zeros(())
-        return loss_fn(out, y), hits
-
-    run = vmap(one, in_dims=(0, 0, None, None)) if method == "vmap" else None
-    total = torch.zeros(copies.size, dtype=torch.float64)
-    correct = torch.zeros(copies.size, dtype=torch.float64)
-    seen = 0
-    with torch.no_grad():
-        for xb, yb in batches:
-            xb, yb = xb.to(first.device), yb.to(first.device)
-            if xb.is_floating_point():
-                xb = xb.to(dtype)
-            if run is not None:
-                loss, hits = run(copies.params, copies.buffers, xb, yb)
-            else:
-                pairs = [one({n: p[k] for n, p in copies.params.items()},
-                             {n: b[k] for n, b in copies.buffers.items()}, xb, yb)
-                         for k in range(copies.size)]  # fmt: skip
-                loss = torch.stack([p[0] for p in pairs])
-                hits = torch.stack([p[1] for p in pairs])
-            total += loss.double().cpu() * len(xb)
-            correct += hits.double().cpu()
-            seen += len(xb)
-    return total / seen, (correct / seen) if classifies else None
-
-
-@contextlib.contextmanager
-def left_as_it_was(model: nn.Module) -> Iterator[None]:
-    """Every module's train/eval mode and every parameter's ``requires_grad`` back as they were
-    afterwards, whatever happens: gdscope evaluates and trains the user's model (maybe
-    mid-training in a notebook), and must not leave it changed."""
-    modes = [(module, module.training) for module in model.modules()]
-    flags = [(param, param.requires_grad) for param in model.parameters()]
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-        for param, requires_grad in flags:
-            param.requires_grad_(requires_grad)
-
-
-def is_classification(outputs: object, targets: Tensor) -> bool:
-    """Scores of ``C > 1`` classes ``(N, C)`` against class numbers ``(N,)``: an accuracy
-    means something (one output column against integer targets is a regression). Any other
-    output (a tuple, a dict, a Hugging Face ``ModelOutput``) is only the user's loss's to
-    unpack: which part holds the scores is not known here, so no accuracy is measured."""
-    return (isinstance(outputs, Tensor) and outputs.dim() == 2 and outputs.shape[1] > 1
-            and targets.dim() == 1 and len(targets) == len(outputs)
-            and not targets.is_floating_point())  # fmt: skip
-
-
-MEMORY_FRACTION = 0.25
-"""The share of the free memory one chunk may use (of copies here, of grid points in a
-landscape): room for the rest of the process and for what the estimate misses."""
-
-
-def free_memory(device: torch.device) -> int:
-    """Bytes free on ``device`` (CUDA: the driver's count; CPU: MemAvailable, else 4 GiB)."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
-
-
-def activation_bytes(model: nn.Module, x: Tensor) -> list[int]:
-    """The bytes of every module's output in one forward pass of ``x`` (eval mode, no
-    autograd), measured with forward hooks: what memory estimates are built from."""
-    sizes: list[int] = []
-
-    def hook(module: nn.Module, args: object, output: object) -> None:
-        if isinstance(output, Tensor):
-            sizes.append(output.numel() * output.element_size())
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    try:
-        with left_as_it_was(model), torch.no_grad():
-            model.eval()(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return sizes
-
-
-def copy_memory(model: nn.Module, x: Tensor, *, state_buffers: int = 3) -> int:
-    """Bytes one copy needs while training on the batch ``x``: its parameters, gradient and
-    optimizer state (``state_buffers`` of them), plus every activation of one forward pass
-    (autograd keeps them for the backward) counted twice."""
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    return (2 + state_buffers) * weights + 2 * sum(activation_bytes(model, x))

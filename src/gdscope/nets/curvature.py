@@ -36,9 +36,8 @@ import torch
 from torch import Tensor, nn
 
 from gdscope import interrupts
-from gdscope.engines.stacked import left_as_it_was
 from gdscope.errors import GdscopeError, first_line
-from gdscope.nets.layout import ParamLayout
+from gdscope.modules import ParamLayout, left_as_it_was
 from gdscope.nets.plane import materialize
 
 __all__ = [

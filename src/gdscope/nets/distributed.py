@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 from torch import Tensor, nn
 
+from gdscope.engines.runner import Remote, run_chunks
+from gdscope.modules import ParamLayout
 from gdscope.nets.plane import EVALUATORS, Batches, ChunkWork, LossFn, Method, Store
-from gdscope.nets.recorder import ParamLayout
 from gdscope.raypool import RayPool, on_worker
 
 __all__ = ["RayBackend"]
@@ -62,4 +63,4 @@ class RayBackend(RayPool):
         def stored(indices: np.ndarray, result: tuple[Tensor, Tensor | None]) -> None:
             store(indices, *result)
 
-        self.run_tasks(_evaluate_chunk, chunks, arguments, stored)
+        run_chunks(chunks, stored, remote=Remote(self, _evaluate_chunk, arguments))

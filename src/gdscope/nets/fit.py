@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gdscope.engines.stacked import left_as_it_was
 from gdscope.errors import GdscopeError
+from gdscope.modules import left_as_it_was
 from gdscope.nets.recorder import RecordedPath, Recorder
 
 __all__ = ["FitResult", "fit"]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 import torch
@@ -25,17 +25,24 @@ from torch import Tensor, nn
 
 from gdscope import interrupts
 from gdscope.devices import resolve_device
-from gdscope.engines.stacked import (
-    MEMORY_FRACTION,
-    METHODS,
-    activation_bytes,
-    is_classification,
+from gdscope.engines.runner import (
+    LOOP_CHUNK,
+    PLAN_STEPS,
+    Decision,
+    LoopFormat,
+    Results,
+    choose_strategy,
+    evaluate_many,
+    memory_chunk,
+    run_chunks,
+    section,
+    spans,
 )
+from gdscope.engines.stacked import METHODS
 from gdscope.engines.stacked import Method as StackedMethod
-from gdscope.engines.stacked import free_memory as _free_memory
 from gdscope.errors import GdscopeError
-from gdscope.files import fingerprint, load_progress, save_progress
-from gdscope.nets.layout import ParamLayout
+from gdscope.files import fingerprint
+from gdscope.modules import MEMORY_FRACTION, ParamLayout, activation_bytes, is_classification
 
 __all__ = [
     "Backend",
@@ -49,10 +56,8 @@ __all__ = [
     "ModelSurface",
     "PlanMethod",
     "Strategy",
-    "StrategyChoice",
     "auto_chunk",
     "channels_last",
-    "choose_strategy",
     "evaluate_plane",
     "evaluate_plane_loop",
     "evaluate_vectors",
@@ -67,10 +72,9 @@ the stacked engine's three ways, one list for both (``engines.stacked.METHODS``)
 Method = Literal["vmap", "loop"]
 """How chunks are evaluated: ``evaluate_vectors`` or ``evaluate_plane_loop``."""
 MemoryFormat = Literal["auto", "contiguous", "channels_last"]
-LoopFormat = Literal["contiguous", "channels_last"]
-"""The layout of image tensors the evaluation ran in (``channels_last``: the loop only)."""
-PlanMethod = Literal["loop", "loop/channels_last", "vmap"]
-"""A step of auto's trials: the method and, after a slash, a layout other than contiguous."""
+PlanMethod = str
+"""A step of auto's trials: a name of ``runner.PLAN_STEPS`` (the method and, after a slash, a
+layout other than contiguous)."""
 PlanStep = tuple[PlanMethod, int]
 Chunk = int | Literal["auto"]
 """Grid points evaluated together, or ``auto`` (see ``auto_chunk``)."""
@@ -79,14 +83,7 @@ Store = Callable[[np.ndarray, Tensor, Tensor | None], None]
 
 STRATEGIES: tuple[Strategy, ...] = METHODS
 MEMORY_FORMATS: tuple[MemoryFormat, ...] = get_args(MemoryFormat)
-PLAN_STEPS: dict[PlanMethod, tuple[Method, LoopFormat]] = {
-    "loop": ("loop", "contiguous"),
-    "loop/channels_last": ("loop", "channels_last"),
-    "vmap": ("vmap", "contiguous"),
-}
 PLAN_METHODS: tuple[PlanMethod, ...] = tuple(PLAN_STEPS)
-LOOP_CHUNK = 16
-"""Points per chunk for the loop (one at a time anyway: only how often results are saved)."""
 
 
 def materialize(data: Any, device: torch.device | str | None = None) -> Batches:
@@ -125,40 +122,15 @@ def evaluate_vectors(
     layout: ParamLayout | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Mean loss ``(C,)`` and accuracy ``(C,)`` (None if not a classification) of the model
-    with each row of ``vectors`` ``(C, N)`` as its parameters, in one vmapped pass per batch.
+    with each row of ``vectors`` ``(C, N)`` as its parameters, in one vmapped pass per batch
+    (``runner.evaluate_many``, which the network studies' copies go through too).
 
     Like the reference implementation's ``eval_loss``, the mean is over samples: each batch's
     mean loss is weighted by its size. Accuracy is the fraction of argmax hits.
     """
-    from torch.func import functional_call
-
     layout = layout or ParamLayout.of(model)
     # Everything the vector does not cover (frozen parameters, buffers) stays the model's own.
-    fixed = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-    fixed = {n: t for n, t in fixed.items() if n not in layout.names}
-
-    classify = False
-
-    def forward(vector: Tensor, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        # The outputs never leave vmap: whatever the model returns (a tuple, a dict, a
-        # ModelOutput) only the user's loss unpacks it.
-        nonlocal classify
-        outputs = functional_call(model, {**fixed, **layout.unflatten(vector)}, (inputs,))
-        classify = is_classification(outputs, targets)  # one point's outputs, under vmap too
-        hits = (outputs.argmax(-1) == targets).sum() if classify else torch.zeros(())
-        return loss_fn(outputs, targets), hits
-
-    run = torch.vmap(forward, in_dims=(0, None, None))
-    total = torch.zeros(len(vectors), dtype=torch.float64, device=vectors.device)
-    correct = torch.zeros_like(total)
-    seen = 0
-    with torch.no_grad():
-        for inputs, targets in batches:
-            losses, hits = run(vectors, inputs, targets)
-            total += losses.double() * len(targets)
-            correct += hits.double()
-            seen += len(targets)
-    return total / seen, (correct / seen if classify else None)
+    return evaluate_many(model, layout.unflatten(vectors), batches, loss_fn, method="vmap")
 
 
 def evaluate_plane_loop(
@@ -235,87 +207,7 @@ def auto_chunk(
     forward pass. Between 1 and 1024."""
     inputs = max(batches, key=lambda b: len(b[0]))[0]
     per_point = 4 * max(activation_bytes(model, inputs), default=0) + 4 * layout.size
-    device = inputs.device
-    return int(max(1, min(1024, fraction * _free_memory(device) // max(per_point, 1))))
-
-
-Trial = tuple[PlanMethod, int, float]
-
-
-class StrategyChoice(NamedTuple):
-    """What ``choose_strategy`` found: the strategy, its chunk, the trials ``(strategy, chunk,
-    seconds per point)`` (NaN: it failed), and why vmap could not run, if it could not."""
-
-    strategy: Method
-    chunk: int
-    trials: list[Trial]
-    failure: str | None = None
-    memory_format: LoopFormat = "contiguous"
-    """The loop's layout of image tensors: ``contiguous`` or ``channels_last``."""
-
-
-def choose_strategy(
-    run: Callable[[PlanMethod, int], float | None],
-    *,
-    limit: int,
-    total: int,
-    budget: float = 0.1,
-    formats: Sequence[LoopFormat] = ("contiguous",),
-) -> StrategyChoice:
-    """Pick the faster way to evaluate a grid on this machine by timing both on its first points.
-
-    ``run(strategy, count)`` evaluates (and keeps) the next ``count`` of the grid's ``total``
-    points and returns the seconds per point, or None when no points are left. The loop is
-    timed on two points after a warm-up point, in each memory layout of ``formats``
-    (``"loop"``, ``"loop/channels_last"``: 1.8× faster for the small CNN on this CPU), and the
-    faster layout is kept. vmap is timed on chunks of 4, 16, 64, … up to ``limit`` for as long
-    as a larger chunk is at least 10% faster per point and a trial is expected (at the last
-    speed measured) to take at most ``budget`` of the grid's time at the best speed so far,
-    which bounds what tuning can cost. Which wins depends on the model and the hardware (on
-    this project's 2-core CPU the loop for a small CNN, vmap over 64–256 points for an MLP), so
-    it is measured, not guessed. No point is computed twice. A vmap trial that raises (a module
-    vmap cannot run) ends the trials: the loop goes on.
-    """
-    trials: list[Trial] = []
-    failure = None
-    loop, layout = math.inf, formats[0]
-    for form in formats:
-        name = _plan_method("loop", form)
-        if run(name, 1) is None:  # the first point in a layout pays one-off costs: not timed
-            break
-        seconds = run(name, 2)
-        if seconds is None:
-            break
-        trials.append((name, 1, seconds))
-        if seconds < loop:
-            loop, layout = seconds, form
-    if not trials:
-        return StrategyChoice("loop", LOOP_CHUNK, trials, None, layout)
-    best, best_size, previous, last = math.inf, 0, math.inf, loop
-    size = min(4, limit)
-    while size * last <= budget * total * min(loop, best):
-        try:
-            per_point = run("vmap", size)
-        except (RuntimeError, NotImplementedError, TypeError, ValueError) as error:
-            # vmap cannot run every module (data-dependent control flow, .item(), memory);
-            # the loop can, so go on with it, and say why. Errors of the model itself would
-            # have shown in the loop's points first.
-            trials.append(("vmap", size, math.nan))
-            message = str(error).splitlines()[0] if str(error) else ""
-            failure = f"vmap failed ({type(error).__name__}: {message[:200]})"
-            break
-        if per_point is None:
-            break
-        trials.append(("vmap", size, per_point))
-        if per_point < best:
-            best, best_size = per_point, size
-        if per_point > 0.9 * previous or size >= limit:
-            break
-        previous = last = per_point
-        size = min(4 * size, limit)
-    if best < loop:
-        return StrategyChoice("vmap", best_size, trials, failure)
-    return StrategyChoice("loop", LOOP_CHUNK, trials, failure, layout)
+    return memory_chunk(per_point, inputs.device, limit=1024, fraction=fraction)
 
 
 def _plan_method(method: Method, form: LoopFormat) -> PlanMethod:
@@ -417,9 +309,10 @@ class PlaneGrid:
 
 
 class ChunkResults:
-    """The grid's loss and accuracy, filled in as chunks finish. With ``resume``, what is done
-    is read from that file first and saved to it after every chunk; ``progress(done, total)``
-    is called after every chunk."""
+    """The grid's loss and accuracy, filled in as chunks finish (``runner.Results``: one row
+    per point, saved in the grid's shape). With ``resume``, what is done is read from that file
+    first and saved to it after every chunk; ``progress(done, total)`` is called after every
+    chunk."""
 
     def __init__(
         self,
@@ -428,43 +321,37 @@ class ChunkResults:
         resume: str | os.PathLike[str] | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
-        self.key = grid.fingerprint()
-        self.loss = np.full(grid.shape, np.nan)
-        self.accuracy = np.full(grid.shape, np.nan)
-        self.done = np.zeros(grid.shape, dtype=bool)
-        self.resume = Path(resume) if resume is not None else None
-        self.progress = progress
-        saved = None
-        if self.resume is not None:
-            saved = load_progress(self.resume, self.key, differs="model, directions or grid differ",
-                                  shapes={"loss": grid.shape})  # fmt: skip
-        if saved is not None:
-            self.loss, self.accuracy = saved["loss"], saved["accuracy"]
-            self.done = saved["done"].astype(bool)
+        total = math.prod(grid.shape)
+        blank = {"loss": np.full(total, np.nan), "accuracy": np.full(total, np.nan)}
+        self.results = Results(
+            total, columns=blank, resume=Path(resume) if resume is not None else None,
+            key=grid.fingerprint(), differs="model, directions or grid differ",
+            shape=grid.shape, done="done", progress=progress,
+        )  # fmt: skip
+        self.shape = grid.shape
+
+    @property
+    def done(self) -> np.ndarray:
+        return self.results.done.reshape(self.shape)
 
     def todo(self) -> np.ndarray:
         """The numbers of the points not done yet, in order."""
-        return np.flatnonzero(~self.done.ravel())
+        return self.results.todo()
 
     def store(self, indices: np.ndarray, loss: Tensor, accuracy: Tensor | None) -> None:
-        self.loss.ravel()[indices] = loss.cpu().numpy()
+        values = {"loss": loss.cpu().numpy()}
         if accuracy is not None:
-            self.accuracy.ravel()[indices] = accuracy.cpu().numpy()
-        self.done.ravel()[indices] = True
-        if self.resume is not None:
-            save_progress(
-                self.resume,
-                self.key,
-                {"loss": self.loss, "accuracy": self.accuracy, "done": self.done},
-            )
-        if self.progress is not None:
-            self.progress(int(self.done.sum()), self.done.size)
+            values["accuracy"] = accuracy.cpu().numpy()
+        self.results.put(indices, values)
+        self.results.finish(indices)
 
     def surface(self, grid: PlaneGrid, layout: ParamLayout, meta: dict[str, Any]) -> ModelSurface:
-        accuracy = self.accuracy if np.isfinite(self.accuracy).any() else None
+        loss = self.results.columns["loss"].reshape(self.shape)
+        accuracy = self.results.columns["accuracy"].reshape(self.shape)
+        kept = accuracy if np.isfinite(accuracy).any() else None
         dy = grid.dy.cpu() if grid.dy is not None else None
-        return ModelSurface(grid.xs, grid.ys, self.loss, accuracy, grid.centre.cpu(),
-                            grid.dx.cpu(), dy, layout, meta)  # fmt: skip
+        return ModelSurface(grid.xs, grid.ys, loss, kept, grid.centre.cpu(), grid.dx.cpu(), dy,
+                            layout, meta)  # fmt: skip
 
 
 EVALUATORS: dict[Method, Callable[..., tuple[Tensor, Tensor | None]]] = {
@@ -505,11 +392,10 @@ class LocalBackend:
     for all of them: changing it per chunk cost ~20%)."""
 
     def run(self, work: ChunkWork, chunks: Sequence[np.ndarray], store: Store) -> None:
-        with work.data.laid_out(work.memory_format) as batches, interrupts.polled():
-            for indices in chunks:
-                if interrupts.requested():  # Ctrl-C: the points done so far are kept
-                    break
-                store(indices, *work.evaluate(batches, indices))
+        with work.data.laid_out(work.memory_format) as batches, section(keep_on_interrupt=False):
+            # Ctrl-C: the points done so far are kept (runner.run_chunks stops between chunks)
+            run_chunks(chunks, lambda indices, result: store(indices, *result),
+                       compute=lambda indices: work.evaluate(batches, indices))  # fmt: skip
 
 
 class Trials:
@@ -542,6 +428,17 @@ class Trials:
         self.taken += len(indices)  # only once stored: a failed trial leaves its points to do
         self.plan.append([method, len(indices)])
         return (time.perf_counter() - began) / len(indices)  # store() synchronized
+
+    def warm(self, method: PlanMethod) -> None:
+        """The next point through the first batch by ``method``, thrown away (not a result):
+        what a way's first call costs once in a process (vmap setting itself up) is not
+        timed as its cost per chunk."""
+        indices = self.todo[self.taken : self.taken + 1]
+        if len(indices):
+            name, form = PLAN_STEPS[method]
+            work = replace(self.work, method=name, memory_format=form)
+            with work.data.laid_out(form) as batches:
+                work.evaluate(batches[:1], indices)
 
     def rest(self) -> np.ndarray:
         """The points the trials left to do."""
@@ -589,18 +486,6 @@ class EvaluationOptions:
             raise GdscopeError(f"chunk must be a positive integer or 'auto', got {chunk!r}")
 
 
-@dataclass(frozen=True)
-class Decision:
-    """How the grid's points after the trials are evaluated, and the trials that decided it
-    (None: not timed, the strategy was given or a backend runs it)."""
-
-    method: Method
-    chunk: int
-    memory_format: LoopFormat
-    trials: list[Trial] | None = None
-    failure: str | None = None
-
-
 def _timed_formats(options: EvaluationOptions, batches: Batches) -> tuple[LoopFormat, ...]:
     """The loop's layouts auto times: both for images unless one is asked for."""
     if options.memory_format != "auto":
@@ -610,18 +495,18 @@ def _timed_formats(options: EvaluationOptions, batches: Batches) -> tuple[LoopFo
 
 
 def decide(options: EvaluationOptions, trials: Trials, device: torch.device) -> Decision:
-    """The method, chunk and layout for ``options``: ``auto`` run here times the methods on
-    the first points (``choose_strategy``, through ``trials``); ``auto`` with a backend, whose
-    workers may differ, takes vmap on CUDA and the loop on the CPU."""
+    """The method, chunk and layout for ``options`` as a ``runner.Decision``: ``auto`` run here
+    times the ways on the first points (``runner.choose_strategy``, through ``trials``);
+    ``auto`` with a backend, whose workers may differ, takes vmap on CUDA and the loop on the
+    CPU."""
     work = trials.work
     model, batches = work.data.model, work.data.batches
     if options.strategy == "auto" and options.backend is None:
         chunk = options.chunk
         limit = auto_chunk(model, batches, work.layout) if chunk == "auto" else chunk
-        choice = choose_strategy(trials, limit=limit, total=len(trials.todo),
-                                 formats=_timed_formats(options, batches))  # fmt: skip
-        timed = choice.memory_format if choice.strategy == "loop" else "contiguous"
-        return Decision(choice.strategy, choice.chunk, timed, choice.trials, choice.failure)
+        loops = [_plan_method("loop", form) for form in _timed_formats(options, batches)]
+        return choose_strategy(trials, limit=limit, total=len(trials.todo), loops=loops,
+                               warm=trials.warm)  # fmt: skip
     method: Method = "vmap" if device.type == "cuda" else "loop"
     if options.strategy != "auto":
         method = options.strategy
@@ -695,12 +580,11 @@ def evaluate_plane(
     trials = Trials(work, results.todo(), results.store)
     # Polled throughout, not only inside each chunk: a Ctrl-C between auto's trials must stop
     # the run with the points evaluated so far, not raise past them.
-    with interrupts.polled():
+    with section(keep_on_interrupt=False):
         for method, count in options.plan:  # a replay: the trials of the run it repeats
             trials(method, count)
         decision = decide(options, trials, device)
-        rest = trials.rest()
-        chunks = [rest[i : i + decision.chunk] for i in range(0, len(rest), decision.chunk)]
+        chunks = spans(trials.rest(), decision.chunk)
         chosen = replace(work, method=decision.method, memory_format=decision.memory_format)
         (options.backend or LocalBackend()).run(chosen, chunks, results.store)
     meta = _meta(device, results.done.size, decision, trials.plan)

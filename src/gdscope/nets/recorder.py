@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from gdscope.errors import GdscopeError
 from gdscope.files import json_ready, write_text
-from gdscope.nets.layout import ParamLayout
+from gdscope.modules import ParamLayout
 
 if TYPE_CHECKING:
     from gdscope.nets.curvature import LossFn

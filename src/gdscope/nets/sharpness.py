@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from gdscope.errors import GdscopeError
+from gdscope.modules import ParamLayout
 from gdscope.nets.curvature import LANCZOS_STEPS, TOL, HessianOperator, LossFn, top_eigenpairs
-from gdscope.nets.layout import ParamLayout
 from gdscope.nets.plane import materialize
 from gdscope.problem.stability import critical_sharpness
 

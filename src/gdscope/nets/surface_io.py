@@ -24,9 +24,9 @@ import torch
 
 from gdscope.errors import GdscopeError, first_line, needs_extra
 from gdscope.files import check_target, write_atomic
+from gdscope.modules import ParamLayout
 from gdscope.nets.plane import ModelSurface
 from gdscope.nets.projection import ProjectedPath
-from gdscope.nets.recorder import ParamLayout
 
 __all__ = ["SURFACE_FORMATS", "read_surface", "save_surface", "surface_targets"]
 

@@ -17,8 +17,8 @@ import numpy as np
 from torch import Tensor, nn
 
 from gdscope.devices import resolve_device
-from gdscope.engines.stacked import left_as_it_was
 from gdscope.errors import GdscopeError
+from gdscope.modules import left_as_it_was
 from gdscope.nets.directions import (
     IGNORES,
     NORMS,

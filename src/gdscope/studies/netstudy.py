@@ -8,6 +8,7 @@ is saved as it completes, and a later run with the same settings continues from 
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import json
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -24,30 +25,42 @@ from torch import Tensor, nn
 
 from gdscope import interrupts
 from gdscope.devices import resolve_device
+from gdscope.engines.runner import (
+    Decision,
+    Remote,
+    Results,
+    Way,
+    evaluate_many,
+    memory_chunk,
+    run_chunks,
+    section,
+    spans,
+    stopping,
+)
 from gdscope.engines.stacked import (
-    MEMORY_FRACTION,
-    VMAP_NOTE,
     Copies,
     Init,
     LossFn,
     Method,
     StackedResult,
-    copy_memory,
-    evaluate_copies,
-    free_memory,
-    is_classification,
-    left_as_it_was,
     stack_copies,
     train_stacked,
 )
 from gdscope.errors import GdscopeError
-from gdscope.files import fingerprint, load_progress, save_progress
+from gdscope.files import fingerprint
+from gdscope.modules import copy_memory, is_classification, left_as_it_was
 from gdscope.optim.rules import TRANSFORMS, make_hyper, torch_kwargs
 from gdscope.optim.specs import SchedulerSpec
 from gdscope.raypool import RayPool, on_worker
 from gdscope.studies.phase import network_growing
 from gdscope.studies.shootout import refuse_repeats
-from gdscope.studies.sweep import Axis, expand, pack_columns, unpack_columns
+from gdscope.studies.sweep import (
+    Axis,
+    expand,
+    merge_fixed,
+    pack_columns,
+    unpack_columns,
+)
 from gdscope.version import __version__
 
 __all__ = [
@@ -140,7 +153,7 @@ class Network:
 
     def require_accuracy(self) -> None:
         """Refuse ``val_accuracy`` unless the validation data has class labels for the model's
-        class scores (``engines.stacked.is_classification``, on one forward of its first
+        class scores (``modules.is_classification``, on one forward of its first
         batch in eval mode): otherwise every cell's accuracy would be missing."""
         if not self.val:
             raise GdscopeError("val_accuracy needs validation data (--val-data)")
@@ -195,21 +208,19 @@ def _identity(thing: Any) -> str:
 def auto_chunk(
     network: Network, *, device: torch.device, optimizer: str, dtype: torch.dtype | None = None
 ) -> int:
-    """Copies per chunk so that a chunk uses about ``MEMORY_FRACTION`` of the free memory
-    (``engines.stacked.copy_memory`` measured on one batch, scaled to ``dtype`` when the
+    """Copies per chunk so that a chunk uses about ``modules.MEMORY_FRACTION`` of the free memory
+    (``modules.copy_memory`` measured on one batch, scaled to ``dtype`` when the
     copies train in a wider float than the model's); refused when one copy does not fit."""
     states = len(TRANSFORMS[optimizer].init(torch.zeros(1, 1), _defaults(optimizer)))
     one = copy_memory(network.model, network.x[: network.batch_size], state_buffers=states)
     own = next((p.dtype for p in network.model.parameters()), None)
     if dtype is not None and own is not None and dtype.is_floating_point and own.is_floating_point:
         one = int(one * max(1.0, dtype.itemsize / own.itemsize))
-    free = free_memory(device)
-    if one > free:
-        raise GdscopeError(
-            f"one copy of the model needs about {one / 2**20:.0f} MiB to train, but {device} has "
-            f"{free / 2**20:.0f} MiB free"
-        )
-    return int(max(1, min(MAX_CHUNK, MEMORY_FRACTION * free // max(one, 1))))
+    refuse = (
+        f"one copy of the model needs about {{need}} MiB to train, but {device} has "
+        "{free} MiB free"
+    )
+    return memory_chunk(one, device, limit=MAX_CHUNK, refuse=refuse)
 
 
 def _defaults(optimizer: str) -> dict[str, Tensor]:
@@ -277,46 +288,27 @@ class NetRun:
         }
 
 
-class _Store:
-    """Every cell's options and metrics, filled chunk by chunk (and saved for ``resume``)."""
+def _store(total: int, steps: int, resume: Path | None, key: str,
+           progress: Callable[[int, int], None] | None) -> Results:  # fmt: skip
+    """Every cell's options (``option_…``), metrics (``metric_…``, as ``pack_columns`` names
+    them) and loss curve, filled chunk by chunk (and saved for ``resume``); its tag
+    ``method`` says how the saved chunks were trained (vmap or loop): the rest train so too."""
+    return Results(total, columns={"losses": np.full((total, steps), np.nan)}, resume=resume,
+                   key=key, differs="a different study: its model, data or settings differ",
+                   progress=progress)  # fmt: skip
 
-    def __init__(self, total: int, steps: int, resume: Path | None, key: str) -> None:
-        self.total, self.resume, self.key = total, resume, key
-        self.completed = np.zeros(total, dtype=bool)
-        self.metrics: dict[str, np.ndarray] = {}
-        self.options: dict[str, np.ndarray] = {}
-        self.losses = np.full((total, steps), np.nan)
-        self.method: str | None = None
-        """How the saved chunks were trained (vmap or loop): the rest train so too."""
-        if resume is not None:
-            self._load(resume)
 
-    def _load(self, path: Path) -> None:
-        saved = load_progress(path, self.key, differs="a different study: its model, data or "
-                              "settings differ")  # fmt: skip
-        if saved is None:
-            return
-        self.completed, self.losses = saved["completed"], saved["losses"]
-        self.options, self.metrics = unpack_columns(saved)
-        self.method = str(saved["method"]) if "method" in saved else None
-
-    def add(self, index: np.ndarray, metrics: dict[str, np.ndarray],
-            options: dict[str, np.ndarray], losses: np.ndarray) -> None:  # fmt: skip
-        for key, value in metrics.items():
-            self.metrics.setdefault(key, np.full(self.total, np.nan))[index] = value
-        for key, column in options.items():
-            self.options.setdefault(key, np.zeros(self.total, dtype=column.dtype))[index] = column
-        self.losses[index] = losses
-        self.completed[index] = True
-        if self.resume is not None:
-            with interrupts.deferred():
-                self._save(self.resume)
-
-    def _save(self, path: Path) -> None:
-        arrays = pack_columns(self.options, self.metrics)
-        method = {"method": np.array(self.method)} if self.method else {}
-        save_progress(path, self.key, {"completed": self.completed, "losses": self.losses,
-                                       **method, **arrays})  # fmt: skip
+def _evaluate(network: Network, copies: Copies, batches: Batches, method: Method
+              ) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+    """Every copy's mean loss over ``batches`` in eval mode (BatchNorm: each copy's running
+    statistics), and its accuracy for class scores: a copy of the model in the copies' float
+    type (its frozen parameters stay the model's) through ``runner.evaluate_many``."""
+    first = next(iter(copies.params.values()))
+    net = copy.deepcopy(network.model).to(device=first.device, dtype=first.dtype).eval()
+    way: Way = "loop" if method == "loop" else "vmap"
+    loss, accuracy = evaluate_many(net, {**copies.params, **copies.buffers}, batches,
+                                   network.loss_fn, method=way)  # fmt: skip
+    return loss.cpu().numpy(), (None if accuracy is None else accuracy.cpu().numpy())
 
 
 def _metrics(
@@ -326,15 +318,13 @@ def _metrics(
     when they all start alike)."""
     losses = result.losses.double().cpu().numpy().T  # (K, steps)
     batches = network.batches()
-    final, _ = evaluate_copies(network.model, result.final, batches, network.loss_fn,
-                               method=result.method)  # fmt: skip
-    first, _ = evaluate_copies(network.model, start, batches, network.loss_fn,
-                               method=result.method)  # fmt: skip
+    final, _ = _evaluate(network, result.final, batches, result.method)
+    first, _ = _evaluate(network, start, batches, result.method)
     diverged_at = result.diverged_at.cpu().numpy()
-    grew = network_growing(final.numpy(), first.numpy())
+    grew = network_growing(final, first)
     out = {
-        "final_loss": final.numpy(),
-        "start_loss": np.broadcast_to(first.numpy(), final.shape).copy(),
+        "final_loss": final,
+        "start_loss": np.broadcast_to(first, final.shape).copy(),
         "best_loss": np.nanmin(np.where(np.isfinite(losses), losses, np.inf), axis=1),
         "diverged": ((diverged_at >= 0) | grew).astype(np.float64),
         "diverged_at": diverged_at.astype(np.float64),
@@ -344,11 +334,10 @@ def _metrics(
         reached = np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, -1)
         out["steps_to_target"] = np.where(reached > 0, reached, np.nan).astype(np.float64)
     if network.val is not None:
-        val, accuracy = evaluate_copies(network.model, result.final, network.val,
-                                        network.loss_fn, method=result.method)  # fmt: skip
-        out["val_loss"] = val.numpy()
+        val, accuracy = _evaluate(network, result.final, network.val, result.method)
+        out["val_loss"] = val
         if accuracy is not None:
-            out["val_accuracy"] = accuracy.numpy()
+            out["val_accuracy"] = accuracy
     return out
 
 
@@ -359,12 +348,13 @@ def _key(network: Network, description: Mapping[str, Any]) -> str:
 @dataclass(frozen=True)
 class _Done:
     """What one finished chunk hands back: its metrics, hyperparameters and loss curves by
-    cell, and the engine's note (or "")."""
+    cell, the engine's note (or "") and how the engine trained it (``vmap`` or ``loop``)."""
 
     metrics: dict[str, np.ndarray]
     options: dict[str, np.ndarray]
     losses: np.ndarray
     note: str
+    method: str
 
 
 @dataclass(frozen=True)
@@ -403,13 +393,15 @@ class _Plan:
 
     def fastest(
         self, network: Network, index: np.ndarray, stop: Callable[[], bool]
-    ) -> tuple[Method, str | None] | None:
+    ) -> Decision | None:
         """``auto``'s choice for the chunk ``index`` (its first ``TIMED_COPIES``): vmap over
         the copies, or a loop over them, whichever trains a step faster here (measured on
-        steps 2 to ``TIMED_STEPS``, after the first, which pays for setting up), with the note
-        of a vmap that cannot run the model; None if ``stop`` cut the trials short. A small
-        CNN on a CPU trains faster copy by copy; an MLP, or a GPU, vmapped. The trials leave
-        torch's random state as it was (a dropout mask is the same with or without them)."""
+        steps 2 to ``TIMED_STEPS``, after the first, which pays for setting up), as a
+        ``runner.Decision`` whose trials are ``(method, copies, seconds per step)`` and whose
+        ``failure`` is the note of a vmap that cannot run the model; None if ``stop`` cut the
+        trials short. A small CNN on a CPU trains faster copy by copy; an MLP, or a GPU,
+        vmapped. The trials leave torch's random state as it was (a dropout mask is the same
+        with or without them)."""
         steps, index = min(TIMED_STEPS, self.steps), index[:TIMED_COPIES]
         best: dict[str, float] = {}
         devices = [self.device] if self.device.type == "cuda" else []
@@ -424,11 +416,13 @@ class _Plan:
                 result = self._train(network, index, steps, method, clock)
             if result.completed < steps:
                 return None
-            if result.method == "loop" and method == "auto":
-                return "loop", result.note  # vmap cannot run this model
+            if result.method == "loop" and method == "auto":  # vmap cannot run this model
+                return Decision("loop", len(index), trials=(), failure=result.note)
             laps = np.diff(stamps[1:]) if len(stamps) > 2 else np.diff(stamps or [0.0, 0.0])
             best[result.method] = float(laps.min()) if len(laps) else 0.0
-        return ("vmap" if best["vmap"] <= best["loop"] else "loop"), None
+        chosen: Literal["vmap", "loop"] = "vmap" if best["vmap"] <= best["loop"] else "loop"
+        trials = tuple((way, len(index), seconds) for way, seconds in best.items())
+        return Decision(chosen, len(index), trials=trials)
 
     def train(
         self, network: Network, index: np.ndarray, stop: Callable[[], bool] | None = None
@@ -448,15 +442,8 @@ class _Plan:
             {k: t[:, 0].numpy() for k, t in asked.items()},
             result.losses.double().cpu().numpy().T,
             result.note or "",
+            result.method,
         )
-
-
-def _used(method: Method, notes: Sequence[str]) -> Method:
-    """The way the copies were trained: ``method``, or for ``auto`` left to the engine (no
-    timing: a Ray study) vmap, unless its note says vmap could not run the model."""
-    if method != "auto":
-        return method
-    return "loop" if any(VMAP_NOTE in note for note in notes) else "vmap"
 
 
 def _ray_chunk(
@@ -498,9 +485,7 @@ def run_network_grid(
     results are those of the local run.
     """
     fixed = dict(fixed or {})
-    clash = set(fixed) & {axis.name for axis in axes}
-    if clash:
-        raise GdscopeError(f"{', '.join(sorted(clash))} is both varied and fixed")
+    fixed = merge_fixed(fixed, [axis.name for axis in axes])
     cells = expand(axes)
     total = len(next(iter(cells.values()))) if cells else 1
     make_hyper(optimizer, {**fixed, **cells}, total)  # every cell refused now, not mid-run
@@ -519,68 +504,64 @@ def run_network_grid(
         "scheduler": None if scheduler is None else [scheduler.name, list(scheduler.options)],
         "dtype": str(dtype), "val": network.val is not None, "loss": network.loss_identity(),
     }  # fmt: skip
-    store = _Store(total, steps, resume, _key(network, description))
+    store = _store(total, steps, resume, _key(network, description), progress)
     plan = _Plan(optimizer, fixed, cells, steps, shuffle_seed, init, seed, scheduler, target,
                  dtype, device, method)  # fmt: skip
     notes: list[str] = []
-
-    def stop() -> bool:
-        return interrupts.requested() or (should_stop is not None and should_stop())
+    used: set[str] = set()  # how the engine trained each chunk (data, not its notes)
+    stop = stopping(should_stop)
 
     def finished(index: np.ndarray, done: _Done | None) -> None:
         if done is None:
             return
         if done.note and done.note not in notes:
             notes.append(done.note)
-        store.add(index, done.metrics, done.options, done.losses)
-        if progress is not None:
-            progress(int(store.completed.sum()), total)
+        used.add(done.method)
+        store.put(index, pack_columns({}, done.metrics))
+        store.put(index, pack_columns(done.options, {}), fill=0)
+        store.put(index, {"losses": done.losses})
+        store.finish(index)
 
-    if progress is not None:
-        progress(int(store.completed.sum()), total)
-    spans = (np.arange(begin, min(total, begin + size)) for begin in range(0, total, size))
-    chunks = [index[~store.completed[index]] for index in spans]
+    store.start()
+    chunks = [index for index in spans(np.arange(total), size) if len(index)]
+    chunks = [index[~store.done[index]] for index in chunks]
     chunks = [index for index in chunks if len(index)]
-    saved = store.method
+    saved = store.tags.get("method")
     if method != "auto" and saved not in (None, method):
         raise GdscopeError(f"{resume} holds chunks trained with {saved}; --strategy {method} "
                            f"would mix two ways of rounding: give auto or {saved}")  # fmt: skip
     if method == "auto" and saved in ("vmap", "loop"):  # as the saved chunks were
         plan = replace(plan, method=saved)  # type: ignore[arg-type]
-    try:
-        with interrupts.polled():
-            # auto: timed once, here, for every chunk (on Ray the workers train: each chunk
-            # vmapped, or looped where vmap cannot run it)
-            if plan.method == "auto" and chunks and backend is None and not stop():
-                timed = plan.fastest(network, chunks[0], stop)
-                if timed is not None:
-                    plan = replace(plan, method=timed[0])
-                    notes += [timed[1]] if timed[1] else []
-            store.method = plan.method if plan.method != "auto" else None
-            if backend is not None:
-                net_ref = backend.ray().put(network)
-                worker = backend.worker_args()
-                backend.run_tasks(_ray_chunk, chunks,
-                                  lambda index: (net_ref, plan, index, *worker), finished,
-                                  stop=stop)  # fmt: skip
-            else:
-                for index in chunks:
-                    done = None if stop() else plan.train(network, index, stop)
-                    if done is None:
-                        break
-                    finished(index, done)
-    except KeyboardInterrupt:  # Ctrl-C where nobody installed interrupts.handle_sigint
-        pass
+    decision: Decision | None = None
+    with section():
+        # auto: timed once, here, for every chunk (on Ray the workers train: each chunk
+        # vmapped, or looped where vmap cannot run it)
+        if plan.method == "auto" and chunks and backend is None and not stop():
+            decision = plan.fastest(network, chunks[0], stop)
+            if decision is not None:
+                plan = replace(plan, method=decision.method)
+                notes += [decision.failure] if decision.failure else []
+        if plan.method != "auto":
+            store.tags["method"] = plan.method
+        remote = None
+        if backend is not None:
+            net_ref = backend.ray().put(network)
+            worker = backend.worker_args()
+            remote = Remote(backend, _ray_chunk, lambda index: (net_ref, plan, index, *worker))
+        run_chunks(chunks, finished, compute=lambda index: plan.train(network, index, stop),
+                   remote=remote, stop=stop)  # fmt: skip
+    ran = plan.method if plan.method != "auto" else ("loop" if "loop" in used else "vmap")
     meta: dict[str, Any] = {
         "gdscope": __version__, "torch": torch.__version__, "device": str(device),
         "dtype": str(dtype or next(network.model.parameters()).dtype).replace("torch.", ""),
         "chunk": size, "batch_size": network.batch_size, "shuffle_seed": shuffle_seed,
-        "init": init, "seed": seed, "notes": notes, "method": _used(plan.method, notes),
+        "init": init, "seed": seed, "notes": notes, "method": ran,
     }  # fmt: skip
+    options, metrics = unpack_columns(store.columns)
     return NetRun(optimizer=optimizer, axes=tuple(axes), fixed=fixed, network=network.name,
-                  steps=steps, options=store.options, metrics=store.metrics,
-                  completed=store.completed, losses=store.losses,
-                  interrupted=not store.completed.all(), meta=meta)  # fmt: skip
+                  steps=steps, options=options, metrics=metrics,
+                  completed=store.done, losses=store.columns["losses"],
+                  interrupted=not store.done.all(), meta=meta)  # fmt: skip
 
 
 SCORES = ("final_loss", "val_loss")

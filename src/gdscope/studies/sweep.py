@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,12 +21,12 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from gdscope import interrupts
 from gdscope.engines.batched import BatchResult, Record, run_batched
+from gdscope.engines.runner import GrowingChunks, Results, run_chunks, section, stopping
 from gdscope.engines.trajectory import Trajectory
 from gdscope.errors import GdscopeError
 from gdscope.files import json_ready, write_atomic
-from gdscope.optim.rules import torch_kwargs
+from gdscope.optim.rules import TORCH_PAIRS, torch_kwargs
 from gdscope.optim.specs import OptimizerSpec, parse_value
 from gdscope.problem.data import Dataset
 from gdscope.problem.losses import LossSpec
@@ -38,7 +38,9 @@ __all__ = [
     "GridRun",
     "SavedGrid",
     "expand",
+    "merge_fixed",
     "pack_columns",
+    "refuse_both",
     "run_grid",
     "save_grid",
     "unpack_columns",
@@ -120,6 +122,38 @@ class Axis:
             else:
                 raise GdscopeError(f"{name}: {item!r} is not a finite number or true/false")
         return cls(name, tuple(values))
+
+
+def refuse_both(fixed: Iterable[str], varied: Iterable[str], *, where: str = "") -> None:
+    """Refuse a setting both fixed and varied, naming it (see ``merge_fixed``)."""
+    varied = set(varied)
+    both = [name for name in fixed if name in varied]
+    if both:
+        raise GdscopeError(f"{', '.join(both)} is both varied and fixed{where}")
+
+
+def merge_fixed(
+    fixed: Mapping[str, Any], varied: Iterable[str], *, where: str = ""
+) -> dict[str, Any]:
+    """The fixed settings beside the varied ones, merged explicitly: a name both fixed and
+    varied is refused, naming it (``where``: how the fixed ones were given, the CLI's flags
+    and ``--opt``); a fixed torch pair that holds a varied setting (``betas`` holds ``beta1``
+    and ``beta2``, ``optim.rules.TORCH_PAIRS``) is split and its varied half left to the axis:
+    varying ``beta1`` beside ``betas=(0.9, 0.99)`` keeps ``beta2 = 0.99``, and the run's
+    ``fixed`` says so. The one check of it: the API's grids and the CLI call it where they
+    build a study (a pair once overrode the axis in every cell without a word)."""
+    varied = set(varied)
+    refuse_both(fixed, varied, where=where)
+    merged: dict[str, Any] = {}
+    for name, value in fixed.items():
+        parts = TORCH_PAIRS.get(name, ())
+        if not varied & set(parts):
+            merged[name] = value
+            continue
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+            raise GdscopeError(f"{name} must be a pair ({', '.join(parts)}), got {value!r}")
+        merged.update({part: v for part, v in zip(parts, value, strict=True) if part not in varied})
+    return merged
 
 
 def expand(axes: Sequence[Axis]) -> dict[str, np.ndarray]:
@@ -207,40 +241,13 @@ class GridRun:
         return values.reshape(self.shape)
 
 
-FIRST_CHUNK = 16
-"""Configurations in a grid's first chunk: one finishes quickly, so progress has a rate."""
-UNPOLLED_SECONDS = 0.25
-"""How long a chunk may run in an engine that cannot check for Ctrl-C (the native kernel)."""
-
-
-class _ChunkSizes:
-    """Chunk sizes that grow from ``FIRST_CHUNK`` (at most 4× a chunk) towards ``limit``. The
-    tensor engine checks for Ctrl-C every step, so its chunks just grow (a step over many
-    configurations costs little more than over few); the native kernel's are kept to
-    ``UNPOLLED_SECONDS`` by the time the last one took."""
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise GdscopeError(f"chunk must be >= 1, got {limit}")
-        self.limit = limit
-        self.next = min(FIRST_CHUNK, limit)
-
-    def took(self, size: int, seconds: float, *, polled: bool) -> None:
-        fits = 4 * size if polled else int(size * UNPOLLED_SECONDS / max(seconds, 1e-6))
-        self.next = max(1, min(self.limit, 4 * size, fits))
-
-
 class _Engine:
     """``run_batched`` as ``"auto"`` would pick it, but checking for Ctrl-C every step where it
     runs the tensor engine; the native kernel, which cannot check, is kept to short chunks."""
 
-    def __init__(self, should_stop: Callable[[], bool] | None = None) -> None:
+    def __init__(self, stop: Callable[[], bool]) -> None:
         self.polled = False
-        self.should_stop = should_stop
-
-    def stop(self) -> bool:
-        """Ctrl-C, or the caller's own reason (the server: a superseded or abandoned request)."""
-        return interrupts.requested() or (self.should_stop is not None and self.should_stop())
+        self.stop = stop  # Ctrl-C, or the caller's own reason (runner.stopping)
 
     def run(self, *args: Any, **kwargs: Any) -> BatchResult:
         if not self.polled:
@@ -251,48 +258,30 @@ class _Engine:
         return run_batched(*args, engine="torch", should_stop=self.stop, **kwargs)
 
 
-class _GridStore:
-    """Every cell's options, metrics (and with ``keep_paths`` its path and loss curve), filled in
-    chunk by chunk; a cell counts as completed only once all of it is stored."""
-
-    def __init__(self, total: int, *, keep_paths: bool) -> None:
-        self.total = total
-        self.keep_paths = keep_paths
-        self.completed = np.zeros(total, dtype=bool)
-        self.metrics: dict[str, np.ndarray] = {}
-        self.options: dict[str, np.ndarray] = {}
-        self.paths: np.ndarray | None = None
-        self.losses: np.ndarray | None = None
-
-    def add(
-        self, result: BatchResult, index: np.ndarray, extra: dict[str, np.ndarray] | None
-    ) -> None:
-        arrays = {
-            key: value.detach().cpu().numpy()
-            for key, value in (
-                ("final_loss", result.final_loss),
-                ("best_loss", result.best_loss),
-                ("path_length", result.path_length),
-                ("steps_to_target", result.steps_to_target),
-                ("diverged_at", result.diverged_at),
-                ("final_w", result.final[:, 0]),
-                ("final_b", result.final[:, 1]),
-            )
-        }
-        arrays.update(extra or {})
-        for key, value in arrays.items():
-            self.metrics.setdefault(key, np.full(self.total, np.nan))[index] = value
-        for key, tensor in result.hyper.items():
-            column = tensor[:, 0].cpu().numpy()
-            self.options.setdefault(key, np.zeros(self.total, dtype=column.dtype))[index] = column
-        if self.keep_paths and result.path is not None and result.losses is not None:
-            if self.paths is None or self.losses is None:
-                points = result.path.shape[0]
-                self.paths = np.full((self.total, points, 2), np.nan)
-                self.losses = np.full((self.total, points), np.nan)
-            self.paths[index] = result.path.permute(1, 0, 2).double().cpu().numpy()
-            self.losses[index] = result.losses.T.double().cpu().numpy()
-        self.completed[index] = True  # last: an interruption above leaves the cells unfinished
+def _chunk_columns(
+    result: BatchResult, keep_paths: bool, extra: dict[str, np.ndarray] | None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """A finished chunk's metrics, options and (with ``keep_paths``) path and loss curves, by
+    cell."""
+    metrics = {
+        key: value.detach().cpu().numpy()
+        for key, value in (
+            ("final_loss", result.final_loss),
+            ("best_loss", result.best_loss),
+            ("path_length", result.path_length),
+            ("steps_to_target", result.steps_to_target),
+            ("diverged_at", result.diverged_at),
+            ("final_w", result.final[:, 0]),
+            ("final_b", result.final[:, 1]),
+        )
+    }
+    metrics.update(extra or {})
+    options = {key: tensor[:, 0].cpu().numpy() for key, tensor in result.hyper.items()}
+    curves = {}
+    if keep_paths and result.path is not None and result.losses is not None:
+        curves = {"paths": result.path.permute(1, 0, 2).double().cpu().numpy(),
+                  "losses": result.losses.T.double().cpu().numpy()}  # fmt: skip
+    return metrics, options, curves
 
 
 def run_grid(
@@ -328,38 +317,42 @@ def run_grid(
     loss = loss or LossSpec()
     if start is None:
         start = loss.start
-    clash = set(fixed) & {axis.name for axis in axes}
-    if clash:
-        raise GdscopeError(f"{', '.join(sorted(clash))} is both varied and fixed")
+    fixed = merge_fixed(fixed, [axis.name for axis in axes])
     cells = expand(axes)
     total = len(next(iter(cells.values()))) if cells else 1
-    store = _GridStore(total, keep_paths=record == "path")
-    sizes = _ChunkSizes(chunk)
-    engine = _Engine(should_stop)
-    if progress is not None:
-        progress(0, total)
-    try:
-        with interrupts.polled():
-            begin = 0
-            while begin < total and not engine.stop():
-                index = np.arange(begin, min(total, begin + sizes.next))
-                hyper = {**fixed, **{name: values[index] for name, values in cells.items()}}
-                began = time.perf_counter()
-                result = engine.run(
-                    data, optimizer, hyper, loss=loss, start=start, epochs=epochs,
-                    record=record, target=target, dtype=dtype, device=device, compile=compile,
-                    centre=None if centre is None else centre(hyper), batch_size=batch_size,
-                    shuffle_seed=shuffle_seed,
-                )  # fmt: skip
-                if result.completed < result.epochs * result.steps_per_epoch:
-                    break  # stopped mid-run: this chunk's cells stay unfinished
-                sizes.took(len(index), time.perf_counter() - began, polled=engine.polled)
-                store.add(result, index, None if finish is None else finish(result, index))
-                begin = int(index[-1]) + 1
-                if progress is not None:
-                    progress(int(store.completed.sum()), total)
-    except KeyboardInterrupt:  # Ctrl-C where nobody installed interrupts.handle_sigint
-        pass
+    # every cell's options, metrics (and with record="path" its path and loss curve), filled
+    # chunk by chunk; a cell counts as completed only once all of it is stored
+    store = Results(total, progress=progress)
+    sizes = GrowingChunks(chunk)
+    stop = stopping(should_stop)
+    engine = _Engine(stop)
+
+    def compute(index: np.ndarray) -> BatchResult | None:
+        hyper = {**fixed, **{name: values[index] for name, values in cells.items()}}
+        began = time.perf_counter()
+        result = engine.run(
+            data, optimizer, hyper, loss=loss, start=start, epochs=epochs,
+            record=record, target=target, dtype=dtype, device=device, compile=compile,
+            centre=None if centre is None else centre(hyper), batch_size=batch_size,
+            shuffle_seed=shuffle_seed,
+        )  # fmt: skip
+        if result.completed < result.epochs * result.steps_per_epoch:
+            return None  # stopped mid-run: this chunk's cells stay unfinished
+        sizes.took(len(index), time.perf_counter() - began, polled=engine.polled)
+        return result
+
+    def keep(index: np.ndarray, result: BatchResult) -> None:
+        extra = None if finish is None else finish(result, index)
+        metrics, options, curves = _chunk_columns(result, record == "path", extra)
+        store.put(index, pack_columns({}, metrics))
+        store.put(index, pack_columns(options, {}), fill=0)
+        store.put(index, curves)
+        store.finish(index)  # last: an interruption above leaves the cells unfinished
+
+    store.start()
+    with section():
+        run_chunks(sizes.over(np.arange(total)), keep, compute=compute, stop=stop)
+    options, metrics = unpack_columns(store.columns)
     meta: dict[str, Any] = {
         "gdscope": __version__,
         "torch": torch.__version__,
@@ -370,9 +363,9 @@ def run_grid(
         meta.update(batch_size=batch_size, shuffle_seed=shuffle_seed)
     return GridRun(
         optimizer=optimizer, axes=tuple(axes), fixed=fixed, loss=loss,
-        start=(float(start[0]), float(start[1])), epochs=epochs, options=store.options,
-        metrics=store.metrics, completed=store.completed, interrupted=not store.completed.all(),
-        paths=store.paths, losses=store.losses, meta=meta,
+        start=(float(start[0]), float(start[1])), epochs=epochs, options=options,
+        metrics=metrics, completed=store.done, interrupted=not store.done.all(),
+        paths=store.columns.get("paths"), losses=store.columns.get("losses"), meta=meta,
     )  # fmt: skip
 
 

@@ -1,12 +1,15 @@
-"""A model's trainable parameters as one flat vector: the layout every path, direction and
-curvature computation in ``nets`` shares (``named_parameters()`` order, optionally followed by
-the floating-point buffers).
+"""What gdscope needs to know about any ``nn.Module``, below every layer that handles one
+(the training engine, the studies, the landscapes, the curvature): a model's parameters as one
+flat vector (``ParamLayout``), putting the user's model back as it was (``left_as_it_was``),
+whether its outputs are class scores (``is_classification``), and the memory probes chunks are
+sized from (``free_memory``, ``activation_bytes``, ``copy_memory``, ``MEMORY_FRACTION``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -14,7 +17,87 @@ from torch import Tensor, nn
 
 from gdscope.errors import GdscopeError
 
-__all__ = ["ParamLayout"]
+__all__ = [
+    "MEMORY_FRACTION",
+    "ParamLayout",
+    "activation_bytes",
+    "copy_memory",
+    "free_memory",
+    "is_classification",
+    "left_as_it_was",
+]
+
+
+@contextlib.contextmanager
+def left_as_it_was(model: nn.Module) -> Iterator[None]:
+    """Every module's train/eval mode and every parameter's ``requires_grad`` back as they were
+    afterwards, whatever happens: gdscope evaluates and trains the user's model (maybe
+    mid-training in a notebook), and must not leave it changed."""
+    modes = [(module, module.training) for module in model.modules()]
+    flags = [(param, param.requires_grad) for param in model.parameters()]
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+        for param, requires_grad in flags:
+            param.requires_grad_(requires_grad)
+
+
+def is_classification(outputs: object, targets: Tensor) -> bool:
+    """Scores of ``C > 1`` classes ``(N, C)`` against class numbers ``(N,)``: an accuracy
+    means something (one output column against integer targets is a regression). Any other
+    output (a tuple, a dict, a Hugging Face ``ModelOutput``) is only the user's loss's to
+    unpack: which part holds the scores is not known here, so no accuracy is measured."""
+    return (isinstance(outputs, Tensor) and outputs.dim() == 2 and outputs.shape[1] > 1
+            and targets.dim() == 1 and len(targets) == len(outputs)
+            and not targets.is_floating_point())  # fmt: skip
+
+
+MEMORY_FRACTION = 0.25
+"""The share of the free memory one chunk may use (of copies here, of grid points in a
+landscape): room for the rest of the process and for what the estimate misses."""
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes free on ``device`` (CUDA: the driver's count; CPU: MemAvailable, else 4 GiB)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def activation_bytes(model: nn.Module, x: Tensor) -> list[int]:
+    """The bytes of every module's output in one forward pass of ``x`` (eval mode, no
+    autograd), measured with forward hooks: what memory estimates are built from."""
+    sizes: list[int] = []
+
+    def hook(module: nn.Module, args: object, output: object) -> None:
+        if isinstance(output, Tensor):
+            sizes.append(output.numel() * output.element_size())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        with left_as_it_was(model), torch.no_grad():
+            model.eval()(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sizes
+
+
+def copy_memory(model: nn.Module, x: Tensor, *, state_buffers: int = 3) -> int:
+    """Bytes one copy needs while training on the batch ``x``: its parameters, gradient and
+    optimizer state (``state_buffers`` of them), plus every activation of one forward pass
+    (autograd keeps them for the backward) counted twice."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    return (2 + state_buffers) * weights + 2 * sum(activation_bytes(model, x))
 
 
 def _tensors(model: nn.Module, states: bool) -> dict[str, Tensor]:
