@@ -522,3 +522,44 @@ def test_measuring_activations_leaves_every_modules_mode_as_it_was():
     model[1].train()  # mixed, as a user may leave them
     sizes = activation_bytes(model, torch.randn(4, 1, 6, 6))
     assert sizes and [m.training for m in model] == [False, True, False, False, False, False]
+
+
+@pytest.mark.parametrize("loop_faster", [False, True])
+def test_auto_times_both_ways_and_trains_on_with_the_faster(monkeypatch, loop_faster):
+    from gdscope.engines import stacked
+
+    monkeypatch.setattr(stacked, "_one_copy_seconds", lambda *args: 0.0 if loop_faster else 10.0)
+    x, y = _data((2,), 3)
+    rows = [{"lr": 0.05, "momentum": 0.9}, {"lr": 0.1, "momentum": 0.0}]
+    result = _assert_each_copy_equals_torch(_mlp(), x, y, "sgd", rows, method="auto")
+    assert result.method == ("loop" if loop_faster else "vmap")
+    assert result.trial is not None and result.trial.vmap_s > 0
+    assert result.trial.loop_s == (0.0 if loop_faster else 20.0)  # K × one copy's seconds
+    short = _stacked(_mlp(), x, y, "sgd", rows, steps=stacked.AUTO_STEPS - 1, method="auto")
+    assert short.method == "vmap" and short.trial is None  # too short to time
+
+
+def test_timing_one_copy_leaves_the_random_state_and_the_copies_as_they_were():
+    from gdscope.engines import stacked
+
+    class Dropping(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = nn.Sequential(nn.Linear(2, 6), nn.Dropout(0.5), nn.Linear(6, 3))
+            self.register_buffer("ema", torch.zeros(2))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.ema = 0.5 * self.ema + 0.5 * x.mean(0)
+            return self.inner(x - self.ema)
+
+    model = Dropping().train()
+    copies = stack_copies(model, 2)
+    before = {n: t.clone() for n, t in {**copies.params, **copies.buffers}.items()}
+    x, y = _data((2,), 3)
+    state = torch.random.get_rng_state()
+    seconds = stacked._one_copy_seconds(stacked._forward(model, nn.CrossEntropyLoss()),
+                                        copies.params, copies.buffers, x, y)  # fmt: skip
+    assert seconds >= 0
+    assert torch.equal(torch.random.get_rng_state(), state)
+    after = {**copies.params, **copies.buffers}
+    assert all(torch.equal(before[n], after[n]) for n in before)

@@ -202,8 +202,11 @@ def add_backend_options(group: argparse._ActionsContainer) -> None:
     ``--model`` studies (read by ``ray_backend``)."""
     group.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
                        help="ray: split the chunks across a Ray cluster's workers")  # fmt: skip
-    group.add_argument("--address", help="Ray cluster address, e.g. auto or HEAD:6379 "
-                       "(default: $RAY_ADDRESS, else a Ray started on this machine)")
+    group.add_argument(
+        "--address",
+        help="Ray cluster address, e.g. auto or HEAD:6379 "
+        "(default: $RAY_ADDRESS, else a Ray started on this machine)",
+    )
     group.add_argument("--gpus-per-task", type=number, default=0.0, help="Ray: GPUs per chunk")
 
 

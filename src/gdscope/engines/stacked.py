@@ -50,6 +50,7 @@ from gdscope.optim.specs import OPTIMIZERS, SchedulerSpec
 from gdscope.problem.divergence import Divergence
 
 __all__ = [
+    "AUTO_STEPS",
     "INITS",
     "METHODS",
     "NETWORK_DIVERGENCE",
@@ -69,11 +70,14 @@ none at all is refused."""
 Seeds = int | Sequence[int]
 INITS: tuple[Init, ...] = get_args(Init)
 VMAP_NOTE = "vmap cannot run this model"
-"""What the note of a model trained copy by copy because vmap cannot run it says (it may
-follow another note: ``_used`` in ``studies.netstudy`` looks for it)."""
+"""How the note of a model trained copy by copy because vmap cannot run it begins (for the
+person reading it; which way ran is ``StackedResult.method``)."""
 Method = Literal["auto", "vmap", "loop"]
 METHODS: tuple[Method, ...] = get_args(Method)
 LossFn = Callable[[Tensor, Tensor], Tensor]
+AUTO_STEPS = 3
+"""The step after which ``method="auto"`` has timed both ways (vmap on steps 2 and 3, the first
+paying for setting up) and trains on with the faster: a run this short or shorter is vmapped."""
 
 NETWORK_DIVERGENCE = Divergence(math.inf)
 """``problem.divergence``'s test without an escape bound: only non-finite values count."""
@@ -455,9 +459,9 @@ def train_stacked(
             fallback = f"{VMAP_NOTE} ({first[:120]}); trained copy by copy instead"
             note = fallback if note is None else f"{note}; {fallback}"
             flat_grad, used, loss, new_buffers = run(*args)
-        if method == "auto" and chosen == "vmap" and t in (2, 3):  # step 1 warmed vmap up
+        if method == "auto" and chosen == "vmap" and 2 <= t <= AUTO_STEPS:  # 1 warmed vmap up
             timed.append(_clock(device) - began)
-            if t == 3:  # the best of two steps each way: a busy machine makes one slower
+            if t == AUTO_STEPS:  # the best of two steps each way: a busy machine slows one
                 trial = Trial(min(timed), size * _one_copy_seconds(step_fn, *args))
                 if trial.loop_s < trial.vmap_s:
                     chosen, run = "loop", _looped(step_fn)

@@ -13,11 +13,10 @@ import functools
 import inspect
 import json
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +37,7 @@ from gdscope.engines.runner import (
     stopping,
 )
 from gdscope.engines.stacked import (
+    AUTO_STEPS,
     Copies,
     Init,
     LossFn,
@@ -74,8 +74,8 @@ __all__ = [
     "run_network_grid",
 ]
 
-TIMED_STEPS = 4
-"""Steps each way when ``auto`` times vmap against the loop (the first pays for setting up)."""
+TIMED_STEPS = AUTO_STEPS
+"""Steps of ``auto``'s trial: the engine's, which times vmap against the loop in as many."""
 TIMED_COPIES = 256
 """Copies at most in those trials (a loop over 4096 copies would take long to time)."""
 DEFAULT_STEPS = 300
@@ -394,35 +394,25 @@ class _Plan:
     def fastest(
         self, network: Network, index: np.ndarray, stop: Callable[[], bool]
     ) -> Decision | None:
-        """``auto``'s choice for the chunk ``index`` (its first ``TIMED_COPIES``): vmap over
-        the copies, or a loop over them, whichever trains a step faster here (measured on
-        steps 2 to ``TIMED_STEPS``, after the first, which pays for setting up), as a
+        """``auto``'s choice for the chunk ``index`` (its first ``TIMED_COPIES``), as the
+        engine makes it (``train_stacked(method="auto")``, its ``Trial``): vmap over the copies
+        or a loop over them, whichever computes a step's gradients faster here, as a
         ``runner.Decision`` whose trials are ``(method, copies, seconds per step)`` and whose
         ``failure`` is the note of a vmap that cannot run the model; None if ``stop`` cut the
-        trials short. A small CNN on a CPU trains faster copy by copy; an MLP, or a GPU,
-        vmapped. The trials leave torch's random state as it was (a dropout mask is the same
-        with or without them)."""
+        trial short. The trial leaves torch's random state as it was (a dropout mask is the
+        same with or without it)."""
         steps, index = min(TIMED_STEPS, self.steps), index[:TIMED_COPIES]
-        best: dict[str, float] = {}
         devices = [self.device] if self.device.type == "cuda" else []
-        for method in ("auto", "loop"):  # auto: vmap, or the loop with a note
-            stamps: list[float] = []
-
-            def clock(stamps: list[float] = stamps) -> bool:  # asked before every step
-                stamps.append(time.perf_counter())
-                return stop()
-
-            with torch.random.fork_rng(devices=devices):
-                result = self._train(network, index, steps, method, clock)
-            if result.completed < steps:
-                return None
-            if result.method == "loop" and method == "auto":  # vmap cannot run this model
-                return Decision("loop", len(index), trials=(), failure=result.note)
-            laps = np.diff(stamps[1:]) if len(stamps) > 2 else np.diff(stamps or [0.0, 0.0])
-            best[result.method] = float(laps.min()) if len(laps) else 0.0
-        chosen: Literal["vmap", "loop"] = "vmap" if best["vmap"] <= best["loop"] else "loop"
-        trials = tuple((way, len(index), seconds) for way, seconds in best.items())
-        return Decision(chosen, len(index), trials=trials)
+        with torch.random.fork_rng(devices=devices):
+            result = self._train(network, index, steps, "auto", stop)
+        if result.completed < steps:
+            return None
+        if result.trial is None:  # vmap cannot run this model, or too few steps to time
+            failure = result.note if result.method == "loop" else None
+            return Decision(result.method, len(index), trials=(), failure=failure)
+        trials = (("vmap", len(index), result.trial.vmap_s),
+                  ("loop", len(index), result.trial.loop_s))  # fmt: skip
+        return Decision(result.method, len(index), trials=trials)
 
     def train(
         self, network: Network, index: np.ndarray, stop: Callable[[], bool] | None = None
