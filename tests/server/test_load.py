@@ -55,7 +55,7 @@ def test_health_answers_while_clients_flood_the_heaviest_requests():
         for thread in threads:
             thread.start()
         while time.monotonic() < stop:
-            health.append(status(url + "/api/health", timeout=5))
+            health.append(status(url + "/api/health", timeout=60))  # a hang guard, not a clock
             time.sleep(0.2)
         for thread in threads:
             thread.join()

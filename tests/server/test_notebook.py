@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import shutil
 import threading
 import urllib.parse
 import urllib.request
@@ -14,14 +13,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import chromium, require
+
 pytest.importorskip("fastapi")
 
 import gdscope
 from gdscope.errors import GdscopeError
 from gdscope.server import notebook
 from gdscope.server.app import security_headers
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +63,9 @@ def test_explore_shows_an_iframe_on_the_preset_that_notebooks_may_frame(explorer
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 def test_a_notebook_page_frames_the_explorer_open_on_the_preset(explorer):
-    playwright = pytest.importorskip("playwright.sync_api")
+    executable = chromium()
+    playwright = require("playwright.sync_api")
     parent = f'<!doctype html><iframe src="{explorer.url}" width="1200" height="900"></iframe>'
 
     class Notebook(http.server.BaseHTTPRequestHandler):
@@ -83,7 +82,7 @@ def test_a_notebook_page_frames_the_explorer_open_on_the_preset(explorer):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
             page = browser.new_page()
             page.goto(f"http://localhost:{server.server_address[1]}/")
             frame = page.frame_locator("iframe")

@@ -8,6 +8,8 @@ import socket
 
 import pytest
 
+from tests.conftest import chromium, require
+
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
@@ -277,20 +279,17 @@ def test_a_live_server_refuses_chunked_floods_and_secures_its_own_400s():
 @pytest.mark.slow
 def test_the_page_works_under_its_content_security_policy():
     """Plotly draws with no policy violation (no 'unsafe-eval', no outside source)."""
-    import shutil
 
-    playwright = pytest.importorskip("playwright.sync_api")
+    playwright = require("playwright.sync_api")
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed")
+    executable = chromium()
     record = (
         "window.__csp = [];"
         "document.addEventListener('securitypolicyviolation',"
         " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
     )
     with running_server() as url, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
             page = browser.new_page()
             errors: list[str] = []
