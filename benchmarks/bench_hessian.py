@@ -168,8 +168,11 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=10, help="single products timed")
     parser.add_argument("--batch", type=int, default=10, help="vectors in one batched product")
     parser.add_argument("--repeat", type=int, default=1, help="best of this many runs")
-    parser.add_argument("--tasks", action="store_true",
-                        help="time each computation on its own instead (the second table)")
+    parser.add_argument(
+        "--tasks",
+        action="store_true",
+        help="time each computation on its own instead (the second table)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     warnings.filterwarnings("ignore", message=r"Using backward\(\) with create_graph")
