@@ -7,8 +7,10 @@ is kept between products when the data is one batch), of the
 mean loss over the data (each batch weighted by its size, as the landscapes average it), at the
 model's current trainable parameters (``ParamLayout``).
 
-* **Top-k eigenvalues** (algebraically largest; the top one is the *sharpness*): Lanczos with
-  full reorthogonalization. It stops when every one of the k Ritz pairs has a residual
+* **Top-k eigenvalues** (algebraically largest, counted with multiplicity; the top one is the
+  *sharpness*): Lanczos with full reorthogonalization, single-vector for k = 1, block Lanczos
+  for more, started again wider where a cluster of Ritz values may hide further copies
+  (``top_eigenpairs``). It stops when every one of the k Ritz pairs has a residual
   ``‖H·u − θ·u‖ ≤ tol·|θ|``; for a symmetric matrix that guarantees an eigenvalue of ``H`` within
   ``tol·|θ|`` of each ``θ`` (and in practice within about ``(tol·θ)²/gap``).
 * **Trace**: Hutchinson's estimator ``mean(zᵀ·H·z)`` over Rademacher vectors ``z``, with its
@@ -48,6 +50,7 @@ __all__ = [
     "Density",
     "HessianOperator",
     "Spectrum",
+    "block_lanczos",
     "curvature",
     "lanczos",
     "top_eigenpairs",
@@ -589,14 +592,15 @@ def top_eigenpairs(
         left -= run.hvps
         values, met, suspect = _verdict(run, need, width, tol, scale)
         last = suspect is not None and suspect.stop >= need  # the cluster of the last value
-        keep = len(values) if suspect is None else suspect.start if last else suspect.stop
+        final = suspect is None or run.stopped or left <= 0
+        keep = len(values) if final or suspect is None else suspect.start if last else suspect.stop
         values, vectors, errors = run.pairs(keep)
         # Rows found earlier see H·v only through their residuals: found·H·v = residual·v.
         mutual = (residual @ vectors.T).double().cpu().numpy()
         projected = np.block([[projected, mutual], [mutual.T, np.diag(values)]])
         residual = torch.cat([residual - (residual @ vectors.T) @ vectors, errors])
         found = torch.cat([found, vectors])
-        if suspect is None or run.stopped or left <= 0:
+        if final or suspect is None:
             converged = suspect is None and len(values) == need and bool(met.all())
             break
         # One wider than the cluster; above the last value no wider than what is left (a
