@@ -1,7 +1,10 @@
 """Hessian-vector products per second, and the time to the top Hessian eigenvalue at a relative
 tolerance of 1e-3, for the example MLP, small CNN and ResNet-56 on a sample of their data;
 PyHessian's ``hessian(...).eigenvalues()`` on the same model and data side by side (if it is
-installed; it is not a dependency of gdscope).
+installed; it is not a dependency of gdscope). A second table times each of ``curvature``'s
+computations on its own (top-1, top-2 as ``--directions hessian`` asks, top-5, the trace, the
+density), and a third checks top-5 against ``torch.linalg.eigh`` on a model whose every
+eigenvalue is repeated four times (``nn.Linear(60, 4, bias=False)``, MSE).
 
 The two stop differently: gdscope's Lanczos stops when the Ritz pair's residual is within
 ``tol·|λ|`` (a guarantee: an eigenvalue lies that close), PyHessian's power iteration when two
@@ -11,11 +14,13 @@ a reference eigenvalue from Lanczos at 1e-6.
     python benchmarks/bench_hessian.py                       # mlp, cnn, resnet56 on this CPU
     python benchmarks/bench_hessian.py --models mlp --repeat 3
     python benchmarks/bench_hessian.py --device cuda --samples 1024
+    python benchmarks/bench_hessian.py --models mlp cnn --tasks --repeat 3   # the second table
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -116,6 +121,50 @@ def bench(name: str, args: argparse.Namespace) -> str:
                   f"{abs(value / reference - 1):.1e}) |")  # fmt: skip
 
 
+TASKS: dict[str, dict[str, Any]] = {
+    "top-1": {"top": 1},
+    "top-2": {"top": 2},
+    "top-5": {"top": 5},
+    "trace (20 vectors)": {"top": 1, "steps": 1, "trace": True, "trace_samples": 20},
+    "density (1 × 40 steps)": {"top": 1, "steps": 1, "density": True, "density_steps": 40},
+}
+"""Each computation on its own; the trace and density rows include one Lanczos step (the
+eigenvalue ``curvature`` always computes), not subtracted."""
+
+
+def tasks(name: str, args: argparse.Namespace) -> str:
+    """One row: each of ``TASKS``'s best wall time, best CPU time of this process (less
+    sensitive to other jobs on the machine) and its products (at ``--tol``)."""
+    model = MODULES[name].make_model().to(args.device).eval()
+    data = _data(name, args.samples, args.device)
+    cells = []
+    for fields in TASKS.values():
+        wall = cpu = float("inf")
+        for _ in range(args.repeat):
+            _sync(args.device)
+            began, used = time.perf_counter(), time.process_time()
+            spectrum = curvature(model, [data], nn.CrossEntropyLoss(), tol=args.tol, **fields)
+            _sync(args.device)
+            wall = min(wall, time.perf_counter() - began)
+            cpu = min(cpu, time.process_time() - used)
+        cells.append(f"{wall:.2f} / {cpu:.2f} s ({spectrum.hvps})")
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def repeated(tol: float) -> str:
+    """Top-5 of a Hessian whose every eigenvalue is repeated four times, against ``eigh``."""
+    torch.manual_seed(0)
+    model = nn.Linear(60, 4, bias=False).double()
+    x, y = torch.randn(200, 60, dtype=torch.float64), torch.randn(200, 4, dtype=torch.float64)
+    exact = torch.linalg.eigvalsh(2 / (200 * 4) * torch.kron(torch.eye(4, dtype=torch.float64),
+                                                              x.T @ x)).flip(0)[:5]  # fmt: skip
+    spectrum = curvature(model, [(x, y)], nn.MSELoss(), top=5, tol=tol, steps=400)
+    error = float((torch.from_numpy(spectrum.eigenvalues) - exact).abs().max() / exact[0])
+    found = ", ".join(f"{v:.4f}" for v in spectrum.eigenvalues)
+    return (f"| {tol:g} | {found} | {', '.join(f'{v:.4f}' for v in exact.tolist())} | "
+            f"{error:.1e} | {spectrum.converged} | {spectrum.hvps} |")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", nargs="+", choices=tuple(MODULES), default=list(MODULES))
@@ -125,17 +174,35 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=10, help="single products timed")
     parser.add_argument("--batch", type=int, default=10, help="vectors in one batched product")
     parser.add_argument("--repeat", type=int, default=1, help="best of this many runs")
+    parser.add_argument(
+        "--tasks",
+        action="store_true",
+        help="time each computation on its own instead (the second table)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     warnings.filterwarnings("ignore", message=r"Using backward\(\) with create_graph")
     print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}, device {args.device}, tol {args.tol:g}")  # fmt: skip
+          f"torch {torch.__version__}, device {args.device}, tol {args.tol:g}, load average "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")  # fmt: skip
+    if args.tasks:
+        print("wall / CPU seconds (Hessian-vector products), best of --repeat")
+        print("| model | " + " | ".join(TASKS) + " |")
+        print("|---|" + "---:|" * len(TASKS))
+        for name in args.models:
+            print(tasks(name, args), flush=True)
+        print("\n| tol | top-5 found | exact (eigh) | max error / λ₁ | converged | HVPs |")
+        print("|---:|---|---|---:|---|---:|")
+        for tol in (1e-3, 1e-8):
+            print(repeated(tol), flush=True)
+        print(f"# load average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        return
     print("| model | parameters | samples | HVP/s (one vector) | HVP/s (batched) | "
           "gdscope top-1 (Lanczos) | PyHessian top-1 (power iteration) |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---|---|")
     for name in args.models:
         print(bench(name, args), flush=True)
-    sys.stdout.flush()
+    print(f"# load average at the end {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.func import functional_call
@@ -310,3 +312,114 @@ def test_the_operator_leaves_every_modules_mode_as_it_was():
         operator = HessianOperator(model, [(x, y)], nn.MSELoss(), train=train)
         operator(torch.ones(operator.size, dtype=torch.float64))
         assert [m.training for m in model] == [False, True, False, False]
+
+
+# Repeated eigenvalues. Single-vector Lanczos finds one copy of an eigenvalue however often it
+# is repeated (its Krylov space holds the start's part in each eigenspace, one vector), and
+# still reports every Ritz pair converged: top-k must count copies.
+
+
+def _fourfold(seed: int = 0):
+    """``nn.Linear(60, 4)`` under MSE: ``H = I₄ ⊗ (2/(4n))·XᵀX``, every eigenvalue four times."""
+    torch.manual_seed(seed)
+    model = nn.Linear(60, 4, bias=False).double()
+    x, y = torch.randn(200, 60, dtype=torch.float64), torch.randn(200, 4, dtype=torch.float64)
+    return model, x, y
+
+
+def _quadratic(eigenvalues, seed: int = 0):
+    """A linear model whose MSE Hessian has exactly ``eigenvalues`` (non-negative) in random
+    directions: ``H = (2/n)·XᵀX`` with ``X = √(n/2)·diag(√λ)·Qᵀ``."""
+    generator = torch.Generator().manual_seed(seed)
+    size = len(eigenvalues)
+    q, _ = torch.linalg.qr(torch.randn(size, size, generator=generator, dtype=torch.float64))
+    root = torch.tensor(eigenvalues, dtype=torch.float64).sqrt()
+    x = (size / 2) ** 0.5 * root[:, None] * q.T
+    model = nn.Linear(size, 1, bias=False).double()
+    return model, x, torch.randn(size, 1, generator=generator, dtype=torch.float64)
+
+
+def _exact(model, x, y):
+    """The full Hessian's eigenvalues (descending) and eigenvectors (columns), float64."""
+    values, vectors = torch.linalg.eigh(_full_hessian(model, [(x, y)], nn.MSELoss()))
+    return values.flip(0).numpy(), vectors.flip(1)
+
+
+def _inside(vectors, basis):
+    """How far each row of ``vectors`` is from the span of ``basis``'s columns."""
+    return (vectors - (vectors @ basis) @ basis.T).norm(dim=1)
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-8])
+def test_top_k_counts_an_eigenvalue_repeated_four_times(tol):
+    model, x, y = _fourfold()
+    exact, vectors = _exact(model, x, y)
+    assert exact[0] - exact[3] < 1e-12 < exact[3] - exact[4]  # four copies, then the next
+    spectrum = curvature(model, [(x, y)], nn.MSELoss(), top=5, tol=tol, steps=400)
+    assert spectrum.converged
+    np.testing.assert_allclose(spectrum.eigenvalues, exact[:5], rtol=max(tol, 1e-10))
+    # [λ₁ ×4, λ₂], not [λ₁, λ₂, λ₃, …]: the first four vectors lie in the top eigenspace
+    # (within Davis–Kahan's residual/gap).
+    inside = _inside(spectrum.eigenvectors[:4], vectors[:, :4]).numpy()
+    assert np.all(inside <= spectrum.residuals[:4] / (exact[3] - exact[4]) + 1e-9)
+    gram = spectrum.eigenvectors @ spectrum.eigenvectors.T
+    torch.testing.assert_close(gram, torch.eye(5, dtype=torch.float64), atol=1e-8, rtol=0)
+    assert np.all(np.abs(spectrum.eigenvalues - exact[:5]) <= spectrum.residuals + 1e-12)
+
+
+@pytest.mark.parametrize("top", [2, 3, 6, 9])
+def test_every_top_k_of_a_fourfold_spectrum(top):
+    model, x, y = _fourfold(1)
+    exact, _ = _exact(model, x, y)
+    spectrum = curvature(model, [(x, y)], nn.MSELoss(), top=top, tol=1e-6, steps=600)
+    assert spectrum.converged and len(spectrum.eigenvalues) == top
+    np.testing.assert_allclose(spectrum.eigenvalues, exact[:top], rtol=1e-6)
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-8])
+@pytest.mark.parametrize("top", [2, 3, 4])
+def test_a_cluster_within_1e7_has_every_member_found(top, tol):
+    bulk = np.linspace(4.5, 0.1, 197)
+    eigenvalues = [5.0, 5.0 - 5e-8, 5.0 - 1e-7, *bulk]
+    model, x, y = _quadratic(eigenvalues)
+    exact, vectors = _exact(model, x, y)
+    np.testing.assert_allclose(exact[:4], [5.0, 5.0 - 5e-8, 5.0 - 1e-7, 4.5], rtol=1e-12)
+    spectrum = curvature(model, [(x, y)], nn.MSELoss(), top=top, tol=tol, steps=600)
+    assert spectrum.converged
+    assert np.all(np.abs(spectrum.eigenvalues - exact[:top]) <= tol * exact[:top])
+    # The members' vectors lie in the cluster's eigenspace (within Davis–Kahan's
+    # residual/gap), and a fourth is the next eigenvalue's, not another member.
+    members = min(top, 3)
+    inside = _inside(spectrum.eigenvectors[:members], vectors[:, :3]).numpy()
+    assert np.all(inside <= spectrum.residuals[:members] / (exact[2] - exact[3]) + 1e-9)
+    if top == 4:
+        inside = _inside(spectrum.eigenvectors[3:], vectors[:, :3]).numpy()
+        assert np.all(inside > 0.9)
+
+
+@settings(max_examples=12, deadline=None)
+@given(counts=st.lists(st.integers(1, 5), min_size=1, max_size=4), top=st.integers(1, 9),
+       seed=st.integers(0, 2**16))  # fmt: skip
+def test_top_k_of_drawn_multiplicities_matches_the_full_hessian(counts, top, seed):
+    """Distinct eigenvalues, each repeated 1–5 times, above a spread-out bulk."""
+    levels = np.linspace(3.0, 2.0, len(counts))
+    repeated = [value for value, count in zip(levels, counts, strict=True) for _ in range(count)]
+    model, x, y = _quadratic([*repeated, *np.linspace(1.5, 0.1, 120 - len(repeated))], seed)
+    exact, _ = _exact(model, x, y)
+    spectrum = curvature(model, [(x, y)], nn.MSELoss(), top=top, tol=1e-6, steps=800, seed=seed)
+    assert spectrum.converged
+    np.testing.assert_allclose(spectrum.eigenvalues, exact[:top], rtol=1e-5)
+
+
+@pytest.mark.parametrize("steps", [8, 40, 80, 120, 160, 400])
+def test_converged_only_when_the_answer_is_right(steps):
+    """However the budget cuts it (before the first run converged, or after it but before the
+    restart that finds the missing copies), ``converged`` is never claimed for a wrong top-5."""
+    model, x, y = _fourfold()
+    exact, _ = _exact(model, x, y)
+    spectrum = curvature(model, [(x, y)], nn.MSELoss(), top=5, tol=1e-6, steps=steps)
+    assert spectrum.hvps <= steps
+    right = len(spectrum.eigenvalues) == 5 and np.allclose(spectrum.eigenvalues, exact[:5],
+                                                           rtol=1e-5)  # fmt: skip
+    assert right or not spectrum.converged
+    assert spectrum.converged == (steps >= 160)  # too few products: not converged

@@ -10,7 +10,13 @@ from torch import nn
 
 from gdscope.errors import GdscopeError
 from gdscope.examples import cnn, mlp
-from gdscope.nets.directions import line_direction, normalize, pca_plane, random_direction
+from gdscope.nets.directions import (
+    hessian_directions,
+    line_direction,
+    normalize,
+    pca_plane,
+    random_direction,
+)
 from gdscope.nets.plane import evaluate_plane
 from gdscope.nets.recorder import ParamLayout, RecordedPath
 
@@ -176,3 +182,40 @@ def test_pca_components_are_signed_like_scikit_learn(seed):
     np.testing.assert_allclose(plane.dy.numpy(), expected[1], atol=1e-5)
     scores = matrix @ np.stack([plane.dx.numpy(), plane.dy.numpy()]).T  # U·S, column by column
     assert (scores[np.abs(scores).argmax(axis=0), [0, 1]] > 0).all()
+
+
+def _top_eigenspace(model, x, y):
+    """The exact Hessian's (``torch.autograd.functional.hessian``, float64) eigenvalues,
+    descending, and eigenvectors (columns)."""
+    from torch.func import functional_call
+
+    layout = ParamLayout.of(model)
+
+    def loss(p):
+        return nn.MSELoss()(functional_call(model, layout.unflatten(p), (x,)), y)
+
+    hessian = torch.autograd.functional.hessian(loss, layout.vector(model))
+    values, vectors = torch.linalg.eigh(hessian)
+    return values.flip(0).numpy(), vectors.flip(1)
+
+
+@pytest.mark.parametrize("outputs", [2, 4], ids=["twofold", "fourfold"])
+def test_hessian_directions_span_a_repeated_top_eigenspace(outputs):
+    # nn.Linear(20, m) under MSE: H = I_m ⊗ (2/(m·n))·XᵀX, every eigenvalue m times. The two
+    # directions are two orthonormal vectors of the top eigenspace (twofold: all of it), not
+    # its first vector and the next eigenvalue's (single-vector Lanczos's second axis).
+    torch.manual_seed(outputs)
+    model = nn.Linear(20, outputs, bias=False).double()
+    x, y = torch.randn(64, 20, dtype=torch.float64), torch.randn(64, outputs, dtype=torch.float64)
+    exact, vectors = _top_eigenspace(model, x, y)
+    assert exact[0] - exact[outputs - 1] < 1e-12 < exact[outputs - 1] - exact[outputs]
+    top = vectors[:, :outputs]
+    (dx, dy), eigenvalues = hessian_directions(model, [(x, y)], nn.MSELoss(), tol=1e-8)
+    np.testing.assert_allclose(eigenvalues, exact[:2], rtol=1e-8)
+    plane = torch.stack([dx, dy]).double()
+    torch.testing.assert_close(plane @ plane.T, torch.eye(2, dtype=torch.float64), atol=1e-6,
+                               rtol=0)  # fmt: skip
+    outside = plane - (plane @ top) @ top.T
+    assert float(outside.norm(dim=1).max()) < 1e-5  # float32 directions
+    if outputs == 2:  # the plane is the eigenspace itself
+        torch.testing.assert_close(plane.T @ plane, top @ top.T, atol=1e-5, rtol=0)

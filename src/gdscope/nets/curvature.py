@@ -7,8 +7,10 @@ is kept between products when the data is one batch), of the
 mean loss over the data (each batch weighted by its size, as the landscapes average it), at the
 model's current trainable parameters (``ParamLayout``).
 
-* **Top-k eigenvalues** (algebraically largest; the top one is the *sharpness*): Lanczos with
-  full reorthogonalization. It stops when every one of the k Ritz pairs has a residual
+* **Top-k eigenvalues** (algebraically largest, counted with multiplicity; the top one is the
+  *sharpness*): Lanczos with full reorthogonalization, single-vector for k = 1, block Lanczos
+  for more, started again wider where a cluster of Ritz values may hide further copies
+  (``top_eigenpairs``). It stops when every one of the k Ritz pairs has a residual
   ``‖H·u − θ·u‖ ≤ tol·|θ|``; for a symmetric matrix that guarantees an eigenvalue of ``H`` within
   ``tol·|θ|`` of each ``θ`` (and in practice within about ``(tol·θ)²/gap``).
 * **Trace**: Hutchinson's estimator ``mean(zᵀ·H·z)`` over Rademacher vectors ``z``, with its
@@ -47,6 +49,7 @@ __all__ = [
     "Density",
     "HessianOperator",
     "Spectrum",
+    "block_lanczos",
     "curvature",
     "lanczos",
     "top_eigenpairs",
@@ -329,19 +332,196 @@ def lanczos(
     return LanczosRun(np.array(alphas), np.array(betas), basis[:count], stopped)
 
 
-def _residuals(run: LanczosRun, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The top Ritz values (descending), their vectors in the tridiagonal basis, and their
-    residual norms ``|β_last · s_last,i|``."""
-    values, vectors = run.ritz()
-    order = np.argsort(values)[::-1][:top]
-    return values[order], vectors[:, order], np.abs(run.betas[-1] * vectors[-1, order])
-
-
 def _random(size: int, generator: torch.Generator, like: Tensor, *, rademacher: bool) -> Tensor:
     if rademacher:
         bits = torch.randint(0, 2, (size,), generator=generator, dtype=torch.int8)
         return (bits.to(like) * 2 - 1).to(like.device)
     return torch.randn(size, generator=generator, dtype=torch.float64).to(like)
+
+
+BREAKDOWN = 1e-12
+"""A new Lanczos direction shorter than this (relative to the largest projected entry so far)
+is taken for zero: the Krylov space found an invariant subspace."""
+SAME = 1e-6
+"""Converged Ritz values within ``tol`` of each other (relative), or within ``SAME`` times the
+spectrum's scale, may be one eigenvalue repeated: a block finds a cluster that tight as it
+finds copies, and single vectors miss its members as they miss copies."""
+
+
+def _orthonormal(
+    rows: Tensor, against: list[Tensor], room: int, generator: torch.Generator, scale: float
+) -> tuple[Tensor, np.ndarray]:
+    """``rows`` ``(m, N)`` as ``couplingᵀ·Q`` plus what ``against`` spans: ``Q`` ``(k, N)``
+    orthonormal rows orthogonal to ``against``, ``coupling`` ``(k, m)`` (Gram–Schmidt twice,
+    row by row). A row (numerically) in the span of the others adds a random direction
+    orthogonal to all of them instead, coupled to nothing (so the Krylov space goes on past an
+    invariant subspace), or, with no ``room`` left in the space, nothing."""
+    kept: list[Tensor] = []
+    weights = np.zeros((len(rows), len(rows)))
+    for index in range(len(rows)):
+        row = rows[index]
+        for _ in range(2):
+            for other in against:
+                row = row - other.T @ (other @ row)
+            for i, q in enumerate(kept):
+                dot = q @ row
+                weights[index, i] += float(dot)
+                row = row - dot * q
+        norm = float(row.norm())
+        if norm > BREAKDOWN * scale:
+            weights[index, len(kept)] = norm
+        elif len(kept) < room:
+            row = _random(rows.shape[1], generator, rows, rademacher=False)
+            for _ in range(2):
+                for other in [*against, *(q[None] for q in kept)]:
+                    row = row - other.T @ (other @ row)
+            norm = float(row.norm())
+        else:
+            continue
+        kept.append(row / norm)
+    if not kept:
+        return rows[:0], np.zeros((0, len(rows)))
+    return torch.stack(kept), weights[:, : len(kept)].T.copy()
+
+
+@dataclass(frozen=True, eq=False)
+class BlockRun:
+    """Block Lanczos after some steps: the basis ``(dims, N)`` (orthonormal rows), ``matrix`` =
+    ``basis·H·basisᵀ`` (block tridiagonal), and the next block: ``H·basisᵀ = basisᵀ·matrix +
+    followingᵀ·coupling·E`` where ``E`` picks the last ``last`` rows; ``hvps`` products."""
+
+    matrix: np.ndarray
+    basis: Tensor
+    coupling: np.ndarray
+    following: Tensor
+    last: int
+    hvps: int
+    stopped: bool = False
+    """True if Ctrl-C cut it short."""
+
+    def ritz(self, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``count`` largest Ritz values (descending), their vectors in the basis
+        (columns), and their residual norms ``‖H·u − θ·u‖ = ‖coupling·s_last‖``."""
+        values, vectors = np.linalg.eigh(self.matrix)
+        order = np.argsort(values)[::-1][:count]
+        small = vectors[:, order]
+        tail = self.coupling @ small[len(small) - self.last :]
+        return values[order], small, np.linalg.norm(tail, axis=0)
+
+    def pairs(self, count: int) -> tuple[np.ndarray, Tensor, Tensor]:
+        """The ``count`` largest Ritz values, their unit vectors ``(count, N)`` and residual
+        vectors ``H·u − θ·u`` ``(count, N)``."""
+        values, small, _ = self.ritz(count)
+        weights = torch.from_numpy(small.T.copy()).to(self.basis)
+        tail = self.coupling @ small[len(small) - self.last :]
+        residual = torch.from_numpy(tail.T.copy()).to(self.basis) @ self.following
+        return values, weights @ self.basis, residual
+
+
+def block_lanczos(
+    matmat: Callable[[Tensor], Tensor],
+    start: Tensor,
+    *,
+    steps: int,
+    room: int,
+    deflate: Tensor | None = None,
+    done: Callable[[BlockRun], bool] | None = None,
+    progress: Callable[[], None] | None = None,
+    generator: torch.Generator | None = None,
+) -> BlockRun:
+    """Block Lanczos on ``P·H·P`` (``P`` projects out the rows of ``deflate``; ``H`` if None)
+    from the rows of ``start`` ``(b, N)``, with full reorthogonalization (twice, against the
+    whole basis and ``deflate``), for at most ``steps`` products (a step of ``b`` rows costs
+    ``b``) and ``room`` basis rows, or until ``done(run)`` says so, or Ctrl-C. With ``b = 1``
+    this is ``lanczos``. A block finds an eigenvalue repeated up to ``b`` times (the Krylov
+    space holds ``b`` start vectors' parts in its eigenspace); single-vector Lanczos finds one
+    copy, however many there are."""
+    generator = generator or torch.Generator().manual_seed(0)
+    against = [] if deflate is None or not len(deflate) else [deflate]
+    projector = against[0] if against else None
+    block, _ = _orthonormal(start, against, room, generator, 1.0)
+    width = min(room, len(start) * max(1, steps // max(1, len(start))))
+    basis = torch.empty(max(width, 1), start.shape[1], dtype=start.dtype, device=start.device)
+    matrix = np.zeros((len(basis), len(basis)))
+    dims = hvps = 0
+    scale = 0.0
+    run = BlockRun(matrix[:0, :0], basis[:0], np.zeros((0, 0)), basis[:0], 0, 0)
+    while len(block):
+        if interrupts.requested():
+            return BlockRun(run.matrix, run.basis, run.coupling, run.following, run.last, hvps,
+                            stopped=True)  # fmt: skip
+        size = len(block)
+        if hvps + size > steps or dims + size > len(basis):
+            break
+        basis[dims : dims + size] = block
+        products = matmat(block)
+        hvps += size
+        if projector is not None:
+            products = products - (products @ projector.T) @ projector
+        diagonal = (block @ products.T).double().cpu().numpy()
+        diagonal = (diagonal + diagonal.T) / 2
+        matrix[dims : dims + size, dims : dims + size] = diagonal
+        scale = max(scale, float(np.abs(diagonal).max()))
+        dims += size
+        if progress is not None:
+            for _ in range(size):
+                progress()
+        following, coupling = _orthonormal(products, [basis[:dims], *against], room - dims,
+                                           generator, scale or 1.0)  # fmt: skip
+        run = BlockRun(matrix[:dims, :dims], basis[:dims], coupling, following, size, hvps)
+        if done is not None and done(run):
+            return run
+        width = len(following)
+        if dims + width <= len(matrix):
+            matrix[dims : dims + width, dims - size : dims] = coupling
+            matrix[dims - size : dims, dims : dims + width] = coupling.T
+        block = following
+    return run
+
+
+def _clusters(values: np.ndarray, tol: float, floor: float) -> list[range]:
+    """The runs of consecutive (descending) ``values`` each within ``tol`` (relative) or
+    ``floor`` of the next: what may be one eigenvalue repeated."""
+    groups, begin = [], 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i - 1] - values[i] > max(
+            tol * max(abs(values[i - 1]), abs(values[i])), floor
+        ):
+            groups.append(range(begin, i))
+            begin = i
+    return groups
+
+
+def _suspect(
+    values: np.ndarray, met: np.ndarray, need: int, block: int, tol: float, floor: float
+) -> range | None:
+    """The highest cluster of the ``need`` top Ritz values that may be missing members: one
+    above the last value with as many members as the block (more may hide unseen, above the
+    last value), once it and the value after it converged (so it cannot grow); or the one that
+    holds the last value, as large as the block and spread wider than ``tol`` (its unseen
+    members could change the last value by more than ``tol``). None if there is none (or it
+    is too early to say)."""
+    for group in _clusters(values, tol, floor):
+        if not met[: group.stop + 1].all():
+            return None
+        if len(group) < block:
+            continue
+        if group.stop < need:
+            return group
+        spread = values[group.start] - values[group.stop - 1]
+        return group if spread > tol * abs(values[group.start]) else None
+    return None
+
+
+def _verdict(
+    run: BlockRun, need: int, block: int, tol: float, scale: float
+) -> tuple[np.ndarray, np.ndarray, range | None]:
+    """The run's top ``need`` Ritz values, which of them met ``tol``, and its suspect cluster
+    (``_suspect``; ``scale``: the spectrum's size so far)."""
+    values, _, residuals = run.ritz(need)
+    met = residuals <= tol * np.maximum(np.abs(values), 1e-30)
+    scale = max(scale, float(np.abs(values).max(initial=0.0)))
+    return values, met, _suspect(values, met, need, block, tol, SAME * scale)
 
 
 def top_eigenpairs(
@@ -354,34 +534,87 @@ def top_eigenpairs(
     start: Tensor | None = None,
     progress: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, Tensor, np.ndarray, bool, bool]:
-    """The ``top`` largest eigenvalues (descending), unit eigenvectors ``(top, N)``, residual
-    norms, whether all met ``tol`` (relative), and whether Ctrl-C stopped it. Lanczos starts
-    from ``start`` if given (a last eigenvector: it converges in fewer steps), else at random."""
+    """The ``top`` algebraically largest eigenvalues, counted with multiplicity (descending),
+    unit eigenvectors ``(top, N)``, residual norms ``‖H·u − λ·u‖``, whether ``converged``, and
+    whether Ctrl-C stopped it. At most ``steps`` products. Lanczos starts from ``start`` if
+    given (a last eigenvector: it converges in fewer steps), else at random.
+
+    Top-1 is single-vector Lanczos; more is block Lanczos with a block of 2. A block of ``b``
+    finds an eigenvalue repeated up to ``b`` times (single-vector Lanczos finds one copy, however
+    many there are). Ritz values within ``tol`` of each other (relative; or ``SAME`` of the
+    spectrum's scale) form a cluster: maybe one eigenvalue repeated. A cluster above the last
+    value needed that fills the block may be missing copies: what was found down to it is kept
+    and Lanczos starts again, on ``H`` with the kept vectors projected out, from a random block
+    orthogonal to them and one wider than the cluster, for the rest. (The cluster holding the
+    last value is refound with a wider block only if it fills the block and spreads wider than
+    ``tol``.) The runs' pairs are combined by Rayleigh–Ritz; the terms between runs come from
+    the residuals, with no product.
+
+    ``converged`` guarantees: (1) every residual is at most ``tol·|λ|``, so each value lies
+    within its residual of an eigenvalue of ``H``, and together they lie within
+    ``√Σ residual²`` of ``top`` eigenvalues of ``H`` counted with multiplicity (Kahan's
+    theorem: two values never rest on one eigenvector); (2) no cluster was left that could hide
+    a further copy (every cluster above the last value is smaller than its run's block). What
+    no Krylov method proves is that its random start did not miss an eigenvalue outright (its
+    part in the start being vanishingly small); top-1 has always assumed that.
+    """
     size = operator.size
     if top > size:
         raise GdscopeError(f"--top {top} asks for more eigenvalues than the model's {size} "
                            "trainable parameters")  # fmt: skip
-    noise = _random(size, torch.Generator().manual_seed(seed), operator.point, rademacher=False)
+    generator = torch.Generator().manual_seed(seed)
+    noise = _random(size, generator, operator.point, rademacher=False)
     if start is not None and bool(start.norm() > 0):
         # A little noise, so the Krylov space is not stuck in one eigenvector's direction.
-        start = start.to(noise) / start.norm() + 0.05 * noise / noise.norm()
+        first = start.to(noise) / start.norm() + 0.05 * noise / noise.norm()
     else:
-        start = noise
+        first = noise
+    width = min(top, 2)
+    found = torch.empty(0, size, dtype=noise.dtype, device=noise.device)  # kept, orthonormal
+    projected = np.zeros((0, 0))  # found·H·foundᵀ
+    residual = found  # H·foundᵀ − foundᵀ·projected, as rows (orthogonal to found)
+    left, converged = steps, False
+    while True:
+        need, scale = top - len(found), float(np.abs(np.diag(projected)).max(initial=0.0))
+        rows = [first] if not len(found) else []
+        rows += [_random(size, generator, noise, rademacher=False)
+                 for _ in range(width - len(rows))]  # fmt: skip
 
-    def converged(run: LanczosRun) -> bool:
-        if len(run.alphas) < top:
-            return False
-        values, _, residual = _residuals(run, top)
-        return bool(np.all(residual <= tol * np.maximum(np.abs(values), 1e-30)))
+        def enough(run: BlockRun, need: int = need, block: int = width, scale: float = scale
+                   ) -> bool:  # fmt: skip
+            values, met, suspect = _verdict(run, need, block, tol, scale)
+            return suspect is not None or (len(values) == need and bool(met.all()))
 
-    run = lanczos(operator, start, steps=min(steps, size), done=converged, progress=progress)
-    if len(run.alphas) == 0:
-        empty = torch.empty(0, size, dtype=operator.point.dtype)
-        return np.zeros(0), empty, np.zeros(0), False, True
-    values, small, residual = _residuals(run, min(top, len(run.alphas)))
-    vectors = torch.from_numpy(small.T.copy()).to(run.basis) @ run.basis
-    vectors = vectors / vectors.norm(dim=1, keepdim=True)
-    return values, vectors, residual, converged(run), run.stopped
+        run = block_lanczos(operator.matmat, torch.stack(rows), steps=left,
+                            room=size - len(found), deflate=found, done=enough,
+                            progress=progress, generator=generator)  # fmt: skip
+        left -= run.hvps
+        values, met, suspect = _verdict(run, need, width, tol, scale)
+        last = suspect is not None and suspect.stop >= need  # the cluster of the last value
+        final = suspect is None or run.stopped or left <= 0
+        keep = len(values) if final or suspect is None else suspect.start if last else suspect.stop
+        values, vectors, errors = run.pairs(keep)
+        # Rows found earlier see H·v only through their residuals: found·H·v = residual·v.
+        mutual = (residual @ vectors.T).double().cpu().numpy()
+        projected = np.block([[projected, mutual], [mutual.T, np.diag(values)]])
+        residual = torch.cat([residual - (residual @ vectors.T) @ vectors, errors])
+        found = torch.cat([found, vectors])
+        if final or suspect is None:
+            converged = suspect is None and len(values) == need and bool(met.all())
+            break
+        # One wider than the cluster; above the last value no wider than what is left (a
+        # cluster that then holds the last value is complete enough if it is tight).
+        width = len(suspect) + 1 if last else max(1, min(len(suspect) + 1, top - len(found)))
+    if not len(found):
+        return np.zeros(0), found, np.zeros(0), False, True
+    values, rotation = np.linalg.eigh(projected)
+    order = np.argsort(values)[::-1]
+    turn = torch.from_numpy(rotation[:, order].T.copy()).to(found)
+    vectors, residual = turn @ found, turn @ residual
+    norms = residual.norm(dim=1).double().cpu().numpy()
+    values = values[order]
+    met = norms <= tol * np.maximum(np.abs(values), 1e-30)
+    return values, vectors, norms, converged and bool(met.all()), run.stopped
 
 
 @dataclass(frozen=True, eq=False)
