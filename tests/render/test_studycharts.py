@@ -70,7 +70,7 @@ def test_shootout_title_says_whose_paths_are_drawn(article_data):
     landscape = loss_map(article_data, LossSpec("mse"), LossSpec("mse").default_grid(21))
     fig = plot_shootout(landscape, result, fig=Figure())
     title = fig.axes[0].get_title()
-    assert "3 starts" in title and "paths from start (6, -3)" in title
+    assert "3 starts" in title and "paths from start (w=6, b=-3)" in title
     labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
     assert labels == ["sgd", "adam", "other starts (scored, paths not drawn)"]
 
