@@ -33,6 +33,7 @@ __all__ = [
     "PanelFigure",
     "PathArtists",
     "contour_levels",
+    "legend_below",
     "decay_term",
     "mark_minima",
     "panel_axes",
@@ -402,12 +403,14 @@ def plot_descent(
     path = plot_path(trajectory, ax=ax, grid=landscape.grid)
     ax.set_title(title if title is not None else landscape.loss.title)
     if legend:
-        _legend_below(ax)
+        legend_below(ax)
     return DescentArtists(drawn, path, loss_minimum, effective_minimum)
 
 
-def _legend_below(ax: Axes, fontsize: float = 7) -> Any:
-    """The axes' legend under its x-axis label, where it covers no map."""
+def legend_below(ax: Axes, fontsize: float = 7, handles: Sequence[Any] | None = None,
+                 face: str | None = None) -> Any:  # fmt: skip
+    """The axes' legend (or one of ``handles``) under its x-axis label, where it covers no map
+    (and no border running into a corner); ``face``: its background colour."""
     import matplotlib as mpl
     from matplotlib.font_manager import FontProperties
 
@@ -416,10 +419,14 @@ def _legend_below(ax: Axes, fontsize: float = 7) -> Any:
     text = sum(float(FontProperties(size=size).get_size_in_points()) for size in sizes)
     # The height, in points, of the ticks, their labels and the axis label.
     below = rc["xtick.major.size"] + rc["xtick.major.pad"] + rc["axes.labelpad"] + text
-    handles, labels = ax.get_legend_handles_labels()
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    else:
+        labels = [handle.get_label() for handle in handles]
     return ax.legend(
         handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=fontsize,
         ncol=min(len(labels), 3) or 1, borderaxespad=below / fontsize + 0.5, framealpha=0.8,
+        facecolor=face,
     )  # fmt: skip
 
 
