@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
 import torch
 from matplotlib.figure import Figure
 from torch import nn

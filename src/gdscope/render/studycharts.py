@@ -229,9 +229,7 @@ def plot_shootout(landscape: Landscape, shootout: Shootout, *, fig: Figure | Non
     # The table's axes is as tall as its rows (and the table fills it): no blank band under it.
     map_height, table_height = 7.6, TABLE_ROW * (len(table) + 1)
     fig.set_size_inches(8.5, map_height + table_height + 0.4)
-    map_ax, table_ax = fig.subplots(
-        2, 1, gridspec_kw={"height_ratios": [map_height, table_height]}
-    )
+    map_ax, table_ax = fig.subplots(2, 1, gridspec_kw={"height_ratios": [map_height, table_height]})
     plot_landscape(landscape, ax=map_ax, cmap=CMAP)
     colours = ["red", "black", "magenta", "cyan", "orange", "white", "yellow", "lime"]
     for contender, colour in zip(shootout.contenders, colours * 4, strict=False):
