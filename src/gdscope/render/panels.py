@@ -62,6 +62,9 @@ MINIMUM_ZORDER = 7.0
 """The minima's markers, above the path and the overlays' arrows (6)."""
 END_ZORDER = 7.5
 """The end star, above the minimum it usually lands on, so that where the run ended shows."""
+ON_END_SIZE = 7
+"""The weight-decayed objective's minimum, where the end usually lands, is drawn small on top of
+the end star: the star's points show around it, and neither hides the other."""
 START_ZORDER = 8.0
 """The start, above the end marker, which sits on it when the run leaves at its first step."""
 LEGEND_FACE = "#d9d9d9"
@@ -398,8 +401,9 @@ def plot_descent(
     if wd > 0 and objective.any_finite:
         w, b, _ = objective.argmin()
         effective_minimum = _mark(
-            ax, w, b, EFFECTIVE_MIN_STYLE, f"minimum of loss + {decay_term(wd)}"
-        )
+            ax, w, b, {**EFFECTIVE_MIN_STYLE, "markersize": ON_END_SIZE},
+            f"minimum of loss + {decay_term(wd)}", zorder=END_ZORDER + 0.1,
+        )  # fmt: skip
     path = plot_path(trajectory, ax=ax, grid=landscape.grid)
     ax.set_title(title if title is not None else landscape.loss.title)
     if legend:
