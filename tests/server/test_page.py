@@ -453,7 +453,8 @@ def test_the_page_fits_a_390_px_phone_with_every_control_in_reach(open_page, tmp
 def test_the_surface_view_ticks_its_axes_away_from_the_corners(open_page):
     page = open_page()
     act(page, lambda: page.select_option("#view", "surface"))
-    scene = page.evaluate("""(() => { const d = document.getElementById('map-0'), s = d.layout.scene;
+    scene = page.evaluate("""(() => {
+        const d = document.getElementById('map-0'), s = d.layout.scene;
         const z = d.data[0].z.flat().filter((v) => v !== null);
         return {ticks: [s.xaxis.tickvals, s.yaxis.tickvals, s.zaxis.tickvals],
                 ranges: [[d.data[0].x[0], d.data[0].x.at(-1)], [d.data[0].y[0], d.data[0].y.at(-1)],
@@ -462,7 +463,8 @@ def test_the_surface_view_ticks_its_axes_away_from_the_corners(open_page):
         span = hi - lo
         assert 2 <= len(ticks) <= 7  # a few labels, not one at every unit
         # None near an end, where three axes meet at a corner of the box and labels collide.
-        assert all(lo + span / 10 - 1e-9 <= t <= hi - span / 10 + 1e-9 for t in ticks), (ticks, lo, hi)
+        inner = (lo + span / 10 - 1e-9, hi - span / 10 + 1e-9)
+        assert all(inner[0] <= t <= inner[1] for t in ticks), (ticks, lo, hi)
 
 
 def test_the_phase_star_is_drawn_inside_the_diagram_or_said_to_be_outside(open_page):
