@@ -241,9 +241,13 @@ def test_an_interrupted_phase_diagram_draws_and_lists_no_border_it_did_not_reach
     assert columns.any() and not columns.all()  # the border runs through the grid
     done = np.broadcast_to(columns, run.shape).ravel().copy()  # only those columns finished
     cut = dataclasses.replace(run, completed=done, interrupted=True)
-    ax = Figure().subplots()
+    fig = Figure()
+    ax = fig.subplots()
     drawn = plot_phase(cut, "diverged", ax=ax, stable=stable)
     assert drawn.border is None and ANALYTIC_BORDER not in _legend_texts(ax)
+    fig = Figure()
+    plot_phase(cut, "final_loss", ax=fig.subplots(), stable=stable)
+    assert fig.axes[-1].get_ylabel() == "final loss (log)"  # its unrun cells did not diverge
     ax = Figure().subplots()
     whole = plot_phase(run, "diverged", ax=ax, stable=stable)
     assert whole.border is not None and ANALYTIC_BORDER in _legend_texts(ax)
@@ -315,3 +319,7 @@ def test_the_shootout_table_fills_its_axes_with_no_blank_band(article_data):
     assert abs(box.y0 - axes_box.y0) < 2 and abs(box.y1 - axes_box.y1) < 2
     # As tall as its rows: header and one row per optimizer.
     assert axes_box.height / fig.dpi == pytest.approx(TABLE_ROW * 3, rel=0.25)
+    map_ax = fig.axes[0]
+    for label in (map_ax.yaxis.label, map_ax.xaxis.label, map_ax.title):  # all inside the figure
+        box = label.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height

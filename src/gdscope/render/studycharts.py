@@ -135,7 +135,8 @@ def plot_phase(
             bar.set_ticks([0, 1], labels=list(YES_NO_TICKS))
         else:
             scale = " (log)" if isinstance(norm, LogNorm) else ""
-            grey = "; grey: diverged" if metric in LOSS_METRICS and np.isnan(values).any() else ""
+            gone = metric in LOSS_METRICS and bool((run.grid("diverged") > 0.5).any())
+            grey = "; grey: diverged" if gone else ""  # (not a cell left unrun: it is hatched)
             bar.set_label(f"{label}{scale}{grey}")
     handles: list[Any] = []
     border: QuadContourSet | LineCollection | None = None
@@ -228,7 +229,11 @@ def plot_shootout(landscape: Landscape, shootout: Shootout, *, fig: Figure | Non
     table = shootout.table()
     # The table's axes is as tall as its rows (and the table fills it): no blank band under it.
     map_height, table_height = 7.6, TABLE_ROW * (len(table) + 1)
-    fig.set_size_inches(8.5, map_height + table_height + 0.4)
+    # Wide enough that the square map is bounded by its height: constrained layout then keeps
+    # its y-axis label inside the figure (at 8.5 inches the aspect and the layout fought, and the
+    # label was pushed off the left edge).
+    fig.set_size_inches(9.0, map_height + table_height + 0.4)
+    fig.set_layout_engine("constrained")
     map_ax, table_ax = fig.subplots(2, 1, gridspec_kw={"height_ratios": [map_height, table_height]})
     plot_landscape(landscape, ax=map_ax, cmap=CMAP)
     colours = ["red", "black", "magenta", "cyan", "orange", "white", "yellow", "lime"]
@@ -270,7 +275,6 @@ def plot_shootout(landscape: Landscape, shootout: Shootout, *, fig: Figure | Non
     )  # fmt: skip
     drawn.auto_set_font_size(False)
     drawn.set_fontsize(8)
-    fig.tight_layout()
     return fig
 
 
