@@ -178,6 +178,9 @@ def test_accuracy_map_and_its_refusals(tmp_path, capsys):
     # the map is the accuracy in percent, row y, column x; no "minimum" marked on it
     np.testing.assert_allclose(ax.images[0].get_array(), 100 * result.surface.accuracy)
     assert ax.get_title() == "accuracy landscape"
+    # Red is poor, green good, and the colour bar says it is the accuracy.
+    assert ax.images[0].get_cmap().name == "RdYlGn"
+    assert "accuracy (%)" in [other.get_ylabel() for other in ax.figure.axes]
     assert "loss minimum" not in ax.get_legend_handles_labels()[1]
     assert "start" in ax.get_legend_handles_labels()[1]  # the path is drawn on it
     with pytest.raises(GdscopeError, match="not a surface"):

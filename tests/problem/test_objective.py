@@ -48,7 +48,7 @@ def test_what_callers_used_to_branch_on():
     assert loss.default_grid() == ARTICLE_GRID
     assert function.default_grid(11) == TestFunction("quadratic").default_grid(11)
     assert function.default_grid(11).w_size == 11
-    assert (loss.point_text(6, -3), function.point_text(3, -4)) == ("(6, -3)", "(x=-4, y=3)")
+    assert (loss.point_text(6, -3), function.point_text(3, -4)) == ("(w=6, b=-3)", "(x=-4, y=3)")
     assert function.known_minima == ((0.0, 0.0),) and loss.known_minima == ()
 
 

@@ -24,7 +24,8 @@ def test_thresholds_follow_the_learning_rate_and_the_rule_is_said_once():
     np.testing.assert_allclose(dashed[0].get_ydata(), [5, 5, 10, 10])
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["a", "2/η = 10", "b", "2/η = 4"]
-    assert ax.texts[0].get_text().startswith("dashed: 2/η: gradient descent (the stability")
+    assert ax.texts[0].get_text() == "dashed: 2/η: gradient descent (the stability border)"
+    assert ".py" not in ax.texts[0].get_text()  # a reader's figure cites no source file
     assert ax.get_ylabel() == "sharpness λ₁(H), eval mode"
 
 
@@ -46,6 +47,17 @@ def test_training_loss_is_drawn_per_step_on_a_log_scale():
     plot_training_loss([("a", np.array([1.0, 0.5, 0.7]))], ax=ax)
     assert ax.get_yscale() == "log"
     np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [1, 2, 3])
+    assert ax.get_title() == "training loss at each step (on that step's batch)"
+
+
+def test_draw_sharpness_does_not_call_a_mini_batch_loss_full_batch():
+    from gdscope.jobs.hessian import draw_sharpness
+
+    lr = np.full(3, 0.1)
+    fig = draw_sharpness([("a", _trace(lr))], losses=[np.array([1.0, 0.5, 0.7])])
+    titles = [ax.get_title() for ax in fig.axes]
+    assert not any("full batch" in title for title in titles)
+    assert "training loss at each step (on that step's batch)" in titles
 
 
 def test_the_mode_the_sharpness_was_measured_in_is_named():

@@ -144,6 +144,43 @@ def test_weight_decay_marks_both_minima(article_data):
     shown = plot_descent(landscape, run, ax=ax, effective=True)
     np.testing.assert_allclose(shown.landscape.image.get_array(), objective, rtol=1e-6)
     assert "w²+b²" in shown.landscape.colorbar.ax.get_ylabel()
+    # wd/2 is worked out (weight decay 2: 1·(w²+b²)), not written as "2/2".
+    assert shown.landscape.colorbar.ax.get_ylabel() == "loss + 1·(w²+b²)"
+    assert drawn.effective_minimum.get_label() == "minimum of loss + 1·(w²+b²)"
+
+
+@pytest.mark.parametrize("decay", [0.0, 2.0])
+def test_the_end_star_is_drawn_above_the_minima_it_lands_on(article_data, decay):
+    landscape = loss_map(article_data, LossSpec("mse"), SMALL)
+    run = train(article_data, sgd=SGDConfig(lr=0.1, weight_decay=decay), epochs=100)
+    drawn = plot_descent(landscape, run, ax=Figure().subplots())
+    assert drawn.path.end.get_label() == "end"
+    end = drawn.path.end
+    assert end.get_zorder() > drawn.loss_minimum.get_zorder()
+    if decay:  # the objective's minimum, where the run ends, drawn small on top of the star
+        on_end = drawn.effective_minimum
+        assert on_end.get_zorder() > end.get_zorder()
+        assert on_end.get_markersize() < end.get_markersize() * 0.6
+    assert drawn.path.start.get_zorder() > end.get_zorder()
+    # The --data plot's and small multiples' way: a map that marks its own minimum, then a path.
+    ax = Figure().subplots()
+    alone = plot_landscape(landscape, ax=ax)
+    path = plot_path(run, ax=ax, grid=landscape.grid)
+    assert alone.minimum is not None and path.end.get_zorder() > alone.minimum.get_zorder()
+
+
+def test_a_minimum_on_the_maps_edge_is_drawn_whole_and_named_for_what_it_is(article_data):
+    # A map whose lowest point lies on its left border: the loss goes on falling beyond it.
+    grid = Grid(w_range=(0.0, 2.0), b_range=(-5.0, -3.0), w_size=11, b_size=11)
+    landscape = loss_map(article_data, LossSpec("mse"), grid)
+    w, b, _ = landscape.argmin()
+    assert b == grid.b_range[1] or w in grid.w_range  # the test's premise
+    minimum = plot_landscape(landscape, ax=Figure().subplots()).minimum
+    assert minimum is not None and not minimum.get_clip_on()
+    assert minimum.get_label() == "lowest loss on the map (at its edge)"
+    inside = plot_landscape(loss_map(article_data, LossSpec("mse"), SMALL),
+                            ax=Figure().subplots()).minimum  # fmt: skip
+    assert inside is not None and inside.get_clip_on() and inside.get_label() == "loss minimum"
 
 
 def test_no_effective_minimum_without_weight_decay(article_data):
@@ -191,7 +228,7 @@ def _figure(**kwargs):
 
 
 def test_wrap_caption_breaks_only_at_separators_outside_points():
-    text = "SGD(lr=0.05), batch 10 (shuffle seed 1), 5 epochs, start (6, -3)"
+    text = "SGD(lr=0.05), batch 10 (shuffle seed 1), 5 epochs, start (w=6, b=-3)"
     for width in range(10, 70):
         lines = wrap_caption(text, width).split("\n")
         assert " ".join(lines) == text
@@ -203,7 +240,7 @@ def test_minibatch_caption_keeps_the_start_whole(article_data):
                 batch_size=10, shuffle_seed=1)  # fmt: skip
     landscape = loss_map(article_data, LossSpec("mse"), Grid())
     drawn = plot_panels([landscape], [run], fig=Figure())
-    assert "start (6, -3)" in drawn.figure.get_suptitle()
+    assert "start (w=6, b=-3)" in drawn.figure.get_suptitle()
     assert "\n" in drawn.figure.get_suptitle()  # it is wrapped, at a separator
 
 

@@ -35,7 +35,8 @@ Handler = Callable[[Any], None]
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    with running_server() as url:
+    # A loaded machine (make test runs beside other work) can take long to import torch.
+    with running_server(timeout=120) as url:
         yield url
 
 
@@ -424,3 +425,63 @@ def test_a_count_metric_of_zeros_and_ones_is_not_drawn_as_yes_no(open_page):
     page.wait_for_function("document.getElementById('phase').dataset.colour === 'yes/no'")
     page.select_option("#metric", "steps")
     page.wait_for_function("document.getElementById('phase').dataset.colour === 'linear'")
+
+
+# a newcomer's phone, the 3-D ticks, the phase star ---------------------------------------------
+
+
+def test_the_page_fits_a_390_px_phone_with_every_control_in_reach(open_page, tmp_path):
+    page = open_page(width=390)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scroll
+    controls = page.locator(
+        "#controls input, #controls select, #actions button, #playback button, #phasePanel input,"
+        " #phasePanel select"
+    )
+    assert controls.count() > 20
+    for control in controls.all():
+        control.scroll_into_view_if_needed()
+        rect = control.bounding_box()
+        assert rect is not None and rect["x"] >= 0 and rect["x"] + rect["width"] <= 390, (
+            control.evaluate("(e) => e.id || e.outerHTML.slice(0, 60)")
+        )
+    for index in range(4):  # each map as wide as the screen, not cut off at its right
+        rect = box(page, f"#map-{index}")
+        assert rect["x"] >= 0 and rect["x"] + rect["width"] <= 390
+    page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+
+
+def test_the_surface_view_ticks_its_axes_away_from_the_corners(open_page):
+    page = open_page()
+    act(page, lambda: page.select_option("#view", "surface"))
+    scene = page.evaluate("""(() => {
+        const d = document.getElementById('map-0'), s = d.layout.scene;
+        const z = d.data[0].z.flat().filter((v) => v !== null);
+        return {ticks: [s.xaxis.tickvals, s.yaxis.tickvals, s.zaxis.tickvals],
+                ranges: [[d.data[0].x[0], d.data[0].x.at(-1)], [d.data[0].y[0], d.data[0].y.at(-1)],
+                         [Math.min(...z), Math.max(...z)]]}; })()""")
+    for ticks, (lo, hi) in zip(scene["ticks"], scene["ranges"], strict=True):
+        span = hi - lo
+        assert 2 <= len(ticks) <= 7  # a few labels, not one at every unit
+        # None near an end, where three axes meet at a corner of the box and labels collide.
+        inner = (lo + span / 10 - 1e-9, hi - span / 10 + 1e-9)
+        assert all(inner[0] <= t <= inner[1] for t in ticks), (ticks, lo, hi)
+
+
+def test_the_phase_star_is_drawn_inside_the_diagram_or_said_to_be_outside(open_page):
+    page = open_page()
+    phase_drawn(page)
+    assert page.evaluate("document.getElementById('phase').dataset.star") == "inside"
+    assert page.locator("#phaseNote").text_content() == ""
+    lr = page.evaluate("window.gdscope.state.hyper.lr")
+    page.fill("#phaseXlo", str(lr * 5))  # the diagram now starts right of the current lr
+    page.fill("#phaseXhi", str(lr * 50))
+    page.locator("#phaseXhi").dispatch_event("change")
+    page.locator("#phaseXlo").dispatch_event("change")
+    page.wait_for_function("document.getElementById('phase').dataset.star === 'outside'")
+    names = page.evaluate("document.getElementById('phase').data.map((t) => t.name)")
+    assert "current" not in names  # no star stretching the axes to reach it
+    cells = page.evaluate("document.getElementById('phase').data[0].x")
+    x_range = page.evaluate("document.getElementById('phase')._fullLayout.xaxis.range")
+    assert 10 ** x_range[0] > lr and min(cells) > lr  # the axes were not stretched to the star
+    assert f"lr {lr}" in page.locator("#phaseNote").text_content()
+    assert "lies outside this diagram" in page.locator("#phaseNote").text_content()

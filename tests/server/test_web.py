@@ -28,7 +28,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def server():
-    with running_server() as url:
+    # A loaded machine (make test runs beside other work) can take long to import torch.
+    with running_server(timeout=120) as url:
         yield url
 
 

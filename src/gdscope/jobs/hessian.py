@@ -187,7 +187,6 @@ def draw_sharpness(
         ax = fig.add_subplot(1, 2, 1)
         named = [label for label, _ in traces]
         plot_training_loss(list(zip(named, losses, strict=True)), ax=ax)
-        ax.set_title("training loss (full batch)")
     ax = fig.add_subplot(1, columns, columns)
     plot_sharpness(traces, ax=ax)
     ax.set_title(title or "sharpness against the stability threshold")

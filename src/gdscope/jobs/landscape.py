@@ -236,7 +236,7 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
 
     ``metric="accuracy"`` maps the accuracy instead of the loss (heatmap or contours; a line
     always shows both)."""
-    from gdscope.render.networks import plot_honesty, plot_line, surface_landscape
+    from gdscope.render.networks import ACCURACY_CMAP, plot_honesty, plot_line, surface_landscape
     from gdscope.render.panels import plot_descent, plot_landscape, plot_path
 
     check_view(view)
@@ -255,7 +255,7 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
         if view == "surface":
             raise GdscopeError("the accuracy is mapped as a heatmap or contours, not a surface")
         ax = fig.add_subplot(1, columns, 1)
-        plot_landscape(landscape, ax=ax, log=log, kind=view, mark_minimum=False)
+        plot_landscape(landscape, ax=ax, log=log, kind=view, mark_minimum=False, cmap=ACCURACY_CMAP)
         if trajectory is not None:
             plot_path(trajectory, ax=ax, grid=landscape.grid)
             ax.legend(loc="lower right", fontsize=7, framealpha=0.8)

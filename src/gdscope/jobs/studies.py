@@ -462,9 +462,6 @@ def make_phase(
         ax = fig.subplots()
         stable = analytic_stable(run, data) if data is not None else None
         drawn = plot_phase(run, config.metric, ax=ax, stable=stable, mark=config.mark)
-        if stable is not None:
-            ax.plot([], [], color="white", lw=2, label="analytic stability border")
-            ax.legend(loc="upper right", fontsize=8, facecolor="#888888")
         if run.interrupted:
             _hatch_unfinished(ax, drawn.mesh, run)
         fig.tight_layout()

@@ -75,7 +75,8 @@ class LossSpec:
         return Grid(ARTICLE_GRID.w_range, ARTICLE_GRID.b_range, size, size)
 
     def point_text(self, vertical: float, horizontal: float) -> str:
-        return f"({vertical:g}, {horizontal:g})"
+        # Named: the maps draw the bias across and the weight up, so "(6, -3)" reads backwards.
+        return f"(w={vertical:g}, b={horizontal:g})"
 
     def to_dict(self) -> dict[str, Any]:
         """``{"name": ..., "delta": ..., "beta": ...}``, the record format since 0.1."""

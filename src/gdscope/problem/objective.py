@@ -85,7 +85,7 @@ class Objective(Protocol):
         ...
 
     def point_text(self, vertical: float, horizontal: float) -> str:
-        """A point as people read it: ``(6, -3)``, or ``(x=1, y=3)`` for a test function."""
+        """A point as people read it: ``(w=6, b=-3)``, or ``(x=1, y=3)`` for a test function."""
         ...
 
     def to_dict(self) -> dict[str, Any]:

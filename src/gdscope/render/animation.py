@@ -171,7 +171,7 @@ class Animator:
                 plot_surface3d(shown, ax=ax, log=log)
             else:
                 plot_landscape(shown, ax=ax, log=log, kind=kind, mark_minimum=False)
-                mark_minima(landscape, ax=ax, zorder=7)
+                mark_minima(landscape, ax=ax)
             ax.set_title(landscape.loss.title, fontsize=10)
             for j, trajectory in enumerate(paths):
                 color = COLORS[j % len(COLORS)]

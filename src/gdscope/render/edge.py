@@ -35,7 +35,7 @@ def plot_sharpness(runs: Sequence[tuple[str, SharpnessTrace]], *, ax: Axes) -> N
                     label=f"{formula} = {finite[-1]:.3g}")  # fmt: skip
     drawn = dict.fromkeys(t.rule for _, t in runs if np.isfinite(t.threshold).any())
     missing = dict.fromkeys(t.rule for _, t in runs if t.rule and t.rule not in drawn)
-    notes = (["dashed: " + "; ".join(drawn) + " (the stability border, problem/stability.py)"]
+    notes = (["dashed: " + "; ".join(drawn) + " (the stability border)"]
              if drawn else []) + list(missing)  # fmt: skip
     if notes:  # which threshold is drawn, and why: once, under the chart
         ax.text(0.01, 0.01, "\n".join(notes), transform=ax.transAxes, fontsize=7, va="bottom",
@@ -49,6 +49,10 @@ def plot_sharpness(runs: Sequence[tuple[str, SharpnessTrace]], *, ax: Axes) -> N
     ax.legend(loc="lower right", fontsize=7.5, ncols=2, bbox_to_anchor=(1, 0.06))
 
 
+LOSS_TITLE = "training loss at each step (on that step's batch)"
+"""True of a full-batch run (the batch is all the data) and of a mini-batch ``fit`` alike."""
+
+
 def plot_training_loss(runs: Sequence[tuple[str, np.ndarray]], *, ax: Axes) -> None:
     """The training loss of every step for each ``(label, losses)``, on a log scale."""
     for i, (label, losses) in enumerate(runs):
@@ -56,4 +60,5 @@ def plot_training_loss(runs: Sequence[tuple[str, np.ndarray]], *, ax: Axes) -> N
                     lw=0.9, label=label)  # fmt: skip
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
+    ax.set_title(LOSS_TITLE)
     ax.legend(loc="upper right", fontsize=7.5)

@@ -19,6 +19,7 @@ from gdscope.problem.data import Dataset
 from gdscope.problem.grid import ARTICLE_START
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.maps import Grid, loss_and_gradient, loss_map
+from gdscope.render.panels import CMAP
 
 __all__ = ["MomentumVectors", "momentum_vectors", "plot_momentum_step", "plot_nesterov_diagram"]
 
@@ -163,7 +164,7 @@ def plot_nesterov_diagram(
             grid.weights,
             landscape.values.numpy(),
             levels=14,
-            cmap="terrain",
+            cmap=CMAP,
             linewidths=0.8,
         )
         plot_momentum_step(vectors, ax=ax, nesterov=nesterov)

@@ -28,6 +28,8 @@ from gdscope.problem.maps import Landscape
 from gdscope.problem.objective import register_reader, typed
 
 __all__ = [
+    "ACCURACY_CMAP",
+    "HONESTY_TITLE",
     "METRICS",
     "ModelObjective",
     "path_trajectory",
@@ -83,6 +85,10 @@ register_reader("model", ModelObjective.from_dict)
 
 
 METRICS = ("loss", "accuracy")
+ACCURACY_CMAP = "RdYlGn"
+"""The accuracy map's colours: red is poor, green is good (the loss maps' blue lows would read
+as good and mean the opposite)."""
+HONESTY_TITLE = "along the path: the true loss and the surface's"
 
 
 def surface_landscape(
@@ -121,17 +127,22 @@ def path_trajectory(
 
 
 def plot_honesty(honesty: Honesty, steps: np.ndarray, *, ax: Axes) -> tuple[Line2D, Line2D]:
-    """The true loss of each recorded model and the surface's value at its projection."""
+    """The true loss of each recorded model and the surface's value at its projection, titled;
+    a warning that the surface misleads goes under the x-axis label, off the curves."""
     (true,) = ax.plot(steps, honesty.true_loss, color="black", lw=1.6, label="true loss")
     (plane,) = ax.plot(steps, honesty.plane_loss, color="#d7191c", lw=1.2, ls="--",
                        label="surface at the projected point")  # fmt: skip
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss")
+    # Not just "loss": the map's colour bar beside it says "loss" already.
+    ax.set_ylabel("loss at that step")
+    ax.set_title(HONESTY_TITLE, fontsize=10)
     if (honesty.true_loss > 0).all() and (honesty.plane_loss > 0).all():
         ax.set_yscale("log")
     warning = honesty.warning()
-    if warning:  # above the chart, where no curve runs
-        ax.set_title(textwrap.fill("⚠ " + warning, 80), fontsize=8, color="#d7191c", loc="left")
+    if warning:  # under the x-axis label, where no curve runs
+        ax.annotate(textwrap.fill("⚠ " + warning, 80), xy=(0, 0),
+                    xycoords=("axes fraction", ax.xaxis.label), xytext=(0, -4),
+                    textcoords="offset points", va="top", fontsize=8, color="#d7191c")  # fmt: skip
     ax.legend(fontsize=7, loc="upper right")
     return true, plane
 

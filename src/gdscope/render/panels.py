@@ -33,6 +33,8 @@ __all__ = [
     "PanelFigure",
     "PathArtists",
     "contour_levels",
+    "decay_term",
+    "legend_below",
     "mark_minima",
     "panel_axes",
     "panel_legend",
@@ -56,13 +58,20 @@ LOSS_MIN_STYLE: dict[str, Any] = {
 EFFECTIVE_MIN_STYLE: dict[str, Any] = {
     "marker": "P", "markersize": 10, "color": "#ff00ff", "markeredgecolor": "k"
 }  # fmt: skip
+MINIMUM_ZORDER = 7.0
+"""The minima's markers, above the path and the overlays' arrows (6)."""
+END_ZORDER = 7.5
+"""The end star, above the minimum it usually lands on, so that where the run ended shows."""
+ON_END_SIZE = 7
+"""The weight-decayed objective's minimum, where the end usually lands, is drawn small on top of
+the end star: the star's points show around it, and neither hides the other."""
+START_ZORDER = 8.0
+"""The start, above the end marker, which sits on it when the run leaves at its first step."""
 LEGEND_FACE = "#d9d9d9"
 """Legends below the maps are light grey, so that the white gradient arrows' key shows."""
 # Paths are drawn until they pass this many map-widths beyond the map (then cut at that border),
 # so that a diverging run never hands huge coordinates to the renderer.
 _FAR = 10.0
-START_ZORDER = 6.5
-"""The start is drawn above the end marker (5) and the overlays' arrows (6)."""
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -158,7 +167,7 @@ def contour_levels(values: np.ndarray, count: int, log: bool) -> np.ndarray:
 
 
 def _mark(
-    ax: Axes, w: float, b: float, style: dict[str, Any], label: str, zorder: float = 5
+    ax: Axes, w: float, b: float, style: dict[str, Any], label: str, zorder: float = MINIMUM_ZORDER
 ) -> Line2D:
     (marker,) = ax.plot([b], [w], linestyle="none", label=label, zorder=zorder, **style)
     return marker
@@ -222,7 +231,7 @@ def plot_landscape(
             ticks = [float(v) for v in steps[::2]]
             bar.set_ticks(ticks, labels=[f"{v:.3g}" for v in ticks])
         if landscape.effective:
-            bar.set_label(f"loss + {landscape.weight_decay:g}/2·(w²+b²)")
+            bar.set_label(f"loss + {decay_term(landscape.weight_decay)}")
         else:
             bar.set_label(landscape.loss.title + (" (log)" if log else ""))
     minimum = None
@@ -232,11 +241,13 @@ def plot_landscape(
 
 
 def mark_minima(
-    landscape: Landscape, *, ax: Axes | None = None, zorder: float = 5
+    landscape: Landscape, *, ax: Axes | None = None, zorder: float = MINIMUM_ZORDER
 ) -> Line2D | None:
     """Mark the minimum: a test function's known minima (or saddle point), else the grid's
     smallest finite value (of the effective objective, with weight decay); None, unmarked,
-    when no value is finite."""
+    when no value is finite. A grid minimum on the map's border is drawn whole over the frame
+    (not clipped to a sliver) and labelled as the lowest point of the map, not a minimum: the
+    function may go on falling beyond it."""
     ax = _axes(ax)
     function = landscape.loss
     if function.known_minima and not landscape.effective:
@@ -252,7 +263,18 @@ def mark_minima(
     w, b, _ = landscape.argmin()
     label = "objective minimum" if landscape.effective else "loss minimum"
     style = EFFECTIVE_MIN_STYLE if landscape.effective else LOSS_MIN_STYLE
-    return _mark(ax, w, b, style, label, zorder=zorder)
+    marker = _mark(ax, w, b, style, label, zorder=zorder)
+    if b in landscape.grid.b_range or w in landscape.grid.w_range:
+        marker.set_clip_on(False)
+        marker.set_label(f"lowest {'objective' if landscape.effective else 'loss'} on the map "
+                         "(at its edge)")  # fmt: skip
+    return marker
+
+
+def decay_term(weight_decay: float) -> str:
+    """The penalty coupled weight decay adds to the loss, ``wd/2·(w²+b²)``, with ``wd/2``
+    worked out: ``1·(w²+b²)`` for weight decay 2."""
+    return f"{weight_decay / 2:g}·(w²+b²)"
 
 
 def visible_path(
@@ -323,11 +345,12 @@ def plot_path(
     if left_at is not None:
         messages.append(f"left the map at step {left_at}")
     if left_at is not None and left_at > 0:
-        end = _mark(ax, w[left_at - 1], b[left_at - 1], OFF_MAP_STYLE, "last point on the map")
+        end = _mark(ax, w[left_at - 1], b[left_at - 1], OFF_MAP_STYLE, "last point on the map",
+                    zorder=END_ZORDER)  # fmt: skip
     elif trajectory.diverged and left_at is None:
-        end = _mark(ax, w[-1], b[-1], OFF_MAP_STYLE, "last finite point")
+        end = _mark(ax, w[-1], b[-1], OFF_MAP_STYLE, "last finite point", zorder=END_ZORDER)
     else:
-        end = _mark(ax, w[-1], b[-1], END_STYLE, "end")
+        end = _mark(ax, w[-1], b[-1], END_STYLE, "end", zorder=END_ZORDER)
     if messages:
         note = ax.text(
             0.03,
@@ -339,7 +362,7 @@ def plot_path(
             fontsize=8,
             color="white",
             bbox={"facecolor": "#d7191c", "alpha": 0.85, "edgecolor": "none"},
-            zorder=6,
+            zorder=START_ZORDER + 1,
         )
     if grid is not None:
         left, right, bottom, top = grid.extent
@@ -363,7 +386,7 @@ def plot_descent(
     """A loss map with the optimizer's path on top (Figs. 4–6, 8–10).
 
     ``landscape`` is the plain loss. When the run uses weight decay, SGD minimizes
-    ``loss + wd/2·(w²+b²)`` instead: that objective's grid minimum is marked beside the loss's
+    ``loss + (wd/2)·(w²+b²)`` instead: that objective's grid minimum is marked beside the loss's
     own, and ``effective=True`` draws that objective as the map.
     """
     if landscape.effective:
@@ -373,23 +396,25 @@ def plot_descent(
     objective = landscape.with_weight_decay(wd) if wd > 0 else landscape
     shown = objective if effective else landscape
     drawn = plot_landscape(shown, ax=ax, log=log, colorbar=colorbar, mark_minimum=False, kind=kind)
-    loss_minimum = mark_minima(landscape, ax=ax, zorder=7)
+    loss_minimum = mark_minima(landscape, ax=ax)
     effective_minimum = None
     if wd > 0 and objective.any_finite:
         w, b, _ = objective.argmin()
-        # Drawn above the path's end marker, which usually sits right on it.
         effective_minimum = _mark(
-            ax, w, b, EFFECTIVE_MIN_STYLE, f"minimum of loss + {wd:g}/2·(w²+b²)", zorder=7
-        )
+            ax, w, b, {**EFFECTIVE_MIN_STYLE, "markersize": ON_END_SIZE},
+            f"minimum of loss + {decay_term(wd)}", zorder=END_ZORDER + 0.1,
+        )  # fmt: skip
     path = plot_path(trajectory, ax=ax, grid=landscape.grid)
     ax.set_title(title if title is not None else landscape.loss.title)
     if legend:
-        _legend_below(ax)
+        legend_below(ax)
     return DescentArtists(drawn, path, loss_minimum, effective_minimum)
 
 
-def _legend_below(ax: Axes, fontsize: float = 7) -> Any:
-    """The axes' legend under its x-axis label, where it covers no map."""
+def legend_below(ax: Axes, fontsize: float = 7, handles: Sequence[Any] | None = None,
+                 face: str | None = None) -> Any:  # fmt: skip
+    """The axes' legend (or one of ``handles``) under its x-axis label, where it covers no map
+    (and no border running into a corner); ``face``: its background colour."""
     import matplotlib as mpl
     from matplotlib.font_manager import FontProperties
 
@@ -398,10 +423,14 @@ def _legend_below(ax: Axes, fontsize: float = 7) -> Any:
     text = sum(float(FontProperties(size=size).get_size_in_points()) for size in sizes)
     # The height, in points, of the ticks, their labels and the axis label.
     below = rc["xtick.major.size"] + rc["xtick.major.pad"] + rc["axes.labelpad"] + text
-    handles, labels = ax.get_legend_handles_labels()
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    else:
+        labels = [handle.get_label() for handle in handles]
     return ax.legend(
         handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=fontsize,
         ncol=min(len(labels), 3) or 1, borderaxespad=below / fontsize + 0.5, framealpha=0.8,
+        facecolor=face,
     )  # fmt: skip
 
 
@@ -496,7 +525,7 @@ def panel_legend(fig: Figure, axes: Sequence[Axes], *, notes: str | None = None)
 
 def wrap_caption(text: str, width: int) -> str:
     """``text`` in lines of about ``width`` characters, broken only after a ``, `` or ``; ``
-    outside parentheses, so that a point such as ``(6, -3)`` stays whole; a part longer than a
+    outside parentheses, so that a point such as ``(w=6, b=-3)`` stays whole; a part longer than a
     line is broken after the separators one level inside (an optimizer's options)."""
     lines: list[str] = []
     for part in _parts(text, 0, width):

@@ -89,5 +89,7 @@ def plot_spectrum(spectrum: Spectrum, *, ax: Axes, points: int = 400) -> None:
     if spectrum.interrupted:
         caption += "\ninterrupted: what finished is shown"
     box = {"facecolor": "white", "alpha": 0.85, "lw": 0}
-    ax.text(0.02, 0.02, caption, transform=ax.transAxes, fontsize=CAPTION_SIZE,
-            va="bottom", ha="left", bbox=box)  # fmt: skip
+    # Under the x-axis label, not on the chart, where it would cover the curve's tail.
+    ax.annotate(caption, xy=(0, 0), xycoords=("axes fraction", ax.xaxis.label), xytext=(5, -4),
+                textcoords="offset points", fontsize=CAPTION_SIZE, va="top", ha="left",
+                bbox=box)  # fmt: skip

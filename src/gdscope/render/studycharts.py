@@ -13,6 +13,7 @@ from matplotlib.collections import LineCollection, QuadMesh
 from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize
 from matplotlib.contour import QuadContourSet
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from gdscope.engines.trajectory import Trajectory
 from gdscope.optim.specs import format_value
@@ -20,6 +21,7 @@ from gdscope.problem.maps import Landscape
 from gdscope.render.panels import (
     CMAP,
     START_ZORDER,
+    legend_below,
     panel_axes,
     plot_landscape,
     plot_path,
@@ -32,6 +34,7 @@ from gdscope.studies.sweep import Axis, GridRun
 
 __all__ = [
     "PhaseArtists",
+    "clip_spikes",
     "mark_measured_border",
     "plot_loss_curves",
     "plot_network_shootout",
@@ -51,6 +54,11 @@ class PhaseArtists:
 
 FEW_VALUES = 8
 """A phase diagram's linear axis with at most this many values gets one tick per value."""
+YES_NO_TICKS = ("did not diverge", "diverged")
+"""The colour bar's words for a yes/no metric's 0 and 1 (not diverging is not converging)."""
+ANALYTIC_BORDER = "analytic stability border"
+LEGEND_FACE = "#888888"
+"""The phase legend's grey, against which the borders' white lines show."""
 
 
 def _edges(axis: Axis) -> np.ndarray:
@@ -76,10 +84,13 @@ def plot_phase(
 ) -> PhaseArtists:
     """Heatmap of ``metric`` over the run's two axes (x: second axis, y: first).
 
-    ``stable`` (the analytic stable region on the same grid) is outlined in white; a network's
-    run (``NetRun``) has no analytic border: its measured one is outlined in dashed white
-    instead (``mark_measured_border``). ``mark`` puts a star at an ``(x, y)`` configuration.
-    Diverged cells of loss metrics are grey.
+    ``stable`` (the analytic stable region on the same grid) is outlined in white where cells
+    were computed (an interrupted run's border is not drawn through cells it did not reach); a
+    network's run (``NetRun``) has no analytic border: its measured one is outlined in dashed
+    white instead (``mark_measured_border``). ``mark`` puts a star at an ``(x, y)``
+    configuration, or, when it lies outside the diagram, says so in the title. The borders and the
+    star are named in a legend under the axes, where it covers no cell. Diverged cells of loss
+    metrics are grey.
     """
     if len(run.axes) != 2:
         raise ValueError("a phase diagram needs exactly two axes")
@@ -121,22 +132,52 @@ def plot_phase(
     if colorbar:
         bar = ax.figure.colorbar(mesh, ax=ax)
         if metric in YES_NO_METRICS:
-            bar.set_ticks([0, 1], labels=["converged", "diverged"])
+            bar.set_ticks([0, 1], labels=list(YES_NO_TICKS))
+        else:
+            scale = " (log)" if isinstance(norm, LogNorm) else ""
+            gone = metric in LOSS_METRICS and bool((run.grid("diverged") > 0.5).any())
+            grey = "; grey: diverged" if gone else ""  # (not a cell left unrun: it is hatched)
+            bar.set_label(f"{label}{scale}{grey}")
+    handles: list[Any] = []
     border: QuadContourSet | LineCollection | None = None
     if isinstance(run, NetRun):
         border = mark_measured_border(ax, run)
-    if stable is not None and stable.any() and (~stable).any():
-        xs = np.array([float(v) for v in x_axis.values])
-        ys = np.array([float(v) for v in y_axis.values])
-        border = ax.contour(
-            xs, ys, stable.astype(float), levels=[0.5], colors="white", linewidths=2
-        )
+        if border is not None:
+            handles.append(border)
+    if stable is not None:
+        border = _analytic_border(ax, run, stable)
+        if border is not None:
+            handles.append(Line2D([], [], color="white", lw=2, label=ANALYTIC_BORDER))
     marker = None
     if mark is not None:
-        (marker,) = ax.plot(
-            [mark[0]], [mark[1]], "*", color="white", markeredgecolor="black", markersize=14
-        )
+        where = f"{x_axis.name}={format_value(mark[0])}, {y_axis.name}={format_value(mark[1])}"
+        x_edges, y_edges = _edges(x_axis), _edges(y_axis)
+        if x_edges[0] <= mark[0] <= x_edges[-1] and y_edges[0] <= mark[1] <= y_edges[-1]:
+            (marker,) = ax.plot([mark[0]], [mark[1]], "*", color="white", markeredgecolor="black",
+                                markersize=14, label=where)  # fmt: skip
+            handles.append(marker)
+        else:  # drawn there, the star would stretch the axes or vanish: said instead
+            ax.set_title(f"{ax.get_title()}\n★ {where} lies outside this diagram")
+    if handles:
+        legend_below(ax, fontsize=8, handles=handles, face=LEGEND_FACE)
     return PhaseArtists(mesh, border, marker)
+
+
+def _analytic_border(ax: Axes, run: GridRun | NetRun, stable: np.ndarray) -> QuadContourSet | None:
+    """The outline of ``stable`` over the computed cells, or None where no border crosses them
+    (all stable, all unstable, or the border lies in cells an interruption left unrun)."""
+    y_axis, x_axis = run.axes
+    done = run.completed.reshape(run.shape)
+    if not ((stable & done).any() and (~stable & done).any()):
+        return None
+    xs = np.array([float(v) for v in x_axis.values])
+    ys = np.array([float(v) for v in y_axis.values])
+    shown = np.ma.masked_where(~done, stable.astype(float))
+    border = ax.contour(xs, ys, shown, levels=[0.5], colors="white", linewidths=2)
+    if not any(len(segment) for segment in border.allsegs[0]):
+        border.remove()
+        return None
+    return border
 
 
 def plot_small_multiples(
@@ -185,8 +226,15 @@ def plot_shootout(landscape: Landscape, shootout: Shootout, *, fig: Figure | Non
         import matplotlib.pyplot as plt
 
         fig = plt.figure()
-    fig.set_size_inches(8.5, 10)
-    map_ax, table_ax = fig.subplots(2, 1, gridspec_kw={"height_ratios": [3, 1.2]})
+    table = shootout.table()
+    # The table's axes is as tall as its rows (and the table fills it): no blank band under it.
+    map_height, table_height = 7.6, TABLE_ROW * (len(table) + 1)
+    # Wide enough that the square map is bounded by its height: constrained layout then keeps
+    # its y-axis label inside the figure (at 8.5 inches the aspect and the layout fought, and the
+    # label was pushed off the left edge).
+    fig.set_size_inches(9.0, map_height + table_height + 0.4)
+    fig.set_layout_engine("constrained")
+    map_ax, table_ax = fig.subplots(2, 1, gridspec_kw={"height_ratios": [map_height, table_height]})
     plot_landscape(landscape, ax=map_ax, cmap=CMAP)
     colours = ["red", "black", "magenta", "cyan", "orange", "white", "yellow", "lime"]
     for contender, colour in zip(shootout.contenders, colours * 4, strict=False):
@@ -215,21 +263,26 @@ def plot_shootout(landscape: Landscape, shootout: Shootout, *, fig: Figure | Non
     )
     table_ax.axis("off")
     rows = []
-    for row in shootout.table():
+    for row in table:
         setting = ", ".join(f"{k}={format_value(v, '.3g')}" for k, v in row.items()
                             if k not in {"optimizer", "mean_final_loss", "diverged"})  # fmt: skip
         rows.append(
             [row["optimizer"], setting, f"{row['mean_final_loss']:.6g}", str(row["diverged"])]
         )
-    table = table_ax.table(
+    drawn = table_ax.table(
         cellText=rows, colLabels=["optimizer", "best setting", "mean final loss", "diverged"],
-        loc="center",
+        bbox=(0.0, 0.0, 1.0, 1.0),
     )  # fmt: skip
-    table.auto_set_font_size(False)
-    table.set_fontsize(8)
-    table.scale(1, 1.3)
-    fig.tight_layout()
+    drawn.auto_set_font_size(False)
+    drawn.set_fontsize(8)
     return fig
+
+
+TABLE_ROW = 0.3
+"""The height of a row of the shoot-out's table, in inches."""
+SPIKES = 4.0
+"""A linear loss curve whose peak is this many times its typical spread (95th percentile above
+its minimum) is clipped there, so that a few spikes do not flatten the rest."""
 
 
 ANALYTIC_NOTE = "no analytic border: it holds for SGD on a quadratic (the neuron), not a network"
@@ -239,7 +292,7 @@ def mark_measured_border(ax: Axes, run: NetRun) -> LineCollection | None:
     """Outline the measured border of a network's phase diagram in dashed white: along the cell
     edges between a cell whose copy diverged and a neighbour whose copy did not (cells not
     computed, e.g. after Ctrl-C, have no border), and say why the analytic border is not
-    drawn."""
+    drawn. ``plot_phase`` names it in its legend."""
     y_axis, x_axis = run.axes
     diverged = run.grid("diverged")
     xe, ye = _edges(x_axis), _edges(y_axis)
@@ -257,7 +310,6 @@ def mark_measured_border(ax: Axes, run: NetRun) -> LineCollection | None:
         border = LineCollection(segments, colors="white", linewidths=2, linestyles="--",
                                 label="measured border (diverged)")  # fmt: skip
         ax.add_collection(border)
-        ax.legend(handles=[border], loc="upper right", fontsize=8, facecolor="#888888")
     ax.set_title(f"{ax.get_title()}\n{ANALYTIC_NOTE}", fontsize=9)
     return border
 
@@ -269,7 +321,8 @@ def _cell_title(run: NetRun, k: int) -> str:
 def plot_loss_curves(run: NetRun, *, fig: Figure | None = None, log: bool = False) -> Figure:
     """A network sweep: each finished configuration's mini-batch loss per step, one panel
     each (a diverged copy's curve stops where it diverged, marked with a dotted line; a panel
-    says "diverged" where the phase diagram's ``diverged`` metric does)."""
+    says "diverged" where the phase diagram's ``diverged`` metric does). On a linear scale a
+    curve with spikes far above the rest is clipped (``clip_spikes``), and the panel says so."""
     import matplotlib.pyplot as plt
 
     fig = fig or plt.figure()
@@ -285,8 +338,12 @@ def plot_loss_curves(run: NetRun, *, fig: Figure | None = None, log: bool = Fals
         if run.metrics["diverged"][k] > 0.5:  # the phase diagram's rule: non-finite or growing
             title += f"\ndiverged at step {at}" if at > 0 else "\ndiverged: its loss grew"
         ax.set_title(title, fontsize=8)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_ylabel("mini-batch loss", fontsize=8)
         if log:
             _log_scale_if_positive(ax)
+        else:
+            clip_spikes(ax, run.losses[k])
         ax.tick_params(labelsize=7)
     fig.suptitle(f"{run.optimizer} on {run.caption}: mini-batch loss per step", fontsize=10)
     return fig
@@ -335,6 +392,23 @@ def plot_network_shootout(result: NetShootout, *, fig: Figure | None = None) -> 
     right.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def clip_spikes(ax: Axes, values: np.ndarray) -> float | None:
+    """Clip ``ax``'s linear y-axis above ``values``' typical range when its peak lies more than
+    ``SPIKES`` spreads above it, and say so in the corner; return the clipping top, if any."""
+    finite = values[np.isfinite(values)]
+    if finite.size < 2:
+        return None
+    low, typical, peak = float(finite.min()), float(np.percentile(finite, 95)), float(finite.max())
+    spread = typical - low
+    if spread <= 0 or peak <= low + SPIKES * spread:
+        return None
+    top = typical + 0.5 * spread
+    ax.set_ylim(low - 0.05 * spread, top)
+    ax.text(0.98, 0.98, f"clipped: spikes up to {peak:.3g}", transform=ax.transAxes,
+            ha="right", va="top", fontsize=7, color="#d7191c")  # fmt: skip
+    return top
 
 
 def _log_scale_if_positive(ax: Axes) -> bool:

@@ -577,6 +577,17 @@ function stepPoint(run) {
   return { x: [run.biases[at]], y: [run.weights[at]], z: [lift(run.losses[at])] };
 }
 
+// About ``count`` round ticks inside [lo, hi], none within a tenth of the span of either end.
+function innerTicks(lo, hi, count = 6) {
+  const span = hi - lo;
+  if (!(span > 0)) return [lo];
+  const raw = span / count, magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw);
+  const ticks = [];
+  for (let k = Math.ceil((lo + span / 10) / step); k * step <= hi - span / 10; k += 1) ticks.push(Number((k * step).toPrecision(12)));
+  return ticks.length ? ticks : [Number(((lo + hi) / 2).toPrecision(3))];
+}
+
 // The landscape as a Plotly surface, each path lifted onto it at its recorded loss.
 function drawSurface(div, map, index) {
   div.querySelector("canvas.paths")?.remove();
@@ -595,11 +606,19 @@ function drawSurface(div, map, index) {
   traces.push({ type: "scatter3d", mode: "markers", ...stepPoint(runs.runs[index]), name: "step",
     marker: { size: 6, color: "yellow", line: { color: "black", width: 1 } } });
   // The scene keeps a margin and its camera a step back, so that tick labels and axis titles
-  // stay inside the panel.
+  // stay inside the panel; each axis is ticked away from its ends, where three axes meet at a
+  // corner of the box and their labels would overlap.
+  const heights = shownValues(map).flat().filter((v) => v !== null && Number.isFinite(v));
+  const axis = (text, lo, hi) => ({ title: { text, font: { size: 12 } }, tickfont: { size: 11 },
+    tickvals: innerTicks(lo, hi) });
   Plotly.react(div, traces, {
     title: TITLE(map.loss), margin: { l: 20, r: 20, t: 40, b: 20 }, showlegend: false,
-    scene: { xaxis: { title: { text: map.labels[1] } }, yaxis: { title: { text: map.labels[0] } },
-      zaxis: { title: { text: log ? "log10 loss" : "loss" } }, domain: { x: [0.04, 0.96], y: [0.04, 0.96] },
+    scene: { xaxis: axis(map.labels[1], landscape.biases[0], landscape.biases[landscape.biases.length - 1]),
+      yaxis: axis(map.labels[0], landscape.weights[0], landscape.weights[landscape.weights.length - 1]),
+      zaxis: heights.length ? axis(log ? "log10 loss" : "loss", heights.reduce((a, b) => Math.min(a, b)),
+        heights.reduce((a, b) => Math.max(a, b)))
+        : { title: { text: log ? "log10 loss" : "loss" } },
+      domain: { x: [0.04, 0.96], y: [0.04, 0.96] },
       camera: { eye: { x: 1.6, y: 1.6, z: 1.0 } } }, uirevision: "keep",
   }, PLOT_CONFIG);
   div.dataset.surface = "1";
@@ -755,6 +774,18 @@ function drawStatus() {
   document.body.dataset.diverged = messages.length ? "true" : "false";
 }
 
+// Whether ``value`` lies on the diagram: within its outer cells' outer edges (half a cell, or
+// half a cell in log, beyond the first and last centres).
+function insideCells(value, cells, log) {
+  if (value === undefined || value === null || !cells.length) return false;
+  const t = log ? (v) => Math.log(v) : (v) => v;
+  if (log && !(value > 0)) return false;
+  const first = t(cells[0]), last = t(cells[cells.length - 1]);
+  const half = cells.length > 1 ? Math.abs(t(cells[1]) - first) / 2 : 0.5;
+  const lo = Math.min(first, last) - half, hi = Math.max(first, last) + half;
+  return t(value) >= lo && t(value) <= hi;
+}
+
 async function drawPhase() {
   const { x, y, metric } = state.phase;
   // torch refuses Nesterov without momentum: with it on, a momentum axis starts just above 0.
@@ -786,9 +817,17 @@ async function drawPhase() {
     Object.assign(heat, { colorscale: "Viridis",
       colorbar: logColour ? { tickvals: colour.tickvals, ticktext: colour.ticktext } : {} });
   }
-  const traces = [heat,
-  { type: "scatter", mode: "markers", x: [current[x.name]], y: [current[y.name]], name: "current",
-    marker: { symbol: "star", size: 16, color: "white", line: { color: "black", width: 1 } } }];
+  const traces = [heat];
+  // The star marks the current configuration only inside the diagram (Plotly would stretch the
+  // axes to reach one outside it); outside, a note under the diagram says where it is.
+  const where = [[x, current[x.name], answer.x], [y, current[y.name], answer.y]];
+  const outside = where.filter(([, value, cells]) => !insideCells(value, cells, x.log && cells === answer.x));
+  if (outside.length === 0) {
+    traces.push({ type: "scatter", mode: "markers", x: [current[x.name]], y: [current[y.name]], name: "current",
+      marker: { symbol: "star", size: 16, color: "white", line: { color: "black", width: 1 } } });
+  }
+  $("phaseNote").textContent = outside.length === 0 ? "" : `★ the current configuration (${where.map(([axis, value]) =>
+    `${axis.name} ${value}`).join(", ")}) lies outside this diagram`;
   if (answer.stable) {
     traces.push({ type: "contour", x: answer.x, y: answer.y, z: answer.stable, showscale: false,
       contours: { start: 0.5, end: 0.5, size: 1, coloring: "none" }, line: { color: "white", width: 2 },
@@ -800,6 +839,7 @@ async function drawPhase() {
     xaxis: { title: { text: x.name }, type: x.log ? "log" : "linear" }, yaxis: { title: { text: y.name } },
     margin: { l: 60, r: 10, t: 40, b: 40 }, showlegend: false }, PLOT_CONFIG);
   div.dataset.colour = yesNo ? "yes/no" : logColour ? "log" : "linear";
+  div.dataset.star = outside.length === 0 ? "inside" : "outside";
   if (!div.dataset.bound) {
     div.dataset.bound = "1";
     div.on("plotly_click", (event) => {
