@@ -121,11 +121,16 @@ def loader_batches(n: int, batch_size: int | None, seed: int, epochs: int) -> li
 
 
 def torch_run(cls, kwargs, loss: LossSpec, data, start, steps: list[np.ndarray], dtype,
-              reorder=None):  # fmt: skip
+              reorder=None, nudge=False):  # fmt: skip
     """Points and losses (on all the data) of a real ``nn.Linear(1, 1)`` stepped by ``cls`` on
     each step's data indices; ``reorder(m)`` permutes every set of m indices: the same sums,
-    added in another order. Stops early once the path leaves the compared range."""
+    added in another order; ``nudge`` moves every input by one rounding (× (1 + eps)): where
+    every reordering adds the same numbers exactly (a saturated Huber or L1 loss), this still
+    shows how much the run amplifies a rounding (centred RMSprop subtracts two equal moments).
+    Stops early once the path leaves the compared range."""
     x = torch.tensor(data.x, dtype=dtype).reshape(-1, 1)
+    if nudge:
+        x = x * (1 + torch.finfo(dtype).eps)
     y = torch.tensor(data.y, dtype=dtype).reshape(-1, 1)
 
     def rows(indices: np.ndarray) -> torch.Tensor:
@@ -175,8 +180,8 @@ def check_against_torch(data, cls, configs, loss_list, starts, dtype, epochs, ba
         path, values = torch_run(cls, config, loss, data, start, steps, dtype)
         scale = np.maximum(1.0, np.abs(path))
         noise = np.zeros(len(steps) + 1)
-        for reorder in REORDERS:
-            again, _ = torch_run(cls, config, loss, data, start, steps, dtype, reorder)
+        for reorder, nudge in [*((r, False) for r in REORDERS), (None, True)]:
+            again, _ = torch_run(cls, config, loss, data, start, steps, dtype, reorder, nudge)
             noise = np.fmax(noise, (np.abs(again - path) / scale).max(axis=1))
         noise = np.fmax.accumulate(np.nan_to_num(noise, nan=np.inf))
         bounded = np.isfinite(path).all(axis=1) & (np.abs(path) <= 1e4).all(axis=1)
