@@ -398,6 +398,7 @@ def train_stacked(
     device: torch.device | str = "cpu",
     method: Method = "auto",
     should_stop: Callable[[], bool] | None = None,
+    time_ways: bool = True,
 ) -> StackedResult:
     """Train ``size`` copies of ``model`` for ``steps`` mini-batch steps on ``(x, y)``.
 
@@ -406,7 +407,9 @@ def train_stacked(
     ``DataLoader(TensorDataset(x, y), batch_size, shuffle=True)`` with a generator seeded by
     ``shuffle_seed``, epoch after epoch. ``scheduler`` is stepped after every step, per copy.
     ``dtype``: the copies' float type (``None``: the model's). ``should_stop`` is asked before
-    every step.
+    every step. ``method="auto"`` times vmap against the loop (``Trial``) unless ``time_ways``
+    is False: then it vmaps, and loops only where vmap cannot run the model (chunks trained on
+    several machines all train the same way).
     """
     if method not in METHODS:
         raise GdscopeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -459,7 +462,8 @@ def train_stacked(
             fallback = f"{VMAP_NOTE} ({first[:120]}); trained copy by copy instead"
             note = fallback if note is None else f"{note}; {fallback}"
             flat_grad, used, loss, new_buffers = run(*args)
-        if method == "auto" and chosen == "vmap" and 2 <= t <= AUTO_STEPS:  # 1 warmed vmap up
+        timing = time_ways and method == "auto" and chosen == "vmap"
+        if timing and 2 <= t <= AUTO_STEPS:  # step 1 warmed vmap up
             timed.append(_clock(device) - began)
             if t == AUTO_STEPS:  # the best of two steps each way: a busy machine slows one
                 trial = Trial(min(timed), size * _one_copy_seconds(step_fn, *args))

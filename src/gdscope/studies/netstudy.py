@@ -382,13 +382,15 @@ class _Plan:
         return [self.seed + int(cell) for cell in index]  # a cell's own, whatever its chunk
 
     def _train(self, network: Network, index: np.ndarray, steps: int, method: Method,
-               stop: Callable[[], bool] | None) -> StackedResult:  # fmt: skip
+               stop: Callable[[], bool] | None, *,
+               timed: bool = False) -> StackedResult:  # fmt: skip
         return train_stacked(
             network.model, network.x, network.y, network.loss_fn, self.optimizer,
             self._hyper(index), size=len(index), steps=steps, batch_size=network.batch_size,
             shuffle_seed=self.shuffle_seed, init=self.init,
             seed=self._seeds(index), scheduler=self.scheduler,
             dtype=self.dtype, device=self.device, method=method, should_stop=stop,
+            time_ways=timed,  # only auto's trial times: a chunk asked for auto (Ray) vmaps
         )  # fmt: skip
 
     def fastest(
@@ -404,7 +406,7 @@ class _Plan:
         steps, index = min(TIMED_STEPS, self.steps), index[:TIMED_COPIES]
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            result = self._train(network, index, steps, "auto", stop)
+            result = self._train(network, index, steps, "auto", stop, timed=True)
         if result.completed < steps:
             return None
         if result.trial is None:  # vmap cannot run this model, or too few steps to time
