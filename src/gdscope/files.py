@@ -20,6 +20,7 @@ from gdscope import interrupts
 from gdscope.errors import GdscopeError
 
 __all__ = [
+    "DEFAULT_DPI",
     "FIGURE_FORMATS",
     "check_folder",
     "check_target",
@@ -32,6 +33,10 @@ __all__ = [
     "write_atomic",
     "write_text",
 ]
+
+DEFAULT_DPI = 110
+"""Raster resolution of a saved figure unless told otherwise (records made before ``reproduce``
+wrote its dpi were saved at it)."""
 
 
 def check_target(path: str | os.PathLike[str], *, force: bool = False) -> Path:
@@ -263,7 +268,7 @@ def save_figure(
     *,
     force: bool = False,
     fmt: str | None = None,
-    dpi: float = 110,
+    dpi: float = DEFAULT_DPI,
     config: dict[str, Any] | None = None,
 ) -> Path:
     """Save ``fig`` atomically; ``config`` is embedded as JSON in the file's metadata.

@@ -14,14 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from gdscope.errors import GdscopeError
-from gdscope.files import RECORD_KEYS
+from gdscope.files import DEFAULT_DPI, RECORD_KEYS
 from gdscope.version import __version__
 
 __all__ = ["DEFAULT_DPI", "read_record", "record", "sidecar"]
 
-DEFAULT_DPI = 110
-"""Raster resolution of a saved figure unless told otherwise (records made before ``reproduce``
-wrote its dpi were saved at it)."""
 
 
 def record(kind: str, *, interrupted: str | None = None, **fields: Any) -> dict[str, Any]:
