@@ -20,7 +20,6 @@ from gdscope.version import __version__
 __all__ = ["DEFAULT_DPI", "read_record", "record", "sidecar"]
 
 
-
 def record(kind: str, *, interrupted: str | None = None, **fields: Any) -> dict[str, Any]:
     """A record of ``kind`` with the version that wrote it; ``interrupted`` says what was kept
     when Ctrl-C cut the work short (such a file cannot be made again as it is)."""
