@@ -184,7 +184,7 @@ def main() -> None:
             picked = ""
             for way in chosen:
                 # The loop's and sequential cost grows with K: fewer steps, the same rate.
-                count = steps if way not in ("loop", "sequential") else max(3, steps * 64 // size)
+                count = steps if way not in ("loop", "sequential") else max(6, steps * 64 // size)
                 copies = min(size, args.sample) if way == "sequential" else size
                 seconds, out = _timed(ways[way], model, x, y, copies, count, batch, args.device)
                 rates[way] = copies * count / seconds
