@@ -152,17 +152,23 @@ def write_atomic(
     checked again at the moment of publishing (a hard link fails if the name was taken since).
     """
     target = check_target(path, force=force)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp: Path | None = None
     try:
+        # Made under a deferred Ctrl-C, inside the try: one pressed between making the file and
+        # entering the try left it behind (it is raised on leaving the block, with tmp known).
+        with interrupts.deferred():
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                            dir=target.parent)  # fmt: skip
+            os.close(fd)
+            tmp = Path(tmp_name)
         write(tmp)
         with interrupts.deferred():  # a Ctrl-C now waits until the file is published
             os.chmod(tmp, _file_mode())  # mkstemp makes 0600 files; outputs get the umask mode
             _publish(tmp, target, force=force)
     finally:
-        with interrupts.deferred(), contextlib.suppress(FileNotFoundError):
-            tmp.unlink()  # (a Ctrl-C here would leave the temporary file behind)
+        if tmp is not None:
+            with interrupts.deferred(), contextlib.suppress(FileNotFoundError):
+                tmp.unlink()  # (a Ctrl-C here would leave the temporary file behind)
     return target
 
 
