@@ -15,14 +15,7 @@ from gdscope.server.compute import ROUTINES, answer, estimate, phase
 from gdscope.server.costs import COSTS, minimum_seconds, native, run_seconds
 from gdscope.server.models import PhaseRequest, TrajectoryRequest
 from tests.server.test_pool import STALL
-
-HEAVY_PHASE = {
-    "optimizer": {"name": "adam"},
-    "loss": {"name": "l1"},
-    "x": {"name": "lr", "lo": 0.01, "hi": 1, "count": 64},
-    "y": {"name": "beta1", "lo": 0, "hi": 0.9, "count": 64},
-    "epochs": 500,
-}
+from tests.server.test_security import HEAVY_PHASE
 
 
 def test_the_phase_estimate_prices_find_minimum():
