@@ -451,7 +451,10 @@ def train_stacked(
             break
         idx = order[t - 1].to(device)
         args = (copies.with_flat(params), buffers, x[idx], y[idx])
-        began = _clock(device)
+        # auto times vmap on steps 2 to AUTO_STEPS (step 1 warmed it up); no clock otherwise
+        # (on a GPU, reading it waits for the queue).
+        timing = time_ways and method == "auto" and chosen == "vmap" and 2 <= t <= AUTO_STEPS
+        began = _clock(device) if timing else 0.0
         try:
             flat_grad, used, loss, new_buffers = run(*args)
         except (RuntimeError, NotImplementedError, ValueError) as error:
@@ -462,8 +465,7 @@ def train_stacked(
             fallback = f"{VMAP_NOTE} ({first[:120]}); trained copy by copy instead"
             note = fallback if note is None else f"{note}; {fallback}"
             flat_grad, used, loss, new_buffers = run(*args)
-        timing = time_ways and method == "auto" and chosen == "vmap"
-        if timing and 2 <= t <= AUTO_STEPS:  # step 1 warmed vmap up
+        if timing:
             timed.append(_clock(device) - began)
             if t == AUTO_STEPS:  # the best of two steps each way: a busy machine slows one
                 trial = Trial(min(timed), size * _one_copy_seconds(step_fn, *args))
