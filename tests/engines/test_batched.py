@@ -121,16 +121,19 @@ def loader_batches(n: int, batch_size: int | None, seed: int, epochs: int) -> li
 
 
 def torch_run(cls, kwargs, loss: LossSpec, data, start, steps: list[np.ndarray], dtype,
-              reorder=None, nudge=False):  # fmt: skip
+              reorder=None, nudge=None):  # fmt: skip
     """Points and losses (on all the data) of a real ``nn.Linear(1, 1)`` stepped by ``cls`` on
     each step's data indices; ``reorder(m)`` permutes every set of m indices: the same sums,
-    added in another order; ``nudge`` moves every input by one rounding (× (1 + eps)): where
-    every reordering adds the same numbers exactly (a saturated Huber or L1 loss), this still
-    shows how much the run amplifies a rounding (centred RMSprop subtracts two equal moments).
+    added in another order; ``nudge="data"`` moves every input by one rounding (× (1 + eps)),
+    ``nudge="start"`` the start: where every reordering adds the same numbers exactly (a
+    saturated Huber or L1 loss), these still show how much the run amplifies one rounding
+    (centred RMSprop subtracts two equal moments; a run that maximizes grows it each step).
     Stops early once the path leaves the compared range."""
     x = torch.tensor(data.x, dtype=dtype).reshape(-1, 1)
-    if nudge:
+    if nudge == "data":
         x = x * (1 + torch.finfo(dtype).eps)
+    if nudge == "start":
+        start = tuple(v + torch.finfo(dtype).eps * max(1.0, abs(v)) for v in start)
     y = torch.tensor(data.y, dtype=dtype).reshape(-1, 1)
 
     def rows(indices: np.ndarray) -> torch.Tensor:
@@ -198,7 +201,7 @@ def check_against_torch(data, cls, configs, loss_list, starts, dtype, epochs, ba
         path, values = torch_run(cls, config, loss, data, start, steps, dtype)
         scale = np.maximum(1.0, np.abs(path))
         noise = np.zeros(len(steps) + 1)
-        for reorder, nudge in [*((r, False) for r in REORDERS), (None, True)]:
+        for reorder, nudge in [*((r, None) for r in REORDERS), (None, "data"), (None, "start")]:
             again, _ = torch_run(cls, config, loss, data, start, steps, dtype, reorder, nudge)
             noise = np.fmax(noise, (np.abs(again - path) / scale).max(axis=1))
         noise = np.fmax.accumulate(np.nan_to_num(noise, nan=np.inf))
