@@ -167,8 +167,13 @@ def write_atomic(
             _publish(tmp, target, force=force)
     finally:
         if tmp is not None:
-            with interrupts.deferred(), contextlib.suppress(FileNotFoundError):
-                tmp.unlink()  # (a Ctrl-C here would leave the temporary file behind)
+            try:
+                with interrupts.deferred(), contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            except KeyboardInterrupt:  # (raised before the section began: remove it still)
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                raise
     return target
 
 
