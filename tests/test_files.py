@@ -138,3 +138,44 @@ def test_a_folder_for_outputs_is_refused_in_one_true_line_and_nothing_is_left(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]  # checked, not made
     assert make_folder(tmp_path / "new" / "deeper").is_dir()
     assert make_folder(tmp_path / "new") == tmp_path / "new"  # there already: fine
+
+
+@pytest.mark.parametrize("check", ["target", "folder"])
+def test_ctrl_c_while_a_folder_is_probed_leaves_no_probe_and_is_honoured_after(
+    tmp_path, monkeypatch, check
+):
+    # Ctrl-C the moment the probe exists (the gdscope command handles it): the check ends
+    # normally, removes its probe, and the command finds the request at its next check.
+    import signal
+    import tempfile
+
+    from gdscope import interrupts
+    from gdscope.files import check_folder, check_target
+
+    made = []
+    real_mkstemp, real_mkdtemp = tempfile.mkstemp, tempfile.mkdtemp
+
+    def mkstemp_then_ctrl_c(*args, **kwargs):
+        made.append(real_mkstemp(*args, **kwargs))
+        signal.raise_signal(signal.SIGINT)
+        return made[-1]
+
+    def mkdtemp_then_ctrl_c(*args, **kwargs):
+        made.append(real_mkdtemp(*args, **kwargs))
+        signal.raise_signal(signal.SIGINT)
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_ctrl_c)
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp_then_ctrl_c)
+    raised = False
+    with interrupts.handle_sigint():
+        try:
+            if check == "target":
+                check_target(tmp_path / "a.png")
+            else:
+                check_folder(tmp_path / "new")  # made there: probed with a folder
+        except KeyboardInterrupt:  # (caught: pytest would end the whole session)
+            raised = True
+        assert interrupts.requested()
+    assert made and list(tmp_path.iterdir()) == []
+    assert not raised

@@ -88,16 +88,24 @@ def _refuse_missing(folder: Path) -> None:
     raise GdscopeError(f"directory {folder} does not exist")
 
 
+PROBE_SUFFIX = ".probe"
+"""The suffix of the empty file (or folder) ``check_target`` and ``check_folder`` make and
+remove at once to learn that a folder takes new entries (``write_atomic``'s own is ``.tmp``)."""
+
+
 def _probe(folder: Path, name: str, *, make: bool = False) -> None:
     """Create and remove a temporary file (``make``: a folder) in ``folder``; refuse it in one
     line if that fails."""
     try:
-        if make:
-            os.rmdir(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder))
-        else:
-            fd, probe = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-            os.close(fd)
-            os.unlink(probe)
+        # Under a deferred Ctrl-C: one pressed between making and removing it left the probe
+        # behind (the command then stops at its first check of ``interrupts.requested()``).
+        with interrupts.deferred():
+            if make:
+                os.rmdir(tempfile.mkdtemp(prefix=f".{name}.", suffix=PROBE_SUFFIX, dir=folder))
+            else:
+                fd, probe = tempfile.mkstemp(prefix=f".{name}.", suffix=PROBE_SUFFIX, dir=folder)
+                os.close(fd)
+                os.unlink(probe)
     except OSError as error:
         what = "make a directory" if make else "write"
         raise GdscopeError(f"cannot {what} in {folder}: {_why(error)}") from None

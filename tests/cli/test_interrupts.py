@@ -5,7 +5,9 @@ what was kept, no traceback, and every file written complete and readable.
 Each test runs ``python -m gdscope …`` in a subprocess and sends it SIGINT at a moment it
 recognises from the outside: the progress bar's first line (before any chunk finished, the
 total already shown), a bar showing finished configurations (mid-run), a file printed on stdout
-(mid-run, between files), or the temporary file ``files.write_atomic`` writes into (saving).
+(mid-run, between files), or the temporary file ``files.write_atomic`` writes into (saving;
+not the empty ``.probe`` file an output's check makes and removes at once, which must not be
+left either).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import pytest
 from PIL import Image
 
 import gdscope
+from gdscope.files import PROBE_SUFFIX
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")]
 
@@ -127,7 +130,8 @@ def interrupt(args: list[str], cwd: Path, moment: Moment) -> Outcome:
     assert "Traceback" not in err, err
     lines = [line for line in err.splitlines() if line.startswith("gdscope:")]
     assert len(lines) == 1 and lines[0].startswith("gdscope: interrupted"), err
-    assert not [p for p in cwd.rglob(".*") if p.name.endswith(".tmp")], "a temporary file left"
+    left = [p for p in cwd.rglob(".*") if p.name.endswith((".tmp", PROBE_SUFFIX))]
+    assert not left, f"a temporary file left: {left}"
     for path in cwd.rglob("*"):
         if path.is_file():
             readable(path)
