@@ -19,6 +19,7 @@ from gdscope.engines.runner import (
     FIRST_CHUNK,
     LOOP_CHUNK,
     TIMED_POINTS,
+    TRIAL_BUDGET,
     Decision,
     GrowingChunks,
     Results,
@@ -32,17 +33,12 @@ from gdscope.engines.runner import (
 from gdscope.errors import GdscopeError
 
 
-def fake_run(costs: dict[str, float | dict[int, float]], points: int):
+def fake_run(costs: dict[str, float | dict[int, float]]):
     """A ``run`` for ``choose_strategy`` whose timings are given: the decision rule, not the
-    clock, is under test. Records what was evaluated."""
+    clock, is under test. Records what was timed."""
     calls: list[tuple[str, int]] = []
-    left = [points]
 
     def run(name: str, count: int) -> float | None:
-        count = min(count, left[0])
-        if not count:
-            return None
-        left[0] -= count
         calls.append((name, count))
         cost = costs[name]
         return cost if isinstance(cost, float) else cost.get(count, math.inf)
@@ -52,69 +48,75 @@ def fake_run(costs: dict[str, float | dict[int, float]], points: int):
 
 LOOP_TRIALS = [("loop", 1), ("loop", TIMED_POINTS)]
 """How every choice starts: the loop warmed up on one point, then timed."""
+VMAP_WARM = [("vmap", 1)]
+"""Then vmap warmed up on one point."""
 
 
 def linear(fixed: float, per_item: float) -> dict[int, float]:
     """vmap's seconds per item by chunk: a fixed cost per chunk and a cost per item."""
-    return {n: fixed / n + per_item for n in (1, 4, 10, 16, 64, 100, 256, 1024)}
+    return {n: fixed / n + per_item for n in (1, 4, 10, 16, 64, 100, 121, 256, 1024)}
 
 
 @pytest.mark.parametrize(
     ("vmap", "limit", "expected", "sizes"),
     [
         # an MLP on a CPU: a fixed 20 s per chunk, 0.1 s a point: slower than the loop over
-        # 1 or 4 points, far faster over the 9,990 left
+        # 1 or 4 points, far faster over 1,024
         (linear(20, 0.1), 1024, ("vmap", 1024), [1, 4]),
         # a CNN on a CPU: grouped convolutions cost more per point than the loop's
         (linear(0, 6), 1024, ("loop", LOOP_CHUNK), [1, 4]),
         # small chunks less efficient than the fit of 1 and 4 says: timed on 16 too
         ({1: 20.1, 4: 7.0, 16: 1.5}, 1024, ("vmap", 1024), [1, 4, 16]),
-        # the chunk limit (memory, or the user's --chunk) caps the chunk predicted for
+        # the chunk limit (memory, the points to do, or the user's --chunk) caps the chunk
+        # predicted for
         (linear(20, 0.1), 100, ("vmap", 100), [1, 4]),
         (linear(20, 0.1), 10, ("loop", LOOP_CHUNK), [1, 4, 10]),  # 2.1 s a point over 10
         ({1: 0.9}, 1, ("vmap", 1), [1]),
     ],
 )
 def test_choose_strategy_keeps_the_faster_by_vmaps_predicted_time(vmap, limit, expected, sizes):
-    run, calls = fake_run({"loop": 1.0, "vmap": vmap}, 10_000)
-    choice = choose_strategy(run, limit=limit, total=10_000)
+    run, calls = fake_run({"loop": 1.0, "vmap": vmap})
+    choice = choose_strategy(run, limit=limit)
     assert choice.failure is None and choice.memory_format == "contiguous"
     assert (choice.method, choice.chunk) == expected
-    assert calls == [*LOOP_TRIALS, *(("vmap", n) for n in sizes)]
+    assert calls == [*LOOP_TRIALS, *VMAP_WARM, *(("vmap", n) for n in sizes)]
     assert choice.trials == (("loop", TIMED_POINTS, 1.0), *(("vmap", n, vmap[n]) for n in sizes))
 
 
 def test_the_mlp_case_of_issue_18_picks_vmap_on_a_121_point_grid():
-    # 121 points: the old rule stopped after vmapping 4 points (its trial could cost only 10%
+    # 121 points: an old rule stopped after vmapping 4 points (its trial could cost only 10%
     # of the grid's time) and kept the loop where vmap was 2× faster over the whole grid.
-    run, calls = fake_run({"loop": 5.0, "vmap": linear(41, 4)}, 121)
-    choice = choose_strategy(run, limit=1024, total=121)
-    assert (choice.method, choice.chunk) == ("vmap", 111)  # the rest in one chunk
-    assert calls == [*LOOP_TRIALS, ("vmap", 1), ("vmap", 4)]
-    assert vmap_per_item([(1, 45.0), (4, 14.25)], 111) == pytest.approx(41 / 111 + 4)
+    run, calls = fake_run({"loop": 5.0, "vmap": linear(41, 4)})
+    choice = choose_strategy(run, limit=121, work=121 * 16)
+    assert (choice.method, choice.chunk) == ("vmap", 121)
+    assert calls == [*LOOP_TRIALS, *VMAP_WARM, ("vmap", 1), ("vmap", 4)]
+    assert vmap_per_item([(1, 45.0), (4, 14.25)], 121) == pytest.approx(41 / 121 + 4)
 
 
-def test_choose_strategy_on_a_grid_smaller_than_its_trials():
-    run, calls = fake_run({"loop": 1.0, "vmap": {1: 0.1}}, 7)
-    choice = choose_strategy(run, limit=64, total=7)
-    assert calls == [*LOOP_TRIALS, ("vmap", 1)]  # one point left: none for a chunk of 4
-    assert (choice.method, choice.chunk) == ("vmap", 1)
-    run, calls = fake_run({"loop": 1.0}, 1)
-    assert choose_strategy(run, limit=64, total=1).trials == ()
-    assert calls == [("loop", 1)]
+def test_a_larger_chunk_is_timed_only_while_the_trials_budget_allows():
+    # vmap predicted between the loop's time and HOPELESS times it: a larger chunk could tell
+    # more, but timing 16 points (16 × 1.6 s) would take the trials past their share of the
+    # loop's time for the whole work (TRIAL_BUDGET × 200 × 1 s = 6 s here), so they stop
+    vmap = linear(1.2, 1.5)
+    run, calls = fake_run({"loop": 1.0, "vmap": vmap})
+    assert 16 * vmap[16] > TRIAL_BUDGET * 200  # (the 16 points alone)
+    choice = choose_strategy(run, limit=1024, work=200)
+    assert calls[-2:] == [("vmap", 1), ("vmap", 4)] and choice.method == "loop"
+    run, calls = fake_run({"loop": 1.0, "vmap": vmap})
+    choose_strategy(run, limit=1024, work=20_000)  # a larger grid affords it
+    assert ("vmap", 16) in calls
 
 
 @pytest.mark.parametrize(("other", "expected"), [(0.4, "channels_last"), (1.5, "contiguous")])
 def test_choose_strategy_times_the_loop_in_both_memory_layouts(other, expected):
-    run, calls = fake_run({"loop": 1.0, "loop/channels_last": other, "vmap": 3.0}, 10_000)
-    choice = choose_strategy(run, limit=1024, total=10_000, loops=("loop", "loop/channels_last"))
+    run, calls = fake_run({"loop": 1.0, "loop/channels_last": other, "vmap": 3.0})
+    choice = choose_strategy(run, limit=1024, loops=("loop", "loop/channels_last"))
     assert (choice.method, choice.memory_format) == ("loop", expected)
     assert calls[:4] == [("loop", 1), ("loop", TIMED_POINTS), ("loop/channels_last", 1),
                          ("loop/channels_last", TIMED_POINTS)]  # fmt: skip
     # vmap is compared with the faster loop
-    run, _ = fake_run({"loop": 1.0, "loop/channels_last": 0.4, "vmap": 0.6}, 10_000)
-    assert choose_strategy(run, limit=1024, total=10_000,
-                           loops=("loop", "loop/channels_last")).method == "loop"  # fmt: skip
+    run, _ = fake_run({"loop": 1.0, "loop/channels_last": 0.4, "vmap": 0.6})
+    assert choose_strategy(run, limit=1024, loops=("loop", "loop/channels_last")).method == "loop"
 
 
 def test_a_vmap_that_raises_ends_the_trials_with_the_loop_and_says_why():
@@ -123,10 +125,17 @@ def test_a_vmap_that_raises_ends_the_trials_with_the_loop_and_says_why():
             raise RuntimeError("vmap: .item() is not supported\nmore")
         return 1.0
 
-    choice = choose_strategy(run, limit=64, total=100)
+    choice = choose_strategy(run, limit=64)
     assert choice.method == "loop" and choice.trials[-1][:2] == ("vmap", 1)
     assert math.isnan(choice.trials[-1][2])
     assert choice.failure == "vmap failed (RuntimeError: vmap: .item() is not supported)"
+
+
+def test_ctrl_c_during_the_trials_keeps_the_loop_timed_so_far():
+    answers = iter([1.0, 2.0, None])  # the loop warmed and timed; Ctrl-C at vmap's warm-up
+    choice = choose_strategy(lambda name, count: next(answers), limit=64)
+    assert (choice.method, choice.trials) == ("loop", (("loop", TIMED_POINTS, 2.0),))
+    assert choose_strategy(lambda name, count: None, limit=64).trials == ()
 
 
 @settings(max_examples=200, deadline=None)
@@ -135,21 +144,22 @@ def test_a_vmap_that_raises_ends_the_trials_with_the_loop_and_says_why():
     fixed=st.floats(0, 50),
     per_item=st.floats(1e-5, 20),
     limit=st.integers(1, 2048),
-    total=st.integers(1, 5000),
+    work=st.floats(1, 1e6),
 )
-def test_choose_strategy_properties(loop, fixed, per_item, limit, total):
+def test_choose_strategy_properties(loop, fixed, per_item, limit, work):
     # vmap's time as the model behind the rule has it: a fixed part per chunk, a part per point
-    run, calls = fake_run({"loop": loop, "vmap": LinearEverywhere(fixed, per_item)}, total)
-    choice = choose_strategy(run, limit=limit, total=total)
-    done = sum(count for _, count in calls)
-    assert done <= total  # no point twice
+    run, _ = fake_run({"loop": loop, "vmap": LinearEverywhere(fixed, per_item)})
+    choice = choose_strategy(run, limit=limit, work=work)
     loops = [t for t in choice.trials if t[0] == "loop"]
-    assert all(t[1] == min(TIMED_POINTS, total - 1) for t in loops)  # after one untimed
+    assert [t[1] for t in loops] == [TIMED_POINTS]  # after one untimed
     vmaps = [t[1:] for t in choice.trials if t[0] == "vmap"]
     sizes = [size for size, _ in vmaps]
     assert sizes == [min(4**k, limit) for k in range(len(sizes))] and len(set(sizes)) == len(sizes)
-    if choice.method == "vmap":  # what the rest costs by vmap is what the model says
-        assert choice.chunk == min(limit, total - done)
+    # a chunk beyond the second is timed only where vmap's trials stay within their budget
+    spent = fixed + per_item + sum(n * s for n, s in vmaps)  # the warm-up, then each chunk
+    assert len(vmaps) <= 2 or spent <= TRIAL_BUDGET * work * loop * (1 + 1e-9)
+    if choice.method == "vmap":  # what the work costs by vmap is what the model says
+        assert choice.chunk == limit
         predicted = vmap_per_item(vmaps[-2:], choice.chunk)
         assert predicted < loop
         if len(vmaps) > 1:

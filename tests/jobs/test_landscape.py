@@ -331,8 +331,8 @@ def test_a_landscape_figure_replays_bit_for_bit_with_autos_choice(tmp_path, caps
     chosen = read_record(out)["evaluation"]
     assert chosen["strategy"] in ("loop", "vmap") and chosen["memory_format"] in (
         "contiguous", "channels_last")  # fmt: skip
-    # the trials computed the first points: the replay repeats them as they were done
-    assert chosen["plan"][:3] == [["loop", 1], ["loop", 4], ["loop/channels_last", 1]]
+    # auto timed its trials on a sliver: every point by the way it chose, which the replay uses
+    assert chosen["plan"] == []
     capsys.readouterr()
     assert main(["replay", str(out)]) == 0
     assert capsys.readouterr().out == f"{tmp_path / 'l-replay.png'}\n"  # said once

@@ -1,5 +1,5 @@
-"""A network's loss on a plane of parameters: strategies (vmap, loop, channels-last), chunks,
-resume, plans, the data forms it takes."""
+"""A network's loss on a plane of parameters: strategies (vmap, loop, channels-last), auto's
+timing on a sliver, chunks, resume, old records' plans, the data forms it takes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from gdscope.engines.runner import TRIAL_BUDGET
 from gdscope.errors import GdscopeError
 from gdscope.examples import mlp
 from gdscope.nets.directions import random_direction
@@ -23,7 +24,7 @@ from gdscope.nets.plane import (
     LocalBackend,
     ModelData,
     PlaneGrid,
-    Trials,
+    Timing,
     _plan_method,
     auto_chunk,
     decide,
@@ -31,6 +32,7 @@ from gdscope.nets.plane import (
     evaluate_plane_loop,
     evaluate_vectors,
     materialize,
+    sliver,
 )
 from gdscope.nets.recorder import ParamLayout
 
@@ -222,27 +224,45 @@ def test_channels_last_loop_agrees_and_leaves_the_model_as_it_was(trained_cnn):
         assert torch.equal(value, before[key]), key
 
 
-def test_auto_strategy_computes_every_point_once_and_records_its_choice(trained_cnn):
+def test_auto_times_on_a_sliver_and_computes_every_point_by_the_way_it_chose(trained_cnn):
     loader = small_cnn_data(64)
     dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
     grid = {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 10), "ys": np.linspace(-1, 1, 8)}
     seen = []
     auto = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), chunk=8,
                           progress=lambda done, total: seen.append(done), **grid)  # fmt: skip
-    loop = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy="loop", **grid)
     assert seen == sorted(set(seen)) and seen[-1] == 80
-    assert auto.meta["strategy"] in ("vmap", "loop") and auto.meta["trials"][0][0] == "loop"
     # images: the loop is timed in both memory layouts on 4 points each (after one untimed);
     # then vmap on chunks of 1, 4 and (if those do not decide) 8, the chunk asked for
     trials = [tuple(t[:2]) for t in auto.meta["trials"]]
     assert trials[:2] == [("loop", 4), ("loop/channels_last", 4)]
     assert trials[2:] in ([("vmap", 1), ("vmap", 4)], [("vmap", 1), ("vmap", 4), ("vmap", 8)])
-    assert [tuple(step) for step in auto.meta["plan"]] == [
-        ("loop", 1), ("loop", 4), ("loop/channels_last", 1), ("loop/channels_last", 4),
-        *trials[2:]]  # fmt: skip
-    assert auto.meta["memory_format"] in ("contiguous", "channels_last")
+    assert auto.meta["plan"] == []  # no point was computed by a trial
+    chosen = {"strategy": auto.meta["strategy"], "chunk": auto.meta["chunk"],
+              "memory_format": auto.meta["memory_format"]}  # fmt: skip
+    again = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), **chosen, **grid)
+    np.testing.assert_array_equal(auto.loss, again.loss)  # every point by the chosen way
+    np.testing.assert_array_equal(auto.accuracy, again.accuracy)
+    loop = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy="loop", **grid)
     np.testing.assert_allclose(auto.loss, loop.loss, rtol=1e-5)
-    np.testing.assert_allclose(auto.accuracy, loop.accuracy, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "points", "expected"),
+    [
+        ([50, 50, 20], 12, 32),  # a small grid: the fewest samples worth timing
+        ([500, 500], 121, 57),  # TRIAL_BUDGET × 121 points × 1,000 samples / 64 points
+        ([100] * 15, 441, 100),  # at most the first batch
+        ([20], 10_000, 20),  # a first batch smaller than the fewest
+    ],
+)
+def test_a_sliver_is_the_first_samples_sized_to_the_grid(sizes, points, expected):
+    batches = [(torch.arange(n).float()[:, None] + 1000 * i, torch.arange(n))
+               for i, n in enumerate(sizes)]  # fmt: skip
+    assert TRIAL_BUDGET == 0.03  # (the expected counts follow from it)
+    (inputs, targets), *rest = sliver(batches, points)
+    assert not rest and len(targets) == expected
+    assert torch.equal(inputs, batches[0][0][:expected])
 
 
 class ItemInForward(nn.Module):
@@ -275,17 +295,24 @@ def test_auto_falls_back_to_the_loop_when_vmap_cannot_run_the_module():
     assert seen == sorted(set(seen)) and seen[-1] == 900
 
 
-def test_a_plan_repeats_autos_computation_point_for_point(trained_cnn):
+def test_a_plan_repeats_an_old_records_trials_point_for_point(trained_cnn):
+    # An older auto evaluated the grid's first points by its trials (the loop, then vmap):
+    # its record's plan repeats that, and the rest by the strategy it chose.
     loader = small_cnn_data(64)
     dx, dy = random_direction(trained_cnn, seed=1), random_direction(trained_cnn, seed=2)
     grid = {"dx": dx, "dy": dy, "xs": np.linspace(-1, 1, 9), "ys": np.linspace(-1, 1, 8)}
-    auto = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), **grid)
-    meta = auto.meta
-    again = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy=meta["strategy"],
-                           chunk=meta["chunk"], memory_format=meta["memory_format"],
-                           plan=[tuple(step) for step in meta["plan"]], **grid)  # fmt: skip
-    np.testing.assert_array_equal(again.loss, auto.loss)
-    assert again.meta["plan"] == meta["plan"]
+    plan = [("loop", 1), ("loop", 4), ("loop/channels_last", 5), ("vmap", 1), ("vmap", 4)]
+    old = evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy="loop",
+                         memory_format="contiguous", plan=plan, **grid)  # fmt: skip
+    assert old.meta["plan"] == [list(step) for step in plan]
+    flat = old.loss.ravel()
+    by = {way: evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy=method,
+                              memory_format=form, **grid).loss.ravel()
+          for way, (method, form) in PLAN_STEPS.items()}  # fmt: skip
+    np.testing.assert_array_equal(flat[:5], by["loop"][:5])
+    np.testing.assert_array_equal(flat[5:10], by["loop/channels_last"][5:10])
+    np.testing.assert_array_equal(flat[10:15], by["vmap"][10:15])
+    np.testing.assert_array_equal(flat[15:], by["loop"][15:])
     with pytest.raises(GdscopeError, match="a plan step is"):
         evaluate_plane(trained_cnn, loader, nn.CrossEntropyLoss(), strategy="loop",
                        plan=[("warp", 1)], **grid)  # fmt: skip
@@ -404,43 +431,50 @@ def work_on(model, data, grid):
     return ChunkWork(ModelData(model, batches), nn.CrossEntropyLoss(), layout, plane)
 
 
-def test_decide_without_timing_when_told_or_when_a_backend_runs_it():
+def test_decide_without_timing_when_told_or_when_a_backend_runs_it(monkeypatch):
     model, data, grid = small()
     work = work_on(model, data, grid)
-    todo = np.arange(12)
-
-    def trials():
-        return Trials(work, todo, lambda *_: pytest.fail("nothing is timed"))
-
+    timing = Timing(work, np.arange(12))
+    monkeypatch.setattr(Timing, "__call__", lambda *_: pytest.fail("nothing is timed"))
     cpu = torch.device("cpu")
-    told = decide(EvaluationOptions(strategy="loop"), trials(), cpu)
+    told = decide(EvaluationOptions(strategy="loop"), timing, cpu)
     assert (told.method, told.chunk, told.memory_format, told.trials) == (
         "loop", LOOP_CHUNK, "contiguous", None)  # fmt: skip
-    vmap = decide(EvaluationOptions(strategy="vmap"), trials(), cpu)
+    vmap = decide(EvaluationOptions(strategy="vmap"), timing, cpu)
     assert vmap.chunk == auto_chunk(model, work.data.batches, work.layout)
-    remote = decide(EvaluationOptions(backend=LocalBackend()), trials(), cpu)
+    remote = decide(EvaluationOptions(backend=LocalBackend()), timing, cpu)
     assert (remote.method, remote.trials) == ("loop", None)
-    on_gpu = decide(EvaluationOptions(backend=LocalBackend(), chunk=7), trials(),
+    on_gpu = decide(EvaluationOptions(backend=LocalBackend(), chunk=7), timing,
                     torch.device("cuda"))  # fmt: skip
     assert (on_gpu.method, on_gpu.chunk) == ("vmap", 7)
 
 
-def test_auto_times_here_and_its_trials_points_are_kept():
-    model, data, grid = small()
-    work = work_on(model, data, grid)
-    stored: list[list[int]] = []
-    trials = Trials(work, np.arange(12), lambda indices, *_: stored.append(indices.tolist()))
-    choice = decide(EvaluationOptions(chunk=4), trials, torch.device("cpu"))
-    assert choice.trials is not None and choice.trials[0][:2] == ("loop", 4)
-    assert [step[0] for step in trials.plan][:2] == ["loop", "loop"]
-    assert [i for chunk in stored for i in chunk] == list(range(trials.taken))  # once each
-    assert trials.rest().tolist() == list(range(trials.taken, 12))
+def test_autos_timing_keeps_nothing_and_leaves_the_model_as_it_was(trained_cnn):
+    loader = small_cnn_data(64)
+    dx = random_direction(trained_cnn, seed=1)
+    layout = ParamLayout.of(trained_cnn)
+    plane = PlaneGrid.of(layout, centre=layout.vector(trained_cnn), dx=dx, dy=None,
+                         xs=np.linspace(-1, 1, 5), ys=[0.0],
+                         device=torch.device("cpu"))  # fmt: skip
+    work = ChunkWork(ModelData(trained_cnn, materialize(loader)), nn.CrossEntropyLoss(), layout,
+                     plane)  # fmt: skip
+    before = {k: v.clone() for k, v in trained_cnn.state_dict().items()}
+    timing = Timing(work, np.arange(5))
+    assert sum(len(y) for _, y in timing.work.data.batches) == 32  # the sliver, not the data
+    assert timing.scale == 2.0
+    choice = decide(EvaluationOptions(chunk=4), timing, torch.device("cpu"))
+    assert [t[:2] for t in choice.trials[:2]] == [("loop", 4), ("loop/channels_last", 4)]
+    assert all(t[2] > 0 for t in choice.trials)  # seconds per point
+    assert trained_cnn.features[0].weight.is_contiguous()
+    for key, value in trained_cnn.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert Timing(work, np.arange(0))("loop", 4) is None  # nothing to do: nothing to time
 
 
-@pytest.mark.parametrize("when", ["after the first trial point", "before the trials"])
-def test_ctrl_c_during_autos_trials_keeps_the_points_done(monkeypatch, when):
+@pytest.mark.parametrize("when", ["during the trials", "before the trials"])
+def test_ctrl_c_during_autos_trials_stops_with_nothing_lost(monkeypatch, when):
     # A Ctrl-C between two of auto's timing trials (outside any chunk) once raised past the
-    # points already evaluated; and a trial cut short counted its points as done in the plan.
+    # points already evaluated; now it ends the trials and the run, with the grid left blank.
     import os
     import signal
 
@@ -448,14 +482,15 @@ def test_ctrl_c_during_autos_trials_keeps_the_points_done(monkeypatch, when):
     from gdscope.nets import plane
 
     model, data, grid = small()
-    seen: list[int] = []
+    if when == "during the trials":
+        timed = plane.Timing.__call__
 
-    def progress(done: int, total: int) -> None:
-        seen.append(done)
-        if when == "after the first trial point" and done == 1:
+        def interrupted_timing(self, method, count):
             os.kill(os.getpid(), signal.SIGINT)
+            return timed(self, method, count)
 
-    if when == "before the trials":
+        monkeypatch.setattr(plane.Timing, "__call__", interrupted_timing)
+    else:
         sized = plane.auto_chunk
 
         def interrupted_sizing(*args, **kwargs):  # runs outside every chunk
@@ -464,9 +499,7 @@ def test_ctrl_c_during_autos_trials_keeps_the_points_done(monkeypatch, when):
 
         monkeypatch.setattr(plane, "auto_chunk", interrupted_sizing)
     with interrupts.handle_sigint():
-        surface = evaluate_plane(model, data, nn.CrossEntropyLoss(), progress=progress, **grid)
+        surface = evaluate_plane(model, data, nn.CrossEntropyLoss(), **grid)
         assert interrupts.requested()
-    done = int(np.isfinite(surface.loss).sum())
-    assert done == (1 if when == "after the first trial point" else 0) == sum(seen[-1:])
-    assert surface.meta["unfinished"] == surface.loss.size - done
-    assert sum(count for _, count in surface.meta["plan"]) == done  # what the trials stored
+    assert np.isnan(surface.loss).all() and surface.meta["unfinished"] == surface.loss.size
+    assert surface.meta["plan"] == []

@@ -34,6 +34,7 @@ __all__ = [
     "LOOP_CHUNK",
     "PLAN_STEPS",
     "TIMED_POINTS",
+    "TRIAL_BUDGET",
     "UNPOLLED_SECONDS",
     "Decision",
     "GrowingChunks",
@@ -64,6 +65,9 @@ TIMED_POINTS = 4
 HOPELESS = 4.0
 """How many times the loop's time per item vmap's predicted time may be and still be timed on
 a larger chunk: beyond it (a CNN's grouped convolutions on a CPU) the loop is kept."""
+TRIAL_BUDGET = 0.03
+"""The share of the loop's time for the whole work that auto's vmap trials may spend: a larger
+chunk is timed only while it fits."""
 
 Way = Literal["vmap", "loop"]
 """How many are evaluated: all through each batch at once (vmap), or one after the other."""
@@ -297,52 +301,42 @@ def choose_strategy(
     run: Callable[[str, int], float | None],
     *,
     limit: int,
-    total: int,
     loops: Sequence[str] = ("loop",),
     timed: int = TIMED_POINTS,
-    warm: Callable[[str], None] | None = None,
+    work: float = math.inf,
 ) -> Decision:
-    """The faster way to evaluate ``total`` items on this machine, timed on the first of them.
+    """The faster way to evaluate the work in chunks of at most ``limit`` items, timed here.
 
-    ``run(way, count)`` evaluates (and keeps: a trial's items are results, not waste) the next
-    ``count`` items by ``way`` (a ``PLAN_STEPS`` name) and returns the seconds per item, or
-    None when none are left (or Ctrl-C came). Each loop of ``loops`` (layouts of image
-    tensors; the fastest is kept) evaluates one item untimed (one-off costs: allocation,
-    oneDNN's kernels for a shape), then is timed on ``timed`` items. vmap's cost is a fixed
-    part per chunk (one pass over the data, whatever the chunk) and a part per item: it is
-    timed on chunks of 1, 4, 16, … (up to ``limit``), and its time per item on the chunk the
-    rest would run in (all of it, up to ``limit``) is predicted from the last two: on a CPU an
-    MLP's vmap pays for itself only over a large chunk, a CNN's never, and a small chunk alone
-    tells neither. The chunks grow until the prediction beats the loop (vmap takes the rest in
-    one chunk), or is more than ``HOPELESS`` times the loop's time (the loop goes on), or no
-    larger chunk fits what is left. ``warm(way)``, if given, runs vmap once untimed first, on
-    a sliver of the work (one item through one batch, not kept). No item is computed twice.
-    A vmap trial that raises (a module vmap cannot run) ends the trials: the loop goes on, and
+    ``run(way, count)`` evaluates ``count`` items by ``way`` (a ``PLAN_STEPS`` name) on a
+    small sample of the work, throws the results away, and returns the seconds per item, or
+    None when Ctrl-C came (a plane times its points on a sliver of its data, ``plane.sliver``:
+    every way is timed on the same sample, so their ratio is the whole run's, at a small part
+    of its cost). Each loop of ``loops`` (layouts of image tensors; the fastest is kept)
+    evaluates one item untimed (one-off costs: allocation, oneDNN's kernels for a shape), then
+    is timed on ``timed`` items. vmap, after one untimed item, is timed on chunks of 1, 4, 16,
+    … (up to ``limit``): its cost is a fixed part per chunk (one pass over the data, whatever
+    the chunk) and a part per item, so its time per item over a chunk of ``limit`` is
+    predicted from the last two (on a CPU an MLP's vmap pays for itself only over a large
+    chunk, a CNN's never, and a small chunk alone tells neither). The chunks grow until the
+    prediction beats the loop (vmap takes the work in chunks of ``limit``), or is more than
+    ``HOPELESS`` times the loop's time (the loop goes on), or reaches ``limit``, or the next
+    chunk would take vmap's trials past ``TRIAL_BUDGET`` of the loop's time for the whole
+    ``work`` (its size in the sample's items: the loop takes ``work`` times its time per
+    item). A vmap trial
+    that raises (a module vmap cannot run) ends the trials: the loop goes on, and
     ``failure`` says why.
     """
     trials: list[Trial] = []
-    left = total
-
-    def timed_run(way: str, count: int) -> tuple[int, float] | None:
-        """``count`` (at most what is left) items by ``way``: how many, seconds per item."""
-        nonlocal left
-        count = min(count, left)
-        seconds = run(way, count) if count >= 1 else None
-        if seconds is None:
-            return None
-        left -= count
-        return count, seconds
-
     loop, loop_way = math.inf, loops[0]
     for way in loops:
-        if timed_run(way, 1) is None:  # warm-up, untimed
+        if run(way, 1) is None:  # warm-up, untimed
             break
-        lap = timed_run(way, timed)
+        lap = run(way, timed)
         if lap is None:
             break
-        trials.append((way, *lap))
-        if lap[1] < loop:
-            loop, loop_way = lap[1], way
+        trials.append((way, timed, lap))
+        if lap < loop:
+            loop, loop_way = lap, way
 
     def loop_decision(failure: str | None = None) -> Decision:
         return Decision("loop", LOOP_CHUNK, PLAN_STEPS[loop_way][1], tuple(trials), failure)
@@ -350,34 +344,36 @@ def choose_strategy(
     if not trials:
         return loop_decision()
     laps: list[tuple[int, float]] = []
-    size = count = 1
+    size = 1
     try:
-        if warm is not None and left > 1:
-            warm("vmap")
-        while left > size:  # keep at least one item for the chosen way
-            count = size
-            lap = timed_run("vmap", size)
-            if lap is None:
+        warm = run("vmap", 1)  # warm-up, untimed (vmap setting itself up)
+        if warm is None:
+            return loop_decision()
+        spent, budget = warm, TRIAL_BUDGET * work * loop
+        while True:
+            seconds = run("vmap", size)
+            if seconds is None:
                 break
-            laps.append(lap)
-            trials.append(("vmap", *lap))
-            expected = vmap_per_item(laps[-2:], max(1, min(limit, left)))
+            laps.append((size, seconds))
+            trials.append(("vmap", size, seconds))
+            spent += size * seconds
+            expected = vmap_per_item(laps[-2:], limit)
             bigger = min(4 * size, limit)
             judged = len(laps) > 1  # one chunk alone cannot tell its fixed cost from the rest
-            if (judged and (expected < loop or expected > HOPELESS * loop)) or bigger == size \
-                    or left <= bigger:  # fmt: skip
+            if (judged and (expected < loop or expected > HOPELESS * loop)) or bigger == size:
                 break
+            if judged and spent + bigger * vmap_per_item(laps[-2:], bigger) > budget:
+                break  # a larger chunk would cost more than the choice can save
             size = bigger
     except (RuntimeError, NotImplementedError, TypeError, ValueError) as error:
         # vmap cannot run every module (data-dependent control flow, .item(), memory); the
         # loop can, so go on with it, and say why. Errors of the model itself would have
-        # shown in the loop's points first.
-        trials.append(("vmap", count, math.nan))
+        # shown in the loop's trials first.
+        trials.append(("vmap", size, math.nan))
         message = str(error).splitlines()[0] if str(error) else ""
         return loop_decision(f"vmap failed ({type(error).__name__}: {message[:200]})")
-    chunk = max(1, min(limit, left))
-    if laps and vmap_per_item(laps[-2:], chunk) < loop:
-        return Decision("vmap", chunk, "contiguous", tuple(trials))
+    if laps and vmap_per_item(laps[-2:], limit) < loop:
+        return Decision("vmap", limit, "contiguous", tuple(trials))
     return loop_decision()
 
 

@@ -28,6 +28,7 @@ from gdscope.devices import resolve_device
 from gdscope.engines.runner import (
     LOOP_CHUNK,
     PLAN_STEPS,
+    TRIAL_BUDGET,
     Decision,
     LoopFormat,
     Results,
@@ -73,7 +74,7 @@ Method = Literal["vmap", "loop"]
 """How chunks are evaluated: ``evaluate_vectors`` or ``evaluate_plane_loop``."""
 MemoryFormat = Literal["auto", "contiguous", "channels_last"]
 PlanMethod = str
-"""A step of auto's trials: a name of ``runner.PLAN_STEPS`` (the method and, after a slash, a
+"""A way of evaluating: a name of ``runner.PLAN_STEPS`` (the method and, after a slash, a
 layout other than contiguous)."""
 PlanStep = tuple[PlanMethod, int]
 Chunk = int | Literal["auto"]
@@ -398,23 +399,75 @@ class LocalBackend:
                        compute=lambda indices: work.evaluate(batches, indices))  # fmt: skip
 
 
-class Trials:
-    """Evaluates the grid's first points by a given method, a few at a time, here: auto's
-    timing trials, or a replay of them (a plan). Their points are kept, not computed again, and
-    ``plan`` records which method did how many."""
+TRIAL_POINTS = 64
+"""About how many points auto's trials evaluate (the loop's 1 + 4 in each layout, vmap's
+1 + 1 + 4 + 16 …): the sliver is sized so that they cost ``runner.TRIAL_BUDGET`` of the
+grid's time."""
+TRIAL_SAMPLES = 32
+"""The fewest samples auto times on (unless the first batch has fewer): on a handful, the fixed
+costs of each call would decide."""
+
+
+def _samples(batches: Batches) -> int:
+    return sum(len(targets) for _, targets in batches)
+
+
+def sliver(batches: Batches, points: int) -> Batches:
+    """The data auto times the ways on for a grid of ``points``: the first samples of the first
+    batch, as many as lets ``TRIAL_POINTS`` points cost ``runner.TRIAL_BUDGET`` of evaluating
+    the grid (at least ``TRIAL_SAMPLES``, at most the batch). Every way's cost grows with the
+    samples alike, so the ways' ratio on the sliver is the grid's; the more samples, the less
+    the fixed costs of each call (which favour vmap) weigh."""
+    inputs, targets = batches[0]
+    wanted = math.ceil(TRIAL_BUDGET * points * _samples(batches) / TRIAL_POINTS)
+    count = min(len(targets), max(TRIAL_SAMPLES, wanted))
+    return [(inputs[:count], targets[:count])]
+
+
+class Timing:
+    """auto's trials (``runner.choose_strategy``'s ``run``): the grid's first points evaluated
+    by a given way on a sliver of the data (``sliver``), thrown away; the seconds per point. No
+    point of the grid is computed by a trial, so every point is computed by the chosen way
+    (a replay needs only that way, its chunk and layout)."""
+
+    def __init__(self, work: ChunkWork, todo: np.ndarray) -> None:
+        cut = sliver(work.data.batches, len(todo))
+        self.work = replace(work, data=ModelData(work.data.model, cut))
+        self.todo = todo
+        self.scale = _samples(work.data.batches) / _samples(cut)
+        """How many times the sliver's samples the data has."""
+
+    def __call__(self, method: PlanMethod, count: int) -> float | None:
+        """Seconds per point of ``count`` points by ``method`` on the sliver; None once Ctrl-C
+        came (or when no point is left to do: nothing to choose for)."""
+        if not len(self.todo) or interrupts.requested():
+            return None
+        indices = np.resize(self.todo, count)  # the first points (again, on a smaller grid)
+        name, form = PLAN_STEPS[method]
+        work = replace(self.work, method=name, memory_format=form)
+        with work.data.laid_out(form) as batches:
+            began = time.perf_counter()
+            loss, _ = work.evaluate(batches, indices)
+            loss.cpu()  # (waits for a GPU's queue)
+            return (time.perf_counter() - began) / count
+
+
+class Replay:
+    """The first points evaluated by the ways a plan names, a few at a time, and kept: how
+    figures made before auto timed on a sliver (when its trials' points were results) are made
+    again point for point. ``plan`` records which way did how many."""
 
     def __init__(self, work: ChunkWork, todo: np.ndarray, store: Store) -> None:
         self.work, self.todo, self.store = work, todo, store
         self.taken = 0
         self.plan: list[list[Any]] = []
 
-    def __call__(self, method: PlanMethod, count: int) -> float | None:
-        """Evaluate the next ``count`` points by ``method``; the seconds per point, or None
-        when no points are left."""
+    def __call__(self, method: PlanMethod, count: int) -> None:
+        """Evaluate and keep the next ``count`` points by ``method`` (fewer if fewer are left;
+        none once Ctrl-C came)."""
         indices = self.todo[self.taken : self.taken + count]
-        if not len(indices) or interrupts.requested():  # Ctrl-C ends the timing, too
-            return None
-        began = time.perf_counter()
+        if not len(indices) or interrupts.requested():
+            return
         name, form = PLAN_STEPS[method]
         stored: list[np.ndarray] = []
 
@@ -423,25 +476,12 @@ class Trials:
             stored.append(done)
 
         LocalBackend().run(replace(self.work, method=name, memory_format=form), [indices], keep)
-        if not stored:  # Ctrl-C came before the points were evaluated: they are still to do
-            return None
-        self.taken += len(indices)  # only once stored: a failed trial leaves its points to do
-        self.plan.append([method, len(indices)])
-        return (time.perf_counter() - began) / len(indices)  # store() synchronized
-
-    def warm(self, method: PlanMethod) -> None:
-        """The next point through the first batch by ``method``, thrown away (not a result):
-        what a way's first call costs once in a process (vmap setting itself up) is not
-        timed as its cost per chunk."""
-        indices = self.todo[self.taken : self.taken + 1]
-        if len(indices):
-            name, form = PLAN_STEPS[method]
-            work = replace(self.work, method=name, memory_format=form)
-            with work.data.laid_out(form) as batches:
-                work.evaluate(batches[:1], indices)
+        if stored:  # (Ctrl-C before they were evaluated: they are still to do)
+            self.taken += len(indices)
+            self.plan.append([method, len(indices)])
 
     def rest(self) -> np.ndarray:
-        """The points the trials left to do."""
+        """The points the plan left to do."""
         return self.todo[self.taken :]
 
 
@@ -494,25 +534,25 @@ def _timed_formats(options: EvaluationOptions, batches: Batches) -> tuple[LoopFo
     return ("contiguous", "channels_last") if images else ("contiguous",)
 
 
-def decide(options: EvaluationOptions, trials: Trials, device: torch.device) -> Decision:
+def decide(options: EvaluationOptions, timing: Timing, device: torch.device) -> Decision:
     """The method, chunk and layout for ``options`` as a ``runner.Decision``: ``auto`` run here
-    times the ways on the first points (``runner.choose_strategy``, through ``trials``);
+    times the ways on a sliver of the data (``runner.choose_strategy``, through ``timing``);
     ``auto`` with a backend, whose workers may differ, takes vmap on CUDA and the loop on the
     CPU."""
-    work = trials.work
-    model, batches = work.data.model, work.data.batches
+    model, batches, layout = timing.work.data.model, timing.work.data.batches, timing.work.layout
     if options.strategy == "auto" and options.backend is None:
         chunk = options.chunk
-        limit = auto_chunk(model, batches, work.layout) if chunk == "auto" else chunk
+        limit = auto_chunk(model, batches, layout) if chunk == "auto" else chunk
         loops = [_plan_method("loop", form) for form in _timed_formats(options, batches)]
-        return choose_strategy(trials, limit=limit, total=len(trials.todo), loops=loops,
-                               warm=trials.warm)  # fmt: skip
+        points = len(timing.todo)
+        return choose_strategy(timing, limit=max(1, min(limit, points)), loops=loops,
+                               work=points * timing.scale)  # fmt: skip
     method: Method = "vmap" if device.type == "cuda" else "loop"
     if options.strategy != "auto":
         method = options.strategy
     chunk = options.chunk
     if chunk == "auto":
-        chunk = auto_chunk(model, batches, work.layout) if method == "vmap" else LOOP_CHUNK
+        chunk = auto_chunk(model, batches, layout) if method == "vmap" else LOOP_CHUNK
     # vmap (and a backend) always run contiguous: a chosen layout is only ever the loop's.
     form: LoopFormat = "contiguous"
     if options.memory_format != "auto":
@@ -560,15 +600,15 @@ def evaluate_plane(
     again. ``backend`` (e.g. ``gdscope.nets.distributed.RayBackend``) evaluates chunks
     elsewhere. ``strategy``: ``"vmap"`` runs a chunk of points through each batch at once
     (``evaluate_vectors``); ``"loop"`` loads one point at a time into the model
-    (``evaluate_plane_loop``, the reference implementation's way); ``"auto"`` times both on the
-    first grid points and goes on with the faster (``decide``). ``memory_format``: the loop's
-    layout of image tensors, ``"contiguous"`` or ``"channels_last"``; ``"auto"`` lets
-    ``"auto"`` time both (an explicit strategy stays contiguous). The chosen strategy, chunk,
-    layout and the trials are in ``meta``; ``meta["plan"]`` lists how auto's trials evaluated
-    the first points (``(method, count)``): passing it back as ``plan``, with the strategy,
-    chunk and layout, makes the same computation again, point for point (what ``gdscope
-    replay`` does).
-    """
+    (``evaluate_plane_loop``, the reference implementation's way); ``"auto"`` times both on a
+    sliver of the data (``sliver``, ``Timing``) and evaluates every point with the faster
+    (``decide``). ``memory_format``: the loop's layout of image tensors, ``"contiguous"`` or
+    ``"channels_last"``; ``"auto"`` lets ``"auto"`` time both (an explicit strategy stays
+    contiguous). The chosen strategy, chunk and layout and the trials are in ``meta``; passing
+    the first three back makes the same computation again, point for point (what ``gdscope
+    replay`` does). ``plan`` (``(method, count)`` steps) repeats how an older version's auto
+    evaluated the first points, whose trials were results; ``meta["plan"]`` says which steps
+    ran (none, for a figure made now)."""
     options = replace(options or EvaluationOptions(), **evaluation)
     device = resolve_device(options.device)
     layout = ParamLayout.of(model, states=states)
@@ -577,17 +617,17 @@ def evaluate_plane(
     grid = PlaneGrid.of(layout, centre=centre, dx=dx, dy=dy, xs=xs, ys=ys, device=device)
     work = ChunkWork(ModelData(model, materialize(data, device)), loss_fn, layout, grid)
     results = ChunkResults(grid, resume=options.resume, progress=progress)
-    trials = Trials(work, results.todo(), results.store)
-    # Polled throughout, not only inside each chunk: a Ctrl-C between auto's trials must stop
+    replay = Replay(work, results.todo(), results.store)
+    # Polled throughout, not only inside each chunk: a Ctrl-C during auto's trials must stop
     # the run with the points evaluated so far, not raise past them.
     with section(keep_on_interrupt=False):
-        for method, count in options.plan:  # a replay: the trials of the run it repeats
-            trials(method, count)
-        decision = decide(options, trials, device)
-        chunks = spans(trials.rest(), decision.chunk)
+        for method, count in options.plan:  # an old record's: its trials' points were results
+            replay(method, count)
+        decision = decide(options, Timing(work, replay.rest()), device)
+        chunks = spans(replay.rest(), decision.chunk)
         chosen = replace(work, method=decision.method, memory_format=decision.memory_format)
         (options.backend or LocalBackend()).run(chosen, chunks, results.store)
-    meta = _meta(device, results.done.size, decision, trials.plan)
+    meta = _meta(device, results.done.size, decision, replay.plan)
     if not results.done.all():  # stopped by Ctrl-C: the rest of the grid is NaN
         meta["unfinished"] = int((~results.done).sum())
     return results.surface(grid, layout, meta)
