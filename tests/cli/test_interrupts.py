@@ -228,7 +228,7 @@ def test_compare_while_saving(tmp_path):
 def test_landscape_mid_run(tmp_path):
     args = ["landscape", "--model", "gdscope.examples.mlp:make_model", "--data",
             "gdscope.examples.mlp:make_loader", "--x", "-1", "1", "11", "--y", "-1", "1", "11",
-            "--out", "l.png", "--save", "l.npz"]  # fmt: skip
+            "--chunk", "8", "--out", "l.png", "--save", "l.npz"]  # fmt: skip
     outcome = interrupt(args, tmp_path, some_finished)
     found = re.search(r"kept (\d+) of (\d+) grid points", outcome.line)
     assert found is not None and 0 < int(found[1]) < int(found[2]) == 121, outcome.line
