@@ -54,7 +54,7 @@ VMAP_WARM = [("vmap", 1)]
 
 def linear(fixed: float, per_item: float) -> dict[int, float]:
     """vmap's seconds per item by chunk: a fixed cost per chunk and a cost per item."""
-    return {n: fixed / n + per_item for n in (1, 4, 10, 16, 64, 100, 121, 256, 1024)}
+    return {n: fixed / n + per_item for n in (1, 4, 10, 16, 20, 64, 100, 121, 256, 1024)}
 
 
 @pytest.mark.parametrize(
@@ -66,11 +66,14 @@ def linear(fixed: float, per_item: float) -> dict[int, float]:
         # a CNN on a CPU: grouped convolutions cost more per point than the loop's
         (linear(0, 6), 1024, ("loop", LOOP_CHUNK), [1, 4]),
         # small chunks less efficient than the fit of 1 and 4 says: timed on 16 too
-        ({1: 20.1, 4: 7.0, 16: 1.5}, 1024, ("vmap", 1024), [1, 4, 16]),
+        ({1: 20.1, 4: 6.0, 16: 1.5}, 1024, ("vmap", 1024), [1, 4, 16]),
+        # predicted more than HOPELESS times the loop's: not timed further
+        ({1: 20.1, 4: 7.0, 16: 1.5}, 1024, ("loop", LOOP_CHUNK), [1, 4]),
         # the chunk limit (memory, the points to do, or the user's --chunk) caps the chunk
         # predicted for
         (linear(20, 0.1), 100, ("vmap", 100), [1, 4]),
-        (linear(20, 0.1), 10, ("loop", LOOP_CHUNK), [1, 4, 10]),  # 2.1 s a point over 10
+        (linear(20, 0.1), 10, ("loop", LOOP_CHUNK), [1, 4]),  # 2.1 s a point over 10
+        (linear(20, 0.1), 20, ("loop", LOOP_CHUNK), [1, 4, 16, 20]),  # 1.1 s: timed on
         ({1: 0.9}, 1, ("vmap", 1), [1]),
     ],
 )

@@ -62,9 +62,10 @@ LOOP_CHUNK = 16
 """Points per chunk for a loop (one at a time anyway: only how often results are saved)."""
 TIMED_POINTS = 4
 """Items the loop is timed on when ``auto`` chooses (after one untimed item)."""
-HOPELESS = 4.0
+HOPELESS = 2.0
 """How many times the loop's time per item vmap's predicted time may be and still be timed on
-a larger chunk: beyond it (a CNN's grouped convolutions on a CPU) the loop is kept."""
+a larger chunk: beyond it (a CNN's grouped convolutions on a CPU) the loop is kept. (A sliver
+of the data flatters vmap, if anything: the loop's fixed cost per call weighs more on it.)"""
 TRIAL_BUDGET = 0.03
 """The share of the loop's time for the whole work that auto's vmap trials may spend: a larger
 chunk is timed only while it fits."""
@@ -320,9 +321,10 @@ def choose_strategy(
     chunk, a CNN's never, and a small chunk alone tells neither). The chunks grow until the
     prediction beats the loop (vmap takes the work in chunks of ``limit``), or is more than
     ``HOPELESS`` times the loop's time (the loop goes on), or reaches ``limit``, or the next
-    chunk would take vmap's trials past ``TRIAL_BUDGET`` of the loop's time for the whole
-    ``work`` (its size in the sample's items: the loop takes ``work`` times its time per
-    item). A vmap trial
+    chunk (its time per item taken as the last chunk's, or the prediction if higher) would
+    take vmap's trials past ``TRIAL_BUDGET`` of the loop's time for the whole ``work`` (its
+    size in the sample's items: the loop takes ``work`` times its time per item). A vmap
+    trial
     that raises (a module vmap cannot run) ends the trials: the loop goes on, and
     ``failure`` says why.
     """
@@ -362,8 +364,10 @@ def choose_strategy(
             judged = len(laps) > 1  # one chunk alone cannot tell its fixed cost from the rest
             if (judged and (expected < loop or expected > HOPELESS * loop)) or bigger == size:
                 break
-            if judged and spent + bigger * vmap_per_item(laps[-2:], bigger) > budget:
-                break  # a larger chunk would cost more than the choice can save
+            # A larger chunk's cost, taken as no cheaper per item than the last: a CNN's grouped
+            # convolutions may cost more per item in a larger chunk, not less.
+            if judged and spent + bigger * max(seconds, expected) > budget:
+                break  # it would take the trials past their budget
             size = bigger
     except (RuntimeError, NotImplementedError, TypeError, ValueError) as error:
         # vmap cannot run every module (data-dependent control flow, .item(), memory); the

@@ -198,6 +198,11 @@ class ModelSurface:
         return vector if self.dy is None else vector + y * self.dy
 
 
+SIZING_SAMPLES = 64
+"""The samples ``auto_chunk`` measures activations on (a forward pass of a whole batch took
+longer than auto's trials)."""
+
+
 def auto_chunk(
     model: nn.Module, batches: Batches, layout: ParamLayout, *, fraction: float = MEMORY_FRACTION
 ) -> int:
@@ -205,9 +210,12 @@ def auto_chunk(
     memory. Without autograd only a few activations are alive at a time, so a point costs its
     parameter vector plus 4× the largest single activation of the largest batch (a layer's input
     and output, a residual branch, vmap's temporaries), measured with forward hooks on one plain
-    forward pass. Between 1 and 1024."""
+    forward pass (of the largest batch's first ``SIZING_SAMPLES``, scaled to the whole batch:
+    activations grow with the samples). Between 1 and 1024."""
     inputs = max(batches, key=lambda b: len(b[0]))[0]
-    per_point = 4 * max(activation_bytes(model, inputs), default=0) + 4 * layout.size
+    probe = inputs[:SIZING_SAMPLES]
+    largest = max(activation_bytes(model, probe), default=0) * len(inputs) / len(probe)
+    per_point = int(4 * largest) + 4 * layout.size
     return memory_chunk(per_point, inputs.device, limit=1024, fraction=fraction)
 
 
