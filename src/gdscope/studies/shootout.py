@@ -3,7 +3,8 @@
 Each optimizer's learning rate (and optionally its momentum, or Adam's beta1) is searched on
 the same grid; every setting runs from every start point for ``budget`` steps; a setting's
 score is the mean final loss over the starts (a diverged run scores +inf). Nothing is
-clipped. Optimizers the batched engine knows run batched, the others through real
+clipped. Optimizers the batched engine knows run batched, every setting from every start in
+the runner's chunks (``sweep.run_cells``, as a sweep's cells), the others through real
 ``torch.optim`` one run at a time.
 """
 
@@ -20,8 +21,9 @@ import numpy as np
 import torch
 
 from gdscope import interrupts
-from gdscope.engines.batched import run_batched
+from gdscope.engines.batched import BatchResult
 from gdscope.engines.reference import check_epochs, train
+from gdscope.engines.runner import Results
 from gdscope.engines.trajectory import Trajectory
 from gdscope.errors import GdscopeError
 from gdscope.optim.rules import TRANSFORMS
@@ -30,7 +32,7 @@ from gdscope.problem.data import Dataset
 from gdscope.problem.grid import Grid
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
-from gdscope.studies.sweep import Axis
+from gdscope.studies.sweep import Axis, run_cells
 from gdscope.version import __version__
 
 __all__ = ["Contender", "Shootout", "compare", "refuse_repeats", "start_points", "tuning_edges"]
@@ -242,15 +244,18 @@ def _final_losses(
                 hyper["beta1"], hyper["beta2"] = [b[0] for b in column], [b[1] for b in column]
             else:
                 hyper[key] = column
-        result = run_batched(
-            data, name, hyper, loss=loss, start=np.tile(points, (n_set, 1)), epochs=budget,
-            record="metrics", dtype=dtype, should_stop=interrupts.requested,
-        )  # fmt: skip
-        if result.completed < result.epochs * result.steps_per_epoch:
+        def keep(index: np.ndarray, result: BatchResult, store: Results) -> None:
+            finals = result.final_loss.double().cpu().numpy()
+            diverged = result.diverged_at.cpu().numpy() >= 0
+            store.put(index, {"final": np.where(diverged, np.nan, finals)})
+
+        cells = {key: np.asarray(column) for key, column in hyper.items()}
+        store = run_cells(data, name, {}, cells, keep, total=n_set * n_start,
+                          start=np.tile(points, (n_set, 1)), loss=loss, epochs=budget,
+                          dtype=dtype)  # fmt: skip
+        if not store.done.all():  # Ctrl-C: this optimizer is not scored
             return None
-        finals = result.final_loss.double().cpu().numpy()
-        finals = np.where(result.diverged_at.cpu().numpy() >= 0, np.nan, finals)
-        return finals.reshape(n_set, n_start)
+        return store.columns["final"].reshape(n_set, n_start)
     finals = np.full((n_set, n_start), np.nan)
     for i, setting in enumerate(settings):
         spec = OptimizerSpec.of(name, **setting)

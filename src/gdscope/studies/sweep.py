@@ -284,6 +284,68 @@ def _chunk_columns(
     return metrics, options, curves
 
 
+def run_cells(
+    data: Dataset | None,
+    optimizer: str,
+    fixed: Mapping[str, Any],
+    cells: Mapping[str, np.ndarray],
+    keep: Callable[[np.ndarray, BatchResult, Results], None],
+    *,
+    total: int,
+    start: Any,
+    loss: Objective,
+    epochs: int,
+    record: Record = "metrics",
+    target: float | None = None,
+    chunk: int = 65_536,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    compile: bool = False,
+    centre: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
+    batch_size: int | None = None,
+    shuffle_seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Results:
+    """``total`` configurations of ``optimizer`` through the batched engine, in the runner's
+    chunks (grown from small; Ctrl-C checked between chunks and, in the tensor engine, every
+    step; ``progress(done, total)`` after each): the ``fixed`` hyperparameters and, per
+    configuration, the arrays of ``cells``; ``start`` one ``(w, b)`` for all or a ``(total, 2)``
+    array, one each. ``keep(index, result, results)`` puts a finished chunk's columns in the
+    ``Results``, which then marks its configurations done; a chunk Ctrl-C cut short is not
+    kept. The grid of a sweep or phase diagram (``run_grid``) and a shoot-out's tuning runs
+    (``studies.shootout``) go through it."""
+    store = Results(total, progress=progress)
+    sizes = GrowingChunks(chunk)
+    stop = stopping(should_stop)
+    engine = _Engine(stop)
+    starts = np.asarray(start, dtype=np.float64)
+    each = starts.ndim == 2  # one start per configuration
+
+    def compute(index: np.ndarray) -> BatchResult | None:
+        hyper = {**fixed, **{name: values[index] for name, values in cells.items()}}
+        began = time.perf_counter()
+        result = engine.run(
+            data, optimizer, hyper, loss=loss, start=starts[index] if each else start,
+            epochs=epochs, record=record, target=target, dtype=dtype, device=device,
+            compile=compile, centre=None if centre is None else centre(hyper),
+            batch_size=batch_size, shuffle_seed=shuffle_seed,
+        )  # fmt: skip
+        if result.completed < result.epochs * result.steps_per_epoch:
+            return None  # stopped mid-run: this chunk's cells stay unfinished
+        sizes.took(len(index), time.perf_counter() - began, polled=engine.polled)
+        return result
+
+    def kept(index: np.ndarray, result: BatchResult) -> None:
+        keep(index, result, store)
+        store.finish(index)  # last: an interruption above leaves the cells unfinished
+
+    store.start()
+    with section():
+        run_chunks(sizes.over(np.arange(total)), kept, compute=compute, stop=stop)
+    return store
+
+
 def run_grid(
     data: Dataset | None,
     optimizer: str,
@@ -320,38 +382,20 @@ def run_grid(
     fixed = merge_fixed(fixed, [axis.name for axis in axes])
     cells = expand(axes)
     total = len(next(iter(cells.values()))) if cells else 1
-    # every cell's options, metrics (and with record="path" its path and loss curve), filled
-    # chunk by chunk; a cell counts as completed only once all of it is stored
-    store = Results(total, progress=progress)
-    sizes = GrowingChunks(chunk)
-    stop = stopping(should_stop)
-    engine = _Engine(stop)
 
-    def compute(index: np.ndarray) -> BatchResult | None:
-        hyper = {**fixed, **{name: values[index] for name, values in cells.items()}}
-        began = time.perf_counter()
-        result = engine.run(
-            data, optimizer, hyper, loss=loss, start=start, epochs=epochs,
-            record=record, target=target, dtype=dtype, device=device, compile=compile,
-            centre=None if centre is None else centre(hyper), batch_size=batch_size,
-            shuffle_seed=shuffle_seed,
-        )  # fmt: skip
-        if result.completed < result.epochs * result.steps_per_epoch:
-            return None  # stopped mid-run: this chunk's cells stay unfinished
-        sizes.took(len(index), time.perf_counter() - began, polled=engine.polled)
-        return result
-
-    def keep(index: np.ndarray, result: BatchResult) -> None:
+    def keep(index: np.ndarray, result: BatchResult, store: Results) -> None:
         extra = None if finish is None else finish(result, index)
         metrics, options, curves = _chunk_columns(result, record == "path", extra)
         store.put(index, pack_columns({}, metrics))
         store.put(index, pack_columns(options, {}), fill=0)
         store.put(index, curves)
-        store.finish(index)  # last: an interruption above leaves the cells unfinished
 
-    store.start()
-    with section():
-        run_chunks(sizes.over(np.arange(total)), keep, compute=compute, stop=stop)
+    store = run_cells(
+        data, optimizer, fixed, cells, keep, total=total, start=start, loss=loss, epochs=epochs,
+        record=record, target=target, chunk=chunk, dtype=dtype, device=device, compile=compile,
+        centre=centre, batch_size=batch_size, shuffle_seed=shuffle_seed, progress=progress,
+        should_stop=should_stop,
+    )  # fmt: skip
     options, metrics = unpack_columns(store.columns)
     meta: dict[str, Any] = {
         "gdscope": __version__,
