@@ -8,7 +8,8 @@ same mini-batches, in one process, one after another for each K (interleaved):
 - ``sequential``: K ordinary trainings one after another (a fresh model, ``torch.optim.SGD``, a
   seeded shuffling ``DataLoader``), timed on ``--sample`` of them and scaled to K;
 - ``vmap``, ``loop``, ``auto``: ``gdscope.engines.stacked.train_stacked`` with each method
-  (``auto`` includes its trial: steps 2 and 3 vmapped and one copy's gradient timed alone).
+  (``auto`` includes its trial: steps 1 and 2 vmapped, step 2 timed, and one copy's gradient
+  timed alone).
 
 Prints configuration-steps per second (K × steps / seconds, set-up included) and each way's
 ratio to the recipe, with the load average. The loop and sequential ways run fewer steps at

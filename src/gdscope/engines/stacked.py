@@ -75,9 +75,11 @@ person reading it; which way ran is ``StackedResult.method``)."""
 Method = Literal["auto", "vmap", "loop"]
 METHODS: tuple[Method, ...] = get_args(Method)
 LossFn = Callable[[Tensor, Tensor], Tensor]
-AUTO_STEPS = 3
-"""The step after which ``method="auto"`` has timed both ways (vmap on steps 2 and 3, the first
-paying for setting up) and trains on with the faster: a run this short or shorter is vmapped."""
+AUTO_STEPS = 2
+"""The step after which ``method="auto"`` has timed both ways (vmap on step 2, the first paying
+for setting up) and trains on with the faster: a run this short or shorter is vmapped. (On a
+CPU the clock is the process's CPU time, which a busy machine does not inflate: one step is a
+fair timing, and a short run's trial is a third cheaper than with two.)"""
 
 NETWORK_DIVERGENCE = Divergence(math.inf)
 """``problem.divergence``'s test without an escape bound: only non-finite values count."""
@@ -218,9 +220,10 @@ class StackedResult:
 @dataclass(frozen=True)
 class Trial:
     """How ``method="auto"`` chose between the ways of computing the copies' gradients: the
-    seconds of one step's gradients with all copies vmapped (the faster of the real training
-    steps 2 and 3) and one by one (one copy's forward and backward timed apart, times K: the loop
-    costs the same for every copy). The faster way trains the remaining steps."""
+    seconds of one step's gradients with all copies vmapped (real training steps up to
+    ``AUTO_STEPS`` after the first, the fastest of them) and one by one (one copy's forward and
+    backward timed apart, times K: the loop costs the same for every copy). The faster way
+    trains the remaining steps."""
 
     vmap_s: float
     loop_s: float
@@ -467,7 +470,7 @@ def train_stacked(
             flat_grad, used, loss, new_buffers = run(*args)
         if timing:
             timed.append(_clock(device) - began)
-            if t == AUTO_STEPS:  # the best of two steps each way: a busy machine slows one
+            if t == AUTO_STEPS:
                 trial = Trial(min(timed), size * _one_copy_seconds(step_fn, *args))
                 if trial.loop_s < trial.vmap_s:
                     chosen, run = "loop", _looped(step_fn)
