@@ -244,6 +244,7 @@ def _final_losses(
                 hyper["beta1"], hyper["beta2"] = [b[0] for b in column], [b[1] for b in column]
             else:
                 hyper[key] = column
+
         def keep(index: np.ndarray, result: BatchResult, store: Results) -> None:
             finals = result.final_loss.double().cpu().numpy()
             diverged = result.diverged_at.cpu().numpy() >= 0
