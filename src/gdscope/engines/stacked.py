@@ -274,10 +274,21 @@ unused), ``(K, P)``: which of the P parameters each copy's loss used, the ``(K,)
 the buffers as the forward left them."""
 
 
-def _flat(grads: Sequence[Tensor | None], params: Sequence[Tensor], rows: int) -> Tensor:
-    """Gradients (None: unused) as ``(rows, N)``, in ``params``' order and shapes."""
-    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(rows, -1)
-                      for g, p in zip(grads, params, strict=True)], dim=1)  # fmt: skip
+def _flat(grads: Sequence[Tensor | None], shapes: Sequence[torch.Size], out: Tensor) -> Tensor:
+    """Gradients (None: unused, so zero) of parameters of one copy's ``shapes``, written into
+    the rows of ``out`` (``(rows, N)``, in the same order). Each is copied once, straight into
+    its columns: a weight's gradient comes out of the backward transposed, and flattening it
+    first copied it twice."""
+    rows, at = out.shape[0], 0
+    for grad, shape in zip(grads, shapes, strict=True):
+        count = shape.numel()
+        columns = out[:, at : at + count].view(rows, *shape)  # (each row's part is contiguous)
+        if grad is None:
+            columns.zero_()
+        else:
+            columns.copy_(grad.reshape(rows, *shape))  # (one copy's: a view with a leading 1)
+        at += count
+    return out
 
 
 def _vmapped(forward: Callable[..., Any]) -> Callable[..., Grads]:
@@ -298,7 +309,9 @@ def _vmapped(forward: Callable[..., Any]) -> Callable[..., Grads]:
             found = torch.autograd.grad(losses.sum(), list(leaves.values()), allow_unused=True)
         size = len(losses)
         used = torch.tensor([g is not None for g in found], device=losses.device)
-        flat = _flat(found, list(params.values()), size)
+        first = next(iter(params.values()))
+        shapes = [p.shape[1:] for p in params.values()]
+        flat = _flat(found, shapes, first.new_empty(size, sum(s.numel() for s in shapes)))
         return (flat, used.expand(size, -1), losses.detach(),
                 {k: v.detach() for k, v in news.items()})  # fmt: skip
 
@@ -313,21 +326,22 @@ def _looped(forward: Callable[..., Any]) -> Callable[..., Grads]:
     def run(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Grads:
         first = next(iter(params.values()))
         size = first.shape[0]
-        flat = torch.empty(size, sum(p[0].numel() for p in params.values()),
-                           dtype=first.dtype, device=first.device)  # fmt: skip
-        used = torch.empty(size, len(params), dtype=torch.bool, device=first.device)
+        shapes = [p.shape[1:] for p in params.values()]
+        flat = first.new_empty(size, sum(s.numel() for s in shapes))
+        used: list[list[bool]] = []
         losses, news = [], []
         for k in range(size):
             with torch.enable_grad():
                 leaves = {n: p[k].detach().requires_grad_() for n, p in params.items()}
                 loss, new = forward(leaves, {n: b[k] for n, b in buffers.items()}, x, y)
                 found = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
-            flat[k] = _flat(found, list(leaves.values()), 1)[0]
-            used[k] = torch.tensor([g is not None for g in found])
+            _flat(found, shapes, flat[k : k + 1])
+            used.append([g is not None for g in found])
             losses.append(loss.detach())
             news.append(new)
         stacked = {n: torch.stack([new[n].detach() for new in news]) for n in buffers}
-        return flat, used, torch.stack(losses), stacked
+        return (flat, torch.tensor(used, device=first.device), torch.stack(losses),
+                stacked)  # fmt: skip
 
     return run
 
