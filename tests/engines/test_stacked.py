@@ -103,7 +103,9 @@ def _torch_train(
             done += 1
             if done == steps:
                 break
-    return net.state_dict()
+    # Each tensor once, under its first name (a tied one is listed under every name in the
+    # state_dict, once by named_parameters and named_buffers, as gdscope's copies list it).
+    return {n: t.detach() for n, t in [*net.named_parameters(), *net.named_buffers()]}
 
 
 def _stacked(model, x, y, name, rows, **options):
@@ -274,7 +276,26 @@ class _InPlace(nn.Module):
         return self.net(x) * (1 + self.scale)
 
 
-MODELS = {"gated": _Gated, "reassigned": _Reassigned, "in_place": _InPlace}
+class _Shared(nn.Module):
+    """One Linear and one BatchNorm used twice each: their parameters and buffers are tied,
+    listed once (under their first name), and BatchNorm's statistics move twice a step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(7)
+        self.inp, self.mid, self.out = nn.Linear(2, 5), nn.Linear(5, 5), nn.Linear(5, 3)
+        norm = nn.BatchNorm1d(5)
+        self.first = nn.Sequential(self.inp, norm, nn.Tanh())
+        self.second = nn.Sequential(self.mid, norm, nn.Tanh(), self.mid, nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.second(self.first(x)))
+
+
+MODELS = {"gated": _Gated, "reassigned": _Reassigned, "in_place": _InPlace, "shared": _Shared}
+
+
+BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 def test_the_gate_opens_at_some_steps_only():
@@ -300,6 +321,9 @@ def test_every_optimizer_on_gated_models_and_buffers_equals_torch(name, kind, da
         assert not torch.equal(result.final.buffers["ema"][0], torch.zeros(2, dtype=torch.float64))
     if kind == "in_place":
         assert result.final.buffers["seen"].tolist() == [STEPS, STEPS]
+    if kind == "shared":  # each tied tensor once, moved as torch moved it (compared above)
+        assert list(result.final.buffers) == [f"first.1.{n}" for n in BATCHNORM_BUFFERS]
+        assert result.final.buffers["first.1.num_batches_tracked"].tolist() == [2 * STEPS] * 2
 
 
 def test_cnn_rmsprop_and_adagrad_equal_torch():
