@@ -27,8 +27,14 @@ from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec, SchedulerSpec, parse_assignments
 from gdscope.optim.table import add_optimizer_options, flag_of, given_flags
 from gdscope.problem.data import CsvData, DataSpec, make_data
-from gdscope.problem.grid import ARTICLE_LR
-from gdscope.problem.losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
+from gdscope.problem.grid import ARTICLE_EPOCHS, ARTICLE_LR
+from gdscope.problem.losses import (
+    ARTICLE_LOSSES,
+    HUBER_DELTA,
+    LOSS_NAMES,
+    SMOOTHL1_BETA,
+    LossSpec,
+)
 from gdscope.problem.maps import MAX_GRID_SIZE, Grid
 from gdscope.problem.objective import Objective, default_grid
 from gdscope.problem.testfunctions import FUNCTIONS
@@ -158,7 +164,10 @@ def add_sgd_options(parser: argparse.ArgumentParser) -> None:
     add_scheduler_options(group)
     add_optimizer_options(group, number=number)
     group.add_argument(
-        "--epochs", type=integer, default=100, help=f"passes over the data, 1..{MAX_EPOCHS}"
+        "--epochs",
+        type=integer,
+        default=ARTICLE_EPOCHS,
+        help=f"passes over the data, 1..{MAX_EPOCHS} (default %(default)s)",
     )
     group.add_argument(
         "--start",
@@ -176,8 +185,15 @@ def add_sgd_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--shuffle-seed", type=integer, default=0, help="seed of the mini-batch shuffle"
     )
-    group.add_argument("--huber-delta", type=number, default=1.0, help="HuberLoss delta")
-    group.add_argument("--smoothl1-beta", type=number, default=1.0, help="SmoothL1Loss beta")
+    add_loss_parameter_options(group)
+
+
+def add_loss_parameter_options(group: argparse._ActionsContainer) -> None:
+    """``--huber-delta`` and ``--smoothl1-beta``, with ``LossSpec``'s defaults."""
+    group.add_argument("--huber-delta", type=number, default=HUBER_DELTA,
+                       help="HuberLoss delta (default %(default)s)")  # fmt: skip
+    group.add_argument("--smoothl1-beta", type=number, default=SMOOTHL1_BETA,
+                       help="SmoothL1Loss beta (default %(default)s)")  # fmt: skip
 
 
 def add_scheduler_options(group: argparse._ActionsContainer) -> None:

@@ -44,9 +44,15 @@ from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
 from gdscope.raypool import RayPool
 from gdscope.studies.netstudy import DEFAULT_STEPS, SCORES, NetShootout
-from gdscope.studies.phase import DEFAULT_METRIC, METRICS, NETWORK_METRICS, NEURON_METRICS
+from gdscope.studies.phase import (
+    DEFAULT_METRIC,
+    METRICS,
+    NETWORK_METRICS,
+    NEURON_METRICS,
+    STEPS_TOL,
+)
 from gdscope.studies.shootout import tuning_edges
-from gdscope.studies.sweep import Axis, refuse_both
+from gdscope.studies.sweep import COMPARE_BUDGET, COMPARE_STARTS, GRID_CHUNK, Axis, refuse_both
 
 if TYPE_CHECKING:
     from gdscope.cli.options import Subparsers
@@ -173,12 +179,13 @@ def _add_phase(commands: Subparsers) -> None:
     )
     phase.add_argument("--metric", choices=METRICS, default=DEFAULT_METRIC,
                        help=f"what each cell shows (default: %(default)s); {measured}")  # fmt: skip
-    phase.add_argument("--tol", type=number, default=1e-3, help="for --metric steps")
+    phase.add_argument("--tol", type=number, default=STEPS_TOL,
+                       help="for --metric steps (default %(default)s)")  # fmt: skip
     phase.add_argument("--mark", type=number, nargs=2, metavar=("X", "Y"), help="star a cell")
     options.add_objective_options(phase, network=True)
     phase.add_argument(
         "--chunk",
-        help="configurations per batch (default 65536; --model: auto)",
+        help=f"configurations per batch (default {GRID_CHUNK}; --model: auto)",
     )
     _add_grid_run_options(phase, grid=False)
     _add_network_options(phase)
@@ -191,10 +198,11 @@ def _add_compare(commands: Subparsers) -> None:
     compare.add_argument(
         "--optimizers", default="sgd,adam,rmsprop,adagrad", help="comma-separated names"
     )
-    compare.add_argument("--budget", type=integer, default=100, help="steps per run")
-    compare.add_argument(
-        "--starts", type=integer, default=5, help="start points (the first: the objective's own)"
-    )
+    compare.add_argument("--budget", type=integer, default=COMPARE_BUDGET,
+                         help="steps per run (default %(default)s)")  # fmt: skip
+    compare.add_argument("--starts", type=integer, default=COMPARE_STARTS,
+                         help="start points (default %(default)s; the first: the objective's "
+                              "own)")  # fmt: skip
     compare.add_argument(
         "--start-seed", type=integer, default=0, help="seed of the random start points"
     )
@@ -206,8 +214,7 @@ def _add_compare(commands: Subparsers) -> None:
         help="lr=LO:HI:N:log (default 1e-4:1:25:log); momentum=… also tunes momentum/beta1",
     )
     options.add_objective_options(compare, network=True)
-    compare.add_argument("--huber-delta", type=number, default=1.0, help="HuberLoss delta")
-    compare.add_argument("--smoothl1-beta", type=number, default=1.0, help="SmoothL1Loss beta")
+    options.add_loss_parameter_options(compare)
     options.add_data_options(compare)
     options.add_grid_options(compare)
     compare.add_argument("--save", type=Path, help="results file (.json)")

@@ -32,6 +32,7 @@ from gdscope.optim.rules import TRANSFORMS, Hyper, make_hyper, torch_kwargs
 from gdscope.optim.specs import OptimizerSpec
 from gdscope.problem.data import Dataset, require
 from gdscope.problem.divergence import Divergence, within
+from gdscope.problem.grid import ARTICLE_EPOCHS
 from gdscope.problem.losses import LOSS_NAMES, LossSpec
 from gdscope.problem.objective import Objective
 
@@ -521,7 +522,7 @@ def run_batched(
     *,
     loss: Objective | Sequence[LossSpec] | None = None,
     start: Any = None,
-    epochs: int = 100,
+    epochs: int = ARTICLE_EPOCHS,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     record: Record = "path",

@@ -20,8 +20,8 @@ from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OPTIMIZERS, SCHEDULERS, OptimizerSpec, SchedulerSpec
 from gdscope.optim.table import OPTIMIZER_TABLE
 from gdscope.problem.data import CsvData, DataSpec
-from gdscope.problem.grid import Grid
-from gdscope.problem.losses import ARTICLE_LOSSES
+from gdscope.problem.grid import ARTICLE_EPOCHS, Grid
+from gdscope.problem.losses import ARTICLE_LOSSES, HUBER_DELTA, SMOOTHL1_BETA
 from gdscope.problem.objective import Objective, objective_from_dict, typed
 from gdscope.problem.testfunctions import TestFunction
 from gdscope.render.overlays import OVERLAYS
@@ -44,7 +44,7 @@ class PlotConfig:
     losses: tuple[Objective, ...] = ARTICLE_LOSSES
     optimizer: OptimizerSpec = field(default_factory=lambda: SGDConfig().spec())
     scheduler: SchedulerSpec | None = None
-    epochs: int = 100
+    epochs: int = ARTICLE_EPOCHS
     start: tuple[float, float] | None = None
     grid: Grid | None = None
     log: bool = False
@@ -173,15 +173,15 @@ class PlotConfig:
             args += ["--loss", *names]
         if functions:
             args += ["--function", *(_function_arg(f) for f in functions)]
-        huber = next((x.delta for x in losses if x.name == "huber"), 1.0)
-        beta = next((x.beta for x in losses if x.name == "smoothl1"), 1.0)
-        if huber != 1.0:
+        huber = next((x.delta for x in losses if x.name == "huber"), HUBER_DELTA)
+        beta = next((x.beta for x in losses if x.name == "smoothl1"), SMOOTHL1_BETA)
+        if huber != HUBER_DELTA:
             args += ["--huber-delta", f"{huber!r}"]
-        if beta != 1.0:
+        if beta != SMOOTHL1_BETA:
             args += ["--smoothl1-beta", f"{beta!r}"]
         lr = min(x.customary_lr for x in self.losses)  # what the CLI assumes without --lr
         args += _optimizer_args(self.optimizer, self.scheduler, assumed_lr=lr)
-        if self.epochs != 100:
+        if self.epochs != ARTICLE_EPOCHS:
             args += ["--epochs", str(self.epochs)]
         if self.start is not None:
             args += ["--start", f"{self.start[0]!r}", f"{self.start[1]!r}"]

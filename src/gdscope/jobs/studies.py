@@ -30,14 +30,21 @@ from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OptimizerSpec, SchedulerSpec
 from gdscope.problem.data import CsvData, Dataset, DataSpec, make_data
+from gdscope.problem.grid import ARTICLE_EPOCHS
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.maps import Grid, Landscape, loss_map
 from gdscope.problem.objective import Objective, default_grid
 from gdscope.raypool import RayPool
 from gdscope.studies.netstudy import DEFAULT_STEPS, NetRun, NetShootout, Network
-from gdscope.studies.phase import DEFAULT_METRIC, METRICS, NETWORK_METRICS, NEURON_METRICS
+from gdscope.studies.phase import (
+    DEFAULT_METRIC,
+    METRICS,
+    NETWORK_METRICS,
+    NEURON_METRICS,
+    STEPS_TOL,
+)
 from gdscope.studies.shootout import Shootout
-from gdscope.studies.sweep import Axis, GridRun
+from gdscope.studies.sweep import COMPARE_BUDGET, COMPARE_STARTS, GRID_CHUNK, Axis, GridRun
 
 __all__ = [
     "COMPARE_FORMATS",
@@ -197,7 +204,7 @@ class RunSettings:
 
     optimizer: OptimizerSpec = field(default_factory=lambda: SGDConfig().spec())
     start: tuple[float, float] | None = None
-    epochs: int = 100
+    epochs: int = ARTICLE_EPOCHS
     batch_size: int | None = None
     shuffle_seed: int = 0
     dtype: str = DTYPES[0]
@@ -295,9 +302,9 @@ class PhaseConfig(_Study):
     problem: Problem = field(default_factory=Problem)
     run: RunSettings = field(default_factory=RunSettings)
     metric: str = DEFAULT_METRIC
-    tol: float = 1e-3
+    tol: float = STEPS_TOL
     mark: tuple[float, float] | None = None
-    chunk: int = 65_536
+    chunk: int = GRID_CHUNK
     network: NetworkSpec | None = None
 
     def __post_init__(self) -> None:
@@ -329,8 +336,8 @@ class CompareConfig(_Study):
 
     optimizers: tuple[str, ...]
     problem: Problem = field(default_factory=Problem)
-    budget: int = 100
-    starts: int = 5
+    budget: int = COMPARE_BUDGET
+    starts: int = COMPARE_STARTS
     start_seed: int = 0
     tune: tuple[str, ...] = ()
     network: NetworkSpec | None = None

@@ -35,11 +35,12 @@ import torch
 from gdscope.engines.batched import BatchResult
 from gdscope.errors import GdscopeError
 from gdscope.problem.data import Dataset
+from gdscope.problem.grid import ARTICLE_EPOCHS
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.maps import find_minimum
 from gdscope.problem.objective import Objective
 from gdscope.problem.stability import hessian_eigenvalues, is_stable
-from gdscope.studies.sweep import Axis, GridRun, run_grid
+from gdscope.studies.sweep import GRID_CHUNK, Axis, GridRun, run_grid
 
 __all__ = [
     "DEFAULT_METRIC",
@@ -49,6 +50,7 @@ __all__ = [
     "NETWORK_GROWTH",
     "NETWORK_METRICS",
     "NEURON_METRICS",
+    "STEPS_TOL",
     "YES_NO_METRICS",
     "analytic_stable",
     "network_growing",
@@ -69,6 +71,8 @@ METRIC_LABELS = {
 METRICS = tuple(METRIC_LABELS)
 DEFAULT_METRIC = "diverged"
 """What a phase diagram shows unless told otherwise: where the optimizer diverges."""
+STEPS_TOL = 1e-3
+"""How near the minimum's loss the ``steps`` metric counts as reached unless told otherwise."""
 YES_NO_METRICS = ("diverged",)
 """The metrics whose cells are yes (1) or no (0): a chart pins their colours to 0 and 1."""
 LOSS_METRICS = ("final_loss", "best_loss", "path_length", "val_loss", "val_accuracy")
@@ -104,12 +108,12 @@ def phase_diagram(
     fixed: Mapping[str, Any] | None = None,
     loss: Objective | None = None,
     start: tuple[float, float] | None = None,
-    epochs: int = 100,
-    tol: float = 1e-3,
+    epochs: int = ARTICLE_EPOCHS,
+    tol: float = STEPS_TOL,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     compile: bool = False,
-    chunk: int = 65_536,
+    chunk: int = GRID_CHUNK,
     progress: Callable[[int, int], None] | None = None,
     batch_size: int | None = None,
     shuffle_seed: int = 0,

@@ -29,11 +29,15 @@ from gdscope.files import json_ready, write_atomic
 from gdscope.optim.rules import TORCH_PAIRS, torch_kwargs
 from gdscope.optim.specs import OptimizerSpec, parse_value
 from gdscope.problem.data import Dataset
+from gdscope.problem.grid import ARTICLE_EPOCHS
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
 from gdscope.version import __version__
 
 __all__ = [
+    "COMPARE_BUDGET",
+    "COMPARE_STARTS",
+    "GRID_CHUNK",
     "Axis",
     "GridRun",
     "SavedGrid",
@@ -45,6 +49,16 @@ __all__ = [
     "save_grid",
     "unpack_columns",
 ]
+
+GRID_CHUNK = 65_536
+"""Configurations of a 2-D objective's grid run per batch unless told otherwise."""
+
+# The shoot-out's (``studies.shootout.compare``) defaults live here, in the module every study
+# imports, so its CLI, config and API read them without importing the shoot-out itself.
+COMPARE_BUDGET = 100
+"""Steps each run of a shoot-out takes unless told otherwise."""
+COMPARE_STARTS = 5
+"""Start points of a shoot-out unless told otherwise (the first: the objective's own)."""
 
 _OPTION, _METRIC = "option_", "metric_"
 """How a grid's columns are named among other arrays in an NPZ file (saved grids, progress)."""
@@ -292,10 +306,10 @@ def run_grid(
     fixed: Mapping[str, Any] | None = None,
     loss: Objective | None = None,
     start: tuple[float, float] | None = None,
-    epochs: int = 100,
+    epochs: int = ARTICLE_EPOCHS,
     record: Record = "metrics",
     target: float | None = None,
-    chunk: int = 65_536,
+    chunk: int = GRID_CHUNK,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     compile: bool = False,
