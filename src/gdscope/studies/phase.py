@@ -34,6 +34,7 @@ import torch
 
 from gdscope.engines.batched import BatchResult
 from gdscope.errors import GdscopeError
+from gdscope.optim.specs import l2_decay
 from gdscope.problem.data import Dataset
 from gdscope.problem.grid import ARTICLE_EPOCHS
 from gdscope.problem.losses import LossSpec
@@ -96,9 +97,6 @@ def network_growing(final: np.ndarray, start: np.ndarray) -> np.ndarray:
     return np.asarray(grew | ~np.isfinite(final))
 
 
-_COUPLED = {"sgd", "adam", "rmsprop", "adagrad"}
-
-
 def phase_diagram(
     data: Dataset | None,
     *,
@@ -147,11 +145,8 @@ def phase_diagram(
         return minima[decay]
 
     def decay_of(hyper: Mapping[str, Any], size: int) -> np.ndarray:
-        if optimizer not in _COUPLED:
-            return np.zeros(size)
         decay = np.broadcast_to(np.asarray(hyper.get("weight_decay", 0.0), float), (size,))
-        decoupled = np.asarray(hyper.get("decoupled_weight_decay", False), bool)
-        return np.where(decoupled, 0.0, decay)
+        return l2_decay(optimizer, decay, hyper.get("decoupled_weight_decay", False))
 
     def centre(hyper: dict[str, np.ndarray]) -> np.ndarray:
         size = max(np.size(v) for v in hyper.values())
