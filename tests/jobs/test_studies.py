@@ -58,5 +58,5 @@ def test_bad_records_say_where():
         SweepConfig.from_dict({**raw, "colour": 1}, where="s.png")
     with pytest.raises(GdscopeError, match="at most 64"):
         SweepConfig.from_dict({**raw, "vary": ["lr=0.1:1:9", "momentum=0:0.9:9"]})
-    with pytest.raises(GdscopeError, match="--tune takes lr and momentum"):
+    with pytest.raises(GdscopeError, match=r"^tune takes lr and momentum"):
         CompareConfig(("sgd",), tune=("eps=1,2",))

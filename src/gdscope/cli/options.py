@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -78,6 +79,22 @@ def given(ns: argparse.Namespace, names: Iterable[str]) -> list[str]:
     parser = _PARSERS[ns.command]
     return [flag(n) for n in names
             if hasattr(ns, n) and getattr(ns, n) != parser.get_default(n)]  # fmt: skip
+
+
+def spoken(error: GdscopeError, parser: argparse.ArgumentParser, command: str) -> str:
+    """The library's error as ``command`` says it: each setting the error names
+    (``GdscopeError.settings``) that the command has a flag for is said as that flag
+    (``val_data`` → ``--val-data``) where the message first mentions it."""
+    message = str(error)
+    sub = next((action.choices[command] for action in parser._actions
+                if isinstance(action, argparse._SubParsersAction)), parser)  # fmt: skip
+    flags = {flag for action in sub._actions for flag in action.option_strings}
+    for setting in error.settings:
+        flag = "--" + setting.replace("_", "-")
+        if flag in flags:  # a whole word, not part of a name, a path or a quoted value
+            word = rf"(?<![\w'\"./:-]){re.escape(setting)}(?![\w'\"/-])"
+            message = re.sub(word, flag, message, count=1)
+    return message
 
 
 def warning_line(message: Warning | str, category: type[Warning]) -> str:

@@ -302,7 +302,7 @@ def _sweep(ns: argparse.Namespace) -> int:
 
 def _phase(ns: argparse.Namespace) -> int:
     # refused first, before the outputs are looked at
-    axes = [Axis.parse(text, what=what) for text, what in ((ns.x, "--x"), (ns.y, "--y"))]
+    axes = [Axis.parse(text, what=what) for text, what in ((ns.x, "x"), (ns.y, "y"))]
     _not_fixed(ns, axes)
     options.check_outputs(ns, saves=GRID_FORMATS)
     objective = _objective(ns)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gdscope.engines.reference import check_batch, check_epochs, check_start
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, one_of
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OPTIMIZERS, SCHEDULERS, OptimizerSpec, SchedulerSpec
 from gdscope.optim.table import OPTIMIZER_TABLE
@@ -62,8 +62,7 @@ class PlotConfig:
         object.__setattr__(self, "losses", tuple(self.losses))
         if not self.losses:
             raise GdscopeError("at least one loss or function is needed")
-        if self.view not in VIEWS:
-            raise GdscopeError(f"view must be one of {', '.join(VIEWS)}, got {self.view!r}")
+        one_of("view", self.view, VIEWS)
         overlays = tuple(dict.fromkeys(self.overlays))
         unknown = [o for o in overlays if o not in OVERLAYS]
         if unknown:

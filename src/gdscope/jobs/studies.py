@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from gdscope import interrupts
 from gdscope.devices import resolve_device
 from gdscope.engines.stacked import INITS, METHODS
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, one_of
 from gdscope.files import json_ready, save_figure, write_text
 from gdscope.jobs.landscape import DEFAULT_LOSS, split_callable, users_code
 from gdscope.jobs.plotconfig import PlotConfig
@@ -134,19 +134,16 @@ class NetworkSpec:
     strategy: str = METHODS[0]
 
     def __post_init__(self) -> None:
-        if self.strategy not in METHODS:
-            raise GdscopeError(f"--strategy must be one of {', '.join(METHODS)}, "
-                               f"got {self.strategy!r}")  # fmt: skip
+        one_of("strategy", self.strategy, METHODS)
         if not 1 <= self.steps <= 1_000_000:
-            raise GdscopeError(f"--steps must be in 1..1000000, got {self.steps}")
-        if self.init not in INITS:
-            raise GdscopeError(f"--init must be one of {', '.join(INITS)}, got {self.init!r}")
+            raise GdscopeError(f"steps must be in 1..1000000, got {self.steps}", settings=["steps"])
+        one_of("init", self.init, INITS)
         if self.chunk is not None and self.chunk < 1:
-            raise GdscopeError(f"--chunk must be >= 1, got {self.chunk}")
-        for flag, spec in (("--model", self.model), ("--data", self.data),
-                           ("--val-data", self.val_data)):  # fmt: skip
+            raise GdscopeError(f"chunk must be >= 1, got {self.chunk}", settings=["chunk"])
+        for what in ("model", "data", "val_data"):
+            spec = getattr(self, what)
             if spec is not None:
-                split_callable(spec, flag)
+                split_callable(spec, what)
 
     def to_dict(self) -> dict[str, Any]:
         out = _plain_fields(self, skip=("scheduler",))
@@ -173,11 +170,11 @@ class NetworkSpec:
         from gdscope.studies.netstudy import Network
 
         model = load_model(self.model)
-        batches = materialize(load_callable(self.data, "--data")())
+        batches = materialize(load_callable(self.data, "data")())
         val = None
         if self.val_data is not None:  # its failure names it, not the training
             with users_code(f"loading --val-data {self.val_data}"):
-                val = materialize(load_callable(self.val_data, "--val-data")())
+                val = materialize(load_callable(self.val_data, "val_data")())
         return Network.of(model, batches, load_loss(self.loss), val=val,
                           batch_size=settings.batch_size, name=self.model)  # fmt: skip
 
@@ -212,8 +209,7 @@ class RunSettings:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise GdscopeError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        one_of("dtype", self.dtype, DTYPES)
         resolve_device(self.device)  # before any work
 
     def to_dict(self) -> dict[str, Any]:
@@ -309,24 +305,28 @@ class PhaseConfig(_Study):
 
     def __post_init__(self) -> None:
         self.axes()
-        if self.metric not in METRICS:
-            raise GdscopeError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        one_of("metric", self.metric, METRICS)
         usable = NEURON_METRICS if self.network is None else NETWORK_METRICS
         if self.metric not in usable:
-            what = "a network" if self.network is not None else "a 2-D objective (not --model)"
+            what = "a network" if self.network is not None else "a 2-D objective (not a model)"
             raise GdscopeError(
-                f"--metric {self.metric} is not measured for {what}; choose {', '.join(usable)}"
+                f"metric {self.metric} is not measured for {what}; choose {', '.join(usable)}",
+                settings=["metric"],
             )
         if self.network is not None:
             if self.metric.startswith("val_") and self.network.val_data is None:
-                raise GdscopeError(f"--metric {self.metric} needs --val-data")
+                raise GdscopeError(
+                    f"metric {self.metric} needs val_data", settings=["metric", "val_data"]
+                )
             if self.metric == "steps_to_target" and self.network.target is None:
-                raise GdscopeError("--metric steps_to_target needs --target LOSS")
+                raise GdscopeError(
+                    "metric steps_to_target needs target LOSS", settings=["metric", "target"]
+                )
         if self.chunk < 1:
-            raise GdscopeError(f"--chunk must be >= 1, got {self.chunk}")
+            raise GdscopeError(f"chunk must be >= 1, got {self.chunk}", settings=["chunk"])
 
     def axes(self) -> tuple[Axis, Axis]:
-        return Axis.parse(self.x, what="--x"), Axis.parse(self.y, what="--y")
+        return Axis.parse(self.x, what="x"), Axis.parse(self.y, what="y")
 
 
 @dataclass(frozen=True)
@@ -351,14 +351,16 @@ class CompareConfig(_Study):
         object.__setattr__(self, "tune", tuple(self.tune))
         unknown = set(self.tuned()) - {"lr", "momentum"}
         if unknown:
-            raise GdscopeError(f"--tune takes lr and momentum, got {', '.join(sorted(unknown))}")
+            raise GdscopeError(
+                f"tune takes lr and momentum, got {', '.join(sorted(unknown))}", settings=["tune"]
+            )
 
     def tuned(self) -> dict[str, Axis]:
-        axes = [Axis.parse(text, what="--tune") for text in self.tune]
+        axes = [Axis.parse(text, what="tune") for text in self.tune]
         names = [axis.name for axis in axes]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            raise GdscopeError(f"--tune names {', '.join(twice)} more than once")
+            raise GdscopeError(f"tune names {', '.join(twice)} more than once", settings=["tune"])
         return {axis.name: axis for axis in axes}
 
 

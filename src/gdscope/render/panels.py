@@ -23,6 +23,7 @@ from matplotlib.lines import Line2D
 from matplotlib.text import Text
 
 from gdscope.engines.trajectory import Trajectory
+from gdscope.errors import one_of
 from gdscope.problem.data import Dataset
 from gdscope.problem.maps import Grid, Landscape
 
@@ -192,8 +193,7 @@ def plot_landscape(
     its own colorbar, so panels with different scales never share one. Non-finite samples (a
     function that overflows) are left blank.
     """
-    if kind not in MAP_KINDS:
-        raise ValueError(f"kind must be one of {MAP_KINDS}, got {kind!r}")
+    one_of("kind", kind, MAP_KINDS)
     ax = _axes(ax)
     values = landscape.values.detach().cpu().double().numpy()
     norm = _norm(values, log)

@@ -100,13 +100,13 @@ class Axis:
             raise GdscopeError(f"{self.name} has {len(self.values)} values; at most {MAX_AXIS}")
 
     @classmethod
-    def parse(cls, text: str, *, what: str = "--vary") -> Axis:
+    def parse(cls, text: str, *, what: str = "vary") -> Axis:
         """``lr=0.01:0.5:6`` (6 evenly spaced, ends included), ``lr=1e-3:2:256:log``,
-        ``momentum=0,0.5,0.9`` or ``nesterov=false,true``; ``what`` names the option in errors."""
+        ``momentum=0,0.5,0.9`` or ``nesterov=false,true``; ``what`` names the setting in errors."""
         name, sep, spec = text.partition("=")
         name = name.strip()
         if not sep or not name or not spec.strip():
-            raise GdscopeError(f"{what} must look like name=values, got {text!r}")
+            raise GdscopeError(f"{what} must look like name=values, got {text!r}", settings=[what])
         if ":" in spec:
             parts = spec.split(":")
             log = parts[-1].strip().lower() == "log"
