@@ -177,3 +177,5 @@ def test_l2_decay_is_elementwise_and_knows_decoupled_adam():
     )
     spec = OptimizerSpec.of("adam", weight_decay=0.5, decoupled_weight_decay=True)
     assert spec.l2_weight_decay == 0.0
+    for name in ("lbfgs", "rprop"):  # no weight_decay argument at all
+        assert OptimizerSpec.of(name, lr=0.5).l2_weight_decay == 0.0

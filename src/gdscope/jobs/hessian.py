@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from gdscope.files import (
     check_target,
     check_unchanged,
     content_sha256,
-    json_ready,
+    record_json,
     save_figure,
     write_text,
 )
@@ -154,7 +153,7 @@ def make_hessian(
     written = []
     with interrupts.deferred():  # what finished is written even if Ctrl-C comes now
         if save is not None:
-            text = json.dumps({**spectrum.to_dict(), "record": rec}, indent=1)
+            text = record_json({**spectrum.to_dict(), "record": rec})
             written.append(write_text(save, text, force=force))
             if wrote is not None:
                 wrote(written[-1])
@@ -290,7 +289,7 @@ def make_eos(
         if data_file is not None:
             curves = [{"lr": lr, "sharpness": trace.to_dict(), "loss": loss.tolist()}
                       for lr, trace, loss in runs]  # fmt: skip
-            text = json.dumps(json_ready({"record": rec, "runs": curves}), allow_nan=False)
+            text = record_json({"record": rec, "runs": curves})
             written.append(write_text(data_file, text, force=force))
             if wrote is not None:
                 wrote(written[-1])

@@ -8,7 +8,6 @@ also holds the versions and seed it ran with, ``result``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from gdscope import interrupts
 from gdscope.devices import resolve_device
 from gdscope.engines.stacked import INITS, METHODS
 from gdscope.errors import GdscopeError, one_of
-from gdscope.files import json_ready, save_figure, write_text
+from gdscope.files import record_json, save_figure, write_text
 from gdscope.jobs.landscape import DEFAULT_LOSS, split_callable, users_code
 from gdscope.jobs.plotconfig import PlotConfig
 from gdscope.jobs.records import DEFAULT_DPI, record
@@ -592,8 +591,7 @@ def _network_compare(
                                  for k, v in enumerate(result.scores(name))]
                           for name, run in result.runs.items()},
             }  # fmt: skip
-            text = json.dumps(json_ready(payload), default=str, allow_nan=False)
-            written.append(write_text(outputs.save, text, force=outputs.force))
+            written.append(write_text(outputs.save, record_json(payload), force=outputs.force))
     return CompareOutput(result, tuple(written))
 
 
@@ -677,8 +675,7 @@ def make_compare(
                     for c in result.contenders
                 },
             }
-            text = json.dumps(json_ready(payload), default=str, allow_nan=False)
-            written.append(write_text(outputs.save, text, force=outputs.force))
+            written.append(write_text(outputs.save, record_json(payload), force=outputs.force))
     return CompareOutput(result, tuple(written))
 
 

@@ -221,6 +221,8 @@ class OptimizerSpec:
     @property
     def l2_weight_decay(self) -> float:
         """``wd`` when the optimizer minimizes ``loss + wd/2·|p|²``, else 0."""
+        if self.name not in COUPLED_DECAY:  # (L-BFGS and Rprop take no weight_decay at all)
+            return 0.0
         decoupled = bool(self.kwargs().get("decoupled_weight_decay"))
         return float(l2_decay(self.name, float(self.get("weight_decay") or 0.0), decoupled))
 
