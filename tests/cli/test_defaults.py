@@ -16,7 +16,7 @@ from gdscope.cli.main import build_parser
 from gdscope.engines.batched import run_batched
 from gdscope.engines.reference import train
 from gdscope.jobs.plotconfig import PlotConfig
-from gdscope.jobs.studies import CompareConfig, PhaseConfig, RunSettings
+from gdscope.jobs.studyconfig import CompareConfig, PhaseConfig, RunSettings
 from gdscope.problem import grid, losses
 from gdscope.problem.losses import LossSpec
 from gdscope.server.models import LossModel, TrajectoryRequest

@@ -188,7 +188,7 @@ def test_the_library_says_settings_and_the_cli_says_its_flags():
     from gdscope.cli.main import build_parser
     from gdscope.cli.options import spoken
     from gdscope.errors import GdscopeError
-    from gdscope.jobs.studies import NetworkSpec
+    from gdscope.jobs.studyconfig import NetworkSpec
 
     with pytest.raises(GdscopeError) as caught:
         NetworkSpec("m:f", "d:f", strategy="fast")

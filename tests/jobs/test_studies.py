@@ -8,7 +8,8 @@ from gdscope.errors import GdscopeError
 from gdscope.jobs import studies
 from gdscope.jobs.records import read_record
 from gdscope.jobs.replay import replay
-from gdscope.jobs.studies import CompareConfig, PhaseConfig, Problem, RunSettings, SweepConfig
+from gdscope.jobs.studyconfig import CompareConfig, PhaseConfig, Problem, RunSettings, SweepConfig
+from gdscope.jobs.studyfiles import Outputs
 from gdscope.optim.specs import OptimizerSpec
 from gdscope.problem.data import DataSpec
 from gdscope.problem.maps import Grid
@@ -31,7 +32,7 @@ MAKE = {kind: getattr(studies, f"make_{kind}") for kind in CONFIGS}
 @pytest.mark.parametrize(("kind", "fmt"), [("sweep", "png"), ("phase", "svg"), ("compare", "pdf")])
 def test_a_study_file_replays_to_the_same_bytes(tmp_path, kind, fmt):
     config = CONFIGS[kind]
-    out = MAKE[kind](config, studies.Outputs(tmp_path / f"a.{fmt}", dpi=60)).written[0]
+    out = MAKE[kind](config, Outputs(tmp_path / f"a.{fmt}", dpi=60)).written[0]
     record = read_record(out)
     assert record["kind"] == kind and record["dpi"] == 60
     assert type(config).from_dict(record["config"]) == config

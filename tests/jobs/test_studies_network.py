@@ -14,17 +14,15 @@ from torch.utils.data import DataLoader, TensorDataset
 from gdscope.errors import GdscopeError
 from gdscope.jobs.records import read_record
 from gdscope.jobs.replay import replay
-from gdscope.jobs.studies import (
+from gdscope.jobs.studies import make_compare, make_phase, make_sweep
+from gdscope.jobs.studyconfig import (
     CompareConfig,
     NetworkSpec,
-    Outputs,
     PhaseConfig,
     RunSettings,
     SweepConfig,
-    make_compare,
-    make_phase,
-    make_sweep,
 )
+from gdscope.jobs.studyfiles import Outputs
 from gdscope.studies.phase import METRICS, NETWORK_METRICS
 
 HERE = "tests.jobs.test_studies_network"

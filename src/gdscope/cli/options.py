@@ -23,7 +23,7 @@ from gdscope.files import check_target
 from gdscope.jobs.landscape import LOSS_HELP
 from gdscope.jobs.plotconfig import parse_function
 from gdscope.jobs.records import DEFAULT_DPI
-from gdscope.jobs.studies import DTYPES
+from gdscope.jobs.studyconfig import DTYPES
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec, SchedulerSpec, parse_assignments
 from gdscope.optim.table import add_optimizer_options, flag_of, given_flags

@@ -14,29 +14,23 @@ from typing import TYPE_CHECKING, Any
 from gdscope import interrupts
 from gdscope.cli import options
 from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
-from gdscope.engines.stacked import METHODS
+from gdscope.engines.stacked import INITS, METHODS
 from gdscope.errors import GdscopeError
 from gdscope.jobs.landscape import DEFAULT_LOSS
-from gdscope.jobs.studies import (
+from gdscope.jobs.studies import make_compare, make_phase, make_sweep
+from gdscope.jobs.studyconfig import (
     COMPARE_FORMATS,
     DTYPES,
     GRID_FORMATS,
-    INITS,
     CompareConfig,
     NetworkSpec,
-    Outputs,
     PhaseConfig,
     Problem,
     RunSettings,
-    StudyOutput,
     SweepConfig,
-    kept,
-    kept_optimizers,
-    make_compare,
-    make_phase,
-    make_sweep,
     sweep_axes,
 )
+from gdscope.jobs.studyfiles import Outputs, StudyOutput, kept, kept_optimizers
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec, parse_assignments
 from gdscope.optim.table import given_flags
 from gdscope.problem.data import DataSpec
@@ -283,7 +277,7 @@ def _outputs(ns: argparse.Namespace) -> Outputs:
 def _not_fixed(ns: argparse.Namespace, axes: Iterable[Axis]) -> None:
     """A varied hyperparameter may not also be set by its flag or ``--opt`` (which would be
     silently overridden); a fixed pair beside a varied half (``betas`` and ``beta1``) is merged
-    as ``studies.sweep.merge_fixed`` says (``jobs.studies.RunSettings.fixed``)."""
+    as ``studies.sweep.merge_fixed`` says (``jobs.studyconfig.RunSettings.fixed``)."""
     fixed = {*given_flags(ns), *parse_assignments(ns.opt, what="--opt")}
     refuse_both(fixed, [axis.name for axis in axes], where=" (by its flag or --opt)")
 
