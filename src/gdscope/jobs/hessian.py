@@ -21,6 +21,7 @@ from gdscope.files import (
     check_target,
     check_unchanged,
     content_sha256,
+    make_folder,
     record_json,
     save_figure,
     write_text,
@@ -268,9 +269,7 @@ def make_eos(
     if out.suffix:  # the figure itself (replay), else a directory
         figure, data_file = out, None
     else:
-        if out.exists() and not out.is_dir():
-            raise GdscopeError(f"{out} is not a directory")
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
         figure, data_file = out / "eos.png", out / "eos.json"
     for target in (figure, data_file):
         if target is not None:

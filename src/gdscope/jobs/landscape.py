@@ -388,15 +388,13 @@ def run_example(
     """Train the example with SGD+momentum and with Adam (recording every few steps), draw each
     path on its PCA plane with the honesty chart, and save figures and surfaces into ``out``.
     ``wrote(path)`` is called as each file is written (so an interruption can say which)."""
-    from gdscope.files import check_target, save_figure
+    from gdscope.files import check_target, make_folder, save_figure
     from gdscope.nets.fit import fit
     from gdscope.nets.surface_io import save_surface
 
     if name not in EXAMPLES:
         raise GdscopeError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
-    if out.exists() and not out.is_dir():
-        raise GdscopeError(f"{out} is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     module = importlib.import_module(EXAMPLES[name])
     written: list[Path] = []
 
