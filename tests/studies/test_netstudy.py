@@ -302,3 +302,20 @@ def test_a_fixed_flag_is_checked_with_the_axis_values_applied():
     with pytest.raises(GdscopeError, match="configuration 0: nesterov requires momentum > 0"):
         run_network_grid(_network(), "sgd", [Axis("momentum", (0.0, 0.84))],
                          fixed={"nesterov": True}, steps=2)  # fmt: skip
+
+
+def test_compare_network_warns_itself_of_a_winner_on_the_edge_of_its_grid():
+    """As the one-neuron ``shootout.compare`` does, so a notebook or the API hears it too."""
+    # Steps this small: the larger of two tiny rates goes further downhill, so it wins.
+    tiny = Axis("lr", (1e-6, 1e-5), log=True)
+    with pytest.warns(UserWarning) as caught:
+        result = compare_network(_network(), ("sgd",), lr=tiny, steps=3)
+    edges = [str(w.message) for w in caught if "tuning grid" in str(w.message)]
+    assert (
+        edges
+        == result.edges("sgd")
+        == [
+            "sgd: the best lr, 1e-05, is the highest tried (1e-06 to 1e-05): a better one may lie "
+            "beyond the tuning grid"
+        ]
+    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +36,7 @@ from gdscope.problem.data import DataSpec
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
 from gdscope.raypool import RayPool
-from gdscope.studies.netstudy import DEFAULT_STEPS, SCORES, NetShootout
+from gdscope.studies.netstudy import DEFAULT_STEPS, SCORES
 from gdscope.studies.phase import (
     DEFAULT_METRIC,
     METRICS,
@@ -45,7 +44,6 @@ from gdscope.studies.phase import (
     NEURON_METRICS,
     STEPS_TOL,
 )
-from gdscope.studies.shootout import tuning_edges
 from gdscope.studies.sweep import COMPARE_BUDGET, COMPARE_STARTS, GRID_CHUNK, Axis, refuse_both
 
 if TYPE_CHECKING:
@@ -365,22 +363,10 @@ def _compare(ns: argparse.Namespace) -> int:
     )  # fmt: skip
     done = make_compare(config, _outputs(ns), backend=_backend(ns))
     _notes(getattr(done.result, "runs", {}).values())
-    if isinstance(done.result, NetShootout):  # (the one-neuron shoot-out warns by itself)
-        _network_edges(done.result)
     for row in done.result.table():
         print("  ".join(f"{k}={v}" for k, v in row.items()))
     return _report(done.written, interrupted=done.result.interrupted,
                    kept=kept_optimizers(done.result), resume=ns.resume)  # fmt: skip
-
-
-def _network_edges(result: NetShootout) -> None:
-    """Warn where a network's winner sits on the edge of its tuning grid (drawn all the same)."""
-    for name, run in result.runs.items():
-        k = result.winner(name)
-        best = {a.name: float(run.options[a.name][k]) for a in run.axes}
-        tried = {a.name: [float(v) for v in run.options[a.name]] for a in run.axes}
-        for line in tuning_edges(best, tried):
-            warnings.warn(f"{name}: {line}", UserWarning, stacklevel=1)
 
 
 _RUN = {"sweep": _sweep, "phase": _phase, "compare": _compare}

@@ -13,6 +13,7 @@ import functools
 import inspect
 import json
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -53,7 +54,7 @@ from gdscope.optim.rules import TRANSFORMS, make_hyper, torch_kwargs
 from gdscope.optim.specs import SchedulerSpec
 from gdscope.raypool import RayPool, on_worker
 from gdscope.studies.phase import network_growing
-from gdscope.studies.shootout import refuse_repeats
+from gdscope.studies.shootout import refuse_repeats, tuning_edges
 from gdscope.studies.sweep import (
     Axis,
     expand,
@@ -582,6 +583,13 @@ class NetShootout:
         """The cell of ``name``'s best setting (lowest score)."""
         return int(np.argmin(self.scores(name)))
 
+    def edges(self, name: str) -> list[str]:
+        """Where ``name``'s winner sits on the edge of its tuning grid (``tuning_edges``)."""
+        run, k = self.runs[name], self.winner(name)
+        best = {a.name: float(run.options[a.name][k]) for a in run.axes}
+        tried = {a.name: [float(v) for v in run.options[a.name]] for a in run.axes}
+        return [f"{name}: {line}" for line in tuning_edges(best, tried)]
+
     def table(self) -> list[dict[str, Any]]:
         """One row per optimizer, best first: its winning settings and score."""
         rows = []
@@ -625,7 +633,8 @@ def compare_network(
     """Tune each optimizer over ``lr`` (and ``momentum``) with the same steps, batches and
     starts (``options`` go to ``run_network_grid``), no clipping; score each setting by
     ``metric``. Ctrl-C keeps the optimizers finished; ``resume=FILE.npz`` keeps each
-    optimizer's progress in ``FILE-NAME.npz``."""
+    optimizer's progress in ``FILE-NAME.npz``. A winner on the edge of its tuning grid is
+    warned of (``NetShootout.edges``), as ``shootout.compare`` does, and kept all the same."""
     if metric not in SCORES:
         raise GdscopeError(f"a shoot-out scores by {' or '.join(SCORES)}, got {metric!r}")
     if metric == "val_loss" and network.val is None:
@@ -653,5 +662,9 @@ def compare_network(
         # the others train as the first did (a fair race, one way to replay it); each sizes
         # its own chunks, for its own optimizer state
         options.update(method=run.meta["method"])
-    return NetShootout(network.name, int(options.get("steps", DEFAULT_STEPS)), metric, runs,
-                       tuple(optimizers))  # fmt: skip
+    result = NetShootout(network.name, int(options.get("steps", DEFAULT_STEPS)), metric, runs,
+                         tuple(optimizers))  # fmt: skip
+    for name in result.runs:
+        for line in result.edges(name):  # said, and the winner drawn all the same
+            warnings.warn(line, UserWarning, stacklevel=2)
+    return result
