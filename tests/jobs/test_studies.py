@@ -61,3 +61,12 @@ def test_bad_records_say_where():
         SweepConfig.from_dict({**raw, "vary": ["lr=0.1:1:9", "momentum=0:0.9:9"]})
     with pytest.raises(GdscopeError, match=r"^tune takes lr and momentum"):
         CompareConfig(("sgd",), tune=("eps=1,2",))
+
+
+def test_a_ray_backend_for_a_2d_study_is_refused_in_the_librarys_words(tmp_path):
+    from gdscope.jobs.studies import make_phase
+
+    with pytest.raises(GdscopeError, match=r"^a Ray backend runs a network's study \(model\)"):
+        make_phase(PhaseConfig("lr=0.1,1", "momentum=0,0.5"), Outputs(tmp_path / "p.png"),
+                   backend=object())  # type: ignore[arg-type]  # fmt: skip
+    assert list(tmp_path.iterdir()) == []

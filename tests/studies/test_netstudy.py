@@ -92,7 +92,7 @@ def test_a_stopped_run_keeps_finished_chunks_and_resume_continues(tmp_path):
                                rtol=1e-6)  # fmt: skip
     with pytest.raises(GdscopeError, match="different study"):
         run_network_grid(network, "sgd", (MOMENTUM, LR), steps=6, chunk=2, resume=file)
-    with pytest.raises(GdscopeError, match="trained with vmap; --strategy loop would mix"):
+    with pytest.raises(GdscopeError, match="trained with vmap; strategy loop would mix"):
         run_network_grid(network, "sgd", (MOMENTUM, LR), steps=5, chunk=2, resume=file,
                          method="loop")  # fmt: skip
 
@@ -169,7 +169,7 @@ def _loader(network: Network) -> torch.utils.data.DataLoader:
         (lambda n: run_network_grid(n, "sgd", (Axis("lr", (-1.0,)),), steps=2), "lr must be"),
         (lambda n: compare_network(n, ("lbfgs",), lr=LR, steps=2), "not lbfgs"),
         (lambda n: compare_network(n, ("sgd", "adam", "sgd"), lr=LR, steps=2), "sgd named more"),
-        (lambda n: compare_network(n, ("sgd",), lr=LR, metric="val_loss"), "--val-data"),
+        (lambda n: compare_network(n, ("sgd",), lr=LR, metric="val_loss"), "the network's val"),
         (lambda n: Network.of("model", [(n.x, n.y)], n.loss_fn), "nn.Module"),
         (lambda n: Network.of(n.model, [], n.loss_fn), "no batches"),
         (lambda n: Network.of(n.model, [(n.x[:0], n.y[:0])], n.loss_fn), "no samples"),

@@ -92,7 +92,7 @@ def spoken(error: GdscopeError, parser: argparse.ArgumentParser, command: str) -
     for setting in error.settings:
         flag = "--" + setting.replace("_", "-")
         if flag in flags:  # a whole word, not part of a name, a path or a quoted value
-            word = rf"(?<![\w'\"./:-]){re.escape(setting)}(?![\w'\"/-])"
+            word = rf"(?<![\w'\"./:-]){re.escape(setting)}(?![\w'\"./-])"
             message = re.sub(word, flag, message, count=1)
     return message
 

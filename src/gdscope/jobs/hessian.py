@@ -142,7 +142,7 @@ def make_hessian(
     check_target(out, force=force)
     if save is not None:
         if save.suffix.lower() != ".json":
-            raise GdscopeError(f"--save takes a .json file, got {save.name!r}")
+            raise GdscopeError(f"save takes a .json file, got {save.name!r}", settings=["save"])
         check_target(save, force=force)
     if job.checkpoint is not None and job.checkpoint_sha256 is None:
         job = replace(job, checkpoint_sha256=content_sha256(job.checkpoint))  # the record pins it

@@ -43,7 +43,9 @@ def check_backend(config: SweepConfig | PhaseConfig | CompareConfig,
     the config (nor the record: a replay runs locally, with equal results). The 2-D studies
     run where they are called, so one is refused for them."""
     if backend is not None and config.network is None:
-        raise GdscopeError("--backend ray runs --model studies; drop it")
+        raise GdscopeError(
+            "a Ray backend runs a network's study (model); drop backend", settings=["backend"]
+        )
 
 
 def network_run(

@@ -324,6 +324,8 @@ class CompareConfig(_Study):
     def __post_init__(self) -> None:
         object.__setattr__(self, "optimizers", tuple(self.optimizers))
         object.__setattr__(self, "tune", tuple(self.tune))
+        if self.network is not None and self.score == "val_loss" and not self.network.val_data:
+            raise GdscopeError("score val_loss needs val_data", settings=["score", "val_data"])
         unknown = set(self.tuned()) - {"lr", "momentum"}
         if unknown:
             raise GdscopeError(

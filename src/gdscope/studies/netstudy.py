@@ -157,7 +157,7 @@ class Network:
         class scores (``modules.is_classification``, on one forward of its first
         batch in eval mode): otherwise every cell's accuracy would be missing."""
         if not self.val:
-            raise GdscopeError("val_accuracy needs validation data (--val-data)")
+            raise GdscopeError("val_accuracy needs validation data (the network's val)")
         x, y = self.val[0]
         with left_as_it_was(self.model), torch.no_grad():
             out = self.model.eval()(x)
@@ -485,7 +485,7 @@ def run_network_grid(
     device = resolve_device(device)
     resume = Path(resume) if resume is not None else None  # any path-like, a str too
     if resume is not None and resume.suffix.lower() != ".npz":
-        raise GdscopeError(f"--resume takes a .npz file, got {resume.name!r}")
+        raise GdscopeError(f"resume takes a .npz file, got {resume.name!r}", settings=["resume"])
     size = (auto_chunk(network, device=device, optimizer=optimizer, dtype=dtype)
             if chunk == "auto" else chunk)  # fmt: skip
     if isinstance(size, (str, bool)) or size < 1:
@@ -521,8 +521,9 @@ def run_network_grid(
     chunks = [index for index in chunks if len(index)]
     saved = store.tags.get("method")
     if method != "auto" and saved not in (None, method):
-        raise GdscopeError(f"{resume} holds chunks trained with {saved}; --strategy {method} "
-                           f"would mix two ways of rounding: give auto or {saved}")  # fmt: skip
+        raise GdscopeError(f"{resume} holds chunks trained with {saved}; strategy {method} "
+                           f"would mix two ways of rounding: give auto or {saved}",
+                           settings=["strategy"])  # fmt: skip
     if method == "auto" and saved in ("vmap", "loop"):  # as the saved chunks were
         plan = replace(plan, method=saved)  # type: ignore[arg-type]
     decision: Decision | None = None
@@ -638,7 +639,7 @@ def compare_network(
     if metric not in SCORES:
         raise GdscopeError(f"a shoot-out scores by {' or '.join(SCORES)}, got {metric!r}")
     if metric == "val_loss" and network.val is None:
-        raise GdscopeError("scoring by val_loss needs validation data (--val-data)")
+        raise GdscopeError("scoring by val_loss needs validation data (the network's val)")
     unknown = [name for name in optimizers if name not in TRANSFORMS]
     if unknown:
         raise GdscopeError(

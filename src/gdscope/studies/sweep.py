@@ -427,7 +427,9 @@ def save_grid(run: SavedGrid, path: str | os.PathLike[str], *, force: bool = Fal
     target = Path(path)
     kind = target.suffix.lower()
     if kind not in {".npz", ".csv", ".json"}:
-        raise GdscopeError(f"--save takes a .npz, .csv or .json file, got {target.name!r}")
+        raise GdscopeError(
+            f"save takes a .npz, .csv or .json file, got {target.name!r}", settings=["save"]
+        )
     description = json_ready(run.describe())  # strict JSON: NaN and inf as null
     if kind == ".csv":
         header, rows = _rows(run)
