@@ -19,3 +19,11 @@ def test_settings_survive_pickling():
     error = pickle.loads(pickle.dumps(GdscopeError("chunk must be >= 1", settings=["chunk"])))
     assert str(error) == "chunk must be >= 1" and error.settings == ("chunk",)
     assert GdscopeError("plain").settings == ()
+
+
+def test_unknown_names_the_choices_and_the_name_as_given():
+    from gdscope.errors import unknown
+
+    error = unknown("loss", "MSE-ish", ("mse", "l1"))
+    assert isinstance(error, GdscopeError)
+    assert str(error) == "unknown loss 'MSE-ish'; choose one of mse, l1"

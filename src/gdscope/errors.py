@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable
 from typing import TypeVar
 
-__all__ = ["GdscopeError", "check_finite", "first_line", "needs_extra", "one_of"]
+__all__ = ["GdscopeError", "check_finite", "first_line", "needs_extra", "one_of", "unknown"]
 
 _T = TypeVar("_T")
 
@@ -48,6 +48,13 @@ def one_of(what: str, value: _T, choices: Iterable[object]) -> _T:
         names = ", ".join(str(choice) for choice in allowed)
         raise GdscopeError(f"{what} must be one of {names}, got {value!r}", settings=(what,))
     return value
+
+
+def unknown(what: str, given: object, choices: Iterable[object]) -> GdscopeError:
+    """The error for a name that is none of ``choices``: ``unknown loss 'x'; choose one of a,
+    b`` (``given`` as it was written, before any spelling was normalized)."""
+    names = ", ".join(str(choice) for choice in choices)
+    return GdscopeError(f"unknown {what} {given!r}; choose one of {names}")
 
 
 def check_finite(name: str, value: float) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from gdscope.engines.reference import train
-from gdscope.errors import GdscopeError
+from gdscope.errors import unknown
 from gdscope.files import save_figure
 from gdscope.jobs.plot import MapCache, build_plot
 from gdscope.jobs.plotconfig import PlotConfig
@@ -163,8 +163,7 @@ def article_figure(key: str) -> ArticleFigure:
     for spec in ARTICLE_FIGURES:
         if wanted in {spec.key, spec.slug, str(spec.number), f"fig{spec.number}"}:
             return spec
-    names = ", ".join(spec.key for spec in ARTICLE_FIGURES)
-    raise GdscopeError(f"unknown figure {key!r}; choose one of {names}")
+    raise unknown("figure", key, (spec.key for spec in ARTICLE_FIGURES))
 
 
 def draw_article_figure(

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from gdscope.devices import resolve_device
-from gdscope.errors import GdscopeError, first_line, one_of
+from gdscope.errors import GdscopeError, first_line, one_of, unknown
 from gdscope.jobs.plotconfig import VIEWS
 from gdscope.nets.plane import EvaluationOptions, ModelSurface, materialize
 from gdscope.nets.survey import (
@@ -393,7 +393,7 @@ def run_example(
     from gdscope.nets.surface_io import save_surface
 
     if name not in EXAMPLES:
-        raise GdscopeError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
+        raise unknown("example", name, EXAMPLES)
     make_folder(out)
     module = importlib.import_module(EXAMPLES[name])
     written: list[Path] = []

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, unknown
 
 __all__ = [
     "COUPLED_DECAY",
@@ -132,7 +132,7 @@ def _known(name: str, registry: Mapping[str, type[Any]], kind: str) -> str:
     """``name`` in lower case, when ``registry`` has it (else the choices, in the error)."""
     lower = name.lower()
     if lower not in registry:
-        raise GdscopeError(f"unknown {kind} {name!r}; choose one of {', '.join(registry)}")
+        raise unknown(kind, name, registry)
     return lower
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from gdscope.errors import GdscopeError, check_finite
+from gdscope.errors import GdscopeError, check_finite, unknown
 from gdscope.problem.data import Dataset, require
 from gdscope.problem.grid import ARTICLE_GRID, ARTICLE_LR, ARTICLE_START, Grid, Point
 
@@ -38,7 +38,7 @@ class LossSpec:
         name = {"mseloss": "mse", "l1loss": "l1", "huberloss": "huber"}.get(name, name)
         name = {"smoothl1loss": "smoothl1", "l2": "mse"}.get(name, name)
         if name not in LOSS_NAMES:
-            raise GdscopeError(f"unknown loss {self.name!r}; choose one of {', '.join(LOSS_NAMES)}")
+            raise unknown("loss", self.name, LOSS_NAMES)
         object.__setattr__(self, "name", name)
         delta = check_finite("huber delta", self.delta)
         beta = check_finite("smoothl1 beta", self.beta)
