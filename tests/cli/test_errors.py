@@ -200,3 +200,7 @@ def test_the_library_says_settings_and_the_cli_says_its_flags():
     quoted = GdscopeError("model: cannot import 'model' (model.py)", settings=["model"])
     assert spoken(quoted, parser, "phase") == "--model: cannot import 'model' (model.py)"
     assert spoken(needs, parser, "plot") == "metric val_loss needs val_data"  # no such flags
+    states = GdscopeError("PCA takes no states", settings=["states"])
+    assert spoken(states, parser, "landscape") == "PCA takes no --states"
+    top = GdscopeError("top 9 asks for more eigenvalues", settings=["top"])
+    assert spoken(top, parser, "hessian") == "--top 9 asks for more eigenvalues"

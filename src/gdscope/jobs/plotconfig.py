@@ -76,7 +76,9 @@ class PlotConfig:
             check_batch(self.batch_size, self.shuffle_seed, None if isinstance(self.data, CsvData)
                         else self.data.n)  # fmt: skip
         if "batches" in overlays and self.batch_size is None:
-            raise GdscopeError("the batches overlay needs a mini-batch run (--batch-size)")
+            raise GdscopeError(
+                "the batches overlay needs a mini-batch run (batch_size)", settings=["batch_size"]
+            )
 
     def grid_for(self, objective: Objective) -> Grid:
         return self.grid if self.grid is not None else objective.default_grid()

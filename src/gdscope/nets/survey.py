@@ -87,9 +87,13 @@ class PlaneOptions:
     def __post_init__(self) -> None:
         one_of("directions", self.directions, DIRECTIONS)
         if self.states and self.directions == "pca":
-            raise GdscopeError("a recorded path holds parameters only: PCA takes no --states")
+            raise GdscopeError(
+                "a recorded path holds parameters only: PCA takes no states", settings=["states"]
+            )
         if self.states and self.directions == "hessian":
-            raise GdscopeError("Hessian directions move the parameters only: drop --states")
+            raise GdscopeError(
+                "Hessian directions move the parameters only: drop states", settings=["states"]
+            )
         one_of("norm", self.norm, NORMS)
         one_of("ignore", self.ignore, IGNORES)
         for axis in (self.x, self.y):
