@@ -87,7 +87,8 @@ def spoken(error: GdscopeError, parser: argparse.ArgumentParser, command: str) -
     (``val_data`` → ``--val-data``) where the message first mentions it."""
     message = str(error)
     sub = next((action.choices[command] for action in parser._actions
-                if isinstance(action, argparse._SubParsersAction)), parser)  # fmt: skip
+                if isinstance(action, argparse._SubParsersAction) and command in action.choices),
+               parser)  # fmt: skip
     flags = {flag for action in sub._actions for flag in action.option_strings}
     for setting in error.settings:
         flag = "--" + setting.replace("_", "-")
