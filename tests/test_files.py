@@ -179,3 +179,14 @@ def test_ctrl_c_while_a_folder_is_probed_leaves_no_probe_and_is_honoured_after(
         assert interrupts.requested()
     assert made and list(tmp_path.iterdir()) == []
     assert not raised
+
+
+def test_record_json_is_strict_sorted_and_one_line():
+    import json
+    import math
+
+    from gdscope.files import record_json
+
+    text = record_json({"b": [1.5, math.nan], "a": {"z": math.inf, "y": (1, 2)}})
+    assert text == '{"a": {"y": [1, 2], "z": null}, "b": [1.5, null]}'
+    assert json.loads(text) == {"a": {"y": [1, 2], "z": None}, "b": [1.5, None]}

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import TypeVar
 
-__all__ = ["GdscopeError", "check_finite", "first_line", "needs_extra"]
+__all__ = ["GdscopeError", "check_finite", "first_line", "needs_extra", "one_of", "unknown"]
+
+_T = TypeVar("_T")
 
 
 class GdscopeError(ValueError):
-    """Invalid input: the CLI prints the message on one line and exits with status 2."""
+    """Invalid input: the CLI prints the message on one line and exits with status 2.
+
+    ``settings`` names the settings the message speaks of, as a config or function calls them
+    (``strategy``, ``val_data``), so that a front end can say them its own way: the CLI says
+    ``--strategy``, ``--val-data`` where its command has such a flag. The library never does.
+    """
+
+    def __init__(self, *args: object, settings: Iterable[str] = ()) -> None:
+        super().__init__(*args)
+        self.settings = tuple(settings)
 
 
 def first_line(error: BaseException) -> str:
@@ -25,6 +38,23 @@ def needs_extra(what: str, extra: str) -> GdscopeError:
         f"{what}: pip install 'gdscope[{extra}]' "
         f"(in a clone of gdscope: pip install -c constraints.txt '.[{extra}]')"
     )
+
+
+def one_of(what: str, value: _T, choices: Iterable[object]) -> _T:
+    """``value``, or the error ``what must be one of a, b, c, got 'x'`` (``what``: a setting's
+    name, so the CLI can say its flag instead)."""
+    allowed = tuple(choices)
+    if value not in allowed:
+        names = ", ".join(str(choice) for choice in allowed)
+        raise GdscopeError(f"{what} must be one of {names}, got {value!r}", settings=(what,))
+    return value
+
+
+def unknown(what: str, given: object, choices: Iterable[object]) -> GdscopeError:
+    """The error for a name that is none of ``choices``: ``unknown loss 'x'; choose one of a,
+    b`` (``given`` as it was written, before any spelling was normalized)."""
+    names = ", ".join(str(choice) for choice in choices)
+    return GdscopeError(f"unknown {what} {given!r}; choose one of {names}")
 
 
 def check_finite(name: str, value: float) -> float:

@@ -29,6 +29,7 @@ __all__ = [
     "figure_format",
     "fingerprint",
     "make_folder",
+    "record_json",
     "save_figure",
     "write_atomic",
     "write_text",
@@ -267,6 +268,13 @@ def json_ready(value: Any) -> Any:
     return value
 
 
+def record_json(value: Mapping[str, Any]) -> str:
+    """A record (``jobs.records.record``), or a data file that holds one, as gdscope writes it
+    everywhere (a figure's metadata, a side-car, a ``--save`` file): strict JSON (NaN and
+    infinities as null), keys sorted, so the same record always gives the same bytes."""
+    return json.dumps(json_ready(dict(value)), sort_keys=True, allow_nan=False)
+
+
 def write_text(path: str | os.PathLike[str], text: str, *, force: bool = False) -> Path:
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force)
 
@@ -299,8 +307,7 @@ def save_figure(
     chosen = figure_format(path, fmt)
     metadata: dict[str, str | None] = {}
     if config is not None:
-        text = json.dumps(config, sort_keys=True)
-        metadata = {RECORD_KEYS[chosen]: text}
+        metadata = {RECORD_KEYS[chosen]: record_json(config)}
     if chosen == "png":
         metadata["Software"] = "gdscope"
     if chosen == "pdf":

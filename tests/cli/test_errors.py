@@ -180,3 +180,27 @@ def test_an_output_that_cannot_be_written_is_one_true_line_before_any_work(
     assert (code, err.count("\n"), "Traceback" in err) == (2, 1, False), err
     assert err.startswith(f"gdscope: error: {says}"), err
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["existing.png", "ro"]
+
+
+def test_the_library_says_settings_and_the_cli_says_its_flags():
+    """A config speaks to a notebook in its own field names; the CLI says its flags instead,
+    and only for the settings the error names (a quoted value or a module keeps its name)."""
+    from gdscope.cli.main import build_parser
+    from gdscope.cli.options import spoken
+    from gdscope.errors import GdscopeError
+    from gdscope.jobs.studyconfig import NetworkSpec
+
+    with pytest.raises(GdscopeError) as caught:
+        NetworkSpec("m:f", "d:f", strategy="fast")
+    assert str(caught.value).startswith("strategy must be one of ")
+    parser = build_parser()
+    assert spoken(caught.value, parser, "phase").startswith("--strategy must be one of ")
+    needs = GdscopeError("metric val_loss needs val_data", settings=["metric", "val_data"])
+    assert spoken(needs, parser, "phase") == "--metric val_loss needs --val-data"
+    quoted = GdscopeError("model: cannot import 'model' (model.py)", settings=["model"])
+    assert spoken(quoted, parser, "phase") == "--model: cannot import 'model' (model.py)"
+    assert spoken(needs, parser, "plot") == "metric val_loss needs val_data"  # no such flags
+    states = GdscopeError("PCA takes no states", settings=["states"])
+    assert spoken(states, parser, "landscape") == "PCA takes no --states"
+    top = GdscopeError("top 9 asks for more eigenvalues", settings=["top"])
+    assert spoken(top, parser, "hessian") == "--top 9 asks for more eigenvalues"

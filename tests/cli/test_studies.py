@@ -69,6 +69,8 @@ def test_ctrl_c_keeps_the_finished_cells_and_exits_130(tmp_path, monkeypatch, ca
         (["phase", "--optimizer", "adam", "--x", "lr=0.1,1", "--y", "amsgrad=2,0"],
          "amsgrad takes true or false"),
         (["compare", "--tune", "lr=1,2", "--tune", "lr=3"], "--tune names lr more than once"),
+        (["compare", "--tune", "eps=1,2"], "gdscope: error: --tune takes lr and momentum"),
+        (["sweep", "--vary", "lr=0.1,1", "--save", "s.txt"], "error: --save takes a .npz"),
     ],
 )  # fmt: skip
 def test_contradictory_or_malformed_axes_are_one_line(tmp_path, monkeypatch, capsys, argv,

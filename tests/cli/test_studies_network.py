@@ -241,3 +241,13 @@ def test_nesterov_fixed_with_a_varied_momentum_runs_with_the_axis_values(tmp_pat
     cells = json.loads((tmp_path / "p.json").read_text())["cells"]
     assert [cell["momentum"] for cell in cells] == [0.73, 0.73, 0.84, 0.84]
     assert all(cell["nesterov"] for cell in cells) and all(cell["completed"] for cell in cells)
+
+
+def test_a_network_compare_scored_by_val_loss_needs_val_data_said_as_flags(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    args = ["compare", *NET, "--optimizers", "sgd", "--score", "val_loss", "--out", "c.png"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == "gdscope: error: --score val_loss needs --val-data\n"
+    assert list(tmp_path.iterdir()) == []

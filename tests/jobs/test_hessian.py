@@ -91,3 +91,11 @@ def test_ctrl_c_during_eos_keeps_only_the_rates_that_finished(tmp_path, monkeypa
     ((_, trace, losses),) = out.runs
     assert len(losses) == 200 and np.isfinite(trace.values).all()
     assert read_record(tmp_path / "eos" / "eos.png")["rates"] == [0.4]
+
+
+def test_make_eos_refuses_a_file_where_its_folder_goes_before_any_work(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    with pytest.raises(GdscopeError, match=r"taken is a file, not a directory: .* cannot be"):
+        make_eos(taken / "sub", rates=(0.1,), steps=2, log=lambda _: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

@@ -447,3 +447,16 @@ def test_a_reference_h5_surface_is_drawn_animated_and_replayed(tmp_path, capsys)
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_run_example_refuses_a_file_where_its_folder_goes(tmp_path):
+    from gdscope.errors import GdscopeError
+    from gdscope.jobs.landscape import run_example
+
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    with pytest.raises(GdscopeError, match=r"taken is a file, not a directory$"):
+        run_example("mlp", taken, log=lambda _: None)
+    with pytest.raises(GdscopeError, match=r"taken is a file, not a directory: .* cannot be"):
+        run_example("mlp", taken / "sub", log=lambda _: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

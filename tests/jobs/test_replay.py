@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 import gdscope.jobs
 from gdscope.cli.main import main
 from gdscope.errors import GdscopeError
-from gdscope.files import save_figure
+from gdscope.files import RECORD_KEYS, record_json, save_figure
 from gdscope.jobs.article import article_figure, draw_article_figure
 from gdscope.jobs.records import read_record
 from gdscope.jobs.replay import replay
@@ -49,6 +50,11 @@ def test_replay_of_an_animation_and_a_sweep(tmp_path, capsys):
     )
     assert run(capsys, "replay", sweep)[0] == 0
     assert (tmp_path / "s-replay.png").read_bytes() == sweep.read_bytes()
+    # One text for a record wherever it is kept: beside a GIF, inside a PNG.
+    side = tmp_path / "m.gif.json"
+    assert side.read_text(encoding="utf-8") == record_json(read_record(gif))
+    with Image.open(sweep) as image:
+        assert image.text[RECORD_KEYS["png"]] == record_json(read_record(sweep))
 
 
 def test_replay_refuses_files_without_a_record(tmp_path, capsys):
@@ -120,7 +126,10 @@ def test_a_record_edited_to_a_non_finite_lr_is_refused(tmp_path, capsys, value):
                "--out", made)[0] == 0  # fmt: skip
     rec = read_record(made)
     rec["config"]["optimizer"]["lr"] = value  # as someone edited it (JSON: NaN, Infinity)
-    edited = save_figure(Figure(), tmp_path / "edited.png", config=rec)
+    edited = tmp_path / "edited.png"  # (gdscope itself writes strict JSON: NaN as null)
+    info = PngImagePlugin.PngInfo()
+    info.add_text(RECORD_KEYS["png"], json.dumps(rec))
+    Image.new("RGB", (4, 4)).save(edited, pnginfo=info)
     code, _, err = run(capsys, "replay", edited)
     assert code == 2 and err.startswith("gdscope: error:") and "SGD: lr must be finite" in err
     assert not (tmp_path / "edited-replay.png").exists()

@@ -8,7 +8,8 @@ from gdscope.errors import GdscopeError
 from gdscope.jobs import studies
 from gdscope.jobs.records import read_record
 from gdscope.jobs.replay import replay
-from gdscope.jobs.studies import CompareConfig, PhaseConfig, Problem, RunSettings, SweepConfig
+from gdscope.jobs.studyconfig import CompareConfig, PhaseConfig, Problem, RunSettings, SweepConfig
+from gdscope.jobs.studyfiles import Outputs
 from gdscope.optim.specs import OptimizerSpec
 from gdscope.problem.data import DataSpec
 from gdscope.problem.maps import Grid
@@ -31,7 +32,7 @@ MAKE = {kind: getattr(studies, f"make_{kind}") for kind in CONFIGS}
 @pytest.mark.parametrize(("kind", "fmt"), [("sweep", "png"), ("phase", "svg"), ("compare", "pdf")])
 def test_a_study_file_replays_to_the_same_bytes(tmp_path, kind, fmt):
     config = CONFIGS[kind]
-    out = MAKE[kind](config, studies.Outputs(tmp_path / f"a.{fmt}", dpi=60)).written[0]
+    out = MAKE[kind](config, Outputs(tmp_path / f"a.{fmt}", dpi=60)).written[0]
     record = read_record(out)
     assert record["kind"] == kind and record["dpi"] == 60
     assert type(config).from_dict(record["config"]) == config
@@ -58,5 +59,14 @@ def test_bad_records_say_where():
         SweepConfig.from_dict({**raw, "colour": 1}, where="s.png")
     with pytest.raises(GdscopeError, match="at most 64"):
         SweepConfig.from_dict({**raw, "vary": ["lr=0.1:1:9", "momentum=0:0.9:9"]})
-    with pytest.raises(GdscopeError, match="--tune takes lr and momentum"):
+    with pytest.raises(GdscopeError, match=r"^tune takes lr and momentum"):
         CompareConfig(("sgd",), tune=("eps=1,2",))
+
+
+def test_a_ray_backend_for_a_2d_study_is_refused_in_the_librarys_words(tmp_path):
+    from gdscope.jobs.studies import make_phase
+
+    with pytest.raises(GdscopeError, match=r"^a Ray backend runs a network's study \(model\)"):
+        make_phase(PhaseConfig("lr=0.1,1", "momentum=0,0.5"), Outputs(tmp_path / "p.png"),
+                   backend=object())  # type: ignore[arg-type]  # fmt: skip
+    assert list(tmp_path.iterdir()) == []

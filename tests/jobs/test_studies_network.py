@@ -14,17 +14,15 @@ from torch.utils.data import DataLoader, TensorDataset
 from gdscope.errors import GdscopeError
 from gdscope.jobs.records import read_record
 from gdscope.jobs.replay import replay
-from gdscope.jobs.studies import (
+from gdscope.jobs.studies import make_compare, make_phase, make_sweep
+from gdscope.jobs.studyconfig import (
     CompareConfig,
     NetworkSpec,
-    Outputs,
     PhaseConfig,
     RunSettings,
     SweepConfig,
-    make_compare,
-    make_phase,
-    make_sweep,
 )
+from gdscope.jobs.studyfiles import Outputs
 from gdscope.studies.phase import METRICS, NETWORK_METRICS
 
 HERE = "tests.jobs.test_studies_network"
@@ -115,8 +113,9 @@ def test_sweep_and_compare_on_a_network(tmp_path):
         ({"model": f"{HERE}:not_a_model"}, "not nn.Module"),
         ({"data": f"{HERE}:empty_data"}, "no batches"),
         ({"model": "no_such_module:f"}, "cannot import"),
-        ({"steps": 0}, "--steps"),
-        ({"init": "random"}, "--init"),
+        ({"steps": 0}, r"^steps must be in 1\.\.1000000, got 0$"),
+        ({"init": "random"}, "^init must be one of "),
+        ({"strategy": "fast"}, "^strategy must be one of auto, vmap, loop, got 'fast'$"),
     ],
 )
 def test_bad_network_input_is_one_clear_error_and_writes_nothing(tmp_path, change, message):
@@ -132,7 +131,7 @@ def test_a_metric_the_study_does_not_measure_is_refused():
         PhaseConfig("lr=0.1,1", "momentum=0,0.5", network=NETWORK, metric="path_length")
     with pytest.raises(GdscopeError, match="not measured for a 2-D objective"):
         PhaseConfig("lr=0.1,1", "momentum=0,0.5", metric="val_loss")
-    with pytest.raises(GdscopeError, match="--target"):
+    with pytest.raises(GdscopeError, match=r"^metric steps_to_target needs target LOSS$"):
         PhaseConfig("lr=0.1,1", "momentum=0,0.5", network=NETWORK, metric="steps_to_target")
 
 

@@ -14,15 +14,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from gdscope.errors import GdscopeError
 from gdscope.jobs.records import read_record
 from gdscope.jobs.replay import replay
-from gdscope.jobs.studies import (
-    NetworkSpec,
-    Outputs,
-    PhaseConfig,
-    RunSettings,
-    SweepConfig,
-    make_phase,
-    make_sweep,
-)
+from gdscope.jobs.studies import make_phase, make_sweep
+from gdscope.jobs.studyconfig import NetworkSpec, PhaseConfig, RunSettings, SweepConfig
+from gdscope.jobs.studyfiles import Outputs
 from gdscope.optim.specs import SchedulerSpec
 from tests.jobs.test_studies_network import HERE, tiny_data, tiny_model
 

@@ -19,7 +19,7 @@ from .test_plane import WRAPS, Wrapped
     ("options", "message"),
     [
         ({"directions": "eigen"}, "directions must be one of random, pca, line, hessian"),
-        ({"directions": "pca", "states": True}, "PCA takes no --states"),
+        ({"directions": "pca", "states": True}, "PCA takes no states$"),
         ({"norm": "unit"}, "norm must be one of filter, layer, none"),
         ({"ignore": "drop"}, "ignore must be one of biasbn, keep"),
         ({"x": (1.0, -1.0, 5)}, "LO < HI"),

@@ -68,3 +68,28 @@ def test_kwargs_cover_the_signature():
 def test_describe():
     assert SGDConfig().describe() == "lr=0.1"
     assert SGDConfig(momentum=0.9, nesterov=True).describe() == "lr=0.1, momentum=0.9, nesterov"
+
+
+def test_defaults_are_torchs_and_the_batched_rules():
+    """One set of defaults: the batched rules' (``TRANSFORMS["sgd"]``), which are torch's."""
+    import inspect
+
+    from gdscope.optim.rules import TRANSFORMS
+
+    signature = inspect.signature(torch.optim.SGD).parameters
+    config = SGDConfig().kwargs()
+    rules = {name: param.default for name, param in TRANSFORMS["sgd"].params.items()}
+    assert set(config) == set(rules)
+    for name, value in config.items():
+        if name != "lr":  # the article's 0.1, not torch's 1e-3
+            assert value == rules[name] == signature[name].default, name
+    assert rules["lr"] == signature["lr"].default
+
+
+def test_nesterov_rule_is_worded_once():
+    from gdscope.optim.rules import NESTEROV_RULE, make_hyper
+
+    with pytest.raises(GdscopeError, match=f"^{NESTEROV_RULE} \\(got momentum=0, dampening=0\\)$"):
+        SGDConfig(nesterov=True)
+    with pytest.raises(GdscopeError, match=f"^configuration 1: {NESTEROV_RULE}$"):
+        make_hyper("sgd", {"nesterov": True, "momentum": [0.9, 0.9], "dampening": [0.0, 0.5]}, 2)

@@ -164,3 +164,18 @@ def test_arguments_torch_would_fail_on_later_are_refused_now_naming_them(make, m
 
 def test_non_finite_numbers_parse_as_floats():
     assert math.isnan(parse_value("nan")) and parse_value("-inf") == -math.inf
+
+
+def test_l2_decay_is_elementwise_and_knows_decoupled_adam():
+    from gdscope.optim.specs import l2_decay
+
+    decay = np.array([0.0, 0.5, 0.25])
+    np.testing.assert_array_equal(l2_decay("sgd", decay), decay)
+    np.testing.assert_array_equal(l2_decay("adamw", decay), np.zeros(3))
+    np.testing.assert_array_equal(
+        l2_decay("adam", decay, np.array([False, True, False])), [0.0, 0.0, 0.25]
+    )
+    spec = OptimizerSpec.of("adam", weight_decay=0.5, decoupled_weight_decay=True)
+    assert spec.l2_weight_decay == 0.0
+    for name in ("lbfgs", "rprop"):  # no weight_decay argument at all
+        assert OptimizerSpec.of(name, lr=0.5).l2_weight_decay == 0.0

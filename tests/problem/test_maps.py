@@ -150,3 +150,22 @@ def test_loss_and_gradient_match_autograd_through_nn_linear(article_data):
     assert ours == pytest.approx(value.item(), rel=1e-12)
     assert gw == pytest.approx(model.weight.grad.item(), rel=1e-12)
     assert gb == pytest.approx(model.bias.grad.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["l1", "huber", "smoothl1"])
+def test_find_minimum_polishes_within_its_cap_and_says_when_it_stops_short(name):
+    import warnings
+
+    from gdscope.problem.data import DataSpec, make_data
+    from gdscope.problem.maps import MAX_COMPASS_MOVES, find_minimum
+
+    data, loss = make_data(DataSpec()), LossSpec(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default cap is never reached on the article's data
+        *_, value = find_minimum(data, loss, weight_decay=0.5, max_moves=MAX_COMPASS_MOVES)
+    with pytest.warns(UserWarning, match=r"stopped after 3 moves with its step at"):
+        short = find_minimum(data, loss, weight_decay=0.5, max_moves=3)
+    assert np.isfinite(short).all() and short[2] >= value  # the best it found, not the minimum
+    for bad in ({"weight_decay": -0.1}, {"weight_decay": float("nan")}, {"max_moves": 0}):
+        with pytest.raises(GdscopeError):
+            find_minimum(data, loss, **bad)

@@ -174,7 +174,7 @@ def test_plot_function_cli_and_bad_options(tmp_path, capsys):
         (["--function", "nope"], "unknown function"),
         (["--function", "quadratic:cond=3"], "no option 'cond'"),
         (["--function", "booth", "--batch-size", "4"], "mini-batches need data"),
-        (["--overlay", "batches"], "needs a mini-batch run"),
+        (["--overlay", "batches"], "needs a mini-batch run (--batch-size)"),
     ):
         code, _, err = run(capsys, "plot", *args, "--out", tmp_path / "g.png")
         assert code == 2 and message in err, (args, err)

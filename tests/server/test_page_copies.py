@@ -8,6 +8,7 @@ from gdscope.files import RECORD_KEYS
 from gdscope.optim.table import OPTIMIZER_TABLE
 from gdscope.problem.data import DataSpec
 from gdscope.problem.losses import LOSS_NAMES
+from gdscope.render.panels import colour_stops
 from gdscope.server.app import WEB
 from gdscope.studies.phase import METRICS
 
@@ -30,3 +31,5 @@ def test_page_holds_no_copy_of_names_flags_or_defaults():
     assert found <= ALLOWED
     assert re.findall(r"[\"'`]--[a-z]", script) == []  # no command-line flags
     assert str(DataSpec().seed) not in script + page
+    # nor the figures' colour map: its stops come from /api/schema's colorscale
+    assert not {colour for _, colour in colour_stops()} & {c.lower() for c in _quoted(script)}

@@ -182,3 +182,23 @@ def test_command_is_the_one_plotconfig_writes(client, body, figure):
     answer = client.post("/api/command", json=body).json()
     assert answer["command"] == figure.command(OUT)
     assert answer["args"] == figure.cli_args()
+
+
+def test_the_page_colours_maps_with_the_figures_colour_map(schema):
+    """The stops the page paints with, joined linearly as Plotly and the page's canvas join
+    them, are the figures' colour map (``render.panels.CMAP``, matplotlib's terrain) at each
+    of the 256 entries of its table, to a hex digit's rounding."""
+    import matplotlib
+    import numpy as np
+    from matplotlib.colors import to_rgb
+
+    from gdscope.render.panels import CMAP
+
+    stops = schema["colorscale"]
+    places = np.array([float(x) for x, _ in stops])
+    rgb = np.array([to_rgb(colour) for _, colour in stops])
+    assert places[0] == 0.0 and places[-1] == 1.0 and np.all(np.diff(places) > 0)
+    entries = np.arange(256)  # matplotlib's table: entry i is the map at i/255
+    joined = np.stack([np.interp(entries / 255, places, rgb[:, c]) for c in range(3)], axis=1)
+    expected = matplotlib.colormaps[CMAP](entries)[:, :3]
+    assert np.abs(joined - expected).max() <= 0.5 / 255 + 1e-12

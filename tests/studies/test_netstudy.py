@@ -92,7 +92,7 @@ def test_a_stopped_run_keeps_finished_chunks_and_resume_continues(tmp_path):
                                rtol=1e-6)  # fmt: skip
     with pytest.raises(GdscopeError, match="different study"):
         run_network_grid(network, "sgd", (MOMENTUM, LR), steps=6, chunk=2, resume=file)
-    with pytest.raises(GdscopeError, match="trained with vmap; --strategy loop would mix"):
+    with pytest.raises(GdscopeError, match="trained with vmap; strategy loop would mix"):
         run_network_grid(network, "sgd", (MOMENTUM, LR), steps=5, chunk=2, resume=file,
                          method="loop")  # fmt: skip
 
@@ -169,7 +169,7 @@ def _loader(network: Network) -> torch.utils.data.DataLoader:
         (lambda n: run_network_grid(n, "sgd", (Axis("lr", (-1.0,)),), steps=2), "lr must be"),
         (lambda n: compare_network(n, ("lbfgs",), lr=LR, steps=2), "not lbfgs"),
         (lambda n: compare_network(n, ("sgd", "adam", "sgd"), lr=LR, steps=2), "sgd named more"),
-        (lambda n: compare_network(n, ("sgd",), lr=LR, metric="val_loss"), "--val-data"),
+        (lambda n: compare_network(n, ("sgd",), lr=LR, metric="val_loss"), "the network's val"),
         (lambda n: Network.of("model", [(n.x, n.y)], n.loss_fn), "nn.Module"),
         (lambda n: Network.of(n.model, [], n.loss_fn), "no batches"),
         (lambda n: Network.of(n.model, [(n.x[:0], n.y[:0])], n.loss_fn), "no samples"),
@@ -302,3 +302,20 @@ def test_a_fixed_flag_is_checked_with_the_axis_values_applied():
     with pytest.raises(GdscopeError, match="configuration 0: nesterov requires momentum > 0"):
         run_network_grid(_network(), "sgd", [Axis("momentum", (0.0, 0.84))],
                          fixed={"nesterov": True}, steps=2)  # fmt: skip
+
+
+def test_compare_network_warns_itself_of_a_winner_on_the_edge_of_its_grid():
+    """As the one-neuron ``shootout.compare`` does, so a notebook or the API hears it too."""
+    # Steps this small: the larger of two tiny rates goes further downhill, so it wins.
+    tiny = Axis("lr", (1e-6, 1e-5), log=True)
+    with pytest.warns(UserWarning) as caught:
+        result = compare_network(_network(), ("sgd",), lr=tiny, steps=3)
+    edges = [str(w.message) for w in caught if "tuning grid" in str(w.message)]
+    assert (
+        edges
+        == result.edges("sgd")
+        == [
+            "sgd: the best lr, 1e-05, is the highest tried (1e-06 to 1e-05): a better one may lie "
+            "beyond the tuning grid"
+        ]
+    )

@@ -428,7 +428,7 @@ def _example(ns: argparse.Namespace) -> int:
                   "rates", file=sys.stderr)  # fmt: skip
             return EXIT_INTERRUPTED
         return 0
-    from gdscope.jobs.studies import EXAMPLE_STUDIES, example_studies, example_study_files
+    from gdscope.jobs.presets import EXAMPLE_STUDIES, example_studies, example_study_files
 
     later = [] if ns.no_studies else example_study_files(ns.name, ns.out)
     for target in later if ns.out.is_dir() else []:

@@ -104,7 +104,7 @@ def _main(argv: Sequence[str] | None) -> int:
         with interrupts.handle_sigint():
             return group.run(ns)
     except GdscopeError as error:
-        print(f"gdscope: error: {error}", file=sys.stderr)
+        print(f"gdscope: error: {options.spoken(error, parser, ns.command)}", file=sys.stderr)
         return options.EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C outside a computation that keeps what it finished
         print(f"gdscope: interrupted: {options.kept_files()}", file=sys.stderr)

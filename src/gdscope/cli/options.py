@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -22,13 +23,19 @@ from gdscope.files import check_target
 from gdscope.jobs.landscape import LOSS_HELP
 from gdscope.jobs.plotconfig import parse_function
 from gdscope.jobs.records import DEFAULT_DPI
-from gdscope.jobs.studies import DTYPES
+from gdscope.jobs.studyconfig import DTYPES
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec, SchedulerSpec, parse_assignments
 from gdscope.optim.table import add_optimizer_options, flag_of, given_flags
 from gdscope.problem.data import CsvData, DataSpec, make_data
-from gdscope.problem.grid import ARTICLE_LR
-from gdscope.problem.losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
+from gdscope.problem.grid import ARTICLE_EPOCHS, ARTICLE_LR
+from gdscope.problem.losses import (
+    ARTICLE_LOSSES,
+    HUBER_DELTA,
+    LOSS_NAMES,
+    SMOOTHL1_BETA,
+    LossSpec,
+)
 from gdscope.problem.maps import MAX_GRID_SIZE, Grid
 from gdscope.problem.objective import Objective, default_grid
 from gdscope.problem.testfunctions import FUNCTIONS
@@ -72,6 +79,23 @@ def given(ns: argparse.Namespace, names: Iterable[str]) -> list[str]:
     parser = _PARSERS[ns.command]
     return [flag(n) for n in names
             if hasattr(ns, n) and getattr(ns, n) != parser.get_default(n)]  # fmt: skip
+
+
+def spoken(error: GdscopeError, parser: argparse.ArgumentParser, command: str) -> str:
+    """The library's error as ``command`` says it: each setting the error names
+    (``GdscopeError.settings``) that the command has a flag for is said as that flag
+    (``val_data`` → ``--val-data``) where the message first mentions it."""
+    message = str(error)
+    sub = next((action.choices[command] for action in parser._actions
+                if isinstance(action, argparse._SubParsersAction) and command in action.choices),
+               parser)  # fmt: skip
+    flags = {flag for action in sub._actions for flag in action.option_strings}
+    for setting in error.settings:
+        flag = "--" + setting.replace("_", "-")
+        if flag in flags:  # a whole word, not part of a name, a path or a quoted value
+            word = rf"(?<![\w'\"./:-]){re.escape(setting)}(?![\w'\"./-])"
+            message = re.sub(word, flag, message, count=1)
+    return message
 
 
 def warning_line(message: Warning | str, category: type[Warning]) -> str:
@@ -158,7 +182,10 @@ def add_sgd_options(parser: argparse.ArgumentParser) -> None:
     add_scheduler_options(group)
     add_optimizer_options(group, number=number)
     group.add_argument(
-        "--epochs", type=integer, default=100, help=f"passes over the data, 1..{MAX_EPOCHS}"
+        "--epochs",
+        type=integer,
+        default=ARTICLE_EPOCHS,
+        help=f"passes over the data, 1..{MAX_EPOCHS} (default %(default)s)",
     )
     group.add_argument(
         "--start",
@@ -176,8 +203,15 @@ def add_sgd_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--shuffle-seed", type=integer, default=0, help="seed of the mini-batch shuffle"
     )
-    group.add_argument("--huber-delta", type=number, default=1.0, help="HuberLoss delta")
-    group.add_argument("--smoothl1-beta", type=number, default=1.0, help="SmoothL1Loss beta")
+    add_loss_parameter_options(group)
+
+
+def add_loss_parameter_options(group: argparse._ActionsContainer) -> None:
+    """``--huber-delta`` and ``--smoothl1-beta``, with ``LossSpec``'s defaults."""
+    group.add_argument("--huber-delta", type=number, default=HUBER_DELTA,
+                       help="HuberLoss delta (default %(default)s)")  # fmt: skip
+    group.add_argument("--smoothl1-beta", type=number, default=SMOOTHL1_BETA,
+                       help="SmoothL1Loss beta (default %(default)s)")  # fmt: skip
 
 
 def add_scheduler_options(group: argparse._ActionsContainer) -> None:

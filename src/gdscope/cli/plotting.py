@@ -14,7 +14,7 @@ from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, Parser, integer, n
 from gdscope.errors import GdscopeError
 from gdscope.files import FIGURE_FORMATS
 from gdscope.jobs.plotconfig import VIEWS, PlotConfig, load_toml, parse_function
-from gdscope.jobs.studies import DTYPES
+from gdscope.jobs.studyconfig import DTYPES
 from gdscope.problem.data import DataSpec, make_data
 from gdscope.problem.losses import LOSS_NAMES
 from gdscope.problem.objective import Objective

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,39 +13,38 @@ from typing import TYPE_CHECKING, Any
 from gdscope import interrupts
 from gdscope.cli import options
 from gdscope.cli.options import EXIT_INTERRUPTED, IMAGE_FILE, integer, number
-from gdscope.engines.stacked import METHODS
+from gdscope.engines.stacked import INITS, METHODS
 from gdscope.errors import GdscopeError
 from gdscope.jobs.landscape import DEFAULT_LOSS
-from gdscope.jobs.studies import (
+from gdscope.jobs.studies import make_compare, make_phase, make_sweep
+from gdscope.jobs.studyconfig import (
     COMPARE_FORMATS,
     DTYPES,
     GRID_FORMATS,
-    INITS,
     CompareConfig,
     NetworkSpec,
-    Outputs,
     PhaseConfig,
     Problem,
     RunSettings,
-    StudyOutput,
     SweepConfig,
-    kept,
-    kept_optimizers,
-    make_compare,
-    make_phase,
-    make_sweep,
     sweep_axes,
 )
+from gdscope.jobs.studyfiles import Outputs, StudyOutput, kept, kept_optimizers
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec, parse_assignments
 from gdscope.optim.table import given_flags
 from gdscope.problem.data import DataSpec
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
 from gdscope.raypool import RayPool
-from gdscope.studies.netstudy import DEFAULT_STEPS, SCORES, NetShootout
-from gdscope.studies.phase import DEFAULT_METRIC, METRICS, NETWORK_METRICS, NEURON_METRICS
-from gdscope.studies.shootout import tuning_edges
-from gdscope.studies.sweep import Axis, refuse_both
+from gdscope.studies.netstudy import DEFAULT_STEPS, SCORES
+from gdscope.studies.phase import (
+    DEFAULT_METRIC,
+    METRICS,
+    NETWORK_METRICS,
+    NEURON_METRICS,
+    STEPS_TOL,
+)
+from gdscope.studies.sweep import COMPARE_BUDGET, COMPARE_STARTS, GRID_CHUNK, Axis, refuse_both
 
 if TYPE_CHECKING:
     from gdscope.cli.options import Subparsers
@@ -173,12 +171,13 @@ def _add_phase(commands: Subparsers) -> None:
     )
     phase.add_argument("--metric", choices=METRICS, default=DEFAULT_METRIC,
                        help=f"what each cell shows (default: %(default)s); {measured}")  # fmt: skip
-    phase.add_argument("--tol", type=number, default=1e-3, help="for --metric steps")
+    phase.add_argument("--tol", type=number, default=STEPS_TOL,
+                       help="for --metric steps (default %(default)s)")  # fmt: skip
     phase.add_argument("--mark", type=number, nargs=2, metavar=("X", "Y"), help="star a cell")
     options.add_objective_options(phase, network=True)
     phase.add_argument(
         "--chunk",
-        help="configurations per batch (default 65536; --model: auto)",
+        help=f"configurations per batch (default {GRID_CHUNK}; --model: auto)",
     )
     _add_grid_run_options(phase, grid=False)
     _add_network_options(phase)
@@ -191,10 +190,11 @@ def _add_compare(commands: Subparsers) -> None:
     compare.add_argument(
         "--optimizers", default="sgd,adam,rmsprop,adagrad", help="comma-separated names"
     )
-    compare.add_argument("--budget", type=integer, default=100, help="steps per run")
-    compare.add_argument(
-        "--starts", type=integer, default=5, help="start points (the first: the objective's own)"
-    )
+    compare.add_argument("--budget", type=integer, default=COMPARE_BUDGET,
+                         help="steps per run (default %(default)s)")  # fmt: skip
+    compare.add_argument("--starts", type=integer, default=COMPARE_STARTS,
+                         help="start points (default %(default)s; the first: the objective's "
+                              "own)")  # fmt: skip
     compare.add_argument(
         "--start-seed", type=integer, default=0, help="seed of the random start points"
     )
@@ -206,8 +206,7 @@ def _add_compare(commands: Subparsers) -> None:
         help="lr=LO:HI:N:log (default 1e-4:1:25:log); momentum=… also tunes momentum/beta1",
     )
     options.add_objective_options(compare, network=True)
-    compare.add_argument("--huber-delta", type=number, default=1.0, help="HuberLoss delta")
-    compare.add_argument("--smoothl1-beta", type=number, default=1.0, help="SmoothL1Loss beta")
+    options.add_loss_parameter_options(compare)
     options.add_data_options(compare)
     options.add_grid_options(compare)
     compare.add_argument("--save", type=Path, help="results file (.json)")
@@ -276,7 +275,7 @@ def _outputs(ns: argparse.Namespace) -> Outputs:
 def _not_fixed(ns: argparse.Namespace, axes: Iterable[Axis]) -> None:
     """A varied hyperparameter may not also be set by its flag or ``--opt`` (which would be
     silently overridden); a fixed pair beside a varied half (``betas`` and ``beta1``) is merged
-    as ``studies.sweep.merge_fixed`` says (``jobs.studies.RunSettings.fixed``)."""
+    as ``studies.sweep.merge_fixed`` says (``jobs.studyconfig.RunSettings.fixed``)."""
     fixed = {*given_flags(ns), *parse_assignments(ns.opt, what="--opt")}
     refuse_both(fixed, [axis.name for axis in axes], where=" (by its flag or --opt)")
 
@@ -295,7 +294,7 @@ def _sweep(ns: argparse.Namespace) -> int:
 
 def _phase(ns: argparse.Namespace) -> int:
     # refused first, before the outputs are looked at
-    axes = [Axis.parse(text, what=what) for text, what in ((ns.x, "--x"), (ns.y, "--y"))]
+    axes = [Axis.parse(text, what=what) for text, what in ((ns.x, "x"), (ns.y, "y"))]
     _not_fixed(ns, axes)
     options.check_outputs(ns, saves=GRID_FORMATS)
     objective = _objective(ns)
@@ -364,22 +363,10 @@ def _compare(ns: argparse.Namespace) -> int:
     )  # fmt: skip
     done = make_compare(config, _outputs(ns), backend=_backend(ns))
     _notes(getattr(done.result, "runs", {}).values())
-    if isinstance(done.result, NetShootout):  # (the one-neuron shoot-out warns by itself)
-        _network_edges(done.result)
     for row in done.result.table():
         print("  ".join(f"{k}={v}" for k, v in row.items()))
     return _report(done.written, interrupted=done.result.interrupted,
                    kept=kept_optimizers(done.result), resume=ns.resume)  # fmt: skip
-
-
-def _network_edges(result: NetShootout) -> None:
-    """Warn where a network's winner sits on the edge of its tuning grid (drawn all the same)."""
-    for name, run in result.runs.items():
-        k = result.winner(name)
-        best = {a.name: float(run.options[a.name][k]) for a in run.axes}
-        tried = {a.name: [float(v) for v in run.options[a.name]] for a in run.axes}
-        for line in tuning_edges(best, tried):
-            warnings.warn(f"{name}: {line}", UserWarning, stacklevel=1)
 
 
 _RUN = {"sweep": _sweep, "phase": _phase, "compare": _compare}

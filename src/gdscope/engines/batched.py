@@ -17,7 +17,7 @@ import ctypes
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -27,19 +27,21 @@ from gdscope.devices import resolve_device
 from gdscope.engines.native import load as native_library
 from gdscope.engines.reference import check_batch, check_epochs
 from gdscope.engines.trajectory import Trajectory
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, one_of
 from gdscope.optim.rules import TRANSFORMS, Hyper, make_hyper, torch_kwargs
 from gdscope.optim.specs import OptimizerSpec
 from gdscope.problem.data import Dataset, require
 from gdscope.problem.divergence import Divergence, within
+from gdscope.problem.grid import ARTICLE_EPOCHS
 from gdscope.problem.losses import LOSS_NAMES, LossSpec
 from gdscope.problem.objective import Objective
 
-__all__ = ["BatchResult", "LossBatch", "run_batched"]
+__all__ = ["ENGINES", "BatchResult", "LossBatch", "run_batched"]
 
 _KIND = {name: code for code, name in enumerate(LOSS_NAMES)}
 Record = Literal["path", "metrics"]
 Engine = Literal["auto", "torch", "native"]
+ENGINES: tuple[Engine, ...] = get_args(Engine)
 
 
 @dataclass(frozen=True)
@@ -335,12 +337,10 @@ class _Setup:
 
 
 def _check_options(record: str, dtype: torch.dtype, engine: str) -> None:
-    if record not in ("path", "metrics"):
-        raise GdscopeError(f"record must be 'path' or 'metrics', got {record!r}")
+    one_of("record", record, get_args(Record))
     if dtype not in (torch.float32, torch.float64):
         raise GdscopeError("dtype must be torch.float32 or torch.float64")
-    if engine not in ("auto", "torch", "native"):
-        raise GdscopeError(f"engine must be auto, torch or native, got {engine!r}")
+    one_of("engine", engine, ENGINES)
 
 
 def _objective(
@@ -521,7 +521,7 @@ def run_batched(
     *,
     loss: Objective | Sequence[LossSpec] | None = None,
     start: Any = None,
-    epochs: int = 100,
+    epochs: int = ARTICLE_EPOCHS,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     record: Record = "path",

@@ -16,7 +16,7 @@ from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OptimizerSpec, SchedulerSpec
 from gdscope.problem.data import Dataset, require
 from gdscope.problem.divergence import Divergence
-from gdscope.problem.grid import ARTICLE_START, Point
+from gdscope.problem.grid import ARTICLE_EPOCHS, ARTICLE_START, Point
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
 
@@ -249,7 +249,7 @@ def train(
     sgd: SGDConfig | None = None,
     optimizer: OptimizerSpec | None = None,
     scheduler: SchedulerSpec | None = None,
-    epochs: int = 100,
+    epochs: int = ARTICLE_EPOCHS,
     start: Point | None = None,
     dtype: torch.dtype = torch.float32,
     batch_size: int | None = None,

@@ -9,13 +9,14 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from gdscope.engines.reference import train
-from gdscope.errors import GdscopeError
+from gdscope.errors import unknown
 from gdscope.files import save_figure
 from gdscope.jobs.plot import MapCache, build_plot
 from gdscope.jobs.plotconfig import PlotConfig
 from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.problem.data import make_data
+from gdscope.problem.grid import ARTICLE_EPOCHS
 from gdscope.problem.losses import LossSpec
 from gdscope.render.nesterov import plot_nesterov_diagram
 from gdscope.render.panels import plot_data, plot_fit
@@ -76,9 +77,9 @@ ARTICLE_FIGURES: tuple[ArticleFigure, ...] = (
         "fig02",
         "fit",
         "The fitted line",
-        "The line w·x + b that a single neuron reaches after 100 epochs of full-batch SGD "
-        "(lr 0.1, MSELoss) from w = 6, b = −3. A line cannot follow the parabola, so it "
-        "compromises.",
+        f"The line w·x + b that a single neuron reaches after {ARTICLE_EPOCHS} epochs of "
+        "full-batch SGD (lr 0.1, MSELoss) from w = 6, b = −3. A line cannot follow the parabola, "
+        "so it compromises.",
         PlotConfig(losses=MSE_ONLY),
         "fit",
     ),
@@ -95,8 +96,8 @@ ARTICLE_FIGURES: tuple[ArticleFigure, ...] = (
         "fig04",
         "mse-path",
         "Gradient descent on the MSE landscape",
-        "The path of SGD (lr 0.1, 100 epochs) from the forced start (w = 6, b = −3): steps shrink "
-        "as the gradient flattens near the minimum.",
+        f"The path of SGD (lr 0.1, {ARTICLE_EPOCHS} epochs) from the forced start (w = 6, b = −3): "
+        "steps shrink as the gradient flattens near the minimum.",
         PlotConfig(losses=MSE_ONLY),
         "plot",
     ),
@@ -104,9 +105,9 @@ ARTICLE_FIGURES: tuple[ArticleFigure, ...] = (
         "fig05",
         "losses",
         "Four loss functions",
-        "The same run (lr 0.1, 100 epochs) under MSELoss, L1Loss, HuberLoss and SmoothL1Loss, each "
-        "with its own colour scale. MSE's steep walls give large early steps; the L1-like losses "
-        "approach more gradually.",
+        f"The same run (lr 0.1, {ARTICLE_EPOCHS} epochs) under MSELoss, L1Loss, HuberLoss and "
+        "SmoothL1Loss, each with its own colour scale. MSE's steep walls give large early steps; "
+        "the L1-like losses approach more gradually.",
         SGDConfig(),
     ),
     _panels(
@@ -162,8 +163,7 @@ def article_figure(key: str) -> ArticleFigure:
     for spec in ARTICLE_FIGURES:
         if wanted in {spec.key, spec.slug, str(spec.number), f"fig{spec.number}"}:
             return spec
-    names = ", ".join(spec.key for spec in ARTICLE_FIGURES)
-    raise GdscopeError(f"unknown figure {key!r}; choose one of {names}")
+    raise unknown("figure", key, (spec.key for spec in ARTICLE_FIGURES))
 
 
 def draw_article_figure(

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -22,7 +21,8 @@ from gdscope.files import (
     check_target,
     check_unchanged,
     content_sha256,
-    json_ready,
+    make_folder,
+    record_json,
     save_figure,
     write_text,
 )
@@ -142,7 +142,7 @@ def make_hessian(
     check_target(out, force=force)
     if save is not None:
         if save.suffix.lower() != ".json":
-            raise GdscopeError(f"--save takes a .json file, got {save.name!r}")
+            raise GdscopeError(f"save takes a .json file, got {save.name!r}", settings=["save"])
         check_target(save, force=force)
     if job.checkpoint is not None and job.checkpoint_sha256 is None:
         job = replace(job, checkpoint_sha256=content_sha256(job.checkpoint))  # the record pins it
@@ -154,7 +154,7 @@ def make_hessian(
     written = []
     with interrupts.deferred():  # what finished is written even if Ctrl-C comes now
         if save is not None:
-            text = json.dumps({**spectrum.to_dict(), "record": rec}, indent=1)
+            text = record_json({**spectrum.to_dict(), "record": rec})
             written.append(write_text(save, text, force=force))
             if wrote is not None:
                 wrote(written[-1])
@@ -269,9 +269,7 @@ def make_eos(
     if out.suffix:  # the figure itself (replay), else a directory
         figure, data_file = out, None
     else:
-        if out.exists() and not out.is_dir():
-            raise GdscopeError(f"{out} is not a directory")
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
         figure, data_file = out / "eos.png", out / "eos.json"
     for target in (figure, data_file):
         if target is not None:
@@ -290,7 +288,7 @@ def make_eos(
         if data_file is not None:
             curves = [{"lr": lr, "sharpness": trace.to_dict(), "loss": loss.tolist()}
                       for lr, trace, loss in runs]  # fmt: skip
-            text = json.dumps(json_ready({"record": rec, "runs": curves}), allow_nan=False)
+            text = record_json({"record": rec, "runs": curves})
             written.append(write_text(data_file, text, force=force))
             if wrote is not None:
                 wrote(written[-1])

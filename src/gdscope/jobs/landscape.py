@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from gdscope.devices import resolve_device
-from gdscope.errors import GdscopeError, first_line
+from gdscope.errors import GdscopeError, first_line, one_of, unknown
 from gdscope.jobs.plotconfig import VIEWS
 from gdscope.nets.plane import EvaluationOptions, ModelSurface, materialize
 from gdscope.nets.survey import (
@@ -59,10 +59,10 @@ LOSS_HELP = f"{', '.join(LOSSES)}, or MODULE:FUNCTION returning one (default {DE
 
 
 def split_callable(spec: str, what: str) -> tuple[str, str]:
-    """``module:function`` as its two parts; refused (naming the option ``what``) otherwise."""
+    """``module:function`` as its two parts; refused (naming the setting ``what``) otherwise."""
     module_name, sep, name = spec.partition(":")
     if not sep or not module_name or not name:
-        raise GdscopeError(f"{what} must look like module:function, got {spec!r}")
+        raise GdscopeError(f"{what} must look like module:function, got {spec!r}", settings=[what])
     return module_name, name
 
 
@@ -74,29 +74,35 @@ def load_callable(spec: str, what: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise GdscopeError(f"{what}: cannot import {module_name!r} ({error})") from None
+        raise GdscopeError(
+            f"{what}: cannot import {module_name!r} ({error})", settings=[what]
+        ) from None
     function = getattr(module, name, None)
     if not callable(function):
-        raise GdscopeError(f"{what}: {module_name} has no callable {name!r}")
+        raise GdscopeError(f"{what}: {module_name} has no callable {name!r}", settings=[what])
     return function
 
 
-def load_loss(spec: str, flag: str = "--loss") -> Any:
+def load_loss(spec: str, what: str = "loss") -> Any:
     """A loss by name (``LOSSES``) or from a ``module:function`` factory."""
     if spec not in LOSSES and ":" not in spec:
         names = ", ".join(LOSSES)
-        raise GdscopeError(f"{flag} must be one of {names}, or module:function, got {spec!r}")
-    return LOSSES[spec]() if spec in LOSSES else load_callable(spec, flag)()
+        raise GdscopeError(
+            f"{what} must be one of {names}, or module:function, got {spec!r}", settings=[what]
+        )
+    return LOSSES[spec]() if spec in LOSSES else load_callable(spec, what)()
 
 
-def load_model(spec: str, flag: str = "--model") -> nn.Module:
+def load_model(spec: str, what: str = "model") -> nn.Module:
     """The model ``module:function`` returns, refused unless it is an ``nn.Module``."""
-    return _module(load_callable(spec, flag)(), spec, flag)
+    return _module(load_callable(spec, what)(), spec, what)
 
 
-def _module(made: Any, spec: str, flag: str) -> nn.Module:
+def _module(made: Any, spec: str, what: str) -> nn.Module:
     if not isinstance(made, nn.Module):
-        raise GdscopeError(f"{flag} {spec} returned {type(made).__name__}, not nn.Module")
+        raise GdscopeError(
+            f"{what} {spec} returned {type(made).__name__}, not nn.Module", settings=[what]
+        )
     return made
 
 
@@ -179,8 +185,8 @@ def load_parts(
     """Import ``--model`` and ``--data`` (``module:function``) and make ``--loss`` (a name in
     ``LOSSES`` or a factory): the model's factory (checked to make an ``nn.Module``), the data's
     factory, and the loss."""
-    make_model = load_callable(model, "--model")
-    make_data = load_callable(data, "--data")
+    make_model = load_callable(model, "model")
+    make_data = load_callable(data, "data")
     loss_fn = load_loss(loss)
 
     def checked() -> nn.Module:
@@ -284,8 +290,7 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
 
 def check_view(view: str) -> None:
     """Refuse a view that is not one of ``VIEWS`` (the one list the CLI and page offer)."""
-    if view not in VIEWS:
-        raise GdscopeError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
+    one_of("view", view, VIEWS)
 
 
 def recorded_trajectory(result: LandscapeResult) -> Any:
@@ -383,15 +388,13 @@ def run_example(
     """Train the example with SGD+momentum and with Adam (recording every few steps), draw each
     path on its PCA plane with the honesty chart, and save figures and surfaces into ``out``.
     ``wrote(path)`` is called as each file is written (so an interruption can say which)."""
-    from gdscope.files import check_target, save_figure
+    from gdscope.files import check_target, make_folder, save_figure
     from gdscope.nets.fit import fit
     from gdscope.nets.surface_io import save_surface
 
     if name not in EXAMPLES:
-        raise GdscopeError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
-    if out.exists() and not out.is_dir():
-        raise GdscopeError(f"{out} is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+        raise unknown("example", name, EXAMPLES)
+    make_folder(out)
     module = importlib.import_module(EXAMPLES[name])
     written: list[Path] = []
 

@@ -6,7 +6,6 @@ figures can share them) and return what the renderers drew.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from matplotlib.figure import Figure
 from gdscope.engines.reference import train
 from gdscope.engines.trajectory import Trajectory
 from gdscope.errors import GdscopeError
-from gdscope.files import check_target, save_figure, write_text
+from gdscope.files import check_target, record_json, save_figure, write_text
 from gdscope.jobs.export import save_trajectories
 from gdscope.jobs.plotconfig import PlotConfig
 from gdscope.jobs.records import DEFAULT_DPI, record, sidecar
@@ -230,5 +229,5 @@ def make_animation(
     )  # fmt: skip
     path = write_animation(animator.frames(progress=progress), out, fps=options.fps, force=force)
     rec = record("animate", config=config.to_dict(), animation=options.to_dict(), title=title)
-    write_text(sidecar(out), json.dumps(rec, sort_keys=True, indent=1), force=force)
+    write_text(sidecar(out), record_json(rec), force=force)
     return path

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from gdscope.engines.reference import check_batch, check_epochs, check_start
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, one_of
 from gdscope.optim.sgdconfig import SGDConfig
 from gdscope.optim.specs import OPTIMIZERS, SCHEDULERS, OptimizerSpec, SchedulerSpec
 from gdscope.optim.table import OPTIMIZER_TABLE
 from gdscope.problem.data import CsvData, DataSpec
-from gdscope.problem.grid import Grid
-from gdscope.problem.losses import ARTICLE_LOSSES
+from gdscope.problem.grid import ARTICLE_EPOCHS, Grid
+from gdscope.problem.losses import ARTICLE_LOSSES, HUBER_DELTA, SMOOTHL1_BETA
 from gdscope.problem.objective import Objective, objective_from_dict, typed
 from gdscope.problem.testfunctions import TestFunction
 from gdscope.render.overlays import OVERLAYS
@@ -44,7 +44,7 @@ class PlotConfig:
     losses: tuple[Objective, ...] = ARTICLE_LOSSES
     optimizer: OptimizerSpec = field(default_factory=lambda: SGDConfig().spec())
     scheduler: SchedulerSpec | None = None
-    epochs: int = 100
+    epochs: int = ARTICLE_EPOCHS
     start: tuple[float, float] | None = None
     grid: Grid | None = None
     log: bool = False
@@ -62,8 +62,7 @@ class PlotConfig:
         object.__setattr__(self, "losses", tuple(self.losses))
         if not self.losses:
             raise GdscopeError("at least one loss or function is needed")
-        if self.view not in VIEWS:
-            raise GdscopeError(f"view must be one of {', '.join(VIEWS)}, got {self.view!r}")
+        one_of("view", self.view, VIEWS)
         overlays = tuple(dict.fromkeys(self.overlays))
         unknown = [o for o in overlays if o not in OVERLAYS]
         if unknown:
@@ -77,7 +76,9 @@ class PlotConfig:
             check_batch(self.batch_size, self.shuffle_seed, None if isinstance(self.data, CsvData)
                         else self.data.n)  # fmt: skip
         if "batches" in overlays and self.batch_size is None:
-            raise GdscopeError("the batches overlay needs a mini-batch run (--batch-size)")
+            raise GdscopeError(
+                "the batches overlay needs a mini-batch run (batch_size)", settings=["batch_size"]
+            )
 
     def grid_for(self, objective: Objective) -> Grid:
         return self.grid if self.grid is not None else objective.default_grid()
@@ -173,15 +174,15 @@ class PlotConfig:
             args += ["--loss", *names]
         if functions:
             args += ["--function", *(_function_arg(f) for f in functions)]
-        huber = next((x.delta for x in losses if x.name == "huber"), 1.0)
-        beta = next((x.beta for x in losses if x.name == "smoothl1"), 1.0)
-        if huber != 1.0:
+        huber = next((x.delta for x in losses if x.name == "huber"), HUBER_DELTA)
+        beta = next((x.beta for x in losses if x.name == "smoothl1"), SMOOTHL1_BETA)
+        if huber != HUBER_DELTA:
             args += ["--huber-delta", f"{huber!r}"]
-        if beta != 1.0:
+        if beta != SMOOTHL1_BETA:
             args += ["--smoothl1-beta", f"{beta!r}"]
         lr = min(x.customary_lr for x in self.losses)  # what the CLI assumes without --lr
         args += _optimizer_args(self.optimizer, self.scheduler, assumed_lr=lr)
-        if self.epochs != 100:
+        if self.epochs != ARTICLE_EPOCHS:
             args += ["--epochs", str(self.epochs)]
         if self.start is not None:
             args += ["--start", f"{self.start[0]!r}", f"{self.start[1]!r}"]

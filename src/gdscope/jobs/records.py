@@ -3,6 +3,7 @@
 A record is a JSON object ``{"kind": ..., "gdscope": version, ...}``. PNG keeps it in a text
 chunk, SVG in its metadata, PDF in its Subject; a GIF, MP4 or data file has a side-car
 ``.json``. ``record`` builds one and ``read_record`` reads it back; nothing else does either.
+Wherever it is kept, its text is ``files.record_json``'s (the one writer of a record's JSON).
 """
 
 from __future__ import annotations

@@ -108,21 +108,27 @@ def _animate(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path
 
 
 def _sweep(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
-    from gdscope.jobs.studies import Outputs, SweepConfig, make_sweep
+    from gdscope.jobs.studies import make_sweep
+    from gdscope.jobs.studyconfig import SweepConfig
+    from gdscope.jobs.studyfiles import Outputs
 
     config = SweepConfig.from_dict(rec["config"], where=where)
     return make_sweep(config, Outputs(target, rec["dpi"], force)).written[0]
 
 
 def _phase(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
-    from gdscope.jobs.studies import Outputs, PhaseConfig, make_phase
+    from gdscope.jobs.studies import make_phase
+    from gdscope.jobs.studyconfig import PhaseConfig
+    from gdscope.jobs.studyfiles import Outputs
 
     config = PhaseConfig.from_dict(rec["config"], where=where)
     return make_phase(config, Outputs(target, rec["dpi"], force)).written[0]
 
 
 def _compare(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
-    from gdscope.jobs.studies import CompareConfig, Outputs, make_compare
+    from gdscope.jobs.studies import make_compare
+    from gdscope.jobs.studyconfig import CompareConfig
+    from gdscope.jobs.studyfiles import Outputs
 
     config = CompareConfig.from_dict(rec["config"], where=where)
     return make_compare(config, Outputs(target, rec["dpi"], force)).written[0]

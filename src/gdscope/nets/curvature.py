@@ -560,8 +560,8 @@ def top_eigenpairs(
     """
     size = operator.size
     if top > size:
-        raise GdscopeError(f"--top {top} asks for more eigenvalues than the model's {size} "
-                           "trainable parameters")  # fmt: skip
+        raise GdscopeError(f"top {top} asks for more eigenvalues than the model's {size} "
+                           "trainable parameters", settings=["top"])  # fmt: skip
     generator = torch.Generator().manual_seed(seed)
     noise = _random(size, generator, operator.point, rademacher=False)
     if start is not None and bool(start.norm() > 0):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, one_of
 from gdscope.nets.curvature import TOL, LossFn, curvature
 from gdscope.nets.recorder import ParamLayout, RecordedPath
 
@@ -59,10 +59,8 @@ def normalize(
     zeroed with ``ignore="biasbn"`` or set equal to the model's own values with ``ignore="keep"``
     (the reference's two choices).
     """
-    if norm not in NORMS:
-        raise GdscopeError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
-    if ignore not in IGNORES:
-        raise GdscopeError(f"ignore must be one of {', '.join(IGNORES)}, got {ignore!r}")
+    one_of("norm", norm, NORMS)
+    one_of("ignore", ignore, IGNORES)
     layout = ParamLayout.of(model, states=states)
     if direction.shape != (layout.size,):
         raise GdscopeError(

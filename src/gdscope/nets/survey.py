@@ -17,7 +17,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from gdscope.devices import resolve_device
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, one_of
 from gdscope.modules import left_as_it_was
 from gdscope.nets.directions import (
     IGNORES,
@@ -85,18 +85,17 @@ class PlaneOptions:
     points: int | None = None
 
     def __post_init__(self) -> None:
-        if self.directions not in DIRECTIONS:
-            raise GdscopeError(
-                f"directions must be one of {', '.join(DIRECTIONS)}, got {self.directions!r}"
-            )
+        one_of("directions", self.directions, DIRECTIONS)
         if self.states and self.directions == "pca":
-            raise GdscopeError("a recorded path holds parameters only: PCA takes no --states")
+            raise GdscopeError(
+                "a recorded path holds parameters only: PCA takes no states", settings=["states"]
+            )
         if self.states and self.directions == "hessian":
-            raise GdscopeError("Hessian directions move the parameters only: drop --states")
-        if self.norm not in NORMS:
-            raise GdscopeError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
-        if self.ignore not in IGNORES:
-            raise GdscopeError(f"ignore must be one of {', '.join(IGNORES)}, got {self.ignore!r}")
+            raise GdscopeError(
+                "Hessian directions move the parameters only: drop states", settings=["states"]
+            )
+        one_of("norm", self.norm, NORMS)
+        one_of("ignore", self.ignore, IGNORES)
         for axis in (self.x, self.y):
             if axis is not None and not _is_axis(axis):
                 raise GdscopeError(f"a grid axis is (LO, HI, COUNT): finite LO < HI and "

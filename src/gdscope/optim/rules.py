@@ -23,6 +23,7 @@ from gdscope.errors import GdscopeError
 
 __all__ = [
     "GENERAL",
+    "NESTEROV_RULE",
     "TORCH_PAIRS",
     "TRANSFORMS",
     "Hyper",
@@ -30,6 +31,7 @@ __all__ = [
     "State",
     "Transform",
     "make_hyper",
+    "nesterov_refused",
     "torch_kwargs",
     "torch_name",
 ]
@@ -176,9 +178,18 @@ def _sgd_update(
     return torch.addcmul(params, direction, lr, value=-1), {"momentum_buffer": buf}
 
 
+NESTEROV_RULE = "nesterov requires momentum > 0 and dampening = 0"
+"""torch.optim.SGD's "Nesterov momentum requires a momentum and zero dampening", in words."""
+
+
+def nesterov_refused(nesterov: Any, momentum: Any, dampening: Any) -> Any:
+    """Where ``NESTEROV_RULE`` is broken: a bool for one setting, a bool tensor for rows."""
+    return nesterov & ((momentum <= 0) | (dampening != 0))
+
+
 def _sgd_check(hyper: Hyper) -> None:
-    bad = hyper["nesterov"] & ((hyper["momentum"] <= 0) | (hyper["dampening"] != 0))
-    _refuse(bad, "nesterov requires momentum > 0 and dampening = 0")
+    bad = nesterov_refused(hyper["nesterov"], hyper["momentum"], hyper["dampening"])
+    _refuse(bad, NESTEROV_RULE)
 
 
 # --- Adam / AdamW --------------------------------------------------------------------------

@@ -6,40 +6,52 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gdscope.errors import GdscopeError, check_finite
+from gdscope.optim.rules import NESTEROV_RULE, TRANSFORMS, nesterov_refused
 from gdscope.optim.specs import OptimizerSpec
 from gdscope.problem.grid import ARTICLE_LR
 
 __all__ = ["SGDConfig"]
 
+_SGD = TRANSFORMS["sgd"].params
+"""torch.optim.SGD's arguments, defaults and bounds, as the batched rules know them."""
+
+
+def _number(name: str) -> float:
+    return float(_SGD[name].default)
+
+
+def _flag(name: str) -> bool:
+    return bool(_SGD[name].default)
+
 
 @dataclass(frozen=True)
 class SGDConfig:
-    """Every ``torch.optim.SGD`` argument that changes the maths, with torch's defaults.
+    """Every ``torch.optim.SGD`` argument that changes the maths, with torch's defaults (those
+    of ``optim.rules.TRANSFORMS["sgd"]``, as are the bounds and the nesterov rule).
 
     ``lr`` defaults to the article's 0.1 (torch's own default is 1e-3).
     """
 
     lr: float = ARTICLE_LR
-    momentum: float = 0.0
-    dampening: float = 0.0
-    weight_decay: float = 0.0
-    nesterov: bool = False
-    maximize: bool = False
+    momentum: float = _number("momentum")
+    dampening: float = _number("dampening")
+    weight_decay: float = _number("weight_decay")
+    nesterov: bool = _flag("nesterov")
+    maximize: bool = _flag("maximize")
 
     def __post_init__(self) -> None:
-        for name in ("lr", "momentum", "dampening", "weight_decay"):
+        for name, param in _SGD.items():
+            if isinstance(param.default, bool):
+                if not isinstance(getattr(self, name), bool):
+                    raise GdscopeError(f"{name} must be true or false, got {getattr(self, name)!r}")
+                continue
             value = check_finite(name, getattr(self, name))
-            if value < 0:
-                raise GdscopeError(f"{name} must be >= 0, got {value:g}")
+            if param.low is not None and value < param.low:
+                raise GdscopeError(f"{name} must be >= {param.low:g}, got {value:g}")
             object.__setattr__(self, name, value)
-        for name in ("nesterov", "maximize"):
-            if not isinstance(getattr(self, name), bool):
-                raise GdscopeError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        # torch.optim.SGD raises "Nesterov momentum requires a momentum and zero dampening".
-        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+        if nesterov_refused(self.nesterov, self.momentum, self.dampening):
             raise GdscopeError(
-                "nesterov requires momentum > 0 and dampening = 0 "
-                f"(got momentum={self.momentum:g}, dampening={self.dampening:g})"
+                f"{NESTEROV_RULE} (got momentum={self.momentum:g}, dampening={self.dampening:g})"
             )
 
     def kwargs(self) -> dict[str, Any]:

@@ -13,16 +13,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, unknown
 
 __all__ = [
+    "COUPLED_DECAY",
     "OPTIMIZERS",
     "SCHEDULERS",
     "OptimizerSpec",
     "SchedulerSpec",
     "format_value",
+    "l2_decay",
     "momentum_argument",
     "parse_assignments",
     "parse_value",
@@ -47,17 +51,18 @@ _IGNORED = {"params", "foreach", "fused", "capturable", "differentiable"}
 _SKIPPED_SCHEDULERS = {"LRScheduler", "_LRScheduler", "LambdaLR", "MultiplicativeLR"}
 # Optimizers whose weight_decay adds wd·p to the gradient (an L2 penalty, objective
 # loss + wd/2·|p|²). AdamW's decay is decoupled and minimizes no such objective.
-_COUPLED_DECAY = {
-    "sgd",
-    "adam",
-    "nadam",
-    "radam",
-    "rmsprop",
-    "adagrad",
-    "adadelta",
-    "adamax",
-    "asgd",
-}
+COUPLED_DECAY = frozenset(
+    {"sgd", "adam", "nadam", "radam", "rmsprop", "adagrad", "adadelta", "adamax", "asgd"}
+)
+
+
+def l2_decay(name: str, weight_decay: ArrayLike, decoupled: ArrayLike = False) -> np.ndarray:
+    """``weight_decay`` where optimizer ``name`` minimizes ``loss + wd/2·|p|²`` (its decay is
+    coupled and not switched to decoupled), else 0; elementwise over arrays of settings."""
+    decay = np.asarray(weight_decay, dtype=np.float64)
+    if name not in COUPLED_DECAY:
+        return np.zeros_like(decay)
+    return np.where(np.asarray(decoupled, dtype=bool), 0.0, decay)
 
 
 def _scheduler_classes() -> dict[str, type[Any]]:
@@ -127,7 +132,7 @@ def _known(name: str, registry: Mapping[str, type[Any]], kind: str) -> str:
     """``name`` in lower case, when ``registry`` has it (else the choices, in the error)."""
     lower = name.lower()
     if lower not in registry:
-        raise GdscopeError(f"unknown {kind} {name!r}; choose one of {', '.join(registry)}")
+        raise unknown(kind, name, registry)
     return lower
 
 
@@ -216,11 +221,10 @@ class OptimizerSpec:
     @property
     def l2_weight_decay(self) -> float:
         """``wd`` when the optimizer minimizes ``loss + wd/2·|p|²``, else 0."""
-        if self.name not in _COUPLED_DECAY:
+        if self.name not in COUPLED_DECAY:  # (L-BFGS and Rprop take no weight_decay at all)
             return 0.0
-        if self.kwargs().get("decoupled_weight_decay"):
-            return 0.0
-        return float(self.get("weight_decay") or 0.0)
+        decoupled = bool(self.kwargs().get("decoupled_weight_decay"))
+        return float(l2_decay(self.name, float(self.get("weight_decay") or 0.0), decoupled))
 
     def describe(self) -> str:
         """``SGD(lr=0.1, momentum=0.9)``: the class and the arguments given."""

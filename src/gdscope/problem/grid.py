@@ -12,7 +12,15 @@ import numpy as np
 
 from gdscope.errors import GdscopeError, check_finite
 
-__all__ = ["ARTICLE_GRID", "ARTICLE_LR", "ARTICLE_START", "MAX_GRID_SIZE", "Grid", "Point"]
+__all__ = [
+    "ARTICLE_EPOCHS",
+    "ARTICLE_GRID",
+    "ARTICLE_LR",
+    "ARTICLE_START",
+    "MAX_GRID_SIZE",
+    "Grid",
+    "Point",
+]
 
 Point = tuple[float, float]
 """``(vertical, horizontal)``: ``(weight, bias)``, or a test function's ``(y, x)``."""
@@ -24,6 +32,9 @@ ARTICLE_START: Point = (6.0, -3.0)
 
 ARTICLE_LR = 0.1
 """The article's SGD learning rate (torch's own default is 1e-3)."""
+
+ARTICLE_EPOCHS = 100
+"""How long the article trains: 100 full-batch epochs (every run's default length)."""
 
 
 @dataclass(frozen=True)

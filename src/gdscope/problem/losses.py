@@ -10,30 +10,35 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from gdscope.errors import GdscopeError, check_finite
+from gdscope.errors import GdscopeError, check_finite, unknown
 from gdscope.problem.data import Dataset, require
 from gdscope.problem.grid import ARTICLE_GRID, ARTICLE_LR, ARTICLE_START, Grid, Point
 
-__all__ = ["ARTICLE_LOSSES", "LOSS_NAMES", "LossSpec"]
+__all__ = ["ARTICLE_LOSSES", "HUBER_DELTA", "LOSS_NAMES", "SMOOTHL1_BETA", "LossSpec"]
 
 LOSS_NAMES = ("mse", "l1", "huber", "smoothl1")
+HUBER_DELTA = 1.0
+"""HuberLoss's ``delta`` unless told otherwise (torch's default)."""
+SMOOTHL1_BETA = 1.0
+"""SmoothL1Loss's ``beta`` unless told otherwise (torch's default)."""
 _CLASS_NAMES = {"mse": "MSELoss", "l1": "L1Loss", "huber": "HuberLoss", "smoothl1": "SmoothL1Loss"}
 
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A loss by name; ``delta`` is HuberLoss's parameter, ``beta`` SmoothL1Loss's (default 1)."""
+    """A loss by name; ``delta`` is HuberLoss's parameter, ``beta`` SmoothL1Loss's (default 1,
+    as torch's)."""
 
     name: str = "mse"
-    delta: float = 1.0
-    beta: float = 1.0
+    delta: float = HUBER_DELTA
+    beta: float = SMOOTHL1_BETA
 
     def __post_init__(self) -> None:
         name = str(self.name).lower().replace("_", "").replace("-", "")
         name = {"mseloss": "mse", "l1loss": "l1", "huberloss": "huber"}.get(name, name)
         name = {"smoothl1loss": "smoothl1", "l2": "mse"}.get(name, name)
         if name not in LOSS_NAMES:
-            raise GdscopeError(f"unknown loss {self.name!r}; choose one of {', '.join(LOSS_NAMES)}")
+            raise unknown("loss", self.name, LOSS_NAMES)
         object.__setattr__(self, "name", name)
         delta = check_finite("huber delta", self.delta)
         beta = check_finite("smoothl1 beta", self.beta)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, check_finite
 from gdscope.problem.data import Dataset, require
 from gdscope.problem.grid import ARTICLE_GRID, MAX_GRID_SIZE, Grid
 from gdscope.problem.losses import LossSpec
@@ -16,9 +17,13 @@ from gdscope.problem.objective import Objective
 
 # Upper bound on the elements of one (rows, columns, points) prediction block; keeps memory flat.
 _BLOCK_ELEMENTS = 1 << 22
+MAX_COMPASS_MOVES = 10_000
+"""The most moves ``find_minimum``'s compass search makes (the article's losses
+need 48 to 172)."""
 
 __all__ = [
     "ARTICLE_GRID",
+    "MAX_COMPASS_MOVES",
     "MAX_GRID_SIZE",
     "Grid",
     "Landscape",
@@ -158,16 +163,23 @@ def find_minimum(
     loss: Objective | None = None,
     *,
     weight_decay: float = 0.0,
+    max_moves: int = MAX_COMPASS_MOVES,
 ) -> tuple[float, float, float]:
     """``(w, b, value)`` minimizing ``loss + weight_decay/2·(w² + b²)``, in float64.
 
     MSE has a closed form (ridge-regularized least squares). The other losses are convex but
     not smooth everywhere: L-BFGS from the least-squares point, then a compass search that
-    halves its step down to 1e-12 polishes kinks such as L1's.
+    halves its step down to 1e-12 polishes kinks such as L1's. The search makes at most
+    ``max_moves`` moves; one stopped there returns the best point found, with a warning.
     """
     loss = (loss or LossSpec()).regression
     if loss is None:
         raise GdscopeError("a test function's minima are known: use its .minima")
+    # A negative decay makes the objective unbounded below: no minimum to find.
+    if check_finite("weight_decay", weight_decay) < 0:
+        raise GdscopeError(f"weight_decay must be >= 0, got {weight_decay:g}")
+    if isinstance(max_moves, bool) or not isinstance(max_moves, int) or max_moves < 1:
+        raise GdscopeError(f"max_moves must be a positive integer, got {max_moves!r}")
     data = require(data, loss.title)
     x = data.x.astype(np.float64)
     y = data.y.astype(np.float64)
@@ -197,7 +209,9 @@ def find_minimum(
         value = float(objective(best))
         step = 0.1
         moves = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]], dtype=best.dtype)
-        while step > 1e-12:
+        for _ in range(max_moves):
+            if step <= 1e-12:
+                break
             trial = best + step * moves
             values = torch.stack([objective(t) for t in trial])
             k = int(torch.argmin(values))
@@ -205,6 +219,14 @@ def find_minimum(
                 best, value = trial[k], float(values[k])
             else:
                 step /= 2
+        else:
+            if step > 1e-12:
+                warnings.warn(
+                    f"find_minimum: the compass search stopped after {max_moves} moves with its "
+                    f"step at {step:.3g}, not 1e-12; the point is the best it found",
+                    UserWarning,
+                    stacklevel=2,
+                )
         point = best.numpy()
     value = float(objective(torch.tensor(point)))
     return float(point[0]), float(point[1]), value

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gdscope.errors import GdscopeError, check_finite
+from gdscope.errors import GdscopeError, check_finite, unknown
 from gdscope.problem.data import Dataset
 from gdscope.problem.grid import ARTICLE_GRID, Grid
 
@@ -148,9 +148,7 @@ class TestFunction:
     def __post_init__(self) -> None:
         name = str(self.name).lower()
         if name not in FUNCTIONS:
-            raise GdscopeError(
-                f"unknown function {self.name!r}; choose one of {', '.join(FUNCTIONS)}"
-            )
+            raise unknown("function", self.name, FUNCTIONS)
         object.__setattr__(self, "name", name)
         known = FUNCTIONS[name].defaults
         options = []

@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from gdscope.engines.trajectory import Trajectory
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, one_of
 from gdscope.nets.plane import ModelSurface
 from gdscope.nets.projection import Honesty, ProjectedPath
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec
@@ -98,8 +98,7 @@ def surface_landscape(
     ``labels`` name its (vertical, horizontal) axes."""
     if surface.is_line:
         raise ValueError("a line has no map; use plot_line")
-    if metric not in METRICS:
-        raise GdscopeError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    one_of("metric", metric, METRICS)
     accuracy = surface.accuracy
     if metric == "accuracy" and accuracy is None:
         raise GdscopeError(

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.collections import PathCollection
 from matplotlib.colorbar import Colorbar
-from matplotlib.colors import LogNorm, Normalize
+from matplotlib.colors import LinearSegmentedColormap, LogNorm, Normalize, to_hex
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
@@ -23,6 +24,7 @@ from matplotlib.lines import Line2D
 from matplotlib.text import Text
 
 from gdscope.engines.trajectory import Trajectory
+from gdscope.errors import one_of
 from gdscope.problem.data import Dataset
 from gdscope.problem.maps import Grid, Landscape
 
@@ -32,6 +34,7 @@ __all__ = [
     "LandscapeArtists",
     "PanelFigure",
     "PathArtists",
+    "colour_stops",
     "contour_levels",
     "decay_term",
     "legend_below",
@@ -49,6 +52,30 @@ __all__ = [
 ]
 
 CMAP = "terrain"
+"""The loss maps' colour map (matplotlib's name); the page gets it as ``colour_stops``."""
+
+
+def colour_stops(name: str = CMAP) -> list[tuple[float, str]]:
+    """The colour map ``name`` as ``(position, "#rrggbb")`` stops that, joined linearly, are
+    the map: a segmented map's own breakpoints (exact), any other sampled at 65 points.
+    What the page paints its maps with (Plotly's ``colorscale``), so it keeps no copy."""
+    cmap = colormaps[name]
+    data = getattr(cmap, "_segmentdata", None)
+    if (
+        isinstance(cmap, LinearSegmentedColormap)
+        and data is not None
+        and not any(callable(data[channel]) for channel in ("red", "green", "blue"))
+    ):
+        rows = {c: np.asarray(data[k], dtype=np.float64)
+                for c, k in zip("rgb", ("red", "green", "blue"), strict=True)}  # fmt: skip
+        places = np.unique(np.concatenate([row[:, 0] for row in rows.values()]))
+        colours = np.stack([np.interp(places, row[:, 0], row[:, 2]) for row in rows.values()], 1)
+    else:
+        places = np.linspace(0.0, 1.0, 65)
+        colours = cmap(places)[:, :3]
+    return [(float(x), to_hex(rgb)) for x, rgb in zip(places, colours, strict=True)]
+
+
 START_STYLE = {"marker": "o", "markersize": 8, "color": "#1a9641", "markeredgecolor": "white"}
 END_STYLE = {"marker": "*", "markersize": 13, "color": "#d7191c", "markeredgecolor": "white"}
 OFF_MAP_STYLE = {"marker": "X", "markersize": 10, "color": "#d7191c", "markeredgecolor": "white"}
@@ -192,8 +219,7 @@ def plot_landscape(
     its own colorbar, so panels with different scales never share one. Non-finite samples (a
     function that overflows) are left blank.
     """
-    if kind not in MAP_KINDS:
-        raise ValueError(f"kind must be one of {MAP_KINDS}, got {kind!r}")
+    one_of("kind", kind, MAP_KINDS)
     ax = _axes(ax)
     values = landscape.values.detach().cpu().double().numpy()
     norm = _norm(values, log)

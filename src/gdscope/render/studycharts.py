@@ -35,6 +35,7 @@ from gdscope.studies.sweep import Axis, GridRun
 __all__ = [
     "PhaseArtists",
     "clip_spikes",
+    "hatch_unfinished",
     "mark_measured_border",
     "plot_loss_curves",
     "plot_network_shootout",
@@ -161,6 +162,32 @@ def plot_phase(
     if handles:
         legend_below(ax, fontsize=8, handles=handles, face=LEGEND_FACE)
     return PhaseArtists(mesh, border, marker)
+
+
+def hatch_unfinished(ax: Axes, mesh: QuadMesh, run: GridRun | NetRun, *, kept: str) -> None:
+    """Hatch the cells Ctrl-C left unrun on a phase diagram's ``mesh``: one patch per block of
+    rows with the same run of unrun columns (a stopped grid leaves the rest of one row and the
+    rows after it); ``kept`` says in words what finished."""
+    from matplotlib.patches import Polygon
+
+    edges = np.asarray(mesh.get_coordinates())  # (rows + 1, columns + 1, 2)
+    unrun = ~run.completed.reshape(run.shape)
+    blocks: list[list[int]] = []  # [first row, last row, first column, last column]
+    for i, row in enumerate(unrun):
+        changes = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(int), [0]])))
+        for j0, j1 in zip(changes[::2], changes[1::2] - 1, strict=True):
+            last = blocks[-1] if blocks else None
+            if last is not None and last[1] == i - 1 and last[2:] == [j0, j1]:
+                last[1] = i
+            else:
+                blocks.append([i, i, int(j0), int(j1)])
+    for i0, i1, j0, j1 in blocks:
+        corners = [edges[i0, j0], edges[i0, j1 + 1], edges[i1 + 1, j1 + 1], edges[i1 + 1, j0]]
+        ax.add_patch(Polygon(corners, closed=True, fill=False, hatch="//", lw=0,
+                             edgecolor="#555555"))  # fmt: skip
+    ax.text(0.01, 0.01, f"interrupted: {kept}; hatched cells were not run",
+            transform=ax.transAxes, fontsize=8, va="bottom",
+            bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})  # fmt: skip
 
 
 def _analytic_border(ax: Axes, run: GridRun | NetRun, stable: np.ndarray) -> QuadContourSet | None:

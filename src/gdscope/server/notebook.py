@@ -16,7 +16,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from gdscope.errors import GdscopeError, needs_extra
+from gdscope.errors import GdscopeError, needs_extra, one_of
 
 __all__ = ["NOTEBOOK_ORIGINS", "Explorer", "explore", "preset", "stop"]
 
@@ -88,9 +88,7 @@ def preset(
         )
         raise GdscopeError(f"explore: {reasons}") from None
     if view is not None:
-        if view not in VIEWS:
-            raise GdscopeError(f"explore: view must be one of {', '.join(VIEWS)}, got {view!r}")
-        state["view"] = view
+        state["view"] = one_of("explore: view", view, VIEWS)
     if log is not None:
         state["color"] = "log" if log else "linear"
     return state

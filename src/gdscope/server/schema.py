@@ -18,6 +18,7 @@ from gdscope.jobs.plotconfig import VIEWS
 from gdscope.optim.table import OPTIMIZER_TABLE, OptimizerEntry
 from gdscope.problem.losses import ARTICLE_LOSSES, LOSS_NAMES, LossSpec
 from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
+from gdscope.render.panels import colour_stops
 from gdscope.server.models import (
     DEFAULT_METRIC,
     CommandRequest,
@@ -72,6 +73,7 @@ def schema() -> dict[str, Any]:
         "yes_no_metrics": list(YES_NO_METRICS),
         "record_key": RECORD_KEYS["png"],
         "views": list(VIEWS),
+        "colorscale": [list(stop) for stop in colour_stops()],
         "functions": functions(),
         "defaults": {
             "optimizer": {"name": request.optimizer.name,

@@ -13,6 +13,7 @@ import functools
 import inspect
 import json
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -53,7 +54,7 @@ from gdscope.optim.rules import TRANSFORMS, make_hyper, torch_kwargs
 from gdscope.optim.specs import SchedulerSpec
 from gdscope.raypool import RayPool, on_worker
 from gdscope.studies.phase import network_growing
-from gdscope.studies.shootout import refuse_repeats
+from gdscope.studies.shootout import refuse_repeats, tuning_edges
 from gdscope.studies.sweep import (
     Axis,
     expand,
@@ -156,7 +157,7 @@ class Network:
         class scores (``modules.is_classification``, on one forward of its first
         batch in eval mode): otherwise every cell's accuracy would be missing."""
         if not self.val:
-            raise GdscopeError("val_accuracy needs validation data (--val-data)")
+            raise GdscopeError("val_accuracy needs validation data (the network's val)")
         x, y = self.val[0]
         with left_as_it_was(self.model), torch.no_grad():
             out = self.model.eval()(x)
@@ -484,7 +485,7 @@ def run_network_grid(
     device = resolve_device(device)
     resume = Path(resume) if resume is not None else None  # any path-like, a str too
     if resume is not None and resume.suffix.lower() != ".npz":
-        raise GdscopeError(f"--resume takes a .npz file, got {resume.name!r}")
+        raise GdscopeError(f"resume takes a .npz file, got {resume.name!r}", settings=["resume"])
     size = (auto_chunk(network, device=device, optimizer=optimizer, dtype=dtype)
             if chunk == "auto" else chunk)  # fmt: skip
     if isinstance(size, (str, bool)) or size < 1:
@@ -520,8 +521,9 @@ def run_network_grid(
     chunks = [index for index in chunks if len(index)]
     saved = store.tags.get("method")
     if method != "auto" and saved not in (None, method):
-        raise GdscopeError(f"{resume} holds chunks trained with {saved}; --strategy {method} "
-                           f"would mix two ways of rounding: give auto or {saved}")  # fmt: skip
+        raise GdscopeError(f"{resume} holds chunks trained with {saved}; strategy {method} "
+                           f"would mix two ways of rounding: give auto or {saved}",
+                           settings=["strategy"])  # fmt: skip
     if method == "auto" and saved in ("vmap", "loop"):  # as the saved chunks were
         plan = replace(plan, method=saved)  # type: ignore[arg-type]
     decision: Decision | None = None
@@ -582,6 +584,13 @@ class NetShootout:
         """The cell of ``name``'s best setting (lowest score)."""
         return int(np.argmin(self.scores(name)))
 
+    def edges(self, name: str) -> list[str]:
+        """Where ``name``'s winner sits on the edge of its tuning grid (``tuning_edges``)."""
+        run, k = self.runs[name], self.winner(name)
+        best = {a.name: float(run.options[a.name][k]) for a in run.axes}
+        tried = {a.name: [float(v) for v in run.options[a.name]] for a in run.axes}
+        return [f"{name}: {line}" for line in tuning_edges(best, tried)]
+
     def table(self) -> list[dict[str, Any]]:
         """One row per optimizer, best first: its winning settings and score."""
         rows = []
@@ -625,11 +634,12 @@ def compare_network(
     """Tune each optimizer over ``lr`` (and ``momentum``) with the same steps, batches and
     starts (``options`` go to ``run_network_grid``), no clipping; score each setting by
     ``metric``. Ctrl-C keeps the optimizers finished; ``resume=FILE.npz`` keeps each
-    optimizer's progress in ``FILE-NAME.npz``."""
+    optimizer's progress in ``FILE-NAME.npz``. A winner on the edge of its tuning grid is
+    warned of (``NetShootout.edges``), as ``shootout.compare`` does, and kept all the same."""
     if metric not in SCORES:
         raise GdscopeError(f"a shoot-out scores by {' or '.join(SCORES)}, got {metric!r}")
     if metric == "val_loss" and network.val is None:
-        raise GdscopeError("scoring by val_loss needs validation data (--val-data)")
+        raise GdscopeError("scoring by val_loss needs validation data (the network's val)")
     unknown = [name for name in optimizers if name not in TRANSFORMS]
     if unknown:
         raise GdscopeError(
@@ -653,5 +663,9 @@ def compare_network(
         # the others train as the first did (a fair race, one way to replay it); each sizes
         # its own chunks, for its own optimizer state
         options.update(method=run.meta["method"])
-    return NetShootout(network.name, int(options.get("steps", DEFAULT_STEPS)), metric, runs,
-                       tuple(optimizers))  # fmt: skip
+    result = NetShootout(network.name, int(options.get("steps", DEFAULT_STEPS)), metric, runs,
+                         tuple(optimizers))  # fmt: skip
+    for name in result.runs:
+        for line in result.edges(name):  # said, and the winner drawn all the same
+            warnings.warn(line, UserWarning, stacklevel=2)
+    return result

@@ -34,12 +34,14 @@ import torch
 
 from gdscope.engines.batched import BatchResult
 from gdscope.errors import GdscopeError
+from gdscope.optim.specs import l2_decay
 from gdscope.problem.data import Dataset
+from gdscope.problem.grid import ARTICLE_EPOCHS
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.maps import find_minimum
 from gdscope.problem.objective import Objective
 from gdscope.problem.stability import hessian_eigenvalues, is_stable
-from gdscope.studies.sweep import Axis, GridRun, run_grid
+from gdscope.studies.sweep import GRID_CHUNK, Axis, GridRun, run_grid
 
 __all__ = [
     "DEFAULT_METRIC",
@@ -49,6 +51,7 @@ __all__ = [
     "NETWORK_GROWTH",
     "NETWORK_METRICS",
     "NEURON_METRICS",
+    "STEPS_TOL",
     "YES_NO_METRICS",
     "analytic_stable",
     "network_growing",
@@ -69,6 +72,8 @@ METRIC_LABELS = {
 METRICS = tuple(METRIC_LABELS)
 DEFAULT_METRIC = "diverged"
 """What a phase diagram shows unless told otherwise: where the optimizer diverges."""
+STEPS_TOL = 1e-3
+"""How near the minimum's loss the ``steps`` metric counts as reached unless told otherwise."""
 YES_NO_METRICS = ("diverged",)
 """The metrics whose cells are yes (1) or no (0): a chart pins their colours to 0 and 1."""
 LOSS_METRICS = ("final_loss", "best_loss", "path_length", "val_loss", "val_accuracy")
@@ -92,9 +97,6 @@ def network_growing(final: np.ndarray, start: np.ndarray) -> np.ndarray:
     return np.asarray(grew | ~np.isfinite(final))
 
 
-_COUPLED = {"sgd", "adam", "rmsprop", "adagrad"}
-
-
 def phase_diagram(
     data: Dataset | None,
     *,
@@ -104,12 +106,12 @@ def phase_diagram(
     fixed: Mapping[str, Any] | None = None,
     loss: Objective | None = None,
     start: tuple[float, float] | None = None,
-    epochs: int = 100,
-    tol: float = 1e-3,
+    epochs: int = ARTICLE_EPOCHS,
+    tol: float = STEPS_TOL,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     compile: bool = False,
-    chunk: int = 65_536,
+    chunk: int = GRID_CHUNK,
     progress: Callable[[int, int], None] | None = None,
     batch_size: int | None = None,
     shuffle_seed: int = 0,
@@ -143,11 +145,8 @@ def phase_diagram(
         return minima[decay]
 
     def decay_of(hyper: Mapping[str, Any], size: int) -> np.ndarray:
-        if optimizer not in _COUPLED:
-            return np.zeros(size)
         decay = np.broadcast_to(np.asarray(hyper.get("weight_decay", 0.0), float), (size,))
-        decoupled = np.asarray(hyper.get("decoupled_weight_decay", False), bool)
-        return np.where(decoupled, 0.0, decay)
+        return l2_decay(optimizer, decay, hyper.get("decoupled_weight_decay", False))
 
     def centre(hyper: dict[str, np.ndarray]) -> np.ndarray:
         size = max(np.size(v) for v in hyper.values())

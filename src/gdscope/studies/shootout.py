@@ -32,7 +32,7 @@ from gdscope.problem.data import Dataset
 from gdscope.problem.grid import Grid
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
-from gdscope.studies.sweep import Axis, run_cells
+from gdscope.studies.sweep import COMPARE_BUDGET, COMPARE_STARTS, Axis, run_cells
 from gdscope.version import __version__
 
 __all__ = ["Contender", "Shootout", "compare", "refuse_repeats", "start_points", "tuning_edges"]
@@ -164,8 +164,8 @@ def compare(
     optimizers: Sequence[str],
     *,
     loss: Objective | None = None,
-    budget: int = 100,
-    starts: int | np.ndarray = 5,
+    budget: int = COMPARE_BUDGET,
+    starts: int | np.ndarray = COMPARE_STARTS,
     seed: int = 0,
     lr: Axis = DEFAULT_LR,
     momentum: Axis | None = None,

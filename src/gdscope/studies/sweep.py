@@ -29,11 +29,15 @@ from gdscope.files import json_ready, write_atomic
 from gdscope.optim.rules import TORCH_PAIRS, torch_kwargs
 from gdscope.optim.specs import OptimizerSpec, parse_value
 from gdscope.problem.data import Dataset
+from gdscope.problem.grid import ARTICLE_EPOCHS
 from gdscope.problem.losses import LossSpec
 from gdscope.problem.objective import Objective
 from gdscope.version import __version__
 
 __all__ = [
+    "COMPARE_BUDGET",
+    "COMPARE_STARTS",
+    "GRID_CHUNK",
     "Axis",
     "GridRun",
     "SavedGrid",
@@ -45,6 +49,16 @@ __all__ = [
     "save_grid",
     "unpack_columns",
 ]
+
+GRID_CHUNK = 65_536
+"""Configurations of a 2-D objective's grid run per batch unless told otherwise."""
+
+# The shoot-out's (``studies.shootout.compare``) defaults live here, in the module every study
+# imports, so its CLI, config and API read them without importing the shoot-out itself.
+COMPARE_BUDGET = 100
+"""Steps each run of a shoot-out takes unless told otherwise."""
+COMPARE_STARTS = 5
+"""Start points of a shoot-out unless told otherwise (the first: the objective's own)."""
 
 _OPTION, _METRIC = "option_", "metric_"
 """How a grid's columns are named among other arrays in an NPZ file (saved grids, progress)."""
@@ -86,13 +100,13 @@ class Axis:
             raise GdscopeError(f"{self.name} has {len(self.values)} values; at most {MAX_AXIS}")
 
     @classmethod
-    def parse(cls, text: str, *, what: str = "--vary") -> Axis:
+    def parse(cls, text: str, *, what: str = "vary") -> Axis:
         """``lr=0.01:0.5:6`` (6 evenly spaced, ends included), ``lr=1e-3:2:256:log``,
-        ``momentum=0,0.5,0.9`` or ``nesterov=false,true``; ``what`` names the option in errors."""
+        ``momentum=0,0.5,0.9`` or ``nesterov=false,true``; ``what`` names the setting in errors."""
         name, sep, spec = text.partition("=")
         name = name.strip()
         if not sep or not name or not spec.strip():
-            raise GdscopeError(f"{what} must look like name=values, got {text!r}")
+            raise GdscopeError(f"{what} must look like name=values, got {text!r}", settings=[what])
         if ":" in spec:
             parts = spec.split(":")
             log = parts[-1].strip().lower() == "log"
@@ -297,7 +311,7 @@ def run_cells(
     epochs: int,
     record: Record = "metrics",
     target: float | None = None,
-    chunk: int = 65_536,
+    chunk: int = GRID_CHUNK,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     compile: bool = False,
@@ -354,10 +368,10 @@ def run_grid(
     fixed: Mapping[str, Any] | None = None,
     loss: Objective | None = None,
     start: tuple[float, float] | None = None,
-    epochs: int = 100,
+    epochs: int = ARTICLE_EPOCHS,
     record: Record = "metrics",
     target: float | None = None,
-    chunk: int = 65_536,
+    chunk: int = GRID_CHUNK,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     compile: bool = False,
@@ -457,7 +471,9 @@ def save_grid(run: SavedGrid, path: str | os.PathLike[str], *, force: bool = Fal
     target = Path(path)
     kind = target.suffix.lower()
     if kind not in {".npz", ".csv", ".json"}:
-        raise GdscopeError(f"--save takes a .npz, .csv or .json file, got {target.name!r}")
+        raise GdscopeError(
+            f"save takes a .npz, .csv or .json file, got {target.name!r}", settings=["save"]
+        )
     description = json_ready(run.describe())  # strict JSON: NaN and inf as null
     if kind == ".csv":
         header, rows = _rows(run)

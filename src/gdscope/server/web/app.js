@@ -16,9 +16,8 @@ const tidy = (v) => Number(Number(v).toPrecision(SIGNIFICANT));
 // right, so titles go to the left.
 const PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage", "sendDataToCloud"] };
 const TITLE = (text) => ({ text, font: { size: 14 }, x: 0.02, xanchor: "left" });
-// matplotlib's 'terrain', sampled.
-const TERRAIN = [[0, "#333399"], [0.15, "#0099ff"], [0.25, "#00cc66"], [0.5, "#ffff99"],
-  [0.75, "#805c54"], [1, "#ffffff"]];
+// The loss maps' colour map, as the figures' (/api/schema's colorscale: [position, "#rrggbb"]).
+let TERRAIN = null;
 
 let schema = null;       // /api/schema: what there is to choose, with defaults and limits
 let DEFAULT_STATE = null;
@@ -968,6 +967,7 @@ function showProblem() {
 async function main() {
   schema = await api("/api/schema");
   functions = schema.functions;
+  TERRAIN = schema.colorscale;
   DEFAULT_STATE = defaultState();
   state = loadState();
   if (!(state.optimizer in schema.optimizers)) state.optimizer = DEFAULT_STATE.optimizer;
