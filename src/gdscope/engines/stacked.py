@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from gdscope.devices import resolve_device
 from gdscope.engines.minibatch import batch_indices
-from gdscope.errors import GdscopeError, first_line
+from gdscope.errors import GdscopeError, first_line, one_of
 from gdscope.optim.rules import (
     TORCH_PAIRS,
     TRANSFORMS,
@@ -131,8 +131,7 @@ def stack_copies(
     """``size`` copies of ``model``'s parameters and buffers (``init``: see ``Init``)."""
     if not isinstance(model, nn.Module):
         raise GdscopeError(f"the model must be an nn.Module, got {type(model).__name__}")
-    if init not in INITS:
-        raise GdscopeError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+    one_of("init", init, INITS)
     if not any(p.requires_grad for p in model.parameters()):
         raise GdscopeError("the model has no trainable parameters")
     base = _float_copy(model, dtype, resolve_device(device))
@@ -428,8 +427,7 @@ def train_stacked(
     is False: then it vmaps, and loops only where vmap cannot run the model (chunks trained on
     several machines all train the same way).
     """
-    if method not in METHODS:
-        raise GdscopeError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    one_of("method", method, METHODS)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise GdscopeError(f"steps must be a positive integer, got {steps!r}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:

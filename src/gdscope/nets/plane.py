@@ -41,7 +41,7 @@ from gdscope.engines.runner import (
 )
 from gdscope.engines.stacked import METHODS
 from gdscope.engines.stacked import Method as StackedMethod
-from gdscope.errors import GdscopeError
+from gdscope.errors import GdscopeError, one_of
 from gdscope.files import fingerprint
 from gdscope.modules import MEMORY_FRACTION, ParamLayout, activation_bytes, is_classification
 
@@ -507,13 +507,8 @@ class EvaluationOptions:
     resume: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise GdscopeError(
-                f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
-            )
-        if self.memory_format not in MEMORY_FORMATS:
-            raise GdscopeError(f"memory_format must be one of {', '.join(MEMORY_FORMATS)}, "
-                               f"got {self.memory_format!r}")  # fmt: skip
+        one_of("strategy", self.strategy, STRATEGIES)
+        one_of("memory_format", self.memory_format, MEMORY_FORMATS)
         if self.memory_format == "channels_last" and (
             self.strategy == "vmap" or self.backend is not None
         ):
