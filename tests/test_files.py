@@ -144,8 +144,9 @@ def test_a_folder_for_outputs_is_refused_in_one_true_line_and_nothing_is_left(tm
 def test_ctrl_c_while_a_folder_is_probed_leaves_no_probe_and_is_honoured_after(
     tmp_path, monkeypatch, check
 ):
-    # Ctrl-C the moment the probe exists (the gdscope command handles it): the check ends
-    # normally, removes its probe, and the command finds the request at its next check.
+    # Ctrl-C the moment the probe exists (the gdscope command handles it): the probe is removed
+    # first, then the Ctrl-C is raised as it would have been; inside an outer deferred section
+    # (a job writing what finished) it stays a request.
     import signal
     import tempfile
 
@@ -167,26 +168,24 @@ def test_ctrl_c_while_a_folder_is_probed_leaves_no_probe_and_is_honoured_after(
 
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_ctrl_c)
     monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp_then_ctrl_c)
-    raised = False
+
+    def probe() -> None:
+        if check == "target":
+            check_target(tmp_path / "a.png")
+        else:
+            check_folder(tmp_path / "new")  # made there: probed with a folder
+
     with interrupts.handle_sigint():
         try:
-            if check == "target":
-                check_target(tmp_path / "a.png")
-            else:
-                check_folder(tmp_path / "new")  # made there: probed with a folder
+            probe()
         except KeyboardInterrupt:  # (caught: pytest would end the whole session)
             raised = True
-        assert interrupts.requested()
-    assert made and list(tmp_path.iterdir()) == []
-    assert not raised
-
-
-def test_record_json_is_strict_sorted_and_one_line():
-    import json
-    import math
-
-    from gdscope.files import record_json
-
-    text = record_json({"b": [1.5, math.nan], "a": {"z": math.inf, "y": (1, 2)}})
-    assert text == '{"a": {"y": [1, 2], "z": null}, "b": [1.5, null]}'
-    assert json.loads(text) == {"a": {"y": [1, 2], "z": None}, "b": [1.5, None]}
+        else:
+            raised = False
+        assert interrupts.requested() and list(tmp_path.iterdir()) == []
+        assert raised, "the Ctrl-C pressed while probing was swallowed"
+    assert len(made) == 1
+    with interrupts.handle_sigint():
+        with interrupts.deferred():
+            probe()  # raises nothing
+        assert interrupts.requested() and list(tmp_path.iterdir()) == []

@@ -42,8 +42,9 @@ wrote its dpi were saved at it)."""
 
 def check_target(path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """``path`` as a ``Path`` if a file may be written there: its folder exists and takes a new
-    file (tried: the temporary file ``write_atomic`` makes there), it is not a folder, and it
-    does not exist unless ``force``. Jobs call it for every output before they start working."""
+    file (tried: an empty ``PROBE_SUFFIX`` file made and removed there), it is not a folder,
+    and it does not exist unless ``force``. Jobs call it for every output before they start
+    working."""
     target = Path(path)
     if target.is_dir():
         raise GdscopeError(f"{target} is a directory; name a file")
@@ -99,7 +100,9 @@ def _probe(folder: Path, name: str, *, make: bool = False) -> None:
     line if that fails."""
     try:
         # Under a deferred Ctrl-C: one pressed between making and removing it left the probe
-        # behind (the command then stops at its first check of ``interrupts.requested()``).
+        # behind. One pressed there is honoured once the probe is gone (unless an outer section
+        # holds it; one pressed before, which a stopping job is handling, is not raised here).
+        pressed = interrupts.requested()
         with interrupts.deferred():
             if make:
                 os.rmdir(tempfile.mkdtemp(prefix=f".{name}.", suffix=PROBE_SUFFIX, dir=folder))
@@ -107,6 +110,8 @@ def _probe(folder: Path, name: str, *, make: bool = False) -> None:
                 fd, probe = tempfile.mkstemp(prefix=f".{name}.", suffix=PROBE_SUFFIX, dir=folder)
                 os.close(fd)
                 os.unlink(probe)
+        if not pressed:
+            interrupts.honour()
     except OSError as error:
         what = "make a directory" if make else "write"
         raise GdscopeError(f"cannot {what} in {folder}: {_why(error)}") from None

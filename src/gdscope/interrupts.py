@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager, contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["deferred", "handle_sigint", "polled", "requested", "starting"]
+__all__ = ["deferred", "handle_sigint", "honour", "polled", "requested", "starting"]
 
 
 class _State:
@@ -102,6 +102,15 @@ def polled() -> AbstractContextManager[None]:
 def deferred() -> AbstractContextManager[None]:
     """A short section that must not be cut (writing files): Ctrl-C only sets the request."""
     return _section("deferred")
+
+
+def honour() -> None:
+    """Raise the ``KeyboardInterrupt`` a short ``deferred()`` section held back, where no
+    section is open any more: a caller that has no loop to check ``requested()`` (a check
+    made before a command's work begins) ends as Ctrl-C would have ended it."""
+    main = threading.current_thread() is threading.main_thread()
+    if main and requested() and _STATE.polled == 0 and _STATE.deferred == 0:
+        raise KeyboardInterrupt
 
 
 def _starting(signum: int, frame: FrameType | None) -> None:

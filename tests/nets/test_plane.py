@@ -11,9 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from gdscope.engines.runner import TRIAL_BUDGET
+from gdscope.engines.runner import TIMED_POINTS, TRIAL_BUDGET
 from gdscope.errors import GdscopeError
 from gdscope.examples import mlp
+from gdscope.nets import plane
 from gdscope.nets.directions import random_direction
 from gdscope.nets.plane import (
     LOOP_CHUNK,
@@ -201,6 +202,9 @@ def test_data_may_be_a_loader_a_dataset_or_one_pair():
         materialize([{"x": x, "y": y}])
     with pytest.raises(GdscopeError, match="DataLoader or Dataset, got int"):
         materialize(3)
+    empty = (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(GdscopeError, match="batch 1 of the data has no samples"):
+        materialize([empty, (torch.zeros(3, 2), torch.zeros(3, dtype=torch.long))])
 
 
 def test_channels_last_loop_agrees_and_leaves_the_model_as_it_was(trained_cnn):
@@ -434,19 +438,43 @@ def work_on(model, data, grid):
 def test_decide_without_timing_when_told_or_when_a_backend_runs_it(monkeypatch):
     model, data, grid = small()
     work = work_on(model, data, grid)
-    timing = Timing(work, np.arange(12))
+    todo = np.arange(12)
     monkeypatch.setattr(Timing, "__call__", lambda *_: pytest.fail("nothing is timed"))
     cpu = torch.device("cpu")
-    told = decide(EvaluationOptions(strategy="loop"), timing, cpu)
+    told = decide(EvaluationOptions(strategy="loop"), work, todo, cpu)
     assert (told.method, told.chunk, told.memory_format, told.trials) == (
         "loop", LOOP_CHUNK, "contiguous", None)  # fmt: skip
-    vmap = decide(EvaluationOptions(strategy="vmap"), timing, cpu)
+    vmap = decide(EvaluationOptions(strategy="vmap"), work, todo, cpu)
     assert vmap.chunk == auto_chunk(model, work.data.batches, work.layout)
-    remote = decide(EvaluationOptions(backend=LocalBackend()), timing, cpu)
+    remote = decide(EvaluationOptions(backend=LocalBackend()), work, todo, cpu)
     assert (remote.method, remote.trials) == ("loop", None)
-    on_gpu = decide(EvaluationOptions(backend=LocalBackend(), chunk=7), timing,
+    on_gpu = decide(EvaluationOptions(backend=LocalBackend(), chunk=7), work, todo,
                     torch.device("cuda"))  # fmt: skip
     assert (on_gpu.method, on_gpu.chunk) == ("vmap", 7)
+
+
+def test_autos_chunk_is_sized_for_the_whole_data_not_the_sliver(monkeypatch):
+    # auto times on a sliver, but the chunks it chooses run on every batch: sized from those
+    from gdscope import modules
+
+    model, _, grid = small()
+    data = [(x, y) for x, y in torch.utils.data.DataLoader(mlp.make_dataset(400, seed=2),
+                                                           batch_size=200)]  # fmt: skip
+    work = work_on(model, data, grid)
+    monkeypatch.setattr(modules, "free_memory", lambda device: 2**22)
+    whole = auto_chunk(model, work.data.batches, work.layout)
+    assert whole < auto_chunk(model, sliver(work.data.batches, 12), work.layout)
+    monkeypatch.setattr(Timing, "__call__", lambda self, method, count: 1.0)  # a tie: the loop
+    limits = []
+    real = plane.choose_strategy
+
+    def spy(run, *, limit, **kwargs):
+        limits.append(limit)
+        return real(run, limit=limit, **kwargs)
+
+    monkeypatch.setattr(plane, "choose_strategy", spy)
+    decide(EvaluationOptions(), work, np.arange(12), torch.device("cpu"))
+    assert limits == [min(whole, 12)]
 
 
 def test_autos_timing_keeps_nothing_and_leaves_the_model_as_it_was(trained_cnn):
@@ -461,8 +489,9 @@ def test_autos_timing_keeps_nothing_and_leaves_the_model_as_it_was(trained_cnn):
     before = {k: v.clone() for k, v in trained_cnn.state_dict().items()}
     timing = Timing(work, np.arange(5))
     assert sum(len(y) for _, y in timing.work.data.batches) == 32  # the sliver, not the data
-    assert timing.scale == 2.0
-    choice = decide(EvaluationOptions(chunk=4), timing, torch.device("cpu"))
+    assert timing.scale == 2.0 and timing.samples == 32
+    choice = decide(EvaluationOptions(chunk=4), work, np.arange(5), torch.device("cpu"))
+    assert choice.trial_samples == 32
     assert [t[:2] for t in choice.trials[:2]] == [("loop", 4), ("loop/channels_last", 4)]
     assert all(t[2] > 0 for t in choice.trials)  # seconds per point
     assert trained_cnn.features[0].weight.is_contiguous()
@@ -479,14 +508,16 @@ def test_ctrl_c_during_autos_trials_stops_with_nothing_lost(monkeypatch, when):
     import signal
 
     from gdscope import interrupts
-    from gdscope.nets import plane
 
     model, data, grid = small()
+    calls: list[str] = []
     if when == "during the trials":
         timed = plane.Timing.__call__
 
         def interrupted_timing(self, method, count):
-            os.kill(os.getpid(), signal.SIGINT)
+            calls.append(method)
+            if method == "vmap":  # its warm-up, after the loop was timed
+                os.kill(os.getpid(), signal.SIGINT)
             return timed(self, method, count)
 
         monkeypatch.setattr(plane.Timing, "__call__", interrupted_timing)
@@ -503,3 +534,6 @@ def test_ctrl_c_during_autos_trials_stops_with_nothing_lost(monkeypatch, when):
         assert interrupts.requested()
     assert np.isnan(surface.loss).all() and surface.meta["unfinished"] == surface.loss.size
     assert surface.meta["plan"] == []
+    if when == "during the trials":
+        assert calls == ["loop", "loop", "vmap"]  # stopped at vmap's warm-up
+        assert [t[:2] for t in surface.meta["trials"]] == [["loop", TIMED_POINTS]]

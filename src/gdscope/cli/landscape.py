@@ -35,7 +35,7 @@ _CHOICE_HELP = {
     "--norm": "scale random directions filter by filter (default), per layer, or not at all",
     "--ignore": "1-D parameters (biases, norm layers): zero them, or keep them",
     "--strategy": "vmap: many grid points per forward pass; loop: one at a time; auto (default): "
-    "time both on the first points, go on with the faster",
+    "time both on a sliver of the data, evaluate every point with the faster",
     "--memory-format": "the loop's layout of image tensors (auto: timed with --strategy auto)",
     "--metric": "what the map shows (accuracy: classification only; heatmap or contour)",
 }

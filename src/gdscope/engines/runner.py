@@ -64,8 +64,11 @@ TIMED_POINTS = 4
 """Items the loop is timed on when ``auto`` chooses (after one untimed item)."""
 HOPELESS = 2.0
 """How many times the loop's time per item vmap's predicted time may be and still be timed on
-a larger chunk: beyond it (a CNN's grouped convolutions on a CPU) the loop is kept. (A sliver
-of the data flatters vmap, if anything: the loop's fixed cost per call weighs more on it.)"""
+a larger chunk: beyond it (a CNN's grouped convolutions on a CPU) the loop is kept. A sliver
+of the data flatters vmap (the loop's fixed cost per call weighs more on it): the small CNN of
+``benchmarks/bench_model_landscape.py`` vmapped 1.5 to 3.5 times the loop's time per point on
+57 samples, 7.7 times on all 1,000; at 4 its trials went on to a chunk of 16 (53 ms, 4% of
+that plane)."""
 TRIAL_BUDGET = 0.03
 """The share of the loop's time for the whole work that auto's vmap trials may spend: a larger
 chunk is timed only while it fits."""
@@ -91,14 +94,16 @@ tensors other than contiguous (the loop's only)."""
 class Decision:
     """How the work goes on: ``method`` (``vmap`` or ``loop``), ``chunk`` (items evaluated
     together), the loop's ``memory_format``, the timed ``trials`` that decided it (None: not
-    timed: the method was given, or workers elsewhere run it) and why vmap could not run, if
-    it could not (``failure``)."""
+    timed: the method was given, or workers elsewhere run it), why vmap could not run, if it
+    could not (``failure``), and how many samples of the data the trials ran on, where they ran
+    on a sliver of it (``trial_samples``: a plane's, see ``nets.plane.sliver``)."""
 
     method: Way
     chunk: int
     memory_format: LoopFormat = "contiguous"
     trials: tuple[Trial, ...] | None = None
     failure: str | None = None
+    trial_samples: int | None = None
 
 
 # Chunk sizes ---------------------------------------------------------------------------------
@@ -323,8 +328,7 @@ def choose_strategy(
     ``HOPELESS`` times the loop's time (the loop goes on), or reaches ``limit``, or the next
     chunk (its time per item taken as the last chunk's, or the prediction if higher) would
     take vmap's trials past ``TRIAL_BUDGET`` of the loop's time for the whole ``work`` (its
-    size in the sample's items: the loop takes ``work`` times its time per item). A vmap
-    trial
+    size in the sample's items: the loop takes ``work`` times its time per item). A vmap trial
     that raises (a module vmap cannot run) ends the trials: the loop goes on, and
     ``failure`` says why.
     """

@@ -100,7 +100,7 @@ def materialize(data: Any, device: torch.device | str | None = None) -> Batches:
         pairs = DataLoader(data, batch_size=256)  # samples, not batches: batch them in order
     else:
         pairs = data
-    batches = []
+    batches: Batches = []
     if isinstance(data, nn.Module) or not isinstance(pairs, Iterable):
         raise GdscopeError(f"the data must be a DataLoader or Dataset, got {type(data).__name__}")
     for item in pairs:
@@ -108,6 +108,8 @@ def materialize(data: Any, device: torch.device | str | None = None) -> Batches:
             raise GdscopeError(
                 f"the data must yield (inputs, targets) pairs, got {type(item).__name__}"
             )
+        if not len(item[1]):  # (a mean over no samples; and auto's sliver is the first batch)
+            raise GdscopeError(f"batch {len(batches) + 1} of the data has no samples")
         batches.append((item[0].to(device), item[1].to(device)))
     if not batches:
         raise GdscopeError("the data has no batches")
@@ -408,9 +410,10 @@ class LocalBackend:
 
 
 TRIAL_POINTS = 64
-"""About how many points auto's trials evaluate (the loop's 1 + 4 in each layout, vmap's
-1 + 1 + 4 + 16 …): the sliver is sized so that they cost ``runner.TRIAL_BUDGET`` of the
-grid's time."""
+"""What auto's trials cost, in the loop's points, at most about: the loop's 1 + 4 in each
+layout (10), and vmap's 1 + 1 + 4 (+ 16 …) points, each up to ``runner.HOPELESS`` times a loop
+point (12 to 44 and more). The sliver is sized so that this many points cost
+``runner.TRIAL_BUDGET`` of the grid's time."""
 TRIAL_SAMPLES = 32
 """The fewest samples auto times on (unless the first batch has fewer): on a handful, the fixed
 costs of each call would decide."""
@@ -440,9 +443,12 @@ class Timing:
 
     def __init__(self, work: ChunkWork, todo: np.ndarray) -> None:
         cut = sliver(work.data.batches, len(todo))
+        self.full = work
+        """The work itself: its data sizes the chunks, not the sliver's."""
         self.work = replace(work, data=ModelData(work.data.model, cut))
         self.todo = todo
-        self.scale = _samples(work.data.batches) / _samples(cut)
+        self.samples = _samples(cut)
+        self.scale = _samples(work.data.batches) / self.samples
         """How many times the sliver's samples the data has."""
 
     def __call__(self, method: PlanMethod, count: int) -> float | None:
@@ -537,19 +543,23 @@ def _timed_formats(options: EvaluationOptions, batches: Batches) -> tuple[LoopFo
     return ("contiguous", "channels_last") if images else ("contiguous",)
 
 
-def decide(options: EvaluationOptions, timing: Timing, device: torch.device) -> Decision:
-    """The method, chunk and layout for ``options`` as a ``runner.Decision``: ``auto`` run here
-    times the ways on a sliver of the data (``runner.choose_strategy``, through ``timing``);
-    ``auto`` with a backend, whose workers may differ, takes vmap on CUDA and the loop on the
-    CPU."""
-    model, batches, layout = timing.work.data.model, timing.work.data.batches, timing.work.layout
+def decide(
+    options: EvaluationOptions, work: ChunkWork, todo: np.ndarray, device: torch.device
+) -> Decision:
+    """The method, chunk and layout for evaluating the points ``todo`` of ``work`` as
+    ``options`` ask, as a ``runner.Decision``: ``auto`` run here times the ways on a sliver of
+    the data (``runner.choose_strategy``, through ``Timing``); ``auto`` with a backend, whose
+    workers may differ, takes vmap on CUDA and the loop on the CPU. Chunks are sized for the
+    whole data (``auto_chunk``)."""
+    model, batches, layout = work.data.model, work.data.batches, work.layout
     if options.strategy == "auto" and options.backend is None:
         chunk = options.chunk
         limit = auto_chunk(model, batches, layout) if chunk == "auto" else chunk
         loops = [_plan_method("loop", form) for form in _timed_formats(options, batches)]
-        points = len(timing.todo)
-        return choose_strategy(timing, limit=max(1, min(limit, points)), loops=loops,
-                               work=points * timing.scale)  # fmt: skip
+        timing = Timing(work, todo)
+        chosen = choose_strategy(timing, limit=max(1, min(limit, len(todo))), loops=loops,
+                                 work=len(todo) * timing.scale)  # fmt: skip
+        return replace(chosen, trial_samples=timing.samples)
     method: Method = "vmap" if device.type == "cuda" else "loop"
     if options.strategy != "auto":
         method = options.strategy
@@ -569,6 +579,8 @@ def _meta(device: torch.device, points: int, decision: Decision, plan: list[list
     meta: dict[str, Any] = {"device": str(device), "points": points}
     if decision.trials is not None:
         meta["trials"] = [list(t) for t in decision.trials]
+        if decision.trial_samples is not None:  # (the seconds are on so many samples)
+            meta["trial_samples"] = decision.trial_samples
         if decision.failure is not None:
             meta["vmap_failure"] = decision.failure
     meta["plan"] = plan
@@ -626,7 +638,7 @@ def evaluate_plane(
     with section(keep_on_interrupt=False):
         for method, count in options.plan:  # an old record's: its trials' points were results
             replay(method, count)
-        decision = decide(options, Timing(work, replay.rest()), device)
+        decision = decide(options, work, replay.rest(), device)
         chunks = spans(replay.rest(), decision.chunk)
         chosen = replace(work, method=decision.method, memory_format=decision.memory_format)
         (options.backend or LocalBackend()).run(chosen, chunks, results.store)

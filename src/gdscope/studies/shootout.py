@@ -251,7 +251,7 @@ def _final_losses(
             store.put(index, {"final": np.where(diverged, np.nan, finals)})
 
         cells = {key: np.asarray(column) for key, column in hyper.items()}
-        store = run_cells(data, name, {}, cells, keep, total=n_set * n_start,
+        store = run_cells(data, name, fixed={}, cells=cells, keep=keep, total=n_set * n_start,
                           start=np.tile(points, (n_set, 1)), loss=loss, epochs=budget,
                           dtype=dtype)  # fmt: skip
         if not store.done.all():  # Ctrl-C: this optimizer is not scored

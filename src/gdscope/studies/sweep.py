@@ -301,12 +301,12 @@ def _chunk_columns(
 def run_cells(
     data: Dataset | None,
     optimizer: str,
+    *,
     fixed: Mapping[str, Any],
     cells: Mapping[str, np.ndarray],
     keep: Callable[[np.ndarray, BatchResult, Results], None],
-    *,
     total: int,
-    start: Any,
+    start: tuple[float, float] | np.ndarray,
     loss: Objective,
     epochs: int,
     record: Record = "metrics",
@@ -405,7 +405,8 @@ def run_grid(
         store.put(index, curves)
 
     store = run_cells(
-        data, optimizer, fixed, cells, keep, total=total, start=start, loss=loss, epochs=epochs,
+        data, optimizer, fixed=fixed, cells=cells, keep=keep, total=total, start=start,
+        loss=loss, epochs=epochs,
         record=record, target=target, chunk=chunk, dtype=dtype, device=device, compile=compile,
         centre=centre, batch_size=batch_size, shuffle_seed=shuffle_seed, progress=progress,
         should_stop=should_stop,
