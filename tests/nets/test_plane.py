@@ -203,8 +203,11 @@ def test_data_may_be_a_loader_a_dataset_or_one_pair():
     with pytest.raises(GdscopeError, match="DataLoader or Dataset, got int"):
         materialize(3)
     empty = (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
-    with pytest.raises(GdscopeError, match="batch 1 of the data has no samples"):
-        materialize([empty, (torch.zeros(3, 2), torch.zeros(3, dtype=torch.long))])
+    full = (torch.ones(3, 2), torch.ones(3, dtype=torch.long))
+    kept = materialize([empty, full, empty])  # (a mean over samples: they add nothing)
+    assert len(kept) == 1 and torch.equal(kept[0][0], full[0])
+    with pytest.raises(GdscopeError, match=r"^the validation data has no batches$"):
+        materialize([empty], what="the validation data")
 
 
 def test_channels_last_loop_agrees_and_leaves_the_model_as_it_was(trained_cnn):

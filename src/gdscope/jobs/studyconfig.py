@@ -149,7 +149,8 @@ class NetworkSpec:
         val = None
         if self.val_data is not None:  # its failure names it, not the training
             with users_code(f"loading --val-data {self.val_data}"):
-                val = materialize(load_callable(self.val_data, "val_data")())
+                val = materialize(load_callable(self.val_data, "val_data")(),
+                                  what="the validation data")  # fmt: skip
         return Network.of(model, batches, load_loss(self.loss), val=val,
                           batch_size=settings.batch_size, name=self.model)  # fmt: skip
 

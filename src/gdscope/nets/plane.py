@@ -87,11 +87,14 @@ MEMORY_FORMATS: tuple[MemoryFormat, ...] = get_args(MemoryFormat)
 PLAN_METHODS: tuple[PlanMethod, ...] = tuple(PLAN_STEPS)
 
 
-def materialize(data: Any, device: torch.device | str | None = None) -> Batches:
+def materialize(
+    data: Any, device: torch.device | str | None = None, *, what: str = "the data"
+) -> Batches:
     """The data as a list of ``(inputs, targets)`` batches on ``device``: from a ``DataLoader``
     (or any iterable of pairs), a map-style ``Dataset`` of samples (batched by 256), or one
     ``(inputs, targets)`` pair. Evaluating a grid passes over the data many times, so it is
-    loaded once."""
+    loaded once. A batch without samples is left out (it adds nothing to a mean over samples);
+    data without any is refused, as ``what`` in the message."""
     from torch.utils.data import DataLoader, Dataset, IterableDataset
 
     if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Tensor):
@@ -102,17 +105,16 @@ def materialize(data: Any, device: torch.device | str | None = None) -> Batches:
         pairs = data
     batches: Batches = []
     if isinstance(data, nn.Module) or not isinstance(pairs, Iterable):
-        raise GdscopeError(f"the data must be a DataLoader or Dataset, got {type(data).__name__}")
+        raise GdscopeError(f"{what} must be a DataLoader or Dataset, got {type(data).__name__}")
     for item in pairs:
         if not (isinstance(item, (tuple, list)) and len(item) >= 2):
             raise GdscopeError(
-                f"the data must yield (inputs, targets) pairs, got {type(item).__name__}"
+                f"{what} must yield (inputs, targets) pairs, got {type(item).__name__}"
             )
-        if not len(item[1]):  # (a mean over no samples; and auto's sliver is the first batch)
-            raise GdscopeError(f"batch {len(batches) + 1} of the data has no samples")
-        batches.append((item[0].to(device), item[1].to(device)))
+        if len(item[1]):  # (and so auto's sliver, from the first batch, has samples)
+            batches.append((item[0].to(device), item[1].to(device)))
     if not batches:
-        raise GdscopeError("the data has no batches")
+        raise GdscopeError(f"{what} has no batches")
     return batches
 
 
