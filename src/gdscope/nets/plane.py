@@ -445,8 +445,6 @@ class Timing:
 
     def __init__(self, work: ChunkWork, todo: np.ndarray) -> None:
         cut = sliver(work.data.batches, len(todo))
-        self.full = work
-        """The work itself: its data sizes the chunks, not the sliver's."""
         self.work = replace(work, data=ModelData(work.data.model, cut))
         self.todo = todo
         self.samples = _samples(cut)
