@@ -30,13 +30,14 @@ def first_line(error: BaseException) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-def needs_extra(what: str, extra: str) -> GdscopeError:
+def needs_extra(what: str, extra: str, *, settings: Iterable[str] = ()) -> GdscopeError:
     """The error for an optional dependency that is not installed: ``what`` needs it, and how
     to install the extra that brings it (from the index, or in a clone of gdscope, where the
-    constraints file keeps torch's CPU build)."""
+    constraints file keeps torch's CPU build). ``settings``: those ``what`` names."""
     return GdscopeError(
         f"{what}: pip install 'gdscope[{extra}]' "
-        f"(in a clone of gdscope: pip install -c constraints.txt '.[{extra}]')"
+        f"(in a clone of gdscope: pip install -c constraints.txt '.[{extra}]')",
+        settings=settings,
     )
 
 

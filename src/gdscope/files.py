@@ -49,7 +49,8 @@ def check_target(path: str | os.PathLike[str], *, force: bool = False) -> Path:
     if target.is_dir():
         raise GdscopeError(f"{target} is a directory; name a file")
     if not force and target.exists():
-        raise GdscopeError(f"{target} already exists; pass --force to overwrite it")
+        raise GdscopeError(f"{target} already exists; pass force=True to overwrite it",
+                           settings=["force"])  # fmt: skip
     if not target.parent.is_dir():
         _refuse_missing(target.parent)
     _probe(target.parent, target.name)
@@ -236,13 +237,14 @@ def load_progress(
     wrong = any(k not in state or state[k].shape != s for k, s in (shapes or {}).items())
     if str(state.get("key")) != key or wrong:
         raise GdscopeError(f"{path} belongs to another computation ({differs}); remove it or "
-                           "choose another --resume file")  # fmt: skip
+                           "choose another resume file", settings=["resume"])  # fmt: skip
     return state
 
 
 def _publish(tmp: Path, target: Path, *, force: bool) -> None:
     """Move ``tmp`` to ``target``; without ``force`` only if no file has taken the name."""
-    taken = GdscopeError(f"{target} already exists; pass --force to overwrite it")
+    taken = GdscopeError(f"{target} already exists; pass force=True to overwrite it",
+                         settings=["force"])  # fmt: skip
     if force:
         os.replace(tmp, target)
         return

@@ -134,7 +134,7 @@ class RayPool:
         try:
             import ray
         except ImportError:
-            raise needs_extra("--backend ray needs Ray", "ray") from None
+            raise needs_extra("backend=ray needs Ray", "ray", settings=["backend"]) from None
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if self.address is None:

@@ -204,3 +204,46 @@ def test_the_library_says_settings_and_the_cli_says_its_flags():
     assert spoken(states, parser, "landscape") == "PCA takes no --states"
     top = GdscopeError("top 9 asks for more eigenvalues", settings=["top"])
     assert spoken(top, parser, "hessian") == "--top 9 asks for more eigenvalues"
+
+
+def test_values_and_switches_in_a_message_are_said_as_the_cli_takes_them():
+    """``force=True`` is the switch ``--force``, ``path=False`` the switch ``--no-path``,
+    ``to=X`` the option ``--to X``; in a notebook the message keeps the keywords."""
+    from gdscope.cli.main import build_parser
+    from gdscope.cli.options import spoken
+    from gdscope.errors import GdscopeError
+    from gdscope.files import check_target
+
+    parser = build_parser()
+    with pytest.raises(GdscopeError) as caught:
+        check_target(__file__)
+    assert str(caught.value).endswith("already exists; pass force=True to overwrite it")
+    assert spoken(caught.value, parser, "plot").endswith("; pass --force to overwrite it")
+    hidden = GdscopeError("an animation shows the paths; drop path=False", settings=["path"])
+    assert spoken(hidden, parser, "animate") == "an animation shows the paths; drop --no-path"
+    line = GdscopeError("a line needs the model at its end: give to=CHECKPOINT", settings=["to"])
+    assert spoken(line, parser, "landscape").endswith(": give --to CHECKPOINT")
+    ray = GdscopeError("backend=ray needs Ray: pip install", settings=["backend"])
+    assert spoken(ray, parser, "phase") == "--backend ray needs Ray: pip install"
+    assert spoken(ray, parser, "plot") == str(ray)  # plot has no --backend
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["landscape", "--model", "gdscope.examples.mlp:make_model", "--data",
+          "gdscope.examples.mlp:make_loader", "--directions", "pca", "--out", "x.png"],
+         "PCA directions need a recorded run: give --path"),
+        (["landscape", "--model", "gdscope.examples.mlp:make_model", "--data",
+          "gdscope.examples.mlp:make_loader", "--directions", "line", "--out", "x.png"],
+         "a line needs the model at its end: give --to CHECKPOINT"),
+        (["animate", "--no-path", "--out", "x.gif"],
+         "an animation shows the paths; drop --no-path"),
+    ],
+)  # fmt: skip
+def test_the_cli_says_its_own_flags_in_the_library_s_refusals(tmp_path, monkeypatch, capsys, args,
+                                                             says):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    code = run(args)
+    err = capsys.readouterr().err
+    assert (code, err) == (2, f"gdscope: error: {says}\n")

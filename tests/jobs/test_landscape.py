@@ -62,7 +62,7 @@ def test_landscape_cli_pca_with_a_checkpoint_and_errors(tmp_path, capsys):
         (["--loss", "hinge"], "--loss must be one of crossentropy, mse"),
         (
             ["--directions", "line", "--to", str(tmp_path / "final.pt"), "--y", "0", "1", "3"],
-            "a line has no y axis",
+            "a line has one axis (x): drop --y",
         ),
     ):
         code = main([*args[:-4], *extra, "--out", str(tmp_path / "x.png")])
@@ -157,7 +157,7 @@ def test_landscape_job_default_grids_frame_the_path_and_the_line(tmp_path):
     ax = draw_landscape(line).axes[0]
     assert [t.get_text() for t in ax.texts] == ["a.pt", "b.pt"]
     assert sorted(float(v.get_xdata()[0]) for v in ax.lines[1:]) == [0.0, 1.0]
-    with pytest.raises(GdscopeError, match="a line has no y axis"):
+    with pytest.raises(GdscopeError, match="a line has one axis \\(x\\): drop y"):
         LandscapeJob(**common, directions="line", to=tmp_path / "b.pt", y=(-1, 1, 3))
 
 
@@ -366,7 +366,7 @@ def test_flat_keywords_and_grouped_options_make_the_same_job():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"directions": "pca"}, "PCA directions need a recorded path"),
+        ({"directions": "pca"}, "PCA directions need a recorded run: give path"),
         ({"directions": "line"}, "a line needs the model at its end"),
         ({"strategy": "fast"}, "strategy must be one of"),
         ({"x": (1.0, 0.0, 3)}, "LO < HI"),

@@ -24,8 +24,8 @@ from .test_plane import WRAPS, Wrapped
         ({"ignore": "drop"}, "ignore must be one of biasbn, keep"),
         ({"x": (1.0, -1.0, 5)}, "LO < HI"),
         ({"y": (-1.0, 1.0, 502)}, "2..501 points"),
-        ({"line": True, "y": (-1.0, 1.0, 3)}, "a line has no y axis"),
-        ({"directions": "line", "y": (-1.0, 1.0, 3)}, "a line has no y axis"),
+        ({"line": True, "y": (-1.0, 1.0, 3)}, "a line has one axis \\(x\\): drop y"),
+        ({"directions": "line", "y": (-1.0, 1.0, 3)}, "a line has one axis \\(x\\): drop y"),
         ({"points": 1}, "points per axis"),
         ({"points": 3.5}, "points per axis must be a whole number"),
         ({"x": (-1, 1, 3.5)}, r"points \(whole\), got \(-1, 1, 3.5\)"),
@@ -55,7 +55,7 @@ def test_a_missing_source_is_said_first():
     with pytest.raises(GdscopeError, match="a line needs the model at its end"):
         split_options({"directions": "line", "y": (-1.0, 1.0, 3)}, None, None, path=False,
                       to=False)  # fmt: skip
-    with pytest.raises(GdscopeError, match="PCA directions need a recorded path"):
+    with pytest.raises(GdscopeError, match="PCA directions need a recorded run: give path"):
         split_options({}, PlaneOptions(directions="pca"), None, path=False, to=False)
 
 

@@ -83,18 +83,32 @@ def given(ns: argparse.Namespace, names: Iterable[str]) -> list[str]:
 
 def spoken(error: GdscopeError, parser: argparse.ArgumentParser, command: str) -> str:
     """The library's error as ``command`` says it: each setting the error names
-    (``GdscopeError.settings``) that the command has a flag for is said as that flag
-    (``val_data`` → ``--val-data``) where the message first mentions it."""
+    (``GdscopeError.settings``) that the command has a flag for is said as that flag where the
+    message first mentions it: ``val_data`` → ``--val-data``, ``to=CHECKPOINT`` → ``--to
+    CHECKPOINT``, and for a switch ``force=True`` → ``--force``, ``path=False`` →
+    ``--no-path``."""
     message = str(error)
     sub = next((action.choices[command] for action in parser._actions
                 if isinstance(action, argparse._SubParsersAction) and command in action.choices),
                parser)  # fmt: skip
+    switches = {flag for action in sub._actions if action.nargs == 0
+                for flag in action.option_strings}  # fmt: skip
     flags = {flag for action in sub._actions for flag in action.option_strings}
+    before = r"(?<![\w'\"./:-])"  # a whole word, not part of a name, a path or a quoted value
     for setting in error.settings:
-        flag = "--" + setting.replace("_", "-")
-        if flag in flags:  # a whole word, not part of a name, a path or a quoted value
-            word = rf"(?<![\w'\"./:-]){re.escape(setting)}(?![\w'\"./-])"
-            message = re.sub(word, flag, message, count=1)
+        name = re.escape(setting)
+        flag, negated = "--" + setting.replace("_", "-"), "--no-" + setting.replace("_", "-")
+        said = {"True": flag, "False": negated}
+        switch = rf"{before}{name}=(True|False)\b"
+        found = re.search(switch, message)
+        if found is not None and said[found.group(1)] in switches:
+            message = re.sub(switch, said[found.group(1)], message, count=1)
+        elif flag in flags:
+            word = rf"{before}{name}(=(?=\w)|(?![\w'\"./=-]))"
+            found = re.search(word, message)
+            if found is not None:  # (``to=X`` is said ``--to X``)
+                message = (message[: found.start()] + flag + (" " if found.group(1) else "")
+                           + message[found.end() :])  # fmt: skip
     return message
 
 

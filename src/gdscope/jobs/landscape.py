@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,16 +208,17 @@ USERS_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, KeyError, OSErr
 
 
 @contextmanager
-def users_code(doing: str) -> Iterator[None]:
+def users_code(doing: str, *, settings: Sequence[str] = ()) -> Iterator[None]:
     """Run the user's model, data and loss: an error there ends in one line saying what was
-    being done with which of them (``doing``) and what failed, not a traceback."""
+    being done with which of them (``doing``, which names ``settings``) and what failed, not a
+    traceback."""
     try:
         yield
     except GdscopeError:
         raise  # already says what to fix
     except USERS_ERRORS as error:
         first = first_line(error)
-        raise GdscopeError(f"{doing} failed: {first}") from None
+        raise GdscopeError(f"{doing} failed: {first}", settings=settings) from None
 
 
 def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = None
@@ -357,7 +358,8 @@ def animate(result: LandscapeResult, *, view: str = "contour", log: bool = False
     check_view(view)
     trajectory = recorded_trajectory(result)
     if trajectory is None or result.projected is None:
-        raise GdscopeError("an animation shows a recorded path on a plane: give --path")
+        raise GdscopeError("an animation shows a recorded path on a plane: give path",
+                           settings=["path"])  # fmt: skip
     name = result.path.optimizer if result.path is not None else None
     steps = np.asarray(result.projected.steps)
     curve = (

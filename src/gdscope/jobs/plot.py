@@ -221,7 +221,7 @@ def make_animation(
     for target in (out, sidecar(out)):
         check_target(target, force=force)
     if not config.path:
-        raise GdscopeError("an animation shows the paths; drop --no-path")
+        raise GdscopeError("an animation shows the paths; drop path=False", settings=["path"])
     _, landscapes, trajectories = run_config(config)
     animator = Animator(
         landscapes, [[t] for t in trajectories], options=options, log=config.log,

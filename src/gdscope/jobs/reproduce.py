@@ -49,8 +49,9 @@ def reproduce(
         formats = sorted({p.suffix[1:] for p in stale})
         held = f" (it holds the article's figures as {', '.join(formats)})" if formats else ""
         raise GdscopeError(
-            f"{out} is not empty{held}; pass --force to replace the figures a previous"
-            f" reproduce wrote there with {fmt} ones"
+            f"{out} is not empty{held}; pass force=True to replace the figures a previous"
+            f" reproduce wrote there with {fmt} ones",
+            settings=["force"],
         )
     make_folder(out)
     cache: MapCache = {}  # the article's four maps are shared by seven figures

@@ -148,7 +148,7 @@ class NetworkSpec:
         batches = materialize(load_callable(self.data, "data")())
         val = None
         if self.val_data is not None:  # its failure names it, not the training
-            with users_code(f"loading --val-data {self.val_data}"):
+            with users_code(f"loading val_data {self.val_data}", settings=["val_data"]):
                 val = materialize(load_callable(self.val_data, "val_data")(),
                                   what="the validation data")  # fmt: skip
         return Network.of(model, batches, load_loss(self.loss), val=val,

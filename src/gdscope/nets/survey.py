@@ -101,7 +101,7 @@ class PlaneOptions:
                 raise GdscopeError(f"a grid axis is (LO, HI, COUNT): finite LO < HI and "
                                    f"2..{MAX_POINTS} points (whole), got {axis!r}")  # fmt: skip
         if self.y is not None and self.is_line:
-            raise GdscopeError("a line has no y axis: drop --y")
+            raise GdscopeError("a line has one axis (x): drop y", settings=["y"])
         if self.points is not None and not (_is_count(self.points)
                                             and 2 <= self.points <= MAX_POINTS):  # fmt: skip
             raise GdscopeError(f"points per axis must be a whole number in [2, {MAX_POINTS}], "
@@ -131,9 +131,10 @@ def _check_sources(directions: str, *, path: bool, to: bool) -> None:
     """Refuse directions whose source is missing (PCA without a recorded path, a line without
     the model at its end): first, as it is the first thing to fix."""
     if directions == "pca" and not path:
-        raise GdscopeError("PCA directions need a recorded path (--path)")
+        raise GdscopeError("PCA directions need a recorded run: give path", settings=["path"])
     if directions == "line" and not to:
-        raise GdscopeError("a line needs the model at its end (--to CHECKPOINT)")
+        raise GdscopeError("a line needs the model at its end: give to=CHECKPOINT",
+                           settings=["to"])  # fmt: skip
 
 
 PLANE_FIELDS = frozenset(f.name for f in fields(PlaneOptions))
