@@ -48,3 +48,27 @@ def test_train_save_json_and_npz(tmp_path, capsys, suffix):
         arrays = np.load(save)
         np.testing.assert_array_equal(arrays["run0_path"], ref.path)
     assert run(capsys, "train", "--epochs", "5", "--save", save)[0] == 2
+
+
+def test_the_header_is_the_same_record_in_json_and_npz(tmp_path, capsys):
+    """Both files open with one record (kind, version, the plot's config, the runs), written
+    the one way gdscope writes records: the same bytes in each."""
+    from gdscope.jobs.records import record
+    from gdscope.version import __version__
+
+    saved = {}
+    for suffix in (".json", ".npz"):
+        save = tmp_path / f"p{suffix}"
+        args = ("plot", "--loss", "mse", "--epochs", "3", "--out", tmp_path / f"p{suffix}.png")
+        assert run(capsys, *args, "--save", save)[0] == 0
+        if suffix == ".json":
+            payload = json.loads(save.read_text())
+            payload.pop("points")
+            saved[suffix] = payload
+        else:
+            saved[suffix] = json.loads(str(np.load(save)["meta"]))
+    assert saved[".json"] == saved[".npz"]
+    header = saved[".json"]
+    assert (header["kind"], header["gdscope"]) == ("export", __version__)
+    assert header["config"]["epochs"] == 3 and header["runs"][0]["epochs"] == 3
+    assert set(header) == set(record("export", config=None, runs=[]))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,8 +13,8 @@ import numpy as np
 
 from gdscope.engines.trajectory import Trajectory
 from gdscope.errors import GdscopeError
-from gdscope.files import write_atomic
-from gdscope.version import __version__
+from gdscope.files import record_json, write_atomic
+from gdscope.jobs.records import record
 
 __all__ = ["EXPORT_FORMATS", "describe", "save_trajectories"]
 
@@ -77,7 +76,8 @@ def save_trajectories(
     suffix = Path(path).suffix.lower()
     if suffix not in EXPORT_FORMATS:
         raise GdscopeError(f"results go to a .csv, .json or .npz file, got {Path(path).name!r}")
-    meta = {"gdscope": __version__, "config": config, "runs": [describe(t) for t in trajectories]}
+    # The header is a record like every other file's (its kind, the version, the config).
+    meta = record("export", config=config, runs=[describe(t) for t in trajectories])
 
     def write_csv(tmp: Path) -> None:
         buffer = io.StringIO()
@@ -95,10 +95,10 @@ def save_trajectories(
             for key, value in point.items():
                 if isinstance(value, (float, np.floating)):
                     point[key] = _number(value)
-        tmp.write_text(json.dumps({**meta, "points": points}), encoding="utf-8")
+        tmp.write_text(record_json({**meta, "points": points}), encoding="utf-8")
 
     def write_npz(tmp: Path) -> None:
-        arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta))}
+        arrays: dict[str, Any] = {"meta": np.array(record_json(meta))}
         for k, t in enumerate(trajectories):
             arrays.update({f"run{k}_path": t.path, f"run{k}_losses": t.losses,
                            f"run{k}_batch_losses": t.batch_losses, f"run{k}_lrs": t.lrs,
