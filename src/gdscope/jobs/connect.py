@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
@@ -83,6 +84,8 @@ def load_network(make_model: Callable[[], nn.Module], file: Path, *, unpickle: b
     try:
         saved = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
+        if not zipfile.is_zipfile(file):  # (torch.save writes a zip archive)
+            raise GdscopeError(f"cannot load {file}: not a torch.save file") from None
         if not unpickle:
             raise GdscopeError(f"{file} holds Python objects, not only tensors (a saved "
                                "nn.Module?): pass unpickle to load it, which runs code from "
