@@ -535,6 +535,9 @@ def connect(
 
         if progress is not None:
             progress(int(done.done.sum()), total)
+        if log is not None and len(todo):
+            log(f"connect: measuring {len(todo)} points: the line's and the curve's "
+                f"{len(ts)} each and the plane's {grid}×{grid}, as far as not done")  # fmt: skip
         with section(keep_on_interrupt=False):
             run_chunks(spans(todo, LOOP_CHUNK), keep, compute=compute)
     n = len(ts)
