@@ -165,6 +165,31 @@ def test_example_connect_refuses_the_options_it_has_no_use_for(tmp_path, capsys)
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ctrl_c_in_example_connect_keeps_the_network_saved_before_it(tmp_path, capsys,
+                                                                     monkeypatch):  # fmt: skip
+    from gdscope import interrupts
+    from gdscope.examples import digits
+    from gdscope.jobs import connect
+
+    def train(seed, setup):
+        if seed == 0:
+            return digits.make_model(seed)  # (untrained: only what is kept matters here)
+        interrupts._STATE.request.set()  # Ctrl-C while the second network trains
+        return None
+
+    monkeypatch.setattr(connect, "_train_digits", train)
+    from gdscope.cli import options
+
+    monkeypatch.setattr(options, "_WRITTEN", [])  # (this process's earlier commands wrote too)
+    code = main(["example", "connect", "--out", str(tmp_path / "ex")])
+    printed = capsys.readouterr()
+    assert code == 130
+    assert printed.out.splitlines() == [str(tmp_path / "ex" / "a.pt")]
+    assert printed.err.splitlines()[-1] == ("gdscope: interrupted: kept 1 file(s) written "
+                                            f"before it: {tmp_path / 'ex' / 'a.pt'}")  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "ex").iterdir()) == ["a.pt"]
+
+
 @pytest.mark.slow
 def test_example_connect_runs_with_progress_lines(tmp_path, capsys):
     assert main(["example", "connect", "--out", str(tmp_path)]) == 0
