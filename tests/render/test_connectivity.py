@@ -40,6 +40,9 @@ def test_the_paths_are_the_measured_losses_labelled_with_their_highest(result):
     assert labels == [f"straight line (highest loss {result.line_max:.3g})",
                       f"Bézier curve (highest loss {result.curve_max:.3g})"]  # fmt: skip
     assert ax.get_yscale() == "log"
+    ax.figure.draw_without_rendering()
+    shown = [t.get_text() for t in (*ax.get_yticklabels(), *ax.get_yticklabels(minor=True))]
+    assert shown and not any("$" in text or "times" in text for text in shown)  # 0.05, not 5×10⁻²
     ticks = [tick.get_text() for tick in ax.get_xticklabels()]
     assert ticks[0] == "0\na.pt" and ticks[-1] == "1\nb.pt"
     linear = Figure().add_subplot()

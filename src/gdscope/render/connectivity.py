@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import PathCollection
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from gdscope.nets.curves import ConnectResult
 from gdscope.render.networks import surface_landscape
@@ -61,6 +62,20 @@ def _label(name: str, highest: float) -> str:
     return f"{name} (highest loss {highest:.3g})" if np.isfinite(highest) else name
 
 
+def _log_axis(ax: Axes, values: np.ndarray) -> None:
+    """A logarithmic loss axis labelled in plain numbers (0.01, not 10⁻²); over less than a
+    two decades also at 2× and 5× each power of ten (matplotlib's own labels there
+    crowd: 6×10⁻¹, 4×10⁻¹, …)."""
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:.3g}")
+    ax.yaxis.set_major_formatter(plain)
+    if np.log10(values.max() / values.min()) < 2:
+        ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        ax.yaxis.set_minor_formatter(plain)
+    else:
+        ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_paths(result: ConnectResult, *, ax: Axes, log: bool = True,
                names: tuple[str, str] = ("A", "B")) -> CurveArtists:  # fmt: skip
     """The loss against ``t`` along the straight line and along the curve, each labelled with
@@ -73,7 +88,7 @@ def plot_paths(result: ConnectResult, *, ax: Axes, log: bool = True,
     measured = np.concatenate([result.line_loss, result.curve_loss])
     measured = measured[np.isfinite(measured)]
     if log and measured.size and (measured > 0).all():
-        ax.set_yscale("log")
+        _log_axis(ax, measured)
     ax.set_xlim(0, 1)
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1], ["0\n" + names[0], "0.25", "0.5", "0.75",
                                             "1\n" + names[1]])  # fmt: skip
