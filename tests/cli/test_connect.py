@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -198,3 +199,51 @@ def test_example_connect_runs_with_progress_lines(tmp_path, capsys):
                                                           "connect.png"]  # fmt: skip
     assert "connect: epoch 100/100" in printed.err
     assert printed.err.splitlines()[-1].startswith("connect: highest loss along the straight")
+
+
+def _two_digits_networks(folder) -> list[str]:
+    """Two untrained digits MLPs (seeds 0 and 1) saved in ``folder``, and the command's start."""
+    from gdscope.examples import digits
+
+    for seed, name in ((0, "a.pt"), (1, "b.pt")):
+        torch.save(digits.make_model(seed).state_dict(), folder / name)
+    return ["connect", "a.pt", "b.pt", "--model", "gdscope.examples.digits:make_model",
+            "--data", "gdscope.examples.digits:make_loader", "--batch-size", "64"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_real_ctrl_c_while_measuring_keeps_the_points_measured(tmp_path):
+    import re
+
+    from tests.cli.test_interrupts import interrupt, some_finished
+
+    args = [*_two_digits_networks(tmp_path), "--epochs", "2", "--grid", "41", "--out", "c.png",
+            "--save", "c.json"]  # fmt: skip
+    outcome = interrupt(args, tmp_path, some_finished)
+    found = re.fullmatch(r"gdscope: interrupted: kept (\d+) of (\d+) points measured",
+                         outcome.line)  # fmt: skip
+    assert found is not None and 0 < int(found[1]) < int(found[2]) == 2 * 41 + 41 * 41
+    saved = json.loads((tmp_path / "c.json").read_text())
+    assert saved["unfinished"] == int(found[2]) - int(found[1])
+    assert (
+        read_record(tmp_path / "c.png")["interrupted"] == f"{found[1]} of {found[2]} points "
+        "measured"
+    )
+
+
+@pytest.mark.slow
+def test_a_real_ctrl_c_while_training_keeps_the_epochs_in_the_resume_file(tmp_path):
+    import re
+
+    from tests.cli.test_interrupts import interrupt
+
+    args = [*_two_digits_networks(tmp_path), "--epochs", "400", "--resume", "p.npz", "--out",
+            "c.png"]  # fmt: skip
+    outcome = interrupt(args, tmp_path, lambda running: "connect: epoch 40/" in running.err)
+    found = re.fullmatch(r"gdscope: interrupted: the curve trained for (\d+) of 400 epochs; "
+                         r"p\.npz keeps them \(--resume goes on from there\); nothing drawn",
+                         outcome.line)  # fmt: skip
+    assert found is not None and 40 <= int(found[1]) < 400, outcome.line
+    assert not (tmp_path / "c.png").exists()
+    with np.load(tmp_path / "p.npz") as saved:
+        assert int(saved["epochs_done"]) == int(found[1])
