@@ -314,8 +314,8 @@ def make_connect_example(
     for target in targets:
         check_target(target, force=force)
     first, second, figure, numbers = targets
-    # One thread: the matrices are small, and on a busy 2-core machine two threads took 125 s
-    # where one took 7 s (load 11).
+    # One thread: the matrices are small, and on this busy 2-core machine (load ~11) a first
+    # run on two threads took 125 s where one thread took 7 s (measured once each, by hand).
     with torch_threads(EXAMPLE_THREADS):
         return _example(setup, first, second, figure, numbers, force=force, log=log, wrote=wrote)
 
