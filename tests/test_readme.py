@@ -48,6 +48,16 @@ SKIPS: tuple[tuple[str, str], ...] = (
         " networks in tests/jobs/test_landscape.py)",
     ),
     (
+        r"^gdscope example connect",
+        "trains two digits MLPs and a curve between them: 16-22 s on a busy CPU (the example"
+        " itself is a slow test in tests/jobs/test_connect.py)",
+    ),
+    (
+        r"^gdscope connect connect/",
+        "reads the two networks that gdscope example connect saves (tests/cli/test_connect.py"
+        " runs the command on networks of its own)",
+    ),
+    (
         r"^gdscope example eos",
         "trains three networks for 2,000 full-batch steps: over a minute on a busy CPU (the"
         " example itself is a slow test in tests/jobs/test_hessian.py)",

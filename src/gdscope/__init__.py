@@ -23,12 +23,14 @@ if TYPE_CHECKING:  # the names for type checkers; at run time ``__getattr__`` im
     from gdscope.engines.reference import train
     from gdscope.engines.trajectory import Trajectory
     from gdscope.errors import GdscopeError
+    from gdscope.jobs.connect import draw_connect
     from gdscope.jobs.export import save_trajectories
     from gdscope.jobs.hessian import draw_sharpness, draw_spectrum
     from gdscope.jobs.landscape import draw_landscape, model_landscape
     from gdscope.jobs.plot import make_animation, make_plot
     from gdscope.jobs.plotconfig import PlotConfig, load_toml
     from gdscope.nets.curvature import curvature
+    from gdscope.nets.curves import connect
     from gdscope.nets.fit import fit
     from gdscope.nets.recorder import Recorder
     from gdscope.optim.sgdconfig import SGDConfig
@@ -56,7 +58,9 @@ _EXPORTS = {
     "TestFunction": "problem.testfunctions",
     "Trajectory": "engines.trajectory",
     "compare_network": "studies.netstudy",
+    "connect": "nets.curves",
     "curvature": "nets.curvature",
+    "draw_connect": "jobs.connect",
     "draw_landscape": "jobs.landscape",
     "draw_sharpness": "jobs.hessian",
     "draw_spectrum": "jobs.hessian",
@@ -116,7 +120,9 @@ __all__ = [
     "Trajectory",
     "__version__",
     "compare_network",
+    "connect",
     "curvature",
+    "draw_connect",
     "draw_landscape",
     "draw_sharpness",
     "draw_spectrum",

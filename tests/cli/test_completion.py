@@ -63,7 +63,7 @@ def test_bash_completes_commands_options_and_choices():
     assert complete(["gdscope", "reproduce", "--format", "p"]) == ["png", "pdf"]
     assert complete(["gdscope", "plot", "--loss", "mse", "h"]) == ["huber"]  # several values
     assert complete(["gdscope", "plot", "--view", "heatmap", "c"]) == []  # one value: files
-    assert complete(["gdscope", "example", "c"]) == ["cnn"]
+    assert complete(["gdscope", "example", "c"]) == ["cnn", "connect"]
     assert complete(["gdscope", "plot", "--out", "x"]) == []  # a file name: bash's default
 
 

@@ -172,6 +172,10 @@ def add_parser(commands: Subparsers) -> None:
            for name, module in EXAMPLES.items()},
         "eos": f"The edge of stability: full-batch GD at η = {rates} on a small tanh MLP, the "
                "loss beside the sharpness and 2/η (on the CPU; takes only --out and --force).",
+        "connect": "Mode connectivity: two digits MLPs trained from different seeds, a Bézier "
+                   "curve trained between them, the loss along it and along the straight line, "
+                   "and their plane (scikit-learn's digits; on the CPU; takes only --out and "
+                   "--force).",
     }  # fmt: skip
     example = commands.add_parser(
         "example", help="train an example network, draw its landscape",
@@ -428,6 +432,15 @@ def _example(ns: argparse.Namespace) -> int:
                   "rates", file=sys.stderr)  # fmt: skip
             return EXIT_INTERRUPTED
         return 0
+    if ns.name == "connect":
+        from gdscope.cli.connect import report
+        from gdscope.jobs.connect import make_connect_example
+
+        unused = options.given(ns, _EOS_FREE)
+        if unused:
+            raise GdscopeError(f"{', '.join(unused)} do not apply to example connect")
+        made = make_connect_example(ns.out, force=ns.force, log=log, wrote=options.wrote)
+        return report(made.result, None)
     from gdscope.jobs.presets import EXAMPLE_STUDIES, example_studies, example_study_files
 
     later = [] if ns.no_studies else example_study_files(ns.name, ns.out)

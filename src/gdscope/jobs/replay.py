@@ -148,9 +148,19 @@ def _eos(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
                     dpi=rec["dpi"], force=force, log=lambda _: None).written[0]  # fmt: skip
 
 
+def _connect(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
+    from gdscope.jobs.connect import ConnectJob, make_connect
+
+    job = ConnectJob.from_dict(rec["job"], where=where)
+    made = make_connect(job, target, dpi=rec["dpi"], force=force, title=rec.get("title"))
+    if not made.written:  # Ctrl-C while the curve trained
+        raise KeyboardInterrupt
+    return made.written[-1]  # (the figure)
+
+
 _JOBS: dict[str, Callable[[dict[str, Any], Path, bool, str], Path]] = {
     "plot": _plot, "figure": _figure, "animate": _animate, "sweep": _sweep, "phase": _phase,
-    "compare": _compare, "hessian": _hessian, "eos": _eos,
+    "compare": _compare, "hessian": _hessian, "eos": _eos, "connect": _connect,
 }  # fmt: skip
 
 
