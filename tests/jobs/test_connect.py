@@ -135,7 +135,7 @@ def test_replay_refuses_a_checkpoint_that_changed(netmod):
 
 def test_existing_outputs_are_refused_before_any_work(netmod):
     (netmod / "c.png").write_bytes(b"mine")
-    with pytest.raises(GdscopeError, match="already exists; pass --force"):
+    with pytest.raises(GdscopeError, match="already exists; pass force=True"):
         make_connect(job(), netmod / "c.png")
     assert (netmod / "c.png").read_bytes() == b"mine"
     assert make_connect(job(), netmod / "c.png", force=True).written
