@@ -20,6 +20,7 @@ what cannot be read instead of failing.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -520,7 +521,6 @@ def compute_landscape(
     (a surface ``.npz`` as ``gdscope landscape --save`` writes it, and its ``.json``), each
     refined grid resumable (``--resume``). ``report(message)`` hears the stage and progress.
     Runs the user's code: meant for a process of its own."""
-    import torch
 
     from gdscope.files import write_atomic, write_text
     from gdscope.jobs.landscape import load_parts, users_code
@@ -552,8 +552,7 @@ def compute_landscape(
             models[index] = model
             file = snapshot_file(folder, index)
             if not file.exists():
-                state = model.state_dict()
-                write_atomic(file, lambda tmp, s=state: torch.save(s, tmp), force=True)
+                write_atomic(file, functools.partial(_save_state, model), force=True)
         data = make_data()
         end = models[snapshots - 1]
         stages: list[tuple[str, int, Path]] = [("coarse", COARSE, plane_file(folder, snapshots,
@@ -580,17 +579,16 @@ def compute_landscape(
                                          directions="line", evaluation=evaluation)  # fmt: skip
                 command = line_command(sources, folder, snapshots, result.surface)
             else:
-                grid = {} if extent is None else {
-                    "x": (float(extent[0][0]), float(extent[0][-1]), count),
-                    "y": (float(extent[1][0]), float(extent[1][-1]), count)}  # fmt: skip
+                # The refined grid on the coarse one's extent (the same: fit_axis pads the
+                # path's extent whatever the count), given, so that the command names it.
+                x, y = (None, None) if extent is None else (
+                    (float(axis[0]), float(axis[-1]), count) for axis in extent)  # fmt: skip
+                plane = PlaneOptions(directions="pca", points=count, x=x, y=y)
                 result = model_landscape(end, data, loss_fn, path=path, progress=progress,
-                                         plane=PlaneOptions(directions="pca", points=count,
-                                                            **grid),
-                                         evaluation=evaluation)  # fmt: skip
-                surface = result.surface
+                                         plane=plane, evaluation=evaluation)  # fmt: skip
                 if stage == "coarse":
-                    extent = surface.xs, surface.ys
-                command = plane_command(sources, folder, snapshots, surface)
+                    extent = result.surface.xs, result.surface.ys
+                command = plane_command(sources, folder, snapshots, result.surface)
             surface = result.surface
             save_surface(surface, file, projected=result.projected, explained=result.explained,
                          force=True)  # fmt: skip
@@ -609,6 +607,12 @@ def compute_landscape(
             write_text(file.with_suffix(".json"), json.dumps(json_ready(page)), force=True)
             resume.unlink(missing_ok=True)
             say(stage=stage, done=1, total=1, finished=True)
+
+
+def _save_state(model: Any, tmp: Path) -> None:
+    import torch
+
+    torch.save(model.state_dict(), tmp)
 
 
 def landscape_worker(conn: Any, folder: str, sources: Sources, snapshots: int, points: int
