@@ -46,7 +46,9 @@ __all__ = [
     "Rows",
     "Runs",
     "Tail",
+    "Watcher",
     "read_file_run",
+    "read_recording",
 ]
 
 Kind = Literal["recording", "surface", "study", "spectrum"]
@@ -387,6 +389,71 @@ class Recording:
                 "optimizer": self.index.get("optimizer") if self.index else None,
                 "sharpness": sharp is not None and bool(sharp.get("steps")),
                 "problems": self.problems(rows)}  # fmt: skip
+
+
+class Watcher:
+    """Follows every run under ``runs``: each ``poll`` says what changed since the last one, as
+    ``(event, data)`` pairs: ``("runs", the listing)`` when it changed, ``("rows", ...)``
+    with each recording's new rows (``Rows.to_dict`` and its ``name``), ``("index", ...)``
+    when a recording's ``index.json`` changed (its sharpness, optimizer). The first poll lists
+    the runs; rows already there then are not sent (``from_start``: they are)."""
+
+    def __init__(self, runs: Runs, *, from_start: bool = False, rows_limit: int = 100_000
+                 ) -> None:  # fmt: skip
+        self.runs, self.from_start, self.rows_limit = runs, from_start, rows_limit
+        self.recordings: dict[str, Recording] = {}
+        self.listing: list[dict[str, Any]] | None = None
+
+    def poll(self) -> list[tuple[str, dict[str, Any]]]:
+        events: list[tuple[str, dict[str, Any]]] = []
+        first = self.listing is None
+        listing = []
+        entries = self.runs.scan()
+        for entry in entries:
+            item: dict[str, Any] = {"name": entry.name, "kind": entry.kind}
+            if entry.kind == "recording":
+                run = self.recordings.get(entry.name)
+                if run is None:
+                    run = self.recordings[entry.name] = Recording(self.runs.root / entry.name)
+                    if first and not self.from_start:
+                        run.tail.skip()
+                if run.refresh_index() and not first:
+                    events.append(("index", {"name": entry.name, **index_part(run)}))
+                rows = run.tail.read(limit=self.rows_limit)
+                if len(rows.steps) or rows.restarted:
+                    events.append(("rows", {"name": entry.name, **rows.to_dict()}))
+                item.update(run.summary(rows_of(run)))
+            listing.append(item)
+        for gone in set(self.recordings) - {e.name for e in entries}:
+            del self.recordings[gone]
+        if listing != self.listing:
+            self.listing = listing
+            events.insert(0, ("runs", {"runs": listing, "truncated": self.runs.truncated}))
+        return events
+
+
+def rows_of(run: Recording) -> int:
+    """The rows read of a recording (those in its index, for one made before ``steps.bin``)."""
+    old = run.old_rows()
+    return len(old.steps) if old is not None and not run.tail.rows else run.tail.rows
+
+
+def index_part(run: Recording) -> dict[str, Any]:
+    """What a recording's ``index.json`` says that the page draws (strict JSON values)."""
+    return json_ready({"optimizer": run.index.get("optimizer") if run.index else None,
+                       "parameters": run.parameters, "sharpness": run.sharpness()})  # fmt: skip
+
+
+def read_recording(folder: Path) -> dict[str, Any]:
+    """A recording as the page first draws it: every row, the index's part, the problems."""
+    run = Recording(folder)
+    run.refresh_index()
+    rows = run.tail.read()
+    if not len(rows.steps) and (old := run.old_rows()) is not None:
+        rows = old
+    count = max(run.tail.rows, len(rows.steps))
+    return {"kind": "recording", **rows.to_dict(), **index_part(run),
+            **run.summary(count)}  # fmt: skip
 
 
 def read_file_run(path: Path, kind: Kind) -> dict[str, Any]:
