@@ -120,7 +120,7 @@ def test_runs_lists_every_kind_and_skips_hidden_folders_and_links_out(tmp_path):
     _record(root / "group" / "a", 3)
     (root / "group" / "a" / CACHE).mkdir()
     np.savez(root / "group" / "a" / CACHE / "plane.npz", xs=[0.0], ys=[0.0], loss=[[1.0]])
-    np.savez(root / "s.npz", xs=[0.0, 1.0], ys=[0.0], loss=[[1.0], [2.0]])
+    np.savez(root / "s.npz", xs=[0.0, 1.0], ys=[0.0], loss=[[1.0, 2.0]])
     np.savez(root / "study.npz", description=json.dumps({"kind": "phase"}))
     (root / "h.json").write_text(json.dumps({"eigenvalues": [3.0, 1.0]}), encoding="utf-8")
     (root / "other.json").write_text("[1, 2]", encoding="utf-8")
@@ -136,7 +136,7 @@ def test_runs_lists_every_kind_and_skips_hidden_folders_and_links_out(tmp_path):
         Entry("s.npz", "surface"),
         Entry("study.npz", "study"),
     ]
-    assert read_file_run(root / "s.npz", "surface")["loss"] == [[1.0], [2.0]]
+    assert read_file_run(root / "s.npz", "surface")["loss"] == [[1.0, 2.0]]
     assert read_file_run(root / "h.json", "spectrum")["eigenvalues"] == [3.0, 1.0]
     assert "cannot be read" in read_file_run(root / "broken.npz", "surface")["problems"][0]
 

@@ -24,6 +24,7 @@ import functools
 import json
 import math
 import os
+import shlex
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -387,7 +388,7 @@ class Recording:
         sharp = self.sharpness()
         return {"rows": rows, "snapshots": whole, "parameters": self.parameters,
                 "optimizer": self.index.get("optimizer") if self.index else None,
-                "sharpness": sharp is not None and bool(sharp.get("steps")),
+                "measured": len(sharp.get("steps") or ()) if sharp is not None else 0,
                 "problems": self.problems(rows)}  # fmt: skip
 
 
@@ -487,8 +488,8 @@ def _surface(path: Path) -> dict[str, Any]:
             xs, ys, loss = saved["xs"], saved["ys"], saved["loss"]
             extra = {k: json_ready(saved[k].tolist()) for k in ("path_x", "path_y")
                      if k in saved.files}  # fmt: skip
-    if loss.shape != (len(xs), len(ys)):
-        raise ValueError(f"its loss has shape {loss.shape}, not {(len(xs), len(ys))}")
+    if loss.shape != (len(ys), len(xs)):  # rows are y (``ModelSurface``)
+        raise ValueError(f"its loss has shape {loss.shape}, not {(len(ys), len(xs))}")
     return {"xs": xs.tolist(), "ys": ys.tolist(), "loss": json_ready(loss.tolist()),
             **extra, "problems": []}  # fmt: skip
 
@@ -662,7 +663,7 @@ def compute_landscape(
             page: dict[str, Any] = {
                 "stage": stage, "snapshots": snapshots, "xs": surface.xs.tolist(),
                 "ys": surface.ys.tolist(), "loss": surface.loss.tolist(),
-                "notes": list(result.notes), "command": command,
+                "notes": list(result.notes), "command": command, "shell": shlex.join(command),
                 "explained": None if result.explained is None else result.explained.tolist(),
             }  # fmt: skip
             if result.projected is not None:

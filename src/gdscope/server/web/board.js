@@ -1,0 +1,461 @@
+// gdscope board: the runs under a folder, followed live (server-sent events from /api/events).
+// The page holds no copy of the files: every number drawn came from /api/run, /api/events or
+// /api/landscape, as the files hold it.
+
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+  "#17becf", "#7f7f7f", "#bcbd22"];
+const $ = (id) => document.getElementById(id);
+const state = {
+  health: null,
+  runs: [],          // the listing: {name, kind, rows, snapshots, problems, ...}
+  selected: null,    // the run shown
+  compare: new Set(),  // runs overlaid on the selected one's loss and sharpness
+  data: new Map(),   // name -> what /api/run said, rows appended as they arrive
+  landscape: null,   // /api/landscape's last answer for the selected run
+  poll: null,
+};
+// What the tests read: how many rows arrived by events, how many renders happened.
+window.gdscopeBoard = { state, rowsArrived: 0, renders: 0, landscapeRenders: 0 };
+
+function detail(body) {
+  if (!body || body.detail === undefined) return "";
+  if (typeof body.detail === "string") return body.detail;
+  return body.detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
+}
+
+async function getJSON(url, options) {
+  const response = await fetch(url, options);
+  let body = null;
+  try { body = await response.json(); } catch { body = null; }
+  if (!response.ok) throw new Error(detail(body) || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+function say(text) { $("status").textContent = text || ""; }
+
+function quote(text) { return JSON.stringify(String(text)); }
+
+function pathOf(name) {
+  const root = state.health ? state.health.root : "RUNS";
+  return name === "." ? root : `${root}/${name}`;
+}
+
+// The listing -----------------------------------------------------------------------------
+
+function renderList() {
+  const list = $("runs");
+  list.replaceChildren();
+  $("empty").hidden = state.runs.length > 0;
+  for (const run of state.runs) {
+    const item = document.createElement("li");
+    item.classList.toggle("selected", run.name === state.selected);
+    item.dataset.name = run.name;
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.title = "overlay on the run shown";
+    box.checked = state.compare.has(run.name);
+    box.disabled = run.kind !== "recording";
+    box.setAttribute("aria-label", `overlay ${run.name}`);
+    box.addEventListener("change", () => toggleCompare(run.name, box.checked));
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = run.name;
+    const kind = document.createElement("span");
+    kind.className = "kind";
+    let text = run.kind;
+    if (run.kind === "recording") {
+      text += ` · ${run.rows} steps · ${run.snapshots} snapshots`;
+      if (run.optimizer) text += ` · ${run.optimizer}`;
+      if (run.measured) text += ` · sharpness ×${run.measured}`;
+    }
+    kind.textContent = text;
+    button.append(kind);
+    if (run.problems && run.problems.length) {
+      const bad = document.createElement("span");
+      bad.className = "kind bad";
+      bad.textContent = `⚠ ${run.problems.length} problem${run.problems.length > 1 ? "s" : ""}`;
+      bad.title = run.problems.join("\n");
+      button.append(bad);
+    }
+    button.addEventListener("click", () => select(run.name));
+    item.append(box, button);
+    list.append(item);
+  }
+}
+
+function onRuns(listing) {
+  state.runs = listing.runs;
+  if (listing.truncated) say("More runs than the board lists: only the first are shown.");
+  renderList();
+  const names = new Set(state.runs.map((r) => r.name));
+  if (state.selected === null && hashRun() && names.has(hashRun())) select(hashRun());
+  else if (state.selected === null && state.runs.length) select(state.runs[0].name);
+  const shown = state.runs.find((r) => r.name === state.selected);
+  if (shown && state.data.has(shown.name)) {
+    state.data.get(shown.name).problems = shown.problems;
+    renderProblems();
+  }
+}
+
+// Rows as they arrive ---------------------------------------------------------------------
+
+function onRows(event) {
+  const run = state.data.get(event.name);
+  window.gdscopeBoard.rowsArrived += event.steps.length;
+  if (!run) return;  // not open: the listing's counts say enough
+  const have = run.steps.length;
+  if (event.restarted || event.start > have) { load(event.name, true); return; }
+  const skip = have - event.start;  // rows already read by /api/run
+  run.steps.push(...event.steps.slice(skip));
+  run.losses.push(...event.losses.slice(skip));
+  scheduleRender();
+}
+
+function onIndex(event) {
+  const run = state.data.get(event.name);
+  if (!run) return;
+  Object.assign(run, { optimizer: event.optimizer, parameters: event.parameters,
+    sharpness: event.sharpness });
+  scheduleRender();
+}
+
+let pending = false;
+function scheduleRender() {
+  if (pending) return;
+  pending = true;
+  requestAnimationFrame(() => { pending = false; renderRecording(); });
+}
+
+// One run ---------------------------------------------------------------------------------
+
+function hashRun() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  return params.get("run");
+}
+
+function writeHash() {
+  const params = new URLSearchParams();
+  if (state.selected !== null) params.set("run", state.selected);
+  if (state.compare.size) params.set("compare", [...state.compare].join(","));
+  history.replaceState(null, "", `#${params}`);
+}
+
+async function load(name, quiet) {
+  try {
+    const run = await getJSON(`/api/run?name=${encodeURIComponent(name)}`);
+    state.data.set(name, run);
+    if (!quiet) say("");
+    return run;
+  } catch (error) {
+    say(`${name}: ${error.message}`);
+    return null;
+  }
+}
+
+async function select(name) {
+  state.selected = name;
+  state.landscape = null;
+  clearTimeout(state.poll);
+  writeHash();
+  renderList();
+  $("title").textContent = name;
+  const run = await load(name);
+  if (state.selected !== name) return;
+  if (!run) { $("recording").hidden = $("file").hidden = true; return; }
+  renderProblems();
+  if (run.kind === "recording") {
+    $("recording").hidden = false;
+    $("file").hidden = true;
+    for (const other of state.compare) if (!state.data.has(other)) await load(other, true);
+    renderRecording();
+    refreshLandscape();
+  } else {
+    $("recording").hidden = true;
+    $("file").hidden = false;
+    renderFile(run);
+  }
+}
+
+async function toggleCompare(name, on) {
+  if (on) state.compare.add(name); else state.compare.delete(name);
+  writeHash();
+  if (on && !state.data.has(name)) await load(name, true);
+  renderRecording();
+}
+
+function renderProblems() {
+  const run = state.data.get(state.selected);
+  const list = $("problems");
+  list.replaceChildren();
+  for (const problem of (run && run.problems) || []) {
+    const item = document.createElement("li");
+    item.textContent = problem;
+    list.append(item);
+  }
+}
+
+function shown() {
+  // The selected run first, then the overlaid ones (each with its colour).
+  const names = [state.selected, ...[...state.compare].filter((n) => n !== state.selected)];
+  return names.filter((n) => state.data.has(n) && state.data.get(n).kind === "recording")
+    .map((name, i) => ({ name, run: state.data.get(name), color: COLORS[i % COLORS.length] }));
+}
+
+const LAYOUT = {
+  margin: { l: 60, r: 16, t: 36, b: 44 }, legend: { orientation: "h", y: -0.32 },
+  font: { size: 12 }, uirevision: "keep",
+};
+const CONFIG = { responsive: true, displaylogo: false };
+
+function renderRecording() {
+  const runs = shown();
+  if (!runs.length || $("recording").hidden) return;
+  window.gdscopeBoard.renders += 1;
+  const main = runs[0].run;
+  $("counts").textContent = `${main.steps.length} steps read · last step ${
+    main.steps.length ? main.steps[main.steps.length - 1] : "–"} · last loss ${
+    lastLoss(main)}`;
+  Plotly.react("loss", runs.map(({ name, run, color }) => ({
+    x: run.steps, y: run.losses, name, mode: "lines", line: { color, width: 1.3 },
+  })), { ...LAYOUT, title: { text: "training loss (as passed to Recorder.step)" },
+    xaxis: { title: { text: "step" } },
+    yaxis: { title: { text: "loss" }, type: $("logLoss").checked ? "log" : "linear" } },
+  CONFIG);
+  renderSharpness(runs);
+  $("curveCode").textContent = curveCode(runs);
+}
+
+function lastLoss(run) {
+  for (let i = run.losses.length - 1; i >= 0; i -= 1) {
+    if (run.losses[i] !== null) return Number(run.losses[i]).toPrecision(5);
+  }
+  return "–";
+}
+
+function renderSharpness(runs) {
+  const traces = [];
+  const rates = [];
+  const rules = [];
+  for (const { name, run, color } of runs) {
+    const s = run.sharpness;
+    if (!s || !s.steps || !s.steps.length) continue;
+    const top = s.values.map((row) => (row && row.length ? row[0] : null));
+    const label = s.measure === "preconditioned" ? "preconditioned sharpness" : "sharpness";
+    traces.push({ x: s.steps, y: top, name: `${name}: ${label}`, mode: "lines+markers",
+      marker: { size: 4 }, line: { color } });
+    if (s.threshold.some((v) => v !== null)) {
+      traces.push({ x: s.steps, y: s.threshold, name: `${name}: threshold`, mode: "lines",
+        line: { color, dash: "dash" } });
+    }
+    rates.push({ x: s.steps, y: s.lr, name, mode: "lines+markers", marker: { size: 4 },
+      line: { color, shape: "hv" } });
+    if (s.rule) rules.push(`${name}: ${s.rule}`);
+  }
+  const none = "not recorded: Recorder(..., sharpness_every=N, sharpness_data=..., " +
+    "sharpness_loss=...) records it";
+  $("sharpNote").textContent = traces.length ? rules.join(" · ") : `Sharpness ${none}.`;
+  $("lrNote").textContent = rates.length
+    ? "The learning rate in force at each sharpness measurement (the recording keeps it there)."
+    : `Learning rate ${none}.`;
+  Plotly.react("sharpness", traces, { ...LAYOUT,
+    title: { text: "sharpness against its stability threshold" },
+    xaxis: { title: { text: "step" } }, yaxis: { title: { text: "top eigenvalue" } } }, CONFIG);
+  Plotly.react("lr", rates, { ...LAYOUT, title: { text: "learning rate" },
+    xaxis: { title: { text: "step" } }, yaxis: { title: { text: "lr" } } }, CONFIG);
+}
+
+function curveCode(runs) {
+  const lines = [
+    "# No gdscope command draws a recording's loss; these lines draw the same curves.",
+    "import matplotlib.pyplot as plt",
+    "from gdscope.nets.recorder import open_path",
+    "runs = {",
+    ...runs.map(({ name }) => `    ${quote(name)}: open_path(${quote(pathOf(name))}),`),
+    "}",
+    "for name, run in runs.items():",
+    "    plt.plot(run.steps, run.losses, label=name)",
+    "plt.yscale(\"log\"); plt.xlabel(\"step\"); plt.legend(); plt.savefig(\"loss.png\")",
+  ];
+  if (runs.some(({ run }) => run.sharpness && run.sharpness.steps && run.sharpness.steps.length)) {
+    lines.push("# The sharpness against its threshold (runs that recorded it):",
+      "from gdscope.jobs.hessian import draw_sharpness",
+      "draw_sharpness([(n, r) for n, r in runs.items() if r.sharpness is not None])" +
+      ".savefig(\"sharpness.png\")");
+  }
+  return lines.join("\n");
+}
+
+// The landscape ---------------------------------------------------------------------------
+
+function points() { return Number($("points").value); }
+
+async function refreshLandscape(order) {
+  const name = state.selected;
+  const run = state.data.get(name);
+  if (!run || run.kind !== "recording") return;
+  const available = state.health && state.health.landscapes;
+  $("landscapeOff").hidden = available;
+  $("compute").disabled = !available;
+  let answer;
+  try {
+    answer = order
+      ? await getJSON("/api/landscape", { method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name, points: points(), ...order }) })
+      : await getJSON(`/api/landscape?name=${encodeURIComponent(name)}&points=${points()}`);
+  } catch (error) {
+    $("landscapeStatus").textContent = error.message;
+    return;
+  }
+  if (state.selected !== name) return;
+  state.landscape = answer;
+  renderLandscape(answer);
+  const job = answer.job;
+  const running = job && !job.finished;
+  clearTimeout(state.poll);
+  if (running) state.poll = setTimeout(() => refreshLandscape(), 400);
+}
+
+function renderLandscape(answer) {
+  const job = answer.job;
+  const running = job && !job.finished;
+  $("cancel").hidden = !running;
+  $("progress").hidden = !running;
+  if (running) {
+    $("progress").max = job.total || 1;
+    $("progress").value = job.done;
+  }
+  const { coarse, line, refined } = answer.stages;
+  let text = "";
+  if (running && job.stage === "starting") text = "starting (loading the model and data)…";
+  else if (running) text = `computing the ${job.stage} ${job.stage === "line" ? "line" : "grid"}` +
+    ` (${job.done} of ${job.total || "?"} points) of the first ${answer.snapshots} snapshots`;
+  else if (job && job.error) text = job.error === "cancelled" ? "cancelled" : `failed: ${job.error}`;
+  else if (coarse) text = `of the path's first ${answer.snapshots} snapshots` +
+    (answer.current > answer.snapshots ? ` (the run has ${answer.current} now: Compute again)` : "");
+  else if (answer.available) text = "not computed yet";
+  $("landscapeStatus").textContent = text;
+  const plane = refined || coarse;
+  if (plane) drawPlane(plane, !refined && answer.points !== 11 ? " (coarse 11×11, refining)" : "");
+  if (line) drawLine(line);
+}
+
+function drawPlane(plane, suffix) {
+  window.gdscopeBoard.landscapeRenders += 1;
+  // The surface's loss has a row per y, as Plotly's z.
+  const traces = [{ type: "contour", x: plane.xs, y: plane.ys, z: plane.loss, colorscale: "Viridis",
+    contours: { coloring: "heatmap" }, colorbar: { title: { text: "loss" } }, name: "loss",
+    hovertemplate: "x %{x:.4g}<br>y %{y:.4g}<br>loss %{z:.5g}<extra></extra>" }];
+  if (plane.path_x) {
+    traces.push({ x: plane.path_x, y: plane.path_y, mode: "lines+markers", name: "path",
+      marker: { size: 3, color: "white" }, line: { color: "white", width: 1.5 },
+      customdata: plane.path_steps, hovertemplate: "step %{customdata}<extra></extra>" });
+  }
+  Plotly.react("plane", traces, { ...LAYOUT, showlegend: false,
+    title: { text: `PCA plane, ${plane.xs.length}×${plane.ys.length}${suffix}` },
+    xaxis: { title: { text: "first component" } },
+    yaxis: { title: { text: "second component" } } }, CONFIG);
+  $("planeCmd").hidden = false;
+  $("planeCmd").textContent = plane.shell;
+  const notes = $("planeNotes");
+  notes.replaceChildren();
+  const explained = plane.explained ? [`the two components explain ${
+    (100 * plane.explained[0]).toFixed(1)}% and ${(100 * plane.explained[1]).toFixed(1)}% of the path's variance`] : [];
+  for (const note of [...explained, ...(plane.notes || [])]) {
+    const item = document.createElement("li");
+    item.textContent = note;
+    notes.append(item);
+  }
+}
+
+function drawLine(line) {
+  const values = line.loss[0];  // a line: one row
+  Plotly.react("line", [{ x: line.xs, y: values, mode: "lines", name: "loss" }], { ...LAYOUT,
+    showlegend: false, title: { text: "the line from the first snapshot (0) to the last (1)" },
+    xaxis: { title: { text: "position along the line" } },
+    yaxis: { title: { text: "loss" } } }, CONFIG);
+  $("lineCmd").hidden = false;
+  $("lineCmd").textContent = line.shell;
+}
+
+// Surface, study and spectrum files ------------------------------------------------------
+
+function renderFile(run) {
+  const text = [];
+  if (run.kind === "surface" && run.xs) {
+    drawFileSurface(run);
+    text.push("A surface gdscope landscape --save (or the reference's plot_surface.py) wrote.");
+    if (run.name.endsWith(".h5")) text.push(`gdscope landscape --from-h5 ${pathOf(run.name)} --out landscape.png`);
+  } else if (run.kind === "spectrum" && run.eigenvalues) {
+    Plotly.react("fileChart", [{ type: "bar", x: run.eigenvalues.map((_, i) => i + 1),
+      y: run.eigenvalues, name: "eigenvalue" }], { ...LAYOUT,
+      title: { text: "Hessian eigenvalues (gdscope hessian --save)" },
+      xaxis: { title: { text: "rank" } }, yaxis: { title: { text: "eigenvalue" } } }, CONFIG);
+    if (run.record) text.push(`Its record (what made it):\n${JSON.stringify(run.record, null, 1)}`);
+  } else {
+    Plotly.purge("fileChart");
+    if (run.description) text.push(`A network study (--save). Its description:\n${JSON.stringify(run.description, null, 1)}`);
+  }
+  $("fileText").textContent = text.join("\n");
+}
+
+function drawFileSurface(run) {
+  const line = run.ys.length === 1;
+  if (line) {
+    Plotly.react("fileChart", [{ x: run.xs, y: run.loss[0], mode: "lines" }],
+      { ...LAYOUT, title: { text: "loss along the line" } }, CONFIG);
+    return;
+  }
+  drawPlaneInto("fileChart", run);
+}
+
+function drawPlaneInto(id, plane) {
+  const traces = [{ type: "contour", x: plane.xs, y: plane.ys, z: plane.loss, colorscale: "Viridis",
+    contours: { coloring: "heatmap" } }];
+  if (plane.path_x) traces.push({ x: plane.path_x, y: plane.path_y, mode: "lines+markers",
+    marker: { size: 3, color: "white" }, line: { color: "white" } });
+  Plotly.react(id, traces, { ...LAYOUT, showlegend: false,
+    title: { text: `surface ${plane.xs.length}×${plane.ys.length}` } }, CONFIG);
+}
+
+// Start -----------------------------------------------------------------------------------
+
+function connect() {
+  const events = new EventSource("/api/events");
+  let broken = false;
+  events.addEventListener("open", () => {
+    $("live").textContent = "live: following the folder";
+    $("live").className = "hint on";
+    if (broken) {  // a new stream starts after the rows there now: read the open runs again
+      broken = false;
+      for (const name of state.data.keys()) load(name, true).then(() => scheduleRender());
+    }
+  });
+  events.addEventListener("error", () => {
+    broken = true;
+    $("live").textContent = "disconnected: reconnecting…";
+    $("live").className = "hint off";
+  });
+  events.addEventListener("runs", (e) => onRuns(JSON.parse(e.data)));
+  events.addEventListener("rows", (e) => onRows(JSON.parse(e.data)));
+  events.addEventListener("index", (e) => onIndex(JSON.parse(e.data)));
+}
+
+async function start() {
+  try {
+    state.health = await getJSON("/api/health");
+  } catch (error) {
+    say(`the board does not answer: ${error.message}`);
+    return;
+  }
+  $("root").textContent = state.health.root;
+  const compare = new URLSearchParams(location.hash.slice(1)).get("compare");
+  if (compare) for (const name of compare.split(",")) if (name) state.compare.add(name);
+  $("logLoss").addEventListener("change", renderRecording);
+  $("points").addEventListener("change", () => refreshLandscape());
+  $("compute").addEventListener("click", () => refreshLandscape({ cancel: false }));
+  $("cancel").addEventListener("click", () => refreshLandscape({ cancel: true }));
+  connect();
+  document.body.dataset.ready = "true";
+}
+
+start();
