@@ -187,8 +187,8 @@ def test_a_landscape_is_computed_in_the_background_cached_and_cancellable(tmp_pa
         # A big grid, cancelled: its process is gone and the state says so.
         client.post("/api/landscape", json={"name": "mlp", "points": 301})
         process = client.app.state.landscapes.jobs["mlp"].process
-        cancelled = client.post("/api/landscape",
-                                json={"name": "mlp", "points": 301, "cancel": True}).json()  # fmt: skip
+        order = {"name": "mlp", "points": 301, "cancel": True}
+        cancelled = client.post("/api/landscape", json=order).json()
         assert cancelled["job"]["cancelled"] and cancelled["job"]["error"] == "cancelled"
         assert not process.is_alive()
 
