@@ -15,7 +15,7 @@ const state = {
   poll: null,
 };
 // What the tests read: how many rows arrived by events, how many renders happened.
-window.gdscopeBoard = { state, rowsArrived: 0, renders: 0, landscapeRenders: 0 };
+window.gdscopeBoard = { state, listings: 0, rowsArrived: 0, renders: 0, landscapeRenders: 0 };
 
 function detail(body) {
   if (!body || body.detail === undefined) return "";
@@ -84,6 +84,7 @@ function renderList() {
 }
 
 function onRuns(listing) {
+  window.gdscopeBoard.listings += 1;
   state.runs = listing.runs;
   if (listing.truncated) say("More runs than the board lists: only the first are shown.");
   renderList();
@@ -202,7 +203,8 @@ function shown() {
 }
 
 const LAYOUT = {
-  margin: { l: 60, r: 16, t: 36, b: 44 }, legend: { orientation: "h", y: -0.32 },
+  margin: { l: 60, r: 16, t: 36, b: 44 },
+  legend: { x: 1, xanchor: "right", y: 1, bgcolor: "rgba(255,255,255,0.75)" },
   font: { size: 12 }, uirevision: "keep",
 };
 const CONFIG = { responsive: true, displaylogo: false };
@@ -218,6 +220,8 @@ function renderRecording() {
   Plotly.react("loss", runs.map(({ name, run, color }) => ({
     x: run.steps, y: run.losses, name, mode: "lines", line: { color, width: 1.3 },
   })), { ...LAYOUT, title: { text: "training loss (as passed to Recorder.step)" },
+    // The rows are appended to the same arrays: the revision tells Plotly they changed.
+    datarevision: window.gdscopeBoard.renders,
     xaxis: { title: { text: "step" } },
     yaxis: { title: { text: "loss" }, type: $("logLoss").checked ? "log" : "linear" } },
   CONFIG);
