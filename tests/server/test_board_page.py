@@ -105,8 +105,9 @@ def test_a_training_is_followed_live_and_its_landscape_matches_the_command(
     until(page, f"window.gdscopeBoard.state.data.get('live').steps.length === {len(recorded)}")
     until(page, "(window.gdscopeBoard.state.data.get('live').sharpness || {steps: []})"
           f".steps.length === {len(recorded.sharpness.steps)}")  # fmt: skip
-    shown = page.evaluate("(() => { const r = window.gdscopeBoard.state.data.get('live');"
-                          " return {steps: r.steps, losses: r.losses, s: r.sharpness}; })()")  # fmt: skip
+    script = ("(() => { const r = window.gdscopeBoard.state.data.get('live');"
+              " return {steps: r.steps, losses: r.losses, s: r.sharpness}; })()")
+    shown = page.evaluate(script)
     assert shown["steps"] == recorded.steps.tolist()
     assert shown["losses"][1:] == recorded.losses[1:].tolist() and shown["losses"][0] is None
     assert shown["s"]["threshold"] == recorded.sharpness.threshold.tolist()
