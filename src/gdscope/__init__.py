@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the names for type checkers; at run time ``__getattr__`` im
     from gdscope.problem.losses import ARTICLE_LOSSES, LossSpec
     from gdscope.problem.maps import Grid, Landscape, loss_map
     from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
-    from gdscope.server.notebook import explore
+    from gdscope.server.notebook import board, explore
     from gdscope.studies.netstudy import Network, compare_network, run_network_grid
 
 _EXPORTS = {
@@ -55,6 +55,7 @@ _EXPORTS = {
     "SGDConfig": "optim.sgdconfig",
     "TestFunction": "problem.testfunctions",
     "Trajectory": "engines.trajectory",
+    "board": "server.notebook",
     "compare_network": "studies.netstudy",
     "curvature": "nets.curvature",
     "draw_landscape": "jobs.landscape",
@@ -115,6 +116,7 @@ __all__ = [
     "TestFunction",
     "Trajectory",
     "__version__",
+    "board",
     "compare_network",
     "curvature",
     "draw_landscape",

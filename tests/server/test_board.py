@@ -292,3 +292,24 @@ def test_the_command_line_refuses_in_one_line(tmp_path):
     assert missing.returncode == 2 and "is not a folder of runs" in missing.stderr
     wrong = board(str(tmp_path), "--model", "nowhere:fn", "--data", "gdscope.examples.mlp:x")
     assert wrong.returncode == 2 and "cannot import 'nowhere'" in wrong.stderr
+
+
+def test_board_in_a_notebook_frames_the_page_for_jupyter(runs):
+    import urllib.request
+
+    import gdscope
+    from gdscope.server import notebook
+
+    try:
+        shown = gdscope.board(runs)
+        assert "gdscope board" in shown._repr_html_()
+        with urllib.request.urlopen(shown.url + "api/runs", timeout=30) as answer:
+            policy = answer.headers["content-security-policy"]
+            listed = json.loads(answer.read())
+        assert "frame-ancestors http://localhost:*" in policy
+        assert listed["runs"][0]["name"] == "a"
+        assert gdscope.board(runs).url == shown.url  # one server per folder and settings
+        with pytest.raises(gdscope.GdscopeError, match="go together"):
+            gdscope.board(runs, model="gdscope.examples.mlp:make_model")
+    finally:
+        notebook.stop()

@@ -20,6 +20,7 @@ what cannot be read instead of failing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -641,7 +642,8 @@ def compute_landscape(
                 say(stage=stage, done=done, total=total, finished=False)
 
             resume = file.with_suffix(".resume.npz")
-            evaluation = EvaluationOptions(resume=resume)
+            # The coarse grid is over before a resume file would pay for its writing.
+            evaluation = EvaluationOptions(resume=None if stage == "coarse" else resume)
             if stage == "line":
                 result = model_landscape(models[0], data, loss_fn, to=end, progress=progress,
                                          directions="line", evaluation=evaluation)  # fmt: skip
@@ -683,16 +685,26 @@ def _save_state(model: Any, tmp: Path) -> None:
     torch.save(model.state_dict(), tmp)
 
 
-def landscape_worker(conn: Any, folder: str, sources: Sources, snapshots: int, points: int
-                     ) -> None:  # fmt: skip
-    """A process computing ``compute_landscape``: its messages, then ``{"end": None}`` or
-    ``{"end": "the reason it failed"}``, go down ``conn``."""
+def landscape_worker(conn: Any, sources: Sources) -> None:
+    """A process that imports torch, gdscope and the user's modules, then waits for one order
+    ``{"folder", "snapshots", "points"}`` down ``conn`` and computes ``compute_landscape``:
+    its messages, then ``{"end": None}`` or ``{"end": "the reason it failed"}``, go back up.
+    Started ahead of the order, so that a landscape starts without that import."""
     import torch
 
     torch.set_num_threads(1)  # one core; the server's event loop keeps the other
+    from gdscope.jobs.landscape import load_parts
+
+    # A failure here is said when an order comes (compute_landscape loads them again).
+    with contextlib.suppress(Exception):
+        load_parts(sources.model, sources.data, sources.loss)
     try:
-        compute_landscape(Path(folder), sources, snapshots=snapshots, points=points,
-                          report=conn.send)  # fmt: skip
+        order = conn.recv()
+    except (EOFError, OSError):  # the server went away, or gave this process no work
+        return
+    try:
+        compute_landscape(Path(order["folder"]), sources, snapshots=order["snapshots"],
+                          points=order["points"], report=conn.send)  # fmt: skip
     except GdscopeError as error:
         conn.send({"end": str(error)})
     except Exception as error:  # the user's code: any failure is the job's answer

@@ -99,6 +99,33 @@ class Landscapes:
     def __init__(self, runs: Runs, sources: Sources | None, workers: int) -> None:
         self.runs, self.sources, self.workers = runs, sources, workers
         self.jobs: dict[str, _Job] = {}
+        self.spare: tuple[Any, Any] | None = None
+        """A worker process started ahead, its imports done, waiting for an order."""
+        self.lock = threading.Lock()
+
+    def warm(self) -> None:
+        """Start a spare worker process, if there is none (and landscapes are computed)."""
+        if self.sources is None:
+            return
+        with self.lock:
+            if self.spare is not None and self.spare[0].is_alive():
+                return
+            context = multiprocessing.get_context("spawn")
+            parent, child = context.Pipe()
+            process = context.Process(target=landscape_worker, args=(child, self.sources),
+                                      daemon=True, name="gdscope-board")  # fmt: skip
+            process.start()
+            child.close()
+            self.spare = process, parent
+
+    def _worker(self) -> tuple[Any, Any]:
+        """The spare worker (started now if there is none); another is started behind it."""
+        self.warm()
+        with self.lock:
+            assert self.spare is not None
+            taken, self.spare = self.spare, None
+        threading.Thread(target=self.warm, daemon=True).start()
+        return taken
 
     def count(self, name: str) -> int:
         """Snapshots of run ``name`` on its path now (those with a step: as ``open_path``)."""
@@ -158,16 +185,11 @@ class Landscapes:
         if len(busy) >= self.workers:
             raise Refused(503, f"busy: {len(busy)} landscapes computing (at most "
                           f"{self.workers}); cancel one or wait", {"Retry-After": "5"})  # fmt: skip
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe(duplex=False)
-        args = (child, str(folder), self.sources, snapshots, points)
-        process = context.Process(target=landscape_worker, args=args, daemon=True,
-                                  name="gdscope-board")  # fmt: skip
+        process, conn = self._worker()
+        conn.send({"folder": str(folder), "snapshots": snapshots, "points": points})
         job = _Job(name, snapshots, points, process)
         self.jobs[name] = job
-        process.start()
-        child.close()
-        threading.Thread(target=_listen, args=(job, parent), daemon=True).start()
+        threading.Thread(target=_listen, args=(job, conn), daemon=True).start()
         return self.state(name, points)
 
     def cancel(self, name: str) -> None:
@@ -185,6 +207,11 @@ class Landscapes:
     def close(self) -> None:
         for name in list(self.jobs):
             self.cancel(name)
+        with self.lock:
+            if self.spare is not None:
+                self.spare[0].kill()
+                self.spare[0].join(timeout=10)
+                self.spare = None
 
 
 def _newest(folder: Path, points: int) -> int | None:
@@ -247,6 +274,9 @@ def create_board(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        # The spare worker starts once the server listens (its imports would slow the start).
+        asyncio.get_running_loop().call_later(0.5, threading.Thread(target=landscapes.warm,
+                                                                    daemon=True).start)  # fmt: skip
         yield
         landscapes.close()
 
