@@ -47,6 +47,25 @@ def until(page: Any, script: str, *, limit: float = 180.0) -> Any:
         time.sleep(0.1)
 
 
+def earlier(folder: Path) -> None:
+    """A short run of the same network, recorded by ``Recorder`` in a plain loop."""
+    import torch
+    from torch import nn
+
+    from gdscope.examples.mlp import make_loader, make_model
+    from gdscope.nets.recorder import Recorder
+
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = Recorder(model, path=folder, optimizer=optimizer)
+    for x, y in make_loader():
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        rec.step(loss)
+
+
 @pytest.fixture
 def runs(tmp_path) -> Path:
     root = tmp_path / "runs"
@@ -82,9 +101,14 @@ def test_a_training_is_followed_live_and_its_landscape_matches_the_command(
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(f"{board}/#run=live")
+    page.goto(f"{board}/")
     until(page, "document.body.dataset.ready === 'true' && window.gdscopeBoard.listings > 0")
     assert page.locator("#empty").is_visible()  # no run yet: the page says how to make one
+    earlier(runs / "earlier")  # a finished run, to overlay
+    until(page, "window.gdscopeBoard.state.data.has('earlier')")  # the first run opens itself
+    page.goto(f"{board}/#run=live&compare=earlier")  # a link to a run not started yet
+    page.reload()
+    until(page, "document.body.dataset.ready === 'true' && window.gdscopeBoard.listings > 0")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     training = subprocess.Popen([sys.executable, str(TRAINING), str(runs / "live"), "20", "0.03"],
                                 env=env, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -105,14 +129,19 @@ def test_a_training_is_followed_live_and_its_landscape_matches_the_command(
     until(page, f"window.gdscopeBoard.state.data.get('live').steps.length === {len(recorded)}")
     until(page, "(window.gdscopeBoard.state.data.get('live').sharpness || {steps: []})"
           f".steps.length === {len(recorded.sharpness.steps)}")  # fmt: skip
-    script = ("(() => { const r = window.gdscopeBoard.state.data.get('live');"
-              " return {steps: r.steps, losses: r.losses, s: r.sharpness}; })()")
+    script = (
+        "(() => { const r = window.gdscopeBoard.state.data.get('live');"
+        " return {steps: r.steps, losses: r.losses, s: r.sharpness}; })()"
+    )
     shown = page.evaluate(script)
     assert shown["steps"] == recorded.steps.tolist()
     assert shown["losses"][1:] == recorded.losses[1:].tolist() and shown["losses"][0] is None
     assert shown["s"]["threshold"] == recorded.sharpness.threshold.tolist()
     drawn = page.evaluate("document.getElementById('sharpness').data.length")
-    assert drawn == 2  # the sharpness and its threshold, 2/η
+    assert drawn == 2  # the sharpness and its threshold, 2/η (the earlier run measured none)
+    names = page.evaluate("document.getElementById('loss').data.map((t) => t.name)")
+    assert names == ["live", "earlier"]  # overlaid, as the link asked
+    assert 'open_path("' + str(runs / "earlier") in page.locator("#curveCode").text_content()
     # What Plotly drew of the loss (its own copy of the trace: every step, not the first few).
     points = page.evaluate("document.getElementById('loss')._fullData[0]._length")
     assert points == len(recorded)

@@ -89,7 +89,8 @@ function onRuns(listing) {
   if (listing.truncated) say("More runs than the board lists: only the first are shown.");
   renderList();
   const names = new Set(state.runs.map((r) => r.name));
-  if (state.selected === null && hashRun() && names.has(hashRun())) select(hashRun());
+  const wanted = hashRun();  // a link's run: opened once it is there (it may not have started)
+  if (state.selected === null && wanted) { if (names.has(wanted)) select(wanted); }
   else if (state.selected === null && state.runs.length) select(state.runs[0].name);
   const shown = state.runs.find((r) => r.name === state.selected);
   if (shown && state.data.has(shown.name)) {
