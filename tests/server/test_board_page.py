@@ -142,8 +142,9 @@ def test_a_training_is_followed_live_and_its_landscape_matches_the_command(
     names = page.evaluate("document.getElementById('loss').data.map((t) => t.name)")
     assert names == ["live", "earlier"]  # overlaid, as the link asked
     assert 'open_path("' + str(runs / "earlier") in page.locator("#curveCode").text_content()
-    # What Plotly drew of the loss (its own copy of the trace: every step, not the first few).
-    points = page.evaluate("document.getElementById('loss')._fullData[0]._length")
+    # What Plotly computed for the loss chart (recomputed only when told the data changed): every
+    # step, not the few there when the run was first drawn.
+    points = page.evaluate("document.getElementById('loss').calcdata[0].length")
     assert points == len(recorded)
     # The landscape: coarse first, then refined; the command it shows gives the same numbers.
     page.select_option("#points", "21")
