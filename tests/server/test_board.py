@@ -186,11 +186,34 @@ def test_a_landscape_is_computed_in_the_background_cached_and_cancellable(tmp_pa
         assert again["job"] is None and again["stages"] == stages
         # A big grid, cancelled: its process is gone and the state says so.
         client.post("/api/landscape", json={"name": "mlp", "points": 301})
-        process = client.app.state.landscapes.jobs["mlp"].process
+        process = client.app.state.landscapes.jobs["landscape", "mlp"].process
         order = {"name": "mlp", "points": 301, "cancel": True}
         cancelled = client.post("/api/landscape", json=order).json()
         assert cancelled["job"]["cancelled"] and cancelled["job"]["error"] == "cancelled"
         assert not process.is_alive()
+
+
+def test_the_spectrum_on_demand_is_what_its_command_computes(tmp_path):
+    from gdscope.cli.main import main
+
+    _mlp_run(tmp_path / "mlp")
+    with TestClient(create_board(tmp_path, sources=MLP), base_url="http://127.0.0.1") as client:
+        assert client.get("/api/spectrum", params={"name": "mlp"}).json()["spectrum"] is None
+        client.post("/api/spectrum", json={"name": "mlp"})
+        while True:
+            state = client.get("/api/spectrum", params={"name": "mlp"}).json()
+            if state["job"]["finished"]:
+                break
+            time.sleep(0.2)
+        assert state["job"]["error"] is None, state["job"]
+        spectrum = state["spectrum"]
+        assert spectrum["step"] == 5 and len(spectrum["eigenvalues"]) == 10
+    argv = spectrum["command"][1:-2]
+    saved = tmp_path / "again.json"
+    assert main([*argv, "--out", str(tmp_path / "again.png"), "--save", str(saved)]) == 0
+    again = json.loads(saved.read_text(encoding="utf-8"))
+    assert again["eigenvalues"] == spectrum["eigenvalues"]
+    assert again["density"] == spectrum["density"]
 
 
 def test_a_landscape_of_bad_user_code_fails_in_one_line(tmp_path):

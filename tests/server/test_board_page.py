@@ -160,6 +160,12 @@ def test_a_training_is_followed_live_and_its_landscape_matches_the_command(
         np.testing.assert_array_equal(again["path_x"], np.array(refined["path_x"]))
     until(page, "document.getElementById('line').data && "
           "document.getElementById('line').data.length === 1")  # fmt: skip
+    # The Hessian spectrum on demand, with the gdscope hessian command that computes it.
+    page.click("#spectrumCompute")
+    spectrum = until(page, "(window.gdscopeBoard.state.spectrum || {}).spectrum")
+    assert len(spectrum["eigenvalues"]) == 10 and spectrum["snapshots"] == len(recorded)
+    assert page.locator("#spectrumCmd").inner_text().startswith("gdscope hessian --model")
+    assert page.evaluate("document.getElementById('spectrum').data[0].y.length") == 10
     page.screenshot(path=str(shots / "board-wide.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(500)  # Plotly resizes its charts on the window's resize event

@@ -591,7 +591,7 @@ def compute_landscape(
     refined grid resumable (``--resume``). ``report(message)`` hears the stage and progress.
     Runs the user's code: meant for a process of its own."""
 
-    from gdscope.files import write_atomic, write_text
+    from gdscope.files import write_text
     from gdscope.jobs.landscape import load_parts, users_code
     from gdscope.nets.plane import EvaluationOptions
     from gdscope.nets.recorder import RecordedPath, open_path
@@ -613,15 +613,7 @@ def compute_landscape(
     cache_folder(folder).mkdir(exist_ok=True)
     make_model, make_data, loss_fn = load_parts(sources.model, sources.data, sources.loss)
     with users_code(f"evaluating {sources.model} on {sources.data} with loss {sources.loss}"):
-        models = {}
-        for index in (0, snapshots - 1):
-            model = make_model()
-            path.layout.check(model)
-            model.load_state_dict(path.state(index), strict=False)
-            models[index] = model
-            file = snapshot_file(folder, index)
-            if not file.exists():
-                write_atomic(file, functools.partial(_save_state, model), force=True)
+        models = {i: snapshot_model(folder, path, make_model, i) for i in (0, snapshots - 1)}
         data = make_data()
         end = models[snapshots - 1]
         stages: list[tuple[str, int, Path]] = [("coarse", COARSE, plane_file(folder, snapshots,
@@ -679,6 +671,73 @@ def compute_landscape(
             say(stage=stage, done=1, total=1, finished=True)
 
 
+def snapshot_model(folder: Path, path: Any, make_model: Any, index: int) -> Any:
+    """A new model with snapshot ``index`` of the recorded ``path``'s weights, which are also
+    written as ``snapshot_file`` (once) for the commands that name them."""
+    from gdscope.files import write_atomic
+
+    model = make_model()
+    path.layout.check(model)
+    model.load_state_dict(path.state(index), strict=False)
+    file = snapshot_file(folder, index)
+    if not file.exists():
+        write_atomic(file, functools.partial(_save_state, model), force=True)
+    return model
+
+
+SPECTRUM_TOP = 10
+"""Eigenvalues of the Hessian spectrum the board computes (with its density)."""
+
+
+def spectrum_file(folder: Path, snapshots: int) -> Path:
+    """The Hessian spectrum at the last of ``snapshots`` snapshots (``.json``, as the page
+    draws it)."""
+    return cache_folder(folder) / f"spectrum-{snapshots}.json"
+
+
+def compute_spectrum(folder: Path, sources: Sources, *, snapshots: int, report: Any = None
+                     ) -> None:  # fmt: skip
+    """The Hessian's top ``SPECTRUM_TOP`` eigenvalues and its spectral density at the
+    recording's snapshot ``snapshots − 1``, as ``gdscope hessian`` computes them (the command
+    is kept with them), written to ``spectrum_file``."""
+    from gdscope.files import write_text
+    from gdscope.jobs.hessian import HessianJob, run_hessian
+    from gdscope.jobs.landscape import load_parts, users_code
+    from gdscope.nets.curvature import CurvatureOptions
+    from gdscope.nets.recorder import open_path
+
+    file = spectrum_file(folder, snapshots)
+    if cached(file) is not None:
+        if report is not None:
+            report({"stage": "spectrum", "done": 1, "total": 1, "finished": True})
+        return
+    recorded = open_path(folder)
+    if len(recorded) < snapshots:
+        raise GdscopeError(f"the recording holds {len(recorded)} snapshots, not {snapshots}")
+    cache_folder(folder).mkdir(exist_ok=True)
+    make_model, _, _ = load_parts(sources.model, sources.data, sources.loss)
+    with users_code(f"loading {sources.model}"):
+        snapshot_model(folder, recorded, make_model, snapshots - 1)
+    checkpoint = snapshot_file(folder, snapshots - 1)
+    job = HessianJob(model=sources.model, data=sources.data, loss=sources.loss,
+                     checkpoint=checkpoint,
+                     curvature=CurvatureOptions(top=SPECTRUM_TOP, density=True))  # fmt: skip
+
+    def progress(done: int, total: int) -> None:
+        if report is not None:
+            report({"stage": "spectrum", "done": done, "total": total, "finished": False})
+
+    spectrum = run_hessian(job, progress=progress)
+    command = ["gdscope", "hessian", *sources.args(), "--checkpoint", str(checkpoint),
+               "--top", str(SPECTRUM_TOP), "--density", "--out", "spectrum.png"]  # fmt: skip
+    step = int(recorded.steps[snapshots - 1])
+    page = {**spectrum.to_dict(), "snapshots": snapshots, "step": step, "command": command,
+            "shell": shlex.join(command)}  # fmt: skip
+    write_text(file, json.dumps(json_ready(page)), force=True)
+    if report is not None:
+        report({"stage": "spectrum", "done": 1, "total": 1, "finished": True})
+
+
 def _save_state(model: Any, tmp: Path) -> None:
     import torch
 
@@ -687,7 +746,8 @@ def _save_state(model: Any, tmp: Path) -> None:
 
 def landscape_worker(conn: Any, sources: Sources) -> None:
     """A process that imports torch, gdscope and the user's modules, then waits for one order
-    ``{"folder", "snapshots", "points"}`` down ``conn`` and computes ``compute_landscape``:
+    ``{"folder", "snapshots", "points"}`` down ``conn`` and computes ``compute_landscape`` (or,
+    with ``"what": "spectrum"``, ``compute_spectrum``):
     its messages, then ``{"end": None}`` or ``{"end": "the reason it failed"}``, go back up.
     Started ahead of the order, so that a landscape starts without that import."""
     import torch
@@ -703,8 +763,12 @@ def landscape_worker(conn: Any, sources: Sources) -> None:
     except (EOFError, OSError):  # the server went away, or gave this process no work
         return
     try:
-        compute_landscape(Path(order["folder"]), sources, snapshots=order["snapshots"],
-                          points=order["points"], report=conn.send)  # fmt: skip
+        if order.get("what") == "spectrum":
+            compute_spectrum(Path(order["folder"]), sources, snapshots=order["snapshots"],
+                             report=conn.send)  # fmt: skip
+        else:
+            compute_landscape(Path(order["folder"]), sources, snapshots=order["snapshots"],
+                              points=order["points"], report=conn.send)  # fmt: skip
     except GdscopeError as error:
         conn.send({"end": str(error)})
     except Exception as error:  # the user's code: any failure is the job's answer

@@ -41,6 +41,7 @@ from gdscope.jobs.board import (
     read_file_run,
     read_recording,
     rows_of,
+    spectrum_file,
 )
 from gdscope.nets.survey import MAX_POINTS
 from gdscope.server.pool import ComputePool, Limits, Refused
@@ -54,7 +55,7 @@ try:  # the routes' annotations name them, so they are module globals; the web e
 except ImportError:  # pragma: no cover
     Request = Response = Any  # type: ignore[misc,assignment]
 
-__all__ = ["LandscapeOrder", "Landscapes", "create_board"]
+__all__ = ["LandscapeOrder", "Landscapes", "SpectrumOrder", "create_board"]
 
 POLL_S = 0.2
 """How often a page's event stream looks for changes: a new step shows within this, plus the
@@ -75,6 +76,14 @@ class LandscapeOrder(BaseModel):
     cancel: bool = False
 
 
+class SpectrumOrder(BaseModel):
+    """Compute the Hessian spectrum at run ``name``'s last snapshot; ``cancel``: stop it."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=1024)
+    cancel: bool = False
+
+
 @dataclass
 class _Job:
     """A landscape computing in a process of its own, and what it said so far."""
@@ -83,6 +92,7 @@ class _Job:
     snapshots: int
     points: int
     process: Any
+    what: str = "landscape"
     stage: str = "starting"
     done: int = 0
     total: int = 0
@@ -98,7 +108,8 @@ class Landscapes:
 
     def __init__(self, runs: Runs, sources: Sources | None, workers: int) -> None:
         self.runs, self.sources, self.workers = runs, sources, workers
-        self.jobs: dict[str, _Job] = {}
+        self.jobs: dict[tuple[str, str], _Job] = {}
+        """By what they compute (``landscape``, ``spectrum``) and run."""
         self.spare: tuple[Any, Any] | None = None
         """A worker process started ahead, its imports done, waiting for an order."""
         self.lock = threading.Lock()
@@ -140,7 +151,7 @@ class Landscapes:
         self._kind(name)
         folder = self.runs.path(name)
         now = self.count(name)
-        job = self.jobs.get(name)
+        job = self.jobs.get(("landscape", name))
         snapshots = job.snapshots if job is not None and job.points == points else \
             _newest(folder, points) or now  # fmt: skip
         stages = {
@@ -152,50 +163,69 @@ class Landscapes:
                                   "current": now, "available": self.sources is not None,
                                   "stages": stages, "job": None}  # fmt: skip
         if job is not None and job.points == points:
-            with job.lock:
-                answer["job"] = {"stage": job.stage, "done": job.done, "total": job.total,
-                                 "error": job.error, "finished": job.finished,
-                                 "cancelled": job.cancelled}  # fmt: skip
+            answer["job"] = _progress(job)
         return answer
+
+    def spectrum(self, name: str) -> dict[str, Any]:
+        """The Hessian spectrum of ``name``'s last snapshot: the newest computed, and the job
+        computing one, if any."""
+        self._kind(name)
+        folder = self.runs.path(name)
+        now = self.count(name)
+        job = self.jobs.get(("spectrum", name))
+        counts = [_count(f) for f in cache_folder(folder).glob("spectrum-*.json")]
+        snapshots = job.snapshots if job is not None else max(
+            (c for c in counts if c is not None), default=now)  # fmt: skip
+        return {"name": name, "snapshots": snapshots, "current": now,
+                "available": self.sources is not None,
+                "spectrum": cached(spectrum_file(folder, snapshots)),
+                "job": None if job is None else _progress(job)}  # fmt: skip
 
     def _kind(self, name: str) -> None:
         if self.runs.kind(name) != "recording":
             raise NoSuchRun(f"{name!r} is not a recording: a landscape is of a recorded path")
 
-    def start(self, name: str, points: int) -> dict[str, Any]:
-        """Start computing the landscape of ``name``'s path as it is now (what is cached is
-        read back, not computed again)."""
+    def start(self, name: str, points: int, what: str = "landscape") -> dict[str, Any]:
+        """Start computing the landscape of ``name``'s path as it is now, or (``what``:
+        ``"spectrum"``) the Hessian spectrum at its last snapshot; what is cached is read back,
+        not computed again."""
         if self.sources is None:
             raise Refused(409, "this board computes no landscapes: start it with --model "
                           "MODULE:FN --data MODULE:FN")  # fmt: skip
         self._kind(name)
         folder = self.runs.path(name)
         snapshots = self.count(name)
-        stages = (plane_file(folder, snapshots, COARSE), line_file(folder, snapshots),
-                  plane_file(folder, snapshots, points))  # fmt: skip
+
+        def answer() -> dict[str, Any]:
+            return self.spectrum(name) if what == "spectrum" else self.state(name, points)
+
+        stages = (spectrum_file(folder, snapshots),) if what == "spectrum" else (
+            plane_file(folder, snapshots, COARSE), line_file(folder, snapshots),
+            plane_file(folder, snapshots, points))  # fmt: skip
         if all(cached(file) is not None for file in stages):
-            self.jobs.pop(name, None)  # all there: read back, nothing to compute
-            return self.state(name, points)
-        running = self.jobs.get(name)
+            self.jobs.pop((what, name), None)  # all there: read back, nothing to compute
+            return answer()
+        running = self.jobs.get((what, name))
         if running is not None and not running.finished:
             if (running.snapshots, running.points) == (snapshots, points):
-                return self.state(name, points)
-            self.cancel(name)
+                return answer()
+            self.cancel(name, what)
         busy = [j for j in self.jobs.values() if not j.finished]
         if len(busy) >= self.workers:
             raise Refused(503, f"busy: {len(busy)} landscapes computing (at most "
                           f"{self.workers}); cancel one or wait", {"Retry-After": "5"})  # fmt: skip
         process, conn = self._worker()
-        conn.send({"folder": str(folder), "snapshots": snapshots, "points": points})
-        job = _Job(name, snapshots, points, process)
-        self.jobs[name] = job
+        conn.send({"what": what, "folder": str(folder), "snapshots": snapshots,
+                   "points": points})  # fmt: skip
+        job = _Job(name, snapshots, points, process, what)
+        self.jobs[what, name] = job
         threading.Thread(target=_listen, args=(job, conn), daemon=True).start()
-        return self.state(name, points)
+        return answer()
 
-    def cancel(self, name: str) -> None:
-        """Stop the landscape of ``name`` (what finished stays cached; a refined grid's finished
-        chunks stay in its resume file, so starting again goes on from them)."""
-        job = self.jobs.get(name)
+    def cancel(self, name: str, what: str = "landscape") -> None:
+        """Stop the landscape (or spectrum) of ``name`` (what finished stays cached; a refined
+        grid's finished chunks stay in its resume file, so starting again goes on from them)."""
+        job = self.jobs.get((what, name))
         if job is None or job.finished:
             return
         with job.lock:
@@ -205,13 +235,27 @@ class Landscapes:
         job.process.join(timeout=10)
 
     def close(self) -> None:
-        for name in list(self.jobs):
-            self.cancel(name)
+        for what, name in list(self.jobs):
+            self.cancel(name, what)
         with self.lock:
             if self.spare is not None:
                 self.spare[0].kill()
                 self.spare[0].join(timeout=10)
                 self.spare = None
+
+
+def _progress(job: _Job) -> dict[str, Any]:
+    with job.lock:
+        return {"stage": job.stage, "done": job.done, "total": job.total, "error": job.error,
+                "finished": job.finished, "cancelled": job.cancelled}  # fmt: skip
+
+
+def _count(file: Path) -> int | None:
+    """The snapshot count in a cached file's name (``spectrum-301.json``: 301)."""
+    try:
+        return int(file.stem.split("-")[1])
+    except (IndexError, ValueError):
+        return None
 
 
 def _newest(folder: Path, points: int) -> int | None:
@@ -375,6 +419,21 @@ def create_board(
             await asyncio.to_thread(landscapes.cancel, order.name)
             return await asyncio.to_thread(landscapes.state, order.name, order.points)
         return await asyncio.to_thread(landscapes.start, order.name, order.points)
+
+    @app.get("/api/spectrum")
+    async def spectrum_state(name: str) -> dict[str, Any]:
+        """The Hessian spectrum at a run's last snapshot: the newest computed, and how far the
+        computation got."""
+        SpectrumOrder(name=name)
+        return await asyncio.to_thread(landscapes.spectrum, name)
+
+    @app.post("/api/spectrum")
+    async def spectrum_order(order: SpectrumOrder) -> dict[str, Any]:
+        """Start (or ``cancel``) the Hessian spectrum at a run's last snapshot now."""
+        if order.cancel:
+            await asyncio.to_thread(landscapes.cancel, order.name, "spectrum")
+            return await asyncio.to_thread(landscapes.spectrum, order.name)
+        return await asyncio.to_thread(landscapes.start, order.name, 0, "spectrum")
 
     def _file(name: str) -> Response:
         if name not in files():

@@ -12,7 +12,9 @@ const state = {
   compare: new Set(),  // runs overlaid on the selected one's loss and sharpness
   data: new Map(),   // name -> what /api/run said, rows appended as they arrive
   landscape: null,   // /api/landscape's last answer for the selected run
+  spectrum: null,    // /api/spectrum's
   poll: null,
+  spectrumPoll: null,
 };
 // What the tests read: how many rows arrived by events, how many renders happened.
 window.gdscopeBoard = { state, listings: 0, rowsArrived: 0, renders: 0, landscapeRenders: 0 };
@@ -157,7 +159,9 @@ async function load(name, quiet) {
 async function select(name) {
   state.selected = name;
   state.landscape = null;
+  state.spectrum = null;
   clearTimeout(state.poll);
+  clearTimeout(state.spectrumPoll);
   writeHash();
   renderList();
   $("title").textContent = name;
@@ -171,6 +175,7 @@ async function select(name) {
     for (const other of state.compare) if (!state.data.has(other)) await load(other, true);
     renderRecording();
     refreshLandscape();
+    refreshSpectrum();
   } else {
     $("recording").hidden = true;
     $("file").hidden = false;
@@ -382,6 +387,51 @@ function drawLine(line) {
   $("lineCmd").textContent = line.shell;
 }
 
+// The Hessian spectrum ------------------------------------------------------------------
+
+async function refreshSpectrum(order) {
+  const name = state.selected;
+  const run = state.data.get(name);
+  if (!run || run.kind !== "recording") return;
+  $("spectrumCompute").disabled = !(state.health && state.health.landscapes);
+  let answer;
+  try {
+    answer = order
+      ? await getJSON("/api/spectrum", { method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name, ...order }) })
+      : await getJSON(`/api/spectrum?name=${encodeURIComponent(name)}`);
+  } catch (error) {
+    $("spectrumStatus").textContent = error.message;
+    return;
+  }
+  if (state.selected !== name) return;
+  state.spectrum = answer;
+  const job = answer.job;
+  const running = job && !job.finished;
+  $("spectrumCancel").hidden = !running;
+  let text = "";
+  if (running) text = `computing (${job.done} of ${job.total || "?"} Hessian-vector products)`;
+  else if (job && job.error) text = job.error === "cancelled" ? "cancelled" : `failed: ${job.error}`;
+  else if (answer.spectrum) text = `at step ${answer.spectrum.step} (snapshot ${answer.snapshots - 1})` +
+    (answer.current > answer.snapshots ? `; the run has ${answer.current} snapshots now: Compute again` : "");
+  else if (answer.available) text = "not computed yet";
+  else text = "needs --model and --data";
+  $("spectrumStatus").textContent = text;
+  if (answer.spectrum) drawSpectrum(answer.spectrum);
+  clearTimeout(state.spectrumPoll);
+  if (running) state.spectrumPoll = setTimeout(() => refreshSpectrum(), 400);
+}
+
+function drawSpectrum(spectrum) {
+  const traces = [{ type: "bar", x: spectrum.eigenvalues.map((_, i) => i + 1), y: spectrum.eigenvalues,
+    name: "top eigenvalues", hovertemplate: "#%{x}: %{y:.5g}<extra></extra>" }];
+  Plotly.react("spectrum", traces, { ...LAYOUT, showlegend: false,
+    title: { text: `top ${spectrum.eigenvalues.length} Hessian eigenvalues` },
+    xaxis: { title: { text: "rank" } }, yaxis: { title: { text: "eigenvalue" } } }, CONFIG);
+  $("spectrumCmd").hidden = false;
+  $("spectrumCmd").textContent = spectrum.shell;
+}
+
 // Surface, study and spectrum files ------------------------------------------------------
 
 function renderFile(run) {
@@ -459,6 +509,8 @@ async function start() {
   $("points").addEventListener("change", () => refreshLandscape());
   $("compute").addEventListener("click", () => refreshLandscape({ cancel: false }));
   $("cancel").addEventListener("click", () => refreshLandscape({ cancel: true }));
+  $("spectrumCompute").addEventListener("click", () => refreshSpectrum({ cancel: false }));
+  $("spectrumCancel").addEventListener("click", () => refreshSpectrum({ cancel: true }));
   connect();
   document.body.dataset.ready = "true";
 }
