@@ -374,8 +374,8 @@ class Recording:
                          f"(a row is {ROW} bytes); not shown until it is whole")  # fmt: skip
         if self.index is not None:
             if left:
-                found.append(f"{SNAPSHOTS} ends in {left} bytes of a snapshot cut short "
-                             f"(one is {4 * (self.parameters or 0)} bytes)")  # fmt: skip
+                found.append(f"{SNAPSHOTS} ends in {left} bytes of a snapshot being written or "
+                             f"cut short (one is {4 * (self.parameters or 0)} bytes)")  # fmt: skip
             if rows > whole:
                 found.append(f"{rows - whole} of {rows} steps have no snapshot in {SNAPSHOTS} "
                              f"(it holds {whole}): they are not on the path")  # fmt: skip

@@ -103,8 +103,9 @@ class _Job:
 
 
 class Landscapes:
-    """The landscapes being computed, one per run at most (a new order for a run replaces the
-    one running), ``workers`` at once at most."""
+    """The landscapes and spectra being computed, one of each per run at most (a new order for
+    a run replaces the one running), ``workers`` at once at most, each in a process of its own
+    (a spare one, started ahead, takes the next order)."""
 
     def __init__(self, runs: Runs, sources: Sources | None, workers: int) -> None:
         self.runs, self.sources, self.workers = runs, sources, workers
@@ -153,7 +154,7 @@ class Landscapes:
         now = self.count(name)
         job = self.jobs.get(("landscape", name))
         snapshots = job.snapshots if job is not None and job.points == points else \
-            _newest(folder, points) or now  # fmt: skip
+            _newest(folder) or now  # fmt: skip
         stages = {
             "coarse": cached(plane_file(folder, snapshots, COARSE)),
             "line": cached(line_file(folder, snapshots)),
@@ -190,8 +191,8 @@ class Landscapes:
         ``"spectrum"``) the Hessian spectrum at its last snapshot; what is cached is read back,
         not computed again."""
         if self.sources is None:
-            raise Refused(409, "this board computes no landscapes: start it with --model "
-                          "MODULE:FN --data MODULE:FN")  # fmt: skip
+            raise Refused(409, "this board computes no landscapes or spectra: start it with "
+                          "--model MODULE:FN --data MODULE:FN")  # fmt: skip
         self._kind(name)
         folder = self.runs.path(name)
         snapshots = self.count(name)
@@ -212,8 +213,9 @@ class Landscapes:
             self.cancel(name, what)
         busy = [j for j in self.jobs.values() if not j.finished]
         if len(busy) >= self.workers:
-            raise Refused(503, f"busy: {len(busy)} landscapes computing (at most "
-                          f"{self.workers}); cancel one or wait", {"Retry-After": "5"})  # fmt: skip
+            raise Refused(503, f"busy: {len(busy)} landscape or spectrum computing (at most "
+                          f"{self.workers} at once); cancel it or wait",
+                          {"Retry-After": "5"})  # fmt: skip
         process, conn = self._worker()
         conn.send({"what": what, "folder": str(folder), "snapshots": snapshots,
                    "points": points})  # fmt: skip
@@ -258,15 +260,10 @@ def _count(file: Path) -> int | None:
         return None
 
 
-def _newest(folder: Path, points: int) -> int | None:
+def _newest(folder: Path) -> int | None:
     """The most snapshots a cached coarse plane of ``folder`` was computed for."""
-    counts = []
-    for file in cache_folder(folder).glob(f"plane-*-{COARSE}.json"):
-        try:
-            counts.append(int(file.stem.split("-")[1]))
-        except (IndexError, ValueError):
-            continue
-    return max(counts, default=None)
+    counts = [_count(file) for file in cache_folder(folder).glob(f"plane-*-{COARSE}.json")]
+    return max((c for c in counts if c is not None), default=None)
 
 
 def _listen(job: _Job, conn: Any) -> None:
