@@ -198,3 +198,20 @@ def test_landscape_is_cached_and_its_command_is_exact(tmp_path):
     compute_landscape(folder, MLP, snapshots=6, points=13, report=heard.append)
     assert all(m["finished"] for m in heard)  # the second visit: everything from the cache
     assert not list((folder / CACHE).glob("*.resume.npz"))
+
+
+def test_a_phase_study_is_read_cell_by_cell(tmp_path):
+    from gdscope.cli.main import main
+
+    saved = tmp_path / "p.npz"
+    argv = ["phase", "--x", "lr=0.01:1:3", "--y", "momentum=0:0.9:2", "--epochs", "5",
+            "--out", str(tmp_path / "p.png"), "--save", str(saved)]  # fmt: skip
+    assert main(argv) == 0
+    assert Runs(tmp_path).scan() == [Entry("p.npz", "study")]
+    read = read_file_run(saved, "study")
+    with np.load(saved) as columns:
+        assert read["options"]["lr"] == columns["option_lr"].tolist()
+        finals = [None if not np.isfinite(v) else v for v in columns["metric_final_loss"].tolist()]
+        assert read["metrics"]["final_loss"] == finals
+    assert [a["name"] for a in read["description"]["axes"]] == ["momentum", "lr"]
+    assert len(read["options"]["momentum"]) == 6 and read["problems"] == []

@@ -465,16 +465,31 @@ def read_file_run(path: Path, kind: Kind) -> dict[str, Any]:
         if kind == "surface":
             return _surface(path)
         if kind == "study":
-            with np.load(path, allow_pickle=False) as saved:
-                description = json.loads(str(saved["description"]))
-                columns = sorted(saved.files)
-            return {"description": description, "arrays": columns, "problems": []}
+            return _study(path)
         data = json.loads(path.read_text(encoding="utf-8"))
         keep = ("eigenvalues", "residuals", "converged", "trace", "trace_se", "density",
                 "hvps", "seconds", "interrupted", "record")  # fmt: skip
         return {**{k: data[k] for k in keep if k in data}, "problems": []}
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, GdscopeError) as error:
         return {"problems": [f"{path.name} cannot be read ({error})"]}
+
+
+def _study(path: Path) -> dict[str, Any]:
+    """A study's description and its cells' option and metric columns (not its curves)."""
+    from gdscope.studies.sweep import unpack_columns
+
+    with np.load(path, allow_pickle=False) as saved:
+        description = json.loads(str(saved["description"]))
+        columns = {k: saved[k] for k in saved.files if k != "description" and saved[k].ndim == 1}
+    options, metrics = unpack_columns(columns)
+
+    def listed(values: dict[str, np.ndarray]) -> dict[str, Any]:
+        return {k: json_ready(v.tolist()) for k, v in values.items()}
+
+    completed = columns.get("completed")
+    return {"description": description, "options": listed(options), "metrics": listed(metrics),
+            "completed": None if completed is None else completed.tolist(),
+            "problems": []}  # fmt: skip
 
 
 def _surface(path: Path) -> dict[str, Any]:

@@ -436,6 +436,7 @@ function drawSpectrum(spectrum) {
 
 function renderFile(run) {
   const text = [];
+  $("studyControls").hidden = true;
   if (run.kind === "surface" && run.xs) {
     drawFileSurface(run);
     text.push("A surface gdscope landscape --save (or the reference's plot_surface.py) wrote.");
@@ -446,11 +447,66 @@ function renderFile(run) {
       title: { text: "Hessian eigenvalues (gdscope hessian --save)" },
       xaxis: { title: { text: "rank" } }, yaxis: { title: { text: "eigenvalue" } } }, CONFIG);
     if (run.record) text.push(`Its record (what made it):\n${JSON.stringify(run.record, null, 1)}`);
+  } else if (run.kind === "study" && run.metrics) {
+    drawStudy(run);
+    text.push(`A study (--save). Its description:\n${JSON.stringify(run.description, null, 1)}`);
   } else {
     Plotly.purge("fileChart");
-    if (run.description) text.push(`A network study (--save). Its description:\n${JSON.stringify(run.description, null, 1)}`);
   }
   $("fileText").textContent = text.join("\n");
+}
+
+function nearest(values, value) {
+  let best = 0;
+  for (let i = 1; i < values.length; i += 1) {
+    if (Math.abs(values[i] - value) < Math.abs(values[best] - value)) best = i;
+  }
+  return best;
+}
+
+function drawStudy(run) {
+  // A phase diagram: the chosen metric over the study's last axis (x) and its first (y); a
+  // sweep of one axis: the metric against it. Hover shows the cell's settings and metrics.
+  const select = $("studyMetric");
+  const names = Object.keys(run.metrics).sort();
+  if (select.dataset.run !== run.name) {
+    select.replaceChildren(...names.map((n) => new Option(n, n)));
+    const preferred = run.description.metric || "final_loss";
+    if (preferred && names.includes(preferred)) select.value = preferred;
+    select.dataset.run = run.name;
+  }
+  $("studyControls").hidden = false;
+  const metric = select.value;
+  const axes = run.description.axes || [];
+  const cells = run.metrics[metric].length;
+  const label = (k) => [...Object.entries(run.options), ...Object.entries(run.metrics)]
+    .map(([n, v]) => `${n} = ${v[k]}`).join("<br>");
+  const layout = { ...LAYOUT, showlegend: false, title: { text: `${metric} (${run.description.optimizer || "study"})` } };
+  if (axes.length === 2) {
+    const [ya, xa] = axes;
+    const z = ya.values.map(() => xa.values.map(() => null));
+    const hover = ya.values.map(() => xa.values.map(() => ""));
+    for (let k = 0; k < cells; k += 1) {
+      const i = nearest(xa.values, run.options[xa.name][k]);
+      const j = nearest(ya.values, run.options[ya.name][k]);
+      z[j][i] = run.metrics[metric][k];
+      hover[j][i] = label(k);
+    }
+    Plotly.react("fileChart", [{ type: "heatmap", x: xa.values, y: ya.values, z, text: hover,
+      hovertemplate: "%{text}<extra></extra>", colorscale: "Viridis" }], { ...layout,
+      xaxis: { title: { text: xa.name }, type: xa.log ? "log" : "linear" },
+      yaxis: { title: { text: ya.name }, type: ya.log ? "log" : "linear" } }, CONFIG);
+  } else if (axes.length === 1) {
+    const [xa] = axes;
+    const order = [...Array(cells).keys()];
+    Plotly.react("fileChart", [{ x: order.map((k) => run.options[xa.name][k]),
+      y: order.map((k) => run.metrics[metric][k]), text: order.map(label), mode: "markers",
+      hovertemplate: "%{text}<extra></extra>" }], { ...layout,
+      xaxis: { title: { text: xa.name }, type: xa.log ? "log" : "linear" },
+      yaxis: { title: { text: metric } } }, CONFIG);
+  } else {
+    Plotly.purge("fileChart");
+  }
 }
 
 function drawFileSurface(run) {
@@ -507,6 +563,10 @@ async function start() {
   if (compare) for (const name of compare.split(",")) if (name) state.compare.add(name);
   $("logLoss").addEventListener("change", renderRecording);
   $("points").addEventListener("change", () => refreshLandscape());
+  $("studyMetric").addEventListener("change", () => {
+    const run = state.data.get(state.selected);
+    if (run && run.kind === "study") drawStudy(run);
+  });
   $("compute").addEventListener("click", () => refreshLandscape({ cancel: false }));
   $("cancel").addEventListener("click", () => refreshLandscape({ cancel: true }));
   $("spectrumCompute").addEventListener("click", () => refreshSpectrum({ cancel: false }));
