@@ -34,7 +34,7 @@ BASE = frozenset({"errors", "files", "version", "_moved", "interrupts", "example
 """The top-level modules and subpackages that make up the ``base`` unit."""
 FACADE = frozenset({"gdscope", "gdscope.__main__"})
 """The package's own ``__init__``/``__main__``: they gather the layers, so they are exempt."""
-SHARED_FILE_NAMES = frozenset({"__init__", "landscape", "studies", "hessian", "connect"})
+SHARED_FILE_NAMES = frozenset({"__init__", "landscape", "studies", "hessian", "connect", "board"})
 """File names that recur in different subpackages deliberately: a command group in ``cli/`` is
 named after the job it runs (``cli/studies.py`` → ``jobs/studies.py``)."""
 

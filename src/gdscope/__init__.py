@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # the names for type checkers; at run time ``__getattr__`` im
     from gdscope.problem.losses import ARTICLE_LOSSES, LossSpec
     from gdscope.problem.maps import Grid, Landscape, loss_map
     from gdscope.problem.testfunctions import FUNCTIONS, TestFunction
-    from gdscope.server.notebook import explore
+    from gdscope.server.notebook import board, explore
     from gdscope.studies.netstudy import Network, compare_network, run_network_grid
 
 _EXPORTS = {
@@ -57,6 +57,7 @@ _EXPORTS = {
     "SGDConfig": "optim.sgdconfig",
     "TestFunction": "problem.testfunctions",
     "Trajectory": "engines.trajectory",
+    "board": "server.notebook",
     "compare_network": "studies.netstudy",
     "connect": "nets.curves",
     "curvature": "nets.curvature",
@@ -119,6 +120,7 @@ __all__ = [
     "TestFunction",
     "Trajectory",
     "__version__",
+    "board",
     "compare_network",
     "connect",
     "curvature",

@@ -117,3 +117,34 @@ def test_the_callback_records_the_sharpness_too():
     np.testing.assert_allclose(recorded.values, expected.values, rtol=1e-6)
     np.testing.assert_array_equal(recorded.steps, expected.steps)
     np.testing.assert_allclose(recorded.threshold, 2 * (1 + 0.9) / LR)  # heavy ball: 2(1+μ)/η
+
+
+def test_the_callback_hands_the_sharpness_to_the_trainers_logger(tmp_path):
+    # log_sharpness: every measurement (step 0 included) reaches the trainer's CSV logger at
+    # its step, with its threshold and learning rate: the numbers the recording holds.
+    import csv
+
+    import numpy as np
+    from lightning.pytorch.loggers import CSVLogger
+
+    from gdscope.integrations.lightning import RecorderCallback
+
+    probe = [next(iter(loader()))]
+    options = {"sharpness_every": 2, "sharpness_data": probe,
+               "sharpness_loss": nn.CrossEntropyLoss()}  # fmt: skip
+    callback = RecorderCallback(submodule="model", log_sharpness=True, **options)
+
+    logger = CSVLogger(tmp_path)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=5, logger=logger,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[callback])  # fmt: skip
+    trainer.fit(Module(), loader())
+    with open(next(tmp_path.rglob("metrics.csv")), newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r.get("gdscope/sharpness")]
+    trace = callback.result().sharpness
+    assert trace is not None and trace.steps.tolist() == [0, 2, 4]
+    assert [int(r["step"]) for r in rows] == trace.steps.tolist()
+    np.testing.assert_allclose([float(r["gdscope/sharpness"]) for r in rows], trace.values[:, 0],
+                               rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose([float(r["gdscope/threshold"]) for r in rows], trace.threshold)
+    np.testing.assert_allclose([float(r["gdscope/lr"]) for r in rows], trace.lr)

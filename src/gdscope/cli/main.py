@@ -33,9 +33,9 @@ __all__ = ["build_parser", "main", "plot_config"]
 def _groups() -> tuple[ModuleType, ...]:
     """The command groups, each adding its sub-commands (``add_parser``) and running them
     (``run``)."""
-    from gdscope.cli import completion, connect, hessian, landscape, plotting, serve, studies
+    from gdscope.cli import board, completion, connect, hessian, landscape, plotting, serve, studies
 
-    return (plotting, studies, landscape, serve, completion, hessian, connect)
+    return (plotting, studies, landscape, serve, completion, hessian, connect, board)
 
 
 def __getattr__(name: str) -> object:

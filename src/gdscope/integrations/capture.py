@@ -47,6 +47,8 @@ class Capture:
         self.submodule, self.options = submodule, options
         self.recorder: Recorder | None = None
         self._losses: list[float] = []
+        self._logged: int | None = None
+        """The step of the last sharpness handed to a logger (``measured``)."""
 
     def start(self, model: nn.Module, optimizer: Any) -> None:
         """Take snapshot 0 (the starting weights); called when training starts."""
@@ -72,6 +74,18 @@ class Capture:
         mean = math.fsum(self._losses) / count if self._losses else None
         self._losses = []
         self.recorder.step(mean)
+
+    def measured(self) -> tuple[int, dict[str, float]] | None:
+        """The sharpness measured since the last call, for a trainer's logger: its step and
+        ``{"gdscope/sharpness", "gdscope/threshold", "gdscope/lr"}`` (a value that is NaN, e.g.
+        no threshold known, left out); None when nothing new was measured."""
+        last = self.recorder.last_sharpness() if self.recorder is not None else None
+        if last is None or last[0] == self._logged:
+            return None
+        step, value, lr, limit = last
+        self._logged = step
+        named = {"gdscope/sharpness": value, "gdscope/threshold": limit, "gdscope/lr": lr}
+        return step, {k: float(v) for k, v in named.items() if math.isfinite(v)}
 
     def result(self) -> RecordedPath:
         """The recording (streamed to ``path`` as it was taken, if one was given)."""

@@ -32,15 +32,30 @@ class RecorderCallback(Callback):
     ``gdscope.Recorder``; ``path`` and every other keyword go to ``Recorder`` as they are
     (``every``, ``force``, …). ``result()`` is the recording."""
 
-    def __init__(self, path: Any = None, *, submodule: str | None = None, **options: Any) -> None:
+    def __init__(self, path: Any = None, *, submodule: str | None = None,
+                 log_sharpness: bool = False, **options: Any) -> None:  # fmt: skip
         super().__init__()
         self.capture = Capture(submodule, {"path": path, **options})
+        self.log_sharpness = log_sharpness
+        """Also hand each sharpness measured (``sharpness_every``), its threshold and the
+        learning rate to the trainer's loggers (TensorBoard, CSV, …) at its step, as
+        ``gdscope/sharpness``, ``gdscope/threshold`` and ``gdscope/lr``."""
         self._stepped = 0
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         if trainer.is_global_zero:
             self._stepped = trainer.global_step
             self.capture.start(pl_module, trainer.optimizers[0] if trainer.optimizers else None)
+            self._log(trainer)
+
+    def _log(self, trainer: Any) -> None:
+        """The sharpness measured since the last call, to every logger the trainer has."""
+        measured = self.capture.measured() if self.log_sharpness else None
+        if measured is None:
+            return
+        step, metrics = measured
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
@@ -54,6 +69,7 @@ class RecorderCallback(Callback):
         if trainer.global_step != self._stepped:
             self._stepped = trainer.global_step
             self.capture.step()
+            self._log(trainer)
 
     def result(self) -> RecordedPath:
         return self.capture.result()

@@ -170,6 +170,11 @@ class Recorder:
             index["sharpness"] = json_ready(self._probe.trace().to_dict())
         write_text(self.path / "index.json", json.dumps(index), force=True)
 
+    def last_sharpness(self) -> tuple[int, float, float, float] | None:
+        """The last sharpness measured (``SharpnessProbe.last``: step, top value, learning rate,
+        threshold), or None (none yet, or ``sharpness_every`` not given)."""
+        return self._probe.last() if self._probe is not None else None
+
     def __len__(self) -> int:
         return len(self._steps)
 

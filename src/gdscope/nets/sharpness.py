@@ -186,6 +186,14 @@ class SharpnessProbe:
             self._start = vectors[0].detach()
         self._rows.append((step, [float(v) for v in values], lr, limit))
 
+    def last(self) -> tuple[int, float, float, float] | None:
+        """The last measurement: its step, the top value, the learning rate and the threshold
+        then (NaN: none known, or not measurable); None before the first."""
+        if not self._rows:
+            return None
+        step, values, lr, limit = self._rows[-1]
+        return step, values[0] if values else math.nan, lr, limit
+
     def trace(self) -> SharpnessTrace:
         """What was measured so far."""
         rows = self._rows

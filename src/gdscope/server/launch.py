@@ -16,15 +16,16 @@ __all__ = ["running_server", "serving", "start_server"]
 
 
 def start_server(
-    timeout: float = 120.0, options: tuple[str, ...] = ()
+    timeout: float = 120.0, options: tuple[str, ...] = (), command: tuple[str, ...] = ("serve",)
 ) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start ``gdscope serve [options]`` in a subprocess on a free loopback port and wait until
-    it answers; its URL and process (the caller stops it)."""
+    """Start ``gdscope serve [options]`` (or another ``command``: ``("board", RUNS)``) in a
+    subprocess on a free loopback port and wait until it answers; its URL and process (the
+    caller stops it)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "gdscope", "serve", "--port", str(port), *options]
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    argv = [sys.executable, "-m", "gdscope", *command, "--port", str(port), *options]
+    process = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while True:
@@ -35,7 +36,7 @@ def start_server(
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 process.wait(timeout=10)
-                raise GdscopeError(f"gdscope serve did not start on {url}") from None
+                raise GdscopeError(f"gdscope {command[0]} did not start on {url}") from None
             time.sleep(0.1)
 
 

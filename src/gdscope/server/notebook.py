@@ -11,14 +11,16 @@ from __future__ import annotations
 import atexit
 import html
 import json
+import os
 import subprocess
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gdscope.errors import GdscopeError, needs_extra, one_of
 
-__all__ = ["NOTEBOOK_ORIGINS", "Explorer", "explore", "preset", "stop"]
+__all__ = ["NOTEBOOK_ORIGINS", "Explorer", "board", "explore", "preset", "stop"]
 
 NOTEBOOK_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*")
 """Pages that may frame the explorer by default: a Jupyter served on this machine (CSP has no
@@ -35,11 +37,13 @@ class Explorer:
     url: str
     width: str = "100%"
     height: int = 780
+    title: str = "gdscope explorer"
 
     def _repr_html_(self) -> str:
         return (
             f'<iframe src="{html.escape(self.url)}" width="{html.escape(self.width)}"'
-            f' height="{self.height}" style="border: 0" title="gdscope explorer"></iframe>'
+            f' height="{self.height}" style="border: 0" title="{html.escape(self.title)}">'
+            "</iframe>"
         )
 
 
@@ -94,9 +98,11 @@ def preset(
     return state
 
 
-def _server(origins: tuple[str, ...]) -> str:
-    """The URL of the kernel's server framed by ``origins``, started if it is not running."""
-    running = _SERVERS.get(origins)
+def _server(origins: tuple[str, ...], command: tuple[str, ...] = ("serve",)) -> str:
+    """The URL of the kernel's server (``gdscope serve``, or another ``command``) framed by
+    ``origins``, started if it is not running."""
+    key = origins if command == ("serve",) else (*command, *origins)
+    running = _SERVERS.get(key)
     if running is not None and running[1].poll() is None:
         return running[0]
     try:
@@ -108,8 +114,8 @@ def _server(origins: tuple[str, ...]) -> str:
     options = tuple(f"--frame-ancestor={origin}" for origin in origins)
     if not _SERVERS:
         atexit.register(stop)
-    _SERVERS[origins] = start_server(timeout=60.0, options=options)
-    return _SERVERS[origins][0]
+    _SERVERS[key] = start_server(timeout=60.0, options=options, command=command)
+    return _SERVERS[key][0]
 
 
 def explore(
@@ -131,6 +137,33 @@ def explore(
     base = _server(tuple(origins))
     fragment = "#state=" + urllib.parse.quote(json.dumps(state, separators=(",", ":")))
     return Explorer(url=f"{base}/{fragment if state else ''}", width=width, height=height)
+
+
+def board(
+    runs: str | os.PathLike[str],
+    *,
+    model: str | None = None,
+    data: str | None = None,
+    loss: str | None = None,
+    width: str = "100%",
+    height: int = 900,
+    origins: tuple[str, ...] = NOTEBOOK_ORIGINS,
+) -> Explorer:
+    """``gdscope board RUNS`` in a notebook cell: the runs under ``runs``, followed live.
+    ``model``, ``data`` (``module:function``) and ``loss`` compute landscapes, as the command's
+    ``--model``, ``--data`` and ``--loss``; ``origins`` as for ``explore``. One server per
+    folder and settings, shared by the calls that name them, stopped with the kernel."""
+    folder = Path(runs).resolve()
+    if not folder.is_dir():
+        raise GdscopeError(f"{runs} is not a folder of runs")
+    if (model is None) != (data is None):
+        raise GdscopeError("board: model and data go together (the landscape needs both)")
+    command: tuple[str, ...] = ("board", str(folder), "--no-browser")
+    for flag, value in (("--model", model), ("--data", data), ("--loss", loss)):
+        if value is not None:
+            command += (f"{flag}={value}",)
+    base = _server(tuple(origins), command)
+    return Explorer(url=f"{base}/", width=width, height=height, title="gdscope board")
 
 
 def stop() -> None:

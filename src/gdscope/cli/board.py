@@ -1,0 +1,103 @@
+"""``gdscope board RUNS``: the runs under a folder, live in the browser (``server.board``)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gdscope.cli import options
+from gdscope.cli.options import integer
+from gdscope.cli.serve import _listen, _open_later, no_display, page_url
+from gdscope.errors import GdscopeError, needs_extra
+
+if TYPE_CHECKING:
+    from gdscope.cli.options import Subparsers
+    from gdscope.jobs.board import Sources
+
+__all__ = ["COMMANDS", "add_parser", "run"]
+
+COMMANDS = ("board",)
+PORT = 8010
+"""The board's default port (the explorer's is 8000: both can run at once)."""
+
+
+def add_parser(commands: Subparsers) -> None:
+    from gdscope.jobs.landscape import DEFAULT_LOSS, LOSS_HELP
+
+    board = commands.add_parser(
+        "board",
+        help="the runs under a folder, live in the browser (loss, sharpness, landscape)",
+        description="Serve a page listing every run under RUNS (recordings written by "
+        "gdscope.Recorder(path=...) or the Lightning/Hugging Face callbacks, surface, study "
+        "and Hessian files) that follows them while they are written. With --model and "
+        "--data it also computes the landscape around a recorded path.",
+    )
+    board.add_argument("runs", type=Path, metavar="RUNS", help="the folder of runs")
+    board.add_argument("--model", metavar="MODULE:FUNCTION",
+                       help="returns the nn.Module the runs record (for landscapes)")  # fmt: skip
+    board.add_argument("--data", metavar="MODULE:FUNCTION",
+                       help="returns the data the landscape is evaluated on")  # fmt: skip
+    board.add_argument("--loss", default=DEFAULT_LOSS, metavar="NAME|MODULE:FUNCTION",
+                       help=LOSS_HELP)  # fmt: skip
+    board.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    board.add_argument("--port", type=integer, default=PORT, help="port (default: %(default)s)")
+    board.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    board.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="also answer requests for this host name (repeatable)")  # fmt: skip
+    board.add_argument("--frame-ancestor", action="append", default=[], metavar="ORIGIN",
+                       help="let pages of this origin frame the board (repeatable)")  # fmt: skip
+
+
+def _sources(ns: argparse.Namespace) -> Sources | None:
+    """The model, data and loss for landscapes, imported now so that a wrong name is one line
+    before the server starts; None without --model."""
+    if ns.model is None and ns.data is None:
+        return None
+    if ns.model is None or ns.data is None:
+        raise GdscopeError("--model and --data go together (the landscape needs both)",
+                           settings=["model", "data"])  # fmt: skip
+    from gdscope.jobs.board import Sources
+    from gdscope.jobs.landscape import load_parts
+
+    load_parts(ns.model, ns.data, ns.loss)
+    return Sources(ns.model, ns.data, ns.loss)
+
+
+def run(ns: argparse.Namespace) -> int:
+    if not 0 < ns.port < 65536:
+        raise GdscopeError(f"--port must be in 1..65535, got {ns.port}")
+    try:
+        import uvicorn
+
+        from gdscope.server.board import create_board
+        from gdscope.server.security import security_headers, uvicorn_protocol
+    except ImportError as error:
+        raise needs_extra(f"the board needs the web extra ({error})", "web") from None
+    sources = _sources(ns)
+    headers = security_headers(tuple(ns.frame_ancestor))
+    app = create_board(ns.runs, sources=sources, hosts=(ns.host, *ns.allow_host),
+                       frame_ancestors=tuple(ns.frame_ancestor))  # fmt: skip
+    sock = _listen(ns.host, ns.port)
+    url = page_url(ns.host, ns.port)
+    try:
+        loopback = ns.host == "localhost" or ipaddress.ip_address(ns.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        print(f"gdscope: warning: serving on {ns.host}, reachable from other machines",
+              file=sys.stderr)  # fmt: skip
+    print(f"gdscope board of {ns.runs} on {url}", file=sys.stderr)
+    options.warn_now()
+    if not ns.no_browser:
+        if no_display():
+            print(f"gdscope: no display to open a browser on; open {url} yourself",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            _open_later(url)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
+                                           http=uvicorn_protocol(headers)))  # fmt: skip
+    server.run(sockets=[sock])
+    return 0

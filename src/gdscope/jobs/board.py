@@ -1,0 +1,794 @@
+"""``gdscope board``'s data: the runs under a folder, read while training writes them.
+
+A run is one of
+
+- a **recording**: a folder holding ``index.json`` (``Recorder(path=...)``, the Lightning and
+  Hugging Face callbacks), with its ``snapshots.f32`` and ``steps.bin``;
+- a **surface**: a ``.npz`` that ``gdscope landscape --save`` wrote (``xs``, ``ys``, ``loss``),
+  or an ``.h5`` in the reference implementation's layout;
+- a **study**: a network study's ``--save`` ``.npz`` (its ``description``);
+- a **spectrum**: a ``gdscope hessian --save`` ``.json`` (its ``eigenvalues`` and record).
+
+``Runs`` lists them (each file's kind decided once per size and modification time) and turns
+a name from a request into a path, refusing any that leads outside the folder. ``Tail`` reads
+only the rows of ``steps.bin`` appended since it last read, so following a run of a million
+steps costs what its new rows cost. ``Recording`` adds what ``index.json`` says (the layout,
+the optimizer, the sharpness with its learning rate and threshold), re-read only when the
+file changes (the Recorder rewrites it, atomically, when it measures the sharpness), and says
+what cannot be read instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import shlex
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import numpy as np
+
+from gdscope.errors import GdscopeError
+from gdscope.files import json_ready
+from gdscope.nets.recorder import STEP_ROW
+
+__all__ = [
+    "CACHE",
+    "KINDS",
+    "Entry",
+    "Kind",
+    "NoSuchRun",
+    "OutsideRuns",
+    "Recording",
+    "Rows",
+    "Runs",
+    "Tail",
+    "Watcher",
+    "read_file_run",
+    "read_recording",
+]
+
+Kind = Literal["recording", "surface", "study", "spectrum"]
+KINDS: tuple[Kind, ...] = ("recording", "surface", "study", "spectrum")
+INDEX, SNAPSHOTS, STEPS = "index.json", "snapshots.f32", "steps.bin"
+"""A recording's files (``nets.recorder``)."""
+CACHE = ".board"
+"""The folder, inside a recording's folder, where the board keeps what it computed for it (the
+landscapes and their resume files); hidden folders are not listed as runs."""
+MAX_DEPTH = 8
+"""Folders below the runs' folder that are searched for runs, at most."""
+MAX_RUNS = 2000
+"""Runs listed at most (the listing says when there are more)."""
+JSON_BYTES = 8 << 20
+"""A ``.json`` larger than this is not opened to see whether it is a spectrum."""
+ROW = STEP_ROW.itemsize
+
+
+class OutsideRuns(GdscopeError):
+    """A name that leads outside the runs' folder (``..``, an absolute path, a symlink out)."""
+
+
+class NoSuchRun(GdscopeError):
+    """A name that is not a run under the runs' folder."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A run: its ``name`` (its path under the runs' folder, with ``/``) and ``kind``."""
+
+    name: str
+    kind: Kind
+
+
+def _signature(stat: os.stat_result) -> tuple[int, int, int]:
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+class Runs:
+    """The runs under ``root`` (see the module docstring)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        folder = Path(root)
+        if not folder.is_dir():
+            raise GdscopeError(f"{folder} is not a folder of runs")
+        self.root = folder.resolve()
+        self._kinds: dict[str, tuple[tuple[int, int, int], Kind | None]] = {}
+        self.truncated = False
+        """Whether the last ``scan`` stopped at ``MAX_RUNS``."""
+
+    def scan(self) -> list[Entry]:
+        """Every run, sorted by name; symlinks that lead outside the folder are left out."""
+        found: list[Entry] = []
+        self.truncated = False
+        seen: dict[str, tuple[tuple[int, int, int], Kind | None]] = {}
+        for folder, subfolders, names in os.walk(self.root, followlinks=False):
+            here = Path(folder)
+            depth = len(here.relative_to(self.root).parts)
+            if INDEX in names:
+                subfolders[:] = []  # a recording's folder holds no other runs (its cache: hidden)
+                found.append(Entry(self._name(here), "recording"))
+                continue
+            subfolders[:] = sorted(
+                s for s in subfolders if not s.startswith(".") and depth < MAX_DEPTH
+                and self._within(here / s)
+            )  # fmt: skip
+            for name in sorted(names):
+                path = here / name
+                if name.startswith(".") or not self._within(path):
+                    continue
+                kind = self._kind(path, seen)
+                if kind is not None:
+                    found.append(Entry(self._name(path), kind))
+            if len(found) >= MAX_RUNS:
+                self.truncated = True
+                break
+        self._kinds = seen
+        return sorted(found[:MAX_RUNS], key=lambda e: e.name)
+
+    def _name(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()  # the folder itself: "."
+
+    def _within(self, path: Path) -> bool:
+        """Whether ``path`` (a symlink: where it leads) is inside the folder."""
+        if not path.is_symlink():
+            return True
+        try:
+            return path.resolve(strict=True).is_relative_to(self.root)
+        except OSError:  # a dangling or looping link
+            return False
+
+    def _kind(self, path: Path, seen: dict[str, tuple[tuple[int, int, int], Kind | None]]
+              ) -> Kind | None:  # fmt: skip
+        """The kind of the file ``path`` (None: not a run), decided once per version of it."""
+        suffix = path.suffix.lower()
+        if suffix not in (".npz", ".h5", ".json"):
+            return None
+        try:
+            signature = _signature(path.stat())
+        except OSError:
+            return None
+        key = str(path)
+        known = self._kinds.get(key)
+        kind = known[1] if known is not None and known[0] == signature else _classify(path)
+        seen[key] = (signature, kind)
+        return kind
+
+    def path(self, name: str) -> Path:
+        """The run ``name`` as a path under the folder: ``OutsideRuns`` if it is absolute, has
+        a ``..`` or leads out through a symlink; ``NoSuchRun`` if nothing is there."""
+        if not isinstance(name, str) or "\x00" in name or "\\" in name:
+            raise OutsideRuns(f"not a run's name: {name!r}")
+        pure = PurePosixPath(name)
+        if not name or pure.is_absolute() or any(p in ("..", "") for p in name.split("/")):
+            raise OutsideRuns(f"{name!r} is not a name under the runs' folder")
+        if any(part.startswith(".") for part in pure.parts):
+            raise NoSuchRun(f"{name!r} is not a run (hidden names are not listed)")
+        target = self.root / pure
+        try:
+            resolved = target.resolve(strict=True)
+        except OSError:
+            raise NoSuchRun(f"no run {name!r} under the runs' folder") from None
+        if not resolved.is_relative_to(self.root):
+            raise OutsideRuns(f"{name!r} leads outside the runs' folder (a symlink)")
+        return resolved
+
+    def kind(self, name: str) -> Kind:
+        """The kind of run ``name`` (``NoSuchRun`` if it is not one)."""
+        path = self.path(name)
+        if path.is_dir():
+            if (path / INDEX).is_file():
+                return "recording"
+            raise NoSuchRun(f"{name!r} is a folder without {INDEX}: not a recording")
+        kind = _classify(path)
+        if kind is None:
+            raise NoSuchRun(f"{name!r} is not a recording, surface, study or spectrum")
+        return kind
+
+
+def _classify(path: Path) -> Kind | None:
+    """What a file is, from its names (an NPZ's directory) or its top-level keys (JSON)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            with zipfile.ZipFile(path) as archive:
+                keys = {name.removesuffix(".npy") for name in archive.namelist()}
+            if {"xs", "ys", "loss"} <= keys:
+                return "surface"
+            return "study" if "description" in keys else None
+        if suffix == ".h5":
+            return "surface"
+        if path.stat().st_size > JSON_BYTES:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return "spectrum" if isinstance(data, dict) and "eigenvalues" in data else None
+    except (OSError, ValueError, zipfile.BadZipFile):
+        # A file being written, or not one of ours: listed as nothing until it reads.
+        return None
+
+
+@dataclass(frozen=True, eq=False)
+class Rows:
+    """Rows ``start …`` of a ``steps.bin``: optimizer steps and losses (NaN: none given)."""
+
+    start: int
+    steps: np.ndarray
+    losses: np.ndarray
+    restarted: bool = False
+    """The file was started again (a new recording over the old): these rows replace all."""
+
+    def to_dict(self) -> dict[str, Any]:
+        losses = json_ready(self.losses.tolist())
+        return {"start": self.start, "steps": self.steps.tolist(), "losses": losses,
+                "restarted": self.restarted}  # fmt: skip
+
+
+class Tail:
+    """The rows appended to ``steps.bin`` since the last ``read``: each call reads only the new
+    whole rows (a row cut short by a writer still writing is read once it is whole)."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self.offset = 0
+        """Bytes read so far (whole rows)."""
+        self.head = b""
+        """The first row read, to notice a recording started again over this one."""
+        self.partial = 0
+        """Bytes at the end that do not make a whole row (as of the last read)."""
+
+    @property
+    def rows(self) -> int:
+        return self.offset // ROW
+
+    def _restarted(self, handle: Any, size: int) -> bool:
+        if size < self.offset:
+            return True
+        if not self.head:
+            return False
+        handle.seek(0)
+        return bool(handle.read(ROW) != self.head)
+
+    def read(self, *, limit: int | None = None) -> Rows:
+        """The new whole rows (at most ``limit``); none if the file is missing."""
+        try:
+            handle = self.file.open("rb")
+        except OSError:
+            return Rows(self.rows, np.zeros(0, np.int64), np.zeros(0))
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            restarted = self._restarted(handle, size)
+            if restarted:
+                self.offset, self.head = 0, b""
+            whole = (size - self.offset) // ROW
+            if limit is not None:
+                whole = min(whole, limit)
+            self.partial = (size - self.offset) % ROW if limit is None else 0
+            handle.seek(self.offset)
+            data = handle.read(whole * ROW)
+        whole = len(data) // ROW  # the file may have shrunk between fstat and read
+        data = data[: whole * ROW]
+        rows = np.frombuffer(data, STEP_ROW)
+        start = self.rows
+        if start == 0 and whole:
+            self.head = data[:ROW]
+        self.offset += whole * ROW
+        return Rows(start, rows["step"].astype(np.int64), rows["loss"].astype(np.float64),
+                    restarted)  # fmt: skip
+
+    def skip(self) -> None:
+        """Start after the rows already there (a watcher that only wants what comes next)."""
+        try:
+            with self.file.open("rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                self.head = handle.read(ROW) if size >= ROW else b""
+        except OSError:
+            return
+        self.offset = size - size % ROW
+
+
+@dataclass
+class Recording:
+    """A recording's folder as far as it can be read now: its rows (``tail``) and what its
+    ``index.json`` says, with ``problems`` saying what cannot be read."""
+
+    folder: Path
+    tail: Tail = field(init=False)
+    index: dict[str, Any] | None = field(default=None, init=False)
+    index_error: str | None = field(default=None, init=False)
+    _signature: tuple[int, int, int] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.tail = Tail(self.folder / STEPS)
+
+    def refresh_index(self) -> bool:
+        """Read ``index.json`` again if it changed; whether it did."""
+        file = self.folder / INDEX
+        try:
+            signature = _signature(file.stat())
+        except OSError as error:
+            changed = self.index_error is None or self.index is not None
+            self.index, self.index_error = None, f"{INDEX} cannot be read ({error.strerror})"
+            self._signature = None
+            return changed
+        if signature == self._signature:
+            return False
+        self._signature = signature
+        try:
+            index = json.loads(file.read_text(encoding="utf-8"))
+            if not isinstance(index, dict):
+                raise ValueError("not a JSON object")
+            names, shapes = index["names"], index["shapes"]
+            if not isinstance(names, list) or not isinstance(shapes, list) or \
+                    len(names) != len(shapes):  # fmt: skip
+                raise ValueError("its names and shapes do not match")
+            self.index, self.index_error = index, None
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            self.index, self.index_error = None, f"{INDEX} is not a recording's index ({error})"
+        return True
+
+    @property
+    def parameters(self) -> int | None:
+        """Parameters per snapshot (from the layout), None if the index cannot be read."""
+        if self.index is None:
+            return None
+        try:
+            return sum(math.prod(int(d) for d in shape) for shape in self.index["shapes"])
+        except (TypeError, ValueError):
+            return None
+
+    def snapshots(self) -> tuple[int, int]:
+        """Whole snapshots in ``snapshots.f32`` and the bytes left over (0, 0 if unknown)."""
+        size = self.parameters
+        try:
+            length = (self.folder / SNAPSHOTS).stat().st_size
+        except OSError:
+            return 0, 0
+        if not size:
+            return 0, 0
+        return length // (4 * size), length % (4 * size)
+
+    def old_rows(self) -> Rows | None:
+        """Steps and losses kept in ``index.json`` (recordings made before ``steps.bin``)."""
+        if self.index is None or "steps" not in self.index:
+            return None
+        losses = [math.nan if v is None else v for v in self.index.get("losses", [])]
+        return Rows(0, np.array(self.index["steps"], dtype=np.int64),
+                    np.array(losses, dtype=np.float64))  # fmt: skip
+
+    def sharpness(self) -> dict[str, Any] | None:
+        """The sharpness trace the index holds (steps, values, lr, threshold, rule), if any."""
+        if self.index is None or not isinstance(self.index.get("sharpness"), dict):
+            return None
+        return dict(self.index["sharpness"])
+
+    def problems(self, rows: int) -> list[str]:
+        """What cannot be read, or is not there yet, in words (``rows``: rows read so far)."""
+        found = [self.index_error] if self.index_error else []
+        whole, left = self.snapshots()
+        if self.tail.partial:
+            found.append(f"{STEPS} ends in {self.tail.partial} bytes of a row being written "
+                         f"(a row is {ROW} bytes); not shown until it is whole")  # fmt: skip
+        if self.index is not None:
+            if left:
+                found.append(f"{SNAPSHOTS} ends in {left} bytes of a snapshot being written or "
+                             f"cut short (one is {4 * (self.parameters or 0)} bytes)")  # fmt: skip
+            if rows > whole:
+                found.append(f"{rows - whole} of {rows} steps have no snapshot in {SNAPSHOTS} "
+                             f"(it holds {whole}): they are not on the path")  # fmt: skip
+        if not (self.folder / STEPS).exists() and self.old_rows() is None:
+            found.append(f"no {STEPS}: no steps recorded")
+        return found
+
+    def summary(self, rows: int) -> dict[str, Any]:
+        """What the listing shows of it (``rows``: rows read so far)."""
+        whole, _ = self.snapshots()
+        sharp = self.sharpness()
+        return {"rows": rows, "snapshots": whole, "parameters": self.parameters,
+                "optimizer": self.index.get("optimizer") if self.index else None,
+                "measured": len(sharp.get("steps") or ()) if sharp is not None else 0,
+                "problems": self.problems(rows)}  # fmt: skip
+
+
+class Watcher:
+    """Follows every run under ``runs``: each ``poll`` says what changed since the last one, as
+    ``(event, data)`` pairs: ``("runs", the listing)`` when it changed, ``("rows", ...)``
+    with each recording's new rows (``Rows.to_dict`` and its ``name``), ``("index", ...)``
+    when a recording's ``index.json`` changed (its sharpness, optimizer). The first poll lists
+    the runs; rows already there then are not sent (``from_start``: they are)."""
+
+    def __init__(self, runs: Runs, *, from_start: bool = False, rows_limit: int = 100_000
+                 ) -> None:  # fmt: skip
+        self.runs, self.from_start, self.rows_limit = runs, from_start, rows_limit
+        self.recordings: dict[str, Recording] = {}
+        self.listing: list[dict[str, Any]] | None = None
+
+    def poll(self) -> list[tuple[str, dict[str, Any]]]:
+        events: list[tuple[str, dict[str, Any]]] = []
+        first = self.listing is None
+        listing = []
+        entries = self.runs.scan()
+        for entry in entries:
+            item: dict[str, Any] = {"name": entry.name, "kind": entry.kind}
+            if entry.kind == "recording":
+                run = self.recordings.get(entry.name)
+                if run is None:
+                    run = self.recordings[entry.name] = Recording(self.runs.root / entry.name)
+                    if first and not self.from_start:
+                        run.tail.skip()
+                if run.refresh_index() and not first:
+                    events.append(("index", {"name": entry.name, **index_part(run)}))
+                rows = run.tail.read(limit=self.rows_limit)
+                if len(rows.steps) or rows.restarted:
+                    events.append(("rows", {"name": entry.name, **rows.to_dict()}))
+                item.update(run.summary(rows_of(run)))
+            listing.append(item)
+        for gone in set(self.recordings) - {e.name for e in entries}:
+            del self.recordings[gone]
+        if listing != self.listing:
+            self.listing = listing
+            events.insert(0, ("runs", {"runs": listing, "truncated": self.runs.truncated}))
+        return events
+
+
+def rows_of(run: Recording) -> int:
+    """The rows read of a recording (those in its index, for one made before ``steps.bin``)."""
+    old = run.old_rows()
+    return len(old.steps) if old is not None and not run.tail.rows else run.tail.rows
+
+
+def index_part(run: Recording) -> dict[str, Any]:
+    """What a recording's ``index.json`` says that the page draws (strict JSON values)."""
+    return json_ready({"optimizer": run.index.get("optimizer") if run.index else None,
+                       "parameters": run.parameters, "sharpness": run.sharpness()})  # fmt: skip
+
+
+def read_recording(folder: Path) -> dict[str, Any]:
+    """A recording as the page first draws it: every row, the index's part, the problems."""
+    run = Recording(folder)
+    run.refresh_index()
+    rows = run.tail.read()
+    if not len(rows.steps) and (old := run.old_rows()) is not None:
+        rows = old
+    count = max(run.tail.rows, len(rows.steps))
+    return {"kind": "recording", **rows.to_dict(), **index_part(run),
+            **run.summary(count)}  # fmt: skip
+
+
+def read_file_run(path: Path, kind: Kind) -> dict[str, Any]:
+    """What the page draws of a surface, study or spectrum file (strict JSON values); a file
+    that cannot be read gives ``{"problems": [why]}``."""
+    try:
+        if kind == "surface":
+            return _surface(path)
+        if kind == "study":
+            return _study(path)
+        data = json.loads(path.read_text(encoding="utf-8"))
+        keep = ("eigenvalues", "residuals", "converged", "trace", "trace_se", "density",
+                "hvps", "seconds", "interrupted", "record")  # fmt: skip
+        return {**{k: data[k] for k in keep if k in data}, "problems": []}
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, GdscopeError) as error:
+        return {"problems": [f"{path.name} cannot be read ({error})"]}
+
+
+def _study(path: Path) -> dict[str, Any]:
+    """A study's description and its cells' option and metric columns (not its curves)."""
+    from gdscope.studies.sweep import unpack_columns
+
+    with np.load(path, allow_pickle=False) as saved:
+        description = json.loads(str(saved["description"]))
+        columns = {k: saved[k] for k in saved.files if k != "description" and saved[k].ndim == 1}
+    options, metrics = unpack_columns(columns)
+
+    def listed(values: dict[str, np.ndarray]) -> dict[str, Any]:
+        return {k: json_ready(v.tolist()) for k, v in values.items()}
+
+    completed = columns.get("completed")
+    return {"description": description, "options": listed(options), "metrics": listed(metrics),
+            "completed": None if completed is None else completed.tolist(),
+            "problems": []}  # fmt: skip
+
+
+def _surface(path: Path) -> dict[str, Any]:
+    if path.suffix.lower() == ".h5":
+        from gdscope.nets.surface_io import read_surface
+
+        surface, _ = read_surface(path)
+        xs, ys, loss = surface.xs, surface.ys, surface.loss
+        extra: dict[str, Any] = {}
+    else:
+        with np.load(path, allow_pickle=False) as saved:
+            xs, ys, loss = saved["xs"], saved["ys"], saved["loss"]
+            extra = {k: json_ready(saved[k].tolist()) for k in ("path_x", "path_y")
+                     if k in saved.files}  # fmt: skip
+    if loss.shape != (len(ys), len(xs)):  # rows are y (``ModelSurface``)
+        raise ValueError(f"its loss has shape {loss.shape}, not {(len(ys), len(xs))}")
+    return {"xs": xs.tolist(), "ys": ys.tolist(), "loss": json_ready(loss.tolist()),
+            **extra, "problems": []}  # fmt: skip
+
+
+# The landscape around a recording ----------------------------------------------------------
+
+COARSE = 11
+"""Points per axis of the first, quick landscape; the refined one has as many as asked."""
+LINE_POINTS = 41
+"""Points of the line from the first snapshot to the last (``gdscope landscape``'s default)."""
+FIGURE = "landscape.png"
+"""The figure file the shown commands write."""
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The model, data and loss the board computes with: ``module:function`` names given on
+    the command line or to ``gdscope.board``, never by a request."""
+
+    model: str
+    data: str
+    loss: str = "crossentropy"
+
+    def args(self) -> list[str]:
+        return ["--model", self.model, "--data", self.data, "--loss", self.loss]
+
+
+def cache_folder(folder: Path) -> Path:
+    return folder / CACHE
+
+
+def snapshot_file(folder: Path, index: int) -> Path:
+    """The weights of snapshot ``index`` as a ``torch.save`` state dict (``--checkpoint``)."""
+    return cache_folder(folder) / f"snapshot-{index}.pt"
+
+
+def plane_file(folder: Path, snapshots: int, points: int) -> Path:
+    """The surface (``gdscope landscape --save`` layout) of the first ``snapshots`` snapshots'
+    PCA plane at ``points`` per axis; its ``.json`` beside it is what the page draws."""
+    return cache_folder(folder) / f"plane-{snapshots}-{points}.npz"
+
+
+def line_file(folder: Path, snapshots: int) -> Path:
+    return cache_folder(folder) / f"line-{snapshots}.npz"
+
+
+def _axis_args(flag: str, values: np.ndarray) -> list[str]:
+    return [flag, repr(float(values[0])), repr(float(values[-1])), str(len(values))]
+
+
+def _evaluation_args(meta: dict[str, Any]) -> list[str]:
+    """How the surface was evaluated, as a replay repeats it (``jobs.replay``): auto's choice
+    depends on timing, and another chunking sums in float32 in another order."""
+    return ["--strategy", str(meta["strategy"]), "--chunk", str(meta["chunk"]),
+            "--memory-format", str(meta["memory_format"]),
+            "--plan", json.dumps(meta.get("plan", []))]  # fmt: skip
+
+
+def plane_command(sources: Sources, folder: Path, snapshots: int, surface: Any) -> list[str]:
+    """The ``gdscope landscape`` arguments that compute the same plane as ``surface``: centred
+    on the last snapshot, PCA of the path (the same numbers once the recording holds no more
+    snapshots than ``snapshots``)."""
+    return ["gdscope", "landscape", *sources.args(),
+            "--checkpoint", str(snapshot_file(folder, snapshots - 1)), "--path", str(folder),
+            "--directions", "pca", *_axis_args("--x", surface.xs), *_axis_args("--y", surface.ys),
+            *_evaluation_args(surface.meta), "--out", FIGURE]  # fmt: skip
+
+
+def line_command(sources: Sources, folder: Path, snapshots: int, surface: Any) -> list[str]:
+    """The ``gdscope landscape`` arguments of the line from snapshot 0 to the last."""
+    return ["gdscope", "landscape", *sources.args(),
+            "--checkpoint", str(snapshot_file(folder, 0)),
+            "--to", str(snapshot_file(folder, snapshots - 1)), "--directions", "line",
+            *_evaluation_args(surface.meta), "--out", FIGURE]  # fmt: skip
+
+
+def cached(file: Path) -> dict[str, Any] | None:
+    """A landscape computed before (its ``.json``), or None."""
+    try:
+        data = json.loads(file.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def compute_landscape(
+    folder: Path,
+    sources: Sources,
+    *,
+    snapshots: int,
+    points: int,
+    report: Any = None,
+) -> None:
+    """The PCA plane of the recording's first ``snapshots`` snapshots, centred on the last, at
+    ``COARSE`` points per axis, then the line from the first to the last, then the plane at
+    ``points`` per axis on the coarse one's extent; each written to ``CACHE`` as it is done
+    (a surface ``.npz`` as ``gdscope landscape --save`` writes it, and its ``.json``), each
+    refined grid resumable (``--resume``). ``report(message)`` hears the stage and progress.
+    Runs the user's code: meant for a process of its own."""
+
+    from gdscope.files import write_text
+    from gdscope.jobs.landscape import load_parts, users_code
+    from gdscope.nets.plane import EvaluationOptions
+    from gdscope.nets.recorder import RecordedPath, open_path
+    from gdscope.nets.surface_io import save_surface
+    from gdscope.nets.survey import PlaneOptions, model_landscape
+
+    def say(**message: Any) -> None:
+        if report is not None:
+            report(message)
+
+    recorded = open_path(folder)
+    if len(recorded) < snapshots:
+        raise GdscopeError(f"the recording holds {len(recorded)} snapshots, not {snapshots}")
+    if snapshots < 3:
+        raise GdscopeError(f"the landscape of a path needs 3 snapshots, it has {snapshots}")
+    path = RecordedPath(recorded.layout, recorded.snapshots[:snapshots],
+                        recorded.steps[:snapshots], recorded.losses[:snapshots],
+                        recorded.optimizer, recorded.sharpness)  # fmt: skip
+    cache_folder(folder).mkdir(exist_ok=True)
+    make_model, make_data, loss_fn = load_parts(sources.model, sources.data, sources.loss)
+    with users_code(f"evaluating {sources.model} on {sources.data} with loss {sources.loss}"):
+        models = {i: snapshot_model(folder, path, make_model, i) for i in (0, snapshots - 1)}
+        data = make_data()
+        end = models[snapshots - 1]
+        stages: list[tuple[str, int, Path]] = [("coarse", COARSE, plane_file(folder, snapshots,
+                                                                              COARSE))]  # fmt: skip
+        stages.append(("line", LINE_POINTS, line_file(folder, snapshots)))
+        if points != COARSE:
+            stages.append(("refined", points, plane_file(folder, snapshots, points)))
+        extent: tuple[np.ndarray, np.ndarray] | None = None
+        for stage, count, file in stages:
+            done = cached(file)
+            if done is not None:
+                if stage == "coarse":
+                    extent = np.array(done["xs"]), np.array(done["ys"])
+                say(stage=stage, done=1, total=1, finished=True)
+                continue
+
+            def progress(done: int, total: int, stage: str = stage) -> None:
+                say(stage=stage, done=done, total=total, finished=False)
+
+            resume = file.with_suffix(".resume.npz")
+            # The coarse grid is over before a resume file would pay for its writing.
+            evaluation = EvaluationOptions(resume=None if stage == "coarse" else resume)
+            if stage == "line":
+                result = model_landscape(models[0], data, loss_fn, to=end, progress=progress,
+                                         directions="line", evaluation=evaluation)  # fmt: skip
+                command = line_command(sources, folder, snapshots, result.surface)
+            else:
+                # The refined grid on the coarse one's extent (the same: fit_axis pads the
+                # path's extent whatever the count), given, so that the command names it.
+                x, y = (None, None) if extent is None else (
+                    (float(axis[0]), float(axis[-1]), count) for axis in extent)  # fmt: skip
+                plane = PlaneOptions(directions="pca", points=count, x=x, y=y)
+                result = model_landscape(end, data, loss_fn, path=path, progress=progress,
+                                         plane=plane, evaluation=evaluation)  # fmt: skip
+                if stage == "coarse":
+                    extent = result.surface.xs, result.surface.ys
+                command = plane_command(sources, folder, snapshots, result.surface)
+            surface = result.surface
+            save_surface(surface, file, projected=result.projected, explained=result.explained,
+                         force=True)  # fmt: skip
+            page: dict[str, Any] = {
+                "stage": stage, "snapshots": snapshots, "xs": surface.xs.tolist(),
+                "ys": surface.ys.tolist(), "loss": surface.loss.tolist(),
+                "notes": list(result.notes), "command": command, "shell": shlex.join(command),
+                "explained": None if result.explained is None else result.explained.tolist(),
+            }  # fmt: skip
+            if result.projected is not None:
+                page.update(path_x=result.projected.xs.tolist(),
+                            path_y=result.projected.ys.tolist(),
+                            path_steps=result.projected.steps.tolist())  # fmt: skip
+            if result.marks:
+                page["marks"] = {str(k): v for k, v in result.marks.items()}
+            write_text(file.with_suffix(".json"), json.dumps(json_ready(page)), force=True)
+            resume.unlink(missing_ok=True)
+            say(stage=stage, done=1, total=1, finished=True)
+
+
+def snapshot_model(folder: Path, path: Any, make_model: Any, index: int) -> Any:
+    """A new model with snapshot ``index`` of the recorded ``path``'s weights, which are also
+    written as ``snapshot_file`` (once) for the commands that name them."""
+    from gdscope.files import write_atomic
+
+    model = make_model()
+    path.layout.check(model)
+    model.load_state_dict(path.state(index), strict=False)
+    file = snapshot_file(folder, index)
+    if not file.exists():
+        write_atomic(file, functools.partial(_save_state, model), force=True)
+    return model
+
+
+SPECTRUM_TOP = 10
+"""Eigenvalues of the Hessian spectrum the board computes (with its density)."""
+
+
+def spectrum_file(folder: Path, snapshots: int) -> Path:
+    """The Hessian spectrum at the last of ``snapshots`` snapshots (``.json``, as the page
+    draws it)."""
+    return cache_folder(folder) / f"spectrum-{snapshots}.json"
+
+
+def compute_spectrum(folder: Path, sources: Sources, *, snapshots: int, report: Any = None
+                     ) -> None:  # fmt: skip
+    """The Hessian's top ``SPECTRUM_TOP`` eigenvalues and its spectral density at the
+    recording's snapshot ``snapshots − 1``, as ``gdscope hessian`` computes them (the command
+    is kept with them), written to ``spectrum_file``."""
+    from gdscope.files import write_text
+    from gdscope.jobs.hessian import HessianJob, run_hessian
+    from gdscope.jobs.landscape import load_parts, users_code
+    from gdscope.nets.curvature import CurvatureOptions
+    from gdscope.nets.recorder import open_path
+
+    file = spectrum_file(folder, snapshots)
+    if cached(file) is not None:
+        if report is not None:
+            report({"stage": "spectrum", "done": 1, "total": 1, "finished": True})
+        return
+    recorded = open_path(folder)
+    if len(recorded) < snapshots:
+        raise GdscopeError(f"the recording holds {len(recorded)} snapshots, not {snapshots}")
+    cache_folder(folder).mkdir(exist_ok=True)
+    make_model, _, _ = load_parts(sources.model, sources.data, sources.loss)
+    with users_code(f"loading {sources.model}"):
+        snapshot_model(folder, recorded, make_model, snapshots - 1)
+    checkpoint = snapshot_file(folder, snapshots - 1)
+    job = HessianJob(model=sources.model, data=sources.data, loss=sources.loss,
+                     checkpoint=checkpoint,
+                     curvature=CurvatureOptions(top=SPECTRUM_TOP, density=True))  # fmt: skip
+
+    def progress(done: int, total: int) -> None:
+        if report is not None:
+            report({"stage": "spectrum", "done": done, "total": total, "finished": False})
+
+    spectrum = run_hessian(job, progress=progress)
+    command = ["gdscope", "hessian", *sources.args(), "--checkpoint", str(checkpoint),
+               "--top", str(SPECTRUM_TOP), "--density", "--out", "spectrum.png"]  # fmt: skip
+    step = int(recorded.steps[snapshots - 1])
+    page = {**spectrum.to_dict(), "snapshots": snapshots, "step": step, "command": command,
+            "shell": shlex.join(command)}  # fmt: skip
+    write_text(file, json.dumps(json_ready(page)), force=True)
+    if report is not None:
+        report({"stage": "spectrum", "done": 1, "total": 1, "finished": True})
+
+
+def _save_state(model: Any, tmp: Path) -> None:
+    import torch
+
+    torch.save(model.state_dict(), tmp)
+
+
+def landscape_worker(conn: Any, sources: Sources) -> None:
+    """A process that imports torch, gdscope and the user's modules, then waits for one order
+    ``{"folder", "snapshots", "points"}`` down ``conn`` and computes ``compute_landscape`` (or,
+    with ``"what": "spectrum"``, ``compute_spectrum``):
+    its messages, then ``{"end": None}`` or ``{"end": "the reason it failed"}``, go back up.
+    Started ahead of the order, so that a landscape starts without that import."""
+    import torch
+
+    torch.set_num_threads(1)  # one core; the server's event loop keeps the other
+    from gdscope.jobs.landscape import load_parts
+
+    # A failure here is said when an order comes (compute_landscape loads them again).
+    with contextlib.suppress(Exception):
+        load_parts(sources.model, sources.data, sources.loss)
+    try:
+        order = conn.recv()
+    except (EOFError, OSError):  # the server went away, or gave this process no work
+        return
+    try:
+        if order.get("what") == "spectrum":
+            compute_spectrum(Path(order["folder"]), sources, snapshots=order["snapshots"],
+                             report=conn.send)  # fmt: skip
+        else:
+            compute_landscape(Path(order["folder"]), sources, snapshots=order["snapshots"],
+                              points=order["points"], report=conn.send)  # fmt: skip
+    except GdscopeError as error:
+        conn.send({"end": str(error)})
+    except Exception as error:  # the user's code: any failure is the job's answer
+        conn.send({"end": f"{type(error).__name__}: {error}"})
+    else:
+        conn.send({"end": None})
+    finally:
+        conn.close()

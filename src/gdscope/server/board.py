@@ -1,0 +1,458 @@
+"""``gdscope board``: the runs under a folder, live in the browser (FastAPI).
+
+The routes read only under the runs' folder (``jobs.board.Runs`` refuses any other name: 403,
+or 404 for no such run); the model and data that landscapes are computed with come from the
+command line or ``gdscope.board`` (``Sources``), never from a request. ``/api/events`` streams
+what changes (server-sent events: new runs, new rows, a new sharpness) from one ``Watcher`` per
+page, which reads only the rows appended since it last looked. Landscapes run in a process each
+(the user's code, on one core), at most ``Limits.workers`` at once (503 beyond), cancellable,
+and written beside the run (``jobs.board.CACHE``), so a second visit reads them back. Every
+request passes the explorer's ``Guard`` (Host and Origin checks, the body limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gdscope.errors import GdscopeError
+from gdscope.jobs.board import (
+    COARSE,
+    NoSuchRun,
+    OutsideRuns,
+    Recording,
+    Runs,
+    Sources,
+    Watcher,
+    cache_folder,
+    cached,
+    landscape_worker,
+    line_file,
+    plane_file,
+    read_file_run,
+    read_recording,
+    rows_of,
+    spectrum_file,
+)
+from gdscope.nets.survey import MAX_POINTS
+from gdscope.server.pool import ComputePool, Limits, Refused
+from gdscope.server.security import LOOPBACK_HOSTS, Guard, allowed_name, security_headers
+from gdscope.server.static import files
+from gdscope.version import __version__
+
+try:  # the routes' annotations name them, so they are module globals; the web extra is optional
+    from starlette.requests import Request
+    from starlette.responses import Response
+except ImportError:  # pragma: no cover
+    Request = Response = Any  # type: ignore[misc,assignment]
+
+__all__ = ["LandscapeOrder", "Landscapes", "SpectrumOrder", "create_board"]
+
+POLL_S = 0.2
+"""How often a page's event stream looks for changes: a new step shows within this, plus the
+time to send it."""
+HEARTBEAT_S = 15.0
+"""A comment down an idle event stream this often, so proxies and the browser keep it open."""
+STREAMS = 32
+"""Event streams open at once, at most (503 beyond): each polls the folder."""
+
+
+class LandscapeOrder(BaseModel):
+    """Compute the landscape around run ``name``: its PCA plane at ``points`` per axis (an
+    11×11 first), the line from the first snapshot to the last; ``cancel``: stop it."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=1024)
+    points: int = Field(default=41, ge=COARSE, le=MAX_POINTS)
+    cancel: bool = False
+
+
+class SpectrumOrder(BaseModel):
+    """Compute the Hessian spectrum at run ``name``'s last snapshot; ``cancel``: stop it."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=1024)
+    cancel: bool = False
+
+
+@dataclass
+class _Job:
+    """A landscape computing in a process of its own, and what it said so far."""
+
+    name: str
+    snapshots: int
+    points: int
+    process: Any
+    what: str = "landscape"
+    stage: str = "starting"
+    done: int = 0
+    total: int = 0
+    error: str | None = None
+    finished: bool = False
+    cancelled: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Landscapes:
+    """The landscapes and spectra being computed, one of each per run at most (a new order for
+    a run replaces the one running), ``workers`` at once at most, each in a process of its own
+    (a spare one, started ahead, takes the next order)."""
+
+    def __init__(self, runs: Runs, sources: Sources | None, workers: int) -> None:
+        self.runs, self.sources, self.workers = runs, sources, workers
+        self.jobs: dict[tuple[str, str], _Job] = {}
+        """By what they compute (``landscape``, ``spectrum``) and run."""
+        self.spare: tuple[Any, Any] | None = None
+        """A worker process started ahead, its imports done, waiting for an order."""
+        self.lock = threading.Lock()
+
+    def warm(self) -> None:
+        """Start a spare worker process, if there is none (and landscapes are computed)."""
+        if self.sources is None:
+            return
+        with self.lock:
+            if self.spare is not None and self.spare[0].is_alive():
+                return
+            context = multiprocessing.get_context("spawn")
+            parent, child = context.Pipe()
+            process = context.Process(target=landscape_worker, args=(child, self.sources),
+                                      daemon=True, name="gdscope-board")  # fmt: skip
+            process.start()
+            child.close()
+            self.spare = process, parent
+
+    def _worker(self) -> tuple[Any, Any]:
+        """The spare worker (started now if there is none); another is started behind it."""
+        self.warm()
+        with self.lock:
+            assert self.spare is not None
+            taken, self.spare = self.spare, None
+        threading.Thread(target=self.warm, daemon=True).start()
+        return taken
+
+    def count(self, name: str) -> int:
+        """Snapshots of run ``name`` on its path now (those with a step: as ``open_path``)."""
+        run = Recording(self.runs.path(name))
+        run.refresh_index()
+        run.tail.skip()
+        return min(rows_of(run), run.snapshots()[0])
+
+    def state(self, name: str, points: int) -> dict[str, Any]:
+        """What is known of the landscape of ``name`` at ``points``: the stages computed (from
+        the cache: the newest), the job computing, if any."""
+        self._kind(name)
+        folder = self.runs.path(name)
+        now = self.count(name)
+        job = self.jobs.get(("landscape", name))
+        snapshots = job.snapshots if job is not None and job.points == points else \
+            _newest(folder) or now  # fmt: skip
+        stages = {
+            "coarse": cached(plane_file(folder, snapshots, COARSE)),
+            "line": cached(line_file(folder, snapshots)),
+            "refined": cached(plane_file(folder, snapshots, points)) if points != COARSE else None,
+        }  # fmt: skip
+        answer: dict[str, Any] = {"name": name, "points": points, "snapshots": snapshots,
+                                  "current": now, "available": self.sources is not None,
+                                  "stages": stages, "job": None}  # fmt: skip
+        if job is not None and job.points == points:
+            answer["job"] = _progress(job)
+        return answer
+
+    def spectrum(self, name: str) -> dict[str, Any]:
+        """The Hessian spectrum of ``name``'s last snapshot: the newest computed, and the job
+        computing one, if any."""
+        self._kind(name)
+        folder = self.runs.path(name)
+        now = self.count(name)
+        job = self.jobs.get(("spectrum", name))
+        counts = [_count(f) for f in cache_folder(folder).glob("spectrum-*.json")]
+        snapshots = job.snapshots if job is not None else max(
+            (c for c in counts if c is not None), default=now)  # fmt: skip
+        return {"name": name, "snapshots": snapshots, "current": now,
+                "available": self.sources is not None,
+                "spectrum": cached(spectrum_file(folder, snapshots)),
+                "job": None if job is None else _progress(job)}  # fmt: skip
+
+    def _kind(self, name: str) -> None:
+        if self.runs.kind(name) != "recording":
+            raise NoSuchRun(f"{name!r} is not a recording: a landscape is of a recorded path")
+
+    def start(self, name: str, points: int, what: str = "landscape") -> dict[str, Any]:
+        """Start computing the landscape of ``name``'s path as it is now, or (``what``:
+        ``"spectrum"``) the Hessian spectrum at its last snapshot; what is cached is read back,
+        not computed again."""
+        if self.sources is None:
+            raise Refused(409, "this board computes no landscapes or spectra: start it with "
+                          "--model MODULE:FN --data MODULE:FN")  # fmt: skip
+        self._kind(name)
+        folder = self.runs.path(name)
+        snapshots = self.count(name)
+
+        def answer() -> dict[str, Any]:
+            return self.spectrum(name) if what == "spectrum" else self.state(name, points)
+
+        stages = (spectrum_file(folder, snapshots),) if what == "spectrum" else (
+            plane_file(folder, snapshots, COARSE), line_file(folder, snapshots),
+            plane_file(folder, snapshots, points))  # fmt: skip
+        if all(cached(file) is not None for file in stages):
+            self.jobs.pop((what, name), None)  # all there: read back, nothing to compute
+            return answer()
+        running = self.jobs.get((what, name))
+        if running is not None and not running.finished:
+            if (running.snapshots, running.points) == (snapshots, points):
+                return answer()
+            self.cancel(name, what)
+        busy = [j for j in self.jobs.values() if not j.finished]
+        if len(busy) >= self.workers:
+            raise Refused(503, f"busy: {len(busy)} landscape or spectrum computing (at most "
+                          f"{self.workers} at once); cancel it or wait",
+                          {"Retry-After": "5"})  # fmt: skip
+        process, conn = self._worker()
+        conn.send({"what": what, "folder": str(folder), "snapshots": snapshots,
+                   "points": points})  # fmt: skip
+        job = _Job(name, snapshots, points, process, what)
+        self.jobs[what, name] = job
+        threading.Thread(target=_listen, args=(job, conn), daemon=True).start()
+        return answer()
+
+    def cancel(self, name: str, what: str = "landscape") -> None:
+        """Stop the landscape (or spectrum) of ``name`` (what finished stays cached; a refined
+        grid's finished chunks stay in its resume file, so starting again goes on from them)."""
+        job = self.jobs.get((what, name))
+        if job is None or job.finished:
+            return
+        with job.lock:
+            job.cancelled = job.finished = True
+            job.error = "cancelled"
+        job.process.kill()
+        job.process.join(timeout=10)
+
+    def close(self) -> None:
+        for what, name in list(self.jobs):
+            self.cancel(name, what)
+        with self.lock:
+            if self.spare is not None:
+                self.spare[0].kill()
+                self.spare[0].join(timeout=10)
+                self.spare = None
+
+
+def _progress(job: _Job) -> dict[str, Any]:
+    with job.lock:
+        return {"stage": job.stage, "done": job.done, "total": job.total, "error": job.error,
+                "finished": job.finished, "cancelled": job.cancelled}  # fmt: skip
+
+
+def _count(file: Path) -> int | None:
+    """The snapshot count in a cached file's name (``spectrum-301.json``: 301)."""
+    try:
+        return int(file.stem.split("-")[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _newest(folder: Path) -> int | None:
+    """The most snapshots a cached coarse plane of ``folder`` was computed for."""
+    counts = [_count(file) for file in cache_folder(folder).glob(f"plane-*-{COARSE}.json")]
+    return max((c for c in counts if c is not None), default=None)
+
+
+def _listen(job: _Job, conn: Any) -> None:
+    """Keep ``job`` up to date with what its process says, until it ends."""
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            with job.lock:
+                if not job.finished:
+                    job.finished = True
+                    job.error = job.error or "the landscape's process died (out of memory?)"
+            break
+        with job.lock:
+            if "end" in message:
+                job.finished = True
+                job.error = message["end"] if not job.cancelled else job.error
+                break
+            job.stage, job.done, job.total = message["stage"], message["done"], message["total"]
+    conn.close()
+    job.process.join(timeout=10)
+
+
+def _event(name: str, data: Any) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, allow_nan=False)}\n\n".encode()
+
+
+def create_board(
+    root: str | Path,
+    *,
+    sources: Sources | None = None,
+    hosts: tuple[str, ...] = (),
+    limits: Limits | None = None,
+    frame_ancestors: tuple[str, ...] = (),
+    poll_s: float = POLL_S,
+) -> Any:
+    """The board's FastAPI application for the runs under ``root``; ``sources``: the model,
+    data and loss to compute landscapes with (None: none are computed). ``hosts``,
+    ``frame_ancestors`` and ``limits`` as for the explorer (``server.app.create_app``)."""
+    headers = security_headers(frame_ancestors)
+    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, StreamingResponse
+
+    runs = Runs(root)
+    limits = limits or Limits()
+    landscapes = Landscapes(runs, sources, limits.workers)
+    streams = 0
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        # The spare worker starts once the server listens (its imports would slow the start).
+        asyncio.get_running_loop().call_later(0.5, threading.Thread(target=landscapes.warm,
+                                                                    daemon=True).start)  # fmt: skip
+        yield
+        landscapes.close()
+
+    app = FastAPI(title="gdscope board", version=__version__, docs_url=None, redoc_url=None,
+                  lifespan=lifespan)  # fmt: skip
+    app.state.landscapes = landscapes
+
+    @app.exception_handler(OutsideRuns)
+    async def outside(request: Request, error: OutsideRuns) -> JSONResponse:
+        return JSONResponse(status_code=403, content={"detail": str(error)})
+
+    @app.exception_handler(NoSuchRun)
+    async def no_run(request: Request, error: NoSuchRun) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(error)})
+
+    @app.exception_handler(GdscopeError)
+    async def bad_input(request: Request, error: GdscopeError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(error)})
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, error: Refused) -> JSONResponse:
+        return JSONResponse({"detail": error.reason}, error.status, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in error.errors()]
+        return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.get("/api/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "root": str(runs.root),
+                "landscapes": sources is not None,
+                "sources": None if sources is None else sources.args()}  # fmt: skip
+
+    @app.get("/api/runs")
+    async def listing() -> dict[str, Any]:
+        """Every run under the folder, with what can be said of it without reading it all."""
+        events = await asyncio.to_thread(Watcher(runs).poll)
+        return events[0][1]
+
+    @app.get("/api/run")
+    async def run(name: str) -> Response:
+        """One run, all of it: a recording's rows and index, or a file's contents."""
+
+        def read() -> dict[str, Any]:
+            kind = runs.kind(name)
+            path = runs.path(name)
+            data = read_recording(path) if kind == "recording" else {
+                "kind": kind, **read_file_run(path, kind)}  # fmt: skip
+            return {"name": name, **data}
+
+        body = json.dumps(await asyncio.to_thread(read), allow_nan=False)
+        return Response(body, media_type="application/json")
+
+    @app.get("/api/events")
+    async def events(request: Request) -> StreamingResponse:
+        """Server-sent events: ``runs`` (the listing, when it changes), ``rows`` (a
+        recording's new rows, numbered from ``start``), ``index`` (its new sharpness)."""
+        nonlocal streams
+        if streams >= STREAMS:
+            raise Refused(503, f"{STREAMS} event streams are open already",
+                          {"Retry-After": "5"})  # fmt: skip
+        watcher = Watcher(runs)
+        streams += 1
+
+        async def stream() -> AsyncIterator[bytes]:
+            nonlocal streams
+            try:
+                quiet = 0.0
+                while not await request.is_disconnected():
+                    changes = await asyncio.to_thread(watcher.poll)
+                    for name, data in changes:
+                        yield _event(name, data)
+                    quiet = 0.0 if changes else quiet + poll_s
+                    if quiet >= HEARTBEAT_S:
+                        quiet = 0.0
+                        yield b": still here\n\n"
+                    await asyncio.sleep(poll_s)
+            finally:
+                streams -= 1
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache"})  # fmt: skip
+
+    @app.get("/api/landscape")
+    async def landscape_state(name: str, points: int = 41) -> dict[str, Any]:
+        """The landscape of a run's path at ``points`` per axis: what is computed, and how far
+        the computation got."""
+        order = LandscapeOrder(name=name, points=points)
+        return await asyncio.to_thread(landscapes.state, order.name, order.points)
+
+    @app.post("/api/landscape")
+    async def landscape_order(order: LandscapeOrder) -> dict[str, Any]:
+        """Start (or ``cancel``) the landscape of a run's path as it is now."""
+        if order.cancel:
+            await asyncio.to_thread(landscapes.cancel, order.name)
+            return await asyncio.to_thread(landscapes.state, order.name, order.points)
+        return await asyncio.to_thread(landscapes.start, order.name, order.points)
+
+    @app.get("/api/spectrum")
+    async def spectrum_state(name: str) -> dict[str, Any]:
+        """The Hessian spectrum at a run's last snapshot: the newest computed, and how far the
+        computation got."""
+        SpectrumOrder(name=name)
+        return await asyncio.to_thread(landscapes.spectrum, name)
+
+    @app.post("/api/spectrum")
+    async def spectrum_order(order: SpectrumOrder) -> dict[str, Any]:
+        """Start (or ``cancel``) the Hessian spectrum at a run's last snapshot now."""
+        if order.cancel:
+            await asyncio.to_thread(landscapes.cancel, order.name, "spectrum")
+            return await asyncio.to_thread(landscapes.spectrum, order.name)
+        return await asyncio.to_thread(landscapes.start, order.name, 0, "spectrum")
+
+    def _file(name: str) -> Response:
+        if name not in files():
+            raise Refused(404, "Not Found")
+        content, media = files()[name]
+        return Response(content, media_type=media, headers={"cache-control": "no-cache"})
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        return _file("board.html")
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    async def plotly() -> Response:
+        return _file("plotly.min.js")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        return _file(name)
+
+    allowed = frozenset(allowed_name(h) for h in (*LOOPBACK_HOSTS, *hosts))
+    # No computation goes through the explorer's pool (a landscape runs in a process of its
+    # own, bounded above), so the guard's pool stays empty: it checks hosts, origins, bodies.
+    app.add_middleware(Guard, hosts=allowed, body_bytes=limits.body_bytes,
+                       pool=ComputePool(limits), compute=frozenset(), headers=headers)  # fmt: skip
+    return app

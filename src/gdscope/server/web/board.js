@@ -1,0 +1,578 @@
+// gdscope board: the runs under a folder, followed live (server-sent events from /api/events).
+// The page holds no copy of the files: every number drawn came from /api/run, /api/events or
+// /api/landscape, as the files hold it.
+
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+  "#17becf", "#7f7f7f", "#bcbd22"];
+const $ = (id) => document.getElementById(id);
+const state = {
+  health: null,
+  runs: [],          // the listing: {name, kind, rows, snapshots, problems, ...}
+  selected: null,    // the run shown
+  compare: new Set(),  // runs overlaid on the selected one's loss and sharpness
+  data: new Map(),   // name -> what /api/run said, rows appended as they arrive
+  landscape: null,   // /api/landscape's last answer for the selected run
+  spectrum: null,    // /api/spectrum's
+  poll: null,
+  spectrumPoll: null,
+};
+// What the tests read: how many rows arrived by events, how many renders happened.
+window.gdscopeBoard = { state, listings: 0, rowsArrived: 0, renders: 0, landscapeRenders: 0 };
+
+function detail(body) {
+  if (!body || body.detail === undefined) return "";
+  if (typeof body.detail === "string") return body.detail;
+  return body.detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
+}
+
+async function getJSON(url, options) {
+  const response = await fetch(url, options);
+  let body = null;
+  try { body = await response.json(); } catch { body = null; }
+  if (!response.ok) throw new Error(detail(body) || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+function say(text) { $("status").textContent = text || ""; }
+
+function quote(text) { return JSON.stringify(String(text)); }
+
+function pathOf(name) {
+  const root = state.health ? state.health.root : "RUNS";
+  return name === "." ? root : `${root}/${name}`;
+}
+
+// The listing -----------------------------------------------------------------------------
+
+function renderList() {
+  const list = $("runs");
+  list.replaceChildren();
+  $("empty").hidden = state.runs.length > 0;
+  for (const run of state.runs) {
+    const item = document.createElement("li");
+    item.classList.toggle("selected", run.name === state.selected);
+    item.dataset.name = run.name;
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.title = "overlay on the run shown";
+    box.checked = state.compare.has(run.name);
+    box.disabled = run.kind !== "recording";
+    box.setAttribute("aria-label", `overlay ${run.name}`);
+    box.addEventListener("change", () => toggleCompare(run.name, box.checked));
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = run.name;
+    const kind = document.createElement("span");
+    kind.className = "kind";
+    let text = run.kind;
+    if (run.kind === "recording") {
+      text += ` · ${run.rows} steps · ${run.snapshots} snapshots`;
+      if (run.optimizer) text += ` · ${run.optimizer}`;
+      if (run.measured) text += ` · sharpness ×${run.measured}`;
+    }
+    kind.textContent = text;
+    button.append(kind);
+    if (run.problems && run.problems.length) {
+      const bad = document.createElement("span");
+      bad.className = "kind bad";
+      bad.textContent = `⚠ ${run.problems.length} problem${run.problems.length > 1 ? "s" : ""}`;
+      bad.title = run.problems.join("\n");
+      button.append(bad);
+    }
+    button.addEventListener("click", () => select(run.name));
+    item.append(box, button);
+    list.append(item);
+  }
+}
+
+function onRuns(listing) {
+  window.gdscopeBoard.listings += 1;
+  state.runs = listing.runs;
+  if (listing.truncated) say("More runs than the board lists: only the first are shown.");
+  renderList();
+  const names = new Set(state.runs.map((r) => r.name));
+  const wanted = hashRun();  // a link's run: opened once it is there (it may not have started)
+  if (state.selected === null && wanted) { if (names.has(wanted)) select(wanted); }
+  else if (state.selected === null && state.runs.length) select(state.runs[0].name);
+  const shown = state.runs.find((r) => r.name === state.selected);
+  if (shown && state.data.has(shown.name)) {
+    state.data.get(shown.name).problems = shown.problems;
+    renderProblems();
+  }
+}
+
+// Rows as they arrive ---------------------------------------------------------------------
+
+function onRows(event) {
+  const run = state.data.get(event.name);
+  window.gdscopeBoard.rowsArrived += event.steps.length;
+  if (!run) return;  // not open: the listing's counts say enough
+  const have = run.steps.length;
+  if (event.restarted || event.start > have) { load(event.name, true); return; }
+  const skip = have - event.start;  // rows already read by /api/run
+  run.steps.push(...event.steps.slice(skip));
+  run.losses.push(...event.losses.slice(skip));
+  scheduleRender();
+}
+
+function onIndex(event) {
+  const run = state.data.get(event.name);
+  if (!run) return;
+  Object.assign(run, { optimizer: event.optimizer, parameters: event.parameters,
+    sharpness: event.sharpness });
+  scheduleRender();
+}
+
+let pending = false;
+function scheduleRender() {
+  if (pending) return;
+  pending = true;
+  requestAnimationFrame(() => { pending = false; renderRecording(); });
+}
+
+// One run ---------------------------------------------------------------------------------
+
+function hashRun() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  return params.get("run");
+}
+
+function writeHash() {
+  const params = new URLSearchParams();
+  if (state.selected !== null) params.set("run", state.selected);
+  if (state.compare.size) params.set("compare", [...state.compare].join(","));
+  history.replaceState(null, "", `#${params}`);
+}
+
+async function load(name, quiet) {
+  try {
+    const run = await getJSON(`/api/run?name=${encodeURIComponent(name)}`);
+    state.data.set(name, run);
+    if (!quiet) say("");
+    return run;
+  } catch (error) {
+    say(`${name}: ${error.message}`);
+    return null;
+  }
+}
+
+async function select(name) {
+  state.selected = name;
+  state.landscape = null;
+  state.spectrum = null;
+  clearTimeout(state.poll);
+  clearTimeout(state.spectrumPoll);
+  writeHash();
+  renderList();
+  $("title").textContent = name;
+  const run = await load(name);
+  if (state.selected !== name) return;
+  if (!run) { $("recording").hidden = $("file").hidden = true; return; }
+  renderProblems();
+  if (run.kind === "recording") {
+    $("recording").hidden = false;
+    $("file").hidden = true;
+    for (const other of state.compare) if (!state.data.has(other)) await load(other, true);
+    renderRecording();
+    refreshLandscape();
+    refreshSpectrum();
+  } else {
+    $("recording").hidden = true;
+    $("file").hidden = false;
+    renderFile(run);
+  }
+}
+
+async function toggleCompare(name, on) {
+  if (on) state.compare.add(name); else state.compare.delete(name);
+  writeHash();
+  if (on && !state.data.has(name)) await load(name, true);
+  renderRecording();
+}
+
+function renderProblems() {
+  const run = state.data.get(state.selected);
+  const list = $("problems");
+  list.replaceChildren();
+  for (const problem of (run && run.problems) || []) {
+    const item = document.createElement("li");
+    item.textContent = problem;
+    list.append(item);
+  }
+}
+
+function shown() {
+  // The selected run first, then the overlaid ones (each with its colour).
+  const names = [state.selected, ...[...state.compare].filter((n) => n !== state.selected)];
+  return names.filter((n) => state.data.has(n) && state.data.get(n).kind === "recording")
+    .map((name, i) => ({ name, run: state.data.get(name), color: COLORS[i % COLORS.length] }));
+}
+
+const LAYOUT = {
+  margin: { l: 60, r: 16, t: 36, b: 44 },
+  legend: { x: 1, xanchor: "right", y: 1, bgcolor: "rgba(255,255,255,0.75)" },
+  font: { size: 12 }, uirevision: "keep",
+};
+const CONFIG = { responsive: true, displaylogo: false };
+
+function renderRecording() {
+  const runs = shown();
+  if (!runs.length || $("recording").hidden) return;
+  window.gdscopeBoard.renders += 1;
+  const main = runs[0].run;
+  $("counts").textContent = `${main.steps.length} steps read · last step ${
+    main.steps.length ? main.steps[main.steps.length - 1] : "–"} · last loss ${
+    lastLoss(main)}`;
+  Plotly.react("loss", runs.map(({ name, run, color }) => ({
+    x: run.steps, y: run.losses, name, mode: "lines", line: { color, width: 1.3 },
+  })), { ...LAYOUT, title: { text: "training loss (as passed to Recorder.step)" },
+    // The rows are appended to the same arrays: the revision tells Plotly they changed.
+    datarevision: window.gdscopeBoard.renders,
+    xaxis: { title: { text: "step" } },
+    yaxis: { title: { text: "loss" }, type: $("logLoss").checked ? "log" : "linear" } },
+  CONFIG);
+  renderSharpness(runs);
+  $("curveCode").textContent = curveCode(runs);
+}
+
+function lastLoss(run) {
+  for (let i = run.losses.length - 1; i >= 0; i -= 1) {
+    if (run.losses[i] !== null) return Number(run.losses[i]).toPrecision(5);
+  }
+  return "–";
+}
+
+function renderSharpness(runs) {
+  const traces = [];
+  const rates = [];
+  const rules = [];
+  for (const { name, run, color } of runs) {
+    const s = run.sharpness;
+    if (!s || !s.steps || !s.steps.length) continue;
+    const top = s.values.map((row) => (row && row.length ? row[0] : null));
+    const label = s.measure === "preconditioned" ? "preconditioned sharpness" : "sharpness";
+    traces.push({ x: s.steps, y: top, name: `${name}: ${label}`, mode: "lines+markers",
+      marker: { size: 4 }, line: { color } });
+    if (s.threshold.some((v) => v !== null)) {
+      traces.push({ x: s.steps, y: s.threshold, name: `${name}: threshold`, mode: "lines",
+        line: { color, dash: "dash" } });
+    }
+    rates.push({ x: s.steps, y: s.lr, name, mode: "lines+markers", marker: { size: 4 },
+      line: { color, shape: "hv" } });
+    if (s.rule) rules.push(`${name}: ${s.rule}`);
+  }
+  const none = "not recorded: Recorder(..., sharpness_every=N, sharpness_data=..., " +
+    "sharpness_loss=...) records it";
+  $("sharpNote").textContent = traces.length ? rules.join(" · ") : `Sharpness ${none}.`;
+  $("lrNote").textContent = rates.length
+    ? "The learning rate in force at each sharpness measurement (the recording keeps it there)."
+    : `Learning rate ${none}.`;
+  Plotly.react("sharpness", traces, { ...LAYOUT,
+    title: { text: "sharpness against its stability threshold" },
+    xaxis: { title: { text: "step" } }, yaxis: { title: { text: "top eigenvalue" } } }, CONFIG);
+  Plotly.react("lr", rates, { ...LAYOUT, title: { text: "learning rate" },
+    xaxis: { title: { text: "step" } }, yaxis: { title: { text: "lr" } } }, CONFIG);
+}
+
+function curveCode(runs) {
+  const lines = [
+    "# No gdscope command draws a recording's loss; these lines draw the same curves.",
+    "import matplotlib.pyplot as plt",
+    "from gdscope.nets.recorder import open_path",
+    "runs = {",
+    ...runs.map(({ name }) => `    ${quote(name)}: open_path(${quote(pathOf(name))}),`),
+    "}",
+    "for name, run in runs.items():",
+    "    plt.plot(run.steps, run.losses, label=name)",
+    "plt.yscale(\"log\"); plt.xlabel(\"step\"); plt.legend(); plt.savefig(\"loss.png\")",
+  ];
+  if (runs.some(({ run }) => run.sharpness && run.sharpness.steps && run.sharpness.steps.length)) {
+    lines.push("# The sharpness against its threshold (runs that recorded it):",
+      "from gdscope.jobs.hessian import draw_sharpness",
+      "draw_sharpness([(n, r) for n, r in runs.items() if r.sharpness is not None])" +
+      ".savefig(\"sharpness.png\")");
+  }
+  return lines.join("\n");
+}
+
+// The landscape ---------------------------------------------------------------------------
+
+function points() { return Number($("points").value); }
+
+async function refreshLandscape(order) {
+  const name = state.selected;
+  const run = state.data.get(name);
+  if (!run || run.kind !== "recording") return;
+  const available = state.health && state.health.landscapes;
+  $("landscapeOff").hidden = available;
+  $("compute").disabled = !available;
+  let answer;
+  try {
+    answer = order
+      ? await getJSON("/api/landscape", { method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name, points: points(), ...order }) })
+      : await getJSON(`/api/landscape?name=${encodeURIComponent(name)}&points=${points()}`);
+  } catch (error) {
+    $("landscapeStatus").textContent = error.message;
+    return;
+  }
+  if (state.selected !== name) return;
+  state.landscape = answer;
+  renderLandscape(answer);
+  const job = answer.job;
+  const running = job && !job.finished;
+  clearTimeout(state.poll);
+  if (running) state.poll = setTimeout(() => refreshLandscape(), 400);
+}
+
+function renderLandscape(answer) {
+  const job = answer.job;
+  const running = job && !job.finished;
+  $("cancel").hidden = !running;
+  $("progress").hidden = !running;
+  if (running) {
+    $("progress").max = job.total || 1;
+    $("progress").value = job.done;
+  }
+  const { coarse, line, refined } = answer.stages;
+  let text = "";
+  if (running && job.stage === "starting") text = "starting (loading the model and data)…";
+  else if (running) text = `computing the ${job.stage} ${job.stage === "line" ? "line" : "grid"}` +
+    ` (${job.done} of ${job.total || "?"} points) of the first ${answer.snapshots} snapshots`;
+  else if (job && job.error) text = job.error === "cancelled" ? "cancelled" : `failed: ${job.error}`;
+  else if (coarse) text = `of the path's first ${answer.snapshots} snapshots` +
+    (answer.current > answer.snapshots ? ` (the run has ${answer.current} now: Compute again)` : "");
+  else if (answer.available) text = "not computed yet";
+  $("landscapeStatus").textContent = text;
+  const plane = refined || coarse;
+  if (plane) drawPlane(plane, !refined && answer.points !== 11 ? " (coarse 11×11, refining)" : "");
+  if (line) drawLine(line);
+}
+
+function drawPlane(plane, suffix) {
+  window.gdscopeBoard.landscapeRenders += 1;
+  // The surface's loss has a row per y, as Plotly's z.
+  const traces = [{ type: "contour", x: plane.xs, y: plane.ys, z: plane.loss, colorscale: "Viridis",
+    contours: { coloring: "heatmap" }, colorbar: { title: { text: "loss" } }, name: "loss",
+    hovertemplate: "x %{x:.4g}<br>y %{y:.4g}<br>loss %{z:.5g}<extra></extra>" }];
+  if (plane.path_x) {
+    traces.push({ x: plane.path_x, y: plane.path_y, mode: "lines+markers", name: "path",
+      marker: { size: 3, color: "white" }, line: { color: "white", width: 1.5 },
+      customdata: plane.path_steps, hovertemplate: "step %{customdata}<extra></extra>" });
+  }
+  Plotly.react("plane", traces, { ...LAYOUT, showlegend: false,
+    title: { text: `PCA plane, ${plane.xs.length}×${plane.ys.length}${suffix}` },
+    xaxis: { title: { text: "first component" } },
+    yaxis: { title: { text: "second component" } } }, CONFIG);
+  $("planeCmd").hidden = false;
+  $("planeCmd").textContent = plane.shell;
+  const notes = $("planeNotes");
+  notes.replaceChildren();
+  const explained = plane.explained ? [`the two components explain ${
+    (100 * plane.explained[0]).toFixed(1)}% and ${(100 * plane.explained[1]).toFixed(1)}% of the path's variance`] : [];
+  for (const note of [...explained, ...(plane.notes || [])]) {
+    const item = document.createElement("li");
+    item.textContent = note;
+    notes.append(item);
+  }
+}
+
+function drawLine(line) {
+  const values = line.loss[0];  // a line: one row
+  Plotly.react("line", [{ x: line.xs, y: values, mode: "lines", name: "loss" }], { ...LAYOUT,
+    showlegend: false, title: { text: "the line from the first snapshot (0) to the last (1)" },
+    xaxis: { title: { text: "position along the line" } },
+    yaxis: { title: { text: "loss" } } }, CONFIG);
+  $("lineCmd").hidden = false;
+  $("lineCmd").textContent = line.shell;
+}
+
+// The Hessian spectrum ------------------------------------------------------------------
+
+async function refreshSpectrum(order) {
+  const name = state.selected;
+  const run = state.data.get(name);
+  if (!run || run.kind !== "recording") return;
+  $("spectrumCompute").disabled = !(state.health && state.health.landscapes);
+  let answer;
+  try {
+    answer = order
+      ? await getJSON("/api/spectrum", { method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name, ...order }) })
+      : await getJSON(`/api/spectrum?name=${encodeURIComponent(name)}`);
+  } catch (error) {
+    $("spectrumStatus").textContent = error.message;
+    return;
+  }
+  if (state.selected !== name) return;
+  state.spectrum = answer;
+  const job = answer.job;
+  const running = job && !job.finished;
+  $("spectrumCancel").hidden = !running;
+  let text = "";
+  if (running) text = `computing (${job.done} of ${job.total || "?"} Hessian-vector products)`;
+  else if (job && job.error) text = job.error === "cancelled" ? "cancelled" : `failed: ${job.error}`;
+  else if (answer.spectrum) text = `at step ${answer.spectrum.step} (snapshot ${answer.snapshots - 1})` +
+    (answer.current > answer.snapshots ? `; the run has ${answer.current} snapshots now: Compute again` : "");
+  else if (answer.available) text = "not computed yet";
+  else text = "needs --model and --data";
+  $("spectrumStatus").textContent = text;
+  if (answer.spectrum) drawSpectrum(answer.spectrum);
+  clearTimeout(state.spectrumPoll);
+  if (running) state.spectrumPoll = setTimeout(() => refreshSpectrum(), 400);
+}
+
+function drawSpectrum(spectrum) {
+  const traces = [{ type: "bar", x: spectrum.eigenvalues.map((_, i) => i + 1), y: spectrum.eigenvalues,
+    name: "top eigenvalues", hovertemplate: "#%{x}: %{y:.5g}<extra></extra>" }];
+  Plotly.react("spectrum", traces, { ...LAYOUT, showlegend: false,
+    title: { text: `top ${spectrum.eigenvalues.length} Hessian eigenvalues` },
+    xaxis: { title: { text: "rank" } }, yaxis: { title: { text: "eigenvalue" } } }, CONFIG);
+  $("spectrumCmd").hidden = false;
+  $("spectrumCmd").textContent = spectrum.shell;
+}
+
+// Surface, study and spectrum files ------------------------------------------------------
+
+function renderFile(run) {
+  const text = [];
+  $("studyControls").hidden = true;
+  if (run.kind === "surface" && run.xs) {
+    drawFileSurface(run);
+    text.push("A surface gdscope landscape --save (or the reference's plot_surface.py) wrote.");
+    if (run.name.endsWith(".h5")) text.push(`gdscope landscape --from-h5 ${pathOf(run.name)} --out landscape.png`);
+  } else if (run.kind === "spectrum" && run.eigenvalues) {
+    Plotly.react("fileChart", [{ type: "bar", x: run.eigenvalues.map((_, i) => i + 1),
+      y: run.eigenvalues, name: "eigenvalue" }], { ...LAYOUT,
+      title: { text: "Hessian eigenvalues (gdscope hessian --save)" },
+      xaxis: { title: { text: "rank" } }, yaxis: { title: { text: "eigenvalue" } } }, CONFIG);
+    if (run.record) text.push(`Its record (what made it):\n${JSON.stringify(run.record, null, 1)}`);
+  } else if (run.kind === "study" && run.metrics) {
+    drawStudy(run);
+    text.push(`A study (--save). Its description:\n${JSON.stringify(run.description, null, 1)}`);
+  } else {
+    Plotly.purge("fileChart");
+  }
+  $("fileText").textContent = text.join("\n");
+}
+
+function nearest(values, value) {
+  let best = 0;
+  for (let i = 1; i < values.length; i += 1) {
+    if (Math.abs(values[i] - value) < Math.abs(values[best] - value)) best = i;
+  }
+  return best;
+}
+
+function drawStudy(run) {
+  // A phase diagram: the chosen metric over the study's last axis (x) and its first (y); a
+  // sweep of one axis: the metric against it. Hover shows the cell's settings and metrics.
+  const select = $("studyMetric");
+  const names = Object.keys(run.metrics).sort();
+  if (select.dataset.run !== run.name) {
+    select.replaceChildren(...names.map((n) => new Option(n, n)));
+    const preferred = run.description.metric || "final_loss";
+    if (preferred && names.includes(preferred)) select.value = preferred;
+    select.dataset.run = run.name;
+  }
+  $("studyControls").hidden = false;
+  const metric = select.value;
+  const axes = run.description.axes || [];
+  const cells = run.metrics[metric].length;
+  const label = (k) => [...Object.entries(run.options), ...Object.entries(run.metrics)]
+    .map(([n, v]) => `${n} = ${v[k]}`).join("<br>");
+  const layout = { ...LAYOUT, showlegend: false, title: { text: `${metric} (${run.description.optimizer || "study"})` } };
+  if (axes.length === 2) {
+    const [ya, xa] = axes;
+    const z = ya.values.map(() => xa.values.map(() => null));
+    const hover = ya.values.map(() => xa.values.map(() => ""));
+    for (let k = 0; k < cells; k += 1) {
+      const i = nearest(xa.values, run.options[xa.name][k]);
+      const j = nearest(ya.values, run.options[ya.name][k]);
+      z[j][i] = run.metrics[metric][k];
+      hover[j][i] = label(k);
+    }
+    Plotly.react("fileChart", [{ type: "heatmap", x: xa.values, y: ya.values, z, text: hover,
+      hovertemplate: "%{text}<extra></extra>", colorscale: "Viridis" }], { ...layout,
+      xaxis: { title: { text: xa.name }, type: xa.log ? "log" : "linear" },
+      yaxis: { title: { text: ya.name }, type: ya.log ? "log" : "linear" } }, CONFIG);
+  } else if (axes.length === 1) {
+    const [xa] = axes;
+    const order = [...Array(cells).keys()];
+    Plotly.react("fileChart", [{ x: order.map((k) => run.options[xa.name][k]),
+      y: order.map((k) => run.metrics[metric][k]), text: order.map(label), mode: "markers",
+      hovertemplate: "%{text}<extra></extra>" }], { ...layout,
+      xaxis: { title: { text: xa.name }, type: xa.log ? "log" : "linear" },
+      yaxis: { title: { text: metric } } }, CONFIG);
+  } else {
+    Plotly.purge("fileChart");
+  }
+}
+
+function drawFileSurface(run) {
+  const line = run.ys.length === 1;
+  if (line) {
+    Plotly.react("fileChart", [{ x: run.xs, y: run.loss[0], mode: "lines" }],
+      { ...LAYOUT, title: { text: "loss along the line" } }, CONFIG);
+    return;
+  }
+  drawPlaneInto("fileChart", run);
+}
+
+function drawPlaneInto(id, plane) {
+  const traces = [{ type: "contour", x: plane.xs, y: plane.ys, z: plane.loss, colorscale: "Viridis",
+    contours: { coloring: "heatmap" } }];
+  if (plane.path_x) traces.push({ x: plane.path_x, y: plane.path_y, mode: "lines+markers",
+    marker: { size: 3, color: "white" }, line: { color: "white" } });
+  Plotly.react(id, traces, { ...LAYOUT, showlegend: false,
+    title: { text: `surface ${plane.xs.length}×${plane.ys.length}` } }, CONFIG);
+}
+
+// Start -----------------------------------------------------------------------------------
+
+function connect() {
+  const events = new EventSource("/api/events");
+  let broken = false;
+  events.addEventListener("open", () => {
+    $("live").textContent = "live: following the folder";
+    $("live").className = "hint on";
+    if (broken) {  // a new stream starts after the rows there now: read the open runs again
+      broken = false;
+      for (const name of state.data.keys()) load(name, true).then(() => scheduleRender());
+    }
+  });
+  events.addEventListener("error", () => {
+    broken = true;
+    $("live").textContent = "disconnected: reconnecting…";
+    $("live").className = "hint off";
+  });
+  events.addEventListener("runs", (e) => onRuns(JSON.parse(e.data)));
+  events.addEventListener("rows", (e) => onRows(JSON.parse(e.data)));
+  events.addEventListener("index", (e) => onIndex(JSON.parse(e.data)));
+}
+
+async function start() {
+  try {
+    state.health = await getJSON("/api/health");
+  } catch (error) {
+    say(`the board does not answer: ${error.message}`);
+    return;
+  }
+  $("root").textContent = state.health.root;
+  const compare = new URLSearchParams(location.hash.slice(1)).get("compare");
+  if (compare) for (const name of compare.split(",")) if (name) state.compare.add(name);
+  $("logLoss").addEventListener("change", renderRecording);
+  $("points").addEventListener("change", () => refreshLandscape());
+  $("studyMetric").addEventListener("change", () => {
+    const run = state.data.get(state.selected);
+    if (run && run.kind === "study") drawStudy(run);
+  });
+  $("compute").addEventListener("click", () => refreshLandscape({ cancel: false }));
+  $("cancel").addEventListener("click", () => refreshLandscape({ cancel: true }));
+  $("spectrumCompute").addEventListener("click", () => refreshSpectrum({ cancel: false }));
+  $("spectrumCancel").addEventListener("click", () => refreshSpectrum({ cancel: true }));
+  connect();
+  document.body.dataset.ready = "true";
+}
+
+start();

@@ -1,0 +1,217 @@
+"""gdscope board's data: runs listed, rows read as they are appended, damage reported."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gdscope.errors import GdscopeError
+from gdscope.jobs.board import (
+    CACHE,
+    STEPS,
+    Entry,
+    NoSuchRun,
+    OutsideRuns,
+    Recording,
+    Runs,
+    Sources,
+    Tail,
+    cached,
+    compute_landscape,
+    plane_file,
+    read_file_run,
+)
+from gdscope.nets.recorder import STEP_ROW, Recorder, open_path
+
+MLP = Sources("gdscope.examples.mlp:make_model", "gdscope.examples.mlp:make_loader")
+
+
+def _record(folder, steps: int, *, every: int = 1) -> tuple[nn.Module, Recorder]:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    rec = Recorder(model, path=folder, optimizer=optimizer, every=every)
+    _train(model, optimizer, rec, steps)
+    return model, rec
+
+
+def _train(model: nn.Module, optimizer: torch.optim.Optimizer, rec: Recorder, steps: int) -> None:
+    x, y = torch.randn(16, 3), torch.randn(16, 1)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        rec.step(loss)
+
+
+def test_tail_reads_only_the_rows_appended_since_and_equals_open_path(tmp_path):
+    model, rec = _record(tmp_path / "run", 5)
+    tail = Tail(tmp_path / "run" / STEPS)
+    first = tail.read()
+    assert first.start == 0 and len(first.steps) == 6  # snapshot 0 and five steps
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    _train(model, optimizer, rec, 3)
+    second = tail.read()
+    assert second.start == 6 and second.steps.tolist() == [6, 7, 8]
+    assert tail.offset == 9 * STEP_ROW.itemsize
+    assert len(tail.read().steps) == 0  # nothing new: nothing read
+    whole = open_path(tmp_path / "run")
+    np.testing.assert_array_equal(np.concatenate([first.steps, second.steps]), whole.steps)
+    np.testing.assert_array_equal(np.concatenate([first.losses, second.losses]), whole.losses)
+
+
+def test_tail_waits_for_a_row_cut_short_and_notices_a_restart(tmp_path):
+    file = tmp_path / STEPS
+    rows = np.array([(0, np.nan), (1, 0.5), (2, 0.25)], dtype=STEP_ROW).tobytes()
+    file.write_bytes(rows[:20])  # one row and 4 bytes of the next
+    tail = Tail(file)
+    assert tail.read().steps.tolist() == [0] and tail.partial == 4
+    file.write_bytes(rows)
+    got = tail.read()
+    assert got.start == 1 and got.steps.tolist() == [1, 2] and got.losses.tolist() == [0.5, 0.25]
+    again = np.array([(0, 9.0)], dtype=STEP_ROW).tobytes()
+    file.write_bytes(again)  # a new recording over the old: shorter, and another first row
+    restarted = tail.read()
+    assert restarted.restarted and restarted.start == 0 and restarted.losses.tolist() == [9.0]
+    file.write_bytes(again + rows[16:])  # as long as before, but started again
+    tail2 = Tail(file)
+    tail2.read()
+    file.write_bytes(rows)
+    assert tail2.read().restarted
+
+
+def test_skip_starts_after_the_rows_already_there(tmp_path):
+    _record(tmp_path / "run", 4)
+    tail = Tail(tmp_path / "run" / STEPS)
+    tail.skip()
+    assert tail.rows == 5 and len(tail.read().steps) == 0
+
+
+def test_a_truncated_snapshot_file_and_a_corrupt_index_are_reported_not_raised(tmp_path):
+    folder = tmp_path / "run"
+    _record(folder, 4)
+    snapshots = folder / "snapshots.f32"
+    size = snapshots.stat().st_size
+    with snapshots.open("r+b") as handle:
+        handle.truncate(size - 6)  # the last snapshot cut short
+    run = Recording(folder)
+    run.refresh_index()
+    rows = run.tail.read()
+    summary = run.summary(run.tail.rows)
+    assert summary["rows"] == 5 and summary["snapshots"] == 4
+    problems = " ".join(summary["problems"])
+    assert "cut short" in problems and "1 of 5 steps have no snapshot" in problems
+    assert len(open_path(folder)) == 4  # what the reader says is what open_path reads
+    (folder / "index.json").write_text('{"names": ["a"], "shap', encoding="utf-8")
+    assert run.refresh_index()
+    summary = run.summary(run.tail.rows)
+    assert summary["parameters"] is None and "index.json is not" in summary["problems"][0]
+    assert len(rows.steps) == 5  # the steps are still there to draw
+    assert not run.refresh_index()  # unchanged: not read again
+
+
+def test_runs_lists_every_kind_and_skips_hidden_folders_and_links_out(tmp_path):
+    root = tmp_path / "runs"
+    _record(root / "group" / "a", 3)
+    (root / "group" / "a" / CACHE).mkdir()
+    np.savez(root / "group" / "a" / CACHE / "plane.npz", xs=[0.0], ys=[0.0], loss=[[1.0]])
+    np.savez(root / "s.npz", xs=[0.0, 1.0], ys=[0.0], loss=[[1.0, 2.0]])
+    np.savez(root / "study.npz", description=json.dumps({"kind": "phase"}))
+    (root / "h.json").write_text(json.dumps({"eigenvalues": [3.0, 1.0]}), encoding="utf-8")
+    (root / "other.json").write_text("[1, 2]", encoding="utf-8")
+    (root / "broken.npz").write_bytes(b"PK\x03\x04 not a zip")
+    outside = tmp_path / "outside"
+    _record(outside / "b", 3)
+    (root / "link").symlink_to(outside / "b", target_is_directory=True)
+    (root / "in").symlink_to(root / "group", target_is_directory=True)
+    runs = Runs(root)
+    assert runs.scan() == [
+        Entry("group/a", "recording"),
+        Entry("h.json", "spectrum"),
+        Entry("s.npz", "surface"),
+        Entry("study.npz", "study"),
+    ]
+    assert read_file_run(root / "s.npz", "surface")["loss"] == [[1.0, 2.0]]
+    assert read_file_run(root / "h.json", "spectrum")["eigenvalues"] == [3.0, 1.0]
+    assert "cannot be read" in read_file_run(root / "broken.npz", "surface")["problems"][0]
+
+
+@pytest.mark.parametrize("name", ["../outside/b", "/etc/passwd", "group/../../outside/b",
+                                  "link", "link/index.json", "a\\..\\b", ""])  # fmt: skip
+def test_a_name_leading_outside_is_refused(tmp_path, name):
+    root = tmp_path / "runs"
+    _record(root / "group" / "a", 3)
+    _record(tmp_path / "outside" / "b", 3)
+    (root / "link").symlink_to(tmp_path / "outside" / "b", target_is_directory=True)
+    with pytest.raises(OutsideRuns):
+        Runs(root).path(name)
+
+
+def test_names_inside_are_found_and_others_are_no_run(tmp_path):
+    root = tmp_path / "runs"
+    _record(root / "group" / "a", 3)
+    runs = Runs(root)
+    assert runs.path("group/a") == (root / "group" / "a").resolve()
+    assert runs.kind("group/a") == "recording"
+    for name in ("group", "nothing", "group/a/.board", "group/a/steps.bin"):
+        with pytest.raises(NoSuchRun):
+            runs.kind(name)
+    with pytest.raises(GdscopeError, match="not a folder"):
+        Runs(root / "group" / "a" / "steps.bin")
+
+
+def test_landscape_is_cached_and_its_command_is_exact(tmp_path):
+    from gdscope.examples.mlp import make_loader, make_model
+
+    folder = tmp_path / "run"
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec = Recorder(model, path=folder, optimizer=optimizer)
+    for x, y in make_loader(batch_size=300):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        rec.step(loss)
+    heard: list[dict] = []
+    compute_landscape(folder, MLP, snapshots=6, points=13, report=heard.append)
+    assert [m["stage"] for m in heard if m["finished"]] == ["coarse", "line", "refined"]
+    coarse, refined = cached(plane_file(folder, 6, 11)), cached(plane_file(folder, 6, 13))
+    assert coarse is not None and refined is not None
+    assert (coarse["xs"][0], coarse["xs"][-1]) == (refined["xs"][0], refined["xs"][-1])
+    assert len(refined["xs"]) == 13 and len(refined["path_x"]) == 6
+    # The command shown computes the same numbers (the recording holds those 6 snapshots).
+    from gdscope.cli.main import main
+
+    out = tmp_path / "again.npz"
+    argv = [*refined["command"][2:-2], "--out", str(tmp_path / "f.png"), "--save", str(out)]
+    assert main(["landscape", *argv]) == 0
+    with np.load(out) as again:
+        np.testing.assert_array_equal(again["loss"], np.array(refined["loss"]))
+        np.testing.assert_array_equal(again["xs"], np.array(refined["xs"]))
+    heard.clear()
+    compute_landscape(folder, MLP, snapshots=6, points=13, report=heard.append)
+    assert all(m["finished"] for m in heard)  # the second visit: everything from the cache
+    assert not list((folder / CACHE).glob("*.resume.npz"))
+
+
+def test_a_phase_study_is_read_cell_by_cell(tmp_path):
+    from gdscope.cli.main import main
+
+    saved = tmp_path / "p.npz"
+    argv = ["phase", "--x", "lr=0.01:1:3", "--y", "momentum=0:0.9:2", "--epochs", "5",
+            "--out", str(tmp_path / "p.png"), "--save", str(saved)]  # fmt: skip
+    assert main(argv) == 0
+    assert Runs(tmp_path).scan() == [Entry("p.npz", "study")]
+    read = read_file_run(saved, "study")
+    with np.load(saved) as columns:
+        assert read["options"]["lr"] == columns["option_lr"].tolist()
+        finals = [None if not np.isfinite(v) else v for v in columns["metric_final_loss"].tolist()]
+        assert read["metrics"]["final_loss"] == finals
+    assert [a["name"] for a in read["description"]["axes"]] == ["momentum", "lr"]
+    assert len(read["options"]["momentum"]) == 6 and read["problems"] == []
