@@ -310,10 +310,10 @@ def check_convexity(convexity: ConvexityOptions | None, plane: PlaneOptions) -> 
     if not isinstance(convexity, ConvexityOptions):
         raise GdscopeError(f"convexity must be ConvexityOptions, got {type(convexity).__name__}")
     if plane.is_line:
-        raise GdscopeError("the convexity map is of a plane, not a line", settings=["convexity"])
+        raise GdscopeError("the convexity map is of a plane, not a line")
     if plane.states:
         raise GdscopeError("the convexity map is of the parameters' Hessian: drop states",
-                           settings=["convexity"])  # fmt: skip
+                           settings=["states"])  # fmt: skip
 
 
 def _checked(
