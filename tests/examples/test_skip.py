@@ -22,4 +22,4 @@ def test_the_two_networks_start_from_the_same_weights_and_differ_only_in_the_ski
     block.skip = False
     assert torch.equal(block(inputs), torch.relu(inner))
     layers = sum(isinstance(m, torch.nn.Linear) for m in residual.modules())
-    assert layers == 2 * skip.BLOCKS + 2
+    assert layers == skip.LAYERS == 2 * skip.BLOCKS + 2

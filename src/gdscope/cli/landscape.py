@@ -170,10 +170,13 @@ def add_parser(commands: Subparsers) -> None:
                 _add_display_options, _add_file_options):  # fmt: skip
         add(scape)
 
+    from gdscope.examples.skip import LAYERS
     from gdscope.jobs.hessian import EOS_DATA, EOS_DEFAULT, EOS_RATES
     from gdscope.jobs.landscape import EXAMPLES
+    from gdscope.jobs.papers import BATCH_SIZES
 
     rates = ", ".join(f"{rate:g}" for rate in EOS_RATES)
+    small, large = (batch for batch, _ in BATCH_SIZES.values())
     what = {
         **{name: f"{_first_sentence(module)} Trained with SGD+momentum and with Adam, each "
                  "path drawn over the loss on its PCA plane (a figure and a surface file each), "
@@ -182,14 +185,14 @@ def add_parser(commands: Subparsers) -> None:
         "eos": f"The edge of stability: full-batch GD at η = {rates} on a small tanh MLP, the "
                "loss beside the sharpness and 2/η (on the CPU; --data digits: on real data, "
                "at η = " + ", ".join(f"{r:g}" for r in EOS_DATA["digits"].rates) + ").",
-        "skip": "Skip connections smooth the landscape (Li et al. 2018): a 14-layer residual "
-                "MLP and the same without skip connections, trained on scikit-learn's digits; "
-                "their loss on a filter-normalized random plane above its map of |λ_min/λ_max| "
-                "(on the CPU; --grid sets the loss maps' points).",
+        "skip": f"Skip connections smooth the landscape (Li et al. 2018): a {LAYERS}-layer "
+                "residual MLP and the same without skip connections, trained on scikit-learn's "
+                "digits; their loss on a filter-normalized random plane above their maps of "
+                "|λ_min/λ_max| (on the CPU; --grid sets the loss maps' points).",
         "batch-size": "Sharp and flat minima (Keskar et al. 2017; Li et al. 2018): the digits "
-                      "MLP trained with batches of 16 and of 512 to the same training loss; the "
-                      "line between them and each one's filter-normalized slice, with its top "
-                      "Hessian eigenvalue (on the CPU).",
+                      f"MLP trained with batches of {small} and of {large} to the same training "
+                      "loss; the line between them and each one's filter-normalized slice, with "
+                      "its top Hessian eigenvalue (on the CPU).",
     }  # fmt: skip
     example = commands.add_parser(
         "example", help="train an example network, draw its landscape",

@@ -17,6 +17,8 @@ from gdscope.examples import digits
 
 WIDTH, BLOCKS = 32, 6
 """The network's width and its number of two-layer blocks."""
+LAYERS = 2 * BLOCKS + 2
+"""Its linear layers: the stem, two per block, the head."""
 
 
 class Block(nn.Module):
