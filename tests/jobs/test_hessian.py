@@ -99,3 +99,31 @@ def test_make_eos_refuses_a_file_where_its_folder_goes_before_any_work(tmp_path)
     with pytest.raises(GdscopeError, match=r"taken is a file, not a directory: .* cannot be"):
         make_eos(taken / "sub", rates=(0.1,), steps=2, log=lambda _: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_eos_on_the_digits_writes_its_own_files_and_replays(tmp_path):
+    from tests.conftest import require
+
+    require("sklearn.datasets")
+    out = make_eos(tmp_path, data="digits", rates=(1.0,), steps=100, every=50,
+                   log=lambda _: None)  # fmt: skip
+    figure = tmp_path / "eos-digits.png"
+    assert out.written == (tmp_path / "eos-digits.json", figure)
+    rec = read_record(figure)
+    assert rec["data"] == "digits" and rec["rates"] == [1.0]
+    assert replay(figure).read_bytes() == figure.read_bytes()
+    with pytest.raises(GdscopeError, match="unknown eos data 'cifar'; choose one of synthetic"):
+        make_eos(tmp_path, data="cifar")
+
+
+@pytest.mark.slow
+def test_the_digits_settle_at_the_edge_of_stability_at_every_rate(tmp_path):
+    """``gdscope example eos --data digits``: each rate starts below 2/η and its median
+    sharpness over the second half is within 10% of it."""
+    from gdscope.jobs.hessian import EOS_DATA, eos_median
+
+    out = make_eos(tmp_path, data="digits", log=lambda _: None)
+    assert [lr for lr, _, _ in out.runs] == list(EOS_DATA["digits"].rates)
+    for lr, trace, _ in out.runs:
+        assert trace.values[0, 0] < 0.9 * 2 / lr
+        assert eos_median(trace) == pytest.approx(2 / lr, rel=0.1), lr

@@ -16,6 +16,7 @@ from gdscope.errors import GdscopeError
 from gdscope.files import check_target
 from gdscope.jobs.landscape import DEFAULT_LOSS, LOSS_HELP
 from gdscope.jobs.plotconfig import VIEWS
+from gdscope.nets.convexity import CONVEXITY_POINTS
 from gdscope.nets.directions import IGNORES, NORMS
 from gdscope.nets.plane import MEMORY_FORMATS, STRATEGIES
 from gdscope.nets.survey import DIRECTIONS
@@ -134,6 +135,14 @@ def _add_evaluation_options(scape: argparse.ArgumentParser) -> None:
     scape.add_argument("--plan", type=_plan, default=(), help=argparse.SUPPRESS)  # replays
     options.add_backend_options(scape)
     scape.add_argument("--resume", type=Path, help="save finished chunks here; resume from it")
+    scape.add_argument(
+        "--convexity", type=integer, nargs="?", const=CONVEXITY_POINTS, metavar="N",
+        help="also map Li et al.'s non-convexity |λ_min/λ_max| of the Hessian on N×N points "
+        f"of the plane (default N: {CONVEXITY_POINTS}; a Lanczos run at each point)",
+    )  # fmt: skip
+    scape.add_argument("--convexity-samples", type=integer, metavar="N",
+                       help="the convexity map's Hessians on the first N samples of the data "
+                       "(default: all)")  # fmt: skip
 
 
 def _add_display_options(scape: argparse.ArgumentParser) -> None:
@@ -161,17 +170,29 @@ def add_parser(commands: Subparsers) -> None:
                 _add_display_options, _add_file_options):  # fmt: skip
         add(scape)
 
-    from gdscope.jobs.hessian import EOS_RATES
+    from gdscope.examples.skip import LAYERS
+    from gdscope.jobs.hessian import EOS_DATA, EOS_DEFAULT, EOS_RATES
     from gdscope.jobs.landscape import EXAMPLES
+    from gdscope.jobs.papers import BATCH_SIZES
 
     rates = ", ".join(f"{rate:g}" for rate in EOS_RATES)
+    small, large = (batch for batch, _ in BATCH_SIZES.values())
     what = {
         **{name: f"{_first_sentence(module)} Trained with SGD+momentum and with Adam, each "
                  "path drawn over the loss on its PCA plane (a figure and a surface file each), "
                  "then a phase diagram (lr × momentum) and a shoot-out of optimizers."
            for name, module in EXAMPLES.items()},
         "eos": f"The edge of stability: full-batch GD at η = {rates} on a small tanh MLP, the "
-               "loss beside the sharpness and 2/η (on the CPU; takes only --out and --force).",
+               "loss beside the sharpness and 2/η (on the CPU; --data digits: on real data, "
+               "at η = " + ", ".join(f"{r:g}" for r in EOS_DATA["digits"].rates) + ").",
+        "skip": f"Skip connections smooth the landscape (Li et al. 2018): a {LAYERS}-layer "
+                "residual MLP and the same without skip connections, trained on scikit-learn's "
+                "digits; their loss on a filter-normalized random plane above their maps of "
+                "|λ_min/λ_max| (on the CPU; --grid sets the loss maps' points).",
+        "batch-size": "Sharp and flat minima (Keskar et al. 2017; Li et al. 2018): the digits "
+                      f"MLP trained with batches of {small} and of {large} to the same training "
+                      "loss; the line between them and each one's filter-normalized slice, with "
+                      "its top Hessian eigenvalue (on the CPU).",
         "connect": "Mode connectivity: two digits MLPs trained from different seeds, a Bézier "
                    "curve trained between them, the loss along it and along the straight line, "
                    "and their plane (scikit-learn's digits; on the CPU; takes only --out and "
@@ -179,7 +200,8 @@ def add_parser(commands: Subparsers) -> None:
     }  # fmt: skip
     example = commands.add_parser(
         "example", help="train an example network, draw its landscape",
-        description="Train a small example network (offline: its data is made, not downloaded) "
+        description="Train a small example network (offline: its data is made, or shipped with "
+        "scikit-learn; nothing is downloaded) "
         "and write its figures into a folder.",
         epilog="\n".join(f"{name}: {text}" for name, text in what.items()),
         formatter_class=_Epilog,
@@ -197,7 +219,7 @@ def add_parser(commands: Subparsers) -> None:
         "--grid",
         type=integer,
         default=21,
-        help="mlp, cnn: samples per axis of each plane (default: %(default)s)",
+        help="mlp, cnn, skip: samples per axis of each plane (default: %(default)s)",
     )
     example.add_argument("--device", default="cpu",
                          help="mlp, cnn: where they train and are evaluated: cpu (default), "
@@ -209,6 +231,8 @@ def add_parser(commands: Subparsers) -> None:
         "--no-studies", action="store_true",
         help="mlp, cnn: skip the phase diagram and the shoot-out",
     )  # fmt: skip
+    example.add_argument("--data", choices=tuple(EOS_DATA), default=EOS_DEFAULT,
+                         help="eos: the spiral (default) or scikit-learn's digits")  # fmt: skip
     options.remember("example", example)
 
 
@@ -233,8 +257,12 @@ def _first_sentence(module: str) -> str:
     return re.split(r"(?<=\.) ", doc)[0]
 
 
-_EOS_FREE = ("epochs", "grid", "device", "no_studies")
-"""The example options ``example eos`` has no use for (it trains its own runs on the CPU)."""
+_USES = {"mlp": ("epochs", "grid", "device", "no_studies"),
+         "cnn": ("epochs", "grid", "device", "no_studies"),
+         "eos": ("data",), "skip": ("grid",), "batch-size": (), "connect": ()}  # fmt: skip
+"""The options (besides ``--out`` and ``--force``) each example takes; the others are refused
+(eos, skip, batch-size and connect train their own networks on the CPU)."""
+_OPTIONS = tuple(dict.fromkeys(name for names in _USES.values() for name in names))
 
 
 def _grid_axis(values: Sequence[float], flag: str) -> tuple[float, float, int]:
@@ -294,6 +322,8 @@ def _check(ns: argparse.Namespace) -> None:
         if ns.line or ns.directions == "line":
             raise GdscopeError("--animate moves the path over a plane, not along a line")
         check_target(ns.animate, force=ns.force)
+    if ns.convexity_samples is not None and ns.convexity is None:
+        raise GdscopeError("--convexity-samples sets the convexity map's data: add --convexity")
     if ns.metric == "accuracy" and ns.view == "surface":
         raise GdscopeError("the accuracy is mapped as a heatmap or contours: drop --view surface")
     options.check_backend(ns)
@@ -301,6 +331,7 @@ def _check(ns: argparse.Namespace) -> None:
 
 def _landscape(ns: argparse.Namespace) -> int:
     from gdscope.jobs.landscape import LandscapeJob, run_job
+    from gdscope.nets.convexity import ConvexityOptions
 
     _check(ns)
     pinned = _pinned(ns)  # before the work: what was read, not what is there afterwards
@@ -317,12 +348,18 @@ def _landscape(ns: argparse.Namespace) -> int:
         y=_grid_axis(ns.y, "--y") if ns.y else None, line=ns.line,
         device=ns.device, chunk=options.chunk_size(ns.chunk), strategy=ns.strategy, backend=backend,
         resume=ns.resume, memory_format=ns.memory_format, plan=ns.plan,
+        convexity=None if ns.convexity is None else ConvexityOptions(
+            points=ns.convexity, samples=ns.convexity_samples),
     )  # fmt: skip
     update, close = options.progress("landscape")
+    later, close_later = (
+        options.progress("convexity", "pt") if ns.convexity is not None else (None, _no)
+    )
     try:
-        result = run_job(job, progress=update)
+        result = run_job(job, progress=update, convexity_progress=later)
     finally:
         close()
+        close_later()
     points = int(result.surface.meta["points"])
     done = points - int(result.surface.meta.get("unfinished", 0))
     for note in result.notes if done == points else ():  # (blank where not evaluated)
@@ -332,9 +369,33 @@ def _landscape(ns: argparse.Namespace) -> int:
     with interrupts.deferred():  # what was evaluated is written even if Ctrl-C comes now
         _write_landscape(ns, result, done, pinned)
     if interrupts.requested():
-        print(f"gdscope: interrupted: kept {done} of {points} grid points", file=sys.stderr)
+        print(f"gdscope: interrupted: kept {done} of {points} grid points"
+              + _convexity_kept(result), file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
     return 0
+
+
+def _no() -> None:
+    """Nothing to close."""
+
+
+def _convexity_kept(result: LandscapeResult) -> str:
+    """How much of an asked-for convexity map Ctrl-C left (nothing if none was asked for)."""
+    found = result.convexity
+    if found is None:
+        return ""
+    return f" and {found.done} of {found.lowest.size} points of the convexity map"
+
+
+def _cut(result: LandscapeResult, done: int) -> str | None:
+    """What Ctrl-C left unfinished, for the record (None: nothing)."""
+    points = int(result.surface.meta["points"])
+    found = result.convexity
+    if done < points:
+        return f"{done} of {points} grid points evaluated"
+    if found is not None and found.done < found.lowest.size:
+        return f"{found.done} of {found.lowest.size} points of the convexity map computed"
+    return None
 
 
 _PINNED = tuple(name for name in options.READ_FILES if name not in ("data", "resume"))
@@ -376,7 +437,7 @@ def _write_landscape(
     from gdscope.jobs.replay import EVALUATION_FLAGS, strip_outputs
 
     argv = strip_outputs(ns.argv, EVALUATION_FLAGS)  # kept in "evaluation", as it was done
-    cut = f"{done} of {points} grid points evaluated" if done < points else None
+    cut = _cut(result, done)
     _publish(ns, result, fig, record("argv", argv=argv, evaluation=chosen, sha256=pinned,
                                      interrupted=cut))  # fmt: skip
 
@@ -419,16 +480,17 @@ def _example(ns: argparse.Namespace) -> int:
     def log(text: str) -> None:
         sys.stderr.write(text + "\n")  # one write: a Ctrl-C cannot split the line from its end
 
+    unused = options.given(ns, [name for name in _OPTIONS if name not in _USES[ns.name]])
+    if unused:
+        verb = "do" if len(unused) > 1 else "does"
+        raise GdscopeError(f"{', '.join(unused)} {verb} not apply to example {ns.name}")
     if ns.name == "eos":
-        from gdscope.jobs.hessian import EOS_RATES, make_eos
+        from gdscope.jobs.hessian import EOS_DATA, make_eos
 
-        unused = options.given(ns, _EOS_FREE)
-        if unused:
-            raise GdscopeError(f"{', '.join(unused)} do not apply to example eos")
-
-        done = make_eos(ns.out, force=ns.force, log=log, wrote=options.wrote)
-        if len(done.runs) < len(EOS_RATES) or interrupts.requested():
-            print(f"gdscope: interrupted: kept {len(done.runs)} of {len(EOS_RATES)} learning "
+        rates = EOS_DATA[ns.data].rates
+        done = make_eos(ns.out, data=ns.data, force=ns.force, log=log, wrote=options.wrote)
+        if len(done.runs) < len(rates) or interrupts.requested():
+            print(f"gdscope: interrupted: kept {len(done.runs)} of {len(rates)} learning "
                   "rates", file=sys.stderr)  # fmt: skip
             return EXIT_INTERRUPTED
         return 0
@@ -436,11 +498,20 @@ def _example(ns: argparse.Namespace) -> int:
         from gdscope.cli.connect import report
         from gdscope.jobs.connect import make_connect_example
 
-        unused = options.given(ns, _EOS_FREE)
-        if unused:
-            raise GdscopeError(f"{', '.join(unused)} do not apply to example connect")
-        made = make_connect_example(ns.out, force=ns.force, log=log, wrote=options.wrote)
-        return report(made.result, None)
+        connected = make_connect_example(ns.out, force=ns.force, log=log, wrote=options.wrote)
+        return report(connected.result, None)
+    if ns.name in ("skip", "batch-size"):
+        from gdscope.jobs import papers
+
+        if ns.name == "skip":
+            made = papers.make_skip(ns.out, grid=ns.grid, force=ns.force, log=log,
+                                    wrote=options.wrote)  # fmt: skip
+        else:
+            made = papers.make_batch_size(ns.out, force=ns.force, log=log, wrote=options.wrote)
+        if made.interrupted:
+            print("gdscope: interrupted: the figure shows what finished", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        return 0
     from gdscope.jobs.presets import EXAMPLE_STUDIES, example_studies, example_study_files
 
     later = [] if ns.no_studies else example_study_files(ns.name, ns.out)

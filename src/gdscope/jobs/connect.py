@@ -3,10 +3,9 @@ figure and numbers, with records) and ``gdscope example connect`` (two digits ML
 
 from __future__ import annotations
 
-import contextlib
 import pickle
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
@@ -17,6 +16,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from gdscope import interrupts
+from gdscope.devices import torch_threads
 from gdscope.errors import GdscopeError
 from gdscope.files import (
     check_target,
@@ -41,20 +41,7 @@ __all__ = [
     "make_connect",
     "make_connect_example",
     "run_connect",
-    "torch_threads",
 ]
-
-
-@contextlib.contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """torch on ``count`` threads for a while (None: as it is), then as it was."""
-    threads = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _first_misfit(model: nn.Module, state: Mapping[str, Any]) -> str | None:

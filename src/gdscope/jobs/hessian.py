@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from gdscope import interrupts
-from gdscope.devices import resolve_device
-from gdscope.errors import GdscopeError
+from gdscope.devices import resolve_device, torch_threads
+from gdscope.errors import GdscopeError, unknown
 from gdscope.files import (
     check_target,
     check_unchanged,
@@ -34,12 +34,16 @@ from gdscope.nets.recorder import RecordedPath
 from gdscope.nets.sharpness import SharpnessTrace
 
 __all__ = [
+    "EOS_DATA",
+    "EOS_DEFAULT",
     "EOS_RATES",
+    "EosData",
     "EosOutput",
     "HessianJob",
     "HessianOutput",
     "draw_sharpness",
     "draw_spectrum",
+    "eos_median",
     "make_eos",
     "make_hessian",
     "run_hessian",
@@ -194,14 +198,49 @@ def draw_sharpness(
     return fig
 
 
-EOS_RATES = (0.2, 0.3, 0.4)
-"""The learning rates of ``gdscope example eos``: each starts below its edge 2/η (the network
-starts at a sharpness near 2.3) and sharpens until it reaches it."""
+@dataclass(frozen=True)
+class EosData:
+    """One data set of ``gdscope example eos``: what it is (``about``, for the log and the
+    caption), its learning ``rates`` (each starts below its edge 2/η and sharpens until it
+    reaches it), and its data and model (``gdscope.examples.eos``'s functions, by name)."""
+
+    about: str
+    rates: tuple[float, ...]
+    data: str
+    model: str
+
+
+EOS_DATA = {
+    "synthetic": EosData("a 2-64-64-64-64-3 tanh MLP on the three-class spiral (600 points)",
+                         (0.2, 0.3, 0.4), "make_data", "make_model"),
+    "digits": EosData("a 64-64-64-64-10 tanh MLP on 1,000 training images of scikit-learn's "
+                      "digits", (0.5, 1.0, 1.5), "make_digits_data", "make_digits_model"),
+}  # fmt: skip
+"""The data sets ``gdscope example eos --data`` offers, the first the default. The spiral's
+network starts at a sharpness near 2.3, the digits' near 1.05 (below 2/1.5 = 1.33)."""
+EOS_DEFAULT = next(iter(EOS_DATA))
+EOS_RATES = EOS_DATA[EOS_DEFAULT].rates
+"""The learning rates of ``gdscope example eos`` on its default data."""
 
 EOS_STEPS, EOS_EVERY = 2000, 50
 """How long ``gdscope example eos`` trains and how often it measures the sharpness: every run
 reaches its edge within about 600 steps, so the second half (what the docs' medians and the
 slow test read) is at the edge."""
+
+
+def eos_median(trace: SharpnessTrace) -> float:
+    """The median sharpness over the second half of a run: at the edge, if it got there."""
+    return float(np.median(trace.values[len(trace.values) // 2 :, 0]))
+
+
+def _eos_caption(setup: EosData, runs: Sequence[tuple[float, SharpnessTrace, np.ndarray]],
+                 steps: int) -> str:  # fmt: skip
+    """What was trained and each rate's measured median against 2/η (not the time it took:
+    a replay draws the same bytes; the log says it)."""
+    medians = "; ".join(f"η = {lr:g}: {eos_median(trace):.3g} against 2/η = {2 / lr:.3g}"
+                        for lr, trace, _ in runs)  # fmt: skip
+    return (f"Full-batch GD on {setup.about}, MSE on one-hot targets, {steps} steps. Median "
+            f"sharpness over the second half: {medians}.")  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,33 +249,20 @@ class EosOutput:
     written: tuple[Path, ...]
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """torch on one thread, then as it was. The example's matrices (600 × 64) are too small
-    for a second thread to help, and on a busy machine the two wait on each other: 300 steps at
-    η = 0.4 took 1.9 s of CPU on one thread and 40 s on two (2-core VM at load 17)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _eos_runs(
-    rates: Sequence[float], steps: int, every: int, log: Callable[[str], None]
+    rates: Sequence[float], steps: int, every: int, log: Callable[[str], None], setup: EosData
 ) -> list[tuple[float, SharpnessTrace, np.ndarray]]:
     """Full-batch gradient descent from the same start at each rate, sharpness measured."""
     from gdscope.examples import eos
     from gdscope.nets.fit import fit
 
-    data = eos.make_data()
+    data = getattr(eos, setup.data)()
     runs = []
-    with _one_thread(), interrupts.polled():
+    with torch_threads(1), interrupts.polled():
         for lr in rates:
             if interrupts.requested():
                 break
-            model = eos.make_model()
+            model = getattr(eos, setup.model)()
             result = fit(model, [data], nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=lr),
                          epochs=steps, every=steps, sharpness_every=every,
                          should_stop=interrupts.requested)  # fmt: skip
@@ -245,9 +271,8 @@ def _eos_runs(
             trace = result.path.sharpness
             assert trace is not None
             runs.append((lr, trace, result.losses))
-            tail = trace.values[len(trace.values) // 2 :, 0]
             log(f"eos: lr {lr:g}: sharpness {trace.values[0, 0]:.3g} at the start, "
-                f"{np.median(tail):.3g} (median of the second half) against the threshold "
+                f"{eos_median(trace):.3g} (median of the second half) against the threshold "
                 f"{trace.threshold[-1]:.3g} ({trace.rule})")  # fmt: skip
     return runs
 
@@ -255,7 +280,8 @@ def _eos_runs(
 def make_eos(
     out: Path,
     *,
-    rates: Sequence[float] = EOS_RATES,
+    data: str = EOS_DEFAULT,
+    rates: Sequence[float] | None = None,
     steps: int = EOS_STEPS,
     every: int = EOS_EVERY,
     dpi: float = DEFAULT_DPI,
@@ -263,26 +289,41 @@ def make_eos(
     log: Callable[[str], None] = print,
     wrote: Callable[[Path], None] | None = None,
 ) -> EosOutput:
-    """Train ``gdscope.examples.eos`` with full-batch GD at each rate and draw the training loss
-    beside the sharpness with 2/η: the figure ``out/eos.png`` (with its record) and the curves
-    ``out/eos.json``. A Ctrl-C keeps the runs that finished."""
+    """Train ``gdscope.examples.eos``'s network for ``data`` (a name of ``EOS_DATA``) with
+    full-batch GD at each rate (default: the data's) and draw the training loss beside the
+    sharpness with 2/η: the figure ``out/eos.png`` (``out/eos-digits.png`` for the digits;
+    with its record) and the curves beside it as JSON. Its caption says what was trained,
+    each rate's median sharpness over the second half against 2/η; the log, the run time. A
+    Ctrl-C keeps the runs that finished."""
+    setup = EOS_DATA.get(data)
+    if setup is None:
+        raise unknown("eos data", data, EOS_DATA)
+    rates = setup.rates if rates is None else tuple(rates)
+    stem = "eos" if data == EOS_DEFAULT else f"eos-{data}"
     if out.suffix:  # the figure itself (replay), else a directory
         figure, data_file = out, None
     else:
         make_folder(out)
-        figure, data_file = out / "eos.png", out / "eos.json"
+        figure, data_file = out / f"{stem}.png", out / f"{stem}.json"
     for target in (figure, data_file):
         if target is not None:
             check_target(target, force=force)
-    runs = _eos_runs(rates, steps, every, log)
+    began = time.perf_counter()
+    runs = _eos_runs(rates, steps, every, log, setup)
     if not runs:
         raise KeyboardInterrupt
+    log(f"eos: full-batch GD on {setup.about}: {time.perf_counter() - began:.0f} s on this "
+        "CPU (one thread)")  # fmt: skip
     # After Ctrl-C the record names the rates drawn, so replay re-makes this figure.
-    rec = record("eos", rates=[lr for lr, _, _ in runs], steps=steps, every=every, dpi=dpi)
+    rec = record("eos", data=data, rates=[lr for lr, _, _ in runs], steps=steps, every=every,
+                 dpi=dpi)  # fmt: skip
     labels = [f"GD, η = {lr:g}" for lr, _, _ in runs]
     fig = draw_sharpness(list(zip(labels, (t for _, t, _ in runs), strict=True)),
                          losses=[loss for _, _, loss in runs],
                          title="sharpness rises to 2/η and hovers there")  # fmt: skip
+    fig.subplots_adjust(bottom=0.25)
+    fig.text(0.01, 0.01, _eos_caption(setup, runs, steps), fontsize=8, va="bottom",
+             wrap=True)  # fmt: skip
     written = []
     with interrupts.deferred():
         if data_file is not None:

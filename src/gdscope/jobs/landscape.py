@@ -18,10 +18,12 @@ from torch import Tensor, nn
 from gdscope.devices import resolve_device
 from gdscope.errors import GdscopeError, first_line, one_of, unknown
 from gdscope.jobs.plotconfig import VIEWS
+from gdscope.nets.convexity import ConvexityOptions
 from gdscope.nets.plane import EvaluationOptions, ModelSurface, materialize
 from gdscope.nets.survey import (
     LandscapeResult,
     PlaneOptions,
+    check_convexity,
     model_landscape,
     not_finite_note,
     split_options,
@@ -111,8 +113,9 @@ class LandscapeJob:
     """Everything ``gdscope landscape`` needs, parsed, typed and checked: the model, data and
     loss to import (``module:function``), the checkpoints to load (``checkpoint`` into the
     model, ``to`` into the line's end), the recorded ``path``, the ``plane`` and the
-    ``evaluation``. Like ``model_landscape``, the fields of ``plane`` and ``evaluation`` may
-    also be given as keywords (``directions="pca"``, ``strategy="loop"``, …)."""
+    ``evaluation``, and the ``convexity`` map to add (None: none). Like ``model_landscape``,
+    the fields of ``plane`` and ``evaluation`` may also be given as keywords
+    (``directions="pca"``, ``strategy="loop"``, …)."""
 
     model: str
     data: str
@@ -122,6 +125,7 @@ class LandscapeJob:
     to: Path | None
     plane: PlaneOptions
     evaluation: EvaluationOptions
+    convexity: ConvexityOptions | None
 
     def __init__(
         self,
@@ -134,13 +138,16 @@ class LandscapeJob:
         to: Path | None = None,
         plane: PlaneOptions | None = None,
         evaluation: EvaluationOptions | None = None,
+        convexity: ConvexityOptions | None = None,
         **options: Any,
     ) -> None:
         plane, evaluation = split_options(options, plane, evaluation, path=path is not None,
                                           to=to is not None)  # fmt: skip
+        check_convexity(convexity, plane)
         for name, value in (("model", model), ("data", data), ("loss", loss),
                             ("checkpoint", checkpoint), ("path", path), ("to", to),
-                            ("plane", plane), ("evaluation", evaluation)):  # fmt: skip
+                            ("plane", plane), ("evaluation", evaluation),
+                            ("convexity", convexity)):  # fmt: skip
             object.__setattr__(self, name, value)
 
 
@@ -221,9 +228,14 @@ def users_code(doing: str, *, settings: Sequence[str] = ()) -> Iterator[None]:
         raise GdscopeError(f"{doing} failed: {first}", settings=settings) from None
 
 
-def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = None
-            ) -> LandscapeResult:  # fmt: skip
-    """Import the job's model, data and loss, load its checkpoints, run ``model_landscape``."""
+def run_job(
+    job: LandscapeJob,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    convexity_progress: Callable[[int, int], None] | None = None,
+) -> LandscapeResult:
+    """Import the job's model, data and loss, load its checkpoints, run ``model_landscape``
+    (``progress`` counts grid points, ``convexity_progress`` the convexity map's)."""
     make_model, make_data, loss_fn = load_parts(job.model, job.data, job.loss)
     first = job.checkpoint.name if job.checkpoint is not None else "the model"
     with users_code(f"evaluating {job.model} on {job.data} with loss {job.loss}"):
@@ -232,7 +244,8 @@ def run_job(job: LandscapeJob, *, progress: Callable[[int, int], None] | None = 
         return model_landscape(
             model, make_data(), loss_fn, path=job.path, to=end, progress=progress,
             names=(first, job.to.name if job.to is not None else ""), plane=job.plane,
-            evaluation=job.evaluation,
+            evaluation=job.evaluation, convexity=job.convexity,
+            convexity_progress=convexity_progress,
         )  # fmt: skip
 
 
@@ -247,7 +260,8 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
     from gdscope.render.panels import plot_descent, plot_landscape, plot_path
 
     check_view(view)
-    fig = fig if fig is not None else Figure(figsize=(12 if result.honesty else 6.5, 5.4))
+    extra = (result.honesty is not None) + (result.convexity is not None)
+    fig = fig if fig is not None else Figure(figsize=(6.5 + 5.5 * extra, 5.4))
     surface = result.surface
     if surface.is_line:
         ax = fig.add_subplot()
@@ -255,7 +269,7 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
         ax.set_title(title or "loss along the direction")
         fig.tight_layout()
         return fig
-    columns = 2 if result.honesty is not None else 1
+    columns = 1 + extra
     landscape = surface_landscape(surface, metric, labels=plane_labels(result))
     trajectory = recorded_trajectory(result)
     if metric == "accuracy":
@@ -284,7 +298,14 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
         ax.text(0.02, 0.98, not_finite, transform=ax.transAxes, va="top", fontsize=7,
                 color="#d7191c", wrap=True)  # fmt: skip
     if result.honesty is not None and result.path is not None:
-        plot_honesty(result.honesty, np.asarray(result.path.steps), ax=fig.add_subplot(1, 2, 2))
+        plot_honesty(
+            result.honesty, np.asarray(result.path.steps), ax=fig.add_subplot(1, columns, 2)
+        )
+    if result.convexity is not None:
+        from gdscope.render.networks import plot_convexity
+
+        plot_convexity(result.convexity, ax=fig.add_subplot(1, columns, columns),
+                       labels=plane_labels(result))  # fmt: skip
     fig.tight_layout()
     return fig
 

@@ -142,10 +142,11 @@ def _hessian(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path
 
 
 def _eos(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
-    from gdscope.jobs.hessian import make_eos
+    from gdscope.jobs.hessian import EOS_DEFAULT, make_eos
 
-    return make_eos(target, rates=rec["rates"], steps=rec["steps"], every=rec["every"],
-                    dpi=rec["dpi"], force=force, log=lambda _: None).written[0]  # fmt: skip
+    return make_eos(target, data=rec.get("data", EOS_DEFAULT), rates=rec["rates"],
+                    steps=rec["steps"], every=rec["every"], dpi=rec["dpi"], force=force,
+                    log=lambda _: None).written[0]  # fmt: skip
 
 
 def _connect(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:

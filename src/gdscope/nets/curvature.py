@@ -47,10 +47,12 @@ __all__ = [
     "TOL",
     "CurvatureOptions",
     "Density",
+    "Extremes",
     "HessianOperator",
     "Spectrum",
     "block_lanczos",
     "curvature",
+    "extreme_eigenvalues",
     "lanczos",
     "top_eigenpairs",
     "wasserstein",
@@ -148,6 +150,8 @@ class HessianOperator:
     """``v ↦ D·H·D·v``: the Hessian of the mean loss over ``batches`` at the model's parameters
     (``D`` = ``diag(scale)`` if given, a preconditioner's ``P^{-1/2}``; else the identity).
 
+    ``point``: the parameters (laid out as ``layout``) where the Hessian is taken, if not the
+    model's own (a point of a landscape's plane); the model itself is left unchanged.
     ``hvps`` counts products (a batch of ``m`` vectors counts ``m``). With ``keep`` (default:
     when the data is one batch) each batch's gradient graph is built once and kept, so a product
     costs one backward pass; else it is rebuilt for every product (memory stays one batch's).
@@ -164,10 +168,12 @@ class HessianOperator:
         scale: Tensor | None = None,
         seed: int = 0,
         keep: bool | None = None,
+        point: Tensor | None = None,
     ) -> None:
         self.layout = layout or ParamLayout.of(model)
         self.model, self.batches, self.loss_fn, self.train = model, batches, loss_fn, train
-        self.point = self.layout.vector(model)
+        own = self.layout.vector(model)
+        self.point = own if point is None else point.to(own)
         self.scale = None if scale is None else scale.to(self.point)
         self.seed = seed
         self.hvps = 0
@@ -330,6 +336,53 @@ def lanczos(
         q = w / beta
     count = len(alphas)
     return LanczosRun(np.array(alphas), np.array(betas), basis[:count], stopped)
+
+
+@dataclass(frozen=True)
+class Extremes:
+    """The algebraically smallest and largest eigenvalues of ``H`` (``lowest`` ≤ ``highest``),
+    the residual norms of their Ritz pairs, whether both met the tolerance, and the products
+    taken."""
+
+    lowest: float
+    highest: float
+    residuals: tuple[float, float]
+    converged: bool
+    hvps: int
+
+
+def extreme_eigenvalues(
+    operator: Callable[[Tensor], Tensor],
+    start: Tensor,
+    *,
+    tol: float = TOL,
+    steps: int = LANCZOS_STEPS,
+) -> Extremes:
+    """Both ends of ``H``'s spectrum from one Lanczos run from ``start``: its Krylov space
+    converges to the two extreme eigenvalues at once, so ``λ_min`` needs no second run on
+    ``-H`` nor a shift. It stops when both extreme Ritz pairs have residuals at most
+    ``tol·max(|θ_min|, |θ_max|)``: relative to the spectral radius, not to ``|θ_min|`` (which
+    may be near zero): what a ratio ``λ_min/λ_max`` needs. Each value is then within its
+    residual of an eigenvalue of ``H``; as for any Krylov method, an end the start vector
+    (almost) misses is not proven absent. At most ``steps`` products (and no more than the
+    dimension)."""
+
+    def residuals(run: LanczosRun) -> tuple[np.ndarray, np.ndarray]:
+        values, vectors = run.ritz()
+        ends = vectors[-1, [0, -1]]  # the last components of the extreme Ritz vectors
+        return values[[0, -1]], np.abs(ends) * run.betas[-1]
+
+    def met(run: LanczosRun) -> bool:
+        ends, errors = residuals(run)
+        return len(run.alphas) >= 2 and bool((errors <= tol * np.abs(ends).max()).all())
+
+    run = lanczos(operator, start, steps=min(steps, start.numel()), done=met)
+    if not len(run.alphas):  # Ctrl-C before a single product
+        return Extremes(math.nan, math.nan, (math.nan, math.nan), False, 0)
+    ends, errors = residuals(run)
+    converged = bool((errors <= tol * np.abs(ends).max()).all())
+    return Extremes(float(ends[0]), float(ends[1]), (float(errors[0]), float(errors[1])),
+                    converged and not run.stopped, len(run.alphas))  # fmt: skip
 
 
 def _random(size: int, generator: torch.Generator, like: Tensor, *, rademacher: bool) -> Tensor:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from gdscope.devices import resolve_device
 from gdscope.errors import GdscopeError, one_of
 from gdscope.modules import left_as_it_was
+from gdscope.nets.convexity import ConvexityMap, ConvexityOptions, convexity_map
 from gdscope.nets.directions import (
     IGNORES,
     NORMS,
@@ -45,6 +46,7 @@ __all__ = [
     "Directions",
     "LandscapeResult",
     "PlaneOptions",
+    "check_convexity",
     "fit_axis",
     "model_landscape",
     "not_finite_note",
@@ -177,6 +179,8 @@ class LandscapeResult:
     """Labelled positions along a line (the two models of a line between them)."""
     eigenvalues: np.ndarray | None = None
     """The Hessian eigenvalues of the directions (``directions="hessian"``)."""
+    convexity: ConvexityMap | None = None
+    """Li et al.'s ``|λ_min/λ_max|`` over the plane (``convexity=ConvexityOptions(...)``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -260,6 +264,8 @@ def model_landscape(
     progress: Callable[[int, int], None] | None = None,
     plane: PlaneOptions | None = None,
     evaluation: EvaluationOptions | None = None,
+    convexity: ConvexityOptions | None = None,
+    convexity_progress: Callable[[int, int], None] | None = None,
     **options: Any,
 ) -> LandscapeResult:
     """The landscape of ``model`` (at its current weights) on ``data``, from a notebook.
@@ -269,10 +275,14 @@ def model_landscape(
     its two ends). ``evaluation`` (``EvaluationOptions``) says how it is evaluated (see
     ``evaluate_plane``). Their fields may also be given as keywords (``directions="pca"``,
     ``points=41``, ``strategy="loop"``, …), which override them. A ``path`` is projected on
-    the plane and checked for honesty. Draw the result with ``draw_landscape``.
+    the plane and checked for honesty. ``convexity`` (``ConvexityOptions``) adds the map of
+    ``|λ_min/λ_max|`` over the plane (``nets.convexity``; ``convexity_progress(done, total)``
+    counts its points), unless Ctrl-C cut the surface short. Draw the result with
+    ``draw_landscape``.
     """
     plane, evaluation = split_options(options, plane, evaluation, path=path is not None,
                                       to=to is not None)  # fmt: skip
+    check_convexity(convexity, plane)
     with left_as_it_was(model):
         model.eval()
         recorded = path if isinstance(path, RecordedPath) or path is None else open_path(path)
@@ -285,7 +295,26 @@ def model_landscape(
             model, batches, loss_fn, dx=axes.dx, dy=axes.dy, xs=axes.xs, ys=axes.ys,
             centre=axes.centre, states=plane.states, progress=progress, options=evaluation,
         )  # fmt: skip
-        return _checked(model, batches, loss_fn, surface, recorded, axes)
+        result = _checked(model, batches, loss_fn, surface, recorded, axes)
+        if convexity is None or surface.meta.get("unfinished", 0):
+            return result
+        found = convexity_map(model, batches, loss_fn, surface, options=convexity,
+                              progress=convexity_progress)  # fmt: skip
+        return replace(result, convexity=found)
+
+
+def check_convexity(convexity: ConvexityOptions | None, plane: PlaneOptions) -> None:
+    """Refuse a convexity map where there is none to make: on a line, or with directions that
+    move BatchNorm's statistics (the Hessian is of the parameters)."""
+    if convexity is None:
+        return
+    if not isinstance(convexity, ConvexityOptions):
+        raise GdscopeError(f"convexity must be ConvexityOptions, got {type(convexity).__name__}")
+    if plane.is_line:
+        raise GdscopeError("the convexity map is of a plane, not a line")
+    if plane.states:
+        raise GdscopeError("the convexity map is of the parameters' Hessian: drop states",
+                           settings=["states"])  # fmt: skip
 
 
 def _checked(

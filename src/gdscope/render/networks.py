@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 
 from gdscope.engines.trajectory import Trajectory
 from gdscope.errors import GdscopeError, one_of
+from gdscope.nets.convexity import NON_CONVEX, ConvexityMap
 from gdscope.nets.plane import ModelSurface
 from gdscope.nets.projection import Honesty, ProjectedPath
 from gdscope.optim.specs import OPTIMIZERS, OptimizerSpec
@@ -29,10 +30,12 @@ from gdscope.problem.objective import register_reader, typed
 
 __all__ = [
     "ACCURACY_CMAP",
+    "CONVEXITY_SCALE",
     "HONESTY_TITLE",
     "METRICS",
     "ModelObjective",
     "path_trajectory",
+    "plot_convexity",
     "plot_honesty",
     "plot_line",
     "surface_landscape",
@@ -172,3 +175,46 @@ def plot_line(
         twin.set_ylabel("accuracy (%)", color="tab:red")
         lines.append(acc)
     return lines
+
+
+CONVEXITY_SCALE = 0.5
+"""The top of every convexity map's colour scale (higher ratios get its top colour), fixed so
+that maps side by side compare by colour, as Li et al.'s do."""
+
+
+def plot_convexity(
+    found: ConvexityMap,
+    *,
+    ax: Axes,
+    threshold: float = NON_CONVEX,
+    labels: tuple[str, str] = ModelObjective.labels,
+) -> Any:
+    """The map of ``|λ_min/λ_max|`` over the plane (0, convex: dark blue; ``CONVEXITY_SCALE``
+    and more: yellow), a white contour at ``threshold``, its colour bar, and a title saying
+    which fraction of the plane exceeds it; ``labels`` name the (vertical, horizontal) axes.
+    Points left out (Ctrl-C) are blank (and the contour is left out); points whose
+    eigenvalues missed their tolerance are counted in the title."""
+    ratio = found.ratio
+    whole = bool(np.isfinite(ratio).all())
+    # Interpolated between the points, like the loss map beside it (blank cells if Ctrl-C
+    # left points out: Gouraud shading cannot leave any out).
+    mesh = ax.pcolormesh(found.xs, found.ys, ratio if whole else np.ma.masked_invalid(ratio),
+                         cmap="viridis", vmin=0.0, vmax=CONVEXITY_SCALE,
+                         shading="gouraud" if whole else "nearest")  # fmt: skip
+    if whole and ratio.max() > threshold > ratio.min():
+        ax.contour(found.xs, found.ys, ratio, levels=[threshold], colors="white",
+                   linewidths=1.0)  # fmt: skip
+    bar = ax.figure.colorbar(mesh, ax=ax, extend="max")
+    bar.set_label("|λ_min / λ_max|")
+    ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=10)
+    ax.set_xlabel(labels[1])
+    ax.set_ylabel(labels[0])
+    title = (
+        f"{100 * found.non_convex(threshold):.0f}% of the plane has |λ_min/λ_max| > {threshold:g}"
+    )
+    missed = int((np.isfinite(found.lowest) & ~found.converged).sum())
+    left = found.lowest.size - found.done
+    notes = [f"{missed} point(s) short of tolerance"] if missed else []
+    notes += [f"{left} point(s) not computed"] if left else []
+    ax.set_title(title + ("\n" + "; ".join(notes) if notes else ""), fontsize=9)
+    return mesh
