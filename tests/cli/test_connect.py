@@ -162,7 +162,7 @@ def test_ctrl_c_while_training_writes_nothing_and_resume_goes_on(netcli, capsys,
 def test_example_connect_refuses_the_options_it_has_no_use_for(tmp_path, capsys):
     code = main(["example", "connect", "--out", str(tmp_path / "e"), "--epochs", "5"])
     assert code == 2
-    assert capsys.readouterr().err == "gdscope: error: --epochs do not apply to example connect\n"
+    assert capsys.readouterr().err == "gdscope: error: --epochs does not apply to example connect\n"
     assert list(tmp_path.iterdir()) == []
 
 
