@@ -37,6 +37,10 @@ SKIPS: tuple[tuple[str, str], ...] = (
     (r"(^| )\.\.\.( |$)", "'...' stands for options the reader chooses"),
     (r"(^| )DIR( |$)|\[", "DIR and [options] are placeholders"),
     (r"^gdscope serve", "serve runs a web server until it is stopped (tests/server test the app)"),
+    (
+        r"^gdscope board",
+        "board runs a web server until it is stopped (tests/server/test_board*.py)",
+    ),
     (r"^gdscope reproduce", "draws all ten figures (tests/jobs/test_reproduce.py runs it)"),
     (r" > ", "writes into the reader's shell set-up (tests/cli/test_completion.py)"),
     (r"mypkg\.", "mypkg is the reader's own package"),
@@ -56,6 +60,11 @@ SKIPS: tuple[tuple[str, str], ...] = (
         r"^gdscope connect connect/",
         "reads the two networks that gdscope example connect saves (tests/cli/test_connect.py"
         " runs the command on networks of its own)",
+    ),
+    (
+        r"^gdscope example (skip|batch-size)",
+        "trains networks on the digits and maps their curvature: minutes on a CPU (the examples'"
+        " jobs run on small settings in tests/jobs/test_papers.py)",
     ),
     (
         r"^gdscope example eos",
