@@ -15,7 +15,7 @@ FIRST = ARTICLE_FIGURES[:1]  # fig01, the cheapest
 
 def test_another_format_is_refused_without_force_naming_what_is_there(tmp_path):
     reproduce(tmp_path, figures=FIRST, dpi=30)
-    with pytest.raises(GdscopeError, match=r"holds the article's figures as png.*--force"):
+    with pytest.raises(GdscopeError, match=r"holds the article's figures as png.*force=True"):
         reproduce(tmp_path, fmt="svg", figures=FIRST)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fig01-data.png", "index.html"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import pytest
 
@@ -21,6 +22,7 @@ from gdscope.server.pool import (
     ComputePool,
     Limits,
     Refused,
+    cpu_seconds,
     request_stream,
 )
 
@@ -156,3 +158,59 @@ def test_a_malformed_stream_header_is_400(headers):
 def test_the_deadline_is_twice_the_estimate_and_at_least_a_floor():
     limits = Limits(deadline_factor=2, least_s=0.5)
     assert limits.deadline_s(1.5) == 3.0 and limits.deadline_s(1e-6) == 1.0
+
+
+def _busy(how: str, seconds: float, conn) -> None:
+    """Spin ``seconds`` of CPU, or sleep as long; say so and wait to be let go (alive, so that
+    its CPU time can still be read)."""
+    import time
+
+    if how == "spin":
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
+    else:
+        time.sleep(seconds)
+    conn.send("done")
+    conn.recv()
+
+
+@pytest.mark.skipif(cpu_seconds(os.getpid()) is None, reason="no /proc: the deadline is wall time")
+def test_a_worker_s_compute_is_its_cpu_time_not_the_time_waited():
+    """The deadline counts what a process computed: a process that spun 0.4 s of CPU has used
+    that, however long it waited for a core; one that slept as long has used almost nothing
+    (as a worker does that waits for a core on a busy machine)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    used = {}
+    for how in ("spin", "nap"):
+        parent, child = context.Pipe()
+        process = context.Process(target=_busy, args=(how, 0.4, child))
+        process.start()
+        start = cpu_seconds(process.pid) or 0.0
+        assert parent.recv() == "done"
+        now = cpu_seconds(process.pid)
+        parent.send("go")
+        process.join()
+        assert now is not None
+        used[how] = now - start
+    assert used["spin"] >= 0.35 and used["nap"] < 0.1, used
+
+
+@pytest.mark.skipif(cpu_seconds(os.getpid()) is None, reason="no /proc: the deadline is wall time")
+def test_a_worker_that_gets_no_cpu_is_not_refused_for_its_compute_but_for_the_wait(monkeypatch):
+    """On a machine so busy that the worker gets no CPU (its CPU time made to stand still
+    here), the stalling request is not blamed for compute it has not used (422) but stopped
+    after ``busy_factor`` times its deadline of waiting: 503 with Retry-After."""
+    from gdscope.server import pool as pool_module
+
+    monkeypatch.setattr(pool_module._Worker, "used", lambda self: 0.0)
+    pool = ComputePool(Limits(workers=1, poll_s=0.01, least_s=0.1, busy_factor=5))
+    try:
+        with pytest.raises(Refused) as refused:
+            asyncio.run(pool.run("phase", STALL, Client(), seconds=1e-6))
+        assert refused.value.status == 503 and "too busy" in refused.value.reason
+        assert refused.value.reason.startswith("stopped after waiting 1") and pool.killed == 1
+    finally:
+        pool.close()

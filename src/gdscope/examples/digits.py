@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from gdscope.errors import GdscopeError, needs_extra
+from gdscope.errors import GdscopeError, needs_extra, one_of
 
 SAMPLES = 1797
 """How many images the set has."""
@@ -45,9 +45,8 @@ def make_dataset(
     only its first ``n`` (the same ones every time)."""
     images, labels = _all()
     order = torch.randperm(SAMPLES, generator=torch.Generator().manual_seed(SPLIT_SEED))
-    chosen = {"train": order[:TRAIN], "val": order[TRAIN:], "all": order}.get(split)
-    if chosen is None:
-        raise GdscopeError(f"split must be one of train, val, all, got {split!r}")
+    splits = {"train": order[:TRAIN], "val": order[TRAIN:], "all": order}
+    chosen = splits[one_of("split", split, splits)]
     if n is not None:
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(chosen):
             raise GdscopeError(f"n must be an integer from 1 to {len(chosen)} for the "

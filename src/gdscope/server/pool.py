@@ -3,11 +3,13 @@
 At most ``Limits.workers`` computations run at once, each in a worker process; at most
 ``Limits.queue`` wait, and at most ``Limits.backlog_s`` estimated seconds per worker (one more:
 503 with Retry-After). A computation is killed with its process, which is replaced, when it
-runs past its deadline (``Limits.deadline_factor`` times its estimate: 422 with the reason),
-when its client goes away, or when a newer request of the same stream (``X-Gdscope-Key``,
-numbered by ``X-Gdscope-Seq``) supersedes it (409): a process, unlike a thread, can be stopped
-wherever it is (in a C kernel, in ``find_minimum``), so no request holds a worker past its
-deadline. The pool's bookkeeping runs on the event loop's thread only, so it needs no lock.
+uses more compute than its deadline allows (``Limits.deadline_factor`` times its estimate, in
+the worker's CPU time where the system tells it: 422 with the reason), when it has waited far
+longer than that on a busy machine (``Limits.busy_factor``: 503), when its client goes away,
+or when a newer request of the same stream (``X-Gdscope-Key``, numbered by
+``X-Gdscope-Seq``) supersedes it (409): a process, unlike a thread, can be stopped wherever it
+is (in a C kernel, in ``find_minimum``), so no request holds a worker past its deadline. The
+pool's bookkeeping runs on the event loop's thread only, so it needs no lock.
 """
 
 from __future__ import annotations
@@ -57,7 +59,13 @@ class Limits:
     budget_s: float = BUDGET_S
     """The most estimated seconds of compute one request may ask for; beyond: 422."""
     deadline_factor: float = 2.0
-    """A computation running longer than this many times its estimate is killed (422)."""
+    """A computation that has used more than this many times its estimate of compute is killed
+    (422). Compute is the worker's CPU time where the system tells it (Linux), so a busy
+    machine, which slows every request down, does not make the explorer refuse small ones;
+    elsewhere it is the time waited."""
+    busy_factor: float = 20.0
+    """A computation that has waited this many times its deadline, however little CPU it got,
+    is killed too (503: the machine is too busy to answer it)."""
     least_s: float = 0.5
     """The estimate the deadline is reckoned from, at least: starting and answering a
     computation takes a few milliseconds whatever it costs, more on a busy machine."""
@@ -136,6 +144,20 @@ def _context() -> Any:
     return context
 
 
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time process ``pid`` has used (user and system), from ``/proc``; None where
+    there is no ``/proc`` (not Linux) or the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()  # (the name may hold spaces)
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime: fields 14 and 15
+
+
 class _Worker:
     def __init__(self) -> None:
         parent, child = _context().Pipe()
@@ -144,6 +166,10 @@ class _Worker:
         self.process.start()
         child.close()
         self.conn: Connection = parent
+
+    def used(self) -> float | None:
+        """The CPU seconds this worker has used so far (None: not known here)."""
+        return None if self.process.pid is None else cpu_seconds(self.process.pid)
 
     def kill(self) -> None:
         self.process.kill()
@@ -302,18 +328,26 @@ class ComputePool:
         loop.add_reader(fd, readable)
         try:
             worker.conn.send(message)
-            began = loop.time()
+            began, began_cpu = loop.time(), worker.used()
             while not ready.done():
                 await asyncio.wait({ready}, timeout=self.limits.poll_s)
                 if ready.done():
                     break
                 await self._stopped(job, client)
-                if loop.time() - began > deadline:
+                waited = loop.time() - began
+                now_cpu = worker.used() if began_cpu is not None else None
+                used = waited if now_cpu is None or began_cpu is None else now_cpu - began_cpu
+                if used > deadline:
                     raise Refused(422, (
-                        f"stopped after {deadline:.3g} s, {self.limits.deadline_factor:g}× its"
-                        f" estimated {job.seconds:.3g} s of compute (a busy machine, or a"
-                        " problem that is slow to solve): ask for less"
+                        f"stopped after {deadline:.3g} s of compute,"
+                        f" {self.limits.deadline_factor:g}× its estimated {job.seconds:.3g} s"
+                        " (a problem that is slow to solve): ask for less"
                     ))  # fmt: skip
+                if waited > self.limits.busy_factor * deadline:
+                    raise Refused(503, (
+                        f"stopped after waiting {waited:.3g} s for {used:.3g} s of compute:"
+                        " the machine is too busy"
+                    ), {"Retry-After": str(math.ceil(deadline))})  # fmt: skip
         finally:
             loop.remove_reader(fd)
         try:
