@@ -28,7 +28,7 @@ from gdscope import interrupts
 from gdscope.errors import GdscopeError
 from gdscope.modules import left_as_it_was
 from gdscope.nets.curvature import LANCZOS_STEPS, HessianOperator, extreme_eigenvalues
-from gdscope.nets.plane import Batches, LossFn, ModelSurface
+from gdscope.nets.plane import Batches, LossFn, ModelSurface, first_samples
 
 __all__ = [
     "CONVEXITY_POINTS",
@@ -122,20 +122,6 @@ class ConvexityMap:
         }  # fmt: skip
 
 
-def _subset(batches: Batches, samples: int | None) -> Batches:
-    """The first ``samples`` samples, as one batch if they fit in the first (one gradient graph
-    kept per batch, so the products stay one backward pass each)."""
-    if samples is None:
-        return batches
-    kept, left = [], samples
-    for inputs, targets in batches:
-        if left <= 0:
-            break
-        kept.append((inputs[:left], targets[:left]))
-        left -= len(targets)
-    return kept
-
-
 def convexity_map(
     model: nn.Module,
     batches: Batches,
@@ -151,7 +137,7 @@ def convexity_map(
     options = options or ConvexityOptions()
     if surface.dy is None:
         raise GdscopeError("a convexity map is of a plane, not a line: drop --line")
-    data = _subset(batches, options.samples)
+    data = first_samples(batches, options.samples)
     xs = np.linspace(surface.xs[0], surface.xs[-1], options.points)
     ys = np.linspace(surface.ys[0], surface.ys[-1], options.points)
     lowest = np.full((len(ys), len(xs)), np.nan)

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from gdscope import interrupts
 from gdscope.errors import GdscopeError, first_line
 from gdscope.modules import ParamLayout, left_as_it_was
-from gdscope.nets.plane import materialize
+from gdscope.nets.plane import first_samples, materialize
 
 __all__ = [
     "LANCZOS_STEPS",
@@ -779,19 +779,6 @@ class Spectrum:
         }  # fmt: skip
 
 
-def _subset(batches: Batches, samples: int | None) -> Batches:
-    """The first ``samples`` samples (a fixed subset), or all."""
-    if samples is None:
-        return batches
-    kept, left = [], samples
-    for inputs, targets in batches:
-        if left <= 0:
-            break
-        kept.append((inputs[:left], targets[:left]))
-        left -= len(targets)
-    return kept
-
-
 def _hutchinson(
     operator: HessianOperator,
     options: CurvatureOptions,
@@ -848,7 +835,7 @@ def curvature(
     total)`` counts Hessian-vector products. Under Ctrl-C (``interrupts``) it stops and returns
     what finished."""
     options = CurvatureOptions(**{**(options or CurvatureOptions()).to_dict(), **fields})
-    data = _subset(materialize(batches), options.samples)  # a list of pairs stays as it is
+    data = first_samples(materialize(batches), options.samples)  # a list of pairs stays as it is
     if not data:
         raise GdscopeError("the data has no samples")
     operator = HessianOperator(model, data, loss_fn, train=options.train, seed=options.seed)

@@ -421,6 +421,19 @@ TRIAL_SAMPLES = 32
 costs of each call would decide."""
 
 
+def first_samples(batches: Batches, samples: int | None) -> Batches:
+    """The first ``samples`` samples of ``batches`` (a fixed subset, in its batches), or all."""
+    if samples is None:
+        return batches
+    kept, left = [], samples
+    for inputs, targets in batches:
+        if left <= 0:
+            break
+        kept.append((inputs[:left], targets[:left]))
+        left -= len(targets)
+    return kept
+
+
 def _samples(batches: Batches) -> int:
     return sum(len(targets) for _, targets in batches)
 
