@@ -59,3 +59,33 @@ def test_honesty_of_a_long_path_is_computed_in_pieces_exactly():
     points = torch.stack([surface.point(x, y) for x, y in pairs])
     plane, _ = evaluate_plane_loop(model, batches, nn.CrossEntropyLoss(), points)
     np.testing.assert_array_equal(check.plane_loss, plane.numpy())
+
+
+def test_honesty_of_a_vmapped_surface_is_vmapped_in_its_chunks_and_equals_torch(monkeypatch):
+    model = mlp.make_model(seed=2).eval()
+    loader = mlp.make_loader()
+    batches = materialize(loader, "cpu")
+    layout = ParamLayout.of(model)
+    centre = layout.vector(model)
+    dx, dy = random_direction(model, seed=1), random_direction(model, seed=2)
+    surface = evaluate_plane(model, batches, nn.CrossEntropyLoss(), dx=dx, dy=dy,
+                             xs=[-1, 1], ys=[-1, 1], strategy="vmap", chunk=7)  # fmt: skip
+    assert (surface.meta["strategy"], surface.meta["chunk"]) == ("vmap", 7)
+
+    def no_loop(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the check of a vmapped surface went point by point")
+
+    monkeypatch.setattr("gdscope.nets.projection.evaluate_plane_loop", no_loop)
+    g = torch.Generator().manual_seed(1)
+    snapshots = centre + 0.3 * torch.randn(20, layout.size, generator=g) * centre.abs().mean()
+    path = RecordedPath(layout, snapshots.numpy(), np.arange(20), np.full(20, np.nan))
+    check = honesty(model, batches, nn.CrossEntropyLoss(), path, project(path, surface), surface)
+    # Each snapshot's loss as torch computes it: the weights loaded, the samples' mean.
+    for i in (0, 7, 19):
+        fresh = mlp.make_model()
+        fresh.load_state_dict(path.state(i), strict=False)
+        with torch.no_grad():
+            x = torch.cat([x for x, _ in loader])
+            y = torch.cat([y for _, y in loader])
+            want = float(nn.functional.cross_entropy(fresh(x), y))
+        assert abs(check.true_loss[i] - want) < 1e-5 * max(1.0, abs(want))

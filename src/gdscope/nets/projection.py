@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from gdscope.nets.directions import PCAPlane
-from gdscope.nets.plane import Batches, ModelSurface, evaluate_plane_loop
+from gdscope.nets.plane import Batches, ModelSurface, evaluate_plane_loop, evaluate_vectors
 from gdscope.nets.recorder import RecordedPath
 
 __all__ = ["Honesty", "ProjectedPath", "honesty", "project"]
@@ -82,15 +82,21 @@ def honesty(
     projected: ProjectedPath,
     surface: ModelSurface,
 ) -> Honesty:
-    """Evaluate every recorded model and its projection (exactly, not interpolated), a few
-    snapshots at a time so that a long path of a large model never sits on the device whole."""
+    """Evaluate every recorded model and its projection (exactly, not interpolated) the way the
+    surface was evaluated (its ``meta``'s strategy, vmapped or one point after another; a loop
+    for a surface read from elsewhere), in chunks no larger than its, so that a long path of a
+    large model never sits on the device whole. (Point by point, a 300-step path's check cost
+    more than the 41×41 plane it is drawn on.)"""
     device = batches[0][0].device
+    method = surface.meta.get("strategy")
+    evaluate = evaluate_vectors if method == "vmap" else evaluate_plane_loop
+    size = max(1, int(surface.meta.get("chunk", 16))) if method == "vmap" else 16
     true_loss, plane_loss = [], []
-    for start in range(0, len(path), 16):
-        indices = range(start, min(start + 16, len(path)))
+    for start in range(0, len(path), size):
+        indices = range(start, min(start + size, len(path)))
         true = torch.stack([path.vector(i) for i in indices]).to(device)
         on_plane = torch.stack([surface.point(projected.xs[i], projected.ys[i])
                                 for i in indices]).to(device)  # fmt: skip
-        true_loss.append(evaluate_plane_loop(model, batches, loss_fn, true)[0].cpu().numpy())
-        plane_loss.append(evaluate_plane_loop(model, batches, loss_fn, on_plane)[0].cpu().numpy())
+        true_loss.append(evaluate(model, batches, loss_fn, true)[0].cpu().numpy())
+        plane_loss.append(evaluate(model, batches, loss_fn, on_plane)[0].cpu().numpy())
     return Honesty(np.concatenate(true_loss), np.concatenate(plane_loss))
