@@ -23,7 +23,7 @@ require("fastapi")
 httpx = require("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from gdscope.jobs.board import Sources  # noqa: E402
+from gdscope.jobs.board import Sources, plane_file  # noqa: E402
 from gdscope.nets.recorder import Recorder, open_path  # noqa: E402
 from gdscope.server.board import create_board  # noqa: E402
 from gdscope.server.launch import start_server  # noqa: E402
@@ -193,6 +193,21 @@ def test_a_landscape_is_computed_in_the_background_cached_and_cancellable(tmp_pa
         assert not process.is_alive()
 
 
+def test_a_landscape_past_its_deadline_is_stopped_and_keeps_what_finished(tmp_path):
+    _mlp_run(tmp_path / "mlp")
+    board = create_board(tmp_path, sources=MLP, deadline_s=5.0)
+    with TestClient(board, base_url="http://127.0.0.1") as client:
+        client.post("/api/landscape", json={"name": "mlp", "points": 151})
+        process = client.app.state.landscapes.jobs["landscape", "mlp"].process
+        stopped = _wait(client, "mlp", 151)
+        error = stopped["job"]["error"]
+        assert error.startswith("stopped after") and "deadline of 5 s (--deadline)" in error
+        assert not process.is_alive()
+        assert stopped["stages"]["coarse"] is not None and stopped["stages"]["refined"] is None
+        # The refined grid's finished chunks wait in its resume file for the next Compute.
+        assert plane_file(tmp_path / "mlp", 6, 151).with_suffix(".resume.npz").exists()
+
+
 def test_the_spectrum_on_demand_is_what_its_command_computes(tmp_path):
     from gdscope.cli.main import main
 
@@ -315,6 +330,9 @@ def test_the_command_line_refuses_in_one_line(tmp_path):
     assert missing.returncode == 2 and "is not a folder of runs" in missing.stderr
     wrong = board(str(tmp_path), "--model", "nowhere:fn", "--data", "gdscope.examples.mlp:x")
     assert wrong.returncode == 2 and "cannot import 'nowhere'" in wrong.stderr
+    never = board(str(tmp_path), "--deadline", "0")
+    assert never.returncode == 2 and never.stderr.count("\n") == 1
+    assert "--deadline" in never.stderr and "positive" in never.stderr
 
 
 def test_board_in_a_notebook_frames_the_page_for_jupyter(runs):

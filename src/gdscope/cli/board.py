@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gdscope.cli import options
-from gdscope.cli.options import integer
+from gdscope.cli.options import integer, number
 from gdscope.cli.serve import _listen, _open_later, no_display, page_url
 from gdscope.errors import GdscopeError, needs_extra
 
@@ -25,6 +25,7 @@ PORT = 8010
 
 
 def add_parser(commands: Subparsers) -> None:
+    from gdscope.jobs.board import DEADLINE_S
     from gdscope.jobs.landscape import DEFAULT_LOSS, LOSS_HELP
 
     board = commands.add_parser(
@@ -42,6 +43,10 @@ def add_parser(commands: Subparsers) -> None:
                        help="returns the data the landscape is evaluated on")  # fmt: skip
     board.add_argument("--loss", default=DEFAULT_LOSS, metavar="NAME|MODULE:FUNCTION",
                        help=LOSS_HELP)  # fmt: skip
+    board.add_argument("--deadline", type=number, default=DEADLINE_S, metavar="SECONDS",
+                       help="a landscape's or spectrum's compute, at most, in CPU "
+                       "seconds (default: %(default)g): beyond, it stops; what finished "
+                       "is kept")  # fmt: skip
     board.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     board.add_argument("--port", type=integer, default=PORT, help="port (default: %(default)s)")
     board.add_argument("--no-browser", action="store_true", help="do not open a browser")
@@ -79,7 +84,8 @@ def run(ns: argparse.Namespace) -> int:
     sources = _sources(ns)
     headers = security_headers(tuple(ns.frame_ancestor))
     app = create_board(ns.runs, sources=sources, hosts=(ns.host, *ns.allow_host),
-                       frame_ancestors=tuple(ns.frame_ancestor))  # fmt: skip
+                       frame_ancestors=tuple(ns.frame_ancestor),
+                       deadline_s=ns.deadline)  # fmt: skip
     sock = _listen(ns.host, ns.port)
     url = page_url(ns.host, ns.port)
     try:

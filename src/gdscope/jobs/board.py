@@ -518,6 +518,11 @@ LINE_POINTS = 41
 """Points of the line from the first snapshot to the last (``gdscope landscape``'s default)."""
 FIGURE = "landscape.png"
 """The figure file the shown commands write."""
+DEADLINE_S = 900.0
+"""The most compute one landscape or spectrum may use, in its process's CPU seconds (where the
+system tells them; else the seconds it has run): beyond, it is stopped and says so. What
+finished stays cached and a refined grid's finished chunks in its resume file, so pressing
+Compute again goes on from them. ``gdscope board --deadline`` sets it."""
 
 
 @dataclass(frozen=True)
@@ -777,6 +782,8 @@ def landscape_worker(conn: Any, sources: Sources) -> None:
         order = conn.recv()
     except (EOFError, OSError):  # the server went away, or gave this process no work
         return
+    # Its imports are done: the server's deadline counts from this word (server.board).
+    conn.send({"stage": "starting", "done": 0, "total": 0, "finished": False})
     try:
         if order.get("what") == "spectrum":
             compute_spectrum(Path(order["folder"]), sources, snapshots=order["snapshots"],

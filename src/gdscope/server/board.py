@@ -6,7 +6,8 @@ command line or ``gdscope.board`` (``Sources``), never from a request. ``/api/ev
 what changes (server-sent events: new runs, new rows, a new sharpness) from one ``Watcher`` per
 page, which reads only the rows appended since it last looked. Landscapes run in a process each
 (the user's code, on one core), at most ``Limits.workers`` at once (503 beyond), cancellable,
-and written beside the run (``jobs.board.CACHE``), so a second visit reads them back. Every
+stopped past their deadline of compute (``jobs.board.DEADLINE_S``, ``--deadline``), and written
+beside the run (``jobs.board.CACHE``), so a second visit reads them back. Every
 request passes the explorer's ``Guard`` (Host and Origin checks, the body limit).
 """
 
@@ -17,6 +18,7 @@ import contextlib
 import json
 import multiprocessing
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gdscope.errors import GdscopeError
 from gdscope.jobs.board import (
     COARSE,
+    DEADLINE_S,
     NoSuchRun,
     OutsideRuns,
     Recording,
@@ -44,7 +47,7 @@ from gdscope.jobs.board import (
     spectrum_file,
 )
 from gdscope.nets.survey import MAX_POINTS
-from gdscope.server.pool import ComputePool, Limits, Refused
+from gdscope.server.pool import ComputePool, Limits, Refused, cpu_seconds
 from gdscope.server.security import LOOPBACK_HOSTS, Guard, allowed_name, security_headers
 from gdscope.server.static import files
 from gdscope.version import __version__
@@ -107,8 +110,13 @@ class Landscapes:
     a run replaces the one running), ``workers`` at once at most, each in a process of its own
     (a spare one, started ahead, takes the next order)."""
 
-    def __init__(self, runs: Runs, sources: Sources | None, workers: int) -> None:
+    def __init__(self, runs: Runs, sources: Sources | None, workers: int, *,
+                 deadline_s: float = DEADLINE_S) -> None:  # fmt: skip
+        if not deadline_s > 0:
+            raise GdscopeError(f"the deadline must be positive seconds, got {deadline_s}",
+                               settings=["deadline"])  # fmt: skip
         self.runs, self.sources, self.workers = runs, sources, workers
+        self.deadline_s = deadline_s
         self.jobs: dict[tuple[str, str], _Job] = {}
         """By what they compute (``landscape``, ``spectrum``) and run."""
         self.spare: tuple[Any, Any] | None = None
@@ -221,7 +229,7 @@ class Landscapes:
                    "points": points})  # fmt: skip
         job = _Job(name, snapshots, points, process, what)
         self.jobs[what, name] = job
-        threading.Thread(target=_listen, args=(job, conn), daemon=True).start()
+        threading.Thread(target=_listen, args=(job, conn, self.deadline_s), daemon=True).start()
         return answer()
 
     def cancel(self, name: str, what: str = "landscape") -> None:
@@ -266,17 +274,39 @@ def _newest(folder: Path) -> int | None:
     return max((c for c in counts if c is not None), default=None)
 
 
-def _listen(job: _Job, conn: Any) -> None:
-    """Keep ``job`` up to date with what its process says, until it ends."""
+def _listen(job: _Job, conn: Any, deadline_s: float) -> None:
+    """Keep ``job`` up to date with what its process says, until it ends; stop it once it has
+    used ``deadline_s`` of compute (``DEADLINE_S``)."""
+    pid, began, began_cpu = job.process.pid, None, None
     while True:
         try:
-            message = conn.recv()
+            ready = conn.poll(POLL_S)
+            message = conn.recv() if ready else None
         except (EOFError, OSError):
             with job.lock:
                 if not job.finished:
                     job.finished = True
                     job.error = job.error or "the landscape's process died (out of memory?)"
             break
+        if began is None:  # the clock starts when the process has its order, imports done
+            if message is None:
+                continue
+            began, began_cpu = time.monotonic(), None if pid is None else cpu_seconds(pid)
+        if message is None:
+            now = None if pid is None or began_cpu is None else cpu_seconds(pid)
+            used = time.monotonic() - began if now is None or began_cpu is None else \
+                now - began_cpu  # fmt: skip
+            if used > deadline_s:
+                job.process.kill()
+                job.process.join(timeout=10)  # gone before the state says it stopped
+                with job.lock:
+                    if not job.finished:  # (not cancelled meanwhile)
+                        job.finished = True
+                        job.error = (f"stopped after {used:.0f} s of compute, the board's"
+                                     f" deadline of {deadline_s:g} s (--deadline): what"
+                                     " finished is kept; Compute goes on from it")  # fmt: skip
+                break
+            continue
         with job.lock:
             if "end" in message:
                 job.finished = True
@@ -299,10 +329,12 @@ def create_board(
     limits: Limits | None = None,
     frame_ancestors: tuple[str, ...] = (),
     poll_s: float = POLL_S,
+    deadline_s: float = DEADLINE_S,
 ) -> Any:
     """The board's FastAPI application for the runs under ``root``; ``sources``: the model,
     data and loss to compute landscapes with (None: none are computed). ``hosts``,
-    ``frame_ancestors`` and ``limits`` as for the explorer (``server.app.create_app``)."""
+    ``frame_ancestors`` and ``limits`` as for the explorer (``server.app.create_app``);
+    ``deadline_s``: a landscape's or spectrum's compute, at most (``DEADLINE_S``)."""
     headers = security_headers(frame_ancestors)
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
@@ -310,7 +342,7 @@ def create_board(
 
     runs = Runs(root)
     limits = limits or Limits()
-    landscapes = Landscapes(runs, sources, limits.workers)
+    landscapes = Landscapes(runs, sources, limits.workers, deadline_s=deadline_s)
     streams = 0
 
     @contextlib.asynccontextmanager

@@ -145,21 +145,24 @@ def board(
     model: str | None = None,
     data: str | None = None,
     loss: str | None = None,
+    deadline: float | None = None,
     width: str = "100%",
     height: int = 900,
     origins: tuple[str, ...] = NOTEBOOK_ORIGINS,
 ) -> Explorer:
     """``gdscope board RUNS`` in a notebook cell: the runs under ``runs``, followed live.
     ``model``, ``data`` (``module:function``) and ``loss`` compute landscapes, as the command's
-    ``--model``, ``--data`` and ``--loss``; ``origins`` as for ``explore``. One server per
-    folder and settings, shared by the calls that name them, stopped with the kernel."""
+    ``--model``, ``--data`` and ``--loss``, ``deadline`` (seconds) as ``--deadline``;
+    ``origins`` as for ``explore``. One server per folder and settings, shared by the calls
+    that name them, stopped with the kernel."""
     folder = Path(runs).resolve()
     if not folder.is_dir():
         raise GdscopeError(f"{runs} is not a folder of runs")
     if (model is None) != (data is None):
         raise GdscopeError("board: model and data go together (the landscape needs both)")
     command: tuple[str, ...] = ("board", str(folder), "--no-browser")
-    for flag, value in (("--model", model), ("--data", data), ("--loss", loss)):
+    named = (("--model", model), ("--data", data), ("--loss", loss), ("--deadline", deadline))
+    for flag, value in named:
         if value is not None:
             command += (f"{flag}={value}",)
     base = _server(tuple(origins), command)
