@@ -472,7 +472,7 @@ def landscape_command(
     of ``paths`` (one, or several sharing it) through ``checkpoint``, on ``surface``'s grid,
     evaluated as it was (``surface.meta``: auto's choice depends on timing), drawn into
     ``out``. The same numbers as long as the recordings hold no more snapshots than then."""
-    from gdscope.jobs.replay import evaluation_argv
+    from gdscope.jobs.records import evaluation_argv
 
     def axis(flag: str, values: np.ndarray) -> list[str]:
         return [flag, repr(float(values[0])), repr(float(values[-1])), str(len(values))]

@@ -8,29 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gdscope.errors import GdscopeError
-from gdscope.jobs.records import DEFAULT_DPI, read_record
+from gdscope.jobs.records import DEFAULT_DPI, evaluation_argv, read_record
 
-__all__ = ["evaluation_argv", "read_record", "replay", "strip_outputs"]
+__all__ = ["read_record", "replay", "strip_outputs"]
 
 
 _OUTPUT_FLAGS = {"--out": 1, "--force": 0, "--save": 1, "--animate": 1}
 EVALUATION_FLAGS = {"--strategy": 1, "--chunk": 1, "--memory-format": 1, "--plan": 1}
-
-
-def evaluation_argv(chosen: Mapping[str, Any]) -> list[str]:
-    """The ``EVALUATION_FLAGS`` that evaluate a landscape as ``chosen`` (its record's
-    ``evaluation``, or its surface's ``meta``) says it was: auto's choice depends on timing,
-    and another chunking sums in float32 in another order."""
-    return ["--strategy", str(chosen["strategy"]), "--chunk", str(chosen["chunk"]),
-            "--memory-format", str(chosen["memory_format"]),
-            "--plan", json.dumps(chosen.get("plan", []))]  # fmt: skip
 
 
 def strip_outputs(argv: list[str], flags: dict[str, int] | None = None) -> list[str]:
