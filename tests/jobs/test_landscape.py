@@ -16,7 +16,7 @@ from gdscope.jobs.landscape import LandscapeJob, LandscapeResult
 from gdscope.nets.fit import fit
 from gdscope.nets.plane import EvaluationOptions, ModelSurface
 from gdscope.nets.recorder import ParamLayout, open_path
-from gdscope.nets.survey import PlaneOptions
+from gdscope.nets.survey import PlaneOptions, open_runs
 
 from ..reference import direct_loss, reference_surface, small_cnn_data
 
@@ -563,6 +563,8 @@ def test_several_runs_share_the_pca_plane_of_their_union(tmp_path):
         points=3,
     )
     assert [run.name for run in named.runs] == ["a", "b"]
+    twice = (tmp_path / "sgd", tmp_path / ".." / tmp_path.name / "sgd")  # one name: as given
+    assert open_runs(twice)[1] == [str(folder) for folder in twice]
     # Drawn: each run in its colour, named in the legend; its true loss beside the map.
     for view in ("contour", "heatmap", "surface"):
         fig = draw_landscape(result, view=view)

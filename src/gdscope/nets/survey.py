@@ -185,8 +185,9 @@ def open_runs(
     path: PathSource | Sequence[PathSource], names: Sequence[str] | None = None
 ) -> tuple[list[RecordedPath], list[str]]:
     """The recorded paths ``path`` names (one, or a sequence) and their names: ``names`` if
-    given, else each folder's name (``run 1``, ``run 2``, … for a path in memory); refused
-    unless they share one parameter layout (``check_layouts``)."""
+    given, else each folder's name (the folder as given where two names would be the same;
+    ``run 1``, ``run 2``, … for a path in memory); refused unless they share one parameter
+    layout (``check_layouts``)."""
     sources = [path] if isinstance(path, (RecordedPath, str, os.PathLike)) else list(path)
     if not sources:
         raise GdscopeError("path is an empty list: give one recorded path or more",
@@ -196,6 +197,9 @@ def open_runs(
     named = list(names) if names is not None else [
         f"run {i + 1}" if isinstance(source, RecordedPath) else _folder_name(source)
         for i, source in enumerate(sources)]  # fmt: skip
+    if names is None and len(set(named)) < len(named):  # runs/a/seed0, runs/b/seed0: as given
+        named = [n if isinstance(s, RecordedPath) else os.fspath(s)
+                 for n, s in zip(named, sources, strict=True)]  # fmt: skip
     recorded = [s if isinstance(s, RecordedPath) else open_path(s) for s in sources]
     check_layouts([r.layout for r in recorded], named)
     return recorded, named
