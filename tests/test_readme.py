@@ -9,6 +9,7 @@ the pages repeat runs once."""
 from __future__ import annotations
 
 import csv
+import functools
 import re
 import shlex
 from dataclasses import dataclass
@@ -83,7 +84,28 @@ def write_points(folder: Path) -> None:
         writer.writerows(zip(data.x.tolist(), data.y.tolist(), strict=True))
 
 
-READER_FILES = {"points.csv": write_points}
+def record_run(folder: Path, *, name: str) -> None:
+    """``runs/NAME``, a recording the reader brings: the example MLP trained one epoch by
+    ``torch.optim``'s SGD (with momentum) or Adam, recorded by ``gdscope.Recorder``."""
+    from gdscope import Recorder
+
+    model = mlp.make_model(seed=1)
+    optimizer = (torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9) if name == "sgd"
+                 else torch.optim.Adam(model.parameters(), lr=0.01))  # fmt: skip
+    recorder = Recorder(model, every=2, path=folder / "runs" / name)
+    for inputs, targets in mlp.make_loader(shuffle=True):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        recorder.step(loss)
+
+
+READER_FILES = {
+    "points.csv": write_points,
+    "runs/sgd": functools.partial(record_run, name="sgd"),
+    "runs/adam": functools.partial(record_run, name="adam"),
+}
 """Files the README's commands read but the reader brings, made here."""
 
 

@@ -105,3 +105,68 @@ def test_example_batch_size_runs_end_to_end(tmp_path, capsys, monkeypatch):
     assert main(["example", "batch-size", "--out", str(out)]) == 0
     assert capsys.readouterr().out.split() == [str(out / "batch-size.json"),
                                                str(out / "batch-size.png")]  # fmt: skip
+
+
+def test_several_paths_share_one_plane_saved_recorded_and_replayed(tmp_path, capsys):
+    import numpy as np
+
+    from gdscope.jobs.landscape import LandscapeJob, landscape_command, run_job
+    from gdscope.nets.surface_io import NAMES_KEY
+
+    from ..jobs.test_landscape import ADAM, SGD, record_mlp
+
+    record_mlp(tmp_path / "sgd", seed=1, optimizer=SGD)
+    record_mlp(tmp_path / "adam", seed=2, optimizer=ADAM)
+    sgd, adam = str(tmp_path / "sgd"), str(tmp_path / "adam")
+    grid = ("--directions", "pca", "--x", "-3", "3", "5", "--y", "-2", "2", "4")
+    out, saved = tmp_path / "both.png", tmp_path / "both.npz"
+    args = [*MLP, "--path", sgd, "--path", adam, *grid, "--strategy", "loop"]
+    assert main([*args, "--out", str(out), "--save", str(saved)]) == 0
+    job = run_job(LandscapeJob(model=MLP[2], data=MLP[4], path=[sgd, adam], directions="pca",
+                               x=(-3.0, 3.0, 5), y=(-2.0, 2.0, 4), strategy="loop"))  # fmt: skip
+    with np.load(saved) as arrays:
+        assert list(arrays[NAMES_KEY]) == ["sgd", "adam"]
+        np.testing.assert_array_equal(arrays["loss"], job.surface.loss)
+        for i, run in enumerate(job.runs):  # the first where one path's is, the others by index
+            suffix = f"_{i}" if i else ""
+            np.testing.assert_array_equal(arrays["path_x" + suffix], run.projected.xs)
+            np.testing.assert_array_equal(arrays["path_y" + suffix], run.projected.ys)
+            np.testing.assert_array_equal(arrays["off_plane" + suffix], run.projected.off_plane)
+    rec = read_record(out)
+    assert rec["argv"][1:] == args[1:-2]  # (the evaluation apart, as for one path)
+    assert set(rec["sha256"]) == {sgd, adam}  # both recordings pinned
+    assert main(["replay", str(out)]) == 0
+    assert (tmp_path / "both-replay.png").read_bytes() == out.read_bytes()
+    # The command the board shows for such a plane computes the same surface again.
+    command = landscape_command(model=MLP[2], data=MLP[4], checkpoint=None, paths=[sgd, adam],
+                                surface=job.surface, out=tmp_path / "again.png")  # fmt: skip
+    assert command[:2] == ["gdscope", "landscape"] and command.count("--path") == 2
+    assert main([*command[1:], "--save", str(tmp_path / "again.npz")]) == 0
+    with np.load(tmp_path / "again.npz") as arrays:
+        np.testing.assert_array_equal(arrays["loss"], job.surface.loss)
+    # HDF5: the reference's projection file holds the first path; the others beside it.
+    h5py = require("h5py")
+    assert main([*args, "--out", str(tmp_path / "h.png"), "--save", str(tmp_path / "h.h5")]) == 0
+    with h5py.File(tmp_path / "h_proj.h5", "r") as f:
+        np.testing.assert_array_equal(f["proj_xcoord"][()], job.runs[0].projected.xs)
+        np.testing.assert_array_equal(f["proj_ycoord_1"][()], job.runs[1].projected.ys)
+        assert [name.decode() for name in f[NAMES_KEY][()]] == ["sgd", "adam"]
+    # One path: the file and the record as they always were.
+    one = [*MLP, "--path", sgd, *grid]
+    assert (
+        main([*one, "--out", str(tmp_path / "one.png"), "--save", str(tmp_path / "one.npz")]) == 0
+    )
+    with np.load(tmp_path / "one.npz") as arrays:
+        assert NAMES_KEY not in arrays and "path_x_1" not in arrays and "path_x" in arrays
+    assert list(read_record(tmp_path / "one.png")["sha256"]) == [sgd]
+    capsys.readouterr()
+    both = [*MLP, "--path", sgd, "--path", adam, "--out", str(tmp_path / "x.png")]
+    for extra, message in (
+        ([*grid, "--animate", str(tmp_path / "m.gif")], "--animate moves one recorded path"),
+        (["--line"], "several recorded paths are drawn on a plane, not along a line"),
+        (["--path", str(tmp_path / "nope")], "nope: No such file or directory"),
+    ):
+        code = main([*both, *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, (extra, err)
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "m.gif").exists()

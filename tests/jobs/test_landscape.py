@@ -16,7 +16,7 @@ from gdscope.jobs.landscape import LandscapeJob, LandscapeResult
 from gdscope.nets.fit import fit
 from gdscope.nets.plane import EvaluationOptions, ModelSurface
 from gdscope.nets.recorder import ParamLayout, open_path
-from gdscope.nets.survey import PlaneOptions
+from gdscope.nets.survey import PlaneOptions, open_runs
 
 from ..reference import direct_loss, reference_surface, small_cnn_data
 
@@ -460,3 +460,164 @@ def test_run_example_refuses_a_file_where_its_folder_goes(tmp_path):
     with pytest.raises(GdscopeError, match=r"taken is a file, not a directory: .* cannot be"):
         run_example("mlp", taken / "sub", log=lambda _: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def record_mlp(folder, *, seed, optimizer, every=2, epochs=1):
+    """The example MLP trained by a plain torch loop with ``optimizer`` (a ``torch.optim``
+    class and its keywords), recorded by ``gdscope.Recorder`` into ``folder``."""
+    import gdscope
+
+    make, settings = optimizer
+    model = mlp.make_model(seed=seed)
+    step = make(model.parameters(), **settings)
+    recorder = gdscope.Recorder(model, every=every, path=folder)
+    for _ in range(epochs):
+        for inputs, targets in mlp.make_loader(shuffle=True, seed=seed):
+            step.zero_grad()
+            loss = nn.functional.cross_entropy(model(inputs), targets)
+            loss.backward()
+            step.step()
+            recorder.step(loss)
+    return model
+
+
+SGD = (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9})
+ADAM = (torch.optim.Adam, {"lr": 0.01})
+
+
+def with_weights(vector):
+    """A fresh example MLP holding the flat float32 ``vector`` (``named_parameters()`` order)."""
+    model = mlp.make_model()
+    state, start = {}, 0
+    for name, parameter in model.named_parameters():
+        state[name] = vector[start : start + parameter.numel()].reshape(parameter.shape)
+        start += parameter.numel()
+    model.load_state_dict(state)
+    return model
+
+
+def test_several_runs_share_the_pca_plane_of_their_union(tmp_path):
+    import gdscope
+    from gdscope.jobs.landscape import animate, draw_landscape, run_job
+
+    record_mlp(tmp_path / "sgd", seed=1, optimizer=SGD)
+    record_mlp(tmp_path / "adam", seed=2, optimizer=ADAM, every=3)
+    folders = [tmp_path / "sgd", tmp_path / "adam"]
+    result = run_job(LandscapeJob(**SPEC, path=folders, directions="pca", points=5,
+                                  strategy="loop"))  # fmt: skip
+    runs = [open_path(folder) for folder in folders]
+    # The PCA of the union of both runs' snapshots, in float64 by numpy (sklearn's PCA: centred
+    # on their mean), each axis up to its sign.
+    union = np.concatenate([np.asarray(run.snapshots, dtype=np.float64) for run in runs])
+    _, singular, components = np.linalg.svd(union - union.mean(0), full_matrices=False)
+    surface = result.surface
+    for direction, component in ((surface.dx, components[0]), (surface.dy, components[1])):
+        found = direction.double().numpy()
+        np.testing.assert_allclose(found, np.sign(found @ component) * component, atol=1e-6)
+    np.testing.assert_allclose(result.explained, singular[:2] ** 2 / (singular**2).sum(),
+                               rtol=1e-6)  # fmt: skip
+    # No checkpoint: the plane goes through the first run's last snapshot.
+    np.testing.assert_array_equal(surface.centre.numpy(), runs[0].snapshots[-1])
+    assert [run.name for run in result.runs] == ["sgd", "adam"]
+    assert result.projected is result.runs[0].projected and result.path is result.runs[0].path
+    # Each run's plane coordinates: least squares of its snapshots minus the centre.
+    basis = np.stack([surface.dx.double().numpy(), surface.dy.double().numpy()], axis=1)
+    for run, recorded in zip(result.runs, runs, strict=True):
+        deltas = np.asarray(recorded.snapshots, dtype=np.float64) - surface.centre.double().numpy()
+        coefficients = np.linalg.lstsq(basis, deltas.T, rcond=None)[0]
+        np.testing.assert_allclose(run.projected.xs, coefficients[0], atol=1e-5)
+        np.testing.assert_allclose(run.projected.ys, coefficients[1], atol=1e-5)
+        # the default grid frames every run
+        assert surface.xs[0] < run.projected.xs.min() < run.projected.xs.max() < surface.xs[-1]
+        assert surface.ys[0] < run.projected.ys.min() < run.projected.ys.max() < surface.ys[-1]
+        # each recorded model's true loss, as torch computes it
+        last = with_weights(torch.from_numpy(np.array(recorded.snapshots[-1])))
+        assert run.honesty.true_loss[-1] == pytest.approx(
+            direct_loss(last, mlp.make_loader(), nn.CrossEntropyLoss())[0], rel=1e-5)  # fmt: skip
+    # The surface at a grid point: the loss of the model with those weights.
+    j, i = 1, 3
+    point = surface.centre + surface.xs[i] * surface.dx + surface.ys[j] * surface.dy
+    assert surface.loss[j, i] == pytest.approx(
+        direct_loss(with_weights(point), mlp.make_loader(), nn.CrossEntropyLoss())[0], rel=1e-5
+    )
+    # The notebook's call on the recordings in memory (the board's): the same plane and values.
+    model = with_weights(torch.from_numpy(np.array(runs[0].snapshots[-1])))
+    notebook = gdscope.model_landscape(
+        model,
+        mlp.make_loader(),
+        nn.CrossEntropyLoss(),
+        path=runs,
+        directions="pca",
+        points=5,
+        strategy="loop",
+    )
+    np.testing.assert_array_equal(notebook.surface.loss, surface.loss)
+    assert [run.name for run in notebook.runs] == ["run 1", "run 2"]
+    named = gdscope.model_landscape(
+        model,
+        mlp.make_loader(),
+        nn.CrossEntropyLoss(),
+        path=runs,
+        run_names=["a", "b"],
+        directions="pca",
+        points=3,
+    )
+    assert [run.name for run in named.runs] == ["a", "b"]
+    twice = (tmp_path / "sgd", tmp_path / ".." / tmp_path.name / "sgd")  # one name: as given
+    assert open_runs(twice)[1] == [str(folder) for folder in twice]
+    # Drawn: each run in its colour, named in the legend; its true loss beside the map.
+    for view in ("contour", "heatmap", "surface"):
+        fig = draw_landscape(result, view=view)
+        ax = fig.axes[0]
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert {"sgd", "adam"} <= set(lines)
+        assert lines["sgd"].get_color() != lines["adam"].get_color()
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "sgd" in legend and "adam" in legend and legend.count("start") <= 1
+        if view != "surface":
+            np.testing.assert_allclose(lines["adam"].get_xdata(), result.runs[1].projected.xs)
+            np.testing.assert_allclose(lines["adam"].get_ydata(), result.runs[1].projected.ys)
+        honesty = next(a for a in fig.axes if a.get_title().startswith("along the path"))
+        labels = [line.get_label() for line in honesty.get_lines()]
+        assert labels == ["sgd: true", "sgd: surface", "adam: true", "adam: surface"]
+    accuracy = draw_landscape(result, metric="accuracy").axes[0]
+    assert {"sgd", "adam"} <= {line.get_label() for line in accuracy.get_lines()}
+    with pytest.raises(GdscopeError, match="an animation moves one recorded path"):
+        animate(result)
+
+
+def test_runs_of_another_layout_and_a_line_are_refused_one_path_is_as_before(tmp_path):
+    import gdscope
+    from gdscope.jobs.landscape import run_job
+
+    record_mlp(tmp_path / "sgd", seed=1, optimizer=SGD)
+    wide = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(),
+                         nn.Linear(16, 3))  # fmt: skip
+    recorder = gdscope.Recorder(wide, path=tmp_path / "wide")
+    recorder.step(torch.tensor(1.0))
+    folders = [tmp_path / "sgd", tmp_path / "wide"]
+    message = (r"^runs sgd and wide do not share one parameter layout: '2\.weight' is "
+               r"\(32, 32\) in sgd, \(16, 32\) in wide$")  # fmt: skip
+    with pytest.raises(GdscopeError, match=message):
+        run_job(LandscapeJob(**SPEC, path=folders, directions="pca", points=3))
+    with pytest.raises(GdscopeError, match=message):
+        gdscope.model_landscape(mlp.make_model(), mlp.make_loader(), nn.CrossEntropyLoss(),
+                                path=folders, points=3)  # fmt: skip
+    with pytest.raises(GdscopeError, match="several recorded paths are drawn on a plane"):
+        LandscapeJob(**SPEC, path=[folders[0], folders[0]], directions="random", line=True)
+    with pytest.raises(GdscopeError, match="path is an empty list"):
+        LandscapeJob(**SPEC, path=[])
+    # One path, alone or in a list: the job it always was (no runs), the same numbers.
+    one = LandscapeJob(**SPEC, path=folders[0], directions="pca", points=4, strategy="loop")
+    assert one == LandscapeJob(**SPEC, path=[folders[0]], directions="pca", points=4,
+                               strategy="loop")  # fmt: skip
+    assert one.path == folders[0] and replace(one, loss="mse").paths == (folders[0],)
+    alone = run_job(one)
+    assert alone.runs == ()
+    model = mlp.make_model()  # (no checkpoint: one path's plane is through the model as made)
+    direct = gdscope.model_landscape(model, mlp.make_loader(), nn.CrossEntropyLoss(),
+                                     path=open_path(folders[0]), directions="pca", points=4,
+                                     strategy="loop")  # fmt: skip
+    np.testing.assert_array_equal(alone.surface.loss, direct.surface.loss)
+    np.testing.assert_array_equal(alone.projected.xs, direct.projected.xs)
+    np.testing.assert_array_equal(alone.surface.centre, ParamLayout.of(model).vector(model))

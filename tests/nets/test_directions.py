@@ -105,6 +105,51 @@ def test_pca_of_a_diverged_path_names_its_first_non_finite_snapshot():
             pca_plane(diverged, block=block)
 
 
+def _split(path, at):
+    """``path`` as two recordings: its first ``at`` snapshots and the rest."""
+    return [RecordedPath(path.layout, path.snapshots[part], path.steps[part], path.losses[part])
+            for part in (slice(0, at), slice(at, None))]  # fmt: skip
+
+
+@pytest.mark.parametrize("block", [5, 1 << 20])
+def test_pca_of_several_paths_is_the_pca_of_their_union(block):
+    path, _, _ = plane_path(count=10, size=40, seed=4)
+    noisy = path.snapshots + 0.01 * np.random.RandomState(1).randn(*path.snapshots.shape)
+    path = RecordedPath(path.layout, noisy.astype(np.float32), path.steps, path.losses)
+    first, second = _split(path, 4)
+    shared = pca_plane([first, second], block=block)
+    # numpy's float64 PCA of the union (centred on its mean), each axis up to its sign
+    union = noisy.astype(np.float32).astype(np.float64)
+    _, singular, components = np.linalg.svd(union - union.mean(0), full_matrices=False)
+    for direction, component in ((shared.dx, components[0]), (shared.dy, components[1])):
+        found = direction.double().numpy()
+        np.testing.assert_allclose(found, np.sign(found @ component) * component, atol=1e-6)
+    np.testing.assert_allclose(shared.explained_variance_ratio,
+                               singular[:2] ** 2 / (singular**2).sum(), rtol=1e-6)  # fmt: skip
+    # through the first path's last snapshot unless told; the order of the union is the plane's
+    assert torch.equal(shared.centre, torch.from_numpy(first.snapshots[-1]))
+    swapped = pca_plane([second, first], block=block)
+    assert abs(float(swapped.dx.double() @ shared.dx.double())) == pytest.approx(1.0, abs=1e-5)
+    # one path in a list is that path
+    alone = pca_plane([path], block=block)
+    assert torch.equal(alone.dx, pca_plane(path, block=block).dx)
+
+
+def test_pca_of_several_paths_names_the_one_that_diverged_and_refuses_two_layouts():
+    path, _, _ = plane_path(count=8, size=20)
+    snapshots = path.snapshots.copy()
+    snapshots[6, 3] = np.inf  # snapshot 2 of the second path
+    steps = np.arange(8) * 5
+    diverged = RecordedPath(path.layout, snapshots, steps, path.losses)
+    with pytest.raises(GdscopeError, match=r"recorded path 2 of 2 is not finite from snapshot 2 "
+                       r"\(step 30\)"):  # fmt: skip
+        pca_plane(_split(diverged, 4))
+    other = RecordedPath(ParamLayout(("w",), ((19,),)), path.snapshots[:, :19], path.steps,
+                         path.losses)  # fmt: skip
+    with pytest.raises(GdscopeError, match="paths of one parameter layout"):
+        pca_plane([path, other])
+
+
 def test_pca_plane_goes_through_the_centre_it_is_given_with_the_same_directions():
     path, _, _ = plane_path(count=7, size=30, seed=2)
     last = pca_plane(path)

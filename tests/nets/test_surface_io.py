@@ -192,3 +192,25 @@ def test_files_that_are_not_the_reference_layout_are_refused(tmp_path):
     ):
         with pytest.raises(GdscopeError, match=message.replace("(", r"\(").replace(")", r"\)")):
             read_surface(tmp_path / path, proj=proj and tmp_path / proj)
+
+
+def test_several_runs_are_saved_by_name_beside_the_first(tmp_path):
+    from gdscope.nets.plane import ModelSurface
+    from gdscope.nets.projection import ProjectedPath
+    from gdscope.nets.surface_io import NAMES_KEY, save_surface
+
+    one = torch.zeros(1)
+    surface = ModelSurface(np.arange(2.0), np.arange(3.0), np.ones((3, 2)), None, one, one, one,
+                           ParamLayout(("w",), ((1,),)))  # fmt: skip
+    paths = [ProjectedPath(np.full(n, n + 0.5), -np.arange(n), np.zeros(n), np.arange(n))
+             for n in (2, 3, 4)]  # fmt: skip
+    runs = list(zip(("a", "b", "c"), paths, strict=True))
+    (written,) = save_surface(surface, tmp_path / "s.npz", runs=runs)
+    with np.load(written) as saved:
+        assert list(saved[NAMES_KEY]) == ["a", "b", "c"]
+        for key, i in (("path_x", 0), ("path_x_1", 1), ("path_x_2", 2)):
+            np.testing.assert_array_equal(saved[key], paths[i].xs)
+        np.testing.assert_array_equal(saved["path_y_2"], paths[2].ys)
+    with pytest.raises(GdscopeError, match="not both"):
+        save_surface(surface, tmp_path / "t.npz", projected=paths[0], runs=runs)
+    assert not (tmp_path / "t.npz").exists()

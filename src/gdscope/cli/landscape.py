@@ -31,8 +31,8 @@ __all__ = ["COMMANDS", "add_model_options", "add_parser", "run"]
 
 
 _CHOICE_HELP = {
-    "--directions": "filter-normalized random (default), PCA of --path, a line --to, or the "
-    "top two Hessian eigenvectors (unit vectors with --norm none)",
+    "--directions": "filter-normalized random (default), PCA of --path (of every --path "
+    "together), a line --to, or the top two Hessian eigenvectors (unit vectors with --norm none)",
     "--norm": "scale random directions filter by filter (default), per layer, or not at all",
     "--ignore": "1-D parameters (biases, norm layers): zero them, or keep them",
     "--strategy": "vmap: many grid points per forward pass; loop: one at a time; auto (default): "
@@ -72,7 +72,9 @@ def add_model_options(scape: argparse.ArgumentParser, *, path: bool = True) -> N
         help="weights to load (torch.save of a state_dict, or a checkpoint dict holding one)",
     )
     if path:
-        scape.add_argument("--path", type=Path, help="a recording (Recorder(path=...)) to project")
+        scape.add_argument("--path", type=Path, action="append",
+                           help="a recording (Recorder(path=...)) to project; repeat it to draw "
+                           "several runs on one plane (PCA of their union)")  # fmt: skip
 
 
 def _add_file_options(scape: argparse.ArgumentParser) -> None:
@@ -317,6 +319,8 @@ def _check(ns: argparse.Namespace) -> None:
         if ns.path is None and ns.proj is None:
             given = "--proj" if ns.from_h5 is not None else "--path"
             raise GdscopeError(f"--animate draws the recorded path: give {given}")
+        if ns.path is not None and len(ns.path) > 1:
+            raise GdscopeError("--animate moves one recorded path: give one --path")
         if ns.metric != "loss":
             raise GdscopeError("--animate draws the path over the loss: drop --metric")
         if ns.line or ns.directions == "line":
@@ -341,7 +345,8 @@ def _landscape(ns: argparse.Namespace) -> int:
 
     backend = options.ray_backend(ns, RayBackend)
     job = LandscapeJob(
-        model=ns.model, data=ns.data, loss=ns.loss, checkpoint=ns.checkpoint, path=ns.path,
+        model=ns.model, data=ns.data, loss=ns.loss, checkpoint=ns.checkpoint,
+        path=ns.path[0] if ns.path is not None and len(ns.path) == 1 else ns.path,
         directions=ns.directions, to=ns.to, norm=ns.norm, ignore=ns.ignore, seed=ns.seed,
         states=ns.states,
         x=_grid_axis(ns.x, "--x") if ns.x else None,
@@ -408,7 +413,8 @@ def _pinned(ns: argparse.Namespace) -> dict[str, str]:
     """The SHA-256 of each file the landscape reads, by its name on the command line."""
     from gdscope.files import content_sha256
 
-    files = [getattr(ns, name) for name in _PINNED if getattr(ns, name, None) is not None]
+    given = [getattr(ns, name) for name in _PINNED if getattr(ns, name, None) is not None]
+    files = [file for value in given for file in (value if isinstance(value, list) else [value])]
     return {str(file): content_sha256(file) for file in files}
 
 
@@ -421,8 +427,10 @@ def _write_landscape(
     if ns.save is not None:  # first: the computation is kept even if drawing it fails
         from gdscope.nets.surface_io import save_surface
 
-        for path in save_surface(result.surface, ns.save, projected=result.projected,
-                                 explained=result.explained, force=ns.force):  # fmt: skip
+        runs = [(run.name, run.projected) for run in result.runs]
+        for path in save_surface(result.surface, ns.save, explained=result.explained,
+                                 projected=None if runs else result.projected, runs=runs,
+                                 force=ns.force):  # fmt: skip
             options.wrote(path)
     fig = draw_landscape(result, view=ns.view, metric=ns.metric, log=ns.log_color, title=ns.title)
     points = int(result.surface.meta["points"])

@@ -437,9 +437,10 @@ def check_inputs(ns: argparse.Namespace, outputs: Iterable[Path | None]) -> None
     (with ``--force``), or be refused only after the work."""
     written = [Path(p) for p in outputs if p is not None]
     for name in READ_FILES:
-        value = getattr(ns, name, None)
-        if value is not None and any(_same_file(Path(value), out) for out in written):
-            raise GdscopeError(f"{flag(name)} {value} is also an output: name another file")
+        given = getattr(ns, name, None)
+        for value in given if isinstance(given, list) else [given]:  # (--path repeats)
+            if value is not None and any(_same_file(Path(value), out) for out in written):
+                raise GdscopeError(f"{flag(name)} {value} is also an output: name another file")
 
 
 def check_dpi(dpi: float) -> None:

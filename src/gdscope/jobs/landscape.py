@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from gdscope.nets.survey import (
     check_convexity,
     model_landscape,
     not_finite_note,
+    open_runs,
     split_options,
 )
 
@@ -39,6 +41,7 @@ __all__ = [
     "draw_landscape",
     "fresh_model",
     "from_h5",
+    "landscape_command",
     "load_callable",
     "load_loss",
     "load_model",
@@ -47,6 +50,7 @@ __all__ = [
     "plane_labels",
     "run_example",
     "run_job",
+    "run_trajectories",
     "split_callable",
     "users_code",
 ]
@@ -112,16 +116,20 @@ def _module(made: Any, spec: str, what: str) -> nn.Module:
 class LandscapeJob:
     """Everything ``gdscope landscape`` needs, parsed, typed and checked: the model, data and
     loss to import (``module:function``), the checkpoints to load (``checkpoint`` into the
-    model, ``to`` into the line's end), the recorded ``path``, the ``plane`` and the
-    ``evaluation``, and the ``convexity`` map to add (None: none). Like ``model_landscape``,
-    the fields of ``plane`` and ``evaluation`` may also be given as keywords
-    (``directions="pca"``, ``strategy="loop"``, …)."""
+    model, ``to`` into the line's end), the recorded ``path`` (a folder, or a sequence of
+    several; kept as ``paths``, which may be given instead, as ``dataclasses.replace`` does),
+    the ``plane`` and the ``evaluation``, and the ``convexity`` map to add (None: none). Like
+    ``model_landscape``, the fields of ``plane`` and ``evaluation`` may also be given as
+    keywords (``directions="pca"``, ``strategy="loop"``, …).
+
+    Several paths share one plane (``model_landscape``); without a ``checkpoint`` it is centred
+    on the first path's last snapshot (one path: on the model as ``model`` makes it)."""
 
     model: str
     data: str
     loss: str
     checkpoint: Path | None
-    path: Path | None
+    paths: tuple[Path, ...]
     to: Path | None
     plane: PlaneOptions
     evaluation: EvaluationOptions
@@ -134,21 +142,34 @@ class LandscapeJob:
         *,
         loss: str = DEFAULT_LOSS,
         checkpoint: Path | None = None,
-        path: Path | None = None,
+        path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+        paths: Sequence[str | os.PathLike[str]] = (),
         to: Path | None = None,
         plane: PlaneOptions | None = None,
         evaluation: EvaluationOptions | None = None,
         convexity: ConvexityOptions | None = None,
         **options: Any,
     ) -> None:
-        plane, evaluation = split_options(options, plane, evaluation, path=path is not None,
-                                          to=to is not None)  # fmt: skip
+        if path is not None and paths:
+            raise GdscopeError("give path or paths, not both", settings=["path"])
+        given = [path] if isinstance(path, (str, os.PathLike)) else (path or paths)
+        if path is not None and not given:
+            raise GdscopeError("path is an empty list: give one recorded path or more",
+                               settings=["path"])  # fmt: skip
+        paths = tuple(Path(p) for p in given)
+        plane, evaluation = split_options(options, plane, evaluation, path=bool(paths),
+                                          to=to is not None, several=len(paths) > 1)  # fmt: skip
         check_convexity(convexity, plane)
         for name, value in (("model", model), ("data", data), ("loss", loss),
-                            ("checkpoint", checkpoint), ("path", path), ("to", to),
+                            ("checkpoint", checkpoint), ("paths", paths), ("to", to),
                             ("plane", plane), ("evaluation", evaluation),
                             ("convexity", convexity)):  # fmt: skip
             object.__setattr__(self, name, value)
+
+    @property
+    def path(self) -> Path | None:
+        """The (first) recorded path, or None."""
+        return self.paths[0] if self.paths else None
 
 
 CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
@@ -238,11 +259,18 @@ def run_job(
     (``progress`` counts grid points, ``convexity_progress`` the convexity map's)."""
     make_model, make_data, loss_fn = load_parts(job.model, job.data, job.loss)
     first = job.checkpoint.name if job.checkpoint is not None else "the model"
+    path: Any = job.path
+    names = None
     with users_code(f"evaluating {job.model} on {job.data} with loss {job.loss}"):
         model = fresh_model(make_model, job.checkpoint)
+        if len(job.paths) > 1:
+            path, names = open_runs(job.paths)
+            if job.checkpoint is None:  # the shared plane through the first run's end
+                path[0].layout.check(model)
+                model.load_state_dict(path[0].state(len(path[0]) - 1), strict=False)
         end = fresh_model(make_model, job.to) if job.to is not None else None
         return model_landscape(
-            model, make_data(), loss_fn, path=job.path, to=end, progress=progress,
+            model, make_data(), loss_fn, path=path, run_names=names, to=end, progress=progress,
             names=(first, job.to.name if job.to is not None else ""), plane=job.plane,
             evaluation=job.evaluation, convexity=job.convexity,
             convexity_progress=convexity_progress,
@@ -252,11 +280,20 @@ def run_job(
 def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: str = "loss",
          log: bool = False, title: str | None = None, fig: Figure | None = None
          ) -> Figure:  # fmt: skip
-    """The map (or line) with the projected path, and the honesty chart when there is a path.
+    """The map (or line) with the projected path, and the honesty chart when there is a path;
+    several paths (``result.runs``) each in its colour, named in the legend.
 
     ``metric="accuracy"`` maps the accuracy instead of the loss (heatmap or contours; a line
     always shows both)."""
-    from gdscope.render.networks import ACCURACY_CMAP, plot_honesty, plot_line, surface_landscape
+    from gdscope.render.networks import (
+        ACCURACY_CMAP,
+        plot_honesty,
+        plot_honesty_runs,
+        plot_line,
+        plot_runs,
+        plot_runs3d,
+        surface_landscape,
+    )
     from gdscope.render.panels import plot_descent, plot_landscape, plot_path
 
     check_view(view)
@@ -272,22 +309,33 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
     columns = 1 + extra
     landscape = surface_landscape(surface, metric, labels=plane_labels(result))
     trajectory = recorded_trajectory(result)
+    runs = run_trajectories(result)
     if metric == "accuracy":
         if view == "surface":
             raise GdscopeError("the accuracy is mapped as a heatmap or contours, not a surface")
         ax = fig.add_subplot(1, columns, 1)
-        plot_landscape(landscape, ax=ax, log=log, kind=view, mark_minimum=False, cmap=ACCURACY_CMAP)
-        if trajectory is not None:
+        if runs:
+            plot_runs(landscape, runs, ax=ax, log=log, kind=view, cmap=ACCURACY_CMAP,
+                      mark_minimum=False)  # fmt: skip
+        else:
+            plot_landscape(landscape, ax=ax, log=log, kind=view, mark_minimum=False,
+                           cmap=ACCURACY_CMAP)  # fmt: skip
+        if trajectory is not None and not runs:
             plot_path(trajectory, ax=ax, grid=landscape.grid)
             ax.legend(loc="lower right", fontsize=7, framealpha=0.8)
     elif view == "surface":
         from gdscope.render.surface3d import plot_surface3d
 
         ax = fig.add_subplot(1, columns, 1, projection="3d")
-        plot_surface3d(landscape, trajectory, ax=ax, log=log)
+        if runs:
+            plot_runs3d(landscape, runs, ax=ax, log=log)
+        else:
+            plot_surface3d(landscape, trajectory, ax=ax, log=log)
     else:
         ax = fig.add_subplot(1, columns, 1)
-        if trajectory is not None:
+        if runs:
+            plot_runs(landscape, runs, ax=ax, log=log, kind=view)
+        elif trajectory is not None:
             plot_descent(landscape, trajectory, ax=ax, log=log, kind=view, legend=True)
         else:
             plot_landscape(landscape, ax=ax, log=log, kind=view)
@@ -297,7 +345,10 @@ def draw_landscape(result: LandscapeResult, *, view: str = "contour", metric: st
     if (not_finite := not_finite_note(surface)) and view != "surface":
         ax.text(0.02, 0.98, not_finite, transform=ax.transAxes, va="top", fontsize=7,
                 color="#d7191c", wrap=True)  # fmt: skip
-    if result.honesty is not None and result.path is not None:
+    if result.runs:
+        plot_honesty_runs([(run.name, run.honesty, np.asarray(run.path.steps))
+                           for run in result.runs], ax=fig.add_subplot(1, columns, 2))  # fmt: skip
+    elif result.honesty is not None and result.path is not None:
         plot_honesty(
             result.honesty, np.asarray(result.path.steps), ax=fig.add_subplot(1, columns, 2)
         )
@@ -328,6 +379,16 @@ def recorded_trajectory(result: LandscapeResult) -> Any:
               else on_surface(result.surface, projected.xs, projected.ys))  # fmt: skip
     optimizer = result.path.optimizer if result.path is not None else None
     return path_trajectory(projected, losses, optimizer=optimizer)
+
+
+def run_trajectories(result: LandscapeResult) -> list[tuple[str, Any]]:
+    """Each of several recorded paths (``result.runs``) as ``(name, Trajectory)`` at its
+    models' true losses; empty with one path or none."""
+    from gdscope.render.networks import path_trajectory
+
+    return [(run.name, path_trajectory(run.projected, run.honesty.true_loss,
+                                       optimizer=run.path.optimizer))
+            for run in result.runs]  # fmt: skip
 
 
 def on_surface(surface: ModelSurface, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -377,6 +438,9 @@ def animate(result: LandscapeResult, *, view: str = "contour", log: bool = False
     from gdscope.render.networks import surface_landscape
 
     check_view(view)
+    if result.runs:
+        raise GdscopeError("an animation moves one recorded path: give one path (several are "
+                           "drawn together in the figure)", settings=["path"])  # fmt: skip
     trajectory = recorded_trajectory(result)
     if trajectory is None or result.projected is None:
         raise GdscopeError("an animation shows a recorded path on a plane: give path",
@@ -392,6 +456,32 @@ def animate(result: LandscapeResult, *, view: str = "contour", log: bool = False
         equal_aspect=False, counter=lambda i: f"snapshot {i:>4}  step {int(steps[i]):>6}",
         step_label="snapshot", curve_labels=[curve],
     )  # fmt: skip
+
+
+def landscape_command(
+    *,
+    model: str,
+    data: str,
+    loss: str = DEFAULT_LOSS,
+    checkpoint: str | os.PathLike[str] | None,
+    paths: Sequence[str | os.PathLike[str]],
+    surface: ModelSurface,
+    out: str | os.PathLike[str] = "landscape.png",
+) -> list[str]:
+    """The ``gdscope landscape`` command line that computes ``surface`` again: the PCA plane
+    of ``paths`` (one, or several sharing it) through ``checkpoint``, on ``surface``'s grid,
+    evaluated as it was (``surface.meta``: auto's choice depends on timing), drawn into
+    ``out``. The same numbers as long as the recordings hold no more snapshots than then."""
+    from gdscope.jobs.records import evaluation_argv
+
+    def axis(flag: str, values: np.ndarray) -> list[str]:
+        return [flag, repr(float(values[0])), repr(float(values[-1])), str(len(values))]
+
+    weights = [] if checkpoint is None else ["--checkpoint", os.fspath(checkpoint)]
+    return ["gdscope", "landscape", "--model", model, "--data", data, "--loss", loss, *weights,
+            *(arg for path in paths for arg in ("--path", os.fspath(path))),
+            "--directions", "pca", *axis("--x", surface.xs), *axis("--y", surface.ys),
+            *evaluation_argv(surface.meta), "--out", os.fspath(out)]  # fmt: skip
 
 
 EXAMPLES = {"mlp": "gdscope.examples.mlp", "cnn": "gdscope.examples.cnn"}

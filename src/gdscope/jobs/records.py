@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from gdscope.errors import GdscopeError
 from gdscope.files import DEFAULT_DPI, RECORD_KEYS
 from gdscope.version import __version__
 
-__all__ = ["DEFAULT_DPI", "read_record", "record", "sidecar"]
+__all__ = ["DEFAULT_DPI", "evaluation_argv", "read_record", "record", "sidecar"]
 
 
 def record(kind: str, *, interrupted: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -26,6 +27,15 @@ def record(kind: str, *, interrupted: str | None = None, **fields: Any) -> dict[
     when Ctrl-C cut the work short (such a file cannot be made again as it is)."""
     rec = {"kind": kind, "gdscope": __version__, **fields}
     return rec if interrupted is None else {**rec, "interrupted": interrupted}
+
+
+def evaluation_argv(chosen: Mapping[str, Any]) -> list[str]:
+    """The options that evaluate a landscape as ``chosen`` (a landscape record's
+    ``evaluation``, or its surface's ``meta``) says it was: auto's choice depends on timing,
+    and another chunking sums in float32 in another order (``replay.EVALUATION_FLAGS``)."""
+    return ["--strategy", str(chosen["strategy"]), "--chunk", str(chosen["chunk"]),
+            "--memory-format", str(chosen["memory_format"]),
+            "--plan", json.dumps(chosen.get("plan", []))]  # fmt: skip
 
 
 def sidecar(path: str | os.PathLike[str]) -> Path:

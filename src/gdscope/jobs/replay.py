@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gdscope.errors import GdscopeError
-from gdscope.jobs.records import DEFAULT_DPI, read_record
+from gdscope.jobs.records import DEFAULT_DPI, evaluation_argv, read_record
 
 __all__ = ["read_record", "replay", "strip_outputs"]
 
@@ -187,9 +186,7 @@ def _replay_argv(
     chosen = rec.get("evaluation")
     if chosen:  # evaluate as the original did (auto's choice depended on timing);
         # the record's argv holds none of these flags (the CLI strips them)
-        argv += ["--strategy", str(chosen["strategy"]), "--chunk", str(chosen["chunk"]),
-                 "--memory-format", str(chosen["memory_format"]),
-                 "--plan", json.dumps(chosen.get("plan", []))]  # fmt: skip
+        argv += evaluation_argv(chosen)
     if force:
         argv.append("--force")
     with contextlib.redirect_stdout(io.StringIO()):  # the command prints what it wrote: the

@@ -10,6 +10,7 @@ between two BatchNorm networks really ends at the second one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -152,39 +153,56 @@ def _svd_flip(u: Tensor) -> Tensor:
     return u * torch.where(signs == 0, 1.0, signs).to(u)
 
 
+def _union_rows(paths: Sequence[RecordedPath], start: int, stop: int) -> Tensor:
+    """Columns ``start:stop`` of every path's snapshots, one under the other, in float64."""
+    blocks = [np.array(path.snapshots[:, start:stop], dtype=np.float64) for path in paths]
+    return torch.from_numpy(blocks[0] if len(blocks) == 1 else np.concatenate(blocks))
+
+
 def pca_plane(
-    path: RecordedPath, *, centre: Tensor | None = None, block: int = 1 << 20
+    path: RecordedPath | Sequence[RecordedPath],
+    *,
+    centre: Tensor | None = None,
+    block: int = 1 << 20,
 ) -> PCAPlane:
     """PCA of the snapshots' differences to the final one (as the reference does it), centred.
     The plane goes through ``centre``: the model the landscape is of, at its current weights
     (the reference centres on its final model, which need not be the last snapshot taken);
     by default the path's last point. The directions do not depend on it (PCA centres).
 
+    Several paths (one layout: ``nets.survey.check_layouts``) share one plane: the PCA of the
+    union of their snapshots, differences to the first path's final one, centred on their
+    common mean; by default through the first path's last point.
+
     Works on the ``T × T`` Gram matrix accumulated over column blocks of at most ``block``
     parameters, so a million-parameter path streamed to disk is never loaded whole. A path
     that is not finite somewhere (a diverged run) is refused, naming its first such snapshot.
     """
-    count = len(path)
+    paths = [path] if isinstance(path, RecordedPath) else list(path)
+    sizes = {p.snapshots.shape[1] for p in paths}
+    if not paths or len(sizes) > 1:
+        raise GdscopeError("PCA of several paths needs paths of one parameter layout")
+    count = sum(len(p) for p in paths)
     if count < 3:
         raise GdscopeError(f"PCA needs at least 3 snapshots, the path has {count}")
-    final = torch.from_numpy(np.array(path.snapshots[-1], dtype=np.float64))
+    final = torch.from_numpy(np.array(paths[0].snapshots[-1], dtype=np.float64))
     size = final.numel()
     gram = torch.zeros(count, count, dtype=torch.float64)
     finite = torch.ones(count, dtype=torch.bool)
     for start in range(0, size, block):
-        cols = torch.from_numpy(
-            np.array(path.snapshots[:, start : start + block], dtype=np.float64)
-        )
+        cols = _union_rows(paths, start, start + block)
         finite &= torch.isfinite(cols).all(dim=1)
         cols = cols - final[start : start + block]
         cols = cols - cols.mean(0, keepdim=True)
         gram += cols @ cols.T
     if not bool(finite.all()):
         first = int((~finite).nonzero()[0])
+        which, first = _which(paths, first)
+        run = "" if len(paths) == 1 else f" {which + 1} of {len(paths)}"
         raise GdscopeError(
-            f"the recorded path is not finite from snapshot {first} (step "
-            f"{int(path.steps[first])}): the run diverged; PCA needs finite snapshots, so stop "
-            f"the path before it (record fewer steps, or lower the learning rate)"
+            f"the recorded path{run} is not finite from snapshot {first} (step "
+            f"{int(paths[which].steps[first])}): the run diverged; PCA needs finite snapshots, "
+            "so stop the path before it (record fewer steps, or lower the learning rate)"
         )
     values, vectors = torch.linalg.eigh(gram)  # ascending
     values, vectors = values.flip(0).clamp_min(0), _svd_flip(vectors.flip(1)[:, :2])
@@ -192,9 +210,7 @@ def pca_plane(
         raise GdscopeError("the path spans fewer than two dimensions; PCA has no plane")
     components = torch.zeros(2, size, dtype=torch.float64)
     for start in range(0, size, block):
-        cols = torch.from_numpy(
-            np.array(path.snapshots[:, start : start + block], dtype=np.float64)
-        )
+        cols = _union_rows(paths, start, start + block)
         cols = cols - final[start : start + block]
         cols = cols - cols.mean(0, keepdim=True)
         components[:, start : start + block] = vectors.T @ cols
@@ -204,3 +220,12 @@ def pca_plane(
     variance = (values[:2] / (count - 1)).numpy()
     through = final.float() if centre is None else centre.detach().to("cpu", torch.float32)
     return PCAPlane(through, components[0].float(), components[1].float(), ratio, variance)
+
+
+def _which(paths: Sequence[RecordedPath], row: int) -> tuple[int, int]:
+    """Row ``row`` of the union of ``paths``' snapshots as (path, snapshot)."""
+    for which, path in enumerate(paths):
+        if row < len(path):
+            return which, row
+        row -= len(path)
+    raise IndexError(row)

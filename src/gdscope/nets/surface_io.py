@@ -10,12 +10,18 @@ are zeros), plus the PCA's
 ``explained_variance_ratio_``; with a projected path, ``NAME_proj.h5`` holds ``proj_xcoord`` and
 ``proj_ycoord``. The loss array is indexed ``[y, x]``, which is what the reference's
 ``plot_2D.py`` (``meshgrid(x, y)``) reads.
+
+Several paths on one plane (``runs``): the first is stored as the one path is (so a reader of
+one path reads it), the others beside it with their index, ``path_x_1``… in the NPZ,
+``proj_xcoord_1``… in ``NAME_proj.h5``, and the names of all of them, in order, as
+``path_names``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +47,8 @@ ACCURACY_KEYS = {"train_loss": "train_acc", "test_loss": "test_acc"}
 DIRECTION_KEYS = ("xdirection", "ydirection")
 EXPLAINED_KEY = "explained_variance_ratio_"
 PROJ_KEYS = ("proj_xcoord", "proj_ycoord")
+NAMES_KEY = "path_names"
+"""The names of several paths saved on one plane (``runs``), in order."""
 UNSET = -1.0
 """What the reference fills a surface with before computing it (a point not yet evaluated)."""
 
@@ -90,8 +98,13 @@ def save_surface(
     projected: ProjectedPath | None = None,
     explained: np.ndarray | None = None,
     force: bool = False,
+    runs: Sequence[tuple[str, ProjectedPath]] = (),
 ) -> list[Path]:
-    """Write ``surface`` (and the projected path) to ``path`` (.npz or .h5); returns the files."""
+    """Write ``surface`` (and the projected path, or several named ``runs`` on its plane) to
+    ``path`` (.npz or .h5); returns the files."""
+    if runs and projected is not None:
+        raise GdscopeError("save one projected path, or several runs: not both")
+    projected = runs[0][1] if runs else projected
     files = _files(path)
     target = files[0]
     if len(files) == 1:
@@ -107,6 +120,11 @@ def save_surface(
             arrays["dy"] = surface.dy.numpy()
         if projected is not None:
             arrays.update(path_x=projected.xs, path_y=projected.ys, off_plane=projected.off_plane)
+        for i, (_, other) in enumerate(runs[1:], start=1):
+            arrays.update({f"path_x_{i}": other.xs, f"path_y_{i}": other.ys,
+                           f"off_plane_{i}": other.off_plane})  # fmt: skip
+        if runs:
+            arrays[NAMES_KEY] = np.array([name for name, _ in runs])
         if explained is not None:
             arrays["explained_variance_ratio"] = explained
 
@@ -151,6 +169,11 @@ def save_surface(
             with h5py.File(tmp, "w") as f:
                 f[PROJ_KEYS[0]] = projected.xs
                 f[PROJ_KEYS[1]] = projected.ys
+                for i, (_, other) in enumerate(runs[1:], start=1):
+                    f[f"{PROJ_KEYS[0]}_{i}"] = other.xs
+                    f[f"{PROJ_KEYS[1]}_{i}"] = other.ys
+                if runs:
+                    f[NAMES_KEY] = [name.encode() for name, _ in runs]
 
         written.append(write_atomic(proj, write_proj, force=force))
     return written

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
@@ -39,17 +39,22 @@ from gdscope.nets.plane import (
     materialize,
 )
 from gdscope.nets.projection import Honesty, ProjectedPath, honesty, project
-from gdscope.nets.recorder import RecordedPath, open_path
+from gdscope.nets.recorder import ParamLayout, RecordedPath, open_path
 
 __all__ = [
     "Axis",
     "Directions",
     "LandscapeResult",
+    "PathSource",
     "PlaneOptions",
+    "RunOnPlane",
     "check_convexity",
+    "check_layouts",
     "fit_axis",
+    "is_several",
     "model_landscape",
     "not_finite_note",
+    "open_runs",
     "split_options",
 ]
 
@@ -149,22 +154,100 @@ def split_options(
     *,
     path: bool,
     to: bool,
+    several: bool = False,
 ) -> tuple[PlaneOptions, EvaluationOptions]:
     """``plane`` and ``evaluation`` (default: the defaults) with the fields named in
     ``options`` replaced: the flat keywords of ``model_landscape`` and ``LandscapeJob``;
-    checked, with what the landscape has (a recorded ``path``, a model ``to`` at the line's
-    end). A name that is a field of neither is a ``TypeError``, as for any unknown keyword."""
+    checked, with what the landscape has (a recorded ``path``, ``several`` of them, a model
+    ``to`` at the line's end). A name that is a field of neither is a ``TypeError``, as for
+    any unknown keyword."""
     ours = {name: value for name, value in options.items() if name in PLANE_FIELDS}
     rest = {name: value for name, value in options.items() if name not in PLANE_FIELDS}
     _check_sources(ours.get("directions", (plane or PlaneOptions()).directions), path=path, to=to)
-    return replace(plane or PlaneOptions(), **ours), replace(evaluation or EvaluationOptions(),
-                                                             **rest)  # fmt: skip
+    plane = replace(plane or PlaneOptions(), **ours)
+    if several and plane.is_line:
+        raise GdscopeError("several recorded paths are drawn on a plane, not along a line",
+                           settings=["path"])  # fmt: skip
+    return plane, replace(evaluation or EvaluationOptions(), **rest)
+
+
+PathSource = RecordedPath | str | os.PathLike[str]
+"""A recorded path: a ``Recorder.result()``, or the folder a ``Recorder(path=...)`` wrote."""
+
+
+def is_several(path: PathSource | Sequence[PathSource] | None) -> bool:
+    """Whether ``path`` is a sequence of more than one recorded path."""
+    return not isinstance(path, (RecordedPath, str, os.PathLike)) and path is not None and (
+        len(path) > 1)  # fmt: skip
+
+
+def open_runs(
+    path: PathSource | Sequence[PathSource], names: Sequence[str] | None = None
+) -> tuple[list[RecordedPath], list[str]]:
+    """The recorded paths ``path`` names (one, or a sequence) and their names: ``names`` if
+    given, else each folder's name (the folder as given where two names would be the same;
+    ``run 1``, ``run 2``, … for a path in memory); refused unless they share one parameter
+    layout (``check_layouts``)."""
+    sources = [path] if isinstance(path, (RecordedPath, str, os.PathLike)) else list(path)
+    if not sources:
+        raise GdscopeError("path is an empty list: give one recorded path or more",
+                           settings=["path"])  # fmt: skip
+    if names is not None and len(names) != len(sources):
+        raise GdscopeError(f"{len(names)} names for {len(sources)} recorded paths")
+    named = list(names) if names is not None else [
+        f"run {i + 1}" if isinstance(source, RecordedPath) else _folder_name(source)
+        for i, source in enumerate(sources)]  # fmt: skip
+    if names is None and len(set(named)) < len(named):  # runs/a/seed0, runs/b/seed0: as given
+        named = [n if isinstance(s, RecordedPath) else os.fspath(s)
+                 for n, s in zip(named, sources, strict=True)]  # fmt: skip
+    recorded = [s if isinstance(s, RecordedPath) else open_path(s) for s in sources]
+    check_layouts([r.layout for r in recorded], named)
+    return recorded, named
+
+
+def _folder_name(folder: str | os.PathLike[str]) -> str:
+    """A recording's name: its folder's (``runs/adam/`` is ``adam``)."""
+    return os.path.basename(os.path.normpath(os.fspath(folder)))
+
+
+def check_layouts(layouts: Sequence[ParamLayout], names: Sequence[str]) -> None:
+    """Refuse recordings whose parameters differ (names and shapes, in order), naming the first
+    run that differs from the first, and its first differing parameter."""
+    first = layouts[0]
+    for layout, name in zip(layouts[1:], names[1:], strict=True):
+        if (layout.names, layout.shapes) != (first.names, first.shapes):
+            raise GdscopeError(f"runs {names[0]} and {name} do not share one parameter layout: "
+                               f"{_difference(first, layout, names[0], name)}",
+                               settings=["path"])  # fmt: skip
+
+
+def _difference(a: ParamLayout, b: ParamLayout, name_a: str, name_b: str) -> str:
+    """The first parameter in which two layouts differ, said in words."""
+    for i, (name, shape) in enumerate(zip(a.names, a.shapes, strict=False)):
+        if i >= len(b.names):
+            return f"{name!r} is in {name_a} only"
+        if b.names[i] != name:
+            return f"parameter {i + 1} is {name!r} in {name_a}, {b.names[i]!r} in {name_b}"
+        if b.shapes[i] != shape:
+            return f"{name!r} is {shape} in {name_a}, {b.shapes[i]} in {name_b}"
+    return f"{b.names[len(a.names)]!r} is in {name_b} only"
 
 
 def fit_axis(values: np.ndarray, count: int) -> Axis:
     """An axis over ``values`` with a quarter of their spread as margin on either side."""
     pad = 0.25 * (float(np.ptp(values)) or 1.0)
     return float(values.min()) - pad, float(values.max()) + pad, count
+
+
+@dataclass(frozen=True, eq=False)
+class RunOnPlane:
+    """One of several recorded paths drawn on one plane: its ``name`` (a recording's folder
+    name), the ``path``, its projection and its honesty check."""
+
+    name: str
+    path: RecordedPath
+    projected: ProjectedPath
+    honesty: Honesty
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,6 +264,9 @@ class LandscapeResult:
     """The Hessian eigenvalues of the directions (``directions="hessian"``)."""
     convexity: ConvexityMap | None = None
     """Li et al.'s ``|λ_min/λ_max|`` over the plane (``convexity=ConvexityOptions(...)``)."""
+    runs: tuple[RunOnPlane, ...] = ()
+    """With several recorded paths, each one on the plane, in order (the first is also
+    ``path``, ``projected`` and ``honesty``); empty with one path or none."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,8 +279,8 @@ class _Plane:
     ys: np.ndarray
     centre: Tensor | None = None
     explained: np.ndarray | None = None
-    on_plane: ProjectedPath | None = None
-    """The recorded path projected on a PCA plane (known before any loss is computed)."""
+    on_plane: tuple[ProjectedPath, ...] = ()
+    """The recorded paths projected on a PCA plane (known before any loss is computed)."""
     marks: dict[float, str] = field(default_factory=dict)
     eigenvalues: np.ndarray | None = None
 
@@ -203,7 +289,7 @@ def _plane(
     model: nn.Module,
     options: PlaneOptions,
     *,
-    recorded: RecordedPath | None,
+    recorded: Sequence[RecordedPath],
     to: nn.Module | None,
     names: tuple[str, str],
     batches: Batches,
@@ -211,7 +297,8 @@ def _plane(
 ) -> _Plane:
     count = options.points or 21
     grid_x, grid_y = options.x or (-1.0, 1.0, count), options.y or (-1.0, 1.0, count)
-    centre = explained = on_plane = None
+    centre = explained = None
+    on_plane: tuple[ProjectedPath, ...] = ()
     marks: dict[float, str] = {}
     eigenvalues = None
     dy: Tensor | None
@@ -220,15 +307,17 @@ def _plane(
             model, batches, loss_fn, norm=options.norm, ignore=options.ignore, seed=options.seed
         )
     elif options.directions == "pca":
-        assert recorded is not None
-        # Centred on the model (the map is of it), which may be past the last snapshot.
-        pca = pca_plane(recorded, centre=recorded.layout.vector(model))
+        assert recorded
+        # Centred on the model (the map is of it), which may be past the last snapshot; of
+        # several paths, the PCA of the union of their snapshots.
+        source = recorded[0] if len(recorded) == 1 else recorded
+        pca = pca_plane(source, centre=recorded[0].layout.vector(model))
         dx, dy, centre, explained = pca.dx, pca.dy, pca.centre, pca.explained_variance_ratio
-        # The plane is known before any loss is computed: frame the path and the model (at 0)
+        # The plane is known before any loss is computed: frame the paths and the model (at 0)
         # unless told otherwise.
-        on_plane = project(recorded, pca)
-        grid_x = options.x or fit_axis(np.append(on_plane.xs, 0.0), count)
-        grid_y = options.y or fit_axis(np.append(on_plane.ys, 0.0), count)
+        on_plane = tuple(project(path, pca) for path in recorded)
+        grid_x = options.x or fit_axis(np.concatenate([*(p.xs for p in on_plane), [0.0]]), count)
+        grid_y = options.y or fit_axis(np.concatenate([*(p.ys for p in on_plane), [0.0]]), count)
     elif options.directions == "line":
         assert to is not None
         dx, dy = line_direction(model, to, states=options.states), None
@@ -258,7 +347,8 @@ def model_landscape(
     data: Any,
     loss_fn: LossFn,
     *,
-    path: RecordedPath | str | os.PathLike[str] | None = None,
+    path: PathSource | Sequence[PathSource] | None = None,
+    run_names: Sequence[str] | None = None,
     to: nn.Module | None = None,
     names: tuple[str, str] = ("the model", "the other model"),
     progress: Callable[[int, int], None] | None = None,
@@ -275,19 +365,23 @@ def model_landscape(
     its two ends). ``evaluation`` (``EvaluationOptions``) says how it is evaluated (see
     ``evaluate_plane``). Their fields may also be given as keywords (``directions="pca"``,
     ``points=41``, ``strategy="loop"``, …), which override them. A ``path`` is projected on
-    the plane and checked for honesty. ``convexity`` (``ConvexityOptions``) adds the map of
+    the plane and checked for honesty. Several paths (a sequence; one parameter layout) are
+    drawn on one plane: with PCA directions the PCA of the union of their snapshots (see
+    ``pca_plane``), still centred on ``model``; each is projected and checked, in
+    ``result.runs`` under its name (``run_names``, else its folder's: ``open_runs``).
+    ``convexity`` (``ConvexityOptions``) adds the map of
     ``|λ_min/λ_max|`` over the plane (``nets.convexity``; ``convexity_progress(done, total)``
     counts its points), unless Ctrl-C cut the surface short. Draw the result with
     ``draw_landscape``.
     """
     plane, evaluation = split_options(options, plane, evaluation, path=path is not None,
-                                      to=to is not None)  # fmt: skip
+                                      to=to is not None, several=is_several(path))  # fmt: skip
     check_convexity(convexity, plane)
     with left_as_it_was(model):
         model.eval()
-        recorded = path if isinstance(path, RecordedPath) or path is None else open_path(path)
-        if recorded is not None:
-            recorded.layout.check(model)
+        recorded, named = open_runs(path, run_names) if path is not None else ([], [])
+        if recorded:
+            recorded[0].layout.check(model)
         batches = materialize(data, resolve_device(evaluation.device))
         axes = _plane(model, plane, recorded=recorded, to=to, names=names, batches=batches,
                       loss_fn=loss_fn)  # fmt: skip
@@ -295,7 +389,7 @@ def model_landscape(
             model, batches, loss_fn, dx=axes.dx, dy=axes.dy, xs=axes.xs, ys=axes.ys,
             centre=axes.centre, states=plane.states, progress=progress, options=evaluation,
         )  # fmt: skip
-        result = _checked(model, batches, loss_fn, surface, recorded, axes)
+        result = _checked(model, batches, loss_fn, surface, recorded, named, axes)
         if convexity is None or surface.meta.get("unfinished", 0):
             return result
         found = convexity_map(model, batches, loss_fn, surface, options=convexity,
@@ -322,21 +416,27 @@ def _checked(
     batches: Batches,
     loss_fn: LossFn,
     surface: ModelSurface,
-    recorded: RecordedPath | None,
+    recorded: Sequence[RecordedPath],
+    named: Sequence[str],
     axes: _Plane,
 ) -> LandscapeResult:
-    """The result with the recorded path projected and checked for honesty, and notes on what
+    """The result with the recorded paths projected and checked for honesty, and notes on what
     the surface cannot show."""
     notes = []
     if "vmap_failure" in surface.meta:
         notes.append(f"evaluated point by point: {surface.meta['vmap_failure']}")
     if note := not_finite_note(surface):
         notes.append(note)
-    projected = check = None
-    if recorded is not None and not surface.is_line:
-        projected = axes.on_plane if axes.on_plane is not None else project(recorded, surface)
-        check = honesty(model, batches, loss_fn, recorded, projected, surface)
-        if warning := check.warning():
-            notes.append(warning)
-    return LandscapeResult(surface, recorded, projected, check, axes.explained, notes,
-                           axes.marks, axes.eigenvalues)  # fmt: skip
+    runs = []
+    if not surface.is_line:
+        for i, (path, name) in enumerate(zip(recorded, named, strict=True)):
+            projected = axes.on_plane[i] if axes.on_plane else project(path, surface)
+            check = honesty(model, batches, loss_fn, path, projected, surface)
+            if warning := check.warning():
+                notes.append(warning if len(recorded) == 1 else f"{name}: {warning}")
+            runs.append(RunOnPlane(name, path, projected, check))
+    return LandscapeResult(
+        surface, recorded[0] if recorded else None, runs[0].projected if runs else None,
+        runs[0].honesty if runs else None, axes.explained, notes, axes.marks, axes.eigenvalues,
+        runs=tuple(runs) if len(runs) > 1 else (),
+    )  # fmt: skip

@@ -8,7 +8,7 @@ all work unchanged. ``plot_honesty`` draws the recorded models' true loss beside
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,17 +27,24 @@ from gdscope.problem.data import Dataset
 from gdscope.problem.grid import ARTICLE_GRID, Grid, Point
 from gdscope.problem.maps import Landscape
 from gdscope.problem.objective import register_reader, typed
+from gdscope.render.panels import CMAP, legend_below, mark_minima, plot_landscape, plot_path
+from gdscope.render.surface3d import lifted_path, plot_surface3d
 
 __all__ = [
     "ACCURACY_CMAP",
     "CONVEXITY_SCALE",
     "HONESTY_TITLE",
     "METRICS",
+    "RUN_COLOURS",
     "ModelObjective",
     "path_trajectory",
     "plot_convexity",
     "plot_honesty",
+    "plot_honesty_runs",
     "plot_line",
+    "plot_runs",
+    "plot_runs3d",
+    "run_colour",
     "surface_landscape",
 ]
 
@@ -147,6 +154,91 @@ def plot_honesty(honesty: Honesty, steps: np.ndarray, *, ax: Axes) -> tuple[Line
                     textcoords="offset points", va="top", fontsize=8, color="#d7191c")  # fmt: skip
     ax.legend(fontsize=7, loc="upper right")
     return true, plane
+
+
+RUN_COLOURS = ("red", "black", "#e7298a", "#7570b3", "#ff7f00", "#a6761d", "#e6ab02")
+"""The colours of several recorded paths on one map (the first is the one path's red); none
+is one of the ``terrain`` map's own."""
+
+
+def run_colour(index: int) -> str:
+    """The colour of the ``index``-th of several paths (the colours repeat after seven)."""
+    return RUN_COLOURS[index % len(RUN_COLOURS)]
+
+
+def _unique_legend(ax: Axes, **kwargs: Any) -> Any:
+    """The legend with one entry per label (every path marks its start and end alike)."""
+    handles: dict[str, Any] = {}
+    for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+        handles.setdefault(label, handle)
+    return legend_below(ax, handles=list(handles.values()), **kwargs)
+
+
+def plot_runs(
+    landscape: Landscape,
+    runs: Sequence[tuple[str, Trajectory]],
+    *,
+    ax: Axes,
+    log: bool = False,
+    kind: str = "contour",
+    cmap: str | None = None,
+    mark_minimum: bool = True,
+) -> list[Line2D]:
+    """Several recorded paths over one map, each in its colour (``run_colour``) and named in
+    the legend under the map; the map's minimum is marked unless ``mark_minimum`` is False."""
+    plot_landscape(landscape, ax=ax, log=log, kind=kind, mark_minimum=False, cmap=cmap or CMAP)
+    if mark_minimum:
+        mark_minima(landscape, ax=ax)
+    lines = [plot_path(trajectory, ax=ax, grid=landscape.grid, color=run_colour(i),
+                       label=name).line for i, (name, trajectory) in enumerate(runs)]  # fmt: skip
+    _unique_legend(ax)
+    return lines
+
+
+def plot_runs3d(
+    landscape: Landscape, runs: Sequence[tuple[str, Trajectory]], *, ax: Axes, log: bool = False
+) -> list[Any]:
+    """The map as a 3D surface with several recorded paths on it (each point at its model's
+    true loss, as ``plot_surface3d`` draws one), each in its colour, named in the legend."""
+    plot_surface3d(landscape, None, ax=ax, log=log)
+    lines = []
+    for i, (name, trajectory) in enumerate(runs):
+        pw, pb, z = lifted_path(trajectory, landscape, log=log)
+        colour = run_colour(i)
+        (line,) = ax.plot(pb, pw, z, color=colour, marker="+", lw=1.5, zorder=10, label=name)
+        ax.plot(pb[:1], pw[:1], z[:1], "o", color="#1a9641", zorder=11)
+        ax.plot(pb[-1:], pw[-1:], z[-1:], "*", color=colour, ms=12, zorder=11)
+        lines.append(line)
+    ax.legend(handles=lines, fontsize=7, loc="upper left")
+    return lines
+
+
+def plot_honesty_runs(
+    runs: Sequence[tuple[str, Honesty, np.ndarray]], *, ax: Axes
+) -> list[tuple[Line2D, Line2D]]:
+    """``plot_honesty`` for several paths ``(name, honesty, steps)``: each one's true loss
+    (solid) and the surface's value at its projections (dashed) in its colour; the warnings of
+    those that mislead under the x-axis label."""
+    drawn = []
+    for i, (name, check, steps) in enumerate(runs):
+        colour = run_colour(i)
+        (true,) = ax.plot(steps, check.true_loss, color=colour, lw=1.6, label=f"{name}: true")
+        (plane,) = ax.plot(steps, check.plane_loss, color=colour, lw=1.2, ls="--",
+                           label=f"{name}: surface")  # fmt: skip
+        drawn.append((true, plane))
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss at that step")
+    ax.set_title(HONESTY_TITLE, fontsize=10)
+    if all((c.true_loss > 0).all() and (c.plane_loss > 0).all() for _, c, _ in runs):
+        ax.set_yscale("log")
+    warnings = [f"{name}: {w}" for name, c, _ in runs if (w := c.warning())]
+    if warnings:
+        text = "\n".join(textwrap.fill("⚠ " + w, 80) for w in warnings)
+        ax.annotate(text, xy=(0, 0), xycoords=("axes fraction", ax.xaxis.label),
+                    xytext=(0, -4), textcoords="offset points", va="top", fontsize=8,
+                    color="#d7191c")  # fmt: skip
+    ax.legend(fontsize=7, loc="upper right")
+    return drawn
 
 
 def plot_line(
