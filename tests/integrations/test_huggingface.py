@@ -167,3 +167,35 @@ def test_the_docs_example_records_what_landscape_reads(tmp_path, monkeypatch):
     recorded = open_path(tmp_path / "bert-path")
     assert recorded.steps.tolist() == list(range(0, 21, 2))
     assert recorded.optimizer == "AdamW" and np.isfinite(recorded.losses[1:]).all()
+
+
+@pytest.mark.parametrize("metric", ["eval_loss", "not_there"])
+def test_the_callback_records_each_evaluations_loss_at_its_step(tmp_path, metric):
+    # Evaluation every 2 steps on one batch of the sentences: each loss is the model's loss at
+    # the snapshot of the same step; a metric the evaluation lacks records nothing.
+    from gdscope.integrations.huggingface import RecorderCallback
+
+    callback = RecorderCallback(tmp_path / "rec", validation_metric=metric)
+    model = make_model()
+    model.accepts_loss_kwargs = False
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), report_to=[], use_cpu=True, max_steps=4,
+        per_device_train_batch_size=BATCH, per_device_eval_batch_size=32, eval_strategy="steps",
+        eval_steps=2, lr_scheduler_type="constant", max_grad_norm=0.0, save_strategy="no",
+        logging_strategy="no", dataloader_num_workers=0, disable_tqdm=True,
+    )  # fmt: skip
+    InOrder(model=model, args=args, train_dataset=Sentences(), eval_dataset=Sentences(),
+            callbacks=[callback],
+            optimizers=(torch.optim.SGD(model.parameters(), lr=LR), None)).train()  # fmt: skip
+    recorded = open_path(tmp_path / "rec")
+    if metric == "not_there":
+        assert recorded.validation_steps.tolist() == [] and len(recorded) == 5
+        return
+    assert recorded.validation_steps.tolist() == [2, 4]
+    fresh = make_model().eval()
+    everything = next(iter(DataLoader(Sentences(), batch_size=32)))
+    for step, value in zip(recorded.validation_steps, recorded.validation_losses, strict=True):
+        fresh.load_state_dict(recorded.state(int(step)), strict=False)
+        with torch.no_grad():
+            expected = fresh(**everything).loss
+        assert value == pytest.approx(float(expected), rel=1e-5)

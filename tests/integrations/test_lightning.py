@@ -148,3 +148,43 @@ def test_the_callback_hands_the_sharpness_to_the_trainers_logger(tmp_path):
                                rtol=1e-6)  # fmt: skip
     np.testing.assert_allclose([float(r["gdscope/threshold"]) for r in rows], trace.threshold)
     np.testing.assert_allclose([float(r["gdscope/lr"]) for r in rows], trace.lr)
+
+
+class Validated(Module):
+    """The MLP example, with a validation loss logged as ``val_loss``."""
+
+    def validation_step(self, batch, batch_idx):
+        inputs, targets = batch
+        self.log("val_loss", nn.functional.cross_entropy(self.model(inputs), targets))
+
+
+def validation_set() -> DataLoader:
+    return DataLoader(mlp.make_dataset(40, seed=2), batch_size=40)  # one batch: its mean is logged
+
+
+@pytest.mark.parametrize("metric", ["val_loss", "not_logged"])
+def test_the_callback_records_each_validation_loss_at_its_step(tmp_path, metric):
+    # Validation every 2 optimizer steps, after a sanity check (not recorded): each value is the
+    # loss of the snapshot taken at the same step, on the validation batch. A metric the module
+    # does not log records nothing, without an error.
+    from gdscope.integrations.lightning import RecorderCallback
+
+    callback = RecorderCallback(tmp_path / "rec", submodule="model", validation_metric=metric)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=4, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, val_check_interval=2,
+                         check_val_every_n_epoch=None, num_sanity_val_steps=1,
+                         callbacks=[callback])  # fmt: skip
+    trainer.fit(Validated(), loader(), validation_set())
+    recorded = open_path(tmp_path / "rec")
+    if metric == "not_logged":
+        assert recorded.validation_steps.tolist() == [] and len(recorded) == 5
+        return
+    assert recorded.validation_steps.tolist() == [2, 4]
+    model = mlp.make_model(seed=0)
+    inputs, targets = next(iter(validation_set()))
+    for step, value in zip(recorded.validation_steps, recorded.validation_losses, strict=True):
+        model.load_state_dict(recorded.state(int(step)), strict=False)
+        with torch.no_grad():
+            expected = nn.functional.cross_entropy(model(inputs), targets)
+        assert value == pytest.approx(float(expected), rel=1e-6)

@@ -75,6 +75,12 @@ class Capture:
         self._losses = []
         self.recorder.step(mean)
 
+    def validation(self, value: float | Tensor | None) -> None:
+        """A validation loss the framework computed now (None: the metric was not there; before
+        training starts, nothing to record it in): recorded at the current step."""
+        if self.recorder is not None and value is not None:
+            self.recorder.validation(float(value.detach()) if isinstance(value, Tensor) else value)
+
     def measured(self) -> tuple[int, dict[str, float]] | None:
         """The sharpness measured since the last call, for a trainer's logger: its step and
         ``{"gdscope/sharpness", "gdscope/threshold", "gdscope/lr"}`` (a value that is NaN, e.g.

@@ -11,7 +11,9 @@ It takes snapshot 0 when training begins (``on_train_begin``) and one after ever
 the main process only. The loss recorded with a step is the mean of the ``loss`` the model
 returned in training mode over that step's micro-batches (a forward hook; their sum when the
 ``Trainer`` passed ``num_items_in_batch``, as the model then divided by the step's count; NaN
-when the model returns none, e.g. with a custom ``compute_loss``). Needs ``transformers`` and
+when the model returns none, e.g. with a custom ``compute_loss``). Each evaluation's loss
+(``on_evaluate``'s ``metrics["eval_loss"]``, or another ``validation_metric``; absent: nothing
+recorded) is recorded as a validation loss at the current step. Needs ``transformers`` and
 ``accelerate`` (``pip install 'gdscope[hf]'``).
 """
 
@@ -45,8 +47,11 @@ class RecorderCallback(TrainerCallback):
     ``path`` and every other keyword go to ``Recorder`` as they are (``every``, ``force``, …).
     ``result()`` is the recording."""
 
-    def __init__(self, path: Any = None, *, submodule: str | None = None, **options: Any) -> None:
+    def __init__(self, path: Any = None, *, submodule: str | None = None,
+                 validation_metric: str = "eval_loss", **options: Any) -> None:  # fmt: skip
         self.capture = Capture(submodule, {"path": path, **options})
+        self.validation_metric = validation_metric
+        """The key of the evaluation's metrics holding the validation loss."""
         self._hook: RemovableHandle | None = None
         self._shares = False
 
@@ -68,6 +73,11 @@ class RecorderCallback(TrainerCallback):
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:
             self.capture.step(shares=self._shares)
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None,
+                    **kwargs: Any) -> None:  # fmt: skip
+        if state.is_world_process_zero and metrics:
+            self.capture.validation(metrics.get(self.validation_metric))
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._hook is not None:

@@ -8,6 +8,9 @@
 It takes snapshot 0 when training starts and one after every optimizer step (every ``every``-th,
 with the mean loss of the batches that step accumulated; an optimizer step is counted by
 ``trainer.global_step``, so ``accumulate_grad_batches`` is handled), on the global rank 0 only.
+After each validation run (not the sanity check) it records the validation loss the module
+logged (``validation_metric``, default ``"val_loss"``; not logged: nothing recorded) at the
+current step.
 Needs ``lightning`` (``pip install 'gdscope[lightning]'``).
 """
 
@@ -33,9 +36,12 @@ class RecorderCallback(Callback):
     (``every``, ``force``, …). ``result()`` is the recording."""
 
     def __init__(self, path: Any = None, *, submodule: str | None = None,
-                 log_sharpness: bool = False, **options: Any) -> None:  # fmt: skip
+                 log_sharpness: bool = False, validation_metric: str = "val_loss",
+                 **options: Any) -> None:  # fmt: skip
         super().__init__()
         self.capture = Capture(submodule, {"path": path, **options})
+        self.validation_metric = validation_metric
+        """The name the module logs its validation loss under (``self.log(name, loss)``)."""
         self.log_sharpness = log_sharpness
         """Also hand each sharpness measured (``sharpness_every``), its threshold and the
         learning rate to the trainer's loggers (TensorBoard, CSV, …) at its step, as
@@ -70,6 +76,10 @@ class RecorderCallback(Callback):
             self._stepped = trainer.global_step
             self.capture.step()
             self._log(trainer)
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.is_global_zero and not trainer.sanity_checking:
+            self.capture.validation(trainer.callback_metrics.get(self.validation_metric))
 
     def result(self) -> RecordedPath:
         return self.capture.result()
