@@ -19,12 +19,15 @@ require("accelerate", why="transformers' Trainer needs it")
 LR, BATCH, VOCAB = 0.05, 4, 40
 
 
-def make_model() -> torch.nn.Module:
+def make_model(*, attention: str = "sdpa") -> torch.nn.Module:
+    """A tiny BERT; ``attention="eager"``: twice differentiable (the sharpness needs it; torch's
+    fused attention on the CPU has no second derivative)."""
     config = transformers.BertConfig(
         vocab_size=VOCAB, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=16, max_position_embeddings=16, num_labels=3,
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )  # fmt: skip
+    config._attn_implementation = attention
     torch.manual_seed(0)
     return transformers.BertForSequenceClassification(config)
 
@@ -199,3 +202,62 @@ def test_the_callback_records_each_evaluations_loss_at_its_step(tmp_path, metric
         with torch.no_grad():
             expected = fresh(**everything).loss
         assert value == pytest.approx(float(expected), rel=1e-5)
+
+
+def sharpness_options() -> dict:
+    """The sharpness of BERT's loss on the first batch, every 2 steps."""
+    batch = next(iter(DataLoader(Sentences(), batch_size=BATCH)))
+
+    def loss(out, y):
+        return torch.nn.functional.cross_entropy(out.logits, y)
+
+    return {"sharpness_every": 2, "sharpness_data": [(batch["input_ids"], batch["labels"])],
+            "sharpness_loss": loss}  # fmt: skip
+
+
+class Reporter(transformers.TrainerCallback):
+    """Where a reporting integration (TensorBoard's, W&B's) sits: before the user's callbacks,
+    reading ``logs`` in ``on_log`` at the Trainer's step."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, dict]] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.seen.append((state.global_step, dict(logs)))
+
+
+def test_the_callback_hands_the_sharpness_to_the_trainers_reporting(tmp_path):
+    # log_sharpness: every measurement (step 0 included) reaches the reporting callbacks at its
+    # step, with its threshold and learning rate: the numbers the recording holds; the
+    # Trainer's own logs (the loss at every step) go on as before.
+    from gdscope.errors import GdscopeError
+    from gdscope.integrations.huggingface import RecorderCallback
+
+    model, reporter = make_model(attention="eager"), Reporter()
+    model.accepts_loss_kwargs = False
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), report_to=[], use_cpu=True, max_steps=5,
+        per_device_train_batch_size=BATCH, lr_scheduler_type="constant", max_grad_norm=0.0,
+        save_strategy="no", logging_strategy="steps", logging_steps=1,
+        dataloader_num_workers=0, disable_tqdm=True,
+    )  # fmt: skip
+    trainer = InOrder(model=model, args=args, train_dataset=Sentences(), callbacks=[reporter],
+                      optimizers=(torch.optim.SGD(model.parameters(), lr=LR), None))  # fmt: skip
+    callback = RecorderCallback(trainer=trainer, log_sharpness=True, **sharpness_options())
+    trainer.add_callback(callback)
+    trainer.train()
+    rows = [(step, logs) for step, logs in reporter.seen if "gdscope/sharpness" in logs]
+    trace = callback.result().sharpness
+    assert trace is not None and trace.steps.tolist() == [0, 2, 4]
+    assert [step for step, _ in rows] == trace.steps.tolist()
+    np.testing.assert_allclose([r["gdscope/sharpness"] for _, r in rows], trace.values[:, 0])
+    np.testing.assert_allclose([r["gdscope/threshold"] for _, r in rows], 2 / LR)
+    np.testing.assert_allclose([r["gdscope/lr"] for _, r in rows], LR)
+    assert [step for step, logs in reporter.seen if "loss" in logs] == [1, 2, 3, 4, 5]
+    history = [(e["step"], e["gdscope/sharpness"]) for e in trainer.state.log_history
+               if "gdscope/sharpness" in e]  # fmt: skip
+    assert history == [(step, r["gdscope/sharpness"]) for step, r in rows]
+    with pytest.raises(GdscopeError, match="log_sharpness needs the Trainer"):
+        RecorderCallback(log_sharpness=True, **sharpness_options())
+    with pytest.raises(GdscopeError, match="log_sharpness needs the sharpness measured"):
+        RecorderCallback(trainer=trainer, log_sharpness=True)

@@ -39,11 +39,18 @@ def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer | None:
 
 class Capture:
     """A ``Recorder`` over ``model`` (or its ``submodule``) with ``options`` passed to it as they
-    are (``path``, ``every``, ``force``, and any keyword ``Recorder`` takes)."""
+    are (``path``, ``every``, ``force``, and any keyword ``Recorder`` takes). ``log_sharpness``:
+    the callback will hand each measurement to the trainer's loggers (``measured``), so the
+    sharpness must be measured."""
 
-    def __init__(self, submodule: str | None, options: dict[str, Any]) -> None:
+    def __init__(
+        self, submodule: str | None, options: dict[str, Any], *, log_sharpness: bool = False
+    ) -> None:
         if "model" in options or "optimizer" in options:
             raise GdscopeError("the callback takes the model and optimizer from the trainer")
+        if log_sharpness and options.get("sharpness_every") is None:
+            raise GdscopeError("log_sharpness needs the sharpness measured: give sharpness_every "
+                               "(with sharpness_data and sharpness_loss)")  # fmt: skip
         self.submodule, self.options = submodule, options
         self.recorder: Recorder | None = None
         self._losses: list[float] = []

@@ -39,7 +39,7 @@ class RecorderCallback(Callback):
                  log_sharpness: bool = False, validation_metric: str = "val_loss",
                  **options: Any) -> None:  # fmt: skip
         super().__init__()
-        self.capture = Capture(submodule, {"path": path, **options})
+        self.capture = Capture(submodule, {"path": path, **options}, log_sharpness=log_sharpness)
         self.validation_metric = validation_metric
         """The name the module logs its validation loss under (``self.log(name, loss)``)."""
         self.log_sharpness = log_sharpness
