@@ -261,3 +261,35 @@ def test_the_callback_hands_the_sharpness_to_the_trainers_reporting(tmp_path):
         RecorderCallback(log_sharpness=True, **sharpness_options())
     with pytest.raises(GdscopeError, match="log_sharpness needs the sharpness measured"):
         RecorderCallback(trainer=trainer, log_sharpness=True)
+
+
+def test_landscape_snapshots_go_to_output_dir_and_leave_the_training_bit_for_bit(tmp_path):
+    # landscape_every=2 with log_sharpness on: the trained weights and every snapshot are
+    # bitwise those of the same training without either; without TensorBoard reporting each
+    # snapshot is a PNG in output_dir, named by its step.
+    from gdscope.integrations.huggingface import RecorderCallback
+
+    runs = []
+    for extra in ({}, {"landscape_every": 2, "log_sharpness": True, **sharpness_options()}):
+        model = make_model(attention="eager")
+        model.accepts_loss_kwargs = False
+        out = tmp_path / f"out{len(runs)}"
+        args = transformers.TrainingArguments(
+            output_dir=str(out), report_to=[], use_cpu=True, max_steps=5,
+            per_device_train_batch_size=BATCH, lr_scheduler_type="constant", max_grad_norm=0.0,
+            save_strategy="no", logging_strategy="no", dataloader_num_workers=0,
+            disable_tqdm=True,
+        )  # fmt: skip
+        optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+        trainer = InOrder(model=model, args=args, train_dataset=Sentences(),
+                          optimizers=(optimizer, None))  # fmt: skip
+        callback = RecorderCallback(trainer=trainer if extra else None, **extra)
+        trainer.add_callback(callback)
+        trainer.train()
+        runs.append((model, callback.result(), out))
+    (plain, plain_path, _), (model, path, out) = runs
+    for name, value in plain.state_dict().items():
+        assert torch.equal(value, model.state_dict()[name]), name
+    assert_same_recording(path, plain_path, atol=0)
+    written = sorted(p.name for p in out.glob("gdscope-landscape-*.png"))
+    assert written == ["gdscope-landscape-step0000002.png", "gdscope-landscape-step0000004.png"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -188,3 +190,83 @@ def test_the_callback_records_each_validation_loss_at_its_step(tmp_path, metric)
         with torch.no_grad():
             expected = nn.functional.cross_entropy(model(inputs), targets)
         assert value == pytest.approx(float(expected), rel=1e-6)
+
+
+class Dropping(pl.LightningModule):
+    """The MLP example with dropout, recorded whole: the landscape must leave its train mode and
+    the random numbers dropout and the shuffling loader draw as they were."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model, self.drop = mlp.make_model(seed=0), nn.Dropout(0.3)
+
+    def forward(self, inputs):
+        return self.drop(self.model(inputs))
+
+    def training_step(self, batch, batch_idx):
+        inputs, targets = batch
+        return nn.functional.cross_entropy(self(inputs), targets)
+
+    def configure_optimizers(self):
+        return make_optimizer(self)
+
+
+class ImageLogger(pl.loggers.Logger):
+    """A logger that takes images (as W&B's does: ``log_image(key, images, step)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[tuple[str, int, object]] = []
+
+    @property
+    def name(self) -> str:
+        return "images"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    def log_metrics(self, metrics, step=None) -> None:
+        pass
+
+    def log_image(self, key, images, step=None, **kwargs) -> None:
+        self.images.extend((key, step, image) for image in images)
+
+
+def test_landscape_snapshots_reach_the_loggers_and_leave_the_training_bit_for_bit(tmp_path):
+    # landscape_every=3 with log_sharpness on: the trained weights and every snapshot are
+    # bitwise those of the same training without either; a snapshot at steps 3 and 6 reaches a
+    # logger with log_image as a figure and the CSV logger (no images) as a PNG named by step.
+    from matplotlib.figure import Figure
+
+    from gdscope.integrations.lightning import RecorderCallback
+
+    probe = [next(iter(loader()))]
+    runs = []
+    sharpness = {"sharpness_every": 2, "sharpness_data": probe,
+                 "sharpness_loss": nn.CrossEntropyLoss()}  # fmt: skip
+    for extra in ({}, {"landscape_every": 3, "log_sharpness": True, **sharpness}):
+        torch.manual_seed(7)
+        csv, images = pl.loggers.CSVLogger(tmp_path / str(len(runs))), ImageLogger()
+        callback = RecorderCallback(every=2, **extra)
+        trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=7, logger=[csv, images],
+                             enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, callbacks=[callback])  # fmt: skip
+        module = Dropping()
+        trainer.fit(module, DataLoader(mlp.make_dataset(SAMPLES, seed=1), batch_size=BATCH,
+                                       shuffle=True))  # fmt: skip
+        runs.append((module, callback.result(), csv, images))
+    (plain, plain_path, _, _), (module, path, csv, images) = runs
+    assert module.training and plain.training
+    for name, value in plain.state_dict().items():
+        assert torch.equal(value, module.state_dict()[name]), name
+    assert_same_recording(path, plain_path, atol=0)
+    logged = [(key, step) for key, step, _ in images.images]
+    assert logged == [("gdscope/landscape", 3), ("gdscope/landscape", 6)]
+    assert all(isinstance(figure, Figure) for _, _, figure in images.images)
+    written = sorted(p.name for p in Path(csv.log_dir).glob("gdscope-landscape-*.png"))
+    assert written == ["gdscope-landscape-step0000003.png", "gdscope-landscape-step0000006.png"]
+    assert all((Path(csv.log_dir) / name).read_bytes()[:4] == b"\x89PNG" for name in written)

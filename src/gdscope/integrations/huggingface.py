@@ -25,6 +25,12 @@ all (and ``state.log_history``)::
     trainer.add_callback(RecorderCallback("run/path", trainer=trainer, log_sharpness=True,
                                           sharpness_every=10, sharpness_data=batches,
                                           sharpness_loss=loss))
+
+With ``landscape_every=N`` (and ``landscape_data``/``landscape_loss``, or the sharpness's) it
+draws a small loss landscape around the current weights every ``N`` optimizer steps
+(``Capture.landscape``): given the ``trainer``, to the writer of its TensorBoard reporting
+(``report_to=["tensorboard"]``) with ``add_figure``; otherwise as a PNG in ``output_dir``,
+named by its step.
 """
 
 from __future__ import annotations
@@ -35,11 +41,12 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from gdscope.errors import GdscopeError
-from gdscope.integrations.capture import Capture, missing
+from gdscope.integrations.capture import LANDSCAPE_TAG, Capture, missing, save_landscape
 from gdscope.nets.recorder import RecordedPath
 
 try:
     from transformers import TrainerCallback
+    from transformers.integrations import TensorBoardCallback
 except ImportError:
     raise missing("transformers", "hf") from None
 
@@ -55,8 +62,10 @@ def _model_loss(output: Any) -> Any:
 
 class RecorderCallback(TrainerCallback):
     """Records the ``Trainer``'s model (or its ``submodule``) through ``gdscope.Recorder``;
-    ``path`` and every other keyword go to ``Recorder`` as they are (``every``, ``force``, …).
-    ``result()`` is the recording. ``trainer``: the ``Trainer`` this callback is added to
+    ``path`` and every other keyword go to ``Recorder`` as they are (``every``, ``force``, …)
+    but the ``landscape_*`` ones (``landscape_every``, ``landscape_points`` (default 11),
+    ``landscape_data``, ``landscape_loss``: see ``Capture.landscape``). ``result()`` is the
+    recording. ``trainer``: the ``Trainer`` this callback is added to
     (``trainer.add_callback``), which ``log_sharpness`` needs."""
 
     def __init__(self, path: Any = None, *, submodule: str | None = None, trainer: Any = None,
@@ -97,6 +106,22 @@ class RecorderCallback(TrainerCallback):
         if state.is_world_process_zero:
             self.capture.step(shares=self._shares)
             self._log()
+            self._landscape(args)
+
+    def _landscape(self, args: Any) -> None:
+        """The landscape snapshot due now, if any, to the TensorBoard reporting's writer, else
+        to ``output_dir`` as a PNG."""
+        snapshot = self.capture.landscape()
+        if snapshot is None:
+            return
+        step, figure = snapshot
+        callbacks = self.trainer.callback_handler.callbacks if self.trainer is not None else []
+        writers = [c.tb_writer for c in callbacks
+                   if isinstance(c, TensorBoardCallback) and c.tb_writer is not None]  # fmt: skip
+        for writer in writers:
+            writer.add_figure(LANDSCAPE_TAG, figure, global_step=step, close=False)
+        if not writers:
+            save_landscape(figure, args.output_dir, step)
 
     def _log(self) -> None:
         """The sharpness measured since the last call, through ``Trainer.log`` (which logs at

@@ -207,6 +207,11 @@ class Recorder:
             index["sharpness"] = json_ready(self._probe.trace().to_dict())
         write_text(self.path / INDEX_FILE, json.dumps(index), force=True)
 
+    @property
+    def step_count(self) -> int:
+        """The optimizer steps so far: the number of ``step`` calls."""
+        return self._calls
+
     def last_sharpness(self) -> tuple[int, float, float, float] | None:
         """The last sharpness measured (``SharpnessProbe.last``: step, top value, learning rate,
         threshold), or None (none yet, or ``sharpness_every`` not given)."""
