@@ -293,3 +293,20 @@ def test_landscape_snapshots_go_to_output_dir_and_leave_the_training_bit_for_bit
     assert_same_recording(path, plain_path, atol=0)
     written = sorted(p.name for p in out.glob("gdscope-landscape-*.png"))
     assert written == ["gdscope-landscape-step0000002.png", "gdscope-landscape-step0000004.png"]
+
+
+def test_the_docs_example_with_the_sharpness_and_landscapes_logs_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(docs_block("frameworks.md", "gdscope.integrations.huggingface import"), scope)
+    exec(docs_block("frameworks.md", "landscape_every=10"), scope)
+    # AdamW has no preconditioned sharpness before its first step, and the linear schedule
+    # ends at a learning rate of 0, with no threshold: what is NaN is left out of the log.
+    history = scope["trainer"].state.log_history
+    logged = {name: [e["step"] for e in history if f"gdscope/{name}" in e]
+              for name in ("lr", "sharpness", "threshold")}  # fmt: skip
+    assert logged == {"lr": [0, 5, 10, 15, 20], "sharpness": [5, 10, 15, 20],
+                      "threshold": [0, 5, 10, 15]}  # fmt: skip
+    written = sorted(p.name for p in (tmp_path / "bert-out").glob("gdscope-landscape-*.png"))
+    assert written == ["gdscope-landscape-step0000010.png", "gdscope-landscape-step0000020.png"]
+    assert open_path(tmp_path / "bert-path").sharpness is not None
