@@ -211,16 +211,12 @@ class Dropping(pl.LightningModule):
         return make_optimizer(self)
 
 
-class ImageLogger(pl.loggers.Logger):
-    """A logger that takes images (as W&B's does: ``log_image(key, images, step)``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.images: list[tuple[str, int, object]] = []
+class MetricsLogger(pl.loggers.Logger):
+    """A logger of numbers only, with no folder of its own (as MLflow's with a remote server)."""
 
     @property
     def name(self) -> str:
-        return "images"
+        return "metrics"
 
     @property
     def version(self) -> int:
@@ -232,6 +228,14 @@ class ImageLogger(pl.loggers.Logger):
     def log_metrics(self, metrics, step=None) -> None:
         pass
 
+
+class ImageLogger(MetricsLogger):
+    """A logger that takes images (as W&B's does: ``log_image(key, images, step)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[tuple[str, int, object]] = []
+
     def log_image(self, key, images, step=None, **kwargs) -> None:
         self.images.extend((key, step, image) for image in images)
 
@@ -239,7 +243,8 @@ class ImageLogger(pl.loggers.Logger):
 def test_landscape_snapshots_reach_the_loggers_and_leave_the_training_bit_for_bit(tmp_path):
     # landscape_every=3 with log_sharpness on: the trained weights and every snapshot are
     # bitwise those of the same training without either; a snapshot at steps 3 and 6 reaches a
-    # logger with log_image as a figure and the CSV logger (no images) as a PNG named by step.
+    # logger with log_image as a figure, the CSV logger (no images) as a PNG named by step in
+    # its log_dir, and a logger with no folder as one in the trainer's default_root_dir.
     from matplotlib.figure import Figure
 
     from gdscope.integrations.lightning import RecorderCallback
@@ -252,7 +257,9 @@ def test_landscape_snapshots_reach_the_loggers_and_leave_the_training_bit_for_bi
         torch.manual_seed(7)
         csv, images = pl.loggers.CSVLogger(tmp_path / str(len(runs))), ImageLogger()
         callback = RecorderCallback(every=2, **extra)
-        trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=7, logger=[csv, images],
+        trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=7,
+                             logger=[csv, images, MetricsLogger()],
+                             default_root_dir=tmp_path / f"root{len(runs)}",
                              enable_checkpointing=False, enable_progress_bar=False,
                              enable_model_summary=False, callbacks=[callback])  # fmt: skip
         module = Dropping()
@@ -267,6 +274,9 @@ def test_landscape_snapshots_reach_the_loggers_and_leave_the_training_bit_for_bi
     logged = [(key, step) for key, step, _ in images.images]
     assert logged == [("gdscope/landscape", 3), ("gdscope/landscape", 6)]
     assert all(isinstance(figure, Figure) for _, _, figure in images.images)
-    written = sorted(p.name for p in Path(csv.log_dir).glob("gdscope-landscape-*.png"))
-    assert written == ["gdscope-landscape-step0000003.png", "gdscope-landscape-step0000006.png"]
-    assert all((Path(csv.log_dir) / name).read_bytes()[:4] == b"\x89PNG" for name in written)
+    for folder in (Path(csv.log_dir), tmp_path / "root1"):
+        written = sorted(p.name for p in folder.glob("gdscope-landscape-*.png"))
+        assert written == ["gdscope-landscape-step0000003.png",
+                           "gdscope-landscape-step0000006.png"]  # fmt: skip
+        assert all((folder / name).read_bytes()[:4] == b"\x89PNG" for name in written)
+    assert not list((tmp_path / "root0").rglob("*.png")) and not list(tmp_path.glob("*.png"))

@@ -15,8 +15,9 @@ current step.
 With ``landscape_every=N`` (and ``landscape_data``/``landscape_loss``, or the sharpness's) it
 draws a small loss landscape around the current weights every ``N`` optimizer steps
 (``Capture.landscape``) and hands it to every logger: ``log_image`` where the logger has it
-(W&B), ``add_figure`` on TensorBoard's writer, else a PNG in the logger's ``log_dir`` (the
-trainer's ``default_root_dir`` without a logger), named by its step.
+(W&B), ``add_figure`` on TensorBoard's writer, else a PNG in the logger's ``log_dir`` (or its
+``save_dir``; the trainer's ``default_root_dir`` without either, or without a logger), named by
+its step.
 Needs ``lightning`` (``pip install 'gdscope[lightning]'``).
 """
 
@@ -101,7 +102,9 @@ class RecorderCallback(Callback):
             elif isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_figure(LANDSCAPE_TAG, figure, global_step=step, close=False)
             else:
-                save_landscape(figure, logger.log_dir or trainer.default_root_dir, step)
+                folder = (getattr(logger, "log_dir", None) or logger.save_dir
+                          or trainer.default_root_dir)  # fmt: skip
+                save_landscape(figure, folder, step)
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.is_global_zero and not trainer.sanity_checking:
