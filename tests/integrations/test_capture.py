@@ -102,7 +102,7 @@ def test_landscape_snapshots_fall_back_to_a_random_plane_until_the_path_has_one(
     ({"landscape_every": 2}, "landscape_every needs landscape_data and landscape_loss"),
     ({"landscape_every": 2, "landscape_data": [()]}, "needs landscape_loss \\("),
     ({"landscape_every": 2, "sharpness_data": [()], "sharpness_loss": len,
-      "landscape_points": 1}, "points per axis"),
+      "landscape_points": 1}, "landscape_points: points per axis"),
 ])  # fmt: skip
 def test_landscape_options_are_checked_when_the_callback_is_made(options, match):
     with pytest.raises(GdscopeError, match=match):

@@ -92,7 +92,12 @@ class Landscapes:
             raise GdscopeError(f"landscape_every must be a positive integer, got {every!r}")
         from gdscope.nets.survey import PlaneOptions
 
-        PlaneOptions(points=points)  # checks the count, in the words of every other landscape
+        try:  # the count checked as for every other landscape
+            PlaneOptions(points=points)
+        except GdscopeError as error:
+            raise GdscopeError(
+                f"landscape_points: {error}", settings=["landscape_points"]
+            ) from None
         data = data if data is not None else options.get("sharpness_data")
         loss = loss if loss is not None else options.get("sharpness_loss")
         absent = [n for n, v in (("landscape_data", data), ("landscape_loss", loss)) if v is None]
