@@ -60,3 +60,52 @@ def test_a_missing_framework_names_its_extra_and_gdscope_imports_without_it(modu
         f"{framework} is not installed: pip install 'gdscope[{extra}]' "
         f"(in a clone of gdscope: pip install -c constraints.txt '.[{extra}]')"
     )
+
+
+def test_landscape_snapshots_fall_back_to_a_random_plane_until_the_path_has_one(tmp_path):
+    # Every 2 steps: at step 2 the path (every=2) is 2 snapshots, no PCA plane: random
+    # directions; at step 4, 3 snapshots: their PCA plane. Both drawn with the path and the
+    # honesty chart. A PNG is never overwritten.
+    from torch import nn
+
+    from gdscope.examples import mlp
+    from gdscope.integrations.capture import landscape_file, save_landscape
+
+    inputs, targets = mlp.make_dataset(60, seed=3).tensors
+    capture = Capture(None, {"every": 2, "landscape_every": 2, "landscape_points": 5,
+                             "landscape_data": [(inputs, targets)],
+                             "landscape_loss": nn.CrossEntropyLoss()})  # fmt: skip
+    model = mlp.make_model(seed=0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    capture.start(model, optimizer)
+    titles = []
+    for _ in range(4):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        capture.step()
+        if (snapshot := capture.landscape()) is not None:
+            step, figure = snapshot
+            titles.append((step, figure.axes[0].get_title()))
+    assert titles == [(2, "loss at step 2 (random plane)"),
+                      (4, "loss at step 4 (PCA plane of 3 snapshots)")]  # fmt: skip
+    assert save_landscape(figure, tmp_path, 4) == landscape_file(tmp_path, 4)
+    before = landscape_file(tmp_path, 4).read_bytes()
+    with pytest.warns(UserWarning, match="landscape snapshot not saved"):
+        assert save_landscape(figure, tmp_path, 4) is None
+    assert landscape_file(tmp_path, 4).read_bytes() == before
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"landscape_every": 0}, "landscape_every must be a positive integer"),
+    ({"landscape_every": 2}, "landscape_every needs landscape_data and landscape_loss"),
+    ({"landscape_every": 2, "landscape_data": [()]}, "needs landscape_loss \\("),
+    ({"landscape_every": 2, "sharpness_data": [()], "sharpness_loss": len,
+      "landscape_points": 1}, "landscape_points: points per axis"),
+])  # fmt: skip
+def test_landscape_options_are_checked_when_the_callback_is_made(options, match):
+    with pytest.raises(GdscopeError, match=match):
+        Capture(None, options)
+    assert Capture(None, {"landscape_every": 2, "sharpness_data": [()],
+                          "sharpness_loss": len}).landscapes is not None  # fmt: skip

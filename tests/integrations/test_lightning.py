@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -148,3 +150,133 @@ def test_the_callback_hands_the_sharpness_to_the_trainers_logger(tmp_path):
                                rtol=1e-6)  # fmt: skip
     np.testing.assert_allclose([float(r["gdscope/threshold"]) for r in rows], trace.threshold)
     np.testing.assert_allclose([float(r["gdscope/lr"]) for r in rows], trace.lr)
+
+
+class Validated(Module):
+    """The MLP example, with a validation loss logged as ``val_loss``."""
+
+    def validation_step(self, batch, batch_idx):
+        inputs, targets = batch
+        self.log("val_loss", nn.functional.cross_entropy(self.model(inputs), targets))
+
+
+def validation_set() -> DataLoader:
+    return DataLoader(mlp.make_dataset(40, seed=2), batch_size=40)  # one batch: its mean is logged
+
+
+@pytest.mark.parametrize("metric", ["val_loss", "not_logged"])
+def test_the_callback_records_each_validation_loss_at_its_step(tmp_path, metric):
+    # Validation every 2 optimizer steps, after a sanity check (not recorded): each value is the
+    # loss of the snapshot taken at the same step, on the validation batch. A metric the module
+    # does not log records nothing, without an error.
+    from gdscope.integrations.lightning import RecorderCallback
+
+    callback = RecorderCallback(tmp_path / "rec", submodule="model", validation_metric=metric)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=4, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, val_check_interval=2,
+                         check_val_every_n_epoch=None, num_sanity_val_steps=1,
+                         callbacks=[callback])  # fmt: skip
+    trainer.fit(Validated(), loader(), validation_set())
+    recorded = open_path(tmp_path / "rec")
+    if metric == "not_logged":
+        assert recorded.validation_steps.tolist() == [] and len(recorded) == 5
+        return
+    assert recorded.validation_steps.tolist() == [2, 4]
+    model = mlp.make_model(seed=0)
+    inputs, targets = next(iter(validation_set()))
+    for step, value in zip(recorded.validation_steps, recorded.validation_losses, strict=True):
+        model.load_state_dict(recorded.state(int(step)), strict=False)
+        with torch.no_grad():
+            expected = nn.functional.cross_entropy(model(inputs), targets)
+        assert value == pytest.approx(float(expected), rel=1e-6)
+
+
+class Dropping(pl.LightningModule):
+    """The MLP example with dropout, recorded whole: the landscape must leave its train mode and
+    the random numbers dropout and the shuffling loader draw as they were."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model, self.drop = mlp.make_model(seed=0), nn.Dropout(0.3)
+
+    def forward(self, inputs):
+        return self.drop(self.model(inputs))
+
+    def training_step(self, batch, batch_idx):
+        inputs, targets = batch
+        return nn.functional.cross_entropy(self(inputs), targets)
+
+    def configure_optimizers(self):
+        return make_optimizer(self)
+
+
+class MetricsLogger(pl.loggers.Logger):
+    """A logger of numbers only, with no folder of its own (as MLflow's with a remote server)."""
+
+    @property
+    def name(self) -> str:
+        return "metrics"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    def log_metrics(self, metrics, step=None) -> None:
+        pass
+
+
+class ImageLogger(MetricsLogger):
+    """A logger that takes images (as W&B's does: ``log_image(key, images, step)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[tuple[str, int, object]] = []
+
+    def log_image(self, key, images, step=None, **kwargs) -> None:
+        self.images.extend((key, step, image) for image in images)
+
+
+def test_landscape_snapshots_reach_the_loggers_and_leave_the_training_bit_for_bit(tmp_path):
+    # landscape_every=3 with log_sharpness on: the trained weights and every snapshot are
+    # bitwise those of the same training without either; a snapshot at steps 3 and 6 reaches a
+    # logger with log_image as a figure, the CSV logger (no images) as a PNG named by step in
+    # its log_dir, and a logger with no folder as one in the trainer's default_root_dir.
+    from matplotlib.figure import Figure
+
+    from gdscope.integrations.lightning import RecorderCallback
+
+    probe = [next(iter(loader()))]
+    runs = []
+    sharpness = {"sharpness_every": 2, "sharpness_data": probe,
+                 "sharpness_loss": nn.CrossEntropyLoss()}  # fmt: skip
+    for extra in ({}, {"landscape_every": 3, "log_sharpness": True, **sharpness}):
+        torch.manual_seed(7)
+        csv, images = pl.loggers.CSVLogger(tmp_path / str(len(runs))), ImageLogger()
+        callback = RecorderCallback(every=2, **extra)
+        trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=7,
+                             logger=[csv, images, MetricsLogger()],
+                             default_root_dir=tmp_path / f"root{len(runs)}",
+                             enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, callbacks=[callback])  # fmt: skip
+        module = Dropping()
+        trainer.fit(module, DataLoader(mlp.make_dataset(SAMPLES, seed=1), batch_size=BATCH,
+                                       shuffle=True))  # fmt: skip
+        runs.append((module, callback.result(), csv, images))
+    (plain, plain_path, _, _), (module, path, csv, images) = runs
+    assert module.training and plain.training
+    for name, value in plain.state_dict().items():
+        assert torch.equal(value, module.state_dict()[name]), name
+    assert_same_recording(path, plain_path, atol=0)
+    logged = [(key, step) for key, step, _ in images.images]
+    assert logged == [("gdscope/landscape", 3), ("gdscope/landscape", 6)]
+    assert all(isinstance(figure, Figure) for _, _, figure in images.images)
+    for folder in (Path(csv.log_dir), tmp_path / "root1"):
+        written = sorted(p.name for p in folder.glob("gdscope-landscape-*.png"))
+        assert written == ["gdscope-landscape-step0000003.png",
+                           "gdscope-landscape-step0000006.png"]  # fmt: skip
+        assert all((folder / name).read_bytes()[:4] == b"\x89PNG" for name in written)
+    assert not list((tmp_path / "root0").rglob("*.png")) and not list(tmp_path.glob("*.png"))

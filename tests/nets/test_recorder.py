@@ -101,3 +101,42 @@ def test_recorder_refuses_in_one_line(tmp_path):
     model[0].weight.requires_grad_(False)
     with pytest.raises(GdscopeError, match=r"parameter 0\.weight is no longer trainable"):
         rec.step(0.5)
+
+
+def test_validation_losses_are_recorded_in_memory_and_on_disk_at_their_steps(tmp_path):
+    # validation.bin holds STEP_ROW rows, appended as they come; a torn last row is ignored
+    # (its writer died) and a recording made before validation.bin has none.
+    from gdscope.nets.recorder import STEP_ROW, VALIDATION_FILE
+
+    runs = []
+    for path in (None, tmp_path / "rec"):
+        torch.manual_seed(0)
+        rec = Recorder(model := nn.Linear(3, 1), every=2, path=path)
+        rec.validation(0.75)  # before any step: step 0
+        _train(model, rec, 3)
+        rec.validation(torch.tensor(0.5))  # now: step 3
+        rec.validation(0.25, step=2)  # measured earlier, given late: kept in the order given
+        runs.append(rec.result())
+    memory, disk = runs
+    assert memory.validation_steps.tolist() == disk.validation_steps.tolist() == [0, 3, 2]
+    values = [0.75, 0.5, 0.25]
+    assert memory.validation_losses.tolist() == disk.validation_losses.tolist() == values
+    assert (
+        memory.validation_steps.dtype == np.int64 and memory.validation_losses.dtype == np.float64
+    )
+    raw = np.frombuffer((tmp_path / "rec" / "validation.bin").read_bytes(), STEP_ROW)
+    assert VALIDATION_FILE == "validation.bin" and raw.tolist() == [(0, 0.75), (3, 0.5), (2, 0.25)]
+    with (tmp_path / "rec" / "validation.bin").open("ab") as handle:
+        handle.write(b"\1" * 9)  # a row torn half-way
+    assert open_path(tmp_path / "rec").validation_steps.tolist() == [0, 3, 2]
+    (tmp_path / "rec" / "validation.bin").unlink()  # as written before validation.bin existed
+    read = open_path(tmp_path / "rec")
+    assert read.validation_steps.shape == read.validation_losses.shape == (0,)
+    empty = Recorder(nn.Linear(3, 1)).result()
+    assert empty.validation_steps.tolist() == [] and empty.validation_losses.dtype == np.float64
+    rec = Recorder(nn.Linear(3, 1), path=tmp_path / "rec", force=True)  # a new one starts empty
+    assert (tmp_path / "rec" / "validation.bin").read_bytes() == b""
+    for bad, match in [((None,), "one number, got None"), ((torch.ones(2),), "one number"),
+                       (("0.5",), "one number"), ((0.5,), "whole number >= 0")]:  # fmt: skip
+        with pytest.raises(GdscopeError, match=match):
+            rec.validation(*bad, step=-1 if match.startswith("whole") else None)

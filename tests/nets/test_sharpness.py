@@ -59,6 +59,27 @@ def test_adam_threshold_is_38_over_lr_and_others_have_none():
     assert none.value is None and "RMSprop" in none.rule
 
 
+@pytest.mark.parametrize("optimizer", [torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW])
+def test_a_learning_rate_of_zero_has_no_threshold_and_is_measured(optimizer):
+    # Where a schedule ends (the Trainer's linear one decays to 0 at its last step): the
+    # sharpness is still measured, with no threshold (NaN) and the optimizer's rule kept.
+    model, x, y = _problem()
+    opt = optimizer(model.parameters(), lr=0.1)
+    if optimizer is not torch.optim.SGD:  # Adam's preconditioner exists after a first step
+        nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    rule = threshold_of(opt).rule
+    for group in opt.param_groups:
+        group["lr"] = 0.0
+    zero = threshold_of(opt)
+    assert zero.value is None and zero.rule == rule
+    rec = Recorder(model, optimizer=opt, sharpness_every=1, sharpness_data=[(x, y)],
+                   sharpness_loss=nn.MSELoss())  # fmt: skip
+    last = rec.last_sharpness()
+    assert last is not None and last[0] == 0 and last[2] == 0.0 and np.isnan(last[3])
+    assert last[1] > 0
+
+
 def _problem(seed: int = 0):
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(2, 5), nn.Tanh(), nn.Linear(5, 1)).double()

@@ -9,10 +9,12 @@ Snapshots are the model's trainable parameters flattened in ``named_parameters()
 float32 on the CPU). In memory they cost ``snapshots × parameters × 4`` bytes; with ``path``
 each one is appended to ``path/snapshots.f32`` as it is taken, and its step and loss to
 ``path/steps.bin``, so a snapshot costs the same at the millionth step as at the first and memory
-does not grow with the run. ``path/index.json`` (the layout, the optimizer, the sharpness) is
-written at the start and rewritten atomically only when the sharpness is measured. A recording
-whose writer died is read up to its last whole snapshot; recordings made before ``steps.bin``
-keep their steps and losses in ``index.json``, and ``open_path`` reads both.
+does not grow with the run. ``validation(loss)`` appends a validation loss the same way, to
+``path/validation.bin`` (rows like ``steps.bin``'s: the step it was measured at and the loss).
+``path/index.json`` (the layout, the optimizer, the sharpness) is written at the start and
+rewritten atomically only when the sharpness is measured. A recording whose writer died is read
+up to its last whole snapshot (and validation row); recordings made before ``steps.bin`` keep
+their steps and losses in ``index.json``, and ``open_path`` reads both.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import json
 import math
 import numbers
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,10 +39,24 @@ if TYPE_CHECKING:
     from gdscope.nets.curvature import LossFn
     from gdscope.nets.sharpness import SharpnessProbe, SharpnessTrace
 
-__all__ = ["ParamLayout", "RecordedPath", "Recorder", "open_path"]
+__all__ = [
+    "INDEX_FILE",
+    "SNAPSHOTS_FILE",
+    "STEPS_FILE",
+    "STEP_ROW",
+    "VALIDATION_FILE",
+    "ParamLayout",
+    "RecordedPath",
+    "Recorder",
+    "open_path",
+]
 
 STEP_ROW = np.dtype([("step", "<i8"), ("loss", "<f8")])
-"""A row of ``steps.bin``: the optimizer step of a snapshot and its loss (NaN if none)."""
+"""A row of ``steps.bin``: the optimizer step of a snapshot and its loss (NaN if none); and of
+``validation.bin``: the optimizer step a validation loss was measured at, and that loss."""
+INDEX_FILE, SNAPSHOTS_FILE = "index.json", "snapshots.f32"
+STEPS_FILE, VALIDATION_FILE = "steps.bin", "validation.bin"
+"""The files of a recording's folder: ``STEP_ROW`` rows, appended as they come."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +72,10 @@ class RecordedPath:
     optimizer: str | None = None
     sharpness: SharpnessTrace | None = None
     """The sharpness measured along the run (``Recorder(sharpness_every=...)``), or None."""
+    validation_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    validation_losses: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    """The validation losses given to ``Recorder.validation`` and the steps they were measured
+    at, in the order given (empty when none)."""
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -105,6 +125,7 @@ class Recorder:
         self._memory: list[np.ndarray] = []
         self._steps: list[int] = []
         self._losses: list[float] = []
+        self._validation: list[tuple[int, float]] = []
         self._calls = 0
         self.path = Path(path) if path is not None else None
         if self.path is not None:
@@ -133,6 +154,22 @@ class Recorder:
         self._take(float("nan") if value is None else float(value))
         return True
 
+    def validation(self, loss: float | Tensor, *, step: int | None = None) -> None:
+        """Record a validation loss measured at optimizer step ``step`` (default: now, the
+        number of ``step`` calls so far); with ``path`` it is appended to ``validation.bin``."""
+        _check_loss(loss)
+        if loss is None:
+            raise GdscopeError("the validation loss must be one number, got None")
+        if step is None:
+            step = self._calls
+        elif isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+            raise GdscopeError(f"step must be a whole number >= 0, got {step!r}")
+        value = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
+        self._validation.append((int(step), value))
+        if self.path is not None:
+            with (self.path / VALIDATION_FILE).open("ab") as handle:
+                handle.write(np.array([(int(step), value)], dtype=STEP_ROW).tobytes())
+
     def _take(self, loss: float) -> None:
         row = self._vector().to("cpu", torch.float32).numpy()
         self._steps.append(self._calls)
@@ -142,9 +179,9 @@ class Recorder:
             return
         # The snapshot first, then its step: a writer dying between the two leaves a snapshot
         # without a step, which open_path ignores.
-        with (self.path / "snapshots.f32").open("ab") as handle:
+        with (self.path / SNAPSHOTS_FILE).open("ab") as handle:
             handle.write(row.astype("<f4").tobytes())
-        with (self.path / "steps.bin").open("ab") as handle:
+        with (self.path / STEPS_FILE).open("ab") as handle:
             handle.write(np.array([(self._calls, loss)], dtype=STEP_ROW).tobytes())
 
     def _vector(self) -> Tensor:
@@ -168,7 +205,12 @@ class Recorder:
         index: dict[str, Any] = {**self.layout.to_dict(), "optimizer": self.optimizer}
         if self._probe is not None:
             index["sharpness"] = json_ready(self._probe.trace().to_dict())
-        write_text(self.path / "index.json", json.dumps(index), force=True)
+        write_text(self.path / INDEX_FILE, json.dumps(index), force=True)
+
+    @property
+    def step_count(self) -> int:
+        """The optimizer steps so far: the number of ``step`` calls."""
+        return self._calls
 
     def last_sharpness(self) -> tuple[int, float, float, float] | None:
         """The last sharpness measured (``SharpnessProbe.last``: step, top value, learning rate,
@@ -182,9 +224,13 @@ class Recorder:
         """The recording so far."""
         if self.path is not None:
             return open_path(self.path)
-        return RecordedPath(self.layout, np.stack(self._memory), np.array(self._steps),
-                            np.array(self._losses, dtype=np.float64), self.optimizer,
-                            self._probe.trace() if self._probe is not None else None)  # fmt: skip
+        rows = np.array(self._validation, dtype=STEP_ROW)
+        return RecordedPath(
+            self.layout, np.stack(self._memory), np.array(self._steps),
+            np.array(self._losses, dtype=np.float64), self.optimizer,
+            self._probe.trace() if self._probe is not None else None,
+            rows["step"].astype(np.int64), rows["loss"].astype(np.float64),
+        )  # fmt: skip
 
 
 def _probe(
@@ -219,9 +265,9 @@ def _start_folder(folder: Path, *, force: bool) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise GdscopeError(f"cannot make the folder {folder}: {error.strerror or error}") from None
-    if (folder / "index.json").exists() and not force:
+    if (folder / INDEX_FILE).exists() and not force:
         raise GdscopeError(f"{folder} already holds a recording; pass force=True")
-    for name in ("snapshots.f32", "steps.bin"):
+    for name in (SNAPSHOTS_FILE, STEPS_FILE, VALIDATION_FILE):
         (folder / name).write_bytes(b"")
 
 
@@ -242,23 +288,23 @@ def open_path(path: str | os.PathLike[str]) -> RecordedPath:
     snapshot if its writer died."""
     folder = Path(path)
     try:
-        index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+        index = json.loads((folder / INDEX_FILE).read_text(encoding="utf-8"))
         layout = ParamLayout(tuple(index["names"]), tuple(tuple(s) for s in index["shapes"]))
         if "steps" in index:  # written before steps.bin: steps and losses in the index
             steps = np.array(index["steps"], dtype=np.int64)
             losses = np.array([math.nan if v is None else v for v in index["losses"]],
                               dtype=np.float64)  # fmt: skip
         else:
-            data = (folder / "steps.bin").read_bytes()
-            rows = np.frombuffer(data[: len(data) - len(data) % STEP_ROW.itemsize], STEP_ROW)
-            steps, losses = rows["step"].astype(np.int64), rows["loss"].astype(np.float64)
-        whole = (folder / "snapshots.f32").stat().st_size // (4 * layout.size)
+            steps, losses = _rows(folder / STEPS_FILE)
+        # A recording made before validation.bin has none.
+        validation = _rows(folder / VALIDATION_FILE, missing_ok=True)
+        whole = (folder / SNAPSHOTS_FILE).stat().st_size // (4 * layout.size)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise GdscopeError(f"{folder} holds no readable recording ({error})") from None
     count = min(len(steps), whole)
     if count == 0:
         raise GdscopeError(f"{folder} holds no snapshot")
-    snapshots = np.memmap(folder / "snapshots.f32", dtype="<f4", mode="r",
+    snapshots = np.memmap(folder / SNAPSHOTS_FILE, dtype="<f4", mode="r",
                           shape=(count, layout.size))  # fmt: skip
     sharpness = None
     if index.get("sharpness") is not None:
@@ -266,4 +312,14 @@ def open_path(path: str | os.PathLike[str]) -> RecordedPath:
 
         sharpness = SharpnessTrace.from_dict(index["sharpness"])
     return RecordedPath(layout, snapshots, steps[:count], losses[:count], index.get("optimizer"),
-                        sharpness)  # fmt: skip
+                        sharpness, *validation)  # fmt: skip
+
+
+def _rows(file: Path, *, missing_ok: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The steps and losses of a file of ``STEP_ROW`` rows, without a last row cut short by a
+    writer that died (empty if ``missing_ok`` and there is no file)."""
+    if missing_ok and not file.exists():
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    data = file.read_bytes()
+    rows = np.frombuffer(data[: len(data) - len(data) % STEP_ROW.itemsize], STEP_ROW)
+    return rows["step"].astype(np.int64), rows["loss"].astype(np.float64)

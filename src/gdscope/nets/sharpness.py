@@ -47,7 +47,8 @@ def _number(value: Any) -> float:
 
 def threshold_of(optimizer: torch.optim.Optimizer) -> Threshold:
     """The stability threshold for ``optimizer``'s current settings (its first parameter
-    group's; groups with different settings get none)."""
+    group's; groups with different settings get none). At a learning rate of 0 (where a
+    schedule such as the Trainer's linear one ends) nothing is unstable: no value, same rule."""
     groups = optimizer.param_groups
     name = type(optimizer).__name__
     keys = ("lr", "momentum", "dampening", "nesterov", "weight_decay", "betas", "amsgrad")
@@ -59,7 +60,8 @@ def threshold_of(optimizer: torch.optim.Optimizer) -> Threshold:
     if isinstance(optimizer, torch.optim.SGD):
         mu, damp = _number(group["momentum"]), _number(group["dampening"])
         nesterov, decay = bool(group["nesterov"]), _number(group["weight_decay"])
-        value = critical_sharpness(lr, mu, nesterov=nesterov, dampening=damp, weight_decay=decay)
+        value = (critical_sharpness(lr, mu, nesterov=nesterov, dampening=damp, weight_decay=decay)
+                 if lr > 0 else None)  # fmt: skip
         if mu == 0:
             rule = "2/η: gradient descent"
         elif nesterov:
@@ -71,8 +73,9 @@ def threshold_of(optimizer: torch.optim.Optimizer) -> Threshold:
         return Threshold("hessian", value, rule)
     if isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW):
         beta1 = _number(group["betas"][0])
-        value = critical_sharpness(lr, beta1, dampening=beta1)
-        rule = (f"2(1+β₁)/((1−β₁)η) = {value * lr:.4g}/η: {name}'s preconditioned sharpness, "
+        unit = critical_sharpness(1.0, beta1, dampening=beta1)
+        value = unit / lr if lr > 0 else None
+        rule = (f"2(1+β₁)/((1−β₁)η) = {unit:.4g}/η: {name}'s preconditioned sharpness, "
                 f"β₁={beta1:g}")  # fmt: skip
         if _number(group["weight_decay"]):  # Cohen et al. (2022) derive it without decay
             rule += f" (weight decay {_number(group['weight_decay']):g} not counted)"
