@@ -1,21 +1,18 @@
 """The callbacks' sharpness and landscape snapshots in real TensorBoard event files, read back
-with TensorBoard's own reader. TensorBoard is not a dev extra: these tests skip without it
-(``pip install tensorboard`` to run them); the reporting path they check is also tested without
-it (a reporting-position callback, loggers with and without images)."""
+with TensorBoard's own reader (a dev dependency: without it these skip, and fail under CI)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-if importlib.util.find_spec("tensorboard") is None:
-    pytest.skip("tensorboard is not installed (not a dev extra)", allow_module_level=True)
+from tests.conftest import require
 
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+require("tensorboard")
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 
 def events(folder: Path) -> EventAccumulator:
