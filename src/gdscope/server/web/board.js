@@ -471,7 +471,9 @@ function drawSpectrum(spectrum) {
 function renderFile(run) {
   const text = [];
   $("studyControls").hidden = true;
-  $("fileSide").hidden = true;
+  // The side (a cell's curve, the shoot-out's table) shows before the chart is drawn, so that
+  // Plotly sizes the chart to the half it is given.
+  $("fileSide").hidden = !((run.kind === "study" && run.metrics) || (run.kind === "shootout" && run.table));
   $("fileCmd").hidden = !run.shell;
   $("fileCmd").textContent = run.shell || "";
   if (run.kind === "surface" && run.xs) {
@@ -479,6 +481,8 @@ function renderFile(run) {
     text.push("A surface gdscope landscape --save (or the reference's plot_surface.py) wrote.");
   } else if (run.kind === "shootout" && run.table) {
     drawShootout(run);
+    text.push(`A shoot-out (gdscope compare --save)${run.network ? ` on ${run.network}` : ""}` +
+      `${run.steps ? `, ${run.steps} steps` : ""}: each optimizer tuned, scored by ${run.score || "its score"}.`);
     if (run.record) text.push(`Its record (what made it):\n${JSON.stringify(run.record, null, 1)}`);
   } else if (run.kind === "spectrum" && run.eigenvalues) {
     Plotly.react("fileChart", [{ type: "bar", x: run.eigenvalues.map((_, i) => i + 1),
@@ -505,32 +509,36 @@ function nearest(values, value) {
 
 // A shoot-out (gdscope compare --save): each optimizer's score at its tuned setting (bars,
 // best first), the table of its setting, and its winner's loss curve where the file keeps it.
+function show(v) {
+  if (typeof v !== "number") return String(v ?? "");
+  return Number.isInteger(v) ? String(v) : v.toPrecision(4);
+}
+
 function drawShootout(run) {
   const metric = run.score || "score";
   const rows = run.table;
   const settings = (row) => Object.entries(row).filter(([k]) => k !== "optimizer" && k !== metric)
-    .map(([k, v]) => `${k} = ${typeof v === "number" ? Number(v).toPrecision(4) : v}`).join("<br>");
+    .map(([k, v]) => `${k} = ${show(v)}`).join("<br>");
   Plotly.react("fileChart", [{ type: "bar", x: rows.map((r) => r.optimizer), y: rows.map((r) => r[metric]),
-    text: rows.map(settings), hovertemplate: "%{x}<br>%{text}<extra></extra>",
+    text: rows.map(settings), textposition: "none", hovertemplate: "%{x}<br>%{text}<extra></extra>",
     marker: { color: rows.map((_, i) => COLORS[i % COLORS.length]) } }], { ...LAYOUT, showlegend: false,
-    title: { text: `shoot-out: ${metric} at each optimizer's tuned setting` + (run.network ? ` (${run.network})` : "") },
+    title: { text: `${metric} at each tuned setting` },
     xaxis: { title: { text: "optimizer (best first)" } }, yaxis: { title: { text: metric } } }, CONFIG);
   const table = $("fileTable");
-  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const columns = ["optimizer", metric, ...new Set(rows.flatMap((r) => Object.keys(r)))]
+    .filter((c, i, all) => all.indexOf(c) === i);
   const head = document.createElement("tr");
   for (const c of columns) { const th = document.createElement("th"); th.textContent = c; head.append(th); }
   const body = rows.map((r) => {
     const tr = document.createElement("tr");
     for (const c of columns) {
       const td = document.createElement("td");
-      const v = r[c];
-      td.textContent = typeof v === "number" ? Number(v).toPrecision(4) : String(v ?? "");
+      td.textContent = show(r[c]);
       tr.append(td);
     }
     return tr;
   });
   table.replaceChildren(head, ...body);
-  $("fileSide").hidden = false;
   const curves = run.curves || {};
   const names = rows.map((r) => r.optimizer).filter((n) => curves[n]);
   if (names.length) {
@@ -551,7 +559,7 @@ function showCell(run, k) {
   const curves = run.curves;
   if (!curves || k === undefined || k === null) return;
   const labels = [...Object.entries(run.options), ...Object.entries(run.metrics)]
-    .map(([n, v]) => `${n} = ${typeof v[k] === "number" ? Number(v[k]).toPrecision(4) : v[k]}`);
+    .map(([n, v]) => `${n} = ${show(v[k])}`);
   Plotly.react("fileCurve", [{ x: curves.steps, y: curves.losses[k], mode: "lines", name: `cell ${k}` }],
     { ...LAYOUT, showlegend: false, title: { text: `cell ${k}: its mini-batch loss` },
       xaxis: { title: { text: "step" } }, yaxis: { title: { text: "loss" }, type: "log" } }, CONFIG);
@@ -606,7 +614,6 @@ function drawStudy(run) {
   } else {
     Plotly.purge("fileChart");
   }
-  $("fileSide").hidden = false;
   $("fileTable").replaceChildren();
   if (run.curves) {
     const chart = $("fileChart");
