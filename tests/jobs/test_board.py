@@ -25,12 +25,12 @@ from gdscope.jobs.board import (
     cached,
     compute_landscape,
     curves_record,
-    landscape_record,
     plane_file,
     read_file_run,
     read_recording,
     thin,
 )
+from gdscope.jobs.boardrecords import landscape_record
 from gdscope.nets.recorder import STEP_ROW, Recorder, open_path
 
 MLP = Sources("gdscope.examples.mlp:make_model", "gdscope.examples.mlp:make_loader")

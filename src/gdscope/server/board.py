@@ -38,7 +38,6 @@ from gdscope.jobs.board import (
     cache_folder,
     cached,
     curves_record,
-    landscape_record,
     landscape_worker,
     line_file,
     plane_file,
@@ -46,8 +45,8 @@ from gdscope.jobs.board import (
     read_recording,
     rows_of,
     spectrum_file,
-    spectrum_record,
 )
+from gdscope.jobs.boardrecords import landscape_record, spectrum_record
 from gdscope.nets.survey import MAX_POINTS
 from gdscope.server.pool import ComputePool, Limits, Refused
 from gdscope.server.security import LOOPBACK_HOSTS, Guard, allowed_name, security_headers
@@ -69,6 +68,8 @@ HEARTBEAT_S = 15.0
 """A comment down an idle event stream this often, so proxies and the browser keep it open."""
 STREAMS = 32
 """Event streams open at once, at most (503 beyond): each polls the folder."""
+OVERLAID = 32
+"""Runs overlaid on a chart whose PNG's record ``/api/figure`` builds, at most (each is read)."""
 
 
 class LandscapeOrder(BaseModel):
@@ -328,9 +329,9 @@ def figure(runs: Runs, landscapes: Landscapes, name: str, view: str, *, points: 
         answer["command"] = spectrum["shell"]
         rec = spectrum_record(spectrum["command"])
     else:
-        data = read_file_run(runs.path(name), kind) if kind != "recording" else {}
         if kind == "recording":
             raise NoSuchRun(f"{name!r} is a recording: its views are {', '.join(VIEWS[:-1])}")
+        data = read_file_run(runs.path(name), kind)
         if "command" in data:  # an .h5 surface: gdscope landscape --from-h5 draws it
             answer["command"] = data["shell"]
             rec = landscape_record(data["command"])
@@ -439,6 +440,8 @@ def create_board(
         """What the PNG of a view carries: the record its command writes, and its text."""
         order = LandscapeOrder(name=name, points=points)
         others = tuple(n for n in compare.split(",") if n)
+        if len(others) > OVERLAID:
+            raise GdscopeError(f"at most {OVERLAID} runs overlaid, got {len(others)}")
         return await asyncio.to_thread(figure, runs, landscapes, order.name, view,
                                        points=order.points, compare=others, log=log)  # fmt: skip
 
