@@ -310,6 +310,7 @@ def test_network_studies_keep_each_cells_curve_and_shootouts_their_winners(tmp_p
         "c.json": "shootout",
     }
     study = read_file_run(tmp_path / "p.npz", "study")
+    assert study["record"] == read_record(tmp_path / "p.png")  # what made it: replay remakes it
     with np.load(tmp_path / "p.npz") as saved:
         assert np.array(study["curves"]["losses"], dtype=float).shape == saved["losses"].shape
         np.testing.assert_array_equal(np.array(study["curves"]["losses"][3], dtype=float),

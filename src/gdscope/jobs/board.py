@@ -541,14 +541,15 @@ def _curves(losses: np.ndarray) -> dict[str, Any]:
 
 
 def _study(path: Path) -> dict[str, Any]:
-    """A study's description, its cells' option and metric columns, and (a network study's)
-    each cell's loss curve, thinned (``_curves``)."""
+    """A study's description, its cells' option and metric columns, (a network study's) each
+    cell's loss curve, thinned (``_curves``), and the record of what made it, if it keeps one."""
     from gdscope.studies.sweep import unpack_columns
 
     with np.load(path, allow_pickle=False) as saved:
         description = json.loads(str(saved["description"]))
         columns = {k: saved[k] for k in saved.files if k != "description" and saved[k].ndim == 1}
         losses = saved["losses"] if "losses" in saved.files else None
+        made = json.loads(str(saved["record"])) if "record" in saved.files else None
     options, metrics = unpack_columns(columns)
     curves = None
     if losses is not None and losses.ndim == 2 and losses.shape[1] and \
@@ -561,7 +562,7 @@ def _study(path: Path) -> dict[str, Any]:
     completed = columns.get("completed")
     return {"description": description, "options": listed(options), "metrics": listed(metrics),
             "completed": None if completed is None else completed.tolist(), "curves": curves,
-            "problems": []}  # fmt: skip
+            "record": made, "problems": []}  # fmt: skip
 
 
 def _shootout(data: dict[str, Any]) -> dict[str, Any]:

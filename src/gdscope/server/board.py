@@ -335,13 +335,14 @@ def figure(runs: Runs, landscapes: Landscapes, name: str, view: str, *, points: 
         if "command" in data:  # an .h5 surface: gdscope landscape --from-h5 draws it
             answer["command"] = data["shell"]
             rec = landscape_record(data["command"])
-        elif isinstance(data.get("record"), dict):  # a spectrum or shoot-out that holds it
+        elif isinstance(data.get("record"), dict):  # a spectrum, study or shoot-out keeps it
             rec = data["record"]
         else:
             answer["why"] = {
                 "surface": "no gdscope command draws a surface saved as .npz (an .h5 one: "
                            "gdscope landscape --from-h5)",
-                "study": "a study's --save file does not hold the command that made it",
+                "study": "this study file does not hold the command that made it (older "
+                         "gdscope did not keep it)",
                 "shootout": "this shoot-out file does not hold the command that made it",
             }.get(kind, "this file holds no record")  # fmt: skip
     if rec is not None:
