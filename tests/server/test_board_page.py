@@ -234,6 +234,8 @@ def test_study_and_shootout_files_show_each_cells_curve_on_hover(board, runs, br
     curve = page.evaluate("document.getElementById('fileCurve').data[0].y")
     data = page.evaluate("window.gdscopeBoard.state.data.get('phase.npz').curves.losses")
     assert curve == data[shown] and len(curve) == 6
+    study = download(page, "file", tmp_path)  # the file keeps its figure's record: it replays
+    assert study.name == "study.png" and read_record(study) == read_record(tmp_path / "p.png")
     page.screenshot(path=str(shots / "board-study-wide.png"), full_page=True)
     # The shoot-out: each optimizer's score at its tuned setting, its table and winner's curve.
     page.click('#runs button:has-text("shootout.json")')
@@ -242,6 +244,7 @@ def test_study_and_shootout_files_show_each_cells_curve_on_hover(board, runs, br
     assert page.evaluate("document.getElementById('fileCurve').data.length") == 2
     assert page.locator("#fileTable tr").count() == 3
     shootout = download(page, "file", tmp_path)
+    assert shootout.name == "shootout.png"
     assert read_record(shootout) == read_record(tmp_path / "c.png")
     page.screenshot(path=str(shots / "board-shootout-wide.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})

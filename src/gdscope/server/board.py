@@ -306,7 +306,7 @@ def figure(runs: Runs, landscapes: Landscapes, name: str, view: str, *, points: 
     if view not in VIEWS:
         raise GdscopeError(f"no view {view!r}: one of {', '.join(VIEWS)}")
     kind = runs.kind(name)
-    file = f"{'landscape' if view == 'file' and kind == 'surface' else view}.png"
+    file = f"{kind if view == 'file' else view}.png"
     answer: dict[str, Any] = {"name": name, "view": view, "file": file, "record": None,
                               "text": None, "command": None, "why": None}  # fmt: skip
     rec: dict[str, Any] | None = None

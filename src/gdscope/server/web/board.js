@@ -315,8 +315,15 @@ function curveCode(runs) {
     "}",
     "for name, run in runs.items():",
     "    plt.plot(run.steps, run.losses, label=name)",
-    "plt.yscale(\"log\"); plt.xlabel(\"step\"); plt.legend(); plt.savefig(\"loss.png\")",
   ];
+  const validated = runs.filter(({ run }) => run.validation_rows && run.validation_rows.end);
+  if (validated.length) {
+    lines.push("# The validation losses (validation.bin: rows of STEP_ROW), dashed:",
+      "import numpy as np", "from gdscope.nets.recorder import STEP_ROW",
+      ...validated.map(({ name }) => `v = np.fromfile(${quote(`${pathOf(name)}/validation.bin`)}, ` +
+        `dtype=STEP_ROW); plt.plot(v["step"], v["loss"], "--", label=${quote(`${name}: validation`)})`));
+  }
+  lines.push("plt.yscale(\"log\"); plt.xlabel(\"step\"); plt.legend(); plt.savefig(\"loss.png\")");
   if (runs.some(({ run }) => run.sharpness && run.sharpness.steps && run.sharpness.steps.length)) {
     lines.push("# The sharpness against its threshold (runs that recorded it):",
       "from gdscope.jobs.hessian import draw_sharpness",
