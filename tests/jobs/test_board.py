@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 from gdscope.errors import GdscopeError
@@ -266,6 +268,26 @@ def test_a_long_run_is_thinned_to_every_runs_lowest_and_highest_loss(tmp_path):
     _record(tmp_path / "run", 30)
     whole = read_recording(tmp_path / "run", limit=20)
     assert len(whole["steps"]) <= 20 and whole["end"] == whole["rows"] == 31  # with step 0
+
+
+@given(
+    losses=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=400),
+    limit=st.integers(4, 60),
+)
+def test_thinning_keeps_the_ends_and_every_runs_extremes_within_the_limit(losses, limit):
+    from gdscope.jobs.board import Rows
+
+    values = np.array(losses, dtype=np.float64)
+    rows = Rows(0, np.arange(len(values), dtype=np.int64) * 3, values)
+    sent = thin(rows, limit)
+    steps = np.array(sent["steps"]) // 3
+    assert len(steps) <= max(limit, len(values)) and sent["thinned"] == (len(values) > limit)
+    assert steps[0] == 0 and steps[-1] == len(values) - 1 and (np.diff(steps) > 0).all()
+    finite = values[~np.isnan(values)]
+    if len(values) > limit:
+        assert len(steps) <= limit
+    if len(finite):  # the lowest and the highest loss are always among the rows sent
+        assert finite.min() in values[steps] and finite.max() in values[steps]
 
 
 def test_a_chart_record_replays_the_rows_it_drew_and_refuses_a_run_recorded_over(tmp_path):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import json
 import math
 import os
@@ -480,19 +479,20 @@ def thin(rows: Rows, limit: int = MAX_ROWS) -> dict[str, Any]:
     row after the last read (the page appends what arrives from there); ``thinned``: rows
     were left out."""
     count = len(rows.steps)
-    answer = {**rows.to_dict(), "end": rows.start + count, "thinned": count > limit}
     if count <= limit:
-        return answer
-    edges = np.linspace(0, count, max(1, (limit - 2) // 2) + 1).astype(np.int64)
-    low = np.where(np.isnan(rows.losses), np.inf, rows.losses)
-    high = np.where(np.isnan(rows.losses), -np.inf, rows.losses)
-    kept = {0, count - 1}
-    for a, b in itertools.pairwise(edges):
-        if b > a:
-            kept.update((a + int(np.argmin(low[a:b])), a + int(np.argmax(high[a:b]))))
-    index = np.array(sorted(kept), dtype=np.int64)
-    return {**answer, "steps": rows.steps[index].tolist(),
-            "losses": json_ready(rows.losses[index].tolist())}  # fmt: skip
+        return {**rows.to_dict(), "end": rows.start + count, "thinned": False}
+    size = -(-count // max(1, (limit - 2) // 2))  # rows per run: at most that many runs
+    runs = -(-count // size)
+    pad = runs * size - count  # the last run padded with what never wins
+    low = np.pad(np.where(np.isnan(rows.losses), np.inf, rows.losses), (0, pad),
+                 constant_values=np.inf).reshape(runs, size)  # fmt: skip
+    high = np.pad(np.where(np.isnan(rows.losses), -np.inf, rows.losses), (0, pad),
+                  constant_values=-np.inf).reshape(runs, size)  # fmt: skip
+    first = np.arange(runs) * size
+    index = np.unique(np.concatenate([[0, count - 1], first + low.argmin(axis=1),
+                                      first + high.argmax(axis=1)]))  # fmt: skip
+    kept = Rows(rows.start, rows.steps[index], rows.losses[index], rows.restarted)
+    return {**kept.to_dict(), "end": rows.start + count, "thinned": True}
 
 
 def read_recording(folder: Path, *, limit: int = MAX_ROWS) -> dict[str, Any]:
