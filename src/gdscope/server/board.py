@@ -6,8 +6,10 @@ command line or ``gdscope.board`` (``Sources``), never from a request. ``/api/ev
 what changes (server-sent events: new runs, new rows, a new sharpness) from one ``Watcher`` per
 page, which reads only the rows appended since it last looked. Landscapes run in a process each
 (the user's code, on one core), at most ``Limits.workers`` at once (503 beyond), cancellable,
-and written beside the run (``jobs.board.CACHE``), so a second visit reads them back. Every
-request passes the explorer's ``Guard`` (Host and Origin checks, the body limit).
+and written beside the run (``jobs.board.CACHE``), so a second visit reads them back.
+``/api/figure`` (``figure``) says what each view's PNG carries: the record its command writes
+into its own figure. Every request passes the explorer's ``Guard`` (Host and Origin checks,
+the body limit).
 """
 
 from __future__ import annotations
