@@ -7,12 +7,15 @@ import json
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 from gdscope.errors import GdscopeError
 from gdscope.jobs.board import (
     CACHE,
     STEPS,
+    VALIDATION,
     Entry,
     NoSuchRun,
     OutsideRuns,
@@ -20,11 +23,16 @@ from gdscope.jobs.board import (
     Runs,
     Sources,
     Tail,
+    Watcher,
     cached,
     compute_landscape,
+    curves_record,
     plane_file,
     read_file_run,
+    read_recording,
+    thin,
 )
+from gdscope.jobs.boardrecords import landscape_record
 from gdscope.nets.recorder import STEP_ROW, Recorder, open_path
 
 MLP = Sources("gdscope.examples.mlp:make_model", "gdscope.examples.mlp:make_loader")
@@ -187,10 +195,13 @@ def test_landscape_is_cached_and_its_command_is_exact(tmp_path):
     assert len(refined["xs"]) == 13 and len(refined["path_x"]) == 6
     # The command shown computes the same numbers (the recording holds those 6 snapshots).
     from gdscope.cli.main import main
+    from gdscope.jobs.records import read_record
 
     out = tmp_path / "again.npz"
     argv = [*refined["command"][2:-2], "--out", str(tmp_path / "f.png"), "--save", str(out)]
     assert main(["landscape", *argv]) == 0
+    # ... and the record the board's PNG of it carries is the one the command wrote.
+    assert landscape_record(refined["command"]) == read_record(tmp_path / "f.png")
     with np.load(out) as again:
         np.testing.assert_array_equal(again["loss"], np.array(refined["loss"]))
         np.testing.assert_array_equal(again["xs"], np.array(refined["xs"]))
@@ -215,3 +226,122 @@ def test_a_phase_study_is_read_cell_by_cell(tmp_path):
         assert read["metrics"]["final_loss"] == finals
     assert [a["name"] for a in read["description"]["axes"]] == ["momentum", "lr"]
     assert len(read["options"]["momentum"]) == 6 and read["problems"] == []
+
+
+def _rows(file, rows) -> None:
+    with open(file, "ab") as handle:
+        np.array(rows, dtype=STEP_ROW).tofile(handle)
+
+
+def test_validation_rows_are_read_as_they_are_appended_and_sent_as_events(tmp_path):
+    root = tmp_path / "runs"
+    _record(root / "run", 3)
+    watcher = Watcher(Runs(root))
+    watcher.poll()  # the first poll: the rows already there are not events
+    _rows(root / "run" / VALIDATION, [(2, 0.5), (3, 0.25)])
+    events = watcher.poll()
+    assert [e for e, _ in events if e != "runs"] == ["validation"]
+    sent = dict(events)["validation"]
+    assert (sent["start"], sent["steps"], sent["losses"]) == (0, [2, 3], [0.5, 0.25])
+    with open(root / "run" / VALIDATION, "ab") as handle:  # a row cut short: not yet
+        handle.write(np.array([(4, 0.125)], dtype=STEP_ROW).tobytes()[:9])
+    assert not [e for e, _ in watcher.poll() if e == "validation"]
+    read = read_recording(root / "run")
+    assert read["validation_rows"]["steps"] == [2, 3] and read["validation"] == 2
+    assert any(VALIDATION in problem for problem in read["problems"])
+
+
+def test_a_long_run_is_thinned_to_every_runs_lowest_and_highest_loss(tmp_path):
+    from gdscope.jobs.board import Rows
+
+    rng = np.random.default_rng(0)
+    losses = rng.random(50_001)
+    losses[12_345], losses[40_000], losses[7] = 50.0, -3.0, np.nan  # a spike, a dip, a gap
+    rows = Rows(10, np.arange(50_001, dtype=np.int64), losses)
+    sent = thin(rows, 1000)
+    assert sent["thinned"] and len(sent["steps"]) <= 1000 and sent["end"] == 50_011
+    assert sent["steps"][0] == 0 and sent["steps"][-1] == 50_000
+    assert {12_345, 40_000} <= set(sent["steps"]) and sent["steps"] == sorted(sent["steps"])
+    assert [losses[s] for s in sent["steps"]] == sent["losses"]
+    short = thin(Rows(0, np.arange(5, dtype=np.int64), np.ones(5)), 1000)
+    assert not short["thinned"] and short["steps"] == list(range(5))
+    _record(tmp_path / "run", 30)
+    whole = read_recording(tmp_path / "run", limit=20)
+    assert len(whole["steps"]) <= 20 and whole["end"] == whole["rows"] == 31  # with step 0
+
+
+@given(
+    losses=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=400),
+    limit=st.integers(4, 60),
+)
+def test_thinning_keeps_the_ends_and_every_runs_extremes_within_the_limit(losses, limit):
+    from gdscope.jobs.board import Rows
+
+    values = np.array(losses, dtype=np.float64)
+    rows = Rows(0, np.arange(len(values), dtype=np.int64) * 3, values)
+    sent = thin(rows, limit)
+    steps = np.array(sent["steps"]) // 3
+    assert len(steps) <= max(limit, len(values)) and sent["thinned"] == (len(values) > limit)
+    assert steps[0] == 0 and steps[-1] == len(values) - 1 and (np.diff(steps) > 0).all()
+    finite = values[~np.isnan(values)]
+    if len(values) > limit:
+        assert len(steps) <= limit
+    if len(finite):  # the lowest and the highest loss are always among the rows sent
+        assert finite.min() in values[steps] and finite.max() in values[steps]
+
+
+def test_a_chart_record_replays_the_rows_it_drew_and_refuses_a_run_recorded_over(tmp_path):
+    from gdscope.jobs.records import read_record
+    from gdscope.jobs.replay import replay
+
+    _record(tmp_path / "a", 5)
+    _record(tmp_path / "b", 3)
+    _rows(tmp_path / "a" / VALIDATION, [(5, 0.5)])
+    rec = curves_record([("a", tmp_path / "a"), ("b", tmp_path / "b")], "loss")
+    assert [(r["rows"], r["validation"]) for r in rec["runs"]] == [(6, 1), (4, 0)]  # with step 0
+    from gdscope.files import save_figure
+    from gdscope.jobs.board import draw_curves
+
+    first = save_figure(draw_curves(rec), tmp_path / "loss.png", config=rec)
+    assert read_record(first) == json.loads(json.dumps(rec))
+    _rows(tmp_path / "a" / STEPS, [(6, 0.1)])  # the run goes on: the figure drew 6 rows
+    again = replay(first, tmp_path / "again.png")
+    assert again.read_bytes() == first.read_bytes()
+    (tmp_path / "b" / STEPS).write_bytes(np.array([(1, 9.0)] * 3, dtype=STEP_ROW).tobytes())
+    with pytest.raises(GdscopeError, match="not the one the figure drew"):
+        replay(first, tmp_path / "third.png")
+    with pytest.raises(GdscopeError, match="no chart"):
+        curves_record([("a", tmp_path / "a")], "accuracy")
+
+
+@pytest.mark.filterwarnings("ignore:.*beyond the tuning grid")
+def test_network_studies_keep_each_cells_curve_and_shootouts_their_winners(tmp_path):
+    from gdscope.jobs.records import read_record
+    from gdscope.jobs.studies import make_compare, make_phase
+    from gdscope.jobs.studyconfig import CompareConfig, PhaseConfig, RunSettings
+    from gdscope.jobs.studyfiles import Outputs
+    from tests.jobs.test_studies_network import NETWORK
+
+    phase = PhaseConfig("lr=0.1,1", "momentum=0,0.5", network=NETWORK)
+    make_phase(phase, Outputs(tmp_path / "p.png", save=tmp_path / "p.npz"))
+    compare = CompareConfig(("sgd", "adam"), tune=("lr=0.01:1:3:log",), network=NETWORK,
+                            run=RunSettings())  # fmt: skip
+    make_compare(compare, Outputs(tmp_path / "c.png", save=tmp_path / "c.json"))
+    assert {e.name: e.kind for e in Runs(tmp_path).scan()} == {
+        "p.npz": "study",
+        "c.json": "shootout",
+    }
+    study = read_file_run(tmp_path / "p.npz", "study")
+    assert study["record"] == read_record(tmp_path / "p.png")  # what made it: replay remakes it
+    with np.load(tmp_path / "p.npz") as saved:
+        assert np.array(study["curves"]["losses"], dtype=float).shape == saved["losses"].shape
+        np.testing.assert_array_equal(np.array(study["curves"]["losses"][3], dtype=float),
+                                      saved["losses"][3])  # fmt: skip
+    shootout = read_file_run(tmp_path / "c.json", "shootout")
+    assert shootout["problems"] == [] and {r["optimizer"] for r in shootout["table"]} == {
+        "sgd",
+        "adam",
+    }
+    assert set(shootout["curves"]) == {"sgd", "adam"}
+    assert all(len(curve) == 6 for curve in shootout["curves"].values())
+    assert shootout["record"] == read_record(tmp_path / "c.png")

@@ -81,7 +81,8 @@ def test_the_listing_names_every_run_inside_and_none_outside(client):
 def test_a_recording_is_sent_as_its_files_hold_it(client, runs):
     got = client.get("/api/run", params={"name": "a"}).json()
     path = open_path(runs / "a")
-    assert got["steps"] == path.steps.tolist()
+    assert got["steps"] == path.steps.tolist() and not got["thinned"] and got["end"] == 6
+    assert got["validation_rows"]["steps"] == [] and got["validation"] == 0
     assert got["losses"][0] is None and got["losses"][1:] == path.losses[1:].tolist()
     assert got["problems"] == [] and got["sharpness"] is None
     surface = client.get("/api/run", params={"name": "surface.npz"}).json()
@@ -229,6 +230,35 @@ def test_the_spectrum_on_demand_is_what_its_command_computes(tmp_path):
     again = json.loads(saved.read_text(encoding="utf-8"))
     assert again["eigenvalues"] == spectrum["eigenvalues"]
     assert again["density"] == spectrum["density"]
+    # The record the board's PNG of it carries is the one the command wrote into its figure.
+    from gdscope.jobs.records import read_record
+
+    with TestClient(create_board(tmp_path, sources=MLP), base_url="http://127.0.0.1") as client:
+        figure = client.get("/api/figure", params={"name": "mlp", "view": "spectrum"}).json()
+    assert figure["record"] == read_record(tmp_path / "again.png") == json.loads(figure["text"])
+    assert figure["command"] == spectrum["shell"] and figure["file"] == "spectrum.png"
+
+
+def test_each_view_says_what_its_png_carries(client, runs, tmp_path):
+    from gdscope.jobs.replay import replay
+
+    got = client.get("/api/figure", params={"name": "a", "view": "loss", "compare": "nested/b"})
+    rec = got.json()["record"]
+    assert rec["kind"] == "curves" and [r["label"] for r in rec["runs"]] == ["a", "nested/b"]
+    assert [r["rows"] for r in rec["runs"]] == [6, 3]  # what /api/run sends: step 0 too
+    png = tmp_path / "loss.png"  # a PNG with that text chunk (the page writes it in png.js)
+    from gdscope.files import save_figure
+    from gdscope.jobs.board import draw_curves
+
+    save_figure(draw_curves(rec), png, config=rec)
+    assert replay(png, tmp_path / "again.png").read_bytes() == png.read_bytes()
+    surface = client.get("/api/figure", params={"name": "surface.npz", "view": "file"}).json()
+    assert surface["record"] is None and "no gdscope command" in surface["why"]
+    for params, status in (({"name": "a", "view": "heatmap"}, 422),
+                           ({"name": "surface.npz", "view": "loss"}, 404),
+                           ({"name": "a", "view": "plane"}, 404),
+                           ({"name": "../secret", "view": "loss"}, 403)):  # fmt: skip
+        assert client.get("/api/figure", params=params).status_code == status, params
 
 
 def test_a_landscape_of_bad_user_code_fails_in_one_line(tmp_path):

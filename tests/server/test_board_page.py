@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -23,8 +24,11 @@ from tests.conftest import chromium, require
 playwright = require("playwright.sync_api")
 require("lightning")
 require("fastapi")
+from PIL import Image  # noqa: E402
+
 from gdscope.cli.main import main  # noqa: E402
-from gdscope.nets.recorder import open_path  # noqa: E402
+from gdscope.jobs.records import read_record  # noqa: E402
+from gdscope.nets.recorder import STEP_ROW, open_path  # noqa: E402
 from gdscope.server.launch import start_server  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -45,6 +49,15 @@ def until(page: Any, script: str, *, limit: float = 180.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"never true: {script}")
         time.sleep(0.1)
+
+
+def download(page: Any, view: str, folder: Path) -> Path:
+    """Click ``view``'s PNG button; the file the browser saved, copied into ``folder``."""
+    with page.expect_download() as info:
+        page.click(f'button.png[data-view="{view}"]')
+    saved = folder / info.value.suggested_filename
+    shutil.copyfile(info.value.path(), saved)
+    return saved
 
 
 def earlier(folder: Path) -> None:
@@ -146,6 +159,15 @@ def test_a_training_is_followed_live_and_its_landscape_matches_the_command(
     # step, not the few there when the run was first drawn.
     points = page.evaluate("document.getElementById('loss').calcdata[0].length")
     assert points == len(recorded)
+    # Validation losses appended to validation.bin arrive by the stream and are drawn dashed.
+    validation = runs / "live" / "validation.bin"
+    np.array([(100, 0.5), (200, 0.25)], dtype=STEP_ROW).tofile(validation)
+    until(page, "document.getElementById('loss').data.some((t) => t.name === 'live: validation'"
+          " && t.y.length === 2)")  # fmt: skip
+    with validation.open("ab") as handle:
+        np.array([(300, 0.125)], dtype=STEP_ROW).tofile(handle)
+    until(page, "document.getElementById('loss').data.some((t) => t.name === 'live: validation'"
+          " && t.y.length === 3)")  # fmt: skip
     # The landscape: coarse first, then refined; the command it shows gives the same numbers.
     page.select_option("#points", "21")
     page.click("#compute")
@@ -160,6 +182,17 @@ def test_a_training_is_followed_live_and_its_landscape_matches_the_command(
         np.testing.assert_array_equal(again["path_x"], np.array(refined["path_x"]))
     until(page, "document.getElementById('line').data && "
           "document.getElementById('line').data.length === 1")  # fmt: skip
+    # Its PNG carries the record that command wrote into its own figure: replay remakes it.
+    plane = download(page, "plane", tmp_path)
+    assert plane.name == "plane.png" and read_record(plane) == read_record(tmp_path / "again.png")
+    # The loss chart's PNG carries a record of the rows it drew, which replay draws again.
+    loss = download(page, "loss", tmp_path)
+    rec = read_record(loss)
+    assert rec["kind"] == "curves" and [r["label"] for r in rec["runs"]] == ["live", "earlier"]
+    assert rec["runs"][0]["rows"] == len(recorded)
+    assert main(["replay", str(loss), "--out", str(tmp_path / "loss-again.png")]) == 0
+    with Image.open(loss) as image:
+        assert image.size[0] > 300  # Plotly's picture of the chart, not an empty one
     # The Hessian spectrum on demand, with the gdscope hessian command that computes it.
     page.click("#spectrumCompute")
     spectrum = until(page, "(window.gdscopeBoard.state.spectrum || {}).spectrum")
@@ -171,4 +204,51 @@ def test_a_training_is_followed_live_and_its_landscape_matches_the_command(
     page.wait_for_timeout(500)  # Plotly resizes its charts on the window's resize event
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(shots / "board-390.png"), full_page=True)
+    assert errors == []
+
+
+@pytest.mark.filterwarnings("ignore:.*beyond the tuning grid")
+def test_study_and_shootout_files_show_each_cells_curve_on_hover(board, runs, browser, tmp_path):
+    from gdscope.jobs.studies import make_compare, make_phase
+    from gdscope.jobs.studyconfig import CompareConfig, PhaseConfig, RunSettings
+    from gdscope.jobs.studyfiles import Outputs
+    from tests.jobs.test_studies_network import NETWORK
+
+    make_phase(PhaseConfig("lr=0.1,1", "momentum=0,0.5", network=NETWORK),
+               Outputs(tmp_path / "p.png", save=runs / "phase.npz"))  # fmt: skip
+    compare = CompareConfig(("sgd", "adam"), tune=("lr=0.01:1:3:log",), network=NETWORK,
+                            run=RunSettings())  # fmt: skip
+    make_compare(compare, Outputs(tmp_path / "c.png", save=runs / "shootout.json"))
+    shots = Path(os.environ.get("GDSCOPE_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{board}/#run=phase.npz")
+    until(page, "(window.gdscopeBoard.state.data.get('phase.npz') || {}).curves")
+    box = page.locator("#fileChart .nsewdrag").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
+    until(page, "window.gdscopeBoard.cellShown !== undefined")
+    shown = page.evaluate("window.gdscopeBoard.cellShown")
+    curve = page.evaluate("document.getElementById('fileCurve').data[0].y")
+    data = page.evaluate("window.gdscopeBoard.state.data.get('phase.npz').curves.losses")
+    assert curve == data[shown] and len(curve) == 6
+    study = download(page, "file", tmp_path)  # the file keeps its figure's record: it replays
+    assert study.name == "study.png" and read_record(study) == read_record(tmp_path / "p.png")
+    page.screenshot(path=str(shots / "board-study-wide.png"), full_page=True)
+    # The shoot-out: each optimizer's score at its tuned setting, its table and winner's curve.
+    page.click('#runs button:has-text("shootout.json")')
+    until(page, "(window.gdscopeBoard.state.data.get('shootout.json') || {}).table")
+    assert page.evaluate("document.getElementById('fileChart').data[0].x.length") == 2
+    assert page.evaluate("document.getElementById('fileCurve').data.length") == 2
+    assert page.locator("#fileTable tr").count() == 3
+    shootout = download(page, "file", tmp_path)
+    assert shootout.name == "shootout.png"
+    assert read_record(shootout) == read_record(tmp_path / "c.png")
+    page.screenshot(path=str(shots / "board-shootout-wide.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(500)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(shots / "board-shootout-390.png"), full_page=True)
     assert errors == []

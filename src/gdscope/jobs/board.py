@@ -7,15 +7,16 @@ A run is one of
 - a **surface**: a ``.npz`` that ``gdscope landscape --save`` wrote (``xs``, ``ys``, ``loss``),
   or an ``.h5`` in the reference implementation's layout;
 - a **study**: a network study's ``--save`` ``.npz`` (its ``description``);
+- a **shoot-out**: a ``gdscope compare --save`` ``.json`` (its ``table`` and ``tried``);
 - a **spectrum**: a ``gdscope hessian --save`` ``.json`` (its ``eigenvalues`` and record).
 
 ``Runs`` lists them (each file's kind decided once per size and modification time) and turns
 a name from a request into a path, refusing any that leads outside the folder. ``Tail`` reads
-only the rows of ``steps.bin`` appended since it last read, so following a run of a million
-steps costs what its new rows cost. ``Recording`` adds what ``index.json`` says (the layout,
-the optimizer, the sharpness with its learning rate and threshold), re-read only when the
-file changes (the Recorder rewrites it, atomically, when it measures the sharpness), and says
-what cannot be read instead of failing.
+only the rows of ``steps.bin`` (or ``validation.bin``) appended since it last read, so
+following a run of a million steps costs what its new rows cost. ``Recording`` adds what
+``index.json`` says (the layout, the optimizer, the sharpness with its learning rate and
+threshold), re-read only when the file changes (the Recorder rewrites it, atomically, when it
+measures the sharpness), and says what cannot be read instead of failing.
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ import numpy as np
 
 from gdscope.errors import GdscopeError
 from gdscope.files import json_ready
+from gdscope.nets.recorder import INDEX_FILE as INDEX
+from gdscope.nets.recorder import SNAPSHOTS_FILE as SNAPSHOTS
 from gdscope.nets.recorder import STEP_ROW
+from gdscope.nets.recorder import STEPS_FILE as STEPS
+from gdscope.nets.recorder import VALIDATION_FILE as VALIDATION
 
 __all__ = [
     "CACHE",
@@ -49,14 +54,20 @@ __all__ = [
     "Runs",
     "Tail",
     "Watcher",
+    "curves_record",
+    "draw_curves",
+    "make_curves",
     "read_file_run",
     "read_recording",
+    "thin",
 ]
 
-Kind = Literal["recording", "surface", "study", "spectrum"]
-KINDS: tuple[Kind, ...] = ("recording", "surface", "study", "spectrum")
-INDEX, SNAPSHOTS, STEPS = "index.json", "snapshots.f32", "steps.bin"
-"""A recording's files (``nets.recorder``)."""
+Kind = Literal["recording", "surface", "study", "shootout", "spectrum"]
+KINDS: tuple[Kind, ...] = ("recording", "surface", "study", "shootout", "spectrum")
+MAX_ROWS = 20_000
+"""Rows of a series ``/api/run`` sends at most: a longer one is thinned to the lowest and the
+highest loss of each run of consecutive rows (``thin``), so its chart
+keeps every spike and dip; the rows that arrive after are sent whole."""
 CACHE = ".board"
 """The folder, inside a recording's folder, where the board keeps what it computed for it (the
 landscapes and their resume files); hidden folders are not listed as runs."""
@@ -186,7 +197,7 @@ class Runs:
             raise NoSuchRun(f"{name!r} is a folder without {INDEX}: not a recording")
         kind = _classify(path)
         if kind is None:
-            raise NoSuchRun(f"{name!r} is not a recording, surface, study or spectrum")
+            raise NoSuchRun(f"{name!r} is not a recording, surface, study, shoot-out or spectrum")
         return kind
 
 
@@ -205,7 +216,11 @@ def _classify(path: Path) -> Kind | None:
         if path.stat().st_size > JSON_BYTES:
             return None
         data = json.loads(path.read_text(encoding="utf-8"))
-        return "spectrum" if isinstance(data, dict) and "eigenvalues" in data else None
+        if not isinstance(data, dict):
+            return None
+        if "eigenvalues" in data:
+            return "spectrum"
+        return "shootout" if {"table", "tried"} <= data.keys() else None
     except (OSError, ValueError, zipfile.BadZipFile):
         # A file being written, or not one of ours: listed as nothing until it reads.
         return None
@@ -297,12 +312,15 @@ class Recording:
 
     folder: Path
     tail: Tail = field(init=False)
+    validation: Tail = field(init=False)
+    """The rows of ``validation.bin`` (none while the recording has no validation losses)."""
     index: dict[str, Any] | None = field(default=None, init=False)
     index_error: str | None = field(default=None, init=False)
     _signature: tuple[int, int, int] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.tail = Tail(self.folder / STEPS)
+        self.validation = Tail(self.folder / VALIDATION)
 
     def refresh_index(self) -> bool:
         """Read ``index.json`` again if it changed; whether it did."""
@@ -372,6 +390,9 @@ class Recording:
         if self.tail.partial:
             found.append(f"{STEPS} ends in {self.tail.partial} bytes of a row being written "
                          f"(a row is {ROW} bytes); not shown until it is whole")  # fmt: skip
+        if self.validation.partial:
+            found.append(f"{VALIDATION} ends in {self.validation.partial} bytes of a row being "
+                         "written; not shown until it is whole")  # fmt: skip
         if self.index is not None:
             if left:
                 found.append(f"{SNAPSHOTS} ends in {left} bytes of a snapshot being written or "
@@ -387,7 +408,8 @@ class Recording:
         """What the listing shows of it (``rows``: rows read so far)."""
         whole, _ = self.snapshots()
         sharp = self.sharpness()
-        return {"rows": rows, "snapshots": whole, "parameters": self.parameters,
+        return {"rows": rows, "validation": self.validation.rows, "snapshots": whole,
+                "parameters": self.parameters,
                 "optimizer": self.index.get("optimizer") if self.index else None,
                 "measured": len(sharp.get("steps") or ()) if sharp is not None else 0,
                 "problems": self.problems(rows)}  # fmt: skip
@@ -397,7 +419,8 @@ class Watcher:
     """Follows every run under ``runs``: each ``poll`` says what changed since the last one, as
     ``(event, data)`` pairs: ``("runs", the listing)`` when it changed, ``("rows", ...)``
     with each recording's new rows (``Rows.to_dict`` and its ``name``), ``("index", ...)``
-    when a recording's ``index.json`` changed (its sharpness, optimizer). The first poll lists
+    when a recording's ``index.json`` changed (its sharpness, optimizer), ``("validation",
+    ...)`` as ``rows`` for ``validation.bin``. The first poll lists
     the runs; rows already there then are not sent (``from_start``: they are)."""
 
     def __init__(self, runs: Runs, *, from_start: bool = False, rows_limit: int = 100_000
@@ -419,11 +442,13 @@ class Watcher:
                     run = self.recordings[entry.name] = Recording(self.runs.root / entry.name)
                     if first and not self.from_start:
                         run.tail.skip()
+                        run.validation.skip()
                 if run.refresh_index() and not first:
                     events.append(("index", {"name": entry.name, **index_part(run)}))
-                rows = run.tail.read(limit=self.rows_limit)
-                if len(rows.steps) or rows.restarted:
-                    events.append(("rows", {"name": entry.name, **rows.to_dict()}))
+                for event, tail in (("rows", run.tail), ("validation", run.validation)):
+                    rows = tail.read(limit=self.rows_limit)
+                    if len(rows.steps) or rows.restarted:
+                        events.append((event, {"name": entry.name, **rows.to_dict()}))
                 item.update(run.summary(rows_of(run)))
             listing.append(item)
         for gone in set(self.recordings) - {e.name for e in entries}:
@@ -446,16 +471,41 @@ def index_part(run: Recording) -> dict[str, Any]:
                        "parameters": run.parameters, "sharpness": run.sharpness()})  # fmt: skip
 
 
-def read_recording(folder: Path) -> dict[str, Any]:
-    """A recording as the page first draws it: every row, the index's part, the problems."""
+def thin(rows: Rows, limit: int = MAX_ROWS) -> dict[str, Any]:
+    """``rows`` as ``Rows.to_dict`` gives them, at most ``limit`` of them: beyond, the first
+    and last rows and those of the lowest and the highest loss of each of ``(limit - 2) // 2``
+    runs of consecutive rows, so a chart of them keeps every spike and dip. ``end``: the
+    row after the last read (the page appends what arrives from there); ``thinned``: rows
+    were left out."""
+    count = len(rows.steps)
+    if count <= limit:
+        return {**rows.to_dict(), "end": rows.start + count, "thinned": False}
+    size = -(-count // max(1, (limit - 2) // 2))  # rows per run: at most that many runs
+    runs = -(-count // size)
+    pad = runs * size - count  # the last run padded with what never wins
+    low = np.pad(np.where(np.isnan(rows.losses), np.inf, rows.losses), (0, pad),
+                 constant_values=np.inf).reshape(runs, size)  # fmt: skip
+    high = np.pad(np.where(np.isnan(rows.losses), -np.inf, rows.losses), (0, pad),
+                  constant_values=-np.inf).reshape(runs, size)  # fmt: skip
+    first = np.arange(runs) * size
+    index = np.unique(np.concatenate([[0, count - 1], first + low.argmin(axis=1),
+                                      first + high.argmax(axis=1)]))  # fmt: skip
+    kept = Rows(rows.start, rows.steps[index], rows.losses[index], rows.restarted)
+    return {**kept.to_dict(), "end": rows.start + count, "thinned": True}
+
+
+def read_recording(folder: Path, *, limit: int = MAX_ROWS) -> dict[str, Any]:
+    """A recording as the page first draws it: its rows and validation rows (each at most
+    ``limit``: ``thin``), the index's part, the problems."""
     run = Recording(folder)
     run.refresh_index()
     rows = run.tail.read()
     if not len(rows.steps) and (old := run.old_rows()) is not None:
         rows = old
     count = max(run.tail.rows, len(rows.steps))
-    return {"kind": "recording", **rows.to_dict(), **index_part(run),
-            **run.summary(count)}  # fmt: skip
+    validation = thin(run.validation.read(), limit)
+    return {"kind": "recording", **thin(rows, limit), "validation_rows": validation,
+            **index_part(run), **run.summary(count)}  # fmt: skip
 
 
 def read_file_run(path: Path, kind: Kind) -> dict[str, Any]:
@@ -467,6 +517,8 @@ def read_file_run(path: Path, kind: Kind) -> dict[str, Any]:
         if kind == "study":
             return _study(path)
         data = json.loads(path.read_text(encoding="utf-8"))
+        if kind == "shootout":
+            return _shootout(data)
         keep = ("eigenvalues", "residuals", "converged", "trace", "trace_se", "density",
                 "hvps", "seconds", "interrupted", "record")  # fmt: skip
         return {**{k: data[k] for k in keep if k in data}, "problems": []}
@@ -474,21 +526,53 @@ def read_file_run(path: Path, kind: Kind) -> dict[str, Any]:
         return {"problems": [f"{path.name} cannot be read ({error})"]}
 
 
+CURVE_POINTS = 200
+"""Points of each cell's loss curve a study sends at most (every k-th step, and the last)."""
+
+
+def _curves(losses: np.ndarray) -> dict[str, Any]:
+    """Each row of ``losses`` (a cell's loss per step) at ``CURVE_POINTS`` steps at most."""
+    steps = losses.shape[1]
+    every = max(1, -(-steps // CURVE_POINTS))
+    index = np.unique(np.append(np.arange(0, steps, every), steps - 1))
+    return {"steps": index.tolist(), "losses": json_ready(losses[:, index].tolist()),
+            "every": every}  # fmt: skip
+
+
 def _study(path: Path) -> dict[str, Any]:
-    """A study's description and its cells' option and metric columns (not its curves)."""
+    """A study's description, its cells' option and metric columns, (a network study's) each
+    cell's loss curve, thinned (``_curves``), and the record of what made it, if it keeps one."""
     from gdscope.studies.sweep import unpack_columns
 
     with np.load(path, allow_pickle=False) as saved:
         description = json.loads(str(saved["description"]))
         columns = {k: saved[k] for k in saved.files if k != "description" and saved[k].ndim == 1}
+        losses = saved["losses"] if "losses" in saved.files else None
+        made = json.loads(str(saved["record"])) if "record" in saved.files else None
     options, metrics = unpack_columns(columns)
+    curves = None
+    if losses is not None and losses.ndim == 2 and losses.shape[1] and \
+            len(losses) == len(columns.get("completed", losses)):  # fmt: skip
+        curves = _curves(losses.astype(np.float64))
 
     def listed(values: dict[str, np.ndarray]) -> dict[str, Any]:
         return {k: json_ready(v.tolist()) for k, v in values.items()}
 
     completed = columns.get("completed")
     return {"description": description, "options": listed(options), "metrics": listed(metrics),
-            "completed": None if completed is None else completed.tolist(),
+            "completed": None if completed is None else completed.tolist(), "curves": curves,
+            "record": made, "problems": []}  # fmt: skip
+
+
+def _shootout(data: dict[str, Any]) -> dict[str, Any]:
+    """A shoot-out's table (each optimizer's tuned setting and score, best first), every
+    setting it tried, what it scored by, its winners' loss curves if it kept them (a network
+    shoot-out does) and its record, if it holds one."""
+    table, tried = data["table"], data["tried"]
+    if not isinstance(table, list) or not isinstance(tried, dict):
+        raise ValueError("its table or tried settings are not a list and an object")
+    keep = ("score", "network", "steps", "loss", "curves", "record")
+    return {"table": table, "tried": tried, **{k: data[k] for k in keep if k in data},
             "problems": []}  # fmt: skip
 
 
@@ -498,7 +582,8 @@ def _surface(path: Path) -> dict[str, Any]:
 
         surface, _ = read_surface(path)
         xs, ys, loss = surface.xs, surface.ys, surface.loss
-        extra: dict[str, Any] = {}
+        command = ["gdscope", "landscape", "--from-h5", str(path), "--out", FIGURE]
+        extra: dict[str, Any] = {"command": command, "shell": shlex.join(command)}
     else:
         with np.load(path, allow_pickle=False) as saved:
             xs, ys, loss = saved["xs"], saved["ys"], saved["loss"]
@@ -799,3 +884,118 @@ def landscape_worker(conn: Any, sources: Sources) -> None:
         conn.send({"end": None})
     finally:
         conn.close()
+
+
+# What each view's PNG carries -------------------------------------------------------------
+#
+# The board's PNG of a view carries the record the view's command writes into its own figure,
+# so that ``gdscope replay`` makes that figure: a landscape's or spectrum's, built from the
+# command the page shows (``jobs.boardrecords``, which reads ``jobs.replay``: replay reads
+# this module), or, for the recording's charts, a ``curves`` record of the rows they drew.
+
+CHARTS = ("loss", "sharpness", "lr")
+"""A recording's charts that a ``curves`` record draws."""
+
+
+def _head_sha256(file: Path, rows: int) -> str:
+    """The SHA-256 of the first ``rows`` rows of a ``steps.bin`` or ``validation.bin``."""
+    import hashlib
+
+    try:
+        with file.open("rb") as handle:
+            return hashlib.sha256(handle.read(rows * ROW)).hexdigest()
+    except OSError:
+        return hashlib.sha256(b"").hexdigest()
+
+
+def curves_record(runs: list[tuple[str, Path]], chart: str, *, log: bool = True
+                  ) -> dict[str, Any]:  # fmt: skip
+    """The record of a recording's chart (``CHARTS``) of ``runs`` (label, folder) as they are
+    now: how many rows of each file (and sharpness measurements) it drew, with the SHA-256 of
+    those rows, so that a replay draws the same ones from the folders however long they grew
+    (and refuses a folder recorded over)."""
+    from gdscope.files import DEFAULT_DPI
+    from gdscope.jobs.records import record
+
+    if chart not in CHARTS:
+        raise GdscopeError(f"no chart {chart!r}: one of {', '.join(CHARTS)}")
+    drawn = []
+    for label, folder in runs:
+        run = Recording(folder)
+        run.refresh_index()
+        sharp = run.sharpness()
+        rows, validation = run.tail.read(), run.validation.read()
+        drawn.append({"label": label, "folder": str(folder), "rows": len(rows.steps),
+                      "rows_sha256": _head_sha256(folder / STEPS, len(rows.steps)),
+                      "validation": len(validation.steps),
+                      "validation_sha256": _head_sha256(folder / VALIDATION,
+                                                        len(validation.steps)),
+                      "measured": len((sharp or {}).get("steps") or ())})  # fmt: skip
+    return record("curves", chart=chart, runs=drawn, log=log, dpi=DEFAULT_DPI)
+
+
+def draw_curves(rec: dict[str, Any]) -> Any:
+    """The figure of a ``curves`` record (``curves_record``): the rows and measurements it
+    names, read again from the folders (refused where they are no longer those rows)."""
+    from matplotlib.figure import Figure
+
+    from gdscope.nets.sharpness import SharpnessTrace
+
+    chart = rec["chart"]
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    colors = [f"C{i}" for i in range(10)]
+    for i, run in enumerate(rec["runs"]):
+        folder, color, label = Path(run["folder"]), colors[i % 10], run["label"]
+        if chart == "loss":
+            for file, count, sha, style, name in (
+                (STEPS, run["rows"], run["rows_sha256"], "-", label),
+                (VALIDATION, run["validation"], run["validation_sha256"], "--",
+                 f"{label}: validation"),
+            ):  # fmt: skip
+                if not count:
+                    continue
+                if _head_sha256(folder / file, count) != sha:
+                    raise GdscopeError(f"{folder / file} is not the one the figure drew "
+                                       "(its first rows differ)")  # fmt: skip
+                rows = Tail(folder / file).read(limit=count)
+                ax.plot(rows.steps, rows.losses, style, color=color, lw=1.2, label=name)
+            continue
+        recording = Recording(folder)
+        recording.refresh_index()
+        sharp = recording.sharpness()
+        count = run["measured"]
+        if not count:
+            continue
+        if sharp is None or len(sharp.get("steps") or ()) < count:
+            raise GdscopeError(f"{folder / INDEX} holds fewer sharpness measurements than the "
+                               f"figure drew ({count})")  # fmt: skip
+        trace = SharpnessTrace.from_dict(sharp)
+        steps = trace.steps[:count]
+        if chart == "lr":
+            ax.step(steps, trace.lr[:count], where="post", color=color, marker=".", label=label)
+            continue
+        ax.plot(steps, trace.values[:count, 0], color=color, marker=".", label=label)
+        if np.isfinite(trace.threshold[:count]).any():
+            ax.plot(steps, trace.threshold[:count], "--", color=color, label=f"{label}: threshold")
+    titles = {
+        "loss": "training loss (as passed to Recorder.step)",
+        "sharpness": "sharpness against its stability threshold",
+        "lr": "learning rate",
+    }
+    ax.set_title(titles[chart])
+    ax.set_xlabel("step")
+    ax.set_ylabel({"loss": "loss", "sharpness": "top eigenvalue", "lr": "lr"}[chart])
+    if chart == "loss" and rec.get("log", True):
+        ax.set_yscale("log")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def make_curves(rec: dict[str, Any], out: Path, *, force: bool = False) -> Path:
+    """Write ``draw_curves(rec)`` to ``out`` with ``rec`` (``gdscope replay``)."""
+    from gdscope.files import save_figure
+
+    return save_figure(draw_curves(rec), out, force=force, dpi=rec["dpi"], config=rec)

@@ -153,6 +153,10 @@ def network_compare(
                 "tried": {name: [{**run.options_of(k), "score": float(v)}
                                  for k, v in enumerate(result.scores(name))]
                           for name, run in result.runs.items()},
+                # each winner's mini-batch loss per step (the board draws it), and the record
+                "curves": {name: run.losses[result.winner(name)].tolist()
+                           for name, run in result.runs.items()},
+                "record": rec,
             }  # fmt: skip
             written.append(write_text(outputs.save, record_json(payload), force=outputs.force))
     return CompareOutput(result, tuple(written))

@@ -158,9 +158,16 @@ def _connect(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path
     return made.written[-1]  # (the figure)
 
 
+def _curves(rec: dict[str, Any], target: Path, force: bool, where: str) -> Path:
+    from gdscope.jobs.board import make_curves
+
+    return make_curves(rec, target, force=force)
+
+
 _JOBS: dict[str, Callable[[dict[str, Any], Path, bool, str], Path]] = {
     "plot": _plot, "figure": _figure, "animate": _animate, "sweep": _sweep, "phase": _phase,
     "compare": _compare, "hessian": _hessian, "eos": _eos, "connect": _connect,
+    "curves": _curves,
 }  # fmt: skip
 
 

@@ -156,6 +156,7 @@ def make_compare(
                     ]
                     for c in result.contenders
                 },
+                "record": rec,  # what made it (the board's PNG of it carries it)
             }
             written.append(write_text(outputs.save, record_json(payload), force=outputs.force))
     return CompareOutput(result, tuple(written))

@@ -93,8 +93,8 @@ def save_grid_study(
     cut = kept(run) if run.interrupted else None
     if config.network is not None:  # as it ran
         config = replace(config, network=config.network.as_run(run.meta))
-    written = [outputs.figure(fig, record(kind, config=config.to_dict(), dpi=outputs.dpi,
-                                          interrupted=cut))]  # fmt: skip
+    rec = record(kind, config=config.to_dict(), dpi=outputs.dpi, interrupted=cut)
+    written = [outputs.figure(fig, rec)]
     if outputs.save is not None:
-        written.append(save_grid(run, outputs.save, force=outputs.force))
+        written.append(save_grid(run, outputs.save, force=outputs.force, record=rec))
     return tuple(written)

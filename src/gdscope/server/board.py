@@ -7,8 +7,9 @@ what changes (server-sent events: new runs, new rows, a new sharpness) from one 
 page, which reads only the rows appended since it last looked. Landscapes run in a process each
 (the user's code, on one core), at most ``Limits.workers`` at once (503 beyond), cancellable,
 stopped past their deadline of compute (``jobs.board.DEADLINE_S``, ``--deadline``), and written
-beside the run (``jobs.board.CACHE``), so a second visit reads them back. Every
-request passes the explorer's ``Guard`` (Host and Origin checks, the body limit).
+beside the run (``jobs.board.CACHE``), so a second visit reads them back. ``/api/figure``
+(``figure``) says what each view's PNG carries: the record its command writes into its own
+figure. Every request passes the explorer's ``Guard`` (Host and Origin checks, the body limit).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gdscope.errors import GdscopeError
+from gdscope.files import RECORD_KEYS, record_json
 from gdscope.jobs.board import (
+    CHARTS,
     COARSE,
     DEADLINE_S,
     NoSuchRun,
@@ -38,6 +41,7 @@ from gdscope.jobs.board import (
     Watcher,
     cache_folder,
     cached,
+    curves_record,
     landscape_worker,
     line_file,
     plane_file,
@@ -46,6 +50,7 @@ from gdscope.jobs.board import (
     rows_of,
     spectrum_file,
 )
+from gdscope.jobs.boardrecords import landscape_record, spectrum_record
 from gdscope.nets.survey import MAX_POINTS
 from gdscope.server.pool import ComputePool, Limits, Refused, cpu_seconds
 from gdscope.server.security import LOOPBACK_HOSTS, Guard, allowed_name, security_headers
@@ -58,7 +63,7 @@ try:  # the routes' annotations name them, so they are module globals; the web e
 except ImportError:  # pragma: no cover
     Request = Response = Any  # type: ignore[misc,assignment]
 
-__all__ = ["LandscapeOrder", "Landscapes", "SpectrumOrder", "create_board"]
+__all__ = ["VIEWS", "LandscapeOrder", "Landscapes", "SpectrumOrder", "create_board", "figure"]
 
 POLL_S = 0.2
 """How often a page's event stream looks for changes: a new step shows within this, plus the
@@ -67,6 +72,8 @@ HEARTBEAT_S = 15.0
 """A comment down an idle event stream this often, so proxies and the browser keep it open."""
 STREAMS = 32
 """Event streams open at once, at most (503 beyond): each polls the folder."""
+OVERLAID = 32
+"""Runs overlaid on a chart whose PNG's record ``/api/figure`` builds, at most (each is read)."""
 
 
 class LandscapeOrder(BaseModel):
@@ -317,6 +324,63 @@ def _listen(job: _Job, conn: Any, deadline_s: float) -> None:
     job.process.join(timeout=10)
 
 
+VIEWS = (*CHARTS, "plane", "line", "spectrum", "file")
+"""The views whose PNG the page offers (``figure``): a recording's charts, its landscape's
+plane and line, its spectrum, and a file's chart."""
+
+
+def figure(runs: Runs, landscapes: Landscapes, name: str, view: str, *, points: int = 41,
+           compare: tuple[str, ...] = (), log: bool = True) -> dict[str, Any]:  # fmt: skip
+    """What the PNG of run ``name``'s ``view`` carries: the record the view's command writes
+    into its own figure (``None``: the view has none, ``why`` says so), its JSON as the PNG's
+    text chunk holds it, the file name to save it as, the command and how to replay it."""
+    if view not in VIEWS:
+        raise GdscopeError(f"no view {view!r}: one of {', '.join(VIEWS)}")
+    kind = runs.kind(name)
+    file = f"{kind if view == 'file' else view}.png"
+    answer: dict[str, Any] = {"name": name, "view": view, "file": file, "record": None,
+                              "text": None, "command": None, "why": None}  # fmt: skip
+    rec: dict[str, Any] | None = None
+    if view in CHARTS:
+        if kind != "recording":
+            raise NoSuchRun(f"{name!r} is not a recording: it has no {view} chart")
+        names = [name, *(n for n in compare if n != name and runs.kind(n) == "recording")]
+        rec = curves_record([(n, runs.path(n)) for n in names], view, log=log)
+    elif view in ("plane", "line"):
+        stages = landscapes.state(name, points)["stages"]
+        stage = (stages["refined"] or stages["coarse"]) if view == "plane" else stages["line"]
+        if stage is None:
+            raise NoSuchRun(f"{name!r} has no {view} computed at {points} points per axis")
+        answer["command"] = stage["shell"]
+        rec = landscape_record(stage["command"])
+    elif view == "spectrum":
+        spectrum = landscapes.spectrum(name)["spectrum"]
+        if spectrum is None:
+            raise NoSuchRun(f"{name!r} has no Hessian spectrum computed")
+        answer["command"] = spectrum["shell"]
+        rec = spectrum_record(spectrum["command"])
+    else:
+        if kind == "recording":
+            raise NoSuchRun(f"{name!r} is a recording: its views are {', '.join(VIEWS[:-1])}")
+        data = read_file_run(runs.path(name), kind)
+        if "command" in data:  # an .h5 surface: gdscope landscape --from-h5 draws it
+            answer["command"] = data["shell"]
+            rec = landscape_record(data["command"])
+        elif isinstance(data.get("record"), dict):  # a spectrum, study or shoot-out keeps it
+            rec = data["record"]
+        else:
+            answer["why"] = {
+                "surface": "no gdscope command draws a surface saved as .npz (an .h5 one: "
+                           "gdscope landscape --from-h5)",
+                "study": "this study file does not hold the command that made it (older "
+                         "gdscope did not keep it)",
+                "shootout": "this shoot-out file does not hold the command that made it",
+            }.get(kind, "this file holds no record")  # fmt: skip
+    if rec is not None:
+        answer.update(record=rec, text=record_json(rec), key=RECORD_KEYS["png"])
+    return answer
+
+
 def _event(name: str, data: Any) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, allow_nan=False)}\n\n".encode()
 
@@ -403,6 +467,17 @@ def create_board(
 
         body = json.dumps(await asyncio.to_thread(read), allow_nan=False)
         return Response(body, media_type="application/json")
+
+    @app.get("/api/figure")
+    async def figure_record(name: str, view: str, points: int = 41, log: bool = True,
+                            compare: str = "") -> dict[str, Any]:  # fmt: skip
+        """What the PNG of a view carries: the record its command writes, and its text."""
+        order = LandscapeOrder(name=name, points=points)
+        others = tuple(n for n in compare.split(",") if n)
+        if len(others) > OVERLAID:
+            raise GdscopeError(f"at most {OVERLAID} runs overlaid, got {len(others)}")
+        return await asyncio.to_thread(figure, runs, landscapes, order.name, view,
+                                       points=order.points, compare=others, log=log)  # fmt: skip
 
     @app.get("/api/events")
     async def events(request: Request) -> StreamingResponse:

@@ -25,7 +25,7 @@ from gdscope.engines.batched import BatchResult, Record, run_batched
 from gdscope.engines.runner import GrowingChunks, Results, run_chunks, section, stopping
 from gdscope.engines.trajectory import Trajectory
 from gdscope.errors import GdscopeError
-from gdscope.files import json_ready, write_atomic
+from gdscope.files import json_ready, record_json, write_atomic
 from gdscope.optim.rules import TORCH_PAIRS, torch_kwargs
 from gdscope.optim.specs import OptimizerSpec, parse_value
 from gdscope.problem.data import Dataset
@@ -467,8 +467,16 @@ def _write_text(target: Path, text: str, *, force: bool) -> Path:
     return write_atomic(target, write, force=force)
 
 
-def save_grid(run: SavedGrid, path: str | os.PathLike[str], *, force: bool = False) -> Path:
-    """Write every cell's exact configuration and metrics as ``.npz``, ``.csv`` or ``.json``."""
+def save_grid(
+    run: SavedGrid,
+    path: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    record: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write every cell's exact configuration and metrics as ``.npz``, ``.csv`` or ``.json``;
+    an ``.npz`` or ``.json`` also keeps ``record``, what made it (the figure's record: the
+    board's PNG of the file carries it, so ``gdscope replay`` makes the study's figure)."""
     target = Path(path)
     kind = target.suffix.lower()
     if kind not in {".npz", ".csv", ".json"}:
@@ -487,13 +495,16 @@ def save_grid(run: SavedGrid, path: str | os.PathLike[str], *, force: bool = Fal
     if kind == ".json":
         header, rows = _rows(run)
         cells = [dict(zip(header, row, strict=True)) for row in rows]
-        text = json.dumps(json_ready({**description, "cells": cells}), allow_nan=False)
+        kept = {} if record is None else {"record": record}
+        text = json.dumps(json_ready({**description, "cells": cells, **kept}), allow_nan=False)
         return _write_text(target, text, force=force)
 
     def write_npz(tmp: Path) -> None:
         arrays: dict[str, Any] = pack_columns(run.options, run.metrics)
         arrays["completed"] = run.completed
         arrays.update(run.curves())
+        if record is not None:
+            arrays["record"] = record_json(record)
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, description=json.dumps(description, allow_nan=False),
                                 **arrays)  # fmt: skip

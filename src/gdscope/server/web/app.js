@@ -5,6 +5,8 @@
 // bounds, losses, metrics, views, defaults, limits) and which command draws the same figure
 // (/api/command); the page keeps no copy of those.
 
+import { download, withText } from "./png.js";
+
 const $ = (id) => document.getElementById(id);
 // Pinned paths: dark enough to read on the white page and to stand out on the map.
 const PIN_COLOURS = ["#000000", "#c2185b", "#00838f", "#e65100", "#3f51b5", "#558b2f"];
@@ -669,33 +671,6 @@ async function downloadPng() {
   download("gdscope.png", figureRecord ? withText(bytes, schema.record_key, JSON.stringify(figureRecord)) : bytes, "image/png");
 }
 
-// CRC-32 as PNG chunks use it.
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(bytes) {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 255] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-// `png` with a tEXt chunk `key`: `text` after its header (IHDR); the text is kept to ASCII
-// (JSON escapes the rest) since tEXt holds Latin-1.
-function withText(png, key, text) {
-  const ascii = text.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-  const body = new TextEncoder().encode(`tEXt${key}\0${ascii}`);
-  const chunk = new Uint8Array(body.length + 8), view = new DataView(chunk.buffer);
-  view.setUint32(0, body.length - 4);
-  chunk.set(body, 4);
-  view.setUint32(body.length + 4, crc32(body));
-  const header = 8 + 25;  // the signature, then IHDR (13 bytes of data, 12 of length, type, CRC)
-  const out = new Uint8Array(png.length + chunk.length);
-  out.set(png.subarray(0, header)); out.set(chunk, header); out.set(png.subarray(header), header + chunk.length);
-  return out;
-}
-
 // A symmetric log scale, sign(v)·log10(1 + |v|/t) with t the smallest non-zero |v|: like a
 // log scale for values far from 0, and it keeps zero and negative values (a log axis drops them).
 // Returns the scale and ticks at the powers of ten (and their negatives) that the values span.
@@ -879,14 +854,6 @@ function toCsv() {
     });
   }
   return rows.join("\n") + "\n";
-}
-
-function download(name, text, type) {
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(new Blob([text], { type }));
-  link.download = name;
-  link.click();
-  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
 }
 
 // --- the update loop ---------------------------------------------------------------------

@@ -2,6 +2,8 @@
 // The page holds no copy of the files: every number drawn came from /api/run, /api/events or
 // /api/landscape, as the files hold it.
 
+import { chartPng, download, withText } from "./png.js";
+
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
   "#17becf", "#7f7f7f", "#bcbd22"];
 const $ = (id) => document.getElementById(id);
@@ -17,7 +19,11 @@ const state = {
   spectrumPoll: null,
 };
 // What the tests read: how many rows arrived by events, how many renders happened.
-window.gdscopeBoard = { state, listings: 0, rowsArrived: 0, renders: 0, landscapeRenders: 0 };
+window.gdscopeBoard = { state, listings: 0, rowsArrived: 0, renders: 0, landscapeRenders: 0,
+  pngs: [] };
+// The chart each view's PNG is a picture of (/api/figure says what it carries).
+const CHART_OF = { loss: "loss", sharpness: "sharpness", lr: "lr", plane: "plane", line: "line",
+  spectrum: "spectrum", file: "fileChart" };
 
 function detail(body) {
   if (!body || body.detail === undefined) return "";
@@ -103,16 +109,27 @@ function onRuns(listing) {
 
 // Rows as they arrive ---------------------------------------------------------------------
 
+// New rows of a series (`rows`: the run's own, with its `end`; its `validation_rows`): what
+// /api/run sent may be thinned, so the rows read so far are counted by `end`, not by length.
+function append(series, event, name) {
+  if (event.restarted || event.start > series.end) { load(name, true); return; }
+  const skip = series.end - event.start;  // rows already read by /api/run
+  series.steps.push(...event.steps.slice(skip));
+  series.losses.push(...event.losses.slice(skip));
+  series.end = Math.max(series.end, event.start + event.steps.length);
+  scheduleRender();
+}
+
 function onRows(event) {
   const run = state.data.get(event.name);
   window.gdscopeBoard.rowsArrived += event.steps.length;
   if (!run) return;  // not open: the listing's counts say enough
-  const have = run.steps.length;
-  if (event.restarted || event.start > have) { load(event.name, true); return; }
-  const skip = have - event.start;  // rows already read by /api/run
-  run.steps.push(...event.steps.slice(skip));
-  run.losses.push(...event.losses.slice(skip));
-  scheduleRender();
+  append(run, event, event.name);
+}
+
+function onValidation(event) {
+  const run = state.data.get(event.name);
+  if (run && run.validation_rows) append(run.validation_rows, event, event.name);
 }
 
 function onIndex(event) {
@@ -220,12 +237,26 @@ function renderRecording() {
   if (!runs.length || $("recording").hidden) return;
   window.gdscopeBoard.renders += 1;
   const main = runs[0].run;
-  $("counts").textContent = `${main.steps.length} steps read · last step ${
+  $("counts").textContent = `${main.end} steps read · last step ${
     main.steps.length ? main.steps[main.steps.length - 1] : "–"} · last loss ${
     lastLoss(main)}`;
-  Plotly.react("loss", runs.map(({ name, run, color }) => ({
-    x: run.steps, y: run.losses, name, mode: "lines", line: { color, width: 1.3 },
-  })), { ...LAYOUT, title: { text: "training loss (as passed to Recorder.step)" },
+  const traces = [];
+  for (const { name, run, color } of runs) {
+    traces.push({ x: run.steps, y: run.losses, name, mode: "lines", line: { color, width: 1.3 } });
+    const v = run.validation_rows;
+    if (v && v.steps.length) {
+      traces.push({ x: v.steps, y: v.losses, name: `${name}: validation`, mode: "lines+markers",
+        marker: { size: 4 }, line: { color, width: 1.3, dash: "dash" } });
+    }
+  }
+  const thinned = runs.filter(({ run }) => run.thinned || (run.validation_rows || {}).thinned)
+    .map(({ name }) => name);
+  $("lossNote").textContent = (traces.length > runs.length
+    ? "Dashed: the validation loss (validation.bin). " : "") + (thinned.length
+    ? `${thinned.join(", ")}: longer than the board sends whole, so the rows read when it was ` +
+      "opened are thinned to the lowest and the highest loss of each run of consecutive rows " +
+      "(every spike and dip kept); rows that arrived since are all drawn." : "");
+  Plotly.react("loss", traces, { ...LAYOUT, title: { text: "training loss (as passed to Recorder.step)" },
     // The rows are appended to the same arrays: the revision tells Plotly they changed.
     datarevision: window.gdscopeBoard.renders,
     xaxis: { title: { text: "step" } },
@@ -284,8 +315,15 @@ function curveCode(runs) {
     "}",
     "for name, run in runs.items():",
     "    plt.plot(run.steps, run.losses, label=name)",
-    "plt.yscale(\"log\"); plt.xlabel(\"step\"); plt.legend(); plt.savefig(\"loss.png\")",
   ];
+  const validated = runs.filter(({ run }) => run.validation_rows && run.validation_rows.end);
+  if (validated.length) {
+    lines.push("# The validation losses (validation.bin: rows of STEP_ROW), dashed:",
+      "import numpy as np", "from gdscope.nets.recorder import STEP_ROW",
+      ...validated.map(({ name }) => `v = np.fromfile(${quote(`${pathOf(name)}/validation.bin`)}, ` +
+        `dtype=STEP_ROW); plt.plot(v["step"], v["loss"], "--", label=${quote(`${name}: validation`)})`));
+  }
+  lines.push("plt.yscale(\"log\"); plt.xlabel(\"step\"); plt.legend(); plt.savefig(\"loss.png\")");
   if (runs.some(({ run }) => run.sharpness && run.sharpness.steps && run.sharpness.steps.length)) {
     lines.push("# The sharpness against its threshold (runs that recorded it):",
       "from gdscope.jobs.hessian import draw_sharpness",
@@ -366,6 +404,7 @@ function drawPlane(plane, suffix) {
     yaxis: { title: { text: "second component" } } }, CONFIG);
   $("planeCmd").hidden = false;
   $("planeCmd").textContent = plane.shell;
+  pngButton("plane").hidden = false;
   const notes = $("planeNotes");
   notes.replaceChildren();
   const explained = plane.explained ? [`the two components explain ${
@@ -385,6 +424,7 @@ function drawLine(line) {
     yaxis: { title: { text: "loss" } } }, CONFIG);
   $("lineCmd").hidden = false;
   $("lineCmd").textContent = line.shell;
+  pngButton("line").hidden = false;
 }
 
 // The Hessian spectrum ------------------------------------------------------------------
@@ -430,6 +470,7 @@ function drawSpectrum(spectrum) {
     xaxis: { title: { text: "rank" } }, yaxis: { title: { text: "eigenvalue" } } }, CONFIG);
   $("spectrumCmd").hidden = false;
   $("spectrumCmd").textContent = spectrum.shell;
+  pngButton("spectrum").hidden = false;
 }
 
 // Surface, study and spectrum files ------------------------------------------------------
@@ -437,10 +478,19 @@ function drawSpectrum(spectrum) {
 function renderFile(run) {
   const text = [];
   $("studyControls").hidden = true;
+  // The side (a cell's curve, the shoot-out's table) shows before the chart is drawn, so that
+  // Plotly sizes the chart to the half it is given.
+  $("fileSide").hidden = !((run.kind === "study" && run.metrics) || (run.kind === "shootout" && run.table));
+  $("fileCmd").hidden = !run.shell;
+  $("fileCmd").textContent = run.shell || "";
   if (run.kind === "surface" && run.xs) {
     drawFileSurface(run);
     text.push("A surface gdscope landscape --save (or the reference's plot_surface.py) wrote.");
-    if (run.name.endsWith(".h5")) text.push(`gdscope landscape --from-h5 ${pathOf(run.name)} --out landscape.png`);
+  } else if (run.kind === "shootout" && run.table) {
+    drawShootout(run);
+    text.push(`A shoot-out (gdscope compare --save)${run.network ? ` on ${run.network}` : ""}` +
+      `${run.steps ? `, ${run.steps} steps` : ""}: each optimizer tuned, scored by ${run.score || "its score"}.`);
+    if (run.record) text.push(`Its record (what made it):\n${JSON.stringify(run.record, null, 1)}`);
   } else if (run.kind === "spectrum" && run.eigenvalues) {
     Plotly.react("fileChart", [{ type: "bar", x: run.eigenvalues.map((_, i) => i + 1),
       y: run.eigenvalues, name: "eigenvalue" }], { ...LAYOUT,
@@ -462,6 +512,67 @@ function nearest(values, value) {
     if (Math.abs(values[i] - value) < Math.abs(values[best] - value)) best = i;
   }
   return best;
+}
+
+// A shoot-out (gdscope compare --save): each optimizer's score at its tuned setting (bars,
+// best first), the table of its setting, and its winner's loss curve where the file keeps it.
+function show(v) {
+  if (typeof v !== "number") return String(v ?? "");
+  return Number.isInteger(v) ? String(v) : v.toPrecision(4);
+}
+
+function drawShootout(run) {
+  const metric = run.score || "score";
+  const rows = run.table;
+  const settings = (row) => Object.entries(row).filter(([k]) => k !== "optimizer" && k !== metric)
+    .map(([k, v]) => `${k} = ${show(v)}`).join("<br>");
+  Plotly.react("fileChart", [{ type: "bar", x: rows.map((r) => r.optimizer), y: rows.map((r) => r[metric]),
+    text: rows.map(settings), textposition: "none", hovertemplate: "%{x}<br>%{text}<extra></extra>",
+    marker: { color: rows.map((_, i) => COLORS[i % COLORS.length]) } }], { ...LAYOUT, showlegend: false,
+    title: { text: `${metric} at each tuned setting` },
+    xaxis: { title: { text: "optimizer (best first)" } }, yaxis: { title: { text: metric } } }, CONFIG);
+  const table = $("fileTable");
+  const columns = ["optimizer", metric, ...new Set(rows.flatMap((r) => Object.keys(r)))]
+    .filter((c, i, all) => all.indexOf(c) === i);
+  const head = document.createElement("tr");
+  for (const c of columns) { const th = document.createElement("th"); th.textContent = c; head.append(th); }
+  const body = rows.map((r) => {
+    const tr = document.createElement("tr");
+    for (const c of columns) {
+      const td = document.createElement("td");
+      td.textContent = show(r[c]);
+      tr.append(td);
+    }
+    return tr;
+  });
+  table.replaceChildren(head, ...body);
+  const curves = run.curves || {};
+  const names = rows.map((r) => r.optimizer).filter((n) => curves[n]);
+  if (names.length) {
+    Plotly.react("fileCurve", names.map((n) => ({ y: curves[n], name: n, mode: "lines",
+      line: { color: COLORS[rows.findIndex((r) => r.optimizer === n) % COLORS.length], width: 1.3 } })),
+    { ...LAYOUT, title: { text: "each winner's mini-batch loss" }, xaxis: { title: { text: "step" } },
+      yaxis: { title: { text: "loss" }, type: "log" } }, CONFIG);
+    $("fileCurveNote").textContent = "";
+  } else {
+    Plotly.purge("fileCurve");
+    $("fileCurveNote").textContent = "This file keeps no loss curves (a shoot-out of the test " +
+      "functions does not save them; a network shoot-out saves each winner's).";
+  }
+}
+
+// A study cell's loss curve (network studies keep every cell's; thinned by the server).
+function showCell(run, k) {
+  const curves = run.curves;
+  if (!curves || k === undefined || k === null) return;
+  const labels = [...Object.entries(run.options), ...Object.entries(run.metrics)]
+    .map(([n, v]) => `${n} = ${show(v[k])}`);
+  Plotly.react("fileCurve", [{ x: curves.steps, y: curves.losses[k], mode: "lines", name: `cell ${k}` }],
+    { ...LAYOUT, showlegend: false, title: { text: `cell ${k}: its mini-batch loss` },
+      xaxis: { title: { text: "step" } }, yaxis: { title: { text: "loss" }, type: "log" } }, CONFIG);
+  $("fileCurveNote").textContent = labels.join(" · ") +
+    (curves.every > 1 ? ` (every ${curves.every}th step drawn)` : "");
+  window.gdscopeBoard.cellShown = k;
 }
 
 function drawStudy(run) {
@@ -486,14 +597,16 @@ function drawStudy(run) {
     const [ya, xa] = axes;
     const z = ya.values.map(() => xa.values.map(() => null));
     const hover = ya.values.map(() => xa.values.map(() => ""));
+    const cell = ya.values.map(() => xa.values.map(() => null));
     for (let k = 0; k < cells; k += 1) {
       const i = nearest(xa.values, run.options[xa.name][k]);
       const j = nearest(ya.values, run.options[ya.name][k]);
       z[j][i] = run.metrics[metric][k];
       hover[j][i] = label(k);
+      cell[j][i] = k;
     }
     Plotly.react("fileChart", [{ type: "heatmap", x: xa.values, y: ya.values, z, text: hover,
-      hovertemplate: "%{text}<extra></extra>", colorscale: "Viridis" }], { ...layout,
+      customdata: cell, hovertemplate: "%{text}<extra></extra>", colorscale: "Viridis" }], { ...layout,
       xaxis: { title: { text: xa.name }, type: xa.log ? "log" : "linear" },
       yaxis: { title: { text: ya.name }, type: ya.log ? "log" : "linear" } }, CONFIG);
   } else if (axes.length === 1) {
@@ -501,11 +614,29 @@ function drawStudy(run) {
     const order = [...Array(cells).keys()];
     Plotly.react("fileChart", [{ x: order.map((k) => run.options[xa.name][k]),
       y: order.map((k) => run.metrics[metric][k]), text: order.map(label), mode: "markers",
+      customdata: order,
       hovertemplate: "%{text}<extra></extra>" }], { ...layout,
       xaxis: { title: { text: xa.name }, type: xa.log ? "log" : "linear" },
       yaxis: { title: { text: metric } } }, CONFIG);
   } else {
     Plotly.purge("fileChart");
+  }
+  $("fileTable").replaceChildren();
+  if (run.curves) {
+    const chart = $("fileChart");
+    if (!chart.dataset.hover && chart.on) {  // once per chart: Plotly keeps its handlers across reacts
+      chart.dataset.hover = "on";
+      chart.on("plotly_hover", (event) => {
+        const shownRun = state.data.get(state.selected);
+        if (shownRun && shownRun.kind === "study") showCell(shownRun, event.points[0].customdata);
+      });
+    }
+    showCell(run, run.metrics[metric].findIndex((v) => v !== null));
+  } else {
+    Plotly.purge("fileCurve");
+    $("fileCurveNote").textContent = "Hover a cell for its settings and metrics. This study " +
+      "file keeps no loss curves (a study of the test functions does not save them; a " +
+      "network study saves every cell's).";
   }
 }
 
@@ -526,6 +657,24 @@ function drawPlaneInto(id, plane) {
     marker: { size: 3, color: "white" }, line: { color: "white" } });
   Plotly.react(id, traces, { ...LAYOUT, showlegend: false,
     title: { text: `surface ${plane.xs.length}×${plane.ys.length}` } }, CONFIG);
+}
+
+// PNGs ------------------------------------------------------------------------------------
+
+function pngButton(view) { return document.querySelector(`button.png[data-view="${view}"]`); }
+
+// A view's chart as the page shows it, carrying the record /api/figure builds: the record the
+// view's command writes into its own figure, so that `gdscope replay` makes that figure.
+async function savePng(view) {
+  const name = state.selected;
+  const params = new URLSearchParams({ name, view, points: points(),
+    log: $("logLoss").checked, compare: [...state.compare].join(",") });
+  const answer = await getJSON(`/api/figure?${params}`);
+  const bytes = await chartPng($(CHART_OF[view]));
+  const png = answer.text ? withText(bytes, answer.key, answer.text) : bytes;
+  window.gdscopeBoard.pngs.push({ view, file: answer.file, record: answer.record, why: answer.why });
+  download(answer.file, png, "image/png");
+  say(answer.why ? `${answer.file} carries no record: ${answer.why}.` : "");
 }
 
 // Start -----------------------------------------------------------------------------------
@@ -549,6 +698,7 @@ function connect() {
   events.addEventListener("runs", (e) => onRuns(JSON.parse(e.data)));
   events.addEventListener("rows", (e) => onRows(JSON.parse(e.data)));
   events.addEventListener("index", (e) => onIndex(JSON.parse(e.data)));
+  events.addEventListener("validation", (e) => onValidation(JSON.parse(e.data)));
 }
 
 async function start() {
@@ -571,6 +721,10 @@ async function start() {
   $("cancel").addEventListener("click", () => refreshLandscape({ cancel: true }));
   $("spectrumCompute").addEventListener("click", () => refreshSpectrum({ cancel: false }));
   $("spectrumCancel").addEventListener("click", () => refreshSpectrum({ cancel: true }));
+  for (const button of document.querySelectorAll("button.png")) {
+    button.addEventListener("click", () => savePng(button.dataset.view)
+      .catch((error) => say(`PNG: ${error.message}`)));
+  }
   connect();
   document.body.dataset.ready = "true";
 }
