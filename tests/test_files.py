@@ -116,6 +116,15 @@ def test_a_directorys_content_sha256_covers_its_files_names_and_bytes(tmp_path):
     changed = content_sha256(tmp_path / "rec")
     (tmp_path / "rec" / "snapshots.f32").rename(tmp_path / "rec" / "other.f32")
     assert content_sha256(tmp_path / "rec") != changed  # the same bytes under another name
+    # What the board caches beside a recording (hidden names) is not the recording.
+    renamed = content_sha256(tmp_path / "rec")
+    (tmp_path / "rec" / ".board").mkdir()
+    (tmp_path / "rec" / ".board" / "plane-3-11.json").write_text("{}")
+    (tmp_path / "rec" / ".DS_Store").write_bytes(b"x")
+    assert content_sha256(tmp_path / "rec") == renamed
+    (tmp_path / "rec" / "sub").mkdir()
+    (tmp_path / "rec" / "sub" / "more.bin").write_bytes(b"1")
+    assert content_sha256(tmp_path / "rec") != renamed
 
 
 def test_a_folder_for_outputs_is_refused_in_one_true_line_and_nothing_is_left(tmp_path):

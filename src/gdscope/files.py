@@ -132,14 +132,17 @@ def _why(error: OSError) -> str:
 
 def content_sha256(path: str | os.PathLike[str]) -> str:
     """The SHA-256 of what a file holds, or of a directory's files (their relative names and
-    bytes, in order): a record pins its inputs with it, so a replay reads the very same ones."""
+    bytes, in order): a record pins its inputs with it, so a replay reads the very same ones.
+    Hidden names in a directory (``.board``, the board's cache beside a recording; ``.DS_Store``)
+    are not its content: what is written there later must not make its figures unreplayable."""
     source = Path(path)
     try:
         if not source.is_dir():
             return hashlib.sha256(source.read_bytes()).hexdigest()
         digest = hashlib.sha256()
-        for file in sorted(f for f in source.rglob("*") if f.is_file()):
-            name = file.relative_to(source).as_posix().encode()
+        files = (f.relative_to(source) for f in source.rglob("*") if f.is_file())
+        for relative in sorted(f for f in files if not any(p.startswith(".") for p in f.parts)):
+            file, name = source / relative, relative.as_posix().encode()
             digest.update(len(name).to_bytes(8, "little") + name)
             digest.update(hashlib.sha256(file.read_bytes()).digest())
         return digest.hexdigest()
