@@ -28,7 +28,7 @@ from gdscope.files import (
     write_atomic,
     write_text,
 )
-from gdscope.jobs.landscape import DEFAULT_LOSS, _state_dict_in, load_parts, users_code
+from gdscope.jobs.landscape import DEFAULT_LOSS, load_parts, state_dict_in, users_code
 from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.nets.curves import ConnectOptions, ConnectResult, connect, options_from
 
@@ -87,7 +87,7 @@ def load_network(make_model: Callable[[], nn.Module], file: Path, *, unpickle: b
     except Exception as error:  # the file is the user's: any failure means "not a checkpoint"
         raise GdscopeError(f"cannot load {file}: not a torch.save file "
                            f"({type(error).__name__})") from None  # fmt: skip
-    state = saved.state_dict() if isinstance(saved, nn.Module) else _state_dict_in(saved)
+    state = saved.state_dict() if isinstance(saved, nn.Module) else state_dict_in(saved)
     if not isinstance(state, Mapping):
         raise GdscopeError(f"{file} holds a {type(state).__name__}, not a state_dict or an "
                            "nn.Module")  # fmt: skip

@@ -52,6 +52,7 @@ __all__ = [
     "run_job",
     "run_trajectories",
     "split_callable",
+    "state_dict_in",
     "users_code",
 ]
 
@@ -175,7 +176,7 @@ class LandscapeJob:
 CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
 
 
-def _state_dict_in(saved: Any) -> Any:
+def state_dict_in(saved: Any) -> Any:
     """The model's weights in a checkpoint as people save them: a bare ``state_dict``, or one
     under a usual key (``{"model_state_dict": ..., "optimizer_state_dict": ...}`` as in torch's
     tutorial, Lightning's ``"state_dict"``, ``"model"``, …), with the ``module.`` prefix that
@@ -197,7 +198,7 @@ def _load_state(model: nn.Module, file: Path) -> None:
         # (torch's first line is a paragraph about weights_only, or a bare number)
         raise GdscopeError(f"cannot load the checkpoint {file}: not a torch.save file of "
                            f"tensors ({type(error).__name__})") from None  # fmt: skip
-    state = _state_dict_in(state)
+    state = state_dict_in(state)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as error:
