@@ -375,11 +375,11 @@ def figure(runs: Runs, landscapes: Landscapes, name: str, view: str, *, points: 
         names = [name, *(n for n in compare if n != name and runs.kind(n) == "recording")]
         rec = curves_record([(n, runs.path(n)) for n in names], view, log=log)
     elif view in ("plane", "line", "shared"):
-        names = (name, *compare) if view == "shared" else (name,)
-        stages = landscapes.state(names, points)["stages"]
+        subject = (name, *compare) if view == "shared" else (name,)
+        stages = landscapes.state(subject, points)["stages"]
         stage = stages["line"] if view == "line" else (stages["refined"] or stages["coarse"])
         if stage is None:
-            raise NoSuchRun(f"{', '.join(names)}: no {view} computed at {points} points per "
+            raise NoSuchRun(f"{', '.join(subject)}: no {view} computed at {points} points per "
                             "axis")  # fmt: skip
         answer["command"] = stage["shell"]
         rec = landscape_record(stage["command"])
