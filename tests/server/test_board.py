@@ -23,7 +23,7 @@ require("fastapi")
 httpx = require("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from gdscope.jobs.board import Sources, plane_file  # noqa: E402
+from gdscope.jobs.board import MAX_SHARED, Sources, plane_file  # noqa: E402
 from gdscope.nets.recorder import Recorder, open_path  # noqa: E402
 from gdscope.server.board import create_board  # noqa: E402
 from gdscope.server.launch import start_server  # noqa: E402
@@ -236,8 +236,10 @@ def test_a_plane_shared_by_two_runs_is_computed_cached_and_cancellable(tmp_path)
         client.post("/api/compare", json={"names": ["a", "small"], "points": 11})
         mismatch = _wait_shared(client, "a,small", 11)
         assert "runs a and small do not share one parameter layout" in mismatch["job"]["error"]
-        # More than MAX_SHARED, or one run: refused.
-        for names in (["a", "b"] * 5, ["a"]):
+        # More than MAX_SHARED (the page reads it from /api/health), or one run: refused.
+        most = client.get("/api/health").json()["max_shared"]
+        assert most == MAX_SHARED
+        for names in ([f"r{i}" for i in range(most + 1)], ["a"]):
             assert client.post("/api/compare", json={"names": names}).status_code == 422
         assert client.get("/api/compare", params={"names": "a"}).status_code == 422
         assert client.get("/api/compare", params={"names": "a,../x"}).status_code == 403

@@ -477,7 +477,7 @@ def create_board(
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "root": str(runs.root),
-                "landscapes": sources is not None,
+                "landscapes": sources is not None, "max_shared": MAX_SHARED,
                 "sources": None if sources is None else sources.args()}  # fmt: skip
 
     @app.get("/api/runs")

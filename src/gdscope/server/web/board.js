@@ -26,7 +26,6 @@ window.gdscopeBoard = { state, listings: 0, rowsArrived: 0, renders: 0, landscap
 // The chart each view's PNG is a picture of (/api/figure says what it carries).
 const CHART_OF = { loss: "loss", sharpness: "sharpness", lr: "lr", plane: "plane", line: "line",
   shared: "shared", spectrum: "spectrum", file: "fileChart" };
-const MAX_SHARED = 8;  // recordings on one shared plane at most (jobs.board.MAX_SHARED)
 
 function detail(body) {
   if (!body || body.detail === undefined) return "";
@@ -368,11 +367,12 @@ async function refreshLandscape(order, kind = OWN) {
   if (kind.ids.off) $(kind.ids.off).hidden = available;
   $(kind.ids.compute).disabled = !available;
   clearTimeout(state[kind.poll]);
-  if (kind === SHARED && (names.length < 2 || names.length > MAX_SHARED)) {
+  const most = state.health.max_shared;  // jobs.board.MAX_SHARED
+  if (kind === SHARED && (names.length < 2 || names.length > most)) {
     $("sharedSection").hidden = names.length < 2;
     $(kind.ids.compute).disabled = true;
-    $(kind.ids.status).textContent = names.length > MAX_SHARED
-      ? `at most ${MAX_SHARED} runs share a plane: untick ${names.length - MAX_SHARED}` : "";
+    $(kind.ids.status).textContent = names.length > most
+      ? `at most ${most} runs share a plane: untick ${names.length - most}` : "";
     return;
   }
   if (kind === SHARED) {
