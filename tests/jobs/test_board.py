@@ -22,6 +22,7 @@ from gdscope.jobs.board import (
     Recording,
     Runs,
     Sources,
+    Subject,
     Tail,
     Watcher,
     cached,
@@ -187,7 +188,9 @@ def test_landscape_is_cached_and_its_command_is_exact(tmp_path):
         optimizer.step()
         rec.step(loss)
     heard: list[dict] = []
-    compute_landscape(folder, MLP, snapshots=6, points=13, report=heard.append)
+    compute_landscape(
+        Subject((folder,), ("run",), (6,), tmp_path), MLP, points=13, report=heard.append
+    )
     assert [m["stage"] for m in heard if m["finished"]] == ["coarse", "line", "refined"]
     coarse, refined = cached(plane_file(folder, 6, 11)), cached(plane_file(folder, 6, 13))
     assert coarse is not None and refined is not None
@@ -206,9 +209,77 @@ def test_landscape_is_cached_and_its_command_is_exact(tmp_path):
         np.testing.assert_array_equal(again["loss"], np.array(refined["loss"]))
         np.testing.assert_array_equal(again["xs"], np.array(refined["xs"]))
     heard.clear()
-    compute_landscape(folder, MLP, snapshots=6, points=13, report=heard.append)
+    compute_landscape(
+        Subject((folder,), ("run",), (6,), tmp_path), MLP, points=13, report=heard.append
+    )
     assert all(m["finished"] for m in heard)  # the second visit: everything from the cache
     assert not list((folder / CACHE).glob("*.resume.npz"))
+
+
+def _mlp_recording(folder, *, lr: float, batches: int) -> None:
+    from gdscope.examples.mlp import make_loader, make_model
+
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    rec = Recorder(model, path=folder, optimizer=optimizer)
+    for i, (x, y) in enumerate(make_loader(batch_size=300)):
+        if i == batches:
+            break
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        rec.step(loss)
+
+
+def test_a_shared_plane_of_two_runs_is_what_its_command_computes_and_is_cached(tmp_path):
+    from gdscope.cli.main import main
+    from gdscope.jobs.records import read_record
+
+    root = tmp_path / "runs"
+    _mlp_recording(root / "sgd", lr=0.1, batches=5)
+    _mlp_recording(root / "fast", lr=0.5, batches=3)
+    subject = Subject((root / "sgd", root / "fast"), ("sgd", "fast"), (6, 4), root)
+    heard: list[dict] = []
+    compute_landscape(subject, MLP, points=13, report=heard.append)
+    assert [m["stage"] for m in heard if m["finished"]] == ["coarse", "refined"]  # no line
+    assert subject.plane_file(13).parent == root / CACHE  # the root's cache, not a run's
+    assert subject.newest() == (6, 4)
+    coarse, refined = cached(subject.plane_file(11)), cached(subject.plane_file(13))
+    assert coarse is not None and refined is not None
+    assert [r["name"] for r in refined["runs"]] == ["sgd", "fast"]
+    assert [len(r["path_x"]) for r in refined["runs"]] == [6, 4]
+    command = refined["command"]
+    assert command[command.index("--checkpoint") + 1] == str(root / "sgd" / CACHE / "snapshot-5.pt")
+    assert [command[i + 1] for i, a in enumerate(command) if a == "--path"] == [
+        str(root / "sgd"), str(root / "fast")]  # fmt: skip
+    out = tmp_path / "again.npz"
+    argv = [*command[2:-2], "--out", str(tmp_path / "f.png"), "--save", str(out)]
+    assert main(["landscape", *argv]) == 0
+    assert landscape_record(command) == read_record(tmp_path / "f.png")
+    with np.load(out) as again, np.load(subject.plane_file(13)) as board:
+        np.testing.assert_array_equal(again["loss"], np.array(refined["loss"]))
+        np.testing.assert_array_equal(again["xs"], np.array(refined["xs"]))
+        np.testing.assert_array_equal(again["ys"], np.array(refined["ys"]))
+        for key in ("path_x", "path_y", "path_x_1", "path_y_1"):
+            np.testing.assert_array_equal(again[key], board[key])
+    heard.clear()
+    compute_landscape(subject, MLP, points=13, report=heard.append)
+    assert all(m["finished"] for m in heard)  # read back from the cache
+    assert not list((root / CACHE).glob("*.resume.npz"))
+
+
+def test_runs_of_different_layouts_share_no_plane(tmp_path):
+    root = tmp_path / "runs"
+    _mlp_recording(root / "mlp", lr=0.1, batches=3)
+    _record(root / "small", 3)
+    subject = Subject((root / "mlp", root / "small"), ("mlp", "small"), (4, 4), root)
+    with pytest.raises(GdscopeError, match="runs mlp and small do not share one parameter"):
+        compute_landscape(subject, MLP, points=11)
+    with pytest.raises(GdscopeError, match="1 to 8 recordings"):
+        Subject((root / "mlp",) * 9, tuple("abcdefghi"), (4,) * 9, root)
+    with pytest.raises(GdscopeError, match="named twice"):
+        Subject((root / "mlp",) * 2, ("mlp", "mlp"), (4, 4), root)
 
 
 def test_a_phase_study_is_read_cell_by_cell(tmp_path):

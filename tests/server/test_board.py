@@ -23,7 +23,7 @@ require("fastapi")
 httpx = require("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from gdscope.jobs.board import Sources, plane_file  # noqa: E402
+from gdscope.jobs.board import MAX_SHARED, Sources, plane_file  # noqa: E402
 from gdscope.nets.recorder import Recorder, open_path  # noqa: E402
 from gdscope.server.board import create_board  # noqa: E402
 from gdscope.server.launch import start_server  # noqa: E402
@@ -187,11 +187,62 @@ def test_a_landscape_is_computed_in_the_background_cached_and_cancellable(tmp_pa
         assert again["job"] is None and again["stages"] == stages
         # A big grid, cancelled: its process is gone and the state says so.
         client.post("/api/landscape", json={"name": "mlp", "points": 301})
-        process = client.app.state.landscapes.jobs["landscape", "mlp"].process
+        process = client.app.state.landscapes.jobs["landscape", ("mlp",)].process
         order = {"name": "mlp", "points": 301, "cancel": True}
         cancelled = client.post("/api/landscape", json=order).json()
         assert cancelled["job"]["cancelled"] and cancelled["job"]["error"] == "cancelled"
         assert not process.is_alive()
+
+
+def _wait_shared(client, names: str, points: int) -> dict:
+    while True:
+        state = client.get("/api/compare", params={"names": names, "points": points}).json()
+        if state["job"] is None or state["job"]["finished"]:
+            return state
+        time.sleep(0.2)
+
+
+def test_a_plane_shared_by_two_runs_is_computed_cached_and_cancellable(tmp_path):
+    from gdscope.jobs.board import CACHE
+    from gdscope.jobs.boardrecords import landscape_record
+
+    _mlp_run(tmp_path / "a", 5)
+    _mlp_run(tmp_path / "b", 3)
+    Training(tmp_path / "small").step(4)
+    with TestClient(create_board(tmp_path, sources=MLP), base_url="http://127.0.0.1") as client:
+        order = {"names": ["a", "b"], "points": 13}
+        started = client.post("/api/compare", json=order).json()
+        assert started["counts"] == [6, 4] and started["job"] is not None
+        done = _wait_shared(client, "a,b", 13)
+        assert done["job"]["error"] is None, done["job"]
+        stages = done["stages"]
+        assert stages["line"] is None and len(stages["refined"]["xs"]) == 13
+        assert [r["name"] for r in stages["refined"]["runs"]] == ["a", "b"]
+        assert stages["refined"]["shell"].count(" --path ") == 2
+        assert list((tmp_path / CACHE).glob("compare-*-6_4-13.json"))
+        again = client.post("/api/compare", json=order).json()
+        assert again["job"] is None and again["stages"] == stages  # read back
+        params = {"name": "a", "view": "shared", "compare": "b", "points": 13}
+        figure = client.get("/api/figure", params=params).json()
+        assert figure["command"] == stages["refined"]["shell"]
+        assert figure["record"] == landscape_record(stages["refined"]["command"])
+        # A big grid, cancelled.
+        client.post("/api/compare", json={"names": ["a", "b"], "points": 301})
+        process = client.app.state.landscapes.jobs["landscape", ("a", "b")].process
+        cancelled = client.post("/api/compare", json={"names": ["a", "b"], "points": 301,
+                                                      "cancel": True}).json()  # fmt: skip
+        assert cancelled["job"]["cancelled"] and not process.is_alive()
+        # Runs of different layouts: the job says why, the board goes on.
+        client.post("/api/compare", json={"names": ["a", "small"], "points": 11})
+        mismatch = _wait_shared(client, "a,small", 11)
+        assert "runs a and small do not share one parameter layout" in mismatch["job"]["error"]
+        # More than MAX_SHARED (the page reads it from /api/health), or one run: refused.
+        most = client.get("/api/health").json()["max_shared"]
+        assert most == MAX_SHARED
+        for names in ([f"r{i}" for i in range(most + 1)], ["a"]):
+            assert client.post("/api/compare", json={"names": names}).status_code == 422
+        assert client.get("/api/compare", params={"names": "a"}).status_code == 422
+        assert client.get("/api/compare", params={"names": "a,../x"}).status_code == 403
 
 
 def test_a_landscape_past_its_deadline_is_stopped_and_keeps_what_finished(tmp_path):
@@ -199,7 +250,7 @@ def test_a_landscape_past_its_deadline_is_stopped_and_keeps_what_finished(tmp_pa
     board = create_board(tmp_path, sources=MLP, deadline_s=5.0)
     with TestClient(board, base_url="http://127.0.0.1") as client:
         client.post("/api/landscape", json={"name": "mlp", "points": 151})
-        process = client.app.state.landscapes.jobs["landscape", "mlp"].process
+        process = client.app.state.landscapes.jobs["landscape", ("mlp",)].process
         stopped = _wait(client, "mlp", 151)
         error = stopped["job"]["error"]
         assert error.startswith("stopped after") and "deadline of 5 s (--deadline)" in error

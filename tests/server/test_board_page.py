@@ -60,7 +60,7 @@ def download(page: Any, view: str, folder: Path) -> Path:
     return saved
 
 
-def earlier(folder: Path) -> None:
+def earlier(folder: Path, lr: float = 0.1) -> None:
     """A short run of the same network, recorded by ``Recorder`` in a plain loop."""
     import torch
     from torch import nn
@@ -69,7 +69,7 @@ def earlier(folder: Path) -> None:
     from gdscope.nets.recorder import Recorder
 
     model = make_model()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     rec = Recorder(model, path=folder, optimizer=optimizer)
     for x, y in make_loader():
         optimizer.zero_grad()
@@ -204,6 +204,42 @@ def test_a_training_is_followed_live_and_its_landscape_matches_the_command(
     page.wait_for_timeout(500)  # Plotly resizes its charts on the window's resize event
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(shots / "board-390.png"), full_page=True)
+    assert errors == []
+
+
+def test_two_runs_on_one_plane_each_path_in_its_colour_with_the_command(
+    board, runs, browser, tmp_path
+):
+    earlier(runs / "slow", 0.05)
+    earlier(runs / "fast", 0.3)
+    shots = Path(os.environ.get("GDSCOPE_SCREENSHOTS", tmp_path))
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{board}/#run=slow&compare=fast")
+    until(page, "!document.getElementById('sharedSection').hidden")
+    page.select_option("#points", "21")
+    page.click("#sharedCompute")
+    refined = until(page, "(window.gdscopeBoard.state.shared || {stages: {}}).stages.refined")
+    assert [r["name"] for r in refined["runs"]] == ["slow", "fast"]
+    named = "document.getElementById('shared').data.filter((t) => t.showlegend !== false)"
+    assert page.evaluate(f"{named}.map((t) => t.name)") == ["slow", "fast"]  # the legend's
+    colours = page.evaluate(f"{named}.map((t) => t.line.color)")
+    loss = page.evaluate("document.getElementById('loss').data.map((t) => t.line.color)")
+    assert colours == loss[:2]  # each path in its run's colour on the loss chart
+    argv = shlex.split(page.locator("#sharedCmd").inner_text())
+    assert argv[argv.index("--path") + 1] == str(runs / "slow") and argv.count("--path") == 2
+    saved = tmp_path / "again.npz"
+    assert main([*argv[1:-2], "--out", str(tmp_path / "again.png"), "--save", str(saved)]) == 0
+    with np.load(saved) as again:
+        np.testing.assert_array_equal(again["loss"], np.array(refined["loss"]))
+    png = download(page, "shared", tmp_path)
+    assert png.name == "shared.png" and read_record(png) == read_record(tmp_path / "again.png")
+    page.screenshot(path=str(shots / "board-shared-wide.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(500)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(shots / "board-shared-390.png"), full_page=True)
     assert errors == []
 
 

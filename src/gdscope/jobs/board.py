@@ -45,6 +45,7 @@ from gdscope.nets.recorder import VALIDATION_FILE as VALIDATION
 __all__ = [
     "CACHE",
     "KINDS",
+    "MAX_SHARED",
     "Entry",
     "Kind",
     "NoSuchRun",
@@ -52,6 +53,7 @@ __all__ = [
     "Recording",
     "Rows",
     "Runs",
+    "Subject",
     "Tail",
     "Watcher",
     "curves_record",
@@ -70,7 +72,8 @@ highest loss of each run of consecutive rows (``thin``), so its chart
 keeps every spike and dip; the rows that arrive after are sent whole."""
 CACHE = ".board"
 """The folder, inside a recording's folder, where the board keeps what it computed for it (the
-landscapes and their resume files); hidden folders are not listed as runs."""
+landscapes and their resume files), and inside the runs' folder, what it computed for several
+(their shared planes: ``Subject``); hidden folders are not listed as runs."""
 MAX_DEPTH = 8
 """Folders below the runs' folder that are searched for runs, at most."""
 MAX_RUNS = 2000
@@ -642,34 +645,112 @@ def line_file(folder: Path, snapshots: int) -> Path:
     return cache_folder(folder) / f"line-{snapshots}.npz"
 
 
-def _axis_args(flag: str, values: np.ndarray) -> list[str]:
-    return [flag, repr(float(values[0])), repr(float(values[-1])), str(len(values))]
+MAX_SHARED = 8
+"""Recordings on one shared plane, at most (each is read whole, and drawn in a colour)."""
 
 
-def _evaluation_args(meta: dict[str, Any]) -> list[str]:
-    """How the surface was evaluated, as a replay repeats it (``jobs.replay``): auto's choice
-    depends on timing, and another chunking sums in float32 in another order."""
-    return ["--strategy", str(meta["strategy"]), "--chunk", str(meta["chunk"]),
-            "--memory-format", str(meta["memory_format"]),
-            "--plan", json.dumps(meta.get("plan", []))]  # fmt: skip
+@dataclass(frozen=True)
+class Subject:
+    """What a landscape is of: recordings (``folders``, named ``names`` as the board lists
+    them) on one PCA plane, each by its first ``snapshots``, centred on the first one's last
+    snapshot. One recording is the usual case: its files go to its own ``CACHE``
+    (``plane_file``, ``line_file``). Several (``MAX_SHARED`` at most) share the PCA plane of
+    their union, with no line, and go to the runs' folder's ``CACHE`` (``root``), in files
+    named ``compare-HASH-COUNTS-POINTS`` (``shared_file``)."""
+
+    folders: tuple[Path, ...]
+    names: tuple[str, ...]
+    snapshots: tuple[int, ...]
+    root: Path
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.folders) <= MAX_SHARED:
+            raise GdscopeError(f"a shared plane is of 1 to {MAX_SHARED} recordings, "
+                               f"not {len(self.folders)}")  # fmt: skip
+        if len(set(self.names)) != len(self.names):
+            raise GdscopeError(f"a recording named twice: {', '.join(self.names)}")
+        if not len(self.names) == len(self.snapshots) == len(self.folders):
+            raise GdscopeError("as many names and snapshot counts as recordings")
+
+    @property
+    def several(self) -> bool:
+        return len(self.folders) > 1
+
+    def plane_file(self, points: int) -> Path:
+        """The surface of the plane at ``points`` per axis (its ``.json``: the page's)."""
+        if not self.several:
+            return plane_file(self.folders[0], self.snapshots[0], points)
+        return shared_file(self.root, self.names, self.snapshots, points)
+
+    def line_file(self) -> Path | None:
+        """The line from the first snapshot to the last (one recording only)."""
+        return None if self.several else line_file(self.folders[0], self.snapshots[0])
+
+    def files(self, points: int) -> list[Path]:
+        """The files of each stage computed for ``points``: coarse, line, refined."""
+        line = self.line_file()
+        return [self.plane_file(COARSE), *([line] if line else []), self.plane_file(points)]
+
+    def at(self, snapshots: tuple[int, ...]) -> Subject:
+        """The same recordings by their first ``snapshots``."""
+        return Subject(self.folders, self.names, snapshots, self.root)
+
+    def newest(self) -> tuple[int, ...] | None:
+        """The snapshot counts of the newest coarse plane cached (the most snapshots)."""
+        if not self.several:
+            pattern = f"plane-*-{COARSE}.json"
+            found = cache_folder(self.folders[0]).glob(pattern)
+        else:
+            found = cache_folder(self.root).glob(
+                f"compare-{_names_key(self.names)}-*-{COARSE}.json"
+            )
+        counts = [c for c in map(_counts, found) if c is not None and len(c) == len(self.names)]
+        return max(counts, key=sum, default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"folders": [str(f) for f in self.folders], "names": list(self.names),
+                "snapshots": list(self.snapshots), "root": str(self.root)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Subject:
+        return cls(tuple(Path(f) for f in data["folders"]), tuple(data["names"]),
+                   tuple(int(n) for n in data["snapshots"]), Path(data["root"]))  # fmt: skip
 
 
-def plane_command(sources: Sources, folder: Path, snapshots: int, surface: Any) -> list[str]:
-    """The ``gdscope landscape`` arguments that compute the same plane as ``surface``: centred
-    on the last snapshot, PCA of the path (the same numbers once the recording holds no more
-    snapshots than ``snapshots``)."""
-    return ["gdscope", "landscape", *sources.args(),
-            "--checkpoint", str(snapshot_file(folder, snapshots - 1)), "--path", str(folder),
-            "--directions", "pca", *_axis_args("--x", surface.xs), *_axis_args("--y", surface.ys),
-            *_evaluation_args(surface.meta), "--out", FIGURE]  # fmt: skip
+def _names_key(names: tuple[str, ...]) -> str:
+    """12 hex digits of the SHA-256 of the names, in order (the first is the centre)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(list(names)).encode()).hexdigest()[:12]
+
+
+def shared_file(root: Path, names: tuple[str, ...], snapshots: tuple[int, ...], points: int
+                ) -> Path:  # fmt: skip
+    """The surface of several recordings' shared plane: ``compare-HASH-COUNTS-POINTS.npz``
+    in the runs' folder's ``CACHE``, HASH from their names in order (``_names_key``), COUNTS
+    their snapshot counts joined by ``_``."""
+    counts = "_".join(str(n) for n in snapshots)
+    return cache_folder(root) / f"compare-{_names_key(names)}-{counts}-{points}.npz"
+
+
+def _counts(file: Path) -> tuple[int, ...] | None:
+    """The snapshot counts in a cached file's name (``plane-301-11.json``: 301;
+    ``compare-HASH-6_9-11.json``: 6, 9)."""
+    parts = file.stem.split("-")
+    try:
+        return tuple(int(n) for n in parts[-2].split("_")) if len(parts) >= 3 else None
+    except ValueError:
+        return None
 
 
 def line_command(sources: Sources, folder: Path, snapshots: int, surface: Any) -> list[str]:
     """The ``gdscope landscape`` arguments of the line from snapshot 0 to the last."""
+    from gdscope.jobs.records import evaluation_argv
+
     return ["gdscope", "landscape", *sources.args(),
             "--checkpoint", str(snapshot_file(folder, 0)),
             "--to", str(snapshot_file(folder, snapshots - 1)), "--directions", "line",
-            *_evaluation_args(surface.meta), "--out", FIGURE]  # fmt: skip
+            *evaluation_argv(surface.meta), "--out", FIGURE]  # fmt: skip
 
 
 def cached(file: Path) -> dict[str, Any] | None:
@@ -682,52 +763,62 @@ def cached(file: Path) -> dict[str, Any] | None:
 
 
 def compute_landscape(
-    folder: Path,
+    subject: Subject,
     sources: Sources,
     *,
-    snapshots: int,
     points: int,
     report: Any = None,
 ) -> None:
-    """The PCA plane of the recording's first ``snapshots`` snapshots, centred on the last, at
-    ``COARSE`` points per axis, then the line from the first to the last, then the plane at
-    ``points`` per axis on the coarse one's extent; each written to ``CACHE`` as it is done
-    (a surface ``.npz`` as ``gdscope landscape --save`` writes it, and its ``.json``), each
-    refined grid resumable (``--resume``). ``report(message)`` hears the stage and progress.
-    Runs the user's code: meant for a process of its own."""
+    """The PCA plane of the ``subject``'s recordings (their first snapshots; several: of
+    their union), centred on the first one's last snapshot, at ``COARSE`` points per axis,
+    then (one recording) the line from its first snapshot to its last, then the plane at
+    ``points`` per axis on the coarse one's extent; each written where ``subject`` says (a
+    surface ``.npz`` as ``gdscope landscape --save`` writes it, and its ``.json`` for the page,
+    with the command that computes it again), each refined grid resumable (``--resume``).
+    ``report(message)`` hears the stage and progress. Recordings of different layouts are
+    refused (``check_layouts``'s words). Runs the user's code: meant for a process of its own."""
 
     from gdscope.files import write_text
-    from gdscope.jobs.landscape import load_parts, users_code
+    from gdscope.jobs.landscape import landscape_command, load_parts, users_code
     from gdscope.nets.plane import EvaluationOptions
     from gdscope.nets.recorder import RecordedPath, open_path
     from gdscope.nets.surface_io import save_surface
-    from gdscope.nets.survey import PlaneOptions, model_landscape
+    from gdscope.nets.survey import PlaneOptions, check_layouts, model_landscape
 
     def say(**message: Any) -> None:
         if report is not None:
             report(message)
 
-    recorded = open_path(folder)
-    if len(recorded) < snapshots:
-        raise GdscopeError(f"the recording holds {len(recorded)} snapshots, not {snapshots}")
-    if snapshots < 3:
-        raise GdscopeError(f"the landscape of a path needs 3 snapshots, it has {snapshots}")
-    path = RecordedPath(recorded.layout, recorded.snapshots[:snapshots],
-                        recorded.steps[:snapshots], recorded.losses[:snapshots],
-                        recorded.optimizer, recorded.sharpness)  # fmt: skip
-    cache_folder(folder).mkdir(exist_ok=True)
+    paths = []
+    for folder, name, snapshots in zip(subject.folders, subject.names, subject.snapshots,
+                                       strict=True):  # fmt: skip
+        recorded = open_path(folder)
+        if len(recorded) < snapshots:
+            raise GdscopeError(f"{name} holds {len(recorded)} snapshots, not {snapshots}")
+        if snapshots < 3:
+            raise GdscopeError(f"the landscape of a path needs 3 snapshots, {name} has "
+                               f"{snapshots}")  # fmt: skip
+        paths.append(RecordedPath(recorded.layout, recorded.snapshots[:snapshots],
+                                  recorded.steps[:snapshots], recorded.losses[:snapshots],
+                                  recorded.optimizer, recorded.sharpness))  # fmt: skip
+    check_layouts([p.layout for p in paths], subject.names)
+    first, count = subject.folders[0], subject.snapshots[0]
+    subject.plane_file(COARSE).parent.mkdir(exist_ok=True)
+    cache_folder(first).mkdir(exist_ok=True)
     make_model, make_data, loss_fn = load_parts(sources.model, sources.data, sources.loss)
     with users_code(f"evaluating {sources.model} on {sources.data} with loss {sources.loss}"):
-        models = {i: snapshot_model(folder, path, make_model, i) for i in (0, snapshots - 1)}
+        ends = (count - 1,) if subject.several else (0, count - 1)
+        models = {i: snapshot_model(first, paths[0], make_model, i) for i in ends}
         data = make_data()
-        end = models[snapshots - 1]
-        stages: list[tuple[str, int, Path]] = [("coarse", COARSE, plane_file(folder, snapshots,
-                                                                              COARSE))]  # fmt: skip
-        stages.append(("line", LINE_POINTS, line_file(folder, snapshots)))
+        end = models[count - 1]
+        stages: list[tuple[str, int, Path]] = [("coarse", COARSE, subject.plane_file(COARSE))]
+        line = subject.line_file()
+        if line is not None:
+            stages.append(("line", LINE_POINTS, line))
         if points != COARSE:
-            stages.append(("refined", points, plane_file(folder, snapshots, points)))
+            stages.append(("refined", points, subject.plane_file(points)))
         extent: tuple[np.ndarray, np.ndarray] | None = None
-        for stage, count, file in stages:
+        for stage, points_here, file in stages:
             done = cached(file)
             if done is not None:
                 if stage == "coarse":
@@ -744,23 +835,30 @@ def compute_landscape(
             if stage == "line":
                 result = model_landscape(models[0], data, loss_fn, to=end, progress=progress,
                                          directions="line", evaluation=evaluation)  # fmt: skip
-                command = line_command(sources, folder, snapshots, result.surface)
+                command = line_command(sources, first, count, result.surface)
             else:
                 # The refined grid on the coarse one's extent (the same: fit_axis pads the
                 # path's extent whatever the count), given, so that the command names it.
                 x, y = (None, None) if extent is None else (
-                    (float(axis[0]), float(axis[-1]), count) for axis in extent)  # fmt: skip
-                plane = PlaneOptions(directions="pca", points=count, x=x, y=y)
-                result = model_landscape(end, data, loss_fn, path=path, progress=progress,
+                    (float(axis[0]), float(axis[-1]), points_here) for axis in extent)  # fmt: skip
+                plane = PlaneOptions(directions="pca", points=points_here, x=x, y=y)
+                result = model_landscape(end, data, loss_fn, path=paths,
+                                         run_names=subject.names, progress=progress,
                                          plane=plane, evaluation=evaluation)  # fmt: skip
                 if stage == "coarse":
                     extent = result.surface.xs, result.surface.ys
-                command = plane_command(sources, folder, snapshots, result.surface)
+                command = landscape_command(model=sources.model, data=sources.data,
+                                            loss=sources.loss,
+                                            checkpoint=snapshot_file(first, count - 1),
+                                            paths=subject.folders, surface=result.surface,
+                                            out=FIGURE)  # fmt: skip
             surface = result.surface
-            save_surface(surface, file, projected=result.projected, explained=result.explained,
-                         force=True)  # fmt: skip
+            on_plane = [(run.name, run.projected) for run in result.runs]
+            save_surface(surface, file, projected=None if on_plane else result.projected,
+                         explained=result.explained, force=True, runs=on_plane)  # fmt: skip
             page: dict[str, Any] = {
-                "stage": stage, "snapshots": snapshots, "xs": surface.xs.tolist(),
+                "stage": stage, "snapshots": count, "counts": list(subject.snapshots),
+                "names": list(subject.names), "xs": surface.xs.tolist(),
                 "ys": surface.ys.tolist(), "loss": surface.loss.tolist(),
                 "notes": list(result.notes), "command": command, "shell": shlex.join(command),
                 "explained": None if result.explained is None else result.explained.tolist(),
@@ -769,6 +867,11 @@ def compute_landscape(
                 page.update(path_x=result.projected.xs.tolist(),
                             path_y=result.projected.ys.tolist(),
                             path_steps=result.projected.steps.tolist())  # fmt: skip
+            if on_plane:
+                page["runs"] = [{"name": run.name, "path_x": run.projected.xs.tolist(),
+                                 "path_y": run.projected.ys.tolist(),
+                                 "path_steps": run.projected.steps.tolist()}
+                                for run in result.runs]  # fmt: skip
             if result.marks:
                 page["marks"] = {str(k): v for k, v in result.marks.items()}
             write_text(file.with_suffix(".json"), json.dumps(json_ready(page)), force=True)
@@ -851,8 +954,8 @@ def _save_state(model: Any, tmp: Path) -> None:
 
 def landscape_worker(conn: Any, sources: Sources) -> None:
     """A process that imports torch, gdscope and the user's modules, then waits for one order
-    ``{"folder", "snapshots", "points"}`` down ``conn`` and computes ``compute_landscape`` (or,
-    with ``"what": "spectrum"``, ``compute_spectrum``):
+    ``{"subject": Subject.to_dict(), "points"}`` down ``conn`` and computes
+    ``compute_landscape`` (or, with ``"what": "spectrum"``, ``compute_spectrum``):
     its messages, then ``{"end": None}`` or ``{"end": "the reason it failed"}``, go back up.
     Started ahead of the order, so that a landscape starts without that import."""
     import torch
@@ -871,10 +974,11 @@ def landscape_worker(conn: Any, sources: Sources) -> None:
     conn.send({"stage": "starting", "done": 0, "total": 0, "finished": False})
     try:
         if order.get("what") == "spectrum":
-            compute_spectrum(Path(order["folder"]), sources, snapshots=order["snapshots"],
+            subject = Subject.from_dict(order["subject"])
+            compute_spectrum(subject.folders[0], sources, snapshots=subject.snapshots[0],
                              report=conn.send)  # fmt: skip
         else:
-            compute_landscape(Path(order["folder"]), sources, snapshots=order["snapshots"],
+            compute_landscape(Subject.from_dict(order["subject"]), sources,
                               points=order["points"], report=conn.send)  # fmt: skip
     except GdscopeError as error:
         conn.send({"end": str(error)})

@@ -1,6 +1,7 @@
 """The records the board's PNGs of a landscape and a spectrum carry: the record the command
-the board shows under the view (``jobs.board``'s ``plane_command``, ``line_command``,
-``compute_spectrum``) writes into its own figure, so that ``gdscope replay`` makes that figure.
+the board shows under the view (``jobs.landscape.landscape_command`` for a plane of one run or
+several, ``jobs.board.line_command``, ``compute_spectrum``) writes into its own figure, so that
+``gdscope replay`` makes that figure.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def landscape_record(command: list[str]) -> dict[str, Any]:
         fields["evaluation"] = {"strategy": flags["--strategy"], "chunk": int(flags["--chunk"]),
                                 "memory_format": flags["--memory-format"],
                                 "plan": json.loads(flags["--plan"])}  # fmt: skip
-    fields["sha256"] = {flags[f]: content_sha256(flags[f]) for f in LANDSCAPE_READS if f in flags}
+    read = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg in LANDSCAPE_READS]
+    fields["sha256"] = {file: content_sha256(file) for file in read}  # each --path of several
     return record("argv", **fields)
 
 

@@ -7,7 +7,9 @@ what changes (server-sent events: new runs, new rows, a new sharpness) from one 
 page, which reads only the rows appended since it last looked. Landscapes run in a process each
 (the user's code, on one core), at most ``Limits.workers`` at once (503 beyond), cancellable,
 stopped past their deadline of compute (``jobs.board.DEADLINE_S``, ``--deadline``), and written
-beside the run (``jobs.board.CACHE``), so a second visit reads them back. ``/api/figure``
+beside the run (``jobs.board.CACHE``), so a second visit reads them back; ``/api/compare``
+computes the plane several runs share the same way (``jobs.board.Subject``), kept in the runs'
+folder's ``CACHE``. ``/api/figure``
 (``figure``) says what each view's PNG carries: the record its command writes into its own
 figure. Every request passes the explorer's ``Guard`` (Host and Origin checks, the body limit).
 """
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gdscope.errors import GdscopeError
 from gdscope.files import RECORD_KEYS, record_json
@@ -33,18 +35,18 @@ from gdscope.jobs.board import (
     CHARTS,
     COARSE,
     DEADLINE_S,
+    MAX_SHARED,
     NoSuchRun,
     OutsideRuns,
     Recording,
     Runs,
     Sources,
+    Subject,
     Watcher,
     cache_folder,
     cached,
     curves_record,
     landscape_worker,
-    line_file,
-    plane_file,
     read_file_run,
     read_recording,
     rows_of,
@@ -63,7 +65,15 @@ try:  # the routes' annotations name them, so they are module globals; the web e
 except ImportError:  # pragma: no cover
     Request = Response = Any  # type: ignore[misc,assignment]
 
-__all__ = ["VIEWS", "LandscapeOrder", "Landscapes", "SpectrumOrder", "create_board", "figure"]
+__all__ = [
+    "VIEWS",
+    "CompareOrder",
+    "LandscapeOrder",
+    "Landscapes",
+    "SpectrumOrder",
+    "create_board",
+    "figure",
+]
 
 POLL_S = 0.2
 """How often a page's event stream looks for changes: a new step shows within this, plus the
@@ -86,6 +96,17 @@ class LandscapeOrder(BaseModel):
     cancel: bool = False
 
 
+class CompareOrder(BaseModel):
+    """Compute the landscape shared by the recordings ``names`` (2 to ``MAX_SHARED``): the PCA
+    plane of their paths' union, centred on the first one's last snapshot, at ``points`` per
+    axis (an 11×11 first); ``cancel``: stop it."""
+
+    model_config = ConfigDict(extra="forbid")
+    names: list[str] = Field(min_length=2, max_length=MAX_SHARED)
+    points: int = Field(default=41, ge=COARSE, le=MAX_POINTS)
+    cancel: bool = False
+
+
 class SpectrumOrder(BaseModel):
     """Compute the Hessian spectrum at run ``name``'s last snapshot; ``cancel``: stop it."""
 
@@ -98,8 +119,8 @@ class SpectrumOrder(BaseModel):
 class _Job:
     """A landscape computing in a process of its own, and what it said so far."""
 
-    name: str
-    snapshots: int
+    names: tuple[str, ...]
+    snapshots: tuple[int, ...]
     points: int
     process: Any
     what: str = "landscape"
@@ -113,9 +134,10 @@ class _Job:
 
 
 class Landscapes:
-    """The landscapes and spectra being computed, one of each per run at most (a new order for
-    a run replaces the one running), ``workers`` at once at most, each in a process of its own
-    (a spare one, started ahead, takes the next order)."""
+    """The landscapes and spectra being computed, one of each per run, or per runs sharing a
+    plane, at most (a new order for them replaces the one running), ``workers`` at once at
+    most, each in a process of its own (a spare one, started ahead, takes the next order). A
+    run's landscape is the one-run case of the shared one (``Subject``)."""
 
     def __init__(self, runs: Runs, sources: Sources | None, workers: int, *,
                  deadline_s: float = DEADLINE_S) -> None:  # fmt: skip
@@ -124,8 +146,8 @@ class Landscapes:
                                settings=["deadline"])  # fmt: skip
         self.runs, self.sources, self.workers = runs, sources, workers
         self.deadline_s = deadline_s
-        self.jobs: dict[tuple[str, str], _Job] = {}
-        """By what they compute (``landscape``, ``spectrum``) and run."""
+        self.jobs: dict[tuple[str, tuple[str, ...]], _Job] = {}
+        """By what they compute (``landscape``, ``spectrum``) and the runs, in order."""
         self.spare: tuple[Any, Any] | None = None
         """A worker process started ahead, its imports done, waiting for an order."""
         self.lock = threading.Lock()
@@ -161,22 +183,34 @@ class Landscapes:
         run.tail.skip()
         return min(rows_of(run), run.snapshots()[0])
 
-    def state(self, name: str, points: int) -> dict[str, Any]:
-        """What is known of the landscape of ``name`` at ``points``: the stages computed (from
-        the cache: the newest), the job computing, if any."""
-        self._kind(name)
-        folder = self.runs.path(name)
-        now = self.count(name)
-        job = self.jobs.get(("landscape", name))
+    def subject(self, names: tuple[str, ...]) -> Subject:
+        """The recordings ``names`` (one, or several sharing a plane) as they are now."""
+        for name in names:
+            self._kind(name)
+        return Subject(tuple(self.runs.path(n) for n in names), names,
+                       tuple(self.count(n) for n in names), self.runs.root)  # fmt: skip
+
+    def state(self, names: tuple[str, ...], points: int) -> dict[str, Any]:
+        """What is known of the landscape of ``names`` (one run, or several sharing a plane) at
+        ``points``: the stages computed (from the cache: the newest), the job computing, if
+        any. ``snapshots`` and ``current``: the first run's counts (computed, now);
+        ``counts`` and ``now``: every run's."""
+        subject = self.subject(names)
+        now = subject.snapshots
+        job = self.jobs.get(("landscape", names))
         snapshots = job.snapshots if job is not None and job.points == points else \
-            _newest(folder) or now  # fmt: skip
+            subject.newest() or now  # fmt: skip
+        at = subject.at(snapshots)
+        line = at.line_file()
         stages = {
-            "coarse": cached(plane_file(folder, snapshots, COARSE)),
-            "line": cached(line_file(folder, snapshots)),
-            "refined": cached(plane_file(folder, snapshots, points)) if points != COARSE else None,
+            "coarse": cached(at.plane_file(COARSE)),
+            "line": None if line is None else cached(line),
+            "refined": cached(at.plane_file(points)) if points != COARSE else None,
         }  # fmt: skip
-        answer: dict[str, Any] = {"name": name, "points": points, "snapshots": snapshots,
-                                  "current": now, "available": self.sources is not None,
+        answer: dict[str, Any] = {"name": names[0], "names": list(names), "points": points,
+                                  "snapshots": snapshots[0], "current": now[0],
+                                  "counts": list(snapshots), "now": list(now),
+                                  "available": self.sources is not None,
                                   "stages": stages, "job": None}  # fmt: skip
         if job is not None and job.points == points:
             answer["job"] = _progress(job)
@@ -188,9 +222,9 @@ class Landscapes:
         self._kind(name)
         folder = self.runs.path(name)
         now = self.count(name)
-        job = self.jobs.get(("spectrum", name))
+        job = self.jobs.get(("spectrum", (name,)))
         counts = [_count(f) for f in cache_folder(folder).glob("spectrum-*.json")]
-        snapshots = job.snapshots if job is not None else max(
+        snapshots = job.snapshots[0] if job is not None else max(
             (c for c in counts if c is not None), default=now)  # fmt: skip
         return {"name": name, "snapshots": snapshots, "current": now,
                 "available": self.sources is not None,
@@ -201,48 +235,46 @@ class Landscapes:
         if self.runs.kind(name) != "recording":
             raise NoSuchRun(f"{name!r} is not a recording: a landscape is of a recorded path")
 
-    def start(self, name: str, points: int, what: str = "landscape") -> dict[str, Any]:
-        """Start computing the landscape of ``name``'s path as it is now, or (``what``:
-        ``"spectrum"``) the Hessian spectrum at its last snapshot; what is cached is read back,
-        not computed again."""
+    def start(self, names: tuple[str, ...], points: int, what: str = "landscape"
+              ) -> dict[str, Any]:  # fmt: skip
+        """Start computing the landscape of ``names``'s paths (one run, or several sharing a
+        plane) as they are now, or (``what``: ``"spectrum"``, one run) the Hessian spectrum at
+        its last snapshot; what is cached is read back, not computed again."""
         if self.sources is None:
             raise Refused(409, "this board computes no landscapes or spectra: start it with "
                           "--model MODULE:FN --data MODULE:FN")  # fmt: skip
-        self._kind(name)
-        folder = self.runs.path(name)
-        snapshots = self.count(name)
+        subject = self.subject(names)
+        snapshots = subject.snapshots
 
         def answer() -> dict[str, Any]:
-            return self.spectrum(name) if what == "spectrum" else self.state(name, points)
+            return self.spectrum(names[0]) if what == "spectrum" else self.state(names, points)
 
-        stages = (spectrum_file(folder, snapshots),) if what == "spectrum" else (
-            plane_file(folder, snapshots, COARSE), line_file(folder, snapshots),
-            plane_file(folder, snapshots, points))  # fmt: skip
+        stages = [spectrum_file(subject.folders[0], snapshots[0])] if what == "spectrum" else \
+            subject.files(points)  # fmt: skip
         if all(cached(file) is not None for file in stages):
-            self.jobs.pop((what, name), None)  # all there: read back, nothing to compute
+            self.jobs.pop((what, names), None)  # all there: read back, nothing to compute
             return answer()
-        running = self.jobs.get((what, name))
+        running = self.jobs.get((what, names))
         if running is not None and not running.finished:
             if (running.snapshots, running.points) == (snapshots, points):
                 return answer()
-            self.cancel(name, what)
+            self.cancel(names, what)
         busy = [j for j in self.jobs.values() if not j.finished]
         if len(busy) >= self.workers:
             raise Refused(503, f"busy: {len(busy)} landscape or spectrum computing (at most "
                           f"{self.workers} at once); cancel it or wait",
                           {"Retry-After": "5"})  # fmt: skip
         process, conn = self._worker()
-        conn.send({"what": what, "folder": str(folder), "snapshots": snapshots,
-                   "points": points})  # fmt: skip
-        job = _Job(name, snapshots, points, process, what)
-        self.jobs[what, name] = job
+        conn.send({"what": what, "subject": subject.to_dict(), "points": points})
+        job = _Job(names, snapshots, points, process, what)
+        self.jobs[what, names] = job
         threading.Thread(target=_listen, args=(job, conn, self.deadline_s), daemon=True).start()
         return answer()
 
-    def cancel(self, name: str, what: str = "landscape") -> None:
-        """Stop the landscape (or spectrum) of ``name`` (what finished stays cached; a refined
+    def cancel(self, names: tuple[str, ...], what: str = "landscape") -> None:
+        """Stop the landscape (or spectrum) of ``names`` (what finished stays cached; a refined
         grid's finished chunks stay in its resume file, so starting again goes on from them)."""
-        job = self.jobs.get((what, name))
+        job = self.jobs.get((what, names))
         if job is None or job.finished:
             return
         with job.lock:
@@ -252,8 +284,8 @@ class Landscapes:
         job.process.join(timeout=10)
 
     def close(self) -> None:
-        for what, name in list(self.jobs):
-            self.cancel(name, what)
+        for what, names in list(self.jobs):
+            self.cancel(names, what)
         with self.lock:
             if self.spare is not None:
                 self.spare[0].kill()
@@ -273,12 +305,6 @@ def _count(file: Path) -> int | None:
         return int(file.stem.split("-")[1])
     except (IndexError, ValueError):
         return None
-
-
-def _newest(folder: Path) -> int | None:
-    """The most snapshots a cached coarse plane of ``folder`` was computed for."""
-    counts = [_count(file) for file in cache_folder(folder).glob(f"plane-*-{COARSE}.json")]
-    return max((c for c in counts if c is not None), default=None)
 
 
 def _listen(job: _Job, conn: Any, deadline_s: float) -> None:
@@ -324,14 +350,16 @@ def _listen(job: _Job, conn: Any, deadline_s: float) -> None:
     job.process.join(timeout=10)
 
 
-VIEWS = (*CHARTS, "plane", "line", "spectrum", "file")
+VIEWS = (*CHARTS, "plane", "line", "shared", "spectrum", "file")
 """The views whose PNG the page offers (``figure``): a recording's charts, its landscape's
-plane and line, its spectrum, and a file's chart."""
+plane and line, the plane it shares with the runs ticked (``shared``), its spectrum, and a
+file's chart."""
 
 
 def figure(runs: Runs, landscapes: Landscapes, name: str, view: str, *, points: int = 41,
            compare: tuple[str, ...] = (), log: bool = True) -> dict[str, Any]:  # fmt: skip
-    """What the PNG of run ``name``'s ``view`` carries: the record the view's command writes
+    """What the PNG of run ``name``'s ``view`` carries (``shared``: the plane it shares with
+    the runs ``compare``, in order): the record the view's command writes
     into its own figure (``None``: the view has none, ``why`` says so), its JSON as the PNG's
     text chunk holds it, the file name to save it as, the command and how to replay it."""
     if view not in VIEWS:
@@ -346,11 +374,13 @@ def figure(runs: Runs, landscapes: Landscapes, name: str, view: str, *, points: 
             raise NoSuchRun(f"{name!r} is not a recording: it has no {view} chart")
         names = [name, *(n for n in compare if n != name and runs.kind(n) == "recording")]
         rec = curves_record([(n, runs.path(n)) for n in names], view, log=log)
-    elif view in ("plane", "line"):
-        stages = landscapes.state(name, points)["stages"]
-        stage = (stages["refined"] or stages["coarse"]) if view == "plane" else stages["line"]
+    elif view in ("plane", "line", "shared"):
+        subject = (name, *compare) if view == "shared" else (name,)
+        stages = landscapes.state(subject, points)["stages"]
+        stage = stages["line"] if view == "line" else (stages["refined"] or stages["coarse"])
         if stage is None:
-            raise NoSuchRun(f"{name!r} has no {view} computed at {points} points per axis")
+            raise NoSuchRun(f"{', '.join(subject)}: no {view} computed at {points} points per "
+                            "axis")  # fmt: skip
         answer["command"] = stage["shell"]
         rec = landscape_record(stage["command"])
     elif view == "spectrum":
@@ -437,15 +467,17 @@ def create_board(
     async def refused(request: Request, error: Refused) -> JSONResponse:
         return JSONResponse({"detail": error.reason}, error.status, headers=error.headers)
 
+    @app.exception_handler(ValidationError)  # an order built from a GET's query
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, error: RequestValidationError | ValidationError
+                      ) -> JSONResponse:  # fmt: skip
         detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in error.errors()]
         return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "root": str(runs.root),
-                "landscapes": sources is not None,
+                "landscapes": sources is not None, "max_shared": MAX_SHARED,
                 "sources": None if sources is None else sources.args()}  # fmt: skip
 
     @app.get("/api/runs")
@@ -514,15 +546,32 @@ def create_board(
         """The landscape of a run's path at ``points`` per axis: what is computed, and how far
         the computation got."""
         order = LandscapeOrder(name=name, points=points)
-        return await asyncio.to_thread(landscapes.state, order.name, order.points)
+        return await asyncio.to_thread(landscapes.state, (order.name,), order.points)
 
     @app.post("/api/landscape")
     async def landscape_order(order: LandscapeOrder) -> dict[str, Any]:
         """Start (or ``cancel``) the landscape of a run's path as it is now."""
+        names = (order.name,)
         if order.cancel:
-            await asyncio.to_thread(landscapes.cancel, order.name)
-            return await asyncio.to_thread(landscapes.state, order.name, order.points)
-        return await asyncio.to_thread(landscapes.start, order.name, order.points)
+            await asyncio.to_thread(landscapes.cancel, names)
+            return await asyncio.to_thread(landscapes.state, names, order.points)
+        return await asyncio.to_thread(landscapes.start, names, order.points)
+
+    @app.get("/api/compare")
+    async def compare_state(names: str, points: int = 41) -> dict[str, Any]:
+        """The landscape shared by the runs ``names`` (comma-separated, in order): what is
+        computed, and how far the computation got."""
+        order = CompareOrder(names=[n for n in names.split(",") if n], points=points)
+        return await asyncio.to_thread(landscapes.state, tuple(order.names), order.points)
+
+    @app.post("/api/compare")
+    async def compare_order(order: CompareOrder) -> dict[str, Any]:
+        """Start (or ``cancel``) the landscape shared by the runs ``names`` as they are now."""
+        names = tuple(order.names)
+        if order.cancel:
+            await asyncio.to_thread(landscapes.cancel, names)
+            return await asyncio.to_thread(landscapes.state, names, order.points)
+        return await asyncio.to_thread(landscapes.start, names, order.points)
 
     @app.get("/api/spectrum")
     async def spectrum_state(name: str) -> dict[str, Any]:
@@ -535,9 +584,9 @@ def create_board(
     async def spectrum_order(order: SpectrumOrder) -> dict[str, Any]:
         """Start (or ``cancel``) the Hessian spectrum at a run's last snapshot now."""
         if order.cancel:
-            await asyncio.to_thread(landscapes.cancel, order.name, "spectrum")
+            await asyncio.to_thread(landscapes.cancel, (order.name,), "spectrum")
             return await asyncio.to_thread(landscapes.spectrum, order.name)
-        return await asyncio.to_thread(landscapes.start, order.name, 0, "spectrum")
+        return await asyncio.to_thread(landscapes.start, (order.name,), 0, "spectrum")
 
     def _file(name: str) -> Response:
         if name not in files():

@@ -14,8 +14,10 @@ const state = {
   compare: new Set(),  // runs overlaid on the selected one's loss and sharpness
   data: new Map(),   // name -> what /api/run said, rows appended as they arrive
   landscape: null,   // /api/landscape's last answer for the selected run
+  shared: null,      // /api/compare's for the selected run and the ticked ones, on one plane
   spectrum: null,    // /api/spectrum's
   poll: null,
+  sharedPoll: null,
   spectrumPoll: null,
 };
 // What the tests read: how many rows arrived by events, how many renders happened.
@@ -23,7 +25,7 @@ window.gdscopeBoard = { state, listings: 0, rowsArrived: 0, renders: 0, landscap
   pngs: [] };
 // The chart each view's PNG is a picture of (/api/figure says what it carries).
 const CHART_OF = { loss: "loss", sharpness: "sharpness", lr: "lr", plane: "plane", line: "line",
-  spectrum: "spectrum", file: "fileChart" };
+  shared: "shared", spectrum: "spectrum", file: "fileChart" };
 
 function detail(body) {
   if (!body || body.detail === undefined) return "";
@@ -176,8 +178,10 @@ async function load(name, quiet) {
 async function select(name) {
   state.selected = name;
   state.landscape = null;
+  state.shared = null;
   state.spectrum = null;
   clearTimeout(state.poll);
+  clearTimeout(state.sharedPoll);
   clearTimeout(state.spectrumPoll);
   writeHash();
   renderList();
@@ -192,6 +196,7 @@ async function select(name) {
     for (const other of state.compare) if (!state.data.has(other)) await load(other, true);
     renderRecording();
     refreshLandscape();
+    refreshLandscape(null, SHARED);
     refreshSpectrum();
   } else {
     $("recording").hidden = true;
@@ -205,6 +210,7 @@ async function toggleCompare(name, on) {
   writeHash();
   if (on && !state.data.has(name)) await load(name, true);
   renderRecording();
+  refreshLandscape(null, SHARED);
 }
 
 function renderProblems() {
@@ -337,78 +343,129 @@ function curveCode(runs) {
 
 function points() { return Number($("points").value); }
 
-async function refreshLandscape(order) {
+// The selected run's own landscape, and the plane it shares with the runs ticked: the same
+// code, told which API, which names and which elements.
+const OWN = { key: "landscape", poll: "poll", api: "/api/landscape", view: "plane",
+  ids: { compute: "compute", cancel: "cancel", progress: "progress", status: "landscapeStatus",
+    off: "landscapeOff", cmd: "planeCmd", notes: "planeNotes" },
+  names: () => [state.selected],
+  query: (names) => `name=${encodeURIComponent(names[0])}`,
+  body: (names) => ({ name: names[0] }) };
+const SHARED = { key: "shared", poll: "sharedPoll", api: "/api/compare", view: "shared",
+  ids: { compute: "sharedCompute", cancel: "sharedCancel", progress: "sharedProgress",
+    status: "sharedStatus", off: null, cmd: "sharedCmd", notes: "sharedNotes" },
+  names: () => shown().map((r) => r.name),
+  query: (names) => `names=${encodeURIComponent(names.join(","))}`,
+  body: (names) => ({ names }) };
+
+async function refreshLandscape(order, kind = OWN) {
   const name = state.selected;
   const run = state.data.get(name);
   if (!run || run.kind !== "recording") return;
+  const names = kind.names();
   const available = state.health && state.health.landscapes;
-  $("landscapeOff").hidden = available;
-  $("compute").disabled = !available;
+  if (kind.ids.off) $(kind.ids.off).hidden = available;
+  $(kind.ids.compute).disabled = !available;
+  clearTimeout(state[kind.poll]);
+  const most = state.health.max_shared;  // jobs.board.MAX_SHARED
+  if (kind === SHARED && (names.length < 2 || names.length > most)) {
+    $("sharedSection").hidden = names.length < 2;
+    $(kind.ids.compute).disabled = true;
+    $(kind.ids.status).textContent = names.length > most
+      ? `at most ${most} runs share a plane: untick ${names.length - most}` : "";
+    return;
+  }
+  if (kind === SHARED) {
+    $("sharedSection").hidden = false;
+    $("sharedNames").textContent = names.join(", ");
+  }
   let answer;
   try {
     answer = order
-      ? await getJSON("/api/landscape", { method: "POST", headers: { "content-type": "application/json" },
-        body: JSON.stringify({ name, points: points(), ...order }) })
-      : await getJSON(`/api/landscape?name=${encodeURIComponent(name)}&points=${points()}`);
+      ? await getJSON(kind.api, { method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ...kind.body(names), points: points(), ...order }) })
+      : await getJSON(`${kind.api}?${kind.query(names)}&points=${points()}`);
   } catch (error) {
-    $("landscapeStatus").textContent = error.message;
+    $(kind.ids.status).textContent = error.message;
     return;
   }
-  if (state.selected !== name) return;
-  state.landscape = answer;
-  renderLandscape(answer);
+  if (state.selected !== name || kind.names().join("\n") !== names.join("\n")) return;
+  state[kind.key] = answer;
+  renderLandscape(answer, kind);
   const job = answer.job;
   const running = job && !job.finished;
-  clearTimeout(state.poll);
-  if (running) state.poll = setTimeout(() => refreshLandscape(), 400);
+  if (running) state[kind.poll] = setTimeout(() => refreshLandscape(null, kind), 400);
 }
 
-function renderLandscape(answer) {
+function renderLandscape(answer, kind = OWN) {
   const job = answer.job;
   const running = job && !job.finished;
-  $("cancel").hidden = !running;
-  $("progress").hidden = !running;
+  $(kind.ids.cancel).hidden = !running;
+  $(kind.ids.progress).hidden = !running;
   if (running) {
-    $("progress").max = job.total || 1;
-    $("progress").value = job.done;
+    $(kind.ids.progress).max = job.total || 1;
+    $(kind.ids.progress).value = job.done;
   }
   const { coarse, line, refined } = answer.stages;
+  const several = answer.names.length > 1;
+  const counts = several ? `snapshots (${answer.names.map((n, i) => `${n}: ${answer.counts[i]}`)
+    .join(", ")})` : `${answer.snapshots} snapshots`;
+  const grown = answer.now.some((n, i) => n > answer.counts[i]);
   let text = "";
   if (running && job.stage === "starting") text = "starting (loading the model and data)…";
   else if (running) text = `computing the ${job.stage} ${job.stage === "line" ? "line" : "grid"}` +
-    ` (${job.done} of ${job.total || "?"} points) of the first ${answer.snapshots} snapshots`;
+    ` (${job.done} of ${job.total || "?"} points) of the first ${counts}`;
   else if (job && job.error) text = job.error === "cancelled" ? "cancelled" : `failed: ${job.error}`;
-  else if (coarse) text = `of the path's first ${answer.snapshots} snapshots` +
-    (answer.current > answer.snapshots ? ` (the run has ${answer.current} now: Compute again)` : "");
+  else if (coarse) text = `of ${several ? "the paths'" : "the path's"} first ${counts}` +
+    (grown ? ` (${several ? "the runs have" : "the run has"} ${answer.now.join(", ")} now: Compute again)` : "");
   else if (answer.available) text = "not computed yet";
-  $("landscapeStatus").textContent = text;
+  $(kind.ids.status).textContent = text;
   const plane = refined || coarse;
-  if (plane) drawPlane(plane, !refined && answer.points !== 11 ? " (coarse 11×11, refining)" : "");
+  if (plane) drawPlane(plane, !refined && answer.points !== 11 ? " (coarse 11×11, refining)" : "", kind);
+  else if (kind === SHARED) clearPlane(kind);
   if (line) drawLine(line);
 }
 
-function drawPlane(plane, suffix) {
+function clearPlane(kind) {
+  Plotly.purge(kind.view);
+  $(kind.ids.cmd).hidden = true;
+  pngButton(kind.view).hidden = true;
+  $(kind.ids.notes).replaceChildren();
+}
+
+function drawPlane(plane, suffix, kind = OWN) {
   window.gdscopeBoard.landscapeRenders += 1;
   // The surface's loss has a row per y, as Plotly's z.
   const traces = [{ type: "contour", x: plane.xs, y: plane.ys, z: plane.loss, colorscale: "Viridis",
     contours: { coloring: "heatmap" }, colorbar: { title: { text: "loss" } }, name: "loss",
-    hovertemplate: "x %{x:.4g}<br>y %{y:.4g}<br>loss %{z:.5g}<extra></extra>" }];
-  if (plane.path_x) {
-    traces.push({ x: plane.path_x, y: plane.path_y, mode: "lines+markers", name: "path",
-      marker: { size: 3, color: "white" }, line: { color: "white", width: 1.5 },
-      customdata: plane.path_steps, hovertemplate: "step %{customdata}<extra></extra>" });
-  }
-  Plotly.react("plane", traces, { ...LAYOUT, showlegend: false,
-    title: { text: `PCA plane, ${plane.xs.length}×${plane.ys.length}${suffix}` },
+    showlegend: false, hovertemplate: "x %{x:.4g}<br>y %{y:.4g}<br>loss %{z:.5g}<extra></extra>" }];
+  // Several runs: each path in its colour (the charts' and the listing's order), named.
+  const paths = plane.runs || (plane.path_x ? [{ name: "path", path_x: plane.path_x,
+    path_y: plane.path_y, path_steps: plane.path_steps }] : []);
+  paths.forEach((run, i) => {
+    const color = plane.runs ? COLORS[i % COLORS.length] : "white";
+    if (plane.runs) {  // a white halo under each coloured path: visible on the dark valleys
+      traces.push({ x: run.path_x, y: run.path_y, mode: "lines", showlegend: false,
+        hoverinfo: "skip", line: { color: "white", width: 4 } });
+    }
+    traces.push({ x: run.path_x, y: run.path_y, mode: "lines+markers", name: run.name,
+      marker: { size: 3, color }, line: { color, width: 1.5 }, customdata: run.path_steps,
+      hovertemplate: `${plane.runs ? `${run.name}: ` : ""}step %{customdata}<extra></extra>` });
+  });
+  const what = plane.runs ? `PCA plane of ${plane.runs.length} runs` : "PCA plane";
+  Plotly.react(kind.view, traces, { ...LAYOUT, showlegend: Boolean(plane.runs),
+    legend: { ...LAYOUT.legend, bgcolor: "rgba(255,255,255,0.85)" },
+    title: { text: `${what}, ${plane.xs.length}×${plane.ys.length}${suffix}` },
     xaxis: { title: { text: "first component" } },
     yaxis: { title: { text: "second component" } } }, CONFIG);
-  $("planeCmd").hidden = false;
-  $("planeCmd").textContent = plane.shell;
-  pngButton("plane").hidden = false;
-  const notes = $("planeNotes");
+  $(kind.ids.cmd).hidden = false;
+  $(kind.ids.cmd).textContent = plane.shell;
+  pngButton(kind.view).hidden = false;
+  const notes = $(kind.ids.notes);
   notes.replaceChildren();
+  const whose = plane.runs ? "paths'" : "path's";
   const explained = plane.explained ? [`the two components explain ${
-    (100 * plane.explained[0]).toFixed(1)}% and ${(100 * plane.explained[1]).toFixed(1)}% of the path's variance`] : [];
+    (100 * plane.explained[0]).toFixed(1)}% and ${(100 * plane.explained[1]).toFixed(1)}% of the ${whose} variance`] : [];
   for (const note of [...explained, ...(plane.notes || [])]) {
     const item = document.createElement("li");
     item.textContent = note;
@@ -667,8 +724,9 @@ function pngButton(view) { return document.querySelector(`button.png[data-view="
 // view's command writes into its own figure, so that `gdscope replay` makes that figure.
 async function savePng(view) {
   const name = state.selected;
+  const others = view === "shared" ? SHARED.names().slice(1) : [...state.compare];
   const params = new URLSearchParams({ name, view, points: points(),
-    log: $("logLoss").checked, compare: [...state.compare].join(",") });
+    log: $("logLoss").checked, compare: others.join(",") });
   const answer = await getJSON(`/api/figure?${params}`);
   const bytes = await chartPng($(CHART_OF[view]));
   const png = answer.text ? withText(bytes, answer.key, answer.text) : bytes;
@@ -712,13 +770,18 @@ async function start() {
   const compare = new URLSearchParams(location.hash.slice(1)).get("compare");
   if (compare) for (const name of compare.split(",")) if (name) state.compare.add(name);
   $("logLoss").addEventListener("change", renderRecording);
-  $("points").addEventListener("change", () => refreshLandscape());
+  $("points").addEventListener("change", () => {
+    refreshLandscape();
+    refreshLandscape(null, SHARED);
+  });
   $("studyMetric").addEventListener("change", () => {
     const run = state.data.get(state.selected);
     if (run && run.kind === "study") drawStudy(run);
   });
   $("compute").addEventListener("click", () => refreshLandscape({ cancel: false }));
   $("cancel").addEventListener("click", () => refreshLandscape({ cancel: true }));
+  $("sharedCompute").addEventListener("click", () => refreshLandscape({ cancel: false }, SHARED));
+  $("sharedCancel").addEventListener("click", () => refreshLandscape({ cancel: true }, SHARED));
   $("spectrumCompute").addEventListener("click", () => refreshSpectrum({ cancel: false }));
   $("spectrumCancel").addEventListener("click", () => refreshSpectrum({ cancel: true }));
   for (const button of document.querySelectorAll("button.png")) {
