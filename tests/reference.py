@@ -175,3 +175,24 @@ def docs_block(page: str, containing: str) -> str:
     """The Python block of ``docs/PAGE`` that contains ``containing``."""
     text = (Path(__file__).parents[1] / "docs" / page).read_text()
     return next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if containing in b)
+
+
+def record_mlp(folder: Path, *, lr: float = 0.1, batches: int = 5) -> None:
+    """A recording (``gdscope.Recorder(path=folder)``) of the example MLP trained by plain
+    ``torch.optim.SGD`` for ``batches`` steps of 300 samples: ``batches + 1`` snapshots."""
+    from torch import nn
+
+    from gdscope import Recorder
+    from gdscope.examples.mlp import make_loader, make_model
+
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    rec = Recorder(model, path=folder, optimizer=optimizer)
+    for i, (x, y) in enumerate(make_loader(batch_size=300)):
+        if i == batches:
+            break
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        rec.step(loss)

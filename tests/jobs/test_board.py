@@ -36,6 +36,8 @@ from gdscope.jobs.board import (
 from gdscope.jobs.boardrecords import landscape_record
 from gdscope.nets.recorder import STEP_ROW, Recorder, open_path
 
+from ..reference import record_mlp
+
 MLP = Sources("gdscope.examples.mlp:make_model", "gdscope.examples.mlp:make_loader")
 
 
@@ -216,29 +218,13 @@ def test_landscape_is_cached_and_its_command_is_exact(tmp_path):
     assert not list((folder / CACHE).glob("*.resume.npz"))
 
 
-def _mlp_recording(folder, *, lr: float, batches: int) -> None:
-    from gdscope.examples.mlp import make_loader, make_model
-
-    model = make_model()
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    rec = Recorder(model, path=folder, optimizer=optimizer)
-    for i, (x, y) in enumerate(make_loader(batch_size=300)):
-        if i == batches:
-            break
-        optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        rec.step(loss)
-
-
 def test_a_shared_plane_of_two_runs_is_what_its_command_computes_and_is_cached(tmp_path):
     from gdscope.cli.main import main
     from gdscope.jobs.records import read_record
 
     root = tmp_path / "runs"
-    _mlp_recording(root / "sgd", lr=0.1, batches=5)
-    _mlp_recording(root / "fast", lr=0.5, batches=3)
+    record_mlp(root / "sgd", lr=0.1, batches=5)
+    record_mlp(root / "fast", lr=0.5, batches=3)
     subject = Subject((root / "sgd", root / "fast"), ("sgd", "fast"), (6, 4), root)
     heard: list[dict] = []
     compute_landscape(subject, MLP, points=13, report=heard.append)
@@ -271,7 +257,7 @@ def test_a_shared_plane_of_two_runs_is_what_its_command_computes_and_is_cached(t
 
 def test_runs_of_different_layouts_share_no_plane(tmp_path):
     root = tmp_path / "runs"
-    _mlp_recording(root / "mlp", lr=0.1, batches=3)
+    record_mlp(root / "mlp", lr=0.1, batches=3)
     _record(root / "small", 3)
     subject = Subject((root / "mlp", root / "small"), ("mlp", "small"), (4, 4), root)
     with pytest.raises(GdscopeError, match="runs mlp and small do not share one parameter"):

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from tests.conftest import require
+from tests.reference import record_mlp
 
 require("fastapi")
 httpx = require("httpx")
@@ -155,24 +156,8 @@ def _wait(client: TestClient, name: str, points: int) -> dict:
         time.sleep(0.2)
 
 
-def _mlp_run(folder: Path, batches: int = 5) -> None:
-    from gdscope.examples.mlp import make_loader, make_model
-
-    model = make_model()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    rec = Recorder(model, path=folder, optimizer=optimizer)
-    for i, (x, y) in enumerate(make_loader(batch_size=300)):
-        if i == batches:
-            break
-        optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        rec.step(loss)
-
-
 def test_a_landscape_is_computed_in_the_background_cached_and_cancellable(tmp_path):
-    _mlp_run(tmp_path / "mlp")
+    record_mlp(tmp_path / "mlp")
     with TestClient(create_board(tmp_path, sources=MLP), base_url="http://127.0.0.1") as client:
         started = client.post("/api/landscape", json={"name": "mlp", "points": 15}).json()
         assert started["snapshots"] == 6 and started["job"] is not None
@@ -207,8 +192,8 @@ def test_a_plane_shared_by_two_runs_is_computed_cached_and_cancellable(tmp_path)
     from gdscope.jobs.board import CACHE
     from gdscope.jobs.boardrecords import landscape_record
 
-    _mlp_run(tmp_path / "a", 5)
-    _mlp_run(tmp_path / "b", 3)
+    record_mlp(tmp_path / "a", batches=5)
+    record_mlp(tmp_path / "b", batches=3)
     Training(tmp_path / "small").step(4)
     with TestClient(create_board(tmp_path, sources=MLP), base_url="http://127.0.0.1") as client:
         order = {"names": ["a", "b"], "points": 13}
@@ -247,7 +232,7 @@ def test_a_plane_shared_by_two_runs_is_computed_cached_and_cancellable(tmp_path)
 
 
 def test_a_landscape_past_its_deadline_is_stopped_and_keeps_what_finished(tmp_path):
-    _mlp_run(tmp_path / "mlp")
+    record_mlp(tmp_path / "mlp")
     board = create_board(tmp_path, sources=MLP, deadline_s=5.0)
     with TestClient(board, base_url="http://127.0.0.1") as client:
         client.post("/api/landscape", json={"name": "mlp", "points": 151})
@@ -264,7 +249,7 @@ def test_a_landscape_past_its_deadline_is_stopped_and_keeps_what_finished(tmp_pa
 def test_the_spectrum_on_demand_is_what_its_command_computes(tmp_path):
     from gdscope.cli.main import main
 
-    _mlp_run(tmp_path / "mlp")
+    record_mlp(tmp_path / "mlp")
     with TestClient(create_board(tmp_path, sources=MLP), base_url="http://127.0.0.1") as client:
         assert client.get("/api/spectrum", params={"name": "mlp"}).json()["spectrum"] is None
         client.post("/api/spectrum", json={"name": "mlp"})
@@ -317,7 +302,7 @@ def test_each_view_says_what_its_png_carries(client, runs, tmp_path):
 
 
 def test_a_landscape_of_bad_user_code_fails_in_one_line(tmp_path):
-    _mlp_run(tmp_path / "mlp")
+    record_mlp(tmp_path / "mlp")
     wrong = Sources("gdscope.examples.cnn:make_model", "gdscope.examples.mlp:make_loader")
     with TestClient(create_board(tmp_path, sources=wrong), base_url="http://127.0.0.1") as client:
         client.post("/api/landscape", json={"name": "mlp", "points": 11})
