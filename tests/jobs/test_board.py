@@ -152,6 +152,20 @@ def test_runs_lists_every_kind_and_skips_hidden_folders_and_links_out(tmp_path):
     assert "cannot be read" in read_file_run(root / "broken.npz", "surface")["problems"][0]
 
 
+def test_pages_polling_at_once_share_one_walk_of_the_folder(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    _record(root / "a", 3)
+    runs = Runs(root)
+    walks = []
+    walk = runs._walk
+    monkeypatch.setattr(runs, "_walk", lambda: walks.append(1) or walk())
+    first = [Watcher(runs, shared_s=60.0) for _ in range(3)]
+    assert all(w.poll()[0][1]["runs"][0]["name"] == "a" for w in first) and len(walks) == 1
+    _record(root / "b", 3)
+    assert [e.name for e in runs.scan(within_s=60.0)] == ["a"]  # the listing shared, as it was
+    assert [e.name for e in runs.scan()] == ["a", "b"] and len(walks) == 2  # looked again
+
+
 @pytest.mark.parametrize("name", ["../outside/b", "/etc/passwd", "group/../../outside/b",
                                   "link", "link/index.json", "a\\..\\b", ""])  # fmt: skip
 def test_a_name_leading_outside_is_refused(tmp_path, name):

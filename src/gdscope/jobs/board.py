@@ -27,6 +27,8 @@ import json
 import math
 import os
 import shlex
+import threading
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -114,9 +116,21 @@ class Runs:
         self._kinds: dict[str, tuple[tuple[int, int, int], Kind | None]] = {}
         self.truncated = False
         """Whether the last ``scan`` stopped at ``MAX_RUNS``."""
+        self._last: tuple[float, list[Entry]] | None = None
+        self._lock = threading.Lock()
 
-    def scan(self) -> list[Entry]:
-        """Every run, sorted by name; symlinks that lead outside the folder are left out."""
+    def scan(self, *, within_s: float = 0.0) -> list[Entry]:
+        """Every run, sorted by name; symlinks that lead outside the folder are left out. A
+        listing made less than ``within_s`` ago is returned as it was: the pages that follow
+        the folder share one walk of it instead of making one each."""
+        with self._lock:
+            if self._last is not None and time.monotonic() - self._last[0] < within_s:
+                return list(self._last[1])
+            listed = self._walk()
+            self._last = time.monotonic(), listed
+            return list(listed)
+
+    def _walk(self) -> list[Entry]:
         found: list[Entry] = []
         self.truncated = False
         seen: dict[str, tuple[tuple[int, int, int], Kind | None]] = {}
@@ -426,9 +440,12 @@ class Watcher:
     ...)`` as ``rows`` for ``validation.bin``. The first poll lists
     the runs; rows already there then are not sent (``from_start``: they are)."""
 
-    def __init__(self, runs: Runs, *, from_start: bool = False, rows_limit: int = 100_000
-                 ) -> None:  # fmt: skip
+    def __init__(self, runs: Runs, *, from_start: bool = False, rows_limit: int = 100_000,
+                 shared_s: float = 0.0) -> None:  # fmt: skip
         self.runs, self.from_start, self.rows_limit = runs, from_start, rows_limit
+        self.shared_s = shared_s
+        """A listing of the folder this recent is used as it is (``Runs.scan``'s ``within_s``):
+        the recordings' new rows are still read at every poll."""
         self.recordings: dict[str, Recording] = {}
         self.listing: list[dict[str, Any]] | None = None
 
@@ -436,7 +453,7 @@ class Watcher:
         events: list[tuple[str, dict[str, Any]]] = []
         first = self.listing is None
         listing = []
-        entries = self.runs.scan()
+        entries = self.runs.scan(within_s=self.shared_s)
         for entry in entries:
             item: dict[str, Any] = {"name": entry.name, "kind": entry.kind}
             if entry.kind == "recording":

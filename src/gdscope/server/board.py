@@ -519,7 +519,7 @@ def create_board(
         if streams >= STREAMS:
             raise Refused(503, f"{STREAMS} event streams are open already",
                           {"Retry-After": "5"})  # fmt: skip
-        watcher = Watcher(runs)
+        watcher = Watcher(runs, shared_s=poll_s / 2)  # one walk of the folder for all pages
         streams += 1
 
         async def stream() -> AsyncIterator[bytes]:
