@@ -152,6 +152,18 @@ def test_runs_lists_every_kind_and_skips_hidden_folders_and_links_out(tmp_path):
     assert "cannot be read" in read_file_run(root / "broken.npz", "surface")["problems"][0]
 
 
+def test_a_folder_not_there_yet_is_followed_until_it_is(tmp_path):
+    runs = Runs(tmp_path / "runs")  # the board started before the first training
+    watcher = Watcher(runs)
+    assert watcher.poll() == [("runs", {"runs": [], "truncated": False})]
+    _record(tmp_path / "runs" / "a", 3)
+    (listed,) = [data for event, data in watcher.poll() if event == "runs"]
+    assert [run["name"] for run in listed["runs"]] == ["a"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(GdscopeError, match="is not a folder of runs"):
+        Runs(tmp_path / "file")
+
+
 def test_pages_polling_at_once_share_one_walk_of_the_folder(tmp_path, monkeypatch):
     root = tmp_path / "runs"
     _record(root / "a", 3)

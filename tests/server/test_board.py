@@ -396,8 +396,9 @@ def test_the_command_line_refuses_in_one_line(tmp_path):
     assert "the port is in use" in busy.stderr
     half = board(str(tmp_path), "--model", "gdscope.examples.mlp:make_model")
     assert half.returncode == 2 and "--model and --data go together" in half.stderr
-    missing = board(str(tmp_path / "nothing"))
-    assert missing.returncode == 2 and "is not a folder of runs" in missing.stderr
+    (tmp_path / "file.txt").write_text("x")
+    a_file = board(str(tmp_path / "file.txt"))
+    assert a_file.returncode == 2 and "is not a folder of runs" in a_file.stderr
     wrong = board(str(tmp_path), "--model", "nowhere:fn", "--data", "gdscope.examples.mlp:x")
     assert wrong.returncode == 2 and "cannot import 'nowhere'" in wrong.stderr
     never = board(str(tmp_path), "--deadline", "0")

@@ -96,6 +96,9 @@ def run(ns: argparse.Namespace) -> int:
         print(f"gdscope: warning: serving on {ns.host}, reachable from other machines",
               file=sys.stderr)  # fmt: skip
     print(f"gdscope board of {ns.runs} on {url}", file=sys.stderr)
+    if not ns.runs.exists():
+        print(f"gdscope: {ns.runs} does not exist yet: its runs appear once it does",
+              file=sys.stderr)  # fmt: skip
     options.warn_now()
     if not ns.no_browser:
         if no_display():

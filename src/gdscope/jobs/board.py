@@ -110,7 +110,9 @@ class Runs:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         folder = Path(root)
-        if not folder.is_dir():
+        # A folder that is not there yet is followed until it is (the board may be started
+        # before the first training makes it); a file is no folder of runs.
+        if folder.exists() and not folder.is_dir():
             raise GdscopeError(f"{folder} is not a folder of runs")
         self.root = folder.resolve()
         self._kinds: dict[str, tuple[tuple[int, int, int], Kind | None]] = {}

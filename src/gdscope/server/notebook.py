@@ -156,7 +156,7 @@ def board(
     ``origins`` as for ``explore``. One server per folder and settings, shared by the calls
     that name them, stopped with the kernel."""
     folder = Path(runs).resolve()
-    if not folder.is_dir():
+    if folder.exists() and not folder.is_dir():  # (not there yet: followed until it is)
         raise GdscopeError(f"{runs} is not a folder of runs")
     if (model is None) != (data is None):
         raise GdscopeError("board: model and data go together (the landscape needs both)")

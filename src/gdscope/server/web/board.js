@@ -232,8 +232,10 @@ function shown() {
 }
 
 const LAYOUT = {
-  margin: { l: 60, r: 16, t: 36, b: 44 },
-  legend: { x: 1, xanchor: "right", y: 1, bgcolor: "rgba(255,255,255,0.75)" },
+  margin: { l: 60, r: 16, t: 60, b: 44 },
+  // Above the plot, not on it: inside, it hid the lines it names (a threshold, a rate).
+  legend: { orientation: "h", x: 0, xanchor: "left", y: 1.0, yanchor: "bottom",
+    bgcolor: "rgba(255,255,255,0.75)" },
   font: { size: 12 }, uirevision: "keep",
 };
 const CONFIG = { responsive: true, displaylogo: false };
@@ -329,12 +331,12 @@ function curveCode(runs) {
       ...validated.map(({ name }) => `v = np.fromfile(${quote(`${pathOf(name)}/validation.bin`)}, ` +
         `dtype=STEP_ROW); plt.plot(v["step"], v["loss"], "--", label=${quote(`${name}: validation`)})`));
   }
-  lines.push("plt.yscale(\"log\"); plt.xlabel(\"step\"); plt.legend(); plt.savefig(\"loss.png\")");
+  lines.push("plt.yscale(\"log\"); plt.xlabel(\"step\"); plt.legend(); plt.savefig(\"loss-python.png\")");
   if (runs.some(({ run }) => run.sharpness && run.sharpness.steps && run.sharpness.steps.length)) {
     lines.push("# The sharpness against its threshold (runs that recorded it):",
       "from gdscope.jobs.hessian import draw_sharpness",
       "draw_sharpness([(n, r) for n, r in runs.items() if r.sharpness is not None])" +
-      ".savefig(\"sharpness.png\")");
+      ".savefig(\"sharpness-python.png\")");
   }
   return lines.join("\n");
 }
@@ -413,10 +415,11 @@ function renderLandscape(answer, kind = OWN) {
   const grown = answer.now.some((n, i) => n > answer.counts[i]);
   let text = "";
   if (running && job.stage === "starting") text = "starting (loading the model and data)…";
-  else if (running) text = `computing the ${job.stage} ${job.stage === "line" ? "line" : "grid"}` +
-    ` (${job.done} of ${job.total || "?"} points) of the first ${counts}`;
+  // (a stage's last word is done = total = 1: the next stage has not counted yet)
+  else if (running) text = `computing the ${job.stage === "line" ? "line" : `${job.stage} grid`}` +
+    (job.total > 1 ? ` (${job.done} of ${job.total} points)` : "") + ` of the first ${counts}`;
   else if (job && job.error) text = job.error === "cancelled" ? "cancelled" : `failed: ${job.error}`;
-  else if (coarse) text = `of ${several ? "the paths'" : "the path's"} first ${counts}` +
+  else if (coarse) text = `computed on ${several ? "the paths'" : "the path's"} first ${counts}` +
     (grown ? ` (${several ? "the runs have" : "the run has"} ${answer.now.join(", ")} now: Compute again)` : "");
   else if (answer.available) text = "not computed yet";
   $(kind.ids.status).textContent = text;
