@@ -10,22 +10,20 @@ that ``/api/command`` builds, so it holds no copy of names, defaults or flags.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from gdscope.errors import GdscopeError
 from gdscope.jobs.records import DEFAULT_DPI, record
 from gdscope.optim.table import OPTIMIZER_TABLE
 from gdscope.server import schema as schemas
+from gdscope.server.base import guard, new_app, serve_page
 from gdscope.server.compute import estimate
 from gdscope.server.costs import native
 from gdscope.server.launch import running_server
 from gdscope.server.models import CommandRequest, LandscapeRequest, PhaseRequest, TrajectoryRequest
-from gdscope.server.pool import ComputePool, Limits, Refused
-from gdscope.server.security import LOOPBACK_HOSTS, Guard, allowed_name, security_headers
-from gdscope.server.static import WEB, files
+from gdscope.server.pool import ComputePool, Limits
+from gdscope.server.security import security_headers
+from gdscope.server.static import WEB
 from gdscope.version import __version__
 
 try:  # the routes' annotations name them, so they are module globals; the web extra is optional
@@ -41,15 +39,6 @@ OUT = "explorer.png"
 """The file the page's command writes."""
 
 
-def _file(name: str) -> Response:
-    from fastapi import HTTPException
-
-    if name not in files():
-        raise HTTPException(404, "Not Found")
-    content, media = files()[name]
-    return Response(content, media_type=media, headers={"cache-control": "no-cache"})
-
-
 def create_app(
     *,
     hosts: tuple[str, ...] = (),
@@ -62,48 +51,11 @@ def create_app(
     ``frame_ancestors``: origins whose pages may frame the page (``--frame-ancestor``).
     """
     headers = security_headers(frame_ancestors)
-    from fastapi import FastAPI
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-
     limits = limits or Limits()
     pool = ComputePool(limits)
     native("sgd", "mse")  # builds the native kernel now, if it can, not in a request
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[None]:
-        # The workers start once the server listens (their imports would slow its own start
-        # on a busy machine), not at the first request, which need not wait for them.
-        asyncio.get_running_loop().call_later(0.5, pool.start)
-        yield
-        pool.close()
-
-    # No /docs or /redoc: they load their scripts from a CDN, which the page's policy forbids
-    # and an offline machine cannot reach. /openapi.json is the schema.
-    app = FastAPI(title="gdscope explorer", version=__version__, docs_url=None, redoc_url=None,
-                  lifespan=lifespan)  # fmt: skip
+    app = new_app("gdscope explorer", start=pool.start, stop=pool.close)
     app.state.pool = pool
-
-    @app.exception_handler(GdscopeError)
-    async def bad_input(request: Request, error: GdscopeError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": str(error)})
-
-    @app.exception_handler(Refused)
-    async def refused(request: Request, error: Refused) -> JSONResponse:
-        return JSONResponse({"detail": error.reason}, error.status, headers=error.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        # Reasons without the offending input: it may hold NaN, which JSON cannot carry.
-        detail = [
-            {
-                "loc": list(item.get("loc", ())),
-                "msg": item.get("msg", ""),
-                "type": item.get("type", ""),
-            }
-            for item in error.errors()
-        ]
-        return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
@@ -158,23 +110,10 @@ def create_app(
         """A phase diagram over two hyperparameters."""
         return await compute("phase", body, request)
 
-    @app.get("/vendor/plotly.min.js", include_in_schema=False)
-    async def plotly() -> Response:
-        return _file("plotly.min.js")
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> Response:
-        return _file("index.html")
-
-    @app.get("/static/{name}", include_in_schema=False)
-    async def static(name: str) -> Response:
-        return _file(name)
-
-    allowed = frozenset(allowed_name(h) for h in (*LOOPBACK_HOSTS, *hosts))
+    serve_page(app, "index.html")
     routes = {landscape_route, trajectories_route, phase_route}
     computing = frozenset(
         getattr(r, "path", "") for r in app.routes if getattr(r, "endpoint", None) in routes
     )
-    app.add_middleware(Guard, hosts=allowed, body_bytes=limits.body_bytes, pool=pool,
-                       compute=computing, headers=headers)  # fmt: skip
+    guard(app, hosts=hosts, limits=limits, pool=pool, compute=computing, headers=headers)
     return app

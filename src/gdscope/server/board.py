@@ -17,7 +17,6 @@ figure. Every request passes the explorer's ``Guard`` (Host and Origin checks, t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import multiprocessing
 import threading
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from gdscope.errors import GdscopeError
 from gdscope.files import RECORD_KEYS, record_json
@@ -54,9 +53,9 @@ from gdscope.jobs.board import (
 )
 from gdscope.jobs.boardrecords import landscape_record, spectrum_record
 from gdscope.nets.survey import MAX_POINTS
+from gdscope.server.base import guard, new_app, serve_page
 from gdscope.server.pool import ComputePool, Limits, Refused, cpu_seconds
-from gdscope.server.security import LOOPBACK_HOSTS, Guard, allowed_name, security_headers
-from gdscope.server.static import files
+from gdscope.server.security import security_headers
 from gdscope.version import __version__
 
 try:  # the routes' annotations name them, so they are module globals; the web extra is optional
@@ -430,25 +429,18 @@ def create_board(
     ``frame_ancestors`` and ``limits`` as for the explorer (``server.app.create_app``);
     ``deadline_s``: a landscape's or spectrum's compute, at most (``DEADLINE_S``)."""
     headers = security_headers(frame_ancestors)
-    from fastapi import FastAPI
-    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
 
     runs = Runs(root)
     limits = limits or Limits()
     landscapes = Landscapes(runs, sources, limits.workers, deadline_s=deadline_s)
     streams = 0
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[None]:
-        # The spare worker starts once the server listens (its imports would slow the start).
-        asyncio.get_running_loop().call_later(0.5, threading.Thread(target=landscapes.warm,
-                                                                    daemon=True).start)  # fmt: skip
-        yield
-        landscapes.close()
-
-    app = FastAPI(title="gdscope board", version=__version__, docs_url=None, redoc_url=None,
-                  lifespan=lifespan)  # fmt: skip
+    # The spare worker starts once the server listens (its imports would slow the start).
+    app = new_app(
+        "gdscope board",
+        stop=landscapes.close,
+        start=lambda: threading.Thread(target=landscapes.warm, daemon=True).start(),
+    )
     app.state.landscapes = landscapes
 
     @app.exception_handler(OutsideRuns)
@@ -458,21 +450,6 @@ def create_board(
     @app.exception_handler(NoSuchRun)
     async def no_run(request: Request, error: NoSuchRun) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(error)})
-
-    @app.exception_handler(GdscopeError)
-    async def bad_input(request: Request, error: GdscopeError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": str(error)})
-
-    @app.exception_handler(Refused)
-    async def refused(request: Request, error: Refused) -> JSONResponse:
-        return JSONResponse({"detail": error.reason}, error.status, headers=error.headers)
-
-    @app.exception_handler(ValidationError)  # an order built from a GET's query
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, error: RequestValidationError | ValidationError
-                      ) -> JSONResponse:  # fmt: skip
-        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in error.errors()]
-        return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
@@ -588,27 +565,9 @@ def create_board(
             return await asyncio.to_thread(landscapes.spectrum, order.name)
         return await asyncio.to_thread(landscapes.start, (order.name,), 0, "spectrum")
 
-    def _file(name: str) -> Response:
-        if name not in files():
-            raise Refused(404, "Not Found")
-        content, media = files()[name]
-        return Response(content, media_type=media, headers={"cache-control": "no-cache"})
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> Response:
-        return _file("board.html")
-
-    @app.get("/vendor/plotly.min.js", include_in_schema=False)
-    async def plotly() -> Response:
-        return _file("plotly.min.js")
-
-    @app.get("/static/{name}", include_in_schema=False)
-    async def static(name: str) -> Response:
-        return _file(name)
-
-    allowed = frozenset(allowed_name(h) for h in (*LOOPBACK_HOSTS, *hosts))
+    serve_page(app, "board.html")
     # No computation goes through the explorer's pool (a landscape runs in a process of its
     # own, bounded above), so the guard's pool stays empty: it checks hosts, origins, bodies.
-    app.add_middleware(Guard, hosts=allowed, body_bytes=limits.body_bytes,
-                       pool=ComputePool(limits), compute=frozenset(), headers=headers)  # fmt: skip
+    guard(app, hosts=hosts, limits=limits, pool=ComputePool(limits), compute=frozenset(),
+          headers=headers)  # fmt: skip
     return app
