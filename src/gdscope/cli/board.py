@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gdscope.cli import options
 from gdscope.cli.options import integer, number
-from gdscope.cli.serve import _listen, _open_later, no_display, page_url
+from gdscope.cli.serve import serve
 from gdscope.errors import GdscopeError, needs_extra
 
 if TYPE_CHECKING:
@@ -72,41 +69,17 @@ def _sources(ns: argparse.Namespace) -> Sources | None:
 
 
 def run(ns: argparse.Namespace) -> int:
-    if not 0 < ns.port < 65536:
-        raise GdscopeError(f"--port must be in 1..65535, got {ns.port}")
+    sources = _sources(ns)
     try:
-        import uvicorn
-
         from gdscope.server.board import create_board
-        from gdscope.server.security import security_headers, uvicorn_protocol
     except ImportError as error:
         raise needs_extra(f"the board needs the web extra ({error})", "web") from None
-    sources = _sources(ns)
-    headers = security_headers(tuple(ns.frame_ancestor))
+
+    # Built first: a bad setting (--deadline 0) is one line before anything is said.
     app = create_board(ns.runs, sources=sources, hosts=(ns.host, *ns.allow_host),
                        frame_ancestors=tuple(ns.frame_ancestor),
                        deadline_s=ns.deadline)  # fmt: skip
-    sock = _listen(ns.host, ns.port)
-    url = page_url(ns.host, ns.port)
-    try:
-        loopback = ns.host == "localhost" or ipaddress.ip_address(ns.host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        print(f"gdscope: warning: serving on {ns.host}, reachable from other machines",
-              file=sys.stderr)  # fmt: skip
-    print(f"gdscope board of {ns.runs} on {url}", file=sys.stderr)
-    if not ns.runs.exists():
-        print(f"gdscope: {ns.runs} does not exist yet: its runs appear once it does",
-              file=sys.stderr)  # fmt: skip
-    options.warn_now()
-    if not ns.no_browser:
-        if no_display():
-            print(f"gdscope: no display to open a browser on; open {url} yourself",
-                  file=sys.stderr)  # fmt: skip
-        else:
-            _open_later(url)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
-                                           http=uvicorn_protocol(headers)))  # fmt: skip
-    server.run(sockets=[sock])
-    return 0
+    waiting = [] if ns.runs.exists() else [
+        f"{ns.runs} does not exist yet: its runs appear once it does"]  # fmt: skip
+    return serve(lambda: app, ns, title=f"board of {ns.runs}", open_page=not ns.no_browser,
+                 notes=waiting)  # fmt: skip

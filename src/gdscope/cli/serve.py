@@ -7,8 +7,8 @@ import ipaddress
 import os
 import socket
 import sys
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from gdscope.cli import options
 from gdscope.cli.options import integer
@@ -17,7 +17,7 @@ from gdscope.errors import GdscopeError, needs_extra
 if TYPE_CHECKING:
     from gdscope.cli.options import Subparsers
 
-__all__ = ["COMMANDS", "add_parser", "no_display", "page_url", "run"]
+__all__ = ["COMMANDS", "add_parser", "no_display", "page_url", "run", "serve"]
 
 COMMANDS = ("serve",)
 WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
@@ -88,16 +88,27 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(ns: argparse.Namespace) -> int:
+def serve(
+    make_app: Callable[[], Any],
+    ns: argparse.Namespace,
+    *,
+    title: str,
+    open_page: bool,
+    notes: Sequence[str] = (),
+) -> int:
+    """Serve the app ``make_app()`` builds on ``ns.host:ns.port`` (``--port``, ``--allow-host``,
+    ``--frame-ancestor``) until stopped: the port is taken first (a busy one: one line), then
+    the address is said (``title``, a warning off loopback, ``notes``), the page opened
+    (``open_page``, where there is a display) and the app built. Shared by ``gdscope serve`` and
+    ``gdscope board``."""
     if not 0 < ns.port < 65536:
         raise GdscopeError(f"--port must be in 1..65535, got {ns.port}")
     try:
         import uvicorn
 
-        from gdscope.server.app import create_app
         from gdscope.server.security import security_headers, uvicorn_protocol
     except ImportError as error:
-        raise needs_extra(f"the explorer needs the web extra ({error})", "web") from None
+        raise needs_extra(f"the {title} needs the web extra ({error})", "web") from None
     try:
         loopback = ns.host == "localhost" or ipaddress.ip_address(ns.host).is_loopback
     except ValueError:
@@ -111,20 +122,33 @@ def run(ns: argparse.Namespace) -> int:
             " (other machines reach it by a name: add it with --allow-host)",
             file=sys.stderr,
         )
-    print(f"gdscope explorer on {url}", file=sys.stderr)
+    print(f"gdscope {title} on {url}", file=sys.stderr)
+    for note in notes:
+        print(f"gdscope: {note}", file=sys.stderr)
     options.warn_now()  # a server runs until stopped: its warnings as they come
-    if ns.open and no_display():
+    if open_page and no_display():
         print(f"gdscope: no display to open a browser on; open {url} yourself", file=sys.stderr)
-    elif ns.open:
+    elif open_page:
         _open_later(url)
-    # The computations' threads hand the GIL back sooner, so the event loop (the page, its
-    # files, /api/health) waits less for it under load; this process serves nothing else.
-    sys.setswitchinterval(0.001)
-    import torch  # each computation on one core: the others are the event loop's
-
-    torch.set_num_threads(1)
-    app = create_app(hosts=(ns.host, *ns.allow_host), frame_ancestors=tuple(ns.frame_ancestor))
+    app = make_app()
     protocol = uvicorn_protocol(headers)  # uvicorn's own 400s carry the headers too
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", http=protocol))
     server.run(sockets=[sock])
     return 0
+
+
+def run(ns: argparse.Namespace) -> int:
+    def make_app() -> Any:
+        from gdscope.server.app import create_app
+
+        # The computations' threads hand the GIL back sooner, so the event loop (the page,
+        # its files, /api/health) waits less for it under load; this process serves nothing
+        # else.
+        sys.setswitchinterval(0.001)
+        import torch  # each computation on one core: the others are the event loop's
+
+        torch.set_num_threads(1)
+        return create_app(hosts=(ns.host, *ns.allow_host),
+                          frame_ancestors=tuple(ns.frame_ancestor))  # fmt: skip
+
+    return serve(make_app, ns, title="explorer", open_page=ns.open)
