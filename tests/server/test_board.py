@@ -148,9 +148,12 @@ def test_the_explorer_guards_apply(client):
         == 422  # fmt: skip
 
 
-def _wait(client: TestClient, name: str, points: int) -> dict:
+def _wait(client: TestClient, name: str, points: int, *, route: str = "/api/landscape") -> dict:
+    """The state of a landscape (``route``: ``/api/compare``, of a plane that the runs ``name``,
+    comma-separated, share) once its job has finished."""
+    key = "names" if route == "/api/compare" else "name"
     while True:
-        state = client.get("/api/landscape", params={"name": name, "points": points}).json()
+        state = client.get(route, params={key: name, "points": points}).json()
         if state["job"] is None or state["job"]["finished"]:
             return state
         time.sleep(0.2)
@@ -180,14 +183,6 @@ def test_a_landscape_is_computed_in_the_background_cached_and_cancellable(tmp_pa
         assert not process.is_alive()
 
 
-def _wait_shared(client, names: str, points: int) -> dict:
-    while True:
-        state = client.get("/api/compare", params={"names": names, "points": points}).json()
-        if state["job"] is None or state["job"]["finished"]:
-            return state
-        time.sleep(0.2)
-
-
 def test_a_plane_shared_by_two_runs_is_computed_cached_and_cancellable(tmp_path):
     from gdscope.jobs.board import CACHE
     from gdscope.jobs.boardrecords import landscape_record
@@ -199,7 +194,7 @@ def test_a_plane_shared_by_two_runs_is_computed_cached_and_cancellable(tmp_path)
         order = {"names": ["a", "b"], "points": 13}
         started = client.post("/api/compare", json=order).json()
         assert started["counts"] == [6, 4] and started["job"] is not None
-        done = _wait_shared(client, "a,b", 13)
+        done = _wait(client, "a,b", 13, route="/api/compare")
         assert done["job"]["error"] is None, done["job"]
         stages = done["stages"]
         assert stages["line"] is None and len(stages["refined"]["xs"]) == 13
@@ -220,7 +215,7 @@ def test_a_plane_shared_by_two_runs_is_computed_cached_and_cancellable(tmp_path)
         assert cancelled["job"]["cancelled"] and not process.is_alive()
         # Runs of different layouts: the job says why, the board goes on.
         client.post("/api/compare", json={"names": ["a", "small"], "points": 11})
-        mismatch = _wait_shared(client, "a,small", 11)
+        mismatch = _wait(client, "a,small", 11, route="/api/compare")
         assert "runs a and small do not share one parameter layout" in mismatch["job"]["error"]
         # More than MAX_SHARED (the page reads it from /api/health), or one run: refused.
         most = client.get("/api/health").json()["max_shared"]

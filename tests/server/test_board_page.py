@@ -105,15 +105,22 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-def test_a_training_is_followed_live_and_its_landscape_matches_the_command(
-    board, runs, browser, tmp_path
-):
+def open_page(browser: Any, tmp_path: Path, **options: Any) -> tuple[Any, list[str], Path]:
+    """A new 1400×1000 page, the errors it reports (uncaught or on its console) and the folder
+    for screenshots ($GDSCOPE_SCREENSHOTS, else the test's folder)."""
     shots = Path(os.environ.get("GDSCOPE_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, **options)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return page, errors, shots
+
+
+def test_a_training_is_followed_live_and_its_landscape_matches_the_command(
+    board, runs, browser, tmp_path
+):
+    page, errors, shots = open_page(browser, tmp_path)
     page.goto(f"{board}/")
     until(page, "document.body.dataset.ready === 'true' && window.gdscopeBoard.listings > 0")
     assert page.locator("#empty").is_visible()  # no run yet: the page says how to make one
@@ -212,10 +219,7 @@ def test_two_runs_on_one_plane_each_path_in_its_colour_with_the_command(
 ):
     earlier(runs / "slow", 0.05)
     earlier(runs / "fast", 0.3)
-    shots = Path(os.environ.get("GDSCOPE_SCREENSHOTS", tmp_path))
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page, errors, shots = open_page(browser, tmp_path, accept_downloads=True)
     page.goto(f"{board}/#run=slow&compare=fast")
     until(page, "!document.getElementById('sharedSection').hidden")
     page.select_option("#points", "21")
@@ -255,12 +259,7 @@ def test_study_and_shootout_files_show_each_cells_curve_on_hover(board, runs, br
     compare = CompareConfig(("sgd", "adam"), tune=("lr=0.01:1:3:log",), network=NETWORK,
                             run=RunSettings())  # fmt: skip
     make_compare(compare, Outputs(tmp_path / "c.png", save=runs / "shootout.json"))
-    shots = Path(os.environ.get("GDSCOPE_SCREENSHOTS", tmp_path))
-    shots.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page, errors, shots = open_page(browser, tmp_path)
     page.goto(f"{board}/#run=phase.npz")
     until(page, "(window.gdscopeBoard.state.data.get('phase.npz') || {}).curves")
     box = page.locator("#fileChart .nsewdrag").first.bounding_box()
